@@ -1,0 +1,46 @@
+// Endpoint: an IPv4 or IPv6 address and a UDP port. A plain value; no sockets involved.
+#pragma once
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace storjnet {
+
+struct Endpoint {
+  enum class Family : uint8_t { kNone = 0, kV4 = 4, kV6 = 6 };
+  Family family = Family::kNone;
+  std::array<uint8_t, 16> addr{};  // v4 uses the first 4 bytes
+  uint16_t port = 0;
+
+  static Endpoint v4(uint32_t host_order_ip, uint16_t port);
+  // "1.2.3.4" or "::1" plus a port; nullopt when the address does not parse.
+  static std::optional<Endpoint> from_ip(std::string_view ip, uint16_t port);
+  // "1.2.3.4:5", "[::1]:5"; nullopt otherwise.
+  static std::optional<Endpoint> parse(std::string_view host_port);
+
+  bool valid() const { return family != Family::kNone && port != 0; }
+  std::string ip_string() const;
+  std::string to_string() const;  // "1.2.3.4:5" or "[::1]:5"
+  // Loopback, RFC 1918, link-local, CGNAT, ULA: addresses that must not be advertised to public peers.
+  bool is_private_or_loopback() const;
+  bool is_loopback() const;
+  bool is_unspecified() const;
+
+  auto operator<=>(const Endpoint&) const = default;
+  bool operator==(const Endpoint&) const = default;
+};
+
+}  // namespace storjnet
+
+template <>
+struct std::hash<storjnet::Endpoint> {
+  size_t operator()(const storjnet::Endpoint& e) const noexcept {
+    size_t h = 1469598103934665603ull;
+    for (auto b : e.addr) h = (h ^ b) * 1099511628211ull;
+    return (h ^ e.port) * 1099511628211ull ^ static_cast<size_t>(e.family);
+  }
+};

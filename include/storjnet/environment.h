@@ -1,0 +1,47 @@
+// Environment: everything a protocol state machine may ask of the outside world.
+//
+// Protocol code (engine, DHT, pubsub, messages, streams) never touches sockets, clocks, threads or a random
+// source directly; it calls an Environment. Two drivers implement it: the real one (Boost.Asio UDP, system
+// clock, libsodium randomness) and the simulator (virtual clock, virtual network, seeded randomness), so the
+// same protocol code runs for real and, reproducibly by seed, at scale.
+//
+// Contract: all calls happen on the thread that drives the node; an implementation need not be thread-safe.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <span>
+
+#include "storjnet/bytes.h"
+#include "storjnet/endpoint.h"
+
+namespace storjnet {
+
+// Monotonic time in nanoseconds since an arbitrary origin chosen by the driver.
+using Duration = std::chrono::nanoseconds;
+using TimePoint = std::chrono::nanoseconds;
+using namespace std::chrono_literals;
+
+class Environment {
+ public:
+  virtual ~Environment() = default;
+  // Monotonic "now".
+  virtual TimePoint now() = 0;
+  // Wall-clock microseconds since the Unix epoch (used only to order sessions across restarts).
+  virtual uint64_t unix_us() = 0;
+  // Sends one datagram (at most 1280 bytes). Best effort; failures are silent, like UDP.
+  virtual void send(const Endpoint& to, ByteView datagram) = 0;
+  // Asks the driver to call the node's on_wake(now) at or after `at`. A later call replaces an earlier one.
+  virtual void wake_at(TimePoint at) = 0;
+  // Fills `out` with random bytes (cryptographic in the real driver, seeded in the simulator).
+  virtual void random(std::span<uint8_t> out) = 0;
+
+  uint64_t random_u64() {
+    uint64_t v;
+    random({reinterpret_cast<uint8_t*>(&v), sizeof v});
+    return v;
+  }
+  // Uniform in [0, n) for n > 0.
+  uint64_t random_below(uint64_t n) { return n ? random_u64() % n : 0; }
+};
+
+}  // namespace storjnet

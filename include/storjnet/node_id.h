@@ -1,0 +1,67 @@
+// NodeId: a 160-bit identifier in the Kademlia keyspace.
+//
+// A node's id is BLAKE2b-160 of its Ed25519 public key (see identity.h); a DHT key is BLAKE2b-160 of the
+// user's key string (KeyHash below). Text form: exactly 40 lowercase hex characters.
+#pragma once
+#include <array>
+#include <cstring>
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "storjnet/bytes.h"
+
+namespace storjnet {
+
+class NodeId {
+ public:
+  static constexpr size_t kSize = 20;
+  static constexpr size_t kBits = kSize * 8;
+
+  NodeId() : bytes_{} {}
+  explicit NodeId(const std::array<uint8_t, kSize>& b) : bytes_(b) {}
+
+  // Parses 40 lowercase hex characters; throws std::invalid_argument with a clear message otherwise.
+  static NodeId from_hex(std::string_view hex);
+  // Same, without throwing: false and `error` set on bad input.
+  static bool parse(std::string_view hex, NodeId& out, std::string* error = nullptr);
+  // Exactly kSize bytes, else invalid_argument.
+  static NodeId from_bytes(ByteView b);
+  // BLAKE2b-160 of arbitrary data: node ids from public keys, DHT keys from user keys.
+  static NodeId hash_of(ByteView data);
+
+  std::string hex() const;
+  const std::array<uint8_t, kSize>& bytes() const { return bytes_; }
+  ByteView view() const { return {bytes_.data(), bytes_.size()}; }
+
+  // XOR distance.
+  NodeId operator^(const NodeId& o) const;
+  // Index of the highest set bit of (this ^ o), 159 = differ in the first bit; -1 when equal.
+  int log_distance(const NodeId& o) const;
+  // Number of leading bits shared with `o` (160 when equal).
+  int common_prefix_bits(const NodeId& o) const;
+  bool bit(size_t i) const { return (bytes_[i / 8] >> (7 - i % 8)) & 1; }
+
+  auto operator<=>(const NodeId&) const = default;
+  bool operator==(const NodeId&) const = default;
+
+ private:
+  std::array<uint8_t, kSize> bytes_;
+};
+
+// True when `a` is closer to `target` than `b` under XOR.
+inline bool closer(const NodeId& target, const NodeId& a, const NodeId& b) { return (a ^ target) < (b ^ target); }
+
+}  // namespace storjnet
+
+template <>
+struct std::hash<storjnet::NodeId> {
+  size_t operator()(const storjnet::NodeId& id) const noexcept {
+    size_t h;
+    static_assert(sizeof(h) <= storjnet::NodeId::kSize);
+    std::memcpy(&h, id.bytes().data(), sizeof(h));
+    return h;
+  }
+};

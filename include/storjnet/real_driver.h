@@ -1,0 +1,48 @@
+// RealDriver: runs nodes on real UDP sockets with Boost.Asio. One io_context thread hosts any number of
+// nodes (thousands), each with its own socket and wake-up timer.
+//
+// Nodes are not thread-safe: touch a node only inside call()/post(), which run on the io thread. Completion
+// callbacks of node methods run on the io thread too.
+#pragma once
+#include <functional>
+#include <future>
+#include <memory>
+#include <type_traits>
+
+#include "storjnet/node.h"
+
+namespace storjnet {
+
+class RealDriver {
+ public:
+  RealDriver();   // starts the io thread
+  ~RealDriver();  // stops the thread, then destroys nodes and sockets
+
+  // Binds a UDP socket at `bind` (port 0: ephemeral) and creates a node on it. Throws std::runtime_error
+  // with the reason when the address cannot be bound. Callable from any thread.
+  Node& add_node(const Endpoint& bind, Identity identity, NodeConfig config = {});
+  // The address the node's socket is bound to.
+  Endpoint local_endpoint(const Node& node) const;
+  size_t size() const;
+
+  // Runs `fn` on the io thread.
+  void post(std::function<void()> fn);
+  // Runs `fn` on the io thread and returns its result (runs inline when already on it).
+  template <class F>
+  auto call(F&& fn) -> std::invoke_result_t<F> {
+    using R = std::invoke_result_t<F>;
+    if (on_io_thread()) return fn();
+    std::packaged_task<R()> task(std::forward<F>(fn));
+    auto fut = task.get_future();
+    post([&task] { task(); });
+    return fut.get();
+  }
+  bool on_io_thread() const;
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace storjnet

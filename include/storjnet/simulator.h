@@ -1,0 +1,75 @@
+// Simulator: many nodes in one process on a virtual clock and a virtual network.
+//
+// Runs the same Node code as the real driver. Everything random (identities, node randomness, link latency,
+// jitter, loss, duplication) comes from one seed, and events are processed in (time, sequence) order, so a
+// seed gives the same run bit for bit; trace_hash() summarises every delivered datagram to prove it.
+// Node i has address 10.a.b.c:4000 where a.b.c is i in base 256.
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "storjnet/contact.h"
+#include "storjnet/node.h"
+
+namespace storjnet {
+
+struct LinkModel {
+  // Each pair of nodes gets a fixed one-way base latency, uniform in [latency_min, latency_max].
+  Duration latency_min = 5ms, latency_max = 45ms;
+  Duration jitter = 0ms;  // extra delay per datagram, uniform in [0, jitter]: reorders datagrams
+  double loss = 0;        // probability a datagram is lost
+  double duplicate = 0;   // probability a datagram is delivered twice
+};
+
+struct SimConfig {
+  uint64_t seed = 1;
+  LinkModel link;
+  NodeConfig node;
+};
+
+struct SimStats {
+  uint64_t sent = 0, delivered = 0, lost = 0, duplicated = 0, partitioned = 0, to_dead = 0, unroutable = 0;
+  uint64_t events = 0;
+};
+
+class Simulator {
+ public:
+  explicit Simulator(SimConfig config = {});
+  ~Simulator();
+
+  // Adds a node (identity drawn from the seed); returns its index.
+  size_t add_node();
+  size_t add_node(const NodeConfig& config);
+  size_t size() const;
+  Node& node(size_t i);
+  Endpoint endpoint(size_t i) const;
+  Contact contact(size_t i) const;
+  // Index of the node at `ep`, or -1.
+  long index_of(const Endpoint& ep) const;
+
+  TimePoint now() const;
+  // Processes events until virtual time now + d.
+  void run_for(Duration d);
+  // Processes events until pred() holds (checked after each event) or `limit` of virtual time passes.
+  bool run_until(const std::function<bool()>& pred, Duration limit);
+
+  // Stops a node: it no longer receives, sends or wakes. Its state is kept for inspection.
+  void kill(size_t i);
+  bool alive(size_t i) const;
+  // Replaces node i by a fresh Node with the same identity and address (a restart that lost memory).
+  void restart(size_t i, const NodeConfig& config);
+  // side[i] names node i's side; datagrams between different sides are dropped. Empty vector heals.
+  void partition(std::vector<uint8_t> side);
+  void heal() { partition({}); }
+  void set_link(const LinkModel& link);
+
+  uint64_t trace_hash() const;
+  const SimStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace storjnet

@@ -1,0 +1,77 @@
+#include "crypto/session.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace storjnet::crypto {
+
+bool derive_session_key(const Identity& me, const PublicKey& peer, SessionKey& out) {
+  if (peer == me.public_key()) return false;
+  uint8_t peer_x[32], shared[32];
+  if (crypto_sign_ed25519_pk_to_curve25519(peer_x, peer.data()) != 0) return false;
+  if (crypto_scalarmult(shared, me.x25519_secret().data(), peer_x) != 0) return false;
+  const PublicKey& a = std::min(me.public_key(), peer);
+  const PublicKey& b = std::max(me.public_key(), peer);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, out.size());
+  crypto_generichash_update(&st, shared, sizeof shared);
+  crypto_generichash_update(&st, a.data(), a.size());
+  crypto_generichash_update(&st, b.data(), b.size());
+  crypto_generichash_final(&st, out.data(), out.size());
+  sodium_memzero(shared, sizeof shared);
+  return true;
+}
+
+void seal(const SessionKey& key, ByteView nonce, ByteView ad, ByteView plain, Bytes& out) {
+  size_t at = out.size();
+  out.resize(at + plain.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + at, &clen, plain.data(), plain.size(), ad.data(),
+                                             ad.size(), nullptr, nonce.data(), key.data());
+  out.resize(at + clen);
+}
+
+bool open(const SessionKey& key, ByteView nonce, ByteView ad, ByteView cipher, Bytes& out) {
+  if (cipher.size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) return false;
+  out.resize(cipher.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  unsigned long long mlen = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &mlen, nullptr, cipher.data(), cipher.size(),
+                                                 ad.data(), ad.size(), nonce.data(), key.data()) != 0)
+    return false;
+  out.resize(mlen);
+  return true;
+}
+
+ReplayWindow::Verdict ReplayWindow::check(uint64_t epoch, uint64_t salt, uint64_t counter) const {
+  if (!has_ || epoch > epoch_) return Verdict::kFresh;
+  if (epoch < epoch_ || salt != salt_) return Verdict::kStale;
+  if (counter > top_) return Verdict::kFresh;
+  uint64_t back = top_ - counter;
+  if (back >= kWindow || seen_[back]) return Verdict::kReplay;
+  return Verdict::kFresh;
+}
+
+void ReplayWindow::accept(uint64_t epoch, uint64_t salt, uint64_t counter) {
+  if (!has_ || epoch > epoch_) {
+    has_ = true;
+    epoch_ = epoch;
+    salt_ = salt;
+    top_ = counter;
+    seen_.reset();
+    seen_.set(0);
+    return;
+  }
+  if (counter > top_) {
+    uint64_t shift = counter - top_;
+    if (shift >= kWindow) seen_.reset();
+    else seen_ <<= shift;
+    top_ = counter;
+    seen_.set(0);
+  } else {
+    seen_.set(top_ - counter);
+  }
+}
+
+}  // namespace storjnet::crypto

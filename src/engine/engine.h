@@ -1,0 +1,198 @@
+// Engine: the sans-IO core of a node. It owns the identity, the per-peer sessions (keys, replay windows,
+// counters), fragmentation and reassembly, request/response matching with timeouts and retries, first
+// contact (HELLO), and the node's timers. It is fed datagrams and wake-ups by a driver and talks to the
+// world only through its Environment.
+//
+// Services (DHT, pubsub, messages, streams) register handlers for their methods and send requests through
+// it. All calls must come from the driver's thread.
+#pragma once
+#include <array>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "crypto/session.h"
+#include "engine/methods.h"
+#include "engine/timer_queue.h"
+#include "storjnet/contact.h"
+#include "storjnet/environment.h"
+#include "storjnet/identity.h"
+#include "wire/drop_reason.h"
+#include "storjnet/config.h"
+#include "wire/reassembler.h"
+
+namespace storjnet {
+namespace wire {
+struct Sealed;
+}
+
+enum class RpcStatus { kOk, kTimeout, kRemoteError, kOverloaded };
+
+struct RpcResult {
+  RpcStatus status = RpcStatus::kTimeout;
+  Bytes payload;      // response body (kOk)
+  std::string error;  // reason (kRemoteError)
+  Contact from;       // the peer as it answered (its endpoint as seen by us)
+  Duration rtt{};     // last attempt's round trip
+  bool ok() const { return status == RpcStatus::kOk; }
+};
+using RpcCallback = std::function<void(RpcResult&&)>;
+
+struct RpcOptions {
+  Duration timeout{0};  // 0: config default
+  int attempts = 0;     // 0: config default
+};
+
+struct IncomingRequest {
+  Contact from;  // authenticated key; endpoint as seen by us
+  uint8_t method = 0;
+  ByteView payload;
+  bool oneway = false;
+};
+
+class Engine;
+
+// Answers one request, once. Copyable; answering a one-way request does nothing.
+class Reply {
+ public:
+  Reply(Engine* e, Contact to, uint32_t rpc_id, uint8_t method, bool oneway)
+      : engine_(e), to_(std::move(to)), rpc_id_(rpc_id), method_(method), oneway_(oneway) {}
+  void ok(ByteView payload) const;
+  void error(std::string_view reason) const;
+
+ private:
+  Engine* engine_;
+  Contact to_;
+  uint32_t rpc_id_;
+  uint8_t method_;
+  bool oneway_;
+};
+
+using Handler = std::function<void(const IncomingRequest&, const Reply&)>;
+
+struct EngineStats {
+  uint64_t datagrams_in = 0, datagrams_out = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t retransmits = 0, timeouts = 0, sessions_created = 0, sessions_evicted = 0;
+  std::array<uint64_t, kMethodSlots> requests_out{}, requests_in{};
+};
+
+class Engine {
+ public:
+  Engine(Environment& env, Identity identity, EngineConfig config = {});
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // --- driver entry points ---
+  void on_datagram(const Endpoint& from, ByteView data);
+  void on_wake();
+
+  // --- services ---
+  void set_handler(Method m, Handler h) { handlers_[static_cast<uint8_t>(m)] = std::move(h); }
+  // Methods whose requests count against the per-peer request rate (excess dropped as rate_limited).
+  void set_rate_limited(Method m, bool on = true) { rate_limited_[static_cast<uint8_t>(m)] = on; }
+  // Sends a request; `cb` runs exactly once (response, remote error, timeout, or overload).
+  void request(const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts = {});
+  // Sends a one-way message (no response, no retry).
+  void notify(const Contact& to, Method m, ByteView payload);
+  // First contact: learns the key of whoever listens at `ep`. The key is NOT yet proven; prove it with an
+  // authenticated request before trusting it. cb(nullopt) on timeout.
+  void hello(const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts = {});
+  // Built-in RPCs: kademlia_ping answers the responder's id; kademlia_stun answers the [ip, port] seen.
+  void ping(const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts = {});
+  void stun(const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts = {});
+  // Called for every authenticated message (request or response) with the sender as seen.
+  void set_on_contact(std::function<void(const Contact&, bool is_response)> f) { on_contact_ = std::move(f); }
+
+  // --- timers ---
+  TimerId schedule(Duration delay, std::function<void()> fn);
+  void cancel(TimerId& id) { timers_.cancel(id); }
+
+  Environment& env() { return env_; }
+  TimePoint now() { return env_.now(); }
+  const Identity& identity() const { return identity_; }
+  const NodeId& id() const { return identity_.id(); }
+  const EngineConfig& config() const { return config_; }
+  const DropCounters& drops() const { return drops_; }
+  DropCounters& drops() { return drops_; }
+  const EngineStats& stats() const { return stats_; }
+  size_t session_count() const { return sessions_.size(); }
+  size_t pending_rpcs() const { return pending_.size(); }
+  size_t reassembly_bytes() const { return reassembler_.bytes_in_use(); }
+
+ private:
+  friend class Reply;
+  struct PkHash {
+    size_t operator()(const PublicKey& k) const {
+      size_t h;
+      std::memcpy(&h, k.data(), sizeof h);
+      return h;
+    }
+  };
+  struct Session {
+    crypto::SessionKey key{};
+    NodeId id;
+    crypto::ReplayWindow rx;
+    uint64_t tx_epoch = 0, tx_salt = 0, tx_counter = 0;
+    uint32_t next_msg_id = 0;
+    TimePoint last_used{};
+    double tokens = 0;
+    TimePoint tokens_at{};
+  };
+  struct Pending {
+    Contact to;
+    Bytes message;
+    uint32_t msg_id = 0;
+    int attempts_left = 0;
+    Duration attempt_timeout{};
+    TimePoint sent_at{};
+    TimerId timer;
+    RpcCallback cb;
+  };
+  struct PendingHello {
+    Endpoint ep;
+    int attempts_left = 0;
+    Duration attempt_timeout{};
+    TimerId timer;
+    std::function<void(std::optional<Contact>)> cb;
+  };
+  enum MsgType : uint8_t { kRequest = 0, kResponse = 1, kError = 2, kOneway = 3 };
+
+  Session* session_for_send(const PublicKey& pk);
+  Session* new_session(const PublicKey& pk, const crypto::SessionKey& key);
+  void evict_sessions();
+  // Sends `message`; a multi-fragment message gets a msg_id stored in *msg_id (0: assign one), so a
+  // retransmission reuses it and the receiver's partial reassembly fills in only what was lost.
+  void send_message(const Contact& to, ByteView message, uint32_t* msg_id = nullptr);
+  void send_frame(Session& s, const Endpoint& to, ByteView frame);
+  void handle_sealed(const Endpoint& from, const wire::Sealed& s);
+  void handle_message(const Contact& from, ByteView message);
+  void respond(const Contact& to, uint32_t rpc_id, uint8_t method, MsgType type, ByteView payload);
+  void on_rpc_timeout(uint32_t rpc_id);
+  void on_hello_timeout(uint64_t challenge);
+  void send_hello(const PendingHello& h, uint64_t challenge);
+  bool take_token(Session& s);
+  void sweep_reassembly();
+  void update_wake();
+
+  Environment& env_;
+  Identity identity_;
+  EngineConfig config_;
+  std::unordered_map<PublicKey, Session, PkHash> sessions_;
+  std::unordered_map<uint32_t, Pending> pending_;
+  std::unordered_map<uint64_t, PendingHello> hellos_;
+  std::array<Handler, 256> handlers_{};
+  std::array<bool, 256> rate_limited_{};
+  std::function<void(const Contact&, bool)> on_contact_;
+  wire::Reassembler reassembler_;
+  TimerId reassembly_sweep_;
+  TimerQueue timers_;
+  TimePoint requested_wake_ = TimerQueue::kNever;
+  uint64_t last_epoch_ = 0;
+  uint32_t next_rpc_id_ = 1;
+  DropCounters drops_;
+  EngineStats stats_;
+  Bytes scratch_plain_, scratch_frame_;
+};
+
+}  // namespace storjnet

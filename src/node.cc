@@ -1,0 +1,32 @@
+#include "storjnet/node.h"
+
+#include "engine/engine.h"
+
+namespace storjnet {
+
+Node::Node(Environment& env, Identity identity, NodeConfig config)
+    : engine_(std::make_unique<Engine>(env, std::move(identity), config.engine)) {}
+
+Node::~Node() = default;
+
+void Node::on_datagram(const Endpoint& from, ByteView data) { engine_->on_datagram(from, data); }
+void Node::on_wake() { engine_->on_wake(); }
+const NodeId& Node::id() const { return engine_->id(); }
+const PublicKey& Node::public_key() const { return engine_->identity().public_key(); }
+
+void Node::ping(const Contact& peer, std::function<void(std::optional<NodeId>)> done) {
+  engine_->ping(peer, std::move(done));
+}
+
+void Node::ping_address(const Endpoint& ep, std::function<void(std::optional<Contact>)> done) {
+  engine_->hello(ep, [this, done = std::move(done)](std::optional<Contact> c) {
+    if (!c) return done(std::nullopt);
+    engine_->ping(*c, [c = *c, done](std::optional<NodeId> id) { done(id ? std::optional(c) : std::nullopt); });
+  });
+}
+
+void Node::stun(const Contact& peer, std::function<void(std::optional<Endpoint>)> done) {
+  engine_->stun(peer, std::move(done));
+}
+
+}  // namespace storjnet

@@ -1,0 +1,221 @@
+#include "storjnet/simulator.h"
+
+#include <cstring>
+#include <queue>
+#include <stdexcept>
+
+#include "sim/rng.h"
+
+namespace storjnet {
+
+namespace {
+constexpr uint16_t kSimPort = 4000;
+constexpr uint64_t kUnixBaseUs = 1'800'000'000'000'000ull;  // virtual wall clock origin
+
+enum class EventKind : uint8_t { kDeliver, kWake };
+
+struct Event {
+  TimePoint at;
+  uint64_t seq;
+  uint32_t dst, src;
+  EventKind kind;
+  Bytes data;
+};
+struct Later {
+  bool operator()(const Event& a, const Event& b) const { return a.at != b.at ? a.at > b.at : a.seq > b.seq; }
+};
+
+uint64_t fnv1a(ByteView d) {
+  uint64_t h = 1469598103934665603ull;
+  for (auto b : d) h = (h ^ b) * 1099511628211ull;
+  return h;
+}
+}  // namespace
+
+struct Simulator::Impl {
+  struct SimEnv final : Environment {
+    Impl* sim;
+    uint32_t index;
+    sim::Rng rng;
+    SimEnv(Impl* s, uint32_t i, uint64_t seed) : sim(s), index(i), rng(seed) {}
+    TimePoint now() override { return sim->now; }
+    uint64_t unix_us() override { return kUnixBaseUs + std::chrono::duration_cast<std::chrono::microseconds>(sim->now).count(); }
+    void send(const Endpoint& to, ByteView dg) override { sim->send(index, to, dg); }
+    void wake_at(TimePoint at) override { sim->wake(index, at); }
+    void random(std::span<uint8_t> out) override {
+      for (size_t i = 0; i < out.size(); i += 8) {
+        uint64_t v = rng.next();
+        std::memcpy(out.data() + i, &v, std::min<size_t>(8, out.size() - i));
+      }
+    }
+  };
+  struct Slot {
+    std::unique_ptr<SimEnv> env;
+    std::unique_ptr<Node> node;
+    PublicKey key{};
+    TimePoint wake = TimePoint::max();
+    bool alive = true;
+  };
+
+  SimConfig config;
+  sim::Rng net_rng;
+  TimePoint now{0};
+  uint64_t seq = 0;
+  uint64_t trace = 0x5eed;
+  std::priority_queue<Event, std::vector<Event>, Later> queue;
+  std::vector<Slot> slots;
+  std::vector<Identity> identities;
+  std::vector<uint8_t> side;
+  SimStats stats;
+
+  explicit Impl(SimConfig c) : config(c), net_rng(c.seed ^ 0x6e6574776f726bull) {}
+
+  Endpoint endpoint(size_t i) const { return Endpoint::v4(0x0a000000u | static_cast<uint32_t>(i), kSimPort); }
+  long index_of(const Endpoint& ep) const {
+    if (ep.family != Endpoint::Family::kV4 || ep.addr[0] != 10 || ep.port != kSimPort) return -1;
+    size_t i = size_t(ep.addr[1]) << 16 | size_t(ep.addr[2]) << 8 | ep.addr[3];
+    return i < slots.size() ? static_cast<long>(i) : -1;
+  }
+
+  Duration base_latency(uint32_t a, uint32_t b) const {
+    auto lo = config.link.latency_min.count(), hi = config.link.latency_max.count();
+    if (hi <= lo) return Duration(lo);
+    uint64_t h = sim::mix64(config.seed, uint64_t(std::min(a, b)) << 32 | std::max(a, b));
+    return Duration(lo + static_cast<int64_t>(h % uint64_t(hi - lo + 1)));
+  }
+
+  void push(TimePoint at, uint32_t dst, uint32_t src, EventKind k, Bytes data) {
+    queue.push(Event{at, seq++, dst, src, k, std::move(data)});
+  }
+
+  void send(uint32_t src, const Endpoint& to, ByteView dg) {
+    if (!slots[src].alive) return;
+    ++stats.sent;
+    long dst = index_of(to);
+    if (dst < 0) {
+      ++stats.unroutable;
+      return;
+    }
+    if (!side.empty() && side[src] != side[dst]) {
+      ++stats.partitioned;
+      return;
+    }
+    auto& link = config.link;
+    if (link.loss > 0 && net_rng.uniform() < link.loss) {
+      ++stats.lost;
+      return;
+    }
+    int copies = (link.duplicate > 0 && net_rng.uniform() < link.duplicate) ? 2 : 1;
+    if (copies == 2) ++stats.duplicated;
+    Duration base = base_latency(src, static_cast<uint32_t>(dst));
+    for (int c = 0; c < copies; ++c) {
+      Duration d = base;
+      if (link.jitter.count() > 0) d += Duration(static_cast<int64_t>(net_rng.below(link.jitter.count() + 1)));
+      push(now + d, static_cast<uint32_t>(dst), src, EventKind::kDeliver, Bytes(dg.begin(), dg.end()));
+    }
+  }
+
+  void wake(uint32_t i, TimePoint at) {
+    if (at < now) at = now;
+    slots[i].wake = at;
+    push(at, i, i, EventKind::kWake, {});
+  }
+
+  bool step(TimePoint limit) {
+    if (queue.empty() || queue.top().at > limit) return false;
+    Event ev = std::move(const_cast<Event&>(queue.top()));
+    queue.pop();
+    now = ev.at;
+    ++stats.events;
+    Slot& s = slots[ev.dst];
+    if (ev.kind == EventKind::kWake) {
+      if (!s.alive || s.wake != ev.at) return true;
+      s.wake = TimePoint::max();
+      s.node->on_wake();
+      return true;
+    }
+    if (!s.alive) {
+      ++stats.to_dead;
+      return true;
+    }
+    ++stats.delivered;
+    uint64_t h = sim::mix64(trace, static_cast<uint64_t>(ev.at.count()));
+    h = sim::mix64(h, uint64_t(ev.src) << 32 | ev.dst);
+    trace = sim::mix64(h, fnv1a(ev.data));
+    s.node->on_datagram(endpoint(ev.src), ev.data);
+    return true;
+  }
+
+  size_t add(const NodeConfig& cfg) {
+    uint32_t i = static_cast<uint32_t>(slots.size());
+    if (i >= (1u << 24)) throw std::length_error("simulator holds at most 2^24 nodes");
+    uint64_t node_seed = sim::mix64(config.seed, i + 1);
+    sim::Rng key_rng(node_seed ^ 0x6b6579ull);
+    std::array<uint8_t, 32> seed;
+    for (size_t k = 0; k < 32; k += 8) {
+      uint64_t v = key_rng.next();
+      std::memcpy(seed.data() + k, &v, 8);
+    }
+    identities.push_back(Identity::from_seed(seed));
+    Slot slot;
+    slot.env = std::make_unique<SimEnv>(this, i, node_seed);
+    slot.key = identities.back().public_key();
+    slots.push_back(std::move(slot));
+    slots.back().node = std::make_unique<Node>(*slots.back().env, identities.back(), cfg);
+    if (!side.empty()) side.push_back(0);
+    return i;
+  }
+};
+
+Simulator::Simulator(SimConfig config) : impl_(std::make_unique<Impl>(config)) {}
+Simulator::~Simulator() = default;
+
+size_t Simulator::add_node() { return impl_->add(impl_->config.node); }
+size_t Simulator::add_node(const NodeConfig& c) { return impl_->add(c); }
+size_t Simulator::size() const { return impl_->slots.size(); }
+Node& Simulator::node(size_t i) { return *impl_->slots.at(i).node; }
+Endpoint Simulator::endpoint(size_t i) const { return impl_->endpoint(i); }
+Contact Simulator::contact(size_t i) const {
+  return Contact{impl_->identities.at(i).id(), impl_->slots.at(i).key, impl_->endpoint(i)};
+}
+long Simulator::index_of(const Endpoint& ep) const { return impl_->index_of(ep); }
+TimePoint Simulator::now() const { return impl_->now; }
+
+void Simulator::run_for(Duration d) {
+  TimePoint end = impl_->now + d;
+  while (impl_->step(end)) {
+  }
+  impl_->now = end;
+}
+
+bool Simulator::run_until(const std::function<bool()>& pred, Duration limit) {
+  TimePoint end = impl_->now + limit;
+  if (pred()) return true;
+  while (impl_->step(end))
+    if (pred()) return true;
+  impl_->now = end;
+  return pred();
+}
+
+void Simulator::kill(size_t i) { impl_->slots.at(i).alive = false; }
+bool Simulator::alive(size_t i) const { return impl_->slots.at(i).alive; }
+
+void Simulator::restart(size_t i, const NodeConfig& config) {
+  auto& s = impl_->slots.at(i);
+  s.node.reset();
+  s.alive = true;
+  s.wake = TimePoint::max();
+  s.node = std::make_unique<Node>(*s.env, impl_->identities.at(i), config);
+}
+
+void Simulator::partition(std::vector<uint8_t> side) {
+  if (!side.empty() && side.size() != impl_->slots.size())
+    throw std::invalid_argument("partition needs one side per node");
+  impl_->side = std::move(side);
+}
+
+void Simulator::set_link(const LinkModel& link) { impl_->config.link = link; }
+uint64_t Simulator::trace_hash() const { return impl_->trace; }
+const SimStats& Simulator::stats() const { return impl_->stats; }
+
+}  // namespace storjnet

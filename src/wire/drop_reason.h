@@ -1,0 +1,47 @@
+// Why an incoming datagram or message was dropped. Every drop is counted under exactly one reason.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace storjnet {
+
+enum class DropReason : uint8_t {
+  kTruncated,          // shorter than its kind's fixed header
+  kOversized,          // longer than the 1280-byte datagram limit
+  kBadVersion,         // protocol version byte is not ours
+  kWrongNetwork,       // network id differs from ours
+  kBadKind,            // unknown datagram kind
+  kBadKey,             // sender key is not a valid Ed25519 point, or is our own
+  kAuthFailed,         // AEAD tag check failed: forged or altered
+  kReplay,             // counter already seen (or too old) in the sender's session
+  kStaleSession,       // datagram from a sender session older than the current one
+  kBadFrame,           // decrypted frame malformed
+  kReassemblyLimit,    // fragment refused: message, per-peer or total reassembly bound
+  kReassemblyTimeout,  // partial message expired before completion
+  kBadMessage,         // message header malformed
+  kUnexpectedResponse, // response or hello reply that matches no outstanding request
+  kUnknownMethod,      // request for a method this node does not serve
+  kRateLimited,        // sender exceeded a per-peer or global rate limit
+  kSessionLimit,       // no room for a new peer session
+  kCount
+};
+
+constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> kDropReasonNames = {
+    "truncated",        "oversized",          "bad_version",     "wrong_network",    "bad_kind",
+    "bad_key",          "auth_failed",        "replay",          "stale_session",    "bad_frame",
+    "reassembly_limit", "reassembly_timeout", "bad_message",     "unexpected_response",
+    "unknown_method",   "rate_limited",       "session_limit"};
+
+struct DropCounters {
+  std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};
+  void add(DropReason r, uint64_t n = 1) { by_reason[static_cast<size_t>(r)] += n; }
+  uint64_t get(DropReason r) const { return by_reason[static_cast<size_t>(r)]; }
+  uint64_t total() const {
+    uint64_t t = 0;
+    for (auto v : by_reason) t += v;
+    return t;
+  }
+};
+
+}  // namespace storjnet

@@ -1,0 +1,234 @@
+// Engine over a hand-driven environment: every datagram is passed by the test, so tampering, replay and
+// forgery can be injected precisely.
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+#include "test_env.h"
+#include "wire/datagram.h"
+
+using namespace storjnet;
+using storjnet::test::ManualEnv;
+
+namespace {
+Identity make_identity(uint8_t n) {
+  std::array<uint8_t, 32> seed{};
+  seed[0] = n;
+  seed[1] = 0x77;
+  return Identity::from_seed(seed);
+}
+
+struct Pair : ::testing::Test {
+  ManualEnv ea{1}, eb{2};
+  Engine a{ea, make_identity(1)}, b{eb, make_identity(2)};
+  Endpoint ep_a = *Endpoint::parse("10.0.0.1:4000"), ep_b = *Endpoint::parse("10.0.0.2:4000");
+  Contact ca = Contact::from_key(a.identity().public_key(), ep_a);
+  Contact cb = Contact::from_key(b.identity().public_key(), ep_b);
+
+  // Delivers everything A sent to B and vice versa until both outboxes are empty.
+  void pump() {
+    while (!ea.outbox.empty() || !eb.outbox.empty()) {
+      auto out_a = std::move(ea.outbox);
+      ea.outbox.clear();
+      for (auto& s : out_a) b.on_datagram(ep_a, s.data);
+      auto out_b = std::move(eb.outbox);
+      eb.outbox.clear();
+      for (auto& s : out_b) a.on_datagram(ep_b, s.data);
+    }
+  }
+};
+}  // namespace
+
+TEST_F(Pair, PingAnswersWithResponderId) {
+  std::optional<NodeId> got;
+  bool called = false;
+  a.ping(cb, [&](std::optional<NodeId> id) { called = true, got = id; });
+  pump();
+  ASSERT_TRUE(called);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, b.id());
+}
+
+TEST_F(Pair, StunAnswersTheSourceAddress) {
+  std::optional<Endpoint> got;
+  a.stun(cb, [&](std::optional<Endpoint> e) { got = e; });
+  pump();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, ep_a);
+}
+
+TEST_F(Pair, HelloLearnsTheKeyFromAnAddress) {
+  std::optional<Contact> got;
+  a.hello(ep_b, [&](std::optional<Contact> c) { got = c; });
+  pump();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->id, b.id());
+  EXPECT_EQ(got->key, b.identity().public_key());
+  // A hello reply nobody asked for is dropped and counted.
+  Bytes unsolicited = wire::encode_hello_reply(a.config().network_id, {b.identity().public_key(), 12345});
+  a.on_datagram(ep_b, unsolicited);
+  EXPECT_EQ(a.drops().get(DropReason::kUnexpectedResponse), 1u);
+}
+
+TEST_F(Pair, TamperedDatagramsAreDroppedAndCounted) {
+  int served = 0;
+  b.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
+  a.request(cb, Method::kMessageNotify, as_bytes("hello"), [](RpcResult&&) {});
+  ASSERT_EQ(ea.outbox.size(), 1u);
+  Bytes good = ea.outbox[0].data;
+  ea.outbox.clear();
+
+  Bytes body = good;
+  body.back() ^= 0x01;  // ciphertext / tag
+  b.on_datagram(ep_a, body);
+  Bytes nonce = good;
+  nonce[40] ^= 0x01;  // nonce is associated data
+  b.on_datagram(ep_a, nonce);
+  EXPECT_EQ(b.drops().get(DropReason::kAuthFailed), 2u);
+
+  Bytes key = good;
+  key[6] ^= 0x01;  // claims another sender key
+  b.on_datagram(ep_a, key);
+  EXPECT_GE(b.drops().get(DropReason::kAuthFailed) + b.drops().get(DropReason::kBadKey), 3u);
+  EXPECT_EQ(served, 0);
+
+  b.on_datagram(ep_a, good);
+  EXPECT_EQ(served, 1);
+  b.on_datagram(ep_a, good);  // replayed
+  EXPECT_EQ(b.drops().get(DropReason::kReplay), 1u);
+  EXPECT_EQ(served, 1);
+}
+
+TEST_F(Pair, ForgedSenderIsRejected) {
+  // C seals with its own key but claims to be A: B derives the A-B key and the tag fails.
+  ManualEnv ec{3};
+  Engine c{ec, make_identity(3)};
+  int served = 0;
+  b.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply&) { ++served; });
+  c.request(cb, Method::kMessageNotify, as_bytes("forged"), [](RpcResult&&) {});
+  Bytes forged = ec.outbox.at(0).data;
+  std::copy(a.identity().public_key().begin(), a.identity().public_key().end(), forged.begin() + 6);
+  b.on_datagram(ep_a, forged);
+  EXPECT_EQ(b.drops().get(DropReason::kAuthFailed), 1u);
+  EXPECT_EQ(served, 0);
+  EXPECT_EQ(b.session_count(), 0u);  // no state kept for unauthenticated senders
+}
+
+TEST_F(Pair, MalformedDatagramsOfEveryKindAreCounted) {
+  a.ping(cb, [](auto) {});
+  Bytes good = ea.outbox.at(0).data;
+  auto send = [&](Bytes d) { b.on_datagram(ep_a, d); };
+  send(Bytes(good.begin(), good.begin() + 4));
+  send(Bytes(1400, 0x01));
+  Bytes v = good;
+  v[0] = 9;
+  send(v);
+  Bytes net = good;
+  net[3] ^= 0xff;
+  send(net);
+  Bytes garbage(200);
+  for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<uint8_t>(i * 7 + 3);
+  garbage[0] = wire::kVersion;
+  garbage[1] = 3;
+  std::copy(good.begin() + 2, good.begin() + 6, garbage.begin() + 2);
+  send(garbage);
+  const auto& d = b.drops();
+  EXPECT_EQ(d.get(DropReason::kTruncated), 1u);
+  EXPECT_EQ(d.get(DropReason::kOversized), 1u);
+  EXPECT_EQ(d.get(DropReason::kBadVersion), 1u);
+  EXPECT_EQ(d.get(DropReason::kWrongNetwork), 1u);
+  EXPECT_EQ(d.get(DropReason::kBadKey) + d.get(DropReason::kAuthFailed), 1u);
+  EXPECT_EQ(b.session_count(), 0u);
+}
+
+TEST_F(Pair, RequestRetriesThenTimesOut) {
+  std::optional<NodeId> got = NodeId();
+  bool called = false;
+  a.ping(cb, [&](std::optional<NodeId> id) { called = true, got = id; });
+  EXPECT_EQ(ea.outbox.size(), 1u);
+  for (int i = 0; i < 10 && !called; ++i) {
+    ea.advance(700ms);
+    a.on_wake();
+  }
+  EXPECT_TRUE(called);
+  EXPECT_FALSE(got);
+  EXPECT_EQ(ea.outbox.size(), 3u);  // 3 attempts by default
+  EXPECT_EQ(a.stats().retransmits, 2u);
+  EXPECT_EQ(a.pending_rpcs(), 0u);
+}
+
+TEST_F(Pair, RetransmittedRequestIsAnsweredAfterLoss) {
+  std::optional<NodeId> got;
+  a.ping(cb, [&](std::optional<NodeId> id) { got = id; });
+  ea.outbox.clear();  // first transmission lost
+  ea.advance(700ms);
+  a.on_wake();
+  pump();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, b.id());
+}
+
+TEST_F(Pair, UnknownMethodAnswersAnErrorAndCounts) {
+  RpcResult res;
+  a.request(cb, Method::kQuasarNotify, {}, [&](RpcResult&& r) { res = std::move(r); });
+  pump();
+  EXPECT_EQ(res.status, RpcStatus::kRemoteError);
+  EXPECT_EQ(res.error, "unknown method");
+  EXPECT_EQ(b.drops().get(DropReason::kUnknownMethod), 1u);
+}
+
+TEST_F(Pair, LargeMessagesAreFragmentedAndReassembled) {
+  Bytes big(64 * 1024);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i ^ (i >> 8));
+  Bytes seen;
+  b.set_handler(Method::kMessageNotify, [&](const IncomingRequest& req, const Reply& r) {
+    seen.assign(req.payload.begin(), req.payload.end());
+    r.ok(req.payload);
+  });
+  Bytes echoed;
+  a.request(cb, Method::kMessageNotify, big, [&](RpcResult&& r) { echoed = std::move(r.payload); });
+  EXPECT_GT(ea.outbox.size(), 50u);
+  for (auto& s : ea.outbox) EXPECT_LE(s.data.size(), wire::kMaxDatagram);
+  // Deliver in reverse order with every fragment duplicated.
+  auto out = std::move(ea.outbox);
+  ea.outbox.clear();
+  for (auto it = out.rbegin(); it != out.rend(); ++it) {
+    b.on_datagram(ep_a, it->data);
+    b.on_datagram(ep_a, it->data);
+  }
+  EXPECT_EQ(seen, big);
+  pump();
+  EXPECT_EQ(echoed, big);
+  EXPECT_EQ(b.reassembly_bytes(), 0u);
+}
+
+TEST_F(Pair, PerPeerRateLimitDropsExcessRequests) {
+  EngineConfig cfg;
+  cfg.peer_request_rate = 10;
+  cfg.peer_request_burst = 5;
+  ManualEnv ec{9};
+  Engine c{ec, make_identity(9), cfg};
+  Contact cc = Contact::from_key(c.identity().public_key(), *Endpoint::parse("10.0.0.3:4000"));
+  c.set_rate_limited(Method::kFindNode);
+  int served = 0;
+  c.set_handler(Method::kFindNode, [&](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 20; ++i)
+    a.request(cc, Method::kFindNode, {}, [&](RpcResult&& r) {
+      ok += r.ok();
+      limited += r.status == RpcStatus::kRemoteError && r.error == "rate limited";
+    });
+  for (auto& s : ea.outbox) c.on_datagram(ep_a, s.data);
+  EXPECT_EQ(served, 5);
+  EXPECT_EQ(c.drops().get(DropReason::kRateLimited), 15u);
+  for (auto& s : ec.outbox) a.on_datagram(cc.endpoint, s.data);
+  EXPECT_EQ(ok, 5);
+  EXPECT_EQ(limited, 15);
+  // Unlimited methods (ping) are still served.
+  std::optional<NodeId> pong;
+  ea.outbox.clear();
+  ec.outbox.clear();
+  a.ping(cc, [&](auto id) { pong = id; });
+  for (auto& s : ea.outbox) c.on_datagram(ep_a, s.data);
+  for (auto& s : ec.outbox) a.on_datagram(cc.endpoint, s.data);
+  EXPECT_TRUE(pong);
+}

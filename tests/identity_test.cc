@@ -1,0 +1,71 @@
+#include <gtest/gtest.h>
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "storjnet/identity.h"
+#include "storjnet/node_id.h"
+
+using namespace storjnet;
+
+TEST(NodeId, HexRoundTripAndStrictParsing) {
+  std::string hex = "00112233445566778899aabbccddeeff01234567";
+  NodeId id = NodeId::from_hex(hex);
+  EXPECT_EQ(id.hex(), hex);
+  EXPECT_THROW(NodeId::from_hex(hex.substr(1)), std::invalid_argument);                       // 39 chars
+  EXPECT_THROW(NodeId::from_hex(hex + "0"), std::invalid_argument);                           // 41 chars
+  EXPECT_THROW(NodeId::from_hex("00112233445566778899AABBCCDDEEFF01234567"), std::invalid_argument);  // upper
+  EXPECT_THROW(NodeId::from_hex("g0112233445566778899aabbccddeeff01234567"), std::invalid_argument);
+  EXPECT_THROW(NodeId::from_hex(""), std::invalid_argument);
+  std::string err;
+  NodeId out;
+  EXPECT_FALSE(NodeId::parse("xyz", out, &err));
+  EXPECT_NE(err.find("40 hex"), std::string::npos);
+}
+
+TEST(NodeId, XorDistanceAndPrefix) {
+  NodeId a = NodeId::from_hex("8000000000000000000000000000000000000000");
+  NodeId b = NodeId::from_hex("0000000000000000000000000000000000000000");
+  NodeId c = NodeId::from_hex("0000000000000000000000000000000000000001");
+  EXPECT_EQ(a.log_distance(b), 159);
+  EXPECT_EQ(b.log_distance(c), 0);
+  EXPECT_EQ(b.log_distance(b), -1);
+  EXPECT_EQ(b.common_prefix_bits(c), 159);
+  EXPECT_TRUE(closer(b, c, a));
+  EXPECT_EQ((a ^ a), NodeId());
+}
+
+TEST(Identity, IdIsBlake2b160OfPublicKey) {
+  std::array<uint8_t, 32> seed{};
+  seed[0] = 42;
+  Identity a = Identity::from_seed(seed), b = Identity::from_seed(seed);
+  EXPECT_EQ(a.public_key(), b.public_key());
+  uint8_t h[20];
+  crypto_generichash(h, 20, a.public_key().data(), 32, nullptr, 0);
+  EXPECT_EQ(a.id(), NodeId::from_bytes({h, 20}));
+  seed[0] = 43;
+  EXPECT_NE(Identity::from_seed(seed).id(), a.id());
+  EXPECT_THROW(Identity::from_seed(ByteView(seed.data(), 31)), std::invalid_argument);
+}
+
+TEST(Identity, StoredWithMode0600AndReused) {
+  auto dir = std::filesystem::temp_directory_path() / ("storjnet-id-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  Identity first = Identity::load_or_create(dir);
+  struct stat st;
+  ASSERT_EQ(::stat((dir / "identity.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  Identity again = Identity::load_or_create(dir);
+  EXPECT_EQ(first.id(), again.id());
+  EXPECT_EQ(first.public_key(), again.public_key());
+  std::ofstream(dir / "identity.key") << "not-hex";
+  try {
+    Identity::load_or_create(dir);
+    FAIL() << "malformed key file accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed"), std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
