@@ -6,8 +6,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"storjnet benchmarks; each workload ends with one RESULT_JSON line"};
   app.require_subcommand(1);
-  storjnet::bench::add_sim_ping(app);
-  storjnet::bench::add_ping(app);
+  for (auto add : storjnet::bench::workload_registry()) add(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -52,7 +52,7 @@ std::vector<double> udp_echo(int count) {
 }
 }  // namespace
 
-void add_ping(CLI::App& app) {
+static void add_ping(CLI::App& app) {
   auto count = std::make_shared<int>(10000);
   auto* cmd = app.add_subcommand("ping", "two real nodes on 127.0.0.1: C sequential kademlia_ping round trips");
   cmd->add_option("--count", *count, "pings")->check(CLI::Range(1, 100000000));
@@ -114,5 +114,7 @@ void add_ping(CLI::App& app) {
                   {"wall_s", wall}});
   });
 }
+
+STORJNET_WORKLOAD(add_ping);
 
 }  // namespace storjnet::bench

@@ -6,7 +6,7 @@
 
 namespace storjnet::bench {
 
-void add_sim_ping(CLI::App& app) {
+static void add_sim_ping(CLI::App& app) {
   struct Opts {
     size_t nodes = 1000;
     int pings = 3;
@@ -56,5 +56,7 @@ void add_sim_ping(CLI::App& app) {
     print_result(j);
   });
 }
+
+STORJNET_WORKLOAD(add_sim_ping);
 
 }  // namespace storjnet::bench

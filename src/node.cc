@@ -4,8 +4,12 @@
 
 namespace storjnet {
 
-Node::Node(Environment& env, Identity identity, NodeConfig config)
-    : engine_(std::make_unique<Engine>(env, std::move(identity), config.engine)) {}
+Node::Node(Environment& env, Identity identity, NodeConfig config, std::unique_ptr<DhtStorage> storage)
+    : engine_(std::make_unique<Engine>(env, std::move(identity), config.engine)),
+      dht_(std::make_unique<Dht>(*engine_, config.dht, storage ? std::move(storage) : make_memory_storage())),
+      messages_(std::make_unique<Messages>(*engine_, *dht_, config.messages)),
+      streams_(std::make_unique<Streams>(*engine_, *dht_, config.streams)),
+      pubsub_(std::make_unique<Pubsub>(*engine_, *dht_, config.pubsub)) {}
 
 Node::~Node() = default;
 

@@ -18,9 +18,10 @@ class RealDriver {
   RealDriver();   // starts the io thread
   ~RealDriver();  // stops the thread, then destroys nodes and sockets
 
-  // Binds a UDP socket at `bind` (port 0: ephemeral) and creates a node on it. Throws std::runtime_error
-  // with the reason when the address cannot be bound. Callable from any thread.
-  Node& add_node(const Endpoint& bind, Identity identity, NodeConfig config = {});
+  // Binds a UDP socket at `bind` (port 0: ephemeral) and creates a node on it (storage nullptr: in memory).
+  // Throws std::runtime_error with the reason when the address cannot be bound. Callable from any thread.
+  Node& add_node(const Endpoint& bind, Identity identity, NodeConfig config = {},
+                 std::unique_ptr<DhtStorage> storage = nullptr);
   // The address the node's socket is bound to.
   Endpoint local_endpoint(const Node& node) const;
   size_t size() const;

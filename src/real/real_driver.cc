@@ -135,7 +135,8 @@ bool RealDriver::on_io_thread() const { return std::this_thread::get_id() == imp
 
 void RealDriver::post(std::function<void()> fn) { asio::post(impl_->io, std::move(fn)); }
 
-Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig config) {
+Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig config,
+                           std::unique_ptr<DhtStorage> storage) {
   return call([&]() -> Node& {
     auto host = std::make_unique<Impl::Host>(impl_->io, impl_->origin);
     boost::system::error_code ec;
@@ -149,7 +150,7 @@ Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig c
     host->socket.set_option(rcv, ec);
     host->socket.set_option(snd, ec);
     host->local = from_asio(host->socket.local_endpoint());
-    host->node = std::make_unique<Node>(*host, std::move(identity), config);
+    host->node = std::make_unique<Node>(*host, std::move(identity), config, std::move(storage));
     host->receive();
     impl_->hosts.push_back(std::move(host));
     return *impl_->hosts.back()->node;

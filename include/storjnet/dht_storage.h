@@ -1,0 +1,44 @@
+// DhtStorage: where a node keeps DHT values and its routing table. Two backends: in memory (simulator,
+// tests) and SQLite in WAL mode (real nodes), so a restarted node serves what it acknowledged and rejoins.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "storjnet/contact.h"
+
+namespace storjnet {
+
+struct StoredValue {
+  NodeId key;
+  Bytes value;
+  uint64_t version = 0;       // publisher's wall clock (us) at put time; larger is newer
+  NodeId publisher;           // the original publisher's node id
+  uint64_t stored_at_us = 0;  // when this node last received it (wall clock), for expiry
+  bool original = false;      // this node is the original publisher (it republishes every 24 h)
+};
+
+class DhtStorage {
+ public:
+  virtual ~DhtStorage() = default;
+  virtual std::optional<StoredValue> get(const NodeId& key) = 0;
+  // Inserts or replaces the value for v.key.
+  virtual void put(const StoredValue& v) = 0;
+  virtual void erase(const NodeId& key) = 0;
+  virtual void for_each(const std::function<void(const StoredValue&)>& fn) = 0;
+  virtual size_t count() = 0;
+  virtual size_t bytes() = 0;
+  // Routing table snapshot: replaced as a whole.
+  virtual void save_contacts(const std::vector<Contact>& contacts) = 0;
+  virtual std::vector<Contact> load_contacts() = 0;
+  virtual void flush() {}
+};
+
+std::unique_ptr<DhtStorage> make_memory_storage();
+// Opens (creating when absent) `path` as a SQLite database in WAL mode. Throws std::runtime_error with the
+// reason when it cannot.
+std::unique_ptr<DhtStorage> make_sqlite_storage(const std::filesystem::path& path);
+
+}  // namespace storjnet

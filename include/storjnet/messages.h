@@ -1,0 +1,49 @@
+// Messages: direct messages between nodes (message_send / message_list).
+//
+// A message is any JSON value, carried as its UTF-8 JSON text (at most kMaxMessageJson bytes). The sender
+// finds the node by id (routing table, then a lookup; addresses cached), sends message_notify and reports
+// true only once the receiver acknowledged queueing it. Each message is delivered exactly once and, per
+// sender, in order, even when datagrams are lost, duplicated or reordered.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storjnet/contact.h"
+#include "storjnet/environment.h"
+
+namespace storjnet {
+
+class Engine;
+class Dht;
+
+constexpr size_t kMaxMessageJson = 64 * 1024;
+
+struct MessagesConfig {
+  size_t max_queue = 8192;                // messages held for message_list
+  size_t max_queue_bytes = 64 * 1024 * 1024;
+  Duration send_timeout = 5s;             // message_send answers false after at most this
+};
+
+class Messages {
+ public:
+  Messages(Engine& engine, Dht& dht, MessagesConfig config);
+  ~Messages();
+
+  // message_send: cb(true) once `to` acknowledged queueing `json`; cb(false) when it cannot be found, does
+  // not answer, or its queue is full (within send_timeout). Sending to our own id queues locally.
+  void send(const NodeId& to, std::string json, std::function<void(bool)> cb);
+  // message_list: everything received since the last call, by sender, each sender's messages in the order
+  // sent; then the queue is empty.
+  std::map<NodeId, std::vector<std::string>> take_all();
+  size_t queued() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace storjnet

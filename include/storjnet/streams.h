@@ -1,0 +1,64 @@
+// Streams: ordered, reliable, flow-controlled byte streams between two nodes.
+//
+// A stream id is 32 random bytes (64 hex characters in text), the same at both ends. Writes complete once
+// the peer holds the bytes in its receive buffer (bounded, default 1 MiB per stream); past that the writer
+// gets a short count (0 when full) and can wait for space with on_writable.
+#pragma once
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "storjnet/contact.h"
+#include "storjnet/environment.h"
+
+namespace storjnet {
+
+class Engine;
+class Dht;
+
+using StreamId = std::array<uint8_t, 32>;
+
+struct StreamsConfig {
+  size_t receive_buffer = 1024 * 1024;  // per stream
+  size_t max_streams = 1024;            // per node
+  size_t max_streams_per_peer = 256;    // opens from one peer beyond this are refused
+  Duration open_timeout = 5s;           // stream_open answers null after at most this
+  Duration close_timeout = 3s;          // stream_close waits at most this for the peer
+  Duration idle_timeout = 30s;          // a peer silent for this long has its streams closed
+};
+
+struct StreamInfo {
+  NodeId peer;
+  size_t unread = 0;
+};
+
+class Streams {
+ public:
+  Streams(Engine& engine, Dht& dht, StreamsConfig config);
+  ~Streams();
+
+  // stream_open: the new stream's id, or nullopt when the node cannot be reached (within open_timeout).
+  void open(const NodeId& peer, std::function<void(std::optional<StreamId>)> cb);
+  // stream_list: every open stream, opened by us or to us.
+  std::map<StreamId, StreamInfo> list() const;
+  // stream_write: bytes accepted into the peer's receive buffer (short when it is nearly full, 0 when
+  // full), or nullopt when the stream is unknown or closed. Completes once the peer holds the bytes.
+  void write(const StreamId& id, ByteView data, std::function<void(std::optional<size_t>)> cb);
+  // Runs cb once the peer's buffer has room again (or the stream closed).
+  void on_writable(const StreamId& id, std::function<void()> cb);
+  // stream_read: up to max bytes (all buffered when max is nullopt); empty when nothing is buffered;
+  // nullopt when unknown or closed (after the peer closed, buffered bytes are still readable, then nullopt).
+  std::optional<Bytes> read(const StreamId& id, std::optional<size_t> max);
+  // stream_close: true when the stream was open, false when unknown. Completes once the peer saw the close
+  // or after close_timeout.
+  void close(const StreamId& id, std::function<void(bool)> cb);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace storjnet

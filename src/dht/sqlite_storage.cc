@@ -1,0 +1,173 @@
+// SQLite backend for DhtStorage: WAL mode, one table for values, one for the routing table snapshot.
+#include <sqlite3.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "storjnet/dht_storage.h"
+
+namespace storjnet {
+
+namespace {
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
+      throw std::runtime_error(std::string("sqlite prepare failed: ") + sqlite3_errmsg(db));
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  sqlite3_stmt* get() { return s_; }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class SqliteStorage final : public DhtStorage {
+ public:
+  explicit SqliteStorage(const std::filesystem::path& path) {
+    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) {
+      std::string err = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open " + path.string() + ": " + err);
+    }
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("CREATE TABLE IF NOT EXISTS dht_values (key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER,"
+         " publisher BLOB, stored_at INTEGER, original INTEGER)");
+    exec("CREATE TABLE IF NOT EXISTS routing (id BLOB PRIMARY KEY, pk BLOB NOT NULL, endpoint TEXT NOT NULL)");
+    get_ = std::make_unique<Stmt>(db_, "SELECT value, version, publisher, stored_at, original FROM dht_values WHERE key=?");
+    put_ = std::make_unique<Stmt>(db_, "INSERT OR REPLACE INTO dht_values VALUES (?,?,?,?,?,?)");
+    del_ = std::make_unique<Stmt>(db_, "DELETE FROM dht_values WHERE key=?");
+    // Totals kept in memory: counting on every call would scan the table.
+    Stmt totals(db_, "SELECT COUNT(*), COALESCE(SUM(LENGTH(value)),0) FROM dht_values");
+    if (sqlite3_step(totals.get()) == SQLITE_ROW) {
+      count_ = static_cast<size_t>(sqlite3_column_int64(totals.get(), 0));
+      bytes_ = static_cast<size_t>(sqlite3_column_int64(totals.get(), 1));
+    }
+  }
+  ~SqliteStorage() override {
+    get_.reset();
+    put_.reset();
+    del_.reset();
+    sqlite3_close(db_);
+  }
+
+  std::optional<StoredValue> get(const NodeId& key) override {
+    auto& s = *get_;
+    s.reset();
+    sqlite3_bind_blob(s.get(), 1, key.bytes().data(), NodeId::kSize, SQLITE_STATIC);
+    if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
+    return row(s.get(), key);
+  }
+
+  void put(const StoredValue& v) override {
+    if (auto old = get(v.key)) {
+      bytes_ -= old->value.size();
+      --count_;
+    }
+    auto& s = *put_;
+    s.reset();
+    sqlite3_bind_blob(s.get(), 1, v.key.bytes().data(), NodeId::kSize, SQLITE_STATIC);
+    sqlite3_bind_blob(s.get(), 2, v.value.data(), static_cast<int>(v.value.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(s.get(), 3, static_cast<sqlite3_int64>(v.version));
+    sqlite3_bind_blob(s.get(), 4, v.publisher.bytes().data(), NodeId::kSize, SQLITE_STATIC);
+    sqlite3_bind_int64(s.get(), 5, static_cast<sqlite3_int64>(v.stored_at_us));
+    sqlite3_bind_int(s.get(), 6, v.original ? 1 : 0);
+    if (sqlite3_step(s.get()) != SQLITE_DONE) throw std::runtime_error(std::string("sqlite write failed: ") + sqlite3_errmsg(db_));
+    bytes_ += v.value.size();
+    ++count_;
+  }
+
+  void erase(const NodeId& key) override {
+    auto old = get(key);
+    if (!old) return;
+    auto& s = *del_;
+    s.reset();
+    sqlite3_bind_blob(s.get(), 1, key.bytes().data(), NodeId::kSize, SQLITE_STATIC);
+    sqlite3_step(s.get());
+    bytes_ -= old->value.size();
+    --count_;
+  }
+
+  void for_each(const std::function<void(const StoredValue&)>& fn) override {
+    Stmt s(db_, "SELECT value, version, publisher, stored_at, original, key FROM dht_values");
+    std::vector<StoredValue> all;  // collected first: fn may write to the table
+    while (sqlite3_step(s.get()) == SQLITE_ROW) {
+      NodeId key = NodeId::from_bytes({static_cast<const uint8_t*>(sqlite3_column_blob(s.get(), 5)), NodeId::kSize});
+      all.push_back(row(s.get(), key));
+    }
+    for (auto& v : all) fn(v);
+  }
+
+  size_t count() override { return count_; }
+  size_t bytes() override { return bytes_; }
+
+  void save_contacts(const std::vector<Contact>& contacts) override {
+    exec("BEGIN");
+    exec("DELETE FROM routing");
+    Stmt ins(db_, "INSERT OR REPLACE INTO routing VALUES (?,?,?)");
+    for (auto& c : contacts) {
+      ins.reset();
+      std::string ep = c.endpoint.to_string();
+      sqlite3_bind_blob(ins.get(), 1, c.id.bytes().data(), NodeId::kSize, SQLITE_STATIC);
+      sqlite3_bind_blob(ins.get(), 2, c.key.data(), 32, SQLITE_STATIC);
+      sqlite3_bind_text(ins.get(), 3, ep.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_step(ins.get());
+    }
+    exec("COMMIT");
+  }
+
+  std::vector<Contact> load_contacts() override {
+    std::vector<Contact> out;
+    Stmt s(db_, "SELECT pk, endpoint FROM routing");
+    while (sqlite3_step(s.get()) == SQLITE_ROW) {
+      if (sqlite3_column_bytes(s.get(), 0) != 32) continue;
+      PublicKey pk;
+      std::memcpy(pk.data(), sqlite3_column_blob(s.get(), 0), 32);
+      auto ep = Endpoint::parse(reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 1)));
+      if (ep) out.push_back(Contact::from_key(pk, *ep));
+    }
+    return out;
+  }
+
+  void flush() override { exec("PRAGMA wal_checkpoint(PASSIVE)"); }
+
+ private:
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw std::runtime_error(std::string("sqlite: ") + sql + ": " + msg);
+    }
+  }
+  static StoredValue row(sqlite3_stmt* s, const NodeId& key) {
+    StoredValue v;
+    v.key = key;
+    auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s, 0));
+    v.value.assign(p, p + sqlite3_column_bytes(s, 0));
+    v.version = static_cast<uint64_t>(sqlite3_column_int64(s, 1));
+    if (sqlite3_column_bytes(s, 2) == NodeId::kSize)
+      v.publisher = NodeId::from_bytes({static_cast<const uint8_t*>(sqlite3_column_blob(s, 2)), NodeId::kSize});
+    v.stored_at_us = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
+    v.original = sqlite3_column_int(s, 4) != 0;
+    return v;
+  }
+
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<Stmt> get_, put_, del_;
+  size_t count_ = 0, bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<DhtStorage> make_sqlite_storage(const std::filesystem::path& path) {
+  return std::make_unique<SqliteStorage>(path);
+}
+
+}  // namespace storjnet
