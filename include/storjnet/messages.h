@@ -39,6 +39,8 @@ class Messages {
   // sent; then the queue is empty.
   std::map<NodeId, std::vector<std::string>> take_all();
   size_t queued() const;
+  // Caches a contact (the address to use for its id), as a lookup would. Incoming messages also refresh it.
+  void remember(const Contact& c);
 
   struct Impl;
 

@@ -44,10 +44,22 @@ class NodeId {
   int common_prefix_bits(const NodeId& o) const;
   bool bit(size_t i) const { return (bytes_[i / 8] >> (7 - i % 8)) & 1; }
 
-  auto operator<=>(const NodeId&) const = default;
-  bool operator==(const NodeId&) const = default;
+  // Big-endian numeric order (the XOR metric compares distances this way). Word-wise: no memcmp call.
+  std::strong_ordering operator<=>(const NodeId& o) const {
+    for (size_t i = 0; i < kSize; i += 4) {
+      uint32_t a = load_be32(i), b = o.load_be32(i);
+      if (a != b) return a < b ? std::strong_ordering::less : std::strong_ordering::greater;
+    }
+    return std::strong_ordering::equal;
+  }
+  bool operator==(const NodeId& o) const { return std::memcmp(bytes_.data(), o.bytes_.data(), kSize) == 0; }
 
  private:
+  uint32_t load_be32(size_t i) const {
+    uint32_t v;
+    std::memcpy(&v, bytes_.data() + i, 4);
+    return __builtin_bswap32(v);
+  }
   std::array<uint8_t, kSize> bytes_;
 };
 

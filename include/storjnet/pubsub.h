@@ -2,6 +2,12 @@
 // exchanged with routing-table neighbours; events follow matching filters, else random walks, bounded by
 // a TTL, and are delivered at most once per node.
 //
+// Quasar alone is probabilistic. The rendezvous improvement (on by default) makes delivery reliable: a
+// subscriber also registers at the nodes closest to the topic key BLAKE2b-160(topic) (greedy routing over
+// the DHT's routing tables, acknowledged hop by hop), and a publisher routes each event there too; the
+// holder delivers it to its registered subscribers. Subscribers deliver each event once whichever path
+// brings it first. docs/protocol.md section 8 gives the wire layouts and limits.
+//
 // Topics are strings up to kMaxTopic bytes; events are JSON values carried as JSON text up to
 // kMaxEventJson bytes.
 #pragma once
@@ -22,13 +28,55 @@ constexpr size_t kMaxTopic = 256;
 constexpr size_t kMaxEventJson = 8 * 1024;
 
 struct PubsubConfig {
-  size_t filter_bits = 8192;       // Bloom filter size per level
+  size_t filter_bits = 8192;       // Bloom filter size per level (rounded up to a multiple of 64)
   size_t filter_hashes = 4;        // hash functions
   size_t depth = 3;                // attenuation levels
-  int ttl = 64;                    // hops an event may travel
+  int ttl = 64;                    // hops an event may travel (incoming TTLs are clamped to this)
   size_t max_events_per_topic = 8192;
-  Duration refresh = 60s;          // filters pushed to neighbours at least this often
+  Duration refresh = 60s;          // filters pushed to neighbours at least this often; registrations renewed
   Duration update_delay = 50ms;    // changes are coalesced for this long before pushing
+  // --- Quasar ---
+  bool quasar = true;              // route by attenuated filters and random walks
+  size_t neighbours = 8;           // routing-table contacts (random, kept while present) we push filters to
+  size_t max_in_filters = 64;      // neighbours' filters kept (others dropped and counted)
+  size_t max_fanout = 8;           // matching neighbours an event is forwarded to by one node
+  size_t max_publishers = 64;      // entries of an event's publishers list (oldest dropped)
+  double max_fill = 0.5;           // a filter level with more bits set than this is saturated: no match
+  Duration filter_stale = 180s;    // a neighbour's filter not refreshed for this long is dropped
+  // --- rendezvous (the improvement) ---
+  bool rendezvous = true;          // also route subscriptions and events to the topic key's closest nodes
+  size_t replicas = 4;             // holders of a topic's subscriber list (the closest to the key)
+  size_t route_candidates = 3;     // next hops tried, closest first, when one does not acknowledge
+  Duration route_timeout = 600ms;  // per hop, retries included
+  int route_attempts = 2;
+  size_t max_held_topics = 100000;         // rendezvous state bound: topics
+  size_t max_subscribers_per_topic = 4096; // rendezvous state bound: subscribers per topic
+  // --- bounds ---
+  Duration dedupe_window = 120s;   // event ids remembered for at-most-once delivery
+  size_t dedupe_max = 65536;
+  Duration maintenance = 1s;       // housekeeping tick (expiry, neighbour changes, renewals)
+};
+
+struct PubsubStats {
+  // sent / received
+  uint64_t updates_sent = 0, updates_in = 0, notifies_sent = 0, notifies_in = 0;
+  uint64_t published = 0, delivered = 0, duplicates = 0;
+  uint64_t quasar_forwards = 0, walk_forwards = 0, route_forwards = 0, holder_deliveries = 0;
+  uint64_t route_terminal = 0, route_hop_failures = 0, registrations_held = 0;
+  // bad input and bounds (each drop reason counted)
+  uint64_t malformed = 0, wrong_size_filters = 0, saturated_levels = 0, too_large = 0, bad_event_json = 0;
+  uint64_t ttl_clamped = 0, publishers_truncated = 0, fanout_capped = 0, in_filters_rejected = 0;
+  uint64_t stale_filters_dropped = 0, queue_overflow = 0, held_rejected = 0, dedupe_evicted = 0;
+  uint64_t not_subscribed = 0;
+  // current sizes
+  size_t out_neighbours = 0, in_filters = 0, held_topics = 0, seen_ids = 0;
+};
+
+// Where neighbours come from. Default: the DHT's routing table (Dht::peers, Dht::closest_known). Tests and
+// benches may substitute another table (e.g. one built from a global view of the simulated network).
+struct PubsubTopology {
+  std::function<std::vector<Contact>()> peers;
+  std::function<std::vector<Contact>(const NodeId& target, size_t n)> closest_known;
 };
 
 class Pubsub {
@@ -36,13 +84,24 @@ class Pubsub {
   Pubsub(Engine& engine, Dht& dht, PubsubConfig config);
   ~Pubsub();
 
-  // Return false (and do nothing) when the topic or event is too large.
+  // Return false (and do nothing) when the topic or event is too large (or the event is not JSON).
   bool subscribe(const std::string& topic);
   bool unsubscribe(const std::string& topic);
   std::vector<std::string> subscriptions() const;
   bool publish(const std::string& topic, std::string event_json);
   // Events received for the topic since the last call, each once, in arrival order; then emptied.
   std::vector<std::string> take_events(const std::string& topic);
+
+  // Optional observer, called on each local delivery (before the event is queued for take_events).
+  void set_on_event(std::function<void(const std::string& topic, const std::string& event_json)> f);
+  // Replaces the neighbour source (see PubsubTopology); empty functions restore the DHT's.
+  void set_topology(PubsubTopology topology);
+  PubsubStats stats() const;
+  const PubsubConfig& config() const;
+  // Diagnostics: the lowest level of this node's attenuated filter that matches `topic`, or -1.
+  int filter_level(const std::string& topic) const;
+  // Diagnostics: whether this node holds rendezvous registrations for `topic`, and how many.
+  size_t held_subscribers(const std::string& topic) const;
 
   struct Impl;
 

@@ -54,6 +54,8 @@ class Streams {
   // stream_close: true when the stream was open, false when unknown. Completes once the peer saw the close
   // or after close_timeout.
   void close(const StreamId& id, std::function<void(bool)> cb);
+  // Caches a contact (the address to use for its id), as a lookup would.
+  void remember(const Contact& c);
 
   struct Impl;
 

@@ -1,32 +1,45 @@
 #include "crypto/session.h"
 
+#include "crypto/key_cache.h"
+
 #include <sodium.h>
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 namespace storjnet::crypto {
 
 bool derive_session_key(const Identity& me, const PublicKey& peer, SessionKey& out) {
   if (peer == me.public_key()) return false;
-  uint8_t peer_x[32], shared[32];
-  if (crypto_sign_ed25519_pk_to_curve25519(peer_x, peer.data()) != 0) return false;
-  if (crypto_scalarmult(shared, me.x25519_secret().data(), peer_x) != 0) return false;
-  const PublicKey& a = std::min(me.public_key(), peer);
-  const PublicKey& b = std::max(me.public_key(), peer);
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, nullptr, 0, out.size());
-  crypto_generichash_update(&st, shared, sizeof shared);
-  crypto_generichash_update(&st, a.data(), a.size());
-  crypto_generichash_update(&st, b.data(), b.size());
-  crypto_generichash_final(&st, out.data(), out.size());
-  sodium_memzero(shared, sizeof shared);
-  return true;
+  return pair_key(me.public_key(), peer, out, [&](SessionKey& key) {
+    auto peer_x = x25519_of(peer);
+    if (!peer_x) return false;
+    uint8_t shared[32];
+    if (crypto_scalarmult(shared, me.x25519_secret().data(), peer_x->data()) != 0) return false;
+    const PublicKey& a = std::min(me.public_key(), peer);
+    const PublicKey& b = std::max(me.public_key(), peer);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, nullptr, 0, key.size());
+    crypto_generichash_update(&st, shared, sizeof shared);
+    crypto_generichash_update(&st, a.data(), a.size());
+    crypto_generichash_update(&st, b.data(), b.size());
+    crypto_generichash_final(&st, key.data(), key.size());
+    sodium_memzero(shared, sizeof shared);
+    return true;
+  });
 }
 
 void seal(const SessionKey& key, ByteView nonce, ByteView ad, ByteView plain, Bytes& out) {
   size_t at = out.size();
+  // The associated data is usually the header already in `out` (see the engine): growing `out` may move it,
+  // so re-point `ad` after the resize instead of reading freed memory.
+  const uint8_t* base = out.data();
+  bool ad_in_out = !ad.empty() && !out.empty() && std::less_equal<const uint8_t*>()(base, ad.data()) &&
+                   std::less<const uint8_t*>()(ad.data(), base + at);
+  size_t ad_off = ad_in_out ? static_cast<size_t>(ad.data() - base) : 0;
   out.resize(at + plain.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  if (ad_in_out) ad = ByteView(out.data() + ad_off, ad.size());
   unsigned long long clen = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + at, &clen, plain.data(), plain.size(), ad.data(),
                                              ad.size(), nullptr, nonce.data(), key.data());

@@ -20,7 +20,8 @@ using SessionKey = std::array<uint8_t, 32>;
 // False when `peer` is not a usable Ed25519 key (not on the curve, low order) or is `me`'s own key.
 bool derive_session_key(const Identity& me, const PublicKey& peer, SessionKey& out);
 
-// Appends ciphertext||tag of `plain` to `out` (which already holds the associated data `ad`).
+// Appends ciphertext||tag of `plain` to `out`. `ad` may point into `out` (typically the header already
+// written there); `plain` must not.
 void seal(const SessionKey& key, ByteView nonce24, ByteView ad, ByteView plain, Bytes& out);
 // Decrypts into `out`; false when the tag does not verify.
 bool open(const SessionKey& key, ByteView nonce24, ByteView ad, ByteView cipher, Bytes& out);
@@ -30,7 +31,7 @@ bool open(const SessionKey& key, ByteView nonce24, ByteView ad, ByteView cipher,
 // older epoch are stale. Within an epoch, counters up to kWindow behind the highest seen are tracked.
 class ReplayWindow {
  public:
-  static constexpr uint64_t kWindow = 1024;
+  static constexpr uint64_t kWindow = 512;
   enum class Verdict { kFresh, kReplay, kStale };
 
   Verdict check(uint64_t epoch, uint64_t salt, uint64_t counter) const;

@@ -1,27 +1,559 @@
-// STUB: being replaced by the Kademlia implementation (issue 3).
+// Dht: Kademlia glue: RPC handlers, the user operations (put, get, find, stun, bootstrap) and maintenance
+// (bucket refresh, republish, expiry, routing-table snapshots). See include/storjnet/dht.h.
 #include "storjnet/dht.h"
 
+#include <deque>
+#include <unordered_map>
+
+#include "dht/codec.h"
+#include "dht/lookup.h"
+#include "dht/routing_table.h"
+#include "dht/value_store.h"
 #include "engine/engine.h"
 
 namespace storjnet {
+
+using namespace dht;
+
+NodeId dht_key(std::string_view user_key) { return NodeId::hash_of(as_bytes(user_key)); }
+
+namespace {
+constexpr size_t kRecentLookups = 1024;
+constexpr auto kMaxClockSkew = std::chrono::minutes(10);
+constexpr auto kSnapshotEvery = std::chrono::minutes(5);
+
+uint64_t to_us(Duration d) { return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()); }
+}  // namespace
+
 struct Dht::Impl {
   Engine& engine;
-  DhtConfig config;
+  DhtConfig cfg;
   std::unique_ptr<DhtStorage> storage;
+  RoutingTable table;
+  ValueStore values;
+  DhtStats stats;
+  std::deque<LookupStats> recent;
+  std::unordered_map<int, bool> pinging;              // buckets with a liveness ping in flight
+  std::unordered_map<NodeId, TimePoint> republish_at;  // held keys -> next holder republish
+  std::unordered_map<NodeId, StoredValue> originals;   // values we published (re-put every original_republish)
+  // Evicted contacts, probed now and then with backoff: a healed partition or a restarted peer comes back.
+  struct Grave {
+    Contact contact;
+    TimePoint next_probe{};
+    Duration backoff{};
+  };
+  std::vector<Grave> graveyard;
+  static constexpr size_t kGraveyard = 64;
+  TimerId maintenance;
+  TimePoint last_snapshot{};
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
+      : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k), values(*storage, cfg) {
+    engine.set_on_contact([this](const Contact& c, bool) { on_contact(c); });
+    engine.set_handler(Method::kFindNode, [this](const IncomingRequest& q, const Reply& r) { on_find_node(q, r); });
+    engine.set_handler(Method::kFindValue, [this](const IncomingRequest& q, const Reply& r) { on_find_value(q, r); });
+    engine.set_handler(Method::kStore, [this](const IncomingRequest& q, const Reply& r) { on_store(q, r); });
+    for (Method m : {Method::kFindNode, Method::kFindValue, Method::kStore}) engine.set_rate_limited(m);
+    // Values held from an earlier run get republish times; the saved routing table is reloaded by bootstrap.
+    TimePoint now = engine.now();
+    storage->for_each([&](const StoredValue& v) {
+      republish_at[v.key] = now + jittered(cfg.republish_interval);
+      if (v.original) originals[v.key] = v;
+    });
+    last_snapshot = now;
+    schedule_maintenance();
+  }
+
+  ~Impl() {
+    *alive = false;
+    engine.set_on_contact(nullptr);
+    for (Method m : {Method::kFindNode, Method::kFindValue, Method::kStore}) engine.set_handler(m, nullptr);
+    engine.cancel(maintenance);
+  }
+
+  Duration jittered(Duration d) {
+    // +-10%: holders of the same value do not republish in lockstep.
+    auto span = d.count() / 5;
+    return Duration(d.count() - span / 2 + (span > 0 ? static_cast<int64_t>(engine.env().random_below(span)) : 0));
+  }
+
+  // ------------------------------------------------------------ routing table upkeep
+
+  void on_contact(const Contact& c) {
+    auto r = table.seen(c, engine.now());
+    if (r != RoutingTable::Seen::kFull) return;
+    int b = table.bucket_of(c.id);
+    if (pinging[b]) return;
+    auto oldest = table.oldest_in_bucket_of(c.id);
+    if (!oldest) return;
+    pinging[b] = true;
+    std::weak_ptr<bool> live = alive;
+    engine.ping(*oldest, [this, live, b, old = *oldest](std::optional<NodeId> id) {
+      if (live.expired()) return;
+      pinging[b] = false;
+      if (!id) {
+        table.remove(old.id);  // promotes the newest waiting contact
+        evicted(old);
+      }
+    }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
+  }
+
+  // Sends a DHT request; a timeout counts against the contact (evicted after max_failures in a row).
+  void rpc(const Contact& to, Method m, Bytes body, std::function<void(std::optional<Bytes>)> cb) {
+    std::weak_ptr<bool> live = alive;
+    engine.request(to, m, body, [this, live, to, cb = std::move(cb)](RpcResult&& r) {
+      if (live.expired()) return;
+      if (r.status == RpcStatus::kTimeout && table.failed(to.id, cfg.max_failures)) evicted(to);
+      cb(r.ok() ? std::optional<Bytes>(std::move(r.payload)) : std::nullopt);
+    }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
+  }
+
+  Duration maintenance_period() const {
+    Duration period = std::min({cfg.republish_interval, cfg.bucket_refresh, cfg.expire_after}) / 8;
+    return std::max<Duration>(period, 100ms);
+  }
+
+  void evicted(const Contact& c) {
+    ++stats.contacts_evicted;
+    if (graveyard.size() >= kGraveyard) graveyard.erase(graveyard.begin());
+    graveyard.push_back({c, engine.now() + maintenance_period(), maintenance_period()});
+  }
+
+  void probe_graveyard() {
+    TimePoint now = engine.now();
+    int probes = 0;
+    std::weak_ptr<bool> live = alive;
+    for (auto& g : graveyard) {
+      if (g.next_probe > now || probes >= 8) continue;
+      ++probes;
+      g.backoff = std::min<Duration>(g.backoff * 2, std::min(cfg.bucket_refresh, cfg.republish_interval) / 4);
+      g.next_probe = now + g.backoff;
+      NodeId id = g.contact.id;
+      engine.ping(g.contact, [this, live, id](std::optional<NodeId> ok) {
+        // On success the engine already reported the contact (back in the table); forget the grave.
+        if (ok && !live.expired()) std::erase_if(graveyard, [&](const Grave& x) { return x.contact.id == id; });
+      }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
+    }
+  }
+
+  // Contacts we may tell `to` about: never private or loopback addresses to a peer on a public address.
+  std::vector<Contact> shareable(const NodeId& target, const Contact& to) {
+    auto out = table.closest(target, cfg.k + 1);
+    bool public_peer = !to.endpoint.is_private_or_loopback();
+    std::erase_if(out, [&](const Contact& c) {
+      return c.id == to.id || (public_peer && c.endpoint.is_private_or_loopback());
+    });
+    if (out.size() > cfg.k) out.resize(cfg.k);
+    return out;
+  }
+
+  // ------------------------------------------------------------ handlers
+
+  void on_find_node(const IncomingRequest& q, const Reply& r) {
+    auto target = decode_id_request(q.payload);
+    if (!target) return r.error("malformed find_node");
+    r.ok(encode_contacts(shareable(*target, q.from)));
+  }
+
+  void on_find_value(const IncomingRequest& q, const Reply& r) {
+    auto key = decode_id_request(q.payload);
+    if (!key) return r.error("malformed find_value");
+    FindValueResponse resp;
+    resp.value = values.get(*key);
+    if (!resp.value) resp.contacts = shareable(*key, q.from);
+    r.ok(encode_find_value_response(resp));
+  }
+
+  void on_store(const IncomingRequest& q, const Reply& r) {
+    auto v = decode_store(q.payload);
+    if (!v) return r.error("malformed store");
+    if (v->value.size() > kMaxValueSize) {
+      ++stats.stores_rejected;
+      return r.error("value too large (max 65536 bytes)");
+    }
+    uint64_t now_us = engine.env().unix_us();
+    if (v->version > now_us + to_us(kMaxClockSkew)) {
+      ++stats.stores_rejected;
+      return r.error("version in the future");
+    }
+    if (v->version + to_us(cfg.expire_after) < now_us) {
+      ++stats.stores_rejected;
+      return r.error("value expired");
+    }
+    v->stored_at_us = now_us;
+    v->original = false;
+    switch (values.store(*v, q.from.id)) {
+      case ValueStore::Result::kStored:
+      case ValueStore::Result::kSame:
+        ++stats.stores_accepted;
+        // Someone just republished this key to us: our own republish can wait a full interval.
+        republish_at[v->key] = engine.now() + jittered(cfg.republish_interval);
+        return r.ok(encode_bool(true));
+      case ValueStore::Result::kHeldNewer: return r.ok(encode_bool(false));
+      case ValueStore::Result::kTooLarge: ++stats.stores_rejected; return r.error("value too large (max 65536 bytes)");
+      case ValueStore::Result::kFull: ++stats.stores_rejected; return r.error("storage full");
+      case ValueStore::Result::kQuota: ++stats.stores_rejected; return r.error("per-peer storage quota exceeded");
+    }
+  }
+
+  // ------------------------------------------------------------ lookups
+
+  void lookup(const NodeId& target, bool want_value, bool stop_on_target, std::function<void(LookupResult)> done) {
+    ++stats.lookups;
+    int b = table.bucket_of(target);
+    if (b >= 0) table.mark_refreshed(b, engine.now());
+    LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha};
+    std::weak_ptr<bool> live = alive;
+    QueryFn query = [this, live, want_value, target](const Contact& to, QueryDone qd) {
+      if (live.expired()) return qd(std::nullopt);
+      Method m = want_value ? Method::kFindValue : Method::kFindNode;
+      rpc(to, m, encode_id_request(target), [want_value, target, qd = std::move(qd)](std::optional<Bytes> body) {
+        if (!body) return qd(std::nullopt);
+        QueryResponse resp;
+        if (want_value) {
+          auto fv = decode_find_value_response(*body, target);
+          if (!fv) return qd(std::nullopt);
+          resp.contacts = std::move(fv->contacts);
+          resp.value = std::move(fv->value);
+        } else {
+          auto cs = decode_contacts(*body);
+          if (!cs) return qd(std::nullopt);
+          resp.contacts = std::move(*cs);
+        }
+        qd(std::move(resp));
+      });
+    };
+    Lookup::start(p, table.closest(target, cfg.k), std::move(query), [this] { return engine.now(); },
+                  [this, live, done = std::move(done)](LookupResult res) {
+                    if (live.expired()) return;
+                    stats.lookup_rpcs += res.stats.rpcs;
+                    recent.push_back(res.stats);
+                    if (recent.size() > kRecentLookups) recent.pop_front();
+                    done(std::move(res));
+                  });
+  }
+
+  // Stores `v` on `targets`; cb(acks) after every store answered.
+  void store_on(const std::vector<Contact>& targets, const StoredValue& v, std::function<void(size_t)> first_ack,
+                std::function<void(size_t)> all_done) {
+    auto state = std::make_shared<std::tuple<size_t, size_t, bool>>(targets.size(), 0, false);  // left, acks, told
+    Bytes body = encode_store(v);
+    if (targets.empty()) {
+      if (all_done) all_done(0);
+      return;
+    }
+    for (auto& t : targets) {
+      rpc(t, Method::kStore, body, [state, first_ack, all_done](std::optional<Bytes> resp) {
+        auto& [left, acks, told] = *state;
+        if (resp && decode_bool(*resp).value_or(false)) ++acks;
+        if (acks > 0 && !told && first_ack) {
+          told = true;
+          first_ack(acks);
+        }
+        if (--left == 0 && all_done) all_done(acks);
+      });
+    }
+  }
+
+  // True when we are among the k closest to key given the answered closest list.
+  bool self_among_closest(const NodeId& key, const std::vector<Contact>& closest) const {
+    if (closest.size() < cfg.k) return true;
+    return (engine.id() ^ key) < (closest.back().id ^ key);
+  }
+
+  // ------------------------------------------------------------ maintenance
+
+  void schedule_maintenance() {
+    maintenance = engine.schedule(maintenance_period(), [this] {
+      maintain();
+      schedule_maintenance();
+    });
+  }
+
+  void maintain() {
+    TimePoint now = engine.now();
+    values.expire(engine.env().unix_us());
+    probe_graveyard();
+    // Holder republish: values whose time came, to the current k closest.
+    std::vector<NodeId> due;
+    for (auto it = republish_at.begin(); it != republish_at.end();) {
+      if (it->second <= now) {
+        due.push_back(it->first);
+        it->second = now + jittered(cfg.republish_interval);
+      }
+      ++it;
+    }
+    for (auto& key : due) republish(key);
+    // Original publisher: re-put own values with a fresh version every original_republish.
+    uint64_t now_us = engine.env().unix_us();
+    std::vector<StoredValue> due_originals;
+    for (auto& [k, v] : originals)
+      if (v.version + to_us(cfg.original_republish) <= now_us) due_originals.push_back(v);
+    for (auto& v : due_originals) {
+      StoredValue fresh = v;
+      fresh.version = std::max(now_us, v.version + 1);
+      put_value(fresh, [](const PutResult&) {});
+    }
+    // Idle buckets: refresh by looking up a random id in their range.
+    int deepest = table.deepest_bucket();
+    for (int b = 0; b <= deepest && b < static_cast<int>(RoutingTable::kBuckets); ++b) {
+      if (now - table.last_refresh(b) < cfg.bucket_refresh) continue;
+      table.mark_refreshed(b, now);
+      lookup(random_id_in_bucket(b), false, false, [](LookupResult) {});
+    }
+    if (now - last_snapshot >= kSnapshotEvery) {
+      last_snapshot = now;
+      storage->save_contacts(table.all());
+    }
+  }
+
+  void republish(const NodeId& key) {
+    auto v = values.get(key);
+    if (!v) {
+      republish_at.erase(key);
+      return;
+    }
+    std::weak_ptr<bool> live = alive;
+    lookup(key, false, false, [this, live, v = *v](LookupResult res) {
+      if (live.expired()) return;
+      store_on(res.closest, v, nullptr, nullptr);
+    });
+  }
+
+  NodeId random_id_in_bucket(int b) {
+    auto bytes = engine.id().bytes();
+    std::array<uint8_t, NodeId::kSize> rnd;
+    engine.env().random(rnd);
+    for (size_t i = 0; i < NodeId::kBits; ++i) {
+      size_t byte = i / 8;
+      uint8_t mask = uint8_t(0x80 >> (i % 8));
+      if (static_cast<int>(i) < b) continue;
+      bool bit = static_cast<int>(i) == b ? !(bytes[byte] & mask) : (rnd[byte] & mask);
+      bytes[byte] = bit ? (bytes[byte] | mask) : (bytes[byte] & ~mask);
+    }
+    return NodeId(bytes);
+  }
+
+  // ------------------------------------------------------------ operations
+
+  void put_value(const StoredValue& v, std::function<void(const PutResult&)> cb) {
+    ++stats.puts;
+    originals[v.key] = v;
+    std::weak_ptr<bool> live = alive;
+    lookup(v.key, false, false, [this, live, v, cb = std::move(cb)](LookupResult res) {
+      if (live.expired()) return;
+      auto result = std::make_shared<PutResult>();
+      result->lookup = res.stats;
+      // We hold (and serve) our own value only when we are among its k closest; otherwise a later put by
+      // someone else would leave a stale copy here that no republish reaches.
+      bool local = self_among_closest(v.key, res.closest) &&
+                   (values.store(v, engine.id()) == ValueStore::Result::kStored ||
+                    values.get(v.key).has_value());
+      if (local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
+      else if (auto held = values.get(v.key); held && ValueStore::newer(v, *held)) values.erase(v.key);
+      auto told = std::make_shared<bool>(false);
+      if (local) {
+        result->ok = true;
+        result->stored_on = 1;
+        *told = true;
+        cb(*result);
+      }
+      store_on(res.closest, v,
+               [result, told, cb](size_t acks) {
+                 if (*told) return;
+                 *told = true;
+                 result->ok = true;
+                 result->stored_on = acks;
+                 cb(*result);
+               },
+               [result, told, cb](size_t acks) {
+                 if (*told) return;
+                 *told = true;
+                 result->ok = acks > 0;
+                 result->stored_on = acks;
+                 if (!result->ok) result->error = "no node acknowledged the store";
+                 cb(*result);
+               });
+    });
+  }
 };
-NodeId dht_key(std::string_view k) { return NodeId::hash_of(as_bytes(k)); }
-Dht::Dht(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s) : impl_(new Impl{e, c, std::move(s)}) {}
-Dht::~Dht() = default;
-void Dht::bootstrap(const std::vector<Endpoint>&, std::function<void(bool)> cb) { cb(false); }
-void Dht::put(std::string_view, ByteView, std::function<void(const PutResult&)> cb) { cb(PutResult{}); }
-void Dht::get(std::string_view, std::function<void(GetResult)> cb) { cb(GetResult{}); }
-void Dht::find(const NodeId&, std::function<void(std::optional<Endpoint>)> cb) { cb(std::nullopt); }
-void Dht::find_contact(const NodeId&, std::function<void(std::optional<Contact>)> cb) { cb(std::nullopt); }
-void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) { cb(std::nullopt); }
-std::vector<Contact> Dht::peers() const { return {}; }
-std::vector<Contact> Dht::closest_known(const NodeId&, size_t) const { return {}; }
+
+Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
+    : impl_(std::make_unique<Impl>(engine, config, std::move(storage))) {}
+
+Dht::~Dht() {
+  if (impl_) impl_->storage->save_contacts(impl_->table.all());
+}
+
+void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)> cb) {
+  Impl& d = *impl_;
+  auto saved = d.storage->load_contacts();
+  size_t probes = saved.size() + seeds.size();
+  if (probes == 0) return cb(d.table.size() > 0);
+  auto left = std::make_shared<size_t>(probes);
+  std::weak_ptr<bool> live = d.alive;
+  auto cb_shared = std::make_shared<std::function<void(bool)>>(std::move(cb));
+  auto probe_done = [this, &d, live, left, cb_shared] {
+    if (live.expired() || --*left > 0) return;
+    if (d.table.size() == 0) return (*cb_shared)(false);
+    // Join: look ourselves up (fills the buckets near us), then refresh the farther buckets.
+    d.lookup(d.engine.id(), false, false, [this, &d, live, cb_shared](LookupResult) {
+      if (live.expired()) return;
+      int deepest = d.table.deepest_bucket();
+      for (int b = 0; b < deepest; ++b)
+        if (d.table.bucket(b).size() < d.cfg.k)
+          d.lookup(d.random_id_in_bucket(b), false, false, [](LookupResult) {});
+      (*cb_shared)(d.table.size() > 0);
+    });
+  };
+  Bytes self_query = encode_id_request(d.engine.id());
+  auto ask = [&d, self_query, probe_done](const Contact& c) {
+    d.rpc(c, Method::kFindNode, self_query, [probe_done](std::optional<Bytes>) { probe_done(); });
+  };
+  for (auto& c : saved) ask(c);
+  for (auto& ep : seeds)
+    d.engine.hello(ep, [ask, probe_done](std::optional<Contact> c) {
+      if (c) ask(*c);
+      else probe_done();
+    });
+}
+
+void Dht::put(std::string_view key, ByteView value, std::function<void(const PutResult&)> cb) {
+  Impl& d = *impl_;
+  if (value.size() > kMaxValueSize) {
+    PutResult r;
+    r.error = "value too large: " + std::to_string(value.size()) + " bytes (max 65536)";
+    return cb(r);
+  }
+  StoredValue v;
+  v.key = dht_key(key);
+  v.value.assign(value.begin(), value.end());
+  v.publisher = d.engine.id();
+  v.version = d.engine.env().unix_us();
+  if (auto held = d.values.get(v.key); held && held->version >= v.version) v.version = held->version + 1;
+  if (auto mine = d.originals.find(v.key); mine != d.originals.end() && mine->second.version >= v.version)
+    v.version = mine->second.version + 1;
+  v.stored_at_us = v.version;
+  v.original = true;
+  d.put_value(v, std::move(cb));
+}
+
+void Dht::get(std::string_view key, std::function<void(GetResult)> cb) {
+  Impl& d = *impl_;
+  ++d.stats.gets;
+  NodeId k = dht_key(key);
+  if (auto held = d.values.get(k)) {
+    ++d.stats.gets_found;
+    GetResult r;
+    r.value = std::move(held->value);
+    r.local = true;
+    return cb(std::move(r));
+  }
+  std::weak_ptr<bool> live = d.alive;
+  d.lookup(k, true, false, [&d, live, cb = std::move(cb)](LookupResult res) {
+    if (live.expired()) return;
+    GetResult r;
+    r.lookup = res.stats;
+    if (res.value) {
+      ++d.stats.gets_found;
+      if (res.cache_target) d.store_on({*res.cache_target}, *res.value, nullptr, nullptr);
+      r.value = std::move(res.value->value);
+    }
+    cb(std::move(r));
+  });
+}
+
+void Dht::find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
+  Impl& d = *impl_;
+  if (auto c = d.table.find(id)) return cb(*c);
+  auto done = std::make_shared<bool>(false);
+  auto shared_cb = std::make_shared<std::function<void(std::optional<Contact>)>>(std::move(cb));
+  auto timer = std::make_shared<TimerId>();
+  std::weak_ptr<bool> live = d.alive;
+  *timer = d.engine.schedule(d.cfg.find_timeout, [done, shared_cb] {
+    if (*done) return;
+    *done = true;
+    (*shared_cb)(std::nullopt);
+  });
+  d.lookup(id, false, true, [&d, live, done, shared_cb, timer](LookupResult res) {
+    if (*done) return;
+    *done = true;
+    if (!live.expired()) d.engine.cancel(*timer);
+    (*shared_cb)(res.target);
+  });
+}
+
+void Dht::find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb) {
+  Impl& d = *impl_;
+  if (id == d.engine.id()) return stun(std::move(cb));
+  // A routing-table entry is not proof the node is online now: always ask, via the lookup.
+  auto done = std::make_shared<bool>(false);
+  auto shared_cb = std::make_shared<std::function<void(std::optional<Endpoint>)>>(std::move(cb));
+  auto timer = std::make_shared<TimerId>();
+  std::weak_ptr<bool> live = d.alive;
+  *timer = d.engine.schedule(d.cfg.find_timeout, [done, shared_cb] {
+    if (*done) return;
+    *done = true;
+    (*shared_cb)(std::nullopt);
+  });
+  d.lookup(id, false, true, [&d, live, done, shared_cb, timer](LookupResult res) {
+    if (*done) return;
+    *done = true;
+    if (!live.expired()) d.engine.cancel(*timer);
+    (*shared_cb)(res.target ? std::optional(res.target->endpoint) : std::nullopt);
+  });
+}
+
+void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) {
+  Impl& d = *impl_;
+  auto peers = d.table.all();
+  if (peers.empty()) return cb(std::nullopt);
+  // Up to three random neighbours, one after another, until one answers.
+  auto order = std::make_shared<std::vector<Contact>>();
+  for (int i = 0; i < 3 && !peers.empty(); ++i) {
+    size_t j = d.engine.env().random_below(peers.size());
+    order->push_back(peers[j]);
+    peers.erase(peers.begin() + static_cast<long>(j));
+  }
+  auto attempt = std::make_shared<std::function<void(size_t)>>();
+  std::weak_ptr<bool> live = d.alive;
+  *attempt = [&d, live, order, attempt, cb = std::move(cb)](size_t i) {
+    if (live.expired()) return;
+    if (i >= order->size()) {
+      cb(std::nullopt);
+      *attempt = nullptr;  // break the self-reference
+      return;
+    }
+    d.engine.stun((*order)[i], [attempt, i, cb](std::optional<Endpoint> ep) {
+      if (ep) {
+        cb(ep);
+        *attempt = nullptr;
+      } else if (*attempt) {
+        (*attempt)(i + 1);
+      }
+    }, RpcOptions{d.cfg.rpc_timeout, d.cfg.rpc_attempts});
+  };
+  (*attempt)(0);
+}
+
+std::vector<Contact> Dht::peers() const { return impl_->table.all(); }
+std::vector<Contact> Dht::closest_known(const NodeId& target, size_t n) const { return impl_->table.closest(target, n); }
 const NodeId& Dht::id() const { return impl_->engine.id(); }
-DhtStats Dht::stats() const { return {}; }
-const DhtConfig& Dht::config() const { return impl_->config; }
-void Dht::flush() {}
+const DhtConfig& Dht::config() const { return impl_->cfg; }
+
+DhtStats Dht::stats() const {
+  DhtStats s = impl_->stats;
+  s.routing_contacts = impl_->table.size();
+  s.stored_values = impl_->values.count();
+  s.stored_bytes = impl_->values.bytes();
+  s.recent.assign(impl_->recent.begin(), impl_->recent.end());
+  return s;
+}
+
+void Dht::flush() {
+  impl_->storage->save_contacts(impl_->table.all());
+  impl_->storage->flush();
+}
+
 }  // namespace storjnet

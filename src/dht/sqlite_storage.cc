@@ -61,8 +61,10 @@ class SqliteStorage final : public DhtStorage {
     auto& s = *get_;
     s.reset();
     sqlite3_bind_blob(s.get(), 1, key.bytes().data(), NodeId::kSize, SQLITE_STATIC);
-    if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
-    return row(s.get(), key);
+    std::optional<StoredValue> out;
+    if (sqlite3_step(s.get()) == SQLITE_ROW) out = row(s.get(), key);
+    s.reset();  // an active statement would block the WAL checkpoint in flush()
+    return out;
   }
 
   void put(const StoredValue& v) override {

@@ -389,6 +389,11 @@ void Engine::handle_message(const Contact& from, ByteView m) {
   ByteView payload = m.subspan(kMessageHeader);
 
   if (type == kRequest || type == kOneway) {
+    if (method >= kMethodSlots) {
+      drops_.add(DropReason::kUnknownMethod);
+      if (type == kRequest) respond(from, rpc_id, method, kError, as_bytes("unknown method"));
+      return;
+    }
     auto it = sessions_.find(from.key);
     if (rate_limited_[method] && it != sessions_.end() && !take_token(it->second)) {
       drops_.add(DropReason::kRateLimited);

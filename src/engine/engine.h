@@ -88,9 +88,9 @@ class Engine {
   void on_wake();
 
   // --- services ---
-  void set_handler(Method m, Handler h) { handlers_[static_cast<uint8_t>(m)] = std::move(h); }
+  void set_handler(Method m, Handler h) { handlers_[static_cast<uint8_t>(m) % kMethodSlots] = std::move(h); }
   // Methods whose requests count against the per-peer request rate (excess dropped as rate_limited).
-  void set_rate_limited(Method m, bool on = true) { rate_limited_[static_cast<uint8_t>(m)] = on; }
+  void set_rate_limited(Method m, bool on = true) { rate_limited_[static_cast<uint8_t>(m) % kMethodSlots] = on; }
   // Sends a request; `cb` runs exactly once (response, remote error, timeout, or overload).
   void request(const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts = {});
   // Sends a one-way message (no response, no retry).
@@ -181,8 +181,8 @@ class Engine {
   std::unordered_map<PublicKey, Session, PkHash> sessions_;
   std::unordered_map<uint32_t, Pending> pending_;
   std::unordered_map<uint64_t, PendingHello> hellos_;
-  std::array<Handler, 256> handlers_{};
-  std::array<bool, 256> rate_limited_{};
+  std::array<Handler, kMethodSlots> handlers_{};  // method codes are below kMethodSlots
+  std::array<bool, kMethodSlots> rate_limited_{};
   std::function<void(const Contact&, bool)> on_contact_;
   wire::Reassembler reassembler_;
   TimerId reassembly_sweep_;

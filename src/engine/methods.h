@@ -15,6 +15,7 @@ enum class Method : uint8_t {
   kStreamOpen = 32,     // stream_open
   kStreamData = 33,     // stream_write (data frames)
   kStreamClose = 34,    // stream_close
+  kStreamWindow = 35,   // stream_window (one-way receive-window update)
   kQuasarUpdate = 48,   // quasar_update
   kQuasarNotify = 49,   // quasar_notify
 };
@@ -31,6 +32,7 @@ constexpr std::string_view method_name(uint8_t m) {
     case Method::kStreamOpen: return "stream_open";
     case Method::kStreamData: return "stream_write";
     case Method::kStreamClose: return "stream_close";
+    case Method::kStreamWindow: return "stream_window";
     case Method::kQuasarUpdate: return "quasar_update";
     case Method::kQuasarNotify: return "quasar_notify";
   }

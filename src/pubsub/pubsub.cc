@@ -1,13 +1,262 @@
-// STUB: replaced by the Quasar pubsub implementation (issue 5).
+// Pubsub: user API, local delivery, RPC handlers and housekeeping. See pubsub_impl.h for the file split.
 #include "storjnet/pubsub.h"
 
+#include <nlohmann/json.hpp>
+
+#include "pubsub/pubsub_impl.h"
+
 namespace storjnet {
-struct Pubsub::Impl {};
-Pubsub::Pubsub(Engine&, Dht&, PubsubConfig) : impl_(std::make_unique<Impl>()) {}
+
+using namespace pubsub;
+
+namespace {
+bool valid_topic(const std::string& t) { return !t.empty() && t.size() <= kMaxTopic; }
+}  // namespace
+
+Pubsub::Impl::Impl(Engine& e, Dht& d, PubsubConfig c)
+    : engine(e), dht(d), cfg(c), seen(c.dedupe_window, c.dedupe_max) {
+  cfg.filter_bits = BloomFilter::round_bits(cfg.filter_bits);
+  cfg.filter_hashes = std::clamp<size_t>(cfg.filter_hashes, 1, 32);
+  cfg.depth = std::clamp<size_t>(cfg.depth, 1, 8);
+  cfg.ttl = std::clamp(cfg.ttl, 0, 1024);
+  cfg.max_publishers = std::clamp<size_t>(cfg.max_publishers, 1, 1024);
+  limits = {cfg.filter_bits, cfg.filter_hashes, cfg.depth, static_cast<uint32_t>(cfg.ttl), cfg.max_publishers};
+  mine.assign(cfg.depth, BloomFilter(cfg.filter_bits, cfg.filter_hashes));
+  pushed = mine;
+  engine.set_handler(Method::kQuasarUpdate, [this](const IncomingRequest& r, const Reply& rep) { on_update(r, rep); });
+  engine.set_handler(Method::kQuasarNotify, [this](const IncomingRequest& r, const Reply& rep) { on_notify(r, rep); });
+  engine.set_rate_limited(Method::kQuasarUpdate);
+  engine.set_rate_limited(Method::kQuasarNotify);
+  last_full_push = last_renew = engine.now();
+  maintain_timer = engine.schedule(cfg.maintenance, [this] { maintain(); });
+}
+
+Pubsub::Impl::~Impl() {
+  alive.reset();
+  engine.cancel(maintain_timer);
+  engine.cancel(push_timer);
+  engine.set_handler(Method::kQuasarUpdate, {});
+  engine.set_handler(Method::kQuasarNotify, {});
+}
+
+std::vector<Contact> Pubsub::Impl::peers() { return topology.peers ? topology.peers() : dht.peers(); }
+
+std::vector<Contact> Pubsub::Impl::closest_known(const NodeId& target, size_t n) {
+  return topology.closest_known ? topology.closest_known(target, n) : dht.closest_known(target, n);
+}
+
+EventId Pubsub::Impl::new_event_id() {
+  EventId id;
+  engine.env().random(id);
+  return id;
+}
+
+void Pubsub::Impl::on_update(const IncomingRequest& req, const Reply& reply) {
+  ++st.updates_in;
+  auto kind = peek_update_kind(req.payload);
+  if (!kind) {
+    ++st.malformed;
+    return reply.error("malformed");
+  }
+  if (*kind == UpdateKind::kFilter) {
+    FilterBody f;
+    auto s = decode_filter(req.payload, limits, f);
+    if (s == DecodeStatus::kWrongSize) {
+      ++st.wrong_size_filters;
+      return reply.error("wrong filter size");
+    }
+    if (s != DecodeStatus::kOk) {
+      ++st.malformed;
+      return reply.error("malformed");
+    }
+    reply.ok({});
+    return on_filter(req.from, std::move(f));
+  }
+  RegisterBody r;
+  if (decode_register(req.payload, r) != DecodeStatus::kOk) {
+    ++st.malformed;
+    return reply.error("malformed");
+  }
+  reply.ok({});
+  if (!cfg.rendezvous) return;
+  if (!r.subscriber) r.subscriber = req.from;  // first hop: the subscriber is the sender as we see it
+  if (r.kind == UpdateKind::kReplica) return hold_register(r, false);
+  ++r.hops;
+  route_register(std::move(r));
+}
+
+void Pubsub::Impl::on_notify(const IncomingRequest& req, const Reply& reply) {
+  ++st.notifies_in;
+  NotifyBody ev;
+  DecodeNotes notes;
+  auto s = decode_notify(req.payload, limits, ev, &notes);
+  if (notes.ttl_clamped) ++st.ttl_clamped;
+  if (notes.publishers_truncated) ++st.publishers_truncated;
+  if (s != DecodeStatus::kOk) {
+    if (s == DecodeStatus::kTooLarge)
+      ++st.too_large;
+    else if (s == DecodeStatus::kBadEvent)
+      ++st.bad_event_json;
+    else
+      ++st.malformed;
+    return reply.error("malformed");
+  }
+  reply.ok({});
+  const TimePoint now = engine.now();
+  switch (ev.kind) {
+    case NotifyKind::kQuasar:
+    case NotifyKind::kWalk:
+      if (!cfg.quasar) return;
+      deliver_local(ev);
+      if (seen.test_and_set(ev.id, kQuasarSeen, now)) {
+        bool directed = ev.kind == NotifyKind::kQuasar;
+        quasar_forward(std::move(ev), &req.from.id, directed);
+      }
+      return;
+    case NotifyKind::kRoute:
+      if (!cfg.rendezvous) return;
+      deliver_local(ev);
+      if (seen.test_and_set(ev.id, kRouted, now)) route_event(std::move(ev));
+      return;
+    case NotifyKind::kHolder:
+      if (!cfg.rendezvous) return;
+      if (seen.test_and_set(ev.id, kHeld, now)) holder_deliver(ev);
+      return;
+    case NotifyKind::kDeliver:
+      deliver_local(ev);
+      return;
+  }
+}
+
+void Pubsub::Impl::deliver_local(const NotifyBody& ev) {
+  auto it = subs.find(ev.topic);
+  if (it == subs.end()) {
+    if (ev.kind == NotifyKind::kDeliver) ++st.not_subscribed;
+    return;
+  }
+  if (!seen.test_and_set(ev.id, kDelivered, engine.now())) {
+    ++st.duplicates;
+    return;
+  }
+  ++st.delivered;
+  auto& q = it->second.queue;
+  if (q.size() >= cfg.max_events_per_topic) {
+    q.pop_front();
+    ++st.queue_overflow;
+  }
+  q.push_back(ev.event);
+  if (on_event) on_event(ev.topic, ev.event);
+}
+
+void Pubsub::Impl::maintain() {
+  const TimePoint now = engine.now();
+  seen.expire(now);
+  if (cfg.quasar) {
+    expire_filters();
+    bool refresh = now - last_full_push >= cfg.refresh;
+    if (refresh || out.size() < cfg.neighbours) choose_neighbours(refresh);
+    if (refresh) push_filters(true);
+  }
+  if (cfg.rendezvous) {
+    expire_held();
+    bool alone = false;
+    for (auto& [t, s] : subs) alone |= s.registered_alone;
+    if (now - last_renew >= cfg.refresh || (alone && !peers().empty())) renew_registrations();
+  }
+  maintain_timer = engine.schedule(cfg.maintenance, [this] { maintain(); });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+Pubsub::Pubsub(Engine& engine, Dht& dht, PubsubConfig config) : impl_(std::make_unique<Impl>(engine, dht, config)) {}
 Pubsub::~Pubsub() = default;
-bool Pubsub::subscribe(const std::string&) { return false; }
-bool Pubsub::unsubscribe(const std::string&) { return false; }
-std::vector<std::string> Pubsub::subscriptions() const { return {}; }
-bool Pubsub::publish(const std::string&, std::string) { return false; }
-std::vector<std::string> Pubsub::take_events(const std::string&) { return {}; }
+
+bool Pubsub::subscribe(const std::string& topic) {
+  if (!valid_topic(topic)) return false;
+  auto& I = *impl_;
+  auto [it, fresh] = I.subs.try_emplace(topic);
+  if (!fresh) return true;
+  it->second.hash = TopicHash::of(topic);
+  it->second.key = dht_key(topic);
+  if (I.cfg.quasar) I.rebuild_filters();
+  if (I.cfg.rendezvous) I.register_topic(it->second.key, true);
+  return true;
+}
+
+bool Pubsub::unsubscribe(const std::string& topic) {
+  if (!valid_topic(topic)) return false;
+  auto& I = *impl_;
+  auto it = I.subs.find(topic);
+  if (it == I.subs.end()) return true;
+  NodeId key = it->second.key;
+  I.subs.erase(it);
+  if (I.cfg.quasar) I.rebuild_filters();
+  if (I.cfg.rendezvous) I.register_topic(key, false);
+  return true;
+}
+
+std::vector<std::string> Pubsub::subscriptions() const {
+  std::vector<std::string> out;
+  for (const auto& [t, s] : impl_->subs) out.push_back(t);
+  return out;
+}
+
+bool Pubsub::publish(const std::string& topic, std::string event_json) {
+  if (!valid_topic(topic) || event_json.size() > kMaxEventJson || !nlohmann::json::accept(event_json)) return false;
+  auto& I = *impl_;
+  NotifyBody ev;
+  ev.kind = NotifyKind::kQuasar;
+  ev.id = I.new_event_id();
+  ev.topic = topic;
+  ev.event = std::move(event_json);
+  ev.ttl = static_cast<uint32_t>(I.cfg.ttl);
+  ev.publishers = {I.engine.id()};
+  ++I.st.published;
+  I.seen.test_and_set(ev.id, Impl::kQuasarSeen | Impl::kRouted | Impl::kHeld, I.engine.now());
+  I.deliver_local(ev);
+  if (I.cfg.quasar) I.quasar_forward(ev, nullptr, false);
+  if (I.cfg.rendezvous) I.route_event(std::move(ev));
+  return true;
+}
+
+std::vector<std::string> Pubsub::take_events(const std::string& topic) {
+  auto it = impl_->subs.find(topic);
+  if (it == impl_->subs.end()) return {};
+  std::vector<std::string> out(std::make_move_iterator(it->second.queue.begin()),
+                               std::make_move_iterator(it->second.queue.end()));
+  it->second.queue.clear();
+  return out;
+}
+
+void Pubsub::set_on_event(std::function<void(const std::string&, const std::string&)> f) {
+  impl_->on_event = std::move(f);
+}
+
+void Pubsub::set_topology(PubsubTopology topology) {
+  impl_->topology = std::move(topology);
+  if (impl_->cfg.quasar) impl_->choose_neighbours(true);
+}
+
+PubsubStats Pubsub::stats() const {
+  auto& I = *impl_;
+  PubsubStats s = I.st;
+  s.out_neighbours = I.out.size();
+  s.in_filters = I.in.size();
+  s.held_topics = I.held.size();
+  s.seen_ids = I.seen.size();
+  s.dedupe_evicted = I.seen.evicted();
+  return s;
+}
+
+const PubsubConfig& Pubsub::config() const { return impl_->cfg; }
+
+int Pubsub::filter_level(const std::string& topic) const {
+  return impl_->match_level(impl_->mine, TopicHash::of(topic));
+}
+
+size_t Pubsub::held_subscribers(const std::string& topic) const {
+  auto it = impl_->held.find(dht_key(topic));
+  return it == impl_->held.end() ? 0 : it->second.size();
+}
+
 }  // namespace storjnet

@@ -4,6 +4,11 @@
 // max_per_peer bytes of partial messages and the node max_total; a partial message is dropped timeout after
 // its first fragment. Fragments that would break a bound are refused (kOverLimit) and the partial message
 // they belong to is dropped, so a peer cannot pin memory. Duplicate fragments are ignored.
+//
+// max_message counts payload bytes. The per-peer and total bounds count each stored fragment as at least
+// kMinFragmentCharge bytes, so that many tiny fragments (each costing bookkeeping memory) cannot hold more
+// memory than the bounds say. Memory for a partial message grows with the fragments received, not with its
+// announced fragment count.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -20,6 +25,8 @@ namespace storjnet::wire {
 class Reassembler {
  public:
   enum class Result { kIncomplete, kComplete, kDuplicate, kInvalid, kOverLimit };
+  // Per-fragment floor of the per-peer and total accounting (covers the map nodes and buffer of a fragment).
+  static constexpr size_t kMinFragmentCharge = 256;
 
   explicit Reassembler(ReassemblyLimits limits = {}) : limits_(limits) {}
 
@@ -29,7 +36,13 @@ class Reassembler {
   // Drops partial messages older than the timeout; returns how many were dropped.
   size_t expire(TimePoint now);
 
+  // Bytes charged against max_total (payload, each fragment counted as at least kMinFragmentCharge).
   size_t bytes_in_use() const { return total_; }
+  // Bytes charged against `peer`'s max_per_peer.
+  size_t peer_bytes(const NodeId& peer) const {
+    auto it = per_peer_.find(peer);
+    return it == per_peer_.end() ? 0 : it->second;
+  }
   size_t partial_messages() const { return partials_.size(); }
   bool empty() const { return partials_.empty(); }
 
@@ -44,9 +57,10 @@ class Reassembler {
   };
   struct Partial {
     TimePoint started;
-    uint16_t count = 0, received = 0;
-    size_t bytes = 0;
-    std::vector<Bytes> chunks;
+    uint16_t count = 0;
+    size_t bytes = 0;    // payload bytes received (checked against max_message)
+    size_t charged = 0;  // bytes charged against the per-peer and total bounds
+    std::map<uint16_t, Bytes> chunks;  // by index; only the fragments received
   };
   void erase(std::unordered_map<Key, Partial, KeyHash>::iterator it);
 

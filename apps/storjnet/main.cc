@@ -1,0 +1,248 @@
+// storjnet: command-line client of a storjnetd node's JSON-RPC API (docs/api.md).
+//
+//   storjnet [--api URL] [--token T] [--json] call METHOD [ARGS...]   any method; ARGS are JSON
+//   storjnet id | peers | stun | find ID | put KEY VALUE | get KEY
+//   storjnet send ID MESSAGE | messages
+//   storjnet subscribe T | unsubscribe T | subscriptions | publish T EVENT | events T
+//   storjnet streams | open ID | close SID | read SID [SIZE] | write SID HEX
+//   storjnet health | metrics
+//
+// An argument that is not valid JSON is taken as a string, so `storjnet put greeting hello` works; quote
+// JSON strings that look like other JSON ('"42"'). Exit codes: 0 success, 1 the call failed (an error
+// response, or false/null where a result was expected), 2 usage or connection problems.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "api/http_client.h"
+#include "api/json_rpc.h"
+
+using storjnet::api::json;
+
+namespace {
+
+json arg_json(const std::string& s) {
+  auto v = storjnet::api::parse_json(s);
+  return v ? *v : json(s);
+}
+
+std::string env_or(const char* name, std::string fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+// A JSON value for people: strings bare, everything else as indented JSON.
+std::string human(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  return storjnet::api::Dispatcher::dump(v).size() <= 80 ? storjnet::api::Dispatcher::dump(v)
+                                                         : v.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
+std::string addr(const json& v) {
+  if (v.is_array() && v.size() == 2 && v[0].is_string()) {
+    std::string ip = v[0].get<std::string>();
+    if (ip.find(':') != std::string::npos) ip = "[" + ip + "]";
+    return ip + ":" + v[1].dump();
+  }
+  return human(v);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"storjnet: talk to a storjnetd node through its JSON-RPC API", "storjnet"};
+  app.require_subcommand(1);
+  std::string api_url = env_or("STORJNET_API", "http://127.0.0.1:5000");
+  std::string token = env_or("STORJNET_API_TOKEN", "");
+  bool as_json = false;
+  double timeout_s = 60;
+  app.add_option("--api", api_url, "API URL (env STORJNET_API)")->capture_default_str();
+  app.add_option("--token", token, "Bearer token (env STORJNET_API_TOKEN)");
+  app.add_option("--timeout", timeout_s, "Seconds to wait for an answer")->capture_default_str();
+  app.add_flag("--json", as_json, "Print the raw JSON result (for scripts)");
+
+  // What to call, filled in by the chosen subcommand.
+  std::string method;
+  json params = json::array();
+  std::string http_get;  // set for health and metrics
+  std::function<int(const json&)> show;  // human output; returns the exit code
+
+  std::string s1, s2, s3;
+  std::vector<std::string> rest;
+  auto plain = [&](const char* name, const char* help, const char* m, std::function<int(const json&)> f) {
+    auto* c = app.add_subcommand(name, help);
+    c->callback([&, m, f] {
+      method = m;
+      show = f;
+    });
+    return c;
+  };
+  auto print_value = [](const json& r) {
+    std::cout << human(r) << '\n';
+    return 0;
+  };
+  auto print_bool = [](const char* yes, const char* no) {
+    return [yes, no](const json& r) {
+      bool ok = r.is_boolean() && r.get<bool>();
+      std::cout << (ok ? yes : no) << '\n';
+      return ok ? 0 : 1;
+    };
+  };
+  auto print_addr = [](const json& r) {
+    if (r.is_null()) {
+      std::cout << "(not found)\n";
+      return 1;
+    }
+    std::cout << addr(r) << '\n';
+    return 0;
+  };
+
+  auto* call = app.add_subcommand("call", "Call any method: storjnet call METHOD [JSON ARGS...]");
+  call->add_option("method", s1, "Method name, e.g. dht_get")->required();
+  call->add_option("args", rest, "Positional params, each JSON (a bare word is a string)");
+  call->callback([&] {
+    method = s1;
+    for (auto& a : rest) params.push_back(arg_json(a));
+    show = [](const json& r) {
+      std::cout << (r.is_string() ? r.get<std::string>() : r.dump(2, ' ', false, json::error_handler_t::replace)) << '\n';
+      return 0;
+    };
+  });
+
+  plain("id", "This node's id", "dht_id", print_value);
+  plain("peers", "The routing table", "dht_peers", [](const json& r) {
+    for (auto& p : r) std::cout << p[0].get<std::string>() << ' ' << addr(json::array({p[1], p[2]})) << '\n';
+    std::cerr << r.size() << " peer" << (r.size() == 1 ? "" : "s") << '\n';
+    return 0;
+  });
+  plain("stun", "Our address as a neighbour sees it", "dht_stun", print_addr);
+  plain("find", "Address of a node by id", "dht_find", print_addr)->add_option("id", s1, "Node id (40 hex)")->required();
+  auto* put = plain("put", "Store a value under a key", "dht_put", print_bool("stored", "not stored"));
+  put->add_option("key", s1)->required();
+  put->add_option("value", s2, "JSON value (a bare word is a string)")->required();
+  plain("get", "Look a key up", "dht_get", [](const json& r) {
+    if (r.is_null()) {
+      std::cout << "(not found)\n";
+      return 1;
+    }
+    std::cout << human(r) << '\n';
+    return 0;
+  })->add_option("key", s1)->required();
+  auto* send = plain("send", "Send a direct message", "message_send", print_bool("delivered", "not delivered"));
+  send->add_option("id", s1, "Node id (40 hex)")->required();
+  send->add_option("message", s2, "JSON message (a bare word is a string)")->required();
+  plain("messages", "Messages received since the last call", "message_list", [](const json& r) {
+    for (auto& [from, msgs] : r.items())
+      for (auto& m : msgs) std::cout << from << ": " << storjnet::api::Dispatcher::dump(m) << '\n';
+    return 0;
+  });
+  auto print_null = [](const char* text) {
+    return [text](const json&) {
+      std::cout << text << '\n';
+      return 0;
+    };
+  };
+  plain("subscribe", "Subscribe to a topic", "pubsub_subscribe", print_null("subscribed"))->add_option("topic", s1)->required();
+  plain("unsubscribe", "Unsubscribe from a topic", "pubsub_unsubscribe", print_null("unsubscribed"))
+      ->add_option("topic", s1)
+      ->required();
+  plain("subscriptions", "Topics subscribed to", "pubsub_subscriptions", [](const json& r) {
+    for (auto& t : r) std::cout << human(t) << '\n';
+    return 0;
+  });
+  auto* publish = plain("publish", "Publish an event on a topic", "pubsub_publish", print_null("published"));
+  publish->add_option("topic", s1)->required();
+  publish->add_option("event", s2, "JSON event (a bare word is a string)")->required();
+  plain("events", "Events received on a topic since the last call", "pubsub_events", [](const json& r) {
+    for (auto& e : r) std::cout << storjnet::api::Dispatcher::dump(e) << '\n';
+    return 0;
+  })->add_option("topic", s1)->required();
+  plain("streams", "Open streams", "stream_list", [](const json& r) {
+    for (auto& [sid, info] : r.items()) std::cout << sid << " peer=" << human(info[0]) << " unread=" << info[1] << '\n';
+    return 0;
+  });
+  plain("open", "Open a stream to a node", "stream_open", [](const json& r) {
+    if (r.is_null()) {
+      std::cout << "(cannot open)\n";
+      return 1;
+    }
+    std::cout << human(r) << '\n';
+    return 0;
+  })->add_option("id", s1, "Node id (40 hex)")->required();
+  plain("close", "Close a stream", "stream_close", print_bool("closed", "not open"))->add_option("stream", s1)->required();
+  auto* read = plain("read", "Read buffered bytes (hex) from a stream", "stream_read", [](const json& r) {
+    if (r.is_null()) {
+      std::cout << "(closed)\n";
+      return 1;
+    }
+    std::cout << human(r) << '\n';
+    return 0;
+  });
+  read->add_option("stream", s1)->required();
+  read->add_option("size", s3, "At most this many bytes");
+  auto* write = plain("write", "Write hex bytes to a stream", "stream_write", [](const json& r) {
+    if (r.is_null()) {
+      std::cout << "(closed)\n";
+      return 1;
+    }
+    std::cout << r.dump() << " bytes written\n";
+    return 0;
+  });
+  write->add_option("stream", s1)->required();
+  write->add_option("hexdata", s2)->required();
+  app.add_subcommand("health", "GET /health")->callback([&] { http_get = "/health"; });
+  app.add_subcommand("metrics", "GET /metrics (Prometheus text)")->callback([&] { http_get = "/metrics"; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  // Positional params of the short forms, in order.
+  if (method != "" && app.got_subcommand("call") == false) {
+    if (!s1.empty()) params.push_back(s1);
+    if (app.got_subcommand("put") || app.got_subcommand("send") || app.got_subcommand("publish")) params.push_back(arg_json(s2));
+    if (app.got_subcommand("write")) params.push_back(s2);
+    if (app.got_subcommand("read") && !s3.empty()) params.push_back(arg_json(s3));
+  }
+
+  auto url = storjnet::api::parse_api_url(api_url);
+  if (!url) {
+    std::cerr << "storjnet: bad --api URL \"" << api_url << "\" (expected http://host:port)\n";
+    return 2;
+  }
+  try {
+    storjnet::api::HttpClient client(url->host, url->port, token,
+                                     std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000)));
+    if (!http_get.empty()) {
+      auto res = client.get(http_get);
+      std::cout << res.body;
+      if (!res.body.empty() && res.body.back() != '\n') std::cout << '\n';
+      return res.status == 200 ? 0 : 2;
+    }
+    json req = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", params}};
+    auto res = client.post(url->target, req.dump());
+    if (res.status == 401) {
+      std::cerr << "storjnet: unauthorized: give the API token with --token or STORJNET_API_TOKEN\n";
+      return 2;
+    }
+    auto body = storjnet::api::parse_json(res.body);
+    if (!body || !body->is_object()) {
+      std::cerr << "storjnet: HTTP " << res.status << ": " << res.body << '\n';
+      return 2;
+    }
+    if (auto err = body->find("error"); err != body->end()) {
+      std::cerr << "storjnet: error " << (*err)["code"].dump() << ": " << (*err)["message"].get<std::string>() << '\n';
+      return 1;
+    }
+    const json& result = (*body)["result"];
+    if (as_json) {
+      std::cout << storjnet::api::Dispatcher::dump(result) << '\n';
+      return 0;
+    }
+    return show(result);
+  } catch (const std::exception& e) {
+    std::cerr << "storjnet: " << e.what() << '\n';
+    return 2;
+  }
+}

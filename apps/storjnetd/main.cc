@@ -1,0 +1,310 @@
+// storjnetd: runs one storjnet node, or N nodes in one process (--nodes N) for a local network, each with
+// its JSON-RPC user API over HTTP (docs/api.md).
+//
+// Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 2 for bad flags or an unusable port or data dir
+// (nothing is started then), 1 for an unexpected failure.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
+#include <boost/asio.hpp>
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <mutex>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "api/http_server.h"
+#include "api/json_rpc.h"
+#include "storjnet/dht_storage.h"
+#include "storjnet/real_driver.h"
+
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+using namespace storjnet;
+
+namespace {
+
+struct Options {
+  int nodes = 1;
+  int port = 4000;
+  int api_port = 5000;
+  std::string host = "0.0.0.0";
+  std::string api_host = "127.0.0.1";
+  std::string data_dir = "storjnet-data";
+  std::vector<std::string> bootstrap;
+  std::string network_id;
+  std::string log_level = "info";
+  std::string api_token;
+  size_t api_body_limit = 1024 * 1024;
+};
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::mutex out_mu;
+void say(const std::string& line) {
+  std::lock_guard lock(out_mu);
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+bool is_loopback_host(const std::string& host) {
+  auto ep = Endpoint::from_ip(host, 1);
+  return ep && ep->is_loopback();
+}
+
+// host:port, by address or by name.
+Endpoint resolve_seed(const std::string& s) {
+  if (auto ep = Endpoint::parse(s); ep && ep->valid()) return *ep;
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) throw UsageError("--bootstrap \"" + s + "\": expected host:port");
+  std::string host = s.substr(0, colon), port = s.substr(colon + 1);
+  asio::io_context io;
+  boost::system::error_code ec;
+  asio::ip::udp::resolver r(io);
+  auto results = r.resolve(asio::ip::udp::v4(), host, port, ec);
+  if (ec || results.empty()) throw UsageError("--bootstrap \"" + s + "\": cannot resolve: " + ec.message());
+  auto ep = Endpoint::from_ip(results.begin()->endpoint().address().to_string(), results.begin()->endpoint().port());
+  if (!ep || !ep->valid()) throw UsageError("--bootstrap \"" + s + "\": bad address");
+  return *ep;
+}
+
+uint32_t parse_network_id(const std::string& s) {
+  try {
+    size_t used = 0;
+    unsigned long long v = std::stoull(s, &used, 0);
+    if (used != s.size() || v > 0xffffffffull) throw std::out_of_range("");
+    return static_cast<uint32_t>(v);
+  } catch (const std::exception&) {
+    throw UsageError("--network-id \"" + s + "\": expected a 32-bit number (decimal or 0x hex)");
+  }
+}
+
+// An exclusive lock on the node's data directory, held while the process runs.
+int lock_dir(const fs::path& dir) {
+  auto path = dir / "lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw UsageError("data dir " + dir.string() + " is not writable: " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw UsageError("data dir " + dir.string() + " is in use by another storjnetd");
+  }
+  return fd;
+}
+
+struct NodeSlot {
+  fs::path dir;
+  int lock_fd = -1;
+  std::optional<Identity> identity;
+  std::unique_ptr<DhtStorage> storage;
+  Node* node = nullptr;
+  Endpoint udp;
+  std::unique_ptr<api::Dispatcher> dispatcher;
+  std::unique_ptr<api::ApiServer> server;
+  uint16_t api_port = 0;
+  std::atomic<bool> announced{false};
+
+  NodeSlot() = default;
+  NodeSlot(const NodeSlot&) = delete;
+  NodeSlot& operator=(const NodeSlot&) = delete;
+  ~NodeSlot() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+};
+
+int run(const Options& o) {
+  // --- validate everything before starting anything ---
+  if (o.nodes < 1 || o.nodes > 4096) throw UsageError("--nodes must be between 1 and 4096");
+  auto check_ports = [&](int base, const char* flag) {
+    if (base < 0 || base > 65535) throw UsageError(std::string(flag) + " must be between 0 and 65535");
+    if (base != 0 && base + o.nodes - 1 > 65535)
+      throw UsageError(std::string(flag) + " " + std::to_string(base) + " with --nodes " + std::to_string(o.nodes) +
+                       " runs past port 65535");
+  };
+  check_ports(o.port, "--port");
+  check_ports(o.api_port, "--api-port");
+  auto udp_host = Endpoint::from_ip(o.host, 1);
+  if (!udp_host) throw UsageError("--host \"" + o.host + "\": not an IP address");
+  if (!Endpoint::from_ip(o.api_host, 1)) throw UsageError("--api-host \"" + o.api_host + "\": not an IP address");
+  if (!is_loopback_host(o.api_host) && o.api_token.empty())
+    throw UsageError("binding the API to " + o.api_host + " (not loopback) requires --api-token");
+  NodeConfig config;
+  if (!o.network_id.empty()) config.engine.network_id = parse_network_id(o.network_id);
+  auto level = spdlog::level::from_str(o.log_level);
+  if (level == spdlog::level::off && o.log_level != "off")
+    throw UsageError("--log-level \"" + o.log_level + "\": expected trace, debug, info, warn, error, critical or off");
+  spdlog::set_level(level);
+  std::vector<Endpoint> seeds;
+  for (auto& s : o.bootstrap) seeds.push_back(resolve_seed(s));
+
+  // Declared in this order so that the driver (and with it every pending node callback) goes first, then
+  // the servers, then the io_context they use.
+  asio::io_context http_io;
+  std::vector<std::unique_ptr<NodeSlot>> slots;
+  std::unique_ptr<RealDriver> driver;
+
+  // --- data dirs: lock, identity, store ---
+  for (int i = 0; i < o.nodes; ++i) {
+    auto slot = std::make_unique<NodeSlot>();
+    slot->dir = fs::path(o.data_dir) / ("node-" + std::to_string(i));
+    std::error_code ec;
+    fs::create_directories(slot->dir, ec);
+    if (ec) throw UsageError("cannot create data dir " + slot->dir.string() + ": " + ec.message());
+    slot->lock_fd = lock_dir(slot->dir);
+    try {
+      slot->identity = Identity::load_or_create(slot->dir);
+      slot->storage = make_sqlite_storage(slot->dir / "dht.sqlite");
+    } catch (const std::exception& e) {
+      throw UsageError(std::string("data dir ") + slot->dir.string() + ": " + e.what());
+    }
+    slots.push_back(std::move(slot));
+  }
+
+  // --- sockets: every API port, then every UDP port ---
+  driver = std::make_unique<RealDriver>();
+  RealDriver* drv = driver.get();
+  for (int i = 0; i < o.nodes; ++i) {
+    auto& s = *slots[i];
+    Node** node_ptr = &s.node;
+    api::NodeRunner run = [drv, node_ptr](std::function<void(Node&)> fn) {
+      drv->post([node_ptr, fn = std::move(fn)] { fn(**node_ptr); });
+    };
+    s.dispatcher = std::make_unique<api::Dispatcher>(run);
+    api::ServerOptions so;
+    so.host = o.api_host;
+    so.port = static_cast<uint16_t>(o.api_port == 0 ? 0 : o.api_port + i);
+    so.token = o.api_token;
+    so.body_limit = o.api_body_limit;
+    try {
+      s.server = std::make_unique<api::ApiServer>(http_io, so, *s.dispatcher, run);
+      s.api_port = s.server->port();
+    } catch (const std::exception& e) {
+      throw UsageError(std::string("node ") + std::to_string(i) + ": " + e.what());
+    }
+  }
+  for (int i = 0; i < o.nodes; ++i) {
+    auto& s = *slots[i];
+    auto bind = *Endpoint::from_ip(o.host, static_cast<uint16_t>(o.port == 0 ? 0 : o.port + i));
+    try {
+      s.node = &driver->add_node(bind, std::move(*s.identity), config, std::move(s.storage));
+    } catch (const std::exception& e) {
+      throw UsageError(std::string("node ") + std::to_string(i) + ": " + e.what());
+    }
+    s.udp = driver->local_endpoint(*s.node);
+  }
+
+  // --- start: signals, API, bootstrap ---
+  std::promise<int> stop_signal;
+  asio::signal_set signals(http_io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    for (auto& s : slots) s->server->stop();
+    stop_signal.set_value(sig);
+  });
+  for (auto& s : slots) s->server->start();
+  auto work = asio::make_work_guard(http_io);
+  std::thread http_thread([&] { http_io.run(); });
+
+  std::atomic<int> pending{o.nodes};
+  auto announce = [&](int i, bool joined) {
+    auto& s = *slots[i];
+    if (s.announced.exchange(true)) return;
+    std::string host = s.server->host();
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    say("node " + std::to_string(i) + " id=" + s.node->id().hex() + " udp=" + s.udp.to_string() + " api=http://" +
+        host + ":" + std::to_string(s.api_port) + (joined || (i == 0 && seeds.empty()) ? "" : " (not joined yet)"));
+    if (--pending == 0) say("storjnetd: " + std::to_string(o.nodes) + " node" + (o.nodes == 1 ? "" : "s") + " ready");
+  };
+  Endpoint node0 = slots[0]->udp;
+  if (node0.is_unspecified()) node0 = *Endpoint::from_ip(node0.family == Endpoint::Family::kV6 ? "::1" : "127.0.0.1", node0.port);
+  for (int i = 0; i < o.nodes; ++i) {
+    std::vector<Endpoint> node_seeds = seeds;
+    if (i > 0) node_seeds.insert(node_seeds.begin(), node0);
+    Node* n = slots[i]->node;
+    driver->post([n, node_seeds, i, &announce] { n->dht().bootstrap(node_seeds, [i, &announce](bool ok) { announce(i, ok); }); });
+  }
+  // A node whose bootstrap takes long is announced anyway: its API is up.
+  asio::steady_timer late(http_io, std::chrono::seconds(15));
+  late.async_wait([&](const boost::system::error_code& ec) {
+    if (ec) return;
+    for (int i = 0; i < o.nodes; ++i) announce(i, false);
+  });
+
+  int sig = stop_signal.get_future().get();
+  spdlog::info("storjnetd: {} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  // --- stop: API first, then flush every store on the driver thread, then the driver ---
+  asio::post(http_io, [&] { late.cancel(); });
+  work.reset();
+  http_io.stop();
+  http_thread.join();
+  // A store that cannot checkpoint now still has every write committed (WAL); closing it checkpoints.
+  driver->call([&] {
+    for (size_t i = 0; i < slots.size(); ++i) {
+      try {
+        slots[i]->node->dht().flush();
+      } catch (const std::exception& e) {
+        spdlog::warn("node {}: flush: {}", i, e.what());
+      }
+    }
+  });
+  driver->stop();
+  driver.reset();
+  slots.clear();  // servers, dispatchers, locks
+  say("storjnetd: stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A reader that went away must not kill the daemon through a write to stdout.
+  std::signal(SIGPIPE, SIG_IGN);
+  // Logs go to stderr; stdout carries the "node i ..." lines.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("storjnetd"));
+  Options o;
+  CLI::App app{"storjnetd: runs storjnet nodes and their JSON-RPC API (docs/api.md)", "storjnetd"};
+  app.set_config("--config", "", "Read these flags from a TOML/INI file (key = value, e.g. port = 4000)");
+  app.add_option("--nodes", o.nodes, "Nodes in this process (a local network)")->capture_default_str();
+  app.add_option("--port", o.port, "UDP port of node 0; node i listens on port+i (0: ephemeral)")->capture_default_str();
+  app.add_option("--api-port", o.api_port, "API port of node 0; node i serves on api-port+i (0: ephemeral)")
+      ->capture_default_str();
+  app.add_option("--host", o.host, "IP address the UDP sockets bind to")->capture_default_str();
+  app.add_option("--api-host", o.api_host, "IP address the API binds to (not loopback: needs --api-token)")
+      ->capture_default_str();
+  app.add_option("--data-dir", o.data_dir, "Node i keeps its key, store and routing table in DATA_DIR/node-i")
+      ->capture_default_str();
+  app.add_option("--bootstrap", o.bootstrap, "host:port of a node to join through (repeatable)");
+  app.add_option("--network-id", o.network_id, "Network id (32-bit, decimal or 0x hex); default STJ1");
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
+  app.add_option("--api-token", o.api_token, "Bearer token the API requires (required off loopback)");
+  app.add_option("--api-body-limit", o.api_body_limit, "Largest API request body in bytes")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "storjnetd: " << e.what() << "\n(run storjnetd --help for the flags)\n";
+    return 2;
+  }
+  try {
+    return run(o);
+  } catch (const UsageError& e) {
+    std::cerr << "storjnetd: " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "storjnetd: " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,130 @@
+// sim-dht: N simulated nodes join one by one; M puts then M gets from random nodes (optionally after killing
+// a fraction of the nodes, holders included, that the others have not noticed yet).
+#include "bench_util.h"
+#include "engine/engine.h"
+#include "sim/network_builder.h"
+#include "sim/rng.h"
+#include "storjnet/simulator.h"
+#include "workloads.h"
+
+namespace storjnet::bench {
+
+namespace {
+struct SimDhtOpts {
+  size_t nodes = 1000;
+  size_t ops = 500;
+  uint64_t seed = 1;
+  double kill = 0;
+  size_t value_size = 64;
+};
+
+}  // namespace
+
+static void add_sim_dht(CLI::App& app) {
+  auto o = std::make_shared<SimDhtOpts>();
+  auto* cmd = app.add_subcommand("sim-dht", "simulated Kademlia: join, M puts, M gets (optionally after --kill F)");
+  cmd->add_option("--nodes", o->nodes)->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--ops", o->ops)->check(CLI::Range(1, 1 << 24));
+  cmd->add_option("--seed", o->seed);
+  cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts")->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--value-size", o->value_size)->check(CLI::Range(1, 65536));
+  cmd->callback([o] {
+    auto t0 = std::chrono::steady_clock::now();
+    SimConfig cfg;
+    cfg.seed = o->seed;
+    Simulator sim(cfg);
+    for (size_t i = 0; i < o->nodes; ++i) sim.add_node();
+    size_t joined = sim::join_network(sim, o->seed);
+    sim::Rng rng(o->seed * 104729 + 3);
+    double join_wall = seconds_since(t0);
+    sim.run_for(5s);
+
+    std::vector<std::string> keys(o->ops);
+    std::vector<Bytes> vals(o->ops);
+    std::vector<size_t> putter(o->ops);
+    std::vector<double> put_rounds, get_rounds, rpcs, put_ms, get_ms;
+    size_t put_ok = 0, get_ok = 0, get_local = 0;
+    for (size_t j = 0; j < o->ops; ++j) {
+      keys[j] = "sim-key-" + std::to_string(o->seed) + "-" + std::to_string(j);
+      vals[j].resize(o->value_size);
+      for (auto& b : vals[j]) b = static_cast<uint8_t>(rng.next());
+      putter[j] = rng.below(o->nodes);
+      bool done = false;
+      sim.node(putter[j]).dht().put(keys[j], vals[j], [&](const PutResult& r) {
+        done = true;
+        put_ok += r.ok;
+        put_rounds.push_back(r.lookup.rounds);
+        rpcs.push_back(r.lookup.rpcs);
+        put_ms.push_back(std::chrono::duration<double, std::milli>(r.lookup.elapsed).count());
+      });
+      sim.run_until([&] { return done; }, 60s);
+    }
+    sim.run_for(2s);
+    size_t killed = 0;
+    if (o->kill > 0) {
+      for (size_t i = 0; i < o->nodes; ++i)
+        if (rng.uniform() < o->kill) {
+          sim.kill(i);
+          ++killed;
+        }
+    }
+    for (size_t j = 0; j < o->ops; ++j) {
+      size_t g;
+      do g = rng.below(o->nodes);
+      while (!sim.alive(g) || (g == putter[j] && o->nodes > 1));
+      bool done = false;
+      TimePoint start = sim.now();
+      sim.node(g).dht().get(keys[j], [&, start](GetResult r) {
+        done = true;
+        if (r.value && *r.value == vals[j]) ++get_ok;
+        if (r.local) {
+          ++get_local;
+          return;
+        }
+        get_rounds.push_back(r.lookup.rounds);
+        rpcs.push_back(r.lookup.rpcs);
+        get_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
+      });
+      sim.run_until([&] { return done; }, 60s);
+    }
+    std::vector<double> all_rounds = put_rounds;
+    all_rounds.insert(all_rounds.end(), get_rounds.begin(), get_rounds.end());
+    double rpc_sum = 0;
+    for (double r : rpcs) rpc_sum += r;
+    double contacts = 0;
+    double sessions = 0;
+    for (size_t i = 0; i < o->nodes; ++i) {
+      contacts += sim.node(i).dht().peers().size();
+      sessions += sim.node(i).engine().session_count();
+    }
+    print_result({{"workload", "sim-dht"},
+                  {"nodes", o->nodes},
+                  {"ops", o->ops},
+                  {"seed", o->seed},
+                  {"kill", o->kill},
+                  {"killed", killed},
+                  {"joined", joined},
+                  {"put_ok", put_ok},
+                  {"get_ok", get_ok},
+                  {"get_local", get_local},
+                  {"rounds_p50", percentile(all_rounds, 0.5)},
+                  {"rounds_p99", percentile(all_rounds, 0.99)},
+                  {"put_rounds_p50", percentile(put_rounds, 0.5)},
+                  {"get_rounds_p50", percentile(get_rounds, 0.5)},
+                  {"get_rounds_p99", percentile(get_rounds, 0.99)},
+                  {"rpcs_per_lookup", rpcs.empty() ? 0 : rpc_sum / rpcs.size()},
+                  {"put_sim_ms_p50", percentile(put_ms, 0.5)},
+                  {"get_sim_ms_p50", percentile(get_ms, 0.5)},
+                  {"get_sim_ms_p99", percentile(get_ms, 0.99)},
+                  {"routing_contacts_mean", contacts / o->nodes},
+                  {"sessions_mean", sessions / o->nodes},
+                  {"datagrams", sim.stats().delivered},
+                  {"join_wall_s", join_wall},
+                  {"wall_s", seconds_since(t0)},
+                  {"peak_rss_mb", peak_rss_mb()},
+                  {"trace_hash", std::to_string(sim.trace_hash())}});
+  });
+}
+STORJNET_WORKLOAD(add_sim_dht);
+
+}  // namespace storjnet::bench

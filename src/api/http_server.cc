@@ -1,0 +1,242 @@
+#include "api/http_server.h"
+
+#include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <stdexcept>
+
+#include "api/metrics.h"
+
+namespace storjnet::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
+  asio::io_context& io;
+  ServerOptions opts;
+  Dispatcher& dispatcher;
+  NodeRunner run;
+  tcp::acceptor acceptor;
+  std::shared_ptr<std::atomic<size_t>> connections = std::make_shared<std::atomic<size_t>>(0);
+  bool stopped = false;
+
+  Impl(asio::io_context& i, ServerOptions o, Dispatcher& d, NodeRunner r)
+      : io(i), opts(std::move(o)), dispatcher(d), run(std::move(r)), acceptor(i) {}
+
+  void accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<ApiServer::Impl> server)
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(std::move(server)),
+        connections_(server_->connections) {}
+  ~Session() { connections_->fetch_sub(1); }
+
+  void start() { read(); }
+
+ private:
+  using Response = http::response<http::string_body>;
+
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(server_->opts.body_limit);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(server_->opts.idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;
+      return send_json(http::status::payload_too_large,
+                       Dispatcher::error_response(nullptr, kInvalidRequest,
+                                                  "request body too large (at most " +
+                                                      std::to_string(server_->opts.body_limit) + " bytes)"));
+    }
+    if (ec) return close();
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    ++seq_;
+    std::string target(req.target());
+    if (!server_->opts.token.empty() && target != "/health") {
+      auto auth = req[http::field::authorization];
+      if (auth != "Bearer " + server_->opts.token) {
+        Response res{http::status::unauthorized, version_};
+        res.set(http::field::www_authenticate, "Bearer");
+        return send_text(std::move(res), "missing or wrong bearer token\n", "text/plain");
+      }
+    }
+    if (target == "/" || target == "/rpc") {
+      if (req.method() != http::verb::post) return send_status(http::status::method_not_allowed, "use POST\n");
+      arm_timeout();
+      server_->dispatcher.handle_body(req.body(), completion([](Session& s, std::optional<json> r) {
+        if (!r) {
+          Response res{http::status::no_content, s.version_};
+          return s.send(std::move(res));
+        }
+        s.send_json(http::status::ok, *r);
+      }));
+      return;
+    }
+    if (target == "/metrics" || target == "/health") {
+      if (req.method() != http::verb::get) return send_status(http::status::method_not_allowed, "use GET\n");
+      arm_timeout();
+      bool metrics = target == "/metrics";
+      const ApiCounters* counters = &server_->dispatcher.counters();
+      auto done = completion([metrics](Session& s, std::optional<json> r) {
+        if (metrics) {
+          Response res{http::status::ok, s.version_};
+          return s.send_text(std::move(res), r->get<std::string>(), "text/plain; version=0.0.4; charset=utf-8");
+        }
+        s.send_json(http::status::ok, *r);
+      });
+      server_->run([metrics, counters, done](Node& n) {
+        if (metrics) return done(json(render_metrics(n, *counters)));
+        done(json{{"status", "ok"}, {"id", n.id().hex()}, {"peers", n.dht().peers().size()}});
+      });
+      return;
+    }
+    send_status(http::status::not_found, "not found: POST / for JSON-RPC, GET /metrics, GET /health\n");
+  }
+
+  // A completion callable from any thread: runs `fn` on the session's executor, unless the request already
+  // timed out or the session is gone.
+  template <class F>
+  Done completion(F fn) {
+    std::weak_ptr<Session> weak = shared_from_this();
+    auto ex = stream_.get_executor();
+    uint64_t seq = seq_;
+    return [weak, ex, seq, fn](std::optional<json> r) {
+      asio::post(ex, [weak, seq, fn, r = std::move(r)]() mutable {
+        auto self = weak.lock();
+        if (!self || self->seq_ != seq || self->answered_) return;
+        self->answered_ = true;
+        self->timer_.cancel();
+        fn(*self, std::move(r));
+      });
+    };
+  }
+
+  void arm_timeout() {
+    answered_ = false;
+    // The timer's handler keeps the session alive while the node works.
+    timer_.expires_after(server_->opts.request_timeout);
+    timer_.async_wait([self = shared_from_this(), seq = seq_](beast::error_code ec) {
+      if (ec || self->seq_ != seq || self->answered_) return;
+      self->answered_ = true;
+      self->keep_alive_ = false;
+      self->send_json(http::status::gateway_timeout,
+                      Dispatcher::error_response(nullptr, kInternalError, "internal error: the request timed out"));
+    });
+  }
+
+  void send_status(http::status status, std::string text) {
+    Response res{status, version_};
+    send_text(std::move(res), std::move(text), "text/plain");
+  }
+  void send_json(http::status status, const json& body) {
+    Response res{status, version_};
+    send_text(std::move(res), Dispatcher::dump(body) + "\n", "application/json");
+  }
+  void send_text(Response res, std::string body, std::string_view type) {
+    res.set(http::field::content_type, beast::string_view(type.data(), type.size()));
+    res.body() = std::move(body);
+    send(std::move(res));
+  }
+  void send(Response res) {
+    res.set(http::field::server, "storjnetd");
+    res.keep_alive(keep_alive_);
+    res.prepare_payload();
+    auto sp = std::make_shared<Response>(std::move(res));
+    stream_.expires_after(std::chrono::seconds(30));
+    http::async_write(stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, size_t) {
+      if (ec || !self->keep_alive_) return self->close();
+      self->read();
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<ApiServer::Impl> server_;
+  std::shared_ptr<std::atomic<size_t>> connections_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  uint64_t seq_ = 0;
+  bool answered_ = true;
+};
+
+}  // namespace
+
+void ApiServer::Impl::accept() {
+  acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    if (self->stopped || !self->acceptor.is_open()) return;
+    if (!ec) {
+      if (self->connections->fetch_add(1) >= self->opts.max_connections) {
+        self->connections->fetch_sub(1);
+        beast::error_code ignore;
+        socket.close(ignore);
+      } else {
+        std::make_shared<Session>(std::move(socket), self)->start();
+      }
+    }
+    self->accept();
+  });
+}
+
+ApiServer::ApiServer(asio::io_context& io, ServerOptions options, Dispatcher& dispatcher, NodeRunner run)
+    : impl_(std::make_shared<Impl>(io, std::move(options), dispatcher, std::move(run))) {
+  auto& o = impl_->opts;
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(o.host, ec);
+  if (ec) throw std::runtime_error("bad API address \"" + o.host + "\": " + ec.message());
+  tcp::endpoint ep(addr, o.port);
+  std::string where = (addr.is_v6() ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on TCP " + where + " for the API: " + ec.message());
+}
+
+ApiServer::~ApiServer() {
+  beast::error_code ec;
+  impl_->stopped = true;
+  impl_->acceptor.close(ec);
+}
+
+void ApiServer::start() { impl_->accept(); }
+
+void ApiServer::stop() {
+  impl_->stopped = true;
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+uint16_t ApiServer::port() const {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+const std::string& ApiServer::host() const { return impl_->opts.host; }
+
+}  // namespace storjnet::api

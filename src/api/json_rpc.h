@@ -1,0 +1,86 @@
+// JSON-RPC 2.0 user API of a node (docs/api.md): a dispatcher from request JSON to response JSON, with
+// asynchronous completion, independent of HTTP.
+//
+// The dispatcher validates on the caller's thread and touches the node only through a NodeRunner, which runs
+// a function on the node's thread (RealDriver::post). Completion `done` runs exactly once, either on the
+// caller's thread (errors, batches answered without the node) or on the node's thread.
+#pragma once
+#include <array>
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "storjnet/node.h"
+
+namespace storjnet::api {
+
+using json = nlohmann::json;
+
+// Runs `fn` with the node on the node's thread.
+using NodeRunner = std::function<void(std::function<void(Node&)>)>;
+// A response (single or batch), or nullopt when there is nothing to answer (notifications only).
+using Done = std::function<void(std::optional<json>)>;
+
+enum ErrorCode : int {
+  kParseError = -32700,
+  kInvalidRequest = -32600,
+  kMethodNotFound = -32601,
+  kInvalidParams = -32602,
+  kInternalError = -32603,
+};
+
+struct Limits {
+  size_t max_batch = 1000;      // entries in one batch request
+  size_t max_key = 4096;        // bytes of a DHT key
+};
+
+// The API methods, in a fixed order (metrics label them by name).
+constexpr size_t kMethodCount = 18;
+constexpr std::array<std::string_view, kMethodCount> kMethodNames = {
+    "dht_put",          "dht_get",        "dht_stun",     "dht_find",       "dht_id",
+    "dht_peers",        "pubsub_publish", "pubsub_subscribe", "pubsub_subscriptions",
+    "pubsub_unsubscribe", "pubsub_events", "message_send", "message_list",  "stream_list",
+    "stream_open",      "stream_close",   "stream_read",  "stream_write"};
+// Deepest JSON nesting accepted (requests, values, and JSON received from the network).
+constexpr int kMaxJsonDepth = 64;
+
+// Parses `text` with nesting bounded by kMaxJsonDepth; nullopt when it is not JSON or nests too deep.
+std::optional<json> parse_json(std::string_view text, bool* too_deep = nullptr);
+
+// Counters of API calls, readable from any thread.
+struct ApiCounters {
+  std::array<std::atomic<uint64_t>, kMethodCount> calls{};  // by method, valid requests dispatched
+  std::array<std::atomic<uint64_t>, 5> errors{};            // by kind: parse, invalid request, not found, params, internal
+  std::atomic<uint64_t> requests{0};                        // single requests and batch entries
+};
+
+class Dispatcher {
+ public:
+  explicit Dispatcher(NodeRunner run, Limits limits = {});
+
+  // One HTTP body: a request or a batch. Parse errors answer -32700.
+  void handle_body(std::string_view body, Done done);
+  // An already parsed request or batch.
+  void handle(const json& message, Done done);
+
+  const ApiCounters& counters() const { return counters_; }
+
+  // Helpers (also used by tests and the HTTP layer).
+  static json error_response(const json& id, int code, std::string_view message);
+  // Serializes a response; invalid UTF-8 from the network is replaced, never thrown on.
+  static std::string dump(const json& j);
+
+ private:
+  void handle_one(const json& req, std::function<void(std::optional<json>)> done);
+  void count_error(int code);
+
+  NodeRunner run_;
+  Limits limits_;
+  ApiCounters counters_;
+};
+
+}  // namespace storjnet::api

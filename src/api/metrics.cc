@@ -1,0 +1,133 @@
+#include "api/metrics.h"
+
+#include <chrono>
+#include <sstream>
+
+#include "engine/engine.h"
+#include "engine/methods.h"
+#include "wire/drop_reason.h"
+
+namespace storjnet::api {
+
+namespace {
+
+class Writer {
+ public:
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out_ << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  }
+  template <class V>
+  void sample(std::string_view name, std::string_view labels, V value) {
+    out_ << name;
+    if (!labels.empty()) out_ << '{' << labels << '}';
+    out_ << ' ' << value << '\n';
+  }
+  template <class V>
+  void single(std::string_view name, std::string_view type, std::string_view help, V value) {
+    family(name, type, help);
+    sample(name, "", value);
+  }
+  // A histogram over `values` with the given upper bounds.
+  void histogram(std::string_view name, std::string_view help, const std::vector<double>& bounds,
+                 const std::vector<double>& values) {
+    family(name, "histogram", help);
+    double sum = 0;
+    for (double v : values) sum += v;
+    for (double b : bounds) {
+      size_t n = 0;
+      for (double v : values) n += v <= b;
+      std::ostringstream le;
+      le << b;
+      sample(std::string(name) + "_bucket", "le=\"" + le.str() + "\"", n);
+    }
+    sample(std::string(name) + "_bucket", "le=\"+Inf\"", values.size());
+    sample(std::string(name) + "_sum", "", sum);
+    sample(std::string(name) + "_count", "", values.size());
+  }
+  std::string str() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+};
+
+}  // namespace
+
+std::string render_metrics(Node& node, const ApiCounters& api) {
+  Writer w;
+  Engine& e = node.engine();
+  const EngineStats& es = e.stats();
+
+  w.family("storjnet_rpc_requests_total", "counter", "Network RPC requests by method and direction.");
+  for (size_t m = 0; m < kMethodSlots; ++m) {
+    auto name = method_name(static_cast<uint8_t>(m));
+    if (name == "unknown" && !es.requests_out[m] && !es.requests_in[m]) continue;
+    std::string label = "method=\"" + std::string(name) + "\"";
+    w.sample("storjnet_rpc_requests_total", label + ",direction=\"out\"", es.requests_out[m]);
+    w.sample("storjnet_rpc_requests_total", label + ",direction=\"in\"", es.requests_in[m]);
+  }
+  w.single("storjnet_rpc_retransmits_total", "counter", "Request retransmissions.", es.retransmits);
+  w.single("storjnet_rpc_timeouts_total", "counter", "Requests that timed out after all attempts.", es.timeouts);
+  w.family("storjnet_datagrams_total", "counter", "UDP datagrams by direction.");
+  w.sample("storjnet_datagrams_total", "direction=\"in\"", es.datagrams_in);
+  w.sample("storjnet_datagrams_total", "direction=\"out\"", es.datagrams_out);
+  w.family("storjnet_bytes_total", "counter", "UDP bytes by direction.");
+  w.sample("storjnet_bytes_total", "direction=\"in\"", es.bytes_in);
+  w.sample("storjnet_bytes_total", "direction=\"out\"", es.bytes_out);
+  w.single("storjnet_sessions_created_total", "counter", "Peer sessions created.", es.sessions_created);
+  w.single("storjnet_sessions_evicted_total", "counter", "Peer sessions evicted.", es.sessions_evicted);
+  w.single("storjnet_sessions", "gauge", "Peer sessions held.", e.session_count());
+
+  w.family("storjnet_drops_total", "counter", "Incoming datagrams and messages dropped, by reason.");
+  const DropCounters& d = e.drops();
+  for (size_t r = 0; r < kDropReasonNames.size(); ++r)
+    w.sample("storjnet_drops_total", "reason=\"" + std::string(kDropReasonNames[r]) + "\"", d.by_reason[r]);
+
+  DhtStats ds = node.dht().stats();
+  std::vector<double> secs, rounds;
+  for (const auto& l : ds.recent) {
+    secs.push_back(std::chrono::duration<double>(l.elapsed).count());
+    rounds.push_back(l.rounds);
+  }
+  w.histogram("storjnet_dht_lookup_duration_seconds", "Latency of the node's recent DHT lookups (bounded window).",
+              {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, secs);
+  w.histogram("storjnet_dht_lookup_rounds", "Rounds of the node's recent DHT lookups (bounded window).",
+              {1, 2, 3, 4, 5, 6, 8, 10, 15, 20}, rounds);
+  w.single("storjnet_dht_lookups_total", "counter", "DHT lookups.", ds.lookups);
+  w.single("storjnet_dht_lookup_rpcs_total", "counter", "RPCs sent by DHT lookups.", ds.lookup_rpcs);
+  w.single("storjnet_dht_puts_total", "counter", "DHT puts.", ds.puts);
+  w.single("storjnet_dht_gets_total", "counter", "DHT gets.", ds.gets);
+  w.single("storjnet_dht_gets_found_total", "counter", "DHT gets that found a value.", ds.gets_found);
+  w.family("storjnet_dht_stores_total", "counter", "kademlia_store requests by outcome.");
+  w.sample("storjnet_dht_stores_total", "outcome=\"accepted\"", ds.stores_accepted);
+  w.sample("storjnet_dht_stores_total", "outcome=\"rejected\"", ds.stores_rejected);
+  w.single("storjnet_dht_contacts_evicted_total", "counter", "Routing table contacts evicted.", ds.contacts_evicted);
+  w.single("storjnet_dht_routing_contacts", "gauge", "Contacts in the routing table.", ds.routing_contacts);
+  w.single("storjnet_dht_stored_values", "gauge", "Values in the local store.", ds.stored_values);
+  w.single("storjnet_dht_stored_bytes", "gauge", "Bytes of values in the local store.", ds.stored_bytes);
+
+  w.family("storjnet_queue_depth", "gauge", "Queue depths.");
+  w.sample("storjnet_queue_depth", "queue=\"messages\"", node.messages().queued());
+  w.sample("storjnet_queue_depth", "queue=\"pending_rpcs\"", e.pending_rpcs());
+  w.sample("storjnet_queue_depth", "queue=\"reassembly_bytes\"", e.reassembly_bytes());
+  w.single("storjnet_streams_open", "gauge", "Open streams.", node.streams().list().size());
+
+  PubsubStats ps = node.pubsub().stats();
+  w.family("storjnet_pubsub_events_total", "counter", "Pubsub events by outcome.");
+  w.sample("storjnet_pubsub_events_total", "outcome=\"published\"", ps.published);
+  w.sample("storjnet_pubsub_events_total", "outcome=\"delivered\"", ps.delivered);
+  w.sample("storjnet_pubsub_events_total", "outcome=\"duplicate\"", ps.duplicates);
+  w.single("storjnet_pubsub_subscriptions", "gauge", "Topics subscribed to.", node.pubsub().subscriptions().size());
+
+  w.family("storjnet_api_calls_total", "counter", "JSON-RPC API calls dispatched, by method.");
+  for (size_t i = 0; i < kMethodCount; ++i)
+    w.sample("storjnet_api_calls_total", "method=\"" + std::string(kMethodNames[i]) + "\"", api.calls[i].load());
+  w.family("storjnet_api_errors_total", "counter", "JSON-RPC API error responses, by code.");
+  static constexpr std::array<std::string_view, 5> kErr = {"-32700", "-32600", "-32601", "-32602", "-32603"};
+  for (size_t i = 0; i < kErr.size(); ++i)
+    w.sample("storjnet_api_errors_total", "code=\"" + std::string(kErr[i]) + "\"", api.errors[i].load());
+  w.single("storjnet_api_requests_total", "counter", "JSON-RPC requests received (batch entries counted).",
+           api.requests.load());
+  return w.str();
+}
+
+}  // namespace storjnet::api

@@ -1,0 +1,23 @@
+// Process-wide caches of pure key computations, shared by every node in the process (the simulator hosts
+// thousands, the real driver may too). Both cached functions are deterministic, so caching changes no
+// result; it only avoids repeating the expensive curve operations:
+//  - Ed25519 public key -> X25519 public key (libsodium checks the point: about as costly as a DH);
+//  - the pair key of (pk_a, pk_b), which both ends derive identically.
+// Thread-safe; bounded (cleared when full).
+#pragma once
+#include <array>
+#include <functional>
+#include <optional>
+
+#include "storjnet/identity.h"
+
+namespace storjnet::crypto {
+
+// nullopt when `pk` is not a valid Ed25519 point.
+std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk);
+
+// Returns the cached key for the unordered pair {a, b}, computing it with `compute` (false: invalid) once.
+bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out,
+              const std::function<bool(std::array<uint8_t, 32>&)>& compute);
+
+}  // namespace storjnet::crypto

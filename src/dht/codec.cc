@@ -1,0 +1,185 @@
+#include "dht/codec.h"
+
+#include "common/msgpack_util.h"
+
+namespace storjnet::dht {
+
+namespace {
+using Packer = msgpack::packer<BytesWriter>;
+
+void pack_bin(Packer& p, ByteView b) {
+  p.pack_bin(static_cast<uint32_t>(b.size()));
+  p.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<uint32_t>(b.size()));
+}
+
+void pack_contact(Packer& p, const Contact& c) {
+  p.pack_array(3);
+  pack_bin(p, {c.key.data(), c.key.size()});
+  pack_bin(p, {c.endpoint.addr.data(), c.endpoint.family == Endpoint::Family::kV4 ? size_t(4) : size_t(16)});
+  p.pack_uint16(c.endpoint.port);
+}
+
+bool get_bin(const msgpack::object& o, size_t size, uint8_t* out) {
+  ByteView v;
+  if (o.type != msgpack::type::BIN || !as_bytes_view(o, v) || v.size() != size) return false;
+  std::copy(v.begin(), v.end(), out);
+  return true;
+}
+
+bool get_uint(const msgpack::object& o, uint64_t& out) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER) return false;
+  out = o.via.u64;
+  return true;
+}
+
+std::optional<Contact> unpack_contact(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) return std::nullopt;
+  auto* a = o.via.array.ptr;
+  Contact c;
+  if (!get_bin(a[0], 32, c.key.data())) return std::nullopt;
+  ByteView ip;
+  if (a[1].type != msgpack::type::BIN || !as_bytes_view(a[1], ip)) return std::nullopt;
+  if (ip.size() == 4) c.endpoint.family = Endpoint::Family::kV4;
+  else if (ip.size() == 16) c.endpoint.family = Endpoint::Family::kV6;
+  else return std::nullopt;
+  std::copy(ip.begin(), ip.end(), c.endpoint.addr.begin());
+  uint64_t port;
+  if (!get_uint(a[2], port) || port == 0 || port > 65535) return std::nullopt;
+  c.endpoint.port = static_cast<uint16_t>(port);
+  if (c.endpoint.is_unspecified()) return std::nullopt;
+  c.id = Identity::id_of(c.key);
+  return c;
+}
+
+bool unpack_contacts(const msgpack::object& o, std::vector<Contact>& out) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxContactsPerResponse) return false;
+  for (uint32_t i = 0; i < o.via.array.size; ++i)
+    if (auto c = unpack_contact(o.via.array.ptr[i])) out.push_back(*c);
+  return true;
+}
+
+void pack_value(Packer& p, const StoredValue& v, bool with_key) {
+  if (with_key) pack_bin(p, v.key.view());
+  pack_bin(p, v.value);
+  p.pack_uint64(v.version);
+  pack_bin(p, v.publisher.view());
+}
+}  // namespace
+
+Bytes encode_id_request(const NodeId& id) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  p.pack_array(1);
+  pack_bin(p, id.view());
+  return out;
+}
+
+std::optional<NodeId> decode_id_request(ByteView body) {
+  auto oh = unpack_wire(body);
+  if (!oh) return std::nullopt;
+  auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 1) return std::nullopt;
+  std::array<uint8_t, NodeId::kSize> b;
+  if (!get_bin(o.via.array.ptr[0], NodeId::kSize, b.data())) return std::nullopt;
+  return NodeId(b);
+}
+
+Bytes encode_contacts(const std::vector<Contact>& contacts) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  size_t n = std::min(contacts.size(), kMaxContactsPerResponse);
+  p.pack_array(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) pack_contact(p, contacts[i]);
+  return out;
+}
+
+std::optional<std::vector<Contact>> decode_contacts(ByteView body) {
+  auto oh = unpack_wire(body);
+  if (!oh) return std::nullopt;
+  std::vector<Contact> out;
+  if (!unpack_contacts(oh->get(), out)) return std::nullopt;
+  return out;
+}
+
+Bytes encode_find_value_response(const FindValueResponse& r) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  if (r.value) {
+    p.pack_array(4);
+    p.pack_uint8(1);
+    pack_value(p, *r.value, false);
+  } else {
+    p.pack_array(2);
+    p.pack_uint8(0);
+    size_t n = std::min(r.contacts.size(), kMaxContactsPerResponse);
+    p.pack_array(static_cast<uint32_t>(n));
+    for (size_t i = 0; i < n; ++i) pack_contact(p, r.contacts[i]);
+  }
+  return out;
+}
+
+std::optional<FindValueResponse> decode_find_value_response(ByteView body, const NodeId& key) {
+  auto oh = unpack_wire(body);
+  if (!oh) return std::nullopt;
+  auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size < 2) return std::nullopt;
+  auto* a = o.via.array.ptr;
+  uint64_t found;
+  if (!get_uint(a[0], found) || found > 1) return std::nullopt;
+  FindValueResponse r;
+  if (found == 0) {
+    if (o.via.array.size != 2 || !unpack_contacts(a[1], r.contacts)) return std::nullopt;
+    return r;
+  }
+  if (o.via.array.size != 4) return std::nullopt;
+  StoredValue v;
+  v.key = key;
+  ByteView val;
+  if (a[1].type != msgpack::type::BIN || !as_bytes_view(a[1], val) || val.size() > 64 * 1024) return std::nullopt;
+  v.value.assign(val.begin(), val.end());
+  std::array<uint8_t, NodeId::kSize> pub;
+  if (!get_uint(a[2], v.version) || !get_bin(a[3], NodeId::kSize, pub.data())) return std::nullopt;
+  v.publisher = NodeId(pub);
+  r.value = std::move(v);
+  return r;
+}
+
+Bytes encode_store(const StoredValue& v) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  p.pack_array(4);
+  pack_value(p, v, true);
+  return out;
+}
+
+std::optional<StoredValue> decode_store(ByteView body) {
+  auto oh = unpack_wire(body);
+  if (!oh) return std::nullopt;
+  auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) return std::nullopt;
+  auto* a = o.via.array.ptr;
+  StoredValue v;
+  std::array<uint8_t, NodeId::kSize> key, pub;
+  ByteView val;
+  if (!get_bin(a[0], NodeId::kSize, key.data())) return std::nullopt;
+  if (a[1].type != msgpack::type::BIN || !as_bytes_view(a[1], val)) return std::nullopt;
+  if (!get_uint(a[2], v.version) || !get_bin(a[3], NodeId::kSize, pub.data())) return std::nullopt;
+  v.key = NodeId(key);
+  v.value.assign(val.begin(), val.end());
+  v.publisher = NodeId(pub);
+  return v;
+}
+
+Bytes encode_bool(bool b) { return pack(b); }
+
+std::optional<bool> decode_bool(ByteView body) {
+  auto oh = unpack_wire(body);
+  if (!oh || oh->get().type != msgpack::type::BOOLEAN) return std::nullopt;
+  return oh->get().via.boolean;
+}
+
+}  // namespace storjnet::dht

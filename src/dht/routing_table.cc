@@ -1,0 +1,125 @@
+#include "dht/routing_table.h"
+
+#include <algorithm>
+
+namespace storjnet::dht {
+
+int RoutingTable::bucket_of(const NodeId& id) const {
+  int cpl = self_.common_prefix_bits(id);
+  return cpl >= static_cast<int>(kBuckets) ? -1 : cpl;
+}
+
+RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
+  int b = bucket_of(c.id);
+  if (b < 0 || !c.endpoint.valid()) return Seen::kIgnored;
+  Bucket& bk = at(b);
+  auto it = std::find_if(bk.entries.begin(), bk.entries.end(), [&](const Entry& e) { return e.contact.id == c.id; });
+  if (it != bk.entries.end()) {
+    Entry e = *it;
+    e.contact = c;  // the endpoint may have changed
+    e.last_seen = now;
+    e.failures = 0;
+    bk.entries.erase(it);
+    bk.entries.push_back(e);
+    return Seen::kUpdated;
+  }
+  if (bk.entries.size() < k_) {
+    bk.entries.push_back({c, now, 0});
+    ++size_;
+    return Seen::kAdded;
+  }
+  auto r = std::find_if(bk.replacements.begin(), bk.replacements.end(), [&](const Contact& x) { return x.id == c.id; });
+  if (r != bk.replacements.end()) bk.replacements.erase(r);
+  bk.replacements.push_back(c);
+  if (bk.replacements.size() > kReplacements) bk.replacements.erase(bk.replacements.begin());
+  return Seen::kFull;
+}
+
+std::optional<Contact> RoutingTable::oldest_in_bucket_of(const NodeId& id) const {
+  int b = bucket_of(id);
+  if (b < 0 || static_cast<size_t>(b) >= buckets_.size() || buckets_[b].entries.empty()) return std::nullopt;
+  return buckets_[b].entries.front().contact;
+}
+
+bool RoutingTable::failed(const NodeId& id, int max_failures) {
+  int b = bucket_of(id);
+  if (b < 0 || static_cast<size_t>(b) >= buckets_.size()) return false;
+  auto& es = buckets_[b].entries;
+  auto it = std::find_if(es.begin(), es.end(), [&](const Entry& e) { return e.contact.id == id; });
+  if (it == es.end()) return false;
+  if (++it->failures < max_failures) return false;
+  remove(id);
+  return true;
+}
+
+void RoutingTable::remove(const NodeId& id) {
+  int b = bucket_of(id);
+  if (b < 0 || static_cast<size_t>(b) >= buckets_.size()) return;
+  Bucket& bk = buckets_[b];
+  auto it = std::find_if(bk.entries.begin(), bk.entries.end(), [&](const Entry& e) { return e.contact.id == id; });
+  if (it == bk.entries.end()) {
+    auto r = std::find_if(bk.replacements.begin(), bk.replacements.end(), [&](const Contact& x) { return x.id == id; });
+    if (r != bk.replacements.end()) bk.replacements.erase(r);
+    return;
+  }
+  TimePoint seen = it->last_seen;
+  bk.entries.erase(it);
+  --size_;
+  if (!bk.replacements.empty()) {
+    // Not yet proven alive recently: it goes to the front (least recently seen), to be checked first.
+    bk.entries.insert(bk.entries.begin(), Entry{bk.replacements.back(), seen, 0});
+    bk.replacements.pop_back();
+    ++size_;
+  }
+}
+
+std::optional<Contact> RoutingTable::find(const NodeId& id) const {
+  int b = bucket_of(id);
+  if (b < 0 || static_cast<size_t>(b) >= buckets_.size()) return std::nullopt;
+  for (auto& e : buckets_[b].entries)
+    if (e.contact.id == id) return e.contact;
+  return std::nullopt;
+}
+
+std::vector<Contact> RoutingTable::closest(const NodeId& target, size_t n) const {
+  // Contacts in bucket i share exactly i bits with us; relative to the target, bucket cpl(self, target) holds
+  // the closest ones, then deeper buckets, then shallower ones in decreasing order. Collect buckets in that
+  // order until n are gathered, then sort only what was collected.
+  std::vector<std::pair<NodeId, const Contact*>> got;
+  got.reserve(n + k_);
+  int t = self_.common_prefix_bits(target);
+  const int nb = static_cast<int>(buckets_.size());
+  auto take = [&](int b) {
+    if (b >= nb) return;
+    for (auto& e : buckets_[b].entries) got.emplace_back(e.contact.id ^ target, &e.contact);
+  };
+  if (t < static_cast<int>(kBuckets)) take(t);
+  for (int b = std::min<int>(t, kBuckets) + 1; b < nb; ++b) take(b);
+  size_t enough = got.size();
+  for (int b = std::min<int>(t, kBuckets) - 1; b >= 0 && enough < n; --b) {
+    take(b);
+    enough = got.size();
+  }
+  size_t m = std::min(n, got.size());
+  std::partial_sort(got.begin(), got.begin() + m, got.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<Contact> out;
+  out.reserve(m);
+  for (size_t i = 0; i < m; ++i) out.push_back(*got[i].second);
+  return out;
+}
+
+std::vector<Contact> RoutingTable::all() const {
+  std::vector<Contact> out;
+  out.reserve(size_);
+  for (auto& bk : buckets_)
+    for (auto& e : bk.entries) out.push_back(e.contact);
+  return out;
+}
+
+int RoutingTable::deepest_bucket() const {
+  for (int i = static_cast<int>(buckets_.size()) - 1; i >= 0; --i)
+    if (!buckets_[i].entries.empty()) return i;
+  return -1;
+}
+
+}  // namespace storjnet::dht

@@ -1,0 +1,35 @@
+// Resolver: finds a node's contact by id for messages and streams: the local cache first, then the DHT's
+// routing table, then a DHT lookup (find_contact). Lookups for the same id are coalesced; results are cached
+// (bounded) and forgotten when the peer stops answering.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "storjnet/contact.h"
+
+namespace storjnet {
+
+class Dht;
+
+class Resolver {
+ public:
+  explicit Resolver(Dht& dht, size_t max_cached = 4096) : dht_(dht), max_cached_(max_cached) {}
+  ~Resolver() { *alive_ = false; }
+  // cb runs exactly once, possibly before resolve returns (cache hit).
+  void resolve(const NodeId& id, std::function<void(std::optional<Contact>)> cb);
+  void remember(const Contact& c);
+  void forget(const NodeId& id) { cache_.erase(id); }
+  size_t cached() const { return cache_.size(); }
+
+ private:
+  Dht& dht_;
+  size_t max_cached_;
+  std::unordered_map<NodeId, Contact> cache_;
+  std::unordered_map<NodeId, std::vector<std::function<void(std::optional<Contact>)>>> waiting_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace storjnet

@@ -1,0 +1,106 @@
+// Pubsub::Impl: the state of one node's pubsub. Split by idea:
+//   pubsub.cc     user API, local delivery, handlers, housekeeping
+//   quasar.cc     attenuated filters (build, push, receive) and Quasar event forwarding (Algorithm 2)
+//   rendezvous.cc the improvement: registrations and events routed to the topic key's closest nodes
+#pragma once
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/engine.h"
+#include "pubsub/bloom.h"
+#include "pubsub/seen_set.h"
+#include "pubsub/wire.h"
+#include "storjnet/dht.h"
+#include "storjnet/pubsub.h"
+
+namespace storjnet {
+
+struct Pubsub::Impl {
+  // Flags in the SeenSet.
+  static constexpr uint8_t kDelivered = 1, kQuasarSeen = 2, kRouted = 4, kHeld = 8;
+
+  Impl(Engine& e, Dht& d, PubsubConfig c);
+  ~Impl();
+
+  // --- pubsub.cc ---
+  void on_update(const IncomingRequest& req, const Reply& reply);
+  void on_notify(const IncomingRequest& req, const Reply& reply);
+  void deliver_local(const pubsub::NotifyBody& ev);
+  void maintain();
+  std::vector<Contact> peers();
+  std::vector<Contact> closest_known(const NodeId& target, size_t n);
+  pubsub::EventId new_event_id();
+
+  // --- quasar.cc ---
+  void choose_neighbours(bool force);
+  void rebuild_filters();  // recomputes `mine` from subscriptions and in-filters; schedules a push on change
+  void schedule_push();
+  void push_filters(bool refresh_all);
+  void on_filter(const Contact& from, pubsub::FilterBody&& f);
+  void quasar_forward(pubsub::NotifyBody ev, const NodeId* from, bool directed);
+  void expire_filters();
+  // Lowest level of `levels` that matches, or -1 (saturated levels never match).
+  int match_level(const std::vector<pubsub::BloomFilter>& levels, const pubsub::TopicHash& h) const;
+
+  // --- rendezvous.cc ---
+  void register_topic(const NodeId& key, bool subscribe);
+  void route_register(pubsub::RegisterBody body);
+  void hold_register(const pubsub::RegisterBody& body, bool replicate);
+  void route_event(pubsub::NotifyBody ev);
+  // Sends `body` to cands[i], then the next candidate while hops fail; on_terminal() when none is left.
+  void route_step(Method m, std::shared_ptr<Bytes> body, std::shared_ptr<std::vector<Contact>> cands, size_t i,
+                  std::function<void()> on_terminal);
+  // Up to route_candidates contacts strictly closer to `key` than we are, closest first.
+  std::vector<Contact> next_hops(const NodeId& key);
+  void event_terminal(const pubsub::NotifyBody& ev);
+  bool holder_deliver(const pubsub::NotifyBody& ev);
+  void expire_held();
+  void renew_registrations();
+
+  Engine& engine;
+  Dht& dht;
+  PubsubConfig cfg;
+  pubsub::WireLimits limits;
+  PubsubTopology topology;
+  mutable PubsubStats st;
+  std::function<void(const std::string&, const std::string&)> on_event;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  struct Subscription {
+    pubsub::TopicHash hash;
+    NodeId key;
+    std::deque<std::string> queue;
+    bool registered_alone = false;  // registered while no peer was known: redo when peers appear
+  };
+  std::map<std::string, Subscription> subs;
+
+  // Quasar state.
+  std::vector<Contact> out;  // we push our filter to these
+  struct InFilter {
+    Contact from;
+    std::vector<pubsub::BloomFilter> levels;
+    uint32_t saturated = 0;  // bit i: level i has more than max_fill of its bits set
+    TimePoint received{};
+  };
+  std::unordered_map<NodeId, InFilter> in;  // neighbours' filters: we forward events to them
+  std::vector<pubsub::BloomFilter> mine;    // our attenuated filter
+  std::vector<pubsub::BloomFilter> pushed;  // what `out` last received
+  TimerId push_timer, maintain_timer;
+  TimePoint last_push{}, last_full_push{}, last_renew{};
+
+  // Rendezvous state: topic key -> subscriber id -> (contact, lease end).
+  struct Held {
+    Contact contact;
+    TimePoint expires{};
+    bool self = false;
+  };
+  std::unordered_map<NodeId, std::unordered_map<NodeId, Held>> held;
+
+  pubsub::SeenSet seen;
+};
+
+}  // namespace storjnet

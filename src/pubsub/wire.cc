@@ -1,0 +1,234 @@
+#include "pubsub/wire.h"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "common/msgpack_util.h"
+#include "storjnet/pubsub.h"
+
+namespace storjnet::pubsub {
+namespace {
+
+using Packer = msgpack::packer<BytesWriter>;
+
+void pack_bin(Packer& p, const uint8_t* data, size_t n) {
+  p.pack_bin(static_cast<uint32_t>(n));
+  p.pack_bin_body(reinterpret_cast<const char*>(data), static_cast<uint32_t>(n));
+}
+
+void pack_level(Packer& p, const BloomFilter& f) {
+  size_t ones = f.popcount();
+  // Sparse (array of set bit positions) when that is smaller than the dense bitmap.
+  if (ones * 3 < f.bits() / 8) {
+    p.pack_array(static_cast<uint32_t>(ones));
+    for (size_t i = 0; i < f.bits(); ++i)
+      if (f.words()[i / 64] && f.bit(i)) p.pack(static_cast<uint32_t>(i));
+    return;
+  }
+  Bytes dense(f.bits() / 8);
+  for (size_t w = 0; w < f.words().size(); ++w)
+    for (int b = 0; b < 8; ++b) dense[w * 8 + b] = static_cast<uint8_t>(f.words()[w] >> (8 * b));
+  pack_bin(p, dense.data(), dense.size());
+}
+
+bool get_uint(const msgpack::object& o, uint64_t& v) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER) return false;
+  v = o.via.u64;
+  return true;
+}
+
+bool get_node_id(const msgpack::object& o, NodeId& id) {
+  ByteView b;
+  if (o.type != msgpack::type::BIN || !as_bytes_view(o, b) || b.size() != NodeId::kSize) return false;
+  std::array<uint8_t, NodeId::kSize> a;
+  std::memcpy(a.data(), b.data(), a.size());
+  id = NodeId(a);
+  return true;
+}
+
+void pack_contact(Packer& p, const Contact& c) {
+  p.pack_array(3);
+  pack_bin(p, c.key.data(), c.key.size());
+  size_t n = c.endpoint.family == Endpoint::Family::kV6 ? 16 : 4;
+  pack_bin(p, c.endpoint.addr.data(), n);
+  p.pack(c.endpoint.port);
+}
+
+bool get_contact(const msgpack::object& o, Contact& c) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) return false;
+  ByteView key, addr;
+  uint64_t port;
+  if (o.via.array.ptr[0].type != msgpack::type::BIN || !as_bytes_view(o.via.array.ptr[0], key) ||
+      key.size() != c.key.size())
+    return false;
+  if (o.via.array.ptr[1].type != msgpack::type::BIN || !as_bytes_view(o.via.array.ptr[1], addr) ||
+      (addr.size() != 4 && addr.size() != 16))
+    return false;
+  if (!get_uint(o.via.array.ptr[2], port) || port == 0 || port > 65535) return false;
+  PublicKey pk;
+  std::memcpy(pk.data(), key.data(), pk.size());
+  Endpoint ep;
+  ep.family = addr.size() == 4 ? Endpoint::Family::kV4 : Endpoint::Family::kV6;
+  std::memcpy(ep.addr.data(), addr.data(), addr.size());
+  ep.port = static_cast<uint16_t>(port);
+  c = Contact::from_key(pk, ep);
+  return true;
+}
+
+}  // namespace
+
+Bytes encode_filter(const FilterBody& f) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  size_t bits = f.levels.empty() ? 0 : f.levels[0].bits();
+  size_t hashes = f.levels.empty() ? 0 : f.levels[0].hashes();
+  p.pack_array(4);
+  p.pack(static_cast<uint8_t>(UpdateKind::kFilter));
+  p.pack(static_cast<uint32_t>(bits));
+  p.pack(static_cast<uint32_t>(hashes));
+  p.pack_array(static_cast<uint32_t>(f.levels.size()));
+  for (const auto& l : f.levels) pack_level(p, l);
+  return out;
+}
+
+Bytes encode_register(const RegisterBody& r) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  p.pack_array(5);
+  p.pack(static_cast<uint8_t>(r.kind));
+  pack_bin(p, r.topic_key.bytes().data(), NodeId::kSize);
+  p.pack(r.subscribe);
+  p.pack(r.hops);
+  if (r.subscriber)
+    pack_contact(p, *r.subscriber);
+  else
+    p.pack_nil();
+  return out;
+}
+
+Bytes encode_notify(const NotifyBody& n) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  p.pack_array(6);
+  p.pack(static_cast<uint8_t>(n.kind));
+  pack_bin(p, n.id.data(), n.id.size());
+  p.pack(n.topic);
+  p.pack(n.event);
+  p.pack(n.ttl);
+  p.pack_array(static_cast<uint32_t>(n.publishers.size()));
+  for (const auto& id : n.publishers) pack_bin(p, id.bytes().data(), NodeId::kSize);
+  return out;
+}
+
+std::optional<UpdateKind> peek_update_kind(ByteView body) {
+  // The first byte after the array header is the kind (a positive fixint).
+  if (body.size() < 2 || (body[0] & 0xf0) != 0x90) return std::nullopt;
+  if (body[1] > static_cast<uint8_t>(UpdateKind::kReplica)) return std::nullopt;
+  return static_cast<UpdateKind>(body[1]);
+}
+
+DecodeStatus decode_filter(ByteView body, const WireLimits& lim, FilterBody& out) {
+  auto oh = unpack_wire(body);
+  if (!oh) return DecodeStatus::kMalformed;
+  const auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) return DecodeStatus::kMalformed;
+  const auto* a = o.via.array.ptr;
+  uint64_t kind, bits, hashes;
+  if (!get_uint(a[0], kind) || kind != 0 || !get_uint(a[1], bits) || !get_uint(a[2], hashes))
+    return DecodeStatus::kMalformed;
+  if (a[3].type != msgpack::type::ARRAY) return DecodeStatus::kMalformed;
+  const size_t want_bits = BloomFilter::round_bits(lim.filter_bits);
+  if (bits != want_bits || hashes != lim.filter_hashes || a[3].via.array.size != lim.depth)
+    return DecodeStatus::kWrongSize;
+  out.levels.assign(lim.depth, BloomFilter(want_bits, lim.filter_hashes));
+  for (size_t l = 0; l < lim.depth; ++l) {
+    const auto& lv = a[3].via.array.ptr[l];
+    auto& f = out.levels[l];
+    if (lv.type == msgpack::type::BIN) {
+      if (lv.via.bin.size != want_bits / 8) return DecodeStatus::kWrongSize;
+      const auto* p = reinterpret_cast<const uint8_t*>(lv.via.bin.ptr);
+      for (size_t w = 0; w < f.words().size(); ++w) {
+        uint64_t v = 0;
+        for (int b = 0; b < 8; ++b) v |= uint64_t{p[w * 8 + b]} << (8 * b);
+        f.words()[w] = v;
+      }
+    } else if (lv.type == msgpack::type::ARRAY) {
+      for (uint32_t i = 0; i < lv.via.array.size; ++i) {
+        uint64_t pos;
+        if (!get_uint(lv.via.array.ptr[i], pos)) return DecodeStatus::kMalformed;
+        if (pos >= want_bits) return DecodeStatus::kWrongSize;
+        f.set_bit(pos);
+      }
+    } else {
+      return DecodeStatus::kMalformed;
+    }
+  }
+  return DecodeStatus::kOk;
+}
+
+DecodeStatus decode_register(ByteView body, RegisterBody& out) {
+  auto oh = unpack_wire(body);
+  if (!oh) return DecodeStatus::kMalformed;
+  const auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 5) return DecodeStatus::kMalformed;
+  const auto* a = o.via.array.ptr;
+  uint64_t kind, hops;
+  if (!get_uint(a[0], kind) || (kind != 1 && kind != 2)) return DecodeStatus::kMalformed;
+  out.kind = static_cast<UpdateKind>(kind);
+  if (!get_node_id(a[1], out.topic_key)) return DecodeStatus::kMalformed;
+  if (a[2].type != msgpack::type::BOOLEAN) return DecodeStatus::kMalformed;
+  out.subscribe = a[2].via.boolean;
+  if (!get_uint(a[3], hops) || hops > 1024) return DecodeStatus::kMalformed;
+  out.hops = static_cast<uint32_t>(hops);
+  if (a[4].type == msgpack::type::NIL) {
+    out.subscriber.reset();
+  } else {
+    Contact c;
+    if (!get_contact(a[4], c)) return DecodeStatus::kMalformed;
+    out.subscriber = c;
+  }
+  return DecodeStatus::kOk;
+}
+
+DecodeStatus decode_notify(ByteView body, const WireLimits& lim, NotifyBody& out, DecodeNotes* notes) {
+  auto oh = unpack_wire(body);
+  if (!oh) return DecodeStatus::kMalformed;
+  const auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 6) return DecodeStatus::kMalformed;
+  const auto* a = o.via.array.ptr;
+  uint64_t kind, ttl;
+  if (!get_uint(a[0], kind) || kind > static_cast<uint64_t>(NotifyKind::kDeliver)) return DecodeStatus::kMalformed;
+  out.kind = static_cast<NotifyKind>(kind);
+  if (a[1].type != msgpack::type::BIN || a[1].via.bin.size != out.id.size()) return DecodeStatus::kMalformed;
+  std::memcpy(out.id.data(), a[1].via.bin.ptr, out.id.size());
+  if (a[2].type != msgpack::type::STR || a[3].type != msgpack::type::STR) return DecodeStatus::kMalformed;
+  if (a[2].via.str.size == 0) return DecodeStatus::kMalformed;
+  if (a[2].via.str.size > kMaxTopic || a[3].via.str.size > kMaxEventJson) return DecodeStatus::kTooLarge;
+  out.topic.assign(a[2].via.str.ptr, a[2].via.str.size);
+  out.event.assign(a[3].via.str.ptr, a[3].via.str.size);
+  if (!get_uint(a[4], ttl)) return DecodeStatus::kMalformed;
+  if (ttl > lim.max_ttl) {
+    ttl = lim.max_ttl;
+    if (notes) notes->ttl_clamped = true;
+  }
+  out.ttl = static_cast<uint32_t>(ttl);
+  if (a[5].type != msgpack::type::ARRAY) return DecodeStatus::kMalformed;
+  const auto& pubs = a[5].via.array;
+  // Keep the most recent entries (the list grows at its end).
+  size_t skip = pubs.size > lim.max_publishers ? pubs.size - lim.max_publishers : 0;
+  if (skip && notes) notes->publishers_truncated = true;
+  out.publishers.clear();
+  out.publishers.reserve(pubs.size - skip);
+  for (uint32_t i = 0; i < pubs.size; ++i) {
+    NodeId id;
+    if (!get_node_id(pubs.ptr[i], id)) return DecodeStatus::kMalformed;
+    if (i >= skip) out.publishers.push_back(id);
+  }
+  if (!nlohmann::json::accept(out.event)) return DecodeStatus::kBadEvent;
+  return DecodeStatus::kOk;
+}
+
+}  // namespace storjnet::pubsub

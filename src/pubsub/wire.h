@@ -1,0 +1,86 @@
+// Wire bodies of quasar_update and quasar_notify (docs/protocol.md, section 8), with bounded decoders.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pubsub/bloom.h"
+#include "storjnet/bytes.h"
+#include "storjnet/contact.h"
+
+namespace storjnet::pubsub {
+
+using EventId = std::array<uint8_t, 16>;
+
+// quasar_update kinds.
+enum class UpdateKind : uint8_t {
+  kFilter = 0,    // a neighbour's attenuated Bloom filter (one-way)
+  kRegister = 1,  // rendezvous (un)subscription routed towards the topic key (request)
+  kReplica = 2,   // rendezvous (un)subscription copied to a holder (request)
+};
+
+// quasar_notify kinds.
+enum class NotifyKind : uint8_t {
+  kQuasar = 0,   // Quasar: followed filter gradients (one-way)
+  kWalk = 1,     // Quasar: random walk step, no filter matched (one-way)
+  kRoute = 2,    // rendezvous: routed greedily towards the topic key (request)
+  kHolder = 3,   // rendezvous: to a replica holder, not forwarded (request)
+  kDeliver = 4,  // rendezvous: holder to subscriber (request)
+};
+
+struct FilterBody {
+  std::vector<BloomFilter> levels;
+};
+
+struct RegisterBody {
+  UpdateKind kind = UpdateKind::kRegister;
+  NodeId topic_key;
+  bool subscribe = true;
+  uint32_t hops = 0;
+  std::optional<Contact> subscriber;  // nullopt: the sender itself (first hop)
+};
+
+struct NotifyBody {
+  NotifyKind kind = NotifyKind::kQuasar;
+  EventId id{};
+  std::string topic;
+  std::string event;  // JSON text
+  uint32_t ttl = 0;
+  std::vector<NodeId> publishers;  // Quasar: nodes already sent the event
+};
+
+struct WireLimits {
+  size_t filter_bits = 8192;  // exact size expected (rounded as BloomFilter::round_bits)
+  size_t filter_hashes = 4;
+  size_t depth = 3;
+  uint32_t max_ttl = 64;
+  size_t max_publishers = 64;
+};
+
+enum class DecodeStatus {
+  kOk,
+  kMalformed,      // not our layout
+  kWrongSize,      // filter of another size, hash count or depth
+  kTooLarge,       // topic or event over the limit
+  kBadEvent,       // event is not JSON
+};
+
+// Counters for what decoding had to bound.
+struct DecodeNotes {
+  bool ttl_clamped = false;
+  bool publishers_truncated = false;
+};
+
+Bytes encode_filter(const FilterBody& f);
+Bytes encode_register(const RegisterBody& r);
+Bytes encode_notify(const NotifyBody& n);
+
+// Which quasar_update kind a body carries (nullopt: malformed).
+std::optional<UpdateKind> peek_update_kind(ByteView body);
+DecodeStatus decode_filter(ByteView body, const WireLimits& lim, FilterBody& out);
+DecodeStatus decode_register(ByteView body, RegisterBody& out);
+DecodeStatus decode_notify(ByteView body, const WireLimits& lim, NotifyBody& out, DecodeNotes* notes = nullptr);
+
+}  // namespace storjnet::pubsub

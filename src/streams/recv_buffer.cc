@@ -1,0 +1,61 @@
+#include "streams/recv_buffer.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace storjnet::streams {
+
+void RecvBuffer::append(ByteView data) {
+  if (data.empty()) return;
+  chunks_.emplace_back(data.begin(), data.end());
+  received_ += data.size();
+}
+
+RecvBuffer::Add RecvBuffer::add(uint64_t offset, ByteView data) {
+  if (data.empty()) return Add::kOk;
+  if (offset + data.size() > limit()) return Add::kBeyondWindow;
+  if (offset + data.size() <= received_) return Add::kOk;  // duplicate
+  if (offset > received_) {
+    // An honest writer's chunks ahead of the gap do not overlap, so they total at most the window; a peer
+    // sending overlapping chunks at many offsets is refused instead of growing memory.
+    auto held = ahead_.find(offset);
+    size_t replaced = held == ahead_.end() ? 0 : held->second.size();
+    if (ahead_bytes_ - replaced + data.size() > window_) return Add::kBeyondWindow;
+    auto [it, fresh] = ahead_.try_emplace(offset);
+    if (fresh || it->second.size() < data.size()) {
+      ahead_bytes_ -= it->second.size();
+      it->second.assign(data.begin(), data.end());
+      ahead_bytes_ += data.size();
+    }
+    return Add::kOk;
+  }
+  append(data.subspan(static_cast<size_t>(received_ - offset)));
+  // Chunks that arrived ahead may now continue the contiguous run.
+  while (!ahead_.empty() && ahead_.begin()->first <= received_) {
+    auto node = ahead_.extract(ahead_.begin());
+    ahead_bytes_ -= node.mapped().size();
+    uint64_t end = node.key() + node.mapped().size();
+    if (end > received_) append(ByteView(node.mapped()).subspan(static_cast<size_t>(received_ - node.key())));
+  }
+  return Add::kOk;
+}
+
+Bytes RecvBuffer::read(std::optional<size_t> max) {
+  size_t n = std::min(unread(), max.value_or(unread()));
+  Bytes out;
+  out.reserve(n);
+  while (out.size() < n) {
+    Bytes& c = chunks_.front();
+    size_t take = std::min(c.size() - head_, n - out.size());
+    out.insert(out.end(), c.begin() + static_cast<long>(head_), c.begin() + static_cast<long>(head_ + take));
+    head_ += take;
+    if (head_ == c.size()) {
+      chunks_.pop_front();
+      head_ = 0;
+    }
+  }
+  read_ += n;
+  return out;
+}
+
+}  // namespace storjnet::streams

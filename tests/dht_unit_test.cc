@@ -1,0 +1,220 @@
+// DHT building blocks in isolation: routing table, codec, value store, lookup.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "dht/codec.h"
+#include "dht/lookup.h"
+#include "dht/routing_table.h"
+#include "dht/value_store.h"
+#include "sim/rng.h"
+
+using namespace storjnet;
+using namespace storjnet::dht;
+
+namespace {
+Contact contact_n(uint32_t n) {
+  std::array<uint8_t, 32> seed{};
+  std::memcpy(seed.data(), &n, 4);
+  seed[31] = 0x5a;
+  auto id = Identity::from_seed(seed);
+  return Contact::from_key(id.public_key(), Endpoint::v4(0x0a000000u + n, 4000));
+}
+}  // namespace
+
+TEST(RoutingTable, KeepsAtMostKPerBucketAndCachesNewcomers) {
+  NodeId self = NodeId::hash_of(as_bytes("self"));
+  RoutingTable t(self, 4);
+  std::map<int, int> per_bucket;
+  int full = 0;
+  for (uint32_t i = 0; i < 400; ++i) {
+    Contact c = contact_n(i);
+    int b = t.bucket_of(c.id);
+    auto r = t.seen(c, TimePoint(i));
+    if (per_bucket[b] < 4) {
+      EXPECT_EQ(r, RoutingTable::Seen::kAdded);
+      ++per_bucket[b];
+    } else {
+      EXPECT_EQ(r, RoutingTable::Seen::kFull);
+      ++full;
+    }
+  }
+  EXPECT_GT(full, 0);
+  for (size_t b = 0; b < RoutingTable::kBuckets; ++b) EXPECT_LE(t.bucket(b).size(), 4u);
+  // Seeing a known contact again moves it to the tail (most recently seen).
+  Contact first = t.bucket(0).front().contact;
+  EXPECT_EQ(t.seen(first, TimePoint(1000)), RoutingTable::Seen::kUpdated);
+  EXPECT_EQ(t.bucket(0).back().contact.id, first.id);
+  EXPECT_EQ(t.seen(Contact{self, {}, Endpoint::v4(1, 1)}, TimePoint(0)), RoutingTable::Seen::kIgnored);
+}
+
+TEST(RoutingTable, RepeatedFailuresEvictAndPromoteAReplacement) {
+  NodeId self = NodeId::hash_of(as_bytes("self"));
+  RoutingTable t(self, 2);
+  std::vector<Contact> bucket0;
+  for (uint32_t i = 0; bucket0.size() < 3; ++i) {
+    Contact c = contact_n(i);
+    if (t.bucket_of(c.id) == 0) bucket0.push_back(c);
+  }
+  t.seen(bucket0[0], TimePoint(1));
+  t.seen(bucket0[1], TimePoint(2));
+  EXPECT_EQ(t.seen(bucket0[2], TimePoint(3)), RoutingTable::Seen::kFull);
+  EXPECT_EQ(t.oldest_in_bucket_of(bucket0[2].id)->id, bucket0[0].id);
+  EXPECT_FALSE(t.failed(bucket0[0].id, 3));
+  EXPECT_FALSE(t.failed(bucket0[0].id, 3));
+  EXPECT_TRUE(t.failed(bucket0[0].id, 3));
+  EXPECT_FALSE(t.find(bucket0[0].id));
+  EXPECT_TRUE(t.find(bucket0[2].id));  // promoted from the replacement cache
+  EXPECT_EQ(t.size(), 2u);
+}
+
+TEST(RoutingTable, ClosestIsExactlyTheXorOrder) {
+  NodeId self = NodeId::hash_of(as_bytes("self"));
+  RoutingTable t(self, 20);
+  std::vector<Contact> all;
+  for (uint32_t i = 0; i < 300; ++i) {
+    Contact c = contact_n(i);
+    if (t.seen(c, TimePoint(i)) == RoutingTable::Seen::kAdded) all.push_back(c);
+  }
+  sim::Rng rng(1);
+  for (int trial = 0; trial < 50; ++trial) {
+    std::array<uint8_t, 20> b;
+    for (auto& x : b) x = static_cast<uint8_t>(rng.next());
+    NodeId target(b);
+    if (trial == 0) target = self;
+    auto got = t.closest(target, 20);
+    auto want = all;
+    std::sort(want.begin(), want.end(), [&](auto& x, auto& y) { return closer(target, x.id, y.id); });
+    want.resize(std::min<size_t>(20, want.size()));
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].id, want[i].id) << "trial " << trial << " i " << i;
+  }
+}
+
+TEST(DhtCodec, RoundTripsAndRejectsGarbage) {
+  std::vector<Contact> cs;
+  for (uint32_t i = 0; i < 20; ++i) cs.push_back(contact_n(i));
+  cs.push_back(Contact::from_key(contact_n(99).key, *Endpoint::parse("[2001:db8::1]:4444")));
+  auto back = decode_contacts(encode_contacts(cs));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, cs);
+
+  NodeId key = dht_key("k");
+  EXPECT_EQ(*decode_id_request(encode_id_request(key)), key);
+
+  StoredValue v;
+  v.key = key;
+  v.value = {1, 2, 3};
+  v.version = 77;
+  v.publisher = contact_n(1).id;
+  auto st = decode_store(encode_store(v));
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->key, key);
+  EXPECT_EQ(st->value, v.value);
+  EXPECT_EQ(st->version, 77u);
+  EXPECT_EQ(st->publisher, v.publisher);
+
+  FindValueResponse fv;
+  fv.value = v;
+  auto fvb = decode_find_value_response(encode_find_value_response(fv), key);
+  ASSERT_TRUE(fvb && fvb->value);
+  EXPECT_EQ(fvb->value->value, v.value);
+  FindValueResponse fc;
+  fc.contacts = cs;
+  auto fcb = decode_find_value_response(encode_find_value_response(fc), key);
+  ASSERT_TRUE(fcb);
+  EXPECT_FALSE(fcb->value);
+  EXPECT_EQ(fcb->contacts.size(), cs.size());
+
+  uint8_t garbage[] = {0x93, 0xc4, 0x05, 1, 2};
+  EXPECT_FALSE(decode_contacts(garbage));
+  EXPECT_FALSE(decode_store(garbage));
+  EXPECT_FALSE(decode_id_request(garbage));
+  EXPECT_FALSE(decode_find_value_response(garbage, key));
+  // An array header claiming 2^32 elements must not allocate or crash.
+  uint8_t huge[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_FALSE(decode_contacts(huge));
+  // Contacts with garbage addresses are skipped, the rest kept.
+  Bytes mixed = encode_contacts({cs[0], Contact::from_key(cs[1].key, Endpoint::v4(0, 0)), cs[2]});
+  auto m = decode_contacts(mixed);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->size(), 2u);
+}
+
+TEST(ValueStore, NewerWinsEverywhereAndBoundsHold) {
+  DhtConfig cfg;
+  cfg.max_values = 3;
+  cfg.max_bytes = 1000;
+  cfg.max_bytes_per_publisher = 300;
+  auto storage = make_memory_storage();
+  ValueStore vs(*storage, cfg);
+  NodeId peer = contact_n(1).id, other = contact_n(2).id;
+  StoredValue a{dht_key("a"), Bytes(100, 1), 10, peer, 0, false};
+  EXPECT_EQ(vs.store(a, peer), ValueStore::Result::kStored);
+  EXPECT_EQ(vs.store(a, peer), ValueStore::Result::kSame);
+  StoredValue older = a;
+  older.version = 9;
+  older.value = Bytes(100, 2);
+  EXPECT_EQ(vs.store(older, peer), ValueStore::Result::kHeldNewer);
+  StoredValue tie = a;
+  tie.value = Bytes(100, 3);
+  bool tie_newer = ValueStore::newer(tie, a);
+  EXPECT_EQ(vs.store(tie, peer), tie_newer ? ValueStore::Result::kStored : ValueStore::Result::kHeldNewer);
+  EXPECT_NE(ValueStore::newer(tie, a), ValueStore::newer(a, tie));  // total order on ties
+  StoredValue b{dht_key("b"), Bytes(150, 1), 10, peer, 0, false};
+  EXPECT_EQ(vs.store(b, peer), ValueStore::Result::kStored);
+  StoredValue c{dht_key("c"), Bytes(100, 1), 10, peer, 0, false};
+  EXPECT_EQ(vs.store(c, peer), ValueStore::Result::kQuota);  // 250 + 100 > 300 for this peer
+  EXPECT_EQ(vs.store(c, other), ValueStore::Result::kStored);
+  StoredValue d{dht_key("d"), Bytes(10, 1), 10, other, 0, false};
+  EXPECT_EQ(vs.store(d, other), ValueStore::Result::kFull);  // count bound
+  StoredValue big{dht_key("e"), Bytes(kMaxValueSize + 1, 1), 10, other, 0, false};
+  EXPECT_EQ(vs.store(big, other), ValueStore::Result::kTooLarge);
+  // Expiry by version age.
+  cfg.expire_after = std::chrono::microseconds(100);
+  EXPECT_EQ(vs.expire(200), 3u);
+  EXPECT_EQ(vs.count(), 0u);
+}
+
+TEST(Lookup, FindsTheKClosestOverAFakeNetworkAndCountsRounds) {
+  // 400 nodes; each knows the 8 nodes closest to it plus 8 random ones: a lookup must converge.
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+  sim::Rng rng(9);
+  std::map<NodeId, std::vector<Contact>> knows;
+  for (auto& n : nodes) {
+    auto sorted = nodes;
+    std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) { return closer(n.id, a.id, b.id); });
+    std::vector<Contact> k(sorted.begin() + 1, sorted.begin() + 9);
+    for (int r = 0; r < 8; ++r) k.push_back(nodes[rng.below(nodes.size())]);
+    knows[n.id] = k;
+  }
+  NodeId target = dht_key("target");
+  auto want = nodes;
+  std::sort(want.begin(), want.end(), [&](auto& a, auto& b) { return closer(target, a.id, b.id); });
+  std::vector<std::pair<Contact, QueryDone>> queue;
+  QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
+  std::optional<LookupResult> result;
+  LookupParams p{nodes[0].id, target, false, false, 8, 3};
+  Lookup::start(p, knows[nodes[0].id], query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
+  size_t max_in_flight = 0;
+  while (!queue.empty()) {
+    max_in_flight = std::max(max_in_flight, queue.size());
+    auto [to, done] = std::move(queue.front());
+    queue.erase(queue.begin());
+    if (to.id == want[3].id) {
+      done(std::nullopt);  // one of the closest is down
+      continue;
+    }
+    done(QueryResponse{knows[to.id], std::nullopt});
+  }
+  ASSERT_TRUE(result);
+  EXPECT_LE(max_in_flight, 3u);
+  ASSERT_EQ(result->closest.size(), 8u);
+  std::vector<NodeId> expect;
+  for (auto& c : want)
+    if (c.id != want[3].id && c.id != nodes[0].id && expect.size() < 8) expect.push_back(c.id);
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(result->closest[i].id, expect[i]);
+  EXPECT_GE(result->stats.rounds, 2);
+  EXPECT_GE(result->stats.rpcs, 8);
+}

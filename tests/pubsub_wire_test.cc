@@ -1,0 +1,218 @@
+// Pubsub building blocks (Bloom filter, wire codecs, dedupe set) and bad input from the network.
+#include <gtest/gtest.h>
+
+#include "common/msgpack_util.h"
+#include "engine/engine.h"
+#include "pubsub/bloom.h"
+#include "pubsub/seen_set.h"
+#include "pubsub/wire.h"
+#include "pubsub_test_util.h"
+#include "storjnet/pubsub.h"
+
+using namespace storjnet;
+using namespace storjnet::pubsub;
+using storjnet::test::connect_pubsub;
+using storjnet::test::event_json;
+
+TEST(PubsubBloom, AddContainsAndFalsePositiveRateMatchesTheory) {
+  BloomFilter f(8192, 4);
+  EXPECT_EQ(f.bits(), 8192u);
+  for (int i = 0; i < 500; ++i) f.add(TopicHash::of("topic-" + std::to_string(i)));
+  for (int i = 0; i < 500; ++i) EXPECT_TRUE(f.contains(TopicHash::of("topic-" + std::to_string(i))));
+  int fp = 0, trials = 20000;
+  for (int i = 0; i < trials; ++i) fp += f.contains(TopicHash::of("other-" + std::to_string(i)));
+  double expect = BloomFilter::false_positive_rate(8192, 4, 500);  // about 0.0024
+  EXPECT_NEAR(double(fp) / trials, expect, 0.003);
+  BloomFilter g(8192, 4);
+  g.add(TopicHash::of("x"));
+  EXPECT_TRUE(f.merge(g));
+  EXPECT_TRUE(f.contains(TopicHash::of("x")));
+  EXPECT_FALSE(f.merge(BloomFilter(1024, 4)));
+  EXPECT_EQ(BloomFilter(100, 4).bits(), 128u);
+}
+
+TEST(PubsubWire, FilterRoundTripsDenseAndSparse) {
+  WireLimits lim;
+  FilterBody f;
+  f.levels.assign(3, BloomFilter(8192, 4));
+  f.levels[0].add(TopicHash::of("a"));                                                 // sparse
+  for (int i = 0; i < 2000; ++i) f.levels[2].add(TopicHash::of(std::to_string(i)));  // dense
+  Bytes b = encode_filter(f);
+  EXPECT_LT(b.size(), 1200u + 8192 / 8);
+  FilterBody g;
+  ASSERT_EQ(decode_filter(b, lim, g), DecodeStatus::kOk);
+  EXPECT_EQ(g.levels, f.levels);
+  EXPECT_EQ(peek_update_kind(b), UpdateKind::kFilter);
+}
+
+TEST(PubsubWire, WrongFilterSizeHashesOrDepthAreRejected) {
+  WireLimits lim;
+  FilterBody f;
+  f.levels.assign(3, BloomFilter(4096, 4));
+  FilterBody g;
+  EXPECT_EQ(decode_filter(encode_filter(f), lim, g), DecodeStatus::kWrongSize);
+  f.levels.assign(2, BloomFilter(8192, 4));
+  EXPECT_EQ(decode_filter(encode_filter(f), lim, g), DecodeStatus::kWrongSize);
+  f.levels.assign(3, BloomFilter(8192, 5));
+  EXPECT_EQ(decode_filter(encode_filter(f), lim, g), DecodeStatus::kWrongSize);
+  Bytes junk = {0x94, 0x00, 0x01};
+  EXPECT_EQ(decode_filter(junk, lim, g), DecodeStatus::kMalformed);
+}
+
+TEST(PubsubWire, NotifyRoundTripClampsTtlAndTruncatesPublishers) {
+  WireLimits lim;
+  NotifyBody n;
+  n.kind = NotifyKind::kQuasar;
+  n.id.fill(7);
+  n.topic = "t";
+  n.event = R"({"a":1})";
+  n.ttl = 1'000'000;
+  for (int i = 0; i < 500; ++i) {
+    std::array<uint8_t, 20> a{};
+    a[0] = i & 0xff, a[1] = i >> 8;
+    n.publishers.push_back(NodeId(a));
+  }
+  NotifyBody m;
+  DecodeNotes notes;
+  ASSERT_EQ(decode_notify(encode_notify(n), lim, m, &notes), DecodeStatus::kOk);
+  EXPECT_EQ(m.ttl, lim.max_ttl);
+  EXPECT_TRUE(notes.ttl_clamped);
+  EXPECT_TRUE(notes.publishers_truncated);
+  ASSERT_EQ(m.publishers.size(), lim.max_publishers);
+  EXPECT_EQ(m.publishers.back(), n.publishers.back());  // the most recent kept
+  n.event = "{bad";
+  EXPECT_EQ(decode_notify(encode_notify(n), lim, m), DecodeStatus::kBadEvent);
+  n.event = std::string(kMaxEventJson + 1, '1');
+  EXPECT_EQ(decode_notify(encode_notify(n), lim, m), DecodeStatus::kTooLarge);
+  n.event = "1";
+  n.topic = std::string(kMaxTopic + 1, 't');
+  EXPECT_EQ(decode_notify(encode_notify(n), lim, m), DecodeStatus::kTooLarge);
+}
+
+TEST(PubsubWire, RegisterRoundTrip) {
+  RegisterBody r;
+  r.kind = UpdateKind::kReplica;
+  r.topic_key = dht_key("t");
+  r.subscribe = false;
+  r.hops = 3;
+  PublicKey pk{};
+  pk[0] = 9;
+  r.subscriber = Contact::from_key(pk, *Endpoint::from_ip("10.0.0.1", 4000));
+  RegisterBody s;
+  ASSERT_EQ(decode_register(encode_register(r), s), DecodeStatus::kOk);
+  EXPECT_EQ(s.kind, r.kind);
+  EXPECT_EQ(s.topic_key, r.topic_key);
+  EXPECT_EQ(s.subscribe, false);
+  EXPECT_EQ(s.hops, 3u);
+  ASSERT_TRUE(s.subscriber);
+  EXPECT_EQ(*s.subscriber, *r.subscriber);
+}
+
+TEST(PubsubSeenSet, BoundedInTimeAndCount) {
+  SeenSet s(10s, 3);
+  EventId a{}, b{}, c{}, d{};
+  a[0] = 1, b[0] = 2, c[0] = 3, d[0] = 4;
+  TimePoint t{0};
+  EXPECT_TRUE(s.test_and_set(a, 1, t));
+  EXPECT_FALSE(s.test_and_set(a, 1, t));
+  EXPECT_TRUE(s.test_and_set(a, 2, t));
+  s.test_and_set(b, 1, t);
+  s.test_and_set(c, 1, t);
+  s.test_and_set(d, 1, t);  // evicts a
+  EXPECT_EQ(s.size(), 3u);
+  EXPECT_EQ(s.evicted(), 1u);
+  EXPECT_FALSE(s.has(a, 1));
+  s.expire(t + 11s);
+  EXPECT_EQ(s.size(), 0u);
+}
+
+namespace {
+struct BadNet {
+  BadNet() {
+    SimConfig c;
+    c.seed = 21;
+    sim = std::make_unique<Simulator>(c);
+    for (int i = 0; i < 40; ++i) sim->add_node();
+    oracle = connect_pubsub(*sim, 21);
+    sim->run_for(2s);
+  }
+  Pubsub& ps(size_t i) { return sim->node(i).pubsub(); }
+  Engine& eng(size_t i) { return sim->node(i).engine(); }
+  uint64_t total_forwards() {
+    uint64_t n = 0;
+    for (size_t i = 0; i < sim->size(); ++i) {
+      auto s = ps(i).stats();
+      n += s.quasar_forwards + s.walk_forwards;
+    }
+    return n;
+  }
+  std::unique_ptr<Simulator> sim;
+  std::unique_ptr<OracleTopology> oracle;
+};
+}  // namespace
+
+TEST(PubsubBadInput, WrongSizeAndAllOnesFiltersAreCountedAndAttractNothing) {
+  BadNet net;
+  FilterBody small;
+  small.levels.assign(3, BloomFilter(1024, 4));
+  net.eng(0).notify(net.sim->contact(1), Method::kQuasarUpdate, encode_filter(small));
+  FilterBody ones;
+  ones.levels.assign(3, BloomFilter(8192, 4));
+  for (auto& l : ones.levels)
+    for (auto& w : l.words()) w = ~uint64_t{0};
+  net.eng(0).notify(net.sim->contact(1), Method::kQuasarUpdate, encode_filter(ones));
+  net.sim->run_for(1s);
+  auto s = net.ps(1).stats();
+  EXPECT_EQ(s.wrong_size_filters, 1u);
+  EXPECT_EQ(s.saturated_levels, 3u);
+  EXPECT_LT(net.ps(1).filter_level("anything-at-all"), 0);  // saturation does not spread
+  for (size_t i = 0; i < 40; ++i) EXPECT_LT(net.ps(i).filter_level("some-topic"), 0);
+  // An event on a topic nobody subscribes to is not sent to the all-ones neighbour by filter match.
+  net.ps(1).publish("nobody", event_json(1));
+  net.sim->run_for(1s);
+  EXPECT_EQ(net.ps(1).stats().quasar_forwards, 0u);
+}
+
+TEST(PubsubBadInput, HugeTtlForgedPublishersAndFloodsAreBounded) {
+  BadNet net;
+  for (size_t i = 0; i < 40; i += 4) net.ps(i).subscribe("flood");
+  net.sim->run_for(2s);
+  NotifyBody ev;
+  ev.kind = NotifyKind::kQuasar;
+  ev.topic = "flood";
+  ev.event = "1";
+  ev.ttl = 0xffffffff;
+  for (int i = 0; i < 1000; ++i) ev.publishers.push_back(dht_key(std::to_string(i)));
+  // The same event 500 times, then 200 distinct events: each node forwards an event id at most once, to at
+  // most max_fanout neighbours, and the TTL is clamped.
+  ev.id.fill(1);
+  Bytes same = encode_notify(ev);
+  for (int i = 0; i < 500; ++i) net.eng(0).notify(net.sim->contact(5), Method::kQuasarNotify, same);
+  net.sim->run_for(2s);
+  auto s5 = net.ps(5).stats();
+  EXPECT_EQ(s5.ttl_clamped, 500u);
+  EXPECT_EQ(s5.publishers_truncated, 500u);
+  uint64_t after_same = net.total_forwards();
+  EXPECT_LE(after_same, 40u * 8);
+  for (int e = 0; e < 200; ++e) {
+    ev.id.fill(static_cast<uint8_t>(e + 2));
+    ev.id[15] = 0xee;
+    net.eng(0).notify(net.sim->contact(5), Method::kQuasarNotify, encode_notify(ev));
+  }
+  net.sim->run_for(3s);
+  uint64_t per_event = (net.total_forwards() - after_same) / 200;
+  EXPECT_LE(per_event, 40u * 8);
+  uint64_t delivered = 0, dups = 0;
+  for (size_t i = 0; i < 40; ++i) {
+    delivered += net.ps(i).stats().delivered;
+    dups += net.ps(i).take_events("flood").size();
+  }
+  EXPECT_EQ(delivered, dups);  // each delivered event was queued exactly once
+  EXPECT_LE(delivered, 201u * 10);
+  // Garbage bodies are counted, not crashing anything.
+  Bytes junk = {0x96, 0x00, 0xc4, 0x01, 0x00};
+  net.eng(0).notify(net.sim->contact(6), Method::kQuasarNotify, junk);
+  net.eng(0).notify(net.sim->contact(6), Method::kQuasarUpdate, junk);
+  net.sim->run_for(1s);
+  EXPECT_EQ(net.ps(6).stats().malformed, 2u);
+}
