@@ -169,6 +169,8 @@ class SqliteStorage final : public DhtStorage {
 }  // namespace
 
 std::unique_ptr<DhtStorage> make_sqlite_storage(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
   return std::make_unique<SqliteStorage>(path);
 }
 
