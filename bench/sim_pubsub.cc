@@ -160,6 +160,17 @@ void run(const Opts& o) {
     tot.fanout_capped += s.fanout_capped;
     tot.duplicates += s.duplicates;
   }
+  // Diagnostics: live subscribers that got none of their topic's events; routing table sizes.
+  size_t starved = 0, table_sum = 0;
+  for (const auto& t : topics)
+    for (size_t sub : t.subs) {
+      if (dead[sub]) continue;
+      bool any = false;
+      for (auto it = seen.lower_bound({sub, 0}); it != seen.end() && it->first.first == sub && !any; ++it) any = true;
+      starved += !any;
+    }
+  for (size_t i = 0; i < o.nodes; ++i)
+    table_sum += oracle ? oracle->table_size(i) : sim.node(i).dht().peers().size();
   Class all;
   nlohmann::json per = nlohmann::json::array();
   for (size_t c = 0; c < classes.size(); ++c) {
@@ -200,6 +211,8 @@ void run(const Opts& o) {
                       {"msgs_per_delivery", all.delivered ? double(all.datagrams) / double(all.delivered) : 0.0},
                       {"per_subscribers", per},
                       {"route_hop_failures", tot.route_hop_failures},
+                      {"starved_subscribers", starved},
+                      {"routing_table_mean", double(table_sum) / double(o.nodes)},
                       {"quasar_forwards", tot.quasar_forwards},
                       {"walk_forwards", tot.walk_forwards},
                       {"holder_deliveries", tot.holder_deliveries},

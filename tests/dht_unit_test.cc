@@ -218,3 +218,56 @@ TEST(Lookup, FindsTheKClosestOverAFakeNetworkAndCountsRounds) {
   EXPECT_GE(result->stats.rounds, 2);
   EXPECT_GE(result->stats.rpcs, 8);
 }
+
+#include "engine/engine.h"
+#include "storjnet/node.h"
+#include "test_env.h"
+
+TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
+  test::ManualEnv env_a(1);
+  std::array<uint8_t, 32> seed{};
+  seed[0] = 200;
+  Node a(env_a, Identity::from_seed(seed));
+  Endpoint ep_a = Endpoint::v4(0x01020304, 4000);
+  Contact ca = Contact::from_key(a.public_key(), ep_a);
+  // Peers introduce themselves with a ping from private, loopback and public addresses.
+  std::vector<std::unique_ptr<test::ManualEnv>> envs;
+  std::vector<std::unique_ptr<Engine>> peers;
+  std::vector<Endpoint> from = {*Endpoint::parse("10.1.2.3:1"), *Endpoint::parse("192.168.1.9:2"),
+                                *Endpoint::parse("127.0.0.1:3"), *Endpoint::parse("100.64.0.1:4"),
+                                *Endpoint::parse("5.6.7.8:5"), *Endpoint::parse("9.9.9.9:6"),
+                                *Endpoint::parse("[fd00::1]:7"), *Endpoint::parse("[2001:db8::5]:8")};
+  for (size_t i = 0; i < from.size(); ++i) {
+    envs.push_back(std::make_unique<test::ManualEnv>(10 + i));
+    seed[0] = static_cast<uint8_t>(i + 1);
+    peers.push_back(std::make_unique<Engine>(*envs.back(), Identity::from_seed(seed)));
+    peers.back()->ping(ca, [](auto) {});
+    for (auto& s : envs.back()->outbox) a.on_datagram(from[i], s.data);
+  }
+  EXPECT_EQ(a.dht().peers().size(), from.size());
+  env_a.outbox.clear();
+  // A public requester asks for contacts.
+  test::ManualEnv env_q(99);
+  seed[0] = 150;
+  Engine q(env_q, Identity::from_seed(seed));
+  std::optional<std::vector<Contact>> got;
+  q.request(ca, Method::kFindNode, dht::encode_id_request(dht_key("x")), [&](RpcResult&& r) {
+    if (r.ok()) got = dht::decode_contacts(r.payload);
+  });
+  for (auto& s : env_q.outbox) a.on_datagram(*Endpoint::parse("8.8.4.4:9"), s.data);
+  for (auto& s : env_a.outbox) q.on_datagram(ep_a, s.data);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), 3u);  // 5.6.7.8, 9.9.9.9, 2001:db8::5
+  for (auto& c : *got) EXPECT_FALSE(c.endpoint.is_private_or_loopback()) << c.endpoint.to_string();
+  // A private requester gets everything.
+  got.reset();
+  env_q.outbox.clear();
+  env_a.outbox.clear();
+  q.request(ca, Method::kFindNode, dht::encode_id_request(dht_key("x")), [&](RpcResult&& r) {
+    if (r.ok()) got = dht::decode_contacts(r.payload);
+  });
+  for (auto& s : env_q.outbox) a.on_datagram(*Endpoint::parse("10.9.9.9:9"), s.data);
+  for (auto& s : env_a.outbox) q.on_datagram(ep_a, s.data);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), from.size());  // the requester itself is never included
+}

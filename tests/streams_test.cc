@@ -424,3 +424,33 @@ TEST(Streams, RealSocketsByIdThroughTheDht) {
   EXPECT_TRUE(closed.get_future().get());
   EXPECT_FALSE(driver.call([&] { return nodes[3]->streams().read(*id, std::nullopt); }));
 }
+
+TEST(Streams, CloseDeliversPendingWritesFirstAndARestartedPeerFailsWrites) {
+  Simulator sim;
+  sim.add_node();
+  sim.add_node();
+  introduce(sim);
+  auto id = open_sync(sim, 0, 1);
+  ASSERT_TRUE(id);
+  Bytes data = pattern(512 * 1024, 8);
+  std::optional<size_t> wrote;
+  std::optional<bool> closed;
+  sim.node(0).streams().write(*id, data, [&](auto n) { wrote = n; });
+  sim.node(0).streams().close(*id, [&](bool ok) { closed = ok; });
+  EXPECT_EQ(write_sync(sim, 0, *id, as_bytes("late")), std::nullopt);  // closing: new writes refused
+  sim.run_until([&] { return wrote && closed; }, 10s);
+  EXPECT_EQ(wrote, data.size());  // written before the close: delivered, then the close
+  EXPECT_EQ(closed, true);
+  EXPECT_EQ(sim.node(1).streams().read(*id, std::nullopt), data);
+  EXPECT_FALSE(sim.node(1).streams().read(*id, std::nullopt));
+  // The peer restarts and forgets its streams: our next write fails and the stream is gone.
+  auto id2 = open_sync(sim, 0, 1);
+  ASSERT_TRUE(id2);
+  sim.restart(1, NodeConfig{});
+  EXPECT_EQ(write_sync(sim, 0, *id2, as_bytes("x")), std::nullopt);
+  EXPECT_FALSE(sim.node(0).streams().read(*id2, std::nullopt));
+  EXPECT_TRUE(sim.node(0).streams().list().empty());
+  bool called = false;
+  sim.node(0).streams().on_writable(*id2, [&] { called = true; });  // unknown: runs at once
+  EXPECT_TRUE(called);
+}

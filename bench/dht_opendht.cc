@@ -1,0 +1,775 @@
+// dht: the OpenDHT comparison workload of ../shared/bench/opendht/README.md section 2, on N real storjnet
+// nodes (one RealDriver, one Asio io thread) bound to 127.0.0.1. Mirrors odht_bench.cpp: same phases
+// (settle, idle, put64, put1k, get64, get1k, listen, burst put/get), same key strings, payloads, single
+// std::mt19937_64 and draw order, nearest-rank percentiles over successful ops, and the RESULT_JSON schema of
+// section 2.9 with "impl":"storjnet".
+//
+// Mapping onto our API (see bench/README.md "dht (OpenDHT comparison)"):
+//  * node i: Identity::from_seed(BLAKE2b-256("bench-node-<seed>-<i>")); node id = BLAKE2b-160(public key).
+//  * keys: the key strings are our DHT user keys (hashed with BLAKE2b-160 by the DHT).
+//  * good = routing-table size (Dht::peers()), dubious = 0 (no such state in our table).
+//  * replicas / local hits: each node's DhtStorage is created here (make_memory_storage, as the default) and
+//    queried directly on the io thread, untimed.
+//  * traffic: sendto() and sendmsg() are interposed in the executable (Asio's send_to uses sendmsg).
+//  * drops: ratelimit_drops = nothing comparable is exposed per phase -> 0; rxqueue_drops = 0 (no rx queue).
+#include <dlfcn.h>
+#include <sodium.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <future>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "bench_util.h"
+#include "dht_listen.h"
+#include "engine/engine.h"
+#include "storjnet/real_driver.h"
+#include "workloads.h"
+
+// ---------------------------------------------------------------- datagram counter (process-wide)
+namespace {
+std::atomic<long long> g_tx_dgrams{0}, g_tx_bytes{0}, g_tx_fail{0};
+}  // namespace
+
+extern "C" ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* addr,
+                          socklen_t alen) {
+  using Fn = ssize_t (*)(int, const void*, size_t, int, const struct sockaddr*, socklen_t);
+  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "sendto"));
+  ssize_t r = real(fd, buf, len, flags, addr, alen);
+  if (r >= 0) {
+    g_tx_dgrams.fetch_add(1, std::memory_order_relaxed);
+    g_tx_bytes.fetch_add(r, std::memory_order_relaxed);
+  } else {
+    g_tx_fail.fetch_add(1, std::memory_order_relaxed);
+  }
+  return r;
+}
+
+extern "C" ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
+  using Fn = ssize_t (*)(int, const struct msghdr*, int);
+  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "sendmsg"));
+  ssize_t r = real(fd, msg, flags);
+  if (r >= 0) {
+    g_tx_dgrams.fetch_add(1, std::memory_order_relaxed);
+    g_tx_bytes.fetch_add(r, std::memory_order_relaxed);
+  } else {
+    g_tx_fail.fetch_add(1, std::memory_order_relaxed);
+  }
+  return r;
+}
+
+namespace storjnet::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using TP = Clock::time_point;
+using nlohmann::json;
+
+double ms_since(TP a, TP b) { return std::chrono::duration<double, std::milli>(b - a).count(); }
+double sec_since(TP a, TP b) { return std::chrono::duration<double>(b - a).count(); }
+Clock::duration secs(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+struct Opts {
+  int nodes = 10;
+  int ops = 200;
+  uint64_t seed = 1;
+  int base_port = 0;
+  double settle_timeout = 120;
+  int settle_window_ms = 5000;
+  int sample_ms = 250;
+  double idle_s = 5;
+  double op_timeout = 15;
+  double event_timeout = 10;
+  int topics = 10;
+  double sub_settle_s = 2;
+  int burst = 16;
+  double max_seconds = 1800;
+  std::string label;
+  bool quiet = false;
+  bool trace = false;
+};
+
+std::atomic<bool> g_progress{true};
+void progress(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void progress(const char* fmt, ...) {
+  if (!g_progress) return;
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fflush(stderr);
+}
+
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+struct Udp {
+  long long in = 0, out = 0, inerr = 0, rcvbuf = 0;
+};
+Udp read_udp() {
+  Udp u;
+  std::ifstream f("/proc/net/snmp");
+  std::string hdr, val;
+  for (int guard = 0; guard < 50 && std::getline(f, hdr); ++guard) {
+    if (hdr.rfind("Udp:", 0) != 0) continue;
+    if (!std::getline(f, val)) break;
+    std::istringstream hs(hdr), vs(val);
+    std::string h, v;
+    hs >> h;
+    vs >> v;
+    for (int g = 0; g < 32 && (hs >> h) && (vs >> v); ++g) {
+      long long x = std::atoll(v.c_str());
+      if (h == "InDatagrams") u.in = x;
+      else if (h == "OutDatagrams") u.out = x;
+      else if (h == "InErrors") u.inerr = x;
+      else if (h == "RcvbufErrors") u.rcvbuf = x;
+    }
+    break;
+  }
+  return u;
+}
+
+struct Tx {
+  long long d = 0, b = 0, rcvbuf = 0;
+};
+Tx tx_now() { return Tx{g_tx_dgrams.load(), g_tx_bytes.load(), read_udp().rcvbuf}; }
+
+json summary_json(std::vector<double> v) {
+  json j;
+  j["n"] = v.size();
+  if (v.empty()) {
+    for (const char* k : {"median", "p90", "p99", "max", "mean", "min"}) j[k] = 0.0;
+    return j;
+  }
+  std::sort(v.begin(), v.end());
+  j["median"] = percentile(v, 0.50);
+  j["p90"] = percentile(v, 0.90);
+  j["p99"] = percentile(v, 0.99);
+  j["max"] = v.back();
+  double sum = 0;
+  for (double x : v) sum += x;
+  j["mean"] = sum / v.size();
+  j["min"] = v.front();
+  return j;
+}
+
+Bytes make_payload(std::mt19937_64& rng, size_t len) {
+  Bytes b(len);
+  for (size_t i = 0; i < len; i += 8) {
+    uint64_t x = rng();
+    std::memcpy(b.data() + i, &x, std::min<size_t>(8, len - i));
+  }
+  return b;
+}
+
+// Shared between the bench thread and callbacks on the io thread; outlives timeouts (shared_ptr capture).
+struct OpState {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false, ok = false, found = false;
+  TP t_done{}, t_found{};
+  void finish(bool success) {
+    std::lock_guard<std::mutex> l(m);
+    if (!done) {
+      done = true;
+      ok = success;
+      t_done = Clock::now();
+    }
+    cv.notify_all();
+  }
+  void mark_found(TP t) {
+    std::lock_guard<std::mutex> l(m);
+    if (!found) {
+      found = true;
+      t_found = t;
+    }
+    cv.notify_all();
+  }
+};
+
+struct Bench {
+  Opts a;
+  RealDriver* driver = nullptr;
+  std::vector<Node*> nodes;
+  std::vector<DhtStorage*> stores;  // node i's storage (owned by the node), read on the io thread only
+};
+
+bool stored_locally(Bench& b, int node, const NodeId& key) {
+  return b.driver->call([&] { return b.stores[node]->get(key).has_value(); });
+}
+
+struct KeyRec {
+  std::string key;
+  NodeId hkey;
+  Bytes data;
+  int putter = -1;
+  bool put_ok = false;
+};
+
+struct PutGetResult {
+  size_t attempted = 0, ok = 0, timeouts = 0, local_hits = 0;
+  std::vector<double> lat_ms, notfound_ms, remote_ms, replicas;
+  double cpu_s = 0, wall_s = 0;
+  Tx tx_before, tx_after;
+};
+
+PutGetResult run_puts(Bench& b, std::vector<KeyRec>& keys, std::mt19937_64& rng, const char* name) {
+  PutGetResult r;
+  const int N = static_cast<int>(b.nodes.size());
+  r.tx_before = tx_now();
+  double c0 = cpu_seconds();
+  TP w0 = Clock::now();
+  std::uniform_int_distribution<int> pick(0, N - 1);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto& k = keys[i];
+    k.putter = pick(rng);
+    auto st = std::make_shared<OpState>();
+    Node* n = b.nodes[k.putter];
+    TP t0 = Clock::now();
+    b.driver->post([n, st, &k] { n->dht().put(k.key, k.data, [st](const PutResult& pr) { st->finish(pr.ok); }); });
+    r.attempted++;
+    std::unique_lock<std::mutex> l(st->m);
+    st->cv.wait_until(l, t0 + secs(b.a.op_timeout), [&] { return st->done; });
+    if (!st->done) r.timeouts++;
+    else if (st->ok) {
+      r.ok++;
+      k.put_ok = true;
+      r.lat_ms.push_back(ms_since(t0, st->t_done));
+    }
+    if ((i + 1) % 50 == 0) progress("  %s %zu/%zu\n", name, i + 1, keys.size());
+  }
+  r.wall_s = sec_since(w0, Clock::now());
+  r.cpu_s = cpu_seconds() - c0;
+  r.tx_after = tx_now();
+  // replication achieved, untimed: nodes whose own store holds the key (the putter's copy included)
+  b.driver->call([&] {
+    for (auto& k : keys) {
+      long holders = 0;
+      for (auto* s : b.stores) holders += s->get(k.hkey).has_value();
+      r.replicas.push_back(static_cast<double>(holders));
+    }
+  });
+  return r;
+}
+
+PutGetResult run_gets(Bench& b, const std::vector<KeyRec>& keys, std::mt19937_64& rng, const char* name) {
+  PutGetResult r;
+  const int N = static_cast<int>(b.nodes.size());
+  r.tx_before = tx_now();
+  double c0 = cpu_seconds();
+  TP w0 = Clock::now();
+  std::uniform_int_distribution<int> pick(0, N - 2);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const auto& k = keys[i];
+    int g = pick(rng);  // uniform over all nodes except the putter
+    if (g >= k.putter) g++;
+    bool local = stored_locally(b, g, k.hkey);  // checked before the clock starts
+    if (local) r.local_hits++;
+    auto st = std::make_shared<OpState>();
+    Node* n = b.nodes[g];
+    TP t0 = Clock::now();
+    b.driver->post([n, st, &k] {
+      n->dht().get(k.key, [st, &k](GetResult gr) {
+        TP now = Clock::now();
+        if (gr.value && *gr.value == k.data) st->mark_found(now);
+        st->finish(gr.value.has_value());
+      });
+    });
+    r.attempted++;
+    std::unique_lock<std::mutex> l(st->m);
+    st->cv.wait_until(l, t0 + secs(b.a.op_timeout), [&] { return st->found || st->done; });
+    if (st->found) {
+      r.ok++;
+      r.lat_ms.push_back(ms_since(t0, st->t_found));
+      if (!local) r.remote_ms.push_back(ms_since(t0, st->t_found));
+    } else if (!st->done) {
+      r.timeouts++;
+    } else {
+      r.notfound_ms.push_back(ms_since(t0, st->t_done));
+    }
+    if ((i + 1) % 50 == 0) progress("  %s %zu/%zu\n", name, i + 1, keys.size());
+  }
+  r.wall_s = sec_since(w0, Clock::now());
+  r.cpu_s = cpu_seconds() - c0;
+  r.tx_after = tx_now();
+  return r;
+}
+
+// ---------------------------------------------------------------- burst (closed loop, C in flight)
+struct BurstResult {
+  int concurrency = 0;
+  size_t attempted = 0, ok = 0, timeouts = 0;
+  std::vector<double> lat_ms;
+  double wall_s = 0, cpu_s = 0;
+  Tx tx_before, tx_after;
+};
+struct BurstShared {
+  std::mutex m;
+  std::condition_variable cv;
+  int inflight = 0;
+  size_t completed = 0, ok = 0;
+  std::vector<double> lat_ms;
+};
+struct BurstOp {
+  std::atomic<bool> closed{false};
+  TP t0;
+};
+void burst_close(const std::shared_ptr<BurstShared>& sh, const std::shared_ptr<BurstOp>& op, bool ok) {
+  if (op->closed.exchange(true)) return;
+  TP now = Clock::now();
+  std::lock_guard<std::mutex> l(sh->m);
+  sh->inflight--;
+  sh->completed++;
+  if (ok) {
+    sh->ok++;
+    sh->lat_ms.push_back(ms_since(op->t0, now));
+  }
+  sh->cv.notify_all();
+}
+
+BurstResult run_burst(Bench& b, std::vector<KeyRec>& keys, std::mt19937_64& rng, bool is_get) {
+  BurstResult r;
+  const int N = static_cast<int>(b.nodes.size());
+  r.concurrency = b.a.burst;
+  r.tx_before = tx_now();
+  double c0 = cpu_seconds();
+  TP w0 = Clock::now();
+  auto sh = std::make_shared<BurstShared>();
+  std::uniform_int_distribution<int> pick(0, N - 1);
+  std::uniform_int_distribution<int> pick_other(0, N - 2);
+  const auto op_to = secs(b.a.op_timeout);
+  const TP deadline = w0 + op_to * (1 + static_cast<long>(keys.size()) / std::max(1, b.a.burst) + 1);
+  for (size_t i = 0; i < keys.size() && Clock::now() < deadline; ++i) {
+    {
+      std::unique_lock<std::mutex> l(sh->m);
+      if (!sh->cv.wait_until(l, deadline, [&] { return sh->inflight < b.a.burst; })) break;
+      sh->inflight++;
+    }
+    auto op = std::make_shared<BurstOp>();
+    auto& k = keys[i];
+    int node;
+    if (!is_get) {
+      node = k.putter = pick(rng);
+    } else {
+      node = pick_other(rng);
+      if (node >= k.putter) node++;
+    }
+    Node* n = b.nodes[node];
+    op->t0 = Clock::now();
+    r.attempted++;
+    if (!is_get) {
+      b.driver->post([n, sh, op, &k] {
+        n->dht().put(k.key, k.data, [sh, op](const PutResult& pr) { burst_close(sh, op, pr.ok); });
+      });
+    } else {
+      b.driver->post([n, sh, op, &k] {
+        n->dht().get(k.key, [sh, op, &k](GetResult gr) { burst_close(sh, op, gr.value && *gr.value == k.data); });
+      });
+    }
+  }
+  {
+    std::unique_lock<std::mutex> l(sh->m);
+    sh->cv.wait_until(l, std::min(deadline, Clock::now() + op_to), [&] { return sh->completed >= r.attempted; });
+    r.ok = sh->ok;
+    r.timeouts = r.attempted - sh->completed;
+    r.lat_ms = sh->lat_ms;
+    r.wall_s = sec_since(w0, Clock::now());
+  }
+  r.cpu_s = cpu_seconds() - c0;
+  r.tx_after = tx_now();
+  return r;
+}
+
+// ---------------------------------------------------------------- routing-table snapshot
+struct RtSnap {
+  int connected = 0;
+  long sum_good = 0, sum_dubious = 0;
+  unsigned min_good = ~0u, max_good = 0;
+};
+RtSnap snapshot(Bench& b) {
+  return b.driver->call([&] {
+    RtSnap s;
+    for (auto* n : b.nodes) {
+      unsigned good = static_cast<unsigned>(n->dht().peers().size());  // our table holds only live contacts
+      if (good >= 1) s.connected++;
+      s.sum_good += good;
+      s.min_good = std::min(s.min_good, good);
+      s.max_good = std::max(s.max_good, good);
+    }
+    return s;
+  });
+}
+
+Identity node_identity(uint64_t seed, int i) {
+  std::string s = "bench-node-" + std::to_string(seed) + "-" + std::to_string(i);
+  uint8_t h[32];
+  crypto_generichash(h, sizeof h, reinterpret_cast<const uint8_t*>(s.data()), s.size(), nullptr, 0);
+  return Identity::from_seed(ByteView(h, sizeof h));
+}
+
+void run_dht(const Opts& opts) {
+  Opts a = opts;
+  a.topics = std::min(a.topics, a.ops);
+  g_progress = !a.quiet;
+  const int N = a.nodes;
+  if (a.base_port != 0 && (a.base_port < 1024 || a.base_port + N > 65535))
+    throw std::runtime_error("--base-port out of range");
+  if (sodium_init() < 0) throw std::runtime_error("libsodium init failed");
+
+  std::thread([max_s = a.max_seconds] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(max_s));
+    std::fprintf(stderr, "watchdog: --max-seconds %.0f exceeded, aborting\n", max_s);
+    std::fflush(stderr);
+    _exit(3);
+  }).detach();
+
+  std::mt19937_64 rng(a.seed);
+  long rss0_kb = proc_status_kb("VmRSS");
+  double cpu0 = cpu_seconds();
+  Udp udp0 = read_udp();
+  Tx tx0 = tx_now();
+
+  RealDriver driver;
+  Bench b;
+  b.a = a;
+  b.driver = &driver;
+  b.nodes.reserve(N);
+  b.stores.reserve(N);
+  std::vector<Endpoint> eps(N);
+  TP t_start = Clock::now();
+  for (int i = 0; i < N; ++i) {
+    auto bind = Endpoint::from_ip("127.0.0.1", a.base_port ? static_cast<uint16_t>(a.base_port + i) : 0);
+    if (!bind) throw std::runtime_error("bad bind address");
+    auto storage = make_memory_storage();
+    b.stores.push_back(storage.get());
+    Node& n = driver.add_node(*bind, node_identity(a.seed, i), NodeConfig{}, std::move(storage));
+    b.nodes.push_back(&n);
+    eps[i] = driver.local_endpoint(n);
+  }
+  TP t_started = Clock::now();
+  driver.post([&b, ep0 = eps[0]] {
+    for (size_t i = 1; i < b.nodes.size(); ++i) b.nodes[i]->dht().bootstrap({ep0}, [](bool) {});
+  });
+  progress("started %d nodes in %.2fs (bootstrap node %s)\n", N, sec_since(t_start, t_started),
+           eps[0].to_string().c_str());
+
+  // ---- settle (same criterion as odht_bench.cpp)
+  double t_all_connected = -1, t_settled = -1;
+  bool settled = false;
+  std::vector<std::pair<double, long>> hist;
+  RtSnap snap;
+  const double W = a.settle_window_ms / 1000.0;
+  TP settle_deadline = t_start + secs(a.settle_timeout);
+  const int max_samples = static_cast<int>(a.settle_timeout * 1000 / std::max(1, a.sample_ms)) + 2;
+  for (int s = 0; s < max_samples && Clock::now() < settle_deadline; ++s) {
+    snap = snapshot(b);
+    double t = sec_since(t_start, Clock::now());
+    long known = snap.sum_good + snap.sum_dubious;
+    hist.emplace_back(t, known);
+    if (t_all_connected < 0 && snap.connected == N) t_all_connected = t;
+    if (a.trace)
+      std::fprintf(stderr, "TRACE t=%.3f connected=%d sum_good=%ld min=%u max=%u tx=%lld\n", t, snap.connected,
+                   snap.sum_good, snap.min_good, snap.max_good, g_tx_dgrams.load());
+    if (snap.connected == N && t_all_connected >= 0 && t - W >= t_all_connected) {
+      bool stable = true, covered = false;
+      double tol = 0.01 * std::max<long>(known, 1);
+      for (auto it = hist.rbegin(); it != hist.rend(); ++it) {
+        if (std::fabs(static_cast<double>(it->second - known)) > tol) {
+          stable = false;
+          break;
+        }
+        if (it->first <= t - W) {
+          covered = true;
+          break;
+        }
+      }
+      if (stable && covered) {
+        settled = true;
+        t_settled = t - W;
+        break;
+      }
+    }
+    if (s % std::max(1, 2000 / std::max(1, a.sample_ms)) == 0)
+      progress("  t=%.2fs connected=%d/%d good(min/mean/max)=%u/%.1f/%u\n", t, snap.connected, N, snap.min_good,
+               static_cast<double>(snap.sum_good) / N, snap.max_good);
+    std::this_thread::sleep_for(std::chrono::milliseconds(a.sample_ms));
+  }
+  TP t_settle_end = Clock::now();
+  double t_known95 = -1;
+  if (!hist.empty()) {
+    double target = 0.95 * hist.back().second;
+    for (auto& h : hist)
+      if (h.second >= target) {
+        t_known95 = h.first;
+        break;
+      }
+  }
+  double cpu_settle = cpu_seconds() - cpu0;
+  Tx tx_settle = tx_now();
+  long rss_settled_kb = proc_status_kb("VmRSS");
+  long threads = proc_status_kb("Threads");
+  progress("settle: %s at %.2fs (connected %.2fs) good(min/mean/max)=%u/%.1f/%u\n", settled ? "settled" : "TIMEOUT",
+           settled ? t_settled : sec_since(t_start, t_settle_end), t_all_connected, snap.min_good,
+           static_cast<double>(snap.sum_good) / N, snap.max_good);
+
+  // ---- idle
+  double c_idle0 = cpu_seconds();
+  Tx tx_idle0 = tx_now();
+  TP ti0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(a.idle_s));
+  double idle_wall = sec_since(ti0, Clock::now());
+  const double idle_div = idle_wall > 0.5 ? idle_wall : NAN;
+  double idle_cpu = cpu_seconds() - c_idle0;
+  Tx tx_idle1 = tx_now();
+
+  // ---- workload
+  auto make_keys = [&](const char* tag, size_t len) {
+    std::vector<KeyRec> ks(a.ops);
+    for (int j = 0; j < a.ops; ++j) {
+      ks[j].key = std::string("bench-key-") + tag + "-" + std::to_string(a.seed) + "-" + std::to_string(j);
+      ks[j].hkey = dht_key(ks[j].key);
+      ks[j].data = make_payload(rng, len);
+    }
+    return ks;
+  };
+  auto keys64 = make_keys("64", 64);
+  auto keys1k = make_keys("1k", 1024);
+  progress("put 64B x %d\n", a.ops);
+  auto put64 = run_puts(b, keys64, rng, "put64");
+  progress("put 1KiB x %d\n", a.ops);
+  auto put1k = run_puts(b, keys1k, rng, "put1k");
+  progress("get 64B x %d\n", a.ops);
+  auto get64 = run_gets(b, keys64, rng, "get64");
+  progress("get 1KiB x %d\n", a.ops);
+  auto get1k = run_gets(b, keys1k, rng, "get1k");
+  progress("listen x %d events over %d topics\n", a.ops, a.topics);
+  ListenPhaseArgs la;
+  la.driver = &driver;
+  la.nodes = b.nodes;
+  la.rng = &rng;
+  la.seed = a.seed;
+  la.ops = a.ops;
+  la.topics = a.topics;
+  la.sub_settle_s = a.sub_settle_s;
+  la.event_timeout_s = a.event_timeout;
+  Tx tx_lis0 = tx_now();
+  json lis = run_listen_phase(la);
+  Tx tx_lis1 = tx_now();
+  BurstResult bput, bget;
+  if (a.burst > 0) {
+    auto keysb = make_keys("burst", 64);
+    progress("burst put 64B x %d, %d in flight\n", a.ops, a.burst);
+    bput = run_burst(b, keysb, rng, false);
+    progress("burst get 64B x %d, %d in flight\n", a.ops, a.burst);
+    bget = run_burst(b, keysb, rng, true);
+  }
+
+  long rss_end_kb = proc_status_kb("VmRSS");
+  long hwm_kb = proc_status_kb("VmHWM");
+  double cpu_total = cpu_seconds() - cpu0;
+  double wall_total = sec_since(t_start, Clock::now());
+  Udp udp_end = read_udp();
+  Tx tx_end = tx_now();
+  RtSnap snap_end = snapshot(b);
+  uint64_t engine_dgrams = driver.call([&] {
+    uint64_t d = 0;
+    for (auto* n : b.nodes) d += n->engine().stats().datagrams_out;
+    return d;
+  });
+
+  // ---- JSON
+  auto pg_json = [&](const PutGetResult& r, size_t size, bool is_get) {
+    json j;
+    j["value_bytes"] = size;
+    j["attempted"] = r.attempted;
+    j["ok"] = r.ok;
+    j["timeouts"] = r.timeouts;
+    j["success_rate"] = r.attempted ? double(r.ok) / r.attempted : 0.0;
+    j["latency_ms"] = summary_json(r.lat_ms);
+    if (is_get) {
+      j["notfound_ms"] = summary_json(r.notfound_ms);
+      j["local_hits"] = r.local_hits;
+      j["remote_latency_ms"] = summary_json(r.remote_ms);
+    } else {
+      j["replicas"] = summary_json(r.replicas);
+    }
+    j["wall_s"] = r.wall_s;
+    j["cpu_s"] = r.cpu_s;
+    j["tx_datagrams_per_op"] = r.attempted ? double(r.tx_after.d - r.tx_before.d) / r.attempted : 0.0;
+    j["tx_bytes_per_op"] = r.attempted ? double(r.tx_after.b - r.tx_before.b) / r.attempted : 0.0;
+    j["ratelimit_drops"] = 0;
+    j["rxqueue_drops"] = 0;
+    j["netns_rcvbuf_errors"] = r.tx_after.rcvbuf - r.tx_before.rcvbuf;
+    return j;
+  };
+  auto burst_json = [&](const BurstResult& r) {
+    json j;
+    j["value_bytes"] = 64;
+    j["concurrency"] = r.concurrency;
+    j["attempted"] = r.attempted;
+    j["ok"] = r.ok;
+    j["timeouts"] = r.timeouts;
+    j["success_rate"] = r.attempted ? double(r.ok) / r.attempted : 0.0;
+    j["throughput_ops_s"] = r.wall_s > 0 ? r.ok / r.wall_s : 0.0;
+    j["latency_ms"] = summary_json(r.lat_ms);
+    j["wall_s"] = r.wall_s;
+    j["cpu_s"] = r.cpu_s;
+    j["tx_datagrams_per_op"] = r.attempted ? double(r.tx_after.d - r.tx_before.d) / r.attempted : 0.0;
+    j["ratelimit_drops"] = 0;
+    j["rxqueue_drops"] = 0;
+    j["netns_rcvbuf_errors"] = r.tx_after.rcvbuf - r.tx_before.rcvbuf;
+    return j;
+  };
+  char datebuf[64];
+  {
+    time_t now = time(nullptr);
+    strftime(datebuf, sizeof datebuf, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
+  }
+  auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  json j;
+  j["bench"] = "storjnet-bench dht";
+  j["impl"] = "storjnet";
+  j["impl_version"] = "0.1.0";
+  j["label"] = a.label;
+  j["date"] = datebuf;
+  j["nodes"] = N;
+  j["ops"] = a.ops;
+  j["seed"] = a.seed;
+  j["topics"] = a.topics;
+  j["ratelimit"] = "default";
+  j["io"] = "asio";
+  j["cpus"] = std::thread::hardware_concurrency();
+  j["settle"] = {{"settled", settled},
+                 {"start_s", sec_since(t_start, t_started)},
+                 {"all_connected_s", t_all_connected},
+                 {"settled_s", t_settled},
+                 {"known95_s", t_known95},
+                 {"phase_wall_s", sec_since(t_start, t_settle_end)},
+                 {"connected", snap.connected},
+                 {"good_min", snap.min_good},
+                 {"good_mean", double(snap.sum_good) / N},
+                 {"good_max", snap.max_good},
+                 {"dubious_mean", double(snap.sum_dubious) / N},
+                 {"settle_window_s", W},
+                 {"cpu_s", cpu_settle},
+                 {"tx_datagrams", tx_settle.d - tx0.d},
+                 {"tx_bytes", tx_settle.b - tx0.b},
+                 {"ratelimit_drops", 0},
+                 {"rxqueue_drops", 0},
+                 {"netns_rcvbuf_errors", tx_settle.rcvbuf - tx0.rcvbuf}};
+  j["idle"] = {{"wall_s", idle_wall},
+               {"cpu_s", idle_cpu},
+               {"cpu_pct_total", num(100.0 * idle_cpu / idle_div)},
+               {"cpu_ms_per_node_per_s", num(1000.0 * idle_cpu / idle_div / N)},
+               {"tx_datagrams_per_s", num((tx_idle1.d - tx_idle0.d) / idle_div)},
+               {"tx_bytes_per_s", num((tx_idle1.b - tx_idle0.b) / idle_div)}};
+  j["put64"] = pg_json(put64, 64, false);
+  j["put1k"] = pg_json(put1k, 1024, false);
+  j["get64"] = pg_json(get64, 64, true);
+  j["get1k"] = pg_json(get1k, 1024, true);
+  if (lis.is_object()) {
+    // traffic as the rest of this harness counts it (process-wide interposed sends), next to the phase's own
+    long long ev = lis.value("events", 0);
+    lis["process_tx_datagrams_per_event"] = ev ? double(tx_lis1.d - tx_lis0.d) / ev : 0.0;
+  }
+  j["listen"] = lis;
+  j["memory"] = {{"rss_baseline_kb", rss0_kb},
+                 {"rss_settled_kb", rss_settled_kb},
+                 {"rss_end_kb", rss_end_kb},
+                 {"rss_hwm_kb", hwm_kb},
+                 {"per_node_settled_kb", double(rss_settled_kb - rss0_kb) / N},
+                 {"per_node_end_kb", double(rss_end_kb - rss0_kb) / N},
+                 {"threads", threads}};
+  j["cpu"] = {{"total_s", cpu_total}, {"wall_s", wall_total}, {"per_node_s", cpu_total / N}};
+  j["udp"] = {{"process_tx_datagrams", tx_end.d - tx0.d},
+              {"process_tx_bytes", tx_end.b - tx0.b},
+              {"process_tx_failures", g_tx_fail.load()},
+              {"engine_tx_datagrams", engine_dgrams},
+              {"ratelimit_drops", 0},
+              {"rxqueue_drops", 0},
+              {"netns_in_errors", udp_end.inerr - udp0.inerr},
+              {"netns_rcvbuf_errors", udp_end.rcvbuf - udp0.rcvbuf}};
+  if (a.burst > 0) {
+    j["burst_put"] = burst_json(bput);
+    j["burst_get"] = burst_json(bget);
+  }
+  j["opendht_warnings"] = 0;
+  j["opendht_errors"] = 0;
+  j["good_mean_end"] = double(snap_end.sum_good) / N;
+  j["dubious_mean_end"] = double(snap_end.sum_dubious) / N;
+  print_result(j);
+
+  // ---- human table
+  auto row = [](const char* name, size_t ok, size_t att, const std::vector<double>& lat) {
+    std::printf("%-10s %6zu/%-6zu %7.1f%% %9.2f %9.2f %9.2f %9.2f\n", name, ok, att, att ? 100.0 * ok / att : 0.0,
+                percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99), percentile(lat, 1.0));
+  };
+  std::printf("\nstorjnet N=%d  M=%d  seed=%llu  label=%s\n", N, a.ops, static_cast<unsigned long long>(a.seed),
+              a.label.c_str());
+  std::printf("settle: %s %.2fs (all connected %.2fs), good/node min/mean/max %u/%.1f/%u\n",
+              settled ? "ok" : "TIMEOUT", t_settled, t_all_connected, snap.min_good, double(snap.sum_good) / N,
+              snap.max_good);
+  std::printf("%-10s %13s %8s %9s %9s %9s %9s   (latency ms)\n", "op", "ok/attempt", "rate", "median", "p90", "p99",
+              "max");
+  row("put 64B", put64.ok, put64.attempted, put64.lat_ms);
+  row("put 1KiB", put1k.ok, put1k.attempted, put1k.lat_ms);
+  row("get 64B", get64.ok, get64.attempted, get64.lat_ms);
+  row("get 1KiB", get1k.ok, get1k.attempted, get1k.lat_ms);
+  if (a.burst > 0) {
+    row("bput 64B", bput.ok, bput.attempted, bput.lat_ms);
+    row("bget 64B", bget.ok, bget.attempted, bget.lat_ms);
+    std::printf("burst: put %.0f ops/s, get %.0f ops/s @%d in flight\n", bput.wall_s > 0 ? bput.ok / bput.wall_s : 0,
+                bget.wall_s > 0 ? bget.ok / bget.wall_s : 0, a.burst);
+  }
+  std::printf("memory: %.1f KiB/node settled, %.1f KiB/node end, threads %ld; cpu total %.2fs over %.1fs wall\n",
+              double(rss_settled_kb - rss0_kb) / N, double(rss_end_kb - rss0_kb) / N, threads, cpu_total,
+              wall_total);
+  std::printf("udp: %lld datagrams sent (interposed sendto/sendmsg), %llu by engine stats\n", tx_end.d - tx0.d,
+              static_cast<unsigned long long>(engine_dgrams));
+  std::fflush(stdout);
+  g_progress = false;
+  driver.stop();
+}
+
+}  // namespace
+
+static void add_dht(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand(
+      "dht", "OpenDHT comparison workload (../shared/bench/opendht/README.md section 2) on N real loopback nodes");
+  cmd->add_option("--nodes", o->nodes)->check(CLI::Range(2, 5000));
+  cmd->add_option("--ops", o->ops)->check(CLI::Range(1, 100000));
+  cmd->add_option("--seed", o->seed);
+  cmd->add_option("--base-port", o->base_port, "0: ephemeral ports, else node i binds base+i");
+  cmd->add_option("--settle-timeout", o->settle_timeout);
+  cmd->add_option("--settle-window-ms", o->settle_window_ms);
+  cmd->add_option("--sample-ms", o->sample_ms);
+  cmd->add_option("--idle", o->idle_s);
+  cmd->add_option("--op-timeout", o->op_timeout);
+  cmd->add_option("--event-timeout", o->event_timeout);
+  cmd->add_option("--topics", o->topics)->check(CLI::Range(1, 100000));
+  cmd->add_option("--sub-settle", o->sub_settle_s);
+  cmd->add_option("--burst", o->burst)->check(CLI::Range(0, 4096));
+  cmd->add_option("--max-seconds", o->max_seconds, "watchdog: exit code 3 after this long");
+  cmd->add_option("--label", o->label);
+  cmd->add_flag("--quiet", o->quiet);
+  cmd->add_flag("--trace", o->trace);
+  cmd->callback([o] { run_dht(*o); });
+}
+STORJNET_WORKLOAD(add_dht);
+
+}  // namespace storjnet::bench
