@@ -20,11 +20,14 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstring>
 #include <ctime>
 #include <future>
 #include <mutex>
+#include <map>
 #include <random>
+#include <unordered_map>
 #include <sstream>
 #include <thread>
 
@@ -144,9 +147,14 @@ Udp read_udp() {
 }
 
 struct Tx {
-  long long d = 0, b = 0, rcvbuf = 0;
+  long long d = 0, b = 0, rcvbuf = 0, rl = 0;
 };
-Tx tx_now() { return Tx{g_tx_dgrams.load(), g_tx_bytes.load(), read_udp().rcvbuf}; }
+// Engine drops of every node by reason (read on the io thread), set once the nodes exist.
+std::function<DropCounters()> g_drops;
+Tx tx_now() {
+  long long rl = g_drops ? static_cast<long long>(g_drops().get(DropReason::kRateLimited)) : 0;
+  return Tx{g_tx_dgrams.load(), g_tx_bytes.load(), read_udp().rcvbuf, rl};
+}
 
 json summary_json(std::vector<double> v) {
   json j;
@@ -182,6 +190,7 @@ struct OpState {
   std::condition_variable cv;
   bool done = false, ok = false, found = false;
   TP t_done{}, t_found{};
+  int rpcs = 0, rounds = 0;  // get: the lookup's figures (diagnostics)
   void finish(bool success) {
     std::lock_guard<std::mutex> l(m);
     if (!done) {
@@ -285,6 +294,11 @@ PutGetResult run_gets(Bench& b, const std::vector<KeyRec>& keys, std::mt19937_64
     b.driver->post([n, st, &k] {
       n->dht().get(k.key, [st, &k](GetResult gr) {
         TP now = Clock::now();
+        {
+          std::lock_guard<std::mutex> l(st->m);
+          st->rpcs = gr.lookup.rpcs;
+          st->rounds = gr.lookup.rounds;
+        }
         if (gr.value && *gr.value == k.data) st->mark_found(now);
         st->finish(gr.value.has_value());
       });
@@ -300,6 +314,50 @@ PutGetResult run_gets(Bench& b, const std::vector<KeyRec>& keys, std::mt19937_64
       r.timeouts++;
     } else {
       r.notfound_ms.push_back(ms_since(t0, st->t_done));
+      if (b.a.trace) {
+        // where is the value, relative to the true k closest node ids?
+        size_t kk = b.driver->call([&] { return b.nodes[g]->dht().config().k; });
+        std::vector<std::pair<NodeId, int>> order;
+        for (int i = 0; i < N; ++i) order.emplace_back(b.nodes[i]->dht().id() ^ k.hkey, i);
+        std::sort(order.begin(), order.end());
+        int holders = 0, holders_in_top = 0;
+        b.driver->call([&] {
+          for (int i = 0; i < N; ++i) {
+            bool h = b.stores[order[i].second]->get(k.hkey).has_value();
+            holders += h;
+            if (h && static_cast<size_t>(i) < kk) holders_in_top++;
+          }
+        });
+        // replay the lookup synchronously over the nodes' current routing tables (what find_value answers)
+        int sim_rpcs = 0, sim_hit = -1;
+        b.driver->call([&] {
+          std::map<NodeId, std::pair<int, bool>> sl;  // distance -> (node, queried)
+          std::unordered_map<NodeId, int> idx;
+          for (int i = 0; i < N; ++i) idx[b.nodes[i]->dht().id()] = i;
+          auto add = [&](const std::vector<Contact>& cs) {
+            for (auto& c : cs) {
+              auto it = idx.find(c.id);
+              if (it == idx.end() || it->second == g) continue;
+              sl.emplace(c.id ^ k.hkey, std::make_pair(it->second, false));
+            }
+          };
+          add(b.nodes[g]->dht().closest_known(k.hkey, kk));
+          for (int guard = 0; guard < 1000 && sim_hit < 0; ++guard) {
+            int pick_node = -1;
+            size_t considered = 0;
+            for (auto& [d, e] : sl) {
+              if (considered++ >= kk) break;
+              if (!e.second) { e.second = true; pick_node = e.first; break; }
+            }
+            if (pick_node < 0) break;
+            ++sim_rpcs;
+            if (b.stores[pick_node]->get(k.hkey)) { sim_hit = pick_node; break; }
+            add(b.nodes[pick_node]->dht().closest_known(k.hkey, kk + 1));
+          }
+        });
+        std::fprintf(stderr, "TRACE get %s miss: getter %d putter %d rpcs %d rounds %d holders %d (%d in the true %zu closest); replay: %s after %d queries\n",
+                     name, g, k.putter, st->rpcs, st->rounds, holders, holders_in_top, kk, sim_hit >= 0 ? "found" : "miss", sim_rpcs);
+      }
     }
     if ((i + 1) % 50 == 0) progress("  %s %zu/%zu\n", name, i + 1, keys.size());
   }
@@ -461,6 +519,14 @@ void run_dht(const Opts& opts) {
     eps[i] = driver.local_endpoint(n);
   }
   TP t_started = Clock::now();
+  g_drops = [&b] {
+    return b.driver->call([&b] {
+      DropCounters dc;
+      for (auto* n : b.nodes)
+        for (size_t i = 0; i < dc.by_reason.size(); ++i) dc.by_reason[i] += n->engine().drops().by_reason[i];
+      return dc;
+    });
+  };
   driver.post([&b, ep0 = eps[0]] {
     for (size_t i = 1; i < b.nodes.size(); ++i) b.nodes[i]->dht().bootstrap({ep0}, [](bool) {});
   });
@@ -526,6 +592,22 @@ void run_dht(const Opts& opts) {
            settled ? t_settled : sec_since(t_start, t_settle_end), t_all_connected, snap.min_good,
            static_cast<double>(snap.sum_good) / N, snap.max_good);
 
+  if (a.trace) {
+    // in-degree: in how many other routing tables each node appears
+    std::vector<int> indeg(N, 0);
+    driver.call([&] {
+      std::unordered_map<NodeId, int> idx;
+      for (int i = 0; i < N; ++i) idx[b.nodes[i]->dht().id()] = i;
+      for (auto* n : b.nodes)
+        for (auto& c : n->dht().peers())
+          if (auto it = idx.find(c.id); it != idx.end()) indeg[it->second]++;
+    });
+    std::vector<double> d(indeg.begin(), indeg.end());
+    int low = 0;
+    for (int x : indeg) low += x < 3;
+    std::fprintf(stderr, "TRACE in-degree min %.0f median %.0f max %.0f; nodes in < 3 tables: %d; node0 %d\n",
+                 percentile(d, 0), percentile(d, 0.5), percentile(d, 1), low, indeg[0]);
+  }
   // ---- idle
   double c_idle0 = cpu_seconds();
   Tx tx_idle0 = tx_now();
@@ -585,6 +667,12 @@ void run_dht(const Opts& opts) {
   Udp udp_end = read_udp();
   Tx tx_end = tx_now();
   RtSnap snap_end = snapshot(b);
+  json drops_json = json::object();
+  {
+    DropCounters dc = g_drops();
+    for (size_t i = 0; i < dc.by_reason.size(); ++i)
+      if (dc.by_reason[i]) drops_json[std::string(kDropReasonNames[i])] = dc.by_reason[i];
+  }
   uint64_t engine_dgrams = driver.call([&] {
     uint64_t d = 0;
     for (auto* n : b.nodes) d += n->engine().stats().datagrams_out;
@@ -611,7 +699,7 @@ void run_dht(const Opts& opts) {
     j["cpu_s"] = r.cpu_s;
     j["tx_datagrams_per_op"] = r.attempted ? double(r.tx_after.d - r.tx_before.d) / r.attempted : 0.0;
     j["tx_bytes_per_op"] = r.attempted ? double(r.tx_after.b - r.tx_before.b) / r.attempted : 0.0;
-    j["ratelimit_drops"] = 0;
+    j["ratelimit_drops"] = r.tx_after.rl - r.tx_before.rl;
     j["rxqueue_drops"] = 0;
     j["netns_rcvbuf_errors"] = r.tx_after.rcvbuf - r.tx_before.rcvbuf;
     return j;
@@ -629,7 +717,7 @@ void run_dht(const Opts& opts) {
     j["wall_s"] = r.wall_s;
     j["cpu_s"] = r.cpu_s;
     j["tx_datagrams_per_op"] = r.attempted ? double(r.tx_after.d - r.tx_before.d) / r.attempted : 0.0;
-    j["ratelimit_drops"] = 0;
+    j["ratelimit_drops"] = r.tx_after.rl - r.tx_before.rl;
     j["rxqueue_drops"] = 0;
     j["netns_rcvbuf_errors"] = r.tx_after.rcvbuf - r.tx_before.rcvbuf;
     return j;
@@ -668,7 +756,7 @@ void run_dht(const Opts& opts) {
                  {"cpu_s", cpu_settle},
                  {"tx_datagrams", tx_settle.d - tx0.d},
                  {"tx_bytes", tx_settle.b - tx0.b},
-                 {"ratelimit_drops", 0},
+                 {"ratelimit_drops", tx_settle.rl - tx0.rl},
                  {"rxqueue_drops", 0},
                  {"netns_rcvbuf_errors", tx_settle.rcvbuf - tx0.rcvbuf}};
   j["idle"] = {{"wall_s", idle_wall},
@@ -699,7 +787,8 @@ void run_dht(const Opts& opts) {
               {"process_tx_bytes", tx_end.b - tx0.b},
               {"process_tx_failures", g_tx_fail.load()},
               {"engine_tx_datagrams", engine_dgrams},
-              {"ratelimit_drops", 0},
+              {"engine_drops", drops_json},
+              {"ratelimit_drops", tx_end.rl - tx0.rl},
               {"rxqueue_drops", 0},
               {"netns_in_errors", udp_end.inerr - udp0.inerr},
               {"netns_rcvbuf_errors", udp_end.rcvbuf - udp0.rcvbuf}};
@@ -742,6 +831,7 @@ void run_dht(const Opts& opts) {
               static_cast<unsigned long long>(engine_dgrams));
   std::fflush(stdout);
   g_progress = false;
+  g_drops = nullptr;
   driver.stop();
 }
 

@@ -3,7 +3,10 @@
 // both ends, the writer pushing 1 MiB writes, the reader draining into an application buffer.
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
 #include <boost/asio.hpp>
+#include <sodium.h>
+
 #include <future>
+#include <thread>
 
 #include "bench_util.h"
 #include "engine/engine.h"
@@ -75,6 +78,9 @@ static void add_stream(CLI::App& app) {
     driver.post([&] { a.streams().open(b.id(), [&](auto id) { opened.set_value(id); }); });
     auto id = opened.get_future().get();
     if (!id) throw std::runtime_error("stream_open failed");
+    // The fast path (docs/protocol.md 7.6) connects right after the open; give it a moment.
+    for (int i = 0; i < 200 && !driver.call([&] { return a.streams().fast_path(*id); }); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
 
     Bytes src(kWrite, 0x5a);
     size_t sent = 0, got = 0;
@@ -113,6 +119,9 @@ static void add_stream(CLI::App& app) {
     });
     finished.get_future().wait();
     double wall = seconds_since(t0);
+    auto fast = driver.call([&] { return a.streams().fast_path_stats(); });
+    const char* transport = fast.bytes_sent == 0 ? "engine-udp" : fast.bytes_sent >= total ? "tcp-aead" : "mixed";
+    const char* cipher = crypto_aead_aes256gcm_is_available() ? "aes256gcm" : "xchacha20poly1305";
     auto [retransmits, drops] = driver.call([&] {
       return std::pair(a.engine().stats().retransmits, a.engine().drops().total() + b.engine().drops().total());
     });
@@ -124,7 +133,9 @@ static void add_stream(CLI::App& app) {
                   {"mib_per_s", mibs},
                   {"tcp_mib_per_s", tcp_mibs},
                   {"ratio", tcp_mibs > 0 ? mibs / tcp_mibs : 0},
-                  {"transport", "engine-udp"},
+                  {"transport", transport},
+                  {"cipher", fast.bytes_sent ? cipher : "engine"},
+                  {"fast_bytes", fast.bytes_sent},
                   {"retransmits", retransmits},
                   {"drops", drops},
                   {"wall_s", wall}});

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "dht/codec.h"
+#include "storjnet/dht.h"
 
 using namespace storjnet;
 using namespace storjnet::dht;

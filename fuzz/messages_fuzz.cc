@@ -1,13 +1,13 @@
 // messages_fuzz: arbitrary bytes against the message_notify decoders (batch body and ack) and the receiver's
-// Inbox. The codec and inbox sources are compiled in directly: the fuzz build links only the foundation.
+// Inbox.
 //
 // Invariants: no crash or sanitizer report; a decoded batch re-encodes to the same bytes' meaning (same
 // epoch, batch and messages); the inbox never holds more than its bounds; a repeated batch queues nothing.
 #include <cstdio>
 #include <cstdlib>
 
-#include "../src/messages/codec.cc"
-#include "../src/messages/inbox.cc"
+#include "messages/codec.h"
+#include "messages/inbox.h"
 
 using namespace storjnet;
 

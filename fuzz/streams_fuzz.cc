@@ -1,5 +1,4 @@
 // streams_fuzz: arbitrary bytes against the stream RPC body decoders and the receive buffer.
-// The codec and buffer sources are compiled in directly: the fuzz build links only the foundation.
 //
 // The input is first tried as each body kind; then it drives a RecvBuffer as a sequence of
 // (offset, length, read size) operations checked against a reference copy of the stream.
@@ -10,8 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "../src/streams/codec.cc"
-#include "../src/streams/recv_buffer.cc"
+#include "streams/codec.h"
+#include "streams/recv_buffer.h"
 
 using namespace storjnet;
 

@@ -25,6 +25,9 @@ class RealDriver {
   // The address the node's socket is bound to.
   Endpoint local_endpoint(const Node& node) const;
   size_t size() const;
+  // Fails every byte connection (streams fast path) of `node` as a network error would; the node sees
+  // them closed. For tests. Returns how many were open. Callable from any thread.
+  size_t drop_connections(const Node& node);
 
   // Runs `fn` on the io thread.
   void post(std::function<void()> fn);

@@ -29,6 +29,15 @@ struct StreamsConfig {
   Duration idle_timeout = 30s;          // a peer silent for this long has its streams closed
 };
 
+// Fast path (docs/protocol.md 7.6): encrypted byte connections next to the engine's UDP RPC.
+struct StreamsFastPathStats {
+  uint64_t links_up = 0;       // authenticated connections established (both directions)
+  uint64_t links_failed = 0;   // connections that failed or were closed
+  uint64_t bad_records = 0;    // malformed or unauthenticated records (each closes its connection)
+  uint64_t bytes_sent = 0;     // stream data bytes sent over connections
+  uint64_t bytes_received = 0; // stream data bytes received over connections
+};
+
 struct StreamInfo {
   NodeId peer;
   size_t unread = 0;
@@ -56,6 +65,9 @@ class Streams {
   void close(const StreamId& id, std::function<void(bool)> cb);
   // Caches a contact (the address to use for its id), as a lookup would.
   void remember(const Contact& c);
+  // Fast-path counters; fast_path(id): whether the stream's peer is reached over a connection right now.
+  StreamsFastPathStats fast_path_stats() const;
+  bool fast_path(const StreamId& id) const;
 
   struct Impl;
 

@@ -12,37 +12,60 @@ namespace {
 constexpr size_t kMaxConverted = 1 << 20;
 constexpr size_t kMaxPairs = 1 << 19;  // about 80 MB at most
 
+const std::array<uint8_t, crypto_shorthash_KEYBYTES>& hash_key() {
+  static const auto key = [] {
+    std::array<uint8_t, crypto_shorthash_KEYBYTES> k;
+    if (sodium_init() < 0) std::abort();
+    randombytes_buf(k.data(), k.size());
+    return k;
+  }();
+  return key;
+}
+size_t siphash(const uint8_t* p, size_t n) {
+  uint64_t h;
+  crypto_shorthash(reinterpret_cast<uint8_t*>(&h), p, n, hash_key().data());
+  return h;
+}
 struct PkHash {
-  size_t operator()(const PublicKey& k) const {
-    size_t h;
-    std::memcpy(&h, k.data(), sizeof h);
-    return h;
-  }
+  size_t operator()(const PublicKey& k) const { return siphash(k.data(), k.size()); }
 };
 struct PairHash {
   size_t operator()(const std::pair<PublicKey, PublicKey>& p) const {
-    return PkHash()(p.first) * 0x9e3779b97f4a7c15ull ^ PkHash()(p.second);
+    uint8_t both[64];
+    std::memcpy(both, p.first.data(), 32);
+    std::memcpy(both + 32, p.second.data(), 32);
+    return siphash(both, sizeof both);
   }
 };
 
 std::mutex mu;
-std::unordered_map<PublicKey, std::optional<std::array<uint8_t, 32>>, PkHash> converted;
+std::unordered_map<PublicKey, std::array<uint8_t, 32>, PkHash> converted;
 std::unordered_map<std::pair<PublicKey, PublicKey>, std::array<uint8_t, 32>, PairHash> pairs;
 }  // namespace
 
-std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk) {
+std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache) {
   {
     std::lock_guard lock(mu);
     auto it = converted.find(pk);
     if (it != converted.end()) return it->second;
   }
-  std::optional<std::array<uint8_t, 32>> x;
   std::array<uint8_t, 32> out;
-  if (crypto_sign_ed25519_pk_to_curve25519(out.data(), pk.data()) == 0) x = out;
+  if (crypto_sign_ed25519_pk_to_curve25519(out.data(), pk.data()) != 0) return std::nullopt;
+  if (cache) {
+    std::lock_guard lock(mu);
+    if (converted.size() >= kMaxConverted) converted.clear();
+    converted.emplace(pk, out);
+  }
+  return out;
+}
+
+bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out) {
+  auto key = a < b ? std::pair(a, b) : std::pair(b, a);
   std::lock_guard lock(mu);
-  if (converted.size() >= kMaxConverted) converted.clear();
-  converted.emplace(pk, x);
-  return x;
+  auto it = pairs.find(key);
+  if (it == pairs.end()) return false;
+  out = it->second;
+  return true;
 }
 
 bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out,

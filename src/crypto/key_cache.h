@@ -3,7 +3,8 @@
 // result; it only avoids repeating the expensive curve operations:
 //  - Ed25519 public key -> X25519 public key (libsodium checks the point: about as costly as a DH);
 //  - the pair key of (pk_a, pk_b), which both ends derive identically.
-// Thread-safe; bounded (cleared when full).
+// Thread-safe; bounded (cleared when full); keyed with a random per-process SipHash key, so chosen public
+// keys cannot collide into one bucket. Callers insert only keys of authenticated peers (see the engine).
 #pragma once
 #include <array>
 #include <functional>
@@ -13,8 +14,11 @@
 
 namespace storjnet::crypto {
 
-// nullopt when `pk` is not a valid Ed25519 point.
-std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk);
+// nullopt when `pk` is not a valid Ed25519 point. Only valid conversions are cached, and only with cache=true.
+std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache = true);
+
+// The cached pair key, if present (never computes).
+bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out);
 
 // Returns the cached key for the unordered pair {a, b}, computing it with `compute` (false: invalid) once.
 bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out,

@@ -10,22 +10,38 @@
 
 namespace storjnet::crypto {
 
-bool derive_session_key(const Identity& me, const PublicKey& peer, SessionKey& out) {
+namespace {
+bool compute_session_key(const Identity& me, const PublicKey& peer, SessionKey& key, bool cache) {
+  auto peer_x = x25519_of(peer, cache);
+  if (!peer_x) return false;
+  uint8_t shared[32];
+  if (crypto_scalarmult(shared, me.x25519_secret().data(), peer_x->data()) != 0) return false;
+  const PublicKey& a = std::min(me.public_key(), peer);
+  const PublicKey& b = std::max(me.public_key(), peer);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, key.size());
+  crypto_generichash_update(&st, shared, sizeof shared);
+  crypto_generichash_update(&st, a.data(), a.size());
+  crypto_generichash_update(&st, b.data(), b.size());
+  crypto_generichash_final(&st, key.data(), key.size());
+  sodium_memzero(shared, sizeof shared);
+  return true;
+}
+}  // namespace
+
+bool derive_session_key(const Identity& me, const PublicKey& peer, SessionKey& out, bool cache) {
   if (peer == me.public_key()) return false;
-  return pair_key(me.public_key(), peer, out, [&](SessionKey& key) {
-    auto peer_x = x25519_of(peer);
-    if (!peer_x) return false;
-    uint8_t shared[32];
-    if (crypto_scalarmult(shared, me.x25519_secret().data(), peer_x->data()) != 0) return false;
-    const PublicKey& a = std::min(me.public_key(), peer);
-    const PublicKey& b = std::max(me.public_key(), peer);
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, nullptr, 0, key.size());
-    crypto_generichash_update(&st, shared, sizeof shared);
-    crypto_generichash_update(&st, a.data(), a.size());
-    crypto_generichash_update(&st, b.data(), b.size());
-    crypto_generichash_final(&st, key.data(), key.size());
-    sodium_memzero(shared, sizeof shared);
+  if (!cache) {
+    if (cached_pair_key(me.public_key(), peer, out)) return true;
+    return compute_session_key(me, peer, out, false);
+  }
+  return pair_key(me.public_key(), peer, out, [&](SessionKey& key) { return compute_session_key(me, peer, key, true); });
+}
+
+void remember_session_key(const Identity& me, const PublicKey& peer, const SessionKey& key) {
+  SessionKey out;
+  pair_key(me.public_key(), peer, out, [&](SessionKey& k) {
+    k = key;
     return true;
   });
 }

@@ -18,7 +18,10 @@ namespace storjnet::crypto {
 using SessionKey = std::array<uint8_t, 32>;
 
 // False when `peer` is not a usable Ed25519 key (not on the curve, low order) or is `me`'s own key.
-bool derive_session_key(const Identity& me, const PublicKey& peer, SessionKey& out);
+// With cache=true the result is memoised process-wide (key_cache.h); pass false for keys claimed by
+// unauthenticated senders, then remember_session_key() once their datagram authenticated.
+bool derive_session_key(const Identity& me, const PublicKey& peer, SessionKey& out, bool cache = true);
+void remember_session_key(const Identity& me, const PublicKey& peer, const SessionKey& key);
 
 // Appends ciphertext||tag of `plain` to `out`. `ad` may point into `out` (typically the header already
 // written there); `plain` must not.

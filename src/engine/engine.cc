@@ -196,6 +196,10 @@ void Engine::notify(const Contact& to, Method m, ByteView payload) {
 }
 
 void Engine::respond(const Contact& to, uint32_t rpc_id, uint8_t method, MsgType type, ByteView payload) {
+  if (payload.size() + kMessageHeader > wire::kMaxMessage) {
+    type = kError;
+    payload = as_bytes("response too large");
+  }
   send_message(to, make_message(type, rpc_id, method, payload));
 }
 
@@ -332,9 +336,9 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
       return;
     }
   } else {
-    // Unknown sender: derive the key and authenticate before keeping any state for it.
+    // Unknown sender: derive the key (uncached) and authenticate before keeping any state for it.
     crypto::SessionKey key;
-    if (!crypto::derive_session_key(identity_, s.sender, key)) {
+    if (!crypto::derive_session_key(identity_, s.sender, key, /*cache=*/false)) {
       drops_.add(DropReason::kBadKey);
       return;
     }
@@ -342,6 +346,7 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
       drops_.add(DropReason::kAuthFailed);
       return;
     }
+    crypto::remember_session_key(identity_, s.sender, key);
     sess = new_session(s.sender, key);
   }
   sess->rx.accept(epoch, salt, counter);

@@ -120,7 +120,7 @@ void Pubsub::Impl::on_notify(const IncomingRequest& req, const Reply& reply) {
       return;
     case NotifyKind::kHolder:
       if (!cfg.rendezvous) return;
-      if (seen.test_and_set(ev.id, kHeld, now)) holder_deliver(ev);
+      if (seen.test_and_set(ev.id, kHeld, now)) holder_deliver(ev, ev.publishers);
       return;
     case NotifyKind::kDeliver:
       deliver_local(ev);

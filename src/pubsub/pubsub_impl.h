@@ -57,7 +57,8 @@ struct Pubsub::Impl {
   // Up to route_candidates contacts strictly closer to `key` than we are, closest first.
   std::vector<Contact> next_hops(const NodeId& key);
   void event_terminal(const pubsub::NotifyBody& ev);
-  bool holder_deliver(const pubsub::NotifyBody& ev);
+  // Delivers to the subscribers held for the topic, except `skip`; returns those served.
+  std::vector<NodeId> holder_deliver(const pubsub::NotifyBody& ev, const std::vector<NodeId>& skip);
   void expire_held();
   void renew_registrations();
 

@@ -2,9 +2,11 @@
 // topic key K = BLAKE2b-160(topic) by greedy routing over routing tables (each hop strictly closer to K, so
 // no loops; each hop acknowledged, the next-closest candidate tried when one does not answer). The node
 // where routing ends (the terminal) holds the topic's subscribers and copies every registration to its
-// replicas-1 closest contacts; for an event it delivers to the subscribers it holds (acknowledged), or, when
-// it holds none (e.g. the true holder is dead and routing stopped short), asks the holders it knows.
+// replicas-1 closest contacts; for an event it delivers to the subscribers it holds (acknowledged), then sends
+// the event with the list of subscribers served to its replicas-1 closest contacts, which deliver to the
+// subscribers they hold that are not on the list (the true holder may be dead, or tables not converged).
 #include <algorithm>
+#include <unordered_set>
 
 #include "pubsub/pubsub_impl.h"
 
@@ -119,16 +121,18 @@ void Pubsub::Impl::route_event(NotifyBody ev) {
 }
 
 void Pubsub::Impl::event_terminal(const NotifyBody& ev) {
-  if (holder_deliver(ev)) return;
-  // We hold no subscriber for this topic: ask the holders we know (they do not forward further).
+  // Deliver what we hold, then let the other holders we know serve the subscribers we do not hold (routing
+  // tables that have not converged can end registrations and events at different nodes near the key).
   NotifyBody h = ev;
   h.kind = NotifyKind::kHolder;
   h.ttl = 0;
+  h.publishers = holder_deliver(ev, {});
+  if (h.publishers.size() > limits.max_holder_list) h.publishers.resize(limits.max_holder_list);
   Bytes bytes = encode_notify(h);
   RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
   size_t sent = 0;
   for (const auto& c : closest_known(dht_key(ev.topic), cfg.replicas)) {
-    if (sent >= cfg.replicas) break;
+    if (sent + 1 >= cfg.replicas) break;
     if (c.id == engine.id()) continue;
     ++sent;
     ++st.notifies_sent;
@@ -136,9 +140,10 @@ void Pubsub::Impl::event_terminal(const NotifyBody& ev) {
   }
 }
 
-bool Pubsub::Impl::holder_deliver(const NotifyBody& ev) {
+std::vector<NodeId> Pubsub::Impl::holder_deliver(const NotifyBody& ev, const std::vector<NodeId>& skip) {
+  std::vector<NodeId> served;
   auto it = held.find(dht_key(ev.topic));
-  if (it == held.end() || it->second.empty()) return false;
+  if (it == held.end() || it->second.empty()) return served;
   NotifyBody d = ev;
   d.kind = NotifyKind::kDeliver;
   d.ttl = 0;
@@ -146,12 +151,15 @@ bool Pubsub::Impl::holder_deliver(const NotifyBody& ev) {
   Bytes bytes = encode_notify(d);
   RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
   const TimePoint now = engine.now();
+  std::unordered_set<NodeId> skipped(skip.begin(), skip.end());
   // Deterministic order (by subscriber id).
   std::vector<std::pair<NodeId, const Held*>> list;
   for (const auto& [id, h] : it->second)
     if (h.expires > now) list.push_back({id, &h});
   std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [id, h] : list) {
+    served.push_back(id);
+    if (skipped.count(id)) continue;
     ++st.holder_deliveries;
     if (h->self) {
       deliver_local(d);
@@ -160,7 +168,7 @@ bool Pubsub::Impl::holder_deliver(const NotifyBody& ev) {
     ++st.notifies_sent;
     engine.request(h->contact, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, opts);
   }
-  return !list.empty();
+  return served;
 }
 
 void Pubsub::Impl::expire_held() {

@@ -218,7 +218,8 @@ DecodeStatus decode_notify(ByteView body, const WireLimits& lim, NotifyBody& out
   if (a[5].type != msgpack::type::ARRAY) return DecodeStatus::kMalformed;
   const auto& pubs = a[5].via.array;
   // Keep the most recent entries (the list grows at its end).
-  size_t skip = pubs.size > lim.max_publishers ? pubs.size - lim.max_publishers : 0;
+  const size_t cap = out.kind == NotifyKind::kHolder ? lim.max_holder_list : lim.max_publishers;
+  size_t skip = pubs.size > cap ? pubs.size - cap : 0;
   if (skip && notes) notes->publishers_truncated = true;
   out.publishers.clear();
   out.publishers.reserve(pubs.size - skip);

@@ -48,7 +48,7 @@ struct NotifyBody {
   std::string topic;
   std::string event;  // JSON text
   uint32_t ttl = 0;
-  std::vector<NodeId> publishers;  // Quasar: nodes already sent the event
+  std::vector<NodeId> publishers;  // Quasar: nodes already sent the event; kHolder: subscribers served
 };
 
 struct WireLimits {
@@ -57,6 +57,7 @@ struct WireLimits {
   size_t depth = 3;
   uint32_t max_ttl = 64;
   size_t max_publishers = 64;
+  size_t max_holder_list = 4096;  // kHolder: subscribers the terminal already served
 };
 
 enum class DecodeStatus {

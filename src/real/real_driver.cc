@@ -5,14 +5,20 @@
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
 #include <boost/asio.hpp>
 #include <chrono>
+#include <cstdio>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
+
+#include "streams/conn.h"
 
 namespace storjnet {
 
 namespace asio = boost::asio;
 using udp = asio::ip::udp;
+using tcp = asio::ip::tcp;
 
 namespace {
 
@@ -47,8 +53,26 @@ udp::endpoint to_asio(const Endpoint& e) {
 }  // namespace
 
 struct RealDriver::Impl {
-  struct Host final : Environment {
+  // One byte connection of the streams fast path (TCP, same port number as the UDP socket).
+  struct Conn {
+    uint64_t id;
+    tcp::socket sock;
+    std::deque<Bytes> out;
+    size_t queued = 0;
+    bool writing = false, open = false, closed = false;
+    std::vector<uint8_t> rbuf = std::vector<uint8_t>(256 * 1024);
+    std::vector<asio::const_buffer> wbufs;
+    size_t wcount = 0;
+    Conn(uint64_t i, asio::io_context& io) : id(i), sock(io) {}
+  };
+
+  struct Host final : Environment, streams::ConnProvider {
     udp::socket socket;
+    asio::io_context& io;
+    std::unique_ptr<tcp::acceptor> acceptor;
+    std::unordered_map<uint64_t, std::shared_ptr<Conn>> conns;
+    uint64_t next_conn = 1;
+    streams::ConnListener* listener = nullptr;
     asio::steady_timer timer;
     std::chrono::steady_clock::time_point origin;
     std::unique_ptr<Node> node;
@@ -56,7 +80,145 @@ struct RealDriver::Impl {
     udp::endpoint sender;
     std::array<uint8_t, 2048> buf;
 
-    Host(asio::io_context& io, std::chrono::steady_clock::time_point o) : socket(io), timer(io), origin(o) {}
+    Host(asio::io_context& i, std::chrono::steady_clock::time_point o) : socket(i), io(i), timer(i), origin(o) {}
+
+    // ---------------------------------------------------------------- byte connections
+    void set_conn_listener(streams::ConnListener* l) override { listener = l; }
+
+    void listen() {
+      boost::system::error_code ec;
+      auto ep = to_asio(local);
+      tcp::endpoint tep(ep.address(), ep.port());
+      acceptor = std::make_unique<tcp::acceptor>(io);
+      acceptor->open(tep.protocol(), ec);
+      if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acceptor->bind(tep, ec);
+      if (!ec) acceptor->listen(64, ec);
+      if (ec) {
+        std::fprintf(stderr, "storjnet: no TCP fast path on %s: %s\n", local.to_string().c_str(), ec.message().c_str());
+        acceptor.reset();
+        return;
+      }
+      accept();
+    }
+
+    void accept() {
+      auto c = std::make_shared<Conn>(next_conn++, io);
+      acceptor->async_accept(c->sock, [this, c](const boost::system::error_code& ec) {
+        if (ec == asio::error::operation_aborted || !acceptor || !acceptor->is_open()) return;
+        if (!ec) {
+          if (!listener) {
+            boost::system::error_code e2;
+            c->sock.close(e2);
+          } else {
+            start(c);
+            if (listener && !c->closed) listener->on_conn_open(c->id, true);
+          }
+        }
+        accept();
+      });
+    }
+
+    void start(const std::shared_ptr<Conn>& c) {
+      boost::system::error_code ec;
+      c->sock.set_option(tcp::no_delay(true), ec);
+      c->sock.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
+      c->sock.set_option(asio::socket_base::send_buffer_size(4 << 20), ec);
+      c->open = true;
+      conns[c->id] = c;
+      read(c);
+    }
+
+    uint64_t conn_connect(const Endpoint& to) override {
+      if (!acceptor || !to.valid() || (to.family == Endpoint::Family::kV6) != (local.family == Endpoint::Family::kV6))
+        return 0;
+      auto c = std::make_shared<Conn>(next_conn++, io);
+      auto ep = to_asio(to);
+      conns[c->id] = c;
+      c->sock.async_connect(tcp::endpoint(ep.address(), ep.port()), [this, c](const boost::system::error_code& ec) {
+        if (c->closed) return;
+        if (ec) return fail(c);
+        start(c);
+        if (listener && !c->closed) listener->on_conn_open(c->id, false);
+        if (!c->closed) flush_out(c);
+      });
+      return c->id;
+    }
+
+    void read(const std::shared_ptr<Conn>& c) {
+      c->sock.async_read_some(asio::buffer(c->rbuf), [this, c](const boost::system::error_code& ec, size_t n) {
+        if (c->closed) return;
+        if (ec) return fail(c);
+        if (listener) listener->on_conn_data(c->id, {c->rbuf.data(), n});
+        if (!c->closed) read(c);
+      });
+    }
+
+    void conn_send(uint64_t id, ByteView bytes) override {
+      auto it = conns.find(id);
+      if (it == conns.end() || it->second->closed || bytes.empty()) return;
+      auto& c = it->second;
+      c->out.emplace_back(bytes.begin(), bytes.end());
+      c->queued += bytes.size();
+      if (c->open) flush_out(c);
+    }
+
+    void flush_out(const std::shared_ptr<Conn>& c) {
+      if (c->writing || c->out.empty()) return;
+      c->writing = true;
+      c->wbufs.clear();
+      c->wcount = 0;
+      for (auto& b : c->out) {
+        if (c->wcount == 64) break;
+        c->wbufs.emplace_back(b.data(), b.size());
+        ++c->wcount;
+      }
+      asio::async_write(c->sock, c->wbufs, [this, c](const boost::system::error_code& ec, size_t) {
+        c->writing = false;
+        if (c->closed) return;
+        if (ec) return fail(c);
+        for (size_t i = 0; i < c->wcount; ++i) {
+          c->queued -= c->out.front().size();
+          c->out.pop_front();
+        }
+        flush_out(c);
+      });
+    }
+
+    size_t conn_queued(uint64_t id) override {
+      auto it = conns.find(id);
+      return it == conns.end() ? 0 : it->second->queued;
+    }
+
+    void shut(const std::shared_ptr<Conn>& c) {
+      c->closed = true;
+      c->out.clear();
+      c->queued = 0;
+      boost::system::error_code ec;
+      c->sock.close(ec);
+      conns.erase(c->id);
+    }
+
+    void fail(std::shared_ptr<Conn> c) {
+      if (c->closed) return;
+      shut(c);
+      if (listener) listener->on_conn_closed(c->id);
+    }
+
+    void conn_close(uint64_t id) override {
+      auto it = conns.find(id);
+      if (it == conns.end()) return;
+      auto c = it->second;
+      shut(c);
+    }
+
+    void close_all() {
+      boost::system::error_code ec;
+      if (acceptor) acceptor->close(ec);
+      std::vector<std::shared_ptr<Conn>> all;
+      for (auto& [id, c] : conns) all.push_back(c);
+      for (auto& c : all) shut(c);
+    }
 
     TimePoint now() override { return std::chrono::steady_clock::now() - origin; }
     uint64_t unix_us() override {
@@ -123,6 +285,7 @@ void RealDriver::stop() {
       boost::system::error_code ec;
       h->timer.cancel();
       h->socket.close(ec);
+      h->close_all();
     }
   });
   impl_->work.reset();
@@ -150,6 +313,7 @@ Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig c
     host->socket.set_option(rcv, ec);
     host->socket.set_option(snd, ec);
     host->local = from_asio(host->socket.local_endpoint());
+    host->listen();
     host->node = std::make_unique<Node>(*host, std::move(identity), config, std::move(storage));
     host->receive();
     impl_->hosts.push_back(std::move(host));
@@ -164,5 +328,18 @@ Endpoint RealDriver::local_endpoint(const Node& node) const {
 }
 
 size_t RealDriver::size() const { return impl_->hosts.size(); }
+
+size_t RealDriver::drop_connections(const Node& node) {
+  return call([&] {
+    size_t n = 0;
+    for (auto& h : impl_->hosts) {
+      if (h->node.get() != &node) continue;
+      std::vector<std::shared_ptr<Impl::Conn>> all;
+      for (auto& [id, c] : h->conns) all.push_back(c);
+      for (auto& c : all) h->fail(c), ++n;
+    }
+    return n;
+  });
+}
 
 }  // namespace storjnet

@@ -1,0 +1,38 @@
+// Byte connections for the streams fast path (docs/protocol.md 7.6): an optional side interface of an
+// Environment. A driver that can carry ordered, reliable byte connections (the real driver: TCP on the same
+// port number as the node's UDP socket) implements ConnProvider next to Environment; the streams service
+// finds it with dynamic_cast and otherwise uses the engine's UDP RPC only (the simulator does not offer it).
+// Same threading contract as Environment: every call and every listener event on the node's thread.
+#pragma once
+#include <cstdint>
+
+#include "storjnet/bytes.h"
+#include "storjnet/endpoint.h"
+
+namespace storjnet::streams {
+
+class ConnListener {
+ public:
+  virtual ~ConnListener() = default;
+  // A connection is up: ours from conn_connect (inbound=false), or accepted from `peer` (inbound=true).
+  virtual void on_conn_open(uint64_t conn, bool inbound) = 0;
+  virtual void on_conn_data(uint64_t conn, ByteView bytes) = 0;
+  // Closed or failed (also when conn_connect did not succeed); the id is not reused.
+  virtual void on_conn_closed(uint64_t conn) = 0;
+};
+
+class ConnProvider {
+ public:
+  virtual ~ConnProvider() = default;
+  // Starts a connection; 0 when unsupported. The outcome arrives as on_conn_open or on_conn_closed.
+  virtual uint64_t conn_connect(const Endpoint& to) = 0;
+  // Queues bytes in order. Ignored for an unknown or closed connection.
+  virtual void conn_send(uint64_t conn, ByteView bytes) = 0;
+  // Bytes queued and not yet handed to the kernel.
+  virtual size_t conn_queued(uint64_t conn) = 0;
+  // Closes without an on_conn_closed event.
+  virtual void conn_close(uint64_t conn) = 0;
+  virtual void set_conn_listener(ConnListener* l) = 0;
+};
+
+}  // namespace storjnet::streams
