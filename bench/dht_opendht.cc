@@ -11,7 +11,8 @@
 //  * replicas / local hits: each node's DhtStorage is created here (make_memory_storage, as the default) and
 //    queried directly on the io thread, untimed.
 //  * traffic: sendto() and sendmsg() are interposed in the executable (Asio's send_to uses sendmsg).
-//  * drops: ratelimit_drops = nothing comparable is exposed per phase -> 0; rxqueue_drops = 0 (no rx queue).
+//  * drops: ratelimit_drops = engine drops with reason rate_limited (all nodes); rxqueue_drops = 0 (no rx queue).
+//  * --trace: routing-table and failed-get diagnostics on stderr (untimed, no RNG draws).
 #include <dlfcn.h>
 #include <sodium.h>
 #include <sys/resource.h>
@@ -101,6 +102,7 @@ struct Opts {
   std::string label;
   bool quiet = false;
   bool trace = false;
+  bool diag_self_lookup = false;
 };
 
 std::atomic<bool> g_progress{true};
@@ -352,9 +354,29 @@ PutGetResult run_gets(Bench& b, const std::vector<KeyRec>& keys, std::mt19937_64
             if (pick_node < 0) break;
             ++sim_rpcs;
             if (b.stores[pick_node]->get(k.hkey)) { sim_hit = pick_node; break; }
-            add(b.nodes[pick_node]->dht().closest_known(k.hkey, kk + 1));
+            auto resp = b.nodes[pick_node]->dht().closest_known(k.hkey, kk + 1);
+            if (b.a.trace)
+              std::fprintf(stderr, "TRACE   replay q%d node %d cpl %d -> %zu contacts, best cpl %d; true best cpl %d\n", sim_rpcs,
+                           pick_node, b.nodes[pick_node]->dht().id().common_prefix_bits(k.hkey), resp.size(),
+                           resp.empty() ? -1 : resp[0].id.common_prefix_bits(k.hkey),
+                           b.nodes[order[0].second]->dht().id().common_prefix_bits(k.hkey));
+            add(resp);
           }
         });
+        // closest_known() against a brute-force sort of each node's peers()
+        int wrong = 0;
+        b.driver->call([&] {
+          for (int i = 0; i < N; ++i) {
+            auto ck = b.nodes[i]->dht().closest_known(k.hkey, kk);
+            auto all = b.nodes[i]->dht().peers();
+            std::sort(all.begin(), all.end(), [&](const Contact& x, const Contact& y) { return (x.id ^ k.hkey) < (y.id ^ k.hkey); });
+            if (all.size() > kk) all.resize(kk);
+            bool same = ck.size() == all.size();
+            for (size_t q = 0; same && q < ck.size(); ++q) same = ck[q].id == all[q].id;
+            wrong += !same;
+          }
+        });
+        std::fprintf(stderr, "TRACE closest_known differs from brute force on %d nodes\n", wrong);
         std::fprintf(stderr, "TRACE get %s miss: getter %d putter %d rpcs %d rounds %d holders %d (%d in the true %zu closest); replay: %s after %d queries\n",
                      name, g, k.putter, st->rpcs, st->rounds, holders, holders_in_top, kk, sim_hit >= 0 ? "found" : "miss", sim_rpcs);
       }
@@ -605,8 +627,51 @@ void run_dht(const Opts& opts) {
     std::vector<double> d(indeg.begin(), indeg.end());
     int low = 0;
     for (int x : indeg) low += x < 3;
+    // neighbourhood linkage: how many of each node's true k closest ids are in its own table
+    std::vector<double> linked(N, 0);
+    driver.call([&] {
+      size_t kk = b.nodes[0]->dht().config().k;
+      for (int i = 0; i < N; ++i) {
+        std::vector<std::pair<NodeId, int>> order;
+        for (int x = 0; x < N; ++x)
+          if (x != i) order.emplace_back(b.nodes[x]->dht().id() ^ b.nodes[i]->dht().id(), x);
+        std::sort(order.begin(), order.end());
+        auto peers = b.nodes[i]->dht().peers();
+        for (size_t q = 0; q < kk && q < order.size(); ++q)
+          for (auto& c : peers)
+            if (c.id == b.nodes[order[q].second]->dht().id()) { linked[i]++; break; }
+      }
+    });
+    std::fprintf(stderr, "TRACE own true-k-closest present in own table: min %.0f median %.0f mean-ish p10 %.0f\n",
+                 percentile(linked, 0), percentile(linked, 0.5), percentile(linked, 0.1));
+    {
+      std::vector<double> occ(12, 0);
+      driver.call([&] {
+        for (auto* n : b.nodes)
+          for (auto& c : n->dht().peers()) {
+            int cp = n->dht().id().common_prefix_bits(c.id);
+            occ[std::min(cp, 11)] += 1.0 / N;
+          }
+      });
+      std::fprintf(stderr, "TRACE mean bucket sizes 0..11+:");
+      for (double x : occ) std::fprintf(stderr, " %.1f", x);
+      std::fprintf(stderr, "\n");
+    }
     std::fprintf(stderr, "TRACE in-degree min %.0f median %.0f max %.0f; nodes in < 3 tables: %d; node0 %d\n",
                  percentile(d, 0), percentile(d, 0.5), percentile(d, 1), low, indeg[0]);
+  }
+  if (a.diag_self_lookup) {
+    // diagnostic only (off by default): every node looks its own id up once more, now that all have joined
+    auto left = std::make_shared<std::atomic<int>>(N);
+    std::promise<void> all;
+    driver.post([&] {
+      for (auto* n : b.nodes)
+        n->dht().find_contact(n->dht().id(), [left, &all](std::optional<Contact>) {
+          if (--*left == 0) all.set_value();
+        });
+    });
+    all.get_future().wait_for(std::chrono::seconds(30));
+    progress("diag: second self-lookup done in %.2fs after settle\n", sec_since(t_settle_end, Clock::now()));
   }
   // ---- idle
   double c_idle0 = cpu_seconds();
@@ -857,7 +922,9 @@ static void add_dht(CLI::App& app) {
   cmd->add_option("--max-seconds", o->max_seconds, "watchdog: exit code 3 after this long");
   cmd->add_option("--label", o->label);
   cmd->add_flag("--quiet", o->quiet);
-  cmd->add_flag("--trace", o->trace);
+  cmd->add_flag("--trace", o->trace, "routing-table samples and get-miss diagnostics on stderr");
+  cmd->add_flag("--diag-self-lookup", o->diag_self_lookup,
+                "diagnostic, not the reference workload: each node looks its own id up again after settle");
   cmd->callback([o] { run_dht(*o); });
 }
 STORJNET_WORKLOAD(add_dht);

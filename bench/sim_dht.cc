@@ -16,6 +16,7 @@ struct SimDhtOpts {
   uint64_t seed = 1;
   double kill = 0;
   size_t value_size = 64;
+  size_t wave = 50;
 };
 
 }  // namespace
@@ -28,13 +29,14 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--seed", o->seed);
   cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts")->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--value-size", o->value_size)->check(CLI::Range(1, 65536));
+  cmd->add_option("--join-wave", o->wave, "nodes that bootstrap at the same moment")->check(CLI::Range(1, 1 << 20));
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
     SimConfig cfg;
     cfg.seed = o->seed;
     Simulator sim(cfg);
     for (size_t i = 0; i < o->nodes; ++i) sim.add_node();
-    size_t joined = sim::join_network(sim, o->seed);
+    size_t joined = sim::join_network(sim, o->seed, o->wave);
     sim::Rng rng(o->seed * 104729 + 3);
     double join_wall = seconds_since(t0);
     sim.run_for(5s);

@@ -46,7 +46,7 @@ struct PubsubConfig {
   // --- rendezvous (the improvement) ---
   bool rendezvous = true;          // also route subscriptions and events to the topic key's closest nodes
   size_t replicas = 4;             // holders of a topic's subscriber list (the closest to the key)
-  size_t route_candidates = 3;     // next hops tried, closest first, when one does not acknowledge
+  size_t route_candidates = 5;     // next hops tried, closest first, when one does not acknowledge
   Duration route_timeout = 600ms;  // per hop, retries included
   int route_attempts = 2;
   size_t max_held_topics = 100000;         // rendezvous state bound: topics

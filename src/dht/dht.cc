@@ -199,11 +199,12 @@ struct Dht::Impl {
 
   // ------------------------------------------------------------ lookups
 
-  void lookup(const NodeId& target, bool want_value, bool stop_on_target, std::function<void(LookupResult)> done) {
+  void lookup(const NodeId& target, bool want_value, bool stop_on_target, std::function<void(LookupResult)> done,
+              std::vector<Contact> must_query = {}) {
     ++stats.lookups;
     int b = table.bucket_of(target);
     if (b >= 0) table.mark_refreshed(b, engine.now());
-    LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha};
+    LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, std::move(must_query)};
     std::weak_ptr<bool> live = alive;
     QueryFn query = [this, live, want_value, target](const Contact& to, QueryDone qd) {
       if (live.expired()) return qd(std::nullopt);
@@ -300,7 +301,7 @@ struct Dht::Impl {
     for (int b = 0; b <= deepest && b < static_cast<int>(RoutingTable::kBuckets); ++b) {
       if (now - table.last_refresh(b) < cfg.bucket_refresh) continue;
       table.mark_refreshed(b, now);
-      lookup(random_id_in_bucket(b), false, false, [](LookupResult) {});
+      refresh_bucket(b);
     }
     if (now - last_snapshot >= kSnapshotEvery) {
       last_snapshot = now;
@@ -319,6 +320,25 @@ struct Dht::Impl {
       if (live.expired()) return;
       store_on(res.closest, v, nullptr, nullptr);
     });
+  }
+
+  // Lookups of a random id in every bucket below the deepest that holds fewer than k contacts.
+  void refresh_neighbourhood() {
+    int deepest = table.deepest_bucket();
+    for (int b = 0; b < deepest; ++b)
+      if (table.bucket(b).size() < cfg.k) refresh_bucket(b);
+  }
+
+  // A lookup of a random id in bucket b's range. If nodes joined together, every contact near that range
+  // may share our ignorance of it (all on our side of bit b); so also ask two random contacts from
+  // shallower buckets, who sit on the other side of an earlier bit and see the range from outside.
+  void refresh_bucket(int b) {
+    std::vector<Contact> vantage;
+    for (int shallow = b - 1; shallow >= 0 && vantage.size() < 2; --shallow) {
+      auto& es = table.bucket(static_cast<size_t>(shallow));
+      if (!es.empty()) vantage.push_back(es[engine.env().random_below(es.size())].contact);
+    }
+    lookup(random_id_in_bucket(b), false, false, [](LookupResult) {}, std::move(vantage));
   }
 
   NodeId random_id_in_bucket(int b) {
@@ -394,16 +414,20 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
   auto left = std::make_shared<size_t>(probes);
   std::weak_ptr<bool> live = d.alive;
   auto cb_shared = std::make_shared<std::function<void(bool)>>(std::move(cb));
-  auto probe_done = [this, &d, live, left, cb_shared] {
+  auto probe_done = [&d, live, left, cb_shared] {
     if (live.expired() || --*left > 0) return;
     if (d.table.size() == 0) return (*cb_shared)(false);
     // Join: look ourselves up (fills the buckets near us), then refresh the farther buckets.
-    d.lookup(d.engine.id(), false, false, [this, &d, live, cb_shared](LookupResult) {
+    d.lookup(d.engine.id(), false, false, [&d, live, cb_shared](LookupResult) {
       if (live.expired()) return;
-      int deepest = d.table.deepest_bucket();
-      for (int b = 0; b < deepest; ++b)
-        if (d.table.bucket(b).size() < d.cfg.k)
-          d.lookup(d.random_id_in_bucket(b), false, false, [](LookupResult) {});
+      d.refresh_neighbourhood();
+      // Nodes that join together see each other only partly at first: look again a few times, later.
+      for (Duration later : {5s})
+        d.engine.schedule(later, [&d, live] {
+          if (!live.expired()) d.lookup(d.engine.id(), false, false, [&d, live](LookupResult) {
+            if (!live.expired()) d.refresh_neighbourhood();
+          });
+        });
       (*cb_shared)(d.table.size() > 0);
     });
   };

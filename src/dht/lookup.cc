@@ -11,6 +11,14 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->done_ = std::move(done);
   l->started_ = l->now_();
   for (auto& c : seeds) l->add(c, 1);
+  // Vantage points: asked at once, tracked outside the distance-ordered shortlist.
+  for (auto& c : l->p_.must_query) {
+    NodeId d = c.id ^ l->p_.target;
+    if (c.id == l->p_.self || l->shortlist_.count(d)) continue;
+    l->shortlist_.emplace(d, Candidate{c, State::kInFlight, 1});
+    l->result_.stats.rounds = std::max(l->result_.stats.rounds, 1);
+    l->ask(d, c);
+  }
   l->step();
 }
 
@@ -45,13 +53,16 @@ void Lookup::step() {
     result_.stats.rounds = std::max(result_.stats.rounds, cand.depth);
   }
   if (to_send.empty() && in_flight_ == 0 && !pending_new) return finish();
-  auto self = shared_from_this();
   for (auto& [dist, contact] : to_send) {
-    ++in_flight_;
-    ++result_.stats.rpcs;
-    query_(contact, [self, dist = dist](std::optional<QueryResponse> r) { self->on_answer(dist, std::move(r)); });
+    ask(dist, contact);
     if (finished_) return;
   }
+}
+
+void Lookup::ask(const NodeId& dist, const Contact& contact) {
+  ++in_flight_;
+  ++result_.stats.rpcs;
+  query_(contact, [self = shared_from_this(), dist](std::optional<QueryResponse> r) { self->on_answer(dist, std::move(r)); });
 }
 
 void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {

@@ -37,6 +37,9 @@ struct LookupParams {
   bool want_value = false;
   bool stop_on_target = false;
   size_t k = 20, alpha = 3;
+  // Asked first whatever their distance: vantage points on the far side of the id space, so a refresh can
+  // learn a region that no contact near the target knows (see Dht::Impl::refresh_bucket).
+  std::vector<Contact> must_query;
 };
 
 class Lookup : public std::enable_shared_from_this<Lookup> {
@@ -54,6 +57,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
 
   Lookup() = default;
   void add(const Contact& c, int depth);
+  void ask(const NodeId& dist, const Contact& contact);
   void step();
   void on_answer(const NodeId& distance, std::optional<QueryResponse> r);
   void finish();

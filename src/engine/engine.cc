@@ -416,12 +416,14 @@ void Engine::handle_message(const Contact& from, ByteView m) {
     h(IncomingRequest{from, method, payload, type == kOneway}, Reply(this, from, rpc_id, method, type == kOneway));
     return;
   }
+  // Any authenticated response proves the sender alive, even a late one whose request already timed out
+  // (under load that is common; not counting it would evict healthy contacts).
+  if (on_contact_) on_contact_(from, true);
   auto it = pending_.find(rpc_id);
   if (it == pending_.end() || it->second.to.key != from.key) {
     drops_.add(DropReason::kUnexpectedResponse);
     return;
   }
-  if (on_contact_) on_contact_(from, true);
   Pending p = std::move(it->second);
   pending_.erase(it);
   timers_.cancel(p.timer);
