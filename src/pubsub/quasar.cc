@@ -31,7 +31,7 @@ void Pubsub::Impl::choose_neighbours(bool force) {
   // Random picks from the table; a bounded number of draws.
   std::vector<const Contact*> pool;
   for (const auto& [id, c] : present)
-    if (std::none_of(next.begin(), next.end(), [&](const Contact& o) { return o.id == id; })) pool.push_back(c);
+    if (std::none_of(next.begin(), next.end(), [&, id = id](const Contact& o) { return o.id == id; })) pool.push_back(c);
   std::sort(pool.begin(), pool.end(), [](const Contact* a, const Contact* b) { return a->id < b->id; });
   while (next.size() < cfg.neighbours && !pool.empty()) {
     size_t i = engine.env().random_below(pool.size());
@@ -184,7 +184,7 @@ void Pubsub::Impl::quasar_forward(NotifyBody ev, const NodeId* from, bool direct
   for (const auto& c : out)
     if (!listed(c.id)) cands.push_back(&c);
   for (const auto& [id, f] : in)
-    if (!listed(id) && std::none_of(out.begin(), out.end(), [&](const Contact& o) { return o.id == id; }))
+    if (!listed(id) && std::none_of(out.begin(), out.end(), [&, id = id](const Contact& o) { return o.id == id; }))
       cands.push_back(&f.from);
   if (cands.empty()) return;
   std::sort(cands.begin(), cands.end(), [](const Contact* a, const Contact* b) { return a->id < b->id; });
