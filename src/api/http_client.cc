@@ -84,12 +84,24 @@ struct HttpClient::Impl {
     beast::error_code ec;
     stream->expires_after(timeout);
     http::async_write(*stream, req, [&ec](beast::error_code e, size_t) { ec = e; });
-    finish(ec, "cannot send to");
+    io.restart();
+    io.run();
+    // A server may answer (413) and stop reading before the whole body was sent: read its answer anyway.
+    bool early_answer = ec == asio::error::broken_pipe || ec == asio::error::connection_reset;
+    if (ec && !early_answer) finish(ec, "cannot send to");
+    beast::error_code write_ec = ec;
+    ec = {};
     http::response_parser<http::string_body> parser;
     parser.body_limit(256 * 1024 * 1024);
     stream->expires_after(timeout);
     http::async_read(*stream, buffer, parser, [&ec](beast::error_code e, size_t) { ec = e; });
-    finish(ec, "no response from");
+    if (early_answer) {
+      io.restart();
+      io.run();
+      if (ec) finish(write_ec, "cannot send to");
+    } else {
+      finish(ec, "no response from");
+    }
     auto& res = parser.get();
     HttpResponse out;
     out.status = res.result_int();

@@ -165,11 +165,23 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Closing with unread request bytes in the socket would reset the connection and could destroy the
+  // response still in flight (the client then sees "broken pipe" instead of our 413): after shutting down
+  // our side, drain what the client still sends, for at most a second, then close.
   void close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    drain_buf_ = std::make_shared<std::array<char, 16 * 1024>>();
+    stream_.expires_after(std::chrono::seconds(1));
+    drain();
   }
+  void drain() {
+    stream_.async_read_some(asio::buffer(*drain_buf_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->stream_.close();
+      self->drain();
+    });
+  }
+  std::shared_ptr<std::array<char, 16 * 1024>> drain_buf_;
 
   beast::tcp_stream stream_;
   asio::steady_timer timer_;
