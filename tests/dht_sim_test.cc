@@ -75,54 +75,34 @@ std::vector<size_t> range(size_t a, size_t b) {
   return v;
 }
 
-// One 2,000-node network shared by the tests below, which run in order (puts, then churn).
-class Dht2000 : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    SimConfig cfg;
-    cfg.seed = 2000;
-    cfg.node = test_config();
-    sim_ = new Simulator(cfg);
-    for (int i = 0; i < 2000; ++i) sim_->add_node();
-    joined_ = sim::join_network(*sim_, 2000);
-    sim_->run_for(5s);
-    work_ = new Workload(make_workload(500, 11, "key-"));
-  }
-  static void TearDownTestSuite() {
-    delete sim_;
-    delete work_;
-  }
-  static Simulator* sim_;
-  static Workload* work_;
-  static size_t joined_;
-};
-Simulator* Dht2000::sim_ = nullptr;
-Workload* Dht2000::work_ = nullptr;
-size_t Dht2000::joined_ = 0;
-
 }  // namespace
 
-TEST_F(Dht2000, A_FiveHundredPutsThenGetsFromRandomNodes) {
-  ASSERT_EQ(joined_, 2000u);
+// One 2,000-node network for both phases (ctest runs every test in its own process, so the phases that
+// depend on each other live in one test).
+TEST(Dht2000, PutsAndGetsThenAQuarterKilledAndGetsStillSucceed) {
+  SimConfig cfg;
+  cfg.seed = 2000;
+  cfg.node = test_config();
+  Simulator sim(cfg);
+  for (int i = 0; i < 2000; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 2000), 2000u);
+  sim.run_for(5s);
+  Workload work = make_workload(500, 11, "key-");
   sim::Rng rng(5);
   auto all = range(0, 2000);
-  EXPECT_EQ(put_all(*sim_, *work_, all, rng), 500u);
-  EXPECT_EQ(get_all(*sim_, *work_, all, rng), 500u);
-  // Lookups stay short in a network this size.
-  auto st = sim_->node(17).dht().stats();
-  EXPECT_GT(st.routing_contacts, 40u);
-}
-
-TEST_F(Dht2000, B_QuarterOfNodesKilledGetsStillSucceedAfterARepublishInterval) {
-  sim::Rng rng(6);
+  // 500 puts, then 500 gets from random nodes.
+  EXPECT_EQ(put_all(sim, work, all, rng), 500u);
+  EXPECT_EQ(get_all(sim, work, all, rng), 500u);
+  EXPECT_GT(sim.node(17).dht().stats().routing_contacts, 40u);
+  // 25% of the nodes (holders included) die; after one republish interval every get still succeeds.
   std::vector<size_t> alive;
   for (size_t i = 0; i < 2000; ++i) {
-    if (rng.uniform() < 0.25) sim_->kill(i);
+    if (rng.uniform() < 0.25) sim.kill(i);
     else alive.push_back(i);
   }
   ASSERT_GT(alive.size(), 1400u);
-  sim_->run_for(66s);  // one republish interval (60 s, jittered +-10%)
-  EXPECT_EQ(get_all(*sim_, *work_, alive, rng), 500u);
+  sim.run_for(66s);  // one republish interval (60 s, jittered +-10%)
+  EXPECT_EQ(get_all(sim, work, alive, rng), 500u);
 }
 
 TEST(DhtSim, PartitionedHalvesConvergeAfterHealing) {
