@@ -27,7 +27,7 @@ run: build
 
 # The whole suite, under AddressSanitizer and UBSan.
 test: build-asan build
-	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 1200
 
 bench: build
 	@scripts/run-benches
