@@ -322,6 +322,25 @@ struct Dht::Impl {
     });
   }
 
+  // The node `id` as it answered a lookup of its id, or nullopt; at most find_timeout.
+  void find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
+    auto done = std::make_shared<bool>(false);
+    auto shared_cb = std::make_shared<std::function<void(std::optional<Contact>)>>(std::move(cb));
+    auto timer = std::make_shared<TimerId>();
+    std::weak_ptr<bool> live = alive;
+    *timer = engine.schedule(cfg.find_timeout, [done, shared_cb] {
+      if (*done) return;
+      *done = true;
+      (*shared_cb)(std::nullopt);
+    });
+    lookup(id, false, true, [this, live, done, shared_cb, timer](LookupResult res) {
+      if (*done) return;
+      *done = true;
+      if (!live.expired()) engine.cancel(*timer);
+      (*shared_cb)(res.target);
+    });
+  }
+
   // Lookups of a random id in every bucket below the deepest that holds fewer than k contacts.
   void refresh_neighbourhood() {
     int deepest = table.deepest_bucket();
@@ -491,41 +510,15 @@ void Dht::get(std::string_view key, std::function<void(GetResult)> cb) {
 void Dht::find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
   Impl& d = *impl_;
   if (auto c = d.table.find(id)) return cb(*c);
-  auto done = std::make_shared<bool>(false);
-  auto shared_cb = std::make_shared<std::function<void(std::optional<Contact>)>>(std::move(cb));
-  auto timer = std::make_shared<TimerId>();
-  std::weak_ptr<bool> live = d.alive;
-  *timer = d.engine.schedule(d.cfg.find_timeout, [done, shared_cb] {
-    if (*done) return;
-    *done = true;
-    (*shared_cb)(std::nullopt);
-  });
-  d.lookup(id, false, true, [&d, live, done, shared_cb, timer](LookupResult res) {
-    if (*done) return;
-    *done = true;
-    if (!live.expired()) d.engine.cancel(*timer);
-    (*shared_cb)(res.target);
-  });
+  d.find_online(id, std::move(cb));
 }
 
 void Dht::find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb) {
   Impl& d = *impl_;
   if (id == d.engine.id()) return stun(std::move(cb));
   // A routing-table entry is not proof the node is online now: always ask, via the lookup.
-  auto done = std::make_shared<bool>(false);
-  auto shared_cb = std::make_shared<std::function<void(std::optional<Endpoint>)>>(std::move(cb));
-  auto timer = std::make_shared<TimerId>();
-  std::weak_ptr<bool> live = d.alive;
-  *timer = d.engine.schedule(d.cfg.find_timeout, [done, shared_cb] {
-    if (*done) return;
-    *done = true;
-    (*shared_cb)(std::nullopt);
-  });
-  d.lookup(id, false, true, [&d, live, done, shared_cb, timer](LookupResult res) {
-    if (*done) return;
-    *done = true;
-    if (!live.expired()) d.engine.cancel(*timer);
-    (*shared_cb)(res.target ? std::optional(res.target->endpoint) : std::nullopt);
+  d.find_online(id, [cb = std::move(cb)](std::optional<Contact> c) {
+    cb(c ? std::optional(c->endpoint) : std::nullopt);
   });
 }
 
