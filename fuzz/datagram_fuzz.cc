@@ -9,6 +9,7 @@
 //      requests from the engine, time advances, and real traffic with a second Engine B).
 // Invariants checked: no crash or sanitizer report; reassembly memory within its bound; sessions within their
 // bound; every request, ping and hello callback runs exactly once.
+#include "fuzz_check.h"
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdint>
@@ -25,13 +26,6 @@ using namespace storjnet;
 
 namespace {
 
-#define FUZZ_CHECK(cond)                                                      \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      abort();                                                                \
-    }                                                                         \
-  } while (0)
 
 // A deterministic environment: manual clock, captured sends, counter "randomness" (so hello challenges are
 // small, guessable numbers the fuzzer can reach).

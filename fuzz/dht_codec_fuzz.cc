@@ -1,5 +1,6 @@
 // dht_codec_fuzz: every DHT body decoder on arbitrary bytes. Anything that decodes must re-encode and decode
 // to the same thing (contacts keep their key-derived ids; values keep their bytes and versions).
+#include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
 
@@ -9,13 +10,6 @@
 using namespace storjnet;
 using namespace storjnet::dht;
 
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      abort();                                                                      \
-    }                                                                               \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteView in(data, size);

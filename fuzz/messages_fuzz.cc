@@ -3,6 +3,7 @@
 //
 // Invariants: no crash or sanitizer report; a decoded batch re-encodes to the same bytes' meaning (same
 // epoch, batch and messages); the inbox never holds more than its bounds; a repeated batch queues nothing.
+#include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
 
@@ -11,13 +12,6 @@
 
 using namespace storjnet;
 
-#define FUZZ_CHECK(cond)                                                             \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      abort();                                                                       \
-    }                                                                                \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteView in(data, size);

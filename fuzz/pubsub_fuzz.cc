@@ -1,6 +1,7 @@
 // pubsub_fuzz: arbitrary bytes against the quasar_update and quasar_notify body decoders.
 // Invariants: no crash or sanitizer report; a decoded filter has exactly the configured size and depth; a
 // decoded event respects the topic, event, TTL and publishers bounds; decode(encode(x)) == x.
+#include "fuzz_check.h"
 #include <cstdint>
 #include <cstdlib>
 
@@ -10,10 +11,6 @@
 using namespace storjnet;
 using namespace storjnet::pubsub;
 
-#define FUZZ_CHECK(cond) \
-  do {                   \
-    if (!(cond)) abort(); \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteView in(data, size);

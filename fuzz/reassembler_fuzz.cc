@@ -6,6 +6,7 @@
 // Invariants: bytes_in_use() <= max_total; every peer's charge <= max_per_peer and the charges sum to
 // bytes_in_use(); no memory is charged iff no partial message is held; a completed message has the announced
 // fragment count, the right content and at most max_message bytes; nothing outlives the timeout.
+#include "fuzz_check.h"
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdio>
@@ -18,13 +19,6 @@ using wire::Reassembler;
 
 namespace {
 
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      abort();                                                                      \
-    }                                                                               \
-  } while (0)
 
 constexpr int kPeers = 4;
 constexpr uint32_t kMsgIds = 8;

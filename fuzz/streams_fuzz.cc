@@ -4,6 +4,7 @@
 // (offset, length, read size) operations checked against a reference copy of the stream.
 // Invariants: no crash or sanitizer report; decoded bodies re-encode identically; the buffer never holds
 // data beyond its window, and what it returns is exactly the reference stream's bytes in order.
+#include "fuzz_check.h"
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdio>
@@ -14,13 +15,6 @@
 
 using namespace storjnet;
 
-#define FUZZ_CHECK(cond)                                                             \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      abort();                                                                       \
-    }                                                                                \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteView in(data, size);
