@@ -195,7 +195,7 @@ TEST(Lookup, FindsTheKClosestOverAFakeNetworkAndCountsRounds) {
   std::vector<std::pair<Contact, QueryDone>> queue;
   QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
   std::optional<LookupResult> result;
-  LookupParams p{nodes[0].id, target, false, false, 8, 3};
+  LookupParams p{nodes[0].id, target, false, false, 8, 3, {}};
   Lookup::start(p, knows[nodes[0].id], query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
   size_t max_in_flight = 0;
   while (!queue.empty()) {

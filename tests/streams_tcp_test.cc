@@ -49,31 +49,43 @@ struct Pair {
     }
     return false;
   }
-  // Writes all of `data` (waiting for credit), reading concurrently on b; returns what b read.
+  // Writes all of `data` from a and reads on b as bytes arrive, all on the io thread: the writer keeps the
+  // window full (writable(), on_writable), the reader drains on on_readable. Returns what b read (short
+  // when the stream failed or 60 s passed).
   Bytes transfer(const StreamId& id, const Bytes& data, size_t piece = 300000) {
     Bytes got;
     size_t sent = 0;
-    auto deadline = std::chrono::steady_clock::now() + 60s;
-    while ((sent < data.size() || got.size() < data.size()) && std::chrono::steady_clock::now() < deadline) {
-      if (sent < data.size()) {
-        std::promise<std::optional<size_t>> p;
-        auto f = p.get_future();
-        ByteView v = ByteView(data).subspan(sent, std::min(piece, data.size() - sent));
-        driver.post([&] { a->streams().write(id, v, [&p](auto r) { p.set_value(r); }); });
-        // Read while the write waits for acknowledgements.
-        while (f.wait_for(1ms) != std::future_status::ready) {
-          auto r = read(id);
-          if (r) got.insert(got.end(), r->begin(), r->end());
-        }
-        auto n = f.get();
-        if (!n) break;
-        sent += *n;
+    bool over = false;
+    std::promise<void> done;
+    auto finish = [&] {
+      if (!over) over = true, done.set_value();
+    };
+    std::function<void()> write_more = [&] {
+      while (sent < data.size() && !over) {
+        size_t n = std::min({piece, data.size() - sent, a->streams().writable(id)});
+        if (n == 0) return a->streams().on_writable(id, write_more);
+        a->streams().write(id, ByteView(data).subspan(sent, n), [&, n](std::optional<size_t> r) {
+          if (r != n) finish();
+        });
+        sent += n;
       }
-      auto r = read(id);
-      if (r) got.insert(got.end(), r->begin(), r->end());
-      if (sent >= data.size() && got.size() < data.size()) std::this_thread::sleep_for(1ms);
-    }
-    return got;
+    };
+    std::function<void()> read_more = [&] {
+      auto r = b->streams().read(id, std::nullopt);
+      if (!r) return finish();
+      got.insert(got.end(), r->begin(), r->end());
+      if (got.size() >= data.size()) return finish();
+      b->streams().on_readable(id, read_more);
+    };
+    driver.post([&] {
+      b->streams().on_readable(id, read_more);
+      write_more();
+    });
+    auto f = done.get_future();
+    bool in_time = f.wait_for(60s) == std::future_status::ready;
+    driver.call([&] { over = true; });  // late callbacks do nothing
+    EXPECT_TRUE(in_time);
+    return driver.call([&] { return got; });
   }
 };
 
@@ -134,6 +146,36 @@ TEST(StreamsTcp, WriteSemanticsAndBackPressure) {
   EXPECT_TRUE(*first == big);
 }
 
+TEST(StreamsTcp, WritableAndOnReadableTrackTheWindowAndTheClose) {
+  Pair p;
+  auto id = p.open();
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(p.wait_fast(*id));
+  // writable() is the peer's window less what earlier writes took, at once (before they complete).
+  EXPECT_EQ(p.driver.call([&] { return p.a->streams().writable(*id); }), 1024u * 1024u);
+  std::promise<std::optional<size_t>> w;
+  size_t left = p.driver.call([&] {
+    p.a->streams().write(*id, Bytes(300000, 7), [&](auto n) { w.set_value(n); });
+    return p.a->streams().writable(*id);
+  });
+  EXPECT_EQ(left, 1024u * 1024u - 300000u);
+  EXPECT_EQ(w.get_future().get(), std::optional<size_t>(300000));
+  // on_readable fires at once when bytes are buffered.
+  std::promise<void> ready;
+  p.driver.post([&] { p.b->streams().on_readable(*id, [&] { ready.set_value(); }); });
+  EXPECT_EQ(ready.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(p.read(*id)->size(), 300000u);
+  // Waiting on an empty stream: the peer's close wakes the reader, whose read then answers null.
+  std::promise<void> woke;
+  p.driver.post([&] { p.b->streams().on_readable(*id, [&] { woke.set_value(); }); });
+  std::promise<bool> closed;
+  p.driver.post([&] { p.a->streams().close(*id, [&](bool ok) { closed.set_value(ok); }); });
+  EXPECT_TRUE(closed.get_future().get());
+  EXPECT_EQ(woke.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(p.read(*id));
+  EXPECT_EQ(p.driver.call([&] { return p.a->streams().writable(*id); }), 0u);
+}
+
 TEST(StreamsTcp, KilledConnectionFallsBackToUdp) {
   Pair p;
   auto id = p.open();
@@ -167,6 +209,49 @@ TEST(StreamsTcp, GarbageOnTheTcpPortClosesThatConnectionOnly) {
   }
   EXPECT_TRUE(counted);
   // The node still serves streams, over the fast path.
+  auto id = p.open();
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(p.wait_fast(*id));
+  Bytes data = random_bytes(1 << 20);
+  EXPECT_TRUE(p.transfer(*id, data) == data);
+}
+
+// A client that speaks the hello correctly but cannot seal records (it lacks the pair key), or announces
+// a record longer than the limit: that connection is closed and counted; streams keep working.
+TEST(StreamsTcp, UnauthenticatedAndOversizedRecordsCloseTheConnection) {
+  Pair p;
+  namespace asio = boost::asio;
+  auto ep = p.driver.local_endpoint(*p.b);
+  auto bad_records = [&] { return p.driver.call([&] { return p.b->streams().fast_path_stats().bad_records; }); };
+  auto hello = [] {
+    Bytes h{'S', 'J', 'T', '1'};
+    Bytes rest(32 + 32, 0);
+    auto pk = Identity::generate().public_key();
+    std::copy(pk.begin(), pk.end(), rest.begin());
+    h.insert(h.end(), rest.begin(), rest.end());
+    h.push_back(1);
+    return h;
+  };
+  Bytes forged = hello();  // a record of 100 random bytes under no key anyone holds
+  forged.insert(forged.end(), {0, 0, 0, 100});
+  Bytes junk = random_bytes(100);
+  forged.insert(forged.end(), junk.begin(), junk.end());
+  Bytes oversized = hello();
+  oversized.insert(oversized.end(), {0x7f, 0xff, 0xff, 0xff});
+  uint64_t expect = 0;
+  for (const Bytes* msg : {&forged, &oversized}) {
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), ep.port});
+    asio::write(s, asio::buffer(*msg));
+    // The node answers with its own hello, then closes: reading reaches end of file.
+    Bytes sink(4096);
+    boost::system::error_code ec;
+    while (!ec) s.read_some(asio::buffer(sink), ec);
+    EXPECT_EQ(ec, asio::error::eof);
+    ++expect;
+    EXPECT_EQ(bad_records(), expect);
+  }
   auto id = p.open();
   ASSERT_TRUE(id);
   ASSERT_TRUE(p.wait_fast(*id));

@@ -55,8 +55,15 @@ class Streams {
   // stream_write: bytes accepted into the peer's receive buffer (short when it is nearly full, 0 when
   // full), or nullopt when the stream is unknown or closed. Completes once the peer holds the bytes.
   void write(const StreamId& id, ByteView data, std::function<void(std::optional<size_t>)> cb);
+  // Bytes a write would accept right now: the peer's free receive space not yet taken by earlier writes
+  // (0 when full, closed or unknown). Writing at most this much keeps several writes in flight with none
+  // of them short.
+  size_t writable(const StreamId& id) const;
   // Runs cb once the peer's buffer has room again (or the stream closed).
   void on_writable(const StreamId& id, std::function<void()> cb);
+  // Runs cb once bytes are buffered to read (at once when some already are), or the stream closed or is
+  // unknown: a read after it returns data or nullopt, never an empty buffer unless another reader took it.
+  void on_readable(const StreamId& id, std::function<void()> cb);
   // stream_read: up to max bytes (all buffered when max is nullopt); empty when nothing is buffered;
   // nullopt when unknown or closed (after the peer closed, buffered bytes are still readable, then nullopt).
   std::optional<Bytes> read(const StreamId& id, std::optional<size_t> max);

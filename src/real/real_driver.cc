@@ -60,6 +60,7 @@ struct RealDriver::Impl {
     std::deque<Bytes> out;
     size_t queued = 0;
     bool writing = false, open = false, closed = false;
+    bool flush_posted = false;  // a flush_out is queued behind the current handler
     std::vector<uint8_t> rbuf = std::vector<uint8_t>(256 * 1024);
     std::vector<asio::const_buffer> wbufs;
     size_t wcount = 0;
@@ -154,13 +155,20 @@ struct RealDriver::Impl {
       });
     }
 
-    void conn_send(uint64_t id, ByteView bytes) override {
+    void conn_send(uint64_t id, Bytes bytes) override {
       auto it = conns.find(id);
       if (it == conns.end() || it->second->closed || bytes.empty()) return;
       auto& c = it->second;
-      c->out.emplace_back(bytes.begin(), bytes.end());
       c->queued += bytes.size();
-      if (c->open) flush_out(c);
+      c->out.push_back(std::move(bytes));
+      // Cork: everything queued while the current handler runs goes out in one gathered write after it.
+      if (c->open && !c->writing && !c->flush_posted) {
+        c->flush_posted = true;
+        asio::post(io, [this, c] {
+          c->flush_posted = false;
+          if (!c->closed) flush_out(c);
+        });
+      }
     }
 
     void flush_out(const std::shared_ptr<Conn>& c) {

@@ -27,7 +27,7 @@ class ConnProvider {
   // Starts a connection; 0 when unsupported. The outcome arrives as on_conn_open or on_conn_closed.
   virtual uint64_t conn_connect(const Endpoint& to) = 0;
   // Queues bytes in order. Ignored for an unknown or closed connection.
-  virtual void conn_send(uint64_t conn, ByteView bytes) = 0;
+  virtual void conn_send(uint64_t conn, Bytes bytes) = 0;
   // Bytes queued and not yet handed to the kernel.
   virtual size_t conn_queued(uint64_t conn) = 0;
   // Closes without an on_conn_closed event.

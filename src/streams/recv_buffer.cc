@@ -30,18 +30,36 @@ RecvBuffer::Add RecvBuffer::add(uint64_t offset, ByteView data) {
     return Add::kOk;
   }
   append(data.subspan(static_cast<size_t>(received_ - offset)));
-  // Chunks that arrived ahead may now continue the contiguous run.
+  take_ahead();
+  return Add::kOk;
+}
+
+RecvBuffer::Add RecvBuffer::add(uint64_t offset, Bytes&& data) {
+  if (offset != received_ || data.empty() || offset + data.size() > limit()) return add(offset, ByteView(data));
+  received_ += data.size();
+  chunks_.push_back(std::move(data));
+  take_ahead();
+  return Add::kOk;
+}
+
+// Chunks that arrived ahead may now continue the contiguous run.
+void RecvBuffer::take_ahead() {
   while (!ahead_.empty() && ahead_.begin()->first <= received_) {
     auto node = ahead_.extract(ahead_.begin());
     ahead_bytes_ -= node.mapped().size();
     uint64_t end = node.key() + node.mapped().size();
     if (end > received_) append(ByteView(node.mapped()).subspan(static_cast<size_t>(received_ - node.key())));
   }
-  return Add::kOk;
 }
 
 Bytes RecvBuffer::read(std::optional<size_t> max) {
   size_t n = std::min(unread(), max.value_or(unread()));
+  if (n > 0 && head_ == 0 && chunks_.front().size() == n) {
+    Bytes out = std::move(chunks_.front());
+    chunks_.pop_front();
+    read_ += n;
+    return out;
+  }
   Bytes out;
   out.reserve(n);
   while (out.size() < n) {

@@ -17,7 +17,9 @@ class RecvBuffer {
   enum class Add { kOk, kBeyondWindow };
   // Stores data at stream offset `offset` (duplicates and overlaps are trimmed).
   Add add(uint64_t offset, ByteView data);
-  // Up to `max` contiguous bytes (all when nullopt).
+  // The same, keeping `data` itself (no copy) when it continues the contiguous run.
+  Add add(uint64_t offset, Bytes&& data);
+  // Up to `max` contiguous bytes (all when nullopt). A whole buffered chunk is handed over without a copy.
   Bytes read(std::optional<size_t> max);
   size_t unread() const { return static_cast<size_t>(received_ - read_); }
   uint64_t received() const { return received_; }
@@ -32,6 +34,7 @@ class RecvBuffer {
 
  private:
   void append(ByteView data);
+  void take_ahead();
 
   size_t window_;
   uint64_t read_ = 0, received_ = 0;
