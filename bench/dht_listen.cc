@@ -80,6 +80,7 @@ struct Delivery {
 
 struct Tx {
   uint64_t datagrams = 0, bytes = 0, ratelimit = 0;
+  uint64_t quasar = 0, walk = 0, route = 0, holder = 0;  // PubsubStats sums over all nodes
 };
 
 }  // namespace
@@ -98,6 +99,11 @@ nlohmann::json run_listen_phase(const ListenPhaseArgs& a) {
         t.datagrams += n->engine().stats().datagrams_out;
         t.bytes += n->engine().stats().bytes_out;
         t.ratelimit += n->engine().drops().get(DropReason::kRateLimited);
+        auto ps = n->pubsub().stats();
+        t.quasar += ps.quasar_forwards;
+        t.walk += ps.walk_forwards;
+        t.route += ps.route_forwards;
+        t.holder += ps.holder_deliveries;
       }
       return t;
     });
@@ -238,6 +244,12 @@ nlohmann::json run_listen_phase(const ListenPhaseArgs& a) {
   j["tx_datagrams_per_event"] = events ? double(tx1.datagrams - tx0.datagrams) / events : 0;
   j["tx_bytes_per_event"] = events ? double(tx1.bytes - tx0.bytes) / events : 0;
   j["ratelimit_drops"] = tx1.ratelimit - tx0.ratelimit;
+  // Where the pubsub traffic of the phase (warm-up included) went, per measured event (PubsubStats).
+  auto per_event = [&](uint64_t a0, uint64_t a1) { return events ? double(a1 - a0) / events : 0.0; };
+  j["pubsub_per_event"] = {{"quasar_forwards", per_event(tx0.quasar, tx1.quasar)},
+                           {"walk_forwards", per_event(tx0.walk, tx1.walk)},
+                           {"route_forwards", per_event(tx0.route, tx1.route)},
+                           {"holder_deliveries", per_event(tx0.holder, tx1.holder)}};
   j["rxqueue_drops"] = 0;
   j["netns_rcvbuf_errors"] = rcvbuf_errors() - rcv0;
   return j;

@@ -82,3 +82,48 @@ TEST(PubsubSim, ThousandNodesThousandEventsDeliveredOnce) {
   EXPECT_EQ(o.duplicates, 0u);
   EXPECT_EQ(o.queued, o.delivered);
 }
+
+// With the rendezvous on, Quasar only descends the filters towards subscribers and never walks; the
+// rendezvous still delivers everything. Quasar alone keeps its random walks.
+TEST(PubsubSim, WithRendezvousQuasarOnlyDescendsAndNeverWalks) {
+  auto totals = [](bool rendezvous, uint64_t& delivered, uint64_t& walks, uint64_t& forwards) {
+    SimConfig cfg;
+    cfg.seed = 5;
+    cfg.link.latency_min = 10ms;
+    cfg.link.latency_max = 90ms;
+    cfg.node.pubsub.rendezvous = rendezvous;
+    Simulator sim(cfg);
+    const size_t n = 300;
+    for (size_t i = 0; i < n; ++i) sim.add_node();
+    auto oracle = connect_pubsub(sim, 5, /*force_oracle=*/true);
+    sim.run_for(2s);
+    std::set<uint64_t> got;
+    sim.node(7).pubsub().set_on_event([&](const std::string&, const std::string& ev) { got.insert(event_seq(ev)); });
+    sim.node(7).pubsub().subscribe("lonely");
+    sim.run_for(3s);
+    sim::Rng rng(99);
+    for (uint64_t e = 0; e < 50; ++e) {
+      size_t pub = 8 + rng.below(n - 8);
+      EXPECT_TRUE(sim.node(pub).pubsub().publish("lonely", event_json(e)));
+      sim.run_for(20ms);
+    }
+    sim.run_for(5s);
+    delivered = got.size();
+    walks = forwards = 0;
+    for (size_t i = 0; i < n; ++i) {
+      auto s = sim.node(i).pubsub().stats();
+      walks += s.walk_forwards;
+      forwards += s.quasar_forwards;
+    }
+  };
+  uint64_t delivered = 0, walks = 0, forwards = 0;
+  totals(true, delivered, walks, forwards);
+  EXPECT_EQ(delivered, 50u);
+  EXPECT_EQ(walks, 0u);
+  // Descending only: each Quasar copy moves strictly closer to the one subscriber (depth 3).
+  EXPECT_LE(forwards, 50u * 3 * 8);
+  uint64_t q_delivered = 0, q_walks = 0, q_forwards = 0;
+  totals(false, q_delivered, q_walks, q_forwards);
+  EXPECT_GT(q_walks, 0u);
+  EXPECT_GT(q_forwards, forwards);
+}

@@ -101,8 +101,14 @@ void Pubsub::Impl::on_notify(const IncomingRequest& req, const Reply& reply) {
       ++st.malformed;
     return reply.error("malformed");
   }
-  reply.ok({});
   const TimePoint now = engine.now();
+  // The hop is acknowledged after it is handled, so what it forwards (the next hop, the deliveries) leaves
+  // before the acknowledgement.
+  handle_notify(std::move(ev), req.from.id, now);
+  reply.ok({});
+}
+
+void Pubsub::Impl::handle_notify(NotifyBody&& ev, const NodeId& from, TimePoint now) {
   switch (ev.kind) {
     case NotifyKind::kQuasar:
     case NotifyKind::kWalk:
@@ -110,7 +116,7 @@ void Pubsub::Impl::on_notify(const IncomingRequest& req, const Reply& reply) {
       deliver_local(ev);
       if (seen.test_and_set(ev.id, kQuasarSeen, now)) {
         bool directed = ev.kind == NotifyKind::kQuasar;
-        quasar_forward(std::move(ev), &req.from.id, directed);
+        quasar_forward(std::move(ev), &from, directed);
       }
       return;
     case NotifyKind::kRoute:
@@ -214,8 +220,10 @@ bool Pubsub::publish(const std::string& topic, std::string event_json) {
   ++I.st.published;
   I.seen.test_and_set(ev.id, Impl::kQuasarSeen | Impl::kRouted | Impl::kHeld, I.engine.now());
   I.deliver_local(ev);
-  if (I.cfg.quasar) I.quasar_forward(ev, nullptr, false);
-  if (I.cfg.rendezvous) I.route_event(std::move(ev));
+  // The rendezvous route first: on a shared event loop its one datagram is then handled before the Quasar
+  // fan-out, so the holder's deliver is not queued behind it.
+  if (I.cfg.rendezvous) I.route_event(ev);
+  if (I.cfg.quasar) I.quasar_forward(std::move(ev), nullptr, false);
   return true;
 }
 

@@ -29,6 +29,7 @@ struct Pubsub::Impl {
   // --- pubsub.cc ---
   void on_update(const IncomingRequest& req, const Reply& reply);
   void on_notify(const IncomingRequest& req, const Reply& reply);
+  void handle_notify(pubsub::NotifyBody&& ev, const NodeId& from, TimePoint now);
   void deliver_local(const pubsub::NotifyBody& ev);
   void maintain();
   std::vector<Contact> peers();

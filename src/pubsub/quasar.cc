@@ -5,7 +5,8 @@
 // it) and pushes its filter to them ("out" neighbours). It keeps the filters pushed to it ("in" filters, at
 // most max_in_filters). Level 0 of its filter is its own subscriptions; level i is the union of level i-1 of
 // the in filters. Events go from a node to the in neighbours whose filter matches, so they flow against the
-// push edges, towards subscribers.
+// push edges, towards subscribers. With the rendezvous on (the default), events only descend the filters and
+// never walk: the rendezvous delivers what a walk or a sideways search would find (see quasar_forward).
 #include <algorithm>
 
 #include "pubsub/pubsub_impl.h"
@@ -138,13 +139,21 @@ void Pubsub::Impl::quasar_forward(NotifyBody ev, const NodeId* from, bool direct
     return (from && id == *from) || id == engine.id() ||
            std::find(ev.publishers.begin(), ev.publishers.end(), id) != ev.publishers.end();
   };
+  const bool subscribed = subs.count(ev.topic) > 0;
+  // With the rendezvous on, Quasar is the fast path to nearby subscribers and nothing more: a directed event
+  // only descends (a node that is not a subscriber forwards only to neighbours closer to a subscriber than
+  // itself: their lowest matching level below its own), and nothing walks. Going sideways, back up or on a
+  // random walk only re-explores the neighbourhood of subscribers already served (in small networks mostly
+  // reflections of one subscriber's own filter) or searches for what the rendezvous delivers anyway, and on
+  // an event loop shared by many nodes that traffic delays the rendezvous path.
+  const int own = cfg.rendezvous && directed && !subscribed ? match_level(mine, h) : -1;
   std::vector<std::pair<int, const InFilter*>> matches;
   for (const auto& [id, f] : in) {
     if (listed(id)) continue;
     for (size_t l = 0; l < f.levels.size(); ++l) {
       if (f.saturated & (1u << l)) continue;  // an all-ones level attracts nothing
       if (f.levels[l].contains(h)) {
-        matches.push_back({static_cast<int>(l), &f});
+        if (own < 0 || static_cast<int>(l) < own) matches.push_back({static_cast<int>(l), &f});
         break;
       }
     }
@@ -178,8 +187,9 @@ void Pubsub::Impl::quasar_forward(NotifyBody ev, const NodeId* from, bool direct
     }
     return;
   }
-  // No filter matched. A directed event that reached a subscriber has done its job; otherwise walk on.
-  if (directed && subs.count(ev.topic)) return;
+  // No filter matched. A directed event that reached a subscriber has done its job; otherwise walk on
+  // (Quasar alone; with the rendezvous on, see above).
+  if ((directed && subscribed) || cfg.rendezvous) return;
   std::vector<const Contact*> cands;
   for (const auto& c : out)
     if (!listed(c.id)) cands.push_back(&c);
