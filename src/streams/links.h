@@ -40,7 +40,7 @@ struct Record {
 
 class Links {
  public:
-  static constexpr size_t kMaxData = 256 * 1024;  // stream bytes in one data record
+  static constexpr size_t kMaxData = 128 * 1024;  // stream bytes in one data record (8 per 1 MiB window)
 
   class Events {
    public:
