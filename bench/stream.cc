@@ -173,7 +173,7 @@ static void add_stream(CLI::App& app) {
                   {"tcp_two_threads_mib_per_s", *mib / tcp2_s},
                   {"ratio", tcp_mibs > 0 ? mibs / tcp_mibs : 0},
                   {"transport", transport},
-                  {"cipher", fast.bytes_sent ? "aes256gcm" : "engine"},
+                  {"cipher", fast.bytes_sent ? "aes256ocb" : "engine"},
                   {"fast_bytes", fast.bytes_sent},
                   {"retransmits", retransmits},
                   {"drops", drops},

@@ -229,7 +229,7 @@ TEST(StreamsTcp, UnauthenticatedAndOversizedRecordsCloseTheConnection) {
     auto pk = Identity::generate().public_key();
     std::copy(pk.begin(), pk.end(), rest.begin());
     h.insert(h.end(), rest.begin(), rest.end());
-    h.push_back(1);
+    h.push_back(2);  // AES-256-OCB
     return h;
   };
   Bytes forged = hello();  // a record of 100 random bytes under no key anyone holds

@@ -14,12 +14,14 @@
 namespace storjnet::streams {
 
 namespace {
-constexpr size_t kHeader = 1 + 32;                      // type, stream id
-constexpr size_t kMaxPlain = kHeader + 8 + Links::kMaxData;
+// Plaintext head: type (1) | reserved (7, zero) | stream id (32) | offset or limit (u64): 48 bytes, three
+// cipher blocks, so a data record's bytes start on a block boundary and decrypt straight into their buffer.
+constexpr size_t kHead = 48;
+constexpr size_t kMaxPlain = kHead + Links::kMaxData;
 constexpr size_t kMaxSealed = kMaxPlain + RecordCipher::kTagSize;
 constexpr size_t kHelloSize = 4 + 32 + 32 + 1;          // magic, public key, salt, cipher
 constexpr uint8_t kMagic[4] = {'S', 'J', 'T', '1'};
-constexpr uint8_t kCipherAes256Gcm = 1;
+constexpr uint8_t kCipherAes256Ocb = 2;
 constexpr size_t kMaxLinks = 256;
 constexpr Duration kRetry = 10s;                        // after a failed connection, datagrams only for this long
 
@@ -109,7 +111,7 @@ struct Links::Impl final : ConnListener {
     auto& pk = engine.identity().public_key();
     h.insert(h.end(), pk.begin(), pk.end());
     h.insert(h.end(), l.my_salt.begin(), l.my_salt.end());
-    h.push_back(kCipherAes256Gcm);
+    h.push_back(kCipherAes256Ocb);
     net->conn_send(l.conn, std::move(h));
   }
 
@@ -133,7 +135,7 @@ struct Links::Impl final : ConnListener {
   }
 
   bool on_hello(Link& l, const uint8_t* p) {
-    if (std::memcmp(p, kMagic, 4) != 0 || p[68] != kCipherAes256Gcm) return false;
+    if (std::memcmp(p, kMagic, 4) != 0 || p[68] != kCipherAes256Ocb) return false;
     PublicKey pk;
     std::memcpy(pk.data(), p + 4, 32);
     std::memcpy(l.peer_salt.data(), p + 36, 32);
@@ -170,7 +172,7 @@ struct Links::Impl final : ConnListener {
     if (!l.rx) return kHelloSize;
     if (start.size() < 4) return 4;
     size_t len = (size_t(start[0]) << 24) | (size_t(start[1]) << 16) | (size_t(start[2]) << 8) | start[3];
-    return len < kHeader + RecordCipher::kTagSize || len > kMaxSealed ? 0 : 4 + len;
+    return len < kHead + RecordCipher::kTagSize || len > kMaxSealed ? 0 : 4 + len;
   }
 
   void receive(uint64_t c, ByteView bytes) {
@@ -206,24 +208,25 @@ struct Links::Impl final : ConnListener {
       return true;
     }
     const uint8_t* sealed = u.data() + 4;
-    size_t plain = u.size() - 4 - RecordCipher::kTagSize;
-    uint8_t head[kHeader + 24];
-    size_t hn = std::min(plain, kHeader + 8);
+    size_t plain = u.size() - 4 - RecordCipher::kTagSize;  // >= kHead (unit_size)
+    size_t rest = plain - kHead;
+    uint8_t head[kHead + 16 + 16];  // an ack's 16 body bytes, and room for a block held back by the cipher
     Bytes data;
     l.rx->begin_open();
-    l.rx->decrypt(sealed, hn, head);
-    size_t rest = plain - hn;
-    if (head[0] == uint8_t(RecordType::kData) && hn == kHeader + 8) {
+    size_t hn = l.rx->decrypt(sealed, kHead, head);
+    bool ok;
+    if (head[0] == uint8_t(RecordType::kData) && hn == kHead) {
       data.resize(rest);
-      l.rx->decrypt(sealed + hn, rest, data.data());
-    } else if (hn + rest <= sizeof head) {
-      l.rx->decrypt(sealed + hn, rest, head + hn);
-      hn += rest;
+      size_t dn = l.rx->decrypt(sealed + kHead, rest, data.data());
+      ok = l.rx->finish_open(sealed + plain, data.data() + dn);
+    } else if (rest <= 16) {
+      hn += l.rx->decrypt(sealed + kHead, rest, head + hn);
+      ok = l.rx->finish_open(sealed + plain, head + hn);
     } else {
       return bad(c), false;
     }
-    if (!l.rx->finish_open(sealed + plain)) return bad(c), false;
-    auto r = parse(head, hn, data);
+    if (!ok) return bad(c), false;
+    auto r = parse(head, kHead + rest, data);
     if (!r) return bad(c), false;
     if (l.inbound && !l.ready) mark_ready(l);  // the opener proved it holds the pair key
     stats.bytes_received += data.size();
@@ -234,26 +237,27 @@ struct Links::Impl final : ConnListener {
   static std::optional<Record> parse(const uint8_t* p, size_t n, const Bytes& data) {
     Record r;
     r.type = RecordType(p[0]);
-    std::memcpy(r.id.data(), p + 1, 32);
-    const uint8_t* b = p + kHeader;
-    size_t body = n - kHeader;
+    for (int i = 1; i < 8; ++i)
+      if (p[i] != 0) return std::nullopt;  // reserved
+    std::memcpy(r.id.data(), p + 8, 32);
+    uint64_t v = get64(p + 40);
+    size_t body = n - kHead;
     switch (r.type) {
       case RecordType::kData:
-        if (body != 8) return std::nullopt;
-        r.offset = get64(b);
+        r.offset = v;
         r.data = data;
         return r;
       case RecordType::kAck:
-        if (body != 24) return std::nullopt;
-        r.offset = get64(b), r.received = get64(b + 8), r.limit = get64(b + 16);
+        if (body != 16) return std::nullopt;
+        r.offset = v, r.received = get64(p + kHead), r.limit = get64(p + kHead + 8);
         return r;
       case RecordType::kWindow:
-        if (body != 8) return std::nullopt;
-        r.limit = get64(b);
+        if (body != 0) return std::nullopt;
+        r.limit = v;
         return r;
       case RecordType::kError:
-        if (body != 8) return std::nullopt;
-        r.offset = get64(b);
+        if (body != 0) return std::nullopt;
+        r.offset = v;
         return r;
     }
     return std::nullopt;
@@ -263,25 +267,25 @@ struct Links::Impl final : ConnListener {
   void send(uint64_t c, const Record& r) {
     auto it = links.find(c);
     if (it == links.end() || !it->second.tx) return;
-    uint8_t head[kHeader + 24];
+    uint8_t head[kHead + 16] = {};
     head[0] = uint8_t(r.type);
-    std::memcpy(head + 1, r.id.data(), 32);
-    size_t hn = kHeader;
+    std::memcpy(head + 8, r.id.data(), 32);
+    size_t hn = kHead;
     ByteView data;
     switch (r.type) {
       case RecordType::kData:
-        put64(head + hn, r.offset), hn += 8;
+        put64(head + 40, r.offset);
         data = r.data.first(std::min(r.data.size(), kMaxData));
         stats.bytes_sent += data.size();
         break;
       case RecordType::kAck:
-        put64(head + hn, r.offset), put64(head + hn + 8, r.received), put64(head + hn + 16, r.limit), hn += 24;
+        put64(head + 40, r.offset), put64(head + kHead, r.received), put64(head + kHead + 8, r.limit), hn += 16;
         break;
       case RecordType::kWindow:
-        put64(head + hn, r.limit), hn += 8;
+        put64(head + 40, r.limit);
         break;
       case RecordType::kError:
-        put64(head + hn, r.offset), hn += 8;
+        put64(head + 40, r.offset);
         break;
     }
     size_t len = hn + data.size() + RecordCipher::kTagSize;

@@ -1,7 +1,7 @@
 // Links: the streams fast path's encrypted byte connections (docs/protocol.md 7.6).
 //
 // At most one usable connection per peer, shared by every stream to it. Links owns connection set-up
-// (plaintext hello, per-direction keys from the engine's pair key), record framing and AES-256-GCM, and hands
+// (plaintext hello, per-direction keys from the engine's pair key), record framing and AES-256-OCB, and hands
 // each authenticated, well-formed record to its Events. Bad input (a wrong hello, a record that does not
 // authenticate, is too long or malformed) closes the connection and is counted in stats().bad_records.
 // Without byte connections in the environment (the simulator), available() is false and nothing happens.

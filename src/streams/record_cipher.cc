@@ -19,11 +19,11 @@ int as_int(size_t n) {
 RecordCipher::RecordCipher(const Key& key, Direction dir) : ctx_(EVP_CIPHER_CTX_new()) {
   auto* c = ctx_of(ctx_);
   // Key schedule once; each record then only sets its IV.
-  int ok = c && (dir == Direction::kSeal ? EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, key.data(), nullptr)
-                                         : EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr, key.data(), nullptr));
+  int ok = c && (dir == Direction::kSeal ? EVP_EncryptInit_ex(c, EVP_aes_256_ocb(), nullptr, key.data(), nullptr)
+                                         : EVP_DecryptInit_ex(c, EVP_aes_256_ocb(), nullptr, key.data(), nullptr));
   if (!ok) {
     EVP_CIPHER_CTX_free(c);
-    throw std::runtime_error("AES-256-GCM unavailable");
+    throw std::runtime_error("AES-256-OCB unavailable");
   }
 }
 
@@ -48,7 +48,7 @@ void RecordCipher::seal(std::initializer_list<ByteView> pieces, uint8_t* out) {
   }
   EVP_EncryptFinal_ex(c, out, &len);
   out += len;
-  EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, kTagSize, out);
+  EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kTagSize, out);
 }
 
 void RecordCipher::begin_open() {
@@ -57,18 +57,19 @@ void RecordCipher::begin_open() {
   failed_ = EVP_DecryptInit_ex(ctx_of(ctx_), nullptr, nullptr, nullptr, nonce.data()) != 1;
 }
 
-void RecordCipher::decrypt(const uint8_t* in, size_t n, uint8_t* out) {
+size_t RecordCipher::decrypt(const uint8_t* in, size_t n, uint8_t* out) {
   int len = 0;
   if (n > 0 && EVP_DecryptUpdate(ctx_of(ctx_), out, &len, in, as_int(n)) != 1) failed_ = true;
+  return static_cast<size_t>(len);
 }
 
-bool RecordCipher::finish_open(const uint8_t* tag) {
+bool RecordCipher::finish_open(const uint8_t* tag, uint8_t* tail) {
   auto* c = ctx_of(ctx_);
-  uint8_t t[kTagSize], none[16];
+  uint8_t t[kTagSize];
   std::memcpy(t, tag, kTagSize);
   int len = 0;
-  if (failed_ || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, kTagSize, t) != 1) return false;
-  return EVP_DecryptFinal_ex(c, none, &len) == 1;
+  if (failed_ || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, kTagSize, t) != 1) return false;
+  return EVP_DecryptFinal_ex(c, tail, &len) == 1;
 }
 
 }  // namespace storjnet::streams
