@@ -21,7 +21,7 @@ struct Opts {
   uint64_t seed = 1;
   double kill = 0;
   std::string mode = "both";       // quasar | rendezvous | both
-  std::string topology = "oracle";  // oracle | dht
+  std::string topology = "dht";  // dht | oracle
   size_t topics_per_class = 10;
   double interval_ms = 10;
 };
@@ -235,7 +235,7 @@ static void add_sim_pubsub(CLI::App& app) {
   cmd->add_option("--kill", opts->kill, "fraction of nodes killed after subscribing")->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--mode", opts->mode, "quasar | rendezvous | both")
       ->check(CLI::IsMember({"quasar", "rendezvous", "both"}));
-  cmd->add_option("--topology", opts->topology, "oracle (converged Kademlia tables) | dht (bootstrap)")
+  cmd->add_option("--topology", opts->topology, "dht (every node bootstraps; default) | oracle (converged Kademlia tables from a global view, quicker)")
       ->check(CLI::IsMember({"oracle", "dht"}));
   cmd->add_option("--topics", opts->topics_per_class, "topics per subscriber count")->check(CLI::Range(1, 1000));
   cmd->add_option("--interval-ms", opts->interval_ms, "virtual time between publishes");
