@@ -122,6 +122,26 @@ TEST(StreamsRecvBuffer, ReordersTrimsDuplicatesAndBoundsTheWindow) {
   EXPECT_EQ(rb.unread(), 0u);
 }
 
+// The owning add keeps the caller's buffer when it continues the run, and a read of exactly one whole chunk
+// hands it back without a copy; anything else behaves as the copying add.
+TEST(StreamsRecvBuffer, OwningAddAndWholeChunkReadsMoveBuffers) {
+  streams::RecvBuffer rb(16);
+  Bytes d = pattern(16, 5);
+  Bytes first(d.begin(), d.begin() + 6);
+  const uint8_t* kept = first.data();
+  EXPECT_EQ(rb.add(0, std::move(first)), streams::RecvBuffer::Add::kOk);
+  Bytes ahead(d.begin() + 10, d.end());
+  EXPECT_EQ(rb.add(10, std::move(ahead)), streams::RecvBuffer::Add::kOk);  // ahead of a gap: held
+  EXPECT_EQ(rb.unread(), 6u);
+  Bytes out = rb.read(std::nullopt);
+  EXPECT_EQ(out.data(), kept);  // the same buffer, not a copy
+  EXPECT_EQ(out, Bytes(d.begin(), d.begin() + 6));
+  EXPECT_EQ(rb.add(6, Bytes(d.begin() + 6, d.begin() + 10)), streams::RecvBuffer::Add::kOk);  // fills the gap
+  EXPECT_EQ(rb.unread(), 10u);
+  EXPECT_EQ(rb.add(16, Bytes(20, 1)), streams::RecvBuffer::Add::kBeyondWindow);
+  EXPECT_EQ(rb.read(std::nullopt), Bytes(d.begin() + 6, d.end()));
+}
+
 TEST(Streams, OpenWriteReadCloseSemantics) {
   Simulator sim;
   for (int i = 0; i < 3; ++i) sim.add_node();
