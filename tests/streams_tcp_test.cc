@@ -258,3 +258,23 @@ TEST(StreamsTcp, UnauthenticatedAndOversizedRecordsCloseTheConnection) {
   Bytes data = random_bytes(1 << 20);
   EXPECT_TRUE(p.transfer(*id, data) == data);
 }
+
+// A client that connects and never proves itself (no hello, or a hello and no record) is closed after the
+// 5 s handshake limit, so idle connections cannot hold the node's 256 connection slots.
+TEST(StreamsTcp, SilentConnectionsAreClosedAfterTheHandshakeLimit) {
+  Pair p;
+  namespace asio = boost::asio;
+  auto ep = p.driver.local_endpoint(*p.b);
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), ep.port});
+  auto t0 = std::chrono::steady_clock::now();
+  Bytes sink(4096);
+  boost::system::error_code ec;
+  while (!ec) s.read_some(asio::buffer(sink), ec);  // returns when the node closes
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(ec, asio::error::eof);
+  EXPECT_GE(waited, 4s);
+  EXPECT_LE(waited, 30s);
+  EXPECT_EQ(p.driver.call([&] { return p.b->streams().fast_path_stats().bad_records; }), 1u);
+}

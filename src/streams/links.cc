@@ -24,6 +24,7 @@ constexpr uint8_t kMagic[4] = {'S', 'J', 'T', '1'};
 constexpr uint8_t kCipherAes256Ocb = 2;
 constexpr size_t kMaxLinks = 256;
 constexpr Duration kRetry = 10s;                        // after a failed connection, datagrams only for this long
+constexpr Duration kHandshake = 5s;                     // an accepted connection must authenticate within this
 
 void put64(uint8_t* p, uint64_t v) {
   for (int i = 7; i >= 0; --i) *p++ = uint8_t(v >> (8 * i));
@@ -44,8 +45,7 @@ struct Links::Impl final : ConnListener {
     PublicKey expect{};
     std::array<uint8_t, 32> my_salt{}, peer_salt{};
     std::unique_ptr<RecordCipher> tx, rx;  // set once both hellos are known
-    Bytes in;
-    size_t in_pos = 0;
+    Bytes in;  // an incomplete unit (hello or record), at most one
   };
 
   Engine& engine;
@@ -56,6 +56,7 @@ struct Links::Impl final : ConnListener {
   std::unordered_map<NodeId, uint64_t> connecting;  // peer -> connection we are setting up
   std::unordered_map<NodeId, TimePoint> retry_after;
   StreamsFastPathStats stats;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(Engine& e, Events& ev) : engine(e), events(ev), net(dynamic_cast<ConnProvider*>(&e.env())) {
     if (net) net->set_conn_listener(this);
@@ -73,6 +74,14 @@ struct Links::Impl final : ConnListener {
     Link& l = links[c];
     l.conn = c;
     l.inbound = true;
+    // A connection that never proves itself would hold a slot for good: close it after kHandshake.
+    engine.schedule(kHandshake, [this, c, w = std::weak_ptr<bool>(alive)] {
+      if (w.expired()) return;
+      auto it = links.find(c);
+      if (it == links.end() || it->second.ready) return;
+      bad(c);
+      events.after_events();
+    });
   }
   void on_conn_data(uint64_t c, ByteView bytes) override {
     receive(c, bytes);
@@ -308,7 +317,10 @@ struct Links::Impl final : ConnListener {
     ++stats.links_failed;
     NodeId peer = it->second.peer;
     bool was_ready = it->second.ready;
-    if (!it->second.inbound) retry_after[peer] = engine.now() + kRetry;
+    if (!it->second.inbound) {
+      if (retry_after.size() >= 4 * kMaxLinks) std::erase_if(retry_after, [&](auto& e) { return e.second <= engine.now(); });
+      retry_after[peer] = engine.now() + kRetry;
+    }
     links.erase(it);
     auto lo = link_of.find(peer);
     if (lo != link_of.end() && lo->second == c) link_of.erase(lo);
