@@ -7,6 +7,7 @@
 
 #include "bench_util.h"
 #include "pubsub/oracle_topology.h"
+#include "sim/network_builder.h"
 #include "sim/rng.h"
 #include "storjnet/simulator.h"
 #include "workloads.h"
@@ -39,14 +40,7 @@ void run(const Opts& o) {
   std::unique_ptr<pubsub::OracleTopology> oracle;
   bool dht_ok = false;
   if (o.topology == "dht") {
-    size_t done = 0, ok = 0;
-    for (size_t i = 1; i < o.nodes; ++i)
-      sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool r) {
-        ++done;
-        ok += r;
-      });
-    sim.run_until([&] { return done == o.nodes - 1; }, 300s);
-    dht_ok = ok == o.nodes - 1;
+    dht_ok = sim::join_network(sim, o.seed) == o.nodes;  // the same joins as sim-dht (waves of 50)
     sim.run_for(5s);
   }
   if (!dht_ok) {
