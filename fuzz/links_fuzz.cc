@@ -40,7 +40,6 @@ struct Env final : Environment, streams::ConnProvider {
   }
   uint64_t conn_connect(const Endpoint&) override;
   void conn_send(uint64_t, Bytes bytes) override;
-  size_t conn_queued(uint64_t) override { return 0; }
   void conn_close(uint64_t) override;
   void set_conn_listener(streams::ConnListener* l) override { listener = l; }
 };

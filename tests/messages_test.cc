@@ -8,6 +8,7 @@
 #include "engine/engine.h"
 #include "messages/codec.h"
 #include "messages/inbox.h"
+#include "sim/network_builder.h"
 #include "storjnet/real_driver.h"
 #include "storjnet/simulator.h"
 
@@ -241,10 +242,7 @@ TEST(Messages, FindsTheReceiverByIdThroughTheDht) {
   Simulator sim(cfg);
   const size_t n = 30;
   for (size_t i = 0; i < n; ++i) sim.add_node();
-  size_t joined = 0;
-  for (size_t i = 1; i < n; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { joined += ok; });
-  sim.run_until([&] { return joined == n - 1; }, 60s);
-  ASSERT_EQ(joined, n - 1);
+  ASSERT_EQ(sim::join_network(sim, 3), n);
   for (size_t from : {5, 17, 29}) {
     size_t to = (from * 7) % n;
     EXPECT_EQ(send_sync(sim, from, sim.contact(to).id, "{\"via\":\"dht\"}", 20s), true) << from << "->" << to;

@@ -6,24 +6,18 @@
 #include <vector>
 
 #include "pubsub/oracle_topology.h"
+#include "sim/network_builder.h"
 #include "storjnet/simulator.h"
 
 namespace storjnet::test {
 
-// Connects the simulated network's pubsub neighbours. Through the DHT when it works (every node bootstraps
-// via node 0 and ends with a non-empty routing table); otherwise (DHT not available) through an oracle
+// Connects the simulated network's pubsub neighbours. Through the DHT when it works (sim::join_network joins
+// every node and each ends with a non-empty routing table); otherwise (DHT not available) through an oracle
 // Kademlia-shaped table. Returns the oracle, or nullptr when the DHT is used; keep it alive.
 inline std::unique_ptr<pubsub::OracleTopology> connect_pubsub(Simulator& sim, uint64_t seed, bool force_oracle = false) {
   const size_t n = sim.size();
   if (!force_oracle && n > 1) {
-    size_t done = 0, ok = 0;
-    for (size_t i = 1; i < n; ++i)
-      sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool r) {
-        ++done;
-        ok += r;
-      });
-    sim.run_until([&] { return done == n - 1; }, 120s);
-    bool all = ok == n - 1;
+    bool all = sim::join_network(sim, seed) == n;
     for (size_t i = 0; all && i < n; ++i) all = !sim.node(i).dht().peers().empty();
     if (all) {
       sim.run_for(2s);

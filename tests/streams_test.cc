@@ -6,6 +6,7 @@
 #include <future>
 
 #include "engine/engine.h"
+#include "sim/network_builder.h"
 #include "storjnet/real_driver.h"
 #include "storjnet/simulator.h"
 #include "streams/codec.h"
@@ -393,10 +394,7 @@ TEST(Streams, OpensByIdThroughTheDht) {
   Simulator sim(cfg);
   const size_t n = 30;
   for (size_t i = 0; i < n; ++i) sim.add_node();
-  size_t joined = 0;
-  for (size_t i = 1; i < n; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { joined += ok; });
-  sim.run_until([&] { return joined == n - 1; }, 60s);
-  ASSERT_EQ(joined, n - 1);
+  ASSERT_EQ(sim::join_network(sim, 4), n);
   auto id = open_sync(sim, 7, 22, 20s);
   ASSERT_TRUE(id);
   EXPECT_EQ(sim.node(22).streams().list()[*id].peer, sim.contact(7).id);

@@ -58,7 +58,6 @@ struct RealDriver::Impl {
     uint64_t id;
     tcp::socket sock;
     std::deque<Bytes> out;
-    size_t queued = 0;
     bool writing = false, open = false, closed = false;
     bool flush_posted = false;  // a flush_out is queued behind the current handler
     std::vector<uint8_t> rbuf = std::vector<uint8_t>(256 * 1024);
@@ -159,7 +158,6 @@ struct RealDriver::Impl {
       auto it = conns.find(id);
       if (it == conns.end() || it->second->closed || bytes.empty()) return;
       auto& c = it->second;
-      c->queued += bytes.size();
       c->out.push_back(std::move(bytes));
       // Cork: everything queued while the current handler runs goes out in one gathered write after it.
       if (c->open && !c->writing && !c->flush_posted) {
@@ -188,23 +186,14 @@ struct RealDriver::Impl {
         c->writing = false;
         if (c->closed) return;
         if (ec) return fail(c);
-        for (size_t i = 0; i < c->wcount; ++i) {
-          c->queued -= c->out.front().size();
-          c->out.pop_front();
-        }
+        for (size_t i = 0; i < c->wcount; ++i) c->out.pop_front();
         flush_out(c);
       });
-    }
-
-    size_t conn_queued(uint64_t id) override {
-      auto it = conns.find(id);
-      return it == conns.end() ? 0 : it->second->queued;
     }
 
     void shut(const std::shared_ptr<Conn>& c) {
       c->closed = true;
       c->out.clear();
-      c->queued = 0;
       boost::system::error_code ec;
       c->sock.close(ec);
       conns.erase(c->id);

@@ -28,8 +28,6 @@ class ConnProvider {
   virtual uint64_t conn_connect(const Endpoint& to) = 0;
   // Queues bytes in order. Ignored for an unknown or closed connection.
   virtual void conn_send(uint64_t conn, Bytes bytes) = 0;
-  // Bytes queued and not yet handed to the kernel.
-  virtual size_t conn_queued(uint64_t conn) = 0;
   // Closes without an on_conn_closed event.
   virtual void conn_close(uint64_t conn) = 0;
   virtual void set_conn_listener(ConnListener* l) = 0;
