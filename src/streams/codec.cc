@@ -3,17 +3,18 @@
 #include <algorithm>
 #include <cstring>
 
+#include "wire/datagram.h"
+
 namespace storjnet::streams {
 
 namespace {
-void put_be(Bytes& out, uint64_t v, size_t n) {
-  for (size_t i = 0; i < n; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * (n - 1 - i))));
+void put_be(Bytes& out, uint64_t v, size_t n) {  // n = 4 or 8
+  size_t at = out.size();
+  out.resize(at + n);
+  if (n == 4) wire::put_u32(out.data() + at, static_cast<uint32_t>(v));
+  else wire::put_u64(out.data() + at, v);
 }
-uint64_t get_be(const uint8_t* p, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) v = v << 8 | p[i];
-  return v;
-}
+uint64_t get_be(const uint8_t* p, size_t n) { return n == 4 ? wire::get_u32(p) : wire::get_u64(p); }
 StreamId get_id(ByteView b) {
   StreamId id;
   std::memcpy(id.data(), b.data(), kIdSize);

@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "streams/conn.h"
 #include "streams/record_cipher.h"
+#include "wire/datagram.h"
 
 namespace storjnet::streams {
 
@@ -25,15 +26,6 @@ constexpr uint8_t kCipherAes256Ocb = 2;
 constexpr size_t kMaxLinks = 256;
 constexpr Duration kRetry = 10s;                        // after a failed connection, datagrams only for this long
 constexpr Duration kHandshake = 5s;                     // an accepted connection must authenticate within this
-
-void put64(uint8_t* p, uint64_t v) {
-  for (int i = 7; i >= 0; --i) *p++ = uint8_t(v >> (8 * i));
-}
-uint64_t get64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
-  return v;
-}
 }  // namespace
 
 struct Links::Impl final : ConnListener {
@@ -180,7 +172,7 @@ struct Links::Impl final : ConnListener {
   static size_t unit_size(const Link& l, ByteView start) {
     if (!l.rx) return kHelloSize;
     if (start.size() < 4) return 4;
-    size_t len = (size_t(start[0]) << 24) | (size_t(start[1]) << 16) | (size_t(start[2]) << 8) | start[3];
+    size_t len = wire::get_u32(start.data());
     return len < kHead + RecordCipher::kTagSize || len > kMaxSealed ? 0 : 4 + len;
   }
 
@@ -249,7 +241,7 @@ struct Links::Impl final : ConnListener {
     for (int i = 1; i < 8; ++i)
       if (p[i] != 0) return std::nullopt;  // reserved
     std::memcpy(r.id.data(), p + 8, 32);
-    uint64_t v = get64(p + 40);
+    uint64_t v = wire::get_u64(p + 40);
     size_t body = n - kHead;
     switch (r.type) {
       case RecordType::kData:
@@ -258,7 +250,7 @@ struct Links::Impl final : ConnListener {
         return r;
       case RecordType::kAck:
         if (body != 16) return std::nullopt;
-        r.offset = v, r.received = get64(p + kHead), r.limit = get64(p + kHead + 8);
+        r.offset = v, r.received = wire::get_u64(p + kHead), r.limit = wire::get_u64(p + kHead + 8);
         return r;
       case RecordType::kWindow:
         if (body != 0) return std::nullopt;
@@ -283,23 +275,26 @@ struct Links::Impl final : ConnListener {
     ByteView data;
     switch (r.type) {
       case RecordType::kData:
-        put64(head + 40, r.offset);
+        wire::put_u64(head + 40, r.offset);
         data = r.data.first(std::min(r.data.size(), kMaxData));
         stats.bytes_sent += data.size();
         break;
       case RecordType::kAck:
-        put64(head + 40, r.offset), put64(head + kHead, r.received), put64(head + kHead + 8, r.limit), hn += 16;
+        wire::put_u64(head + 40, r.offset);
+        wire::put_u64(head + kHead, r.received);
+        wire::put_u64(head + kHead + 8, r.limit);
+        hn += 16;
         break;
       case RecordType::kWindow:
-        put64(head + 40, r.limit);
+        wire::put_u64(head + 40, r.limit);
         break;
       case RecordType::kError:
-        put64(head + 40, r.offset);
+        wire::put_u64(head + 40, r.offset);
         break;
     }
     size_t len = hn + data.size() + RecordCipher::kTagSize;
     Bytes out(4 + len);
-    out[0] = uint8_t(len >> 24), out[1] = uint8_t(len >> 16), out[2] = uint8_t(len >> 8), out[3] = uint8_t(len);
+    wire::put_u32(out.data(), static_cast<uint32_t>(len));
     it->second.tx->seal({ByteView(head, hn), data}, out.data() + 4);
     net->conn_send(c, std::move(out));
   }
