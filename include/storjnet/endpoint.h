@@ -2,11 +2,14 @@
 #pragma once
 #include <array>
 #include <compare>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "storjnet/keyed_hash.h"
 
 namespace storjnet {
 
@@ -36,11 +39,15 @@ struct Endpoint {
 
 }  // namespace storjnet
 
+// Endpoints come from the network (source addresses, contacts): keyed (see keyed_hash.h).
 template <>
 struct std::hash<storjnet::Endpoint> {
   size_t operator()(const storjnet::Endpoint& e) const noexcept {
-    size_t h = 1469598103934665603ull;
-    for (auto b : e.addr) h = (h ^ b) * 1099511628211ull;
-    return (h ^ e.port) * 1099511628211ull ^ static_cast<size_t>(e.family);
+    uint8_t b[19];
+    std::memcpy(b, e.addr.data(), 16);
+    b[16] = static_cast<uint8_t>(e.port >> 8);
+    b[17] = static_cast<uint8_t>(e.port);
+    b[18] = static_cast<uint8_t>(e.family);
+    return storjnet::keyed_hash(b, sizeof b);
   }
 };

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "storjnet/bytes.h"
+#include "storjnet/keyed_hash.h"
 
 namespace storjnet {
 
@@ -68,12 +69,10 @@ inline bool closer(const NodeId& target, const NodeId& a, const NodeId& b) { ret
 
 }  // namespace storjnet
 
+// Node ids and DHT keys come from the network: keyed (see keyed_hash.h), so chosen ids cannot collide.
 template <>
 struct std::hash<storjnet::NodeId> {
   size_t operator()(const storjnet::NodeId& id) const noexcept {
-    size_t h;
-    static_assert(sizeof(h) <= storjnet::NodeId::kSize);
-    std::memcpy(&h, id.bytes().data(), sizeof(h));
-    return h;
+    return storjnet::keyed_hash(id.bytes().data(), storjnet::NodeId::kSize);
   }
 };

@@ -1,4 +1,5 @@
 #include "storjnet/simulator.h"
+#include "storjnet/keyed_hash.h"
 
 #include <cstring>
 #include <queue>
@@ -167,7 +168,11 @@ struct Simulator::Impl {
   }
 };
 
-Simulator::Simulator(SimConfig config) : impl_(std::make_unique<Impl>(config)) {}
+Simulator::Simulator(SimConfig config) {
+  // Hash-table iteration order must replay by seed (keyed_hash.h); a no-op when a key is already in use.
+  pin_keyed_hash_for_simulation();
+  impl_ = std::make_unique<Impl>(config);
+}
 Simulator::~Simulator() = default;
 
 size_t Simulator::add_node() { return impl_->add(impl_->config.node); }
