@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -32,12 +33,35 @@ struct Endpoint {
   bool is_private_or_loopback() const;
   bool is_loopback() const;
   bool is_unspecified() const;
+  // The network an address belongs to for fairness budgets: IPv4 /24, IPv6 /48 (one home or one machine's
+  // block; see docs/protocol.md, "Threat model"). Port and host bits are zero.
+  struct Prefix {
+    Family family = Family::kNone;
+    std::array<uint8_t, 6> bits{};  // v4: first 3 bytes; v6: first 6 bytes
+    auto operator<=>(const Prefix&) const = default;
+    bool operator==(const Prefix&) const = default;
+    std::span<const uint8_t> view() const { return {reinterpret_cast<const uint8_t*>(this), sizeof *this}; }
+  };
+  Prefix prefix() const {
+    Prefix p;
+    p.family = family;
+    size_t n = family == Family::kV4 ? 3 : family == Family::kV6 ? 6 : 0;
+    for (size_t i = 0; i < n; ++i) p.bits[i] = addr[i];
+    return p;
+  }
 
   auto operator<=>(const Endpoint&) const = default;
   bool operator==(const Endpoint&) const = default;
 };
 
+static_assert(sizeof(Endpoint::Prefix) == 7, "Prefix is hashed as its bytes");
+
 }  // namespace storjnet
+
+template <>
+struct std::hash<storjnet::Endpoint::Prefix> {
+  size_t operator()(const storjnet::Endpoint::Prefix& p) const noexcept { return storjnet::keyed_hash(&p, sizeof p); }
+};
 
 // Endpoints come from the network (source addresses, contacts): keyed (see keyed_hash.h).
 template <>
