@@ -96,9 +96,9 @@ nlohmann::json run_listen_phase(const ListenPhaseArgs& a) {
     return driver.call([&] {
       Tx t;
       for (auto* n : nodes) {
-        t.datagrams += n->engine().stats().datagrams_out;
-        t.bytes += n->engine().stats().bytes_out;
-        t.ratelimit += n->engine().drops().get(DropReason::kRateLimited);
+        t.datagrams += n->stats().datagrams_out;
+        t.bytes += n->stats().bytes_out;
+        t.ratelimit += n->stats().drop_count("rate_limited");
         auto ps = n->pubsub().stats();
         t.quasar += ps.quasar_forwards;
         t.walk += ps.walk_forwards;

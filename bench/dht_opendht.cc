@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "bench_util.h"
+#include "node/node_internals.h"
 #include "dht_listen.h"
 #include "engine/engine.h"
 #include "storjnet/real_driver.h"
@@ -545,7 +546,7 @@ void run_dht(const Opts& opts) {
     return b.driver->call([&b] {
       DropCounters dc;
       for (auto* n : b.nodes)
-        for (size_t i = 0; i < dc.by_reason.size(); ++i) dc.by_reason[i] += n->engine().drops().by_reason[i];
+        for (size_t i = 0; i < dc.by_reason.size(); ++i) dc.by_reason[i] += NodeInternals::engine(*n).drops().by_reason[i];
       return dc;
     });
   };
@@ -740,7 +741,7 @@ void run_dht(const Opts& opts) {
   }
   uint64_t engine_dgrams = driver.call([&] {
     uint64_t d = 0;
-    for (auto* n : b.nodes) d += n->engine().stats().datagrams_out;
+    for (auto* n : b.nodes) d += n->stats().datagrams_out;
     return d;
   });
 

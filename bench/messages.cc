@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "bench_util.h"
+#include "node/node_internals.h"
 #include "engine/engine.h"
 #include "storjnet/real_driver.h"
 #include "workloads.h"
@@ -37,7 +38,7 @@ static void add_messages(CLI::App& app) {
     size_t received = 0;
     std::function<void()> drain = [&] {
       for (auto& [from, v] : b.messages().take_all()) received += v.size();
-      b.engine().schedule(1ms, drain);
+      NodeInternals::engine(b).schedule(1ms, drain);
     };
     driver.post(drain);
 
@@ -84,7 +85,7 @@ static void add_messages(CLI::App& app) {
     double pipe_wall = seconds_since(p0);
     auto [retransmits, drops, rx] = driver.call([&] {
       for (auto& [from, v] : b.messages().take_all()) received += v.size();
-      return std::tuple(a.engine().stats().retransmits, a.engine().drops().total() + b.engine().drops().total(),
+      return std::tuple(a.stats().retransmits, a.stats().drops_total() + b.stats().drops_total(),
                         received);
     });
     driver.stop();

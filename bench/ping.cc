@@ -96,7 +96,7 @@ static void add_ping(CLI::App& app) {
     finished.get_future().wait();
     double wall = seconds_since(t0);
     auto [retransmits, drops] = driver.call([&] {
-      return std::pair(a.engine().stats().retransmits, a.engine().drops().total() + b.engine().drops().total());
+      return std::pair(a.stats().retransmits, a.stats().drops_total() + b.stats().drops_total());
     });
     driver.stop();
     double p50 = percentile(rtts, 0.5), udp50 = percentile(udp, 0.5);

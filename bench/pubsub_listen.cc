@@ -6,7 +6,7 @@
 
 #include "bench_util.h"
 #include "dht_listen.h"
-#include "pubsub/oracle_topology.h"
+#include "testing/oracle_topology.h"
 #include "storjnet/real_driver.h"
 #include "workloads.h"
 

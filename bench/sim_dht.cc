@@ -97,7 +97,7 @@ static void add_sim_dht(CLI::App& app) {
     double sessions = 0;
     for (size_t i = 0; i < o->nodes; ++i) {
       contacts += sim.node(i).dht().peers().size();
-      sessions += sim.node(i).engine().session_count();
+      sessions += sim.node(i).stats().sessions;
     }
     print_result({{"workload", "sim-dht"},
                   {"nodes", o->nodes},

@@ -6,7 +6,7 @@
 #include <set>
 
 #include "bench_util.h"
-#include "pubsub/oracle_topology.h"
+#include "testing/oracle_topology.h"
 #include "sim/network_builder.h"
 #include "sim/rng.h"
 #include "storjnet/simulator.h"

@@ -158,8 +158,8 @@ static void add_stream(CLI::App& app) {
     double wall = seconds_since(t0);
     auto fast = da.call([&] { return a.streams().fast_path_stats(); });
     const char* transport = fast.bytes_sent == 0 ? "engine-udp" : fast.bytes_sent >= total ? "tcp-aead" : "mixed";
-    auto retransmits = da.call([&] { return a.engine().stats().retransmits; });
-    auto drops = da.call([&] { return a.engine().drops().total(); }) + db.call([&] { return b.engine().drops().total(); });
+    auto retransmits = da.call([&] { return a.stats().retransmits; });
+    auto drops = da.call([&] { return a.stats().drops_total(); }) + db.call([&] { return b.stats().drops_total(); });
     da.stop();
     db.stop();  // (no-op when it is da)
     double mibs = failed ? 0 : *mib / wall, tcp_mibs = *mib / tcp_s;

@@ -14,7 +14,7 @@
 #include <map>
 
 #include "engine/engine.h"
-#include "streams/conn.h"
+#include "storjnet/conn_provider.h"
 #include "streams/links.h"
 
 using namespace storjnet;
@@ -26,10 +26,10 @@ namespace {
 struct Side;
 
 // One environment per node; byte connections are pipes to the other side.
-struct Env final : Environment, streams::ConnProvider {
+struct Env final : Environment, ConnProvider {
   Side* self = nullptr;
   Side* other = nullptr;
-  streams::ConnListener* listener = nullptr;
+  ConnListener* listener = nullptr;
   uint64_t rng = 1;
   TimePoint now() override { return TimePoint(0); }
   uint64_t unix_us() override { return 1; }
@@ -41,7 +41,7 @@ struct Env final : Environment, streams::ConnProvider {
   uint64_t conn_connect(const Endpoint&) override;
   void conn_send(uint64_t, Bytes bytes) override;
   void conn_close(uint64_t) override;
-  void set_conn_listener(streams::ConnListener* l) override { listener = l; }
+  void set_conn_listener(ConnListener* l) override { listener = l; }
 };
 
 struct Sent {

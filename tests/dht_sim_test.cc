@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "common/msgpack_util.h"
+#include "node/node_internals.h"
 #include "dht/codec.h"
 #include "engine/engine.h"
 #include "sim/network_builder.h"
@@ -147,7 +148,7 @@ TEST(DhtSim, PutAgainGivesTheNewerValueEverywhere) {
   sim.run_for(2s);
   size_t holders = 0, stale = 0;
   for (int i = 0; i < 200; ++i) {
-    auto held = sim.node(i).engine().id();  // silence unused warnings on some compilers
+    auto held = NodeInternals::engine(sim.node(i)).id();  // silence unused warnings on some compilers
     (void)held;
   }
   for (int i = 0; i < 200; ++i) {
@@ -203,10 +204,10 @@ TEST(DhtSim, HostilePeerFloodsAreBoundedAndOthersStillServed) {
   Simulator sim(cfg);
   for (int i = 0; i < 30; ++i) sim.add_node();
   ASSERT_EQ(sim::join_network(sim, 10), 30u);
-  Engine& attacker = sim.node(1).engine();
+  Engine& attacker = NodeInternals::engine(sim.node(1));
   Contact victim = sim.contact(0);
   size_t stored = 0, refused = 0;
-  uint64_t version = sim.node(1).engine().env().unix_us();
+  uint64_t version = NodeInternals::engine(sim.node(1)).env().unix_us();
   // 100,000 stores of 1 KiB from one peer, in bursts.
   for (int burst = 0; burst < 100; ++burst) {
     for (int i = 0; i < 1000; ++i) {
@@ -229,7 +230,7 @@ TEST(DhtSim, HostilePeerFloodsAreBoundedAndOthersStillServed) {
   auto st = sim.node(0).dht().stats();
   EXPECT_LE(st.stored_bytes, 64u * 1024 + 1024);
   EXPECT_GT(refused, 90000u);
-  EXPECT_GT(sim.node(0).engine().drops().get(DropReason::kRateLimited), 0u);
+  EXPECT_GT(NodeInternals::engine(sim.node(0)).drops().get(DropReason::kRateLimited), 0u);
   // Another peer is still served: a put from node 2 lands and a get from node 3 sees it.
   bool put_ok = false, got = false;
   sim.node(2).dht().put("honest", as_bytes("value"), [&](const PutResult& r) { put_ok = r.ok; });

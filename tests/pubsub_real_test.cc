@@ -8,7 +8,7 @@
 #include <mutex>
 #include <thread>
 
-#include "pubsub/oracle_topology.h"
+#include "testing/oracle_topology.h"
 #include "pubsub_test_util.h"
 #include "storjnet/real_driver.h"
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "pubsub/oracle_topology.h"
+#include "testing/oracle_topology.h"
 #include "sim/network_builder.h"
 #include "storjnet/simulator.h"
 

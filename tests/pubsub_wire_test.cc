@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "common/msgpack_util.h"
+#include "node/node_internals.h"
 #include "engine/engine.h"
 #include "pubsub/bloom.h"
 #include "pubsub/seen_set.h"
@@ -137,7 +138,7 @@ struct BadNet {
     sim->run_for(2s);
   }
   Pubsub& ps(size_t i) { return sim->node(i).pubsub(); }
-  Engine& eng(size_t i) { return sim->node(i).engine(); }
+  Engine& eng(size_t i) { return NodeInternals::engine(sim->node(i)); }
   uint64_t total_forwards() {
     uint64_t n = 0;
     for (size_t i = 0; i < sim->size(); ++i) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "node/node_internals.h"
 #include "sim/rng.h"
 #include "storjnet/simulator.h"
 
@@ -69,7 +70,7 @@ TEST(Simulator, FragmentedMessagesSurviveLossDuplicationAndReordering) {
   Bytes big(64 * 1024);
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 13 + (i >> 9));
   int handled = 0;
-  sim.node(1).engine().set_handler(Method::kMessageNotify, [&](const IncomingRequest& req, const Reply& r) {
+  NodeInternals::engine(sim.node(1)).set_handler(Method::kMessageNotify, [&](const IncomingRequest& req, const Reply& r) {
     ++handled;
     EXPECT_TRUE(std::equal(req.payload.begin(), req.payload.end(), big.begin(), big.end()));
     r.ok(as_bytes("ok"));
@@ -78,7 +79,7 @@ TEST(Simulator, FragmentedMessagesSurviveLossDuplicationAndReordering) {
   // 20 messages of 64 KiB, 4 in flight at a time (about 220 fragments in the air).
   std::function<void()> issue = [&] {
     ++issued;
-    sim.node(0).engine().request(sim.contact(1), Method::kMessageNotify, big, [&](RpcResult&& r) {
+    NodeInternals::engine(sim.node(0)).request(sim.contact(1), Method::kMessageNotify, big, [&](RpcResult&& r) {
       ++done;
       ok += r.ok();
       if (issued < 20) issue();
@@ -89,7 +90,7 @@ TEST(Simulator, FragmentedMessagesSurviveLossDuplicationAndReordering) {
   EXPECT_EQ(done, 20);
   EXPECT_EQ(ok, 20);
   EXPECT_GE(handled, 20);
-  EXPECT_GT(sim.node(1).engine().drops().get(DropReason::kReplay), 0u);  // duplicates were seen and dropped
+  EXPECT_GT(NodeInternals::engine(sim.node(1)).drops().get(DropReason::kReplay), 0u);  // duplicates were seen and dropped
   EXPECT_GT(sim.stats().lost, 0u);
 }
 
@@ -125,5 +126,5 @@ TEST(Simulator, RestartedSenderIsAcceptedAfterItsNewEpoch) {
   sim.run_for(1s);
   EXPECT_TRUE(first);
   EXPECT_TRUE(second);
-  EXPECT_EQ(sim.node(1).engine().drops().get(DropReason::kStaleSession), 0u);
+  EXPECT_EQ(NodeInternals::engine(sim.node(1)).drops().get(DropReason::kStaleSession), 0u);
 }

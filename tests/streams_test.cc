@@ -6,6 +6,7 @@
 #include <future>
 
 #include "engine/engine.h"
+#include "node/node_internals.h"
 #include "sim/network_builder.h"
 #include "storjnet/real_driver.h"
 #include "storjnet/simulator.h"
@@ -371,7 +372,7 @@ TEST(Streams, RealSocketsSeveralNodes) {
       auto r = nodes[1]->streams().read(*a, std::nullopt);
       if (r) got.insert(got.end(), r->begin(), r->end());
       if (got.size() >= data.size() || writer->failed) return received.set_value();
-      nodes[1]->engine().schedule(1ms, poll);
+      NodeInternals::engine(*nodes[1]).schedule(1ms, poll);
     };
     poll();
   });

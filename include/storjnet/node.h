@@ -7,6 +7,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "storjnet/config.h"
 #include "storjnet/contact.h"
@@ -20,6 +23,32 @@
 namespace storjnet {
 
 class Engine;
+struct NodeInternals;
+
+// A snapshot of a node's transport counters: what /metrics and benches read. Names are the wire method names
+// (docs/protocol.md, "Method codes") and the drop reasons of docs/protocol.md; the views point at static text.
+struct NodeStats {
+  uint64_t datagrams_in = 0, datagrams_out = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t retransmits = 0, timeouts = 0, sessions_created = 0, sessions_evicted = 0;
+  size_t sessions = 0, pending_rpcs = 0, reassembly_bytes = 0;
+  struct MethodRequests {
+    std::string_view method;
+    uint64_t in = 0, out = 0;
+  };
+  std::vector<MethodRequests> requests;                       // every known method, and any other with traffic
+  std::vector<std::pair<std::string_view, uint64_t>> drops;  // every drop reason, in a fixed order
+  uint64_t drops_total() const {
+    uint64_t t = 0;
+    for (const auto& d : drops) t += d.second;
+    return t;
+  }
+  // The count for one reason by name (0 for an unknown name).
+  uint64_t drop_count(std::string_view reason) const {
+    for (const auto& d : drops)
+      if (d.first == reason) return d.second;
+    return 0;
+  }
+};
 
 struct NodeConfig {
   EngineConfig engine;
@@ -55,10 +84,10 @@ class Node {
   Messages& messages() { return *messages_; }
   Streams& streams() { return *streams_; }
   Pubsub& pubsub() { return *pubsub_; }
-  // The protocol core; services and tests use it directly.
-  Engine& engine() { return *engine_; }
+  NodeStats stats() const;
 
  private:
+  friend struct NodeInternals;  // src/node/node_internals.h: the engine, for in-tree tests and benches
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Dht> dht_;
   std::unique_ptr<Messages> messages_;

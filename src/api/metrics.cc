@@ -3,9 +3,6 @@
 #include <chrono>
 #include <sstream>
 
-#include "engine/engine.h"
-#include "engine/methods.h"
-#include "wire/drop_reason.h"
 
 namespace storjnet::api {
 
@@ -54,16 +51,13 @@ class Writer {
 
 std::string render_metrics(Node& node, const ApiCounters& api) {
   Writer w;
-  Engine& e = node.engine();
-  const EngineStats& es = e.stats();
+  const NodeStats es = node.stats();
 
   w.family("storjnet_rpc_requests_total", "counter", "Network RPC requests by method and direction.");
-  for (size_t m = 0; m < kMethodSlots; ++m) {
-    auto name = method_name(static_cast<uint8_t>(m));
-    if (name == "unknown" && !es.requests_out[m] && !es.requests_in[m]) continue;
-    std::string label = "method=\"" + std::string(name) + "\"";
-    w.sample("storjnet_rpc_requests_total", label + ",direction=\"out\"", es.requests_out[m]);
-    w.sample("storjnet_rpc_requests_total", label + ",direction=\"in\"", es.requests_in[m]);
+  for (const auto& m : es.requests) {
+    std::string label = "method=\"" + std::string(m.method) + "\"";
+    w.sample("storjnet_rpc_requests_total", label + ",direction=\"out\"", m.out);
+    w.sample("storjnet_rpc_requests_total", label + ",direction=\"in\"", m.in);
   }
   w.single("storjnet_rpc_retransmits_total", "counter", "Request retransmissions.", es.retransmits);
   w.single("storjnet_rpc_timeouts_total", "counter", "Requests that timed out after all attempts.", es.timeouts);
@@ -75,12 +69,11 @@ std::string render_metrics(Node& node, const ApiCounters& api) {
   w.sample("storjnet_bytes_total", "direction=\"out\"", es.bytes_out);
   w.single("storjnet_sessions_created_total", "counter", "Peer sessions created.", es.sessions_created);
   w.single("storjnet_sessions_evicted_total", "counter", "Peer sessions evicted.", es.sessions_evicted);
-  w.single("storjnet_sessions", "gauge", "Peer sessions held.", e.session_count());
+  w.single("storjnet_sessions", "gauge", "Peer sessions held.", es.sessions);
 
   w.family("storjnet_drops_total", "counter", "Incoming datagrams and messages dropped, by reason.");
-  const DropCounters& d = e.drops();
-  for (size_t r = 0; r < kDropReasonNames.size(); ++r)
-    w.sample("storjnet_drops_total", "reason=\"" + std::string(kDropReasonNames[r]) + "\"", d.by_reason[r]);
+  for (const auto& [reason, n] : es.drops)
+    w.sample("storjnet_drops_total", "reason=\"" + std::string(reason) + "\"", n);
 
   DhtStats ds = node.dht().stats();
   std::vector<double> secs, rounds;
@@ -107,8 +100,8 @@ std::string render_metrics(Node& node, const ApiCounters& api) {
 
   w.family("storjnet_queue_depth", "gauge", "Queue depths.");
   w.sample("storjnet_queue_depth", "queue=\"messages\"", node.messages().queued());
-  w.sample("storjnet_queue_depth", "queue=\"pending_rpcs\"", e.pending_rpcs());
-  w.sample("storjnet_queue_depth", "queue=\"reassembly_bytes\"", e.reassembly_bytes());
+  w.sample("storjnet_queue_depth", "queue=\"pending_rpcs\"", es.pending_rpcs);
+  w.sample("storjnet_queue_depth", "queue=\"reassembly_bytes\"", es.reassembly_bytes);
   w.single("storjnet_streams_open", "gauge", "Open streams.", node.streams().list().size());
 
   PubsubStats ps = node.pubsub().stats();

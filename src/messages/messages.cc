@@ -9,7 +9,7 @@
 #include "engine/engine.h"
 #include "messages/codec.h"
 #include "messages/inbox.h"
-#include "messages/resolver.h"
+#include "dht/resolver.h"
 #include "storjnet/dht.h"
 
 namespace storjnet {

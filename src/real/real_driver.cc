@@ -12,7 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "streams/conn.h"
+#include "storjnet/conn_provider.h"
 
 namespace storjnet {
 
@@ -66,13 +66,13 @@ struct RealDriver::Impl {
     Conn(uint64_t i, asio::io_context& io) : id(i), sock(io) {}
   };
 
-  struct Host final : Environment, streams::ConnProvider {
+  struct Host final : Environment, ConnProvider {
     udp::socket socket;
     asio::io_context& io;
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unordered_map<uint64_t, std::shared_ptr<Conn>> conns;
     uint64_t next_conn = 1;
-    streams::ConnListener* listener = nullptr;
+    ConnListener* listener = nullptr;
     asio::steady_timer timer;
     std::chrono::steady_clock::time_point origin;
     std::unique_ptr<Node> node;
@@ -83,7 +83,7 @@ struct RealDriver::Impl {
     Host(asio::io_context& i, std::chrono::steady_clock::time_point o) : socket(i), io(i), timer(i), origin(o) {}
 
     // ---------------------------------------------------------------- byte connections
-    void set_conn_listener(streams::ConnListener* l) override { listener = l; }
+    void set_conn_listener(ConnListener* l) override { listener = l; }
 
     void listen() {
       boost::system::error_code ec;

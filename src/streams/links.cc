@@ -8,7 +8,7 @@
 
 #include "crypto/session.h"
 #include "engine/engine.h"
-#include "streams/conn.h"
+#include "storjnet/conn_provider.h"
 #include "streams/record_cipher.h"
 #include "wire/datagram.h"
 

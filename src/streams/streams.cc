@@ -11,7 +11,7 @@
 #include <unordered_map>
 
 #include "engine/engine.h"
-#include "messages/resolver.h"
+#include "dht/resolver.h"
 #include "storjnet/dht.h"
 #include "streams/codec.h"
 #include "streams/links.h"

@@ -1,4 +1,4 @@
-#include "pubsub/oracle_topology.h"
+#include "testing/oracle_topology.h"
 
 #include <algorithm>
 #include <numeric>

@@ -1,6 +1,6 @@
-// Byte connections for the streams fast path (docs/protocol.md 7.6): an optional side interface of an
-// Environment. A driver that can carry ordered, reliable byte connections (the real driver: TCP on the same
-// port number as the node's UDP socket) implements ConnProvider next to Environment; the streams service
+// ConnProvider: byte connections for the streams fast path (docs/protocol.md 7.6), an optional side interface
+// of an Environment. A driver that can carry ordered, reliable byte connections (the real driver: TCP on the
+// same port number as the node's UDP socket) implements ConnProvider next to Environment; the streams service
 // finds it with dynamic_cast and otherwise uses the engine's UDP RPC only (the simulator does not offer it).
 // Same threading contract as Environment: every call and every listener event on the node's thread.
 #pragma once
@@ -9,12 +9,12 @@
 #include "storjnet/bytes.h"
 #include "storjnet/endpoint.h"
 
-namespace storjnet::streams {
+namespace storjnet {
 
 class ConnListener {
  public:
   virtual ~ConnListener() = default;
-  // A connection is up: ours from conn_connect (inbound=false), or accepted from `peer` (inbound=true).
+  // A connection is up: ours from conn_connect (inbound=false), or one the driver accepted (inbound=true).
   virtual void on_conn_open(uint64_t conn, bool inbound) = 0;
   virtual void on_conn_data(uint64_t conn, ByteView bytes) = 0;
   // Closed or failed (also when conn_connect did not succeed); the id is not reused.
@@ -33,4 +33,4 @@ class ConnProvider {
   virtual void set_conn_listener(ConnListener* l) = 0;
 };
 
-}  // namespace storjnet::streams
+}  // namespace storjnet

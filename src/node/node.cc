@@ -1,6 +1,8 @@
 #include "storjnet/node.h"
 
 #include "engine/engine.h"
+#include "engine/methods.h"
+#include "wire/drop_reason.h"
 
 namespace storjnet {
 
@@ -31,6 +33,30 @@ void Node::ping_address(const Endpoint& ep, std::function<void(std::optional<Con
 
 void Node::stun(const Contact& peer, std::function<void(std::optional<Endpoint>)> done) {
   engine_->stun(peer, std::move(done));
+}
+
+NodeStats Node::stats() const {
+  const EngineStats& es = engine_->stats();
+  NodeStats s;
+  s.datagrams_in = es.datagrams_in;
+  s.datagrams_out = es.datagrams_out;
+  s.bytes_in = es.bytes_in;
+  s.bytes_out = es.bytes_out;
+  s.retransmits = es.retransmits;
+  s.timeouts = es.timeouts;
+  s.sessions_created = es.sessions_created;
+  s.sessions_evicted = es.sessions_evicted;
+  s.sessions = engine_->session_count();
+  s.pending_rpcs = engine_->pending_rpcs();
+  s.reassembly_bytes = engine_->reassembly_bytes();
+  for (size_t m = 0; m < kMethodSlots; ++m) {
+    auto name = method_name(static_cast<uint8_t>(m));
+    if (name == "unknown" && !es.requests_out[m] && !es.requests_in[m]) continue;
+    s.requests.push_back({name, es.requests_in[m], es.requests_out[m]});
+  }
+  const DropCounters& d = engine_->drops();
+  for (size_t r = 0; r < kDropReasonNames.size(); ++r) s.drops.emplace_back(kDropReasonNames[r], d.by_reason[r]);
+  return s;
 }
 
 }  // namespace storjnet

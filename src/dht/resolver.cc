@@ -1,4 +1,4 @@
-#include "messages/resolver.h"
+#include "dht/resolver.h"
 
 #include "storjnet/dht.h"
 
