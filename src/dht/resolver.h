@@ -1,5 +1,5 @@
 // Resolver: finds a node's contact by id, a service shared by messages and streams: the local cache first,
-// then the DHT's routing table, then a DHT lookup (find_contact). Lookups for the same id are coalesced; results
+// then the DHT's routing table, then a DHT lookup (find_contact). Lookups for the same id are coalesced; results are cached
 // (bounded) and forgotten when the peer stops answering.
 #pragma once
 #include <functional>
