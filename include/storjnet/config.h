@@ -37,8 +37,8 @@ struct EngineConfig {
   wire::ReassemblyLimits reassembly;
   // --- hostile traffic (docs/protocol.md, "Threat model") ---
   AmplificationLimits amplification;
-  size_t max_pending_per_peer = 2048;     // outstanding requests to one peer key (share of max_pending_rpcs)
-  size_t max_pending_per_prefix = 8192;   // ... to one /24 or /48 prefix
+  size_t max_pending_per_peer = 16384;    // outstanding requests to one peer key (a quarter of max_pending_rpcs)
+  size_t max_pending_per_prefix = 32768;  // ... to one /24 or /48 prefix (a half)
   double new_key_rate = 2000;             // key derivations/s for senders without a session (all of them)
   double new_key_burst = 2000;
   double new_key_prefix_rate = 100;       // under load: per prefix, for datagrams with a valid cookie
