@@ -7,8 +7,9 @@
 //   3. program: the bytes drive a short sequence of operations (raw datagrams, sealed frames and messages from
 //      P with chosen counters and epochs, fragmented messages with loss/duplication/reordering, tampering,
 //      requests from the engine, time advances, and real traffic with a second Engine B).
-// Invariants checked: no crash or sanitizer report; reassembly memory within its bound; sessions within their
-// bound; every request, ping and hello callback runs exactly once.
+// Invariants checked: no crash or sanitizer report; reassembly memory, held answers (anti-amplification) and
+// sessions within their bounds; every request, ping and hello callback runs exactly once. The first-contact
+// budget is tiny, so cookie replies and SEALED_COOKIE datagrams (real and fuzzed cookies) are exercised.
 #include "fuzz_check.h"
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -87,6 +88,17 @@ struct Fixed {
     cfg.reassembly.max_per_peer = 12 * 1024;
     cfg.reassembly.max_total = 20 * 1024;
     cfg.reassembly.timeout = 500ms;
+    cfg.new_key_rate = 1;
+    cfg.new_key_burst = 2;
+    cfg.new_key_prefix_rate = 1;
+    cfg.new_key_prefix_burst = 2;
+    cfg.failed_key_cache = 3;
+    cfg.cookies_kept = 2;
+    cfg.amplification.max_entries = 4;
+    cfg.amplification.hold_per_address = 20 * 1024;
+    cfg.amplification.hold_per_prefix = 30 * 1024;
+    cfg.amplification.hold_total = 40 * 1024;
+    cfg.amplification.hold_timeout = 700ms;
   }
 };
 const Fixed& fixed() {
@@ -101,12 +113,12 @@ struct ManualPeer {
   uint64_t epoch = 1'700'000'000'000'000ull, salt = 0x5a17, counter = 0;
   Bytes last;  // last datagram built
 
-  const Bytes& seal(ByteView plain, uint32_t network_id, uint64_t ctr) {
+  const Bytes& seal(ByteView plain, uint32_t network_id, uint64_t ctr, const wire::Cookie* cookie = nullptr) {
     if (plain.size() > wire::kMaxSealedPlaintext) plain = plain.first(wire::kMaxSealedPlaintext);
     wire::Nonce nonce = wire::make_nonce(epoch, salt, ctr);
     last.clear();
     last.shrink_to_fit();  // no spare capacity: seal() must cope with `out` moving under the header
-    wire::encode_sealed_header(network_id, id->public_key(), nonce, last);
+    wire::encode_sealed_header(network_id, id->public_key(), nonce, last, cookie);
     crypto::seal(*key, nonce, {last.data(), last.size()}, plain, last);
     return last;
   }
@@ -140,6 +152,7 @@ struct Harness {
   ManualPeer peer;
   std::vector<ManualPeer> extra{Fixed::kExtra};
   uint64_t issued = 0, completed = 0;
+  std::optional<wire::Cookie> last_cookie;  // the last cookie A sent to anyone
 
   Harness() {
     for (int i = 0; i < Fixed::kExtra; ++i) {
@@ -170,8 +183,14 @@ struct Harness {
     for (int round = 0; round < 16 && (!env_a.outbox.empty() || !env_b.outbox.empty()); ++round) {
       auto out_a = std::move(env_a.outbox);
       env_a.outbox.clear();
-      for (auto& s : out_a)
+      for (auto& s : out_a) {
+        if (s.data.size() == wire::kCookieReplySize) {
+          auto r = wire::decode(s.data, f.cfg.network_id);
+          if (r.datagram && std::holds_alternative<wire::CookieReply>(*r.datagram))
+            last_cookie = std::get<wire::CookieReply>(*r.datagram).cookie;
+        }
         if (s.to == f.ep_b) b.on_datagram(f.ep_a, s.data);
+      }
       auto out_b = std::move(env_b.outbox);
       env_b.outbox.clear();
       for (auto& s : out_b)
@@ -193,6 +212,7 @@ struct Harness {
     FUZZ_CHECK(b.reassembly_bytes() <= f.cfg.reassembly.max_total);
     FUZZ_CHECK(a.session_count() <= f.cfg.max_sessions);
     FUZZ_CHECK(a.pending_rpcs() <= f.cfg.max_pending_rpcs);
+    FUZZ_CHECK(a.held_bytes() <= f.cfg.amplification.hold_total && b.held_bytes() <= f.cfg.amplification.hold_total);
     FUZZ_CHECK(completed <= issued);
   }
 
@@ -227,7 +247,7 @@ struct Harness {
     // 3: the input as a program.
     FuzzedDataProvider in(data, size);
     for (int step = 0; step < 48 && in.remaining_bytes() > 0; ++step) {
-      switch (in.ConsumeIntegralInRange<int>(0, 13)) {
+      switch (in.ConsumeIntegralInRange<int>(0, 15)) {
         case 0: {  // raw datagram from an arbitrary address, or claiming to be B
           auto d = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 1400));
           to_a(in.ConsumeBool() ? f.ep_b : f.ep_x, d);
@@ -249,7 +269,7 @@ struct Harness {
           break;
         }
         case 3: {  // well-formed WHOLE message from P with fuzzed header fields and payload
-          uint8_t type = in.ConsumeIntegralInRange<uint8_t>(0, 4);
+          uint8_t type = in.ConsumeIntegralInRange<uint8_t>(0, 6);  // 4, 5: address challenge / echo
           uint32_t rpc = in.ConsumeIntegralInRange<uint32_t>(0, 6);
           uint8_t method = in.ConsumeIntegralInRange<uint8_t>(0, 70);
           auto payload = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 300));
@@ -325,6 +345,24 @@ struct Harness {
           to_a(f.ep_x, q.next(whole(message(type, 1, method, payload)), net));
           break;
         }
+        case 14: {  // SEALED_COOKIE from another peer: the last cookie A gave out, or a fuzzed one
+          ManualPeer& q = extra[in.ConsumeIntegralInRange<int>(0, Fixed::kExtra - 1)];
+          wire::Cookie c{};
+          if (in.ConsumeBool() && last_cookie) c = *last_cookie;
+          else c[0] = in.ConsumeIntegral<uint8_t>();
+          auto payload = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 64));
+          to_a(in.ConsumeBool() ? f.ep_x : f.ep_p, q.seal(whole(message(0, 1, 1, payload)), net, q.counter++, &c));
+          break;
+        }
+        case 15: {  // COOKIE_REPLY claiming to come from B or P, echoing a fuzzed nonce
+          wire::CookieReply r;
+          r.responder = in.ConsumeBool() ? f.b.public_key() : f.p.public_key();
+          auto nb = in.ConsumeBytes<uint8_t>(wire::kNonceSize);
+          std::copy(nb.begin(), nb.end(), r.nonce.begin());
+          r.cookie[0] = in.ConsumeIntegral<uint8_t>();
+          to_a(in.ConsumeBool() ? f.ep_b : f.ep_p, wire::encode_cookie_reply(net, r));
+          break;
+        }
       }
       pump();
       check();
@@ -336,6 +374,7 @@ struct Harness {
     FUZZ_CHECK(completed == issued);
     FUZZ_CHECK(a.pending_rpcs() == 0 && b.pending_rpcs() == 0);
     FUZZ_CHECK(a.reassembly_bytes() == 0 && b.reassembly_bytes() == 0);
+    FUZZ_CHECK(a.held_bytes() == 0 && b.held_bytes() == 0);
   }
 };
 
@@ -348,7 +387,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(r.datagram.has_value() != (r.drop != DropReason::kCount));
   if (r.datagram) FUZZ_CHECK(size <= wire::kMaxDatagram);
   if (auto* s = r.datagram ? std::get_if<wire::Sealed>(&*r.datagram) : nullptr)
-    FUZZ_CHECK(s->header.size() == wire::kSealedHeaderSize && s->ciphertext.size() > wire::kTagSize);
+    FUZZ_CHECK(s->header.size() == wire::kSealedHeaderSize + (s->cookie ? wire::kCookieSize : 0) &&
+               s->ciphertext.size() > wire::kTagSize);
+  if (r.datagram && std::holds_alternative<wire::CookieReply>(*r.datagram)) FUZZ_CHECK(size == wire::kCookieReplySize);
   if (auto fr = wire::decode_frame(in)) {
     FUZZ_CHECK(fr->type == wire::kFrameWhole || (fr->index < fr->count && fr->count <= wire::kMaxFragments &&
                                                  !fr->body.empty()));

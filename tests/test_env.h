@@ -4,7 +4,11 @@
 #include <cstring>
 #include <vector>
 
+#include "crypto/session.h"
+#include "engine/message.h"
+#include "engine/methods.h"
 #include "sim/rng.h"
+#include "storjnet/config.h"
 #include "storjnet/environment.h"
 
 namespace storjnet::test {
@@ -36,5 +40,39 @@ class ManualEnv final : public Environment {
   TimePoint now_{1'000'000'000};
   sim::Rng rng_;
 };
+
+// Forger: seals messages as `me` towards the node whose key is `peer`, exactly as an engine would, for tests
+// that forge sources or flood. Each datagram gets the next nonce counter of one session (epoch, salt).
+class Forger {
+ public:
+  Forger(Identity me, const PublicKey& peer, uint64_t epoch = 1, uint32_t network_id = EngineConfig{}.network_id)
+      : me_(std::move(me)), network_id_(network_id), epoch_(epoch) {
+    valid_ = crypto::derive_session_key(me_, peer, key_, /*cache=*/false);  // keep the receiver paying
+  }
+  bool valid() const { return valid_; }
+  const Identity& identity() const { return me_; }
+  Bytes seal(ByteView message, const wire::Cookie* cookie = nullptr) {
+    return msg::seal(network_id_, me_.public_key(), key_, wire::make_nonce(epoch_, 0x5a17, counter_++),
+                     msg::whole_frame(message), cookie);
+  }
+  Bytes request(Method m, ByteView payload, uint32_t rpc_id = 1, const wire::Cookie* cookie = nullptr) {
+    return seal(msg::make(msg::kRequest, rpc_id, static_cast<uint8_t>(m), payload), cookie);
+  }
+
+ private:
+  Identity me_;
+  uint32_t network_id_;
+  uint64_t epoch_, counter_ = 0;
+  crypto::SessionKey key_{};
+  bool valid_ = false;
+};
+
+// A deterministic identity for tests: seed bytes [n (LE, 8 bytes), tag, 0...].
+inline Identity test_identity(uint64_t n, uint8_t tag = 0x51) {
+  std::array<uint8_t, 32> seed{};
+  std::memcpy(seed.data(), &n, 8);
+  seed[8] = tag;
+  return Identity::from_seed(seed);
+}
 
 }  // namespace storjnet::test

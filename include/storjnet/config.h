@@ -16,6 +16,16 @@ struct ReassemblyLimits {
 
 }  // namespace wire
 
+// Anti-amplification (docs/protocol.md, "Threat model"): what a node sends to an unproven address.
+struct AmplificationLimits {
+  size_t max_entries = 65536;             // (address, key) pairs tracked; least recently used evicted
+  double factor = 3;                      // bytes sent per byte received while unproven
+  size_t hold_per_address = 256 * 1024;   // answers held for one unproven (address, key), bytes
+  size_t hold_per_prefix = 1024 * 1024;   // held for one /24 (IPv4) or /48 (IPv6)
+  size_t hold_total = 8 * 1024 * 1024;    // held in all
+  Duration hold_timeout = 3s;             // a held answer waits this long for the address proof
+};
+
 struct EngineConfig {
   uint32_t network_id = 0x53544a31;  // "STJ1"
   Duration rpc_timeout = 2s;         // total time a request may take, retries included
@@ -25,6 +35,20 @@ struct EngineConfig {
   double peer_request_rate = 5000;   // requests/s accepted from one peer for rate-limited methods
   double peer_request_burst = 10000;
   wire::ReassemblyLimits reassembly;
+  // --- hostile traffic (docs/protocol.md, "Threat model") ---
+  AmplificationLimits amplification;
+  size_t max_pending_per_peer = 16384;    // outstanding requests to one peer key (a quarter of max_pending_rpcs)
+  size_t max_pending_per_prefix = 32768;  // ... to one /24 or /48 prefix (a half)
+  double new_key_rate = 2000;             // key derivations/s for senders without a session (all of them)
+  double new_key_burst = 2000;
+  double new_key_prefix_rate = 100;       // under load: per prefix, for datagrams with a valid cookie
+  double new_key_prefix_burst = 100;
+  size_t new_key_prefix_table = 4096;     // prefixes tracked under load (table reset when full)
+  size_t failed_key_cache = 4096;         // keys whose datagram failed, with their derived key
+  Duration cookie_lifetime = 120s;        // cookie secret rotation; a cookie is valid 1 to 2 lifetimes
+  Duration cookie_keep = 60s;             // a sender attaches a received cookie this long
+  size_t cookies_kept = 4096;             // cookies a sender keeps (table reset when full)
+  Duration epoch_reserve = 3600s;         // epoch high-water mark persisted this far ahead
 };
 
 }  // namespace storjnet

@@ -34,6 +34,10 @@ class DhtStorage {
   virtual void save_contacts(const std::vector<Contact>& contacts) = 0;
   virtual std::vector<Contact> load_contacts() = 0;
   virtual void flush() {}
+  // The engine's epoch high-water mark (docs/protocol.md 1.4): nonces stay ordered across restarts and
+  // backward clock steps. 0 when none was saved; backends without durable storage keep nothing.
+  virtual uint64_t load_epoch_floor() { return 0; }
+  virtual void save_epoch_floor(uint64_t) {}
 };
 
 std::unique_ptr<DhtStorage> make_memory_storage();

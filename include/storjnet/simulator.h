@@ -7,9 +7,11 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "storjnet/contact.h"
+#include "storjnet/dht_storage.h"
 #include "storjnet/node.h"
 
 namespace storjnet {
@@ -59,6 +61,18 @@ class Simulator {
   bool alive(size_t i) const;
   // Replaces node i by a fresh Node with the same identity and address (a restart that lost memory).
   void restart(size_t i, const NodeConfig& config);
+  // The same, on `storage` (a restart that kept its disk).
+  void restart(size_t i, const NodeConfig& config, std::unique_ptr<DhtStorage> storage);
+
+  // --- hostile traffic ---
+  // Datagrams node i sends from now on arrive with source `as` (a forged source address); nullopt: its own.
+  void spoof(size_t i, std::optional<Endpoint> as);
+  // Delivers `data` to node `to` after `delay`, as if sent from `from` (any address, forged or not).
+  void inject(const Endpoint& from, size_t to, Bytes data, Duration delay = 1ms);
+  // Sees every datagram a node sends (before loss or partition): source node, destination, size.
+  void set_send_tap(std::function<void(size_t from, const Endpoint& to, size_t bytes)> tap);
+  // Steps node i's wall clock (its Environment::unix_us) by `delta`; negative goes back in time.
+  void step_wall_clock(size_t i, std::chrono::microseconds delta);
   // side[i] names node i's side; datagrams between different sides are dropped. Empty vector heals.
   void partition(std::vector<uint8_t> side);
   void heal() { partition({}); }

@@ -86,4 +86,10 @@ bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& o
   return true;
 }
 
+void clear_key_caches() {
+  std::lock_guard lock(mu);
+  converted.clear();
+  pairs.clear();
+}
+
 }  // namespace storjnet::crypto

@@ -24,4 +24,8 @@ bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t,
 bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out,
               const std::function<bool(std::array<uint8_t, 32>&)>& compute);
 
+// Forgets everything cached. For tests that need a receiver to pay for key work a sender in the same process
+// already did (the cache is process-wide).
+void clear_key_caches();
+
 }  // namespace storjnet::crypto

@@ -40,6 +40,7 @@ class SqliteStorage final : public DhtStorage {
     exec("CREATE TABLE IF NOT EXISTS dht_values (key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER,"
          " publisher BLOB, stored_at INTEGER, original INTEGER)");
     exec("CREATE TABLE IF NOT EXISTS routing (id BLOB PRIMARY KEY, pk BLOB NOT NULL, endpoint TEXT NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
     get_ = std::make_unique<Stmt>(db_, "SELECT value, version, publisher, stored_at, original FROM dht_values WHERE key=?");
     put_ = std::make_unique<Stmt>(db_, "INSERT OR REPLACE INTO dht_values VALUES (?,?,?,?,?,?)");
     del_ = std::make_unique<Stmt>(db_, "DELETE FROM dht_values WHERE key=?");
@@ -138,6 +139,17 @@ class SqliteStorage final : public DhtStorage {
   }
 
   void flush() override { exec("PRAGMA wal_checkpoint(PASSIVE)"); }
+
+  uint64_t load_epoch_floor() override {
+    Stmt s(db_, "SELECT value FROM meta WHERE name='epoch_floor'");
+    return sqlite3_step(s.get()) == SQLITE_ROW ? static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)) : 0;
+  }
+  void save_epoch_floor(uint64_t floor) override {
+    // Never throws: a failed write leaves the previous mark (the node keeps running; see the Threat model).
+    std::string sql = "INSERT OR REPLACE INTO meta VALUES ('epoch_floor'," +
+                      std::to_string(static_cast<int64_t>(floor)) + ")";
+    sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  }
 
  private:
   void exec(const char* sql) {

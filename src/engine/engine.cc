@@ -4,17 +4,32 @@
 #include <cstring>
 
 #include "common/msgpack_util.h"
+#include "crypto/key_cache.h"
+#include "engine/message.h"
 #include "wire/datagram.h"
 #include "wire/frame.h"
 
 namespace storjnet {
 
 namespace {
-constexpr size_t kMessageHeader = 6;  // type (1) | rpc id (4, BE) | method (1)
+constexpr size_t kMessageHeader = msg::kHeader;
+
+// Bytes on the wire for a message of `len` bytes (every datagram, fragments included).
+size_t sealed_size(size_t len, bool cookie) {
+  size_t per = wire::kSealedOverhead + (cookie ? wire::kCookieSize : 0);
+  if (len <= wire::kMaxWhole) return per + 1 + len;
+  size_t count = (len + wire::kMaxChunk - 1) / wire::kMaxChunk;
+  return count * (per + wire::kFragmentHeaderSize) + len;
 }
+}  // namespace
 
 Engine::Engine(Environment& env, Identity identity, EngineConfig config)
-    : env_(env), identity_(std::move(identity)), config_(config), reassembler_(config.reassembly) {
+    : env_(env),
+      identity_(std::move(identity)),
+      config_(config),
+      reassembler_(config.reassembly),
+      guard_(config.amplification, drops_),
+      first_contact_(env, config_) {
   set_handler(Method::kPing, [this](const IncomingRequest&, const Reply& r) { r.ok(identity_.id().view()); });
   set_handler(Method::kStun, [](const IncomingRequest& req, const Reply& r) {
     r.ok(pack(std::make_tuple(req.from.endpoint.ip_string(), req.from.endpoint.port)));
@@ -54,15 +69,31 @@ Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionK
   Session& s = sessions_[pk];
   s.key = key;
   s.id = Identity::id_of(pk);
-  // A node-wide strictly increasing epoch orders this session after every earlier one, across restarts too.
-  last_epoch_ = std::max(env_.unix_us(), last_epoch_ + 1);
-  s.tx_epoch = last_epoch_;
+  s.tx_epoch = next_epoch();
   s.tx_salt = env_.random_u64();
   s.last_used = env_.now();
   s.tokens = config_.peer_request_burst;
   s.tokens_at = s.last_used;
   ++stats_.sessions_created;
   return &s;
+}
+
+void Engine::set_epoch_floor(uint64_t floor, std::function<void(uint64_t)> persist) {
+  last_epoch_ = std::max(last_epoch_, floor);
+  epoch_reserved_ = last_epoch_;  // the first new session persists a mark before using its epoch
+  epoch_persist_ = std::move(persist);
+}
+
+uint64_t Engine::next_epoch() {
+  // A node-wide strictly increasing epoch orders each session after every earlier one; the persisted mark
+  // (set_epoch_floor) keeps it so across restarts and backward clock steps.
+  last_epoch_ = std::max(env_.unix_us(), last_epoch_ + 1);
+  if (epoch_persist_ && last_epoch_ >= epoch_reserved_) {
+    auto reserve = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(config_.epoch_reserve).count());
+    epoch_reserved_ = last_epoch_ + std::max<uint64_t>(reserve, 1);
+    epoch_persist_(epoch_reserved_);
+  }
+  return last_epoch_;
 }
 
 void Engine::evict_sessions() {
@@ -106,19 +137,33 @@ bool Engine::take_token(Session& s) {
 
 void Engine::send_frame(Session& s, const Endpoint& to, ByteView frame) {
   wire::Nonce nonce = wire::make_nonce(s.tx_epoch, s.tx_salt, s.tx_counter++);
-  Bytes dg;
-  dg.reserve(wire::kSealedOverhead + frame.size());
-  wire::encode_sealed_header(config_.network_id, identity_.public_key(), nonce, dg);
-  crypto::seal(s.key, nonce, {dg.data(), dg.size()}, frame, dg);
+  const wire::Cookie* cookie = nullptr;
+  if (auto c = cookies_.find(to); c != cookies_.end()) {
+    if (c->second.until > env_.now())
+      cookie = &c->second.cookie;
+    else
+      cookies_.erase(c);
+  }
+  Bytes dg = msg::seal(config_.network_id, identity_.public_key(), s.key, nonce, frame, cookie);
   ++stats_.datagrams_out;
   stats_.bytes_out += dg.size();
   env_.send(to, dg);
 }
 
-void Engine::send_message(const Contact& to, ByteView message, uint32_t* msg_id) {
+void Engine::send_message(const Contact& to, ByteView message, SendKind kind, uint32_t* msg_id) {
   Session* s = session_for_send(to.key);
   if (!s) return;
   s->last_used = env_.now();
+  size_t bytes = sealed_size(message.size(), cookies_.count(to.endpoint) > 0);
+  if (!guard_.allow(to.endpoint, to.key, bytes, kind == SendKind::kInitiative, env_.now())) {
+    // Unproven address over its budget (docs/protocol.md, "Threat model"): hold and ask for the proof.
+    drops_.add(DropReason::kAmplificationLimit);
+    if (kind != SendKind::kControl && guard_.hold(to.endpoint, to.key, Bytes(message.begin(), message.end()), env_.now()) &&
+        !hold_sweep_)
+      hold_sweep_ = schedule(config_.amplification.hold_timeout / 2, [this] { sweep_held(); });
+    if (kind != SendKind::kControl) send_challenge(to);
+    return;
+  }
   if (message.size() <= wire::kMaxWhole) {
     scratch_frame_.resize(1 + message.size());
     scratch_frame_[0] = wire::kFrameWhole;
@@ -132,39 +177,55 @@ void Engine::send_message(const Contact& to, ByteView message, uint32_t* msg_id)
   for (auto& f : wire::encode_frames(message, id)) send_frame(*s, to.endpoint, f);
 }
 
-static Bytes make_message(uint8_t type, uint32_t rpc_id, uint8_t method, ByteView payload) {
-  Bytes m(kMessageHeader + payload.size());
-  m[0] = type;
-  wire::put_u32(m.data() + 1, rpc_id);
-  m[5] = method;
-  if (!payload.empty()) std::memcpy(m.data() + kMessageHeader, payload.data(), payload.size());
-  return m;
+
+void Engine::send_challenge(const Contact& to) {
+  uint64_t token = guard_.challenge_token(to.endpoint, to.key, env_.random_u64(), env_.now());
+  ++stats_.challenges_sent;
+  send_message(to, msg::token(kChallenge, token), SendKind::kControl);
+}
+
+void Engine::flush_held(const Contact& to) {
+  for (auto& m : guard_.release(to.endpoint, to.key)) send_message(to, m, SendKind::kAnswer);
+}
+
+void Engine::sweep_held() {
+  hold_sweep_ = TimerId{};
+  guard_.expire(env_.now());
+  if (guard_.holding()) hold_sweep_ = schedule(config_.amplification.hold_timeout / 2, [this] { sweep_held(); });
 }
 
 void Engine::request(const Contact& to, Method method, ByteView payload, RpcCallback cb, RpcOptions opts) {
   auto m = static_cast<uint8_t>(method);
-  if (pending_.size() >= config_.max_pending_rpcs || payload.size() + kMessageHeader > wire::kMaxMessage) {
+  auto peer_it = pending_per_peer_.find(to.key);
+  auto prefix_it = pending_per_prefix_.find(to.endpoint.prefix());
+  bool over_share = (peer_it != pending_per_peer_.end() && peer_it->second >= config_.max_pending_per_peer) ||
+                    (prefix_it != pending_per_prefix_.end() && prefix_it->second >= config_.max_pending_per_prefix);
+  if (over_share) drops_.add(DropReason::kPendingShare);
+  if (over_share || pending_.size() >= config_.max_pending_rpcs || payload.size() + kMessageHeader > wire::kMaxMessage) {
     RpcResult r;
     r.status = RpcStatus::kOverloaded;
     r.from = to;
     cb(std::move(r));
     return;
   }
+  // Unpredictable: a response carrying it from the address we sent to proves the peer receives there.
   uint32_t id;
   do {
-    id = next_rpc_id_++;
+    id = static_cast<uint32_t>(env_.random_u64());
   } while (id == 0 || pending_.count(id));
+  ++pending_per_peer_[to.key];
+  ++pending_per_prefix_[to.endpoint.prefix()];
   int attempts = opts.attempts > 0 ? opts.attempts : config_.rpc_attempts;
   Duration total = opts.timeout.count() > 0 ? opts.timeout : config_.rpc_timeout;
   Pending& p = pending_[id];
   p.to = to;
-  p.message = make_message(kRequest, id, m, payload);
+  p.message = msg::make(kRequest, id, m, payload);
   p.attempts_left = attempts - 1;
   p.attempt_timeout = total / attempts;
   p.cb = std::move(cb);
   p.sent_at = env_.now();
   ++stats_.requests_out[m % kMethodSlots];
-  send_message(to, p.message, &p.msg_id);
+  send_message(to, p.message, SendKind::kInitiative, &p.msg_id);
   p.timer = schedule(p.attempt_timeout, [this, id] { on_rpc_timeout(id); });
 }
 
@@ -177,7 +238,7 @@ void Engine::on_rpc_timeout(uint32_t id) {
     --p.attempts_left;
     ++stats_.retransmits;
     p.sent_at = env_.now();
-    send_message(p.to, p.message, &p.msg_id);
+    send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
     p.timer = schedule(p.attempt_timeout, [this, id] { on_rpc_timeout(id); });
     return;
   }
@@ -186,13 +247,21 @@ void Engine::on_rpc_timeout(uint32_t id) {
   r.status = RpcStatus::kTimeout;
   r.from = p.to;
   auto cb = std::move(p.cb);
+  release_share(p.to);
   pending_.erase(it);
   cb(std::move(r));
 }
 
+void Engine::release_share(const Contact& to) {
+  if (auto p = pending_per_peer_.find(to.key); p != pending_per_peer_.end() && --p->second == 0)
+    pending_per_peer_.erase(p);
+  if (auto p = pending_per_prefix_.find(to.endpoint.prefix()); p != pending_per_prefix_.end() && --p->second == 0)
+    pending_per_prefix_.erase(p);
+}
+
 void Engine::notify(const Contact& to, Method m, ByteView payload) {
   if (payload.size() + kMessageHeader > wire::kMaxMessage) return;
-  send_message(to, make_message(kOneway, 0, static_cast<uint8_t>(m), payload));
+  send_message(to, msg::make(kOneway, 0, static_cast<uint8_t>(m), payload), SendKind::kInitiative);
 }
 
 void Engine::respond(const Contact& to, uint32_t rpc_id, uint8_t method, MsgType type, ByteView payload) {
@@ -200,7 +269,7 @@ void Engine::respond(const Contact& to, uint32_t rpc_id, uint8_t method, MsgType
     type = kError;
     payload = as_bytes("response too large");
   }
-  send_message(to, make_message(type, rpc_id, method, payload));
+  send_message(to, msg::make(type, rpc_id, method, payload), SendKind::kAnswer);
 }
 
 void Reply::ok(ByteView payload) const {
@@ -309,6 +378,8 @@ void Engine::on_datagram(const Endpoint& from, ByteView data) {
       hellos_.erase(it);
       cb(Contact::from_key(hr->responder, from));
     }
+  } else if (auto* c = std::get_if<wire::CookieReply>(&*r.datagram)) {
+    handle_cookie_reply(from, *c);
   } else {
     handle_sealed(from, std::get<wire::Sealed>(*r.datagram));
   }
@@ -336,21 +407,15 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
       return;
     }
   } else {
-    // Unknown sender: derive the key (uncached) and authenticate before keeping any state for it.
     crypto::SessionKey key;
-    if (!crypto::derive_session_key(identity_, s.sender, key, /*cache=*/false)) {
-      drops_.add(DropReason::kBadKey);
-      return;
-    }
-    if (!crypto::open(key, s.nonce, s.header, s.ciphertext, scratch_plain_)) {
-      drops_.add(DropReason::kAuthFailed);
-      return;
-    }
+    if (!open_first_contact(from, s, key)) return;
     crypto::remember_session_key(identity_, s.sender, key);
+    first_contact_.forget_failed(s.sender);
     sess = new_session(s.sender, key);
   }
   sess->rx.accept(epoch, salt, counter);
   sess->last_used = env_.now();
+  guard_.received(from, s.sender, s.size(), env_.now());
   Contact contact{sess->id, s.sender, from};
 
   auto frame = wire::decode_frame(scratch_plain_);
@@ -376,6 +441,67 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
   }
 }
 
+bool Engine::open_first_contact(const Endpoint& from, const wire::Sealed& s, crypto::SessionKey& key) {
+  // Unknown sender: authenticate before keeping any state for it. The key work (curve operations) is paid
+  // from the first-contact budget unless the key is already known: cached pair key, or failed before.
+  const std::optional<crypto::SessionKey>* failed = first_contact_.failed(s.sender);
+  if (failed && !*failed) {
+    drops_.add(DropReason::kBadKey);
+    return false;
+  }
+  if (failed) {
+    key = **failed;
+  } else if (!crypto::cached_pair_key(identity_.public_key(), s.sender, key)) {
+    switch (first_contact_.admit(from, s.cookie)) {
+      case FirstContact::Admit::kWork: break;
+      case FirstContact::Admit::kSendCookie:
+      case FirstContact::Admit::kBadCookie: {
+        // Stateless, and smaller than the datagram it answers: no amplification, nothing kept.
+        wire::CookieReply c{identity_.public_key(), s.nonce, first_contact_.cookie_for(from)};
+        Bytes dg = wire::encode_cookie_reply(config_.network_id, c);
+        ++stats_.datagrams_out;
+        ++stats_.cookies_sent;
+        stats_.bytes_out += dg.size();
+        env_.send(from, dg);
+        drops_.add(s.cookie ? DropReason::kBadCookie : DropReason::kKeyBudget);
+        return false;
+      }
+      case FirstContact::Admit::kDrop: drops_.add(DropReason::kKeyBudget); return false;
+    }
+    ++stats_.key_derivations;
+    if (!crypto::derive_session_key(identity_, s.sender, key, /*cache=*/false)) {
+      first_contact_.remember_failed(s.sender, std::nullopt);
+      drops_.add(DropReason::kBadKey);
+      return false;
+    }
+  }
+  if (!crypto::open(key, s.nonce, s.header, s.ciphertext, scratch_plain_)) {
+    if (!failed) first_contact_.remember_failed(s.sender, key);
+    drops_.add(DropReason::kAuthFailed);
+    return false;
+  }
+  return true;
+}
+
+void Engine::handle_cookie_reply(const Endpoint& from, const wire::CookieReply& c) {
+  // Accepted only when it echoes the nonce of a datagram our current session with the responder sent: an
+  // off-path party cannot know the session's salt.
+  uint64_t epoch, salt, counter;
+  wire::split_nonce(c.nonce, epoch, salt, counter);
+  auto it = sessions_.find(c.responder);
+  if (it == sessions_.end() || it->second.tx_epoch != epoch || it->second.tx_salt != salt ||
+      counter >= it->second.tx_counter) {
+    drops_.add(DropReason::kBadCookie);
+    return;
+  }
+  ++stats_.cookies_received;
+  if (cookies_.size() >= config_.cookies_kept) cookies_.clear();
+  cookies_[from] = KeptCookie{c.cookie, env_.now() + config_.cookie_keep};
+  // Resend at once what waits for this peer there (the retry schedule is unchanged).
+  for (auto& [id, p] : pending_)
+    if (p.to.key == c.responder && p.to.endpoint == from) send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
+}
+
 void Engine::sweep_reassembly() {
   reassembly_sweep_ = TimerId{};
   drops_.add(DropReason::kReassemblyTimeout, reassembler_.expire(env_.now()));
@@ -384,7 +510,7 @@ void Engine::sweep_reassembly() {
 }
 
 void Engine::handle_message(const Contact& from, ByteView m) {
-  if (m.size() < kMessageHeader || m[0] > kOneway) {
+  if (m.size() < kMessageHeader || m[0] > kEcho) {
     drops_.add(DropReason::kBadMessage);
     return;
   }
@@ -392,6 +518,22 @@ void Engine::handle_message(const Contact& from, ByteView m) {
   uint32_t rpc_id = wire::get_u32(m.data() + 1);
   uint8_t method = m[5];
   ByteView payload = m.subspan(kMessageHeader);
+
+  if (type == kChallenge || type == kEcho) {
+    if (payload.size() != 8) {
+      drops_.add(DropReason::kBadMessage);
+      return;
+    }
+    if (type == kChallenge) {
+      send_message(from, msg::token(kEcho, wire::get_u64(payload.data())), SendKind::kControl);
+    } else if (guard_.echo(from.endpoint, from.key, wire::get_u64(payload.data()), env_.now())) {
+      ++stats_.addresses_proven;
+      flush_held(from);
+    } else {
+      drops_.add(DropReason::kBadEcho);
+    }
+    return;
+  }
 
   if (type == kRequest || type == kOneway) {
     if (method >= kMethodSlots) {
@@ -426,7 +568,14 @@ void Engine::handle_message(const Contact& from, ByteView m) {
   }
   Pending p = std::move(it->second);
   pending_.erase(it);
+  release_share(p.to);
   timers_.cancel(p.timer);
+  // The rpc id is unguessable and went only to p.to.endpoint: an answer from there proves the address.
+  if (p.to.endpoint == from.endpoint && !guard_.proven(from.endpoint, from.key)) {
+    guard_.prove(from.endpoint, from.key, env_.now());
+    ++stats_.addresses_proven;
+    flush_held(from);
+  }
   RpcResult r;
   r.from = from;
   r.rtt = env_.now() - p.sent_at;

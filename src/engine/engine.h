@@ -13,11 +13,14 @@
 #include <unordered_map>
 
 #include "crypto/session.h"
+#include "engine/address_guard.h"
+#include "engine/first_contact.h"
 #include "engine/methods.h"
 #include "engine/timer_queue.h"
 #include "storjnet/contact.h"
 #include "storjnet/environment.h"
 #include "storjnet/identity.h"
+#include "storjnet/keyed_hash.h"
 #include "wire/drop_reason.h"
 #include "storjnet/config.h"
 #include "wire/reassembler.h"
@@ -25,6 +28,7 @@
 namespace storjnet {
 namespace wire {
 struct Sealed;
+struct CookieReply;
 }
 
 enum class RpcStatus { kOk, kTimeout, kRemoteError, kOverloaded };
@@ -74,6 +78,8 @@ using Handler = std::function<void(const IncomingRequest&, const Reply&)>;
 struct EngineStats {
   uint64_t datagrams_in = 0, datagrams_out = 0, bytes_in = 0, bytes_out = 0;
   uint64_t retransmits = 0, timeouts = 0, sessions_created = 0, sessions_evicted = 0;
+  uint64_t key_derivations = 0;  // X25519 work for senders without a session
+  uint64_t cookies_sent = 0, cookies_received = 0, challenges_sent = 0, addresses_proven = 0;
   std::array<uint64_t, kMethodSlots> requests_out{}, requests_in{};
 };
 
@@ -119,6 +125,15 @@ class Engine {
   size_t session_count() const { return sessions_.size(); }
   size_t pending_rpcs() const { return pending_.size(); }
   size_t reassembly_bytes() const { return reassembler_.bytes_in_use(); }
+  size_t held_bytes() const { return guard_.held_bytes(); }
+  // True once `key` proved it receives at `ep` (docs/protocol.md, "Threat model").
+  bool address_proven(const Endpoint& ep, const PublicKey& key) const { return guard_.proven(ep, key); }
+
+  // Epoch persistence: the epoch in nonces only ever grows, across restarts and clock steps. `floor` is the
+  // high-water mark persisted by an earlier run (0: none); `persist` is called (rarely) with a new mark
+  // EngineConfig::epoch_reserve ahead of the epochs in use, before any of them is used.
+  void set_epoch_floor(uint64_t floor, std::function<void(uint64_t)> persist);
+  uint64_t last_epoch() const { return last_epoch_; }
 
  private:
   friend class Reply;
@@ -156,17 +171,28 @@ class Engine {
     TimerId timer;
     std::function<void(std::optional<Contact>)> cb;
   };
-  enum MsgType : uint8_t { kRequest = 0, kResponse = 1, kError = 2, kOneway = 3 };
+  enum MsgType : uint8_t { kRequest = 0, kResponse = 1, kError = 2, kOneway = 3, kChallenge = 4, kEcho = 5 };  // msg::Type
+  // What a send is, for the anti-amplification budget: our own request or one-way message; an answer
+  // (held when over budget); or a challenge/echo (never held).
+  enum class SendKind { kInitiative, kAnswer, kControl };
 
   Session* session_for_send(const PublicKey& pk);
   Session* new_session(const PublicKey& pk, const crypto::SessionKey& key);
   void evict_sessions();
-  // Sends `message`; a multi-fragment message gets a msg_id stored in *msg_id (0: assign one), so a
-  // retransmission reuses it and the receiver's partial reassembly fills in only what was lost.
-  void send_message(const Contact& to, ByteView message, uint32_t* msg_id = nullptr);
+  // Sends `message` if the address budget allows, else holds it (kInitiative, kAnswer) and challenges the
+  // address. A multi-fragment message gets a msg_id stored in *msg_id (0: assign one), so a retransmission
+  // reuses it and the receiver's partial reassembly fills in only what was lost.
+  void send_message(const Contact& to, ByteView message, SendKind kind, uint32_t* msg_id = nullptr);
   void send_frame(Session& s, const Endpoint& to, ByteView frame);
+  void send_challenge(const Contact& to);
+  void flush_held(const Contact& to);
+  void sweep_held();
   void handle_sealed(const Endpoint& from, const wire::Sealed& s);
+  // Authenticates a datagram from a sender without a session, within the first-contact budget.
+  bool open_first_contact(const Endpoint& from, const wire::Sealed& s, crypto::SessionKey& key);
+  void handle_cookie_reply(const Endpoint& from, const wire::CookieReply& c);
   void handle_message(const Contact& from, ByteView message);
+  void release_share(const Contact& to);  // a pending request to `to` ended
   void respond(const Contact& to, uint32_t rpc_id, uint8_t method, MsgType type, ByteView payload);
   void on_rpc_timeout(uint32_t rpc_id);
   void on_hello_timeout(uint64_t challenge);
@@ -174,6 +200,7 @@ class Engine {
   bool take_token(Session& s);
   void sweep_reassembly();
   void update_wake();
+  uint64_t next_epoch();
 
   Environment& env_;
   Identity identity_;
@@ -189,9 +216,20 @@ class Engine {
   TimerQueue timers_;
   TimePoint requested_wake_ = TimerQueue::kNever;
   uint64_t last_epoch_ = 0;
-  uint32_t next_rpc_id_ = 1;
+  uint64_t epoch_reserved_ = 0;  // persisted high-water mark (with epoch_persist_)
+  std::function<void(uint64_t)> epoch_persist_;
   DropCounters drops_;
   EngineStats stats_;
+  AddressGuard guard_;
+  TimerId hold_sweep_;
+  FirstContact first_contact_;
+  struct KeptCookie {
+    wire::Cookie cookie;
+    TimePoint until;
+  };
+  std::unordered_map<Endpoint, KeptCookie> cookies_;  // received from peers under load, attached when sending
+  std::unordered_map<PublicKey, uint32_t, KeyedHash> pending_per_peer_;
+  std::unordered_map<Endpoint::Prefix, uint32_t> pending_per_prefix_;
   Bytes scratch_plain_, scratch_frame_;
 };
 

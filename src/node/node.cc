@@ -7,11 +7,17 @@
 namespace storjnet {
 
 Node::Node(Environment& env, Identity identity, NodeConfig config, std::unique_ptr<DhtStorage> storage)
-    : engine_(std::make_unique<Engine>(env, std::move(identity), config.engine)),
-      dht_(std::make_unique<Dht>(*engine_, config.dht, storage ? std::move(storage) : make_memory_storage())),
-      messages_(std::make_unique<Messages>(*engine_, *dht_, config.messages)),
-      streams_(std::make_unique<Streams>(*engine_, *dht_, config.streams)),
-      pubsub_(std::make_unique<Pubsub>(*engine_, *dht_, config.pubsub)) {}
+    : engine_(std::make_unique<Engine>(env, std::move(identity), config.engine)) {
+  if (!storage) storage = make_memory_storage();
+  // The epoch high-water mark lives in the node's storage, which the DHT owns and outlives every session the
+  // engine creates (the engine creates none while the node is destroyed).
+  DhtStorage* disk = storage.get();
+  engine_->set_epoch_floor(disk->load_epoch_floor(), [disk](uint64_t floor) { disk->save_epoch_floor(floor); });
+  dht_ = std::make_unique<Dht>(*engine_, config.dht, std::move(storage));
+  messages_ = std::make_unique<Messages>(*engine_, *dht_, config.messages);
+  streams_ = std::make_unique<Streams>(*engine_, *dht_, config.streams);
+  pubsub_ = std::make_unique<Pubsub>(*engine_, *dht_, config.pubsub);
+}
 
 Node::~Node() = default;
 

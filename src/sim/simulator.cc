@@ -15,12 +15,15 @@ constexpr uint64_t kUnixBaseUs = 1'800'000'000'000'000ull;  // virtual wall cloc
 
 enum class EventKind : uint8_t { kDeliver, kWake };
 
+constexpr uint32_t kInjected = 0xffffffffu;  // Event::src of a datagram injected by the test
+
 struct Event {
   TimePoint at;
   uint64_t seq;
   uint32_t dst, src;
   EventKind kind;
   Bytes data;
+  Endpoint from;  // source address as the receiver sees it (forged when spoofed or injected)
 };
 struct Later {
   bool operator()(const Event& a, const Event& b) const { return a.at != b.at ? a.at > b.at : a.seq > b.seq; }
@@ -40,7 +43,11 @@ struct Simulator::Impl {
     sim::Rng rng;
     SimEnv(Impl* s, uint32_t i, uint64_t seed) : sim(s), index(i), rng(seed) {}
     TimePoint now() override { return sim->now; }
-    uint64_t unix_us() override { return kUnixBaseUs + std::chrono::duration_cast<std::chrono::microseconds>(sim->now).count(); }
+    int64_t clock_step_us = 0;  // Simulator::step_wall_clock
+    uint64_t unix_us() override {
+      return kUnixBaseUs + static_cast<uint64_t>(
+                               std::chrono::duration_cast<std::chrono::microseconds>(sim->now).count() + clock_step_us);
+    }
     void send(const Endpoint& to, ByteView dg) override { sim->send(index, to, dg); }
     void wake_at(TimePoint at) override { sim->wake(index, at); }
     void random(std::span<uint8_t> out) override {
@@ -56,6 +63,7 @@ struct Simulator::Impl {
     PublicKey key{};
     TimePoint wake = TimePoint::max();
     bool alive = true;
+    std::optional<Endpoint> spoof_as;
   };
 
   SimConfig config;
@@ -68,6 +76,7 @@ struct Simulator::Impl {
   std::vector<Identity> identities;
   std::vector<uint8_t> side;
   SimStats stats;
+  std::function<void(size_t, const Endpoint&, size_t)> tap;
 
   explicit Impl(SimConfig c) : config(c), net_rng(c.seed ^ 0x6e6574776f726bull) {}
 
@@ -85,13 +94,15 @@ struct Simulator::Impl {
     return Duration(lo + static_cast<int64_t>(h % uint64_t(hi - lo + 1)));
   }
 
-  void push(TimePoint at, uint32_t dst, uint32_t src, EventKind k, Bytes data) {
-    queue.push(Event{at, seq++, dst, src, k, std::move(data)});
+  void push(TimePoint at, uint32_t dst, uint32_t src, EventKind k, Bytes data, Endpoint from = {}) {
+    queue.push(Event{at, seq++, dst, src, k, std::move(data), from});
   }
 
   void send(uint32_t src, const Endpoint& to, ByteView dg) {
     if (!slots[src].alive) return;
     ++stats.sent;
+    if (tap) tap(src, to, dg.size());
+    Endpoint from = slots[src].spoof_as ? *slots[src].spoof_as : endpoint(src);
     long dst = index_of(to);
     if (dst < 0) {
       ++stats.unroutable;
@@ -112,7 +123,7 @@ struct Simulator::Impl {
     for (int c = 0; c < copies; ++c) {
       Duration d = base;
       if (link.jitter.count() > 0) d += Duration(static_cast<int64_t>(net_rng.below(link.jitter.count() + 1)));
-      push(now + d, static_cast<uint32_t>(dst), src, EventKind::kDeliver, Bytes(dg.begin(), dg.end()));
+      push(now + d, static_cast<uint32_t>(dst), src, EventKind::kDeliver, Bytes(dg.begin(), dg.end()), from);
     }
   }
 
@@ -143,7 +154,7 @@ struct Simulator::Impl {
     uint64_t h = sim::mix64(trace, static_cast<uint64_t>(ev.at.count()));
     h = sim::mix64(h, uint64_t(ev.src) << 32 | ev.dst);
     trace = sim::mix64(h, fnv1a(ev.data));
-    s.node->on_datagram(endpoint(ev.src), ev.data);
+    s.node->on_datagram(ev.from, ev.data);
     return true;
   }
 
@@ -205,12 +216,27 @@ bool Simulator::run_until(const std::function<bool()>& pred, Duration limit) {
 void Simulator::kill(size_t i) { impl_->slots.at(i).alive = false; }
 bool Simulator::alive(size_t i) const { return impl_->slots.at(i).alive; }
 
-void Simulator::restart(size_t i, const NodeConfig& config) {
+void Simulator::restart(size_t i, const NodeConfig& config) { restart(i, config, nullptr); }
+
+void Simulator::restart(size_t i, const NodeConfig& config, std::unique_ptr<DhtStorage> storage) {
   auto& s = impl_->slots.at(i);
   s.node.reset();
   s.alive = true;
   s.wake = TimePoint::max();
-  s.node = std::make_unique<Node>(*s.env, impl_->identities.at(i), config);
+  s.node = std::make_unique<Node>(*s.env, impl_->identities.at(i), config, std::move(storage));
+}
+
+void Simulator::spoof(size_t i, std::optional<Endpoint> as) { impl_->slots.at(i).spoof_as = as; }
+
+void Simulator::inject(const Endpoint& from, size_t to, Bytes data, Duration delay) {
+  if (to >= impl_->slots.size()) throw std::out_of_range("inject: no such node");
+  impl_->push(impl_->now + delay, static_cast<uint32_t>(to), kInjected, EventKind::kDeliver, std::move(data), from);
+}
+
+void Simulator::set_send_tap(std::function<void(size_t, const Endpoint&, size_t)> tap) { impl_->tap = std::move(tap); }
+
+void Simulator::step_wall_clock(size_t i, std::chrono::microseconds delta) {
+  impl_->slots.at(i).env->clock_step_us += delta.count();
 }
 
 void Simulator::partition(std::vector<uint8_t> side) {

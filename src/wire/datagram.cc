@@ -39,14 +39,33 @@ DecodeResult decode(ByteView d, uint32_t network_id) {
       r.datagram = h;
       return r;
     }
-    case Kind::kSealed: {
-      if (d.size() < kSealedOverhead + 1) return drop(DropReason::kTruncated);
+    case Kind::kSealed:
+    case Kind::kSealedCookie: {
+      size_t at = kCommonHeaderSize;
       Sealed s;
-      std::memcpy(s.sender.data(), d.data() + 6, 32);
-      std::memcpy(s.nonce.data(), d.data() + 38, kNonceSize);
-      s.header = d.subspan(0, kSealedHeaderSize);
-      s.ciphertext = d.subspan(kSealedHeaderSize);
+      if (static_cast<Kind>(d[1]) == Kind::kSealedCookie) {
+        if (d.size() < kSealedOverhead + kCookieSize + 1) return drop(DropReason::kTruncated);
+        s.cookie.emplace();
+        std::memcpy(s.cookie->data(), d.data() + at, kCookieSize);
+        at += kCookieSize;
+      } else if (d.size() < kSealedOverhead + 1) {
+        return drop(DropReason::kTruncated);
+      }
+      std::memcpy(s.sender.data(), d.data() + at, 32);
+      std::memcpy(s.nonce.data(), d.data() + at + 32, kNonceSize);
+      s.header = d.subspan(0, at + 32 + kNonceSize);
+      s.ciphertext = d.subspan(at + 32 + kNonceSize);
       r.datagram = s;
+      return r;
+    }
+    case Kind::kCookieReply: {
+      if (d.size() < kCookieReplySize) return drop(DropReason::kTruncated);
+      if (d.size() > kCookieReplySize) return drop(DropReason::kOversized);
+      CookieReply c;
+      std::memcpy(c.responder.data(), d.data() + 6, 32);
+      std::memcpy(c.nonce.data(), d.data() + 38, kNonceSize);
+      std::memcpy(c.cookie.data(), d.data() + 62, kCookieSize);
+      r.datagram = c;
       return r;
     }
   }
@@ -69,11 +88,26 @@ Bytes encode_hello_reply(uint32_t network_id, const HelloReply& r) {
   return out;
 }
 
-void encode_sealed_header(uint32_t network_id, const PublicKey& sender, const Nonce& nonce, Bytes& out) {
-  out.resize(kSealedHeaderSize);
-  put_common(out.data(), Kind::kSealed, network_id);
-  std::memcpy(out.data() + 6, sender.data(), 32);
-  std::memcpy(out.data() + 38, nonce.data(), kNonceSize);
+Bytes encode_cookie_reply(uint32_t network_id, const CookieReply& r) {
+  Bytes out(kCookieReplySize, 0);
+  put_common(out.data(), Kind::kCookieReply, network_id);
+  std::memcpy(out.data() + 6, r.responder.data(), 32);
+  std::memcpy(out.data() + 38, r.nonce.data(), kNonceSize);
+  std::memcpy(out.data() + 62, r.cookie.data(), kCookieSize);
+  return out;
+}
+
+void encode_sealed_header(uint32_t network_id, const PublicKey& sender, const Nonce& nonce, Bytes& out,
+                          const Cookie* cookie) {
+  size_t at = kCommonHeaderSize;
+  out.resize(kSealedHeaderSize + (cookie ? kCookieSize : 0));
+  put_common(out.data(), cookie ? Kind::kSealedCookie : Kind::kSealed, network_id);
+  if (cookie) {
+    std::memcpy(out.data() + at, cookie->data(), kCookieSize);
+    at += kCookieSize;
+  }
+  std::memcpy(out.data() + at, sender.data(), 32);
+  std::memcpy(out.data() + at + 32, nonce.data(), kNonceSize);
 }
 
 Nonce make_nonce(uint64_t epoch_us, uint64_t salt, uint64_t counter) {

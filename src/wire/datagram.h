@@ -1,10 +1,13 @@
-// Datagram codec, wire protocol v1 (docs/protocol.md, "Datagrams"). Pure functions over bytes.
+// Datagram codec, wire protocol v2 (docs/protocol.md, "Datagrams"). Pure functions over bytes.
 //
 // Every datagram starts with: version (1 byte), kind (1 byte), network id (4 bytes, big endian).
-//   HELLO       : + sender public key (32) + challenge (8), zero-padded to exactly kHelloSize bytes
-//   HELLO_REPLY : + responder public key (32) + challenge (8)                      = 46 bytes
-//   SEALED      : + sender public key (32) + nonce (24) + ciphertext (>= 1 + 16-byte tag)
-// The first kSealedHeaderSize bytes of a SEALED datagram are the AEAD's associated data.
+//   HELLO         : + sender public key (32) + challenge (8), zero-padded to exactly kHelloSize bytes
+//   HELLO_REPLY   : + responder public key (32) + challenge (8)                      = 46 bytes
+//   SEALED        : + sender public key (32) + nonce (24) + ciphertext (>= 1 + 16-byte tag)
+//   COOKIE_REPLY  : + responder public key (32) + echoed nonce (24) + cookie (16)     = 78 bytes
+//   SEALED_COOKIE : + cookie (16) + sender public key (32) + nonce (24) + ciphertext
+// The header (everything before the ciphertext) of a SEALED or SEALED_COOKIE datagram is the AEAD's
+// associated data. Frames are sized so a SEALED_COOKIE datagram still fits kMaxDatagram.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -17,7 +20,7 @@
 
 namespace storjnet::wire {
 
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;
 constexpr size_t kMaxDatagram = 1280;
 constexpr size_t kCommonHeaderSize = 6;
 constexpr size_t kHelloSize = 128;
@@ -26,11 +29,14 @@ constexpr size_t kNonceSize = 24;
 constexpr size_t kTagSize = 16;
 constexpr size_t kSealedHeaderSize = kCommonHeaderSize + 32 + kNonceSize;  // 62
 constexpr size_t kSealedOverhead = kSealedHeaderSize + kTagSize;           // 78
-constexpr size_t kMaxSealedPlaintext = kMaxDatagram - kSealedOverhead;     // 1202
+constexpr size_t kCookieSize = 16;
+constexpr size_t kCookieReplySize = kCommonHeaderSize + 32 + kNonceSize + kCookieSize;           // 78
+constexpr size_t kMaxSealedPlaintext = kMaxDatagram - kSealedOverhead - kCookieSize;            // 1186
 
-enum class Kind : uint8_t { kHello = 1, kHelloReply = 2, kSealed = 3 };
+enum class Kind : uint8_t { kHello = 1, kHelloReply = 2, kSealed = 3, kCookieReply = 4, kSealedCookie = 5 };
 
 using Nonce = std::array<uint8_t, kNonceSize>;
+using Cookie = std::array<uint8_t, kCookieSize>;
 
 struct Hello {
   PublicKey sender{};
@@ -43,11 +49,19 @@ struct HelloReply {
 struct Sealed {
   PublicKey sender{};
   Nonce nonce{};
-  ByteView header;      // associated data (first 62 bytes)
-  ByteView ciphertext;  // includes the tag
+  ByteView header;               // associated data (first 62 bytes; 78 with a cookie)
+  ByteView ciphertext;           // includes the tag
+  std::optional<Cookie> cookie;  // set for SEALED_COOKIE
+  size_t size() const { return header.size() + ciphertext.size(); }
+};
+// Sent instead of doing key work for an unknown sender while over the first-contact budget.
+struct CookieReply {
+  PublicKey responder{};
+  Nonce nonce{};  // the nonce of the datagram being answered (proves the reply saw it)
+  Cookie cookie{};
 };
 
-using Decoded = std::variant<Hello, HelloReply, Sealed>;
+using Decoded = std::variant<Hello, HelloReply, Sealed, CookieReply>;
 
 struct DecodeResult {
   std::optional<Decoded> datagram;
@@ -59,8 +73,11 @@ DecodeResult decode(ByteView data, uint32_t network_id);
 
 Bytes encode_hello(uint32_t network_id, const Hello& h);
 Bytes encode_hello_reply(uint32_t network_id, const HelloReply& r);
-// Writes the 62-byte sealed header into `out` (resized); the caller appends ciphertext.
-void encode_sealed_header(uint32_t network_id, const PublicKey& sender, const Nonce& nonce, Bytes& out);
+Bytes encode_cookie_reply(uint32_t network_id, const CookieReply& r);
+// Writes the sealed header into `out` (resized): 62 bytes, or 78 as SEALED_COOKIE when `cookie` is given.
+// The caller appends the ciphertext, sealed with the whole header as associated data.
+void encode_sealed_header(uint32_t network_id, const PublicKey& sender, const Nonce& nonce, Bytes& out,
+                          const Cookie* cookie = nullptr);
 
 // Nonce layout: epoch_us (8, BE) | salt (8) | counter (8, BE).
 Nonce make_nonce(uint64_t epoch_us, uint64_t salt, uint64_t counter);

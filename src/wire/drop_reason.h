@@ -24,6 +24,14 @@ enum class DropReason : uint8_t {
   kUnknownMethod,      // request for a method this node does not serve
   kRateLimited,        // sender exceeded a per-peer or global rate limit
   kSessionLimit,       // no room for a new peer session
+  // hostile traffic (engine guard): anti-amplification, first-contact budget, fair pending RPCs
+  kAmplificationLimit, // send withheld: over 3x the bytes an unproven address sent us (request retried later)
+  kHoldFull,           // answer to an unproven address not held: per-address, per-prefix or total bound
+  kHoldExpired,        // held answer's address did not prove itself in time
+  kBadEcho,            // address echo matching no challenge sent to that address and key
+  kKeyBudget,          // unknown sender not processed: first-contact key budget spent (cookie sent instead)
+  kBadCookie,          // cookie invalid for the source address or expired; cookie reply matching no session
+  kPendingShare,       // request refused: its peer or prefix already holds its share of pending RPCs
   kCount
 };
 
@@ -31,7 +39,9 @@ constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> 
     "truncated",        "oversized",          "bad_version",     "wrong_network",    "bad_kind",
     "bad_key",          "auth_failed",        "replay",          "stale_session",    "bad_frame",
     "reassembly_limit", "reassembly_timeout", "bad_message",     "unexpected_response",
-    "unknown_method",   "rate_limited",       "session_limit"};
+    "unknown_method",   "rate_limited",       "session_limit",
+    "amplification_limit", "hold_full",       "hold_expired",    "bad_echo",         "key_budget",
+    "bad_cookie",       "pending_share"};
 
 struct DropCounters {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};

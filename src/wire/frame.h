@@ -17,8 +17,8 @@ namespace storjnet::wire {
 constexpr uint8_t kFrameWhole = 1;
 constexpr uint8_t kFrameFragment = 2;
 constexpr size_t kFragmentHeaderSize = 9;
-constexpr size_t kMaxWhole = kMaxSealedPlaintext - 1;                  // 1201
-constexpr size_t kMaxChunk = kMaxSealedPlaintext - kFragmentHeaderSize;  // 1193
+constexpr size_t kMaxWhole = kMaxSealedPlaintext - 1;                  // 1185
+constexpr size_t kMaxChunk = kMaxSealedPlaintext - kFragmentHeaderSize;  // 1177
 constexpr size_t kMaxMessage = 128 * 1024;
 constexpr size_t kMaxFragments = (kMaxMessage + kMaxChunk - 1) / kMaxChunk;
 

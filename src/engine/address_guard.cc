@@ -1,0 +1,149 @@
+#include "engine/address_guard.h"
+
+#include <algorithm>
+
+#include "storjnet/keyed_hash.h"
+
+namespace storjnet {
+
+size_t AddressGuard::KeyHash::operator()(const Key& k) const noexcept {
+  return std::hash<Endpoint>()(k.ep) ^ (KeyedHash()(k.pk) * 0x9e3779b97f4a7c15ull);
+}
+
+static size_t hold_charge(const Bytes& m) { return std::max(m.size(), AddressGuard::kMinHoldCharge); }
+
+AddressGuard::Entry& AddressGuard::entry(const Key& k, TimePoint now) {
+  auto it = table_.find(k);
+  if (it == table_.end()) {
+    if (table_.size() >= limits_.max_entries) evict();
+    it = table_.emplace(k, Entry{}).first;
+  }
+  it->second.last = now;
+  return it->second;
+}
+
+void AddressGuard::evict() {
+  // One pass drops an eighth: unproven entries first, then the least recently used. Amortised O(1).
+  std::vector<std::pair<bool, TimePoint>> order;
+  order.reserve(table_.size());
+  for (auto& [k, e] : table_) order.emplace_back(e.proven, e.last);
+  size_t n = std::max<size_t>(1, order.size() / 8);
+  std::nth_element(order.begin(), order.begin() + static_cast<long>(n - 1), order.end());
+  auto cutoff = order[n - 1];
+  for (auto it = table_.begin(); it != table_.end() && n > 0;) {
+    if (std::make_pair(it->second.proven, it->second.last) <= cutoff) {
+      drops_.add(DropReason::kHoldExpired, it->second.held.size());
+      drop_held(it->first, it->second, it->second.held.size());
+      it = table_.erase(it);
+      --n;
+    } else {
+      ++it;
+    }
+  }
+}
+
+void AddressGuard::received(const Endpoint& ep, const PublicKey& pk, size_t bytes, TimePoint now) {
+  Entry& e = entry({ep, pk}, now);
+  if (!e.proven) e.in += bytes;
+}
+
+void AddressGuard::prove(const Endpoint& ep, const PublicKey& pk, TimePoint now) {
+  Entry& e = entry({ep, pk}, now);
+  e.proven = true;
+  e.token = 0;
+}
+
+bool AddressGuard::proven(const Endpoint& ep, const PublicKey& pk) const {
+  auto it = table_.find({ep, pk});
+  return it != table_.end() && it->second.proven;
+}
+
+bool AddressGuard::allow(const Endpoint& ep, const PublicKey& pk, size_t bytes, bool initiative, TimePoint now) {
+  Key k{ep, pk};
+  auto it = table_.find(k);
+  if (it == table_.end()) {
+    if (initiative) return true;  // we chose this address; nothing from it is being amplified
+  } else if (it->second.proven) {
+    it->second.last = now;
+    return true;
+  }
+  Entry& e = it == table_.end() ? entry(k, now) : it->second;
+  if (static_cast<double>(e.out + bytes) > limits_.factor * static_cast<double>(e.in)) return false;
+  e.out += bytes;
+  return true;
+}
+
+uint64_t AddressGuard::challenge_token(const Endpoint& ep, const PublicKey& pk, uint64_t fresh, TimePoint now) {
+  Entry& e = entry({ep, pk}, now);
+  if (e.token == 0) e.token = fresh ? fresh : 1;
+  return e.token;
+}
+
+bool AddressGuard::echo(const Endpoint& ep, const PublicKey& pk, uint64_t token, TimePoint now) {
+  auto it = table_.find({ep, pk});
+  if (it == table_.end() || it->second.token == 0 || it->second.token != token) return false;
+  prove(ep, pk, now);
+  return true;
+}
+
+bool AddressGuard::hold(const Endpoint& ep, const PublicKey& pk, Bytes message, TimePoint now) {
+  Key k{ep, pk};
+  size_t charge = hold_charge(message);
+  Entry& e = entry(k, now);
+  size_t& prefix = held_per_prefix_[ep.prefix()];
+  if (e.held_bytes + charge > limits_.hold_per_address || prefix + charge > limits_.hold_per_prefix ||
+      held_total_ + charge > limits_.hold_total) {
+    if (prefix == 0) held_per_prefix_.erase(ep.prefix());
+    drops_.add(DropReason::kHoldFull);
+    return false;
+  }
+  e.held_bytes += charge;
+  prefix += charge;
+  held_total_ += charge;
+  e.held.push_back({std::move(message), now});
+  holding_.insert(k);
+  return true;
+}
+
+void AddressGuard::drop_held(const Key& k, Entry& e, size_t n) {
+  if (n == 0) return;
+  size_t freed = 0;
+  for (size_t i = 0; i < n; ++i) freed += hold_charge(e.held[i].message);
+  e.held.erase(e.held.begin(), e.held.begin() + static_cast<long>(n));
+  e.held_bytes -= freed;
+  held_total_ -= freed;
+  auto p = held_per_prefix_.find(k.ep.prefix());
+  if (p != held_per_prefix_.end() && (p->second -= freed) == 0) held_per_prefix_.erase(p);
+  if (e.held.empty()) holding_.erase(k);
+}
+
+std::vector<Bytes> AddressGuard::release(const Endpoint& ep, const PublicKey& pk) {
+  Key k{ep, pk};
+  std::vector<Bytes> out;
+  auto it = table_.find(k);
+  if (it == table_.end() || it->second.held.empty()) return out;
+  Entry& e = it->second;
+  for (auto& h : e.held) out.push_back(std::move(h.message));
+  // Charges are recomputed from sizes in drop_held; do it by hand since the messages moved out.
+  size_t freed = e.held_bytes;
+  e.held.clear();
+  e.held_bytes = 0;
+  held_total_ -= freed;
+  auto p = held_per_prefix_.find(ep.prefix());
+  if (p != held_per_prefix_.end() && (p->second -= freed) == 0) held_per_prefix_.erase(p);
+  holding_.erase(k);
+  return out;
+}
+
+void AddressGuard::expire(TimePoint now) {
+  std::vector<Key> keys(holding_.begin(), holding_.end());
+  for (const Key& k : keys) {
+    Entry& e = table_.at(k);
+    size_t n = 0;
+    while (n < e.held.size() && now - e.held[n].at >= limits_.hold_timeout) ++n;
+    drops_.add(DropReason::kHoldExpired, n);
+    drop_held(k, e, n);
+  }
+}
+
+}  // namespace storjnet

@@ -1,0 +1,91 @@
+// AddressGuard: the anti-amplification rule (QUIC, RFC 9000 §8.1) for one node, per (address, peer key).
+//
+// A sealed datagram proves its key, not its source address. Until the holder of a key proves it receives at
+// an address (it echoes a token we sent there: the random rpc id of a request, or an address challenge), we
+// send to that (address, key) at most `factor` times the bytes of the authenticated datagrams that arrived
+// from it. Sends that do not fit are held in a bounded queue (per address, per /24 or /48 prefix, in total)
+// until the proof arrives, and dropped when it does not come in time. Sends on our own initiative to an
+// address we have never heard from are not limited (nothing arrived that could be amplified).
+// The table is bounded: when full, an eighth is evicted, unproven entries first, least recently used first.
+// Pure bookkeeping: no I/O; the engine sends challenges and flushes what release() returns.
+#pragma once
+#include <cstdint>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "storjnet/bytes.h"
+#include "storjnet/config.h"
+#include "storjnet/endpoint.h"
+#include "storjnet/environment.h"
+#include "storjnet/identity.h"
+#include "wire/drop_reason.h"
+
+namespace storjnet {
+
+class AddressGuard {
+ public:
+  static constexpr size_t kMinHoldCharge = 256;  // bookkeeping cost charged per held message
+
+  AddressGuard(AmplificationLimits limits, DropCounters& drops) : limits_(limits), drops_(drops) {}
+
+  // An authenticated datagram of `bytes` arrived from `pk` at `ep`.
+  void received(const Endpoint& ep, const PublicKey& pk, size_t bytes, TimePoint now);
+  // `pk` proved it receives at `ep`: no limit from now on.
+  void prove(const Endpoint& ep, const PublicKey& pk, TimePoint now);
+  bool proven(const Endpoint& ep, const PublicKey& pk) const;
+  // True when `bytes` may be sent now (and charges them). `initiative`: a request or one-way message of ours,
+  // not an answer; it is free towards an address we have never heard from.
+  bool allow(const Endpoint& ep, const PublicKey& pk, size_t bytes, bool initiative, TimePoint now);
+
+  // The token of the address challenge for (ep, pk); `fresh` becomes it when none is outstanding.
+  uint64_t challenge_token(const Endpoint& ep, const PublicKey& pk, uint64_t fresh, TimePoint now);
+  // An echo of `token` came from `pk` at `ep`: true (and proven) when it matches the outstanding challenge.
+  bool echo(const Endpoint& ep, const PublicKey& pk, uint64_t token, TimePoint now);
+
+  // Holds a withheld message; false (counted hold_full) when a bound refuses it.
+  bool hold(const Endpoint& ep, const PublicKey& pk, Bytes message, TimePoint now);
+  // The messages held for (ep, pk), in order, removed from the queue.
+  std::vector<Bytes> release(const Endpoint& ep, const PublicKey& pk);
+  // Drops held messages older than hold_timeout (counted hold_expired).
+  void expire(TimePoint now);
+
+  size_t entries() const { return table_.size(); }
+  size_t held_bytes() const { return held_total_; }
+  bool holding() const { return !holding_.empty(); }
+
+ private:
+  struct Key {
+    Endpoint ep;
+    PublicKey pk;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept;
+  };
+  struct Held {
+    Bytes message;
+    TimePoint at;
+  };
+  struct Entry {
+    uint64_t in = 0, out = 0;  // bytes while unproven
+    bool proven = false;
+    uint64_t token = 0;        // outstanding address challenge (0: none)
+    TimePoint last{};
+    std::vector<Held> held;
+    size_t held_bytes = 0;
+  };
+
+  Entry& entry(const Key& k, TimePoint now);
+  void evict();
+  void drop_held(const Key& k, Entry& e, size_t n);  // first n held messages
+
+  AmplificationLimits limits_;
+  DropCounters& drops_;
+  std::unordered_map<Key, Entry, KeyHash> table_;
+  std::unordered_set<Key, KeyHash> holding_;  // keys with held messages
+  std::unordered_map<Endpoint::Prefix, size_t> held_per_prefix_;
+  size_t held_total_ = 0;
+};
+
+}  // namespace storjnet

@@ -1,0 +1,79 @@
+#include "engine/first_contact.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+
+namespace storjnet {
+
+bool FirstContact::Bucket::take(double rate, double burst, TimePoint now) {
+  double elapsed = std::chrono::duration<double>(now - at).count();
+  tokens = std::min(burst, tokens + std::max(0.0, elapsed) * rate);
+  at = now;
+  if (tokens < 1) return false;
+  tokens -= 1;
+  return true;
+}
+
+FirstContact::FirstContact(Environment& env, const EngineConfig& config) : env_(env), config_(config) {
+  global_.tokens = config.new_key_burst;
+  global_.at = env.now();
+}
+
+void FirstContact::rotate(TimePoint now) {
+  if (have_secret_ && now - rotated_at_ < config_.cookie_lifetime) return;
+  bool both = !have_secret_ || now - rotated_at_ >= 2 * config_.cookie_lifetime;
+  previous_ = secret_;
+  env_.random(secret_);
+  if (both) env_.random(previous_);
+  rotated_at_ = now;
+  have_secret_ = true;
+}
+
+wire::Cookie FirstContact::mac(const std::array<uint8_t, 32>& secret, const Endpoint& from) const {
+  uint8_t in[1 + 16 + 2];
+  in[0] = static_cast<uint8_t>(from.family);
+  std::copy(from.addr.begin(), from.addr.end(), in + 1);
+  in[17] = static_cast<uint8_t>(from.port >> 8);
+  in[18] = static_cast<uint8_t>(from.port);
+  wire::Cookie c;
+  crypto_generichash(c.data(), c.size(), in, sizeof in, secret.data(), secret.size());
+  return c;
+}
+
+wire::Cookie FirstContact::cookie_for(const Endpoint& from) {
+  rotate(env_.now());
+  return mac(secret_, from);
+}
+
+bool FirstContact::cookie_valid(const Endpoint& from, const wire::Cookie& cookie) {
+  rotate(env_.now());
+  auto a = mac(secret_, from), b = mac(previous_, from);
+  return sodium_memcmp(a.data(), cookie.data(), a.size()) == 0 || sodium_memcmp(b.data(), cookie.data(), b.size()) == 0;
+}
+
+FirstContact::Admit FirstContact::admit(const Endpoint& from, const std::optional<wire::Cookie>& cookie) {
+  TimePoint now = env_.now();
+  if (global_.take(config_.new_key_rate, config_.new_key_burst, now)) return Admit::kWork;
+  if (!cookie) return Admit::kSendCookie;
+  if (!cookie_valid(from, *cookie)) return Admit::kBadCookie;
+  auto it = per_prefix_.find(from.prefix());
+  if (it == per_prefix_.end()) {
+    if (per_prefix_.size() >= config_.new_key_prefix_table) per_prefix_.clear();  // all refill to full: fair
+    it = per_prefix_.emplace(from.prefix(), Bucket{config_.new_key_prefix_burst, now}).first;
+  }
+  return it->second.take(config_.new_key_prefix_rate, config_.new_key_prefix_burst, now) ? Admit::kWork
+                                                                                         : Admit::kDrop;
+}
+
+const std::optional<crypto::SessionKey>* FirstContact::failed(const PublicKey& pk) const {
+  auto it = failed_.find(pk);
+  return it == failed_.end() ? nullptr : &it->second;
+}
+
+void FirstContact::remember_failed(const PublicKey& pk, std::optional<crypto::SessionKey> key) {
+  if (failed_.size() >= config_.failed_key_cache) failed_.clear();
+  failed_[pk] = key;
+}
+
+}  // namespace storjnet
