@@ -24,6 +24,8 @@ enum class DropReason : uint8_t {
   kUnknownMethod,      // request for a method this node does not serve
   kRateLimited,        // sender exceeded a per-peer or global rate limit
   kSessionLimit,       // no room for a new peer session
+  kShortFragment,      // a fragment other than the last is not full-size (kMaxChunk)
+  kReassemblyEvicted,  // partial message dropped to make room for a network holding less
   kCount
 };
 
@@ -31,7 +33,8 @@ constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> 
     "truncated",        "oversized",          "bad_version",     "wrong_network",    "bad_kind",
     "bad_key",          "auth_failed",        "replay",          "stale_session",    "bad_frame",
     "reassembly_limit", "reassembly_timeout", "bad_message",     "unexpected_response",
-    "unknown_method",   "rate_limited",       "session_limit"};
+    "unknown_method",   "rate_limited",       "session_limit",
+    "short_fragment",   "reassembly_evicted"};
 
 struct DropCounters {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};
