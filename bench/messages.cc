@@ -28,6 +28,10 @@ static void add_messages(CLI::App& app) {
     lo.port = 0;
     NodeConfig cfg;
     cfg.messages.max_queue = 1 << 22;
+    // One trusted sender: its share and notify rate are the whole queue and unlimited (this measures the path).
+    cfg.messages.max_queue_per_sender = cfg.messages.max_queue_per_prefix = cfg.messages.max_queue;
+    cfg.messages.max_queue_bytes_per_sender = cfg.messages.max_queue_bytes_per_prefix = cfg.messages.max_queue_bytes;
+    cfg.messages.notify_rate = cfg.messages.notify_burst = 1e12;
     Node& a = driver.add_node(lo, Identity::generate(), cfg);
     Node& b = driver.add_node(lo, Identity::generate(), cfg);
     driver.call([&] { a.messages().remember(Contact{b.id(), b.public_key(), driver.local_endpoint(b)}); });

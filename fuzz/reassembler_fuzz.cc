@@ -1,10 +1,11 @@
-// reassembler_fuzz: the input is a sequence of fragment operations from a few peers, with time advances and
-// expiry sweeps, against a Reassembler with small limits.
+// reassembler_fuzz: the input is a sequence of fragment operations from a few peers in two networks
+// (prefixes), with time advances and expiry sweeps, against a Reassembler with small limits.
 //
 // Fragment j of message m from peer p carries bytes all equal to tag(p, m, j), so a completed message can be
 // checked: exactly `count` non-empty runs, in index order, each with the right tag.
-// Invariants: bytes_in_use() <= max_total; every peer's charge <= max_per_peer and the charges sum to
-// bytes_in_use(); no memory is charged iff no partial message is held; a completed message has the announced
+// Invariants: bytes_in_use() <= max_total; every peer's charge <= max_per_peer, every prefix's <=
+// max_per_prefix, and each set of charges sums to bytes_in_use(); a non-last fragment that is not full-size is
+// refused; no memory is charged iff no partial message is held; a completed message has the announced
 // fragment count, the right content and at most max_message bytes; nothing outlives the timeout.
 #include "fuzz_check.h"
 #include <fuzzer/FuzzedDataProvider.h>
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "wire/frame.h"
 #include "wire/reassembler.h"
 
 using namespace storjnet;
@@ -28,6 +30,9 @@ uint8_t tag(int peer, uint32_t msg, uint16_t index) {
   return static_cast<uint8_t>(peer << 6 | msg << 3 | index);
 }
 
+// Peers 0 and 1 send from one /24, 2 and 3 from another (any host in it).
+Endpoint peer_from(int p, uint8_t host) { return Endpoint::v4((p < 2 ? 0x0a000100u : 0x0a000200u) | host, 9); }
+
 const NodeId& peer_id(int p) {
   static const NodeId ids[kPeers] = {NodeId::hash_of(as_bytes("p0")), NodeId::hash_of(as_bytes("p1")),
                                      NodeId::hash_of(as_bytes("p2")), NodeId::hash_of(as_bytes("p3"))};
@@ -40,13 +45,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   wire::ReassemblyLimits lim;
   // Small bounds, chosen by the input within a range, so every bound is hit often.
-  lim.max_message = in.ConsumeIntegralInRange<size_t>(1, 2048);
-  lim.max_per_peer = in.ConsumeIntegralInRange<size_t>(1, 4096);
-  lim.max_total = in.ConsumeIntegralInRange<size_t>(1, 8192);
+  constexpr size_t C = wire::kMaxChunk;
+  lim.max_message = in.ConsumeIntegralInRange<size_t>(1, 6 * C);
+  lim.max_per_peer = in.ConsumeIntegralInRange<size_t>(1, 8 * C);
+  lim.max_per_prefix = in.ConsumeIntegralInRange<size_t>(1, 12 * C);
+  lim.max_total = in.ConsumeIntegralInRange<size_t>(1, 16 * C);
   lim.timeout = std::chrono::milliseconds(in.ConsumeIntegralInRange<int>(1, 100));
   Reassembler r(lim);
   TimePoint now{0};
   Bytes out;
+  DropCounters drops;
 
   auto check = [&] {
     size_t sum = 0;
@@ -55,6 +63,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       sum += r.peer_bytes(peer_id(p));
     }
     FUZZ_CHECK(sum == r.bytes_in_use());
+    size_t by_prefix = 0;
+    for (int p : {0, 2}) {
+      FUZZ_CHECK(r.prefix_bytes(peer_from(p, 0).prefix()) <= lim.max_per_prefix);
+      by_prefix += r.prefix_bytes(peer_from(p, 0).prefix());
+    }
+    FUZZ_CHECK(by_prefix == r.bytes_in_use());
     FUZZ_CHECK(r.bytes_in_use() <= lim.max_total);
     FUZZ_CHECK((r.bytes_in_use() == 0) == r.empty());
     FUZZ_CHECK(r.empty() == (r.partial_messages() == 0));
@@ -69,10 +83,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       uint32_t m = in.ConsumeIntegralInRange<uint32_t>(0, kMsgIds - 1);
       uint16_t count = in.ConsumeIntegralInRange<uint16_t>(0, kMaxCount);
       uint16_t index = in.ConsumeIntegralInRange<uint16_t>(0, kMaxCount);
-      size_t len = in.ConsumeIntegralInRange<size_t>(0, 700);
+      // Mostly full-size chunks (what a sender must send), sometimes any length up to one byte more.
+      size_t len = in.ConsumeBool() ? C : in.ConsumeIntegralInRange<size_t>(0, C + 1);
+      uint8_t host = in.ConsumeIntegral<uint8_t>();
       Bytes chunk(len, tag(p, m, index));
       size_t before = r.bytes_in_use();
-      auto res = r.add(peer_id(p), m, index, count, chunk, now, out);
+      uint64_t evicted = drops.get(DropReason::kReassemblyEvicted);
+      auto res = r.add(peer_id(p), peer_from(p, host), m, index, count, chunk, now, out, drops);
       switch (res) {
         case Reassembler::Result::kInvalid:
           FUZZ_CHECK(r.bytes_in_use() <= before);
@@ -81,11 +98,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           FUZZ_CHECK(r.bytes_in_use() == before);
           break;
         case Reassembler::Result::kIncomplete:
-          FUZZ_CHECK(count > 1 && index < count && len > 0);
-          FUZZ_CHECK(r.bytes_in_use() == before + std::max(len, Reassembler::kMinFragmentCharge));
+          FUZZ_CHECK(count > 1 && index < count && len > 0 && (index + 1 == count || len == C));
+          // Grows by this fragment's charge, less whatever was evicted to make room for it.
+          if (drops.get(DropReason::kReassemblyEvicted) == evicted)
+            FUZZ_CHECK(r.bytes_in_use() == before + std::max(len, Reassembler::kMinFragmentCharge));
+          else
+            FUZZ_CHECK(r.bytes_in_use() < before + std::max(len, Reassembler::kMinFragmentCharge));
           break;
         case Reassembler::Result::kOverLimit:
           FUZZ_CHECK(r.bytes_in_use() <= before);
+          break;
+        case Reassembler::Result::kShortFragment:
+          FUZZ_CHECK(index + 1 < count && len != C && r.bytes_in_use() <= before);
           break;
         case Reassembler::Result::kComplete: {
           FUZZ_CHECK(index < count && len > 0);

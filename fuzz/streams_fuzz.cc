@@ -3,7 +3,9 @@
 // The input is first tried as each body kind; then it drives a RecvBuffer as a sequence of
 // (offset, length, read size) operations checked against a reference copy of the stream.
 // Invariants: no crash or sanitizer report; decoded bodies re-encode identically; the buffer never holds
-// data beyond its window, and what it returns is exactly the reference stream's bytes in order.
+// data beyond its window nor more than max_ahead chunks ahead of a gap, its charge covers what it holds, grows
+// by at most max_charge(len) per add and is zero when empty, and what it returns is exactly the reference
+// stream's bytes in order.
 #include "fuzz_check.h"
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -29,18 +31,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The stream's true content: byte i is (i * 7) & 0xff.
   FuzzedDataProvider fdp(data, size);
   const size_t window = fdp.ConsumeIntegralInRange<size_t>(1, 4096);
-  streams::RecvBuffer rb(window);
+  const size_t min_charge = fdp.ConsumeIntegralInRange<size_t>(0, 256);
+  const size_t max_ahead = fdp.ConsumeIntegralInRange<size_t>(0, 16);
+  streams::RecvBuffer rb(window, min_charge, max_ahead);
   uint64_t consumed = 0;
   while (fdp.remaining_bytes() > 0) {
     uint64_t off = fdp.ConsumeIntegralInRange<uint64_t>(0, consumed + window + 64);
     size_t len = fdp.ConsumeIntegralInRange<size_t>(0, 512);
     Bytes chunk(len);
     for (size_t i = 0; i < len; ++i) chunk[i] = static_cast<uint8_t>((off + i) * 7);
+    size_t charged = rb.charged();
     auto r = rb.add(off, chunk);
+    FUZZ_CHECK(rb.charged() <= charged + rb.max_charge(len));
+    if (r != streams::RecvBuffer::Add::kOk) FUZZ_CHECK(rb.charged() == charged);
     if (len > 0 && off + len > rb.limit()) FUZZ_CHECK(r == streams::RecvBuffer::Add::kBeyondWindow);
     if (len == 0 || off + len <= rb.received()) FUZZ_CHECK(r == streams::RecvBuffer::Add::kOk);
     FUZZ_CHECK(rb.unread() <= window && rb.ahead_bytes() <= window);
     FUZZ_CHECK(rb.received() <= rb.limit());
+    FUZZ_CHECK(rb.ahead_chunks() <= max_ahead);
+    FUZZ_CHECK(rb.charged() >= rb.unread() + rb.ahead_bytes());
+    FUZZ_CHECK((rb.charged() == 0) == (rb.unread() == 0 && rb.ahead_chunks() == 0) || min_charge == 0);
     if (fdp.ConsumeBool()) {
       std::optional<size_t> max;
       if (fdp.ConsumeBool()) max = fdp.ConsumeIntegralInRange<size_t>(0, 1024);

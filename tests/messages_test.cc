@@ -54,24 +54,105 @@ TEST(MessagesCodec, BatchRoundTripAndRejectsGarbage) {
 }
 
 TEST(MessagesInbox, DuplicateBatchIsAnsweredAgainButQueuedOnce) {
-  messages::Inbox inbox(3, 1 << 20);
+  MessagesConfig cfg;
+  cfg.max_queue = 3;
+  messages::Inbox inbox(cfg);
+  const Endpoint::Prefix net = Endpoint::v4(0x0a000001u, 1).prefix();
   NodeId from = NodeId::hash_of(as_bytes("a"));
   messages::Batch b{1, 1, {"1", "2"}};
-  EXPECT_EQ(inbox.deliver(from, b, {}), 2u);
-  EXPECT_EQ(inbox.deliver(from, b, {}), 2u);  // retransmission
+  EXPECT_EQ(inbox.deliver(from, net, b, {}).accepted, 2u);
+  EXPECT_EQ(inbox.deliver(from, net, b, {}).accepted, 2u);  // retransmission
   EXPECT_EQ(inbox.queued(), 2u);
   messages::Batch b2{1, 2, {"3", "4"}};
-  EXPECT_EQ(inbox.deliver(from, b2, {}), 1u);  // queue full after one
-  EXPECT_EQ(inbox.deliver(from, b, {}), 0u);   // stale
+  EXPECT_EQ(inbox.deliver(from, net, b2, {}).accepted, 1u);  // queue full after one
+  EXPECT_EQ(inbox.deliver(from, net, b, {}).accepted, 0u);   // stale
   messages::Batch b3{1, 3, {"4"}};
-  EXPECT_EQ(inbox.deliver(from, b3, {}), 0u);
+  EXPECT_EQ(inbox.deliver(from, net, b3, {}).accepted, 0u);
   auto all = inbox.take_all();
   EXPECT_EQ(all[from], (std::vector<std::string>{"1", "2", "3"}));
-  EXPECT_EQ(inbox.deliver(from, messages::Batch{1, 4, {"4"}}, {}), 1u);
+  EXPECT_EQ(inbox.deliver(from, net, messages::Batch{1, 4, {"4"}}, {}).accepted, 1u);
   messages::Batch restarted{2, 1, {"5"}};  // a restarted sender starts its batches over
-  EXPECT_EQ(inbox.deliver(from, restarted, {}), 1u);
-  EXPECT_EQ(inbox.deliver(from, messages::Batch{1, 9, {"old"}}, {}), 0u);
+  EXPECT_EQ(inbox.deliver(from, net, restarted, {}).accepted, 1u);
+  EXPECT_EQ(inbox.deliver(from, net, messages::Batch{1, 9, {"old"}}, {}).accepted, 0u);
   EXPECT_EQ(inbox.take_all()[from], (std::vector<std::string>{"4", "5"}));
+}
+
+TEST(MessagesInbox, SharesAreFairAcrossSendersAndNetworks) {
+  MessagesConfig cfg;
+  cfg.max_queue = 1000;
+  cfg.max_queue_per_sender = 50;
+  cfg.max_queue_bytes_per_sender = 1 << 20;
+  cfg.max_queue_per_prefix = 200;
+  messages::Inbox inbox(cfg);
+  const Endpoint::Prefix hostile = Endpoint::v4(0xc6336401u, 1).prefix();  // 198.51.100.0/24
+  std::vector<std::string_view> many(4000, "1");
+  // One key flooding: held to its share, the rest refused (counted).
+  NodeId flooder = NodeId::hash_of(as_bytes("flooder"));
+  auto d = inbox.deliver(flooder, hostile, messages::Batch{1, 1, many}, {});
+  EXPECT_EQ(d.accepted, 50u);
+  EXPECT_EQ(d.refusal, messages::Refusal::kSenderQuota);
+  // Its next batch, nothing fitting, is refused with the reason (answered as an error by the service).
+  d = inbox.deliver(flooder, hostile, messages::Batch{1, 2, many}, {});
+  EXPECT_EQ(d.accepted, 0u);
+  EXPECT_EQ(messages::refusal_text(d.refusal), "inbox share of this sender full");
+  // Many keys from the same /24: the network's share, then refused.
+  size_t queued_hostile = 50;
+  for (int k = 0; k < 100; ++k)
+    queued_hostile += inbox.deliver(NodeId::hash_of(as_bytes("sybil" + std::to_string(k))), hostile,
+                                    messages::Batch{1, 1, many}, {}).accepted;
+  EXPECT_EQ(queued_hostile, 200u);
+  EXPECT_EQ(inbox.queued(), 200u);
+  // Honest senders from other networks still get all their messages queued.
+  for (uint32_t h = 0; h < 4; ++h) {
+    NodeId honest = NodeId::hash_of(as_bytes("honest" + std::to_string(h)));
+    Endpoint::Prefix net = Endpoint::v4(0xcb007100u + (h << 8) + 1, 1).prefix();
+    EXPECT_EQ(inbox.deliver(honest, net, messages::Batch{1, 1, {"\"hi\"", "2", "3"}}, {}).accepted, 3u);
+  }
+  auto st = inbox.stats();
+  EXPECT_EQ(st.refused_sender_quota, 3950u + 4000 + 3 * 3950);  // the flooder's two batches, three sybils'
+  EXPECT_EQ(st.refused_prefix_quota, 97u * 4000);                // the other 97 sybils
+  // Shares are of what is queued: message_list frees them.
+  inbox.take_all();
+  EXPECT_EQ(inbox.deliver(flooder, hostile, messages::Batch{1, 3, {"1"}}, {}).accepted, 1u);
+}
+
+TEST(MessagesInbox, NotifyIsRateLimitedPerSender) {
+  MessagesConfig cfg;
+  cfg.notify_rate = 10;
+  cfg.notify_burst = 20;
+  messages::Inbox inbox(cfg);
+  const Endpoint::Prefix net = Endpoint::v4(0xc6336401u, 1).prefix();
+  NodeId flooder = NodeId::hash_of(as_bytes("flooder")), other = NodeId::hash_of(as_bytes("other"));
+  TimePoint t{};
+  uint64_t batch = 0;
+  size_t ok = 0;
+  for (int i = 0; i < 100; ++i)
+    ok += inbox.deliver(flooder, net, messages::Batch{1, ++batch, {"1"}}, t).refusal == messages::Refusal::kNone;
+  EXPECT_EQ(ok, 20u);  // the burst
+  EXPECT_EQ(inbox.stats().rate_limited, 80u);
+  // Another sender is not affected; the flooder gets 10 more per second.
+  EXPECT_EQ(inbox.deliver(other, net, messages::Batch{1, 1, {"1"}}, t).accepted, 1u);
+  t += 1s;
+  ok = 0;
+  for (int i = 0; i < 100; ++i)
+    ok += inbox.deliver(flooder, net, messages::Batch{1, ++batch, {"1"}}, t).refusal == messages::Refusal::kNone;
+  EXPECT_EQ(ok, 10u);
+}
+
+TEST(Messages, RefusedMessagesAnswerFalseAndAreCounted) {
+  SimConfig cfg;
+  cfg.node.messages.max_queue_per_sender = 3;
+  Simulator sim(cfg);
+  for (int i = 0; i < 3; ++i) sim.add_node();
+  introduce(sim);
+  NodeId rx = sim.contact(0).id;
+  // Sender 1 fills its share; its next message is answered false (the receiver answered an error).
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(send_sync(sim, 1, rx, std::to_string(k)), true);
+  EXPECT_EQ(send_sync(sim, 1, rx, "3"), false);
+  // Sender 2 still gets through.
+  EXPECT_EQ(send_sync(sim, 2, rx, "\"x\""), true);
+  EXPECT_EQ(sim.node(0).messages().stats().refused_sender_quota, 1u);
+  EXPECT_EQ(sim.node(0).messages().queued(), 4u);
 }
 
 TEST(Messages, SendListOrderSelfAndBadInput) {
@@ -128,6 +209,8 @@ TEST(Messages, HundredSendersHundredMessagesEachSurviveLossDuplicationReordering
   cfg.link.duplicate = 0.05;
   cfg.link.jitter = 30ms;
   cfg.node.messages.send_timeout = 20s;
+  cfg.node.messages.max_queue_per_prefix = SIZE_MAX;  // the simulator puts every node in 10.0.0.0/24
+  cfg.node.messages.max_queue_bytes_per_prefix = SIZE_MAX;
   Simulator sim(cfg);
   const size_t kSenders = 100, kEach = 100;
   size_t rx = sim.add_node();

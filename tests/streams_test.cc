@@ -223,6 +223,7 @@ TEST(Streams, BoundedReceiveBufferGivesShortWritesAndBackPressure) {
 
 TEST(Streams, OpenFloodIsCappedPerPeerAndFiveHundredTwelveStreamsFit) {
   SimConfig cfg;
+  cfg.node.streams.max_streams_per_prefix = 1024;  // the simulator puts nodes 0..255 in one /24
   Simulator sim(cfg);
   for (int i = 0; i < 3; ++i) sim.add_node();
   introduce(sim);
@@ -472,4 +473,94 @@ TEST(Streams, CloseDeliversPendingWritesFirstAndARestartedPeerFailsWrites) {
   bool called = false;
   sim.node(0).streams().on_writable(*id2, [&] { called = true; });  // unknown: runs at once
   EXPECT_TRUE(called);
+}
+
+// ------------------------------------------------------------------ budgets (docs/protocol.md 7, "Budgets")
+
+TEST(StreamsRecvBuffer, TinyChunksAreChargedAndChunksAheadAreCapped) {
+  streams::RecvBuffer rb(1 << 20, /*min_charge=*/1024, /*max_ahead=*/4);
+  Bytes one{1};
+  for (uint64_t off : {2, 4, 6, 8}) EXPECT_EQ(rb.add(off, one), streams::RecvBuffer::Add::kOk);
+  EXPECT_EQ(rb.add(10, one), streams::RecvBuffer::Add::kTooManyAhead);
+  EXPECT_EQ(rb.add(4, one), streams::RecvBuffer::Add::kOk);  // already held: not a new chunk
+  EXPECT_EQ(rb.charged(), 4u * 1024);                         // four 1-byte chunks cost 1 KiB each
+  EXPECT_EQ(rb.add(0, one), streams::RecvBuffer::Add::kOk);
+  EXPECT_EQ(rb.charged(), 5u * 1024);
+  EXPECT_EQ(rb.add(1, one), streams::RecvBuffer::Add::kOk);  // fills the gap: 2 is taken in, 4 is still ahead
+  EXPECT_EQ(rb.ahead_chunks(), 3u);
+  EXPECT_EQ(rb.add(10, one), streams::RecvBuffer::Add::kOk);
+  rb.read(std::nullopt);
+  EXPECT_EQ(rb.charged(), 4u * 1024);
+  rb.drop_ahead();
+  EXPECT_EQ(rb.charged(), 0u);
+}
+
+TEST(StreamsBudget, InboundStreamsAreCappedPerNetwork) {
+  SimConfig cfg;
+  cfg.node.streams.max_streams_per_prefix = 4;
+  Simulator sim(cfg);
+  for (int i = 0; i < 257; ++i) sim.add_node();  // 0..255 in 10.0.0.0/24, 256 in 10.0.1.0/24
+  const size_t rx = 0, honest = 256;
+  for (size_t i : {size_t(1), size_t(2), honest}) sim.node(i).streams().remember(sim.contact(rx));
+  // Two keys from one /24: 4 streams between them, the rest refused.
+  int opened = 0;
+  for (size_t from : {1, 2})
+    for (int k = 0; k < 3; ++k) opened += open_sync(sim, from, rx).has_value();
+  EXPECT_EQ(opened, 4);
+  EXPECT_EQ(sim.node(rx).streams().budget_stats().refused_prefix_streams, 2u);
+  // A peer from another network still opens its streams.
+  for (int k = 0; k < 3; ++k) EXPECT_TRUE(open_sync(sim, honest, rx));
+}
+
+TEST(StreamsBudget, BufferedDataIsBoundedPerNetworkAndNodeAndFullBuffersOnlyDelayWriters) {
+  SimConfig cfg;
+  cfg.node.streams.receive_buffer = 64 * 1024;
+  cfg.node.streams.max_buffered_per_prefix = 128 * 1024;
+  cfg.node.streams.max_buffered = 160 * 1024;
+  Simulator sim(cfg);
+  for (int i = 0; i < 257; ++i) sim.add_node();
+  const size_t rx = 0, attacker = 1, honest = 256;  // the attacker's /24 is 10.0.0.0, the honest peer's 10.0.1.0
+  for (size_t i : {attacker, honest}) sim.node(i).streams().remember(sim.contact(rx));
+  // The attacker fills four streams the receiving application never reads.
+  std::vector<StreamId> flood;
+  size_t flood_done = 0;
+  Bytes junk = pattern(64 * 1024, 9);
+  for (int k = 0; k < 4; ++k) {
+    auto id = open_sync(sim, attacker, rx);
+    ASSERT_TRUE(id);
+    flood.push_back(*id);
+    sim.node(attacker).streams().write(*id, junk, [&](auto) { ++flood_done; });
+  }
+  sim.run_for(3s);
+  auto st = sim.node(rx).streams().budget_stats();
+  EXPECT_LE(st.buffered, 128u * 1024);  // its network's share
+  EXPECT_GT(st.refused_prefix_budget, 0u);
+  EXPECT_EQ(flood_done, 2u);            // the other writes wait; their streams stay open
+  // An honest peer from another network gets the rest of the node's budget at once...
+  auto id = open_sync(sim, honest, rx);
+  ASSERT_TRUE(id);
+  Bytes data = pattern(64 * 1024, 10);
+  std::optional<size_t> wrote;
+  sim.node(honest).streams().write(*id, data, [&](auto n) { wrote = n; });
+  sim.run_for(2s);
+  st = sim.node(rx).streams().budget_stats();
+  EXPECT_LE(st.buffered, 160u * 1024);
+  EXPECT_GT(st.refused_node_budget, 0u);
+  EXPECT_FALSE(wrote);  // half of it is refused while the node is full: the writer retries, not fails
+  // ...and the rest once the receiver reads what it holds.
+  Bytes got;
+  sim.run_until([&] {
+    for (auto& f : flood) sim.node(rx).streams().read(f, std::nullopt);
+    if (auto part = sim.node(rx).streams().read(*id, std::nullopt)) got.insert(got.end(), part->begin(), part->end());
+    return wrote.has_value() && got.size() == data.size();
+  }, 10s);
+  EXPECT_EQ(wrote, data.size());
+  EXPECT_EQ(got, data);
+  // The attacker's waiting writes complete too: refusals delayed them, nothing was lost.
+  sim.run_until([&] {
+    for (auto& f : flood) sim.node(rx).streams().read(f, std::nullopt);
+    return flood_done == 4;
+  }, 10s);
+  EXPECT_EQ(sim.node(rx).streams().budget_stats().buffered, 0u);
+  EXPECT_EQ(flood_done, 4u);
 }

@@ -13,6 +13,8 @@ using namespace storjnet;
 using namespace storjnet::wire;
 
 namespace {
+const Endpoint kFrom = Endpoint::v4(0x0a000001u, 4000);
+
 Identity make_identity(uint8_t n) {
   std::array<uint8_t, 32> seed{};
   seed[0] = n;
@@ -165,6 +167,7 @@ TEST(ReplayWindow, AcceptsOnceWithinWindowAndOrdersEpochs) {
 
 TEST(Reassembler, ReorderingLossAndDuplicates) {
   Reassembler r;
+  DropCounters drops;
   NodeId peer = NodeId::hash_of(as_bytes("peer"));
   Bytes msg(10000);
   for (size_t i = 0; i < msg.size(); ++i) msg[i] = static_cast<uint8_t>(i);
@@ -180,18 +183,18 @@ TEST(Reassembler, ReorderingLossAndDuplicates) {
   // All but the last (in shuffled order), each twice: incomplete, duplicates ignored.
   for (size_t k = 0; k + 1 < order.size(); ++k) {
     auto& f = fs[order[k]];
-    EXPECT_EQ(r.add(peer, f.msg_id, f.index, f.count, f.body, t, out), Reassembler::Result::kIncomplete);
-    EXPECT_EQ(r.add(peer, f.msg_id, f.index, f.count, f.body, t, out), Reassembler::Result::kDuplicate);
+    EXPECT_EQ(r.add(peer, kFrom, f.msg_id, f.index, f.count, f.body, t, out, drops), Reassembler::Result::kIncomplete);
+    EXPECT_EQ(r.add(peer, kFrom, f.msg_id, f.index, f.count, f.body, t, out, drops), Reassembler::Result::kDuplicate);
   }
   auto& last = fs[order.back()];
-  ASSERT_EQ(r.add(peer, last.msg_id, last.index, last.count, last.body, t, out), Reassembler::Result::kComplete);
+  ASSERT_EQ(r.add(peer, kFrom, last.msg_id, last.index, last.count, last.body, t, out, drops), Reassembler::Result::kComplete);
   EXPECT_EQ(out, msg);
   EXPECT_EQ(r.bytes_in_use(), 0u);
   EXPECT_TRUE(r.empty());
 
   // A lost fragment: the partial message expires after the timeout and frees its memory.
   for (size_t k = 1; k < fs.size(); ++k)
-    r.add(peer, 6, fs[k].index, fs[k].count, fs[k].body, t, out);
+    r.add(peer, kFrom, 6, fs[k].index, fs[k].count, fs[k].body, t, out, drops);
   EXPECT_GT(r.bytes_in_use(), 0u);
   EXPECT_EQ(r.expire(t + 1s), 0u);
   EXPECT_EQ(r.expire(t + 6s), 1u);
@@ -199,28 +202,36 @@ TEST(Reassembler, ReorderingLossAndDuplicates) {
 }
 
 TEST(Reassembler, EnforcesPerPeerTotalAndMessageBounds) {
+  constexpr size_t C = kMaxChunk;
   ReassemblyLimits lim;
-  lim.max_message = 5000;
-  lim.max_per_peer = 8000;
-  lim.max_total = 12000;
+  lim.max_message = 5 * C + 100;
+  lim.max_per_peer = 8 * C;
+  lim.max_total = 12 * C;
   Reassembler r(lim);
-  Bytes chunk(1000, 1), out;
+  DropCounters drops;
+  Bytes chunk(C, 1), tail(200, 2), out;
   NodeId a = NodeId::hash_of(as_bytes("a")), b = NodeId::hash_of(as_bytes("b"));
   TimePoint t{0};
-  // Message bound: the 6th KB of one message is refused and the partial dropped.
-  for (uint16_t i = 0; i < 5; ++i) EXPECT_EQ(r.add(a, 1, i, 10, chunk, t, out), Reassembler::Result::kIncomplete);
-  EXPECT_EQ(r.add(a, 1, 5, 10, chunk, t, out), Reassembler::Result::kOverLimit);
+  auto add = [&](const NodeId& p, uint32_t m, uint16_t i, uint16_t n, ByteView c) {
+    return r.add(p, kFrom, m, i, n, c, t, out, drops);
+  };
+  // Message bound: a count that cannot fit is refused at its first fragment; a last fragment that makes the
+  // message too large is refused and the partial dropped.
+  EXPECT_EQ(add(a, 1, 0, 10, chunk), Reassembler::Result::kOverLimit);
+  for (uint16_t i = 0; i < 5; ++i) EXPECT_EQ(add(a, 2, i, 6, chunk), Reassembler::Result::kIncomplete);
+  EXPECT_EQ(add(a, 2, 5, 6, tail), Reassembler::Result::kOverLimit);
   EXPECT_EQ(r.bytes_in_use(), 0u);
   // Per-peer bound across messages.
-  for (uint32_t m = 10; m < 18; ++m) EXPECT_EQ(r.add(a, m, 0, 2, chunk, t, out), Reassembler::Result::kIncomplete);
-  EXPECT_EQ(r.add(a, 18, 0, 2, chunk, t, out), Reassembler::Result::kOverLimit);
-  // Total bound: peer b gets the remaining 4 KB only.
-  for (uint32_t m = 0; m < 4; ++m) EXPECT_EQ(r.add(b, m, 0, 2, chunk, t, out), Reassembler::Result::kIncomplete);
-  EXPECT_EQ(r.add(b, 9, 0, 2, chunk, t, out), Reassembler::Result::kOverLimit);
+  for (uint32_t m = 10; m < 18; ++m) EXPECT_EQ(add(a, m, 0, 2, chunk), Reassembler::Result::kIncomplete);
+  EXPECT_EQ(add(a, 18, 0, 2, chunk), Reassembler::Result::kOverLimit);
+  // Total bound: peer b, in a's network, gets the remaining 4 chunks only (nothing is evicted for it).
+  for (uint32_t m = 0; m < 4; ++m) EXPECT_EQ(add(b, m, 0, 2, chunk), Reassembler::Result::kIncomplete);
+  EXPECT_EQ(add(b, 9, 0, 2, chunk), Reassembler::Result::kOverLimit);
   EXPECT_LE(r.bytes_in_use(), lim.max_total);
+  EXPECT_EQ(drops.get(DropReason::kReassemblyEvicted), 0u);
   // Inconsistent fragment count drops the partial.
-  EXPECT_EQ(r.add(b, 0, 1, 3, chunk, t, out), Reassembler::Result::kInvalid);
-  EXPECT_EQ(r.add(b, 77, 3, 2, chunk, t, out), Reassembler::Result::kInvalid);
+  EXPECT_EQ(add(b, 0, 1, 3, chunk), Reassembler::Result::kInvalid);
+  EXPECT_EQ(add(b, 77, 3, 2, chunk), Reassembler::Result::kInvalid);
 }
 
 TEST(TimerQueue, RunsInDeadlineOrderAndCancels) {

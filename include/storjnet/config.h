@@ -10,6 +10,7 @@ namespace wire {
 struct ReassemblyLimits {
   size_t max_message = 128 * 1024;
   size_t max_per_peer = 1024 * 1024;
+  size_t max_per_prefix = 4 * 1024 * 1024;  // one IPv4 /24 or IPv6 /48 (Endpoint::prefix())
   size_t max_total = 16 * 1024 * 1024;
   Duration timeout = 5s;
 };

@@ -25,6 +25,21 @@ struct MessagesConfig {
   size_t max_queue = 8192;                // messages held for message_list
   size_t max_queue_bytes = 64 * 1024 * 1024;
   Duration send_timeout = 5s;             // message_send answers false after at most this
+  // Fair shares of the queue (docs/protocol.md 6): one sender (node id), one network (IPv4 /24, IPv6 /48).
+  size_t max_queue_per_sender = 1024;
+  size_t max_queue_bytes_per_sender = 8 * 1024 * 1024;
+  size_t max_queue_per_prefix = 2048;
+  size_t max_queue_bytes_per_prefix = 16 * 1024 * 1024;
+  double notify_rate = 5000;              // message_notify batches/s accepted from one sender
+  double notify_burst = 10000;
+};
+
+// Refusals by the receiving side, for /metrics.
+struct MessagesStats {
+  uint64_t refused_queue_full = 0;    // messages refused: the node's queue is full
+  uint64_t refused_sender_quota = 0;  // messages refused: their sender's share is full
+  uint64_t refused_prefix_quota = 0;  // messages refused: their sender's network's share is full
+  uint64_t rate_limited = 0;          // message_notify batches refused: sender over notify_rate
 };
 
 class Messages {
@@ -39,6 +54,7 @@ class Messages {
   // sent; then the queue is empty.
   std::map<NodeId, std::vector<std::string>> take_all();
   size_t queued() const;
+  MessagesStats stats() const;
   // Caches a contact (the address to use for its id), as a lookup would. Incoming messages also refresh it.
   void remember(const Contact& c);
 

@@ -27,6 +27,21 @@ struct StreamsConfig {
   Duration open_timeout = 5s;           // stream_open answers null after at most this
   Duration close_timeout = 3s;          // stream_close waits at most this for the peer
   Duration idle_timeout = 30s;          // a peer silent for this long has its streams closed
+  // Fair shares (docs/protocol.md 7, "Budgets"). A network is an IPv4 /24 or IPv6 /48 (Endpoint::prefix()).
+  size_t max_streams_per_prefix = 256;               // inbound streams opened from one network
+  size_t max_buffered = 256 * 1024 * 1024;           // node-wide: received data held (unread or ahead of a gap)
+  size_t max_buffered_per_prefix = 64 * 1024 * 1024; // the same for the streams of one network
+  size_t min_chunk_charge = 1024;                    // each held chunk counts at least this against both
+  size_t max_chunks_ahead = 64;                      // per stream: chunks held ahead of a gap
+};
+
+// Receive-side refusals (each answered with an error; "receive buffers full" is retried by the writer).
+struct StreamsBudgetStats {
+  uint64_t refused_node_budget = 0;     // data refused: max_buffered reached
+  uint64_t refused_prefix_budget = 0;   // data refused: the sender's network reached max_buffered_per_prefix
+  uint64_t refused_chunks_ahead = 0;    // data refused: max_chunks_ahead held ahead of a gap
+  uint64_t refused_prefix_streams = 0;  // stream_open refused: max_streams_per_prefix
+  size_t buffered = 0;                  // bytes charged now (gauge)
 };
 
 // Fast path (docs/protocol.md 7.6): encrypted byte connections next to the engine's UDP RPC.
@@ -74,6 +89,7 @@ class Streams {
   void remember(const Contact& c);
   // Fast-path counters; fast_path(id): whether the stream's peer is reached over a connection right now.
   StreamsFastPathStats fast_path_stats() const;
+  StreamsBudgetStats budget_stats() const;
   bool fast_path(const StreamId& id) const;
 
   struct Impl;

@@ -98,11 +98,27 @@ std::string render_metrics(Node& node, const ApiCounters& api) {
   w.single("storjnet_dht_stored_values", "gauge", "Values in the local store.", ds.stored_values);
   w.single("storjnet_dht_stored_bytes", "gauge", "Bytes of values in the local store.", ds.stored_bytes);
 
+  MessagesStats ms = node.messages().stats();
+  w.family("storjnet_messages_refused_total", "counter", "Incoming direct messages refused, by reason.");
+  w.sample("storjnet_messages_refused_total", "reason=\"queue_full\"", ms.refused_queue_full);
+  w.sample("storjnet_messages_refused_total", "reason=\"sender_quota\"", ms.refused_sender_quota);
+  w.sample("storjnet_messages_refused_total", "reason=\"prefix_quota\"", ms.refused_prefix_quota);
+  w.single("storjnet_messages_notify_rate_limited_total", "counter", "message_notify batches refused: sender over its rate.",
+           ms.rate_limited);
+
   w.family("storjnet_queue_depth", "gauge", "Queue depths.");
   w.sample("storjnet_queue_depth", "queue=\"messages\"", node.messages().queued());
   w.sample("storjnet_queue_depth", "queue=\"pending_rpcs\"", es.pending_rpcs);
   w.sample("storjnet_queue_depth", "queue=\"reassembly_bytes\"", es.reassembly_bytes);
   w.single("storjnet_streams_open", "gauge", "Open streams.", node.streams().list().size());
+  StreamsBudgetStats sb = node.streams().budget_stats();
+  w.family("storjnet_streams_refused_total", "counter", "Incoming stream data and opens refused by a budget, by reason.");
+  w.sample("storjnet_streams_refused_total", "reason=\"node_budget\"", sb.refused_node_budget);
+  w.sample("storjnet_streams_refused_total", "reason=\"prefix_budget\"", sb.refused_prefix_budget);
+  w.sample("storjnet_streams_refused_total", "reason=\"chunks_ahead\"", sb.refused_chunks_ahead);
+  w.sample("storjnet_streams_refused_total", "reason=\"prefix_streams\"", sb.refused_prefix_streams);
+  w.single("storjnet_streams_buffered_bytes", "gauge", "Received stream data held, as charged against max_buffered.",
+           sb.buffered);
 
   PubsubStats ps = node.pubsub().stats();
   w.family("storjnet_pubsub_events_total", "counter", "Pubsub events by outcome.");

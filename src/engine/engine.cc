@@ -429,8 +429,8 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
     return;
   }
   Bytes message;
-  switch (reassembler_.add(contact.id, frame->msg_id, frame->index, frame->count, frame->body, env_.now(),
-                           message)) {
+  switch (reassembler_.add(contact.id, from, frame->msg_id, frame->index, frame->count, frame->body, env_.now(),
+                           message, drops_)) {
     case wire::Reassembler::Result::kComplete: handle_message(contact, message); break;
     case wire::Reassembler::Result::kIncomplete:
       if (!reassembly_sweep_) reassembly_sweep_ = schedule(config_.reassembly.timeout, [this] { sweep_reassembly(); });
@@ -438,6 +438,7 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
     case wire::Reassembler::Result::kDuplicate: drops_.add(DropReason::kReplay); break;
     case wire::Reassembler::Result::kInvalid: drops_.add(DropReason::kBadFrame); break;
     case wire::Reassembler::Result::kOverLimit: drops_.add(DropReason::kReassemblyLimit); break;
+    case wire::Reassembler::Result::kShortFragment: drops_.add(DropReason::kShortFragment); break;
   }
 }
 

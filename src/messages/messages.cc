@@ -50,7 +50,7 @@ struct Messages::Impl {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(Engine& e, Dht& d, MessagesConfig c)
-      : engine(e), dht(d), config(c), inbox(c.max_queue, c.max_queue_bytes), resolver(d),
+      : engine(e), dht(d), config(c), inbox(c), resolver(d),
         epoch(std::max<uint64_t>(1, e.env().unix_us())) {
     engine.set_handler(Method::kMessageNotify, [this](const IncomingRequest& req, const Reply& reply) {
       on_notify(req, reply);
@@ -65,8 +65,12 @@ struct Messages::Impl {
   void on_notify(const IncomingRequest& req, const Reply& reply) {
     auto b = messages::decode_batch(req.payload);
     if (!b) return reply.error("bad message_notify body");
+    auto d = inbox.deliver(req.from.id, req.from.endpoint.prefix(), *b, engine.now());
+    if (d.refusal == messages::Refusal::kRateLimited) return reply.error(messages::refusal_text(d.refusal));
     resolver.remember(req.from);
-    reply.ok(messages::encode_ack(inbox.deliver(req.from.id, *b, engine.now())));
+    // Nothing queued: a clear error. Some queued: the count; the sender fails the rest.
+    if (d.accepted == 0 && d.refusal != messages::Refusal::kNone) return reply.error(messages::refusal_text(d.refusal));
+    reply.ok(messages::encode_ack(d.accepted));
   }
 
   void send(const NodeId& to, std::string json, std::function<void(bool)> cb) {
@@ -201,6 +205,7 @@ void Messages::send(const NodeId& to, std::string json, std::function<void(bool)
 }
 std::map<NodeId, std::vector<std::string>> Messages::take_all() { return impl_->inbox.take_all(); }
 size_t Messages::queued() const { return impl_->inbox.queued(); }
+MessagesStats Messages::stats() const { return impl_->inbox.stats(); }
 void Messages::remember(const Contact& c) { impl_->resolver.remember(c); }
 
 }  // namespace storjnet

@@ -1,12 +1,12 @@
 // SeenSet: event ids seen recently, with a flag byte per id (delivered, forwarded by Quasar, routed...).
 // Bounded in time (entries older than `window` are forgotten) and in count (the oldest go first).
 #pragma once
-#include <cstring>
 #include <deque>
 #include <unordered_map>
 
 #include "pubsub/wire.h"
 #include "storjnet/environment.h"
+#include "storjnet/keyed_hash.h"
 
 namespace storjnet::pubsub {
 
@@ -46,20 +46,13 @@ class SeenSet {
   uint64_t evicted() const { return evicted_; }
 
  private:
-  struct Hash {
-    size_t operator()(const EventId& id) const {
-      size_t h;
-      std::memcpy(&h, id.data(), sizeof h);
-      return h;
-    }
-  };
   struct Entry {
     TimePoint at;
     EventId id;
   };
   Duration window_;
   size_t max_;
-  std::unordered_map<EventId, uint8_t, Hash> map_;
+  std::unordered_map<EventId, uint8_t, KeyedHash> map_;  // event ids are chosen by publishers: keyed
   std::deque<Entry> order_;
   uint64_t evicted_ = 0;
 };

@@ -70,7 +70,7 @@ struct RealDriver::Impl {
     udp::socket socket;
     asio::io_context& io;
     std::unique_ptr<tcp::acceptor> acceptor;
-    std::unordered_map<uint64_t, std::shared_ptr<Conn>> conns;
+    std::unordered_map<uint64_t, std::shared_ptr<Conn>, KeyedHash> conns;
     uint64_t next_conn = 1;
     ConnListener* listener = nullptr;
     asio::steady_timer timer;

@@ -9,6 +9,7 @@ void RecvBuffer::append(ByteView data) {
   if (data.empty()) return;
   chunks_.emplace_back(data.begin(), data.end());
   received_ += data.size();
+  charged_ += charge(data.size());
 }
 
 RecvBuffer::Add RecvBuffer::add(uint64_t offset, ByteView data) {
@@ -21,11 +22,14 @@ RecvBuffer::Add RecvBuffer::add(uint64_t offset, ByteView data) {
     auto held = ahead_.find(offset);
     size_t replaced = held == ahead_.end() ? 0 : held->second.size();
     if (ahead_bytes_ - replaced + data.size() > window_) return Add::kBeyondWindow;
+    if (held == ahead_.end() && ahead_.size() >= max_ahead_) return Add::kTooManyAhead;
     auto [it, fresh] = ahead_.try_emplace(offset);
     if (fresh || it->second.size() < data.size()) {
       ahead_bytes_ -= it->second.size();
+      if (!fresh) charged_ -= charge(it->second.size());
       it->second.assign(data.begin(), data.end());
       ahead_bytes_ += data.size();
+      charged_ += charge(data.size());
     }
     return Add::kOk;
   }
@@ -37,6 +41,7 @@ RecvBuffer::Add RecvBuffer::add(uint64_t offset, ByteView data) {
 RecvBuffer::Add RecvBuffer::add(uint64_t offset, Bytes&& data) {
   if (offset != received_ || data.empty() || offset + data.size() > limit()) return add(offset, ByteView(data));
   received_ += data.size();
+  charged_ += charge(data.size());
   chunks_.push_back(std::move(data));
   take_ahead();
   return Add::kOk;
@@ -47,6 +52,7 @@ void RecvBuffer::take_ahead() {
   while (!ahead_.empty() && ahead_.begin()->first <= received_) {
     auto node = ahead_.extract(ahead_.begin());
     ahead_bytes_ -= node.mapped().size();
+    charged_ -= charge(node.mapped().size());
     uint64_t end = node.key() + node.mapped().size();
     if (end > received_) append(ByteView(node.mapped()).subspan(static_cast<size_t>(received_ - node.key())));
   }
@@ -57,6 +63,7 @@ Bytes RecvBuffer::read(std::optional<size_t> max) {
   if (n > 0 && head_ == 0 && chunks_.front().size() == n) {
     Bytes out = std::move(chunks_.front());
     chunks_.pop_front();
+    charged_ -= charge(out.size());
     read_ += n;
     return out;
   }
@@ -68,6 +75,7 @@ Bytes RecvBuffer::read(std::optional<size_t> max) {
     out.insert(out.end(), c.begin() + static_cast<long>(head_), c.begin() + static_cast<long>(head_ + take));
     head_ += take;
     if (head_ == c.size()) {
+      charged_ -= charge(c.size());
       chunks_.pop_front();
       head_ = 0;
     }

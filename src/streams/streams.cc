@@ -30,6 +30,9 @@ constexpr Duration kDataTimeout = 3s;           // one stream_write request, ret
 constexpr int kDataAttempts = 8;
 constexpr Duration kAttemptInterval = 250ms;
 constexpr Duration kMaxSweep = 250ms;           // idle check / credit probe period
+// The receiver's answer to data it cannot hold right now (node or network budget, chunks ahead): the writer
+// keeps the data and sends it again later, instead of giving the stream up.
+constexpr std::string_view kBusy = "receive buffers full";
 
 }  // namespace
 
@@ -39,6 +42,7 @@ struct Streams::Impl final : Links::Events {
     Bytes data;
     bool in_flight = false;
     uint64_t via = 0;  // connection carrying it (0: UDP RPC)
+    bool rpc = false;  // refused on a connection: goes over stream_write, which says why
   };
   struct Write {
     uint64_t end;
@@ -50,6 +54,7 @@ struct Streams::Impl final : Links::Events {
     Contact peer;
     State state = State::kOpening;
     bool inbound = false;
+    Endpoint::Prefix net;  // the peer's network, for the per-network budgets
     RecvBuffer rx;
     uint64_t advertised = 0;          // highest limit we told the peer
     uint64_t send_off = 0;            // bytes accepted from the application
@@ -64,8 +69,9 @@ struct Streams::Impl final : Links::Events {
     std::function<void(bool)> close_cb;
     TimerId close_timer;
     TimePoint close_deadline{};
+    TimePoint backoff_until{};        // the peer's buffers were full: no stream_write before this
 
-    explicit Stream(size_t window) : rx(window) {}
+    Stream(size_t window, const StreamsConfig& c) : rx(window, c.min_chunk_charge, c.max_chunks_ahead) {}
     uint64_t credit() const { return peer_limit > send_off ? peer_limit - send_off : 0; }
   };
 
@@ -75,6 +81,9 @@ struct Streams::Impl final : Links::Events {
   Resolver resolver;
   std::map<StreamId, Stream> streams;
   std::unordered_map<NodeId, size_t> inbound_per_peer;
+  std::unordered_map<Endpoint::Prefix, size_t> inbound_per_prefix;
+  std::unordered_map<Endpoint::Prefix, size_t> buffered_per_prefix;  // RecvBuffer::charged() summed
+  StreamsBudgetStats budget;
   std::vector<std::function<void()>> deferred;
   TimerId sweep_timer;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
@@ -125,20 +134,24 @@ struct Streams::Impl final : Links::Events {
     if (s.inbound) {
       auto p = inbound_per_peer.find(s.peer.id);
       if (p != inbound_per_peer.end() && --p->second == 0) inbound_per_peer.erase(p);
+      auto n = inbound_per_prefix.find(s.net);
+      if (n != inbound_per_prefix.end() && --n->second == 0) inbound_per_prefix.erase(n);
     }
+    uncharge(s, s.rx.charged());
     streams.erase(it);
   }
 
   Stream& create(const StreamId& id, const Contact& peer, bool inbound, State st) {
-    auto [it, fresh] = streams.try_emplace(id, config.receive_buffer);
+    auto [it, fresh] = streams.try_emplace(id, config.receive_buffer, config);
     Stream& s = it->second;
     s.id = id;
     s.peer = peer;
+    s.net = peer.endpoint.prefix();
     s.inbound = inbound;
     s.state = st;
     s.last_heard = engine.now();
     s.advertised = s.rx.limit();
-    if (inbound) ++inbound_per_peer[peer.id];
+    if (inbound) ++inbound_per_peer[peer.id], ++inbound_per_prefix[s.net];
     arm_sweep();
     return s;
   }
@@ -191,6 +204,11 @@ struct Streams::Impl final : Links::Events {
     auto per = inbound_per_peer.find(req.from.id);
     if (per != inbound_per_peer.end() && per->second >= config.max_streams_per_peer)
       return reply.error("too many streams from this peer");
+    auto net = inbound_per_prefix.find(req.from.endpoint.prefix());
+    if (net != inbound_per_prefix.end() && net->second >= config.max_streams_per_prefix) {
+      ++budget.refused_prefix_streams;
+      return reply.error("too many streams from this network");
+    }
     Stream& s = create(b->id, req.from, true, State::kOpen);
     s.peer_limit = b->window;
     resolver.remember(req.from);
@@ -216,23 +234,24 @@ struct Streams::Impl final : Links::Events {
   }
 
   void pump(Stream& s) {
-    if (uint64_t conn = links.ready(s.peer.id)) {
+    uint64_t conn = links.ready(s.peer.id);
+    if (conn) {
       for (auto& [off, c] : s.unacked) {
-        if (c.in_flight) continue;
+        if (c.in_flight || c.rpc) continue;
         c.in_flight = true;
         c.via = conn;
         links.send(conn, Record::data_at(s.id, off, c.data));
       }
-      return;
     }
+    if (engine.now() < s.backoff_until) return;
     for (auto it = s.unacked.begin(); it != s.unacked.end(); ++it) {
       auto& [off, c] = *it;
       if (s.in_flight >= kMaxInFlightChunks) break;
-      if (c.in_flight) continue;
+      if (c.in_flight || (conn && !c.rpc)) continue;
       if (c.data.size() > streams::kMaxChunk) {  // written for the fast path, now going over UDP
         Bytes rest(c.data.begin() + static_cast<long>(streams::kMaxChunk), c.data.end());
         c.data.resize(streams::kMaxChunk);
-        s.unacked.emplace(off + streams::kMaxChunk, Chunk{std::move(rest)});
+        s.unacked.emplace(off + streams::kMaxChunk, Chunk{std::move(rest), false, 0, c.rpc});
       }
       c.in_flight = true;
       ++s.in_flight;
@@ -276,6 +295,9 @@ struct Streams::Impl final : Links::Events {
       s->unacked.erase(c);
       heard(*s, *a);
       complete_writes(*s);
+    } else if (r.status == RpcStatus::kRemoteError && r.error == kBusy) {
+      s->backoff_until = engine.now() + kAttemptInterval;  // sent again by the sweep
+      return;
     } else if (r.status == RpcStatus::kRemoteError) {
       return peer_closed(*s);  // the peer no longer knows the stream (closed, restarted, or refused)
     } else if (engine.now() - s->last_heard > config.idle_timeout) {
@@ -309,19 +331,60 @@ struct Streams::Impl final : Links::Events {
     Stream* s = find_from(b->id, req.from.id);
     if (!s) return reply.error("unknown stream");
     if (s->state == State::kClosing || s->state == State::kPeerClosed) return reply.error("stream closed");
-    if (!receive(*s, b->offset, ByteView(b->data))) return reply.error("beyond window");
+    switch (receive(*s, b->offset, ByteView(b->data))) {
+      case Received::kOk: break;
+      case Received::kBeyondWindow: return reply.error("beyond window");
+      case Received::kBusy: return reply.error(kBusy);
+    }
     reply.ok(streams::encode_ack({s->rx.received(), s->rx.limit()}));
   }
 
-  // Places data from the peer (either path); false when it lies beyond the window.
+  // Node-wide and per-network accounting of what the streams' receive buffers hold.
+  void charge(Stream& s, size_t n) {
+    budget.buffered += n;
+    buffered_per_prefix[s.net] += n;
+  }
+  void uncharge(Stream& s, size_t n) {
+    if (n == 0) return;
+    budget.buffered -= n;
+    auto it = buffered_per_prefix.find(s.net);
+    if (it != buffered_per_prefix.end() && (it->second -= n) == 0) buffered_per_prefix.erase(it);
+  }
+  void recharge(Stream& s, size_t before) {
+    size_t now = s.rx.charged();
+    if (now > before) charge(s, now - before);
+    else uncharge(s, before - now);
+  }
+  size_t buffered_by(const Endpoint::Prefix& net) const {
+    auto it = buffered_per_prefix.find(net);
+    return it == buffered_per_prefix.end() ? 0 : it->second;
+  }
+
+  enum class Received { kOk, kBeyondWindow, kBusy };
+  // Places data from the peer (either path), within the stream's window and the node's budgets.
   template <class Data>
-  bool receive(Stream& s, uint64_t offset, Data&& data) {
+  Received receive(Stream& s, uint64_t offset, Data&& data) {
     s.last_heard = engine.now();
-    size_t before = s.rx.unread();
-    if (s.rx.add(offset, std::forward<Data>(data)) == RecvBuffer::Add::kBeyondWindow) return false;
+    size_t most = s.rx.max_charge(data.size());
+    if (budget.buffered + most > config.max_buffered) {
+      ++budget.refused_node_budget;
+      return Received::kBusy;
+    }
+    if (buffered_by(s.net) + most > config.max_buffered_per_prefix) {
+      ++budget.refused_prefix_budget;
+      return Received::kBusy;
+    }
+    size_t before = s.rx.unread(), charged = s.rx.charged();
+    auto added = s.rx.add(offset, std::forward<Data>(data));
+    recharge(s, charged);
+    if (added == RecvBuffer::Add::kBeyondWindow) return Received::kBeyondWindow;
+    if (added == RecvBuffer::Add::kTooManyAhead) {
+      ++budget.refused_chunks_ahead;
+      return Received::kBusy;
+    }
     s.advertised = std::max(s.advertised, s.rx.limit());
     if (s.rx.unread() > before) fire_readable(s);
-    return true;
+    return Received::kOk;
   }
 
   void fire_readable(Stream& s) {
@@ -346,15 +409,19 @@ struct Streams::Impl final : Links::Events {
   std::optional<Bytes> read(const StreamId& id, std::optional<size_t> max) {
     Stream* s = find(id);
     if (!s) return std::nullopt;
+    size_t charged = s->rx.charged();
     if (s->state == State::kPeerClosed) {
       if (s->rx.unread() == 0) {
         erase(id);
         return std::nullopt;
       }
-      return s->rx.read(max);
+      Bytes out = s->rx.read(max);
+      recharge(*s, charged);
+      return out;
     }
     if (s->state != State::kOpen) return std::nullopt;
     Bytes out = s->rx.read(max);
+    recharge(*s, charged);
     // Tell the writer about freed space when it is worth a datagram or the writer may be stalled.
     uint64_t limit = s->rx.limit();
     if (!out.empty() && (limit - s->advertised >= s->rx.window() / 4 || s->advertised <= s->rx.received())) {
@@ -428,7 +495,9 @@ struct Streams::Impl final : Links::Events {
     }
     fail_writes(s);
     fire_readable(s);
+    size_t charged = s.rx.charged();
     s.rx.drop_ahead();
+    recharge(s, charged);
     if (s.state == State::kOpening || s.rx.unread() == 0) return erase(s.id);
     s.state = State::kPeerClosed;
   }
@@ -451,6 +520,10 @@ struct Streams::Impl final : Links::Events {
     TimePoint now = engine.now();
     std::vector<StreamId> dead;
     for (auto& [id, s] : streams) {
+      if (s.backoff_until != TimePoint{} && now >= s.backoff_until && (s.state == State::kOpen || s.state == State::kClosing)) {
+        s.backoff_until = TimePoint{};
+        pump(s);  // data the peer had no room for, again
+      }
       if (s.state != State::kOpen) continue;
       if (links.available() && !s.inbound) links.ensure(s.peer);  // (re)connect the fast path after kLinkRetry
       Duration idle = now - s.last_heard;
@@ -515,7 +588,8 @@ struct Streams::Impl final : Links::Events {
     Stream* s = find_from(r.id, peer);
     switch (r.type) {
       case RecordType::kData:
-        if (!s || s->state == State::kClosing || s->state == State::kPeerClosed || !receive(*s, r.offset, std::move(data)))
+        if (!s || s->state == State::kClosing || s->state == State::kPeerClosed ||
+            receive(*s, r.offset, std::move(data)) != Received::kOk)
           return links.send(conn, Record::error(r.id, r.offset));
         return links.send(conn, Record::ack(r.id, r.offset, s->rx.received(), s->rx.limit()));
       case RecordType::kAck: {
@@ -535,10 +609,15 @@ struct Streams::Impl final : Links::Events {
         }
         return;
       case RecordType::kError: {
+        // Refused (unknown or closed stream, beyond window, or no room): the chunk goes again over
+        // stream_write, whose answer says which, so a full peer only delays it.
         if (!s) return;
         auto c = s->unacked.find(r.offset);
-        if (c != s->unacked.end() && c->second.via == conn) peer_closed(*s);
-        return;
+        if (c == s->unacked.end() || c->second.via != conn) return;
+        c->second.in_flight = false;
+        c->second.via = 0;
+        c->second.rpc = true;
+        return pump(*s);
       }
     }
   }
@@ -594,6 +673,7 @@ void Streams::close(const StreamId& id, std::function<void(bool)> cb) {
 }
 void Streams::remember(const Contact& c) { impl_->resolver.remember(c); }
 StreamsFastPathStats Streams::fast_path_stats() const { return impl_->links.stats(); }
+StreamsBudgetStats Streams::budget_stats() const { return impl_->budget; }
 bool Streams::fast_path(const StreamId& id) const { return impl_->fast_path(id); }
 
 }  // namespace storjnet

@@ -32,6 +32,8 @@ enum class DropReason : uint8_t {
   kKeyBudget,          // unknown sender not processed: first-contact key budget spent (cookie sent instead)
   kBadCookie,          // cookie invalid for the source address or expired; cookie reply matching no session
   kPendingShare,       // request refused: its peer or prefix already holds its share of pending RPCs
+  kShortFragment,      // a fragment other than the last is not full-size (kMaxChunk)
+  kReassemblyEvicted,  // partial message dropped to make room for a network holding less
   kCount
 };
 
@@ -41,7 +43,8 @@ constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> 
     "reassembly_limit", "reassembly_timeout", "bad_message",     "unexpected_response",
     "unknown_method",   "rate_limited",       "session_limit",
     "amplification_limit", "hold_full",       "hold_expired",    "bad_echo",         "key_budget",
-    "bad_cookie",       "pending_share"};
+    "bad_cookie",       "pending_share",
+    "short_fragment",   "reassembly_evicted"};
 
 struct DropCounters {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};
