@@ -25,6 +25,12 @@ namespace {
 constexpr const char* kToken = "0123456789abcdef";
 constexpr const char* kBody = R"({"jsonrpc":"2.0","id":1,"method":"dht_id"})";
 
+Endpoint loopback_any_port() {
+  auto e = *Endpoint::parse("127.0.0.1:1");
+  e.port = 0;
+  return e;
+}
+
 // One node behind an ApiServer on 127.0.0.1, its HTTP side on its own thread.
 struct Server {
   RealDriver driver;
@@ -36,7 +42,7 @@ struct Server {
   std::thread thread;
 
   explicit Server(ServerOptions o)
-      : node(&driver.add_node(*Endpoint::parse("127.0.0.1:0"), Identity::generate())),
+      : node(&driver.add_node(loopback_any_port(), Identity::generate())),
         run([this](std::function<void(Node&)> fn) { driver.post([this, fn = std::move(fn)] { fn(*node); }); }),
         dispatcher(run) {
     o.token = kToken;
@@ -182,7 +188,8 @@ TEST(ApiAuth, SlowHeadersAreCutOff) {
   EXPECT_EQ(slow.read_all(), "");
   EXPECT_EQ(silent.read_all(), "");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));  // generous: the limit is 0.3 s
-  EXPECT_EQ(s.refused(Refusal::kSlowHeaders), 2u);
+  // (Beast closes the socket on the timeout before the handler that counts it runs.)
+  EXPECT_TRUE(test::eventually([&] { return s.refused(Refusal::kSlowHeaders) == 2; }));
 }
 
 // Connections are capped per client address and in total; refused ones are closed at accept and counted,
