@@ -1,7 +1,7 @@
 // links_fuzz: the streams fast path's connection decoder (src/streams/links.cc) between two real Links.
 //
 // Two engines in one fake environment whose byte connections are in-memory pipes. A opens a connection to
-// B; the input then drives a sequence of operations: A sends a record of a fuzzed type, stream id, numbers
+// B (hellos, then a ready record each way); the input then drives a sequence of operations: A sends a record of a fuzzed type, stream id, numbers
 // and data length; the bytes in flight are delivered to B cut at fuzzed boundaries; now and then one byte
 // is flipped or fuzzed bytes are injected. Invariants: no crash or sanitizer report; while the byte stream
 // is untouched, B receives exactly the records A sent, in order, and counts nothing bad; once it was
@@ -41,6 +41,7 @@ struct Env final : Environment, ConnProvider {
   uint64_t conn_connect(const Endpoint&) override;
   void conn_send(uint64_t, Bytes bytes) override;
   void conn_close(uint64_t) override;
+  size_t conn_queued(uint64_t) const override { return 0; }
   void set_conn_listener(ConnListener* l) override { listener = l; }
 };
 
@@ -58,7 +59,7 @@ struct Side final : streams::Links::Events {
   Bytes inbox;  // bytes sent to this side, not yet delivered
   bool closed = false;
   std::deque<Sent> got;
-  explicit Side(uint64_t seed) : engine(env, Identity::from_seed(seed_of(seed))), links(engine, *this) {
+  explicit Side(uint64_t seed) : engine(env, Identity::from_seed(seed_of(seed))), links(engine, *this, {}) {
     env.self = this;
   }
   static std::array<uint8_t, 32> seed_of(uint64_t s) {
@@ -76,8 +77,8 @@ struct Side final : streams::Links::Events {
 };
 
 uint64_t Env::conn_connect(const Endpoint&) {
-  other->env.listener->on_conn_open(1, true);
-  listener->on_conn_open(1, false);
+  other->env.listener->on_conn_open(1, true, *Endpoint::parse("127.0.0.1:10"));
+  listener->on_conn_open(1, false, *Endpoint::parse("127.0.0.1:9"));
   return 1;
 }
 void Env::conn_send(uint64_t, Bytes bytes) {
@@ -113,11 +114,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   a.env.other = &b;
   b.env.other = &a;
   a.links.ensure(Contact{b.engine.id(), b.engine.identity().public_key(), *Endpoint::parse("127.0.0.1:9")});
-  // Hellos both ways, cut at a fuzzed point.
+  // Hellos both ways, cut at a fuzzed point, then each side's ready record.
   deliver(b, fdp.ConsumeIntegralInRange<size_t>(0, 69));
   deliver(b, 69);
-  deliver(a, 69);
+  FUZZ_CHECK(a.links.ready(b.engine.id()) == 0);  // the opener waits for an authenticated record
+  deliver(a, a.inbox.size());
   FUZZ_CHECK(a.links.ready(b.engine.id()) == 1);
+  FUZZ_CHECK(b.links.ready(a.engine.id()) == 0);
+  deliver(b, b.inbox.size());
+  FUZZ_CHECK(b.links.ready(a.engine.id()) == 1);
   std::deque<Sent> sent;
   bool touched = false;
   while (fdp.remaining_bytes() > 0 && !b.closed) {

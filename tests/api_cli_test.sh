@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end test of the storjnet CLI against a storjnetd with a few nodes.
+# End-to-end test of the storjnet CLI against a storjnetd with a few nodes. The daemon runs with its default
+# authentication (a random token in DATA_DIR/.cookie) and the CLI, run from the same directory, finds it
+# with no flag (storjnet-data/.cookie).
 # Usage: api_cli_test.sh STORJNETD STORJNET_CLI
 set -uo pipefail
 DAEMON=$1
@@ -12,6 +14,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+cd "$WORK" || exit 1
 FAILS=0
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 # expect DESCRIPTION WANTED_OUTPUT -- command...
@@ -32,7 +35,7 @@ expect_rc() {
 # Start on pid-derived ports; another base after a collision (exit 2).
 for attempt in 0 1 2 3 4; do
   BASE=$(( 21000 + ( ($$ * 7919 + attempt * 104729) % 380 ) * 100 ))
-  "$DAEMON" --nodes $NODES --port $BASE --api-port $((BASE + 50)) --host 127.0.0.1 --data-dir "$WORK/data" \
+  "$DAEMON" --nodes $NODES --port $BASE --api-port $((BASE + 50)) --host 127.0.0.1 --data-dir storjnet-data \
     --log-level warn >"$WORK/daemon.out" 2>"$WORK/daemon.err" &
   DPID=$!
   # Wait (with a deadline) for the "ready" line, or for the daemon to exit.
@@ -54,6 +57,22 @@ C0=("$CLI" --api "$(api 0)")
 C1=("$CLI" --api "$(api 1)")
 C3=("$CLI" --api "$(api 3)")
 ID0=$(id_of 0); ID3=$(id_of 3)
+
+COOKIE=storjnet-data/.cookie
+[ -f "$COOKIE" ] || fail "no cookie file"
+[ "$(stat -c %a "$COOKIE")" = 600 ] || fail "cookie mode $(stat -c %a "$COOKIE"), wanted 600"
+[ "$(head -c 64 "$COOKIE" | tr -d 0-9a-f | wc -c)" = 0 ] && [ "$(head -n 1 "$COOKIE" | wc -c)" = 65 ] \
+  || fail "cookie is not 64 hex characters"
+grep -q "API token in storjnet-data/.cookie" "$WORK/daemon.out" || fail "daemon does not say where the cookie is"
+# Without the cookie (another directory) or with a wrong token: unauthorized, exit 2.
+expect_rc "no token" 2 -- env -C / "$CLI" --api "http://127.0.0.1:$((BASE + 50))" id
+grep -q unauthorized "$WORK/err" || fail "no-token message: $(cat "$WORK/err")"
+expect_rc "wrong token" 2 -- "$CLI" --api "http://127.0.0.1:$((BASE + 50))" --token nope id
+# The token from a file, from the environment, and from --data-dir.
+cp "$COOKIE" token.txt
+expect_rc "--token-file" 0 -- env -C / "$CLI" --api "http://127.0.0.1:$((BASE + 50))" --token-file "$WORK/token.txt" id
+expect_rc "STORJNET_API_TOKEN" 0 -- env -C / STORJNET_API_TOKEN="$(cat token.txt)" "$CLI" --api "http://127.0.0.1:$((BASE + 50))" id
+expect_rc "--data-dir" 0 -- env -C / "$CLI" --api "http://127.0.0.1:$((BASE + 50))" --data-dir "$WORK/storjnet-data" id
 
 expect "id" "$ID0" -- "${C0[@]}" id
 expect "id --json" "\"$ID3\"" -- "${C3[@]}" --json id
@@ -125,6 +144,7 @@ kill -TERM $DPID
 wait $DPID; rc=$?; DPID=""
 [ $rc -eq 0 ] || fail "storjnetd exit code after SIGTERM: $rc"
 tail -n 1 "$WORK/daemon.out" | grep -q "storjnetd: stopped" || fail "no stopped line"
+[ -e "$COOKIE" ] && fail "cookie left behind after a clean stop"
 
 if [ $FAILS -ne 0 ]; then echo "$FAILS check(s) failed" >&2; exit 1; fi
 echo "CLI end-to-end: all checks passed"

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "api/auth.h"
 #include "api_test_util.h"
 
 using namespace storjnet;
@@ -30,7 +31,9 @@ class ApiDaemon : public ::testing::Test {
     ASSERT_EQ(daemon_->nodes.size(), static_cast<size_t>(nodes));
     ASSERT_EQ(daemon_->node_lines, static_cast<size_t>(nodes));
   }
-  Rpc rpc(int i) { return Rpc(daemon_->nodes[i].api_port); }
+  // The daemon's default token, from the cookie it wrote to its data dir.
+  std::string token() { return api::read_token_file(dir_ + "/data/.cookie").value_or(""); }
+  Rpc rpc(int i) { return Rpc(daemon_->nodes[i].api_port, token()); }
   uint16_t udp_port(int i) { return static_cast<uint16_t>(std::stoi(daemon_->nodes[i].udp.substr(daemon_->nodes[i].udp.rfind(':') + 1))); }
 
   std::string dir_;
@@ -217,7 +220,7 @@ TEST_F(ApiDaemon, ErrorCodesOverHttp) {
   res = r.post_body(std::string(2 * 1024 * 1024, ' '));
   EXPECT_EQ(res.status, 413);
   EXPECT_EQ(code(json::parse(res.body)), -32600);
-  Rpc r2(daemon_->nodes[0].api_port);
+  Rpc r2(daemon_->nodes[0].api_port, token());
   EXPECT_EQ(r2.get("/nope").status, 404);
   EXPECT_EQ(r2.get("/").status, 405);
   res = r2.post_body(std::string(100000, '[') + std::string(100000, ']'));
@@ -265,11 +268,12 @@ TEST_F(ApiDaemon, EightConcurrentClientsGetCorrectAnswers) {
   std::atomic<int> failures{0};
   std::vector<std::thread> clients;
   std::vector<std::string> errors(8);
+  const std::string tok = token();
   for (int t = 0; t < 8; ++t) {
     clients.emplace_back([&, t] {
       try {
         int a = t * 6, b = t * 6 + 3;
-        Rpc ra(daemon_->nodes[a].api_port), rb(daemon_->nodes[b].api_port);
+        Rpc ra(daemon_->nodes[a].api_port, tok), rb(daemon_->nodes[b].api_port, tok);
         std::string topic = "topic-" + std::to_string(t);
         ra.call("pubsub_subscribe", {topic});
         for (int i = 0; i < 10; ++i) {
@@ -320,6 +324,41 @@ TEST_F(ApiDaemon, TokenIsRequiredOffLoopbackAndChecked) {
   EXPECT_EQ(wrong.post_body(R"({"jsonrpc":"2.0","id":1,"method":"dht_id"})").status, 401);
   Rpc with(daemon_->nodes[1].api_port, "s3cret");
   EXPECT_EQ(with.call("dht_id"), daemon_->nodes[1].id);
+}
+
+// With no token given, the daemon writes a random one to DATA_DIR/.cookie (owner-only) and requires it;
+// a token can also come from a file or the environment (then no cookie is written).
+TEST_F(ApiDaemon, CookieByDefaultOrATokenFromAFileOrTheEnvironment) {
+  start(1);
+  auto cookie = std::filesystem::path(dir_) / "data" / ".cookie";
+  ASSERT_TRUE(std::filesystem::exists(cookie));
+  EXPECT_EQ(std::filesystem::status(cookie).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(token().size(), 64u);
+  Rpc none(daemon_->nodes[0].api_port);
+  EXPECT_EQ(none.post_body(R"({"jsonrpc":"2.0","id":1,"method":"dht_id"})").status, 401);
+  EXPECT_EQ(none.get("/metrics").status, 401);  // metrics need the token unless --api-public-metrics
+  EXPECT_EQ(none.get("/health").status, 200);
+  EXPECT_EQ(rpc(0).call("dht_id"), daemon_->nodes[0].id);
+  EXPECT_EQ(rpc(0).get("/metrics").status, 200);
+  EXPECT_EQ(daemon_->stop(), 0);
+  EXPECT_FALSE(std::filesystem::exists(cookie));  // removed on a clean stop
+
+  std::ofstream(dir_ + "/token.txt") << "from-a-file\n";
+  start(1, {"--api-token-file", dir_ + "/token.txt", "--api-public-metrics"});
+  EXPECT_FALSE(std::filesystem::exists(cookie));
+  EXPECT_EQ(Rpc(daemon_->nodes[0].api_port, "from-a-file").call("dht_id"), daemon_->nodes[0].id);
+  EXPECT_EQ(Rpc(daemon_->nodes[0].api_port).get("/metrics").status, 200);
+  EXPECT_EQ(daemon_->stop(), 0);
+
+  ::setenv("STORJNET_API_TOKEN", "from-the-environment", 1);
+  start(1);
+  ::unsetenv("STORJNET_API_TOKEN");
+  EXPECT_FALSE(std::filesystem::exists(cookie));
+  EXPECT_EQ(Rpc(daemon_->nodes[0].api_port, "from-the-environment").call("dht_id"), daemon_->nodes[0].id);
+  EXPECT_EQ(Rpc(daemon_->nodes[0].api_port, "wrong").post_body(R"({"jsonrpc":"2.0","id":1,"method":"dht_id"})").status,
+            401);
+  EXPECT_EQ(daemon_->stop(), 0);
 }
 
 TEST_F(ApiDaemon, BadFlagsAndUnusablePortsOrDirsExitWithTwo) {

@@ -1,15 +1,21 @@
 // Streams fast path (docs/protocol.md 7.6) on real sockets: stream data over the encrypted TCP connection
 // arrives bit-exact, write semantics and back-pressure hold, a killed connection falls back to the engine's
-// UDP RPC, and garbage on the TCP port closes that connection (counted) without harming the node.
+// UDP RPC, garbage on the TCP port closes that connection (counted) without harming the node, and a peer
+// that sends but never reads is bounded by the driver's high-water mark. (The other bounds are attacked in
+// virtual time in streams_links_test.cc.)
 #include <gtest/gtest.h>
 #include <sodium.h>
+#include <sys/socket.h>
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
 #include <boost/asio.hpp>
 #include <future>
 #include <thread>
 
+#include "crypto/session.h"
 #include "storjnet/real_driver.h"
+#include "streams/record_cipher.h"
+#include "wire/datagram.h"
 
 using namespace storjnet;
 
@@ -19,11 +25,11 @@ struct Pair {
   RealDriver driver;
   Node* a;
   Node* b;
-  Pair() {
+  explicit Pair(RealDriver::Options options = {}, NodeConfig config = {}) : driver(options) {
     auto lo = *Endpoint::parse("127.0.0.1:1");
     lo.port = 0;
-    a = &driver.add_node(lo, Identity::generate());
-    b = &driver.add_node(lo, Identity::generate());
+    a = &driver.add_node(lo, Identity::generate(), config);
+    b = &driver.add_node(lo, Identity::generate(), config);
     driver.call([&] {
       a->streams().remember(Contact{b->id(), b->public_key(), driver.local_endpoint(*b)});
       b->streams().remember(Contact{a->id(), a->public_key(), driver.local_endpoint(*a)});
@@ -262,5 +268,103 @@ TEST(StreamsTcp, SilentConnectionsAreClosedAfterTheHandshakeLimit) {
   EXPECT_EQ(ec, boost::asio::error::eof);
   EXPECT_GE(waited, 4s);
   EXPECT_LE(waited, 30s);
-  EXPECT_EQ(p.driver.call([&] { return p.b->streams().fast_path_stats().bad_records; }), 1u);
+  EXPECT_EQ(p.driver.call([&] { return p.b->streams().fast_path_stats().handshake_timeouts; }), 1u);
+}
+
+namespace {
+
+// A peer that speaks the fast path just far enough to be authenticated (hello, keys, ready record) over a
+// blocking socket with a small receive buffer, then sends records and never reads.
+struct NonReadingPeer {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket s{io};
+  Identity me = Identity::generate();
+  std::unique_ptr<streams::RecordCipher> tx;
+
+  NonReadingPeer(uint16_t port, const PublicKey& victim) {
+    namespace asio = boost::asio;
+    s.open(asio::ip::tcp::v4());
+    int small = 4096;
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    timeval tv{2, 0};  // a write blocked this long: the victim stopped reading
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    std::array<uint8_t, 32> salt;
+    randombytes_buf(salt.data(), salt.size());
+    Bytes hello{'S', 'J', 'T', '1'};
+    hello.insert(hello.end(), me.public_key().begin(), me.public_key().end());
+    hello.insert(hello.end(), salt.begin(), salt.end());
+    hello.push_back(2);
+    asio::write(s, asio::buffer(hello));
+    Bytes theirs(69);
+    asio::read(s, asio::buffer(theirs));  // (their ready record stays unread, like everything after it)
+    crypto::SessionKey pair;
+    EXPECT_TRUE(crypto::derive_session_key(me, victim, pair, false));
+    // Opener to acceptor: BLAKE2b-256(pair key || opener salt || acceptor salt || 1).
+    streams::RecordCipher::Key key;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, nullptr, 0, key.size());
+    crypto_generichash_update(&st, pair.data(), pair.size());
+    crypto_generichash_update(&st, salt.data(), salt.size());
+    crypto_generichash_update(&st, theirs.data() + 36, 32);
+    uint8_t dir = 1;
+    crypto_generichash_update(&st, &dir, 1);
+    crypto_generichash_final(&st, key.data(), key.size());
+    tx = std::make_unique<streams::RecordCipher>(key, streams::RecordCipher::Direction::kSeal);
+  }
+  // A record: type, stream id byte, value, body.
+  Bytes record(uint8_t type, uint8_t id, ByteView body) {
+    uint8_t head[48] = {};
+    head[0] = type;
+    head[8] = id;
+    size_t len = 48 + body.size() + streams::RecordCipher::kTagSize;
+    Bytes out(4 + len);
+    wire::put_u32(out.data(), static_cast<uint32_t>(len));
+    tx->seal({ByteView(head, 48), body}, out.data() + 4);
+    return out;
+  }
+  // Sends until a write stays blocked (the victim stopped reading) or `limit` bytes went; returns the bytes.
+  size_t flood(size_t limit) {
+    boost::system::error_code ec;
+    boost::asio::write(s, boost::asio::buffer(record(5, 0, {})), ec);  // ready
+    size_t sent = 0;
+    uint8_t one = 1;
+    while (!ec && sent < limit) {
+      Bytes batch;
+      for (int i = 0; i < 1000; ++i) {  // one-byte data records for streams the victim does not have
+        Bytes r = record(1, uint8_t(i), ByteView(&one, 1));
+        batch.insert(batch.end(), r.begin(), r.end());
+      }
+      sent += boost::asio::write(s, boost::asio::buffer(batch), ec);
+    }
+    return sent;
+  }
+};
+
+}  // namespace
+
+// Each record from this peer is answered (an error record), and it never reads the answers: past the
+// high-water mark the node stops reading it, so what it queues for the peer stays bounded; the silent link
+// then times out as idle, and the node keeps serving others.
+TEST(StreamsTcp, PeerThatNeverReadsIsNotReadEither) {
+  RealDriver::Options options;
+  options.conn_high_water = 64 * 1024;
+  NodeConfig config;
+  config.streams.link_idle_timeout = 2s;
+  Pair p(options, config);
+  NonReadingPeer attacker(p.driver.local_endpoint(*p.b).port, p.b->public_key());
+  size_t sent = attacker.flood(64 << 20);
+  EXPECT_LT(sent, size_t(64) << 20) << "the node kept reading";
+  auto cs = p.driver.conn_stats(*p.b);
+  EXPECT_GE(cs.paused_reads, 1u);
+  // Queued answers: at most the mark plus the answers to one read (256 KiB of records, answered 1:1).
+  EXPECT_LE(cs.queued, options.conn_high_water + 300 * 1024);
+  bool closed = false;
+  for (int i = 0; i < 300 && !closed; ++i) {  // generous: the idle limit is 2 s
+    closed = p.driver.call([&] { return p.b->streams().fast_path_stats().idle_closed; }) == 1;
+    if (!closed) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(p.driver.conn_stats(*p.b).queued, 0u);
+  expect_streams_still_work(p);
 }

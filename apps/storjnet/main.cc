@@ -1,6 +1,6 @@
 // storjnet: command-line client of a storjnetd node's JSON-RPC API (docs/api.md).
 //
-//   storjnet [--api URL] [--token T] [--json] call METHOD [ARGS...]   any method; ARGS are JSON
+//   storjnet [--api URL] [--token-file F | --data-dir D] [--json] call METHOD [ARGS...]   any method; ARGS are JSON
 //   storjnet id | peers | stun | find ID | put KEY VALUE | get KEY
 //   storjnet send ID MESSAGE | messages
 //   storjnet subscribe T | unsubscribe T | subscriptions | publish T EVENT | events T
@@ -10,10 +10,17 @@
 // An argument that is not valid JSON is taken as a string, so `storjnet put greeting hello` works; quote
 // JSON strings that look like other JSON ('"42"'). Exit codes: 0 success, 1 the call failed (an error
 // response, or false/null where a result was expected), 2 usage or connection problems.
+//
+// The API token (docs/api.md, "Authentication"): --token, --token-file or STORJNET_API_TOKEN when given;
+// otherwise the cookie storjnetd writes to its data dir: DATA_DIR/.cookie for --data-dir (env
+// STORJNET_DATA_DIR), else the first of storjnet-data/.cookie (storjnetd's default) and
+// run/local-network/.cookie (`make run`) that exists.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
+#include "api/auth.h"
 #include "api/http_client.h"
 #include "api/json_rpc.h"
 
@@ -47,6 +54,22 @@ std::string addr(const json& v) {
   return human(v);
 }
 
+// The token to send: given, or read from a cookie; empty when there is none (the server then answers 401).
+std::string find_token(const std::string& token, const std::string& token_file, const std::string& data_dir) {
+  namespace api = storjnet::api;
+  if (!token.empty()) return token;
+  if (!token_file.empty()) {
+    auto t = api::read_token_file(token_file);
+    if (!t) throw std::runtime_error("--token-file " + token_file + ": cannot read a token from it");
+    return *t;
+  }
+  std::vector<std::string> dirs = {data_dir};
+  if (data_dir.empty()) dirs = {"storjnet-data", "run/local-network"};
+  for (auto& d : dirs)
+    if (auto t = api::read_token_file(std::filesystem::path(d) / api::kCookieName)) return *t;
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,10 +77,15 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string api_url = env_or("STORJNET_API", "http://127.0.0.1:5000");
   std::string token = env_or("STORJNET_API_TOKEN", "");
+  std::string token_file, data_dir = env_or("STORJNET_DATA_DIR", "");
   bool as_json = false;
   double timeout_s = 60;
   app.add_option("--api", api_url, "API URL (env STORJNET_API)")->capture_default_str();
-  app.add_option("--token", token, "Bearer token (env STORJNET_API_TOKEN)");
+  app.add_option("--token", token, "Bearer token (env STORJNET_API_TOKEN; visible in the process list)");
+  app.add_option("--token-file", token_file, "Read the bearer token from this file");
+  app.add_option("--data-dir", data_dir,
+                 "storjnetd's data dir: its .cookie holds the token (env STORJNET_DATA_DIR; default: "
+                 "storjnet-data, then run/local-network)");
   app.add_option("--timeout", timeout_s, "Seconds to wait for an answer")->capture_default_str();
   app.add_flag("--json", as_json, "Print the raw JSON result (for scripts)");
 
@@ -212,18 +240,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    token = find_token(token, token_file, data_dir);
     storjnet::api::HttpClient client(url->host, url->port, token,
                                      std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000)));
     if (!http_get.empty()) {
       auto res = client.get(http_get);
       std::cout << res.body;
       if (!res.body.empty() && res.body.back() != '\n') std::cout << '\n';
+      if (res.status == 401) {
+        std::cerr << "storjnet: unauthorized: no valid API token (--token-file, --data-dir or STORJNET_API_TOKEN)\n";
+        return 2;
+      }
       return res.status == 200 ? 0 : 2;
     }
     json req = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", params}};
     auto res = client.post(url->target, req.dump());
     if (res.status == 401) {
-      std::cerr << "storjnet: unauthorized: give the API token with --token or STORJNET_API_TOKEN\n";
+      std::cerr << "storjnet: unauthorized: no valid API token (--token-file, --data-dir or STORJNET_API_TOKEN)\n";
       return 2;
     }
     auto body = storjnet::api::parse_json(res.body);

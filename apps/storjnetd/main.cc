@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -21,6 +22,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "api/auth.h"
 #include "api/http_server.h"
 #include "api/json_rpc.h"
 #include "storjnet/dht_storage.h"
@@ -31,6 +33,10 @@ namespace asio = boost::asio;
 using namespace storjnet;
 
 namespace {
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 struct Options {
   int nodes = 1;
@@ -43,12 +49,25 @@ struct Options {
   std::string network_id;
   std::string log_level = "info";
   std::string api_token;
+  std::string api_token_file;
+  bool api_public_metrics = false;
+  std::vector<std::string> api_allow_hosts;
   size_t api_body_limit = 1024 * 1024;
 };
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+// The API token: --api-token, else --api-token-file, else STORJNET_API_TOKEN; empty when none was given
+// (the daemon then writes a random one to DATA_DIR/.cookie).
+std::string given_token(const Options& o) {
+  if (!o.api_token.empty() && !o.api_token_file.empty()) throw UsageError("give --api-token or --api-token-file, not both");
+  if (!o.api_token.empty()) return o.api_token;
+  if (!o.api_token_file.empty()) {
+    auto t = api::read_token_file(o.api_token_file);
+    if (!t) throw UsageError("--api-token-file " + o.api_token_file + ": cannot read a token from it");
+    return *t;
+  }
+  const char* env = std::getenv("STORJNET_API_TOKEN");
+  return env ? std::string(env) : std::string();
+}
 
 std::mutex out_mu;
 void say(const std::string& line) {
@@ -136,8 +155,10 @@ int run(const Options& o) {
   auto udp_host = Endpoint::from_ip(o.host, 1);
   if (!udp_host) throw UsageError("--host \"" + o.host + "\": not an IP address");
   if (!Endpoint::from_ip(o.api_host, 1)) throw UsageError("--api-host \"" + o.api_host + "\": not an IP address");
-  if (!is_loopback_host(o.api_host) && o.api_token.empty())
-    throw UsageError("binding the API to " + o.api_host + " (not loopback) requires --api-token");
+  std::string token = given_token(o);
+  if (!is_loopback_host(o.api_host) && token.empty())
+    throw UsageError("binding the API to " + o.api_host +
+                     " (not loopback) requires --api-token, --api-token-file or STORJNET_API_TOKEN");
   NodeConfig config;
   if (!o.network_id.empty()) config.engine.network_id = parse_network_id(o.network_id);
   auto level = spdlog::level::from_str(o.log_level);
@@ -169,6 +190,17 @@ int run(const Options& o) {
     }
     slots.push_back(std::move(slot));
   }
+  // --- the API token: given, or a fresh random one in the cookie file (removed on a clean stop) ---
+  fs::path cookie;
+  if (token.empty()) {
+    token = api::random_token();
+    cookie = fs::path(o.data_dir) / api::kCookieName;
+    try {
+      api::write_cookie(cookie, token);
+    } catch (const std::exception& e) {
+      throw UsageError(e.what());
+    }
+  }
 
   // --- sockets: every API port, then every UDP port ---
   driver = std::make_unique<RealDriver>();
@@ -183,7 +215,9 @@ int run(const Options& o) {
     api::ServerOptions so;
     so.host = o.api_host;
     so.port = static_cast<uint16_t>(o.api_port == 0 ? 0 : o.api_port + i);
-    so.token = o.api_token;
+    so.token = token;
+    so.public_metrics = o.api_public_metrics;
+    so.allowed_hosts = o.api_allow_hosts;
     so.body_limit = o.api_body_limit;
     try {
       s.server = std::make_unique<api::ApiServer>(http_io, so, *s.dispatcher, run);
@@ -212,6 +246,7 @@ int run(const Options& o) {
     stop_signal.set_value(sig);
   });
   for (auto& s : slots) s->server->start();
+  if (!cookie.empty()) say("storjnetd: API token in " + cookie.string());
   auto work = asio::make_work_guard(http_io);
   std::thread http_thread([&] { http_io.run(); });
 
@@ -260,6 +295,10 @@ int run(const Options& o) {
   driver->stop();
   driver.reset();
   slots.clear();  // servers, dispatchers, locks
+  if (!cookie.empty()) {
+    std::error_code ec;
+    fs::remove(cookie, ec);
+  }
   say("storjnetd: stopped");
   return 0;
 }
@@ -279,14 +318,20 @@ int main(int argc, char** argv) {
   app.add_option("--api-port", o.api_port, "API port of node 0; node i serves on api-port+i (0: ephemeral)")
       ->capture_default_str();
   app.add_option("--host", o.host, "IP address the UDP sockets bind to")->capture_default_str();
-  app.add_option("--api-host", o.api_host, "IP address the API binds to (not loopback: needs --api-token)")
+  app.add_option("--api-host", o.api_host, "IP address the API binds to (not loopback: needs a given token)")
       ->capture_default_str();
   app.add_option("--data-dir", o.data_dir, "Node i keeps its key, store and routing table in DATA_DIR/node-i")
       ->capture_default_str();
   app.add_option("--bootstrap", o.bootstrap, "host:port of a node to join through (repeatable)");
   app.add_option("--network-id", o.network_id, "Network id (32-bit, decimal or 0x hex); default STJ1");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
-  app.add_option("--api-token", o.api_token, "Bearer token the API requires (required off loopback)");
+  app.add_option("--api-token", o.api_token,
+                 "Bearer token the API requires (visible to other local users in the process list: prefer "
+                 "--api-token-file or STORJNET_API_TOKEN). Default: a random token written to DATA_DIR/.cookie");
+  app.add_option("--api-token-file", o.api_token_file, "Read the API token from this file (its first line)");
+  app.add_flag("--api-public-metrics", o.api_public_metrics, "Serve GET /metrics without the token");
+  app.add_option("--api-allow-host", o.api_allow_hosts,
+                 "A Host name the API accepts besides IP addresses and localhost (repeatable)");
   app.add_option("--api-body-limit", o.api_body_limit, "Largest API request body in bytes")->capture_default_str();
   try {
     app.parse(argc, argv);

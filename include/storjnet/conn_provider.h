@@ -4,6 +4,7 @@
 // finds it with dynamic_cast and otherwise uses the engine's UDP RPC only (the simulator does not offer it).
 // Same threading contract as Environment: every call and every listener event on the node's thread.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "storjnet/bytes.h"
@@ -14,8 +15,9 @@ namespace storjnet {
 class ConnListener {
  public:
   virtual ~ConnListener() = default;
-  // A connection is up: ours from conn_connect (inbound=false), or one the driver accepted (inbound=true).
-  virtual void on_conn_open(uint64_t conn, bool inbound) = 0;
+  // A connection is up: ours from conn_connect (inbound=false), or one the driver accepted (inbound=true);
+  // `remote` is the peer's address (for fairness budgets by prefix).
+  virtual void on_conn_open(uint64_t conn, bool inbound, const Endpoint& remote) = 0;
   virtual void on_conn_data(uint64_t conn, ByteView bytes) = 0;
   // Closed or failed (also when conn_connect did not succeed); the id is not reused.
   virtual void on_conn_closed(uint64_t conn) = 0;
@@ -28,6 +30,9 @@ class ConnProvider {
   virtual uint64_t conn_connect(const Endpoint& to) = 0;
   // Queues bytes in order. Ignored for an unknown or closed connection.
   virtual void conn_send(uint64_t conn, Bytes bytes) = 0;
+  // Bytes queued on `conn` and not yet taken by the kernel (0 for an unknown connection). A provider may
+  // stop reading from a connection whose queue is long (docs/protocol.md 7.6, send queue).
+  virtual size_t conn_queued(uint64_t conn) const = 0;
   // Closes without an on_conn_closed event.
   virtual void conn_close(uint64_t conn) = 0;
   virtual void set_conn_listener(ConnListener* l) = 0;

@@ -13,9 +13,17 @@
 
 namespace storjnet {
 
+struct RealDriverOptions {
+  // Streams fast path (docs/protocol.md 7.6): a byte connection whose send queue passes this many bytes is
+  // not read until the queue drains to half of it, so a peer that sends but never reads cannot make the
+  // node queue answers without bound (Links closes it past StreamsConfig::link_send_cap).
+  size_t conn_high_water = 4 * 1024 * 1024;
+};
+
 class RealDriver {
  public:
-  RealDriver();   // starts the io thread
+  using Options = RealDriverOptions;
+  explicit RealDriver(Options options = {});  // starts the io thread
   ~RealDriver();  // stops the thread, then destroys nodes and sockets
 
   // Binds a UDP socket at `bind` (port 0: ephemeral) and creates a node on it (storage nullptr: in memory).
@@ -28,6 +36,12 @@ class RealDriver {
   // Fails every byte connection (streams fast path) of `node` as a network error would; the node sees
   // them closed. For tests. Returns how many were open. Callable from any thread.
   size_t drop_connections(const Node& node);
+  // The byte connections of `node` right now. For tests and diagnostics. Callable from any thread.
+  struct ConnStats {
+    size_t open = 0, paused = 0, queued = 0;  // connections, of them not being read, bytes queued to send
+    uint64_t paused_reads = 0;                // times any connection stopped being read (high-water mark)
+  };
+  ConnStats conn_stats(const Node& node);
 
   // Runs `fn` on the io thread.
   void post(std::function<void()> fn);

@@ -33,6 +33,17 @@ struct StreamsConfig {
   size_t max_buffered_per_prefix = 64 * 1024 * 1024; // the same for the streams of one network
   size_t min_chunk_charge = 1024;                    // each held chunk counts at least this against both
   size_t max_chunks_ahead = 64;                      // per stream: chunks held ahead of a gap
+
+  // Fast path bounds (docs/protocol.md 7.6 "Limits"). Every close they cause is counted in
+  // StreamsFastPathStats and shown in /metrics.
+  size_t max_links = 256;                      // connections, both directions
+  size_t max_links_per_prefix = 16;            // accepted connections from one /24 (IPv4) or /48 (IPv6)
+  Duration link_handshake_timeout = 5s;        // a connection must authenticate within this
+  Duration link_idle_timeout = 60s;            // a link with no record from the peer for this long is closed
+  Duration link_ack_timeout = 15s;             // a data record unanswered this long closes the link (UDP then)
+  size_t link_send_cap = 32 * 1024 * 1024;     // bytes queued on one connection beyond this close it
+  uint32_t link_handshakes_per_second = 200;   // inbound hellos answered per second (each costs an X25519)
+  uint32_t link_handshakes_per_prefix = 20;    // of those, per second from one /24 or /48
 };
 
 // Receive-side refusals (each answered with an error; "receive buffers full" is retried by the writer).
@@ -51,6 +62,14 @@ struct StreamsFastPathStats {
   uint64_t bad_records = 0;    // malformed or unauthenticated records (each closes its connection)
   uint64_t bytes_sent = 0;     // stream data bytes sent over connections
   uint64_t bytes_received = 0; // stream data bytes received over connections
+  // Closes and refusals by the fast-path bounds (StreamsConfig), each also counted in links_failed when a
+  // connection was open.
+  uint64_t handshake_timeouts = 0;   // not authenticated within link_handshake_timeout
+  uint64_t idle_closed = 0;          // authenticated, then silent for link_idle_timeout
+  uint64_t ack_timeouts = 0;         // a data record unanswered for link_ack_timeout (data went over UDP)
+  uint64_t send_overflows = 0;       // more than link_send_cap bytes queued to a peer that does not read
+  uint64_t handshakes_limited = 0;   // inbound hellos refused by the handshake budgets (node or prefix)
+  uint64_t links_refused = 0;        // accepted connections closed at once: max_links or max_links_per_prefix
 };
 
 struct StreamInfo {

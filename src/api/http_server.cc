@@ -4,9 +4,12 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 
+#include "api/auth.h"
 #include "api/metrics.h"
 
 namespace storjnet::api {
@@ -16,13 +19,37 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
+// Open connections, in total and by client address (sessions may end on any thread of the io_context).
+struct Admission {
+  std::mutex mu;
+  size_t total = 0;
+  std::map<asio::ip::address, size_t> by_client;
+
+  std::optional<Refusal> admit(const asio::ip::address& a, const ServerOptions& o) {
+    std::lock_guard lock(mu);
+    if (total >= o.max_connections) return Refusal::kConnections;
+    size_t& mine = by_client[a];
+    if (mine >= o.max_connections_per_client) return Refusal::kClientConnections;
+    ++mine;
+    ++total;
+    return std::nullopt;
+  }
+  void release(const asio::ip::address& a) {
+    std::lock_guard lock(mu);
+    --total;
+    auto it = by_client.find(a);
+    if (it != by_client.end() && --it->second == 0) by_client.erase(it);
+  }
+};
+
 struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   asio::io_context& io;
   ServerOptions opts;
   Dispatcher& dispatcher;
   NodeRunner run;
   tcp::acceptor acceptor;
-  std::shared_ptr<std::atomic<size_t>> connections = std::make_shared<std::atomic<size_t>>(0);
+  std::shared_ptr<Admission> admission = std::make_shared<Admission>();
+  ApiRefusals refusals;
   bool stopped = false;
 
   Impl(asio::io_context& i, ServerOptions o, Dispatcher& d, NodeRunner r)
@@ -35,23 +62,84 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<ApiServer::Impl> server)
+  Session(tcp::socket socket, std::shared_ptr<ApiServer::Impl> server, asio::ip::address client)
       : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(std::move(server)),
-        connections_(server_->connections) {}
-  ~Session() { connections_->fetch_sub(1); }
+        admission_(server_->admission), client_(client) {}
+  ~Session() { admission_->release(client_); }
 
   void start() { read(); }
 
  private:
   using Response = http::response<http::string_body>;
+  using Request = http::request<http::string_body>;
 
+  // Headers first (the first request's within header_timeout of the accept), checked before any body byte
+  // is read.
   void read() {
     parser_.emplace();
     parser_->body_limit(server_->opts.body_limit);
     parser_->header_limit(16 * 1024);
-    stream_.expires_after(server_->opts.idle_timeout);
+    stream_.expires_after(first_ ? server_->opts.header_timeout : server_->opts.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    // A declared body over the limit is reported with the header; it is answered after the checks.
+    bool too_big = ec == http::error::body_limit;
+    if (ec && !too_big) {
+      if (ec == beast::error::timeout && first_) server_->refusals.add(Refusal::kSlowHeaders);
+      return close();
+    }
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    ++seq_;
+    if (auto r = refusal(req)) return refuse(*r);
+    first_ = false;
+    if (too_big || parser_->is_done()) return on_read(ec);
+    stream_.expires_after(server_->opts.request_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  static std::string_view sv(beast::string_view v) { return {v.data(), v.size()}; }
+
+  // Why the request must not be served, judged on its headers alone.
+  std::optional<Refusal> refusal(const Request& req) const {
+    const auto& o = server_->opts;
+    if (req.find(http::field::origin) != req.end()) return Refusal::kOrigin;
+    if (!host_allowed(sv(req[http::field::host]), o.allowed_hosts)) return Refusal::kHost;
+    std::string_view target = sv(req.target());
+    bool open = target == "/health" || (target == "/metrics" && o.public_metrics);
+    if (!o.token.empty() && !open && !bearer_matches(sv(req[http::field::authorization]), o.token))
+      return Refusal::kUnauthorized;
+    if (req.method() == http::verb::post && !is_json_content_type(sv(req[http::field::content_type])))
+      return Refusal::kContentType;
+    return std::nullopt;
+  }
+
+  void refuse(Refusal r) {
+    server_->refusals.add(r);
+    keep_alive_ = false;
+    switch (r) {
+      case Refusal::kOrigin:
+        return send_status(http::status::forbidden, "refused: requests from web pages (an Origin header) are not served\n");
+      case Refusal::kHost:
+        return send_status(http::status::forbidden,
+                           "refused: the Host header must be an IP address, localhost, or a name given with "
+                           "--api-allow-host\n");
+      case Refusal::kUnauthorized: {
+        Response res{http::status::unauthorized, version_};
+        res.set(http::field::www_authenticate, "Bearer");
+        return send_text(std::move(res), "missing or wrong bearer token (see docs/api.md, Authentication)\n",
+                         "text/plain");
+      }
+      case Refusal::kContentType:
+        return send_status(http::status::unsupported_media_type, "refused: the body must be Content-Type: application/json\n");
+      default:
+        return close();
+    }
   }
 
   void on_read(beast::error_code ec) {
@@ -64,18 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) return close();
     auto& req = parser_->get();
-    keep_alive_ = req.keep_alive();
-    version_ = req.version();
-    ++seq_;
     std::string target(req.target());
-    if (!server_->opts.token.empty() && target != "/health") {
-      auto auth = req[http::field::authorization];
-      if (auth != "Bearer " + server_->opts.token) {
-        Response res{http::status::unauthorized, version_};
-        res.set(http::field::www_authenticate, "Bearer");
-        return send_text(std::move(res), "missing or wrong bearer token\n", "text/plain");
-      }
-    }
     if (target == "/" || target == "/rpc") {
       if (req.method() != http::verb::post) return send_status(http::status::method_not_allowed, "use POST\n");
       arm_timeout();
@@ -93,6 +170,7 @@ class Session : public std::enable_shared_from_this<Session> {
       arm_timeout();
       bool metrics = target == "/metrics";
       const ApiCounters* counters = &server_->dispatcher.counters();
+      const ApiRefusals* refusals = &server_->refusals;
       auto done = completion([metrics](Session& s, std::optional<json> r) {
         if (metrics) {
           Response res{http::status::ok, s.version_};
@@ -100,8 +178,8 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         s.send_json(http::status::ok, *r);
       });
-      server_->run([metrics, counters, done](Node& n) {
-        if (metrics) return done(json(render_metrics(n, *counters)));
+      server_->run([metrics, counters, refusals, done](Node& n) {
+        if (metrics) return done(json(render_metrics(n, *counters, refusals)));
         done(json{{"status", "ok"}, {"id", n.id().hex()}, {"peers", n.dht().peers().size()}});
       });
       return;
@@ -188,7 +266,9 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<ApiServer::Impl> server_;
-  std::shared_ptr<std::atomic<size_t>> connections_;
+  std::shared_ptr<Admission> admission_;
+  asio::ip::address client_;
+  bool first_ = true;  // no request passed the checks yet on this connection
   bool keep_alive_ = true;
   unsigned version_ = 11;
   uint64_t seq_ = 0;
@@ -201,12 +281,13 @@ void ApiServer::Impl::accept() {
   acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (self->stopped || !self->acceptor.is_open()) return;
     if (!ec) {
-      if (self->connections->fetch_add(1) >= self->opts.max_connections) {
-        self->connections->fetch_sub(1);
-        beast::error_code ignore;
+      beast::error_code ignore;
+      auto client = socket.remote_endpoint(ignore).address();
+      if (auto r = self->admission->admit(client, self->opts)) {
+        self->refusals.add(*r);
         socket.close(ignore);
       } else {
-        std::make_shared<Session>(std::move(socket), self)->start();
+        std::make_shared<Session>(std::move(socket), self, client)->start();
       }
     }
     self->accept();
@@ -250,5 +331,7 @@ uint16_t ApiServer::port() const {
 }
 
 const std::string& ApiServer::host() const { return impl_->opts.host; }
+
+const ApiRefusals& ApiServer::refusals() const { return impl_->refusals; }
 
 }  // namespace storjnet::api

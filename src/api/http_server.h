@@ -4,11 +4,21 @@
 // It runs on its own io_context (never the driver's thread): a JSON-RPC call posts to the node through the
 // NodeRunner and the response is written when the node's callback fires. Several connections at once,
 // keep-alive, a body cap (413 and a -32600 error beyond it), and a per-request timeout (504).
+//
+// Locked down for a local API (docs/api.md, "Authentication"): a request's headers must arrive within
+// header_timeout and are checked before its body is read; a request with an Origin header (a web page),
+// a Host that is not an IP literal, localhost or an allowed name (DNS rebinding), a missing or wrong bearer
+// token, or a POST body that is not JSON is refused and its connection closed; connections are capped in
+// total and per client address. Every refusal is counted (ApiRefusals, shown in /metrics).
 #pragma once
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "api/json_rpc.h"
 
@@ -22,10 +32,26 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;                 // 0: ephemeral
   std::string token;                 // non-empty: every request but GET /health needs "Authorization: Bearer <token>"
+  bool public_metrics = false;       // GET /metrics without the token
+  std::vector<std::string> allowed_hosts;  // Host names accepted besides IP literals and localhost
   size_t body_limit = 1024 * 1024;   // bytes of a request body
   size_t max_connections = 256;      // open at once; more are closed at accept
+  size_t max_connections_per_client = 32;             // open at once from one client address
+  std::chrono::milliseconds header_timeout{5'000};    // a connection's first request headers, from accept
   std::chrono::milliseconds request_timeout{30'000};  // from a complete request to its response
   std::chrono::milliseconds idle_timeout{60'000};     // keep-alive connection without a request
+};
+
+// Requests and connections refused before reaching the dispatcher, by reason (readable from any thread).
+enum class Refusal : uint8_t {
+  kUnauthorized, kOrigin, kHost, kContentType, kSlowHeaders, kConnections, kClientConnections, kCount
+};
+inline constexpr std::array<std::string_view, static_cast<size_t>(Refusal::kCount)> kRefusalNames = {
+    "unauthorized", "origin", "host", "content_type", "slow_headers", "connections", "client_connections"};
+struct ApiRefusals {
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(Refusal::kCount)> by_reason{};
+  void add(Refusal r) { by_reason[static_cast<size_t>(r)].fetch_add(1); }
+  uint64_t get(Refusal r) const { return by_reason[static_cast<size_t>(r)].load(); }
 };
 
 class ApiServer {
@@ -43,6 +69,7 @@ class ApiServer {
   void stop();
   uint16_t port() const;
   const std::string& host() const;
+  const ApiRefusals& refusals() const;
 
   struct Impl;
 

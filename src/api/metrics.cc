@@ -1,7 +1,9 @@
 #include "api/metrics.h"
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
+#include <utility>
 
 
 namespace storjnet::api {
@@ -49,7 +51,7 @@ class Writer {
 
 }  // namespace
 
-std::string render_metrics(Node& node, const ApiCounters& api) {
+std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals* refusals) {
   Writer w;
   const NodeStats es = node.stats();
 
@@ -119,6 +121,21 @@ std::string render_metrics(Node& node, const ApiCounters& api) {
   w.sample("storjnet_streams_refused_total", "reason=\"prefix_streams\"", sb.refused_prefix_streams);
   w.single("storjnet_streams_buffered_bytes", "gauge", "Received stream data held, as charged against max_buffered.",
            sb.buffered);
+  StreamsFastPathStats fp = node.streams().fast_path_stats();
+  w.single("storjnet_fast_path_links_up_total", "counter", "Streams fast-path connections authenticated.", fp.links_up);
+  w.family("storjnet_fast_path_closes_total", "counter",
+           "Streams fast-path connections closed or refused, by reason (peer: closed by the peer or the network).");
+  uint64_t bounded = fp.bad_records + fp.handshake_timeouts + fp.idle_closed + fp.ack_timeouts + fp.send_overflows +
+                     fp.handshakes_limited;
+  for (auto [reason, n] : {std::pair<std::string_view, uint64_t>{"bad_record", fp.bad_records},
+                           {"handshake_timeout", fp.handshake_timeouts}, {"idle", fp.idle_closed},
+                           {"ack_timeout", fp.ack_timeouts}, {"send_overflow", fp.send_overflows},
+                           {"handshake_limited", fp.handshakes_limited}, {"refused", fp.links_refused},
+                           {"peer", fp.links_failed - std::min(fp.links_failed, bounded)}})
+    w.sample("storjnet_fast_path_closes_total", "reason=\"" + std::string(reason) + "\"", n);
+  w.family("storjnet_fast_path_bytes_total", "counter", "Stream data bytes over fast-path connections.");
+  w.sample("storjnet_fast_path_bytes_total", "direction=\"in\"", fp.bytes_received);
+  w.sample("storjnet_fast_path_bytes_total", "direction=\"out\"", fp.bytes_sent);
 
   PubsubStats ps = node.pubsub().stats();
   w.family("storjnet_pubsub_events_total", "counter", "Pubsub events by outcome.");
@@ -136,6 +153,12 @@ std::string render_metrics(Node& node, const ApiCounters& api) {
     w.sample("storjnet_api_errors_total", "code=\"" + std::string(kErr[i]) + "\"", api.errors[i].load());
   w.single("storjnet_api_requests_total", "counter", "JSON-RPC requests received (batch entries counted).",
            api.requests.load());
+  if (refusals) {
+    w.family("storjnet_api_refused_total", "counter", "API requests and connections refused before dispatch, by reason.");
+    for (size_t i = 0; i < kRefusalNames.size(); ++i)
+      w.sample("storjnet_api_refused_total", "reason=\"" + std::string(kRefusalNames[i]) + "\"",
+               refusals->by_reason[i].load());
+  }
   return w.str();
 }
 

@@ -58,7 +58,9 @@ struct RealDriver::Impl {
     uint64_t id;
     tcp::socket sock;
     std::deque<Bytes> out;
+    size_t queued = 0;  // bytes in `out`
     bool writing = false, open = false, closed = false;
+    bool paused = false;  // not reading: the queue to this peer passed the high-water mark
     bool flush_posted = false;  // a flush_out is queued behind the current handler
     std::vector<uint8_t> rbuf = std::vector<uint8_t>(256 * 1024);
     std::vector<asio::const_buffer> wbufs;
@@ -69,8 +71,10 @@ struct RealDriver::Impl {
   struct Host final : Environment, ConnProvider {
     udp::socket socket;
     asio::io_context& io;
+    const RealDriver::Options& options;
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unordered_map<uint64_t, std::shared_ptr<Conn>, KeyedHash> conns;
+    uint64_t paused_reads = 0;  // times a connection stopped being read at the high-water mark
     uint64_t next_conn = 1;
     ConnListener* listener = nullptr;
     asio::steady_timer timer;
@@ -80,7 +84,8 @@ struct RealDriver::Impl {
     udp::endpoint sender;
     std::array<uint8_t, 2048> buf;
 
-    Host(asio::io_context& i, std::chrono::steady_clock::time_point o) : socket(i), io(i), timer(i), origin(o) {}
+    Host(asio::io_context& i, const RealDriver::Options& opts, std::chrono::steady_clock::time_point o)
+        : socket(i), io(i), options(opts), timer(i), origin(o) {}
 
     // ---------------------------------------------------------------- byte connections
     void set_conn_listener(ConnListener* l) override { listener = l; }
@@ -112,11 +117,17 @@ struct RealDriver::Impl {
             c->sock.close(e2);
           } else {
             start(c);
-            if (listener && !c->closed) listener->on_conn_open(c->id, true);
+            if (listener && !c->closed) listener->on_conn_open(c->id, true, remote_of(*c));
           }
         }
         accept();
       });
+    }
+
+    static Endpoint remote_of(Conn& c) {
+      boost::system::error_code ec;
+      auto ep = c.sock.remote_endpoint(ec);
+      return ec ? Endpoint{} : from_asio(udp::endpoint(ep.address(), ep.port()));
     }
 
     void start(const std::shared_ptr<Conn>& c) {
@@ -139,7 +150,7 @@ struct RealDriver::Impl {
         if (c->closed) return;
         if (ec) return fail(c);
         start(c);
-        if (listener && !c->closed) listener->on_conn_open(c->id, false);
+        if (listener && !c->closed) listener->on_conn_open(c->id, false, remote_of(*c));
         if (!c->closed) flush_out(c);
       });
       return c->id;
@@ -150,14 +161,27 @@ struct RealDriver::Impl {
         if (c->closed) return;
         if (ec) return fail(c);
         if (listener) listener->on_conn_data(c->id, {c->rbuf.data(), n});
-        if (!c->closed) read(c);
+        if (c->closed) return;
+        // Our answers to this peer pile up (it does not read): stop reading it until they drain.
+        if (c->queued > options.conn_high_water) {
+          c->paused = true;
+          ++paused_reads;
+          return;
+        }
+        read(c);
       });
+    }
+
+    size_t conn_queued(uint64_t id) const override {
+      auto it = conns.find(id);
+      return it == conns.end() ? 0 : it->second->queued;
     }
 
     void conn_send(uint64_t id, Bytes bytes) override {
       auto it = conns.find(id);
       if (it == conns.end() || it->second->closed || bytes.empty()) return;
       auto& c = it->second;
+      c->queued += bytes.size();
       c->out.push_back(std::move(bytes));
       // Cork: everything queued while the current handler runs goes out in one gathered write after it.
       if (c->open && !c->writing && !c->flush_posted) {
@@ -186,7 +210,14 @@ struct RealDriver::Impl {
         c->writing = false;
         if (c->closed) return;
         if (ec) return fail(c);
-        for (size_t i = 0; i < c->wcount; ++i) c->out.pop_front();
+        for (size_t i = 0; i < c->wcount; ++i) {
+          c->queued -= c->out.front().size();
+          c->out.pop_front();
+        }
+        if (c->paused && c->queued <= options.conn_high_water / 2) {
+          c->paused = false;
+          read(c);
+        }
         flush_out(c);
       });
     }
@@ -194,6 +225,7 @@ struct RealDriver::Impl {
     void shut(const std::shared_ptr<Conn>& c) {
       c->closed = true;
       c->out.clear();
+      c->queued = 0;
       boost::system::error_code ec;
       c->sock.close(ec);
       conns.erase(c->id);
@@ -254,6 +286,7 @@ struct RealDriver::Impl {
     }
   };
 
+  RealDriver::Options options;
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::chrono::steady_clock::time_point origin = std::chrono::steady_clock::now();
@@ -261,7 +294,7 @@ struct RealDriver::Impl {
   std::thread thread;
   std::thread::id thread_id;
 
-  Impl() {
+  explicit Impl(RealDriver::Options o) : options(o) {
     thread = std::thread([this] {
       thread_id = std::this_thread::get_id();
       io.run();
@@ -269,7 +302,7 @@ struct RealDriver::Impl {
   }
 };
 
-RealDriver::RealDriver() : impl_(std::make_unique<Impl>()) {
+RealDriver::RealDriver(Options options) : impl_(std::make_unique<Impl>(options)) {
   // Wait until the thread id is known so on_io_thread() is reliable.
   std::promise<void> ready;
   impl_->io.post([&] { ready.set_value(); });
@@ -301,7 +334,7 @@ void RealDriver::post(std::function<void()> fn) { asio::post(impl_->io, std::mov
 Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig config,
                            std::unique_ptr<DhtStorage> storage) {
   return call([&]() -> Node& {
-    auto host = std::make_unique<Impl::Host>(impl_->io, impl_->origin);
+    auto host = std::make_unique<Impl::Host>(impl_->io, impl_->options, impl_->origin);
     boost::system::error_code ec;
     auto ep = to_asio(bind);
     host->socket.open(ep.protocol(), ec);
@@ -328,6 +361,22 @@ Endpoint RealDriver::local_endpoint(const Node& node) const {
 }
 
 size_t RealDriver::size() const { return impl_->hosts.size(); }
+
+RealDriver::ConnStats RealDriver::conn_stats(const Node& node) {
+  return call([&] {
+    ConnStats out;
+    for (auto& h : impl_->hosts) {
+      if (h->node.get() != &node) continue;
+      out.paused_reads = h->paused_reads;
+      for (auto& [id, c] : h->conns) {
+        out.open += 1;
+        out.queued += c->queued;
+        out.paused += c->paused;
+      }
+    }
+    return out;
+  });
+}
 
 size_t RealDriver::drop_connections(const Node& node) {
   return call([&] {

@@ -2,9 +2,12 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "crypto/session.h"
 #include "engine/engine.h"
@@ -23,17 +26,25 @@ constexpr size_t kMaxSealed = kMaxPlain + RecordCipher::kTagSize;
 constexpr size_t kHelloSize = 4 + 32 + 32 + 1;          // magic, public key, salt, cipher
 constexpr uint8_t kMagic[4] = {'S', 'J', 'T', '1'};
 constexpr uint8_t kCipherAes256Ocb = 2;
-constexpr size_t kMaxLinks = 256;
+// The ready record: empty, zero stream id and value; the first record each way, and only the first.
+constexpr auto kReady = RecordType(5);
 constexpr Duration kRetry = 10s;                        // after a failed connection, datagrams only for this long
-constexpr Duration kHandshake = 5s;                     // an accepted connection must authenticate within this
+constexpr Duration kBudgetWindow = 1s;                  // the handshake budgets' accounting period
+
+// Why a connection ends; each is counted once.
+enum class Why { kPeerClosed, kBadInput, kHandshakeTimeout, kIdle, kAckTimeout, kOverflow, kHandshakeLimited };
 }  // namespace
 
 struct Links::Impl final : ConnListener {
   struct Link {
     uint64_t conn = 0;
     bool inbound = false;
-    bool ready = false;  // ours: the peer's hello matched; theirs: a record authenticated
+    bool ready = false;    // a record from the peer authenticated (its ready record)
+    bool closing = false;  // past link_send_cap: closes after the current event, takes no more records
     NodeId peer{};
+    Endpoint::Prefix prefix{};  // inbound: the peer's network, for max_links_per_prefix
+    TimePoint opened{}, last_heard{};
+    std::deque<TimePoint> unanswered;  // send times of data records the peer has not acked yet, in order
     PublicKey expect{};
     std::array<uint8_t, 32> my_salt{}, peer_salt{};
     std::unique_ptr<RecordCipher> tx, rx;  // set once both hellos are known
@@ -42,50 +53,62 @@ struct Links::Impl final : ConnListener {
 
   Engine& engine;
   Events& events;
+  const StreamsConfig cfg;
   ConnProvider* net;
   std::unordered_map<uint64_t, Link> links;
+  std::unordered_map<Endpoint::Prefix, size_t> inbound_per_prefix;
+  // Inbound handshake budgets: hellos answered in the current window, node-wide and by prefix (at most
+  // link_handshakes_per_second entries).
+  TimePoint budget_window{};
+  uint32_t budget_used = 0;
+  std::unordered_map<Endpoint::Prefix, uint32_t> budget_by_prefix;
+  TimerId sweep_timer;
   std::unordered_map<NodeId, uint64_t> link_of;     // peer -> usable connection
   std::unordered_map<NodeId, uint64_t> connecting;  // peer -> connection we are setting up
   std::unordered_map<NodeId, TimePoint> retry_after;
   StreamsFastPathStats stats;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
-  Impl(Engine& e, Events& ev) : engine(e), events(ev), net(dynamic_cast<ConnProvider*>(&e.env())) {
+  Impl(Engine& e, Events& ev, const StreamsConfig& c)
+      : engine(e), events(ev), cfg(c), net(dynamic_cast<ConnProvider*>(&e.env())) {
     if (net) net->set_conn_listener(this);
   }
   ~Impl() override {
     if (!net) return;
+    engine.cancel(sweep_timer);
     net->set_conn_listener(nullptr);
     for (auto& [c, l] : links) net->conn_close(c);
   }
 
   // ------------------------------------------------------------ connection events
-  void on_conn_open(uint64_t c, bool inbound) override {
+  void on_conn_open(uint64_t c, bool inbound, const Endpoint& remote) override {
     if (!inbound) return;  // ours: the hello is already queued
-    if (links.size() >= kMaxLinks) return net->conn_close(c);
+    auto prefix = remote.prefix();
+    size_t& from_prefix = inbound_per_prefix[prefix];
+    if (links.size() >= cfg.max_links || from_prefix >= cfg.max_links_per_prefix) {
+      if (from_prefix == 0) inbound_per_prefix.erase(prefix);
+      ++stats.links_refused;
+      return net->conn_close(c);
+    }
+    ++from_prefix;
     Link& l = links[c];
     l.conn = c;
     l.inbound = true;
-    // A connection that never proves itself would hold a slot for good: close it after kHandshake.
-    engine.schedule(kHandshake, [this, c, w = std::weak_ptr<bool>(alive)] {
-      if (w.expired()) return;
-      auto it = links.find(c);
-      if (it == links.end() || it->second.ready) return;
-      bad(c);
-      events.after_events();
-    });
+    l.prefix = prefix;
+    l.opened = engine.now();
+    arm_sweep();
   }
   void on_conn_data(uint64_t c, ByteView bytes) override {
     receive(c, bytes);
     events.after_events();
   }
   void on_conn_closed(uint64_t c) override {
-    drop(c, false);
+    close(c, Why::kPeerClosed);
     events.after_events();
   }
 
   void ensure(const Contact& peer) {
-    if (!net || link_of.count(peer.id) || connecting.count(peer.id) || links.size() >= kMaxLinks) return;
+    if (!net || link_of.count(peer.id) || connecting.count(peer.id) || links.size() >= cfg.max_links) return;
     auto r = retry_after.find(peer.id);
     if (r != retry_after.end()) {
       if (engine.now() < r->second) return;
@@ -97,8 +120,53 @@ struct Links::Impl final : ConnListener {
     l.conn = c;
     l.peer = peer.id;
     l.expect = peer.key;
+    l.opened = engine.now();
     connecting[peer.id] = c;
     send_hello(l);  // queued by the driver until the connection is up
+    arm_sweep();
+  }
+
+  // ------------------------------------------------------------ bounds
+  // One sweep for every connection's deadlines: handshake, idle, unanswered data.
+  void arm_sweep() {
+    if (sweep_timer || links.empty()) return;
+    Duration shortest = std::min({cfg.link_handshake_timeout, cfg.link_idle_timeout, cfg.link_ack_timeout});
+    sweep_timer = engine.schedule(std::clamp<Duration>(shortest / 4, 10ms, 1s), [this] {
+      sweep_timer = TimerId{};
+      sweep();
+      arm_sweep();
+    });
+  }
+
+  void sweep() {
+    TimePoint now = engine.now();
+    std::vector<std::pair<uint64_t, Why>> expired;
+    for (auto& [c, l] : links) {
+      if (!l.ready && now - l.opened >= cfg.link_handshake_timeout)
+        expired.emplace_back(c, Why::kHandshakeTimeout);
+      else if (l.ready && !l.unanswered.empty() && now - l.unanswered.front() >= cfg.link_ack_timeout)
+        expired.emplace_back(c, Why::kAckTimeout);
+      else if (l.ready && now - l.last_heard >= cfg.link_idle_timeout)
+        expired.emplace_back(c, Why::kIdle);
+    }
+    for (auto [c, why] : expired) close(c, why);
+    if (!expired.empty()) events.after_events();
+  }
+
+  // Takes one inbound handshake from the node-wide and the prefix budget; false when either is spent.
+  bool take_handshake(const Endpoint::Prefix& p) {
+    TimePoint now = engine.now();
+    if (now - budget_window >= kBudgetWindow) {
+      budget_window = now;
+      budget_used = 0;
+      budget_by_prefix.clear();
+    }
+    if (budget_used >= cfg.link_handshakes_per_second) return false;
+    uint32_t& used = budget_by_prefix[p];
+    if (used >= cfg.link_handshakes_per_prefix) return false;
+    ++used;
+    ++budget_used;
+    return true;
   }
 
   uint64_t ready(const NodeId& peer) const {
@@ -135,29 +203,34 @@ struct Links::Impl final : ConnListener {
     l.rx = std::make_unique<RecordCipher>(key(l.inbound ? 1 : 2), RecordCipher::Direction::kOpen);
   }
 
-  bool on_hello(Link& l, const uint8_t* p) {
-    if (std::memcmp(p, kMagic, 4) != 0 || p[68] != kCipherAes256Ocb) return false;
+  // The peer's hello; false with the reason when the connection must close.
+  std::optional<Why> on_hello(Link& l, const uint8_t* p) {
+    if (std::memcmp(p, kMagic, 4) != 0 || p[68] != kCipherAes256Ocb) return Why::kBadInput;
     PublicKey pk;
     std::memcpy(pk.data(), p + 4, 32);
     std::memcpy(l.peer_salt.data(), p + 36, 32);
-    if (!l.inbound && pk != l.expect) return false;
+    if (!l.inbound && pk != l.expect) return Why::kBadInput;
+    // Answering costs an X25519 before the peer proved anything: budgeted, node-wide and per prefix.
+    if (l.inbound && !take_handshake(l.prefix)) return Why::kHandshakeLimited;
     crypto::SessionKey pair;
     // An acceptor's claimed key is not proven yet: do not let it into the process-wide cache.
-    if (!crypto::derive_session_key(engine.identity(), pk, pair, !l.inbound)) return false;
+    if (!crypto::derive_session_key(engine.identity(), pk, pair, !l.inbound)) return Why::kBadInput;
     if (l.inbound) {
       l.peer = Identity::id_of(pk);
       send_hello(l);
     }
     derive(l, pair);
-    // Ours: the responder proved nothing yet, but only the holder of its secret key can read what we send.
-    if (!l.inbound) mark_ready(l);
-    return true;
+    // Neither side is ready yet: each waits for the other's ready record, which only the holder of the
+    // peer's secret key can seal.
+    send(l.conn, Record{kReady, {}, 0, 0, 0, {}});
+    return std::nullopt;
   }
 
   void mark_ready(Link& l) {
     auto co = connecting.find(l.peer);
     if (co != connecting.end() && co->second == l.conn) connecting.erase(co);
     l.ready = true;
+    l.last_heard = engine.now();
     link_of[l.peer] = l.conn;
     ++stats.links_up;
     events.on_link_up(l.peer);
@@ -181,7 +254,7 @@ struct Links::Impl final : ConnListener {
       Link& l = it->second;
       ByteView from = l.in.empty() ? bytes : ByteView(l.in);
       size_t need = from.empty() ? 4 : unit_size(l, from);
-      if (need == 0) return bad(c);
+      if (need == 0) return close(c, Why::kBadInput);
       if (!l.in.empty() && l.in.size() < need) {  // complete the held unit first
         size_t take = std::min(need - l.in.size(), bytes.size());
         l.in.insert(l.in.end(), bytes.begin(), bytes.begin() + static_cast<long>(take));
@@ -205,7 +278,7 @@ struct Links::Impl final : ConnListener {
   bool unit(uint64_t c, ByteView u) {
     Link& l = links.at(c);
     if (!l.rx) {
-      if (!on_hello(l, u.data())) return bad(c), false;
+      if (auto why = on_hello(l, u.data())) return close(c, *why), false;
       return true;
     }
     const uint8_t* sealed = u.data() + 4;
@@ -224,12 +297,19 @@ struct Links::Impl final : ConnListener {
       hn += l.rx->decrypt(sealed + kHead, rest, head + hn);
       ok = l.rx->finish_open(sealed + plain, head + hn);
     } else {
-      return bad(c), false;
+      return close(c, Why::kBadInput), false;
     }
-    if (!ok) return bad(c), false;
+    if (!ok) return close(c, Why::kBadInput), false;
     auto r = parse(head, kHead + rest, data);
-    if (!r) return bad(c), false;
-    if (l.inbound && !l.ready) mark_ready(l);  // the opener proved it holds the pair key
+    // The first record each way is the ready record, and only the first.
+    if (!r || (r->type == kReady) == l.ready) return close(c, Why::kBadInput), false;
+    if (r->type == kReady) {  // the peer proved it holds the pair key
+      mark_ready(l);
+      return links.count(c) > 0;
+    }
+    l.last_heard = engine.now();
+    if ((r->type == RecordType::kAck || r->type == RecordType::kError) && !l.unanswered.empty())
+      l.unanswered.pop_front();
     stats.bytes_received += data.size();
     events.on_record(c, l.peer, *r, std::move(data));
     return true;
@@ -261,13 +341,15 @@ struct Links::Impl final : ConnListener {
         r.offset = v;
         return r;
     }
+    if (r.type == kReady && body == 0 && v == 0 && r.id == StreamId{}) return r;
     return std::nullopt;
   }
 
   // ------------------------------------------------------------ send
   void send(uint64_t c, const Record& r) {
     auto it = links.find(c);
-    if (it == links.end() || !it->second.tx) return;
+    if (it == links.end() || !it->second.tx || it->second.closing) return;
+    Link& l = it->second;
     uint8_t head[kHead + 16] = {};
     head[0] = uint8_t(r.type);
     std::memcpy(head + 8, r.id.data(), 32);
@@ -278,6 +360,7 @@ struct Links::Impl final : ConnListener {
         wire::put_u64(head + 40, r.offset);
         data = r.data.first(std::min(r.data.size(), kMaxData));
         stats.bytes_sent += data.size();
+        l.unanswered.push_back(engine.now());
         break;
       case RecordType::kAck:
         wire::put_u64(head + 40, r.offset);
@@ -295,26 +378,47 @@ struct Links::Impl final : ConnListener {
     size_t len = hn + data.size() + RecordCipher::kTagSize;
     Bytes out(4 + len);
     wire::put_u32(out.data(), static_cast<uint32_t>(len));
-    it->second.tx->seal({ByteView(head, hn), data}, out.data() + 4);
+    l.tx->seal({ByteView(head, hn), data}, out.data() + 4);
     net->conn_send(c, std::move(out));
+    // A peer that does not read: our queue to it is bounded. Closed from a fresh event, since the caller
+    // may be walking its own state (on_link_down re-sends what this connection carried).
+    if (net->conn_queued(c) > cfg.link_send_cap) {
+      l.closing = true;
+      engine.schedule(Duration(0), [this, c, w = std::weak_ptr<bool>(alive)] {
+        if (w.expired()) return;
+        close(c, Why::kOverflow);
+        events.after_events();
+      });
+    }
   }
 
-  // ------------------------------------------------------------ failures
-  void bad(uint64_t c) {
-    net->conn_close(c);
-    drop(c, true);
-  }
-
-  void drop(uint64_t c, bool bad_input) {
+  // ------------------------------------------------------------ closing
+  // Ends connection `c` (closing it unless the peer did), counts why, and tells the owner when it was usable.
+  void close(uint64_t c, Why why) {
     auto it = links.find(c);
     if (it == links.end()) return;
-    if (bad_input) ++stats.bad_records;
+    if (why != Why::kPeerClosed) net->conn_close(c);
+    switch (why) {
+      case Why::kPeerClosed: break;
+      case Why::kBadInput: ++stats.bad_records; break;
+      case Why::kHandshakeTimeout: ++stats.handshake_timeouts; break;
+      case Why::kIdle: ++stats.idle_closed; break;
+      case Why::kAckTimeout: ++stats.ack_timeouts; break;
+      case Why::kOverflow: ++stats.send_overflows; break;
+      case Why::kHandshakeLimited: ++stats.handshakes_limited; break;
+    }
     ++stats.links_failed;
     NodeId peer = it->second.peer;
     bool was_ready = it->second.ready;
-    if (!it->second.inbound) {
-      if (retry_after.size() >= 4 * kMaxLinks) std::erase_if(retry_after, [&](auto& e) { return e.second <= engine.now(); });
+    // An idle link is not a failure: the next stream to the peer may connect again at once.
+    if (!it->second.inbound && why != Why::kIdle) {
+      if (retry_after.size() >= 4 * cfg.max_links)
+        std::erase_if(retry_after, [&](auto& e) { return e.second <= engine.now(); });
       retry_after[peer] = engine.now() + kRetry;
+    }
+    if (it->second.inbound) {
+      auto pp = inbound_per_prefix.find(it->second.prefix);
+      if (pp != inbound_per_prefix.end() && --pp->second == 0) inbound_per_prefix.erase(pp);
     }
     links.erase(it);
     auto lo = link_of.find(peer);
@@ -325,7 +429,8 @@ struct Links::Impl final : ConnListener {
   }
 };
 
-Links::Links(Engine& engine, Events& events) : impl_(std::make_unique<Impl>(engine, events)) {}
+Links::Links(Engine& engine, Events& events, const StreamsConfig& config)
+    : impl_(std::make_unique<Impl>(engine, events, config)) {}
 Links::~Links() = default;
 bool Links::available() const { return impl_->net != nullptr; }
 void Links::ensure(const Contact& peer) { impl_->ensure(peer); }

@@ -88,7 +88,7 @@ struct Streams::Impl final : Links::Events {
   TimerId sweep_timer;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
-  Links links{engine, *this};  // fast path; last, so it goes first (its connections close silently)
+  Links links{engine, *this, config};  // fast path; last, so it goes first (its connections close silently)
 
   Impl(Engine& e, Dht& d, StreamsConfig c) : engine(e), dht(d), config(c), resolver(d) {
     engine.set_handler(Method::kStreamOpen, [this](const IncomingRequest& q, const Reply& r) { on_open(q, r); flush(); });

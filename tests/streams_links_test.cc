@@ -1,0 +1,381 @@
+// The streams fast path's bounds (src/streams/links.cc, docs/protocol.md 7.6 "Limits") in virtual time:
+// Links instances over in-memory byte connections, attacked by raw peers that speak only as much of the
+// protocol as the attack needs. Real-socket behaviour (the driver's high-water mark) is in
+// streams_tcp_test.cc.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "engine/engine.h"
+#include "storjnet/conn_provider.h"
+#include "streams/links.h"
+
+using namespace storjnet;
+using streams::Links;
+using streams::Record;
+using streams::RecordType;
+
+namespace {
+
+struct World;
+
+// One node: an environment with byte connections, an engine and its Links; answers every data record
+// with an ack, as Streams does, unless told not to.
+struct Side final : Environment, ConnProvider, Links::Events {
+  Side(World& w, Endpoint ep, StreamsConfig cfg, uint8_t seed);
+  TimePoint now() override;
+  uint64_t unix_us() override { return 1; }
+  void send(const Endpoint&, ByteView) override {}
+  void wake_at(TimePoint at) override { wake = at; }
+  void random(std::span<uint8_t> out) override {
+    for (auto& b : out) b = uint8_t((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+  }
+  uint64_t conn_connect(const Endpoint& to) override;
+  void conn_send(uint64_t c, Bytes bytes) override;
+  size_t conn_queued(uint64_t c) const override;
+  void conn_close(uint64_t c) override;
+  void set_conn_listener(ConnListener* l) override { listener = l; }
+
+  void on_link_up(const NodeId&) override { ++ups; }
+  void on_link_down(uint64_t, const NodeId&) override {
+    ++downs;
+    EXPECT_FALSE(sending) << "on_link_down from inside Links::send";
+  }
+  void on_record(uint64_t conn, const NodeId&, const Record& r, Bytes) override {
+    ++records;
+    if (r.type == RecordType::kData && answer_data) links.send(conn, Record::ack(r.id, r.offset, 0, 0));
+  }
+  void after_events() override {}
+
+  void send_data(uint64_t conn, size_t n) {
+    Bytes data(n, 7);
+    sending = true;
+    links.send(conn, Record::data_at(StreamId{1}, offset, data));
+    sending = false;
+    offset += n;
+  }
+  Contact contact() const { return {engine.id(), engine.identity().public_key(), ep}; }
+
+  World& world;
+  Endpoint ep;
+  uint64_t rng;
+  TimePoint wake = TimePoint::max();
+  ConnListener* listener = nullptr;
+  Engine engine;
+  Links links;
+  int ups = 0, downs = 0, records = 0;
+  bool answer_data = true, sending = false;
+  uint64_t offset = 0;
+};
+
+// In-memory byte connections. An end without a Side is a raw peer driven by the test.
+struct World {
+  struct End {
+    Side* side = nullptr;
+    Bytes inbox;         // sent to this end, not yet read
+    bool reads = true;   // false: a peer that never reads
+    bool told = false;   // saw the other end close
+  };
+  struct Pipe {
+    std::array<End, 2> ends;
+    bool closed = false;
+  };
+  TimePoint clock{std::chrono::seconds(1000)};
+  std::map<uint64_t, Pipe> pipes;
+  std::vector<Side*> sides;
+  uint64_t next_conn = 1;
+
+  Side* at(const Endpoint& ep) {
+    for (auto* s : sides)
+      if (s->ep == ep) return s;
+    return nullptr;
+  }
+  // The end of `c` that is not `s`'s (for a side's calls).
+  End& far(uint64_t c, const Side* s) {
+    auto& p = pipes.at(c);
+    return p.ends[0].side == s ? p.ends[1] : p.ends[0];
+  }
+  // A raw peer at `from` connects to `to`.
+  uint64_t raw_connect(Side& to, const Endpoint& from) {
+    uint64_t c = next_conn++;
+    pipes[c].ends[1].side = &to;
+    to.listener->on_conn_open(c, true, from);
+    return c;
+  }
+  void raw_send(uint64_t c, ByteView b) {
+    auto& p = pipes.at(c);
+    if (!p.closed) p.ends[1].inbox.insert(p.ends[1].inbox.end(), b.begin(), b.end());
+  }
+  Bytes& raw_inbox(uint64_t c) { return pipes.at(c).ends[0].inbox; }
+  bool closed(uint64_t c) { return pipes.at(c).closed; }
+
+  // Delivers every readable byte and close until nothing moves.
+  void pump() {
+    for (bool moved = true; moved;) {
+      moved = false;
+      for (auto& [c, p] : pipes) {
+        for (auto& e : p.ends) {
+          if (!e.side || !e.reads) continue;
+          if (!p.closed && !e.inbox.empty()) {
+            Bytes b = std::move(e.inbox);
+            e.inbox.clear();
+            e.side->listener->on_conn_data(c, b);
+            moved = true;
+          } else if (p.closed && !e.told) {
+            e.told = true;
+            e.side->listener->on_conn_closed(c);
+            moved = true;
+          }
+        }
+      }
+    }
+  }
+  // Moves virtual time forward by d, running every timer that falls due on the way.
+  void advance(Duration d) {
+    TimePoint until = clock + d;
+    for (;;) {
+      pump();
+      TimePoint next = TimePoint::max();
+      for (auto* s : sides) next = std::min(next, s->wake);
+      if (next > until) break;
+      clock = std::max(clock, next);
+      for (auto* s : sides)
+        if (s->wake <= clock) {
+          s->wake = TimePoint::max();
+          s->engine.on_wake();
+        }
+    }
+    clock = until;
+    pump();
+  }
+};
+
+Side::Side(World& w, Endpoint e, StreamsConfig cfg, uint8_t seed)
+    : world(w), ep(e), rng(seed), engine(*this, Identity::from_seed(Bytes(32, seed))), links(engine, *this, cfg) {
+  world.sides.push_back(this);
+}
+TimePoint Side::now() { return world.clock; }
+uint64_t Side::conn_connect(const Endpoint& to) {
+  uint64_t c = world.next_conn++;
+  auto& p = world.pipes[c];
+  p.ends[0].side = this;
+  if (Side* other = world.at(to)) {
+    p.ends[1].side = other;
+    other->listener->on_conn_open(c, true, ep);
+  }
+  // (the opener's on_conn_open carries nothing Links needs)
+  return c;
+}
+void Side::conn_send(uint64_t c, Bytes bytes) {
+  auto& p = world.pipes.at(c);
+  if (p.closed) return;
+  auto& e = world.far(c, this);
+  e.inbox.insert(e.inbox.end(), bytes.begin(), bytes.end());
+}
+size_t Side::conn_queued(uint64_t c) const {
+  auto it = world.pipes.find(c);
+  if (it == world.pipes.end() || it->second.closed) return 0;
+  return world.far(c, this).inbox.size();
+}
+void Side::conn_close(uint64_t c) {
+  auto& p = world.pipes.at(c);
+  p.closed = true;
+  (p.ends[0].side == this ? p.ends[0] : p.ends[1]).told = true;  // no event for the closer
+}
+
+Endpoint ep(const std::string& s) { return *Endpoint::parse(s); }
+
+Bytes hello_from(const PublicKey& pk, uint8_t salt = 9) {
+  Bytes h{'S', 'J', 'T', '1'};
+  h.insert(h.end(), pk.begin(), pk.end());
+  h.insert(h.end(), 32, salt);
+  h.push_back(2);  // AES-256-OCB
+  return h;
+}
+
+constexpr size_t kHelloSize = 69;
+
+StreamsConfig config() { return {}; }
+
+}  // namespace
+
+TEST(StreamsLinks, BothSidesAreReadyOnlyAfterTheOthersAuthenticatedRecord) {
+  World w;
+  Side a(w, ep("10.0.0.1:1"), config(), 1), b(w, ep("10.0.1.1:1"), config(), 2);
+  a.links.ensure(b.contact());
+  EXPECT_EQ(a.links.ready(b.engine.id()), 0u);
+  w.pump();
+  EXPECT_NE(a.links.ready(b.engine.id()), 0u);
+  EXPECT_NE(b.links.ready(a.engine.id()), 0u);
+  EXPECT_EQ(a.ups, 1);
+  EXPECT_EQ(b.ups, 1);
+  EXPECT_EQ(a.links.stats().links_up + b.links.stats().links_up, 2u);
+}
+
+// An impostor at B's address answers A's hello with B's (public) key: A derives keys, but the impostor
+// cannot seal a record, so A never counts the link ready and closes it at the handshake limit.
+TEST(StreamsLinks, OpenerDoesNotTrustAHelloAlone) {
+  World w;
+  Side a(w, ep("10.0.0.1:1"), config(), 1);
+  Identity b = Identity::from_seed(Bytes(32, 2));
+  Contact fake{b.id(), b.public_key(), ep("10.9.9.9:1")};  // no side there: a raw peer
+  a.links.ensure(fake);
+  uint64_t c = w.pipes.rbegin()->first;
+  w.pump();
+  ASSERT_EQ(w.pipes.at(c).ends[1].inbox.size(), kHelloSize);  // A's hello
+  Bytes reply = hello_from(b.public_key());
+  w.pipes.at(c).ends[0].inbox.insert(w.pipes.at(c).ends[0].inbox.end(), reply.begin(), reply.end());
+  w.pump();
+  EXPECT_GT(w.pipes.at(c).ends[1].inbox.size(), kHelloSize);  // A's ready record followed
+  EXPECT_EQ(a.links.ready(b.id()), 0u);
+  w.advance(config().link_handshake_timeout + 1s);
+  EXPECT_TRUE(w.closed(c));
+  EXPECT_EQ(a.ups, 0);
+  EXPECT_EQ(a.links.stats().handshake_timeouts, 1u);
+  EXPECT_EQ(a.links.stats().links_up, 0u);
+}
+
+// A raw peer that connects and says nothing, or sends a hello (costing the acceptor an X25519) and never a
+// record: closed at the handshake limit, counted, with nothing reported up.
+TEST(StreamsLinks, AcceptorClosesSilentAndHelloOnlyPeers) {
+  World w;
+  Side b(w, ep("10.0.1.1:1"), config(), 2);
+  uint64_t silent = w.raw_connect(b, ep("10.0.0.1:5"));
+  uint64_t hello_only = w.raw_connect(b, ep("10.0.0.2:5"));
+  w.raw_send(hello_only, hello_from(Identity::from_seed(Bytes(32, 3)).public_key()));
+  w.pump();
+  EXPECT_GT(w.raw_inbox(hello_only).size(), kHelloSize);  // B's hello and ready record
+  w.advance(config().link_handshake_timeout - 1s);
+  EXPECT_FALSE(w.closed(silent));
+  EXPECT_FALSE(w.closed(hello_only));
+  w.advance(2s);
+  EXPECT_TRUE(w.closed(silent));
+  EXPECT_TRUE(w.closed(hello_only));
+  EXPECT_EQ(b.links.stats().handshake_timeouts, 2u);
+  EXPECT_EQ(b.ups, 0);
+}
+
+// An authenticated link that carries nothing is closed after link_idle_timeout; that is no failure, so the
+// opener may connect again at once.
+TEST(StreamsLinks, IdleAuthenticatedLinksTimeOut) {
+  World w;
+  StreamsConfig cfg = config();
+  cfg.link_idle_timeout = 20s;
+  Side a(w, ep("10.0.0.1:1"), cfg, 1), b(w, ep("10.0.1.1:1"), cfg, 2);
+  a.links.ensure(b.contact());
+  w.pump();
+  uint64_t c = a.links.ready(b.engine.id());
+  ASSERT_NE(c, 0u);
+  // Traffic keeps it open.
+  for (int i = 0; i < 4; ++i) {
+    w.advance(10s);
+    a.send_data(c, 100);
+  }
+  EXPECT_EQ(a.links.ready(b.engine.id()), c);
+  w.advance(21s);
+  EXPECT_TRUE(w.closed(c));
+  EXPECT_EQ(a.links.ready(b.engine.id()), 0u);
+  EXPECT_EQ(b.links.ready(a.engine.id()), 0u);
+  EXPECT_GE(a.links.stats().idle_closed + b.links.stats().idle_closed, 1u);
+  EXPECT_EQ(a.downs, 1);
+  EXPECT_EQ(b.downs, 1);
+  a.links.ensure(b.contact());
+  w.pump();
+  EXPECT_NE(a.links.ready(b.engine.id()), 0u);
+}
+
+// A peer whose owner never acknowledges data: after link_ack_timeout the link closes (its data then goes
+// over the datagram path) and the opener waits before connecting again.
+TEST(StreamsLinks, UnacknowledgedDataClosesTheLink) {
+  World w;
+  Side a(w, ep("10.0.0.1:1"), config(), 1), b(w, ep("10.0.1.1:1"), config(), 2);
+  a.links.ensure(b.contact());
+  w.pump();
+  uint64_t c = a.links.ready(b.engine.id());
+  ASSERT_NE(c, 0u);
+  // Acknowledged data over twice the limit: no timeout.
+  for (int i = 0; i < 8; ++i) {
+    a.send_data(c, 1000);
+    w.advance(config().link_ack_timeout / 4);
+  }
+  EXPECT_EQ(a.links.ready(b.engine.id()), c);
+  b.answer_data = false;
+  a.send_data(c, 1000);
+  w.advance(config().link_ack_timeout - 1s);
+  EXPECT_EQ(a.links.ready(b.engine.id()), c);
+  w.advance(2s);
+  EXPECT_EQ(a.links.ready(b.engine.id()), 0u);
+  EXPECT_EQ(a.links.stats().ack_timeouts, 1u);
+  EXPECT_EQ(a.downs, 1);
+  a.links.ensure(b.contact());  // within the retry delay: no new connection
+  EXPECT_EQ(w.pipes.size(), 1u);
+}
+
+// A peer that never reads: what is queued to it is bounded by link_send_cap; past it the connection is
+// closed (after the send, not inside it) and the owner told.
+TEST(StreamsLinks, PeerThatNeverReadsIsClosedPastTheSendCap) {
+  World w;
+  StreamsConfig cfg = config();
+  cfg.link_send_cap = 1 << 20;
+  Side a(w, ep("10.0.0.1:1"), cfg, 1), b(w, ep("10.0.1.1:1"), cfg, 2);
+  a.links.ensure(b.contact());
+  w.pump();
+  uint64_t c = a.links.ready(b.engine.id());
+  ASSERT_NE(c, 0u);
+  w.far(c, &a).reads = false;
+  for (int i = 0; i < 9; ++i) a.send_data(c, Links::kMaxData);  // 9 x 128 KiB > 1 MiB
+  EXPECT_EQ(a.downs, 0);
+  size_t queued = a.conn_queued(c);
+  a.send_data(c, Links::kMaxData);  // ignored: the link is closing
+  EXPECT_EQ(a.conn_queued(c), queued);
+  w.advance(1ms);
+  EXPECT_TRUE(w.closed(c));
+  EXPECT_EQ(a.downs, 1);
+  EXPECT_EQ(a.links.stats().send_overflows, 1u);
+}
+
+// Inbound hellos are budgeted node-wide and per prefix; each refused one closes its connection before any
+// curve operation, and the budget refills after a second.
+TEST(StreamsLinks, HandshakeFloodIsBudgetedNodeWideAndPerPrefix) {
+  World w;
+  StreamsConfig cfg = config();
+  cfg.link_handshakes_per_second = 8;
+  cfg.link_handshakes_per_prefix = 3;
+  Side b(w, ep("10.0.1.1:1"), cfg, 2);
+  auto flood = [&](auto addr_of, int n) {
+    int answered = 0;
+    for (int i = 0; i < n; ++i) {
+      uint64_t c = w.raw_connect(b, ep(addr_of(i)));
+      w.raw_send(c, hello_from(Identity::from_seed(Bytes(32, uint8_t(100 + i))).public_key()));
+      w.pump();
+      answered += !w.closed(c) && w.raw_inbox(c).size() > kHelloSize;
+    }
+    return answered;
+  };
+  // Ten fresh keys from one /24: three answered.
+  EXPECT_EQ(flood([](int i) { return "192.0.2." + std::to_string(i + 1) + ":7"; }, 10), 3);
+  EXPECT_EQ(b.links.stats().handshakes_limited, 7u);
+  // Ten from ten prefixes: the node-wide budget (8) has five left.
+  EXPECT_EQ(flood([](int i) { return "198.51." + std::to_string(i) + ".1:7"; }, 10), 5);
+  EXPECT_EQ(b.links.stats().handshakes_limited, 12u);
+  w.advance(1s);
+  EXPECT_EQ(flood([](int i) { return "203.0.113." + std::to_string(i + 1) + ":7"; }, 1), 1);
+}
+
+// Accepted connections from one prefix are capped (max_links_per_prefix) so one network cannot take every
+// slot; others still get in, and a closed connection frees its slot.
+TEST(StreamsLinks, ConnectionsPerPrefixAreCapped) {
+  World w;
+  StreamsConfig cfg = config();
+  cfg.max_links_per_prefix = 4;
+  Side b(w, ep("10.0.1.1:1"), cfg, 2);
+  std::vector<uint64_t> conns;
+  for (int i = 0; i < 6; ++i) conns.push_back(w.raw_connect(b, ep("192.0.2." + std::to_string(i + 1) + ":7")));
+  int refused = 0;
+  for (auto c : conns) refused += w.closed(c);
+  EXPECT_EQ(refused, 2);
+  EXPECT_EQ(b.links.stats().links_refused, 2u);
+  EXPECT_FALSE(w.closed(w.raw_connect(b, ep("192.0.3.1:7"))));
+  w.advance(cfg.link_handshake_timeout + 1s);  // the silent ones time out and free their slots
+  EXPECT_FALSE(w.closed(w.raw_connect(b, ep("192.0.2.99:7"))));
+}
