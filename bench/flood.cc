@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "bench_util.h"
+#include "node/node_internals.h"
 #include "dht/codec.h"
 #include "engine/engine.h"
 #include "engine/message.h"
@@ -241,10 +242,10 @@ static void add_flood(CLI::App& app) {
     double rss = proc_status_kb("VmRSS") / 1024.0;
 
     nlohmann::json drops = nlohmann::json::object();
-    auto counters = dv.call([&] { return b.engine().drops(); });
+    auto counters = dv.call([&] { return NodeInternals::engine(b).drops(); });
     for (size_t r = 0; r < kDropReasonNames.size(); ++r)
       if (counters.by_reason[r]) drops[std::string(kDropReasonNames[r])] = counters.by_reason[r];
-    auto stats = dv.call([&] { return b.engine().stats(); });
+    auto stats = dv.call([&] { return NodeInternals::engine(b).stats(); });
     dh.stop();
     dv.stop();
     double p50 = percentile(load.ping_us, 0.5), base50 = percentile(base.ping_us, 0.5);

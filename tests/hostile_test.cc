@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "dht/codec.h"
+#include "node/node_internals.h"
 #include "crypto/key_cache.h"
 #include "engine/engine.h"
 #include "storjnet/dht.h"
@@ -71,7 +72,7 @@ TEST(Amplification, ForgedSourceGetsAtMostThreeTimesWhatTheAttackerSentForEveryM
     sent.resize(sim.size(), 0);
     sim.spoof(attacker, sim.endpoint(victim));
     to_victim = 0;
-    Engine& e = sim.node(attacker).engine();
+    Engine& e = NodeInternals::engine(sim.node(attacker));
     for (int k = 0; k < 5; ++k) {
       e.request(sim.contact(server), m, payload_for(m), [](RpcResult&&) {});
       e.notify(sim.contact(server), m, payload_for(m));
@@ -82,20 +83,20 @@ TEST(Amplification, ForgedSourceGetsAtMostThreeTimesWhatTheAttackerSentForEveryM
     EXPECT_LE(to_victim, 3 * sent[attacker]);
   }
   // The 64 KiB answer was held for a proof that never came, and dropped.
-  EXPECT_GT(sim.node(server).engine().drops().get(DropReason::kAmplificationLimit), 0u);
-  EXPECT_GT(sim.node(server).engine().drops().get(DropReason::kHoldExpired), 0u);
-  EXPECT_EQ(sim.node(server).engine().held_bytes(), 0u);
+  EXPECT_GT(NodeInternals::engine(sim.node(server)).drops().get(DropReason::kAmplificationLimit), 0u);
+  EXPECT_GT(NodeInternals::engine(sim.node(server)).drops().get(DropReason::kHoldExpired), 0u);
+  EXPECT_EQ(NodeInternals::engine(sim.node(server)).held_bytes(), 0u);
 
   // An honest first contact asking for the same value gets it: the challenge proves its address.
   size_t honest = sim.add_node();
   std::optional<RpcResult> got;
-  sim.node(honest).engine().request(sim.contact(server), Method::kFindValue, payload_for(Method::kFindValue),
+  NodeInternals::engine(sim.node(honest)).request(sim.contact(server), Method::kFindValue, payload_for(Method::kFindValue),
                                     [&](RpcResult&& r) { got = std::move(r); });
   sim.run_until([&] { return got.has_value(); }, 5s);
   ASSERT_TRUE(got);
   EXPECT_TRUE(got->ok());
   EXPECT_GT(got->payload.size(), kMaxValueSize);
-  EXPECT_TRUE(sim.node(server).engine().address_proven(sim.endpoint(honest), sim.contact(honest).key));
+  EXPECT_TRUE(NodeInternals::engine(sim.node(server)).address_proven(sim.endpoint(honest), sim.contact(honest).key));
 }
 
 namespace {
@@ -321,7 +322,7 @@ TEST(Epoch, RestartOnItsStorageWithTheClockSteppedBackStillTalks) {
   sim.node(0).ping(sim.contact(1), [&](auto id) { first = id; });
   sim.run_for(1s);
   ASSERT_TRUE(first);
-  uint64_t old_epoch = sim.node(0).engine().last_epoch();
+  uint64_t old_epoch = NodeInternals::engine(sim.node(0)).last_epoch();
 
   // Node 1 keeps its session (and replay window) for node 0; node 0 restarts with its wall clock an hour back.
   sim.step_wall_clock(0, -std::chrono::hours(1));
@@ -329,7 +330,7 @@ TEST(Epoch, RestartOnItsStorageWithTheClockSteppedBackStillTalks) {
   sim.node(0).ping(sim.contact(1), [&](auto id) { second = id; });
   sim.run_for(1s);
   EXPECT_TRUE(second);
-  EXPECT_GT(sim.node(0).engine().last_epoch(), old_epoch);
-  EXPECT_EQ(sim.node(1).engine().drops().get(DropReason::kStaleSession), 0u);
+  EXPECT_GT(NodeInternals::engine(sim.node(0)).last_epoch(), old_epoch);
+  EXPECT_EQ(NodeInternals::engine(sim.node(1)).drops().get(DropReason::kStaleSession), 0u);
   std::filesystem::remove_all(dir);
 }
