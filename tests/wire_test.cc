@@ -66,9 +66,9 @@ TEST(Datagram, RejectsEachKindOfBadInput) {
   Bytes big(1281, 1);
   EXPECT_EQ(reason(big), DropReason::kOversized);
   EXPECT_EQ(reason(hello, 8), DropReason::kWrongNetwork);
-  Bytes v2 = hello;
-  v2[0] = 2;
-  EXPECT_EQ(reason(v2), DropReason::kBadVersion);
+  Bytes other_version = hello;
+  other_version[0] = kVersion + 1;
+  EXPECT_EQ(reason(other_version), DropReason::kBadVersion);
   Bytes kind = hello;
   kind[1] = 99;
   EXPECT_EQ(reason(kind), DropReason::kBadKind);
