@@ -1,4 +1,5 @@
 #include "crypto/key_cache.h"
+#include "storjnet/keyed_hash.h"
 
 #include <sodium.h>
 
@@ -12,20 +13,7 @@ namespace {
 constexpr size_t kMaxConverted = 1 << 20;
 constexpr size_t kMaxPairs = 1 << 19;  // about 80 MB at most
 
-const std::array<uint8_t, crypto_shorthash_KEYBYTES>& hash_key() {
-  static const auto key = [] {
-    std::array<uint8_t, crypto_shorthash_KEYBYTES> k;
-    if (sodium_init() < 0) std::abort();
-    randombytes_buf(k.data(), k.size());
-    return k;
-  }();
-  return key;
-}
-size_t siphash(const uint8_t* p, size_t n) {
-  uint64_t h;
-  crypto_shorthash(reinterpret_cast<uint8_t*>(&h), p, n, hash_key().data());
-  return h;
-}
+size_t siphash(const uint8_t* p, size_t n) { return keyed_hash(p, n); }  // storjnet/keyed_hash.h
 struct PkHash {
   size_t operator()(const PublicKey& k) const { return siphash(k.data(), k.size()); }
 };

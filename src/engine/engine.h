@@ -137,13 +137,6 @@ class Engine {
 
  private:
   friend class Reply;
-  struct PkHash {
-    size_t operator()(const PublicKey& k) const {
-      size_t h;
-      std::memcpy(&h, k.data(), sizeof h);
-      return h;
-    }
-  };
   struct Session {
     crypto::SessionKey key{};
     NodeId id;
@@ -205,7 +198,7 @@ class Engine {
   Environment& env_;
   Identity identity_;
   EngineConfig config_;
-  std::unordered_map<PublicKey, Session, PkHash> sessions_;
+  std::unordered_map<PublicKey, Session, KeyedHash> sessions_;  // keys chosen by peers: keyed hash
   std::unordered_map<uint32_t, Pending> pending_;
   std::unordered_map<uint64_t, PendingHello> hellos_;
   std::array<Handler, kMethodSlots> handlers_{};  // method codes are below kMethodSlots
