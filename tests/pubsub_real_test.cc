@@ -82,7 +82,7 @@ struct RealNet {
 };
 
 // Every node publishes one event; every subscriber must get every event, exactly once. The bound is generous
-// (a sanitizer build on two busy cores is slow); the delivery latency itself is measured by the pubsub bench.
+// (a sanitizer build on two busy cores is slow); delivery latency is measured by `storjnet-bench sim-pubsub`.
 void check_all_publishers(RealNet& net, const std::string& topic, const std::vector<size_t>& subs, uint64_t base) {
   const size_t n = net.nodes.size();
   for (size_t p = 0; p < n; ++p) {

@@ -13,21 +13,17 @@ namespace {
 constexpr size_t kMaxConverted = 1 << 20;
 constexpr size_t kMaxPairs = 1 << 19;  // about 80 MB at most
 
-size_t siphash(const uint8_t* p, size_t n) { return keyed_hash(p, n); }  // storjnet/keyed_hash.h
-struct PkHash {
-  size_t operator()(const PublicKey& k) const { return siphash(k.data(), k.size()); }
-};
 struct PairHash {
   size_t operator()(const std::pair<PublicKey, PublicKey>& p) const {
     uint8_t both[64];
     std::memcpy(both, p.first.data(), 32);
     std::memcpy(both + 32, p.second.data(), 32);
-    return siphash(both, sizeof both);
+    return keyed_hash(both, sizeof both);
   }
 };
 
 std::mutex mu;
-std::unordered_map<PublicKey, std::array<uint8_t, 32>, PkHash> converted;
+std::unordered_map<PublicKey, std::array<uint8_t, 32>, KeyedHash> converted;
 std::unordered_map<std::pair<PublicKey, PublicKey>, std::array<uint8_t, 32>, PairHash> pairs;
 }  // namespace
 
