@@ -391,8 +391,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                s->ciphertext.size() > wire::kTagSize);
   if (r.datagram && std::holds_alternative<wire::CookieReply>(*r.datagram)) FUZZ_CHECK(size == wire::kCookieReplySize);
   if (auto fr = wire::decode_frame(in)) {
-    FUZZ_CHECK(fr->type == wire::kFrameWhole || (fr->index < fr->count && fr->count <= wire::kMaxFragments &&
-                                                 !fr->body.empty()));
+    FUZZ_CHECK(fr->whole() || (fr->index < fr->count && fr->count <= wire::kMaxFragments && !fr->body.empty()));
+    if (fr->type == wire::kFramePadded) {
+      // The body round-trips through encode_padded (when it fits one) and every byte after it is zero.
+      FUZZ_CHECK(fr->body.size() + wire::kPaddedHeaderSize <= size);
+      if (size == wire::kMaxSealedPlaintext) FUZZ_CHECK(wire::encode_padded(fr->body) == Bytes(data, data + size));
+    }
     FUZZ_CHECK(fr->body.data() >= data && fr->body.data() + fr->body.size() <= data + size);
   }
 

@@ -60,6 +60,9 @@ TEST(RoutingTable, RepeatedFailuresEvictAndPromoteAReplacement) {
   t.seen(bucket0[1], TimePoint(2));
   EXPECT_EQ(t.seen(bucket0[2], TimePoint(3)), RoutingTable::Seen::kFull);
   EXPECT_EQ(t.oldest_in_bucket_of(bucket0[2].id)->id, bucket0[0].id);
+  // Heard from at or after quiet_since: a good entry, not offered for a liveness ping.
+  EXPECT_FALSE(t.oldest_in_bucket_of(bucket0[2].id, TimePoint(1)));
+  EXPECT_EQ(t.oldest_in_bucket_of(bucket0[2].id, TimePoint(2))->id, bucket0[0].id);
   EXPECT_FALSE(t.failed(bucket0[0].id, 3));
   EXPECT_FALSE(t.failed(bucket0[0].id, 3));
   EXPECT_TRUE(t.failed(bucket0[0].id, 3));

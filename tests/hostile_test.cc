@@ -154,6 +154,31 @@ TEST_F(Guarded, LargeAnswerToAFirstContactWaitsForTheAddressProof) {
   EXPECT_TRUE(a.address_proven(ep_b, b.identity().public_key()));
 }
 
+TEST_F(Guarded, PaddedFirstRequestBuysRoomForAnAnswerOfAFewDatagrams) {
+  // About what a find_node answer of 20 contacts weighs: two datagrams.
+  b.set_handler(Method::kFindNode, [](const IncomingRequest&, const Reply& r) { r.ok(Bytes(2000, 5)); });
+  std::optional<RpcResult> got;
+  a.request(cb, Method::kFindNode, Bytes(20, 1), [&](RpcResult&& r) { got = std::move(r); });
+  ASSERT_EQ(ea.outbox.size(), 1u);
+  EXPECT_EQ(ea.outbox[0].data.size(), wire::kMaxDatagram - wire::kCookieSize);  // a full-size PADDED frame
+  pump();
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->ok());
+  EXPECT_EQ(b.stats().challenges_sent, 0u);  // no round trip for the proof: the answer fit 3x
+  // b has answered a, so b's own requests to a go unpadded; a has not answered b yet, so a still pads.
+  a.set_handler(Method::kFindNode, [](const IncomingRequest&, const Reply& r) { r.ok(Bytes(10, 1)); });
+  Contact ca = Contact::from_key(a.identity().public_key(), ep_a);
+  b.request(ca, Method::kFindNode, Bytes(20, 1), [](RpcResult&&) {});
+  ASSERT_EQ(eb.outbox.size(), 1u);
+  EXPECT_LT(eb.outbox[0].data.size(), 200u);
+  pump();
+  // a answered b's request: from now on a's requests to b are unpadded too.
+  a.request(cb, Method::kFindNode, Bytes(20, 1), [](RpcResult&&) {});
+  ASSERT_EQ(ea.outbox.size(), 1u);
+  EXPECT_LT(ea.outbox[0].data.size(), 200u);
+  pump();
+}
+
 TEST_F(Guarded, EchoFromAnotherAddressOrWithAWrongTokenProvesNothing) {
   serve_big();
   Forger f(test_identity(77), b.identity().public_key());

@@ -78,6 +78,24 @@ TEST(Datagram, RejectsEachKindOfBadInput) {
   EXPECT_EQ(reason(sealed), DropReason::kTruncated);
 }
 
+TEST(Frame, PaddedCarriesOneMessageInAFullPlaintextAndRefusesBadPadding) {
+  Bytes m(40, 9);
+  Bytes f = encode_padded(m);
+  EXPECT_EQ(f.size(), kMaxSealedPlaintext);
+  auto d = decode_frame(f);
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->whole());
+  EXPECT_TRUE(std::equal(d->body.begin(), d->body.end(), m.begin(), m.end()));
+  Bytes bad = f;
+  bad.back() = 1;  // padding must be zero
+  EXPECT_FALSE(decode_frame(bad));
+  bad = f;
+  put_u16(bad.data() + 1, static_cast<uint16_t>(kMaxSealedPlaintext));  // length past the end
+  EXPECT_FALSE(decode_frame(bad));
+  EXPECT_FALSE(decode_frame(Bytes{kFramePadded, 0}));  // short header
+  EXPECT_THROW(encode_padded(Bytes(kMaxPadded + 1)), std::length_error);
+}
+
 TEST(Frame, WholeAndFragmentsRoundTrip) {
   Bytes small(100, 7);
   auto f = encode_frames(small, 1);

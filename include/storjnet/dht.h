@@ -30,6 +30,7 @@ struct DhtConfig {
   int rpc_attempts = 2;
   int max_failures = 3;                    // consecutive timeouts before a contact is evicted
   Duration bucket_refresh = 1h;            // an idle bucket is refreshed by a lookup of a random id in it
+  Duration quiet_after = 15min;            // a full bucket pings its oldest entry for a newcomer only past this
   Duration republish_interval = 1h;        // holders push what they hold to the current k closest
   Duration original_republish = 24h;       // the publisher puts its own values again
   Duration expire_after = 25h;             // a value not republished for this long is dropped

@@ -85,7 +85,8 @@ struct Dht::Impl {
     if (r != RoutingTable::Seen::kFull) return;
     int b = table.bucket_of(c.id);
     if (pinging[b]) return;
-    auto oldest = table.oldest_in_bucket_of(c.id);
+    // Every entry heard from within quiet_after is good: the newcomer waits in the replacement cache.
+    auto oldest = table.oldest_in_bucket_of(c.id, engine.now() - cfg.quiet_after);
     if (!oldest) return;
     pinging[b] = true;
     std::weak_ptr<bool> live = alive;

@@ -35,10 +35,12 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   return Seen::kFull;
 }
 
-std::optional<Contact> RoutingTable::oldest_in_bucket_of(const NodeId& id) const {
+std::optional<Contact> RoutingTable::oldest_in_bucket_of(const NodeId& id, TimePoint quiet_since) const {
   int b = bucket_of(id);
   if (b < 0 || static_cast<size_t>(b) >= buckets_.size() || buckets_[b].entries.empty()) return std::nullopt;
-  return buckets_[b].entries.front().contact;
+  const Entry& oldest = buckets_[b].entries.front();
+  if (!(oldest.last_seen < quiet_since)) return std::nullopt;
+  return oldest.contact;
 }
 
 bool RoutingTable::failed(const NodeId& id, int max_failures) {

@@ -2,9 +2,10 @@
 //
 // Bucket i holds contacts sharing exactly i leading bits with us (i in [0, 160)), at most k each, ordered
 // least recently seen first. Only contacts that proved their key (an authenticated message from them) are
-// added. When a bucket is full the newcomer waits in a small replacement cache while the least recently
-// seen entry is pinged; it replaces that entry only if the ping fails. Contacts whose requests keep timing
-// out are evicted and replaced from the cache.
+// added. When a bucket is full the newcomer waits in a small replacement cache; if the least recently seen
+// entry has gone quiet, it is pinged and the newcomer replaces it only if the ping fails (as BEP 5: entries
+// heard from recently are good and not pinged). Contacts whose requests keep timing out are evicted and
+// replaced from the cache.
 #pragma once
 #include <array>
 #include <optional>
@@ -28,10 +29,11 @@ class RoutingTable {
 
   RoutingTable(const NodeId& self, size_t k) : self_(self), k_(k) {}
 
-  // A contact proved alive (authenticated message). kFull: bucket full, newcomer cached; ping oldest().
+  // A contact proved alive (authenticated message). kFull: bucket full, newcomer cached; ping oldest_in_bucket_of.
   Seen seen(const Contact& c, TimePoint now);
-  // The least recently seen contact of the bucket `id` falls in (nullopt when empty).
-  std::optional<Contact> oldest_in_bucket_of(const NodeId& id) const;
+  // The least recently seen contact of the bucket `id` falls in, if it was last seen before `quiet_since`
+  // (nullopt when the bucket is empty or that contact was heard from since).
+  std::optional<Contact> oldest_in_bucket_of(const NodeId& id, TimePoint quiet_since = TimePoint::max()) const;
   // An RPC to `id` timed out. Returns true when the contact was evicted (after max_failures in a row).
   bool failed(const NodeId& id, int max_failures);
   // Removes `id`, promoting the newest replacement of its bucket.

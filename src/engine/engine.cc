@@ -21,6 +21,8 @@ size_t sealed_size(size_t len, bool cookie) {
   size_t count = (len + wire::kMaxChunk - 1) / wire::kMaxChunk;
   return count * (per + wire::kFragmentHeaderSize) + len;
 }
+// Bytes on the wire for a PADDED frame (always a full plaintext).
+size_t padded_size(bool cookie) { return wire::kSealedOverhead + (cookie ? wire::kCookieSize : 0) + wire::kMaxSealedPlaintext; }
 }  // namespace
 
 Engine::Engine(Environment& env, Identity identity, EngineConfig config)
@@ -154,8 +156,18 @@ void Engine::send_message(const Contact& to, ByteView message, SendKind kind, ui
   Session* s = session_for_send(to.key);
   if (!s) return;
   s->last_used = env_.now();
-  size_t bytes = sealed_size(message.size(), cookies_.count(to.endpoint) > 0);
-  if (!guard_.allow(to.endpoint, to.key, bytes, kind == SendKind::kInitiative, env_.now())) {
+  bool cookie = cookies_.count(to.endpoint) > 0;
+  bool initiative = kind == SendKind::kInitiative;
+  // A request to a peer we never answered has not had our address proven to it: sent in a full-size PADDED
+  // frame, it buys its answer room under the peer's 3x limit, so the answer needs no challenge round trip.
+  if (initiative && !s->shown_address && !message.empty() && message[0] == kRequest &&
+      message.size() <= wire::kMaxPadded &&
+      guard_.allow(to.endpoint, to.key, padded_size(cookie), true, env_.now())) {
+    send_frame(*s, to.endpoint, wire::encode_padded(message));
+    return;
+  }
+  size_t bytes = sealed_size(message.size(), cookie);
+  if (!guard_.allow(to.endpoint, to.key, bytes, initiative, env_.now())) {
     // Unproven address over its budget (docs/protocol.md, "Threat model"): hold and ask for the proof.
     drops_.add(DropReason::kAmplificationLimit);
     if (kind != SendKind::kControl && guard_.hold(to.endpoint, to.key, Bytes(message.begin(), message.end()), env_.now()) &&
@@ -164,6 +176,9 @@ void Engine::send_message(const Contact& to, ByteView message, SendKind kind, ui
     if (kind != SendKind::kControl) send_challenge(to);
     return;
   }
+  // An answer or an echo lets the peer prove our address (it carries its unguessable rpc id or token).
+  if (!message.empty() && (message[0] == kResponse || message[0] == kError || message[0] == kEcho))
+    s->shown_address = true;
   if (message.size() <= wire::kMaxWhole) {
     scratch_frame_.resize(1 + message.size());
     scratch_frame_[0] = wire::kFrameWhole;
@@ -423,7 +438,7 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
     drops_.add(DropReason::kBadFrame);
     return;
   }
-  if (frame->type == wire::kFrameWhole) {
+  if (frame->whole()) {
     Bytes message(frame->body.begin(), frame->body.end());
     handle_message(contact, message);
     return;

@@ -146,6 +146,7 @@ class Engine {
     TimePoint last_used{};
     double tokens = 0;
     TimePoint tokens_at{};
+    bool shown_address = false;  // we answered or echoed this peer: it has had our address proven
   };
   struct Pending {
     Contact to;

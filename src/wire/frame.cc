@@ -12,6 +12,15 @@ std::optional<Frame> decode_frame(ByteView p) {
     f.body = p.subspan(1);
     return f;
   }
+  if (f.type == kFramePadded) {
+    if (p.size() < kPaddedHeaderSize) return std::nullopt;
+    size_t len = get_u16(p.data() + 1);
+    if (len > p.size() - kPaddedHeaderSize) return std::nullopt;
+    for (size_t i = kPaddedHeaderSize + len; i < p.size(); ++i)
+      if (p[i] != 0) return std::nullopt;
+    f.body = p.subspan(kPaddedHeaderSize, len);
+    return f;
+  }
   if (f.type != kFrameFragment || p.size() <= kFragmentHeaderSize) return std::nullopt;
   f.msg_id = get_u32(p.data() + 1);
   f.index = get_u16(p.data() + 5);
@@ -44,6 +53,15 @@ std::vector<Bytes> encode_frames(ByteView m, uint32_t msg_id) {
     out.push_back(std::move(f));
   }
   return out;
+}
+
+Bytes encode_padded(ByteView m) {
+  if (m.size() > kMaxPadded) throw std::length_error("message exceeds a padded frame");
+  Bytes f(kMaxSealedPlaintext, 0);
+  f[0] = kFramePadded;
+  put_u16(f.data() + 1, static_cast<uint16_t>(m.size()));
+  std::copy(m.begin(), m.end(), f.begin() + kPaddedHeaderSize);
+  return f;
 }
 
 }  // namespace storjnet::wire
