@@ -149,6 +149,7 @@ TEST(ValueStore, NewerWinsEverywhereAndBoundsHold) {
   cfg.max_values = 3;
   cfg.max_bytes = 1000;
   cfg.max_bytes_per_publisher = 300;
+  cfg.min_value_charge = 0;  // sizes alone here (the minimum charge has its own test)
   auto storage = make_memory_storage();
   ValueStore vs(*storage, cfg);
   NodeId peer = contact_n(1).id, other = contact_n(2).id;

@@ -81,7 +81,7 @@ TEST(HashFlood, DhtStoresOfKeysSharingTheirFirstBytes) {
     v.publisher = keys.front();
     for (auto& k : keys) {
       v.key = k;
-      storage->put(v);
+      ASSERT_TRUE(storage->put(v));
     }
     size_t found = 0;
     for (auto& k : keys) found += storage->get(k).has_value();

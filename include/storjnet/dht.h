@@ -38,7 +38,8 @@ struct DhtConfig {
   size_t max_values = 1'000'000;           // storage bound: count
   size_t max_bytes = 64 * 1024 * 1024;     // storage bound: bytes
   size_t max_bytes_per_publisher = 4 * 1024 * 1024;  // storage bound per storing peer
-  double store_rate = 200;                 // kademlia_store requests/s accepted from one peer (burst 2x)
+  size_t min_value_charge = 256;           // bytes charged per stored value on top of its size (bounds above)
+  double store_rate = 200;                 // kademlia_store requests/s accepted from one peer (burst 2x; 0: no limit)
 };
 
 struct LookupStats {
@@ -63,6 +64,7 @@ struct GetResult {
 struct DhtStats {
   uint64_t lookups = 0, lookup_rpcs = 0, puts = 0, gets = 0, gets_found = 0;
   uint64_t stores_accepted = 0, stores_rejected = 0, contacts_evicted = 0;
+  uint64_t stores_rate_limited = 0, storage_write_failures = 0;
   size_t routing_contacts = 0, stored_values = 0, stored_bytes = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };

@@ -1,5 +1,7 @@
 // DhtStorage: where a node keeps DHT values and its routing table. Two backends: in memory (simulator,
 // tests) and SQLite in WAL mode (real nodes), so a restarted node serves what it acknowledged and rejoins.
+// Backends never throw once open: a failed write (full disk, I/O error) is reported by put's result or
+// ignored (a snapshot or mark keeps its previous version), and the node keeps serving what it holds.
 #pragma once
 #include <filesystem>
 #include <functional>
@@ -24,13 +26,13 @@ class DhtStorage {
  public:
   virtual ~DhtStorage() = default;
   virtual std::optional<StoredValue> get(const NodeId& key) = 0;
-  // Inserts or replaces the value for v.key.
-  virtual void put(const StoredValue& v) = 0;
+  // Inserts or replaces the value for v.key. False when the write failed: nothing changed.
+  [[nodiscard]] virtual bool put(const StoredValue& v) = 0;
   virtual void erase(const NodeId& key) = 0;
   virtual void for_each(const std::function<void(const StoredValue&)>& fn) = 0;
   virtual size_t count() = 0;
   virtual size_t bytes() = 0;
-  // Routing table snapshot: replaced as a whole.
+  // Routing table snapshot: replaced as a whole (a failed write keeps the previous one).
   virtual void save_contacts(const std::vector<Contact>& contacts) = 0;
   virtual std::vector<Contact> load_contacts() = 0;
   virtual void flush() {}
@@ -42,7 +44,7 @@ class DhtStorage {
 
 std::unique_ptr<DhtStorage> make_memory_storage();
 // Opens (creating when absent) `path` as a SQLite database in WAL mode. Throws std::runtime_error with the
-// reason when it cannot.
-std::unique_ptr<DhtStorage> make_sqlite_storage(const std::filesystem::path& path);
+// reason when it cannot. max_db_bytes > 0 caps the database file: past it writes fail as on a full disk.
+std::unique_ptr<DhtStorage> make_sqlite_storage(const std::filesystem::path& path, size_t max_db_bytes = 0);
 
 }  // namespace storjnet

@@ -8,6 +8,7 @@
 #include "dht/codec.h"
 #include "dht/lookup.h"
 #include "dht/routing_table.h"
+#include "dht/store_rate.h"
 #include "dht/value_store.h"
 #include "engine/engine.h"
 
@@ -31,6 +32,7 @@ struct Dht::Impl {
   std::unique_ptr<DhtStorage> storage;
   RoutingTable table;
   ValueStore values;
+  StoreRate store_rate;
   DhtStats stats;
   std::deque<LookupStats> recent;
   std::unordered_map<int, bool> pinging;              // buckets with a liveness ping in flight
@@ -49,7 +51,7 @@ struct Dht::Impl {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
-      : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k), values(*storage, cfg) {
+      : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k), values(*storage, cfg), store_rate(c.store_rate) {
     engine.set_on_contact([this](const Contact& c, bool) { on_contact(c); });
     engine.set_handler(Method::kFindNode, [this](const IncomingRequest& q, const Reply& r) { on_find_node(q, r); });
     engine.set_handler(Method::kFindValue, [this](const IncomingRequest& q, const Reply& r) { on_find_value(q, r); });
@@ -167,6 +169,10 @@ struct Dht::Impl {
   }
 
   void on_store(const IncomingRequest& q, const Reply& r) {
+    if (!store_rate.allow(q.from.id, engine.now())) {
+      ++stats.stores_rate_limited;
+      return r.error("store rate exceeded");
+    }
     auto v = decode_store(q.payload);
     if (!v) return r.error("malformed store");
     if (v->value.size() > kMaxValueSize) {
@@ -195,6 +201,9 @@ struct Dht::Impl {
       case ValueStore::Result::kTooLarge: ++stats.stores_rejected; return r.error("value too large (max 65536 bytes)");
       case ValueStore::Result::kFull: ++stats.stores_rejected; return r.error("storage full");
       case ValueStore::Result::kQuota: ++stats.stores_rejected; return r.error("per-peer storage quota exceeded");
+      case ValueStore::Result::kWriteFailed:
+        ++stats.storage_write_failures;
+        return r.error("storage write failed");
     }
   }
 
@@ -387,9 +396,12 @@ struct Dht::Impl {
       result->lookup = res.stats;
       // We hold (and serve) our own value only when we are among its k closest; otherwise a later put by
       // someone else would leave a stale copy here that no republish reaches.
-      bool local = self_among_closest(v.key, res.closest) &&
-                   (values.store(v, engine.id()) == ValueStore::Result::kStored ||
-                    values.get(v.key).has_value());
+      bool local = false;
+      if (self_among_closest(v.key, res.closest)) {
+        auto stored = values.store(v, engine.id());
+        if (stored == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
+        local = stored == ValueStore::Result::kStored || values.get(v.key).has_value();
+      }
       if (local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
       else if (auto held = values.get(v.key); held && ValueStore::newer(v, *held)) values.erase(v.key);
       auto told = std::make_shared<bool>(false);

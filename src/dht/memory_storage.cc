@@ -12,11 +12,12 @@ class MemoryStorage final : public DhtStorage {
     if (it == values_.end()) return std::nullopt;
     return it->second;
   }
-  void put(const StoredValue& v) override {
+  bool put(const StoredValue& v) override {
     auto it = values_.find(v.key);
     if (it != values_.end()) bytes_ -= it->second.value.size();
     bytes_ += v.value.size();
     values_[v.key] = v;
+    return true;
   }
   void erase(const NodeId& key) override {
     auto it = values_.find(key);

@@ -1,7 +1,9 @@
 // SQLite backend for DhtStorage: WAL mode, one table for values, one for the routing table snapshot.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 #include <stdexcept>
 
 #include "storjnet/dht_storage.h"
@@ -12,10 +14,18 @@ namespace {
 
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
-      throw std::runtime_error(std::string("sqlite prepare failed: ") + sqlite3_errmsg(db));
+  // Throws when the statement cannot be prepared (setup); with `or_null`, leaves ok() false instead.
+  Stmt(sqlite3* db, const char* sql, bool or_null = false) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) == SQLITE_OK) return;
+    if (or_null) {
+      s_ = nullptr;
+      return;
+    }
+    throw std::runtime_error(std::string("sqlite prepare failed: ") + sqlite3_errmsg(db));
   }
+  bool ok() const { return s_ != nullptr; }
+  // One step; false when not ok() or no row.
+  bool row() { return s_ && sqlite3_step(s_) == SQLITE_ROW; }
   ~Stmt() { sqlite3_finalize(s_); }
   sqlite3_stmt* get() { return s_; }
   void reset() {
@@ -29,7 +39,7 @@ class Stmt {
 
 class SqliteStorage final : public DhtStorage {
  public:
-  explicit SqliteStorage(const std::filesystem::path& path) {
+  SqliteStorage(const std::filesystem::path& path, size_t max_db_bytes) {
     if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) {
       std::string err = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
@@ -41,6 +51,13 @@ class SqliteStorage final : public DhtStorage {
          " publisher BLOB, stored_at INTEGER, original INTEGER)");
     exec("CREATE TABLE IF NOT EXISTS routing (id BLOB PRIMARY KEY, pk BLOB NOT NULL, endpoint TEXT NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+    if (max_db_bytes > 0) {
+      // SQLITE_FULL past this many pages: the same error a full disk gives.
+      Stmt ps(db_, "PRAGMA page_size");
+      long page = sqlite3_step(ps.get()) == SQLITE_ROW ? static_cast<long>(sqlite3_column_int64(ps.get(), 0)) : 4096;
+      long pages = std::max<long>(1, static_cast<long>(max_db_bytes) / std::max<long>(page, 512));
+      exec(("PRAGMA max_page_count=" + std::to_string(pages)).c_str());
+    }
     get_ = std::make_unique<Stmt>(db_, "SELECT value, version, publisher, stored_at, original FROM dht_values WHERE key=?");
     put_ = std::make_unique<Stmt>(db_, "INSERT OR REPLACE INTO dht_values VALUES (?,?,?,?,?,?)");
     del_ = std::make_unique<Stmt>(db_, "DELETE FROM dht_values WHERE key=?");
@@ -68,11 +85,8 @@ class SqliteStorage final : public DhtStorage {
     return out;
   }
 
-  void put(const StoredValue& v) override {
-    if (auto old = get(v.key)) {
-      bytes_ -= old->value.size();
-      --count_;
-    }
+  bool put(const StoredValue& v) override {
+    auto old = get(v.key);
     auto& s = *put_;
     s.reset();
     sqlite3_bind_blob(s.get(), 1, v.key.bytes().data(), NodeId::kSize, SQLITE_STATIC);
@@ -81,9 +95,16 @@ class SqliteStorage final : public DhtStorage {
     sqlite3_bind_blob(s.get(), 4, v.publisher.bytes().data(), NodeId::kSize, SQLITE_STATIC);
     sqlite3_bind_int64(s.get(), 5, static_cast<sqlite3_int64>(v.stored_at_us));
     sqlite3_bind_int(s.get(), 6, v.original ? 1 : 0);
-    if (sqlite3_step(s.get()) != SQLITE_DONE) throw std::runtime_error(std::string("sqlite write failed: ") + sqlite3_errmsg(db_));
+    bool ok = sqlite3_step(s.get()) == SQLITE_DONE;
+    s.reset();
+    if (!ok) return false;  // disk full or I/O error: the row (and the totals) are as they were
+    if (old) {
+      bytes_ -= old->value.size();
+      --count_;
+    }
     bytes_ += v.value.size();
     ++count_;
+    return true;
   }
 
   void erase(const NodeId& key) override {
@@ -92,15 +113,17 @@ class SqliteStorage final : public DhtStorage {
     auto& s = *del_;
     s.reset();
     sqlite3_bind_blob(s.get(), 1, key.bytes().data(), NodeId::kSize, SQLITE_STATIC);
-    sqlite3_step(s.get());
+    bool ok = sqlite3_step(s.get()) == SQLITE_DONE;
+    s.reset();
+    if (!ok) return;  // the row stays (a later expiry pass tries again)
     bytes_ -= old->value.size();
     --count_;
   }
 
   void for_each(const std::function<void(const StoredValue&)>& fn) override {
-    Stmt s(db_, "SELECT value, version, publisher, stored_at, original, key FROM dht_values");
+    Stmt s(db_, "SELECT value, version, publisher, stored_at, original, key FROM dht_values", true);
     std::vector<StoredValue> all;  // collected first: fn may write to the table
-    while (sqlite3_step(s.get()) == SQLITE_ROW) {
+    while (s.row()) {
       NodeId key = NodeId::from_bytes({static_cast<const uint8_t*>(sqlite3_column_blob(s.get(), 5)), NodeId::kSize});
       all.push_back(row(s.get(), key));
     }
@@ -111,24 +134,28 @@ class SqliteStorage final : public DhtStorage {
   size_t bytes() override { return bytes_; }
 
   void save_contacts(const std::vector<Contact>& contacts) override {
-    exec("BEGIN");
-    exec("DELETE FROM routing");
-    Stmt ins(db_, "INSERT OR REPLACE INTO routing VALUES (?,?,?)");
-    for (auto& c : contacts) {
-      ins.reset();
+    // One transaction: on any failure it rolls back and the previous snapshot stays.
+    if (!try_exec("BEGIN")) return;
+    bool ok = try_exec("DELETE FROM routing");
+    sqlite3_stmt* ins = nullptr;
+    ok = ok && sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO routing VALUES (?,?,?)", -1, &ins, nullptr) == SQLITE_OK;
+    for (size_t i = 0; ok && i < contacts.size(); ++i) {
+      const Contact& c = contacts[i];
+      sqlite3_reset(ins);
       std::string ep = c.endpoint.to_string();
-      sqlite3_bind_blob(ins.get(), 1, c.id.bytes().data(), NodeId::kSize, SQLITE_STATIC);
-      sqlite3_bind_blob(ins.get(), 2, c.key.data(), 32, SQLITE_STATIC);
-      sqlite3_bind_text(ins.get(), 3, ep.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_step(ins.get());
+      sqlite3_bind_blob(ins, 1, c.id.bytes().data(), NodeId::kSize, SQLITE_STATIC);
+      sqlite3_bind_blob(ins, 2, c.key.data(), 32, SQLITE_STATIC);
+      sqlite3_bind_text(ins, 3, ep.c_str(), -1, SQLITE_TRANSIENT);
+      ok = sqlite3_step(ins) == SQLITE_DONE;
     }
-    exec("COMMIT");
+    sqlite3_finalize(ins);
+    if (!ok || !try_exec("COMMIT")) try_exec("ROLLBACK");
   }
 
   std::vector<Contact> load_contacts() override {
     std::vector<Contact> out;
-    Stmt s(db_, "SELECT pk, endpoint FROM routing");
-    while (sqlite3_step(s.get()) == SQLITE_ROW) {
+    Stmt s(db_, "SELECT pk, endpoint FROM routing", true);
+    while (s.row()) {
       if (sqlite3_column_bytes(s.get(), 0) != 32) continue;
       PublicKey pk;
       std::memcpy(pk.data(), sqlite3_column_blob(s.get(), 0), 32);
@@ -138,11 +165,11 @@ class SqliteStorage final : public DhtStorage {
     return out;
   }
 
-  void flush() override { exec("PRAGMA wal_checkpoint(PASSIVE)"); }
+  void flush() override { try_exec("PRAGMA wal_checkpoint(PASSIVE)"); }
 
   uint64_t load_epoch_floor() override {
-    Stmt s(db_, "SELECT value FROM meta WHERE name='epoch_floor'");
-    return sqlite3_step(s.get()) == SQLITE_ROW ? static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)) : 0;
+    Stmt s(db_, "SELECT value FROM meta WHERE name='epoch_floor'", true);
+    return s.row() ? static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)) : 0;
   }
   void save_epoch_floor(uint64_t floor) override {
     // Never throws: a failed write leaves the previous mark (the node keeps running; see the Threat model).
@@ -152,6 +179,8 @@ class SqliteStorage final : public DhtStorage {
   }
 
  private:
+  bool try_exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
+  // Setup only (the constructor may throw; nothing after it does).
   void exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -180,10 +209,10 @@ class SqliteStorage final : public DhtStorage {
 
 }  // namespace
 
-std::unique_ptr<DhtStorage> make_sqlite_storage(const std::filesystem::path& path) {
+std::unique_ptr<DhtStorage> make_sqlite_storage(const std::filesystem::path& path, size_t max_db_bytes) {
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-  return std::make_unique<SqliteStorage>(path);
+  return std::make_unique<SqliteStorage>(path, max_db_bytes);
 }
 
 }  // namespace storjnet

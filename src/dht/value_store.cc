@@ -39,7 +39,7 @@ ValueStore::Result ValueStore::store(const StoredValue& v, const NodeId& peer) {
       if (v.original && !held->original) {
         StoredValue upd = *held;
         upd.original = true;
-        storage_.put(upd);
+        (void)storage_.put(upd);  // only the republish duty is lost if this write fails
       }
       return Result::kSame;
     }
@@ -48,18 +48,19 @@ ValueStore::Result ValueStore::store(const StoredValue& v, const NodeId& peer) {
   size_t old_bytes = held ? held->value.size() : 0;
   size_t new_count = storage_.count() + (held ? 0 : 1);
   size_t new_bytes = storage_.bytes() - old_bytes + v.value.size();
-  if (new_count > config_.max_values || new_bytes > config_.max_bytes) return Result::kFull;
+  if (new_count > config_.max_values || new_bytes + new_count * config_.min_value_charge > config_.max_bytes)
+    return Result::kFull;
   bool self = v.original;
   if (!self) {
     auto pp = per_peer_bytes_.find(peer);
     size_t mine = pp == per_peer_bytes_.end() ? 0 : pp->second;
     auto ch = charged_.find(v.key);
     if (ch != charged_.end() && ch->second.first == peer) mine -= std::min(mine, ch->second.second);
-    if (mine + v.value.size() > config_.max_bytes_per_publisher) return Result::kQuota;
+    if (mine + charge_of(v) > config_.max_bytes_per_publisher) return Result::kQuota;
   }
-  storage_.put(v);
+  if (!storage_.put(v)) return Result::kWriteFailed;
   if (self) release(v.key);
-  else charge(v.key, peer, v.value.size());
+  else charge(v.key, peer, charge_of(v));
   return Result::kStored;
 }
 

@@ -3,7 +3,9 @@
 //
 // Newer: larger version (the publisher's wall clock in us when it (re)published); on equal versions, the
 // larger BLAKE2b-256 of the value bytes. Every replica applies the same rule, so they converge.
-// Bounds: total count and bytes, and bytes per storing peer (the authenticated sender of the store).
+// Bounds: total count and bytes, and bytes per storing peer (the authenticated sender of the store). Bytes are
+// charged as the value's size plus DhtConfig::min_value_charge, so empty values are not free. A failed
+// storage write (disk full, I/O error) is kWriteFailed: nothing changed, and the caller answers with an error.
 #pragma once
 #include <optional>
 #include <unordered_map>
@@ -15,7 +17,7 @@ namespace storjnet::dht {
 
 class ValueStore {
  public:
-  enum class Result { kStored, kSame, kHeldNewer, kTooLarge, kFull, kQuota };
+  enum class Result { kStored, kSame, kHeldNewer, kTooLarge, kFull, kQuota, kWriteFailed };
 
   ValueStore(DhtStorage& storage, const DhtConfig& config) : storage_(storage), config_(config) {}
 
@@ -35,6 +37,7 @@ class ValueStore {
   static bool newer(const StoredValue& a, const StoredValue& b);
 
  private:
+  size_t charge_of(const StoredValue& v) const { return v.value.size() + config_.min_value_charge; }
   void charge(const NodeId& key, const NodeId& peer, size_t bytes);
   void release(const NodeId& key);
 

@@ -1,0 +1,61 @@
+// StoreRate: per-peer token buckets for kademlia_store (DhtConfig::store_rate per second, burst 2x).
+//
+// A store costs a disk write, so it gets a tighter budget than the engine's per-peer request rate. The table
+// is bounded: when it holds max_peers, buckets that have refilled (their peer went idle) are forgotten, and if
+// that frees less than an eighth, others (in the keyed hash's order, which a sender cannot aim at) until an
+// eighth is free; a forgotten peer only gets a fresh burst back. Amortised O(1) per new peer.
+#pragma once
+#include <algorithm>
+#include <unordered_map>
+
+#include "storjnet/environment.h"
+#include "storjnet/node_id.h"
+
+namespace storjnet::dht {
+
+class StoreRate {
+ public:
+  explicit StoreRate(double per_second, size_t max_peers = 4096) : rate_(per_second), max_peers_(max_peers) {}
+
+  // True when `peer` may store now (one token taken). A rate of 0 or less means unlimited.
+  bool allow(const NodeId& peer, TimePoint now) {
+    if (rate_ <= 0) return true;
+    auto it = buckets_.find(peer);
+    if (it == buckets_.end()) {
+      if (buckets_.size() >= max_peers_) prune(now);
+      it = buckets_.emplace(peer, Bucket{burst(), now}).first;
+    }
+    refill(it->second, now);
+    if (it->second.tokens < 1) return false;
+    it->second.tokens -= 1;
+    return true;
+  }
+  size_t tracked() const { return buckets_.size(); }
+
+ private:
+  struct Bucket {
+    double tokens;
+    TimePoint at;
+  };
+  double burst() const { return 2 * rate_; }
+  void refill(Bucket& b, TimePoint now) {
+    double dt = std::chrono::duration<double>(now - b.at).count();
+    b.tokens = std::min(burst(), b.tokens + dt * rate_);
+    b.at = now;
+  }
+  // Frees at least an eighth of the table: refilled buckets first, then any.
+  void prune(TimePoint now) {
+    size_t target = max_peers_ - std::max<size_t>(1, max_peers_ / 8);
+    for (auto it = buckets_.begin(); it != buckets_.end();) {
+      refill(it->second, now);
+      it = it->second.tokens >= burst() ? buckets_.erase(it) : std::next(it);
+    }
+    for (auto it = buckets_.begin(); buckets_.size() > target && it != buckets_.end();) it = buckets_.erase(it);
+  }
+
+  double rate_;
+  size_t max_peers_;
+  std::unordered_map<NodeId, Bucket> buckets_;
+};
+
+}  // namespace storjnet::dht
