@@ -188,6 +188,12 @@ TEST(PubsubBadInput, HugeTtlForgedPublishersAndFloodsAreBounded) {
   // most max_fanout neighbours, and the TTL is clamped.
   ev.id.fill(1);
   Bytes same = encode_notify(ev);
+  // The flooder first proves node 5's address (a ping answered from there), or its own engine would hold all
+  // but 3x of what node 5 sent it (docs/protocol.md 10.1): the flood must reach node 5 to test node 5.
+  bool pinged = false;
+  net.eng(0).ping(net.sim->contact(5), [&](std::optional<NodeId> id) { pinged = id.has_value(); });
+  net.sim->run_until([&] { return pinged; }, 2s);
+  ASSERT_TRUE(pinged);
   for (int i = 0; i < 500; ++i) net.eng(0).notify(net.sim->contact(5), Method::kQuasarNotify, same);
   net.sim->run_for(2s);
   auto s5 = net.ps(5).stats();
