@@ -20,7 +20,7 @@ constexpr int kNodes = 50;
 
 class ApiDaemon : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name()); }
+  void SetUp() override { dir_ = temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name()).string(); }
   void TearDown() override {
     daemon_.reset();
     std::filesystem::remove_all(dir_);

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.h"
 #include "api/http_client.h"
 #include "api/json_rpc.h"
 
@@ -245,13 +246,6 @@ bool eventually(F fn, std::chrono::milliseconds deadline = std::chrono::seconds(
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return fn();
-}
-
-inline std::string temp_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("storjnet-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
-  std::filesystem::create_directories(p);
-  return p.string();
 }
 
 }  // namespace storjnet::test

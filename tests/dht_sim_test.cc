@@ -106,6 +106,27 @@ TEST(Dht2000, PutsAndGetsThenAQuarterKilledAndGetsStillSucceed) {
   EXPECT_EQ(get_all(sim, work, alive, rng), 500u);
 }
 
+// A full bucket pings its oldest entry for a newcomer only once that entry went quiet (quiet_after): a join,
+// where every entry was just heard from, sends no liveness pings; with quiet_after 0 the same join does.
+TEST(DhtSim, AJoinPingsNoRecentlyHeardContact) {
+  auto pings_during_join = [](Duration quiet_after) {
+    SimConfig cfg;
+    cfg.seed = 9;
+    cfg.node = test_config();
+    cfg.node.dht.quiet_after = quiet_after;
+    Simulator sim(cfg);
+    for (int i = 0; i < 100; ++i) sim.add_node();
+    EXPECT_EQ(sim::join_network(sim, 9), 100u);
+    uint64_t pings = 0;
+    for (size_t i = 0; i < sim.size(); ++i)
+      for (auto& m : sim.node(i).stats().requests)
+        if (m.method == "kademlia_ping") pings += m.out;
+    return pings;
+  };
+  EXPECT_EQ(pings_during_join(15min), 0u);
+  EXPECT_GT(pings_during_join(0s), 100u);
+}
+
 TEST(DhtSim, PartitionedHalvesConvergeAfterHealing) {
   SimConfig cfg;
   cfg.seed = 77;

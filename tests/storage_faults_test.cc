@@ -3,13 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <unistd.h>
 
 #include "dht/store_rate.h"
 #include "dht/value_store.h"
 #include "sim/network_builder.h"
 #include "storjnet/dht_storage.h"
 #include "storjnet/simulator.h"
+#include "temp_dir.h"
 
 using namespace storjnet;
 using namespace std::chrono_literals;
@@ -57,13 +57,6 @@ StoredValue value_n(int n, size_t size, const NodeId& publisher) {
   v.version = 10;
   v.publisher = publisher;
   return v;
-}
-
-std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("storjnet-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
 }
 
 }  // namespace
@@ -125,7 +118,7 @@ TEST(StorageFaults, RefusedWritesAnswerAnErrorAndTheNodeKeepsServing) {
 // SQLite capped by max_page_count fails as a full disk does: put returns false and changes nothing, the
 // routing snapshot keeps its previous version, nothing throws, and reads go on.
 TEST(StorageFaults, SqliteOnAFullDiskFailsWritesWithoutThrowing) {
-  auto dir = temp_dir("full-disk");
+  auto dir = test::temp_dir("full-disk");
   NodeId publisher = dht_key("publisher");
   {
     auto db = make_sqlite_storage(dir / "db", 64 * 1024);

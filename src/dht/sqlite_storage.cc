@@ -29,6 +29,7 @@ class Stmt {
   ~Stmt() { sqlite3_finalize(s_); }
   sqlite3_stmt* get() { return s_; }
   void reset() {
+    if (!s_) return;
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
   }
@@ -136,19 +137,18 @@ class SqliteStorage final : public DhtStorage {
   void save_contacts(const std::vector<Contact>& contacts) override {
     // One transaction: on any failure it rolls back and the previous snapshot stays.
     if (!try_exec("BEGIN")) return;
-    bool ok = try_exec("DELETE FROM routing");
-    sqlite3_stmt* ins = nullptr;
-    ok = ok && sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO routing VALUES (?,?,?)", -1, &ins, nullptr) == SQLITE_OK;
+    Stmt ins(db_, "INSERT OR REPLACE INTO routing VALUES (?,?,?)", true);
+    bool ok = ins.ok() && try_exec("DELETE FROM routing");
     for (size_t i = 0; ok && i < contacts.size(); ++i) {
       const Contact& c = contacts[i];
-      sqlite3_reset(ins);
+      ins.reset();
       std::string ep = c.endpoint.to_string();
-      sqlite3_bind_blob(ins, 1, c.id.bytes().data(), NodeId::kSize, SQLITE_STATIC);
-      sqlite3_bind_blob(ins, 2, c.key.data(), 32, SQLITE_STATIC);
-      sqlite3_bind_text(ins, 3, ep.c_str(), -1, SQLITE_TRANSIENT);
-      ok = sqlite3_step(ins) == SQLITE_DONE;
+      sqlite3_bind_blob(ins.get(), 1, c.id.bytes().data(), NodeId::kSize, SQLITE_STATIC);
+      sqlite3_bind_blob(ins.get(), 2, c.key.data(), 32, SQLITE_STATIC);
+      sqlite3_bind_text(ins.get(), 3, ep.c_str(), -1, SQLITE_TRANSIENT);
+      ok = sqlite3_step(ins.get()) == SQLITE_DONE;
     }
-    sqlite3_finalize(ins);
+    ins.reset();  // an active statement would keep COMMIT from finishing
     if (!ok || !try_exec("COMMIT")) try_exec("ROLLBACK");
   }
 

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <unordered_map>
 
-#include "storjnet/environment.h"
+#include "common/token_bucket.h"
 #include "storjnet/node_id.h"
 
 namespace storjnet::dht {
@@ -23,31 +23,19 @@ class StoreRate {
     auto it = buckets_.find(peer);
     if (it == buckets_.end()) {
       if (buckets_.size() >= max_peers_) prune(now);
-      it = buckets_.emplace(peer, Bucket{burst(), now}).first;
+      it = buckets_.emplace(peer, TokenBucket{burst(), now}).first;
     }
-    refill(it->second, now);
-    if (it->second.tokens < 1) return false;
-    it->second.tokens -= 1;
-    return true;
+    return it->second.take(rate_, burst(), now);
   }
   size_t tracked() const { return buckets_.size(); }
 
  private:
-  struct Bucket {
-    double tokens;
-    TimePoint at;
-  };
   double burst() const { return 2 * rate_; }
-  void refill(Bucket& b, TimePoint now) {
-    double dt = std::chrono::duration<double>(now - b.at).count();
-    b.tokens = std::min(burst(), b.tokens + dt * rate_);
-    b.at = now;
-  }
   // Frees at least an eighth of the table: refilled buckets first, then any.
   void prune(TimePoint now) {
     size_t target = max_peers_ - std::max<size_t>(1, max_peers_ / 8);
     for (auto it = buckets_.begin(); it != buckets_.end();) {
-      refill(it->second, now);
+      it->second.refill(rate_, burst(), now);
       it = it->second.tokens >= burst() ? buckets_.erase(it) : std::next(it);
     }
     for (auto it = buckets_.begin(); buckets_.size() > target && it != buckets_.end();) it = buckets_.erase(it);
@@ -55,7 +43,7 @@ class StoreRate {
 
   double rate_;
   size_t max_peers_;
-  std::unordered_map<NodeId, Bucket> buckets_;
+  std::unordered_map<NodeId, TokenBucket> buckets_;
 };
 
 }  // namespace storjnet::dht

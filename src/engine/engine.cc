@@ -21,8 +21,8 @@ size_t sealed_size(size_t len, bool cookie) {
   size_t count = (len + wire::kMaxChunk - 1) / wire::kMaxChunk;
   return count * (per + wire::kFragmentHeaderSize) + len;
 }
-// Bytes on the wire for a PADDED frame (always a full plaintext).
-size_t padded_size(bool cookie) { return wire::kSealedOverhead + (cookie ? wire::kCookieSize : 0) + wire::kMaxSealedPlaintext; }
+// Bytes on the wire for a PADDED frame: as long as the largest WHOLE one.
+size_t padded_size(bool cookie) { return sealed_size(wire::kMaxWhole, cookie); }
 }  // namespace
 
 Engine::Engine(Environment& env, Identity identity, EngineConfig config)
@@ -74,8 +74,7 @@ Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionK
   s.tx_epoch = next_epoch();
   s.tx_salt = env_.random_u64();
   s.last_used = env_.now();
-  s.tokens = config_.peer_request_burst;
-  s.tokens_at = s.last_used;
+  s.requests = TokenBucket{config_.peer_request_burst, s.last_used};
   ++stats_.sessions_created;
   return &s;
 }
@@ -126,13 +125,7 @@ Engine::Session* Engine::session_for_send(const PublicKey& pk) {
 }
 
 bool Engine::take_token(Session& s) {
-  TimePoint now = env_.now();
-  double elapsed = std::chrono::duration<double>(now - s.tokens_at).count();
-  s.tokens = std::min(config_.peer_request_burst, s.tokens + elapsed * config_.peer_request_rate);
-  s.tokens_at = now;
-  if (s.tokens < 1) return false;
-  s.tokens -= 1;
-  return true;
+  return s.requests.take(config_.peer_request_rate, config_.peer_request_burst, env_.now());
 }
 
 // ---------------------------------------------------------------- sending

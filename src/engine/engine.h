@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/token_bucket.h"
 #include "crypto/session.h"
 #include "engine/address_guard.h"
 #include "engine/first_contact.h"
@@ -144,8 +145,7 @@ class Engine {
     uint64_t tx_epoch = 0, tx_salt = 0, tx_counter = 0;
     uint32_t next_msg_id = 0;
     TimePoint last_used{};
-    double tokens = 0;
-    TimePoint tokens_at{};
+    TokenBucket requests;  // per-peer request rate
     bool shown_address = false;  // we answered or echoed this peer: it has had our address proven
   };
   struct Pending {

@@ -6,19 +6,8 @@
 
 namespace storjnet {
 
-bool FirstContact::Bucket::take(double rate, double burst, TimePoint now) {
-  double elapsed = std::chrono::duration<double>(now - at).count();
-  tokens = std::min(burst, tokens + std::max(0.0, elapsed) * rate);
-  at = now;
-  if (tokens < 1) return false;
-  tokens -= 1;
-  return true;
-}
-
-FirstContact::FirstContact(Environment& env, const EngineConfig& config) : env_(env), config_(config) {
-  global_.tokens = config.new_key_burst;
-  global_.at = env.now();
-}
+FirstContact::FirstContact(Environment& env, const EngineConfig& config)
+    : env_(env), config_(config), global_{config.new_key_burst, env.now()} {}
 
 void FirstContact::rotate(TimePoint now) {
   if (have_secret_ && now - rotated_at_ < config_.cookie_lifetime) return;
@@ -60,7 +49,7 @@ FirstContact::Admit FirstContact::admit(const Endpoint& from, const std::optiona
   auto it = per_prefix_.find(from.prefix());
   if (it == per_prefix_.end()) {
     if (per_prefix_.size() >= config_.new_key_prefix_table) per_prefix_.clear();  // all refill to full: fair
-    it = per_prefix_.emplace(from.prefix(), Bucket{config_.new_key_prefix_burst, now}).first;
+    it = per_prefix_.emplace(from.prefix(), TokenBucket{config_.new_key_prefix_burst, now}).first;
   }
   return it->second.take(config_.new_key_prefix_rate, config_.new_key_prefix_burst, now) ? Admit::kWork
                                                                                          : Admit::kDrop;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "common/token_bucket.h"
 #include "crypto/session.h"
 #include "storjnet/config.h"
 #include "storjnet/endpoint.h"
@@ -40,18 +41,13 @@ class FirstContact {
   void forget_failed(const PublicKey& pk) { failed_.erase(pk); }
 
  private:
-  struct Bucket {
-    double tokens = 0;
-    TimePoint at{};
-    bool take(double rate, double burst, TimePoint now);
-  };
   void rotate(TimePoint now);
   wire::Cookie mac(const std::array<uint8_t, 32>& secret, const Endpoint& from) const;
 
   Environment& env_;
   const EngineConfig& config_;
-  Bucket global_;
-  std::unordered_map<Endpoint::Prefix, Bucket> per_prefix_;
+  TokenBucket global_;
+  std::unordered_map<Endpoint::Prefix, TokenBucket> per_prefix_;
   std::unordered_map<PublicKey, std::optional<crypto::SessionKey>, KeyedHash> failed_;
   std::array<uint8_t, 32> secret_{}, previous_{};
   TimePoint rotated_at_{};

@@ -25,12 +25,7 @@ Refusal Inbox::fits(const Use& sender, const Use& net, size_t n) const {
 }
 
 bool Inbox::take_token(SenderState& s, TimePoint now) {
-  double elapsed = std::chrono::duration<double>(now - s.refilled).count();
-  s.tokens = std::min(cfg_.notify_burst, s.tokens + std::max(0.0, elapsed) * cfg_.notify_rate);
-  s.refilled = now;
-  if (s.tokens < 1) return false;
-  s.tokens -= 1;
-  return true;
+  return s.notify.take(cfg_.notify_rate, cfg_.notify_burst, now);
 }
 
 void Inbox::count_refused(Refusal r, uint64_t n) {

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/token_bucket.h"
 #include "messages/codec.h"
 #include "storjnet/endpoint.h"
 #include "storjnet/environment.h"
@@ -49,8 +50,7 @@ class Inbox {
     uint32_t accepted = 0;
     Refusal refusal = Refusal::kNone;
     TimePoint used{};
-    double tokens = 0;  // notify rate bucket
-    TimePoint refilled{};
+    TokenBucket notify;  // message_notify rate
   };
   struct Use {
     size_t count = 0, bytes = 0;
