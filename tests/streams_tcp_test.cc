@@ -48,8 +48,10 @@ struct Pair {
   std::optional<Bytes> read(const StreamId& id, std::optional<size_t> max = std::nullopt) {
     return driver.call([&] { return b->streams().read(id, max); });
   }
+  // Up to 30 s: the link comes up in milliseconds, but a sanitizer build on two cores busy with the large
+  // simulations once took over 3 s (the bound this had).
   bool wait_fast(const StreamId& id, bool want = true) {
-    for (int i = 0; i < 300; ++i) {
+    for (int i = 0; i < 3000; ++i) {
       if (driver.call([&] { return a->streams().fast_path(id); }) == want) return true;
       std::this_thread::sleep_for(10ms);
     }
