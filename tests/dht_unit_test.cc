@@ -234,7 +234,8 @@ TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
   Node a(env_a, Identity::from_seed(seed));
   Endpoint ep_a = Endpoint::v4(0x01020304, 4000);
   Contact ca = Contact::from_key(a.public_key(), ep_a);
-  // Peers introduce themselves with a ping from private, loopback and public addresses.
+  // Peers introduce themselves with a ping from private, loopback and public addresses, and answer the ping
+  // by which a checks that they receive there before it takes them in.
   std::vector<std::unique_ptr<test::ManualEnv>> envs;
   std::vector<std::unique_ptr<Engine>> peers;
   std::vector<Endpoint> from = {*Endpoint::parse("10.1.2.3:1"), *Endpoint::parse("192.168.1.9:2"),
@@ -246,8 +247,17 @@ TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
     seed[0] = static_cast<uint8_t>(i + 1);
     peers.push_back(std::make_unique<Engine>(*envs.back(), Identity::from_seed(seed)));
     peers.back()->ping(ca, [](auto) {});
-    for (auto& s : envs.back()->outbox) a.on_datagram(from[i], s.data);
+    for (int round = 0; round < 3; ++round) {
+      auto to_a = std::move(envs.back()->outbox);
+      envs.back()->outbox.clear();
+      for (auto& s : to_a) a.on_datagram(from[i], s.data);
+      auto from_a = std::move(env_a.outbox);
+      env_a.outbox.clear();
+      for (auto& s : from_a)
+        if (s.to == from[i]) peers.back()->on_datagram(ep_a, s.data);
+    }
   }
+  EXPECT_EQ(a.dht().stats().verify_pings, from.size());
   EXPECT_EQ(a.dht().peers().size(), from.size());
   env_a.outbox.clear();
   // A public requester asks for contacts.

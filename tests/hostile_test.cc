@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "dht/codec.h"
 #include "node/node_internals.h"
@@ -236,11 +237,17 @@ TEST_F(Guarded, FloodOfFreshKeysAndForgedDatagramsDoesNotStopAnHonestFirstContac
   EXPECT_LE(b.stats().key_derivations, 10u);
   EXPECT_GT(b.drops().get(DropReason::kKeyBudget), 0u);
   size_t cookie_replies = 0, request_size = Forger(test_identity(9), b.identity().public_key()).request(Method::kPing, {}).size();
+  std::map<Endpoint::Prefix, size_t> replies_per_prefix;
   for (auto& s : eb.outbox) {
-    cookie_replies += s.data.size() == wire::kCookieReplySize;  // smaller than what arrived
-    EXPECT_LE(s.data.size(), 3 * request_size);                 // the few served: within the 3x budget
+    bool cookie = s.data.size() == wire::kCookieReplySize;  // smaller than what arrived
+    cookie_replies += cookie;
+    if (cookie) ++replies_per_prefix[s.to.prefix()];
+    EXPECT_LE(s.data.size(), 3 * request_size);  // the few served: within the 3x budget
   }
-  EXPECT_GE(cookie_replies, 590u - 10u);
+  // Each datagram past the key budget got a cookie reply, until its prefix's cookie-reply budget ran out.
+  for (auto& [prefix, n] : replies_per_prefix) EXPECT_LE(n, b.config().cookie_reply_prefix_rate);
+  EXPECT_EQ(cookie_replies + b.drops().get(DropReason::kCookieBudget), 600u - 10u);
+  EXPECT_GT(b.drops().get(DropReason::kCookieBudget), 0u);
   eb.outbox.clear();
   // The honest peer is new to b: it gets a cookie, resends with it, and is served.
   std::optional<NodeId> pong;
@@ -250,6 +257,70 @@ TEST_F(Guarded, FloodOfFreshKeysAndForgedDatagramsDoesNotStopAnHonestFirstContac
   ASSERT_TRUE(pong);
   EXPECT_EQ(*pong, b.id());
   EXPECT_EQ(a.stats().cookies_received, 1u);
+}
+
+// Cookie replies cost a send each: past the budget for a prefix (and in all), unknown senders get no answer, so
+// a flood costs a header parse and two bucket checks per datagram. Budgets refill with time.
+TEST_F(Guarded, CookieRepliesAreBudgetedPerPrefixAndInAll) {
+  EngineConfig c = config();
+  c.cookie_reply_prefix_rate = 20;
+  c.cookie_reply_rate = 50;
+  Engine v{eb, test_identity(3), c};
+  uint64_t key = 10000;
+  auto flood = [&](const std::string& net, int n) {
+    for (int i = 0; i < n; ++i) {
+      Forger f(test_identity(key++), v.identity().public_key());
+      v.on_datagram(*Endpoint::from_ip(net + std::to_string(i % 200 + 1), 7), f.request(Method::kPing, {}));
+    }
+  };
+  flood("10.90.0.", 110);  // the first 10 spend the key budget; 20 cookies for this /24
+  EXPECT_EQ(v.stats().key_derivations, 10u);
+  EXPECT_EQ(v.stats().cookies_sent, 20u);
+  EXPECT_EQ(v.drops().get(DropReason::kCookieBudget), 80u);
+  for (int p = 1; p <= 3; ++p) flood("10.91." + std::to_string(p) + ".", 30);  // 20 + 10 more, then 0 in all
+  EXPECT_EQ(v.stats().cookies_sent, 50u);
+  EXPECT_EQ(v.drops().get(DropReason::kCookieBudget), 80u + 10u + 20u + 30u);
+  size_t cookies = 0;
+  for (auto& s : eb.outbox) cookies += s.data.size() == wire::kCookieReplySize;
+  EXPECT_EQ(cookies, 50u);  // and the 10 served pings
+  EXPECT_EQ(eb.outbox.size(), 60u);
+  eb.outbox.clear();
+  // A second later the budgets are back: the key budget serves 10 again, and the next sender, in a fresh
+  // prefix, gets its cookie.
+  eb.advance(1s);
+  flood("10.92.0.", 11);
+  EXPECT_EQ(v.stats().key_derivations, 20u);
+  EXPECT_EQ(v.stats().cookies_sent, 51u);
+}
+
+// A peer whose requests carry a forged source gets at most unproven_request_rate of them answered, however
+// many it sends; the address challenge (one per retry interval) goes to the forged address and is never
+// echoed. An honest peer sending as many is challenged while half its budget is left, echoes, and is
+// answered every time.
+TEST_F(Guarded, RequestsFromAnUnprovenAddressAreAnsweredAtMostItsBudget) {
+  Forger f(test_identity(7000), b.identity().public_key());
+  Endpoint victim = *Endpoint::parse("10.95.0.1:1");
+  double budget = b.config().amplification.unproven_request_rate;
+  for (uint32_t i = 1; i <= 2000; ++i) b.on_datagram(victim, f.request(Method::kPing, {}, i));
+  EXPECT_EQ(b.drops().get(DropReason::kUnprovenLimit), 2000u - static_cast<uint64_t>(budget));
+  EXPECT_EQ(b.stats().challenges_sent, 1u);
+  EXPECT_EQ(eb.outbox.size(), static_cast<size_t>(budget) + 1);
+  eb.outbox.clear();
+  // The budget refills at its rate, and the challenge is repeated at most once per retry interval.
+  eb.advance(1s);
+  for (uint32_t i = 2001; i <= 4000; ++i) b.on_datagram(victim, f.request(Method::kPing, {}, i));
+  EXPECT_EQ(eb.outbox.size(), static_cast<size_t>(budget) + 1);
+  EXPECT_EQ(b.stats().challenges_sent, 2u);
+  eb.outbox.clear();
+
+  int pongs = 0;
+  for (int i = 0; i < 2000; ++i) {
+    a.ping(cb, [&](std::optional<NodeId> id) { pongs += id.has_value(); });
+    pump();
+  }
+  EXPECT_EQ(pongs, 2000);
+  EXPECT_TRUE(b.address_proven(ep_a, a.identity().public_key()));
+  EXPECT_EQ(b.drops().get(DropReason::kUnprovenLimit), 2u * (2000u - static_cast<uint64_t>(budget)));
 }
 
 TEST_F(Guarded, CookiesAreBoundToTheAddressExpireAndKeepNoState) {

@@ -25,6 +25,9 @@ struct AmplificationLimits {
   size_t hold_per_prefix = 1024 * 1024;   // held for one /24 (IPv4) or /48 (IPv6)
   size_t hold_total = 8 * 1024 * 1024;    // held in all
   Duration hold_timeout = 3s;             // a held answer waits this long for the address proof
+  double unproven_request_rate = 200;     // requests/s one peer key gets answered from an unproven address
+                                          // (burst the same); at half, an address challenge goes out; beyond,
+                                          // dropped unanswered (unproven_limit)
 };
 
 struct EngineConfig {
@@ -35,6 +38,7 @@ struct EngineConfig {
   size_t max_pending_rpcs = 65536;   // outstanding requests; more fail at once
   double peer_request_rate = 5000;   // requests/s accepted from one peer for rate-limited methods
   double peer_request_burst = 10000;
+  double refusal_rate = 20;          // "rate limited" answers/s to one peer (burst the same); beyond, dropped unanswered
   wire::ReassemblyLimits reassembly;
   // --- hostile traffic (docs/protocol.md, "Threat model") ---
   AmplificationLimits amplification;
@@ -45,6 +49,8 @@ struct EngineConfig {
   double new_key_prefix_rate = 100;       // under load: per prefix, for datagrams with a valid cookie
   double new_key_prefix_burst = 100;
   size_t new_key_prefix_table = 4096;     // prefixes tracked under load (table reset when full)
+  double cookie_reply_rate = 10000;       // under load: cookie replies/s in all (burst the same); beyond, unanswered
+  double cookie_reply_prefix_rate = 200;  // ... to one prefix (burst the same)
   size_t failed_key_cache = 4096;         // keys whose datagram failed, with their derived key
   Duration cookie_lifetime = 120s;        // cookie secret rotation; a cookie is valid 1 to 2 lifetimes
   Duration cookie_keep = 60s;             // a sender attaches a received cookie this long

@@ -65,6 +65,7 @@ struct DhtStats {
   uint64_t lookups = 0, lookup_rpcs = 0, puts = 0, gets = 0, gets_found = 0;
   uint64_t stores_accepted = 0, stores_rejected = 0, contacts_evicted = 0;
   uint64_t stores_rate_limited = 0, storage_write_failures = 0;
+  uint64_t verify_pings = 0;  // request senders pinged before entering the routing table
   size_t routing_contacts = 0, stored_values = 0, stored_bytes = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };

@@ -98,6 +98,8 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.sample("storjnet_dht_stores_total", "outcome=\"rate_limited\"", ds.stores_rate_limited);
   w.sample("storjnet_dht_stores_total", "outcome=\"write_failed\"", ds.storage_write_failures);
   w.single("storjnet_dht_contacts_evicted_total", "counter", "Routing table contacts evicted.", ds.contacts_evicted);
+  w.single("storjnet_dht_verify_pings_total", "counter", "Request senders pinged before entering the routing table.",
+           ds.verify_pings);
   w.single("storjnet_dht_routing_contacts", "gauge", "Contacts in the routing table.", ds.routing_contacts);
   w.single("storjnet_dht_stored_values", "gauge", "Values in the local store.", ds.stored_values);
   w.single("storjnet_dht_stored_bytes", "gauge", "Bytes of values in the local store.", ds.stored_bytes);

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "dht/codec.h"
 #include "dht/lookup.h"
@@ -36,6 +37,8 @@ struct Dht::Impl {
   DhtStats stats;
   std::deque<LookupStats> recent;
   std::unordered_map<int, bool> pinging;              // buckets with a liveness ping in flight
+  std::unordered_set<NodeId> verifying;               // request senders being pinged before they enter the table
+  static constexpr size_t kMaxVerifying = 64;
   std::unordered_map<NodeId, TimePoint> republish_at;  // held keys -> next holder republish
   std::unordered_map<NodeId, StoredValue> originals;   // values we published (re-put every original_republish)
   // Evicted contacts, probed now and then with backoff: a healed partition or a restarted peer comes back.
@@ -52,7 +55,7 @@ struct Dht::Impl {
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
       : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k), values(*storage, cfg), store_rate(c.store_rate) {
-    engine.set_on_contact([this](const Contact& c, bool) { on_contact(c); });
+    engine.set_on_contact([this](const Contact& c, bool answered) { on_contact(c, answered); });
     engine.set_handler(Method::kFindNode, [this](const IncomingRequest& q, const Reply& r) { on_find_node(q, r); });
     engine.set_handler(Method::kFindValue, [this](const IncomingRequest& q, const Reply& r) { on_find_value(q, r); });
     engine.set_handler(Method::kStore, [this](const IncomingRequest& q, const Reply& r) { on_store(q, r); });
@@ -82,7 +85,8 @@ struct Dht::Impl {
 
   // ------------------------------------------------------------ routing table upkeep
 
-  void on_contact(const Contact& c) {
+  void on_contact(const Contact& c, bool answered) {
+    if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) return verify(c);
     auto r = table.seen(c, engine.now());
     if (r != RoutingTable::Seen::kFull) return;
     int b = table.bucket_of(c.id);
@@ -99,6 +103,24 @@ struct Dht::Impl {
         table.remove(old.id);  // promotes the newest waiting contact
         evicted(old);
       }
+    }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
+  }
+
+  // A request proves its sender's key, not that it answers at its source address (a forged source, or a node
+  // that only sends): such a newcomer is pinged before it enters the table and is handed out to others (as
+  // BitTorrent's DHT keeps only nodes that answered). Its answer reports it through on_contact(answered).
+  // Only when the table could use it (room in its bucket, or a quiet entry to challenge), a bounded number
+  // at a time.
+  void verify(const Contact& c) {
+    int b = table.bucket_of(c.id);
+    if (table.bucket(static_cast<size_t>(b)).size() >= cfg.k &&
+        !table.oldest_in_bucket_of(c.id, engine.now() - cfg.quiet_after))
+      return;
+    if (verifying.size() >= kMaxVerifying || !verifying.insert(c.id).second) return;
+    ++stats.verify_pings;
+    std::weak_ptr<bool> live = alive;
+    engine.ping(c, [this, live, id = c.id](std::optional<NodeId>) {
+      if (!live.expired()) verifying.erase(id);
     }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
   }
 

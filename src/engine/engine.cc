@@ -75,6 +75,8 @@ Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionK
   s.tx_salt = env_.random_u64();
   s.last_used = env_.now();
   s.requests = TokenBucket{config_.peer_request_burst, s.last_used};
+  s.refusals = TokenBucket{config_.refusal_rate, s.last_used};
+  s.unproven = TokenBucket{config_.amplification.unproven_request_rate, s.last_used};
   ++stats_.sessions_created;
   return &s;
 }
@@ -126,6 +128,23 @@ Engine::Session* Engine::session_for_send(const PublicKey& pk) {
 
 bool Engine::take_token(Session& s) {
   return s.requests.take(config_.peer_request_rate, config_.peer_request_burst, env_.now());
+}
+
+// Answers to an address that has not proven it receives there are capped by the 3x rule in bytes; this caps
+// them in number too, so a flood of small requests from a forged source costs a tag check each, not a send.
+// The challenge goes out while half the budget is left: an honest peer proves its address within one round
+// trip and never meets the cap.
+bool Engine::unproven_request_allowed(Session& s, const Contact& from) {
+  if (guard_.proven(from.endpoint, from.key)) return true;
+  TimePoint now = env_.now();
+  double rate = config_.amplification.unproven_request_rate;
+  bool ok = s.unproven.take(rate, rate, now);
+  Duration retry = config_.rpc_timeout / std::max(1, config_.rpc_attempts);
+  if (s.unproven.tokens < rate / 2 && (!s.challenged_at || now - *s.challenged_at >= retry)) {
+    s.challenged_at = now;
+    send_challenge(from);
+  }
+  return ok;
 }
 
 // ---------------------------------------------------------------- sending
@@ -476,6 +495,7 @@ bool Engine::open_first_contact(const Endpoint& from, const wire::Sealed& s, cry
         return false;
       }
       case FirstContact::Admit::kDrop: drops_.add(DropReason::kKeyBudget); return false;
+      case FirstContact::Admit::kUnanswered: drops_.add(DropReason::kCookieBudget); return false;
     }
     ++stats_.key_derivations;
     if (!crypto::derive_session_key(identity_, s.sender, key, /*cache=*/false)) {
@@ -551,9 +571,15 @@ void Engine::handle_message(const Contact& from, ByteView m) {
       return;
     }
     auto it = sessions_.find(from.key);
+    if (type == kRequest && it != sessions_.end() && !unproven_request_allowed(it->second, from)) {
+      drops_.add(DropReason::kUnprovenLimit);
+      return;
+    }
     if (rate_limited_[method] && it != sessions_.end() && !take_token(it->second)) {
       drops_.add(DropReason::kRateLimited);
-      if (type == kRequest) respond(from, rpc_id, method, kError, as_bytes("rate limited"));
+      // Say so, but not to every request of a flood: each answer costs a seal and a send.
+      if (type == kRequest && it->second.refusals.take(config_.refusal_rate, config_.refusal_rate, env_.now()))
+        respond(from, rpc_id, method, kError, as_bytes("rate limited"));
       return;
     }
     if (on_contact_) on_contact_(from, false);

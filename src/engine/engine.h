@@ -146,6 +146,9 @@ class Engine {
     uint32_t next_msg_id = 0;
     TimePoint last_used{};
     TokenBucket requests;  // per-peer request rate
+    TokenBucket refusals;  // "rate limited" answers to this peer
+    TokenBucket unproven;  // requests answered while the peer's address is unproven
+    std::optional<TimePoint> challenged_at;  // last address challenge sent for the request budget
     bool shown_address = false;  // we answered or echoed this peer: it has had our address proven
   };
   struct Pending {
@@ -192,6 +195,7 @@ class Engine {
   void on_hello_timeout(uint64_t challenge);
   void send_hello(const PendingHello& h, uint64_t challenge);
   bool take_token(Session& s);
+  bool unproven_request_allowed(Session& s, const Contact& from);
   void sweep_reassembly();
   void update_wake();
   uint64_t next_epoch();

@@ -7,7 +7,10 @@
 namespace storjnet {
 
 FirstContact::FirstContact(Environment& env, const EngineConfig& config)
-    : env_(env), config_(config), global_{config.new_key_burst, env.now()} {}
+    : env_(env),
+      config_(config),
+      global_{config.new_key_burst, env.now()},
+      cookies_{config.cookie_reply_rate, env.now()} {}
 
 void FirstContact::rotate(TimePoint now) {
   if (have_secret_ && now - rotated_at_ < config_.cookie_lifetime) return;
@@ -41,18 +44,33 @@ bool FirstContact::cookie_valid(const Endpoint& from, const wire::Cookie& cookie
   return sodium_memcmp(a.data(), cookie.data(), a.size()) == 0 || sodium_memcmp(b.data(), cookie.data(), b.size()) == 0;
 }
 
-FirstContact::Admit FirstContact::admit(const Endpoint& from, const std::optional<wire::Cookie>& cookie) {
-  TimePoint now = env_.now();
-  if (global_.take(config_.new_key_rate, config_.new_key_burst, now)) return Admit::kWork;
-  if (!cookie) return Admit::kSendCookie;
-  if (!cookie_valid(from, *cookie)) return Admit::kBadCookie;
+FirstContact::PrefixBudget& FirstContact::prefix_budget(const Endpoint& from, TimePoint now) {
   auto it = per_prefix_.find(from.prefix());
   if (it == per_prefix_.end()) {
     if (per_prefix_.size() >= config_.new_key_prefix_table) per_prefix_.clear();  // all refill to full: fair
-    it = per_prefix_.emplace(from.prefix(), TokenBucket{config_.new_key_prefix_burst, now}).first;
+    it = per_prefix_
+             .emplace(from.prefix(), PrefixBudget{TokenBucket{config_.new_key_prefix_burst, now},
+                                                  TokenBucket{config_.cookie_reply_prefix_rate, now}})
+             .first;
   }
-  return it->second.take(config_.new_key_prefix_rate, config_.new_key_prefix_burst, now) ? Admit::kWork
-                                                                                         : Admit::kDrop;
+  return it->second;
+}
+
+bool FirstContact::cookie_reply_allowed(const Endpoint& from, TimePoint now) {
+  // The prefix's bucket first: a prefix over its share does not spend the global budget.
+  if (!prefix_budget(from, now).cookies.take(config_.cookie_reply_prefix_rate, config_.cookie_reply_prefix_rate, now))
+    return false;
+  return cookies_.take(config_.cookie_reply_rate, config_.cookie_reply_rate, now);
+}
+
+FirstContact::Admit FirstContact::admit(const Endpoint& from, const std::optional<wire::Cookie>& cookie) {
+  TimePoint now = env_.now();
+  if (global_.take(config_.new_key_rate, config_.new_key_burst, now)) return Admit::kWork;
+  if (!cookie) return cookie_reply_allowed(from, now) ? Admit::kSendCookie : Admit::kUnanswered;
+  if (!cookie_valid(from, *cookie)) return cookie_reply_allowed(from, now) ? Admit::kBadCookie : Admit::kUnanswered;
+  return prefix_budget(from, now).keys.take(config_.new_key_prefix_rate, config_.new_key_prefix_burst, now)
+             ? Admit::kWork
+             : Admit::kDrop;
 }
 
 const std::optional<crypto::SessionKey>* FirstContact::failed(const PublicKey& pk) const {

@@ -7,6 +7,9 @@
 //    current and the previous secret), and only datagrams carrying a valid cookie for their source address
 //    get key work, from a per-/24-or-/48-prefix bucket (new_key_prefix_rate/burst; bounded table), as
 //    WireGuard does. A sender must receive at its address to get a cookie, so forged sources cost nothing.
+//  - Cookie replies cost a send each, so they are budgeted too (cookie_reply_rate in all,
+//    cookie_reply_prefix_rate per prefix): past either, an unknown sender's datagram is dropped unanswered
+//    (kUnanswered). A flood then costs the node a header parse and two bucket checks per datagram.
 //  - Keys that failed (invalid points, or a tag that did not verify) are remembered with their derived key in
 //    a small bounded cache: a repeat costs one tag check, never a second curve operation. An honest key used
 //    in forgeries still authenticates: the cache holds the key, not a verdict.
@@ -25,7 +28,9 @@ namespace storjnet {
 
 class FirstContact {
  public:
-  enum class Admit { kWork, kSendCookie, kBadCookie, kDrop };  // kBadCookie: answer with a fresh cookie
+  // kBadCookie: answer with a fresh cookie. kDrop: valid cookie, prefix key budget spent. kUnanswered: a cookie
+  // reply was due but the cookie-reply budget (global or the prefix's) is spent.
+  enum class Admit { kWork, kSendCookie, kBadCookie, kDrop, kUnanswered };
 
   FirstContact(Environment& env, const EngineConfig& config);
 
@@ -47,7 +52,14 @@ class FirstContact {
   Environment& env_;
   const EngineConfig& config_;
   TokenBucket global_;
-  std::unordered_map<Endpoint::Prefix, TokenBucket> per_prefix_;
+  struct PrefixBudget {
+    TokenBucket keys, cookies;
+  };
+  PrefixBudget& prefix_budget(const Endpoint& from, TimePoint now);
+  bool cookie_reply_allowed(const Endpoint& from, TimePoint now);
+
+  TokenBucket cookies_;
+  std::unordered_map<Endpoint::Prefix, PrefixBudget> per_prefix_;
   std::unordered_map<PublicKey, std::optional<crypto::SessionKey>, KeyedHash> failed_;
   std::array<uint8_t, 32> secret_{}, previous_{};
   TimePoint rotated_at_{};

@@ -34,6 +34,8 @@ enum class DropReason : uint8_t {
   kPendingShare,       // request refused: its peer or prefix already holds its share of pending RPCs
   kShortFragment,      // a fragment other than the last is not full-size (kMaxChunk)
   kReassemblyEvicted,  // partial message dropped to make room for a network holding less
+  kCookieBudget,       // unknown sender dropped unanswered: cookie replies to its prefix, or in all, over budget
+  kUnprovenLimit,      // request dropped unanswered: its peer's budget for an unproven address is spent
   kCount
 };
 
@@ -44,7 +46,8 @@ constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> 
     "unknown_method",   "rate_limited",       "session_limit",
     "amplification_limit", "hold_full",       "hold_expired",    "bad_echo",         "key_budget",
     "bad_cookie",       "pending_share",
-    "short_fragment",   "reassembly_evicted"};
+    "short_fragment",   "reassembly_evicted", "cookie_budget",
+    "unproven_limit"};
 
 struct DropCounters {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};
