@@ -6,6 +6,7 @@
 
 #include "dht/store_rate.h"
 #include "dht/value_store.h"
+#include "sim/faulty_storage.h"
 #include "sim/network_builder.h"
 #include "storjnet/dht_storage.h"
 #include "storjnet/simulator.h"
@@ -15,33 +16,6 @@ using namespace storjnet;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Memory storage whose writes fail while *fail is set (as a full disk or an I/O error would).
-class FaultyStorage final : public DhtStorage {
- public:
-  explicit FaultyStorage(std::shared_ptr<bool> fail) : fail_(std::move(fail)) {}
-  std::optional<StoredValue> get(const NodeId& key) override { return inner_->get(key); }
-  bool put(const StoredValue& v) override {
-    if (*fail_) {
-      ++failed_puts;
-      return false;
-    }
-    return inner_->put(v);
-  }
-  void erase(const NodeId& key) override { inner_->erase(key); }
-  void for_each(const std::function<void(const StoredValue&)>& fn) override { inner_->for_each(fn); }
-  size_t count() override { return inner_->count(); }
-  size_t bytes() override { return inner_->bytes(); }
-  void save_contacts(const std::vector<Contact>& c) override {
-    if (!*fail_) inner_->save_contacts(c);
-  }
-  std::vector<Contact> load_contacts() override { return inner_->load_contacts(); }
-  size_t failed_puts = 0;
-
- private:
-  std::shared_ptr<bool> fail_;
-  std::unique_ptr<DhtStorage> inner_ = make_memory_storage();
-};
 
 NodeConfig sim_config() {
   NodeConfig c;
@@ -70,10 +44,8 @@ TEST(StorageFaults, RefusedWritesAnswerAnErrorAndTheNodeKeepsServing) {
   Simulator sim(cfg);
   const size_t n = 20;  // k = 20: every node is among the k closest of every key
   for (size_t i = 0; i < n; ++i) sim.add_node();
-  auto fail = std::make_shared<bool>(false);
-  auto faulty = std::make_unique<FaultyStorage>(fail);
-  FaultyStorage* disk = faulty.get();
-  sim.restart(0, cfg.node, std::move(faulty));
+  auto disk = std::make_shared<sim::Disk>([&] { return sim.now(); });
+  sim.restart(0, cfg.node, std::make_unique<sim::FaultyStorage>(disk));
   ASSERT_EQ(sim::join_network(sim, 61), n);
   sim.run_for(2s);
 
@@ -94,7 +66,7 @@ TEST(StorageFaults, RefusedWritesAnswerAnErrorAndTheNodeKeepsServing) {
   sim.run_for(1s);
   EXPECT_EQ(get_local("before"), "held");
 
-  *fail = true;
+  disk->fail_writes = true;
   for (int i = 0; i < 10; ++i) EXPECT_TRUE(put(3, "during-" + std::to_string(i), "x"));  // others store it
   sim.run_for(1s);
   auto st = sim.node(0).dht().stats();
@@ -109,7 +81,7 @@ TEST(StorageFaults, RefusedWritesAnswerAnErrorAndTheNodeKeepsServing) {
   ASSERT_TRUE(remote && remote->value);
   EXPECT_EQ(std::string(remote->value->begin(), remote->value->end()), "y");
 
-  *fail = false;
+  disk->fail_writes = false;
   ASSERT_TRUE(put(3, "after", "stored"));
   sim.run_for(1s);
   EXPECT_EQ(get_local("after"), "stored");

@@ -1,0 +1,327 @@
+#include "sim/chaos.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "sim/faulty_storage.h"
+#include "sim/network_builder.h"
+#include "sim/rng.h"
+#include "storjnet/dht.h"
+#include "storjnet/messages.h"
+#include "storjnet/simulator.h"
+
+namespace storjnet::sim {
+
+namespace {
+using namespace std::chrono_literals;
+
+class Chaos {
+ public:
+  explicit Chaos(const ChaosConfig& c) : cfg_(c), rng_(mix64(c.seed, 0xc4a05)) {}
+
+  ChaosReport run() {
+    report_.seed = cfg_.seed;
+    SimConfig sc;
+    sc.seed = cfg_.seed;
+    sc.node = cfg_.node;
+    sim_ = std::make_unique<Simulator>(sc);
+    link_ = sc.link;
+    for (size_t i = 0; i < cfg_.nodes; ++i) {
+      size_t n = sim_->add_node();
+      disks_.push_back(std::make_shared<Disk>([this] { return sim_->now(); }, cfg_.sync_delay));
+      sim_->restart(n, cfg_.node, std::make_unique<FaultyStorage>(disks_.back()));
+      // Wall clocks start skewed by up to 10 s either way.
+      sim_->step_wall_clock(n, std::chrono::microseconds(static_cast<int64_t>(rng_.below(20'000'001)) - 10'000'000));
+      index_[sim_->contact(n).id] = n;
+    }
+    incarnation_.assign(cfg_.nodes, 0);
+    restart_at_.assign(cfg_.nodes, std::nullopt);
+    disk_heal_at_.assign(cfg_.nodes, std::nullopt);
+    report_.joined = join_network(*sim_, cfg_.seed);
+    sim_->run_for(5s);
+
+    TimePoint end = sim_->now() + cfg_.duration, last_check = sim_->now();
+    while (sim_->now() < end) {
+      end_faults(false);
+      if (rng_.uniform() < cfg_.fault_rate) start_fault();
+      workload();
+      sim_->run_for(cfg_.tick);
+      receive();
+      if (sim_->now() - last_check >= cfg_.check_every && quiet()) {
+        last_check = sim_->now();
+        check(cfg_.keys_per_check, false);
+      }
+    }
+    // Everything heals, every node comes back, holders republish (values stored on one side of a partition
+    // reach the key's k closest only then); then every acknowledged value and message is accounted for.
+    end_faults(true);
+    sim_->run_for(2 * cfg_.node.dht.republish_interval);
+    receive();
+    check(acked_.size(), true);
+    for (auto& m : messages_) {
+      if (!m.acked || m.received) continue;
+      if (incarnation_[m.to] != m.to_incarnation) ++report_.messages_lost_with_receiver;
+      else violation("message " + std::to_string(m.seq) + " from node " + std::to_string(m.from) + " to node " +
+                     std::to_string(m.to) + " was acknowledged and never delivered");
+    }
+    report_.trace_hash = sim_->trace_hash();
+    return report_;
+  }
+
+ private:
+  struct Value {
+    std::string key;
+    Bytes bytes;
+  };
+  struct Message {
+    size_t from = 0, to = 0;
+    uint64_t seq = 0, to_incarnation = 0, received_incarnation = 0;
+    bool acked = false, received = false;
+  };
+
+  void violation(std::string what) {
+    if (report_.violations.size() < 100)
+      report_.violations.push_back("t=" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(sim_->now()).count()) +
+                                   "ms: " + std::move(what));
+  }
+  Duration between(Duration lo, Duration hi) {
+    return lo + Duration(static_cast<int64_t>(rng_.below(static_cast<uint64_t>((hi - lo).count()) + 1)));
+  }
+  size_t random_alive() {
+    for (;;) {
+      size_t i = rng_.below(cfg_.nodes);
+      if (sim_->alive(i)) return i;
+    }
+  }
+  bool quiet() const {
+    return !partition_until_ && !loss_until_ && sim_->now() - last_disturbance_ >= cfg_.quiet_for;
+  }
+
+  // ------------------------------------------------------------ faults
+  void start_fault() {
+    TimePoint now = sim_->now();
+    switch (rng_.below(5)) {
+      case 0: {
+        if (static_cast<double>(dead_ + 1) > cfg_.max_down * static_cast<double>(cfg_.nodes)) return;
+        size_t i = random_alive();
+        sim_->kill(i);
+        ++dead_;
+        ++report_.kills;
+        ++incarnation_[i];  // its message queue dies with it
+        for (auto it = last_seen_.lower_bound({i, 0}); it != last_seen_.end() && it->first.first == i;)
+          it = last_seen_.erase(it);
+        if (rng_.below(2)) {
+          ++report_.crashes;
+          report_.values_lost_in_crashes += disks_[i]->crash();
+        }
+        restart_at_[i] = now + between(5s, 60s);
+        return;
+      }
+      case 1: {
+        if (partition_until_) return;
+        std::vector<uint8_t> side(cfg_.nodes, 0);
+        double share = 0.1 + 0.4 * rng_.uniform();
+        for (auto& s : side) s = rng_.uniform() < share;
+        sim_->partition(std::move(side));
+        partition_until_ = now + between(5s, 30s);
+        last_disturbance_ = now;
+        ++report_.partitions;
+        return;
+      }
+      case 2: {
+        auto step = std::chrono::microseconds(static_cast<int64_t>(rng_.below(120'000'000)) + 1'000'000);
+        sim_->step_wall_clock(random_alive(), rng_.below(2) ? step : -step);
+        ++report_.clock_steps;
+        return;
+      }
+      case 3: {
+        size_t i = rng_.below(cfg_.nodes);
+        disks_[i]->fail_writes = true;
+        disk_heal_at_[i] = now + between(5s, 30s);
+        ++report_.disk_faults;
+        return;
+      }
+      default: {
+        if (loss_until_) return;
+        LinkModel bad = link_;
+        bad.loss = 0.2;
+        bad.jitter = 20ms;
+        sim_->set_link(bad);
+        loss_until_ = now + between(2s, 10s);
+        last_disturbance_ = now;
+        ++report_.loss_bursts;
+        return;
+      }
+    }
+  }
+
+  void end_faults(bool all) {
+    TimePoint now = sim_->now();
+    if (partition_until_ && (all || *partition_until_ <= now)) {
+      sim_->heal();
+      partition_until_.reset();
+      last_disturbance_ = now;
+    }
+    if (loss_until_ && (all || *loss_until_ <= now)) {
+      sim_->set_link(link_);
+      loss_until_.reset();
+      last_disturbance_ = now;
+    }
+    for (size_t i = 0; i < cfg_.nodes; ++i) {
+      if (disk_heal_at_[i] && (all || *disk_heal_at_[i] <= now)) {
+        disks_[i]->fail_writes = false;
+        disk_heal_at_[i].reset();
+      }
+      if (restart_at_[i] && (all || *restart_at_[i] <= now)) {
+        restart_at_[i].reset();
+        sim_->restart(i, cfg_.node, std::make_unique<FaultyStorage>(disks_[i]));
+        --dead_;
+        last_disturbance_ = now;
+        // It rejoins through its saved routing table and one live node.
+        sim_->node(i).dht().bootstrap({sim_->endpoint(random_alive())}, [](bool) {});
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ workload
+  void workload() {
+    for (size_t p = 0; p < cfg_.puts_per_tick; ++p) {
+      size_t from = random_alive();
+      Value v{"chaos-" + std::to_string(cfg_.seed) + "-" + std::to_string(report_.puts++), Bytes(16 + rng_.below(240))};
+      for (auto& b : v.bytes) b = static_cast<uint8_t>(rng_.next());
+      sim_->node(from).dht().put(v.key, v.bytes, [this, v](const PutResult& r) {
+        if (!r.ok) return;
+        ++report_.puts_acked;
+        acked_.push_back(v);
+      });
+    }
+    for (size_t k = 0; k < cfg_.messages_per_tick; ++k) {
+      size_t from = random_alive(), to = random_alive();
+      if (from == to) continue;
+      Message m;
+      m.from = from;
+      m.to = to;
+      m.seq = next_seq_[{from, to}]++;
+      size_t id = messages_.size();
+      messages_.push_back(m);
+      ++report_.messages;
+      sim_->node(from).messages().send(sim_->contact(to).id, std::to_string(id), [this, id](bool ok) {
+        if (!ok) return;
+        Message& mm = messages_[id];
+        mm.acked = true;
+        mm.to_incarnation = incarnation_[mm.to];
+        ++report_.messages_acked;
+      });
+    }
+  }
+
+  void receive() {
+    for (size_t to = 0; to < cfg_.nodes; ++to) {
+      if (!sim_->alive(to)) continue;
+      for (auto& [sender, texts] : sim_->node(to).messages().take_all()) {
+        auto who = index_.find(sender);
+        for (auto& text : texts) {
+          size_t id = std::stoull(text);
+          if (id >= messages_.size() || who == index_.end() || messages_[id].from != who->second ||
+              messages_[id].to != to) {
+            violation("node " + std::to_string(to) + " received a message that was not sent to it: " + text);
+            continue;
+          }
+          Message& m = messages_[id];
+          ++report_.messages_received;
+          if (m.received && m.received_incarnation == incarnation_[to])
+            violation("message " + std::to_string(m.seq) + " from node " + std::to_string(m.from) + " to node " +
+                      std::to_string(to) + " delivered twice");
+          auto [it, fresh] = last_seen_.try_emplace({to, m.from}, m.seq);
+          if (!fresh) {
+            if (m.seq < it->second)
+              violation("message " + std::to_string(m.seq) + " from node " + std::to_string(m.from) + " to node " +
+                        std::to_string(to) + " delivered after message " + std::to_string(it->second));
+            it->second = std::max(it->second, m.seq);
+          }
+          m.received = true;
+          m.received_incarnation = incarnation_[to];
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ invariants
+  // A get must find a value some live node holds when one of the key's k closest live nodes holds it (the
+  // set a lookup converges on); after `healed` (everything back, a republish interval passed), whenever any
+  // live node holds it. A miss otherwise is counted, not a breach: a value stored on one side of a partition
+  // reaches the key's k closest at the next republish.
+  void check(size_t keys, bool healed) {
+    ++report_.checks;
+    const auto& ec = cfg_.node.engine;
+    for (size_t i = 0; i < cfg_.nodes; ++i) {
+      if (!sim_->alive(i)) continue;
+      NodeStats s = sim_->node(i).stats();
+      if (s.sessions > ec.max_sessions || s.reassembly_bytes > ec.reassembly.max_total ||
+          sim_->node(i).messages().queued() > cfg_.node.messages.max_queue)
+        violation("node " + std::to_string(i) + " is past a bound (sessions, reassembly or message queue)");
+    }
+    auto pending = std::make_shared<size_t>(0);  // a get answered after we stopped waiting must not dangle
+    for (size_t k = 0; k < keys && !acked_.empty(); ++k) {
+      const Value& v = keys >= acked_.size() ? acked_[k] : acked_[rng_.below(acked_.size())];
+      NodeId key = dht_key(v.key);
+      std::vector<std::pair<NodeId, bool>> live;  // distance to the key, holds it
+      for (size_t i = 0; i < cfg_.nodes; ++i) {
+        if (!sim_->alive(i)) continue;
+        auto it = disks_[i]->values.find(key);
+        live.push_back({sim_->contact(i).id ^ key, it != disks_[i]->values.end() && it->second.value.value == v.bytes});
+      }
+      size_t near_k = std::min(cfg_.node.dht.k, live.size());
+      std::partial_sort(live.begin(), live.begin() + static_cast<long>(near_k), live.end());
+      size_t holders = 0, near = 0;
+      for (size_t j = 0; j < live.size(); ++j) {
+        holders += live[j].second;
+        near += live[j].second && j < near_k;
+      }
+      size_t must = healed ? holders : near;
+      size_t from = random_alive();
+      ++*pending;
+      ++report_.gets;
+      sim_->node(from).dht().get(v.key, [this, pending, v, holders, must, from](GetResult r) {
+        --*pending;
+        if (r.value) {
+          ++report_.gets_found;
+          if (*r.value != v.bytes) violation("get of " + v.key + " from node " + std::to_string(from) + " returned other bytes");
+        } else if (must > 0) {
+          violation("get of " + v.key + " from node " + std::to_string(from) + " found nothing while " +
+                    std::to_string(must) + " live nodes it must reach hold it");
+        } else if (holders > 0) {
+          ++report_.gets_missed_far_replica;
+        } else {
+          ++report_.gets_without_live_replica;
+        }
+      });
+    }
+    sim_->run_until([&] { return *pending == 0; }, 60s);
+    if (*pending) violation(std::to_string(*pending) + " gets never answered within 60 s");
+  }
+
+  ChaosConfig cfg_;
+  Rng rng_;
+  ChaosReport report_;
+  LinkModel link_;
+  std::vector<std::shared_ptr<Disk>> disks_;
+  std::vector<uint64_t> incarnation_;
+  std::vector<std::optional<TimePoint>> restart_at_, disk_heal_at_;
+  std::map<NodeId, size_t> index_;
+  std::vector<Value> acked_;
+  std::vector<Message> messages_;
+  std::map<std::pair<size_t, size_t>, uint64_t> next_seq_, last_seen_;  // (from, to) and (to, from)
+  std::optional<TimePoint> partition_until_, loss_until_;
+  TimePoint last_disturbance_{};
+  size_t dead_ = 0;
+  std::unique_ptr<Simulator> sim_;  // last: destroyed first, while what its callbacks touch still lives
+};
+
+}  // namespace
+
+ChaosReport run_chaos(const ChaosConfig& config) { return Chaos(config).run(); }
+
+}  // namespace storjnet::sim
