@@ -434,6 +434,8 @@ def main():
         ap.add_argument(f"--{k}", type=int, default=v)
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end (prefix sn-)")
     args = ap.parse_args()
+    if args.public < 3:
+        ap.error("--public must be at least 3 (the NAT probes use three public hosts)")
 
     if os.geteuid() != 0:
         log("FAIL: the netlab test needs root (network namespaces); it does not skip")
