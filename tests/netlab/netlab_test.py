@@ -20,6 +20,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -426,6 +427,31 @@ def measure_nat_to_nat(lab):
 
 # ---------------------------------------------------------------------------------------- main
 
+def remove_stale_labs(netlab):
+    """Labs of test runs that were killed (ctest's timeout sends SIGKILL): their pid is gone."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    pids = {int(m.group(1)) for m in re.finditer(r"^sn-t(\d+)-", out, re.M)}
+    for pid in sorted(pids):
+        if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            log(f"removing the lab of a killed test run (sn-t{pid}-)")
+            subprocess.run([netlab, "down"], env=dict(os.environ, NETLAB_PREFIX=f"sn-t{pid}-"), timeout=120)
+
+
+def dump_logs(lab):
+    """On failure: the end of every daemon's stderr and of miniupnpd's log, before the lab goes."""
+    for name in lab.hosts:
+        path = f"{lab.state}/node/{name}/err"
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                tail = f.readlines()[-5:]
+            if tail:
+                log(f"--- {name} stderr (last lines)\n" + "".join(tail).rstrip())
+    path = f"{lab.state}/miniupnpd.log"
+    if os.path.exists(path):
+        with open(path, errors="replace") as f:
+            log("--- miniupnpd.log (last lines)\n" + "".join(f.readlines()[-10:]).rstrip())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("storjnetd")
@@ -442,6 +468,7 @@ def main():
         return 1
     prefix = "sn-" if args.keep else f"sn-t{os.getpid()}-"
     lab = Lab(args.netlab, prefix)
+    remove_stale_labs(args.netlab)
 
     def on_signal(sig, _frame):
         raise SystemExit(f"netlab test: signal {sig}")
@@ -467,6 +494,8 @@ def main():
     except (Exception, SystemExit) as e:  # noqa: BLE001 -- every failure (or signal) fails the test loudly
         check(False, f"netlab test aborted: {type(e).__name__}: {e}")
     finally:
+        if CHECKS["failed"]:
+            dump_logs(lab)
         if not args.keep:
             d = lab.run("down", check_rc=False)
             check(d.returncode == 0, f"netlab down: {d.stderr.strip()}")
