@@ -5,8 +5,10 @@ ASAN_BUILD  ?= build/asan
 FUZZ_BUILD  ?= build/fuzz
 FUZZ_SECONDS ?= 60
 RUN_NODES   ?= 20
+# Layout of `make netlab` (scripts/netlab up flags), e.g. NETLAB_ARGS="--public 4 --symmetric 8".
+NETLAB_ARGS ?=
 
-.PHONY: all deps build build-asan run test bench fuzz clean
+.PHONY: all deps build build-asan run test bench fuzz netlab clean
 
 all: build
 
@@ -28,6 +30,12 @@ run: build
 # The whole suite, under AddressSanitizer and UBSan.
 test: build-asan build
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 1200
+
+# The netlab test on the release build (root; docs/netlab.md): brings a lab of network namespaces and NAT
+# routers up with one storjnetd per host, checks what works, prints RESULT_JSON lines, takes it down.
+# `scripts/netlab up --storjnetd build/bin/storjnetd` keeps a lab up to play with.
+netlab: build
+	@python3 tests/netlab/netlab_test.py $(BUILD)/bin/storjnetd $(NETLAB_ARGS)
 
 bench: build
 	@scripts/run-benches
