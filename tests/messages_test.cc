@@ -77,6 +77,17 @@ TEST(MessagesInbox, DuplicateBatchIsAnsweredAgainButQueuedOnce) {
   EXPECT_EQ(inbox.take_all()[from], (std::vector<std::string>{"4", "5"}));
 }
 
+// A sender that skips its own JSON check: the bad message is acknowledged (the answer stays "the first n"),
+// dropped, and counted; the valid ones around it are queued.
+TEST(MessagesInbox, InvalidJsonIsAcknowledgedDroppedAndCounted) {
+  messages::Inbox inbox(MessagesConfig{});
+  const Endpoint::Prefix net = Endpoint::v4(0x0a000001u, 1).prefix();
+  NodeId from = NodeId::hash_of(as_bytes("a"));
+  EXPECT_EQ(inbox.deliver(from, net, messages::Batch{1, 1, {"1", "{not json", "[3]"}}, {}).accepted, 3u);
+  EXPECT_EQ(inbox.stats().invalid_json, 1u);
+  EXPECT_EQ(inbox.take_all()[from], (std::vector<std::string>{"1", "[3]"}));
+}
+
 TEST(MessagesInbox, SharesAreFairAcrossSendersAndNetworks) {
   MessagesConfig cfg;
   cfg.max_queue = 1000;

@@ -26,11 +26,12 @@ class Environment {
   virtual ~Environment() = default;
   // Monotonic "now".
   virtual TimePoint now() = 0;
-  // Wall-clock microseconds since the Unix epoch (used only to order sessions across restarts).
+  // Wall-clock microseconds since the Unix epoch: session epochs (ordered across restarts), DHT value
+  // versions and expiry. It may step either way; nothing that must be monotonic reads it.
   virtual uint64_t unix_us() = 0;
   // Sends one datagram (at most 1280 bytes). Best effort; failures are silent, like UDP.
   virtual void send(const Endpoint& to, ByteView datagram) = 0;
-  // Asks the driver to call the node's on_wake(now) at or after `at`. A later call replaces an earlier one.
+  // Asks the driver to call the node's on_wake() at or after `at`. A later call replaces an earlier one.
   virtual void wake_at(TimePoint at) = 0;
   // Fills `out` with random bytes (cryptographic in the real driver, seeded in the simulator).
   virtual void random(std::span<uint8_t> out) = 0;

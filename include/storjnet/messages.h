@@ -40,6 +40,7 @@ struct MessagesStats {
   uint64_t refused_sender_quota = 0;  // messages refused: their sender's share is full
   uint64_t refused_prefix_quota = 0;  // messages refused: their sender's network's share is full
   uint64_t rate_limited = 0;          // message_notify batches refused: sender over notify_rate
+  uint64_t invalid_json = 0;          // messages acknowledged and dropped: not JSON (a sender skipping its check)
 };
 
 class Messages {

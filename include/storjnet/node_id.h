@@ -1,7 +1,7 @@
 // NodeId: a 160-bit identifier in the Kademlia keyspace.
 //
 // A node's id is BLAKE2b-160 of its Ed25519 public key (see identity.h); a DHT key is BLAKE2b-160 of the
-// user's key string (KeyHash below). Text form: exactly 40 lowercase hex characters.
+// user's key string (dht_key in dht.h). Text form: exactly 40 lowercase hex characters.
 #pragma once
 #include <array>
 #include <cstring>

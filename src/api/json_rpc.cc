@@ -45,8 +45,10 @@ using Handler = void (*)(Args& args, const NodeRunner& run, Reply reply);
 
 struct MethodSpec {
   std::string_view name;
-  std::vector<ParamSpec> params;
+  std::array<ParamSpec, 2> param_slots;
+  size_t param_count;
   Handler handler;
+  std::span<const ParamSpec> params() const { return {param_slots.data(), param_count}; }
 };
 
 json endpoint_json(const Endpoint& e) { return json::array({e.ip_string(), e.port}); }
@@ -185,35 +187,44 @@ void stream_write(Args& a, const NodeRunner& run, Reply reply) {
   });
 }
 
-const std::vector<MethodSpec>& method_table() {
-  static const std::vector<MethodSpec> table = {
-      {"dht_put", {{"key", Type::kKey}, {"value", Type::kValue}}, dht_put},
-      {"dht_get", {{"key", Type::kKey}}, dht_get},
-      {"dht_stun", {}, dht_stun},
-      {"dht_find", {{"hexnodeid", Type::kNodeId}}, dht_find},
-      {"dht_id", {}, dht_id},
-      {"dht_peers", {}, dht_peers},
-      {"pubsub_publish", {{"topic", Type::kTopic}, {"event", Type::kEvent}}, pubsub_publish},
-      {"pubsub_subscribe", {{"topic", Type::kTopic}}, pubsub_subscribe},
-      {"pubsub_subscriptions", {}, pubsub_subscriptions},
-      {"pubsub_unsubscribe", {{"topic", Type::kTopic}}, pubsub_unsubscribe},
-      {"pubsub_events", {{"topic", Type::kTopic}}, pubsub_events},
-      {"message_send", {{"hexnodeid", Type::kNodeId}, {"message", Type::kMessage}}, message_send},
-      {"message_list", {}, message_list},
-      {"stream_list", {}, stream_list},
-      {"stream_open", {{"hexnodeid", Type::kNodeId}}, stream_open},
-      {"stream_close", {{"streamid", Type::kStreamId}}, stream_close},
-      {"stream_read", {{"streamid", Type::kStreamId}, {"size", Type::kSize, true}}, stream_read},
-      {"stream_write", {{"streamid", Type::kStreamId}, {"hexdata", Type::kHexData}}, stream_write},
-  };
-  return table;
-}
+// The API: every method, its parameters and its handler, in the order metrics label them.
+constexpr std::array<MethodSpec, kMethodCount> kMethods = {
+    MethodSpec{"dht_put", {ParamSpec{"key", Type::kKey}, ParamSpec{"value", Type::kValue}}, 2, dht_put},
+    MethodSpec{"dht_get", {ParamSpec{"key", Type::kKey}}, 1, dht_get},
+    MethodSpec{"dht_stun", {}, 0, dht_stun},
+    MethodSpec{"dht_find", {ParamSpec{"hexnodeid", Type::kNodeId}}, 1, dht_find},
+    MethodSpec{"dht_id", {}, 0, dht_id},
+    MethodSpec{"dht_peers", {}, 0, dht_peers},
+    MethodSpec{"pubsub_publish", {ParamSpec{"topic", Type::kTopic}, ParamSpec{"event", Type::kEvent}}, 2, pubsub_publish},
+    MethodSpec{"pubsub_subscribe", {ParamSpec{"topic", Type::kTopic}}, 1, pubsub_subscribe},
+    MethodSpec{"pubsub_subscriptions", {}, 0, pubsub_subscriptions},
+    MethodSpec{"pubsub_unsubscribe", {ParamSpec{"topic", Type::kTopic}}, 1, pubsub_unsubscribe},
+    MethodSpec{"pubsub_events", {ParamSpec{"topic", Type::kTopic}}, 1, pubsub_events},
+    MethodSpec{"message_send", {ParamSpec{"hexnodeid", Type::kNodeId}, ParamSpec{"message", Type::kMessage}}, 2, message_send},
+    MethodSpec{"message_list", {}, 0, message_list},
+    MethodSpec{"stream_list", {}, 0, stream_list},
+    MethodSpec{"stream_open", {ParamSpec{"hexnodeid", Type::kNodeId}}, 1, stream_open},
+    MethodSpec{"stream_close", {ParamSpec{"streamid", Type::kStreamId}}, 1, stream_close},
+    MethodSpec{"stream_read", {ParamSpec{"streamid", Type::kStreamId}, ParamSpec{"size", Type::kSize, true}}, 2, stream_read},
+    MethodSpec{"stream_write", {ParamSpec{"streamid", Type::kStreamId}, ParamSpec{"hexdata", Type::kHexData}}, 2, stream_write},
+};
+static_assert([] {
+  for (const auto& m : kMethods)
+    if (m.name.empty() || !m.handler || m.param_count > m.param_slots.size()) return false;
+  return true;
+}(), "every API method has a name, a handler and at most two parameters");
 
 size_t method_index(std::string_view name) {
-  for (size_t i = 0; i < kMethodNames.size(); ++i)
-    if (kMethodNames[i] == name) return i;
-  return kMethodNames.size();
+  for (size_t i = 0; i < kMethods.size(); ++i)
+    if (kMethods[i].name == name) return i;
+  return kMethods.size();
 }
+
+}  // namespace
+
+std::string_view method_name(size_t i) { return i < kMethods.size() ? kMethods[i].name : std::string_view(); }
+
+namespace {
 
 bool is_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -319,33 +330,33 @@ std::optional<std::string> convert(const ParamSpec& p, const json& v, const Limi
 
 // Validates params against the method's spec; an error message when they do not fit.
 std::optional<std::string> bind_params(const MethodSpec& m, const json* params, const Limits& limits, Args& args) {
-  args.assign(m.params.size(), Arg{});
-  size_t required = std::count_if(m.params.begin(), m.params.end(), [](const ParamSpec& p) { return !p.optional; });
+  args.assign(m.params().size(), Arg{});
+  size_t required = std::count_if(m.params().begin(), m.params().end(), [](const ParamSpec& p) { return !p.optional; });
   auto count_error = [&](size_t got) {
-    std::string want = required == m.params.size() ? std::to_string(required)
-                                                    : std::to_string(required) + " to " + std::to_string(m.params.size());
-    return std::string(m.name) + " takes " + want + " parameter" + (m.params.size() == 1 ? "" : "s") + ", got " +
+    std::string want = required == m.params().size() ? std::to_string(required)
+                                                    : std::to_string(required) + " to " + std::to_string(m.params().size());
+    return std::string(m.name) + " takes " + want + " parameter" + (m.params().size() == 1 ? "" : "s") + ", got " +
            std::to_string(got);
   };
   if (!params || params->is_array()) {
     size_t n = params ? params->size() : 0;
-    if (n < required || n > m.params.size()) return count_error(n);
+    if (n < required || n > m.params().size()) return count_error(n);
     for (size_t i = 0; i < n; ++i)
-      if (auto e = convert(m.params[i], (*params)[i], limits, args[i])) return e;
+      if (auto e = convert(m.params()[i], (*params)[i], limits, args[i])) return e;
     return std::nullopt;
   }
   // Named.
   for (auto it = params->begin(); it != params->end(); ++it) {
-    auto p = std::find_if(m.params.begin(), m.params.end(), [&](const ParamSpec& s) { return s.name == it.key(); });
-    if (p == m.params.end()) return "unknown parameter \"" + it.key() + "\" for " + std::string(m.name);
+    auto p = std::find_if(m.params().begin(), m.params().end(), [&](const ParamSpec& s) { return s.name == it.key(); });
+    if (p == m.params().end()) return "unknown parameter \"" + it.key() + "\" for " + std::string(m.name);
   }
-  for (size_t i = 0; i < m.params.size(); ++i) {
-    auto it = params->find(std::string(m.params[i].name));
+  for (size_t i = 0; i < m.params().size(); ++i) {
+    auto it = params->find(std::string(m.params()[i].name));
     if (it == params->end()) {
-      if (!m.params[i].optional) return "missing parameter \"" + std::string(m.params[i].name) + "\"";
+      if (!m.params()[i].optional) return "missing parameter \"" + std::string(m.params()[i].name) + "\"";
       continue;
     }
-    if (auto e = convert(m.params[i], *it, limits, args[i])) return e;
+    if (auto e = convert(m.params()[i], *it, limits, args[i])) return e;
   }
   return std::nullopt;
 }
@@ -473,12 +484,12 @@ void Dispatcher::handle_one(const json& req, std::function<void(std::optional<js
     if (notification) return done(std::nullopt);
     done(error_response(id, code, msg));
   };
-  const auto& table = method_table();
-  auto m = std::find_if(table.begin(), table.end(), [&](const MethodSpec& s) { return s.name == name; });
-  if (m == table.end()) return reply_error(kMethodNotFound, "method not found: " + name);
+  size_t index = method_index(name);
+  if (index == kMethods.size()) return reply_error(kMethodNotFound, "method not found: " + name);
+  const MethodSpec* m = &kMethods[index];
   Args args;
   if (auto e = bind_params(*m, params, limits_, args)) return reply_error(kInvalidParams, "invalid params: " + *e);
-  counters_.calls[method_index(name)].fetch_add(1, std::memory_order_relaxed);
+  counters_.calls[index].fetch_add(1, std::memory_order_relaxed);
 
   // Completes exactly once even if a service misbehaves and calls back twice.
   auto once = std::make_shared<std::atomic<bool>>(false);

@@ -109,6 +109,7 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.sample("storjnet_messages_refused_total", "reason=\"queue_full\"", ms.refused_queue_full);
   w.sample("storjnet_messages_refused_total", "reason=\"sender_quota\"", ms.refused_sender_quota);
   w.sample("storjnet_messages_refused_total", "reason=\"prefix_quota\"", ms.refused_prefix_quota);
+  w.sample("storjnet_messages_refused_total", "reason=\"invalid_json\"", ms.invalid_json);
   w.single("storjnet_messages_notify_rate_limited_total", "counter", "message_notify batches refused: sender over its rate.",
            ms.rate_limited);
 
@@ -150,7 +151,7 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
 
   w.family("storjnet_api_calls_total", "counter", "JSON-RPC API calls dispatched, by method.");
   for (size_t i = 0; i < kMethodCount; ++i)
-    w.sample("storjnet_api_calls_total", "method=\"" + std::string(kMethodNames[i]) + "\"", api.calls[i].load());
+    w.sample("storjnet_api_calls_total", "method=\"" + std::string(method_name(i)) + "\"", api.calls[i].load());
   w.family("storjnet_api_errors_total", "counter", "JSON-RPC API error responses, by code.");
   static constexpr std::array<std::string_view, 5> kErr = {"-32700", "-32600", "-32601", "-32602", "-32603"};
   for (size_t i = 0; i < kErr.size(); ++i)

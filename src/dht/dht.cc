@@ -475,13 +475,12 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
     d.lookup(d.engine.id(), false, false, [&d, live, cb_shared](LookupResult) {
       if (live.expired()) return;
       d.refresh_neighbourhood();
-      // Nodes that join together see each other only partly at first: look again a few times, later.
-      for (Duration later : {5s})
-        d.engine.schedule(later, [&d, live] {
-          if (!live.expired()) d.lookup(d.engine.id(), false, false, [&d, live](LookupResult) {
-            if (!live.expired()) d.refresh_neighbourhood();
-          });
+      // Nodes that join together see each other only partly at first: look again once, 5 s later.
+      d.engine.schedule(5s, [&d, live] {
+        if (!live.expired()) d.lookup(d.engine.id(), false, false, [&d, live](LookupResult) {
+          if (!live.expired()) d.refresh_neighbourhood();
         });
+      });
       (*cb_shared)(d.table.size() > 0);
     });
   };

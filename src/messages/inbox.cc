@@ -71,9 +71,12 @@ Inbox::Delivery Inbox::deliver(const NodeId& from, const Endpoint::Prefix& net, 
   for (std::string_view m : b.messages) {
     if ((refusal = fits(mine, mine_net, m.size())) != Refusal::kNone) break;
     ++n;
-    // A sender that skips our JSON check only loses its own message; it still counts, keeping the
-    // "first n queued" answer exact.
-    if (!valid_message(m)) continue;
+    // A sender that skips our JSON check only loses its own message; it is acknowledged (keeping the
+    // "first n queued" answer exact) and counted.
+    if (!valid_message(m)) {
+      ++stats_.invalid_json;
+      continue;
+    }
     if (!q) q = &queue_[from];
     q->emplace_back(m);
     ++count_, bytes_ += m.size();
