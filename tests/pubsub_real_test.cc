@@ -8,7 +8,6 @@
 #include <mutex>
 #include <thread>
 
-#include "testing/oracle_topology.h"
 #include "pubsub_test_util.h"
 #include "storjnet/real_driver.h"
 
@@ -23,7 +22,7 @@ struct RealNet {
   explicit RealNet(size_t n) {
     auto lo = *Endpoint::from_ip("127.0.0.1", 0);
     for (size_t i = 0; i < n; ++i) nodes.push_back(&driver.add_node(lo, Identity::generate()));
-    // Through the DHT when it works, else an oracle routing table.
+    // Through the DHT: a join that fails fails the test (no fallback to an oracle table).
     std::promise<size_t> joined;
     driver.post([&] {
       auto left = std::make_shared<size_t>(n - 1);
@@ -34,20 +33,12 @@ struct RealNet {
           if (--*left == 0) joined.set_value(*ok);
         });
     });
-    bool dht = joined.get_future().get() == n - 1 &&
-               driver.call([&] {
-                 for (auto* nd : nodes)
-                   if (nd->dht().peers().empty()) return false;
-                 return true;
-               });
-    if (!dht) {
-      std::vector<Contact> contacts;
-      for (auto* nd : nodes) contacts.push_back(Contact::from_key(nd->public_key(), driver.local_endpoint(*nd)));
-      oracle = std::make_unique<pubsub::OracleTopology>(contacts, 20, 1);
-      driver.call([&] {
-        for (size_t i = 0; i < n; ++i) nodes[i]->pubsub().set_topology(oracle->for_node(i));
-      });
-    }
+    EXPECT_EQ(joined.get_future().get(), n - 1) << "DHT join failed";
+    EXPECT_TRUE(driver.call([&] {
+      for (auto* nd : nodes)
+        if (nd->dht().peers().empty()) return false;
+      return true;
+    })) << "a node joined with an empty routing table";
     driver.call([&] {
       for (size_t i = 0; i < n; ++i)
         nodes[i]->pubsub().set_on_event([this, i](const std::string&, const std::string& ev) {
@@ -76,7 +67,6 @@ struct RealNet {
 
   RealDriver driver;
   std::vector<Node*> nodes;
-  std::unique_ptr<pubsub::OracleTopology> oracle;
   std::mutex m;
   std::map<std::pair<size_t, uint64_t>, int> seen;
 };

@@ -1,5 +1,7 @@
 // Helpers for the pubsub tests: connecting a simulated network, counting deliveries.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -11,18 +13,18 @@
 
 namespace storjnet::test {
 
-// Connects the simulated network's pubsub neighbours. Through the DHT when it works (sim::join_network joins
-// every node and each ends with a non-empty routing table); otherwise (DHT not available) through an oracle
-// Kademlia-shaped table. Returns the oracle, or nullptr when the DHT is used; keep it alive.
+// Connects the simulated network's pubsub neighbours through the DHT (sim::join_network joins every node, and
+// each must end with a non-empty routing table: a join that fails fails the test, with no fallback), or, with
+// `force_oracle`, through an oracle Kademlia-shaped table. Returns the oracle (keep it alive), else nullptr.
 inline std::unique_ptr<pubsub::OracleTopology> connect_pubsub(Simulator& sim, uint64_t seed, bool force_oracle = false) {
   const size_t n = sim.size();
-  if (!force_oracle && n > 1) {
-    bool all = sim::join_network(sim, seed) == n;
-    for (size_t i = 0; all && i < n; ++i) all = !sim.node(i).dht().peers().empty();
-    if (all) {
-      sim.run_for(2s);
-      return nullptr;
-    }
+  if (!force_oracle) {
+    size_t joined = n > 1 ? sim::join_network(sim, seed) : n;
+    EXPECT_EQ(joined, n) << "DHT join failed: the pubsub test would measure a broken topology";
+    for (size_t i = 0; n > 1 && i < n; ++i)
+      EXPECT_FALSE(sim.node(i).dht().peers().empty()) << "node " << i << " joined with an empty routing table";
+    sim.run_for(2s);
+    return nullptr;
   }
   std::vector<Contact> contacts;
   for (size_t i = 0; i < n; ++i) contacts.push_back(sim.contact(i));
