@@ -158,6 +158,13 @@ TEST_F(Guarded, LargeAnswerToAFirstContactWaitsForTheAddressProof) {
 TEST_F(Guarded, PaddedFirstRequestBuysRoomForAnAnswerOfAFewDatagrams) {
   // About what a find_node answer of 20 contacts weighs: two datagrams.
   b.set_handler(Method::kFindNode, [](const IncomingRequest&, const Reply& r) { r.ok(Bytes(2000, 5)); });
+  a.set_padded(Method::kFindNode);
+  b.set_padded(Method::kFindNode);
+  // A method whose answers are small is never padded.
+  a.ping(cb, [](std::optional<NodeId>) {});
+  ASSERT_EQ(ea.outbox.size(), 1u);
+  EXPECT_LT(ea.outbox[0].data.size(), 200u);
+  ea.outbox.clear();
   std::optional<RpcResult> got;
   a.request(cb, Method::kFindNode, Bytes(20, 1), [&](RpcResult&& r) { got = std::move(r); });
   ASSERT_EQ(ea.outbox.size(), 1u);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
 
 #include "dht/store_rate.h"
 #include "dht/value_store.h"
@@ -49,17 +50,18 @@ TEST(StorageFaults, RefusedWritesAnswerAnErrorAndTheNodeKeepsServing) {
   ASSERT_EQ(sim::join_network(sim, 61), n);
   sim.run_for(2s);
 
+  // The results live on the heap: a callback that comes after the helper gave up writes nowhere harmful.
   auto put = [&](size_t from, const std::string& key, const std::string& value) {
-    std::optional<PutResult> r;
-    sim.node(from).dht().put(key, as_bytes(value), [&](const PutResult& p) { r = p; });
-    sim.run_until([&] { return r.has_value(); }, 30s);
-    return r && r->ok;
+    auto r = std::make_shared<std::optional<PutResult>>();
+    sim.node(from).dht().put(key, as_bytes(value), [r](const PutResult& p) { *r = p; });
+    sim.run_until([&] { return r->has_value(); }, 30s);
+    return *r && (*r)->ok;
   };
   auto get_local = [&](const std::string& key) {
-    std::optional<GetResult> r;
-    sim.node(0).dht().get(key, [&](GetResult g) { r = std::move(g); });
-    sim.run_until([&] { return r.has_value(); }, 30s);
-    return r && r->local && r->value ? std::string(r->value->begin(), r->value->end()) : std::string();
+    auto r = std::make_shared<std::optional<GetResult>>();
+    sim.node(0).dht().get(key, [r](GetResult g) { *r = std::move(g); });
+    sim.run_until([&] { return r->has_value(); }, 30s);
+    return *r && (*r)->local && (*r)->value ? std::string((*r)->value->begin(), (*r)->value->end()) : std::string();
   };
 
   ASSERT_TRUE(put(3, "before", "held"));

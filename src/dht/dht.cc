@@ -60,6 +60,7 @@ struct Dht::Impl {
     engine.set_handler(Method::kFindValue, [this](const IncomingRequest& q, const Reply& r) { on_find_value(q, r); });
     engine.set_handler(Method::kStore, [this](const IncomingRequest& q, const Reply& r) { on_store(q, r); });
     for (Method m : {Method::kFindNode, Method::kFindValue, Method::kStore}) engine.set_rate_limited(m);
+    for (Method m : {Method::kFindNode, Method::kFindValue}) engine.set_padded(m);
     // Values held from an earlier run get republish times; the saved routing table is reloaded by bootstrap.
     TimePoint now = engine.now();
     storage->for_each([&](const StoredValue& v) {
@@ -570,7 +571,10 @@ void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) {
   auto attempt = std::make_shared<std::function<void(size_t)>>();
   std::weak_ptr<bool> live = d.alive;
   *attempt = [&d, live, order, attempt, cb = std::move(cb)](size_t i) {
-    if (live.expired()) return;
+    if (live.expired()) {
+      *attempt = nullptr;  // break the self-reference: the Dht is gone, nothing will call it again
+      return;
+    }
     if (i >= order->size()) {
       cb(std::nullopt);
       *attempt = nullptr;  // break the self-reference

@@ -170,10 +170,11 @@ void Engine::send_message(const Contact& to, ByteView message, SendKind kind, ui
   s->last_used = env_.now();
   bool cookie = cookies_.count(to.endpoint) > 0;
   bool initiative = kind == SendKind::kInitiative;
-  // A request to a peer we never answered has not had our address proven to it: sent in a full-size PADDED
-  // frame, it buys its answer room under the peer's 3x limit, so the answer needs no challenge round trip.
-  if (initiative && !s->shown_address && !message.empty() && message[0] == kRequest &&
-      message.size() <= wire::kMaxPadded &&
+  // A request to a peer we never answered has not had our address proven to it: when its answer can be large
+  // (set_padded), a full-size PADDED frame buys that answer room under the peer's 3x limit, so it needs no
+  // challenge round trip. Other requests go as they are: their answers fit 3x anyway.
+  if (initiative && !s->shown_address && message.size() >= kMessageHeader && message[0] == kRequest &&
+      padded_[message[5] % kMethodSlots] && message.size() <= wire::kMaxPadded &&
       guard_.allow(to.endpoint, to.key, padded_size(cookie), true, env_.now())) {
     send_frame(*s, to.endpoint, wire::encode_padded(message));
     return;

@@ -98,6 +98,9 @@ class Engine {
   void set_handler(Method m, Handler h) { handlers_[static_cast<uint8_t>(m) % kMethodSlots] = std::move(h); }
   // Methods whose requests count against the per-peer request rate (excess dropped as rate_limited).
   void set_rate_limited(Method m, bool on = true) { rate_limited_[static_cast<uint8_t>(m) % kMethodSlots] = on; }
+  // Methods whose answers can outweigh 3x a small request (find_node, find_value): their requests go padded to
+  // a full datagram until the peer holds a proof of our address, so the answer needs no challenge round trip.
+  void set_padded(Method m, bool on = true) { padded_[static_cast<uint8_t>(m) % kMethodSlots] = on; }
   // Sends a request; `cb` runs exactly once (response, remote error, timeout, or overload).
   void request(const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts = {});
   // Sends a one-way message (no response, no retry).
@@ -208,6 +211,7 @@ class Engine {
   std::unordered_map<uint64_t, PendingHello> hellos_;
   std::array<Handler, kMethodSlots> handlers_{};  // method codes are below kMethodSlots
   std::array<bool, kMethodSlots> rate_limited_{};
+  std::array<bool, kMethodSlots> padded_{};
   std::function<void(const Contact&, bool)> on_contact_;
   wire::Reassembler reassembler_;
   TimerId reassembly_sweep_;
