@@ -38,7 +38,7 @@ struct Dht::Impl {
   std::deque<LookupStats> recent;
   std::unordered_map<int, bool> pinging;              // buckets with a liveness ping in flight
   std::unordered_set<NodeId> verifying;               // request senders being pinged before they enter the table
-  static constexpr size_t kMaxVerifying = 64;
+  static constexpr size_t kMaxVerifying = 256;
   std::unordered_map<NodeId, TimePoint> republish_at;  // held keys -> next holder republish
   std::unordered_map<NodeId, StoredValue> originals;   // values we published (re-put every original_republish)
   // Evicted contacts, probed now and then with backoff: a healed partition or a restarted peer comes back.
