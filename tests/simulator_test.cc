@@ -53,7 +53,9 @@ TEST(Simulator, SameSeedSameTraceDifferentSeedDifferentTrace) {
   EXPECT_EQ(a.trace, b.trace);
   EXPECT_EQ(a.answered, b.answered);
   EXPECT_NE(a.trace, c.trace);
-  EXPECT_EQ(a.answered, a.sent);  // retries cover 5% loss
+  // Retries cover most of the loss: an attempt fails with 5% loss each way about 10% of the time, so all three
+  // attempts of a ping fail about 0.1% of the time (some pings of 900 may fail, by seed).
+  EXPECT_GE(a.answered * 100, a.sent * 99);
 }
 
 TEST(Simulator, FragmentedMessagesSurviveLossDuplicationAndReordering) {
