@@ -58,8 +58,12 @@ static void add_sim_chaos(CLI::App& app) {
     if (!o->seeds.empty()) {
       auto dash = o->seeds.find('-');
       if (dash == std::string::npos) throw CLI::ValidationError("--seeds", "expected A-B");
-      first = std::stoull(o->seeds.substr(0, dash));
-      last = std::stoull(o->seeds.substr(dash + 1));
+      try {
+        first = std::stoull(o->seeds.substr(0, dash));
+        last = std::stoull(o->seeds.substr(dash + 1));
+      } catch (const std::exception&) {
+        throw CLI::ValidationError("--seeds", "expected A-B, two whole numbers");
+      }
       if (last < first) throw CLI::ValidationError("--seeds", "B is below A");
     }
     std::vector<uint64_t> broken;
