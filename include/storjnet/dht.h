@@ -40,6 +40,15 @@ struct DhtConfig {
   size_t max_bytes_per_publisher = 4 * 1024 * 1024;  // storage bound per storing peer
   size_t min_value_charge = 256;           // bytes charged per stored value on top of its size (bounds above)
   double store_rate = 200;                 // kademlia_store requests/s accepted from one peer (burst 2x; 0: no limit)
+  // --- Sybil resistance: who may enter the routing table (docs/protocol.md sections 1.1 and 5) ---
+  // Id puzzle: BLAKE2b-160(network id | node id) must start with this many zero bits (Identity::generate
+  // solves it). A network parameter: every node of one network id must use the same value; 0 accepts any id.
+  // Contacts failing it are refused wherever they are learned (routing table, find_node answers, pubsub).
+  int id_puzzle_bits = 0;
+  // Contacts of one public address block (IPv4 /24, IPv6 /48) per bucket and in the whole table; private and
+  // loopback addresses are not limited.
+  size_t max_per_prefix_bucket = 2;
+  size_t max_per_prefix_table = 10;
 };
 
 struct LookupStats {
@@ -65,6 +74,7 @@ struct DhtStats {
   uint64_t lookups = 0, lookup_rpcs = 0, puts = 0, gets = 0, gets_found = 0;
   uint64_t stores_accepted = 0, stores_rejected = 0, contacts_evicted = 0;
   uint64_t stores_rate_limited = 0, storage_write_failures = 0;
+  uint64_t contacts_refused_puzzle = 0, contacts_refused_prefix = 0;  // routing table and find_node answers
   size_t routing_contacts = 0, stored_values = 0, stored_bytes = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };

@@ -3,6 +3,7 @@
 #include "storjnet/dht.h"
 
 #include <deque>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "dht/codec.h"
@@ -51,7 +52,11 @@ struct Dht::Impl {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
-      : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k), values(*storage, cfg), store_rate(c.store_rate) {
+      : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k, admission(c, e.config().network_id)),
+        values(*storage, cfg), store_rate(c.store_rate) {
+    if (!table.puzzle_ok({e.id(), {}, {}}))
+      throw std::invalid_argument("this node's id does not solve the network's id puzzle (" +
+                                  std::to_string(c.id_puzzle_bits) + " bits): create it with Identity::generate");
     engine.set_on_contact([this](const Contact& c, bool) { on_contact(c); });
     engine.set_handler(Method::kFindNode, [this](const IncomingRequest& q, const Reply& r) { on_find_node(q, r); });
     engine.set_handler(Method::kFindValue, [this](const IncomingRequest& q, const Reply& r) { on_find_value(q, r); });
@@ -80,10 +85,30 @@ struct Dht::Impl {
     return Duration(d.count() - span / 2 + (span > 0 ? static_cast<int64_t>(engine.env().random_below(span)) : 0));
   }
 
+  // ------------------------------------------------------------ contact admission (Sybil resistance)
+
+  static RoutingTable::Admission admission(const DhtConfig& c, uint32_t network_id) {
+    return {network_id, c.id_puzzle_bits, c.max_per_prefix_bucket, c.max_per_prefix_table};
+  }
+
+  // Contacts learned from a peer's answer: those whose id fails the puzzle are dropped (and counted).
+  void admit_learned(std::vector<Contact>& contacts) {
+    size_t refused = std::erase_if(contacts, [&](const Contact& c) { return !table.puzzle_ok(c); });
+    stats.contacts_refused_puzzle += refused;
+    engine.drops().add(DropReason::kIdPuzzle, refused);
+  }
+
   // ------------------------------------------------------------ routing table upkeep
 
   void on_contact(const Contact& c) {
     auto r = table.seen(c, engine.now());
+    if (r == RoutingTable::Seen::kRefusedPuzzle) {
+      ++stats.contacts_refused_puzzle;
+      engine.drops().add(DropReason::kIdPuzzle);
+    } else if (r == RoutingTable::Seen::kRefusedPrefix) {
+      ++stats.contacts_refused_prefix;
+      engine.drops().add(DropReason::kPrefixLimit);
+    }
     if (r != RoutingTable::Seen::kFull) return;
     int b = table.bucket_of(c.id);
     if (pinging[b]) return;
@@ -219,7 +244,7 @@ struct Dht::Impl {
     QueryFn query = [this, live, want_value, target](const Contact& to, QueryDone qd) {
       if (live.expired()) return qd(std::nullopt);
       Method m = want_value ? Method::kFindValue : Method::kFindNode;
-      rpc(to, m, encode_id_request(target), [want_value, target, qd = std::move(qd)](std::optional<Bytes> body) {
+      rpc(to, m, encode_id_request(target), [this, want_value, target, qd = std::move(qd)](std::optional<Bytes> body) {
         if (!body) return qd(std::nullopt);
         QueryResponse resp;
         if (want_value) {
@@ -232,6 +257,7 @@ struct Dht::Impl {
           if (!cs) return qd(std::nullopt);
           resp.contacts = std::move(*cs);
         }
+        admit_learned(resp.contacts);
         qd(std::move(resp));
       });
     };

@@ -34,6 +34,11 @@ enum class DropReason : uint8_t {
   kPendingShare,       // request refused: its peer or prefix already holds its share of pending RPCs
   kShortFragment,      // a fragment other than the last is not full-size (kMaxChunk)
   kReassemblyEvicted,  // partial message dropped to make room for a network holding less
+  // Sybil resistance (routing table admission, pubsub registrations): contacts and registrations refused.
+  kIdPuzzle,           // a contact whose id does not solve the network's id puzzle
+  kPrefixLimit,        // a contact or subscriber refused: its address block (/24, /48) has its share
+  kForgedRegistration, // pubsub (un)registration not signed by the subscriber it names, or outside its window
+  kSaturatedFilter,    // a neighbour's Bloom filter level with more than max_fill of its bits set: not trusted
   kCount
 };
 
@@ -44,7 +49,8 @@ constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> 
     "unknown_method",   "rate_limited",       "session_limit",
     "amplification_limit", "hold_full",       "hold_expired",    "bad_echo",         "key_budget",
     "bad_cookie",       "pending_share",
-    "short_fragment",   "reassembly_evicted"};
+    "short_fragment",   "reassembly_evicted",
+    "id_puzzle",        "prefix_limit",       "forged_registration", "saturated_filter"};
 
 struct DropCounters {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};
