@@ -82,6 +82,23 @@ void dht_get(Args& a, const NodeRunner& run, Reply reply) {
     });
   });
 }
+// dht_get_all: [{"value": JSON, "owner": hex node id, "version": us, "holders": n}...], most holders first;
+// a value that is not JSON is given as {"hex": "..."} so one odd owner cannot hide the others.
+void dht_get_all(Args& a, const NodeRunner& run, Reply reply) {
+  on_node(run, reply, [key = std::move(a[0].text)](Node& n, Reply r) {
+    n.dht().get_all(key, [r](GetAllResult res) {
+      json out = json::array();
+      for (auto& v : res.values) {
+        auto parsed = parse_json(std::string_view(reinterpret_cast<const char*>(v.value.data()), v.value.size()));
+        out.push_back({{"value", parsed ? std::move(*parsed) : json{{"hex", to_hex(v.value)}}},
+                       {"owner", v.owner_id.hex()},
+                       {"version", v.version},
+                       {"holders", v.holders}});
+      }
+      r(ok(std::move(out)));
+    });
+  });
+}
 void dht_stun(Args&, const NodeRunner& run, Reply reply) {
   on_node(run, reply, [](Node& n, Reply r) { n.dht().stun([r](std::optional<Endpoint> e) { r(ok(opt_endpoint_json(e))); }); });
 }
@@ -189,6 +206,7 @@ const std::vector<MethodSpec>& method_table() {
   static const std::vector<MethodSpec> table = {
       {"dht_put", {{"key", Type::kKey}, {"value", Type::kValue}}, dht_put},
       {"dht_get", {{"key", Type::kKey}}, dht_get},
+      {"dht_get_all", {{"key", Type::kKey}}, dht_get_all},
       {"dht_stun", {}, dht_stun},
       {"dht_find", {{"hexnodeid", Type::kNodeId}}, dht_find},
       {"dht_id", {}, dht_id},
