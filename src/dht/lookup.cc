@@ -122,9 +122,14 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
 
 bool Lookup::settled(const std::vector<bool>& active) const {
   if (!p_.want_value || !p_.settle_on_agreement || disagree_ || result_.values.empty()) return false;
-  for (size_t i = 0; i < p_.paths; ++i)
-    if (!path_valued_[i] && active[i]) return false;
-  return true;
+  size_t valued = 0, open = 0;
+  for (size_t i = 0; i < p_.paths; ++i) {
+    valued += path_valued_[i];
+    open += !path_valued_[i] && active[i];
+  }
+  // A majority of the paths agree (a path slowed by dead or silent nodes does not hold the get up), or every
+  // path that can still answer has.
+  return valued >= p_.paths / 2 + 1 || open == 0;
 }
 
 void Lookup::finish() {

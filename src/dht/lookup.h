@@ -7,9 +7,9 @@
 // others never query it, so a liar that answers only with its friends captures at most the paths that
 // reached it, and an honest path still converges on the true closest nodes.
 // Value lookups never stop at the first value: every answering node's (already verified) value is
-// collected, for the caller to choose by owner and version. They stop early only when every path gave a
-// value (or ran out of candidates) and all values agree (settle_on_agreement); one disagreeing answer makes
-// every path run to its end. With stop_on_target, the lookup ends once the
+// collected, for the caller to choose by owner and version. They stop early only when a majority of the
+// paths gave a value (or every path did, or ran out of candidates) and all values agree
+// (settle_on_agreement); one disagreeing answer makes every path run to its end. With stop_on_target, the lookup ends once the
 // target answered. Rounds: an RPC to a contact learned from a depth-d answer has depth d+1; rounds is the
 // deepest RPC sent. Re-entrancy: the query function may answer synchronously; state is consistent then.
 #pragma once
@@ -56,9 +56,10 @@ struct LookupParams {
   // Asked first whatever their distance: vantage points on the far side of the id space, so a refresh can
   // learn a region that no contact near the target knows (see Dht::Impl::refresh_bucket).
   std::vector<Contact> must_query;
-  // Value lookups: finish as soon as every path gave a value or has nothing left to ask, provided all values
-  // received agree (same owner, version and signature); a path stops asking once it gave a value. Any
-  // disagreement resumes every path, run to its end (k closest answered) for the caller to vote.
+  // Value lookups: finish as soon as a majority of the paths (2 of 3) gave a value, or every path gave one or
+  // has nothing left to ask, provided all values received agree (same owner, version and signature); a path
+  // stops asking once it gave a value. Any disagreement resumes every path, run to its end (k closest
+  // answered) for the caller to vote.
   bool settle_on_agreement = true;
 };
 
