@@ -132,7 +132,7 @@ class Generator {
       v.key = dht_key("flood-" + std::to_string(n_));
       v.value = Bytes(1024, 0x55);
       v.version = 1;
-      v.publisher = me_.id();
+      v.owner = me_.public_key();  // unsigned: the victim still pays a signature check per store
       return seal(msg::whole_frame(msg::make(msg::kRequest, static_cast<uint32_t>(n_), static_cast<uint8_t>(Method::kStore),
                                              dht::encode_store(v))));
     }

@@ -1,10 +1,12 @@
 // dht_codec_fuzz: every DHT body decoder on arbitrary bytes. Anything that decodes must re-encode and decode
-// to the same thing (contacts keep their key-derived ids; values keep their bytes and versions).
+// to the same thing (contacts keep their key-derived ids; values keep their bytes, versions, owners and
+// signatures). Decoding never verifies: verify_value must reject anything not signed (it must not crash).
 #include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
 
 #include "dht/codec.h"
+#include "dht/signed_value.h"
 #include "storjnet/dht.h"
 
 using namespace storjnet;
@@ -24,12 +26,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto fv = decode_find_value_response(in, key)) {
     auto again = decode_find_value_response(encode_find_value_response(*fv), key);
     FUZZ_CHECK(again && again->value.has_value() == fv->value.has_value());
-    if (fv->value) FUZZ_CHECK(again->value->value == fv->value->value && again->value->version == fv->value->version);
+    if (fv->value) {
+      FUZZ_CHECK(dht::same_signed_value(*again->value, *fv->value) && fv->value->value.size() <= kMaxValueSize);
+      (void)verify_value(*fv->value, 0x53544a31);
+    }
     else FUZZ_CHECK(again->contacts == fv->contacts);
   }
   if (auto st = decode_store(in)) {
     auto again = decode_store(encode_store(*st));
-    FUZZ_CHECK(again && again->key == st->key && again->value == st->value && again->version == st->version);
+    FUZZ_CHECK(again && again->key == st->key && dht::same_signed_value(*again, *st));
+    (void)verify_value(*st, 0x53544a31);
   }
   (void)decode_bool(in);
   return 0;

@@ -34,6 +34,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RegisterBody s;
     FUZZ_CHECK(decode_register(encode_register(r), s) == DecodeStatus::kOk);
     FUZZ_CHECK(s.topic_key == r.topic_key && s.hops == r.hops && s.subscribe == r.subscribe);
+    FUZZ_CHECK(s.subscriber == r.subscriber && s.endpoint == r.endpoint && s.issued_us == r.issued_us &&
+               s.signature == r.signature);
+    FUZZ_CHECK(!s.endpoint || (s.endpoint->valid() && !s.endpoint->is_unspecified()));
+    (void)register_statement(0x53544a31, s);
   }
   NotifyBody n;
   if (decode_notify(in, lim, n) == DecodeStatus::kOk) {

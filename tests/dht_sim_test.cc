@@ -4,6 +4,7 @@
 #include "common/msgpack_util.h"
 #include "node/node_internals.h"
 #include "dht/codec.h"
+#include "dht/signed_value.h"
 #include "engine/engine.h"
 #include "sim/network_builder.h"
 #include "sim/rng.h"
@@ -165,15 +166,18 @@ TEST(DhtSim, PutAgainGivesTheNewerValueEverywhere) {
   sim.node(3).dht().put("k", as_bytes("first"), [&](const PutResult& r) { done = r.ok; });
   sim.run_until([&] { return done; }, 30s);
   sim.run_for(1s);
+  // Another node's put under the same key is refused: the first owner keeps it while it lives.
+  std::optional<PutResult> rival;
+  sim.node(150).dht().put("k", as_bytes("rival"), [&](const PutResult& r) { rival = r; });
+  sim.run_until([&] { return rival.has_value(); }, 30s);
+  ASSERT_TRUE(rival);
+  EXPECT_FALSE(rival->ok);
+  EXPECT_NE(rival->error.find("another owner"), std::string::npos) << rival->error;
   done = false;
-  sim.node(150).dht().put("k", as_bytes("second"), [&](const PutResult& r) { done = r.ok; });
+  sim.node(3).dht().put("k", as_bytes("second"), [&](const PutResult& r) { done = r.ok; });
   sim.run_until([&] { return done; }, 30s);
   sim.run_for(2s);
   size_t holders = 0, stale = 0;
-  for (int i = 0; i < 200; ++i) {
-    auto held = NodeInternals::engine(sim.node(i)).id();  // silence unused warnings on some compilers
-    (void)held;
-  }
   for (int i = 0; i < 200; ++i) {
     std::optional<Bytes> got;
     bool fin = false;
@@ -181,6 +185,7 @@ TEST(DhtSim, PutAgainGivesTheNewerValueEverywhere) {
       fin = true;
       got = r.value;
       holders += r.local;
+      EXPECT_EQ(r.owner, sim.node(3).id());
     });
     sim.run_until([&] { return fin; }, 30s);
     ASSERT_TRUE(got) << "node " << i;
@@ -238,7 +243,7 @@ TEST(DhtSim, HostilePeerFloodsAreBoundedAndOthersStillServed) {
       v.key = dht_key("flood-" + std::to_string(burst * 1000 + i));
       v.value = Bytes(1024, 7);
       v.version = version;
-      v.publisher = attacker.id();
+      dht::sign_value(v, attacker.identity(), attacker.config().network_id);
       attacker.request(victim, Method::kStore, dht::encode_store(v), [&](RpcResult&& r) {
         if (r.ok()) ++stored;
         else ++refused;

@@ -78,7 +78,7 @@ TEST(HashFlood, DhtStoresOfKeysSharingTheirFirstBytes) {
     auto storage = make_memory_storage();
     StoredValue v;
     v.value = Bytes(8, 1);
-    v.publisher = keys.front();
+    v.owner[0] = 1;
     for (auto& k : keys) {
       v.key = k;
       ASSERT_TRUE(storage->put(v));

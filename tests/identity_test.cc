@@ -2,6 +2,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -68,4 +69,66 @@ TEST(Identity, StoredWithMode0600AndReused) {
     EXPECT_NE(std::string(e.what()).find("malformed"), std::string::npos);
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST(IdPuzzle, GeneratedIdsSolveItAndRandomOnesRarelyDo) {
+  const uint32_t net = 0x53544a31;
+  Identity solved = Identity::generate(net, 10);
+  EXPECT_GE(id_puzzle_bits(solved.id(), net), 10);
+  EXPECT_TRUE(id_puzzle_ok(solved.id(), net, 10));
+  // The puzzle is bound to the network id: the same id is (almost surely) worth little on another network.
+  EXPECT_LT(id_puzzle_bits(solved.id(), net + 1), 10);
+  // The hash is BLAKE2b-160(network id BE | id).
+  uint8_t in[24] = {0x53, 0x54, 0x4a, 0x31};
+  std::memcpy(in + 4, solved.id().bytes().data(), 20);
+  uint8_t h[20];
+  crypto_generichash(h, 20, in, sizeof in, nullptr, 0);
+  EXPECT_EQ(id_puzzle_bits(solved.id(), net), NodeId::from_bytes({h, 20}).common_prefix_bits(NodeId()));
+  int pass = 0;
+  for (uint8_t i = 0; i < 200; ++i) {
+    std::array<uint8_t, 32> seed{};
+    seed[0] = i;
+    pass += id_puzzle_ok(Identity::from_seed(seed).id(), net, 10);
+  }
+  EXPECT_LE(pass, 3);  // about 200 / 1024 expected
+  EXPECT_TRUE(id_puzzle_ok(Identity::from_seed(std::array<uint8_t, 32>{}).id(), net, 0));
+  EXPECT_THROW(Identity::generate(net, Identity::kMaxPuzzleBits + 1), std::invalid_argument);
+}
+
+TEST(IdPuzzle, SeededSolvingIsDeterministicAndLoadRefusesAnUnsolvedKey) {
+  const uint32_t net = 7;
+  std::array<uint8_t, 32> seed{};
+  seed[5] = 9;
+  Identity a = Identity::from_seed_solving(seed, net, 8), b = Identity::from_seed_solving(seed, net, 8);
+  EXPECT_EQ(a.id(), b.id());
+  EXPECT_TRUE(id_puzzle_ok(a.id(), net, 8));
+  EXPECT_EQ(Identity::from_seed_solving(seed, net, 0).id(), Identity::from_seed(seed).id());
+
+  auto dir = std::filesystem::temp_directory_path() / ("storjnet-puzzle-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  Identity made = Identity::load_or_create(dir, net, 6);
+  EXPECT_TRUE(id_puzzle_ok(made.id(), net, 6));
+  EXPECT_EQ(Identity::load_or_create(dir, net, 6).id(), made.id());
+  // A stored key that does not solve a (now stricter) puzzle is refused with a clear message.
+  int need = id_puzzle_bits(made.id(), net) + 1;
+  try {
+    Identity::load_or_create(dir, net, need);
+    FAIL() << "unsolved identity accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("puzzle"), std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Identity, SignaturesVerifyOnlyForTheSignerAndTheMessage) {
+  std::array<uint8_t, 32> seed{};
+  Identity a = Identity::from_seed(seed);
+  seed[0] = 1;
+  Identity b = Identity::from_seed(seed);
+  Bytes msg = {1, 2, 3};
+  Signature sig = a.sign(msg);
+  EXPECT_TRUE(Identity::verify(a.public_key(), msg, sig));
+  EXPECT_FALSE(Identity::verify(b.public_key(), msg, sig));
+  msg[0] = 9;
+  EXPECT_FALSE(Identity::verify(a.public_key(), msg, sig));
 }

@@ -96,17 +96,32 @@ TEST(PubsubWire, RegisterRoundTrip) {
   r.topic_key = dht_key("t");
   r.subscribe = false;
   r.hops = 3;
-  PublicKey pk{};
-  pk[0] = 9;
-  r.subscriber = Contact::from_key(pk, *Endpoint::from_ip("10.0.0.1", 4000));
+  r.subscriber[0] = 9;
+  r.endpoint = *Endpoint::from_ip("10.0.0.1", 4000);
+  r.issued_us = 1'700'000'000'123'456ull;
+  r.signature[63] = 7;
   RegisterBody s;
   ASSERT_EQ(decode_register(encode_register(r), s), DecodeStatus::kOk);
   EXPECT_EQ(s.kind, r.kind);
   EXPECT_EQ(s.topic_key, r.topic_key);
   EXPECT_EQ(s.subscribe, false);
   EXPECT_EQ(s.hops, 3u);
-  ASSERT_TRUE(s.subscriber);
-  EXPECT_EQ(*s.subscriber, *r.subscriber);
+  EXPECT_EQ(s.subscriber, r.subscriber);
+  ASSERT_TRUE(s.endpoint);
+  EXPECT_EQ(*s.endpoint, *r.endpoint);
+  EXPECT_EQ(s.issued_us, r.issued_us);
+  EXPECT_EQ(s.signature, r.signature);
+  r.endpoint.reset();  // first hop: no endpoint
+  ASSERT_EQ(decode_register(encode_register(r), s), DecodeStatus::kOk);
+  EXPECT_FALSE(s.endpoint);
+  // The signed statement binds network, topic, direction and time.
+  RegisterBody t = r;
+  t.subscribe = true;
+  EXPECT_NE(register_statement(1, r), register_statement(1, t));
+  EXPECT_NE(register_statement(1, r), register_statement(2, r));
+  t = r;
+  t.issued_us += 1;
+  EXPECT_NE(register_statement(1, r), register_statement(1, t));
 }
 
 TEST(PubsubSeenSet, BoundedInTimeAndCount) {

@@ -156,6 +156,13 @@ int main(int argc, char** argv) {
     std::cout << human(r) << '\n';
     return 0;
   })->add_option("key", s1)->required();
+  plain("get-all", "Every owner's value under a key", "dht_get_all", [](const json& r) {
+    for (auto& v : r)
+      std::cout << v["owner"].get<std::string>() << " v" << v["version"].get<uint64_t>() << " x"
+                << v["holders"].get<size_t>() << ' ' << human(v["value"]) << '\n';
+    if (r.empty()) std::cout << "(not found)\n";
+    return r.empty() ? 1 : 0;
+  })->add_option("key", s1)->required();
   auto* send = plain("send", "Send a direct message", "message_send", print_bool("delivered", "not delivered"));
   send->add_option("id", s1, "Node id (40 hex)")->required();
   send->add_option("message", s2, "JSON message (a bare word is a string)")->required();

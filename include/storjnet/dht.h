@@ -2,8 +2,14 @@
 // replicated storage with republish and expiry.
 //
 // Keys: a user key (any string) maps to the DHT key BLAKE2b-160(key). Values: opaque bytes, at most
-// kMaxValueSize. "Newer" is decided by a version (publisher's wall clock in microseconds when put) and,
-// on a tie, by the larger BLAKE2b-256 of the value, so every replica converges on the same value.
+// kMaxValueSize, signed by their publisher's Ed25519 key (the owner) over (network id, key, value,
+// version). While a value lives (expire_after since its version), only its owner can replace it, with a
+// newer version (the owner's wall clock in microseconds, at most max_future_skew ahead of the storing
+// node's; on a tie the larger BLAKE2b-256 of the value). A store signed by another key for a held key is
+// refused: the first owner keeps the key until its value expires (docs/protocol.md section 5).
+// Several owners: replicas may disagree (each keeps the first owner it saw). get() asks every node its
+// disjoint-path lookup reaches and returns the owner held by the most of them (then the newest version,
+// then the smallest key); get_all() returns every owner found.
 // All methods run on the driver's thread; callbacks run there too, exactly once.
 #pragma once
 #include <functional>
@@ -35,11 +41,24 @@ struct DhtConfig {
   Duration original_republish = 24h;       // the publisher puts its own values again
   Duration expire_after = 25h;             // a value not republished for this long is dropped
   Duration find_timeout = 5s;              // dht_find gives up after this
+  Duration put_timeout = 10s;              // dht_put retries until a replica acknowledged, then fails
+  size_t disjoint_paths = 3;               // d: disjoint lookup paths (S/Kademlia), alpha in flight on each
+  Duration max_future_skew = 30s;          // versions further ahead of our clock are refused
   size_t max_values = 1'000'000;           // storage bound: count
   size_t max_bytes = 64 * 1024 * 1024;     // storage bound: bytes
   size_t max_bytes_per_publisher = 4 * 1024 * 1024;  // storage bound per storing peer
+  size_t max_bytes_per_prefix = 16 * 1024 * 1024;    // storage bound per storing peer's /24 or /48
   size_t min_value_charge = 256;           // bytes charged per stored value on top of its size (bounds above)
   double store_rate = 200;                 // kademlia_store requests/s accepted from one peer (burst 2x; 0: no limit)
+  // --- Sybil resistance: who may enter the routing table (docs/protocol.md sections 1.1 and 5) ---
+  // Id puzzle: BLAKE2b-160(network id | node id) must start with this many zero bits (Identity::generate
+  // solves it). A network parameter: every node of one network id must use the same value; 0 accepts any id.
+  // Contacts failing it are refused wherever they are learned (routing table, find_node answers, pubsub).
+  int id_puzzle_bits = 0;
+  // Contacts of one public address block (IPv4 /24, IPv6 /48) per bucket and in the whole table; private and
+  // loopback addresses are not limited.
+  size_t max_per_prefix_bucket = 2;
+  size_t max_per_prefix_table = 10;
 };
 
 struct LookupStats {
@@ -51,13 +70,31 @@ struct LookupStats {
 struct PutResult {
   bool ok = false;
   std::string error;   // set when !ok
-  size_t stored_on = 0;  // acknowledgements (the local node counts)
-  LookupStats lookup;
+  size_t stored_on = 0;  // acknowledgements when answered (the local copy counts, but never alone)
+  int attempts = 0;      // lookups made (retries after no acknowledgement)
+  LookupStats lookup;    // the last attempt's lookup
+};
+
+// One owner's value for a key, as the nodes a lookup reached hold it.
+struct OwnedValue {
+  Bytes value;
+  PublicKey owner{};    // Ed25519 key that signed it
+  NodeId owner_id;      // BLAKE2b-160(owner): the publisher's node id
+  uint64_t version = 0;
+  size_t holders = 0;   // nodes that returned this owner's value (the local copy counts)
 };
 
 struct GetResult {
   std::optional<Bytes> value;  // nullopt: no node has it
-  bool local = false;          // served from the local store
+  std::optional<NodeId> owner; // the publisher's node id, with value
+  uint64_t version = 0;
+  bool local = false;          // this node holds a copy
+  LookupStats lookup;
+};
+
+struct GetAllResult {
+  std::vector<OwnedValue> values;  // one per owner: most holders first, then newest, then smallest key
+  bool local = false;
   LookupStats lookup;
 };
 
@@ -66,6 +103,9 @@ struct DhtStats {
   uint64_t stores_accepted = 0, stores_rejected = 0, contacts_evicted = 0;
   uint64_t stores_rate_limited = 0, storage_write_failures = 0;
   uint64_t verify_pings = 0;  // request senders pinged before entering the routing table
+  uint64_t contacts_refused_puzzle = 0, contacts_refused_prefix = 0;  // routing table and find_node answers
+  uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
+  uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged
   size_t routing_contacts = 0, stored_values = 0, stored_bytes = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };
@@ -81,12 +121,18 @@ class Dht {
   // cb(true) once at least one peer answered.
   void bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)> cb);
 
-  // dht_put. ok once at least one of the k closest found acknowledged (the local node counts when it is
-  // among them or alone). A value over kMaxValueSize fails with a clear error.
+  // dht_put: signs the value with the node's key and stores it on the k closest nodes found over the
+  // disjoint paths. ok once a remote node among them acknowledged (the node also keeps a copy when a
+  // complete lookup puts it among the k closest, but that copy alone never makes ok). Without an
+  // acknowledgement it looks up and stores again until put_timeout, then fails. Fails at once with a
+  // clear error when the value is over kMaxValueSize or the replicas hold another owner's value.
   void put(std::string_view key, ByteView value, std::function<void(const PutResult&)> cb);
-  // dht_get: local copy if held, else iterative find_value; nullopt when no node has it. After a remote hit
-  // the value is cached on the closest node seen that lacked it.
+  // dht_get: a find_value lookup over disjoint paths that collects every node's verified value (the local
+  // copy included) and returns the one chosen as in the header comment; nullopt when no node has it.
+  // The winner is then cached on the closest node seen that had no value.
   void get(std::string_view key, std::function<void(GetResult)> cb);
+  // dht_get_all: the same lookup, every owner's value.
+  void get_all(std::string_view key, std::function<void(GetAllResult)> cb);
   // dht_find: the node's address if it answered during the lookup, else nullopt, within find_timeout.
   // With our own id: our external address as stun gives it.
   void find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb);

@@ -10,16 +10,21 @@
 #include <vector>
 
 #include "storjnet/contact.h"
+#include "storjnet/identity.h"
 
 namespace storjnet {
 
+// A signed DHT value (docs/protocol.md section 5): `owner` signed (network id, key, version, value).
 struct StoredValue {
   NodeId key;
   Bytes value;
   uint64_t version = 0;       // publisher's wall clock (us) at put time; larger is newer
-  NodeId publisher;           // the original publisher's node id
+  PublicKey owner{};          // the publisher's Ed25519 key: only it may replace the value
+  Signature signature{};      // Ed25519 by `owner` (see dht/signed_value.h)
   uint64_t stored_at_us = 0;  // when this node last received it (wall clock), for expiry
   bool original = false;      // this node is the original publisher (it republishes every 24 h)
+
+  NodeId publisher() const { return Identity::id_of(owner); }
 };
 
 class DhtStorage {

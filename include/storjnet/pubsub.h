@@ -50,7 +50,7 @@ struct PubsubConfig {
   Duration route_timeout = 600ms;  // per hop, retries included
   int route_attempts = 2;
   size_t max_held_topics = 100000;         // rendezvous state bound: topics
-  size_t max_subscribers_per_topic = 4096; // rendezvous state bound: subscribers per topic
+  size_t max_subscribers_per_topic = 4096; // rendezvous state bound: subscribers per topic (fair across /24s)
   // --- bounds ---
   Duration dedupe_window = 120s;   // event ids remembered for at-most-once delivery
   size_t dedupe_max = 65536;
@@ -68,6 +68,10 @@ struct PubsubStats {
   uint64_t ttl_clamped = 0, publishers_truncated = 0, fanout_capped = 0, in_filters_rejected = 0;
   uint64_t stale_filters_dropped = 0, queue_overflow = 0, held_rejected = 0, dedupe_evicted = 0;
   uint64_t not_subscribed = 0;
+  // Sybil resistance: registrations refused (forged, stale, id puzzle, endpoint not answering), subscribers
+  // displaced by the per-block fairness rule, neighbours' filters refused by the id puzzle.
+  uint64_t registrations_forged = 0, registrations_stale = 0, registrations_unverified = 0;
+  uint64_t registrations_puzzle = 0, subscribers_displaced = 0, filters_puzzle = 0;
   // current sizes
   size_t out_neighbours = 0, in_filters = 0, held_topics = 0, seen_ids = 0;
 };
@@ -100,7 +104,7 @@ class Pubsub {
   const PubsubConfig& config() const;
   // Diagnostics: the lowest level of this node's attenuated filter that matches `topic`, or -1.
   int filter_level(const std::string& topic) const;
-  // Diagnostics: whether this node holds rendezvous registrations for `topic`, and how many.
+  // Diagnostics: how many subscribers this node holds (active, not unsubscribed) for `topic`.
   size_t held_subscribers(const std::string& topic) const;
 
   struct Impl;

@@ -84,6 +84,23 @@ void dht_get(Args& a, const NodeRunner& run, Reply reply) {
     });
   });
 }
+// dht_get_all: [{"value": JSON, "owner": hex node id, "version": us, "holders": n}...], most holders first;
+// a value that is not JSON is given as {"hex": "..."} so one odd owner cannot hide the others.
+void dht_get_all(Args& a, const NodeRunner& run, Reply reply) {
+  on_node(run, reply, [key = std::move(a[0].text)](Node& n, Reply r) {
+    n.dht().get_all(key, [r](GetAllResult res) {
+      json out = json::array();
+      for (auto& v : res.values) {
+        auto parsed = parse_json(std::string_view(reinterpret_cast<const char*>(v.value.data()), v.value.size()));
+        out.push_back({{"value", parsed ? std::move(*parsed) : json{{"hex", to_hex(v.value)}}},
+                       {"owner", v.owner_id.hex()},
+                       {"version", v.version},
+                       {"holders", v.holders}});
+      }
+      r(ok(std::move(out)));
+    });
+  });
+}
 void dht_stun(Args&, const NodeRunner& run, Reply reply) {
   on_node(run, reply, [](Node& n, Reply r) { n.dht().stun([r](std::optional<Endpoint> e) { r(ok(opt_endpoint_json(e))); }); });
 }
@@ -191,6 +208,7 @@ void stream_write(Args& a, const NodeRunner& run, Reply reply) {
 constexpr std::array<MethodSpec, kMethodCount> kMethods = {
     MethodSpec{"dht_put", {ParamSpec{"key", Type::kKey}, ParamSpec{"value", Type::kValue}}, 2, dht_put},
     MethodSpec{"dht_get", {ParamSpec{"key", Type::kKey}}, 1, dht_get},
+    MethodSpec{"dht_get_all", {ParamSpec{"key", Type::kKey}}, 1, dht_get_all},
     MethodSpec{"dht_stun", {}, 0, dht_stun},
     MethodSpec{"dht_find", {ParamSpec{"hexnodeid", Type::kNodeId}}, 1, dht_find},
     MethodSpec{"dht_id", {}, 0, dht_id},

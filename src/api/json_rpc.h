@@ -39,7 +39,7 @@ struct Limits {
 };
 
 // The API methods are one table in json_rpc.cc; metrics label them by name, index 0 to kMethodCount - 1.
-constexpr size_t kMethodCount = 18;
+constexpr size_t kMethodCount = 19;
 std::string_view method_name(size_t i);
 // Deepest JSON nesting accepted (requests, values, and JSON received from the network).
 constexpr int kMaxJsonDepth = 64;

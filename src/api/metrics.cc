@@ -97,6 +97,12 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.sample("storjnet_dht_stores_total", "outcome=\"rejected\"", ds.stores_rejected);
   w.sample("storjnet_dht_stores_total", "outcome=\"rate_limited\"", ds.stores_rate_limited);
   w.sample("storjnet_dht_stores_total", "outcome=\"write_failed\"", ds.storage_write_failures);
+  w.single("storjnet_dht_bad_values_total", "counter",
+           "DHT values (stores and find_value answers) refused: bad signature or version too far ahead.", ds.bad_signatures);
+  w.single("storjnet_dht_put_retries_total", "counter", "DHT put attempts repeated: no replica acknowledged.", ds.put_retries);
+  w.family("storjnet_dht_contacts_refused_total", "counter", "Contacts refused by routing-table admission, by reason.");
+  w.sample("storjnet_dht_contacts_refused_total", "reason=\"id_puzzle\"", ds.contacts_refused_puzzle);
+  w.sample("storjnet_dht_contacts_refused_total", "reason=\"prefix_limit\"", ds.contacts_refused_prefix);
   w.single("storjnet_dht_contacts_evicted_total", "counter", "Routing table contacts evicted.", ds.contacts_evicted);
   w.single("storjnet_dht_verify_pings_total", "counter", "Request senders pinged before entering the routing table.",
            ds.verify_pings);

@@ -23,6 +23,44 @@ void ensure_sodium() { static SodiumInit once; }
 
 NodeId Identity::id_of(const PublicKey& pk) { return NodeId::hash_of({pk.data(), pk.size()}); }
 
+int id_puzzle_bits(const NodeId& id, uint32_t network_id) {
+  std::array<uint8_t, 4 + NodeId::kSize> in;
+  for (int i = 0; i < 4; ++i) in[i] = static_cast<uint8_t>(network_id >> (24 - 8 * i));
+  std::memcpy(in.data() + 4, id.bytes().data(), NodeId::kSize);
+  return NodeId::hash_of({in.data(), in.size()}).common_prefix_bits(NodeId{});
+}
+
+bool id_puzzle_ok(const NodeId& id, uint32_t network_id, int bits) {
+  return bits <= 0 || id_puzzle_bits(id, network_id) >= bits;
+}
+
+namespace {
+void check_puzzle_bits(int bits) {
+  if (bits > Identity::kMaxPuzzleBits)
+    throw std::invalid_argument("id puzzle of " + std::to_string(bits) + " bits is too costly (max " +
+                                std::to_string(Identity::kMaxPuzzleBits) + ")");
+}
+// The id of the key pair a seed gives, without the X25519 conversion from_seed also does.
+NodeId id_of_seed(const std::array<uint8_t, 32>& seed) {
+  PublicKey pk;
+  std::array<uint8_t, 64> sk;
+  crypto_sign_seed_keypair(pk.data(), sk.data(), seed.data());
+  sodium_memzero(sk.data(), sk.size());
+  return Identity::id_of(pk);
+}
+}  // namespace
+
+Signature Identity::sign(ByteView msg) const {
+  Signature sig;
+  crypto_sign_detached(sig.data(), nullptr, msg.data(), msg.size(), sk_.data());
+  return sig;
+}
+
+bool Identity::verify(const PublicKey& pk, ByteView msg, const Signature& sig) {
+  ensure_sodium();
+  return crypto_sign_verify_detached(sig.data(), msg.data(), msg.size(), pk.data()) == 0;
+}
+
 Identity Identity::from_seed(ByteView seed) {
   ensure_sodium();
   if (seed.size() != crypto_sign_SEEDBYTES) throw std::invalid_argument("identity seed must be 32 bytes");
@@ -44,7 +82,29 @@ Identity Identity::generate() {
   return id;
 }
 
-Identity Identity::load_or_create(const std::filesystem::path& dir) {
+Identity Identity::generate(uint32_t network_id, int puzzle_bits) {
+  ensure_sodium();
+  check_puzzle_bits(puzzle_bits);
+  std::array<uint8_t, 32> seed;
+  do randombytes_buf(seed.data(), seed.size());
+  while (!id_puzzle_ok(id_of_seed(seed), network_id, puzzle_bits));
+  Identity id = from_seed(seed);
+  sodium_memzero(seed.data(), seed.size());
+  return id;
+}
+
+Identity Identity::from_seed_solving(ByteView seed32, uint32_t network_id, int puzzle_bits) {
+  ensure_sodium();
+  check_puzzle_bits(puzzle_bits);
+  if (seed32.size() != crypto_sign_SEEDBYTES) throw std::invalid_argument("identity seed must be 32 bytes");
+  std::array<uint8_t, 32> seed;
+  std::memcpy(seed.data(), seed32.data(), seed.size());
+  while (!id_puzzle_ok(id_of_seed(seed), network_id, puzzle_bits))
+    crypto_generichash(seed.data(), seed.size(), seed.data(), seed.size(), nullptr, 0);
+  return from_seed(seed);
+}
+
+Identity Identity::load_or_create(const std::filesystem::path& dir, uint32_t network_id, int puzzle_bits) {
   ensure_sodium();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -58,10 +118,16 @@ Identity Identity::load_or_create(const std::filesystem::path& dir) {
     auto seed = from_hex(hex);
     if (!seed || seed->size() != 32)
       throw std::runtime_error(path.string() + " is malformed: expected 64 hex characters (an Ed25519 seed)");
-    return from_seed(*seed);
+    Identity loaded = from_seed(*seed);
+    if (!id_puzzle_ok(loaded.id(), network_id, puzzle_bits))
+      throw std::runtime_error(path.string() + " holds an identity that does not solve this network's id puzzle (" +
+                               std::to_string(puzzle_bits) + " bits): move it away to create a new one");
+    return loaded;
   }
+  check_puzzle_bits(puzzle_bits);
   std::array<uint8_t, 32> seed;
-  randombytes_buf(seed.data(), seed.size());
+  do randombytes_buf(seed.data(), seed.size());
+  while (!id_puzzle_ok(id_of_seed(seed), network_id, puzzle_bits));
   auto tmp = path;
   tmp += ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);

@@ -1,6 +1,7 @@
 #include "dht/codec.h"
 
 #include "common/msgpack_util.h"
+#include "storjnet/dht.h"
 
 namespace storjnet::dht {
 
@@ -62,7 +63,19 @@ void pack_value(Packer& p, const StoredValue& v, bool with_key) {
   if (with_key) pack_bin(p, v.key.view());
   pack_bin(p, v.value);
   p.pack_uint64(v.version);
-  pack_bin(p, v.publisher.view());
+  pack_bin(p, {v.owner.data(), v.owner.size()});
+  pack_bin(p, {v.signature.data(), v.signature.size()});
+}
+
+// value, version, owner, signature from a[0..3]; v.key is set by the caller.
+bool unpack_value(const msgpack::object* a, StoredValue& v) {
+  ByteView val;
+  if (a[0].type != msgpack::type::BIN || !as_bytes_view(a[0], val) || val.size() > kMaxValueSize) return false;
+  if (!get_uint(a[1], v.version) || !get_bin(a[2], v.owner.size(), v.owner.data()) ||
+      !get_bin(a[3], v.signature.size(), v.signature.data()))
+    return false;
+  v.value.assign(val.begin(), val.end());
+  return true;
 }
 }  // namespace
 
@@ -108,7 +121,7 @@ Bytes encode_find_value_response(const FindValueResponse& r) {
   BytesWriter w{out};
   Packer p(w);
   if (r.value) {
-    p.pack_array(4);
+    p.pack_array(5);
     p.pack_uint8(1);
     pack_value(p, *r.value, false);
   } else {
@@ -134,15 +147,10 @@ std::optional<FindValueResponse> decode_find_value_response(ByteView body, const
     if (o.via.array.size != 2 || !unpack_contacts(a[1], r.contacts)) return std::nullopt;
     return r;
   }
-  if (o.via.array.size != 4) return std::nullopt;
+  if (o.via.array.size != 5) return std::nullopt;
   StoredValue v;
   v.key = key;
-  ByteView val;
-  if (a[1].type != msgpack::type::BIN || !as_bytes_view(a[1], val) || val.size() > 64 * 1024) return std::nullopt;
-  v.value.assign(val.begin(), val.end());
-  std::array<uint8_t, NodeId::kSize> pub;
-  if (!get_uint(a[2], v.version) || !get_bin(a[3], NodeId::kSize, pub.data())) return std::nullopt;
-  v.publisher = NodeId(pub);
+  if (!unpack_value(a + 1, v)) return std::nullopt;
   r.value = std::move(v);
   return r;
 }
@@ -151,7 +159,7 @@ Bytes encode_store(const StoredValue& v) {
   Bytes out;
   BytesWriter w{out};
   Packer p(w);
-  p.pack_array(4);
+  p.pack_array(5);
   pack_value(p, v, true);
   return out;
 }
@@ -160,17 +168,12 @@ std::optional<StoredValue> decode_store(ByteView body) {
   auto oh = unpack_wire(body);
   if (!oh) return std::nullopt;
   auto& o = oh->get();
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) return std::nullopt;
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 5) return std::nullopt;
   auto* a = o.via.array.ptr;
   StoredValue v;
-  std::array<uint8_t, NodeId::kSize> key, pub;
-  ByteView val;
-  if (!get_bin(a[0], NodeId::kSize, key.data())) return std::nullopt;
-  if (a[1].type != msgpack::type::BIN || !as_bytes_view(a[1], val)) return std::nullopt;
-  if (!get_uint(a[2], v.version) || !get_bin(a[3], NodeId::kSize, pub.data())) return std::nullopt;
+  std::array<uint8_t, NodeId::kSize> key;
+  if (!get_bin(a[0], NodeId::kSize, key.data()) || !unpack_value(a + 1, v)) return std::nullopt;
   v.key = NodeId(key);
-  v.value.assign(val.begin(), val.end());
-  v.publisher = NodeId(pub);
   return v;
 }
 

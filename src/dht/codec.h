@@ -2,9 +2,12 @@
 //
 //   kademlia_find_node  request [target: bin 20]            response [contact...]
 //   kademlia_find_value request [key: bin 20]               response [1, value: bin, version: uint,
-//                                                                     publisher: bin 20] or [0, [contact...]]
-//   kademlia_store      request [key: bin 20, value: bin, version: uint, publisher: bin 20]
-//                       response true (stored, or an equal value held) | false (a newer value is held)
+//                                                                     owner: bin 32, signature: bin 64]
+//                                                                     or [0, [contact...]]
+//   kademlia_store      request [key: bin 20, value: bin, version: uint, owner: bin 32, signature: bin 64]
+//                       response true (stored, or the same signed value held) | false (the owner's newer
+//                       value is held) | error (another owner holds the key, quota, storage failure, ...)
+// Values over kMaxValueSize are malformed. Signatures are checked by the caller (dht/signed_value.h).
 //   contact = [public key: bin 32, ip: bin 4 or 16, port: uint]   (node id = BLAKE2b-160(public key))
 // Decoders return nullopt on anything malformed; contacts with unusable addresses are skipped.
 #pragma once

@@ -2,13 +2,16 @@
 // (bucket refresh, republish, expiry, routing-table snapshots). See include/storjnet/dht.h.
 #include "storjnet/dht.h"
 
+#include <algorithm>
 #include <deque>
+#include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "dht/codec.h"
 #include "dht/lookup.h"
 #include "dht/routing_table.h"
+#include "dht/signed_value.h"
 #include "dht/store_rate.h"
 #include "dht/value_store.h"
 #include "engine/engine.h"
@@ -21,8 +24,8 @@ NodeId dht_key(std::string_view user_key) { return NodeId::hash_of(as_bytes(user
 
 namespace {
 constexpr size_t kRecentLookups = 1024;
-constexpr auto kMaxClockSkew = std::chrono::minutes(10);
 constexpr auto kSnapshotEvery = std::chrono::minutes(5);
+constexpr auto kPutRetryDelay = 500ms;
 
 uint64_t to_us(Duration d) { return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()); }
 }  // namespace
@@ -54,7 +57,11 @@ struct Dht::Impl {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
-      : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k), values(*storage, cfg), store_rate(c.store_rate) {
+      : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k, admission(c, e.config().network_id)),
+        values(*storage, cfg), store_rate(c.store_rate) {
+    if (!table.puzzle_ok({e.id(), {}, {}}))
+      throw std::invalid_argument("this node's id does not solve the network's id puzzle (" +
+                                  std::to_string(c.id_puzzle_bits) + " bits): create it with Identity::generate");
     engine.set_on_contact([this](const Contact& c, bool answered) { on_contact(c, answered); });
     engine.set_handler(Method::kFindNode, [this](const IncomingRequest& q, const Reply& r) { on_find_node(q, r); });
     engine.set_handler(Method::kFindValue, [this](const IncomingRequest& q, const Reply& r) { on_find_value(q, r); });
@@ -71,6 +78,16 @@ struct Dht::Impl {
     schedule_maintenance();
   }
 
+  uint32_t network() const { return engine.config().network_id; }
+
+  // A value from the network we may keep or return: signed by its owner, not too far in the future.
+  bool acceptable(const StoredValue& v) {
+    if (v.version <= engine.env().unix_us() + to_us(cfg.max_future_skew) && verify_value(v, network())) return true;
+    ++stats.bad_signatures;
+    engine.drops().add(DropReason::kDhtBadValue);
+    return false;
+  }
+
   ~Impl() {
     *alive = false;
     engine.set_on_contact(nullptr);
@@ -84,11 +101,29 @@ struct Dht::Impl {
     return Duration(d.count() - span / 2 + (span > 0 ? static_cast<int64_t>(engine.env().random_below(span)) : 0));
   }
 
+  // ------------------------------------------------------------ contact admission (Sybil resistance)
+
+  static RoutingTable::Admission admission(const DhtConfig& c, uint32_t network_id) {
+    return {network_id, c.id_puzzle_bits, c.max_per_prefix_bucket, c.max_per_prefix_table};
+  }
+
+  // Contacts learned from a peer's answer: those whose id fails the puzzle are dropped (and counted).
+  void admit_learned(std::vector<Contact>& contacts) {
+    size_t refused = std::erase_if(contacts, [&](const Contact& c) { return !table.puzzle_ok(c); });
+    stats.contacts_refused_puzzle += refused;
+    engine.drops().add(DropReason::kIdPuzzle, refused);
+  }
+
   // ------------------------------------------------------------ routing table upkeep
 
   void on_contact(const Contact& c, bool answered) {
-    if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) return verify(c);
+    if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) {
+      // No verifying ping for a contact the table would refuse anyway.
+      if (auto refused = table.refusal(c)) return count_refusal(*refused);
+      return verify(c);
+    }
     auto r = table.seen(c, engine.now());
+    count_refusal(r);
     if (r != RoutingTable::Seen::kFull) return;
     int b = table.bucket_of(c.id);
     if (pinging[b]) return;
@@ -105,6 +140,16 @@ struct Dht::Impl {
         evicted(old);
       }
     }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
+  }
+
+  void count_refusal(RoutingTable::Seen r) {
+    if (r == RoutingTable::Seen::kRefusedPuzzle) {
+      ++stats.contacts_refused_puzzle;
+      engine.drops().add(DropReason::kIdPuzzle);
+    } else if (r == RoutingTable::Seen::kRefusedPrefix) {
+      ++stats.contacts_refused_prefix;
+      engine.drops().add(DropReason::kPrefixLimit);
+    }
   }
 
   // A request proves its sender's key, not that it answers at its source address (a forged source, or a node
@@ -198,32 +243,41 @@ struct Dht::Impl {
     }
     auto v = decode_store(q.payload);
     if (!v) return r.error("malformed store");
-    if (v->value.size() > kMaxValueSize) {
+    auto refuse = [&](const char* why) {
       ++stats.stores_rejected;
-      return r.error("value too large (max 65536 bytes)");
-    }
+      engine.drops().add(DropReason::kDhtStoreRefused);
+      r.error(why);
+    };
     uint64_t now_us = engine.env().unix_us();
-    if (v->version > now_us + to_us(kMaxClockSkew)) {
+    if (v->version > now_us + to_us(cfg.max_future_skew)) return refuse("version in the future");
+    if (v->version + to_us(cfg.expire_after) < now_us) return refuse("value expired");
+    // Cheap refusals before the signature check; a value held byte for byte was verified on arrival.
+    auto held = values.get(v->key);
+    if (held && held->owner != v->owner) {
       ++stats.stores_rejected;
-      return r.error("version in the future");
+      return r.ok(encode_bool(false));
     }
-    if (v->version + to_us(cfg.expire_after) < now_us) {
+    if (!(held && same_signed_value(*held, *v)) && !acceptable(*v)) {
       ++stats.stores_rejected;
-      return r.error("value expired");
+      return r.error("bad signature");
     }
     v->stored_at_us = now_us;
     v->original = false;
-    switch (values.store(*v, q.from.id)) {
+    std::optional<Endpoint::Prefix> block;  // public senders are charged per address block, as in the routing table
+    if (!q.from.endpoint.is_private_or_loopback() && !q.from.endpoint.is_unspecified()) block = q.from.endpoint.prefix();
+    switch (values.store(*v, q.from.id, block)) {
       case ValueStore::Result::kStored:
       case ValueStore::Result::kSame:
         ++stats.stores_accepted;
         // Someone just republished this key to us: our own republish can wait a full interval.
         republish_at[v->key] = engine.now() + jittered(cfg.republish_interval);
         return r.ok(encode_bool(true));
-      case ValueStore::Result::kHeldNewer: return r.ok(encode_bool(false));
-      case ValueStore::Result::kTooLarge: ++stats.stores_rejected; return r.error("value too large (max 65536 bytes)");
-      case ValueStore::Result::kFull: ++stats.stores_rejected; return r.error("storage full");
-      case ValueStore::Result::kQuota: ++stats.stores_rejected; return r.error("per-peer storage quota exceeded");
+      case ValueStore::Result::kHeldNewer:
+      case ValueStore::Result::kOtherOwner: ++stats.stores_rejected; return r.ok(encode_bool(false));
+      case ValueStore::Result::kTooLarge: return refuse("value too large (max 65536 bytes)");
+      case ValueStore::Result::kFull: return refuse("storage full");
+      case ValueStore::Result::kQuota: return refuse("per-peer storage quota exceeded");
+      case ValueStore::Result::kPrefixQuota: return refuse("per-prefix storage quota exceeded");
       case ValueStore::Result::kWriteFailed:
         ++stats.storage_write_failures;
         return r.error("storage write failed");
@@ -232,33 +286,40 @@ struct Dht::Impl {
 
   // ------------------------------------------------------------ lookups
 
+  // seeds: how many of the table's closest contacts to start from (0: k). A seed that fails is replaced by
+  // the next one, so a retry with more seeds gets past a region of the table that is all unreachable.
+  // paths: disjoint paths (S/Kademlia). Puts and gets use cfg.disjoint_paths; table upkeep (join, refresh,
+  // holder republish) and find use one: they carry no value a liar could hide, and the table's admission
+  // rules bound what a liar can insert.
   void lookup(const NodeId& target, bool want_value, bool stop_on_target, std::function<void(LookupResult)> done,
-              std::vector<Contact> must_query = {}) {
+              std::vector<Contact> must_query = {}, size_t seeds = 0, size_t paths = 1, bool settle = true) {
     ++stats.lookups;
     int b = table.bucket_of(target);
     if (b >= 0) table.mark_refreshed(b, engine.now());
-    LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, std::move(must_query)};
+    LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, paths,
+                   std::move(must_query), settle};
     std::weak_ptr<bool> live = alive;
     QueryFn query = [this, live, want_value, target](const Contact& to, QueryDone qd) {
       if (live.expired()) return qd(std::nullopt);
       Method m = want_value ? Method::kFindValue : Method::kFindNode;
-      rpc(to, m, encode_id_request(target), [want_value, target, qd = std::move(qd)](std::optional<Bytes> body) {
-        if (!body) return qd(std::nullopt);
+      rpc(to, m, encode_id_request(target), [this, live, want_value, target, qd = std::move(qd)](std::optional<Bytes> body) {
+        if (!body || live.expired()) return qd(std::nullopt);
         QueryResponse resp;
         if (want_value) {
           auto fv = decode_find_value_response(*body, target);
           if (!fv) return qd(std::nullopt);
           resp.contacts = std::move(fv->contacts);
-          resp.value = std::move(fv->value);
+          if (fv->value && acceptable(*fv->value)) resp.value = std::move(fv->value);
         } else {
           auto cs = decode_contacts(*body);
           if (!cs) return qd(std::nullopt);
           resp.contacts = std::move(*cs);
         }
+        admit_learned(resp.contacts);
         qd(std::move(resp));
       });
     };
-    Lookup::start(p, table.closest(target, cfg.k), std::move(query), [this] { return engine.now(); },
+    Lookup::start(p, table.closest(target, seeds ? seeds : cfg.k), std::move(query), [this] { return engine.now(); },
                   [this, live, done = std::move(done)](LookupResult res) {
                     if (live.expired()) return;
                     stats.lookup_rpcs += res.stats.rpcs;
@@ -268,32 +329,42 @@ struct Dht::Impl {
                   });
   }
 
-  // Stores `v` on `targets`; cb(acks) after every store answered.
+  struct StoreTally {
+    size_t acks = 0, refused = 0;  // true answers; false answers (another owner's or a newer value held)
+  };
+  // Stores `v` on `targets`: first_ack(acks) at the first acknowledgement, all_done(tally) after every
+  // store answered or timed out.
   void store_on(const std::vector<Contact>& targets, const StoredValue& v, std::function<void(size_t)> first_ack,
-                std::function<void(size_t)> all_done) {
-    auto state = std::make_shared<std::tuple<size_t, size_t, bool>>(targets.size(), 0, false);  // left, acks, told
+                std::function<void(StoreTally)> all_done) {
+    struct State {
+      size_t left;
+      StoreTally tally;
+      bool told = false;
+    };
+    auto state = std::make_shared<State>(State{targets.size(), {}});
     Bytes body = encode_store(v);
     if (targets.empty()) {
-      if (all_done) all_done(0);
+      if (all_done) all_done({});
       return;
     }
     for (auto& t : targets) {
       rpc(t, Method::kStore, body, [state, first_ack, all_done](std::optional<Bytes> resp) {
-        auto& [left, acks, told] = *state;
-        if (resp && decode_bool(*resp).value_or(false)) ++acks;
-        if (acks > 0 && !told && first_ack) {
-          told = true;
-          first_ack(acks);
+        auto answer = resp ? decode_bool(*resp) : std::nullopt;
+        if (answer) ++(*answer ? state->tally.acks : state->tally.refused);
+        if (state->tally.acks > 0 && !state->told && first_ack) {
+          state->told = true;
+          first_ack(state->tally.acks);
         }
-        if (--left == 0 && all_done) all_done(acks);
+        if (--state->left == 0 && all_done) all_done(state->tally);
       });
     }
   }
 
-  // True when we are among the k closest to key given the answered closest list.
-  bool self_among_closest(const NodeId& key, const std::vector<Contact>& closest) const {
-    if (closest.size() < cfg.k) return true;
-    return (engine.id() ^ key) < (closest.back().id ^ key);
+  // True when a lookup shows us among the k closest to key: it must be complete (k answers, or fewer with
+  // no candidate lost), since a lookup that lost nodes to loss or death proves nothing about distance.
+  bool self_among_closest(const NodeId& key, const LookupResult& res) const {
+    if (res.closest.size() >= cfg.k) return (engine.id() ^ key) < (res.closest.back().id ^ key);
+    return !res.closest.empty() && res.failed == 0;
   }
 
   // ------------------------------------------------------------ maintenance
@@ -327,6 +398,7 @@ struct Dht::Impl {
     for (auto& v : due_originals) {
       StoredValue fresh = v;
       fresh.version = std::max(now_us, v.version + 1);
+      sign_value(fresh, engine.identity(), network());
       put_value(fresh, [](const PutResult&) {});
     }
     // Idle buckets: refresh by looking up a random id in their range.
@@ -409,48 +481,109 @@ struct Dht::Impl {
 
   // ------------------------------------------------------------ operations
 
+  struct PutState {
+    StoredValue value;
+    std::function<void(const PutResult&)> cb;
+    TimePoint deadline;
+    PutResult result;
+  };
+
   void put_value(const StoredValue& v, std::function<void(const PutResult&)> cb) {
     ++stats.puts;
     originals[v.key] = v;
+    put_attempt(std::make_shared<PutState>(PutState{v, std::move(cb), engine.now() + cfg.put_timeout, {}}));
+  }
+
+  // One lookup and store round of a put; another after kPutRetryDelay while no replica acknowledged.
+  void put_attempt(std::shared_ptr<PutState> st) {
+    ++st->result.attempts;
     std::weak_ptr<bool> live = alive;
-    lookup(v.key, false, false, [this, live, v, cb = std::move(cb)](LookupResult res) {
+    // A retry starts from more of the table: its closest contacts may all be unreachable (a partition).
+    size_t seeds = cfg.k * static_cast<size_t>(st->result.attempts);
+    lookup(st->value.key, false, false, [this, live, st](LookupResult res) {
       if (live.expired()) return;
-      auto result = std::make_shared<PutResult>();
-      result->lookup = res.stats;
-      // We hold (and serve) our own value only when we are among its k closest; otherwise a later put by
-      // someone else would leave a stale copy here that no republish reaches.
-      bool local = false;
-      if (self_among_closest(v.key, res.closest)) {
-        auto stored = values.store(v, engine.id());
-        if (stored == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
-        local = stored == ValueStore::Result::kStored || values.get(v.key).has_value();
+      const StoredValue& v = st->value;
+      st->result.lookup = res.stats;
+      // We hold (and serve) our own value only when we are among its k closest; otherwise a later put
+      // would leave a stale copy here that no republish reaches.
+      size_t local = 0;
+      auto held = values.get(v.key);
+      if (held && held->owner != v.owner) return put_done(st, 0, "the key holds another owner's value");
+      if (self_among_closest(v.key, res)) {
+        auto r = values.store(v, engine.id());
+        if (r == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
+        local = r == ValueStore::Result::kStored || r == ValueStore::Result::kSame;
+        if (local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
+      } else if (held && ValueStore::newer(v, *held)) {
+        values.erase(v.key);
       }
-      if (local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
-      else if (auto held = values.get(v.key); held && ValueStore::newer(v, *held)) values.erase(v.key);
-      auto told = std::make_shared<bool>(false);
-      if (local) {
-        result->ok = true;
-        result->stored_on = 1;
-        *told = true;
-        cb(*result);
-      }
-      store_on(res.closest, v,
-               [result, told, cb](size_t acks) {
-                 if (*told) return;
-                 *told = true;
-                 result->ok = true;
-                 result->stored_on = acks;
-                 cb(*result);
-               },
-               [result, told, cb](size_t acks) {
-                 if (*told) return;
-                 *told = true;
-                 result->ok = acks > 0;
-                 result->stored_on = acks;
-                 if (!result->ok) result->error = "no node acknowledged the store";
-                 cb(*result);
+      store_on(res.closest, v, [this, st, local](size_t acks) { put_done(st, acks + local, {}); },
+               [this, live, st](StoreTally t) {
+                 if (live.expired() || st->result.ok) return;
+                 if (t.refused > 0) return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
+                 if (engine.now() + kPutRetryDelay >= st->deadline)
+                   return put_done(st, 0, "no node among the k closest acknowledged the store");
+                 ++stats.put_retries;
+                 engine.schedule(kPutRetryDelay, [this, live, st] {
+                   if (!live.expired()) put_attempt(st);
+                 });
                });
+    }, {}, seeds, cfg.disjoint_paths);
+  }
+
+  // Answers a put once: ok with `acks` when error is empty.
+  void put_done(const std::shared_ptr<PutState>& st, size_t acks, std::string error) {
+    if (!st->cb) return;
+    st->result.ok = error.empty();
+    st->result.stored_on = acks;
+    st->result.error = std::move(error);
+    auto cb = std::move(st->cb);
+    st->cb = nullptr;
+    cb(st->result);
+  }
+
+  // The owners' values among `found` (and our own copy), most holders first, then newest, then key.
+  static std::vector<OwnedValue> tally(const std::vector<FoundValue>& found, const std::optional<StoredValue>& local) {
+    std::vector<std::pair<StoredValue, size_t>> owners;  // best value per owner, holders
+    auto count = [&](const StoredValue& v) {
+      auto it = std::find_if(owners.begin(), owners.end(), [&](auto& o) { return o.first.owner == v.owner; });
+      if (it == owners.end()) return owners.emplace_back(v, 1), void();
+      ++it->second;
+      if (ValueStore::newer(v, it->first)) it->first = v;
+    };
+    for (auto& f : found) count(f.value);
+    if (local) count(*local);
+    std::vector<OwnedValue> out;
+    for (auto& [v, n] : owners) out.push_back({v.value, v.owner, v.publisher(), v.version, n});
+    std::sort(out.begin(), out.end(), [](const OwnedValue& a, const OwnedValue& b) {
+      if (a.holders != b.holders) return a.holders > b.holders;
+      if (a.version != b.version) return a.version > b.version;
+      return a.owner < b.owner;
     });
+    return out;
+  }
+
+  // every_owner: a full lookup (dht_get_all); otherwise the lookup settles once its paths agree.
+  void get_all(const NodeId& key, bool every_owner, std::function<void(GetAllResult, std::optional<StoredValue>)> cb) {
+    ++stats.gets;
+    std::weak_ptr<bool> live = alive;
+    lookup(key, true, false, [this, live, key, cb = std::move(cb)](LookupResult res) {
+      if (live.expired()) return;
+      auto local = values.get(key);
+      GetAllResult r;
+      r.local = local.has_value();
+      r.lookup = res.stats;
+      r.values = tally(res.values, local);
+      std::optional<StoredValue> best;
+      if (!r.values.empty()) {
+        ++stats.gets_found;
+        for (auto& f : res.values)
+          if (f.value.owner == r.values[0].owner && (!best || ValueStore::newer(f.value, *best))) best = f.value;
+        if (local && local->owner == r.values[0].owner && (!best || ValueStore::newer(*local, *best))) best = local;
+        if (res.cache_target && best) store_on({*res.cache_target}, *best, nullptr, nullptr);
+      }
+      cb(std::move(r), std::move(best));
+    }, {}, 0, cfg.disjoint_paths, !every_owner);
   }
 };
 
@@ -507,39 +640,34 @@ void Dht::put(std::string_view key, ByteView value, std::function<void(const Put
   StoredValue v;
   v.key = dht_key(key);
   v.value.assign(value.begin(), value.end());
-  v.publisher = d.engine.id();
+  v.owner = d.engine.identity().public_key();
   v.version = d.engine.env().unix_us();
-  if (auto held = d.values.get(v.key); held && held->version >= v.version) v.version = held->version + 1;
+  if (auto held = d.values.get(v.key); held && held->owner == v.owner && held->version >= v.version)
+    v.version = held->version + 1;
   if (auto mine = d.originals.find(v.key); mine != d.originals.end() && mine->second.version >= v.version)
     v.version = mine->second.version + 1;
   v.stored_at_us = v.version;
   v.original = true;
+  sign_value(v, d.engine.identity(), d.network());
   d.put_value(v, std::move(cb));
 }
 
 void Dht::get(std::string_view key, std::function<void(GetResult)> cb) {
-  Impl& d = *impl_;
-  ++d.stats.gets;
-  NodeId k = dht_key(key);
-  if (auto held = d.values.get(k)) {
-    ++d.stats.gets_found;
+  impl_->get_all(dht_key(key), false, [cb = std::move(cb)](GetAllResult all, std::optional<StoredValue> best) {
     GetResult r;
-    r.value = std::move(held->value);
-    r.local = true;
-    return cb(std::move(r));
-  }
-  std::weak_ptr<bool> live = d.alive;
-  d.lookup(k, true, false, [&d, live, cb = std::move(cb)](LookupResult res) {
-    if (live.expired()) return;
-    GetResult r;
-    r.lookup = res.stats;
-    if (res.value) {
-      ++d.stats.gets_found;
-      if (res.cache_target) d.store_on({*res.cache_target}, *res.value, nullptr, nullptr);
-      r.value = std::move(res.value->value);
+    r.local = all.local;
+    r.lookup = all.lookup;
+    if (best) {
+      r.value = std::move(best->value);
+      r.owner = best->publisher();
+      r.version = best->version;
     }
     cb(std::move(r));
   });
+}
+
+void Dht::get_all(std::string_view key, std::function<void(GetAllResult)> cb) {
+  impl_->get_all(dht_key(key), true, [cb = std::move(cb)](GetAllResult all, std::optional<StoredValue>) { cb(std::move(all)); });
 }
 
 void Dht::find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {

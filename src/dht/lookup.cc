@@ -5,54 +5,79 @@ namespace storjnet::dht {
 void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn query, std::function<TimePoint()> now,
                    std::function<void(LookupResult)> done) {
   std::shared_ptr<Lookup> l(new Lookup());
-  l->p_ = params;
+  l->p_ = std::move(params);
+  l->p_.paths = std::max<size_t>(l->p_.paths, 1);
+  l->p_.alpha = std::max<size_t>(l->p_.alpha, 1);
+  l->path_size_.assign(l->p_.paths, 0);
+  l->path_in_flight_.assign(l->p_.paths, 0);
+  l->path_valued_.assign(l->p_.paths, false);
   l->query_ = std::move(query);
   l->now_ = std::move(now);
   l->done_ = std::move(done);
   l->started_ = l->now_();
-  for (auto& c : seeds) l->add(c, 1);
-  // Vantage points: asked at once, tracked outside the distance-ordered shortlist.
+  size_t next = 0;
+  for (auto& c : seeds)
+    if (c.id != l->p_.self) l->add(c, 1, next++ % l->p_.paths);
+  // Vantage points: asked at once, on the paths in turn.
   for (auto& c : l->p_.must_query) {
     NodeId d = c.id ^ l->p_.target;
     if (c.id == l->p_.self || l->shortlist_.count(d)) continue;
-    l->shortlist_.emplace(d, Candidate{c, State::kInFlight, 1});
+    size_t path = next++ % l->p_.paths;
+    l->shortlist_.emplace(d, Candidate{c, State::kInFlight, 1, path});
+    ++l->path_size_[path];
+    ++l->path_in_flight_[path];
     l->result_.stats.rounds = std::max(l->result_.stats.rounds, 1);
     l->ask(d, c);
+    if (l->finished_) return;
   }
   l->step();
 }
 
-void Lookup::add(const Contact& c, int depth) {
+void Lookup::add(const Contact& c, int depth, size_t path) {
   if (c.id == p_.self) return;
   NodeId d = c.id ^ p_.target;
-  if (shortlist_.count(d)) return;
-  // Bounded: keep the 3k closest; a farther newcomer is not worth remembering.
-  size_t cap = 3 * p_.k;
-  if (shortlist_.size() >= cap) {
-    auto last = std::prev(shortlist_.end());
-    if (!(d < last->first)) return;
-    if (last->second.state == State::kInFlight) return;  // keep what we are waiting for
-    shortlist_.erase(last);
+  if (shortlist_.count(d)) return;  // already some path's: paths stay disjoint
+  // Bounded: each path keeps its 3k closest; a farther newcomer is not worth remembering.
+  if (path_size_[path] >= 3 * p_.k) {
+    auto far = shortlist_.end();
+    for (auto it = shortlist_.rbegin(); it != shortlist_.rend(); ++it)
+      if (it->second.path == path) {
+        far = std::prev(it.base());
+        break;
+      }
+    if (far == shortlist_.end() || !(d < far->first) || far->second.state == State::kInFlight) return;
+    shortlist_.erase(far);
+    --path_size_[path];
   }
-  shortlist_.emplace(d, Candidate{c, State::kNew, depth});
+  shortlist_.emplace(d, Candidate{c, State::kNew, depth, path});
+  ++path_size_[path];
 }
 
 void Lookup::step() {
   if (finished_) return;
-  size_t considered = 0;
   bool pending_new = false;
   std::vector<std::pair<NodeId, Contact>> to_send;
+  std::vector<size_t> considered(p_.paths, 0), sending(p_.paths, 0);
+  std::vector<bool> active(p_.paths, false);  // the path still has a candidate to ask or an answer to wait for
+  for (size_t i = 0; i < p_.paths; ++i) active[i] = path_in_flight_[i] > 0;
   for (auto& [dist, cand] : shortlist_) {
+    size_t path = cand.path;
     if (cand.state == State::kFailed) continue;
-    if (considered++ >= p_.k) break;
+    if (considered[path]++ >= p_.k) continue;
     if (cand.state != State::kNew) continue;
+    active[path] = true;
+    // A value lookup whose answers all agree asks no further on a path that gave a value (see settled()).
+    if (p_.settle_on_agreement && path_valued_[path] && !disagree_) continue;
     pending_new = true;
-    if (in_flight_ + to_send.size() >= p_.alpha) break;
+    if (path_in_flight_[path] + sending[path] >= p_.alpha) continue;
     cand.state = State::kInFlight;
+    ++sending[path];
     to_send.emplace_back(dist, cand.contact);
     result_.stats.rounds = std::max(result_.stats.rounds, cand.depth);
   }
   if (to_send.empty() && in_flight_ == 0 && !pending_new) return finish();
+  if (settled(active)) return finish();
+  for (size_t i = 0; i < p_.paths; ++i) path_in_flight_[i] += sending[i];
   for (auto& [dist, contact] : to_send) {
     ask(dist, contact);
     if (finished_) return;
@@ -71,8 +96,10 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   auto it = shortlist_.find(dist);
   if (it == shortlist_.end()) return step();
   Candidate& cand = it->second;
+  --path_in_flight_[cand.path];
   if (!r) {
     cand.state = State::kFailed;
+    ++result_.failed;
     return step();
   }
   cand.state = State::kAnswered;
@@ -81,13 +108,28 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
     if (p_.stop_on_target) return finish();
   }
   if (p_.want_value && r->value) {
-    result_.value = std::move(r->value);
-    value_from_ = dist;
-    return finish();
+    const StoredValue& v = *r->value;
+    for (auto& f : result_.values)
+      if (f.value.owner != v.owner || f.value.version != v.version || f.value.signature != v.signature) disagree_ = true;
+    path_valued_[cand.path] = true;
+    result_.values.push_back({cand.contact, std::move(*r->value)});
   }
   int depth = cand.depth + 1;
-  for (auto& c : r->contacts) add(c, depth);
+  size_t path = cand.path;
+  for (auto& c : r->contacts) add(c, depth, path);
   step();
+}
+
+bool Lookup::settled(const std::vector<bool>& active) const {
+  if (!p_.want_value || !p_.settle_on_agreement || disagree_ || result_.values.empty()) return false;
+  size_t valued = 0, open = 0;
+  for (size_t i = 0; i < p_.paths; ++i) {
+    valued += path_valued_[i];
+    open += !path_valued_[i] && active[i];
+  }
+  // A majority of the paths agree (a path slowed by dead or silent nodes does not hold the get up), or every
+  // path that can still answer has.
+  return valued >= p_.paths / 2 + 1 || open == 0;
 }
 
 void Lookup::finish() {
@@ -96,8 +138,11 @@ void Lookup::finish() {
   for (auto& [dist, cand] : shortlist_) {
     if (cand.state != State::kAnswered) continue;
     if (result_.closest.size() < p_.k) result_.closest.push_back(cand.contact);
-    if (p_.want_value && result_.value && !result_.cache_target && dist != value_from_)
-      result_.cache_target = cand.contact;
+    if (p_.want_value && !result_.cache_target) {
+      bool had = false;
+      for (auto& f : result_.values) had = had || f.from.id == cand.contact.id;
+      if (!had) result_.cache_target = cand.contact;
+    }
   }
   result_.stats.elapsed = now_() - started_;
   auto done = std::move(done_);

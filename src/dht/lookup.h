@@ -1,14 +1,23 @@
-// Lookup: one Kademlia iterative lookup, as a state machine over a query function.
+// Lookup: one Kademlia iterative lookup over d disjoint paths (S/Kademlia), as a state machine over a
+// query function.
 //
-// Starts from the routing table's closest contacts; keeps at most alpha queries in flight, always to the
-// closest not-yet-queried candidates; finishes when the k closest non-failed candidates have all answered
-// (or, for a value lookup, as soon as a value arrives; with stop_on_target, once the target answered).
-// Rounds: an RPC to a contact learned from a depth-d answer has depth d+1; rounds is the deepest RPC sent.
+// The routing table's closest contacts are dealt round-robin to `paths` paths. Each path keeps at most
+// alpha queries in flight, always to its closest not-yet-queried candidates, and finishes when its k
+// closest non-failed candidates have all answered. A contact belongs to the first path that learned it: the
+// others never query it, so a liar that answers only with its friends captures at most the paths that
+// reached it, and an honest path still converges on the true closest nodes.
+// Value lookups never stop at the first value: every answering node's (already verified) value is
+// collected, for the caller to choose by owner and version. They stop early only when a majority of the
+// paths gave a value (or every path did, or ran out of candidates) and all values agree
+// (settle_on_agreement); one disagreeing answer makes every path run to its end. With stop_on_target, the lookup ends once the
+// target answered. Rounds: an RPC to a contact learned from a depth-d answer has depth d+1; rounds is the
+// deepest RPC sent. Re-entrancy: the query function may answer synchronously; state is consistent then.
 #pragma once
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <unordered_set>
 #include <vector>
 
 #include "storjnet/contact.h"
@@ -24,11 +33,17 @@ struct QueryResponse {
 using QueryDone = std::function<void(std::optional<QueryResponse>)>;
 using QueryFn = std::function<void(const Contact& to, QueryDone done)>;
 
+struct FoundValue {
+  Contact from;
+  StoredValue value;
+};
+
 struct LookupResult {
-  std::vector<Contact> closest;        // answered, closest first, at most k
-  std::optional<StoredValue> value;    // value lookups: what was found
-  std::optional<Contact> cache_target; // value lookups: closest answered node that lacked the value
+  std::vector<Contact> closest;        // answered over all paths, closest first, at most k
+  std::vector<FoundValue> values;      // value lookups: every value returned (at most one per node)
+  std::optional<Contact> cache_target; // value lookups: closest answered node that returned no value
   std::optional<Contact> target;       // the target node itself, when it answered
+  size_t failed = 0;                   // queried candidates that did not answer
   LookupStats stats;
 };
 
@@ -37,9 +52,15 @@ struct LookupParams {
   bool want_value = false;
   bool stop_on_target = false;
   size_t k = 20, alpha = 3;
+  size_t paths = 1;  // d disjoint paths
   // Asked first whatever their distance: vantage points on the far side of the id space, so a refresh can
   // learn a region that no contact near the target knows (see Dht::Impl::refresh_bucket).
   std::vector<Contact> must_query;
+  // Value lookups: finish as soon as a majority of the paths (2 of 3) gave a value, or every path gave one or
+  // has nothing left to ask, provided all values received agree (same owner, version and signature); a path
+  // stops asking once it gave a value. Any disagreement resumes every path, run to its end (k closest
+  // answered) for the caller to vote.
+  bool settle_on_agreement = true;
 };
 
 class Lookup : public std::enable_shared_from_this<Lookup> {
@@ -53,21 +74,26 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
     Contact contact;
     State state = State::kNew;
     int depth = 1;
+    size_t path = 0;
   };
 
   Lookup() = default;
-  void add(const Contact& c, int depth);
+  void add(const Contact& c, int depth, size_t path);
   void ask(const NodeId& dist, const Contact& contact);
   void step();
   void on_answer(const NodeId& distance, std::optional<QueryResponse> r);
+  bool settled(const std::vector<bool>& active) const;
   void finish();
 
   LookupParams p_;
   QueryFn query_;
   std::function<TimePoint()> now_;
   std::function<void(LookupResult)> done_;
-  std::map<NodeId, Candidate> shortlist_;  // by XOR distance to the target
-  NodeId value_from_;  // distance key of the candidate that returned the value
+  std::map<NodeId, Candidate> shortlist_;  // all paths, by XOR distance to the target
+  std::vector<size_t> path_size_;          // candidates per path (bounded to 3k each)
+  std::vector<size_t> path_in_flight_;
+  std::vector<bool> path_valued_;  // the path got a value
+  bool disagree_ = false;          // two values received differ
   size_t in_flight_ = 0;
   bool finished_ = false;
   TimePoint started_{};

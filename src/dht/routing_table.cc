@@ -9,6 +9,50 @@ int RoutingTable::bucket_of(const NodeId& id) const {
   return cpl >= static_cast<int>(kBuckets) ? -1 : cpl;
 }
 
+bool RoutingTable::puzzle_ok(const Contact& c) const { return id_puzzle_ok(c.id, adm_.network_id, adm_.puzzle_bits); }
+
+std::optional<Endpoint::Prefix> RoutingTable::limited_prefix(const Endpoint& ep) {
+  if (ep.is_private_or_loopback() || ep.is_unspecified()) return std::nullopt;
+  return ep.prefix();
+}
+
+size_t RoutingTable::in_prefix(const Endpoint& ep) const {
+  auto p = limited_prefix(ep);
+  if (!p) return 0;
+  auto it = per_prefix_.find(*p);
+  return it == per_prefix_.end() ? 0 : it->second;
+}
+
+bool RoutingTable::prefix_fits(const Bucket& bk, const Endpoint& ep, const NodeId* except) const {
+  auto p = limited_prefix(ep);
+  if (!p) return true;
+  size_t in_bucket = 0, in_table = in_prefix(ep);
+  for (const auto& e : bk.entries) {
+    if (except && e.contact.id == *except) {
+      if (limited_prefix(e.contact.endpoint) == p) --in_table;  // the entry being moved does not count
+      continue;
+    }
+    if (limited_prefix(e.contact.endpoint) == p) ++in_bucket;
+  }
+  return in_bucket < adm_.per_prefix_bucket && in_table < adm_.per_prefix_table;
+}
+
+std::optional<RoutingTable::Seen> RoutingTable::refusal(const Contact& c) const {
+  if (!puzzle_ok(c)) return Seen::kRefusedPuzzle;
+  static const Bucket kNoBucket{};
+  auto b = static_cast<size_t>(bucket_of(c.id));
+  if (!prefix_fits(b < buckets_.size() ? buckets_[b] : kNoBucket, c.endpoint, nullptr)) return Seen::kRefusedPrefix;
+  return std::nullopt;
+}
+
+void RoutingTable::count_prefix(const Endpoint& ep, int delta) {
+  auto p = limited_prefix(ep);
+  if (!p) return;
+  auto& n = per_prefix_[*p];
+  n = static_cast<size_t>(static_cast<long>(n) + delta);
+  if (n == 0) per_prefix_.erase(*p);
+}
+
 RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   int b = bucket_of(c.id);
   if (b < 0 || !c.endpoint.valid()) return Seen::kIgnored;
@@ -16,15 +60,26 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   auto it = std::find_if(bk.entries.begin(), bk.entries.end(), [&](const Entry& e) { return e.contact.id == c.id; });
   if (it != bk.entries.end()) {
     Entry e = *it;
-    e.contact = c;  // the endpoint may have changed
+    if (e.contact.endpoint != c.endpoint) {  // moved: charge the new address block, if it has room
+      if (limited_prefix(e.contact.endpoint) != limited_prefix(c.endpoint) && !prefix_fits(bk, c.endpoint, &c.id)) {
+        remove(c.id);
+        return Seen::kRefusedPrefix;
+      }
+      count_prefix(e.contact.endpoint, -1);
+      count_prefix(c.endpoint, +1);
+    }
+    e.contact = c;
     e.last_seen = now;
     e.failures = 0;
     bk.entries.erase(it);
     bk.entries.push_back(e);
     return Seen::kUpdated;
   }
+  if (!puzzle_ok(c)) return Seen::kRefusedPuzzle;
+  if (!prefix_fits(bk, c.endpoint, nullptr)) return Seen::kRefusedPrefix;
   if (bk.entries.size() < k_) {
     bk.entries.push_back({c, now, 0});
+    count_prefix(c.endpoint, +1);
     ++size_;
     return Seen::kAdded;
   }
@@ -65,13 +120,18 @@ void RoutingTable::remove(const NodeId& id) {
     return;
   }
   TimePoint seen = it->last_seen;
+  count_prefix(it->contact.endpoint, -1);
   bk.entries.erase(it);
   --size_;
-  if (!bk.replacements.empty()) {
-    // Not yet proven alive recently: it goes to the front (least recently seen), to be checked first.
-    bk.entries.insert(bk.entries.begin(), Entry{bk.replacements.back(), seen, 0});
-    bk.replacements.pop_back();
+  // The newest waiting contact whose address block still has room. Not yet proven alive recently: it goes to
+  // the front (least recently seen), to be checked first.
+  for (auto r = bk.replacements.rbegin(); r != bk.replacements.rend(); ++r) {
+    if (!prefix_fits(bk, r->endpoint, nullptr)) continue;
+    bk.entries.insert(bk.entries.begin(), Entry{*r, seen, 0});
+    count_prefix(r->endpoint, +1);
+    bk.replacements.erase(std::next(r).base());
     ++size_;
+    break;
   }
 }
 

@@ -6,9 +6,18 @@
 // entry has gone quiet, it is pinged and the newcomer replaces it only if the ping fails (as BEP 5: entries
 // heard from recently are good and not pinged). Contacts whose requests keep timing out are evicted and
 // replaced from the cache.
+//
+// Admission (Sybil resistance, docs/protocol.md section 5): a contact enters (or waits in a replacement cache)
+// only if its id solves the network's id puzzle, and only while its address block (a public IPv4 /24 or IPv6
+// /48, Endpoint::prefix()) holds fewer than `per_prefix_bucket` contacts of its bucket and `per_prefix_table`
+// of the whole table, so one machine or subnet cannot fill a bucket or the table. Private and loopback
+// addresses are not limited: they are not reachable from the public internet, and local test networks and the
+// simulator put every node in one block.
 #pragma once
 #include <array>
+#include <cstdint>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "storjnet/contact.h"
@@ -23,11 +32,20 @@ class RoutingTable {
     TimePoint last_seen{};
     int failures = 0;
   };
-  enum class Seen { kAdded, kUpdated, kFull, kIgnored };
+  // kRefusedPuzzle / kRefusedPrefix: not admitted (see above); a known contact that moved to a block over its
+  // limit is removed and reported kRefusedPrefix.
+  enum class Seen { kAdded, kUpdated, kFull, kIgnored, kRefusedPuzzle, kRefusedPrefix };
   static constexpr size_t kBuckets = 160;
   static constexpr size_t kReplacements = 8;
+  struct Admission {
+    uint32_t network_id = 0;
+    int puzzle_bits = 0;                 // id puzzle difficulty (0: every id)
+    size_t per_prefix_bucket = SIZE_MAX; // contacts of one public address block per bucket
+    size_t per_prefix_table = SIZE_MAX;  // contacts of one public address block in the table
+  };
 
   RoutingTable(const NodeId& self, size_t k) : self_(self), k_(k) {}
+  RoutingTable(const NodeId& self, size_t k, const Admission& admission) : self_(self), k_(k), adm_(admission) {}
 
   // A contact proved alive (authenticated message). kFull: bucket full, newcomer cached; ping oldest_in_bucket_of.
   Seen seen(const Contact& c, TimePoint now);
@@ -50,6 +68,13 @@ class RoutingTable {
   void mark_refreshed(size_t i, TimePoint now) { at(i).refreshed = now; }
   // Deepest non-empty bucket index, or -1.
   int deepest_bucket() const;
+  // Whether `c`'s id solves the network's id puzzle (no hashing when puzzle_bits is 0).
+  bool puzzle_ok(const Contact& c) const;
+  // Why a new contact `c` would be refused (kRefusedPuzzle, kRefusedPrefix), or nullopt if the table would take
+  // it (added, or waiting for room): lets a caller skip work, such as a verifying ping, for a refused contact.
+  std::optional<Seen> refusal(const Contact& c) const;
+  // Contacts of the table in `ep`'s address block (0 for private and loopback addresses: not counted).
+  size_t in_prefix(const Endpoint& ep) const;
 
  private:
   struct Bucket {
@@ -62,11 +87,18 @@ class RoutingTable {
     if (i >= buckets_.size()) buckets_.resize(i + 1);
     return buckets_[i];
   }
+  // The address block an endpoint is charged to; nullopt for private and loopback addresses (not limited).
+  static std::optional<Endpoint::Prefix> limited_prefix(const Endpoint& ep);
+  // Whether one more contact at `ep` fits the block limits of bucket `bk` (ignoring entry `except`).
+  bool prefix_fits(const Bucket& bk, const Endpoint& ep, const NodeId* except) const;
+  void count_prefix(const Endpoint& ep, int delta);
   static inline const std::vector<Entry> kEmpty{};
   NodeId self_;
   size_t k_;
+  Admission adm_;
   std::vector<Bucket> buckets_;
   size_t size_ = 0;
+  std::unordered_map<Endpoint::Prefix, size_t> per_prefix_;  // public address blocks -> contacts in the table
 };
 
 }  // namespace storjnet::dht

@@ -48,8 +48,10 @@ class SqliteStorage final : public DhtStorage {
     }
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
-    exec("CREATE TABLE IF NOT EXISTS dht_values (key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER,"
-         " publisher BLOB, stored_at INTEGER, original INTEGER)");
+    // Values of protocol version 2 and before were unsigned: dropped (their publishers put them again signed).
+    exec("DROP TABLE IF EXISTS dht_values");
+    exec("CREATE TABLE IF NOT EXISTS dht_values3 (key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER,"
+         " owner BLOB NOT NULL, signature BLOB NOT NULL, stored_at INTEGER, original INTEGER)");
     exec("CREATE TABLE IF NOT EXISTS routing (id BLOB PRIMARY KEY, pk BLOB NOT NULL, endpoint TEXT NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
     if (max_db_bytes > 0) {
@@ -59,11 +61,11 @@ class SqliteStorage final : public DhtStorage {
       long pages = std::max<long>(1, static_cast<long>(max_db_bytes) / std::max<long>(page, 512));
       exec(("PRAGMA max_page_count=" + std::to_string(pages)).c_str());
     }
-    get_ = std::make_unique<Stmt>(db_, "SELECT value, version, publisher, stored_at, original FROM dht_values WHERE key=?");
-    put_ = std::make_unique<Stmt>(db_, "INSERT OR REPLACE INTO dht_values VALUES (?,?,?,?,?,?)");
-    del_ = std::make_unique<Stmt>(db_, "DELETE FROM dht_values WHERE key=?");
+    get_ = std::make_unique<Stmt>(db_, "SELECT value, version, owner, signature, stored_at, original FROM dht_values3 WHERE key=?");
+    put_ = std::make_unique<Stmt>(db_, "INSERT OR REPLACE INTO dht_values3 VALUES (?,?,?,?,?,?,?)");
+    del_ = std::make_unique<Stmt>(db_, "DELETE FROM dht_values3 WHERE key=?");
     // Totals kept in memory: counting on every call would scan the table.
-    Stmt totals(db_, "SELECT COUNT(*), COALESCE(SUM(LENGTH(value)),0) FROM dht_values");
+    Stmt totals(db_, "SELECT COUNT(*), COALESCE(SUM(LENGTH(value)),0) FROM dht_values3");
     if (sqlite3_step(totals.get()) == SQLITE_ROW) {
       count_ = static_cast<size_t>(sqlite3_column_int64(totals.get(), 0));
       bytes_ = static_cast<size_t>(sqlite3_column_int64(totals.get(), 1));
@@ -93,9 +95,10 @@ class SqliteStorage final : public DhtStorage {
     sqlite3_bind_blob(s.get(), 1, v.key.bytes().data(), NodeId::kSize, SQLITE_STATIC);
     sqlite3_bind_blob(s.get(), 2, v.value.data(), static_cast<int>(v.value.size()), SQLITE_STATIC);
     sqlite3_bind_int64(s.get(), 3, static_cast<sqlite3_int64>(v.version));
-    sqlite3_bind_blob(s.get(), 4, v.publisher.bytes().data(), NodeId::kSize, SQLITE_STATIC);
-    sqlite3_bind_int64(s.get(), 5, static_cast<sqlite3_int64>(v.stored_at_us));
-    sqlite3_bind_int(s.get(), 6, v.original ? 1 : 0);
+    sqlite3_bind_blob(s.get(), 4, v.owner.data(), static_cast<int>(v.owner.size()), SQLITE_STATIC);
+    sqlite3_bind_blob(s.get(), 5, v.signature.data(), static_cast<int>(v.signature.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(s.get(), 6, static_cast<sqlite3_int64>(v.stored_at_us));
+    sqlite3_bind_int(s.get(), 7, v.original ? 1 : 0);
     bool ok = sqlite3_step(s.get()) == SQLITE_DONE;
     s.reset();
     if (!ok) return false;  // disk full or I/O error: the row (and the totals) are as they were
@@ -122,10 +125,10 @@ class SqliteStorage final : public DhtStorage {
   }
 
   void for_each(const std::function<void(const StoredValue&)>& fn) override {
-    Stmt s(db_, "SELECT value, version, publisher, stored_at, original, key FROM dht_values", true);
+    Stmt s(db_, "SELECT value, version, owner, signature, stored_at, original, key FROM dht_values3", true);
     std::vector<StoredValue> all;  // collected first: fn may write to the table
     while (s.row()) {
-      NodeId key = NodeId::from_bytes({static_cast<const uint8_t*>(sqlite3_column_blob(s.get(), 5)), NodeId::kSize});
+      NodeId key = NodeId::from_bytes({static_cast<const uint8_t*>(sqlite3_column_blob(s.get(), 6)), NodeId::kSize});
       all.push_back(row(s.get(), key));
     }
     for (auto& v : all) fn(v);
@@ -195,10 +198,12 @@ class SqliteStorage final : public DhtStorage {
     auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s, 0));
     v.value.assign(p, p + sqlite3_column_bytes(s, 0));
     v.version = static_cast<uint64_t>(sqlite3_column_int64(s, 1));
-    if (sqlite3_column_bytes(s, 2) == NodeId::kSize)
-      v.publisher = NodeId::from_bytes({static_cast<const uint8_t*>(sqlite3_column_blob(s, 2)), NodeId::kSize});
-    v.stored_at_us = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
-    v.original = sqlite3_column_int(s, 4) != 0;
+    if (sqlite3_column_bytes(s, 2) == static_cast<int>(v.owner.size()))
+      std::memcpy(v.owner.data(), sqlite3_column_blob(s, 2), v.owner.size());
+    if (sqlite3_column_bytes(s, 3) == static_cast<int>(v.signature.size()))
+      std::memcpy(v.signature.data(), sqlite3_column_blob(s, 3), v.signature.size());
+    v.stored_at_us = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
+    v.original = sqlite3_column_int(s, 5) != 0;
     return v;
   }
 

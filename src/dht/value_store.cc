@@ -6,6 +6,16 @@
 
 namespace storjnet::dht {
 
+namespace {
+template <class Map, class Key>
+void subtract(Map& m, const Key& k, size_t n) {
+  auto it = m.find(k);
+  if (it == m.end()) return;
+  it->second -= std::min(it->second, n);
+  if (it->second == 0) m.erase(it);
+}
+}  // namespace
+
 bool ValueStore::newer(const StoredValue& a, const StoredValue& b) {
   if (a.version != b.version) return a.version > b.version;
   std::array<uint8_t, 32> ha, hb;
@@ -14,27 +24,26 @@ bool ValueStore::newer(const StoredValue& a, const StoredValue& b) {
   return ha > hb;
 }
 
-void ValueStore::charge(const NodeId& key, const NodeId& peer, size_t bytes) {
+void ValueStore::charge(const NodeId& key, const Charge& c) {
   release(key);
-  per_peer_bytes_[peer] += bytes;
-  charged_[key] = {peer, bytes};
+  per_peer_bytes_[c.peer] += c.bytes;
+  if (c.prefix) per_prefix_bytes_[*c.prefix] += c.bytes;
+  charged_[key] = c;
 }
 
 void ValueStore::release(const NodeId& key) {
   auto it = charged_.find(key);
   if (it == charged_.end()) return;
-  auto pp = per_peer_bytes_.find(it->second.first);
-  if (pp != per_peer_bytes_.end()) {
-    pp->second -= std::min(pp->second, it->second.second);
-    if (pp->second == 0) per_peer_bytes_.erase(pp);
-  }
+  subtract(per_peer_bytes_, it->second.peer, it->second.bytes);
+  if (it->second.prefix) subtract(per_prefix_bytes_, *it->second.prefix, it->second.bytes);
   charged_.erase(it);
 }
 
-ValueStore::Result ValueStore::store(const StoredValue& v, const NodeId& peer) {
+ValueStore::Result ValueStore::store(const StoredValue& v, const NodeId& peer, std::optional<Endpoint::Prefix> prefix) {
   if (v.value.size() > kMaxValueSize) return Result::kTooLarge;
   auto held = storage_.get(v.key);
   if (held) {
+    if (held->owner != v.owner) return Result::kOtherOwner;
     if (held->version == v.version && held->value == v.value) {
       if (v.original && !held->original) {
         StoredValue upd = *held;
@@ -45,23 +54,32 @@ ValueStore::Result ValueStore::store(const StoredValue& v, const NodeId& peer) {
     }
     if (!newer(v, *held)) return Result::kHeldNewer;
   }
-  size_t old_bytes = held ? held->value.size() : 0;
   size_t new_count = storage_.count() + (held ? 0 : 1);
-  size_t new_bytes = storage_.bytes() - old_bytes + v.value.size();
+  size_t new_bytes = storage_.bytes() - (held ? held->value.size() : 0) + v.value.size();
   if (new_count > config_.max_values || new_bytes + new_count * config_.min_value_charge > config_.max_bytes)
     return Result::kFull;
-  bool self = v.original;
-  if (!self) {
-    auto pp = per_peer_bytes_.find(peer);
-    size_t mine = pp == per_peer_bytes_.end() ? 0 : pp->second;
+  size_t cost = charge_of(v);
+  if (!v.original) {
+    // What this sender already pays for this key is replaced, not added.
     auto ch = charged_.find(v.key);
-    if (ch != charged_.end() && ch->second.first == peer) mine -= std::min(mine, ch->second.second);
-    if (mine + charge_of(v) > config_.max_bytes_per_publisher) return Result::kQuota;
+    size_t peer_old = ch != charged_.end() && ch->second.peer == peer ? ch->second.bytes : 0;
+    size_t prefix_old = ch != charged_.end() && ch->second.prefix == prefix ? ch->second.bytes : 0;
+    if (used_by(per_peer_bytes_, peer) - peer_old + cost > config_.max_bytes_per_publisher) return Result::kQuota;
+    if (prefix) {
+      auto pp = per_prefix_bytes_.find(*prefix);
+      size_t prefix_used = pp == per_prefix_bytes_.end() ? 0 : pp->second;
+      if (prefix_used - prefix_old + cost > config_.max_bytes_per_prefix) return Result::kPrefixQuota;
+    }
   }
   if (!storage_.put(v)) return Result::kWriteFailed;
-  if (self) release(v.key);
-  else charge(v.key, peer, charge_of(v));
+  if (v.original) release(v.key);
+  else charge(v.key, Charge{peer, prefix, cost});
   return Result::kStored;
+}
+
+size_t ValueStore::used_by(const std::unordered_map<NodeId, size_t>& m, const NodeId& k) {
+  auto it = m.find(k);
+  return it == m.end() ? 0 : it->second;
 }
 
 size_t ValueStore::expire(uint64_t now_us) {
@@ -70,10 +88,7 @@ size_t ValueStore::expire(uint64_t now_us) {
   storage_.for_each([&](const StoredValue& v) {
     if (v.version + life < now_us) dead.push_back(v.key);
   });
-  for (auto& k : dead) {
-    release(k);
-    storage_.erase(k);
-  }
+  for (auto& k : dead) erase(k);
   return dead.size();
 }
 

@@ -1,28 +1,37 @@
-// ValueStore: the DHT values this node holds, over a DhtStorage, with the storage bounds and the rule that
-// decides which of two values for a key is newer.
+// ValueStore: the DHT values this node holds, over a DhtStorage, with ownership, the storage budgets and
+// the rule that decides which of two values of one owner is newer.
 //
-// Newer: larger version (the publisher's wall clock in us when it (re)published); on equal versions, the
-// larger BLAKE2b-256 of the value bytes. Every replica applies the same rule, so they converge.
-// Bounds: total count and bytes, and bytes per storing peer (the authenticated sender of the store). Bytes are
-// charged as the value's size plus DhtConfig::min_value_charge, so empty values are not free. A failed
-// storage write (disk full, I/O error) is kWriteFailed: nothing changed, and the caller answers with an error.
+// Ownership: while a value lives, only its owner (the same Ed25519 key) may replace it; a value signed by
+// another key for a held key is refused (kOtherOwner), never kept beside it. Expiry frees the key.
+// Newer (same owner): larger version; on equal versions, the larger BLAKE2b-256 of the value bytes. Every
+// replica applies the same rule, so they converge.
+// Budgets, all in charged bytes (value size + DhtConfig::min_value_charge, so empty values are not free):
+// total count and bytes, bytes per storing peer (the authenticated sender of the store) and per storing
+// peer's public address block (Endpoint::prefix(): IPv4 /24, IPv6 /48). The node's own puts are not charged to any peer.
+// Signatures are not checked here (dht/signed_value.h): callers verify before storing.
+// A failed storage write (disk full, I/O error) is kWriteFailed: nothing changed, and the caller answers
+// with an error.
 #pragma once
 #include <optional>
 #include <unordered_map>
 
 #include "storjnet/dht.h"
 #include "storjnet/dht_storage.h"
+#include "storjnet/endpoint.h"
 
 namespace storjnet::dht {
 
 class ValueStore {
  public:
-  enum class Result { kStored, kSame, kHeldNewer, kTooLarge, kFull, kQuota, kWriteFailed };
+  enum class Result { kStored, kSame, kHeldNewer, kOtherOwner, kTooLarge, kFull, kQuota, kPrefixQuota, kWriteFailed };
 
   ValueStore(DhtStorage& storage, const DhtConfig& config) : storage_(storage), config_(config) {}
 
-  // Stores `v` received from `peer` (our own id for local puts). kStored and kSame count as acknowledged.
-  Result store(const StoredValue& v, const NodeId& peer);
+  // Stores `v` received from `peer` at address block `prefix` (nullopt: not charged to a block; the DHT passes
+  // nullopt for private and loopback senders, as the routing table does not limit them either). Our own puts
+  // have v.original set and are not charged.
+  // kStored and kSame count as acknowledged; kWriteFailed: the backend failed to write, nothing changed.
+  Result store(const StoredValue& v, const NodeId& peer, std::optional<Endpoint::Prefix> prefix = std::nullopt);
   std::optional<StoredValue> get(const NodeId& key) { return storage_.get(key); }
   void erase(const NodeId& key) {
     release(key);
@@ -32,19 +41,26 @@ class ValueStore {
   size_t expire(uint64_t now_us);
   size_t count() { return storage_.count(); }
   size_t bytes() { return storage_.bytes(); }
+  size_t charge_of(const StoredValue& v) const { return v.value.size() + config_.min_value_charge; }
 
-  // True when a is newer than b.
+  // True when a is newer than b (meaningful for values of one owner).
   static bool newer(const StoredValue& a, const StoredValue& b);
 
  private:
-  size_t charge_of(const StoredValue& v) const { return v.value.size() + config_.min_value_charge; }
-  void charge(const NodeId& key, const NodeId& peer, size_t bytes);
+  struct Charge {
+    NodeId peer;
+    std::optional<Endpoint::Prefix> prefix;
+    size_t bytes = 0;
+  };
+  static size_t used_by(const std::unordered_map<NodeId, size_t>& m, const NodeId& k);
+  void charge(const NodeId& key, const Charge& c);
   void release(const NodeId& key);
 
   DhtStorage& storage_;
   const DhtConfig& config_;
   std::unordered_map<NodeId, size_t> per_peer_bytes_;
-  std::unordered_map<NodeId, std::pair<NodeId, size_t>> charged_;  // key -> (peer, bytes)
+  std::unordered_map<Endpoint::Prefix, size_t> per_prefix_bytes_;
+  std::unordered_map<NodeId, Charge> charged_;  // key -> who pays for it
 };
 
 }  // namespace storjnet::dht

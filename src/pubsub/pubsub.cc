@@ -78,11 +78,7 @@ void Pubsub::Impl::on_update(const IncomingRequest& req, const Reply& reply) {
     return reply.error("malformed");
   }
   reply.ok({});
-  if (!cfg.rendezvous) return;
-  if (!r.subscriber) r.subscriber = req.from;  // first hop: the subscriber is the sender as we see it
-  if (r.kind == UpdateKind::kReplica) return hold_register(r, false);
-  ++r.hops;
-  route_register(std::move(r));
+  if (cfg.rendezvous) on_register(std::move(r), req.from);
 }
 
 void Pubsub::Impl::on_notify(const IncomingRequest& req, const Reply& reply) {
@@ -264,7 +260,7 @@ int Pubsub::filter_level(const std::string& topic) const {
 
 size_t Pubsub::held_subscribers(const std::string& topic) const {
   auto it = impl_->held.find(dht_key(topic));
-  return it == impl_->held.end() ? 0 : it->second.size();
+  return it == impl_->held.end() ? 0 : it->second.active();
 }
 
 }  // namespace storjnet

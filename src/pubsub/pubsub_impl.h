@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "pubsub/bloom.h"
 #include "pubsub/seen_set.h"
+#include "pubsub/subscriber_list.h"
 #include "pubsub/wire.h"
 #include "storjnet/dht.h"
 #include "storjnet/pubsub.h"
@@ -49,8 +50,19 @@ struct Pubsub::Impl {
 
   // --- rendezvous.cc ---
   void register_topic(const NodeId& key, bool subscribe);
+  // A quasar_update register/replica from `from`: checked (puzzle, signature, freshness), then routed or held.
+  void on_register(pubsub::RegisterBody&& body, const Contact& from);
+  // Whether `id` solves the network's id puzzle (counted as id_puzzle when not).
+  bool admissible(const NodeId& id);
+  // Signed by the subscriber it names and issued within [now - lease, now + kRegistrationSkew].
+  bool signed_and_fresh(const pubsub::RegisterBody& body);
   void route_register(pubsub::RegisterBody body);
   void hold_register(const pubsub::RegisterBody& body, bool replicate);
+  // A subscriber not yet held at this endpoint is pinged first: only the endpoint its authenticated answer
+  // comes from is kept, so deliveries and the per-block fairness use addresses nobody could invent.
+  void verify_then_hold(const pubsub::RegisterBody& body);
+  void apply_held(const pubsub::RegisterBody& body, const Contact& subscriber, bool self);
+  Duration lease() const { return 3 * cfg.refresh; }
   void route_event(pubsub::NotifyBody ev);
   // Sends `body` to cands[i], then the next candidate while hops fail; on_terminal() when none is left.
   void route_step(Method m, std::shared_ptr<Bytes> body, std::shared_ptr<std::vector<Contact>> cands, size_t i,
@@ -94,13 +106,13 @@ struct Pubsub::Impl {
   TimerId push_timer, maintain_timer;
   TimePoint last_push{}, last_full_push{}, last_renew{};
 
-  // Rendezvous state: topic key -> subscriber id -> (contact, lease end).
-  struct Held {
-    Contact contact;
-    TimePoint expires{};
-    bool self = false;
-  };
-  std::unordered_map<NodeId, std::unordered_map<NodeId, Held>> held;
+  // Rendezvous state: topic key -> its subscribers.
+  std::unordered_map<NodeId, pubsub::SubscriberList> held;
+  // Subscribers being pinged before they are held: (topic key, subscriber) -> statement issued_us.
+  std::map<std::pair<NodeId, NodeId>, uint64_t> verifying;
+  static constexpr size_t kMaxVerifying = 1024;
+  static constexpr Duration kRegistrationSkew = 60s;  // statements issued this far in our future are accepted
+  uint64_t last_issued = 0;                           // our own statements: strictly increasing
 
   pubsub::SeenSet seen;
 };

@@ -36,8 +36,10 @@ void Pubsub::Impl::choose_neighbours(bool force) {
   std::sort(pool.begin(), pool.end(), [](const Contact* a, const Contact* b) { return a->id < b->id; });
   while (next.size() < cfg.neighbours && !pool.empty()) {
     size_t i = engine.env().random_below(pool.size());
-    next.push_back(*pool[i]);
-    fresh.push_back(*pool[i]);
+    if (admissible(pool[i]->id)) {  // a substituted topology is not filtered by the routing table
+      next.push_back(*pool[i]);
+      fresh.push_back(*pool[i]);
+    }
     pool[i] = pool.back();
     pool.pop_back();
   }
@@ -91,6 +93,10 @@ void Pubsub::Impl::on_filter(const Contact& from, FilterBody&& f) {
   if (!cfg.quasar || from.id == engine.id()) return;
   auto it = in.find(from.id);
   if (it == in.end()) {
+    if (!admissible(from.id)) {
+      ++st.filters_puzzle;
+      return;
+    }
     if (in.size() >= cfg.max_in_filters) {
       ++st.in_filters_rejected;
       return;
@@ -104,9 +110,10 @@ void Pubsub::Impl::on_filter(const Contact& from, FilterBody&& f) {
   slot.levels = std::move(f.levels);
   slot.saturated = 0;
   for (size_t l = 0; l < slot.levels.size(); ++l)
-    if (slot.levels[l].fill() > cfg.max_fill) {
+    if (slot.levels[l].fill() > cfg.max_fill) {  // claims (nearly) every topic: matches nothing, not merged
       slot.saturated |= 1u << l;
       ++st.saturated_levels;
+      engine.drops().add(DropReason::kSaturatedFilter);
     }
   rebuild_filters();
 }

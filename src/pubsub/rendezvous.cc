@@ -53,7 +53,44 @@ void Pubsub::Impl::register_topic(const NodeId& key, bool subscribe) {
   b.kind = UpdateKind::kRegister;
   b.topic_key = key;
   b.subscribe = subscribe;
+  b.subscriber = engine.identity().public_key();
+  b.issued_us = last_issued = std::max(engine.env().unix_us(), last_issued + 1);
+  b.signature = engine.identity().sign(register_statement(engine.config().network_id, b));
   route_register(std::move(b));
+}
+
+bool Pubsub::Impl::admissible(const NodeId& id) {
+  if (id_puzzle_ok(id, engine.config().network_id, dht.config().id_puzzle_bits)) return true;
+  engine.drops().add(DropReason::kIdPuzzle);
+  return false;
+}
+
+bool Pubsub::Impl::signed_and_fresh(const RegisterBody& b) {
+  const uint64_t now_us = engine.env().unix_us();
+  const auto us = [](Duration d) { return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()); };
+  if (b.issued_us > now_us + us(kRegistrationSkew) || b.issued_us + us(lease()) < now_us) return false;
+  return Identity::verify(b.subscriber, register_statement(engine.config().network_id, b), b.signature);
+}
+
+void Pubsub::Impl::on_register(RegisterBody&& r, const Contact& from) {
+  // The hop from the subscriber itself gives its endpoint (as we see it); later hops carry it.
+  if (r.subscriber == from.key) r.endpoint = from.endpoint;
+  if (!r.endpoint) {
+    ++st.malformed;
+    return;
+  }
+  if (!admissible(r.subscriber_id())) {
+    ++st.registrations_puzzle;
+    return;
+  }
+  if (!signed_and_fresh(r)) {
+    ++st.registrations_forged;
+    engine.drops().add(DropReason::kForgedRegistration);
+    return;
+  }
+  if (r.kind == UpdateKind::kReplica) return hold_register(r, false);
+  ++r.hops;
+  route_register(std::move(r));
 }
 
 void Pubsub::Impl::route_register(RegisterBody body) {
@@ -63,37 +100,85 @@ void Pubsub::Impl::route_register(RegisterBody body) {
   route_step(Method::kQuasarUpdate, bytes, cands, 0, [this, body] { hold_register(body, true); });
 }
 
-void Pubsub::Impl::hold_register(const RegisterBody& body, bool replicate) {
-  const bool self = !body.subscriber || body.subscriber->id == engine.id();
-  const NodeId sub_id = self ? engine.id() : body.subscriber->id;
-  if (body.subscribe) {
-    auto it = held.find(body.topic_key);
-    if (it == held.end()) {
-      if (held.size() >= cfg.max_held_topics) {
-        ++st.held_rejected;
-        return;
-      }
-      it = held.emplace(body.topic_key, std::unordered_map<NodeId, Held>{}).first;
-    }
-    auto& m = it->second;
-    if (!m.count(sub_id) && m.size() >= cfg.max_subscribers_per_topic) {
+void Pubsub::Impl::apply_held(const RegisterBody& body, const Contact& subscriber, bool self) {
+  auto it = held.find(body.topic_key);
+  if (it == held.end()) {
+    if (!body.subscribe) return;  // nothing held to undo
+    if (held.size() >= cfg.max_held_topics) {
       ++st.held_rejected;
       return;
     }
-    Held h;
-    if (!self) h.contact = *body.subscriber;
-    h.self = self;
-    h.expires = engine.now() + 3 * cfg.refresh;
-    m[sub_id] = h;
-    ++st.registrations_held;
-  } else if (auto it = held.find(body.topic_key); it != held.end()) {
-    it->second.erase(sub_id);
-    if (it->second.empty()) held.erase(it);
+    it = held.emplace(body.topic_key, SubscriberList{}).first;
+  }
+  if (!body.subscribe && !it->second.find(subscriber.id)) return;  // nothing held to undo
+  // The lease runs from when the statement was issued (a replay cannot extend it).
+  const uint64_t now_us = engine.env().unix_us();
+  const auto age = std::chrono::microseconds(body.issued_us < now_us ? now_us - body.issued_us : 0);
+  SubscriberList::Entry e{subscriber, body.issued_us, engine.now() + lease() - age, body.subscribe, self};
+  switch (it->second.apply(e, cfg.max_subscribers_per_topic)) {
+    case SubscriberList::Result::kDisplaced:
+      ++st.subscribers_displaced;
+      [[fallthrough]];
+    case SubscriberList::Result::kApplied:
+      if (body.subscribe) ++st.registrations_held;
+      break;
+    case SubscriberList::Result::kStale: ++st.registrations_stale; break;
+    case SubscriberList::Result::kFull:
+      ++st.held_rejected;
+      engine.drops().add(DropReason::kPrefixLimit);
+      break;
+  }
+  if (it->second.size() == 0) held.erase(it);
+}
+
+void Pubsub::Impl::verify_then_hold(const RegisterBody& body) {
+  const Contact claimed{body.subscriber_id(), body.subscriber, *body.endpoint};
+  auto it = held.find(body.topic_key);
+  const SubscriberList::Entry* known = it == held.end() ? nullptr : it->second.find(claimed.id);
+  const auto slot = std::make_pair(body.topic_key, claimed.id);
+  if (!body.subscribe) {
+    // Undoes a held subscription, or one being verified; nothing is kept for a subscriber never held here.
+    if (auto v = verifying.find(slot); v != verifying.end()) v->second = std::max(v->second, body.issued_us);
+    if (known) apply_held(body, known->contact, false);
+    return;
+  }
+  // Renewals from the endpoint already proven need no new proof.
+  if (known && known->contact.endpoint == claimed.endpoint) return apply_held(body, known->contact, false);
+  if (auto v = verifying.find(slot); v != verifying.end()) {
+    v->second = std::max(v->second, body.issued_us);  // one ping at a time; the newest statement wins
+    return;
+  }
+  if (verifying.size() >= kMaxVerifying) {
+    ++st.registrations_unverified;
+    return;
+  }
+  verifying.emplace(slot, body.issued_us);
+  std::weak_ptr<bool> w = alive;
+  engine.request(claimed, Method::kPing, {}, [this, w, body, slot](RpcResult&& r) {
+    if (w.expired()) return;
+    auto v = verifying.find(slot);
+    if (v == verifying.end()) return;
+    const bool current = v->second == body.issued_us;
+    verifying.erase(v);
+    if (!r.ok() || r.from.key != body.subscriber) {
+      ++st.registrations_unverified;
+      return;
+    }
+    if (current) apply_held(body, r.from, false);
+  }, RpcOptions{cfg.route_timeout, cfg.route_attempts});
+}
+
+void Pubsub::Impl::hold_register(const RegisterBody& body, bool replicate) {
+  const bool self = body.subscriber == engine.identity().public_key();
+  if (self) {
+    apply_held(body, Contact{engine.id(), body.subscriber, {}}, true);
+  } else {
+    verify_then_hold(body);
   }
   if (!replicate || cfg.replicas <= 1) return;
   RegisterBody copy = body;
   copy.kind = UpdateKind::kReplica;
-  if (self) copy.subscriber.reset();  // "the sender": the replica learns our address as it sees it
+  if (self) copy.endpoint.reset();  // from the subscriber itself: the replica sees our address
   Bytes bytes = encode_register(copy);
   RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
   size_t sent = 0;
@@ -143,7 +228,7 @@ void Pubsub::Impl::event_terminal(const NotifyBody& ev) {
 std::vector<NodeId> Pubsub::Impl::holder_deliver(const NotifyBody& ev, const std::vector<NodeId>& skip) {
   std::vector<NodeId> served;
   auto it = held.find(dht_key(ev.topic));
-  if (it == held.end() || it->second.empty()) return served;
+  if (it == held.end() || it->second.size() == 0) return served;
   NotifyBody d = ev;
   d.kind = NotifyKind::kDeliver;
   d.ttl = 0;
@@ -153,9 +238,9 @@ std::vector<NodeId> Pubsub::Impl::holder_deliver(const NotifyBody& ev, const std
   const TimePoint now = engine.now();
   std::unordered_set<NodeId> skipped(skip.begin(), skip.end());
   // Deterministic order (by subscriber id).
-  std::vector<std::pair<NodeId, const Held*>> list;
-  for (const auto& [id, h] : it->second)
-    if (h.expires > now) list.push_back({id, &h});
+  std::vector<std::pair<NodeId, const SubscriberList::Entry*>> list;
+  for (const auto& [id, h] : it->second.entries())
+    if (h.active && h.expires > now) list.push_back({id, &h});
   std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [id, h] : list) {
     served.push_back(id);
@@ -174,9 +259,8 @@ std::vector<NodeId> Pubsub::Impl::holder_deliver(const NotifyBody& ev, const std
 void Pubsub::Impl::expire_held() {
   const TimePoint now = engine.now();
   for (auto it = held.begin(); it != held.end();) {
-    for (auto s = it->second.begin(); s != it->second.end();)
-      s = s->second.expires <= now ? it->second.erase(s) : std::next(s);
-    it = it->second.empty() ? held.erase(it) : std::next(it);
+    it->second.expire(now);
+    it = it->second.size() == 0 ? held.erase(it) : std::next(it);
   }
 }
 

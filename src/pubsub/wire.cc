@@ -46,32 +46,33 @@ bool get_node_id(const msgpack::object& o, NodeId& id) {
   return true;
 }
 
-void pack_contact(Packer& p, const Contact& c) {
-  p.pack_array(3);
-  pack_bin(p, c.key.data(), c.key.size());
-  size_t n = c.endpoint.family == Endpoint::Family::kV6 ? 16 : 4;
-  pack_bin(p, c.endpoint.addr.data(), n);
-  p.pack(c.endpoint.port);
+void pack_endpoint(Packer& p, const Endpoint& ep) {
+  p.pack_array(2);
+  size_t n = ep.family == Endpoint::Family::kV6 ? 16 : 4;
+  pack_bin(p, ep.addr.data(), n);
+  p.pack(ep.port);
 }
 
-bool get_contact(const msgpack::object& o, Contact& c) {
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) return false;
-  ByteView key, addr;
+bool get_endpoint(const msgpack::object& o, Endpoint& ep) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 2) return false;
+  ByteView addr;
   uint64_t port;
-  if (o.via.array.ptr[0].type != msgpack::type::BIN || !as_bytes_view(o.via.array.ptr[0], key) ||
-      key.size() != c.key.size())
-    return false;
-  if (o.via.array.ptr[1].type != msgpack::type::BIN || !as_bytes_view(o.via.array.ptr[1], addr) ||
+  if (o.via.array.ptr[0].type != msgpack::type::BIN || !as_bytes_view(o.via.array.ptr[0], addr) ||
       (addr.size() != 4 && addr.size() != 16))
     return false;
-  if (!get_uint(o.via.array.ptr[2], port) || port == 0 || port > 65535) return false;
-  PublicKey pk;
-  std::memcpy(pk.data(), key.data(), pk.size());
-  Endpoint ep;
+  if (!get_uint(o.via.array.ptr[1], port) || port == 0 || port > 65535) return false;
+  ep = Endpoint{};
   ep.family = addr.size() == 4 ? Endpoint::Family::kV4 : Endpoint::Family::kV6;
   std::memcpy(ep.addr.data(), addr.data(), addr.size());
   ep.port = static_cast<uint16_t>(port);
-  c = Contact::from_key(pk, ep);
+  return !ep.is_unspecified();
+}
+
+template <size_t N>
+bool get_fixed_bin(const msgpack::object& o, std::array<uint8_t, N>& out) {
+  ByteView b;
+  if (o.type != msgpack::type::BIN || !as_bytes_view(o, b) || b.size() != N) return false;
+  std::memcpy(out.data(), b.data(), N);
   return true;
 }
 
@@ -96,15 +97,28 @@ Bytes encode_register(const RegisterBody& r) {
   Bytes out;
   BytesWriter w{out};
   Packer p(w);
-  p.pack_array(5);
+  p.pack_array(8);
   p.pack(static_cast<uint8_t>(r.kind));
   pack_bin(p, r.topic_key.bytes().data(), NodeId::kSize);
   p.pack(r.subscribe);
   p.pack(r.hops);
-  if (r.subscriber)
-    pack_contact(p, *r.subscriber);
+  pack_bin(p, r.subscriber.data(), r.subscriber.size());
+  if (r.endpoint)
+    pack_endpoint(p, *r.endpoint);
   else
     p.pack_nil();
+  p.pack(r.issued_us);
+  pack_bin(p, r.signature.data(), r.signature.size());
+  return out;
+}
+
+Bytes register_statement(uint32_t network_id, const RegisterBody& r) {
+  static constexpr std::string_view kContext = "storjnet pubsub register";
+  Bytes out(kContext.begin(), kContext.end());
+  for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(network_id >> (8 * i)));
+  out.insert(out.end(), r.topic_key.bytes().begin(), r.topic_key.bytes().end());
+  out.push_back(r.subscribe ? 1 : 0);
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(r.issued_us >> (8 * i)));
   return out;
 }
 
@@ -173,7 +187,7 @@ DecodeStatus decode_register(ByteView body, RegisterBody& out) {
   auto oh = unpack_wire(body);
   if (!oh) return DecodeStatus::kMalformed;
   const auto& o = oh->get();
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 5) return DecodeStatus::kMalformed;
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 8) return DecodeStatus::kMalformed;
   const auto* a = o.via.array.ptr;
   uint64_t kind, hops;
   if (!get_uint(a[0], kind) || (kind != 1 && kind != 2)) return DecodeStatus::kMalformed;
@@ -183,13 +197,15 @@ DecodeStatus decode_register(ByteView body, RegisterBody& out) {
   out.subscribe = a[2].via.boolean;
   if (!get_uint(a[3], hops) || hops > 1024) return DecodeStatus::kMalformed;
   out.hops = static_cast<uint32_t>(hops);
-  if (a[4].type == msgpack::type::NIL) {
-    out.subscriber.reset();
+  if (!get_fixed_bin(a[4], out.subscriber)) return DecodeStatus::kMalformed;
+  if (a[5].type == msgpack::type::NIL) {
+    out.endpoint.reset();
   } else {
-    Contact c;
-    if (!get_contact(a[4], c)) return DecodeStatus::kMalformed;
-    out.subscriber = c;
+    Endpoint ep;
+    if (!get_endpoint(a[5], ep)) return DecodeStatus::kMalformed;
+    out.endpoint = ep;
   }
+  if (!get_uint(a[6], out.issued_us) || !get_fixed_bin(a[7], out.signature)) return DecodeStatus::kMalformed;
   return DecodeStatus::kOk;
 }
 

@@ -9,6 +9,7 @@
 #include "pubsub/bloom.h"
 #include "storjnet/bytes.h"
 #include "storjnet/contact.h"
+#include "storjnet/identity.h"
 
 namespace storjnet::pubsub {
 
@@ -34,13 +35,24 @@ struct FilterBody {
   std::vector<BloomFilter> levels;
 };
 
+// A (un)registration is a statement signed by the subscriber (Ed25519 over register_statement()), so no
+// forwarder can make or undo one for anyone else. Only `hops` and `endpoint` may change on the way.
 struct RegisterBody {
   UpdateKind kind = UpdateKind::kRegister;
   NodeId topic_key;
   bool subscribe = true;
   uint32_t hops = 0;
-  std::optional<Contact> subscriber;  // nullopt: the sender itself (first hop)
+  PublicKey subscriber{};            // who (un)registers, and whose signature this is
+  std::optional<Endpoint> endpoint;  // nullopt when sent by the subscriber itself: the receiver fills it in
+  uint64_t issued_us = 0;            // the subscriber's wall clock (µs) when it signed
+  Signature signature{};
+
+  NodeId subscriber_id() const { return Identity::id_of(subscriber); }
 };
+
+// The bytes a subscriber signs: "storjnet pubsub register" (24) | network id (4, BE) | topic key (20) |
+// subscribe (1: 0 or 1) | issued_us (8, BE).
+Bytes register_statement(uint32_t network_id, const RegisterBody& r);
 
 struct NotifyBody {
   NotifyKind kind = NotifyKind::kQuasar;

@@ -177,7 +177,8 @@ struct Simulator::Impl {
       uint64_t v = key_rng.next();
       std::memcpy(seed.data() + k, &v, 8);
     }
-    identities.push_back(Identity::from_seed(seed));
+    // Solves the network's id puzzle when one is configured (identical to from_seed when it is 0).
+    identities.push_back(Identity::from_seed_solving(seed, cfg.engine.network_id, cfg.dht.id_puzzle_bits));
     Slot slot;
     slot.env = std::make_unique<SimEnv>(this, i, node_seed);
     slot.key = identities.back().public_key();

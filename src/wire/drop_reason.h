@@ -36,6 +36,13 @@ enum class DropReason : uint8_t {
   kReassemblyEvicted,  // partial message dropped to make room for a network holding less
   kCookieBudget,       // unknown sender dropped unanswered: cookie replies to its prefix, or in all, over budget
   kUnprovenLimit,      // request dropped unanswered: its peer's budget for an unproven address is spent
+  // Sybil resistance (routing table admission, pubsub registrations): contacts and registrations refused.
+  kIdPuzzle,           // a contact whose id does not solve the network's id puzzle
+  kPrefixLimit,        // a contact or subscriber refused: its address block (/24, /48) has its share
+  kForgedRegistration, // pubsub (un)registration not signed by the subscriber it names, or outside its window
+  kSaturatedFilter,    // a neighbour's Bloom filter level with more than max_fill of its bits set: not trusted
+  kDhtBadValue,        // DHT value (store or find_value answer) with a bad signature or a future version
+  kDhtStoreRefused,    // kademlia_store refused: expired, too large, storage full, peer or prefix quota
   kCount
 };
 
@@ -47,7 +54,9 @@ constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> 
     "amplification_limit", "hold_full",       "hold_expired",    "bad_echo",         "key_budget",
     "bad_cookie",       "pending_share",
     "short_fragment",   "reassembly_evicted", "cookie_budget",
-    "unproven_limit"};
+    "unproven_limit",
+    "id_puzzle",        "prefix_limit",       "forged_registration", "saturated_filter",
+    "dht_bad_value",    "dht_store_refused"};
 
 struct DropCounters {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};

@@ -1,0 +1,330 @@
+// Sybil resistance, attacked (issue 11, items 3 and 4): ids that do not solve the network's id puzzle are
+// refused wherever a contact is learned; pubsub registrations cannot be forged, undone or replayed by anyone
+// but their subscriber; a topic's subscriber list stays bounded and fair under a flood from one address
+// block; a neighbour's filter that claims (nearly) everything is not trusted. Virtual time only.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "dht/codec.h"
+#include "engine/engine.h"
+#include "node/node_internals.h"
+#include "pubsub/subscriber_list.h"
+#include "pubsub/wire.h"
+#include "pubsub_test_util.h"
+#include "sim/network_builder.h"
+#include "sim/rng.h"
+#include "test_env.h"
+#include "storjnet/pubsub.h"
+
+using namespace storjnet;
+using namespace storjnet::pubsub;
+
+namespace {
+
+constexpr int kBits = 6;
+
+uint64_t drops(Simulator& sim, size_t i, DropReason r) { return NodeInternals::engine(sim.node(i)).drops().get(r); }
+
+bool knows(Simulator& sim, size_t i, const NodeId& id) {
+  auto peers = sim.node(i).dht().peers();
+  return std::any_of(peers.begin(), peers.end(), [&](const Contact& c) { return c.id == id; });
+}
+
+// A contact (not a running node) whose id fails the puzzle.
+Contact unsolved_contact(uint8_t n, uint32_t net) {
+  for (uint8_t k = 0;; ++k) {
+    std::array<uint8_t, 32> seed{};
+    seed[0] = n;
+    seed[1] = k;
+    seed[2] = 0xee;
+    auto id = Identity::from_seed(seed);
+    if (!id_puzzle_ok(id.id(), net, kBits))
+      return Contact::from_key(id.public_key(), Endpoint::v4(0x0a640000u + n, 4000));
+  }
+}
+
+}  // namespace
+
+TEST(SybilPuzzle, UnsolvedIdsAreRefusedByTablesAnswersAndPubsub) {
+  SimConfig cfg;
+  cfg.seed = 11;
+  cfg.node.dht.id_puzzle_bits = kBits;
+  Simulator sim(cfg);
+  const uint32_t net = cfg.node.engine.network_id;
+  for (int i = 0; i < 24; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 11), 24u);
+  for (size_t i = 0; i < sim.size(); ++i) ASSERT_TRUE(id_puzzle_ok(sim.node(i).id(), net, kBits));
+
+  // An outsider that skipped the work (its own config does not require it, so it runs).
+  NodeConfig lax = cfg.node;
+  lax.dht.id_puzzle_bits = 0;
+  size_t out = sim.add_node(lax);
+  while (id_puzzle_ok(sim.node(out).id(), net, kBits)) out = sim.add_node(lax);
+  const NodeId outsider = sim.node(out).id();
+
+  // 1. Routing tables: it talks to everyone it can, nobody keeps it, nobody even pings it to verify it.
+  size_t pinged = 0;
+  NodeInternals::engine(sim.node(out)).set_handler(Method::kPing, [&](const IncomingRequest&, const Reply& r) {
+    ++pinged;
+    r.ok(outsider.view());
+  });
+  bool joined = false;
+  sim.node(out).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { joined = ok; });
+  sim.run_for(10s);
+  EXPECT_TRUE(joined);  // it learned honest nodes (it accepts any id)...
+  uint64_t refused = 0;
+  for (size_t i = 0; i < 24; ++i) {
+    EXPECT_FALSE(knows(sim, i, outsider)) << "node " << i;
+    refused += sim.node(i).dht().stats().contacts_refused_puzzle;
+  }
+  EXPECT_GT(refused, 0u);  // ...but none of them admitted it
+  EXPECT_EQ(pinged, 0u);   // refused at its requests, not after a verifying ping
+  EXPECT_GT(drops(sim, 0, DropReason::kIdPuzzle), 0u);
+
+  // 2. find_node answers: a node that solved the puzzle answers with unsolved contacts mixed into true ones.
+  const size_t liar = 1;
+  std::vector<Contact> fakes;
+  for (uint8_t n = 0; n < 8; ++n) fakes.push_back(unsolved_contact(n, net));
+  fakes.push_back(sim.contact(out));
+  Engine& le = NodeInternals::engine(sim.node(liar));
+  le.set_handler(Method::kFindNode, [&](const IncomingRequest& q, const Reply& r) {
+    auto target = dht::decode_id_request(q.payload);
+    auto list = fakes;
+    for (auto& c : sim.node(liar).dht().closest_known(*target, 8)) list.push_back(c);
+    r.ok(dht::encode_contacts(list));
+  });
+  size_t victim = sim.add_node();
+  sim.node(victim).dht().bootstrap({sim.endpoint(liar)}, [](bool) {});
+  sim.run_for(10s);
+  EXPECT_GE(sim.node(victim).dht().stats().contacts_refused_puzzle, fakes.size());
+  EXPECT_GE(drops(sim, victim, DropReason::kIdPuzzle), fakes.size());
+  EXPECT_GT(sim.node(victim).dht().peers().size(), 5u);  // it joined through the true contacts
+  for (const auto& f : fakes) EXPECT_FALSE(knows(sim, victim, f.id));
+
+  // 3. Pubsub: its filter is not taken, its registration is not held.
+  FilterBody f;
+  f.levels.assign(3, BloomFilter(8192, 4));
+  f.levels[0].add(TopicHash::of("bait"));
+  NodeInternals::engine(sim.node(out)).notify(sim.contact(2), Method::kQuasarUpdate, encode_filter(f));
+  sim.node(out).pubsub().subscribe("bait");
+  sim.run_for(3s);
+  EXPECT_GE(sim.node(2).pubsub().stats().filters_puzzle, 1u);
+  for (size_t i = 0; i < 24; ++i) EXPECT_LT(sim.node(i).pubsub().filter_level("bait"), 0) << "node " << i;
+  uint64_t held = 0, puzzle = 0;
+  for (size_t i = 0; i < 24; ++i) {
+    held += sim.node(i).pubsub().held_subscribers("bait");
+    puzzle += sim.node(i).pubsub().stats().registrations_puzzle;
+  }
+  EXPECT_EQ(held, 0u);
+  EXPECT_GT(puzzle, 0u);
+}
+
+TEST(SybilPuzzle, ANodeWhoseOwnIdFailsThePuzzleDoesNotStart) {
+  NodeConfig strict;
+  strict.dht.id_puzzle_bits = 30;
+  test::ManualEnv env;
+  std::array<uint8_t, 32> seed{};
+  Identity weak = Identity::from_seed(seed);
+  ASSERT_FALSE(id_puzzle_ok(weak.id(), strict.engine.network_id, 30));
+  EXPECT_THROW({ Node n(env, weak, strict); }, std::invalid_argument);
+}
+
+namespace {
+struct PubsubNet {
+  PubsubNet() {
+    SimConfig c;
+    c.seed = 5;
+    sim = std::make_unique<Simulator>(c);
+    for (int i = 0; i < 30; ++i) sim->add_node();
+    oracle = test::connect_pubsub(*sim, 5);
+  }
+  Pubsub& ps(size_t i) { return sim->node(i).pubsub(); }
+  std::vector<size_t> holders(const std::string& topic) {
+    std::vector<size_t> h;
+    for (size_t i = 0; i < sim->size(); ++i)
+      if (ps(i).held_subscribers(topic)) h.push_back(i);
+    return h;
+  }
+  size_t held(const std::string& topic) {
+    size_t n = 0;
+    for (size_t i = 0; i < sim->size(); ++i) n += ps(i).held_subscribers(topic);
+    return n;
+  }
+  template <typename F>
+  uint64_t sum(F f) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < sim->size(); ++i) n += f(ps(i).stats());
+    return n;
+  }
+  // A registration statement for `topic` as `signer` signs it, claiming to be `subscriber` at `ep`.
+  RegisterBody statement(const Identity& signer, const PublicKey& subscriber, const std::string& topic, bool subscribe,
+                         Endpoint ep, Duration age = 0s) {
+    RegisterBody b;
+    b.kind = UpdateKind::kReplica;
+    b.topic_key = dht_key(topic);
+    b.subscribe = subscribe;
+    b.subscriber = subscriber;
+    b.endpoint = ep;
+    b.issued_us = NodeInternals::engine(sim->node(0)).env().unix_us() - static_cast<uint64_t>(age / 1us);
+    b.signature = signer.sign(register_statement(NodeInternals::engine(sim->node(0)).config().network_id, b));
+    return b;
+  }
+  // Sends `b` from node `from` to each of `to`, as a replica (held directly) or a routed register.
+  void send(size_t from, const std::vector<size_t>& to, const RegisterBody& b) {
+    for (size_t t : to)
+      NodeInternals::engine(sim->node(from)).request(sim->contact(t), Method::kQuasarUpdate, encode_register(b), [](RpcResult&&) {});
+  }
+  std::unique_ptr<Simulator> sim;
+  std::unique_ptr<OracleTopology> oracle;
+};
+}  // namespace
+
+TEST(SybilPubsub, ForgerCannotRegisterUnregisterOrReplayForAnother) {
+  PubsubNet net;
+  const size_t victim = 3, forger = 7;
+  const Identity& vid = NodeInternals::engine(net.sim->node(victim)).identity();
+  const Identity& fid = NodeInternals::engine(net.sim->node(forger)).identity();
+  const Endpoint vep = net.sim->endpoint(victim);
+  net.ps(victim).subscribe("news");
+  net.sim->run_for(3s);
+  auto holders = net.holders("news");
+  std::erase(holders, forger);  // the forger may be a holder itself: it attacks the others
+  ASSERT_FALSE(holders.empty());
+  const size_t held_before = net.held("news");
+  std::vector<size_t> everyone;
+  for (size_t i = 0; i < net.sim->size(); ++i)
+    if (i != forger) everyone.push_back(i);
+
+  // Forged unsubscribes of the victim: signed by the forger, or unsigned; held directly and routed.
+  auto forged = net.statement(fid, vid.public_key(), "news", false, vep);
+  net.send(forger, holders, forged);
+  forged.kind = UpdateKind::kRegister;
+  net.send(forger, everyone, forged);
+  RegisterBody unsigned_body = forged;
+  unsigned_body.signature = {};
+  net.send(forger, everyone, unsigned_body);
+  // A forged subscription of the victim to a topic it never chose.
+  auto unwanted = net.statement(fid, vid.public_key(), "spam", true, vep);
+  net.send(forger, everyone, unwanted);
+  net.sim->run_for(3s);
+  EXPECT_EQ(net.held("news"), held_before);
+  EXPECT_EQ(net.held("spam"), 0u);
+  EXPECT_GE(net.sum([](const PubsubStats& s) { return s.registrations_forged; }), 2 * everyone.size());
+  uint64_t forged_drops = 0;
+  for (size_t i = 0; i < net.sim->size(); ++i) forged_drops += NodeInternals::engine(net.sim->node(i)).drops().get(DropReason::kForgedRegistration);
+  EXPECT_GE(forged_drops, 2 * everyone.size());
+  // The victim still gets its events.
+  net.ps(12).publish("news", test::event_json(1));
+  net.sim->run_for(2s);
+  EXPECT_EQ(net.ps(victim).take_events("news").size(), 1u);
+
+  // A statement the victim really signed earlier (captured on the way), replayed after it unsubscribed.
+  auto captured = net.statement(vid, vid.public_key(), "news", true, vep, 1s);
+  net.ps(victim).unsubscribe("news");
+  net.sim->run_for(3s);
+  EXPECT_EQ(net.held("news"), 0u);
+  net.send(forger, holders, captured);
+  net.sim->run_for(3s);
+  EXPECT_EQ(net.held("news"), 0u);
+  EXPECT_GE(net.sum([](const PubsubStats& s) { return s.registrations_stale; }), holders.size());
+  // Statements outside the freshness window (an old capture) are refused as forged.
+  auto ancient = net.statement(vid, vid.public_key(), "news", true, vep, 10min);
+  uint64_t before = net.sum([](const PubsubStats& s) { return s.registrations_forged; });
+  net.send(forger, holders, ancient);
+  net.sim->run_for(2s);
+  EXPECT_EQ(net.sum([](const PubsubStats& s) { return s.registrations_forged; }), before + holders.size());
+  EXPECT_EQ(net.held("news"), 0u);
+}
+
+TEST(SybilPubsub, ASubscriberEndpointCannotBeInvented) {
+  PubsubNet net;
+  const size_t forger = 7, holder = 9;
+  // A key the forger owns, registered with an address where nothing answers for it (to dodge the per-block
+  // fairness rule, or to aim deliveries at someone else).
+  std::array<uint8_t, 32> seed{};
+  seed[0] = 0x77;
+  Identity sock = Identity::from_seed(seed);
+  auto b = net.statement(sock, sock.public_key(), "news", true, net.sim->endpoint(12));
+  net.send(forger, {holder}, b);
+  net.sim->run_for(5s);
+  EXPECT_EQ(net.ps(holder).held_subscribers("news"), 0u);
+  EXPECT_EQ(net.ps(holder).stats().registrations_unverified, 1u);
+  // The same from the forger's own key and address is held (the holder reached it there).
+  auto own = net.statement(NodeInternals::engine(net.sim->node(forger)).identity(), NodeInternals::engine(net.sim->node(forger)).identity().public_key(),
+                           "news", true, net.sim->endpoint(forger));
+  net.send(forger, {holder}, own);
+  net.sim->run_for(3s);
+  EXPECT_EQ(net.ps(holder).held_subscribers("news"), 1u);
+}
+
+TEST(SybilPubsub, SubscriberListStaysBoundedAndFairUnderAFloodFromOneBlock) {
+  SubscriberList list;
+  const size_t max = 64;
+  const TimePoint t0{1'000'000'000};
+  auto entry = [&](uint32_t n, uint32_t ip, uint64_t issued = 1, bool active = true) {
+    std::array<uint8_t, 32> seed{};
+    std::memcpy(seed.data(), &n, 4);
+    auto id = Identity::from_seed(seed);
+    return SubscriberList::Entry{Contact::from_key(id.public_key(), Endpoint::v4(ip, 4000)), issued,
+                                 t0 + std::chrono::seconds(n % 100), active, false};
+  };
+  const uint32_t flood = 0xcb007100;  // 203.0.113.0/24
+  size_t full = 0;
+  for (uint32_t n = 0; n < 1000; ++n)
+    full += list.apply(entry(n, flood + 1 + n % 250), max) == SubscriberList::Result::kFull;
+  EXPECT_EQ(list.size(), max);
+  EXPECT_EQ(full, 1000 - max);
+  // 40 subscribers from 40 other blocks all get in, each displacing a flood entry.
+  for (uint32_t n = 2000; n < 2040; ++n)
+    EXPECT_EQ(list.apply(entry(n, 0x50000001 + (n << 8)), max), SubscriberList::Result::kDisplaced) << n;
+  EXPECT_EQ(list.size(), max);
+  size_t from_flood = 0;
+  for (const auto& [id, e] : list.entries()) from_flood += e.contact.endpoint.prefix() == Endpoint::v4(flood, 1).prefix();
+  EXPECT_EQ(from_flood, max - 40);
+  // The flood cannot push them out again, and a second block cannot take more than its share.
+  for (uint32_t n = 3000; n < 3100; ++n) list.apply(entry(n, flood + 7), max);
+  EXPECT_EQ(list.size(), max);
+  from_flood = 0;
+  for (const auto& [id, e] : list.entries()) from_flood += e.contact.endpoint.prefix() == Endpoint::v4(flood, 1).prefix();
+  EXPECT_EQ(from_flood, max - 40);
+  // Newest statement wins; an unsubscribe is remembered, so the older subscribe replayed is stale.
+  auto honest = entry(2000, 0x50000001 + (2000u << 8), 5);
+  EXPECT_EQ(list.apply(honest, max), SubscriberList::Result::kApplied);
+  EXPECT_EQ(list.apply(honest, max), SubscriberList::Result::kStale);
+  auto gone = entry(2000, 0x50000001 + (2000u << 8), 6, false);
+  EXPECT_EQ(list.apply(gone, max), SubscriberList::Result::kApplied);
+  EXPECT_EQ(list.apply(honest, max), SubscriberList::Result::kStale);
+  EXPECT_EQ(list.active(), max - 1);
+  // Leases end.
+  list.expire(t0 + 1000s);
+  EXPECT_EQ(list.size(), 0u);
+}
+
+TEST(SybilPubsub, AFilterClaimingNearlyEverythingIsNotTrusted) {
+  PubsubNet net;
+  auto filled = [](double fill, uint64_t salt) {
+    FilterBody f;
+    f.levels.assign(3, BloomFilter(8192, 4));
+    sim::Rng rng(salt);
+    for (auto& l : f.levels)
+      for (size_t i = 0; i < l.bits(); ++i)
+        if (rng.below(1000) < fill * 1000) l.set_bit(i);
+    return f;
+  };
+  // Above max_fill (0.5): every level is saturated, counted, matches nothing and is not passed on.
+  NodeInternals::engine(net.sim->node(0)).notify(net.sim->contact(1), Method::kQuasarUpdate, encode_filter(filled(0.6, 1)));
+  net.sim->run_for(1s);
+  EXPECT_EQ(net.ps(1).stats().saturated_levels, 3u);
+  EXPECT_EQ(NodeInternals::engine(net.sim->node(1)).drops().get(DropReason::kSaturatedFilter), 3u);
+  int matched = 0;
+  for (int t = 0; t < 200; ++t) matched += net.ps(1).filter_level("topic-" + std::to_string(t)) >= 0;
+  EXPECT_EQ(matched, 0);
+  // Below it, a filter is taken as it is: its level 0 becomes our level 1.
+  auto ok = filled(0.3, 2);
+  ok.levels[0].add(TopicHash::of("real"));
+  NodeInternals::engine(net.sim->node(0)).notify(net.sim->contact(2), Method::kQuasarUpdate, encode_filter(ok));
+  net.sim->run_for(1s);
+  EXPECT_EQ(net.ps(2).stats().saturated_levels, 0u);
+  EXPECT_EQ(net.ps(2).filter_level("real"), 1);
+}
