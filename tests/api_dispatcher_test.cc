@@ -49,6 +49,26 @@ class Dispatch : public ::testing::Test {
   std::vector<std::unique_ptr<api::Dispatcher>> dispatchers_;
 };
 
+TEST(DispatchPut, AFailedPutAnswersAnErrorThatSaysWhy) {
+  // A node alone: no replica can acknowledge, so the put fails once put_timeout has passed.
+  RealDriver driver;
+  NodeConfig cfg;
+  cfg.dht.put_timeout = 300ms;
+  auto lo = *Endpoint::parse("127.0.0.1:1");
+  lo.port = 0;  // any free port
+  Node& n = driver.add_node(lo, Identity::generate(), cfg);
+  api::Dispatcher d([&driver, &n](std::function<void(Node&)> fn) { driver.post([&n, fn = std::move(fn)] { fn(n); }); });
+  std::promise<std::optional<json>> p;
+  d.handle_body(R"({"jsonrpc":"2.0","id":7,"method":"dht_put","params":["k",1]})",
+                [&p](std::optional<json> r) { p.set_value(std::move(r)); });
+  auto r = p.get_future().get();
+  driver.stop();
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->contains("error")) << r->dump();
+  EXPECT_EQ((*r)["error"]["code"], api::kNotStored);
+  EXPECT_EQ((*r)["error"]["message"], "not stored: no node among the k closest acknowledged the store");
+}
+
 TEST_F(Dispatch, ParseErrorAndInvalidRequests) {
   for (std::string body : {"", "{", "nul", "[1,", "\"\\x\""}) {
     auto r = send(body);

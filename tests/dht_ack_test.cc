@@ -156,3 +156,25 @@ TEST(DhtStoreDefences, ForgedFutureOthersAndTooFastStoresAreRefusedAndCounted) {
   // An honest peer keeps its own budget.
   EXPECT_TRUE(stored_true(store_rpc(sim, honest, victim, signed_value(honest, "k2", "fine", now))));
 }
+
+TEST(DhtClocks, AGetterWhoseClockRunsSlowStillFindsFreshValues) {
+  // Storing nodes bound a version by their clock; a getter does not (chaos seed 1 found a getter whose clock
+  // had stepped back two minutes refusing every fresh value as "from the future").
+  SimConfig cfg;
+  cfg.seed = 23;
+  cfg.node = test_config();
+  Simulator sim(cfg);
+  for (int i = 0; i < 30; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 23), 30u);
+  std::optional<PutResult> put;
+  sim.node(1).dht().put("fresh", as_bytes("\"v\""), [&](const PutResult& r) { put = r; });
+  sim.run_until([&] { return put.has_value(); }, 30s);
+  ASSERT_TRUE(put && put->ok) << (put ? put->error : "no answer");
+  sim.step_wall_clock(0, -std::chrono::minutes(2));
+  std::optional<GetResult> got;
+  sim.node(0).dht().get("fresh", [&](GetResult r) { got = std::move(r); });
+  sim.run_until([&] { return got.has_value(); }, 30s);
+  ASSERT_TRUE(got && got->value);
+  EXPECT_EQ(std::string(got->value->begin(), got->value->end()), "\"v\"");
+  EXPECT_EQ(NodeInternals::engine(sim.node(0)).drops().get(DropReason::kDhtBadValue), 0u);
+}

@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
   });
   plain("stun", "Our address as a neighbour sees it", "dht_stun", print_addr);
   plain("find", "Address of a node by id", "dht_find", print_addr)->add_option("id", s1, "Node id (40 hex)")->required();
-  auto* put = plain("put", "Store a value under a key", "dht_put", print_bool("stored", "not stored"));
+  auto* put = plain("put", "Store a value under a key", "dht_put", print_bool("stored", "not stored"));  // a failed put: an error (-32000) that says why
   put->add_option("key", s1)->required();
   put->add_option("value", s2, "JSON value (a bare word is a string)")->required();
   plain("get", "Look a key up", "dht_get", [](const json& r) {

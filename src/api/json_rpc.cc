@@ -70,7 +70,9 @@ void on_node(const NodeRunner& run, Reply reply, F body) {
 // --- DHT ---
 void dht_put(Args& a, const NodeRunner& run, Reply reply) {
   on_node(run, reply, [key = std::move(a[0].text), value = std::move(a[1].text)](Node& n, Reply r) {
-    n.dht().put(key, as_bytes(value), [r](const PutResult& res) { r(ok(res.ok)); });
+    n.dht().put(key, as_bytes(value), [r](const PutResult& res) {
+      r(res.ok ? ok(true) : fail(kNotStored, "not stored: " + res.error));
+    });
   });
 }
 void dht_get(Args& a, const NodeRunner& run, Reply reply) {

@@ -31,6 +31,7 @@ enum ErrorCode : int {
   kMethodNotFound = -32601,
   kInvalidParams = -32602,
   kInternalError = -32603,
+  kNotStored = -32000,  // dht_put: no replica took the value; the message says why (PutResult::error)
 };
 
 struct Limits {
