@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "storjnet/dht_storage.h"
 
@@ -118,16 +119,28 @@ PyNode::PyNode(const std::string& host, int port, const std::optional<std::strin
 }
 
 PyNode::~PyNode() {
-  if (interpreter_gone()) {
-    // No GIL to release: stop the thread (its callbacks leak their Python objects rather than touch them).
-    std::unique_ptr<RealDriver> d;
-    {
-      std::lock_guard lock(mu_);
-      d = std::move(driver_);
-    }
-    d.reset();
-  } else {
+  std::unique_ptr<RealDriver> d;
+  {
+    std::lock_guard lock(mu_);
+    if (driver_ && (interpreter_gone() || driver_->on_io_thread())) d = std::move(driver_);
+  }
+  if (!d) {
     close();
+  } else if (interpreter_gone()) {
+    d.reset();  // no GIL to release; callbacks leak their Python objects rather than touch them
+  } else {
+    // The last reference went away in a callback, on the driver thread, which cannot join itself: another
+    // thread stops it once the callback returned (and fails what is left in flight).
+    std::thread([d = std::move(d), in_flight = in_flight_]() mutable {
+      d.reset();
+      std::map<uint64_t, std::function<void()>> left;
+      {
+        std::lock_guard lock(in_flight->mu);
+        in_flight->closed = true;
+        left.swap(in_flight->fail);
+      }
+      for (auto& [key, fail] : left) fail();
+    }).detach();
   }
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }

@@ -317,11 +317,16 @@ class Node:
         return self._native is None or self._native.closed
 
     def close(self) -> None:
-        """Stops the node (flushing its store); pending calls fail with ClosedError. Idempotent."""
+        """Stops the node (flushing its store); pending calls fail with ClosedError. Idempotent.
+
+        Not from a node callback (RuntimeError: the node's thread cannot stop itself); the node stays open then.
+        """
+        native = self._native
+        if native is None:
+            return
+        native.close()
         with self._lock:
-            native, self._native = self._native, None
-        if native is not None:
-            native.close()
+            self._native = None
         _live_nodes.discard(self)
 
     def __enter__(self) -> "Node":

@@ -245,3 +245,28 @@ def test_data_dir_keeps_identity_and_is_locked(tmp_path):
             storjnet.Node(host="127.0.0.1", data_dir=tmp_path / "n")
     with storjnet.Node(host="127.0.0.1", data_dir=str(tmp_path / "n")) as b:
         assert b.id == first
+
+
+
+def test_close_from_callback_refused_and_dropping_the_node_there_is_safe():
+    errors, ready, done = queue.Queue(), threading.Event(), threading.Event()
+    holder = {"node": storjnet.Node(host="127.0.0.1")}
+
+    def callback(topic, event):
+        try:
+            holder["node"].close()
+        except RuntimeError as e:
+            errors.put(e)
+        ready.wait(TIMEOUT)  # until the test let go of its references
+        holder.clear()  # the last one goes away here, on the node's own driver thread
+        done.set()
+
+    holder["node"].on_pubsub_event(callback)
+    holder["node"].pubsub_subscribe("py-drop")
+    holder["node"]._native.pubsub_publish_async("py-drop", b"1", lambda result, error: None)
+    ready.set()
+    assert done.wait(TIMEOUT)
+    assert "close() from a node callback" in str(errors.get(timeout=TIMEOUT))
+    # The node stopped on another thread; this process goes on using new nodes.
+    with storjnet.Node(host="127.0.0.1") as other:
+        assert other.dht_peers() == []
