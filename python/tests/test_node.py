@@ -270,3 +270,29 @@ def test_close_from_callback_refused_and_dropping_the_node_there_is_safe():
     # The node stopped on another thread; this process goes on using new nodes.
     with storjnet.Node(host="127.0.0.1") as other:
         assert other.dht_peers() == []
+
+
+def test_many_threads_call_one_node(net):
+    a, b = net[0], net[3]
+    assert a.dht_put("py:threads", {"shared": True}) is True
+    results, errors = queue.Queue(), queue.Queue()
+
+    def worker(i):
+        try:
+            for j in range(10):
+                results.put(b.dht_get("py:threads"))
+                assert b.message_send(a.id, {"thread": i, "seq": j})
+        except Exception as e:
+            errors.put(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT)
+    assert errors.empty() and results.qsize() == 80
+    assert all(results.get() == {"shared": True} for _ in range(80))
+    inbox = a.message_list()[b.id]
+    assert len(inbox) == 80
+    for i in range(8):  # each thread's messages in the order it sent them
+        assert [m["seq"] for m in inbox if m["thread"] == i] == list(range(10))
