@@ -7,6 +7,7 @@ Both offer the user API of docs/api.md under the same method names; see docs/pyt
 """
 from ._limits import DEFAULT_NETWORK_ID, MAX_EVENT_JSON, MAX_KEY, MAX_MESSAGE_JSON, MAX_TOPIC, MAX_VALUE_SIZE
 from ._storjnet import ClosedError, Error
+from . import aio
 from ._node import Node
 from .client import Client, RpcError
 

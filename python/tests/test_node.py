@@ -167,6 +167,22 @@ def test_bad_arguments_raise_and_node_survives(net):
         with pytest.raises(exc, match=None) as info:
             call()
         assert text in str(info.value), (text, str(info.value))
+    # The native layer checks again (for callers that skip the Python layer), and a service's refusal
+    # (pubsub takes only JSON events) raises storjnet.Error, in both forms.
+    native = n._live()
+    for call, text in [(lambda: native.dht_find("abcd"), "node_id"), (lambda: native.stream_read("ab", None), "stream_id"),
+                       (lambda: native.dht_put("k", b"x" * 70000), "value: too large"),
+                       (lambda: native.pubsub_subscribe(""), "topic: empty")]:
+        with pytest.raises(ValueError, match=text):
+            call()
+    with pytest.raises(storjnet.Error, match="pubsub refused the event"):
+        native.pubsub_publish("t", b"not json")
+
+    async def refused_async():
+        return await storjnet.aio.call(native.pubsub_publish_async, "t", b"not json")
+
+    with pytest.raises(storjnet.Error, match="pubsub refused the event"):
+        asyncio.run(refused_async())
     # Unknown streams are answers, not errors.
     assert n.stream_read("00" * 32) is None and n.stream_close("00" * 32) is False
     # The node still works.
