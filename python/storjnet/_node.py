@@ -174,10 +174,19 @@ def _seeds(seeds: Union[Seed, Sequence[Seed]]) -> list:
 _live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
 
 
-@atexit.register
 def _close_all() -> None:
     for node in list(_live_nodes):
         node.close()
+
+
+# At interpreter exit, before Python joins its non-daemon threads (threading._register_atexit, as
+# concurrent.futures does): a thread blocked in a node call then gets ClosedError instead of keeping the
+# process alive for ever. Plain atexit where that hook is missing.
+_register = getattr(threading, "_register_atexit", None)
+if _register is not None:
+    _register(_close_all)
+else:
+    atexit.register(_close_all)
 
 
 @_make_methods
@@ -259,6 +268,19 @@ class Node:
             callback(topic, ev)
 
         self._live().set_on_pubsub_event(deliver)
+
+    def on_stream_readable(self, stream_id: str, callback: Callable[[str], None]) -> None:
+        """Calls callback(stream_id) once, on the node's thread, when the stream has bytes to read or closed
+        (at once when some are buffered already). Register again for the next time."""
+        sid = _args.stream_id(stream_id)
+        if not callable(callback):
+            raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
+
+        def done(result: Any, error: Optional[BaseException]) -> None:
+            if error is None:  # not when the node closed first
+                callback(sid)
+
+        self._live().stream_wait_readable_async(sid, done)
 
     # --- streams: whole buffers ---
     def stream_write_all(self, stream_id: str, data: bytes) -> None:

@@ -312,3 +312,44 @@ def test_many_threads_call_one_node(net):
     assert len(inbox) == 80
     for i in range(8):  # each thread's messages in the order it sent them
         assert [m["seq"] for m in inbox if m["thread"] == i] == list(range(10))
+
+
+def test_stream_readable_callback(net):
+    a, b = net[2], net[4]
+    sid = a.stream_open(b.id)
+    fired = queue.Queue()
+    b.on_stream_readable(sid, fired.put)
+    assert a.stream_write(sid, b"ping") == 4
+    assert fired.get(timeout=TIMEOUT) == sid
+    assert b.stream_read(sid) == b"ping"
+    b.on_stream_readable(sid, fired.put)  # one-shot: registered again, fires on the close
+    assert a.stream_close(sid) is True
+    assert fired.get(timeout=TIMEOUT) == sid
+    assert b.stream_read(sid) is None
+
+
+EXIT_SCRIPT = r"""
+import threading, storjnet
+a = storjnet.Node(host="127.0.0.1")
+b = storjnet.Node(host="127.0.0.1", bootstrap=[a.address])
+sid = a.stream_open(b.id)
+started = threading.Event()
+def wait_forever():
+    started.set()
+    try:
+        b.stream_wait_readable(sid)  # nothing is ever written: only the exit ends this
+    except storjnet.ClosedError as e:
+        print("thread:", type(e).__name__, flush=True)
+t = threading.Thread(target=wait_forever)  # not a daemon thread: Python waits for it at exit
+t.start()
+started.wait()
+print("main: exiting without close()", flush=True)
+"""
+
+
+def test_interpreter_exit_closes_nodes_and_ends_blocked_threads():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "thread: ClosedError"
