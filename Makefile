@@ -8,7 +8,7 @@ RUN_NODES   ?= 20
 # Layout of `make netlab` (scripts/netlab up flags), e.g. NETLAB_ARGS="--public 4 --symmetric 8".
 NETLAB_ARGS ?=
 
-.PHONY: all deps build build-asan run test bench fuzz netlab clean
+.PHONY: all deps build build-asan run test bench fuzz netlab clean python
 
 all: build
 
@@ -36,6 +36,11 @@ test: build-asan build
 # `scripts/netlab up --storjnetd build/bin/storjnetd` keeps a lab up to play with.
 netlab: build
 	@python3 tests/netlab/netlab_test.py $(BUILD)/bin/storjnetd $(NETLAB_ARGS)
+
+# The Python package in build/python (docs/python.md): PYTHONPATH=build/python python3 -c 'import storjnet'
+python: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target python storjnetd
 
 bench: build
 	@scripts/run-benches
