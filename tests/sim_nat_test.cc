@@ -76,7 +76,6 @@ TEST(Nat, MappingsExpireWhenUnusedAndTrafficEitherWayKeepsThemAlive) {
   EXPECT_TRUE(n.inbound(kPeerA, pub->port, at(29)));   // answers keep it alive...
   EXPECT_TRUE(n.inbound(kPeerA, pub->port, at(58)));
   EXPECT_FALSE(n.inbound(kPeerA, pub->port, at(89)));  // ...until 30 s pass with nothing
-  EXPECT_EQ(n.mappings(), 0u);
   // A filter entry expires on its own while its mapping lives on through another peer's traffic.
   n.outbound(kInside, kPeerA, at(100), rng);
   for (int t = 101; t < 200; t += 10) n.outbound(kInside, kPeerB, at(t), rng);
@@ -178,4 +177,26 @@ TEST(SimNat, RoutersDoNotChangeARunWithoutThem) {
     return sim.trace_hash();
   };
   EXPECT_EQ(run(false), run(true));
+}
+
+#include "sim/nat_scenario.h"
+
+TEST(SimNatDht, HalfTheNodesBehindRoutersJoinAndUseTheDhtAndASeedReplays) {
+  sim::NatScenarioConfig c;
+  c.seed = 3;
+  c.nodes = 120;
+  c.natted = 0.5;
+  c.settle = 30s;
+  c.puts = 30;
+  c.subscribers = 0;
+  c.events = 0;
+  sim::NatScenarioReport r = sim::run_nat_scenario(c);
+  EXPECT_EQ(r.joined, c.nodes);
+  EXPECT_GT(r.by_kind[2] + r.by_kind[3], 20u);  // port-restricted and symmetric routers were there
+  EXPECT_GT(r.nat_filtered, 0u);                // and they filtered
+  EXPECT_EQ(r.puts_ok, r.puts);                 // NATed publishers included
+  EXPECT_EQ(r.gets_ok, r.gets);                 // NATed getters included
+  // Not asserted yet (issue 12, dial-back): routing tables still hold nodes strangers cannot reach
+  // (r.contacts_unreachable; sim-nat reports it).
+  EXPECT_EQ(sim::run_nat_scenario(c).trace_hash, r.trace_hash);
 }

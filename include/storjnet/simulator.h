@@ -102,6 +102,10 @@ class Simulator {
   std::optional<size_t> router_of(size_t i) const;
   Endpoint router_address(size_t r) const;  // port 0
   size_t nat_mappings(size_t r) const;      // live or not yet swept
+  // Whether a datagram with source `from` as it arrives (an open node's address, a router's public address
+  // and port, or an unused address for a stranger) to `to` would reach a node now, ignoring loss and
+  // partitions; changes no mapping.
+  bool reachable(const Endpoint& from, const Endpoint& to) const;
 
   uint64_t trace_hash() const;
   const SimStats& stats() const;

@@ -80,19 +80,23 @@ std::optional<Endpoint> Nat::outbound(const Endpoint& inside, const Endpoint& to
 }
 
 std::optional<Endpoint> Nat::inbound(const Endpoint& from, uint16_t port, TimePoint now) {
+  auto inside = peek(from, port, now);
+  if (!inside) return std::nullopt;
+  Mapping& m = by_port_.at(port);
+  m.last = now;
+  if (model_.type != NatModel::Type::kFullCone)
+    m.allowed.at(model_.type == NatModel::Type::kRestrictedCone ? address_only(from) : from) = now;
+  return inside;
+}
+
+std::optional<Endpoint> Nat::peek(const Endpoint& from, uint16_t port, TimePoint now) const {
   auto it = by_port_.find(port);
-  if (it == by_port_.end()) return std::nullopt;
-  Mapping& m = it->second;
-  if (!live(m, now)) {
-    forget(port);
-    return std::nullopt;
-  }
+  if (it == by_port_.end() || !live(it->second, now)) return std::nullopt;
+  const Mapping& m = it->second;
   if (model_.type != NatModel::Type::kFullCone) {
     auto a = m.allowed.find(model_.type == NatModel::Type::kRestrictedCone ? address_only(from) : from);
     if (a == m.allowed.end() || now - a->second >= model_.mapping_timeout) return std::nullopt;
-    a->second = now;
   }
-  m.last = now;
   return m.inside;
 }
 

@@ -30,6 +30,8 @@ class Nat {
   // The inside endpoint a datagram from `from` to public `port` reaches, or nullopt: no live mapping there, or
   // the filter refuses `from`. Refreshes the mapping when it lets the datagram in.
   std::optional<Endpoint> inbound(const Endpoint& from, uint16_t port, TimePoint now);
+  // What inbound() would answer, changing nothing.
+  std::optional<Endpoint> peek(const Endpoint& from, uint16_t port, TimePoint now) const;
 
   const NatModel& model() const { return model_; }
   uint32_t public_ip() const { return ip_; }

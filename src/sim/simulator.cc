@@ -17,6 +17,7 @@ constexpr uint64_t kUnixBaseUs = 1'800'000'000'000'000ull;  // virtual wall cloc
 enum class EventKind : uint8_t { kDeliver, kWake };
 
 constexpr uint32_t kInjected = 0xffffffffu;  // Event::src of a datagram injected by the test
+constexpr uint32_t kNoRouter = 0xffffffffu;  // on the open network
 
 struct Event {
   TimePoint at;
@@ -322,6 +323,16 @@ void Simulator::put_behind(size_t i, std::optional<size_t> router) {
 std::optional<size_t> Simulator::router_of(size_t i) const { return impl_->slots.at(i).router; }
 Endpoint Simulator::router_address(size_t r) const { return Endpoint::v4(impl_->routers.at(r).public_ip(), 0); }
 size_t Simulator::nat_mappings(size_t r) const { return impl_->routers.at(r).mappings(); }
+bool Simulator::reachable(const Endpoint& from, const Endpoint& to) const {
+  const Impl& s = *impl_;
+  long src = s.index_of(from), dst = s.index_of(to);
+  auto router_of = [&](long i) { return i >= 0 ? s.slots[static_cast<size_t>(i)].router.value_or(kNoRouter) : kNoRouter; };
+  uint32_t out = router_of(src);
+  if (dst >= 0) return router_of(dst) == out;
+  long r = s.router_index(to);
+  if (r < 0 || (out == static_cast<uint32_t>(r) && !s.routers[static_cast<size_t>(r)].model().hairpin)) return false;
+  return s.routers[static_cast<size_t>(r)].peek(from, to.port, s.now).has_value();
+}
 uint64_t Simulator::trace_hash() const { return impl_->trace; }
 const SimStats& Simulator::stats() const { return impl_->stats; }
 
