@@ -3,7 +3,8 @@
 // Runs the same Node code as the real driver. Everything random (identities, node randomness, link latency,
 // jitter, loss, duplication) comes from one seed, and events are processed in (time, sequence) order, so a
 // seed gives the same run bit for bit; trace_hash() summarises every delivered datagram to prove it.
-// Node i has address 10.a.b.c:4000 where a.b.c is i in base 256.
+// Node i has address 10.a.b.c:4000 where a.b.c is i in base 256. Nodes may sit behind simulated NAT routers
+// (add_router, put_behind): router r has public address 172.(16 + r / 65536).(r / 256 % 256).(r % 256).
 #pragma once
 #include <functional>
 #include <memory>
@@ -24,6 +25,19 @@ struct LinkModel {
   double duplicate = 0;   // probability a datagram is delivered twice
 };
 
+// A home router between the nodes behind it and everyone else, in RFC 4787 terms (src/sim/nat.h).
+struct NatModel {
+  enum class Type : uint8_t {
+    kFullCone,        // one public port per inside endpoint; anyone may send through it
+    kRestrictedCone,  // one public port per inside endpoint; only addresses the node sent to may answer
+    kPortRestricted,  // one public port per inside endpoint; only (address, port) pairs it sent to
+    kSymmetric,       // a random public port per destination; only that destination may answer
+  };
+  Type type = Type::kPortRestricted;
+  Duration mapping_timeout = std::chrono::seconds(60);  // a mapping unused this long (either way) is forgotten
+  bool hairpin = false;  // nodes behind it reach each other at its public address
+};
+
 struct SimConfig {
   uint64_t seed = 1;
   LinkModel link;
@@ -32,6 +46,7 @@ struct SimConfig {
 
 struct SimStats {
   uint64_t sent = 0, delivered = 0, lost = 0, duplicated = 0, partitioned = 0, to_dead = 0, unroutable = 0;
+  uint64_t nat_filtered = 0;  // datagrams a router did not let in: no live mapping, filtered, no free port
   uint64_t events = 0;
 };
 
@@ -77,6 +92,20 @@ class Simulator {
   void partition(std::vector<uint8_t> side);
   void heal() { partition({}); }
   void set_link(const LinkModel& link);
+
+  // --- NATs ---
+  // Adds a router; returns its index.
+  size_t add_router(const NatModel& model);
+  // Puts node i behind router r from now on (nullopt: back on the open network). Its own address is then
+  // private: only nodes behind the same router reach it there; others only through the router's mappings.
+  void put_behind(size_t i, std::optional<size_t> router);
+  std::optional<size_t> router_of(size_t i) const;
+  Endpoint router_address(size_t r) const;  // port 0
+  size_t nat_mappings(size_t r) const;      // live or not yet swept
+  // Whether a datagram with source `from` as it arrives (an open node's address, a router's public address
+  // and port, or an unused address for a stranger) to `to` would reach a node now, ignoring loss and
+  // partitions; changes no mapping.
+  bool reachable(const Endpoint& from, const Endpoint& to) const;
 
   uint64_t trace_hash() const;
   const SimStats& stats() const;

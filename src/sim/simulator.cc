@@ -5,6 +5,7 @@
 #include <queue>
 #include <stdexcept>
 
+#include "sim/nat.h"
 #include "sim/rng.h"
 
 namespace storjnet {
@@ -16,6 +17,7 @@ constexpr uint64_t kUnixBaseUs = 1'800'000'000'000'000ull;  // virtual wall cloc
 enum class EventKind : uint8_t { kDeliver, kWake };
 
 constexpr uint32_t kInjected = 0xffffffffu;  // Event::src of a datagram injected by the test
+constexpr uint32_t kNoRouter = 0xffffffffu;  // on the open network
 
 struct Event {
   TimePoint at;
@@ -73,6 +75,7 @@ struct Simulator::Impl {
     TimePoint wake = TimePoint::max();
     bool alive = true;
     std::optional<Endpoint> spoof_as;
+    std::optional<uint32_t> router;  // put_behind
   };
 
   SimConfig config;
@@ -83,6 +86,7 @@ struct Simulator::Impl {
   std::priority_queue<Event, std::vector<Event>, Later> queue;
   std::vector<Slot> slots;
   std::vector<Identity> identities;
+  std::vector<sim::Nat> routers;
   std::vector<uint8_t> side;
   SimStats stats;
   std::function<void(size_t, const Endpoint&, size_t)> tap;
@@ -107,14 +111,64 @@ struct Simulator::Impl {
     queue.push(Event{at, seq++, dst, src, k, std::move(data), from});
   }
 
+  static uint32_t router_ip(size_t r) {
+    return 0xac100000u + static_cast<uint32_t>(r);  // 172.16.0.0/12
+  }
+  long router_index(const Endpoint& ep) const {
+    if (ep.family != Endpoint::Family::kV4 || ep.addr[0] != 172 || (ep.addr[1] & 0xf0) != 16) return -1;
+    size_t r = size_t(ep.addr[1] & 0x0f) << 16 | size_t(ep.addr[2]) << 8 | ep.addr[3];
+    return r < routers.size() ? static_cast<long>(r) : -1;
+  }
+
+  // Where a datagram from node src to `to` goes, and the source its receiver sees; -1 when nowhere.
+  // Without routers this is index_of(to) and src's own address (or its forged one).
+  long route(uint32_t src, const Endpoint& to, Endpoint& from) {
+    const Slot& s = slots[src];
+    from = s.spoof_as ? *s.spoof_as : endpoint(src);
+    long dst = index_of(to);
+    if (routers.empty()) return dst;
+    auto out = s.router;
+    if (dst >= 0) {                                       // a node's own address
+      auto in = slots[static_cast<size_t>(dst)].router;
+      if (in == out) return dst;                          // the same network (the open one, or one home's)
+      if (in) {
+        ++stats.unroutable;                               // another home's private address
+        return -1;
+      }
+    } else if (router_index(to) < 0) {
+      ++stats.unroutable;
+      return -1;
+    }
+    if (out && !s.spoof_as) {                             // leaves its home through its router
+      auto pub = routers[*out].outbound(endpoint(src), to, now, net_rng);
+      if (!pub) {
+        ++stats.nat_filtered;
+        return -1;
+      }
+      from = *pub;
+    }
+    if (dst >= 0) return dst;
+    auto r = static_cast<size_t>(router_index(to));
+    if (out && *out == r && !routers[r].model().hairpin) {
+      ++stats.nat_filtered;
+      return -1;
+    }
+    auto inside = routers[r].inbound(from, to.port, now);
+    if (!inside) {
+      ++stats.nat_filtered;
+      return -1;
+    }
+    return index_of(*inside);
+  }
+
   void send(uint32_t src, const Endpoint& to, ByteView dg) {
     if (!slots[src].alive) return;
     ++stats.sent;
     if (tap) tap(src, to, dg.size());
-    Endpoint from = slots[src].spoof_as ? *slots[src].spoof_as : endpoint(src);
-    long dst = index_of(to);
+    Endpoint from;
+    long dst = route(src, to, from);
     if (dst < 0) {
-      ++stats.unroutable;
+      if (routers.empty()) ++stats.unroutable;
       return;
     }
     if (!side.empty() && side[src] != side[dst]) {
@@ -256,6 +310,29 @@ void Simulator::partition(std::vector<uint8_t> side) {
 }
 
 void Simulator::set_link(const LinkModel& link) { impl_->config.link = link; }
+
+size_t Simulator::add_router(const NatModel& model) {
+  if (impl_->routers.size() >= (1u << 20)) throw std::length_error("simulator holds at most 2^20 routers");
+  impl_->routers.emplace_back(model, Impl::router_ip(impl_->routers.size()));
+  return impl_->routers.size() - 1;
+}
+void Simulator::put_behind(size_t i, std::optional<size_t> router) {
+  if (router && *router >= impl_->routers.size()) throw std::out_of_range("put_behind: no such router");
+  impl_->slots.at(i).router = router ? std::optional<uint32_t>(static_cast<uint32_t>(*router)) : std::nullopt;
+}
+std::optional<size_t> Simulator::router_of(size_t i) const { return impl_->slots.at(i).router; }
+Endpoint Simulator::router_address(size_t r) const { return Endpoint::v4(impl_->routers.at(r).public_ip(), 0); }
+size_t Simulator::nat_mappings(size_t r) const { return impl_->routers.at(r).mappings(); }
+bool Simulator::reachable(const Endpoint& from, const Endpoint& to) const {
+  const Impl& s = *impl_;
+  long src = s.index_of(from), dst = s.index_of(to);
+  auto router_of = [&](long i) { return i >= 0 ? s.slots[static_cast<size_t>(i)].router.value_or(kNoRouter) : kNoRouter; };
+  uint32_t out = router_of(src);
+  if (dst >= 0) return router_of(dst) == out;
+  long r = s.router_index(to);
+  if (r < 0 || (out == static_cast<uint32_t>(r) && !s.routers[static_cast<size_t>(r)].model().hairpin)) return false;
+  return s.routers[static_cast<size_t>(r)].peek(from, to.port, s.now).has_value();
+}
 uint64_t Simulator::trace_hash() const { return impl_->trace; }
 const SimStats& Simulator::stats() const { return impl_->stats; }
 

@@ -1,0 +1,56 @@
+// sim-nat: a simulated network with a fraction of its nodes behind home routers of mixed kinds
+// (src/sim/nat_scenario.h): DHT puts and gets, pubsub delivery, and how many routing-table entries a stranger
+// cannot reach. One RESULT_JSON line.
+#include "bench_util.h"
+#include "sim/nat_scenario.h"
+#include "workloads.h"
+
+namespace storjnet::bench {
+
+static void add_sim_nat(CLI::App& app) {
+  auto o = std::make_shared<sim::NatScenarioConfig>();
+  auto* cmd = app.add_subcommand("sim-nat", "simulated network with a fraction of nodes behind NAT routers");
+  cmd->add_option("--nodes", o->nodes)->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--natted", o->natted, "fraction of nodes behind a router")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--symmetric", o->symmetric, "share of symmetric routers (others: see sim/nat_scenario.h)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--puts", o->puts)->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--events", o->events)->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--subscribers", o->subscribers)->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--seed", o->seed);
+  cmd->callback([o] {
+    auto t0 = std::chrono::steady_clock::now();
+    sim::NatScenarioReport r = sim::run_nat_scenario(*o);
+    auto ratio = [](uint64_t a, uint64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0; };
+    print_result({{"workload", "sim-nat"},
+                  {"nodes", o->nodes},
+                  {"seed", o->seed},
+                  {"natted", r.natted},
+                  {"routers_full_cone", r.by_kind[0]},
+                  {"routers_restricted_cone", r.by_kind[1]},
+                  {"routers_port_restricted", r.by_kind[2]},
+                  {"routers_symmetric", r.by_kind[3]},
+                  {"joined", r.joined},
+                  {"put_ok_ratio", ratio(r.puts_ok, r.puts)},
+                  {"get_ok_ratio", ratio(r.gets_ok, r.gets)},
+                  {"pubsub_delivery", ratio(r.events_delivered, r.events_expected)},
+                  {"unreachable_contacts_ratio", ratio(r.contacts_unreachable, r.contacts)},
+                  {"contacts_mean", ratio(r.contacts, o->nodes)},
+                  {"unreachable_by_router", {{"full_cone", r.unreachable_by_kind[0]},
+                                             {"restricted_cone", r.unreachable_by_kind[1]},
+                                             {"port_restricted", r.unreachable_by_kind[2]},
+                                             {"symmetric", r.unreachable_by_kind[3]},
+                                             {"none", r.unreachable_by_kind[4]}}},
+                  {"rounds_p50", percentile(r.lookup_rounds, 0.5)},
+                  {"get_sim_ms_p50", percentile(r.get_ms, 0.5)},
+                  {"get_sim_ms_p99", percentile(r.get_ms, 0.99)},
+                  {"nat_filtered", r.nat_filtered},
+                  {"datagrams", r.datagrams},
+                  {"wall_s", seconds_since(t0)},
+                  {"peak_rss_mb", peak_rss_mb()},
+                  {"trace_hash", std::to_string(r.trace_hash)}});
+  });
+}
+STORJNET_WORKLOAD(add_sim_nat);
+
+}  // namespace storjnet::bench

@@ -1,0 +1,145 @@
+#include "sim/nat_scenario.h"
+
+#include <map>
+#include <set>
+
+#include "sim/rng.h"
+
+namespace storjnet::sim {
+
+namespace {
+
+NatModel::Type pick_kind(const NatScenarioConfig& c, Rng& rng) {
+  double shares[4] = {c.full_cone, c.restricted_cone, c.port_restricted, c.symmetric};
+  double total = shares[0] + shares[1] + shares[2] + shares[3];
+  double x = rng.uniform() * total;
+  for (int k = 0; k < 3; ++k) {
+    if (x < shares[k]) return static_cast<NatModel::Type>(k);
+    x -= shares[k];
+  }
+  return NatModel::Type::kSymmetric;
+}
+
+// Nodes 1..n-1 join in waves of 50, each through a random open node that joined before it.
+size_t join_through_open_nodes(Simulator& sim, Rng& rng, const std::vector<size_t>& open_order) {
+  size_t n = sim.size(), joined = 1;
+  std::vector<size_t> open_joined = {0};
+  const size_t wave = 50;
+  for (size_t start = 1; start < n; start += wave) {
+    size_t end = std::min(n, start + wave);
+    size_t waiting = end - start;
+    for (size_t i = start; i < end; ++i) {
+      size_t via = open_joined[rng.below(open_joined.size())];
+      sim.node(i).dht().bootstrap({sim.endpoint(via)}, [&waiting, &joined](bool ok) {
+        --waiting;
+        joined += ok;
+      });
+    }
+    sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(60));
+    for (size_t i : open_order)
+      if (i >= start && i < end) open_joined.push_back(i);
+  }
+  return joined;
+}
+
+}  // namespace
+
+NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
+  SimConfig sc;
+  sc.seed = cfg.seed;
+  sc.node = cfg.node;
+  Simulator sim(sc);
+  Rng rng(cfg.seed * 6364136223846793005ull + 11);
+  NatScenarioReport rep;
+  std::vector<size_t> open;
+  std::vector<NatModel::Type> kinds(cfg.nodes, NatModel::Type::kFullCone);
+  for (size_t i = 0; i < cfg.nodes; ++i) {
+    sim.add_node();
+    if (i > 0 && rng.uniform() < cfg.natted) {
+      NatModel m;
+      m.type = kinds[i] = pick_kind(cfg, rng);
+      m.mapping_timeout = cfg.mapping_timeout;
+      sim.put_behind(i, sim.add_router(m));
+      ++rep.natted;
+      ++rep.by_kind[static_cast<size_t>(m.type)];
+    } else {
+      open.push_back(i);
+    }
+  }
+  rep.joined = join_through_open_nodes(sim, rng, open);
+  sim.run_for(cfg.settle);
+
+  // Who in the routing tables could a stranger reach now?
+  const Endpoint stranger = Endpoint::v4(0x0afffffe, 1);
+  std::map<Endpoint, size_t> kind_at;  // router address (port 0) -> its kind
+  for (size_t i = 0; i < cfg.nodes; ++i)
+    if (auto r = sim.router_of(i)) kind_at[sim.router_address(*r)] = static_cast<size_t>(kinds[i]);
+  for (size_t i = 0; i < cfg.nodes; ++i)
+    for (const auto& c : sim.node(i).dht().peers()) {
+      ++rep.contacts;
+      if (sim.reachable(stranger, c.endpoint)) continue;
+      ++rep.contacts_unreachable;
+      Endpoint a = c.endpoint;
+      a.port = 0;
+      auto k = kind_at.find(a);
+      ++rep.unreachable_by_kind[k == kind_at.end() ? 4 : k->second];
+    }
+
+  // DHT: puts one at a time, then a get of each from another random node.
+  std::vector<std::string> keys;
+  std::vector<Bytes> values;
+  std::vector<size_t> putters;
+  for (size_t j = 0; j < cfg.puts; ++j) {
+    keys.push_back("nat-" + std::to_string(cfg.seed) + "-" + std::to_string(j));
+    std::string v = "\"" + std::to_string(rng.next()) + "\"";
+    values.emplace_back(v.begin(), v.end());
+    putters.push_back(rng.below(cfg.nodes));
+    bool done = false;
+    ++rep.puts;
+    sim.node(putters[j]).dht().put(keys[j], values[j], [&](const PutResult& r) {
+      done = true;
+      rep.puts_ok += r.ok;
+    });
+    sim.run_until([&] { return done; }, std::chrono::seconds(60));
+  }
+  for (size_t j = 0; j < cfg.puts; ++j) {
+    size_t g = rng.below(cfg.nodes - 1);
+    if (g >= putters[j]) ++g;
+    bool done = false;
+    TimePoint start = sim.now();
+    ++rep.gets;
+    sim.node(g).dht().get(keys[j], [&, j, start](GetResult r) {
+      done = true;
+      rep.gets_ok += r.value && *r.value == values[j];
+      if (r.local) return;
+      rep.lookup_rounds.push_back(r.lookup.rounds);
+      rep.get_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
+    });
+    sim.run_until([&] { return done; }, std::chrono::seconds(60));
+  }
+
+  // Pubsub: one topic, random subscribers, events from random nodes.
+  const std::string topic = "nat-topic-" + std::to_string(cfg.seed);
+  std::set<size_t> subs;
+  while (subs.size() < std::min(cfg.subscribers, cfg.nodes)) subs.insert(rng.below(cfg.nodes));
+  std::set<std::pair<size_t, std::string>> seen;
+  for (size_t s : subs) {
+    sim.node(s).pubsub().set_on_event([&seen, s](const std::string&, const std::string& ev) { seen.insert({s, ev}); });
+    sim.node(s).pubsub().subscribe(topic);
+  }
+  sim.run_for(std::chrono::seconds(10));
+  for (size_t e = 0; e < cfg.events; ++e) {
+    sim.node(rng.below(cfg.nodes)).pubsub().publish(topic, "{\"seq\":" + std::to_string(e) + "}");
+    sim.run_for(std::chrono::milliseconds(50));
+  }
+  sim.run_for(std::chrono::seconds(10));
+  rep.events_expected = cfg.events * subs.size();
+  rep.events_delivered = seen.size();
+
+  rep.nat_filtered = sim.stats().nat_filtered;
+  rep.datagrams = sim.stats().delivered;
+  rep.trace_hash = sim.trace_hash();
+  return rep;
+}
+
+}  // namespace storjnet::sim

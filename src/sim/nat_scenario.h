@@ -1,0 +1,41 @@
+// sim::run_nat_scenario: a network where a fraction of the nodes sit behind home routers (sim::Nat), one node
+// per router, with a mix of router kinds. Nodes join through open nodes (bootstrap nodes are public), the
+// network ages, then DHT puts, gets from other nodes, and pubsub events to a set of subscribers are counted.
+// It measures how well the protocol serves a NATed network; `storjnet-bench sim-nat` prints the report.
+#pragma once
+#include <cstdint>
+
+#include "storjnet/simulator.h"
+
+namespace storjnet::sim {
+
+struct NatScenarioConfig {
+  uint64_t seed = 1;
+  size_t nodes = 1000;
+  double natted = 0.6;  // fraction of the nodes behind a router (node 0, the first bootstrap node, never is)
+  // Shares of the routers by kind (normalised). Field studies find most home routers endpoint-independent
+  // in mapping and a tenth to a fifth symmetric (RFC 5128 section 3; libp2p's measurements).
+  double full_cone = 0.2, restricted_cone = 0.15, port_restricted = 0.45, symmetric = 0.2;
+  Duration mapping_timeout = std::chrono::seconds(60);
+  Duration settle = std::chrono::minutes(2);  // virtual time between the join and the workload
+  size_t puts = 200;                          // each read once by another node
+  size_t subscribers = 100;                   // of one topic
+  size_t events = 100;                        // published to it by random nodes
+  NodeConfig node;
+};
+
+struct NatScenarioReport {
+  size_t joined = 0, natted = 0;
+  size_t by_kind[4] = {};  // routers by NatModel::Type
+  uint64_t puts = 0, puts_ok = 0, gets = 0, gets_ok = 0;
+  uint64_t events_expected = 0, events_delivered = 0;
+  std::vector<double> lookup_rounds, get_ms;  // gets that asked the network
+  // Routing-table entries, over all nodes, that a stranger could not reach when the workload began.
+  uint64_t contacts = 0, contacts_unreachable = 0;
+  uint64_t unreachable_by_kind[5] = {};  // ... by the kind of router they sit behind (4: none, open nodes)
+  uint64_t nat_filtered = 0, datagrams = 0, trace_hash = 0;
+};
+
+NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg);
+
+}  // namespace storjnet::sim
