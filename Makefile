@@ -42,13 +42,20 @@ python: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target python storjnetd
 
+# Then the charts of build/bench-results.jsonl in build/plots/ (scripts/plot; bench/README.md, "Charts").
 bench: build
-	@scripts/run-benches
+	@scripts/run-benches; status=$$?; scripts/plot --out $(BUILD)/plots $(BUILD)/bench-results.jsonl; exit $$status
 
 fuzz: deps
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTORJNET_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@scripts/run-fuzzers $(FUZZ_BUILD)/bin $(FUZZ_SECONDS)
+
+# The Debian package of the release build (packaging/, README "Install as a Debian package"):
+# build/storjnet_<version>_amd64.deb.
+.PHONY: deb
+deb: build
+	@cd $(BUILD) && cpack -G DEB >/dev/null && ls "$$PWD"/storjnet_*_amd64.deb
 
 clean:
 	rm -rf $(BUILD)

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -17,6 +18,29 @@ inline double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   size_t rank = static_cast<size_t>(std::ceil(q * v.size()));
   return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
+}
+
+// The distribution of `v` for plots (scripts/plot, opt-in with a workload's --cdf): the 101 nearest-rank
+// percentiles q = 0, 0.01, ..., 1 (q = 0 gives the minimum); empty for an empty set. Small whatever the
+// sample count, and enough to draw a CDF.
+inline std::vector<double> cdf_points(std::vector<double> v) {
+  std::vector<double> out;
+  if (v.empty()) return out;
+  std::sort(v.begin(), v.end());
+  for (int i = 0; i <= 100; ++i) {
+    size_t rank = static_cast<size_t>(std::ceil(i / 100.0 * v.size()));
+    out.push_back(v[std::clamp<size_t>(rank, 1, v.size()) - 1]);
+  }
+  return out;
+}
+
+// How often each whole value occurs in `v`, as {"value": count} (e.g. lookup rounds).
+inline nlohmann::json histogram(const std::vector<double>& v) {
+  std::map<long long, size_t> counts;
+  for (double x : v) ++counts[std::llround(x)];
+  nlohmann::json out = nlohmann::json::object();
+  for (auto& [value, n] : counts) out[std::to_string(value)] = n;
+  return out;
 }
 
 // A field of /proc/self/status in KiB (VmRSS, VmHWM, Threads...).

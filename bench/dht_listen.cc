@@ -237,6 +237,7 @@ nlohmann::json run_listen_phase(const ListenPhaseArgs& a) {
   j["warmup_ok"] = warmup_ok;
   j["subscribe_warmup_s"] = subscribe_s;
   j["latency_ms"] = summary(lat_ms);
+  if (a.cdf) j["latency_cdf_ms"] = cdf_points(lat_ms);
   j["put_ok"] = put_ok;
   j["put_latency_ms"] = summary(put_ms);
   j["wall_s"] = std::chrono::duration<double>(Clock::now() - w0).count();

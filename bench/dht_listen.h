@@ -21,6 +21,7 @@ struct ListenPhaseArgs {
   int topics = 10;
   double sub_settle_s = 2;
   double event_timeout_s = 10;
+  bool cdf = false;  // add latency_cdf_ms (bench_util.h cdf_points)
 };
 
 // Runs the phase and returns the `listen` object of the RESULT_JSON schema (null when not implemented).

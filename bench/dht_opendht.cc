@@ -35,6 +35,7 @@
 #include "bench_util.h"
 #include "node/node_internals.h"
 #include "dht_listen.h"
+#include "storjnet/version.h"
 #include "engine/engine.h"
 #include "storjnet/real_driver.h"
 #include "workloads.h"
@@ -104,6 +105,7 @@ struct Opts {
   bool quiet = false;
   bool trace = false;
   bool diag_self_lookup = false;
+  bool cdf = false;
 };
 
 std::atomic<bool> g_progress{true};
@@ -714,6 +716,7 @@ void run_dht(const Opts& opts) {
   la.topics = a.topics;
   la.sub_settle_s = a.sub_settle_s;
   la.event_timeout_s = a.event_timeout;
+  la.cdf = a.cdf;
   Tx tx_lis0 = tx_now();
   json lis = run_listen_phase(la);
   Tx tx_lis1 = tx_now();
@@ -754,6 +757,7 @@ void run_dht(const Opts& opts) {
     j["timeouts"] = r.timeouts;
     j["success_rate"] = r.attempted ? double(r.ok) / r.attempted : 0.0;
     j["latency_ms"] = summary_json(r.lat_ms);
+    if (a.cdf) j["latency_cdf_ms"] = cdf_points(r.lat_ms);
     if (is_get) {
       j["notfound_ms"] = summary_json(r.notfound_ms);
       j["local_hits"] = r.local_hits;
@@ -780,6 +784,7 @@ void run_dht(const Opts& opts) {
     j["success_rate"] = r.attempted ? double(r.ok) / r.attempted : 0.0;
     j["throughput_ops_s"] = r.wall_s > 0 ? r.ok / r.wall_s : 0.0;
     j["latency_ms"] = summary_json(r.lat_ms);
+    if (a.cdf) j["latency_cdf_ms"] = cdf_points(r.lat_ms);
     j["wall_s"] = r.wall_s;
     j["cpu_s"] = r.cpu_s;
     j["tx_datagrams_per_op"] = r.attempted ? double(r.tx_after.d - r.tx_before.d) / r.attempted : 0.0;
@@ -797,7 +802,7 @@ void run_dht(const Opts& opts) {
   json j;
   j["bench"] = "storjnet-bench dht";
   j["impl"] = "storjnet";
-  j["impl_version"] = "0.1.0";
+  j["impl_version"] = kVersionString;
   j["label"] = a.label;
   j["date"] = datebuf;
   j["nodes"] = N;
@@ -923,6 +928,7 @@ static void add_dht(CLI::App& app) {
   cmd->add_option("--max-seconds", o->max_seconds, "watchdog: exit code 3 after this long");
   cmd->add_option("--label", o->label);
   cmd->add_flag("--quiet", o->quiet);
+  cmd->add_flag("--cdf", o->cdf, "add latency distributions (latency_cdf_ms, for scripts/plot)");
   cmd->add_flag("--trace", o->trace, "routing-table samples and get-miss diagnostics on stderr");
   cmd->add_flag("--diag-self-lookup", o->diag_self_lookup,
                 "diagnostic, not the reference workload: each node looks its own id up again after settle");

@@ -17,6 +17,7 @@ struct SimDhtOpts {
   double kill = 0;
   size_t value_size = 64;
   size_t wave = 50;
+  bool cdf = false;
 };
 
 }  // namespace
@@ -30,6 +31,7 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts")->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--value-size", o->value_size)->check(CLI::Range(1, 65536));
   cmd->add_option("--join-wave", o->wave, "nodes that bootstrap at the same moment")->check(CLI::Range(1, 1 << 20));
+  cmd->add_flag("--cdf", o->cdf, "add latency distributions and rounds histograms (for scripts/plot)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
     SimConfig cfg;
@@ -99,7 +101,7 @@ static void add_sim_dht(CLI::App& app) {
       contacts += sim.node(i).dht().peers().size();
       sessions += sim.node(i).stats().sessions;
     }
-    print_result({{"workload", "sim-dht"},
+    nlohmann::json result = {{"workload", "sim-dht"},
                   {"nodes", o->nodes},
                   {"ops", o->ops},
                   {"seed", o->seed},
@@ -124,7 +126,12 @@ static void add_sim_dht(CLI::App& app) {
                   {"join_wall_s", join_wall},
                   {"wall_s", seconds_since(t0)},
                   {"peak_rss_mb", peak_rss_mb()},
-                  {"trace_hash", std::to_string(sim.trace_hash())}});
+                  {"trace_hash", std::to_string(sim.trace_hash())}};
+    if (o->cdf) {
+      result["cdf"] = {{"put_sim_ms", cdf_points(put_ms)}, {"get_sim_ms", cdf_points(get_ms)}};
+      result["rounds_histogram"] = {{"put", histogram(put_rounds)}, {"get", histogram(get_rounds)}};
+    }
+    print_result(result);
   });
 }
 STORJNET_WORKLOAD(add_sim_dht);

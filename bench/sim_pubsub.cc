@@ -25,6 +25,7 @@ struct Opts {
   std::string topology = "dht";  // dht | oracle
   size_t topics_per_class = 10;
   double interval_ms = 10;
+  bool cdf = false;
 };
 
 void run(const Opts& o) {
@@ -181,6 +182,7 @@ void run(const Opts& o) {
                         {"msgs_per_delivery", r.delivered ? double(r.datagrams) / double(r.delivered) : 0.0},
                         {"datagrams", r.datagrams}};
     std::printf("subscribers=%zu %s\n", classes[c], j.dump().c_str());
+    if (o.cdf) j["latency_cdf_ms"] = cdf_points(r.lat);
     per.push_back(j);
     all.events += r.events;
     all.expected += r.expected;
@@ -215,6 +217,7 @@ void run(const Opts& o) {
                       {"wall_s", seconds_since(t0)},
                       {"peak_rss_mb", peak_rss_mb()},
                       {"trace_hash", std::to_string(sim.trace_hash())}};
+  if (o.cdf) j["latency_cdf_ms"] = cdf_points(all.lat);
   print_result(j);
 }
 
@@ -233,6 +236,7 @@ static void add_sim_pubsub(CLI::App& app) {
       ->check(CLI::IsMember({"oracle", "dht"}));
   cmd->add_option("--topics", opts->topics_per_class, "topics per subscriber count")->check(CLI::Range(1, 1000));
   cmd->add_option("--interval-ms", opts->interval_ms, "virtual time between publishes");
+  cmd->add_flag("--cdf", opts->cdf, "add latency distributions (for scripts/plot)");
   cmd->callback([opts] { run(*opts); });
 }
 

@@ -133,6 +133,14 @@ expect_rc "bad id" 1 -- "${C0[@]}" find xyz
 grep -q "error -32602" "$WORK/err" || fail "bad id message: $(cat "$WORK/err")"
 expect_rc "bad usage" 2 -- "${C0[@]}" put onlykey
 expect_rc "bad url" 2 -- "$CLI" --api "ftp://x" id
+expect_rc "unknown command" 2 -- "${C0[@]}" frobnicate 42
+grep -q 'unknown command "frobnicate"' "$WORK/err" || fail "unknown command message: $(cat "$WORK/err")"
+expect_rc "no command" 2 -- "${C0[@]}"
+VERSION_RE='^[0-9]+\.[0-9]+\.[0-9]+ \(protocol [0-9]+\)$'
+expect_rc "storjnet --version" 0 -- "$CLI" --version
+sed 's/^storjnet //' "$WORK/out" | grep -Eq "$VERSION_RE" || fail "storjnet --version: $(cat "$WORK/out")"
+expect_rc "storjnetd --version" 0 -- "$DAEMON" --version
+sed 's/^storjnetd //' "$WORK/out" | grep -Eq "$VERSION_RE" || fail "storjnetd --version: $(cat "$WORK/out")"
 expect_rc "nobody listening" 2 -- "$CLI" --api "http://127.0.0.1:1" id
 expect_rc "health" 0 -- "${C0[@]}" health
 grep -q '"status":"ok"' "$WORK/out" || fail "health output: $(cat "$WORK/out")"

@@ -13,8 +13,9 @@
 //
 // The API token (docs/api.md, "Authentication"): --token, --token-file or STORJNET_API_TOKEN when given;
 // otherwise the cookie storjnetd writes to its data dir: DATA_DIR/.cookie for --data-dir (env
-// STORJNET_DATA_DIR), else the first of storjnet-data/.cookie (storjnetd's default) and
-// run/local-network/.cookie (`make run`) that exists.
+// STORJNET_DATA_DIR), else the first of storjnet-data/.cookie (storjnetd's default),
+// run/local-network/.cookie (`make run`) and /var/lib/storjnet/.cookie (the Debian package's service) that
+// exists.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +24,8 @@
 #include "api/auth.h"
 #include "api/http_client.h"
 #include "api/json_rpc.h"
+#include "storjnet/version.h"
+#include "wire/datagram.h"
 
 using storjnet::api::json;
 
@@ -64,7 +67,7 @@ std::string find_token(const std::string& token, const std::string& token_file, 
     return *t;
   }
   std::vector<std::string> dirs = {data_dir};
-  if (data_dir.empty()) dirs = {"storjnet-data", "run/local-network"};
+  if (data_dir.empty()) dirs = {"storjnet-data", "run/local-network", "/var/lib/storjnet"};
   for (auto& d : dirs)
     if (auto t = api::read_token_file(std::filesystem::path(d) / api::kCookieName)) return *t;
   return {};
@@ -75,6 +78,8 @@ std::string find_token(const std::string& token, const std::string& token_file, 
 int main(int argc, char** argv) {
   CLI::App app{"storjnet: talk to a storjnetd node through its JSON-RPC API", "storjnet"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("storjnet ") + storjnet::kVersionString + " (protocol " +
+                                        std::to_string(storjnet::wire::kVersion) + ")");
   std::string api_url = env_or("STORJNET_API", "http://127.0.0.1:5000");
   std::string token = env_or("STORJNET_API_TOKEN", "");
   std::string token_file, data_dir = env_or("STORJNET_DATA_DIR", "");
@@ -85,7 +90,7 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file, "Read the bearer token from this file");
   app.add_option("--data-dir", data_dir,
                  "storjnetd's data dir: its .cookie holds the token (env STORJNET_DATA_DIR; default: "
-                 "storjnet-data, then run/local-network)");
+                 "storjnet-data, then run/local-network, then /var/lib/storjnet)");
   app.add_option("--timeout", timeout_s, "Seconds to wait for an answer")->capture_default_str();
   app.add_flag("--json", as_json, "Print the raw JSON result (for scripts)");
 
@@ -231,6 +236,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // A first word that is no command leaves no subcommand parsed and the word unused: name it (CLI11 alone
+    // would only say that a subcommand is required).
+    if (e.get_exit_code() != 0 && app.get_subcommands().empty() && !app.remaining().empty()) {
+      std::cerr << "storjnet: unknown command \"" << app.remaining().front()
+                << "\" (run storjnet --help for the commands)\n";
+      return 2;
+    }
     return app.exit(e) == 0 ? 0 : 2;
   }
   // Positional params of the short forms, in order.

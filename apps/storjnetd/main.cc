@@ -27,6 +27,8 @@
 #include "api/json_rpc.h"
 #include "storjnet/dht_storage.h"
 #include "storjnet/real_driver.h"
+#include "storjnet/version.h"
+#include "wire/datagram.h"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
@@ -50,6 +52,7 @@ struct Options {
   std::string log_level = "info";
   std::string api_token;
   std::string api_token_file;
+  std::string api_cookie_perms = "owner";
   bool api_public_metrics = false;
   std::vector<std::string> api_allow_hosts;
   size_t api_body_limit = 1024 * 1024;
@@ -156,6 +159,8 @@ int run(const Options& o) {
   if (!udp_host) throw UsageError("--host \"" + o.host + "\": not an IP address");
   if (!Endpoint::from_ip(o.api_host, 1)) throw UsageError("--api-host \"" + o.api_host + "\": not an IP address");
   std::string token = given_token(o);
+  if (o.api_cookie_perms != "owner" && o.api_cookie_perms != "group")
+    throw UsageError("--api-cookie-perms \"" + o.api_cookie_perms + "\": expected owner or group");
   if (!is_loopback_host(o.api_host) && token.empty())
     throw UsageError("binding the API to " + o.api_host +
                      " (not loopback) requires --api-token, --api-token-file or STORJNET_API_TOKEN");
@@ -196,7 +201,7 @@ int run(const Options& o) {
     token = api::random_token();
     cookie = fs::path(o.data_dir) / api::kCookieName;
     try {
-      api::write_cookie(cookie, token);
+      api::write_cookie(cookie, token, o.api_cookie_perms == "group");
     } catch (const std::exception& e) {
       throw UsageError(e.what());
     }
@@ -312,7 +317,11 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("storjnetd"));
   Options o;
   CLI::App app{"storjnetd: runs storjnet nodes and their JSON-RPC API (docs/api.md)", "storjnetd"};
+  app.set_version_flag("--version", std::string("storjnetd ") + kVersionString + " (protocol " +
+                                        std::to_string(wire::kVersion) + ")");
   app.set_config("--config", "", "Read these flags from a TOML/INI file (key = value, e.g. port = 4000)");
+  // A key the daemon does not know is a mistake in the file, not something to skip in silence.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--nodes", o.nodes, "Nodes in this process (a local network)")->capture_default_str();
   app.add_option("--port", o.port, "UDP port of node 0; node i listens on port+i (0: ephemeral)")->capture_default_str();
   app.add_option("--api-port", o.api_port, "API port of node 0; node i serves on api-port+i (0: ephemeral)")
@@ -329,15 +338,16 @@ int main(int argc, char** argv) {
                  "Bearer token the API requires (visible to other local users in the process list: prefer "
                  "--api-token-file or STORJNET_API_TOKEN). Default: a random token written to DATA_DIR/.cookie");
   app.add_option("--api-token-file", o.api_token_file, "Read the API token from this file (its first line)");
+  app.add_option("--api-cookie-perms", o.api_cookie_perms,
+                 "Who may read DATA_DIR/.cookie: owner (mode 0600) or group (0640, e.g. a system service's admins)")
+      ->capture_default_str();
   app.add_flag("--api-public-metrics", o.api_public_metrics, "Serve GET /metrics without the token");
   app.add_option("--api-allow-host", o.api_allow_hosts,
                  "A Host name the API accepts besides IP addresses and localhost (repeatable)");
   app.add_option("--api-body-limit", o.api_body_limit, "Largest API request body in bytes")->capture_default_str();
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "storjnetd: " << e.what() << "\n(run storjnetd --help for the flags)\n";

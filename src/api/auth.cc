@@ -48,7 +48,7 @@ std::string random_token() {
   return hex;
 }
 
-void write_cookie(const std::filesystem::path& path, const std::string& token) {
+void write_cookie(const std::filesystem::path& path, const std::string& token, bool group_readable) {
   auto tmp = path;
   tmp += ".tmp";
   auto fail = [&](const char* what) {
@@ -58,7 +58,7 @@ void write_cookie(const std::filesystem::path& path, const std::string& token) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) fail("create");
   std::string line = token + "\n";
-  bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+  bool ok = ::fchmod(fd, group_readable ? 0640 : 0600) == 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
             ::fsync(fd) == 0;
   int saved = errno;
   ::close(fd);

@@ -15,9 +15,10 @@ inline constexpr std::string_view kCookieName = ".cookie";
 
 // 32 random bytes as 64 hex characters.
 std::string random_token();
-// Writes `token` to `path` readable by the owner only (mode 0600, replaced atomically). Throws
+// Writes `token` to `path` (replaced atomically) readable by the owner only (mode 0600), or also by the
+// file's group when `group_readable` (0640: a system service's admins, docs/api.md). Throws
 // std::runtime_error with the reason.
-void write_cookie(const std::filesystem::path& path, const std::string& token);
+void write_cookie(const std::filesystem::path& path, const std::string& token, bool group_readable = false);
 // The first line of a token file (or cookie), without surrounding white space; nullopt when it cannot be
 // read or is empty.
 std::optional<std::string> read_token_file(const std::filesystem::path& path);
