@@ -590,6 +590,55 @@ TEST(Lookup, AValueLookupSettlesWhenItsPathsAgreeAndRunsToTheEndWhenOneAnswerDis
   EXPECT_GT(contested, 0u);
 }
 
+TEST(Lookup, CollidersMetOnTheWayDoNotSettleAGet) {
+  // 300 nodes; the 8 closest to the key hold the owner's value. 30 colluders scattered far from the key (every
+  // ninth node from the 30th on) answer every query with their own, validly signed value for the key. Seeds:
+  // one colluder and one far honest node per path, so every path meets a colluder at once.
+  NodeId target = dht_key("colluded");
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 300; ++i) nodes.push_back(contact_n(7000 + i));
+  std::sort(nodes.begin(), nodes.end(), [&](auto& a, auto& b) { return closer(target, a.id, b.id); });
+  sim::Rng rng(5);
+  std::unordered_map<NodeId, std::vector<Contact>> knows;
+  for (auto& n : nodes) {
+    auto sorted = nodes;
+    std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) { return closer(n.id, a.id, b.id); });
+    std::vector<Contact> k(sorted.begin() + 1, sorted.begin() + 9);
+    for (int r = 0; r < 8; ++r) k.push_back(nodes[rng.below(nodes.size())]);
+    knows[n.id] = k;
+  }
+  std::unordered_set<NodeId> colluders;
+  std::vector<Contact> seeds;
+  for (size_t i = 30; i < 300; i += 9) {
+    colluders.insert(nodes[i].id);
+    if (seeds.size() < 3) seeds.push_back(nodes[i]);
+  }
+  for (size_t i = 297; i < 300; ++i) seeds.push_back(nodes[i]);  // dealt round-robin: one of each per path
+  StoredValue honest = value_of("colluded", Bytes{1}, 5, identity_n(10));
+  StoredValue forged = value_of("colluded", Bytes{2}, 6, identity_n(11));
+  auto answer = [&](const Contact& to) {
+    QueryResponse r;
+    bool holds = false;
+    for (size_t i = 0; i < 8; ++i) holds = holds || nodes[i].id == to.id;
+    if (colluders.count(to.id)) r.value = forged;
+    else if (holds) r.value = honest;
+    else r.contacts = knows[to.id];
+    return r;
+  };
+  auto saw = [](const LookupResult& res, const StoredValue& v) {
+    return std::any_of(res.values.begin(), res.values.end(), [&](auto& f) { return same_signed_value(f.value, v); });
+  };
+  LookupParams p{contact_n(1).id, target, true, false, 8, 3, 3, {}};
+  auto naive = run_lookup(p, seeds, answer);
+  EXPECT_TRUE(saw(naive, forged));
+  EXPECT_FALSE(saw(naive, honest));  // the colluders' first values settled it: no vote possible
+  p.settle_within = nodes[7].id ^ target;  // where the holders are
+  p.settle_values = 2;
+  auto guarded = run_lookup(p, seeds, answer);
+  EXPECT_TRUE(saw(guarded, honest));  // the paths went on to the holders, so the caller sees both and votes
+  EXPECT_TRUE(saw(guarded, forged));
+}
+
 TEST(Lookup, ReentrantAnswersFinishExactlyOnce) {
   // The query function answers synchronously (a failure, then contacts): the state machine must not
   // re-enter itself into a double finish or a use after free.

@@ -58,6 +58,9 @@ class Simulator {
   // Adds a node (identity drawn from the seed); returns its index.
   size_t add_node();
   size_t add_node(const NodeConfig& config);
+  // Adds a node with a chosen identity (an attacker that placed its id; the adversary simulation). It must
+  // solve config.dht.id_puzzle_bits, else the Node refuses to start (std::invalid_argument).
+  size_t add_node(const NodeConfig& config, const Identity& identity);
   size_t size() const;
   Node& node(size_t i);
   Endpoint endpoint(size_t i) const;

@@ -299,6 +299,10 @@ struct Dht::Impl {
     if (b >= 0) table.mark_refreshed(b, engine.now());
     LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, paths,
                    std::move(must_query), settle};
+    if (want_value && paths > 1) {
+      p.settle_within = holder_radius();
+      p.settle_values = 2;
+    }
     std::weak_ptr<bool> live = alive;
     QueryFn query = [this, live, want_value, target](const Contact& to, QueryDone qd) {
       if (live.expired()) return qd(std::nullopt);
@@ -328,6 +332,14 @@ struct Dht::Impl {
                     if (recent.size() > kRecentLookups) recent.pop_front();
                     done(std::move(res));
                   });
+  }
+
+  // How far from a key its holders (its k closest nodes) are expected to be: as far as our k-th closest
+  // contact is from us (the network's density seen from here). nullopt while the table holds fewer than k.
+  std::optional<NodeId> holder_radius() const {
+    auto near = table.closest(engine.id(), cfg.k);
+    if (near.size() < cfg.k) return std::nullopt;
+    return near.back().id ^ engine.id();
   }
 
   struct StoreTally {
@@ -564,21 +576,35 @@ struct Dht::Impl {
     return out;
   }
 
-  // every_owner: a full lookup (dht_get_all); otherwise the lookup settles once its paths agree.
+  // The values a get votes with: those the k closest answering nodes returned (the nodes that should hold the
+  // key). However many colluding nodes a lookup is led to (liars answer with their friends), those farther
+  // away do not outvote them; only when none of the k closest returned a value do the farther ones count.
+  static std::vector<FoundValue> voters(const LookupResult& res) {
+    std::unordered_set<NodeId> near;
+    for (const auto& c : res.closest) near.insert(c.id);
+    std::vector<FoundValue> out;
+    for (const auto& f : res.values)
+      if (near.count(f.from.id)) out.push_back(f);
+    return out.empty() ? res.values : out;
+  }
+
+  // every_owner: a full lookup (dht_get_all), every owner found; otherwise the lookup settles once its paths
+  // agree, and the k closest answering nodes vote.
   void get_all(const NodeId& key, bool every_owner, std::function<void(GetAllResult, std::optional<StoredValue>)> cb) {
     ++stats.gets;
     std::weak_ptr<bool> live = alive;
-    lookup(key, true, false, [this, live, key, cb = std::move(cb)](LookupResult res) {
+    lookup(key, true, false, [this, live, key, every_owner, cb = std::move(cb)](LookupResult res) {
       if (live.expired()) return;
       auto local = values.get(key);
       GetAllResult r;
       r.local = local.has_value();
       r.lookup = res.stats;
-      r.values = tally(res.values, local);
+      const std::vector<FoundValue> counted = every_owner ? res.values : voters(res);
+      r.values = tally(counted, local);
       std::optional<StoredValue> best;
       if (!r.values.empty()) {
         ++stats.gets_found;
-        for (auto& f : res.values)
+        for (auto& f : counted)
           if (f.value.owner == r.values[0].owner && (!best || ValueStore::newer(f.value, *best))) best = f.value;
         if (local && local->owner == r.values[0].owner && (!best || ValueStore::newer(*local, *best))) best = local;
         if (res.cache_target && best) store_on({*res.cache_target}, *best, nullptr, nullptr);

@@ -10,7 +10,8 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->p_.alpha = std::max<size_t>(l->p_.alpha, 1);
   l->path_size_.assign(l->p_.paths, 0);
   l->path_in_flight_.assign(l->p_.paths, 0);
-  l->path_valued_.assign(l->p_.paths, false);
+  l->path_values_.assign(l->p_.paths, 0);
+  l->p_.settle_values = std::max<size_t>(l->p_.settle_values, 1);
   l->query_ = std::move(query);
   l->now_ = std::move(now);
   l->done_ = std::move(done);
@@ -67,7 +68,7 @@ void Lookup::step() {
     if (cand.state != State::kNew) continue;
     active[path] = true;
     // A value lookup whose answers all agree asks no further on a path that gave a value (see settled()).
-    if (p_.settle_on_agreement && path_valued_[path] && !disagree_) continue;
+    if (p_.settle_on_agreement && valued(path) && !disagree_) continue;
     pending_new = true;
     if (path_in_flight_[path] + sending[path] >= p_.alpha) continue;
     cand.state = State::kInFlight;
@@ -111,7 +112,7 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
     const StoredValue& v = *r->value;
     for (auto& f : result_.values)
       if (f.value.owner != v.owner || f.value.version != v.version || f.value.signature != v.signature) disagree_ = true;
-    path_valued_[cand.path] = true;
+    if (!p_.settle_within || (cand.contact.id ^ p_.target) <= *p_.settle_within) ++path_values_[cand.path];
     result_.values.push_back({cand.contact, std::move(*r->value)});
   }
   int depth = cand.depth + 1;
@@ -122,14 +123,14 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
 
 bool Lookup::settled(const std::vector<bool>& active) const {
   if (!p_.want_value || !p_.settle_on_agreement || disagree_ || result_.values.empty()) return false;
-  size_t valued = 0, open = 0;
+  size_t settled_paths = 0, open = 0;
   for (size_t i = 0; i < p_.paths; ++i) {
-    valued += path_valued_[i];
-    open += !path_valued_[i] && active[i];
+    settled_paths += valued(i);
+    open += !valued(i) && active[i];
   }
   // A majority of the paths agree (a path slowed by dead or silent nodes does not hold the get up), or every
   // path that can still answer has.
-  return valued >= p_.paths / 2 + 1 || open == 0;
+  return settled_paths >= p_.paths / 2 + 1 || open == 0;
 }
 
 void Lookup::finish() {

@@ -61,6 +61,14 @@ struct LookupParams {
   // stops asking once it gave a value. Any disagreement resumes every path, run to its end (k closest
   // answered) for the caller to vote.
   bool settle_on_agreement = true;
+  // Value lookups: a value settles its path (and counts towards settling the lookup) only when the node that
+  // gave it is within this XOR distance of the target, where the key's holders are; a value from farther away
+  // is still collected (and a disagreeing one still makes every path run to its end), but its path goes on.
+  // So colluding nodes met on the way cannot end a get with their value. nullopt: any node settles.
+  std::optional<NodeId> settle_within;
+  // Value lookups: agreeing values a path needs (from distinct nodes within settle_within) before it counts as
+  // valued and stops asking; with 2, one colluding node met first on a path does not end it.
+  size_t settle_values = 1;
 };
 
 class Lookup : public std::enable_shared_from_this<Lookup> {
@@ -92,7 +100,8 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   std::map<NodeId, Candidate> shortlist_;  // all paths, by XOR distance to the target
   std::vector<size_t> path_size_;          // candidates per path (bounded to 3k each)
   std::vector<size_t> path_in_flight_;
-  std::vector<bool> path_valued_;  // the path got a value
+  std::vector<size_t> path_values_;  // values the path got that may settle it (see settle_within)
+  bool valued(size_t path) const { return path_values_[path] >= p_.settle_values; }
   bool disagree_ = false;          // two values received differ
   size_t in_flight_ = 0;
   bool finished_ = false;

@@ -221,18 +221,22 @@ struct Simulator::Impl {
     return true;
   }
 
-  size_t add(const NodeConfig& cfg) {
+  size_t add(const NodeConfig& cfg, const Identity* chosen = nullptr) {
     uint32_t i = static_cast<uint32_t>(slots.size());
     if (i >= (1u << 24)) throw std::length_error("simulator holds at most 2^24 nodes");
     uint64_t node_seed = sim::mix64(config.seed, i + 1);
-    sim::Rng key_rng(node_seed ^ 0x6b6579ull);
-    std::array<uint8_t, 32> seed;
-    for (size_t k = 0; k < 32; k += 8) {
-      uint64_t v = key_rng.next();
-      std::memcpy(seed.data() + k, &v, 8);
+    if (chosen) {
+      identities.push_back(*chosen);
+    } else {
+      sim::Rng key_rng(node_seed ^ 0x6b6579ull);
+      std::array<uint8_t, 32> seed;
+      for (size_t k = 0; k < 32; k += 8) {
+        uint64_t v = key_rng.next();
+        std::memcpy(seed.data() + k, &v, 8);
+      }
+      // Solves the network's id puzzle when one is configured (identical to from_seed when it is 0).
+      identities.push_back(Identity::from_seed_solving(seed, cfg.engine.network_id, cfg.dht.id_puzzle_bits));
     }
-    // Solves the network's id puzzle when one is configured (identical to from_seed when it is 0).
-    identities.push_back(Identity::from_seed_solving(seed, cfg.engine.network_id, cfg.dht.id_puzzle_bits));
     Slot slot;
     slot.env = std::make_unique<SimEnv>(this, i, node_seed);
     slot.key = identities.back().public_key();
@@ -252,6 +256,7 @@ Simulator::~Simulator() = default;
 
 size_t Simulator::add_node() { return impl_->add(impl_->config.node); }
 size_t Simulator::add_node(const NodeConfig& c) { return impl_->add(c); }
+size_t Simulator::add_node(const NodeConfig& c, const Identity& identity) { return impl_->add(c, &identity); }
 size_t Simulator::size() const { return impl_->slots.size(); }
 Node& Simulator::node(size_t i) { return *impl_->slots.at(i).node; }
 Endpoint Simulator::endpoint(size_t i) const { return impl_->endpoint(i); }

@@ -1,0 +1,95 @@
+// The adversary simulation (issue 11): colluding attackers (a fifth of the nodes) that placed their ids near
+// the targets run the real node code with replaced behaviour while honest nodes put, get, subscribe and
+// publish (src/sim/adversary.h). Small networks, so the sanitizer suite stays fast; the 10,000-node figures
+// come from `storjnet-bench sim-adversary` (bench/README.md). Bounds are a little looser than the goals, and
+// only where the protections meet them: two goals are missed and are reported, not asserted (see the
+// comments below and docs/protocol.md 10.8).
+#include <gtest/gtest.h>
+
+#include "sim/adversary.h"
+
+using namespace storjnet;
+using namespace std::chrono_literals;
+
+namespace {
+sim::AdversaryConfig scenario(sim::Attack attack, size_t nodes, uint64_t seed = 1) {
+  sim::AdversaryConfig c;
+  c.seed = seed;
+  c.nodes = nodes;
+  c.malicious = 0.2;
+  c.attack = attack;
+  c.placement_bits = 13;
+  c.puts = 30;
+  c.topics = 3;
+  c.subscribers_per_topic = 8;
+  c.events_per_topic = 3;
+  c.attack_time = 6s;
+  return c;
+}
+
+void expect_dht_holds(const sim::AdversaryResult& r) {
+  EXPECT_EQ(r.gets, r.puts_ok);
+  EXPECT_GE(r.get_ok_ratio, 0.97);
+  EXPECT_EQ(r.gets_forged, 0u);
+}
+
+void expect_common(const sim::AdversaryResult& r) {
+  EXPECT_EQ(r.joined, r.nodes);
+  EXPECT_GT(r.ids_per_target, 0u);
+  EXPECT_GT(r.victim_contacts, 10u);
+  EXPECT_GE(r.honest_contacts_ratio, 0.5);
+}
+}  // namespace
+
+TEST(SimAdversary, EclipseAndForgedSubscriptionsLeaveHonestResultsIntact) {
+  for (auto a : {sim::Attack::kEclipse, sim::Attack::kForgeSubscribe}) {
+    SCOPED_TRACE(sim::attack_name(a));
+    auto r = sim::run_adversary(scenario(a, 200));
+    expect_common(r);
+    expect_dht_holds(r);
+    EXPECT_GE(r.pubsub_delivery, 0.97);
+    if (a == sim::Attack::kEclipse) EXPECT_GT(r.lies_told, 0u);
+    if (a == sim::Attack::kForgeSubscribe) {
+      EXPECT_GT(r.honest_registrations_forged, 0u);  // refused: signed by the wrong key
+      EXPECT_GT(r.honest_saturated_levels, 0u);      // all-ones filters ignored
+    }
+  }
+}
+
+TEST(SimAdversary, DroppersAndOverwritersAgainstTheDht) {
+  // drop: stores acknowledged and dropped, lookups answered with attackers only; the DHT holds. Its pubsub
+  // side (registrations and events acknowledged and dropped on the greedy rendezvous route) is a measured miss:
+  // delivery ~0.2 at 200-1,000 nodes, not asserted.
+  auto drop = sim::run_adversary(scenario(sim::Attack::kDrop, 200));
+  expect_common(drop);
+  expect_dht_holds(drop);
+  // overwrite: forged and future-versioned values are refused by signature; the coalition's own validly signed
+  // value still wins an occasional get (a measured miss: 1 of 40 at 300 nodes), so zero forged is not asserted.
+  auto over = sim::run_adversary(scenario(sim::Attack::kOverwrite, 200));
+  expect_common(over);
+  EXPECT_GT(over.attacker_stores, 0u);
+  EXPECT_GT(over.honest_bad_signatures, 0u);
+  EXPECT_GE(over.get_ok_ratio, 0.8);
+  EXPECT_GE(over.pubsub_delivery, 0.97);
+}
+
+TEST(SimAdversary, ASeedReplaysBitForBit) {
+  auto c = scenario(sim::Attack::kAll, 80, 7);
+  c.puts = 8;
+  c.attack_time = 4s;
+  auto a = sim::run_adversary(c), b = sim::run_adversary(c);
+  EXPECT_EQ(a.trace_hash, b.trace_hash);
+  EXPECT_EQ(a.gets_ok, b.gets_ok);
+  EXPECT_EQ(a.events_delivered, b.events_delivered);
+  EXPECT_EQ(a.victim_honest_contacts, b.victim_honest_contacts);
+  EXPECT_GT(a.lies_told + a.attacker_stores + a.forged_registrations_sent, 0u);
+  c.seed = 8;
+  EXPECT_NE(sim::run_adversary(c).trace_hash, a.trace_hash);
+}
+
+TEST(SimAdversary, AttackNamesRoundTrip) {
+  for (auto a : {sim::Attack::kNone, sim::Attack::kEclipse, sim::Attack::kOverwrite, sim::Attack::kDrop,
+                 sim::Attack::kForgeSubscribe, sim::Attack::kAll})
+    EXPECT_EQ(sim::parse_attack(sim::attack_name(a)), a);
+  EXPECT_FALSE(sim::parse_attack("sybil"));
+}
