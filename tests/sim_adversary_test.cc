@@ -48,7 +48,9 @@ TEST(SimAdversary, EclipseAndForgedSubscriptionsLeaveHonestResultsIntact) {
     expect_common(r);
     expect_dht_holds(r);
     EXPECT_GE(r.pubsub_delivery, 0.97);
-    if (a == sim::Attack::kEclipse) EXPECT_GT(r.lies_told, 0u);
+    if (a == sim::Attack::kEclipse) {
+      EXPECT_GT(r.lies_told, 0u);
+    }
     if (a == sim::Attack::kForgeSubscribe) {
       EXPECT_GT(r.honest_registrations_forged, 0u);  // refused: signed by the wrong key
       EXPECT_GT(r.honest_saturated_levels, 0u);      // all-ones filters ignored

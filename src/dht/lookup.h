@@ -65,7 +65,7 @@ struct LookupParams {
   // gave it is within this XOR distance of the target, where the key's holders are; a value from farther away
   // is still collected (and a disagreeing one still makes every path run to its end), but its path goes on.
   // So colluding nodes met on the way cannot end a get with their value. nullopt: any node settles.
-  std::optional<NodeId> settle_within;
+  std::optional<NodeId> settle_within = std::nullopt;
   // Value lookups: agreeing values a path needs (from distinct nodes within settle_within) before it counts as
   // valued and stops asking; with 2, one colluding node met first on a path does not end it.
   size_t settle_values = 1;
