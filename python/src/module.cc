@@ -109,15 +109,21 @@ PYBIND11_MODULE(_storjnet, m) {
       bool_of);
 
   // --- DHT ---
-  def_op<bool, std::string, std::string>(
+  // A put nothing stored raises storjnet.Error("not stored: <why>"), as the daemon answers -32000.
+  def_op<std::optional<std::string>, std::string, std::string>(
       cls, "dht_put",
-      [](std::string key, std::string value) -> Op<bool> {
+      [](std::string key, std::string value) -> Op<std::optional<std::string>> {
         check_size(value, kMaxValueSize, "value");
         return [key, value](Node& n, auto done) {
-          n.dht().put(key, as_bytes(value), [done](const PutResult& r) { done(r.ok); });
+          n.dht().put(key, as_bytes(value), [done](const PutResult& r) {
+            done(r.ok ? std::nullopt : std::optional<std::string>(r.error));
+          });
         };
       },
-      bool_of);
+      [](std::optional<std::string> error) -> pyb::object {
+        if (error) throw NodeError("not stored: " + *error);
+        return pyb::bool_(true);
+      });
   def_op<std::optional<Bytes>, std::string>(
       cls, "dht_get",
       [](std::string key) -> Op<std::optional<Bytes>> {

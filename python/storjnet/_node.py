@@ -98,7 +98,7 @@ def _p_write(stream_id: str, data: bytes) -> tuple:
 
 
 _METHODS = {
-    "dht_put": (_p_put, _same, "Stores a JSON value under key; True once a remote replica acknowledged."),
+    "dht_put": (_p_put, _same, "Stores a JSON value under key; True once a remote replica acknowledged, else storjnet.Error('not stored: <why>')."),
     "dht_get": (_p_key, _stored_value, "The value under key, or None when no node has it."),
     "dht_get_all": (_p_key, _owned_values, "Every owner's value: [{value, owner, version, holders}], most holders first."),
     "dht_stun": (_p_none, _same, "(ip, port): our address as a neighbour sees it; None without neighbours."),
