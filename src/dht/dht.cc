@@ -13,6 +13,7 @@
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
 #include "dht/store_rate.h"
+#include "dht/vote.h"
 #include "dht/value_store.h"
 #include "engine/engine.h"
 
@@ -555,39 +556,6 @@ struct Dht::Impl {
     cb(st->result);
   }
 
-  // The owners' values among `found` (and our own copy), most holders first, then newest, then key.
-  static std::vector<OwnedValue> tally(const std::vector<FoundValue>& found, const std::optional<StoredValue>& local) {
-    std::vector<std::pair<StoredValue, size_t>> owners;  // best value per owner, holders
-    auto count = [&](const StoredValue& v) {
-      auto it = std::find_if(owners.begin(), owners.end(), [&](auto& o) { return o.first.owner == v.owner; });
-      if (it == owners.end()) return owners.emplace_back(v, 1), void();
-      ++it->second;
-      if (ValueStore::newer(v, it->first)) it->first = v;
-    };
-    for (auto& f : found) count(f.value);
-    if (local) count(*local);
-    std::vector<OwnedValue> out;
-    for (auto& [v, n] : owners) out.push_back({v.value, v.owner, v.publisher(), v.version, n});
-    std::sort(out.begin(), out.end(), [](const OwnedValue& a, const OwnedValue& b) {
-      if (a.holders != b.holders) return a.holders > b.holders;
-      if (a.version != b.version) return a.version > b.version;
-      return a.owner < b.owner;
-    });
-    return out;
-  }
-
-  // The values a get votes with: those the k closest answering nodes returned (the nodes that should hold the
-  // key). However many colluding nodes a lookup is led to (liars answer with their friends), those farther
-  // away do not outvote them; only when none of the k closest returned a value do the farther ones count.
-  static std::vector<FoundValue> voters(const LookupResult& res) {
-    std::unordered_set<NodeId> near;
-    for (const auto& c : res.closest) near.insert(c.id);
-    std::vector<FoundValue> out;
-    for (const auto& f : res.values)
-      if (near.count(f.from.id)) out.push_back(f);
-    return out.empty() ? res.values : out;
-  }
-
   // every_owner: a full lookup (dht_get_all), every owner found; otherwise the lookup settles once its paths
   // agree, and the k closest answering nodes vote.
   void get_all(const NodeId& key, bool every_owner, std::function<void(GetAllResult, std::optional<StoredValue>)> cb) {
@@ -599,8 +567,8 @@ struct Dht::Impl {
       GetAllResult r;
       r.local = local.has_value();
       r.lookup = res.stats;
-      const std::vector<FoundValue> counted = every_owner ? res.values : voters(res);
-      r.values = tally(counted, local);
+      const std::vector<FoundValue> counted = every_owner ? res.values : dht::voters(res);
+      r.values = dht::tally(counted, local);
       std::optional<StoredValue> best;
       if (!r.values.empty()) {
         ++stats.gets_found;

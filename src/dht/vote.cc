@@ -1,0 +1,39 @@
+#include "dht/vote.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "dht/value_store.h"
+
+namespace storjnet::dht {
+
+std::vector<OwnedValue> tally(const std::vector<FoundValue>& found, const std::optional<StoredValue>& local) {
+  std::vector<std::pair<StoredValue, size_t>> owners;  // best value per owner, holders
+  auto count = [&](const StoredValue& v) {
+    auto it = std::find_if(owners.begin(), owners.end(), [&](auto& o) { return o.first.owner == v.owner; });
+    if (it == owners.end()) return owners.emplace_back(v, 1), void();
+    ++it->second;
+    if (ValueStore::newer(v, it->first)) it->first = v;
+  };
+  for (auto& f : found) count(f.value);
+  if (local) count(*local);
+  std::vector<OwnedValue> out;
+  for (auto& [v, n] : owners) out.push_back({v.value, v.owner, v.publisher(), v.version, n});
+  std::sort(out.begin(), out.end(), [](const OwnedValue& a, const OwnedValue& b) {
+    if (a.holders != b.holders) return a.holders > b.holders;
+    if (a.version != b.version) return a.version > b.version;
+    return a.owner < b.owner;
+  });
+  return out;
+}
+
+std::vector<FoundValue> voters(const LookupResult& res) {
+  std::unordered_set<NodeId> near;
+  for (const auto& c : res.closest) near.insert(c.id);
+  std::vector<FoundValue> out;
+  for (const auto& f : res.values)
+    if (near.count(f.from.id)) out.push_back(f);
+  return out.empty() ? res.values : out;
+}
+
+}  // namespace storjnet::dht
