@@ -1,6 +1,8 @@
-// What a DHT acknowledgement promises and what a storing node refuses, in the simulator (storage faults:
+// What a DHT acknowledgement promises, what a storing node refuses and what a get returns, in the simulator (storage faults:
 // tests/storage_faults_test.cc).
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "dht/codec.h"
 #include "dht/signed_value.h"
@@ -177,4 +179,54 @@ TEST(DhtClocks, AGetterWhoseClockRunsSlowStillFindsFreshValues) {
   ASSERT_TRUE(got && got->value);
   EXPECT_EQ(std::string(got->value->begin(), got->value->end()), "\"v\"");
   EXPECT_EQ(NodeInternals::engine(sim.node(0)).drops().get(DropReason::kDhtBadValue), 0u);
+}
+
+TEST(DhtOwnedGets, ANamedOwnerIsReturnedWhoeverHoldsMostReplicas) {
+  // Another owner squatted most of a key's replicas first (first come, first served, docs/protocol.md 10.8):
+  // a get without an owner votes and returns the squatter's value; a get naming the owner returns the
+  // owner's, and one naming an owner that never wrote the key returns nothing. A contested vote is not cached.
+  SimConfig cfg;
+  cfg.seed = 29;
+  cfg.node = test_config();
+  Simulator sim(cfg);
+  for (int i = 0; i < 30; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 29), 30u);
+  Engine& owner = NodeInternals::engine(sim.node(1));
+  Engine& squatter = NodeInternals::engine(sim.node(2));
+  const NodeId key = dht_key("contested");
+  std::vector<size_t> by_distance;
+  for (size_t i = 3; i < 30; ++i) by_distance.push_back(i);
+  std::sort(by_distance.begin(), by_distance.end(),
+            [&](size_t a, size_t b) { return (sim.contact(a).id ^ key) < (sim.contact(b).id ^ key); });
+  const uint64_t now = owner.env().unix_us();
+  const StoredValue mine = signed_value(owner, "contested", "\"owner\"", now);
+  const StoredValue theirs = signed_value(squatter, "contested", "\"squatter\"", now + 1);
+  std::vector<size_t> holders(by_distance.begin(), by_distance.begin() + 20);
+  for (size_t j = 0; j < holders.size(); ++j)
+    ASSERT_TRUE(stored_true(store_rpc(sim, j < 5 ? owner : squatter, sim.contact(holders[j]), j < 5 ? mine : theirs)));
+  auto held = [&] {
+    size_t n = 0;
+    for (size_t i = 0; i < 30; ++i) n += NodeInternals::engine(sim.node(i)).id() != owner.id() &&
+                                         sim.node(i).dht().stats().stored_values > 0;
+    return n;
+  };
+  const size_t held_before = held();
+  auto get = [&](size_t from, std::optional<NodeId> named) {
+    std::optional<GetResult> got;
+    sim.node(from).dht().get("contested", named, [&](GetResult g) { got = std::move(g); });
+    sim.run_until([&] { return got.has_value(); }, 30s);
+    EXPECT_TRUE(got.has_value());
+    return got.value_or(GetResult{});
+  };
+  auto text = [](const GetResult& g) { return g.value ? std::string(g.value->begin(), g.value->end()) : "(none)"; };
+  const size_t reader = by_distance.back();
+  EXPECT_EQ(text(get(reader, std::nullopt)), "\"squatter\"");  // the vote: 15 holders against 5
+  EXPECT_EQ(held(), held_before);                             // contested: the winner was not cached
+  auto named = get(reader, owner.id());
+  EXPECT_EQ(text(named), "\"owner\"");
+  EXPECT_EQ(named.owner, owner.id());
+  EXPECT_EQ(text(get(reader, squatter.id())), "\"squatter\"");
+  EXPECT_FALSE(get(reader, sim.contact(0).id).value);  // node 0 never wrote the key
+  // A holder of the squatter's value, asked for the owner's, sets its own copy aside and finds the owner's.
+  EXPECT_EQ(text(get(holders[10], owner.id())), "\"owner\"");
 }

@@ -27,10 +27,19 @@ sim::AdversaryConfig scenario(sim::Attack attack, size_t nodes, uint64_t seed = 
   return c;
 }
 
+// Gets that name the owner: the honest value, never another (whatever the attack).
+void expect_owned_gets_hold(const sim::AdversaryResult& r) {
+  EXPECT_EQ(r.owned_gets.gets, r.puts_ok);
+  EXPECT_GE(r.owned_gets.ok_ratio, 0.97);
+  EXPECT_EQ(r.owned_gets.forged, 0u);
+}
+
+// Both kinds of get: against attacks that bring no validly signed value of their own, the vote holds too.
 void expect_dht_holds(const sim::AdversaryResult& r) {
-  EXPECT_EQ(r.gets, r.puts_ok);
-  EXPECT_GE(r.get_ok_ratio, 0.97);
-  EXPECT_EQ(r.gets_forged, 0u);
+  expect_owned_gets_hold(r);
+  EXPECT_EQ(r.gets.gets, r.puts_ok);
+  EXPECT_GE(r.gets.ok_ratio, 0.97);
+  EXPECT_EQ(r.gets.forged, 0u);
 }
 
 void expect_common(const sim::AdversaryResult& r) {
@@ -65,13 +74,15 @@ TEST(SimAdversary, DroppersAndOverwritersAgainstTheDht) {
   auto drop = sim::run_adversary(scenario(sim::Attack::kDrop, 200));
   expect_common(drop);
   expect_dht_holds(drop);
-  // overwrite: forged and future-versioned values are refused by signature; the coalition's own validly signed
-  // value still wins an occasional get (a measured miss: 1 of 40 at 300 nodes), so zero forged is not asserted.
+  // overwrite: forged and future-versioned values are refused by signature, and a get that names the owner
+  // never returns the coalition's own validly signed value. A get without an owner votes, and the coalition's
+  // value still wins an occasional one (a measured miss: 1 of 40 at 300 nodes), so it is bounded loosely.
   auto over = sim::run_adversary(scenario(sim::Attack::kOverwrite, 200));
   expect_common(over);
   EXPECT_GT(over.attacker_stores, 0u);
   EXPECT_GT(over.honest_bad_signatures, 0u);
-  EXPECT_GE(over.get_ok_ratio, 0.8);
+  expect_owned_gets_hold(over);
+  EXPECT_GE(over.gets.ok_ratio, 0.8);
   EXPECT_GE(over.pubsub_delivery, 0.97);
 }
 
@@ -81,7 +92,8 @@ TEST(SimAdversary, ASeedReplaysBitForBit) {
   c.attack_time = 4s;
   auto a = sim::run_adversary(c), b = sim::run_adversary(c);
   EXPECT_EQ(a.trace_hash, b.trace_hash);
-  EXPECT_EQ(a.gets_ok, b.gets_ok);
+  EXPECT_EQ(a.gets.ok, b.gets.ok);
+  EXPECT_EQ(a.owned_gets.ok, b.owned_gets.ok);
   EXPECT_EQ(a.events_delivered, b.events_delivered);
   EXPECT_EQ(a.victim_honest_contacts, b.victim_honest_contacts);
   EXPECT_GT(a.lies_told + a.attacker_stores + a.forged_registrations_sent, 0u);

@@ -9,7 +9,8 @@
 // refused: the first owner keeps the key until its value expires (docs/protocol.md section 5).
 // Several owners: replicas may disagree (each keeps the first owner it saw). get() asks every node its
 // disjoint-path lookup reaches and returns the owner held by the most of them (then the newest version,
-// then the smallest key); get_all() returns every owner found.
+// then the smallest key); get_all() returns every owner found; get() with an owner returns only that
+// owner's value, whoever else wrote the key.
 // All methods run on the driver's thread; callbacks run there too, exactly once.
 #pragma once
 #include <functional>
@@ -131,6 +132,11 @@ class Dht {
   // copy included) and returns the one chosen as in the header comment; nullopt when no node has it.
   // The winner is then cached on the closest node seen that had no value.
   void get(std::string_view key, std::function<void(GetResult)> cb);
+  // dht_get with an owner (a publisher's node id): only values that owner signed count; a node answering
+  // with anyone else's value counts as holding none. So no number of other publishers or colluding nodes
+  // can make it return another value: it returns the owner's newest value found, or nullopt. This is the
+  // get to use when the reader knows whose key it reads (docs/protocol.md 10.8).
+  void get(std::string_view key, std::optional<NodeId> owner, std::function<void(GetResult)> cb);
   // dht_get_all: the same lookup, every owner's value.
   void get_all(std::string_view key, std::function<void(GetAllResult)> cb);
   // dht_find: the node's address if it answered during the lookup, else nullopt, within find_timeout.
@@ -142,6 +148,9 @@ class Dht {
   void stun(std::function<void(std::optional<Endpoint>)> cb);
   // dht_peers: the routing table.
   std::vector<Contact> peers() const;
+  // The k closest nodes to `target` that answered a find_node lookup over the disjoint paths, closest first
+  // (this node excluded): where a key's replicas live. Pubsub sends registrations and events there.
+  void closest(const NodeId& target, std::function<void(std::vector<Contact>)> cb);
   // Up to n contacts from the routing table, closest to target first.
   std::vector<Contact> closest_known(const NodeId& target, size_t n) const;
   const NodeId& id() const;

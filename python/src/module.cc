@@ -124,10 +124,12 @@ PYBIND11_MODULE(_storjnet, m) {
         if (error) throw NodeError("not stored: " + *error);
         return pyb::bool_(true);
       });
-  def_op<std::optional<Bytes>, std::string>(
+  def_op<std::optional<Bytes>, std::string, std::optional<std::string>>(
       cls, "dht_get",
-      [](std::string key) -> Op<std::optional<Bytes>> {
-        return [key](Node& n, auto done) { n.dht().get(key, [done](GetResult r) { done(std::move(r.value)); }); };
+      [](std::string key, std::optional<std::string> owner) -> Op<std::optional<Bytes>> {
+        std::optional<NodeId> id;
+        if (owner) id = parse_node_id(*owner);
+        return [key, id](Node& n, auto done) { n.dht().get(key, id, [done](GetResult r) { done(std::move(r.value)); }); };
       },
       [](std::optional<Bytes> v) -> pyb::object { return v ? pyb::object(to_bytes(*v)) : pyb::none(); });
   def_op<std::vector<OwnedValue>, std::string>(

@@ -65,6 +65,10 @@ def _p_key(key: str) -> tuple:
     return (_args.key(key),)
 
 
+def _p_get(key: str, owner: Optional[str] = None) -> tuple:
+    return (_args.key(key), None if owner is None else _args.node_id(owner))
+
+
 def _p_put(key: str, value: Any) -> tuple:
     return (_args.key(key), _args.value(value))
 
@@ -99,7 +103,7 @@ def _p_write(stream_id: str, data: bytes) -> tuple:
 
 _METHODS = {
     "dht_put": (_p_put, _same, "Stores a JSON value under key; True once a remote replica acknowledged, else storjnet.Error('not stored: <why>')."),
-    "dht_get": (_p_key, _stored_value, "The value under key, or None when no node has it."),
+    "dht_get": (_p_get, _stored_value, "The value under key, or None when no node has it. With owner (a node id), only that publisher's value."),
     "dht_get_all": (_p_key, _owned_values, "Every owner's value: [{value, owner, version, holders}], most holders first."),
     "dht_stun": (_p_none, _same, "(ip, port): our address as a neighbour sees it; None without neighbours."),
     "dht_find": (_p_node, _same, "(ip, port) of that node; None when not found (within 5 s)."),

@@ -56,6 +56,10 @@ def _m_key(key: str) -> list:
     return [_args.key(key)]
 
 
+def _m_get(key: str, owner: Optional[str] = None) -> list:
+    return [_args.key(key)] if owner is None else [_args.key(key), _args.node_id(owner)]
+
+
 def _m_put(key: str, value: Any) -> list:
     _args.value(value)
     return [_args.key(key), value]
@@ -93,7 +97,7 @@ def _m_write(stream_id: str, data: bytes) -> list:
 
 _METHODS = {
     "dht_put": (_m_put, _same),
-    "dht_get": (_m_key, _same),
+    "dht_get": (_m_get, _same),
     "dht_get_all": (_m_key, _same),
     "dht_stun": (_m_none, _endpoint),
     "dht_find": (_m_node, _endpoint),

@@ -57,6 +57,8 @@ def test_client_put_get_message_stream(daemon):
     assert c2.dht_get("py:client") == {"a": [1, 2]}
     assert c0.dht_get_all("py:client")[0]["owner"] == ids[1]
     assert c2.dht_get("py:missing") is None
+    assert c2.dht_get("py:client", owner=ids[1]) == {"a": [1, 2]}
+    assert c2.dht_get("py:client", ids[0]) is None
     assert c0.dht_find(ids[2])[1] > 0
     assert all(isinstance(p, tuple) for p in c0.dht_peers())
     assert c0.message_send(ids[2], {"hi": 1}) is True

@@ -35,6 +35,11 @@ def test_put_get_between_nodes(net):
     with pytest.raises(storjnet.Error, match="not stored: .*another owner's"):
         net[2].dht_put("py:doc", "other")
     assert net[2].dht_get("py:doc") == value
+    # Naming the owner: its value, and nothing for an owner that never wrote the key.
+    assert net[4].dht_get("py:doc", owner=net[1].id) == value
+    assert net[4].dht_get("py:doc", net[2].id) is None
+    with pytest.raises(ValueError, match="node_id"):
+        net[4].dht_get("py:doc", owner="not hex")
 
 
 def test_messages(net):

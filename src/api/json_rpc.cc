@@ -75,9 +75,11 @@ void dht_put(Args& a, const NodeRunner& run, Reply reply) {
     });
   });
 }
+// dht_get [key, owner?]: with an owner (hex node id), only that publisher's value.
 void dht_get(Args& a, const NodeRunner& run, Reply reply) {
-  on_node(run, reply, [key = std::move(a[0].text)](Node& n, Reply r) {
-    n.dht().get(key, [r](GetResult res) {
+  auto owner = a.size() > 1 && a[1].present ? std::optional<NodeId>(a[1].id) : std::nullopt;
+  on_node(run, reply, [key = std::move(a[0].text), owner](Node& n, Reply r) {
+    n.dht().get(key, owner, [r](GetResult res) {
       if (!res.value) return r(ok(nullptr));
       std::string_view text(reinterpret_cast<const char*>(res.value->data()), res.value->size());
       auto v = parse_json(text);
@@ -209,7 +211,7 @@ void stream_write(Args& a, const NodeRunner& run, Reply reply) {
 // The API: every method, its parameters and its handler, in the order metrics label them.
 constexpr std::array<MethodSpec, kMethodCount> kMethods = {
     MethodSpec{"dht_put", {ParamSpec{"key", Type::kKey}, ParamSpec{"value", Type::kValue}}, 2, dht_put},
-    MethodSpec{"dht_get", {ParamSpec{"key", Type::kKey}}, 1, dht_get},
+    MethodSpec{"dht_get", {ParamSpec{"key", Type::kKey}, ParamSpec{"owner", Type::kNodeId, true}}, 2, dht_get},
     MethodSpec{"dht_get_all", {ParamSpec{"key", Type::kKey}}, 1, dht_get_all},
     MethodSpec{"dht_stun", {}, 0, dht_stun},
     MethodSpec{"dht_find", {ParamSpec{"hexnodeid", Type::kNodeId}}, 1, dht_find},

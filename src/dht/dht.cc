@@ -29,6 +29,18 @@ constexpr auto kSnapshotEvery = std::chrono::minutes(5);
 constexpr auto kPutRetryDelay = 500ms;
 
 uint64_t to_us(Duration d) { return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()); }
+
+// How Impl::lookup runs a lookup beyond its target. must_query: contacts asked whatever their distance;
+// seeds: how many of the table's closest contacts to start from (0: k); paths: disjoint paths; settle: end
+// once the paths agree (LookupParams); owner (value lookups): only values signed by this node id count, a
+// node answering with anyone else's answers as if it held none.
+struct LookupOptions {
+  std::vector<Contact> must_query = {};
+  size_t seeds = 0;
+  size_t paths = 1;
+  bool settle = true;
+  std::optional<NodeId> owner = std::nullopt;
+};
 }  // namespace
 
 struct Dht::Impl {
@@ -294,28 +306,30 @@ struct Dht::Impl {
   // holder republish) and find use one: they carry no value a liar could hide, and the table's admission
   // rules bound what a liar can insert.
   void lookup(const NodeId& target, bool want_value, bool stop_on_target, std::function<void(LookupResult)> done,
-              std::vector<Contact> must_query = {}, size_t seeds = 0, size_t paths = 1, bool settle = true) {
+              LookupOptions o = {}) {
     ++stats.lookups;
     int b = table.bucket_of(target);
     if (b >= 0) table.mark_refreshed(b, engine.now());
+    const size_t paths = o.paths, seeds = o.seeds;
     LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, paths,
-                   std::move(must_query), settle};
+                   std::move(o.must_query), o.settle};
     if (want_value && paths > 1) {
       p.settle_within = holder_radius();
       p.settle_values = 2;
     }
     std::weak_ptr<bool> live = alive;
-    QueryFn query = [this, live, want_value, target](const Contact& to, QueryDone qd) {
+    QueryFn query = [this, live, want_value, target, owner = o.owner](const Contact& to, QueryDone qd) {
       if (live.expired()) return qd(std::nullopt);
       Method m = want_value ? Method::kFindValue : Method::kFindNode;
-      rpc(to, m, encode_id_request(target), [this, live, want_value, target, qd = std::move(qd)](std::optional<Bytes> body) {
+      rpc(to, m, encode_id_request(target), [this, live, want_value, target, owner, qd = std::move(qd)](std::optional<Bytes> body) {
         if (!body || live.expired()) return qd(std::nullopt);
         QueryResponse resp;
         if (want_value) {
           auto fv = decode_find_value_response(*body, target);
           if (!fv) return qd(std::nullopt);
           resp.contacts = std::move(fv->contacts);
-          if (fv->value && acceptable(*fv->value)) resp.value = std::move(fv->value);
+          if (fv->value && (!owner || fv->value->publisher() == *owner) && acceptable(*fv->value))
+            resp.value = std::move(fv->value);
         } else {
           auto cs = decode_contacts(*body);
           if (!cs) return qd(std::nullopt);
@@ -476,7 +490,7 @@ struct Dht::Impl {
       auto& es = table.bucket(static_cast<size_t>(shallow));
       if (!es.empty()) vantage.push_back(es[engine.env().random_below(es.size())].contact);
     }
-    lookup(random_id_in_bucket(b), false, false, [](LookupResult) {}, std::move(vantage));
+    lookup(random_id_in_bucket(b), false, false, [](LookupResult) {}, {.must_query = std::move(vantage)});
   }
 
   NodeId random_id_in_bucket(int b) {
@@ -542,7 +556,7 @@ struct Dht::Impl {
                    if (!live.expired()) put_attempt(st);
                  });
                });
-    }, {}, seeds, cfg.disjoint_paths);
+    }, {.seeds = seeds, .paths = cfg.disjoint_paths});
   }
 
   // Answers a put once: ok with `acks` when error is empty.
@@ -558,12 +572,15 @@ struct Dht::Impl {
 
   // every_owner: a full lookup (dht_get_all), every owner found; otherwise the lookup settles once its paths
   // agree, and the k closest answering nodes vote.
-  void get_all(const NodeId& key, bool every_owner, std::function<void(GetAllResult, std::optional<StoredValue>)> cb) {
+  // owner: only that publisher's values count (Dht::get with an owner).
+  void get_all(const NodeId& key, bool every_owner, std::optional<NodeId> owner,
+               std::function<void(GetAllResult, std::optional<StoredValue>)> cb) {
     ++stats.gets;
     std::weak_ptr<bool> live = alive;
-    lookup(key, true, false, [this, live, key, every_owner, cb = std::move(cb)](LookupResult res) {
+    lookup(key, true, false, [this, live, key, every_owner, owner, cb = std::move(cb)](LookupResult res) {
       if (live.expired()) return;
       auto local = values.get(key);
+      if (local && owner && local->publisher() != *owner) local.reset();
       GetAllResult r;
       r.local = local.has_value();
       r.lookup = res.stats;
@@ -575,10 +592,12 @@ struct Dht::Impl {
         for (auto& f : counted)
           if (f.value.owner == r.values[0].owner && (!best || ValueStore::newer(f.value, *best))) best = f.value;
         if (local && local->owner == r.values[0].owner && (!best || ValueStore::newer(*local, *best))) best = local;
-        if (res.cache_target && best) store_on({*res.cache_target}, *best, nullptr, nullptr);
+        // Cache the winner only when no other owner was found: a contested vote cached on an honest node
+        // would make that node refuse the other owner for good (the first owner keeps a key).
+        if (res.cache_target && best && r.values.size() == 1) store_on({*res.cache_target}, *best, nullptr, nullptr);
       }
       cb(std::move(r), std::move(best));
-    }, {}, 0, cfg.disjoint_paths, !every_owner);
+    }, {.paths = cfg.disjoint_paths, .settle = !every_owner, .owner = owner});
   }
 };
 
@@ -647,8 +666,10 @@ void Dht::put(std::string_view key, ByteView value, std::function<void(const Put
   d.put_value(v, std::move(cb));
 }
 
-void Dht::get(std::string_view key, std::function<void(GetResult)> cb) {
-  impl_->get_all(dht_key(key), false, [cb = std::move(cb)](GetAllResult all, std::optional<StoredValue> best) {
+void Dht::get(std::string_view key, std::function<void(GetResult)> cb) { get(key, std::nullopt, std::move(cb)); }
+
+void Dht::get(std::string_view key, std::optional<NodeId> owner, std::function<void(GetResult)> cb) {
+  impl_->get_all(dht_key(key), false, owner, [cb = std::move(cb)](GetAllResult all, std::optional<StoredValue> best) {
     GetResult r;
     r.local = all.local;
     r.lookup = all.lookup;
@@ -662,7 +683,15 @@ void Dht::get(std::string_view key, std::function<void(GetResult)> cb) {
 }
 
 void Dht::get_all(std::string_view key, std::function<void(GetAllResult)> cb) {
-  impl_->get_all(dht_key(key), true, [cb = std::move(cb)](GetAllResult all, std::optional<StoredValue>) { cb(std::move(all)); });
+  impl_->get_all(dht_key(key), true, std::nullopt, [cb = std::move(cb)](GetAllResult all, std::optional<StoredValue>) { cb(std::move(all)); });
+}
+
+void Dht::closest(const NodeId& target, std::function<void(std::vector<Contact>)> cb) {
+  Impl& d = *impl_;
+  std::weak_ptr<bool> live = d.alive;
+  d.lookup(target, false, false, [live, cb = std::move(cb)](LookupResult res) {
+    if (!live.expired()) cb(std::move(res.closest));
+  }, {.paths = d.cfg.disjoint_paths});
 }
 
 void Dht::find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {

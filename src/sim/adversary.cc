@@ -461,7 +461,14 @@ class Adversary {
     res_.put_ok_ratio = res_.puts ? double(res_.puts_ok) / double(res_.puts) : 0;
   }
 
+  // Each acked key is read twice by a random honest node other than its putter: first naming its owner
+  // (Dht::get with an owner: what a reader who knows whose key it reads does), then without (the vote).
   void gets() {
+    read_all(true, res_.owned_gets);
+    read_all(false, res_.gets);
+  }
+
+  void read_all(bool name_owner, GetCounts& c) {
     for (size_t start = 0; start < keys_.size(); start += kBatch) {
       size_t end = std::min(keys_.size(), start + kBatch);
       auto left = std::make_shared<size_t>(0);
@@ -471,19 +478,20 @@ class Adversary {
         do from = random_honest();
         while (from == putter_[j] && honest_.size() > 1);
         ++*left;
-        ++res_.gets;
+        ++c.gets;
         const NodeId owner = sim_->contact(putter_[j]).id;
-        sim_->node(from).dht().get(keys_[j], [this, j, owner, left](GetResult r) {
+        auto named = name_owner ? std::optional<NodeId>(owner) : std::nullopt;
+        sim_->node(from).dht().get(keys_[j], named, [this, j, owner, left, &c](GetResult r) {
           --*left;
           rounds_.push_back(r.lookup.rounds);
-          if (!r.value) ++res_.gets_missing;
-          else if (*r.value == values_[j] && r.owner == owner) ++res_.gets_ok;
-          else ++res_.gets_forged;
+          if (!r.value) ++c.missing;
+          else if (*r.value == values_[j] && r.owner == owner) ++c.ok;
+          else ++c.forged;
         });
       }
       sim_->run_until([&] { return *left == 0; }, 60s);
     }
-    res_.get_ok_ratio = res_.gets ? double(res_.gets_ok) / double(res_.gets) : 0;
+    c.ok_ratio = c.gets ? double(c.ok) / double(c.gets) : 0;
   }
 
   void publish() {

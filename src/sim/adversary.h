@@ -64,6 +64,11 @@ struct AdversaryConfig {
   NodeConfig node;             // every node's configuration (id_puzzle_bits is set from puzzle_bits)
 };
 
+struct GetCounts {
+  size_t gets = 0, ok = 0, forged = 0, missing = 0;
+  double ok_ratio = 0;
+};
+
 struct AdversaryResult {
   uint64_t seed = 0, trace_hash = 0;
   size_t nodes = 0, attackers = 0, joined = 0;
@@ -71,8 +76,12 @@ struct AdversaryResult {
   double placed_prefix_bits = 0;   // mean leading bits a placed id shares with its target
   double honest_prefix_bits = 0;   // mean leading bits the closest honest node shares with a target
   // DHT
-  size_t puts = 0, puts_ok = 0, gets = 0, gets_ok = 0, gets_forged = 0, gets_missing = 0;
-  double put_ok_ratio = 0, get_ok_ratio = 0;  // get_ok: the honest owner's value returned (over acked puts)
+  size_t puts = 0, puts_ok = 0;
+  double put_ok_ratio = 0;
+  // Gets, one per acked put, each counted as: the honest owner's value returned (ok), another value (forged:
+  // another owner's, or a stale one), or nothing (missing).
+  GetCounts owned_gets;  // Dht::get naming the owner
+  GetCounts gets;        // Dht::get without an owner: the vote among the k closest answering nodes
   double rounds_p50 = 0, rounds_p99 = 0;      // honest put and get lookups
   // pubsub
   size_t events_expected = 0, events_delivered = 0;
