@@ -3,10 +3,10 @@
 // a TTL, and are delivered at most once per node.
 //
 // Quasar alone is probabilistic. The rendezvous improvement (on by default) makes delivery reliable: a
-// subscriber also registers at the nodes closest to the topic key BLAKE2b-160(topic) (greedy routing over
-// the DHT's routing tables, acknowledged hop by hop), and a publisher routes each event there too; the
-// holder delivers it to its registered subscribers. Subscribers deliver each event once whichever path
-// brings it first. docs/protocol.md section 8 gives the wire layouts and limits.
+// subscriber also registers at the `replicas` nodes closest to the topic key BLAKE2b-160(topic) (found by a
+// disjoint-path DHT lookup; `direct`), and a publisher sends each event there too; every holder delivers it
+// to the subscribers it holds. Subscribers deliver each event once whichever path brings it first.
+// docs/protocol.md section 8 gives the wire layouts and limits.
 //
 // Topics are strings up to kMaxTopic bytes; events are JSON values carried as JSON text up to
 // kMaxEventJson bytes.
@@ -44,8 +44,13 @@ struct PubsubConfig {
   double max_fill = 0.5;           // a filter level with more bits set than this is saturated: no match
   Duration filter_stale = 180s;    // a neighbour's filter not refreshed for this long is dropped
   // --- rendezvous (the improvement) ---
-  bool rendezvous = true;          // also route subscriptions and events to the topic key's closest nodes
+  bool rendezvous = true;          // also send subscriptions and events to the topic key's closest nodes
   size_t replicas = 4;             // holders of a topic's subscriber list (the closest to the key)
+  // How registrations and events reach the holders. true: straight from the subscriber or publisher to the
+  // `replicas` closest nodes a disjoint-path lookup finds (cached per topic for `refresh`), so a dropper
+  // on the way or among the holders loses nothing while one holder is honest. false: greedy routing hop by
+  // hop to the closest node, which copies to the others (one dropper on the route loses the message).
+  bool direct = true;
   size_t route_candidates = 5;     // next hops tried, closest first, when one does not acknowledge
   Duration route_timeout = 600ms;  // per hop, retries included
   int route_attempts = 2;
@@ -63,6 +68,9 @@ struct PubsubStats {
   uint64_t published = 0, delivered = 0, duplicates = 0;
   uint64_t quasar_forwards = 0, walk_forwards = 0, route_forwards = 0, holder_deliveries = 0;
   uint64_t route_terminal = 0, route_hop_failures = 0, registrations_held = 0;
+  // direct rendezvous: holder lookups made; registrations and events dropped because 4,096 already waited
+  // on lookups (a publisher far faster than lookups of fresh topics)
+  uint64_t holder_lookups = 0, holder_waits_refused = 0;
   // bad input and bounds (each drop reason counted)
   uint64_t malformed = 0, wrong_size_filters = 0, saturated_levels = 0, too_large = 0, bad_event_json = 0;
   uint64_t ttl_clamped = 0, publishers_truncated = 0, fanout_capped = 0, in_filters_rejected = 0;
@@ -78,9 +86,12 @@ struct PubsubStats {
 
 // Where neighbours come from. Default: the DHT's routing table (Dht::peers, Dht::closest_known). Tests and
 // benches may substitute another table (e.g. one built from a global view of the simulated network).
+// closest_in_network stands for a converged lookup (the direct rendezvous's holders): the n nodes of the
+// network closest to target.
 struct PubsubTopology {
   std::function<std::vector<Contact>()> peers;
   std::function<std::vector<Contact>(const NodeId& target, size_t n)> closest_known;
+  std::function<std::vector<Contact>(const NodeId& target, size_t n)> closest_in_network;
 };
 
 class Pubsub {

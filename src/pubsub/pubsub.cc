@@ -216,9 +216,14 @@ bool Pubsub::publish(const std::string& topic, std::string event_json) {
   ++I.st.published;
   I.seen.test_and_set(ev.id, Impl::kQuasarSeen | Impl::kRouted | Impl::kHeld, I.engine.now());
   I.deliver_local(ev);
-  // The rendezvous route first: on a shared event loop its one datagram is then handled before the Quasar
-  // fan-out, so the holder's deliver is not queued behind it.
-  if (I.cfg.rendezvous) I.route_event(ev);
+  // The rendezvous first: on a shared event loop its datagrams are then handled before the Quasar fan-out,
+  // so the holders' deliveries are not queued behind it.
+  if (I.cfg.rendezvous) {
+    if (I.cfg.direct)
+      I.send_event(ev);
+    else
+      I.route_event(ev);
+  }
   if (I.cfg.quasar) I.quasar_forward(std::move(ev), nullptr, false);
   return true;
 }

@@ -74,6 +74,13 @@ struct Pubsub::Impl {
   std::vector<NodeId> holder_deliver(const pubsub::NotifyBody& ev, const std::vector<NodeId>& skip);
   void expire_held();
   void renew_registrations();
+  // --- direct rendezvous (cfg.direct) ---
+  // then(holders): the topic key's `replicas` closest nodes (ourselves included, as a contact with our id,
+  // when we are among them), from the holder cache or one disjoint-path lookup shared by concurrent callers.
+  void with_holders(const NodeId& key, std::function<void(const std::vector<Contact>&)> then);
+  std::vector<Contact> pick_holders(const NodeId& key, std::vector<Contact> found);
+  void send_register(const pubsub::RegisterBody& body, const std::vector<Contact>& holders);
+  void send_event(const pubsub::NotifyBody& ev);
 
   Engine& engine;
   Dht& dht;
@@ -115,6 +122,16 @@ struct Pubsub::Impl {
   uint64_t last_issued = 0;                           // our own statements: strictly increasing
 
   pubsub::SeenSet seen;
+
+  // Direct rendezvous: the holders found per topic key (kept for `refresh`), and callers waiting on a lookup.
+  struct Holders {
+    std::vector<Contact> contacts;
+    TimePoint found{};
+  };
+  std::unordered_map<NodeId, Holders> holders;
+  std::unordered_map<NodeId, std::vector<std::function<void(const std::vector<Contact>&)>>> finding;
+  static constexpr size_t kMaxHolderCache = 4096;  // topic keys; beyond it the oldest half is dropped
+  static constexpr size_t kMaxWaiting = 4096;      // registrations and events waiting on holder lookups
 };
 
 }  // namespace storjnet

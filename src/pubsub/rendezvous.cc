@@ -1,9 +1,17 @@
-// The rendezvous improvement over Quasar: subscriptions and events both travel to the node closest to the
-// topic key K = BLAKE2b-160(topic) by greedy routing over routing tables (each hop strictly closer to K, so
-// no loops; each hop acknowledged, the next-closest candidate tried when one does not answer). The node
-// where routing ends (the terminal) holds the topic's subscribers and copies every registration to its
-// replicas-1 closest contacts; for an event it delivers to the subscribers it holds (acknowledged), then sends
-// the event with the list of subscribers served to its replicas-1 closest contacts, which deliver to the
+// The rendezvous improvement over Quasar: subscriptions and events both go to the nodes closest to the topic
+// key K = BLAKE2b-160(topic), which hold the topic's subscribers and deliver its events to them.
+//
+// Direct (cfg.direct, the default): the subscriber and the publisher each find K's `replicas` closest nodes
+// with a disjoint-path DHT lookup (cached per key for `refresh`) and send the signed registration, or the
+// event, to every one of them; every holder delivers to the subscribers it holds. A node that drops what it
+// is sent (or lies in lookups) loses nothing while one holder is honest: each event costs up to `replicas`
+// deliveries per subscriber, deduplicated at the subscriber.
+//
+// Greedy (cfg.direct = false): both travel to the node closest to K by greedy routing over routing tables
+// (each hop strictly closer to K, so no loops; each hop acknowledged, the next-closest candidate tried when one
+// does not answer). The node where routing ends (the terminal) holds the topic's subscribers and copies every
+// registration to its replicas-1 closest contacts; for an event it delivers to the subscribers it holds, then
+// sends the event with the list of subscribers served to its replicas-1 closest contacts, which deliver to the
 // subscribers they hold that are not on the list (the true holder may be dead, or tables not converged).
 #include <algorithm>
 #include <unordered_set>
@@ -56,7 +64,88 @@ void Pubsub::Impl::register_topic(const NodeId& key, bool subscribe) {
   b.subscriber = engine.identity().public_key();
   b.issued_us = last_issued = std::max(engine.env().unix_us(), last_issued + 1);
   b.signature = engine.identity().sign(register_statement(engine.config().network_id, b));
-  route_register(std::move(b));
+  if (!cfg.direct) return route_register(std::move(b));
+  with_holders(key, [this, b](const std::vector<Contact>& hs) { send_register(b, hs); });
+}
+
+std::vector<Contact> Pubsub::Impl::pick_holders(const NodeId& key, std::vector<Contact> found) {
+  found.erase(std::remove_if(found.begin(), found.end(), [&](const Contact& c) { return c.id == engine.id(); }),
+              found.end());
+  found.push_back(Contact{engine.id(), engine.identity().public_key(), {}});
+  std::sort(found.begin(), found.end(), [&](const Contact& a, const Contact& b) { return (a.id ^ key) < (b.id ^ key); });
+  if (found.size() > cfg.replicas) found.resize(std::max<size_t>(cfg.replicas, 1));
+  return found;
+}
+
+void Pubsub::Impl::with_holders(const NodeId& key, std::function<void(const std::vector<Contact>&)> then) {
+  if (topology.closest_in_network) return then(pick_holders(key, topology.closest_in_network(key, cfg.replicas + 1)));
+  const TimePoint now = engine.now();
+  if (auto it = holders.find(key); it != holders.end() && now - it->second.found < cfg.refresh)
+    return then(it->second.contacts);
+  auto [wait, first] = finding.try_emplace(key);
+  size_t waiting = 0;
+  for (const auto& [k, w] : finding) waiting += w.size();
+  if (waiting >= kMaxWaiting) {
+    ++st.holder_waits_refused;
+    if (first) finding.erase(wait);
+    return;
+  }
+  wait->second.push_back(std::move(then));
+  if (!first) return;
+  ++st.holder_lookups;
+  std::weak_ptr<bool> w = alive;
+  dht.closest(key, [this, w, key](std::vector<Contact> found) {
+    if (w.expired()) return;
+    auto picked = pick_holders(key, std::move(found));
+    if (holders.size() >= kMaxHolderCache) {
+      // Drop the older half: a publisher of more topics than the cache holds looks them up again.
+      std::vector<TimePoint> ages;
+      for (const auto& [k, h] : holders) ages.push_back(h.found);
+      std::nth_element(ages.begin(), ages.begin() + ages.size() / 2, ages.end());
+      const TimePoint cut = ages[ages.size() / 2];
+      std::erase_if(holders, [&](const auto& kv) { return kv.second.found <= cut; });
+    }
+    // Only a set with another node in it is kept: alone, the next call looks again.
+    if (picked.size() > 1) holders[key] = Holders{picked, engine.now()};
+    auto waiters = std::move(finding[key]);
+    finding.erase(key);
+    for (auto& then : waiters) then(picked);
+  });
+}
+
+void Pubsub::Impl::send_register(const RegisterBody& body, const std::vector<Contact>& hs) {
+  RegisterBody copy = body;
+  copy.kind = UpdateKind::kReplica;
+  copy.endpoint.reset();  // from the subscriber itself: each holder sees our address
+  const Bytes bytes = encode_register(copy);
+  const RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
+  for (const auto& h : hs) {
+    if (h.id == engine.id()) {
+      apply_held(body, h, true);
+      continue;
+    }
+    ++st.updates_sent;
+    engine.request(h, Method::kQuasarUpdate, bytes, [](RpcResult&&) {}, opts);
+  }
+}
+
+void Pubsub::Impl::send_event(const NotifyBody& event) {
+  NotifyBody ev = event;
+  ev.kind = NotifyKind::kHolder;  // "deliver to every subscriber you hold" (none served yet)
+  ev.ttl = 0;
+  ev.publishers.clear();
+  with_holders(dht_key(ev.topic), [this, ev](const std::vector<Contact>& hs) {
+    const Bytes bytes = encode_notify(ev);
+    const RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
+    for (const auto& h : hs) {
+      if (h.id == engine.id()) {
+        holder_deliver(ev, {});
+        continue;
+      }
+      ++st.notifies_sent;
+      engine.request(h, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, opts);
+    }
+  });
 }
 
 bool Pubsub::Impl::admissible(const NodeId& id) {

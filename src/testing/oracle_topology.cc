@@ -61,9 +61,21 @@ std::vector<Contact> OracleTopology::closest_known(size_t i, const NodeId& targe
   return out;
 }
 
+std::vector<Contact> OracleTopology::closest_in_network(const NodeId& target, size_t n) const {
+  std::vector<uint32_t> all(nodes_.size());
+  std::iota(all.begin(), all.end(), 0);
+  n = std::min(n, all.size());
+  std::partial_sort(all.begin(), all.begin() + n, all.end(),
+                    [&](uint32_t a, uint32_t b) { return closer(target, nodes_[a].id, nodes_[b].id); });
+  std::vector<Contact> out;
+  for (size_t j = 0; j < n; ++j) out.push_back(nodes_[all[j]]);
+  return out;
+}
+
 PubsubTopology OracleTopology::for_node(size_t i) const {
   return {[this, i] { return peers(i); },
-          [this, i](const NodeId& target, size_t n) { return closest_known(i, target, n); }};
+          [this, i](const NodeId& target, size_t n) { return closest_known(i, target, n); },
+          [this](const NodeId& target, size_t n) { return closest_in_network(target, n); }};
 }
 
 }  // namespace storjnet::pubsub

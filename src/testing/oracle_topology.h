@@ -19,6 +19,8 @@ class OracleTopology {
   // The table of node i (index into the constructor's vector).
   std::vector<Contact> peers(size_t i) const;
   std::vector<Contact> closest_known(size_t i, const NodeId& target, size_t n) const;
+  // The n nodes closest to target of the whole network (what a converged lookup finds).
+  std::vector<Contact> closest_in_network(const NodeId& target, size_t n) const;
   // A PubsubTopology for node i; the oracle must outlive it.
   PubsubTopology for_node(size_t i) const;
   size_t table_size(size_t i) const { return tables_[i].size(); }
