@@ -25,6 +25,7 @@
 #include "api/auth.h"
 #include "api/http_server.h"
 #include "api/json_rpc.h"
+#include "api/status_board.h"
 #include "storjnet/dht_storage.h"
 #include "storjnet/real_driver.h"
 #include "storjnet/version.h"
@@ -177,6 +178,7 @@ int run(const Options& o) {
   // the servers, then the io_context they use.
   asio::io_context http_io;
   std::vector<std::unique_ptr<NodeSlot>> slots;
+  api::StatusBoard board(kVersionString, wire::kVersion);  // the status page's view of the nodes (GET /ui)
   std::unique_ptr<RealDriver> driver;
 
   // --- data dirs: lock, identity, store ---
@@ -242,6 +244,29 @@ int run(const Options& o) {
     s.udp = driver->local_endpoint(*s.node);
   }
 
+  // --- the status page (docs/api.md, "Status page"): every node on the board, sampled once a second ---
+  driver->call([&] {
+    for (auto& s : slots) {
+      std::string host = s->server->host();
+      if (host.find(':') != std::string::npos) host = "[" + host + "]";
+      board.add(*s->node, "http://" + host + ":" + std::to_string(s->api_port), s->udp);
+    }
+  });
+  for (size_t i = 0; i < slots.size(); ++i)
+    slots[i]->server->set_status_routes(
+        {[drv, &board, i](api::Done done) { drv->post([&board, i, done] { done(board.status(i)); }); },
+         [drv, &board](api::Done done) { drv->post([&board, done] { done(board.network()); }); }});
+  asio::steady_timer sampler(http_io);
+  std::function<void()> sample_each_second = [&] {
+    sampler.expires_after(std::chrono::seconds(1));
+    sampler.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      drv->post([&board] { board.tick(); });
+      sample_each_second();
+    });
+  };
+  sample_each_second();
+
   // --- start: signals, API, bootstrap ---
   std::promise<int> stop_signal;
   asio::signal_set signals(http_io, SIGINT, SIGTERM);
@@ -283,7 +308,10 @@ int run(const Options& o) {
   int sig = stop_signal.get_future().get();
   spdlog::info("storjnetd: {} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   // --- stop: API first, then flush every store on the driver thread, then the driver ---
-  asio::post(http_io, [&] { late.cancel(); });
+  asio::post(http_io, [&] {
+    late.cancel();
+    sampler.cancel();
+  });
   work.reset();
   http_io.stop();
   http_thread.join();

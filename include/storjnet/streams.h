@@ -75,6 +75,9 @@ struct StreamsFastPathStats {
 struct StreamInfo {
   NodeId peer;
   size_t unread = 0;
+  uint64_t received = 0;  // bytes received in order since the stream opened (read or not)
+  uint64_t sent = 0;      // bytes accepted from the application for sending
+  bool inbound = false;   // opened by the peer
 };
 
 class Streams {

@@ -631,7 +631,7 @@ struct Streams::Impl final : Links::Events {
     std::map<StreamId, StreamInfo> out;
     for (auto& [id, s] : streams)
       if (s.state == State::kOpen || (s.state == State::kPeerClosed && s.rx.unread() > 0))
-        out.emplace(id, StreamInfo{s.peer.id, s.rx.unread()});
+        out.emplace(id, StreamInfo{s.peer.id, s.rx.unread(), s.rx.received(), s.send_off, s.inbound});
     return out;
   }
 };
