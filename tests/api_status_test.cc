@@ -113,7 +113,7 @@ TEST(StatusBoard, StatusAndNetworkOfSimulatedNodes) {
   EXPECT_EQ(st["subscriptions"][0]["topic"], "news");
   EXPECT_EQ(st["subscriptions"][0]["events"], 1);
   EXPECT_EQ(st["subscriptions"][0]["recent"][0]["event"], R"({"n":1})");
-  EXPECT_EQ(st["history"]["samples"].size(), 1u);  // two ticks: a baseline and one sample
+  EXPECT_EQ(st["history"]["samples"].size(), 2u);  // add() took the baseline; each tick, one sample
   EXPECT_EQ(st["addresses"]["reachability"], "direct");
   EXPECT_EQ(st["addresses"]["observed"], sim.endpoint(2).to_string());
 

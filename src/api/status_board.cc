@@ -26,6 +26,7 @@ size_t StatusBoard::add(Node& node, std::string api_url, Endpoint udp) {
   w->udp = udp;
   w->started_unix_ms = unix_ms();
   w->history = StatusHistory(history_seconds_);
+  w->history.record(node.stats(), node.dht().stats(), unix_ms(), mono_ms());  // the baseline: the first tick counts from here
   NodeWatch* watch = w.get();
   node.pubsub().set_on_event([watch](const std::string& topic, const std::string& event) {
     auto it = watch->topics.find(topic);

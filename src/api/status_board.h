@@ -27,7 +27,8 @@ class StatusBoard {
   StatusBoard(const StatusBoard&) = delete;
   StatusBoard& operator=(const StatusBoard&) = delete;
 
-  // Registers a node (index = the order of registration); installs its pubsub observer.
+  // Registers a node (index = the order of registration), takes its history's baseline and installs its pubsub
+  // observer.
   size_t add(Node& node, std::string api_url, Endpoint udp);
   size_t size() const { return nodes_.size(); }
 

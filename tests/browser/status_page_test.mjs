@@ -2,10 +2,11 @@
 //
 //   node tests/browser/status_page_test.mjs STORJNETD SCREENSHOT_DIR
 //
-// Starts `storjnetd --nodes 3` (ephemeral ports, its own data dir and token), drives the system Chromium
+// Starts `storjnetd --nodes 5` (ephemeral ports, its own data dir and token), drives the system Chromium
 // headless through puppeteer-core (tests/browser/node_modules, installed by scripts/install-deps) and checks:
 // the page loads with no console error, no failed request and no error response; it shows node 0's id
-// (dht_id) and peer count (dht_peers); a chart updates; the token left the address bar; the network view shows
+// (dht_id) and peer count (dht_peers), a pubsub event and an inbound stream made through the API; a chart
+// updates; the token left the address bar; the network view shows
 // every node and a click opens another node's page. Screenshots: SCREENSHOT_DIR/status.png and network.png.
 // Every wait is on a condition of the page or the daemon, bounded by a generous timeout that only a broken
 // page reaches. Chromium or puppeteer-core missing is a failure, never a skip.
@@ -23,7 +24,7 @@ if (!storjnetd || !shotDir) {
   console.error('usage: status_page_test.mjs STORJNETD SCREENSHOT_DIR');
   process.exit(2);
 }
-const NODES = 3;
+const NODES = 5;
 const WAIT_MS = 60_000;  // any single condition; a working page meets each within a few seconds, even under ASan
 
 function fail(msg) {
@@ -132,6 +133,20 @@ async function main() {
       return p.length === NODES - 1 && p;
     });
 
+    // Something to show: a subscription with events, a stored value (lookups), an inbound stream with unread
+    // bytes. Events are published until one arrives (a subscription needs a moment to reach the network).
+    await rpc(api, token, 'pubsub_subscribe', ['news']);
+    let n = 0;
+    await until('a pubsub event at node 0', async () => {
+      await rpc(apis[1], token, 'pubsub_publish', ['news', { n: ++n, text: 'hello from node 1' }]);
+      const st = JSON.parse((await request(api + '/api/status', { headers: { Authorization: 'Bearer ' + token } })).body);
+      return st.subscriptions[0].events > 0;
+    });
+    for (let i = 0; i < 5; ++i) await rpc(api, token, 'dht_put', ['greeting-' + i, { hello: 'world', i }]);
+    const sid = await rpc(apis[1], token, 'stream_open', [id]);
+    if (!sid) fail('stream_open from node 1 to node 0 failed');
+    if ((await rpc(apis[1], token, 'stream_write', [sid, 'ab'.repeat(20000)])) !== 20000) fail('stream_write fell short');
+
     const args = process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [];
     browser = await puppeteer.launch({ executablePath, headless: true, args: [...args, '--window-size=1360,900'] });
     const page = await browser.newPage();
@@ -153,6 +168,11 @@ async function main() {
     await wait('the first chart points', () => Number(document.getElementById('chart-datagrams').dataset.points) > 0);
     const t0 = await page.evaluate(() => Number(document.getElementById('chart-datagrams').dataset.lastT));
     await wait('the chart to move', (t) => Number(document.getElementById('chart-datagrams').dataset.lastT) > t, t0);
+    await wait('the event', () => document.getElementById('subscriptions').textContent.includes('hello from node 1'));
+    await wait('the inbound stream', () => [...document.querySelectorAll('#streams tbody tr')]
+      .some((tr) => tr.cells[2]?.textContent === 'in' && tr.cells[3]?.textContent === '19.5 KiB'));
+    // Enough history for the screenshot to show lines (ten seconds, sampled once a second).
+    await wait('ten seconds of history', () => Number(document.getElementById('chart-datagrams').dataset.points) >= 20);
     const buckets = await page.evaluate(() => document.querySelectorAll('#routing .bucket').length);
     if (buckets < 1) fail('the routing table picture is empty');
     check('status page');

@@ -126,15 +126,17 @@ const Storjnet = (() => {
 
   // A line chart in `svg` of `series` ([{name, color, points: [[t_ms, value], ...]}]) over the last
   // `windowMs` before `now`; the legend (an element) shows each series' latest value. Gaps (null values) break
-  // the line. The svg records how many points it drew and the newest time (data-points, data-last-t).
-  function lineChart(svg, legend, series, now, windowMs, unit) {
+  // the line; with no value at all it says `emptyText`. The svg records how many values it drew and the newest
+  // one's time (data-points, data-last-t).
+  function lineChart(svg, legend, series, now, windowMs, unit, emptyText) {
     const W = 600, H = 170, L = 46, R = 10, T = 8, B = 20;
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     svg.replaceChildren();
     let max = 0, count = 0, lastT = 0;
     for (const s of series)
       for (const [t, v] of s.points) {
-        if (v !== null) max = Math.max(max, v);
+        if (v === null) continue;
+        max = Math.max(max, v);
         count++;
         lastT = Math.max(lastT, t);
       }
@@ -146,24 +148,27 @@ const Storjnet = (() => {
       svg.append(make('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: i ? 'grid' : 'axis' }));
       svg.append(make('text', { x: L - 6, y: y(v) + 4, class: 'tick', 'text-anchor': 'end' }, fmt.tick(v)));
     }
-    const minutes = windowMs / 60000;
-    for (let m = 0; m <= minutes; ++m) {
-      const t = now - m * 60000;
+    // Time ticks: every 10 s up to a minute's window, 30 s up to 2.5 minutes, then every minute.
+    const step = windowMs <= 60000 ? 10000 : windowMs <= 150000 ? 30000 : 60000;
+    for (let ago = 0; ago < windowMs; ago += step) {
+      const t = now - ago;
       svg.append(make('line', { x1: x(t), x2: x(t), y1: T, y2: H - B, class: 'grid' }));
-      if (m < minutes)  // the window's left edge stays unlabelled, clear of the value labels
-        svg.append(make('text', { x: x(t), y: H - 5, class: 'tick', 'text-anchor': m === 0 ? 'end' : 'middle' },
-                        m === 0 ? 'now' : '-' + m + ' min'));
+      const label = ago === 0 ? 'now' : ago % 60000 ? '-' + ago / 1000 + ' s' : '-' + ago / 60000 + ' min';
+      svg.append(make('text', { x: x(t), y: H - 5, class: 'tick', 'text-anchor': ago === 0 ? 'end' : 'middle' }, label));
     }
     for (const s of series) {
-      let d = '', pen = false;
-      for (const [t, v] of s.points) {
-        if (v === null || now - t > windowMs) { pen = false; continue; }
-        d += (pen ? 'L' : 'M') + x(t).toFixed(1) + ' ' + y(v).toFixed(1);
-        pen = true;
-      }
+      let d = '';
+      const shown = s.points.map(([t, v]) => (v === null || now - t > windowMs ? null : [x(t), y(v)]));
+      shown.forEach((p, i) => {
+        if (!p) return;
+        const joined = i > 0 && shown[i - 1];
+        d += (joined ? 'L' : 'M') + p[0].toFixed(1) + ' ' + p[1].toFixed(1);
+        // A value with no neighbour would draw nothing as a line: a dot instead.
+        if (!joined && !shown[i + 1]) svg.append(make('circle', { cx: p[0], cy: p[1], r: 2.5, fill: s.color }));
+      });
       if (d) svg.append(make('path', { d, class: 'series', stroke: s.color }));
     }
-    if (!count) svg.append(make('text', { x: W / 2, y: H / 2, class: 'empty', 'text-anchor': 'middle' }, 'collecting…'));
+    if (!count) svg.append(make('text', { x: W / 2, y: H / 2, class: 'empty', 'text-anchor': 'middle' }, emptyText || 'collecting…'));
     svg.dataset.points = String(count);
     svg.dataset.lastT = String(lastT);
     legend.replaceChildren(...series.map((s) => {

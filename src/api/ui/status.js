@@ -33,7 +33,7 @@
   // Buckets by distance: one bar per bucket, its frame the capacity k, its fill the contacts.
   function routing(r) {
     const svg = el('routing');
-    const n = r.buckets.length, slot = 30, H = 130, T = 8, B = 22, L = 30, W = L + n * slot + 4;
+    const n = r.buckets.length, slot = n <= 16 ? 40 : 30, H = 150, T = 18, B = 22, L = 30, W = L + n * slot + 4;
     const bw = slot;
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     svg.setAttribute('width', W);
@@ -51,6 +51,7 @@
       if (count) g.append(make('rect', { x, y: y(Math.min(count, r.k)), width: w, height: y(0) - y(Math.min(count, r.k)),
                                           class: count >= r.k ? 'fill full' : 'fill' }));
       g.append(make('title', {}, `bucket ${i}: ${count} of ${r.k}`));
+      if (count) g.append(make('text', { x: x + w / 2, y: y(Math.min(count, r.k)) - 4, class: 'count', 'text-anchor': 'middle' }, String(count)));
       svg.append(g);
       svg.append(make('text', { x: x + w / 2, y: H - 6, class: 'tick', 'text-anchor': 'middle' }, String(i)));
     });
@@ -60,22 +61,25 @@
 
   function charts(st) {
     const h = st.history, now = st.now;
+    // The window: the last 5 minutes, or less while the history is younger (at least a minute).
+    const span = h.samples.length ? now - h.samples[0].t + 1000 : 0;
+    const win = Math.min(WINDOW_MS, Math.max(60000, Math.ceil(span / 10000) * 10000));
     const per = (s, v) => (s.ms > 0 ? (v * 1000) / s.ms : 0);
     const pts = (f) => h.samples.map((s) => [s.t, f(s)]);
     S.lineChart(el('chart-datagrams'), el('legend-datagrams'), [
       { name: 'in', color: P[0], points: pts((s) => per(s, s.dg_in)) },
       { name: 'out', color: P[1], points: pts((s) => per(s, s.dg_out)) },
-    ], now, WINDOW_MS, '/s');
+    ], now, win, '/s');
     S.lineChart(el('chart-lookups'), el('legend-lookups'), [
       { name: 'started', color: P[0], points: pts((s) => per(s, s.lookups)) },
       { name: 'completed', color: P[2], points: pts((s) => per(s, s.lookups_done)) },
-    ], now, WINDOW_MS, '/s');
+    ], now, win, '/s');
     const lat = (key) => pts((s) => (s.lookups_done ? s[key] / 1000 : null));
     S.lineChart(el('chart-latency'), el('legend-latency'), [
       { name: 'p50', color: P[2], points: lat('p50_us') },
       { name: 'p90', color: P[3], points: lat('p90_us') },
       { name: 'p99', color: P[1], points: lat('p99_us') },
-    ], now, WINDOW_MS, ' ms');
+    ], now, win, ' ms', 'no lookup completed in this window');
     // Drops: the reasons seen in the window, largest first (up to 4), the rest as "other".
     const totals = new Map();
     for (const s of h.samples) for (const [r, n] of s.top_drops) totals.set(r, (totals.get(r) || 0) + n);
@@ -85,7 +89,7 @@
       name: h.drop_reasons[r], color: P[[1, 3, 4, 0][i]],
       points: pts((s) => per(s, (s.top_drops.find(([x]) => x === r) || [0, 0])[1])),
     }));
-    S.lineChart(el('chart-drops'), el('legend-drops'), dropSeries, now, WINDOW_MS, '/s');
+    S.lineChart(el('chart-drops'), el('legend-drops'), dropSeries, now, win, '/s');
     setText('history-summary', `${h.samples.length} of ${h.capacity} seconds kept`);
   }
 
@@ -146,7 +150,8 @@
       subs.replaceChildren(...st.subscriptions.map((s) => {
         const box = make('div', { class: 'topic' });
         const head = make('div', { class: 'topic-head' });
-        head.append(make('strong', {}, s.topic), make('span', { class: 'muted' }, `${fmt.int(s.events)} events`));
+        head.append(make('strong', {}, s.topic),
+                    make('span', { class: 'muted' }, `${fmt.int(s.events)} event${s.events === 1 ? '' : 's'} received`));
         const list = make('ul', { class: 'events' });
         for (const e of s.recent) {
           const li = make('li');
