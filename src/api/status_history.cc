@@ -21,6 +21,8 @@ uint64_t percentile(const std::vector<uint64_t>& sorted, double p) {
 
 }  // namespace
 
+static_assert(sizeof(StatusSample) <= 80, "a sample stays small: the ring holds 300 per node");
+
 StatusHistory::StatusHistory(size_t capacity) : ring_(std::max<size_t>(capacity, 1)) {}
 
 void StatusHistory::record(const NodeStats& node, const DhtStats& dht, int64_t unix_ms, int64_t mono_ms) {

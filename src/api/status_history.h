@@ -1,7 +1,7 @@
 // StatusHistory: what one node did each second over the last few minutes, for the status page's charts
 // (docs/api.md, "Status page").
 //
-// A ring of at most `capacity` samples of fixed size (memory: capacity * sizeof(StatusSample), about 22 KiB
+// A ring of at most `capacity` samples of fixed size (memory: capacity * sizeof(StatusSample), about 23 KiB
 // for the default 300). record() turns the node's cumulative counters into the interval's counts: datagrams
 // and bytes each way, lookups started and completed, the completed lookups' latency percentiles, drops in
 // total and the interval's three largest drop reasons. The first call only sets the baseline. Counts

@@ -6,7 +6,7 @@
 // headless through puppeteer-core (tests/browser/node_modules, installed by scripts/install-deps) and checks:
 // the page loads with no console error, no failed request and no error response; it shows node 0's id
 // (dht_id) and peer count (dht_peers), a pubsub event and an inbound stream made through the API; a chart
-// updates; the token left the address bar; the network view shows
+// updates; without the token in the fragment the page asks for it (and says when it is refused); the token left the address bar; the network view shows
 // every node and a click opens another node's page. Screenshots: SCREENSHOT_DIR/status.png and network.png.
 // Every wait is on a condition of the page or the daemon, bounded by a generous timeout that only a broken
 // page reaches. Chromium or puppeteer-core missing is a failure, never a skip.
@@ -190,6 +190,21 @@ async function main() {
     if (new URL(page.url()).port !== new URL(apis[1]).port) fail('the click did not open node 1: ' + page.url());
     await wait("node 1's id on its page", (want) => document.getElementById('node-id')?.textContent === want, id1);
     check("node 1's page");
+    // Without the fragment the page asks for the token, says so when it is wrong, and takes the right one.
+    const fresh = await (await browser.createBrowserContext()).newPage();
+    const freshErrors = [];
+    fresh.on('pageerror', (e) => freshErrors.push(e.message));
+    await fresh.goto(`${api}/ui`, { waitUntil: 'load' });
+    const waitFresh = (what, fn) => fresh.waitForFunction(fn, { timeout: WAIT_MS, polling: 100 })
+      .catch((e) => fail(`token prompt: timed out waiting for ${what} (${e.message})`));
+    await waitFresh('the token form', () => !document.getElementById('token-form-box').hidden);
+    await fresh.type('#token-input', 'not-the-token');
+    await fresh.click('#token-form button');
+    await waitFresh('the refusal', () => !document.getElementById('token-error').hidden);
+    await fresh.type('#token-input', token);
+    await fresh.click('#token-form button');
+    await waitFresh('the page with the right token', () => document.getElementById('node-id').textContent.length === 40);
+    if (freshErrors.length) fail('token prompt: ' + freshErrors.join('; '));
     console.log(`Browser.StatusPage: ok (node ${id.slice(0, 8)}, ${peers.length} peers); screenshots in ${shotDir}`);
   } finally {
     if (browser) await browser.close();
