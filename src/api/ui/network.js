@@ -40,7 +40,7 @@
       // A chord bent towards the centre keeps the picture readable.
       const qx = (x1 + x2) / 2 * 0.6 + cx * 0.4, qy = (y1 + y2) / 2 * 0.6 + cy * 0.4;
       edges.append(make('path', { d: `M${x1.toFixed(1)} ${y1.toFixed(1)} Q${qx.toFixed(1)} ${qy.toFixed(1)} ${x2.toFixed(1)} ${y2.toFixed(1)}`,
-                                  class: mutual ? 'edge mutual' : 'edge' }));
+                                  class: mutual ? 'edge mutual' : 'edge', 'data-a': String(i), 'data-b': String(j) }));
       count++;
     }));
     svg.append(edges);
@@ -53,6 +53,10 @@
       if (nodes.length <= 60)
         a.append(make('text', { x, y: y + 4, class: 'dot-label', 'text-anchor': 'middle' }, String(n.index)));
       a.append(make('title', {}, `node ${n.index}  ${n.id}\n${n.links.length} local + ${n.other_contacts} other contacts`));
+      // Pointing at a node highlights its edges.
+      a.addEventListener('mouseenter', () => edges.querySelectorAll('.edge').forEach((e) =>
+        e.classList.toggle('hot', e.dataset.a === String(i) || e.dataset.b === String(i))));
+      a.addEventListener('mouseleave', () => edges.querySelectorAll('.hot').forEach((e) => e.classList.remove('hot')));
       svg.append(a);
     });
     svg.dataset.nodes = String(nodes.length);
