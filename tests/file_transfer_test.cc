@@ -289,7 +289,10 @@ TEST_F(SimFiles, ReceiveModeNeedsAWritableDirectory) {
   EXPECT_FALSE(receiver.receive_mode());
   std::optional<std::string> why;
   sender.send(sim.node(0), sim.contact(1).id, (src_dir / "missing").string(),
-              [&](std::optional<uint64_t> id, std::string w) { EXPECT_FALSE(id), why = w; });
+              [&](std::optional<uint64_t> id, std::string w) {
+                EXPECT_FALSE(id);
+                why = w;
+              });
   ASSERT_TRUE(why);
   EXPECT_NE(why->find("cannot open"), std::string::npos) << *why;
 }
