@@ -395,7 +395,7 @@ void FileTransfers::tick(Node& node) {
   for (auto& [id, t] : transfers_)
     if (t->active() && t->state != Transfer::State::kConnecting && now - t->last_progress > options_.stall_timeout)
       fail(node, *t, "no progress for " + std::to_string(options_.stall_timeout.count()) + " s" +
-                         (t->outgoing && t->bytes == 0 ? " (is `storjnet receive-file` running on the receiver?)" : ""));
+                         (t->outgoing ? " (is receive mode on at the receiver: `storjnet receive-file`?)" : ""));
   prune();
 }
 
