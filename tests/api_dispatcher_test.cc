@@ -198,8 +198,8 @@ TEST_F(Dispatch, FileReceiveModeGoesOnAndOff) {
   api::Dispatcher d(runners_[0], {}, &files);
   auto ask = [&](const std::string& method, json params) {
     std::promise<std::optional<json>> p;
-    d.handle(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", params}},
-             [&p](std::optional<json> r) { p.set_value(std::move(r)); });
+    d.handle_body(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", params}}.dump(),
+                  [&p](std::optional<json> r) { p.set_value(std::move(r)); });
     return p.get_future().get().value_or(json());
   };
   auto dir = test::temp_dir("dispatch-files");
