@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "api/auth.h"
+#include "api/file_transfers.h"
 #include "api/http_server.h"
 #include "api/json_rpc.h"
 #include "api/status_board.h"
@@ -132,6 +133,7 @@ struct NodeSlot {
   std::unique_ptr<DhtStorage> storage;
   Node* node = nullptr;
   Endpoint udp;
+  std::unique_ptr<api::FileTransfers> files;  // file_send / file_receive (touched on the driver thread)
   std::unique_ptr<api::Dispatcher> dispatcher;
   std::unique_ptr<api::ApiServer> server;
   uint16_t api_port = 0;
@@ -218,7 +220,8 @@ int run(const Options& o) {
     api::NodeRunner run = [drv, node_ptr](std::function<void(Node&)> fn) {
       drv->post([node_ptr, fn = std::move(fn)] { fn(**node_ptr); });
     };
-    s.dispatcher = std::make_unique<api::Dispatcher>(run);
+    s.files = std::make_unique<api::FileTransfers>();
+    s.dispatcher = std::make_unique<api::Dispatcher>(run, api::Limits{}, s.files.get());
     api::ServerOptions so;
     so.host = o.api_host;
     so.port = static_cast<uint16_t>(o.api_port == 0 ? 0 : o.api_port + i);
@@ -305,12 +308,26 @@ int run(const Options& o) {
     for (int i = 0; i < o.nodes; ++i) announce(i, false);
   });
 
+  // File transfers judge stalls and forget old entries about once a second, on the driver thread.
+  asio::steady_timer file_ticker(http_io);
+  std::function<void()> tick_files = [&] {
+    file_ticker.expires_after(std::chrono::seconds(1));
+    file_ticker.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      for (auto& s : slots)
+        driver->post([files = s->files.get(), node = s->node] { files->tick(*node); });
+      tick_files();
+    });
+  };
+  asio::post(http_io, tick_files);
+
   int sig = stop_signal.get_future().get();
   spdlog::info("storjnetd: {} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   // --- stop: API first, then flush every store on the driver thread, then the driver ---
   asio::post(http_io, [&] {
     late.cancel();
     sampler.cancel();
+    file_ticker.cancel();
   });
   work.reset();
   http_io.stop();
