@@ -4,10 +4,12 @@
 
 #include <future>
 
+#include "api/file_transfers.h"
 #include "api/http_client.h"
 #include "api/json_rpc.h"
 #include "api/metrics.h"
 #include "storjnet/real_driver.h"
+#include "temp_dir.h"
 
 using namespace storjnet;
 using api::json;
@@ -175,6 +177,41 @@ TEST(ApiJson, DepthIsBounded) {
   EXPECT_FALSE(api::parse_json(std::string(100, '[') + std::string(100, ']'), &deep));
   EXPECT_TRUE(deep);
   EXPECT_TRUE(api::parse_json(std::string(10, '[') + std::string(10, ']')));
+}
+
+}  // namespace
+
+namespace {
+
+// The file_* methods: parameter checks, and a process without file transfers says so.
+TEST_F(Dispatch, FileMethodsCheckTheirParams) {
+  EXPECT_EQ(code("file_send", json::array({std::string(40, 'a'), "relative/path"})), api::kInvalidParams);
+  EXPECT_EQ(code("file_receive", json::array({"dir"})), api::kInvalidParams);
+  EXPECT_EQ(code("file_cancel", json::array({-1})), api::kInvalidParams);
+  json r = call("file_transfers", json::array());
+  ASSERT_TRUE(r.contains("error")) << r.dump();
+  EXPECT_EQ(r["error"]["message"], "this process has no file transfers");
+}
+
+TEST_F(Dispatch, FileReceiveModeGoesOnAndOff) {
+  api::FileTransfers files;
+  api::Dispatcher d(runners_[0], {}, &files);
+  auto ask = [&](const std::string& method, json params) {
+    std::promise<std::optional<json>> p;
+    d.handle_body(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", params}}.dump(),
+                  [&p](std::optional<json> r) { p.set_value(std::move(r)); });
+    return p.get_future().get().value_or(json());
+  };
+  auto dir = test::temp_dir("dispatch-files");
+  json on = ask("file_receive", json{{"dir", dir.string()}, {"max_size", 1000}});
+  EXPECT_EQ(on["result"], (json{{"dir", dir.string()}, {"max_size", 1000}})) << on.dump();
+  EXPECT_EQ(ask("file_transfers", json::array())["result"],
+            (json{{"receive", {{"dir", dir.string()}, {"max_size", 1000}}}, {"transfers", json::array()}}));
+  json bad = ask("file_receive", json::array({(dir / "missing").string()}));
+  EXPECT_EQ(bad["error"]["code"], api::kFileError) << bad.dump();
+  EXPECT_EQ(ask("file_receive", json::array({nullptr}))["result"], json(nullptr));
+  EXPECT_EQ(ask("file_cancel", json::array({12}))["result"], false);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

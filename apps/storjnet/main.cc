@@ -2,14 +2,16 @@
 //
 //   storjnet [--api URL] [--token-file F | --data-dir D] [--json] call METHOD [ARGS...]   any method; ARGS are JSON
 //   storjnet id | peers | stun | find ID | put KEY VALUE | get KEY
-//   storjnet send ID MESSAGE | messages
-//   storjnet subscribe T | unsubscribe T | subscriptions | publish T EVENT | events T
+//   storjnet send ID MESSAGE | messages [--follow]
+//   storjnet subscribe T | unsubscribe T | subscriptions | publish T EVENT | events T [--follow]
+//   storjnet send-file ID FILE | receive-file [--dir D] [--once] [--max-size N]
 //   storjnet streams | open ID | close SID | read SID [SIZE] | write SID HEX
 //   storjnet health | metrics
 //
 // An argument that is not valid JSON is taken as a string, so `storjnet put greeting hello` works; quote
 // JSON strings that look like other JSON ('"42"'). Exit codes: 0 success, 1 the call failed (an error
-// response, or false/null where a result was expected), 2 usage or connection problems.
+// response, or false/null where a result was expected, or a file transfer failed), 2 usage or connection
+// problems, 130 a send-file cancelled with Ctrl-C. --follow and receive-file run until Ctrl-C (exit 0).
 //
 // The API token (docs/api.md, "Authentication"): --token, --token-file or STORJNET_API_TOKEN when given;
 // otherwise the cookie storjnetd writes to its data dir: DATA_DIR/.cookie for --data-dir (env
@@ -24,6 +26,7 @@
 #include "api/auth.h"
 #include "api/http_client.h"
 #include "api/json_rpc.h"
+#include "rpc.h"
 #include "storjnet/version.h"
 #include "wire/datagram.h"
 
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
   json params = json::array();
   std::string http_get;  // set for health and metrics
   std::function<int(const json&)> show;  // human output; returns the exit code
+  std::function<int(storjnet::cli::Rpc&)> long_run;  // commands that make several calls (files, --follow)
 
   std::string s1, s2, s3;
   std::vector<std::string> rest;
@@ -171,11 +175,12 @@ int main(int argc, char** argv) {
   auto* send = plain("send", "Send a direct message", "message_send", print_bool("delivered", "not delivered"));
   send->add_option("id", s1, "Node id (40 hex)")->required();
   send->add_option("message", s2, "JSON message (a bare word is a string)")->required();
+  bool follow = false;
   plain("messages", "Messages received since the last call", "message_list", [](const json& r) {
     for (auto& [from, msgs] : r.items())
       for (auto& m : msgs) std::cout << from << ": " << storjnet::api::Dispatcher::dump(m) << '\n';
     return 0;
-  });
+  })->add_flag("-f,--follow", follow, "Keep printing messages as they arrive, until Ctrl-C");
   auto print_null = [](const char* text) {
     return [text](const json&) {
       std::cout << text << '\n';
@@ -193,10 +198,38 @@ int main(int argc, char** argv) {
   auto* publish = plain("publish", "Publish an event on a topic", "pubsub_publish", print_null("published"));
   publish->add_option("topic", s1)->required();
   publish->add_option("event", s2, "JSON event (a bare word is a string)")->required();
-  plain("events", "Events received on a topic since the last call", "pubsub_events", [](const json& r) {
+  auto* events = plain("events", "Events received on a topic since the last call", "pubsub_events", [](const json& r) {
     for (auto& e : r) std::cout << storjnet::api::Dispatcher::dump(e) << '\n';
     return 0;
-  })->add_option("topic", s1)->required();
+  });
+  events->add_option("topic", s1)->required();
+  events->add_flag("-f,--follow", follow,
+                   "Keep printing events as they arrive (subscribing for the while if needed), until Ctrl-C");
+  // File transfers: the daemons read and write the files; the CLI follows the transfer.
+  storjnet::cli::SendFileOptions send_opts;
+  auto* send_file = app.add_subcommand("send-file", "Send a file to a node (the daemon reads it), with progress");
+  send_file->add_option("id", send_opts.node, "Node id (40 hex)")->required();
+  send_file->add_option("file", send_opts.file, "The file, on the daemon's machine (relative: to this directory)")
+      ->required();
+  send_file->callback([&] {
+    long_run = [&](storjnet::cli::Rpc& rpc) {
+      send_opts.json_lines = as_json;
+      return storjnet::cli::send_file(rpc, send_opts);
+    };
+  });
+  storjnet::cli::ReceiveFileOptions recv_opts;
+  auto* receive_file = app.add_subcommand(
+      "receive-file", "Accept files sent to this node into a directory, until Ctrl-C (every stream opened to the "
+                      "node meanwhile is taken as a file)");
+  receive_file->add_option("--dir", recv_opts.dir, "Where files go, on the daemon's machine (default: this directory)");
+  receive_file->add_flag("--once", recv_opts.once, "Stop after the first file (exit 1 if it failed)");
+  receive_file->add_option("--max-size", recv_opts.max_size, "Refuse larger files (bytes, or with K, M, G, T)");
+  receive_file->callback([&] {
+    long_run = [&](storjnet::cli::Rpc& rpc) {
+      recv_opts.json_lines = as_json;
+      return storjnet::cli::receive_file(rpc, recv_opts);
+    };
+  });
   plain("streams", "Open streams", "stream_list", [](const json& r) {
     for (auto& [sid, info] : r.items()) std::cout << sid << " peer=" << human(info[0]) << " unread=" << info[1] << '\n';
     return 0;
@@ -245,6 +278,10 @@ int main(int argc, char** argv) {
     }
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (follow && app.got_subcommand("events"))
+    long_run = [&](storjnet::cli::Rpc& rpc) { return storjnet::cli::follow_events(rpc, s1); };
+  if (follow && app.got_subcommand("messages"))
+    long_run = [&](storjnet::cli::Rpc& rpc) { return storjnet::cli::follow_messages(rpc, as_json); };
   // Positional params of the short forms, in order.
   if (method != "" && app.got_subcommand("call") == false) {
     if (!s1.empty()) params.push_back(s1);
@@ -271,6 +308,15 @@ int main(int argc, char** argv) {
         return 2;
       }
       return res.status == 200 ? 0 : 2;
+    }
+    if (long_run) {
+      try {
+        storjnet::cli::Rpc rpc(client, url->target);
+        return long_run(rpc);
+      } catch (const storjnet::cli::RpcError& e) {
+        std::cerr << "storjnet: " << e.what() << '\n';
+        return 1;
+      }
     }
     json req = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", params}};
     auto res = client.post(url->target, req.dump());

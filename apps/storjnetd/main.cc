@@ -23,8 +23,10 @@
 #include <thread>
 
 #include "api/auth.h"
+#include "api/file_transfers.h"
 #include "api/http_server.h"
 #include "api/json_rpc.h"
+#include "api/status_board.h"
 #include "storjnet/dht_storage.h"
 #include "storjnet/real_driver.h"
 #include "storjnet/version.h"
@@ -131,6 +133,7 @@ struct NodeSlot {
   std::unique_ptr<DhtStorage> storage;
   Node* node = nullptr;
   Endpoint udp;
+  std::unique_ptr<api::FileTransfers> files;  // file_send / file_receive (touched on the driver thread)
   std::unique_ptr<api::Dispatcher> dispatcher;
   std::unique_ptr<api::ApiServer> server;
   uint16_t api_port = 0;
@@ -177,6 +180,7 @@ int run(const Options& o) {
   // the servers, then the io_context they use.
   asio::io_context http_io;
   std::vector<std::unique_ptr<NodeSlot>> slots;
+  api::StatusBoard board(kVersionString, wire::kVersion);  // the status page's view of the nodes (GET /ui)
   std::unique_ptr<RealDriver> driver;
 
   // --- data dirs: lock, identity, store ---
@@ -216,7 +220,8 @@ int run(const Options& o) {
     api::NodeRunner run = [drv, node_ptr](std::function<void(Node&)> fn) {
       drv->post([node_ptr, fn = std::move(fn)] { fn(**node_ptr); });
     };
-    s.dispatcher = std::make_unique<api::Dispatcher>(run);
+    s.files = std::make_unique<api::FileTransfers>();
+    s.dispatcher = std::make_unique<api::Dispatcher>(run, api::Limits{}, s.files.get());
     api::ServerOptions so;
     so.host = o.api_host;
     so.port = static_cast<uint16_t>(o.api_port == 0 ? 0 : o.api_port + i);
@@ -241,6 +246,29 @@ int run(const Options& o) {
     }
     s.udp = driver->local_endpoint(*s.node);
   }
+
+  // --- the status page (docs/api.md, "Status page"): every node on the board, sampled once a second ---
+  driver->call([&] {
+    for (auto& s : slots) {
+      std::string host = s->server->host();
+      if (host.find(':') != std::string::npos) host = "[" + host + "]";
+      board.add(*s->node, "http://" + host + ":" + std::to_string(s->api_port), s->udp);
+    }
+  });
+  for (size_t i = 0; i < slots.size(); ++i)
+    slots[i]->server->set_status_routes(
+        {[drv, &board, i](api::Done done) { drv->post([&board, i, done] { done(board.status(i)); }); },
+         [drv, &board](api::Done done) { drv->post([&board, done] { done(board.network()); }); }});
+  asio::steady_timer sampler(http_io);
+  std::function<void()> sample_each_second = [&] {
+    sampler.expires_after(std::chrono::seconds(1));
+    sampler.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      drv->post([&board] { board.tick(); });
+      sample_each_second();
+    });
+  };
+  sample_each_second();
 
   // --- start: signals, API, bootstrap ---
   std::promise<int> stop_signal;
@@ -280,10 +308,27 @@ int run(const Options& o) {
     for (int i = 0; i < o.nodes; ++i) announce(i, false);
   });
 
+  // File transfers judge stalls and forget old entries about once a second, on the driver thread.
+  asio::steady_timer file_ticker(http_io);
+  std::function<void()> tick_files = [&] {
+    file_ticker.expires_after(std::chrono::seconds(1));
+    file_ticker.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      for (auto& s : slots)
+        driver->post([files = s->files.get(), node = s->node] { files->tick(*node); });
+      tick_files();
+    });
+  };
+  asio::post(http_io, tick_files);
+
   int sig = stop_signal.get_future().get();
   spdlog::info("storjnetd: {} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   // --- stop: API first, then flush every store on the driver thread, then the driver ---
-  asio::post(http_io, [&] { late.cancel(); });
+  asio::post(http_io, [&] {
+    late.cancel();
+    sampler.cancel();
+    file_ticker.cancel();
+  });
   work.reset();
   http_io.stop();
   http_thread.join();

@@ -101,6 +101,7 @@ struct GetAllResult {
 
 struct DhtStats {
   uint64_t lookups = 0, lookup_rpcs = 0, puts = 0, gets = 0, gets_found = 0;
+  uint64_t lookups_completed = 0;  // lookups finished: the newest that many entries of `recent` (up to its size)
   uint64_t stores_accepted = 0, stores_rejected = 0, contacts_evicted = 0;
   uint64_t stores_rate_limited = 0, storage_write_failures = 0;
   uint64_t verify_pings = 0;  // request senders pinged before entering the routing table

@@ -75,6 +75,9 @@ struct StreamsFastPathStats {
 struct StreamInfo {
   NodeId peer;
   size_t unread = 0;
+  uint64_t received = 0;  // bytes received in order since the stream opened (read or not)
+  uint64_t sent = 0;      // bytes accepted from the application for sending
+  bool inbound = false;   // opened by the peer
 };
 
 class Streams {
@@ -104,6 +107,9 @@ class Streams {
   // stream_close: true when the stream was open, false when unknown. Completes once the peer saw the close
   // or after close_timeout.
   void close(const StreamId& id, std::function<void(bool)> cb);
+  // Runs cb(id, peer) for every stream a peer opens to us, after it is open (so read and write work on it).
+  // One watcher: a later call replaces it; nullptr removes it. Streams opened by us are not reported.
+  void on_inbound(std::function<void(const StreamId&, const NodeId&)> cb);
   // Caches a contact (the address to use for its id), as a lookup would.
   void remember(const Contact& c);
   // Fast-path counters; fast_path(id): whether the stream's peer is reached over a connection right now.

@@ -11,6 +11,7 @@
 
 #include "api/auth.h"
 #include "api/metrics.h"
+#include "api/ui_assets.h"
 
 namespace storjnet::api {
 
@@ -47,6 +48,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   ServerOptions opts;
   Dispatcher& dispatcher;
   NodeRunner run;
+  StatusRoutes status_routes;
   tcp::acceptor acceptor;
   std::shared_ptr<Admission> admission = std::make_shared<Admission>();
   ApiRefusals refusals;
@@ -111,7 +113,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (req.find(http::field::origin) != req.end()) return Refusal::kOrigin;
     if (!host_allowed(sv(req[http::field::host]), o.allowed_hosts)) return Refusal::kHost;
     std::string_view target = sv(req.target());
-    bool open = target == "/health" || (target == "/metrics" && o.public_metrics);
+    // The status page's files hold no data (the page asks for the token, docs/api.md "Status page").
+    bool page = req.method() == http::verb::get && find_ui_asset(target.substr(0, target.find('?')));
+    bool open = target == "/health" || (target == "/metrics" && o.public_metrics) || page;
     if (!o.token.empty() && !open && !bearer_matches(sv(req[http::field::authorization]), o.token))
       return Refusal::kUnauthorized;
     if (req.method() == http::verb::post && !is_json_content_type(sv(req[http::field::content_type])))
@@ -184,7 +188,41 @@ class Session : public std::enable_shared_from_this<Session> {
       });
       return;
     }
-    send_status(http::status::not_found, "not found: POST / for JSON-RPC, GET /metrics, GET /health\n");
+    if (serve_status_page(req)) return;
+    send_status(http::status::not_found, "not found: POST / for JSON-RPC, GET /metrics, GET /health, GET /ui\n");
+  }
+
+  // The status page: its files, and the JSON it reads. False when the request is for neither.
+  bool serve_status_page(const Request& req) {
+    std::string_view target = sv(req.target());
+    std::string_view path = target.substr(0, target.find('?'));
+    const auto& routes = server_->status_routes;
+    const auto& route = path == "/api/status" ? routes.status : routes.network;
+    if (path == "/api/status" || path == "/api/network") {
+      if (!route) return false;
+      if (req.method() != http::verb::get) return send_status(http::status::method_not_allowed, "use GET\n"), true;
+      arm_timeout();
+      route(completion([](Session& s, std::optional<json> r) {
+        Response res{http::status::ok, s.version_};
+        res.set(http::field::cache_control, "no-store");
+        s.send_text(std::move(res), Dispatcher::dump(*r) + "\n", "application/json");
+      }));
+      return true;
+    }
+    const UiAsset* asset = find_ui_asset(path);
+    if (!asset) return false;
+    if (req.method() != http::verb::get) return send_status(http::status::method_not_allowed, "use GET\n"), true;
+    Response res{http::status::ok, version_};
+    // Only its own files run, it is never framed, and it loads nothing from elsewhere.
+    res.set("Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    res.set(http::field::x_frame_options, "DENY");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("Referrer-Policy", "no-referrer");
+    res.set(http::field::cache_control, "no-cache");
+    send_text(std::move(res), std::string(asset->body), asset->content_type);
+    return true;
   }
 
   // A completion callable from any thread: runs `fn` on the session's executor, unless the request already
@@ -315,6 +353,8 @@ ApiServer::~ApiServer() {
   impl_->stopped = true;
   impl_->acceptor.close(ec);
 }
+
+void ApiServer::set_status_routes(StatusRoutes routes) { impl_->status_routes = std::move(routes); }
 
 void ApiServer::start() { impl_->accept(); }
 

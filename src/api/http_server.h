@@ -1,5 +1,6 @@
 // ApiServer: the HTTP front of a node's user API (Boost.Beast): JSON-RPC 2.0 on POST / (and /rpc),
-// Prometheus text on GET /metrics, and GET /health.
+// Prometheus text on GET /metrics, GET /health, and the status page (GET /ui, its files, and the JSON it
+// reads: GET /api/status, GET /api/network; docs/api.md, "Status page").
 //
 // It runs on its own io_context (never the driver's thread): a JSON-RPC call posts to the node through the
 // NodeRunner and the response is written when the node's callback fires. Several connections at once,
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,6 +56,14 @@ struct ApiRefusals {
   uint64_t get(Refusal r) const { return by_reason[static_cast<size_t>(r)].load(); }
 };
 
+// The status page's data: GET /api/status and GET /api/network (the token is required as for every route but
+// /health and the page's own files) answer what these produce; each calls its Done once, from any thread.
+// Unset, those paths answer 404.
+struct StatusRoutes {
+  std::function<void(Done)> status;   // this node (api/status.h, node_status)
+  std::function<void(Done)> network;  // every node of the process (api/status.h, network_entry)
+};
+
 class ApiServer {
  public:
   // Opens, binds and listens (nothing is accepted before start()). Throws std::runtime_error with the reason
@@ -63,6 +73,8 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
+  // Before start().
+  void set_status_routes(StatusRoutes routes);
   // Starts accepting. Call on the io_context's thread, or before it runs.
   void start();
   // Stops accepting (open connections finish their current request). Call on the io_context's thread.

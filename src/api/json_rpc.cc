@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 
+#include "api/file_transfers.h"
 #include "storjnet/bytes.h"
 
 namespace storjnet::api {
@@ -22,7 +23,7 @@ using Reply = std::function<void(Outcome)>;
 Outcome ok(json r) { return {std::move(r), 0, {}}; }
 Outcome fail(int code, std::string msg) { return {nullptr, code, std::move(msg)}; }
 
-enum class Type { kKey, kTopic, kValue, kMessage, kEvent, kNodeId, kStreamId, kHexData, kSize };
+enum class Type { kKey, kTopic, kValue, kMessage, kEvent, kNodeId, kStreamId, kHexData, kSize, kPath };
 
 struct ParamSpec {
   std::string_view name;
@@ -42,12 +43,15 @@ struct Arg {
 using Args = std::vector<Arg>;
 
 using Handler = void (*)(Args& args, const NodeRunner& run, Reply reply);
+// Methods of the daemon's file transfers (files: nullptr when the process has none).
+using FileHandler = void (*)(Args& args, const NodeRunner& run, FileTransfers* files, Reply reply);
 
 struct MethodSpec {
   std::string_view name;
   std::array<ParamSpec, 2> param_slots;
   size_t param_count;
   Handler handler;
+  FileHandler file_handler = nullptr;
   std::span<const ParamSpec> params() const { return {param_slots.data(), param_count}; }
 };
 
@@ -208,6 +212,43 @@ void stream_write(Args& a, const NodeRunner& run, Reply reply) {
   });
 }
 
+// --- file transfers (api/file_transfers.h) ---
+template <class F>
+void on_files(const NodeRunner& run, FileTransfers* files, Reply reply, F body) {
+  if (!files) return reply(fail(kInternalError, "this process has no file transfers"));
+  on_node(run, reply, [files, body = std::move(body)](Node& n, Reply r) mutable { body(n, *files, r); });
+}
+json receive_mode_json(const std::optional<FileReceiveMode>& m) {
+  if (!m) return nullptr;
+  return {{"dir", m->dir}, {"max_size", m->max_size ? json(*m->max_size) : json(nullptr)}};
+}
+void file_send(Args& a, const NodeRunner& run, FileTransfers* files, Reply reply) {
+  on_files(run, files, reply, [peer = a[0].id, path = std::move(a[1].text)](Node& n, FileTransfers& f, Reply r) {
+    f.send(n, peer, path, [r](std::optional<uint64_t> id, std::string why) { r(id ? ok(*id) : fail(kFileError, std::move(why))); });
+  });
+}
+void file_receive(Args& a, const NodeRunner& run, FileTransfers* files, Reply reply) {
+  std::optional<FileReceiveMode> mode;
+  if (a[0].present) mode = FileReceiveMode{std::move(a[0].text), a[1].size};
+  on_files(run, files, reply, [mode = std::move(mode)](Node& n, FileTransfers& f, Reply r) {
+    if (auto err = f.set_receive(n, mode)) return r(fail(kFileError, *err));
+    r(ok(receive_mode_json(f.receive_mode())));
+  });
+}
+void file_transfers(Args&, const NodeRunner& run, FileTransfers* files, Reply reply) {
+  on_files(run, files, reply, [](Node& n, FileTransfers& f, Reply r) {
+    json out = json::array();
+    for (auto& t : f.list(n))
+      out.push_back({{"id", t.id}, {"direction", t.outgoing ? "send" : "receive"}, {"peer", t.peer.hex()},
+                     {"name", t.name}, {"path", t.path}, {"size", t.size}, {"bytes", t.bytes}, {"state", t.state},
+                     {"error", t.error.empty() ? json(nullptr) : json(t.error)}, {"elapsed", t.elapsed}});
+    r(ok({{"receive", receive_mode_json(f.receive_mode())}, {"transfers", std::move(out)}}));
+  });
+}
+void file_cancel(Args& a, const NodeRunner& run, FileTransfers* files, Reply reply) {
+  on_files(run, files, reply, [id = a[0].size.value_or(0)](Node& n, FileTransfers& f, Reply r) { r(ok(f.cancel(n, id))); });
+}
+
 // The API: every method, its parameters and its handler, in the order metrics label them.
 constexpr std::array<MethodSpec, kMethodCount> kMethods = {
     MethodSpec{"dht_put", {ParamSpec{"key", Type::kKey}, ParamSpec{"value", Type::kValue}}, 2, dht_put},
@@ -229,12 +270,16 @@ constexpr std::array<MethodSpec, kMethodCount> kMethods = {
     MethodSpec{"stream_close", {ParamSpec{"streamid", Type::kStreamId}}, 1, stream_close},
     MethodSpec{"stream_read", {ParamSpec{"streamid", Type::kStreamId}, ParamSpec{"size", Type::kSize, true}}, 2, stream_read},
     MethodSpec{"stream_write", {ParamSpec{"streamid", Type::kStreamId}, ParamSpec{"hexdata", Type::kHexData}}, 2, stream_write},
+    MethodSpec{"file_send", {ParamSpec{"hexnodeid", Type::kNodeId}, ParamSpec{"path", Type::kPath}}, 2, nullptr, file_send},
+    MethodSpec{"file_receive", {ParamSpec{"dir", Type::kPath}, ParamSpec{"max_size", Type::kSize, true}}, 2, nullptr, file_receive},
+    MethodSpec{"file_transfers", {}, 0, nullptr, file_transfers},
+    MethodSpec{"file_cancel", {ParamSpec{"id", Type::kSize}}, 1, nullptr, file_cancel},
 };
 static_assert([] {
   for (const auto& m : kMethods)
-    if (m.name.empty() || !m.handler || m.param_count > m.param_slots.size()) return false;
+    if (m.name.empty() || !m.handler == !m.file_handler || m.param_count > m.param_slots.size()) return false;
   return true;
-}(), "every API method has a name, a handler and at most two parameters");
+}(), "every API method has a name, one handler and at most two parameters");
 
 size_t method_index(std::string_view name) {
   for (size_t i = 0; i < kMethods.size(); ++i)
@@ -327,6 +372,16 @@ std::optional<std::string> convert(const ParamSpec& p, const json& v, const Limi
       out.data = std::move(*b);
       return std::nullopt;
     }
+    case Type::kPath:  // an absolute path, or null
+      if (v.is_null()) {
+        out.present = false;
+        return std::nullopt;
+      }
+      if (auto e = need_string()) return e;
+      out.text = v.get<std::string>();
+      if (out.text.empty() || out.text[0] != '/') return name + ": expected an absolute path";
+      if (out.text.size() > limits.max_key || out.text.find('\0') != std::string::npos) return name + ": bad path";
+      return std::nullopt;
     case Type::kSize:
       if (v.is_null()) {
         out.present = false;
@@ -405,7 +460,8 @@ std::optional<json> parse_json(std::string_view text, bool* too_deep) {
   return j;
 }
 
-Dispatcher::Dispatcher(NodeRunner run, Limits limits) : run_(std::move(run)), limits_(limits) {}
+Dispatcher::Dispatcher(NodeRunner run, Limits limits, FileTransfers* files)
+    : run_(std::move(run)), limits_(limits), files_(files) {}
 
 json Dispatcher::error_response(const json& id, int code, std::string_view message) {
   return json{{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}};
@@ -522,6 +578,7 @@ void Dispatcher::handle_one(const json& req, std::function<void(std::optional<js
     if (notification) return done(std::nullopt);
     done(make_response(id, std::move(o)));
   };
+  if (m->file_handler) return m->file_handler(args, run_, files_, std::move(reply));
   m->handler(args, run_, std::move(reply));
 }
 

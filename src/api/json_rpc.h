@@ -19,6 +19,7 @@
 namespace storjnet::api {
 
 using json = nlohmann::json;
+class FileTransfers;  // api/file_transfers.h
 
 // Runs `fn` with the node on the node's thread.
 using NodeRunner = std::function<void(std::function<void(Node&)>)>;
@@ -32,6 +33,7 @@ enum ErrorCode : int {
   kInvalidParams = -32602,
   kInternalError = -32603,
   kNotStored = -32000,  // dht_put: no replica took the value; the message says why (PutResult::error)
+  kFileError = -32001,  // file_send, file_receive: the file, directory or peer is unusable; the message says why
 };
 
 struct Limits {
@@ -40,7 +42,7 @@ struct Limits {
 };
 
 // The API methods are one table in json_rpc.cc; metrics label them by name, index 0 to kMethodCount - 1.
-constexpr size_t kMethodCount = 19;
+constexpr size_t kMethodCount = 23;
 std::string_view method_name(size_t i);
 // Deepest JSON nesting accepted (requests, values, and JSON received from the network).
 constexpr int kMaxJsonDepth = 64;
@@ -57,7 +59,8 @@ struct ApiCounters {
 
 class Dispatcher {
  public:
-  explicit Dispatcher(NodeRunner run, Limits limits = {});
+  // `files`: the process's file transfers for the file_* methods (nullptr: they answer an error).
+  explicit Dispatcher(NodeRunner run, Limits limits = {}, FileTransfers* files = nullptr);
 
   // One HTTP body: a request or a batch. Parse errors answer -32700.
   void handle_body(std::string_view body, Done done);
@@ -77,6 +80,7 @@ class Dispatcher {
 
   NodeRunner run_;
   Limits limits_;
+  FileTransfers* files_;
   ApiCounters counters_;
 };
 

@@ -343,6 +343,7 @@ struct Dht::Impl {
                   [this, live, done = std::move(done)](LookupResult res) {
                     if (live.expired()) return;
                     stats.lookup_rpcs += res.stats.rpcs;
+                    ++stats.lookups_completed;
                     recent.push_back(res.stats);
                     if (recent.size() > kRecentLookups) recent.pop_front();
                     done(std::move(res));

@@ -85,6 +85,7 @@ struct Streams::Impl final : Links::Events {
   std::unordered_map<Endpoint::Prefix, size_t> buffered_per_prefix;  // RecvBuffer::charged() summed
   StreamsBudgetStats budget;
   std::vector<std::function<void()>> deferred;
+  std::function<void(const StreamId&, const NodeId&)> inbound_watcher;  // Streams::on_inbound
   TimerId sweep_timer;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
@@ -213,6 +214,10 @@ struct Streams::Impl final : Links::Events {
     s.peer_limit = b->window;
     resolver.remember(req.from);
     reply.ok(streams::encode_window_size(static_cast<uint32_t>(config.receive_buffer)));
+    if (inbound_watcher)
+      deferred.push_back([this, id = b->id, peer = req.from.id, g = guard()] {
+        if (!g.expired() && inbound_watcher && find(id)) inbound_watcher(id, peer);
+      });
   }
 
   // ------------------------------------------------------------ write (sender side)
@@ -631,7 +636,7 @@ struct Streams::Impl final : Links::Events {
     std::map<StreamId, StreamInfo> out;
     for (auto& [id, s] : streams)
       if (s.state == State::kOpen || (s.state == State::kPeerClosed && s.rx.unread() > 0))
-        out.emplace(id, StreamInfo{s.peer.id, s.rx.unread()});
+        out.emplace(id, StreamInfo{s.peer.id, s.rx.unread(), s.rx.received(), s.send_off, s.inbound});
     return out;
   }
 };
@@ -671,6 +676,7 @@ void Streams::close(const StreamId& id, std::function<void(bool)> cb) {
   impl_->close(id, std::move(cb));
   impl_->flush();
 }
+void Streams::on_inbound(std::function<void(const StreamId&, const NodeId&)> cb) { impl_->inbound_watcher = std::move(cb); }
 void Streams::remember(const Contact& c) { impl_->resolver.remember(c); }
 StreamsFastPathStats Streams::fast_path_stats() const { return impl_->links.stats(); }
 StreamsBudgetStats Streams::budget_stats() const { return impl_->budget; }

@@ -1,0 +1,129 @@
+#include "api/status.h"
+
+#include <algorithm>
+
+#include "storjnet/bytes.h"
+
+namespace storjnet::api {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string stream_hex(const StreamId& s) { return to_hex({s.data(), s.size()}); }
+
+// How our address looks from outside: "direct" when a peer sees the address we are bound to (or the same
+// port on another address when we bound to all of them), "translated" when it sees another one (a NAT),
+// "unknown" before any peer answered.
+std::string reachability(const NodeWatch& w) {
+  if (!w.observed) return "unknown";
+  if (*w.observed == w.udp) return "direct";
+  if (w.udp.is_unspecified() && w.observed->port == w.udp.port) return "direct";
+  return "translated";
+}
+
+json routing_json(Node& node, const std::vector<Contact>& peers) {
+  // Buckets by distance: contacts grouped by how many leading bits their id shares with ours (bucket i holds
+  // ids at XOR distance [2^(159-i), 2^(160-i))), each of capacity k. Shown up to one past the deepest.
+  int deepest = -1;
+  std::vector<size_t> counts(NodeId::kSize * 8, 0);
+  for (const auto& c : peers) {
+    int b = std::min<int>(node.id().common_prefix_bits(c.id), static_cast<int>(counts.size()) - 1);
+    ++counts[static_cast<size_t>(b)];
+    deepest = std::max(deepest, b);
+  }
+  json buckets = json::array();
+  int shown = std::min<int>(deepest + 2, static_cast<int>(counts.size()));
+  for (int i = 0; i < std::max(shown, 1); ++i) buckets.push_back(counts[static_cast<size_t>(i)]);
+  return {{"k", node.dht().config().k}, {"contacts", peers.size()}, {"buckets", std::move(buckets)}};
+}
+
+}  // namespace
+
+json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
+  const NodeStats ns = node.stats();
+  const DhtStats ds = node.dht().stats();
+  const auto peers = node.dht().peers();
+
+  json peer_list = json::array();
+  for (const auto& c : peers)
+    peer_list.push_back({{"id", c.id.hex()}, {"address", c.endpoint.to_string()},
+                         {"bucket", node.id().common_prefix_bits(c.id)}});
+
+  json subs = json::array();
+  for (const auto& topic : node.pubsub().subscriptions()) {
+    json recent = json::array();
+    uint64_t events = 0;
+    if (auto it = w.topics.find(topic); it != w.topics.end()) {
+      events = it->second.events;
+      for (auto r = it->second.recent.rbegin(); r != it->second.recent.rend(); ++r)
+        recent.push_back({{"t", r->first}, {"event", r->second}});
+    }
+    subs.push_back({{"topic", topic}, {"events", events}, {"recent", std::move(recent)}});
+  }
+
+  json streams = json::array();
+  for (const auto& [sid, info] : node.streams().list()) {
+    json s = {{"id", stream_hex(sid)}, {"peer", info.peer.hex()}, {"inbound", info.inbound},
+              {"unread", info.unread},  {"received", info.received}, {"sent", info.sent},
+              {"in_per_s", 0.0},        {"out_per_s", 0.0}};
+    if (auto it = w.streams.find(sid); it != w.streams.end()) {
+      s["in_per_s"] = it->second.in_per_s;
+      s["out_per_s"] = it->second.out_per_s;
+    }
+    streams.push_back(std::move(s));
+  }
+
+  json drops = json::object();
+  for (const auto& [reason, n] : ns.drops)
+    if (n) drops[std::string(reason)] = n;
+
+  const DhtConfig& dc = node.dht().config();
+  return {
+      {"id", node.id().hex()},
+      {"version", ctx.version},
+      {"protocol", ctx.protocol},
+      {"node", {{"index", w.index}, {"of", ctx.nodes}}},
+      {"now", ctx.now_unix_ms},
+      {"uptime_s", std::max<int64_t>(ctx.now_unix_ms - w.started_unix_ms, 0) / 1000},
+      {"addresses",
+       {{"udp", w.udp.to_string()},
+        {"api", w.api_url},
+        {"observed", w.observed ? json(w.observed->to_string()) : json(nullptr)},
+        {"observed_at", w.observed ? json(w.observed_unix_ms) : json(nullptr)},
+        {"reachability", reachability(w)}}},
+      {"peers", std::move(peer_list)},
+      {"routing", routing_json(node, peers)},
+      {"store",
+       {{"values", ds.stored_values}, {"bytes", ds.stored_bytes}, {"max_values", dc.max_values},
+        {"max_bytes", dc.max_bytes}}},
+      {"subscriptions", std::move(subs)},
+      {"streams", std::move(streams)},
+      {"queues",
+       {{"messages", node.messages().queued()}, {"pending_rpcs", ns.pending_rpcs},
+        {"reassembly_bytes", ns.reassembly_bytes}, {"sessions", ns.sessions}}},
+      {"totals",
+       {{"datagrams_in", ns.datagrams_in}, {"datagrams_out", ns.datagrams_out}, {"bytes_in", ns.bytes_in},
+        {"bytes_out", ns.bytes_out}, {"lookups", ds.lookups}, {"retransmits", ns.retransmits},
+        {"timeouts", ns.timeouts}, {"drops", ns.drops_total()}}},
+      {"drops", std::move(drops)},
+      {"history", w.history.to_json()},
+  };
+}
+
+json network_entry(Node& node, const NodeWatch& w, const std::map<NodeId, size_t>& local_ids) {
+  json links = json::array();
+  size_t others = 0;
+  for (const auto& c : node.dht().peers()) {
+    auto it = local_ids.find(c.id);
+    if (it == local_ids.end()) {
+      ++others;
+      continue;
+    }
+    links.push_back(it->second);
+  }
+  return {{"index", w.index},   {"id", node.id().hex()},  {"api", w.api_url}, {"udp", w.udp.to_string()},
+          {"links", std::move(links)}, {"other_contacts", others}};
+}
+
+}  // namespace storjnet::api
