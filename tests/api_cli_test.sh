@@ -85,6 +85,8 @@ expect "find" "127.0.0.1:$((BASE + 3))" -- "${C0[@]}" find "$ID3"
 expect "put" "stored" -- "${C0[@]}" put greeting hello
 expect "get" "hello" -- "${C3[@]}" get greeting
 expect "get --json" '"hello"' -- "${C3[@]}" --json get greeting
+expect "get --owner" "hello" -- "${C3[@]}" get greeting --owner "$ID0"
+expect "get --owner other" "(not found)" -- "${C3[@]}" get greeting --owner "$ID3"
 expect "put json" "stored" -- "${C1[@]}" put obj '{"a":[1,2]}'
 expect "get json" '{"a":[1,2]}' -- "${C0[@]}" get obj
 expect "call dht_get" '{

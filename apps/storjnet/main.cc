@@ -157,14 +157,16 @@ int main(int argc, char** argv) {
   auto* put = plain("put", "Store a value under a key", "dht_put", print_bool("stored", "not stored"));  // a failed put: an error (-32000) that says why
   put->add_option("key", s1)->required();
   put->add_option("value", s2, "JSON value (a bare word is a string)")->required();
-  plain("get", "Look a key up", "dht_get", [](const json& r) {
+  auto* get = plain("get", "Look a key up", "dht_get", [](const json& r) {
     if (r.is_null()) {
       std::cout << "(not found)\n";
       return 1;
     }
     std::cout << human(r) << '\n';
     return 0;
-  })->add_option("key", s1)->required();
+  });
+  get->add_option("key", s1)->required();
+  get->add_option("--owner", s3, "Only this publisher's value (node id, 40 hex)");
   plain("get-all", "Every owner's value under a key", "dht_get_all", [](const json& r) {
     for (auto& v : r)
       std::cout << v["owner"].get<std::string>() << " v" << v["version"].get<uint64_t>() << " x"
@@ -288,6 +290,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("put") || app.got_subcommand("send") || app.got_subcommand("publish")) params.push_back(arg_json(s2));
     if (app.got_subcommand("write")) params.push_back(s2);
     if (app.got_subcommand("read") && !s3.empty()) params.push_back(arg_json(s3));
+    if (app.got_subcommand("get") && !s3.empty()) params.push_back(s3);
   }
 
   auto url = storjnet::api::parse_api_url(api_url);
