@@ -85,7 +85,7 @@ for flag in $(grep -oE -- '--[a-z-]+' "$WORK/storjnet.help" | sort -u); do
   grep -q -- "$flag" "$WORK/storjnet.1" || fail "storjnet.1 lacks $flag"
 done
 for cmd in $(awk '/^Subcommands:/ {s = 1; next} s && NF {print $1}' "$WORK/storjnet.help"); do
-  grep -qE "^\.BI? $cmd( |$)" "$WORK/storjnet.1" || fail "storjnet.1 lacks command $cmd"
+  grep -qE "^\.B[IR]? $cmd( |$)" "$WORK/storjnet.1" || fail "storjnet.1 lacks command $cmd"
 done
 # The packaged daemon with the packaged config (the service's settings; data dir and ports overridden).
 "$ROOT/usr/bin/storjnetd" --config "$ROOT/etc/storjnet/storjnetd.toml" --data-dir "$WORK/data" --port 0 \
