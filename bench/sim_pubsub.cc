@@ -22,6 +22,7 @@ struct Opts {
   uint64_t seed = 1;
   double kill = 0;
   std::string mode = "both";       // quasar | rendezvous | both
+  std::string route = "direct";    // direct | greedy: how the rendezvous reaches the holders (PubsubConfig::direct)
   std::string topology = "dht";  // dht | oracle
   size_t topics_per_class = 10;
   double interval_ms = 10;
@@ -36,6 +37,7 @@ void run(const Opts& o) {
   cfg.link.latency_max = 90ms;  // one-way base latency uniform in [10, 90] ms: median 50 ms
   cfg.node.pubsub.quasar = o.mode != "rendezvous";
   cfg.node.pubsub.rendezvous = o.mode != "quasar";
+  cfg.node.pubsub.direct = o.route == "direct";
   Simulator sim(cfg);
   for (size_t i = 0; i < o.nodes; ++i) sim.add_node();
   std::unique_ptr<pubsub::OracleTopology> oracle;
@@ -196,6 +198,7 @@ void run(const Opts& o) {
                       {"seed", o.seed},
                       {"kill", o.kill},
                       {"mode", o.mode},
+                      {"route", o.route},
                       {"topology", dht_ok ? "dht" : "oracle"},
                       {"events", all.events},
                       {"expected", all.expected},
@@ -230,6 +233,8 @@ static void add_sim_pubsub(CLI::App& app) {
   cmd->add_option("--events", opts->events, "events in all (a third per subscriber count)")->check(CLI::Range(3, 1 << 24));
   cmd->add_option("--seed", opts->seed, "simulation seed");
   cmd->add_option("--kill", opts->kill, "fraction of nodes killed after subscribing")->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--route", opts->route, "direct (the topic's holders found by a lookup) | greedy (hop by hop)")
+      ->check(CLI::IsMember({"direct", "greedy"}));
   cmd->add_option("--mode", opts->mode, "quasar | rendezvous | both")
       ->check(CLI::IsMember({"quasar", "rendezvous", "both"}));
   cmd->add_option("--topology", opts->topology, "dht (every node bootstraps; default) | oracle (converged Kademlia tables from a global view, quicker)")
