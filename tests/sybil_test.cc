@@ -108,6 +108,18 @@ TEST(SybilPuzzle, UnsolvedIdsAreRefusedByTablesAnswersAndPubsub) {
   f.levels[0].add(TopicHash::of("bait"));
   NodeInternals::engine(sim.node(out)).notify(sim.contact(2), Method::kQuasarUpdate, encode_filter(f));
   sim.node(out).pubsub().subscribe("bait");
+  // The direct rendezvous sends the subscriber's own signed statement straight to the holders its lookup
+  // finds (nobody answers the outsider's lookups here): wherever it is sent, the puzzle refuses it.
+  Engine& oe = NodeInternals::engine(sim.node(out));
+  RegisterBody reg;
+  reg.kind = UpdateKind::kReplica;
+  reg.topic_key = dht_key("bait");
+  reg.subscribe = true;
+  reg.subscriber = oe.identity().public_key();
+  reg.issued_us = oe.env().unix_us();
+  reg.signature = oe.identity().sign(register_statement(net, reg));
+  for (size_t i = 0; i < 24; ++i)
+    oe.request(sim.contact(i), Method::kQuasarUpdate, encode_register(reg), [](RpcResult&&) {});
   sim.run_for(3s);
   EXPECT_GE(sim.node(2).pubsub().stats().filters_puzzle, 1u);
   for (size_t i = 0; i < 24; ++i) EXPECT_LT(sim.node(i).pubsub().filter_level("bait"), 0) << "node " << i;
