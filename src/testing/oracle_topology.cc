@@ -51,25 +51,27 @@ std::vector<Contact> OracleTopology::peers(size_t i) const {
   return out;
 }
 
-std::vector<Contact> OracleTopology::closest_known(size_t i, const NodeId& target, size_t n) const {
-  std::vector<uint32_t> t = tables_[i];
-  n = std::min(n, t.size());
-  std::partial_sort(t.begin(), t.begin() + n, t.end(),
-                    [&](uint32_t a, uint32_t b) { return closer(target, nodes_[a].id, nodes_[b].id); });
+namespace {
+// The n of `candidates` (indices into `nodes`) closest to target, closest first.
+std::vector<Contact> closest_of(const std::vector<Contact>& nodes, std::vector<uint32_t> candidates,
+                                const NodeId& target, size_t n) {
+  n = std::min(n, candidates.size());
+  std::partial_sort(candidates.begin(), candidates.begin() + n, candidates.end(),
+                    [&](uint32_t a, uint32_t b) { return closer(target, nodes[a].id, nodes[b].id); });
   std::vector<Contact> out;
-  for (size_t j = 0; j < n; ++j) out.push_back(nodes_[t[j]]);
+  for (size_t j = 0; j < n; ++j) out.push_back(nodes[candidates[j]]);
   return out;
+}
+}  // namespace
+
+std::vector<Contact> OracleTopology::closest_known(size_t i, const NodeId& target, size_t n) const {
+  return closest_of(nodes_, tables_[i], target, n);
 }
 
 std::vector<Contact> OracleTopology::closest_in_network(const NodeId& target, size_t n) const {
   std::vector<uint32_t> all(nodes_.size());
   std::iota(all.begin(), all.end(), 0);
-  n = std::min(n, all.size());
-  std::partial_sort(all.begin(), all.begin() + n, all.end(),
-                    [&](uint32_t a, uint32_t b) { return closer(target, nodes_[a].id, nodes_[b].id); });
-  std::vector<Contact> out;
-  for (size_t j = 0; j < n; ++j) out.push_back(nodes_[all[j]]);
-  return out;
+  return closest_of(nodes_, std::move(all), target, n);
 }
 
 PubsubTopology OracleTopology::for_node(size_t i) const {
