@@ -128,3 +128,39 @@ TEST(PubsubSim, WithRendezvousQuasarOnlyDescendsAndNeverWalks) {
   EXPECT_GT(q_walks, 0u);
   EXPECT_GT(q_forwards, forwards);
 }
+
+// The direct rendezvous does not make a publisher's first event to a topic wait for its holder lookup: the
+// event takes the greedy route at once (its terminal, the closest holder, delivers), and goes to the holders
+// found when the lookup ends. A second event finds the holders cached and goes to them alone.
+TEST(PubsubSim, AFirstEventDoesNotWaitForTheHolderLookup) {
+  SimConfig cfg;
+  cfg.seed = 21;
+  cfg.link.latency_min = 10ms;
+  cfg.link.latency_max = 90ms;
+  cfg.node.pubsub.quasar = false;  // the rendezvous alone delivers
+  Simulator sim(cfg);
+  const size_t n = 300, subscriber = 5, publisher = 250;
+  for (size_t i = 0; i < n; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 21), n);
+  sim.run_for(2s);
+  std::vector<uint64_t> got;
+  sim.node(subscriber).pubsub().set_on_event([&](const std::string&, const std::string& ev) { got.push_back(event_seq(ev)); });
+  sim.node(subscriber).pubsub().subscribe("first");
+  sim.run_for(5s);
+
+  Pubsub& pub = sim.node(publisher).pubsub();
+  const uint64_t sent_before = pub.stats().notifies_sent;
+  ASSERT_TRUE(pub.publish("first", event_json(1)));
+  EXPECT_EQ(pub.stats().events_routed_ahead, 1u);
+  ASSERT_TRUE(sim.run_until([&] { return !got.empty(); }, 5s));
+  // Delivered while the publisher has sent nothing but the route's first hop: the lookup had not ended.
+  EXPECT_LE(pub.stats().notifies_sent, sent_before + 1);
+  sim.run_for(5s);
+  EXPECT_GE(pub.stats().notifies_sent, sent_before + 2);  // then the holders, directly
+  EXPECT_EQ(pub.stats().holder_lookups, 1u);
+
+  ASSERT_TRUE(pub.publish("first", event_json(2)));
+  EXPECT_EQ(pub.stats().events_routed_ahead, 1u);  // holders cached: no route
+  sim.run_for(5s);
+  EXPECT_EQ(got, (std::vector<uint64_t>{1, 2}));  // each once
+}

@@ -249,6 +249,34 @@ TEST(SybilPubsub, ForgerCannotRegisterUnregisterOrReplayForAnother) {
   EXPECT_EQ(net.held("news"), 0u);
 }
 
+// The direct rendezvous: holders get each event from its publisher and deliver it to every subscriber they
+// hold. Another node's claim that some were already served is not trusted: a node that saw the event on its
+// way (the greedy route runs ahead of the publisher's holder lookup) could otherwise send the holders its id
+// with a list naming every subscriber, and the publisher's own copy would then be dropped as a duplicate.
+TEST(SybilPubsub, AForgedServedListDoesNotSilenceAHolder) {
+  PubsubNet net;
+  const size_t victim = 3, forger = 7;
+  net.ps(victim).subscribe("news");
+  net.sim->run_for(3s);
+  auto holders = net.holders("news");
+  std::erase(holders, forger);
+  std::erase(holders, victim);
+  ASSERT_FALSE(holders.empty());
+  NotifyBody ev;
+  ev.kind = NotifyKind::kHolder;
+  ev.id = EventId{};
+  ev.id[0] = 0x5a;
+  ev.topic = "news";
+  ev.event = test::event_json(7);
+  for (size_t i = 0; i < net.sim->size(); ++i) ev.publishers.push_back(net.sim->node(i).id());  // "all served"
+  for (size_t h : holders)
+    NodeInternals::engine(net.sim->node(forger)).request(net.sim->contact(h), Method::kQuasarNotify, encode_notify(ev),
+                                                          [](RpcResult&&) {});
+  net.sim->run_for(2s);
+  EXPECT_EQ(net.ps(victim).take_events("news").size(), 1u);
+  EXPECT_GE(net.sum([](const PubsubStats& s) { return s.holder_deliveries; }), holders.size());
+}
+
 TEST(SybilPubsub, ASubscriberEndpointCannotBeInvented) {
   PubsubNet net;
   const size_t forger = 7, holder = 9;

@@ -71,6 +71,8 @@ struct PubsubStats {
   // direct rendezvous: holder lookups made; registrations and events dropped because 4,096 already waited
   // on lookups (a publisher far faster than lookups of fresh topics)
   uint64_t holder_lookups = 0, holder_waits_refused = 0;
+  // direct rendezvous: events also sent along the greedy route because their holders were not known yet
+  uint64_t events_routed_ahead = 0;
   // bad input and bounds (each drop reason counted)
   uint64_t malformed = 0, wrong_size_filters = 0, saturated_levels = 0, too_large = 0, bad_event_json = 0;
   uint64_t ttl_clamped = 0, publishers_truncated = 0, fanout_capped = 0, in_filters_rejected = 0;

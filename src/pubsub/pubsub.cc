@@ -122,7 +122,9 @@ void Pubsub::Impl::handle_notify(NotifyBody&& ev, const NodeId& from, TimePoint 
       return;
     case NotifyKind::kHolder:
       if (!cfg.rendezvous) return;
-      if (seen.test_and_set(ev.id, kHeld, now)) holder_deliver(ev, ev.publishers);
+      // Direct: holders are sent the event by its publisher, never told by another node whom to skip (a
+      // forged "already served" list would otherwise silence an honest holder).
+      if (seen.test_and_set(ev.id, kHeld, now)) holder_deliver(ev, cfg.direct ? std::vector<NodeId>{} : ev.publishers);
       return;
     case NotifyKind::kDeliver:
       deliver_local(ev);

@@ -80,7 +80,10 @@ struct Pubsub::Impl {
   void with_holders(const NodeId& key, std::function<void(const std::vector<Contact>&)> then);
   std::vector<Contact> pick_holders(const NodeId& key, std::vector<Contact> found);
   void send_register(const pubsub::RegisterBody& body, const std::vector<Contact>& holders);
+  // To the holders; while they are not known yet, also along the greedy route (ahead of the lookup).
   void send_event(const pubsub::NotifyBody& ev);
+  // Whether with_holders(key) would answer at once (cache or topology).
+  bool holders_known(const NodeId& key) const;
 
   Engine& engine;
   Dht& dht;
