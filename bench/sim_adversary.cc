@@ -20,6 +20,7 @@ struct SimAdversaryOpts {
   size_t subscribers = 20;
   size_t events = 5;
   double attack_seconds = 20;
+  size_t pubsub_holders = PubsubConfig{}.holders;
 };
 
 nlohmann::json to_json(const sim::AdversaryResult& r, const std::string& attack, double malicious, int puzzle_bits,
@@ -85,6 +86,8 @@ static void add_sim_adversary(CLI::App& app) {
   cmd->add_option("--events", o->events, "events per topic")->check(CLI::Range(0, 100000));
   cmd->add_option("--attack-seconds", o->attack_seconds, "virtual seconds of attack rounds between puts and gets")
       ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--pubsub-holders", o->pubsub_holders, "holders of a topic's subscribers (PubsubConfig::holders)")
+      ->check(CLI::Range(1, 64));
   cmd->callback([o] {
     sim::AdversaryConfig c;
     c.seed = o->seed;
@@ -97,6 +100,7 @@ static void add_sim_adversary(CLI::App& app) {
     c.topics = o->topics;
     c.subscribers_per_topic = o->subscribers;
     c.events_per_topic = o->events;
+    c.node.pubsub.holders = o->pubsub_holders;
     c.attack_time = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o->attack_seconds));
     auto t0 = std::chrono::steady_clock::now();
     sim::AdversaryResult r = sim::run_adversary(c);

@@ -3,7 +3,7 @@
 // a TTL, and are delivered at most once per node.
 //
 // Quasar alone is probabilistic. The rendezvous improvement (on by default) makes delivery reliable: a
-// subscriber also registers at the `replicas` nodes closest to the topic key BLAKE2b-160(topic) (found by a
+// subscriber also registers at the `holders` nodes closest to the topic key BLAKE2b-160(topic) (found by a
 // disjoint-path DHT lookup; `direct`), and a publisher sends each event there too; every holder delivers it
 // to the subscribers it holds. Subscribers deliver each event once whichever path brings it first.
 // docs/protocol.md section 8 gives the wire layouts and limits.
@@ -45,12 +45,16 @@ struct PubsubConfig {
   Duration filter_stale = 180s;    // a neighbour's filter not refreshed for this long is dropped
   // --- rendezvous (the improvement) ---
   bool rendezvous = true;          // also send subscriptions and events to the topic key's closest nodes
-  size_t replicas = 4;             // holders of a topic's subscriber list (the closest to the key)
+  size_t replicas = 4;             // greedy: holders of a topic's subscriber list (the closest to the key)
   // How registrations and events reach the holders. true: straight from the subscriber or publisher to the
-  // `replicas` closest nodes a disjoint-path lookup finds (cached per topic for `refresh`), so a dropper
+  // `holders` closest nodes a disjoint-path lookup finds (cached per topic for `refresh`), so a dropper
   // on the way or among the holders loses nothing while one holder is honest. false: greedy routing hop by
   // hop to the closest node, which copies to the others (one dropper on the route loses the message).
   bool direct = true;
+  // direct: a subscriber registers at, and a publisher sends each event to, the `holders` closest nodes to
+  // the topic key, and every holder delivers to every subscriber it holds. An attacker must hold all of these
+  // places to silence a topic; each place costs one more delivery per subscriber per event.
+  size_t holders = 8;
   size_t route_candidates = 5;     // next hops tried, closest first, when one does not acknowledge
   Duration route_timeout = 600ms;  // per hop, retries included
   int route_attempts = 2;

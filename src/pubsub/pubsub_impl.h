@@ -22,7 +22,9 @@ namespace storjnet {
 
 struct Pubsub::Impl {
   // Flags in the SeenSet.
-  static constexpr uint8_t kDelivered = 1, kQuasarSeen = 2, kRouted = 4, kHeld = 8;
+  // kHeld: served as a holder (the publisher's copy); kRouteEnd: served as the end of the route an event
+  // takes while its publisher looks for the holders (direct mode).
+  static constexpr uint8_t kDelivered = 1, kQuasarSeen = 2, kRouted = 4, kHeld = 8, kRouteEnd = 16;
 
   Impl(Engine& e, Dht& d, PubsubConfig c);
   ~Impl();
@@ -75,7 +77,7 @@ struct Pubsub::Impl {
   void expire_held();
   void renew_registrations();
   // --- direct rendezvous (cfg.direct) ---
-  // then(holders): the topic key's `replicas` closest nodes (ourselves included, as a contact with our id,
+  // then(holders): the topic key's `holders` closest nodes (ourselves included, as a contact with our id,
   // when we are among them), from the holder cache or one disjoint-path lookup shared by concurrent callers.
   void with_holders(const NodeId& key, std::function<void(const std::vector<Contact>&)> then);
   std::vector<Contact> pick_holders(const NodeId& key, std::vector<Contact> found);

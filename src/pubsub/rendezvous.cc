@@ -1,10 +1,10 @@
 // The rendezvous improvement over Quasar: subscriptions and events both go to the nodes closest to the topic
 // key K = BLAKE2b-160(topic), which hold the topic's subscribers and deliver its events to them.
 //
-// Direct (cfg.direct, the default): the subscriber and the publisher each find K's `replicas` closest nodes
+// Direct (cfg.direct, the default): the subscriber and the publisher each find K's `holders` closest nodes
 // with a disjoint-path DHT lookup (cached per key for `refresh`) and send the signed registration, or the
 // event, to every one of them; every holder delivers to the subscribers it holds. A node that drops what it
-// is sent (or lies in lookups) loses nothing while one holder is honest: each event costs up to `replicas`
+// is sent (or lies in lookups) loses nothing while one holder is honest: each event costs up to `holders`
 // deliveries per subscriber, deduplicated at the subscriber.
 //
 // Greedy (cfg.direct = false): both travel to the node closest to K by greedy routing over routing tables
@@ -65,7 +65,13 @@ void Pubsub::Impl::register_topic(const NodeId& key, bool subscribe) {
   b.issued_us = last_issued = std::max(engine.env().unix_us(), last_issued + 1);
   b.signature = engine.identity().sign(register_statement(engine.config().network_id, b));
   if (!cfg.direct) return route_register(std::move(b));
-  with_holders(key, [this, b](const std::vector<Contact>& hs) { send_register(b, hs); });
+  with_holders(key, [this, b](const std::vector<Contact>& hs) {
+    // A lookup that found nobody else (a node still joining): register again as soon as peers are known.
+    if (hs.size() <= 1 && b.subscribe)
+      for (auto& [t, s] : subs)
+        if (s.key == b.topic_key) s.registered_alone = true;
+    send_register(b, hs);
+  });
 }
 
 std::vector<Contact> Pubsub::Impl::pick_holders(const NodeId& key, std::vector<Contact> found) {
@@ -73,12 +79,12 @@ std::vector<Contact> Pubsub::Impl::pick_holders(const NodeId& key, std::vector<C
               found.end());
   found.push_back(Contact{engine.id(), engine.identity().public_key(), {}});
   std::sort(found.begin(), found.end(), [&](const Contact& a, const Contact& b) { return (a.id ^ key) < (b.id ^ key); });
-  if (found.size() > cfg.replicas) found.resize(std::max<size_t>(cfg.replicas, 1));
+  if (found.size() > cfg.holders) found.resize(std::max<size_t>(cfg.holders, 1));
   return found;
 }
 
 void Pubsub::Impl::with_holders(const NodeId& key, std::function<void(const std::vector<Contact>&)> then) {
-  if (topology.closest_in_network) return then(pick_holders(key, topology.closest_in_network(key, cfg.replicas + 1)));
+  if (topology.closest_in_network) return then(pick_holders(key, topology.closest_in_network(key, cfg.holders + 1)));
   const TimePoint now = engine.now();
   if (auto it = holders.find(key); it != holders.end() && now - it->second.found < cfg.refresh)
     return then(it->second.contacts);
@@ -311,8 +317,9 @@ void Pubsub::Impl::route_event(NotifyBody ev) {
 void Pubsub::Impl::event_terminal(const NotifyBody& ev) {
   if (cfg.direct) {
     // The route ran ahead of the publisher's holder lookup: deliver what we hold, once; the publisher itself
-    // reaches the other holders.
-    if (seen.test_and_set(ev.id, kHeld, engine.now())) holder_deliver(ev, {});
+    // reaches the other holders. Its own copy is still served here (kHeld stays clear): a subscriber whose
+    // registration was still being verified when the route arrived is held by then.
+    if (seen.test_and_set(ev.id, kRouteEnd, engine.now())) holder_deliver(ev, {});
     return;
   }
   // Deliver what we hold, then let the other holders we know serve the subscribers we do not hold (routing

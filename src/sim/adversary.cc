@@ -387,7 +387,7 @@ class Adversary {
         size_t forger = members_[rng_.below(members_.size())];
         Bytes unsub = pubsub::encode_register(forged_statement(forger, s, key, false, UpdateKind::kReplica));
         const auto& holders = honest_closest(key);
-        for (size_t h = 0; h < holders.size() && h < cfg_.node.pubsub.replicas; ++h) {
+        for (size_t h = 0; h < holders.size() && h < (cfg_.node.pubsub.direct ? cfg_.node.pubsub.holders : cfg_.node.pubsub.replicas); ++h) {
           ++res_.forged_registrations_sent;
           engine(forger).request(holders[h], Method::kQuasarUpdate, unsub, [](RpcResult&&) {});
         }
