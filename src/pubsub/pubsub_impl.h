@@ -84,6 +84,8 @@ struct Pubsub::Impl {
   void send_register(const pubsub::RegisterBody& body, const std::vector<Contact>& holders);
   // To the holders; while they are not known yet, also along the greedy route (ahead of the lookup).
   void send_event(const pubsub::NotifyBody& ev);
+  // The holders found for `key` less than `refresh` ago, or nullptr.
+  const std::vector<Contact>* cached_holders(const NodeId& key) const;
   // Whether with_holders(key) would answer at once (cache or topology).
   bool holders_known(const NodeId& key) const;
 

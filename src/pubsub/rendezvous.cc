@@ -85,9 +85,7 @@ std::vector<Contact> Pubsub::Impl::pick_holders(const NodeId& key, std::vector<C
 
 void Pubsub::Impl::with_holders(const NodeId& key, std::function<void(const std::vector<Contact>&)> then) {
   if (topology.closest_in_network) return then(pick_holders(key, topology.closest_in_network(key, cfg.holders + 1)));
-  const TimePoint now = engine.now();
-  if (auto it = holders.find(key); it != holders.end() && now - it->second.found < cfg.refresh)
-    return then(it->second.contacts);
+  if (const auto* cached = cached_holders(key)) return then(*cached);
   auto [wait, first] = finding.try_emplace(key);
   size_t waiting = 0;
   for (const auto& [k, w] : finding) waiting += w.size();
@@ -135,17 +133,20 @@ void Pubsub::Impl::send_register(const RegisterBody& body, const std::vector<Con
   }
 }
 
-bool Pubsub::Impl::holders_known(const NodeId& key) const {
-  if (topology.closest_in_network) return true;
+const std::vector<Contact>* Pubsub::Impl::cached_holders(const NodeId& key) const {
   auto it = holders.find(key);
-  return it != holders.end() && engine.now() - it->second.found < cfg.refresh;
+  return it != holders.end() && engine.now() - it->second.found < cfg.refresh ? &it->second.contacts : nullptr;
+}
+
+bool Pubsub::Impl::holders_known(const NodeId& key) const {
+  return topology.closest_in_network || cached_holders(key);
 }
 
 void Pubsub::Impl::send_event(const NotifyBody& event) {
   const NodeId key = dht_key(event.topic);
   // Holders not known yet: the event also takes the greedy route at once, so the lookup's round trips are
   // not added to its latency. The route's terminal is usually the closest holder and delivers what it holds;
-  // the holders reached directly afterwards deliver again only what the route did not reach (the holder flag).
+  // the holders reached directly afterwards deliver too (subscribers keep the first copy).
   if (!holders_known(key)) {
     ++st.events_routed_ahead;
     route_event(event);
