@@ -147,6 +147,12 @@ struct NodeSlot {
   }
 };
 
+// The status page's "udp" object (docs/api.md, GET /api/status).
+api::json udp_stats_json(const UdpStats& u) {
+  return {{"kernel_drops", u.kernel_drops}, {"send_queued", u.send_queued},       {"send_deferred", u.send_deferred},
+          {"send_queue_drops", u.send_queue_drops}, {"rcvbuf", u.rcvbuf}, {"sndbuf", u.sndbuf}};
+}
+
 int run(const Options& o) {
   // --- validate everything before starting anything ---
   if (o.nodes < 1 || o.nodes > 4096) throw UsageError("--nodes must be between 1 and 4096");
@@ -255,9 +261,16 @@ int run(const Options& o) {
       board.add(*s->node, "http://" + host + ":" + std::to_string(s->api_port), s->udp);
     }
   });
+  for (auto& s : slots) s->server->set_udp_stats([drv](Node& n) { return drv->udp_stats(n); });
   for (size_t i = 0; i < slots.size(); ++i)
     slots[i]->server->set_status_routes(
-        {[drv, &board, i](api::Done done) { drv->post([&board, i, done] { done(board.status(i)); }); },
+        {[drv, &board, &slots, i](api::Done done) {
+           drv->post([drv, &board, &slots, i, done] {
+             auto status = board.status(i);
+             status["udp"] = udp_stats_json(drv->udp_stats(*slots[i]->node));
+             done(std::move(status));
+           });
+         },
          [drv, &board](api::Done done) { drv->post([&board, done] { done(board.network()); }); }});
   asio::steady_timer sampler(http_io);
   std::function<void()> sample_each_second = [&] {

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "storjnet/node.h"
+#include "storjnet/udp_stats.h"
 
 namespace storjnet {
 
@@ -18,6 +19,11 @@ struct RealDriverOptions {
   // not read until the queue drains to half of it, so a peer that sends but never reads cannot make the
   // node queue answers without bound (Links closes it past StreamsConfig::link_send_cap).
   size_t conn_high_water = 4 * 1024 * 1024;
+  // Each node's UDP socket buffers, requested with SO_RCVBUFFORCE/SO_SNDBUFFORCE (needs CAP_NET_ADMIN; else
+  // SO_RCVBUF/SO_SNDBUF, capped by net.core.rmem_max/wmem_max). A burst of answers (1,000 lookups started at
+  // once) must fit while the io thread catches up; memory is only used while datagrams wait.
+  int udp_rcvbuf = 16 << 20;
+  int udp_sndbuf = 8 << 20;
 };
 
 class RealDriver {
@@ -42,6 +48,9 @@ class RealDriver {
     uint64_t paused_reads = 0;                // times any connection stopped being read (high-water mark)
   };
   ConnStats conn_stats(const Node& node);
+  // The UDP socket of `node`: kernel drops, the send queue (datagrams waiting for a full socket, dropped past
+  // its bound), effective buffer sizes. Callable from any thread (inline on the io thread).
+  UdpStats udp_stats(const Node& node);
 
   // Runs `fn` on the io thread.
   void post(std::function<void()> fn);

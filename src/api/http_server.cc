@@ -49,6 +49,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   Dispatcher& dispatcher;
   NodeRunner run;
   StatusRoutes status_routes;
+  UdpStatsSource udp_stats;
   tcp::acceptor acceptor;
   std::shared_ptr<Admission> admission = std::make_shared<Admission>();
   ApiRefusals refusals;
@@ -182,8 +183,12 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         s.send_json(http::status::ok, *r);
       });
-      server_->run([metrics, counters, refusals, done](Node& n) {
-        if (metrics) return done(json(render_metrics(n, *counters, refusals)));
+      server_->run([metrics, counters, refusals, udp = server_->udp_stats, done](Node& n) {
+        if (metrics) {
+          std::optional<UdpStats> u;
+          if (udp) u = udp(n);
+          return done(json(render_metrics(n, *counters, refusals, u ? &*u : nullptr)));
+        }
         done(json{{"status", "ok"}, {"id", n.id().hex()}, {"peers", n.dht().peers().size()}});
       });
       return;
@@ -355,6 +360,7 @@ ApiServer::~ApiServer() {
 }
 
 void ApiServer::set_status_routes(StatusRoutes routes) { impl_->status_routes = std::move(routes); }
+void ApiServer::set_udp_stats(UdpStatsSource source) { impl_->udp_stats = std::move(source); }
 
 void ApiServer::start() { impl_->accept(); }
 

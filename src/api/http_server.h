@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "api/json_rpc.h"
+#include "storjnet/udp_stats.h"
 
 namespace boost::asio {
 class io_context;
@@ -63,6 +64,8 @@ struct StatusRoutes {
   std::function<void(Done)> status;   // this node (api/status.h, node_status)
   std::function<void(Done)> network;  // every node of the process (api/status.h, network_entry)
 };
+// The node's UDP socket as its driver sees it (RealDriver::udp_stats), for GET /metrics; run on the node's thread.
+using UdpStatsSource = std::function<UdpStats(Node&)>;
 
 class ApiServer {
  public:
@@ -75,6 +78,8 @@ class ApiServer {
 
   // Before start().
   void set_status_routes(StatusRoutes routes);
+  // Before start(). Unset, /metrics has no storjnet_udp_* families.
+  void set_udp_stats(UdpStatsSource source);
   // Starts accepting. Call on the io_context's thread, or before it runs.
   void start();
   // Stops accepting (open connections finish their current request). Call on the io_context's thread.

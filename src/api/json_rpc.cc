@@ -281,6 +281,13 @@ static_assert([] {
   return true;
 }(), "every API method has a name, one handler and at most two parameters");
 
+// Calls that start network lookups: they go through the dispatcher's OpGate.
+bool is_dht_operation(std::string_view name) {
+  return name == "dht_put" || name == "dht_get" || name == "dht_get_all" || name == "dht_find" || name == "dht_stun";
+}
+// What one queued call costs the gate besides its params (the request's own state), in bytes.
+constexpr size_t kOpOverhead = 256;
+
 size_t method_index(std::string_view name) {
   for (size_t i = 0; i < kMethods.size(); ++i)
     if (kMethods[i].name == name) return i;
@@ -461,7 +468,7 @@ std::optional<json> parse_json(std::string_view text, bool* too_deep) {
 }
 
 Dispatcher::Dispatcher(NodeRunner run, Limits limits, FileTransfers* files)
-    : run_(std::move(run)), limits_(limits), files_(files) {}
+    : run_(std::move(run)), limits_(limits), files_(files), gate_(limits.dht_gate) {}
 
 json Dispatcher::error_response(const json& id, int code, std::string_view message) {
   return json{{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}};
@@ -470,7 +477,12 @@ json Dispatcher::error_response(const json& id, int code, std::string_view messa
 std::string Dispatcher::dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 void Dispatcher::count_error(int code) {
-  size_t i = code == kParseError ? 0 : code == kInvalidRequest ? 1 : code == kMethodNotFound ? 2 : code == kInvalidParams ? 3 : 4;
+  size_t i = code == kParseError       ? 0
+             : code == kInvalidRequest ? 1
+             : code == kMethodNotFound ? 2
+             : code == kInvalidParams  ? 3
+             : code == kBusy           ? 5
+                                       : 4;
   counters_.errors[i].fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -574,12 +586,24 @@ void Dispatcher::handle_one(const json& req, std::function<void(std::optional<js
   auto* errors = &counters_.errors;
   Reply reply = [once, notification, id, done = std::move(done), errors](Outcome o) {
     if (once->exchange(true)) return;
-    if (o.code) (*errors)[o.code == kInvalidParams ? 3 : 4].fetch_add(1, std::memory_order_relaxed);
+    if (o.code) (*errors)[o.code == kInvalidParams ? 3 : o.code == kBusy ? 5 : 4].fetch_add(1, std::memory_order_relaxed);
     if (notification) return done(std::nullopt);
     done(make_response(id, std::move(o)));
   };
   if (m->file_handler) return m->file_handler(args, run_, files_, std::move(reply));
-  m->handler(args, run_, std::move(reply));
+  if (!is_dht_operation(m->name)) return m->handler(args, run_, std::move(reply));
+  // A DHT operation: through the gate, which starts it now or when an earlier one ends, or refuses it.
+  size_t bytes = kOpOverhead;
+  for (const auto& arg : args) bytes += arg.text.size() + arg.data.size();
+  auto start = [handler = m->handler, args = std::move(args), run = run_, reply](std::shared_ptr<OpGate::Ticket> t) mutable {
+    handler(args, run, [t = std::move(t), reply](Outcome o) {
+      t->release();
+      reply(std::move(o));
+    });
+  };
+  if (!gate_.submit(bytes, std::move(start)))
+    reply(fail(kBusy, "busy: " + std::to_string(gate_.limits().queued) + " DHT calls or " +
+                          std::to_string(gate_.limits().queued_bytes >> 20) + " MiB of their params already wait at this node; retry later"));
 }
 
 }  // namespace storjnet::api

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/op_gate.h"
 #include "storjnet/node.h"
 
 namespace storjnet::api {
@@ -34,11 +35,13 @@ enum ErrorCode : int {
   kInternalError = -32603,
   kNotStored = -32000,  // dht_put: no replica took the value; the message says why (PutResult::error)
   kFileError = -32001,  // file_send, file_receive: the file, directory or peer is unusable; the message says why
+  kBusy = -32002,       // a DHT call refused by the node's admission gate (OpGate): too many queued; retry later
 };
 
 struct Limits {
   size_t max_batch = 1000;      // entries in one batch request
   size_t max_key = 4096;        // bytes of a DHT key
+  OpGateLimits dht_gate;        // DHT calls (dht_put, dht_get, dht_get_all, dht_find, dht_stun) at once and queued
 };
 
 // The API methods are one table in json_rpc.cc; metrics label them by name, index 0 to kMethodCount - 1.
@@ -53,7 +56,7 @@ std::optional<json> parse_json(std::string_view text, bool* too_deep = nullptr);
 // Counters of API calls, readable from any thread.
 struct ApiCounters {
   std::array<std::atomic<uint64_t>, kMethodCount> calls{};  // by method, valid requests dispatched
-  std::array<std::atomic<uint64_t>, 5> errors{};            // by kind: parse, invalid request, not found, params, internal
+  std::array<std::atomic<uint64_t>, 6> errors{};            // by kind: parse, invalid request, not found, params, internal, busy
   std::atomic<uint64_t> requests{0};                        // single requests and batch entries
 };
 
@@ -68,6 +71,8 @@ class Dispatcher {
   void handle(const json& message, Done done);
 
   const ApiCounters& counters() const { return counters_; }
+  // The DHT calls' admission gate: running, queued, refused.
+  OpGate::Stats dht_gate_stats() const { return gate_.stats(); }
 
   // Helpers (also used by tests and the HTTP layer).
   static json error_response(const json& id, int code, std::string_view message);
@@ -82,6 +87,7 @@ class Dispatcher {
   Limits limits_;
   FileTransfers* files_;
   ApiCounters counters_;
+  OpGate gate_;
 };
 
 }  // namespace storjnet::api

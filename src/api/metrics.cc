@@ -51,7 +51,7 @@ class Writer {
 
 }  // namespace
 
-std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals* refusals) {
+std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals* refusals, const UdpStats* udp) {
   Writer w;
   const NodeStats es = node.stats();
 
@@ -159,7 +159,7 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   for (size_t i = 0; i < kMethodCount; ++i)
     w.sample("storjnet_api_calls_total", "method=\"" + std::string(method_name(i)) + "\"", api.calls[i].load());
   w.family("storjnet_api_errors_total", "counter", "JSON-RPC API error responses, by code.");
-  static constexpr std::array<std::string_view, 5> kErr = {"-32700", "-32600", "-32601", "-32602", "-32603"};
+  static constexpr std::array<std::string_view, 6> kErr = {"-32700", "-32600", "-32601", "-32602", "-32603", "-32002"};
   for (size_t i = 0; i < kErr.size(); ++i)
     w.sample("storjnet_api_errors_total", "code=\"" + std::string(kErr[i]) + "\"", api.errors[i].load());
   w.single("storjnet_api_requests_total", "counter", "JSON-RPC requests received (batch entries counted).",
@@ -169,6 +169,18 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
     for (size_t i = 0; i < kRefusalNames.size(); ++i)
       w.sample("storjnet_api_refused_total", "reason=\"" + std::string(kRefusalNames[i]) + "\"",
                refusals->by_reason[i].load());
+  }
+  if (udp) {
+    w.single("storjnet_udp_kernel_drops_total", "counter", "Datagrams the kernel dropped on the UDP socket (receive buffer full).",
+             udp->kernel_drops);
+    w.single("storjnet_udp_send_deferred_total", "counter", "Datagrams that waited for a full UDP socket in the send queue.",
+             udp->send_deferred);
+    w.single("storjnet_udp_send_queue_drops_total", "counter", "Datagrams dropped because the UDP send queue was full.",
+             udp->send_queue_drops);
+    w.single("storjnet_udp_send_queued", "gauge", "Datagrams waiting in the UDP send queue.", udp->send_queued);
+    w.family("storjnet_udp_buffer_bytes", "gauge", "Effective UDP socket buffer sizes, as the kernel reports them.");
+    w.sample("storjnet_udp_buffer_bytes", "direction=\"receive\"", udp->rcvbuf);
+    w.sample("storjnet_udp_buffer_bytes", "direction=\"send\"", udp->sndbuf);
   }
   return w.str();
 }

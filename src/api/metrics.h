@@ -7,10 +7,12 @@
 #include "api/http_server.h"
 #include "api/json_rpc.h"
 #include "storjnet/node.h"
+#include "storjnet/udp_stats.h"
 
 namespace storjnet::api {
 
-// Call on the node's thread.
-std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals* refusals = nullptr);
+// Call on the node's thread. `udp`: the node's UDP socket (storjnet_udp_*), when its driver tells.
+std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals* refusals = nullptr,
+                           const UdpStats* udp = nullptr);
 
 }  // namespace storjnet::api

@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "real/udp_io.h"
 #include "storjnet/conn_provider.h"
 
 namespace storjnet {
@@ -95,12 +96,15 @@ struct RealDriver::Impl {
     std::chrono::steady_clock::time_point origin;
     std::unique_ptr<Node> node;
     Endpoint local;
-    udp::endpoint sender;
-    std::array<uint8_t, 2048> buf;
+    // Datagrams the socket could not take at once (real/udp_io.h), sent in order once it is writable.
+    real::UdpSendQueue sendq;
+    bool send_waiting = false;
+    asio::steady_timer send_timer;  // ENOBUFS: writability does not signal it, so retry a little later
+    real::UdpBuffers buffers;
 
     Host(Batch& b, asio::io_context& i, const RealDriver::Options& opts, std::chrono::steady_clock::time_point o)
         : batch(b),
-          socket(i), io(i), options(opts), timer(i), origin(o) {}
+          socket(i), io(i), options(opts), timer(i), origin(o), send_timer(i) {}
 
     // ---------------------------------------------------------------- byte connections
     void set_conn_listener(ConnListener* l) override { listener = l; }
@@ -274,8 +278,30 @@ struct RealDriver::Impl {
     }
     void send(const Endpoint& to, ByteView dg) override {
       if (!to.valid() || (to.family == Endpoint::Family::kV6) != (local.family == Endpoint::Family::kV6)) return;
-      boost::system::error_code ec;
-      socket.send_to(asio::buffer(dg.data(), dg.size()), to_asio(to), 0, ec);
+      auto ep = to_asio(to);
+      if (sendq.send(socket.native_handle(), ep.data(), static_cast<socklen_t>(ep.size()), dg)) wait_writable();
+    }
+    void wait_writable() {
+      if (send_waiting) return;
+      send_waiting = true;
+      socket.async_wait(udp::socket::wait_write, [this](const boost::system::error_code& ec) {
+        send_waiting = false;
+        if (!ec) flush_sends();
+      });
+    }
+    void flush_sends() {
+      switch (sendq.flush(socket.native_handle())) {
+        case real::UdpSendQueue::Flush::kEmpty: return;
+        case real::UdpSendQueue::Flush::kWaitWritable: return wait_writable();
+        case real::UdpSendQueue::Flush::kRetryLater:
+          send_waiting = true;
+          send_timer.expires_after(std::chrono::milliseconds(1));
+          send_timer.async_wait([this](const boost::system::error_code& ec) {
+            send_waiting = false;
+            if (!ec) flush_sends();
+          });
+          return;
+      }
     }
     void wake_at(TimePoint at) override {
       timer.expires_at(origin + std::chrono::duration_cast<std::chrono::steady_clock::duration>(at));
@@ -285,18 +311,18 @@ struct RealDriver::Impl {
     }
     void random(std::span<uint8_t> out) override { randombytes_buf(out.data(), out.size()); }
 
+    // Waits until the socket is readable, then reads it in batches.
     void receive() {
-      socket.async_receive_from(asio::buffer(buf), sender, [this](const boost::system::error_code& ec, size_t n) {
-        if (ec == asio::error::operation_aborted) return;
-        if (!ec) node->on_datagram(from_asio(sender), {buf.data(), n});
+      socket.async_wait(udp::socket::wait_read, [this](const boost::system::error_code& ec) {
+        if (ec == asio::error::operation_aborted || !socket.is_open()) return;
         drain();
         receive();
       });
     }
 
-    // Takes what else is queued, kBatch datagrams per recvmmsg call, up to kDrainBatches calls before going
-    // back to the reactor (timers and the fast path get their turn). Under a flood the socket is read in
-    // large batches, so each datagram costs a fraction of a system call.
+    // Takes what is queued, kBatch datagrams per recvmmsg call, up to kDrainBatches calls before going back to
+    // the reactor (timers and the fast path get their turn). Under a flood the socket is read in large
+    // batches, so each datagram costs a fraction of a system call.
     void drain() {
       int fd = socket.native_handle();
       for (int round = 0; round < kDrainBatches; ++round) {
@@ -354,6 +380,7 @@ void RealDriver::stop() {
     for (auto& h : impl_->hosts) {
       boost::system::error_code ec;
       h->timer.cancel();
+      h->send_timer.cancel();
       h->socket.close(ec);
       h->close_all();
     }
@@ -378,10 +405,8 @@ Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig c
     if (!ec) host->socket.bind(ep, ec);
     if (ec) throw std::runtime_error("cannot bind UDP " + bind.to_string() + ": " + ec.message());
     host->socket.non_blocking(true, ec);
-    asio::socket_base::receive_buffer_size rcv(4 << 20);
-    asio::socket_base::send_buffer_size snd(4 << 20);
-    host->socket.set_option(rcv, ec);
-    host->socket.set_option(snd, ec);
+    host->buffers = real::size_udp_buffers(host->socket.native_handle(), impl_->options.udp_rcvbuf,
+                                           impl_->options.udp_sndbuf);
     host->local = from_asio(host->socket.local_endpoint());
     host->listen();
     host->node = std::make_unique<Node>(*host, std::move(identity), config, std::move(storage));
@@ -410,6 +435,22 @@ RealDriver::ConnStats RealDriver::conn_stats(const Node& node) {
         out.queued += c->queued;
         out.paused += c->paused;
       }
+    }
+    return out;
+  });
+}
+
+UdpStats RealDriver::udp_stats(const Node& node) {
+  return call([&] {
+    UdpStats out;
+    for (auto& h : impl_->hosts) {
+      if (h->node.get() != &node) continue;
+      out.kernel_drops = real::udp_kernel_drops(h->socket.native_handle());
+      out.send_queued = h->sendq.queued();
+      out.send_deferred = h->sendq.deferred();
+      out.send_queue_drops = h->sendq.dropped();
+      out.rcvbuf = h->buffers.rcvbuf;
+      out.sndbuf = h->buffers.sndbuf;
     }
     return out;
   });
