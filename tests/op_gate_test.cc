@@ -17,9 +17,9 @@ namespace {
 
 // Submits operations that record their start and keep their ticket until the test releases it.
 struct Recorder {
-  OpGate gate;
   std::vector<int> started;      // operation numbers, in start order
   std::vector<Ticket> tickets;   // by start order
+  OpGate gate;                   // destroyed first: what still waits is dropped, the tickets then end harmlessly
   explicit Recorder(OpGateLimits l) : gate(l) {}
   bool submit(int op, size_t bytes = 1) {
     return gate.submit(bytes, [this, op](Ticket t) {
@@ -154,8 +154,8 @@ TEST(OpGate, ATicketOutlivingTheGateIsHarmless) {
   {
     OpGate gate({.active = 1, .queued = 1, .queued_bytes = 100});
     gate.submit(1, [&](Ticket t) { kept = std::move(t); });
-    gate.submit(1, [](Ticket) {});  // queued, never started: dropped with the gate
+    gate.submit(1, [&](Ticket) { ADD_FAILURE() << "a waiting operation started after its gate was gone"; });
   }
-  kept->release();  // the gate's state lives as long as its tickets
+  kept->release();  // the gate's state lives as long as its tickets; the waiting operation was dropped
   SUCCEED();
 }

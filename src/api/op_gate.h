@@ -8,7 +8,8 @@
 // (release() or the last copy destroyed, whichever first; extra releases are ignored). Thread-safe: submit and
 // release from any thread. `start` runs outside the gate's lock, never nested in another start on the same
 // thread (a start that ends its operation at once does not recurse), so the stack stays flat. The gate's state
-// lives as long as any Ticket, so a late release after the owner is gone is harmless.
+// lives as long as any Ticket, so a late release after the owner is gone is harmless; destroying the gate drops
+// the waiting operations uncalled.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -54,6 +55,10 @@ class OpGate {
   };
 
   explicit OpGate(OpGateLimits limits = {}) : state_(std::make_shared<State>(limits)) {}
+  // Drops the waiting operations uncalled; tickets still out end harmlessly and start nothing.
+  ~OpGate() { state_->close(); }
+  OpGate(const OpGate&) = delete;
+  OpGate& operator=(const OpGate&) = delete;
 
   // Runs `start` now when fewer than `active` operations run and none waits; queues it otherwise; false
   // (and `start` never runs) when the queue is full in entries or would pass its byte bound.
@@ -76,10 +81,25 @@ class OpGate {
     std::deque<Waiting> queue;   // FCFS
     std::deque<Start> ready;     // admitted, to be started by the thread pumping
     bool pumping = false;
+    bool closed = false;
     Stats stats;
+
+    void close() {
+      std::deque<Waiting> dropped;
+      std::deque<Start> not_started;
+      {
+        std::lock_guard lock(mu);
+        closed = true;
+        dropped.swap(queue);
+        if (!pumping) not_started.swap(ready);
+        stats.queued = 0;
+        stats.queued_bytes = 0;
+      }
+    }  // what they captured goes here, outside the lock
 
     bool submit(size_t bytes, Start start) {
       std::unique_lock lock(mu);
+      if (closed) return false;
       if (stats.active < limits.active && queue.empty()) {
         ++stats.active;
         ++stats.started;
@@ -100,7 +120,7 @@ class OpGate {
     void end() {
       std::unique_lock lock(mu);
       --stats.active;
-      while (stats.active < limits.active && !queue.empty()) {
+      while (!closed && stats.active < limits.active && !queue.empty()) {
         ++stats.active;
         ++stats.started;
         stats.queued_bytes -= queue.front().bytes;
