@@ -243,11 +243,19 @@ TEST_F(ApiDaemon, ErrorCodesOverHttp) {
                         "storjnet_drops_total{reason=\"auth_failed\"}", "storjnet_dht_lookup_duration_seconds_bucket",
                         "storjnet_dht_lookup_rounds_bucket", "storjnet_dht_stored_values", "storjnet_queue_depth",
                         "storjnet_streams_open", "storjnet_api_calls_total{method=\"dht_put\"}",
-                        "storjnet_api_errors_total{code=\"-32602\"}"})
+                        "storjnet_api_errors_total{code=\"-32602\"}", "storjnet_api_errors_total{code=\"-32002\"}",
+                        "storjnet_udp_kernel_drops_total", "storjnet_udp_send_queue_drops_total",
+                        "storjnet_udp_buffer_bytes{direction=\"receive\"}"})
     EXPECT_NE(res.body.find(m), std::string::npos) << m;
   res = r2.get("/health");
   EXPECT_EQ(res.status, 200);
   EXPECT_EQ(json::parse(res.body)["status"], "ok");
+  // The status page shows the node's UDP socket (docs/api.md, GET /api/status "udp").
+  res = r2.get("/api/status");
+  EXPECT_EQ(res.status, 200);
+  auto udp = json::parse(res.body)["udp"];
+  EXPECT_GT(udp["rcvbuf"].get<int>(), 0) << udp.dump();
+  EXPECT_EQ(udp["send_queue_drops"], 0) << udp.dump();
 }
 
 TEST_F(ApiDaemon, RestartOnTheSameDataDirKeepsIdsAndValues) {
