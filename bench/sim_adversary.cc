@@ -21,6 +21,7 @@ struct SimAdversaryOpts {
   size_t events = 5;
   double attack_seconds = 20;
   size_t pubsub_holders = PubsubConfig{}.holders;
+  size_t pubsub_serving = PubsubConfig{}.serving;
 };
 
 nlohmann::json to_json(const sim::AdversaryResult& r, const std::string& attack, double malicious, int puzzle_bits,
@@ -62,6 +63,8 @@ nlohmann::json to_json(const sim::AdversaryResult& r, const std::string& attack,
           {"lies_told", r.lies_told},
           {"honest_bad_signatures", r.honest_bad_signatures},
           {"honest_registrations_forged", r.honest_registrations_forged},
+          {"honest_registrations_unverified", r.honest_registrations_unverified},
+          {"honest_held_rejected", r.honest_held_rejected},
           {"honest_saturated_levels", r.honest_saturated_levels},
           {"trace_hash", std::to_string(r.trace_hash)},
           {"wall_s", wall_s},
@@ -87,7 +90,9 @@ static void add_sim_adversary(CLI::App& app) {
   cmd->add_option("--attack-seconds", o->attack_seconds, "virtual seconds of attack rounds between puts and gets")
       ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--pubsub-holders", o->pubsub_holders, "holders of a topic's subscribers (PubsubConfig::holders)")
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(1, 32));
+  cmd->add_option("--pubsub-serving", o->pubsub_serving, "holders serving each subscriber per event (PubsubConfig::serving)")
+      ->check(CLI::Range(1, 32));
   cmd->callback([o] {
     sim::AdversaryConfig c;
     c.seed = o->seed;
@@ -101,6 +106,7 @@ static void add_sim_adversary(CLI::App& app) {
     c.subscribers_per_topic = o->subscribers;
     c.events_per_topic = o->events;
     c.node.pubsub.holders = o->pubsub_holders;
+    c.node.pubsub.serving = o->pubsub_serving;
     c.attack_time = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o->attack_seconds));
     auto t0 = std::chrono::steady_clock::now();
     sim::AdversaryResult r = sim::run_adversary(c);

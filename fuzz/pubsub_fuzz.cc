@@ -35,14 +35,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(decode_register(encode_register(r), s) == DecodeStatus::kOk);
     FUZZ_CHECK(s.topic_key == r.topic_key && s.hops == r.hops && s.subscribe == r.subscribe);
     FUZZ_CHECK(s.subscriber == r.subscriber && s.endpoint == r.endpoint && s.issued_us == r.issued_us &&
-               s.signature == r.signature);
+               s.signature == r.signature && s.holders == r.holders);
+    FUZZ_CHECK(s.holders.size() <= kMaxRegisterHolders);
     FUZZ_CHECK(!s.endpoint || (s.endpoint->valid() && !s.endpoint->is_unspecified()));
     (void)register_statement(0x53544a31, s);
   }
   NotifyBody n;
   if (decode_notify(in, lim, n) == DecodeStatus::kOk) {
     FUZZ_CHECK(!n.topic.empty() && n.topic.size() <= kMaxTopic && n.event.size() <= kMaxEventJson);
-    FUZZ_CHECK(n.ttl <= lim.max_ttl && n.publishers.size() <= lim.max_publishers);
+    const size_t cap = n.kind == NotifyKind::kHolder  ? lim.max_holder_list
+                       : n.kind == NotifyKind::kServe ? kMaxRegisterHolders
+                                                      : lim.max_publishers;
+    FUZZ_CHECK(n.ttl <= lim.max_ttl && n.publishers.size() <= cap);
     NotifyBody m;
     FUZZ_CHECK(decode_notify(encode_notify(n), lim, m) == DecodeStatus::kOk);
     FUZZ_CHECK(m.id == n.id && m.topic == n.topic && m.event == n.event && m.ttl == n.ttl &&

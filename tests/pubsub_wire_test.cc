@@ -1,11 +1,15 @@
 // Pubsub building blocks (Bloom filter, wire codecs, dedupe set) and bad input from the network.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "common/msgpack_util.h"
 #include "node/node_internals.h"
 #include "engine/engine.h"
 #include "pubsub/bloom.h"
 #include "pubsub/seen_set.h"
+#include "pubsub/serving.h"
 #include "pubsub/wire.h"
 #include "pubsub_test_util.h"
 #include "storjnet/pubsub.h"
@@ -122,6 +126,94 @@ TEST(PubsubWire, RegisterRoundTrip) {
   t = r;
   t.issued_us += 1;
   EXPECT_NE(register_statement(1, r), register_statement(1, t));
+  // The holders the subscriber names travel and are signed: a forwarder cannot change whom it is served by.
+  for (int i = 0; i < 20; ++i) r.holders.push_back(dht_key("h" + std::to_string(i)));
+  ASSERT_EQ(decode_register(encode_register(r), s), DecodeStatus::kOk);
+  EXPECT_EQ(s.holders, r.holders);
+  t = r;
+  t.holders.back() = dht_key("attacker");
+  EXPECT_NE(register_statement(1, r), register_statement(1, t));
+  t.holders.pop_back();
+  EXPECT_NE(register_statement(1, r), register_statement(1, t));
+  while (r.holders.size() <= kMaxRegisterHolders) r.holders.push_back(dht_key("more" + std::to_string(r.holders.size())));
+  EXPECT_EQ(decode_register(encode_register(r), s), DecodeStatus::kMalformed);
+}
+
+TEST(PubsubWire, ServeCarriesThePublishersHoldersBounded) {
+  WireLimits lim;
+  NotifyBody n;
+  n.kind = NotifyKind::kServe;
+  n.id.fill(3);
+  n.topic = "t";
+  n.event = "1";
+  for (int i = 0; i < 20; ++i) n.publishers.push_back(dht_key("h" + std::to_string(i)));
+  NotifyBody m;
+  ASSERT_EQ(decode_notify(encode_notify(n), lim, m), DecodeStatus::kOk);
+  EXPECT_EQ(m.kind, NotifyKind::kServe);
+  EXPECT_EQ(m.publishers, n.publishers);
+  for (int i = 0; i < 100; ++i) n.publishers.push_back(dht_key("x" + std::to_string(i)));
+  DecodeNotes notes;
+  ASSERT_EQ(decode_notify(encode_notify(n), lim, m, &notes), DecodeStatus::kOk);
+  EXPECT_EQ(m.publishers.size(), kMaxRegisterHolders);
+  EXPECT_TRUE(notes.publishers_truncated);
+}
+
+// The serving rule (pubsub/serving.h): of the holders both the subscriber and the publisher named, exactly
+// `serving` deliver each event, every holder agrees which, and the choice changes from event to event.
+TEST(PubsubServing, ExactlyServingOfTheSharedHoldersDeliverAndTheChoiceVariesPerEvent) {
+  std::vector<NodeId> sub_holders, pub_holders;
+  for (int i = 0; i < 20; ++i) sub_holders.push_back(dht_key("h" + std::to_string(i)));
+  // The publisher's lookup found 16 of the same and 4 others.
+  for (int i = 4; i < 24; ++i) pub_holders.push_back(dht_key("h" + std::to_string(i)));
+  const HolderSet named(pub_holders.begin(), pub_holders.end());
+  const NodeId subscriber = dht_key("subscriber");
+  std::map<NodeId, int> chosen;
+  for (int e = 0; e < 400; ++e) {
+    EventId id{};
+    id[0] = static_cast<uint8_t>(e), id[1] = static_cast<uint8_t>(e >> 8);
+    size_t serving = 0;
+    for (const auto& h : pub_holders) {
+      const bool s = serves(id, h, subscriber, sub_holders, named, 8);
+      serving += s;
+      if (s) ++chosen[h];
+      // A holder the subscriber did not name serves only through another's entry, never here.
+      if (std::find(sub_holders.begin(), sub_holders.end(), h) == sub_holders.end()) {
+        EXPECT_FALSE(s);
+      }
+    }
+    EXPECT_EQ(serving, 8u);
+  }
+  // Every shared holder is chosen for some events and not for others (16 shared, 8 chosen: about half).
+  EXPECT_EQ(chosen.size(), 16u);
+  for (const auto& [h, n] : chosen) {
+    EXPECT_GT(n, 120);
+    EXPECT_LT(n, 280);
+  }
+  // Fewer shared holders than `serving`: all of them serve.
+  const HolderSet few(sub_holders.begin(), sub_holders.begin() + 3);
+  EventId id{};
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(serves(id, sub_holders[i], subscriber, sub_holders, few, 8));
+  // Nobody shared (a registration from an older holder set) or nobody named (greedy): the holder serves.
+  const HolderSet others{dht_key("o1"), dht_key("o2")};
+  EXPECT_TRUE(serves(id, dht_key("o1"), subscriber, sub_holders, others, 8));
+  EXPECT_TRUE(serves(id, dht_key("o1"), subscriber, {}, others, 8));
+}
+
+// Dedupe keys: a delivery is keyed by its content, a holder's copy by its sender.
+TEST(PubsubServing, DedupeKeysBindContentAndSender) {
+  NotifyBody a;
+  a.id.fill(1);
+  a.topic = "t";
+  a.event = "1";
+  NotifyBody b = a;
+  b.event = "2";
+  EXPECT_NE(content_key(a), content_key(b));
+  EXPECT_EQ(content_key(a), content_key(NotifyBody(a)));
+  b = a;
+  b.topic = "u";
+  EXPECT_NE(content_key(a), content_key(b));
+  EXPECT_NE(per_sender(a.id, dht_key("p")), per_sender(a.id, dht_key("q")));
+  EXPECT_EQ(per_sender(a.id, dht_key("p")), per_sender(a.id, dht_key("p")));
 }
 
 TEST(PubsubSeenSet, BoundedInTimeAndCount) {

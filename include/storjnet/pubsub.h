@@ -4,8 +4,9 @@
 //
 // Quasar alone is probabilistic. The rendezvous improvement (on by default) makes delivery reliable: a
 // subscriber also registers at the `holders` nodes closest to the topic key BLAKE2b-160(topic) (found by a
-// disjoint-path DHT lookup; `direct`), and a publisher sends each event there too; every holder delivers it
-// to the subscribers it holds. Subscribers deliver each event once whichever path brings it first.
+// disjoint-path DHT lookup; `direct`), and a publisher sends each event there too; each holder delivers it
+// to the held subscribers it serves for that event (`serving` per subscriber, chosen by a hash of the event
+// id among the holders both found). Subscribers deliver each event once whichever path brings it first.
 // docs/protocol.md section 8 gives the wire layouts and limits.
 //
 // Topics are strings up to kMaxTopic bytes; events are JSON values carried as JSON text up to
@@ -52,9 +53,12 @@ struct PubsubConfig {
   // hop to the closest node, which copies to the others (one dropper on the route loses the message).
   bool direct = true;
   // direct: a subscriber registers at, and a publisher sends each event to, the `holders` closest nodes to
-  // the topic key, and every holder delivers to every subscriber it holds. An attacker must hold all of these
-  // places to silence a topic; each place costs one more delivery per subscriber per event.
-  size_t holders = 8;
+  // the topic key its own lookup finds (at most 32). Each subscriber is served by `serving` of the holders both
+  // found, chosen anew for every event by a hash of (event id, subscriber, holder): an attacker that holds h of
+  // the holders silences an event for a subscriber only when all `serving` chosen are its own (for h = 11 of
+  // 20, 0.13% of events), and each subscriber is sent at most `serving` copies of an event.
+  size_t holders = 20;
+  size_t serving = 8;
   size_t route_candidates = 5;     // next hops tried, closest first, when one does not acknowledge
   Duration route_timeout = 600ms;  // per hop, retries included
   int route_attempts = 2;
@@ -77,6 +81,8 @@ struct PubsubStats {
   uint64_t holder_lookups = 0, holder_waits_refused = 0;
   // direct rendezvous: events also sent along the greedy route because their holders were not known yet
   uint64_t events_routed_ahead = 0;
+  // direct rendezvous: held subscribers a holder left to the other holders chosen for an event
+  uint64_t serve_skipped = 0;
   // bad input and bounds (each drop reason counted)
   uint64_t malformed = 0, wrong_size_filters = 0, saturated_levels = 0, too_large = 0, bad_event_json = 0;
   uint64_t ttl_clamped = 0, publishers_truncated = 0, fanout_capped = 0, in_filters_rejected = 0;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pubsub/pubsub_impl.h"
+#include "pubsub/serving.h"
 
 namespace storjnet {
 
@@ -20,6 +21,8 @@ Pubsub::Impl::Impl(Engine& e, Dht& d, PubsubConfig c)
   cfg.depth = std::clamp<size_t>(cfg.depth, 1, 8);
   cfg.ttl = std::clamp(cfg.ttl, 0, 1024);
   cfg.max_publishers = std::clamp<size_t>(cfg.max_publishers, 1, 1024);
+  cfg.holders = std::clamp<size_t>(cfg.holders, 1, kMaxRegisterHolders);
+  cfg.serving = std::max<size_t>(cfg.serving, 1);
   limits = {cfg.filter_bits, cfg.filter_hashes, cfg.depth, static_cast<uint32_t>(cfg.ttl), cfg.max_publishers};
   mine.assign(cfg.depth, BloomFilter(cfg.filter_bits, cfg.filter_hashes));
   pushed = mine;
@@ -126,6 +129,12 @@ void Pubsub::Impl::handle_notify(NotifyBody&& ev, const NodeId& from, TimePoint 
       // forged "already served" list would otherwise silence an honest holder).
       if (seen.test_and_set(ev.id, kHeld, now)) holder_deliver(ev, cfg.direct ? std::vector<NodeId>{} : ev.publishers);
       return;
+    case NotifyKind::kServe:
+      if (!cfg.rendezvous) return;
+      // Deduplicated per sender: a copy of the id sent first by another node (with another holder list)
+      // does not stop the publisher's own.
+      if (seen.test_and_set(per_sender(ev.id, from), kHeld, now)) holder_serve(ev);
+      return;
     case NotifyKind::kDeliver:
       deliver_local(ev);
       return;
@@ -138,7 +147,7 @@ void Pubsub::Impl::deliver_local(const NotifyBody& ev) {
     if (ev.kind == NotifyKind::kDeliver) ++st.not_subscribed;
     return;
   }
-  if (!seen.test_and_set(ev.id, kDelivered, engine.now())) {
+  if (!seen.test_and_set(content_key(ev), kDelivered, engine.now())) {
     ++st.duplicates;
     return;
   }

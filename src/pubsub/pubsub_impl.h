@@ -22,8 +22,9 @@ namespace storjnet {
 
 struct Pubsub::Impl {
   // Flags in the SeenSet.
-  // kHeld: served as a holder (the publisher's copy); kRouteEnd: served as the end of the route an event
-  // takes while its publisher looks for the holders (direct mode).
+  // kHeld: served as a holder (the publisher's copy; direct mode keys it by event and sender,
+  // pubsub::per_sender); kRouteEnd: served as the end of the route an event takes while its publisher looks
+  // for the holders (direct mode). kDelivered is keyed by pubsub::content_key, the others by event id.
   static constexpr uint8_t kDelivered = 1, kQuasarSeen = 2, kRouted = 4, kHeld = 8, kRouteEnd = 16;
 
   Impl(Engine& e, Dht& d, PubsubConfig c);
@@ -74,6 +75,11 @@ struct Pubsub::Impl {
   void event_terminal(const pubsub::NotifyBody& ev);
   // Delivers to the subscribers held for the topic, except `skip`; returns those served.
   std::vector<NodeId> holder_deliver(const pubsub::NotifyBody& ev, const std::vector<NodeId>& skip);
+  // Direct: a publisher's event naming its holders (kind 5): delivers to the held subscribers this node
+  // serves for it (pubsub/serving.h).
+  void holder_serve(const pubsub::NotifyBody& ev);
+  // Sends (or, for ourselves, hands to deliver_local) a deliver request for `d` to the held entry.
+  void send_delivery(const Bytes& bytes, const pubsub::NotifyBody& d, const pubsub::SubscriberList::Entry& h);
   void expire_held();
   void renew_registrations();
   // --- direct rendezvous (cfg.direct) ---

@@ -2,9 +2,11 @@
 // key K = BLAKE2b-160(topic), which hold the topic's subscribers and deliver its events to them.
 //
 // Direct (cfg.direct, the default): the subscriber and the publisher each find K's `holders` closest nodes
-// with a disjoint-path DHT lookup (cached per key for `refresh`) and send the signed registration, or the
-// event, to every one of them; every holder delivers to the subscribers it holds. A node that drops what it
-// is sent (or lies in lookups) loses nothing while one holder is honest: each event costs up to `holders`
+// with a disjoint-path DHT lookup (cached per key for `refresh`) and send the signed registration (naming
+// those holders), or the event (naming its own), to every one of them. Each holder delivers to the subscribers
+// it serves for that event: the first `serving` of the holders both named, ranked by a hash keyed by the event
+// id (pubsub/serving.h). A node that drops what it is sent (or lies in lookups) loses an event for a
+// subscriber only when every holder chosen for it is such a node; each event costs at most `serving`
 // deliveries per subscriber, deduplicated at the subscriber.
 //
 // Greedy (cfg.direct = false): both travel to the node closest to K by greedy routing over routing tables
@@ -17,6 +19,7 @@
 #include <unordered_set>
 
 #include "pubsub/pubsub_impl.h"
+#include "pubsub/serving.h"
 
 namespace storjnet {
 
@@ -62,14 +65,22 @@ void Pubsub::Impl::register_topic(const NodeId& key, bool subscribe) {
   b.topic_key = key;
   b.subscribe = subscribe;
   b.subscriber = engine.identity().public_key();
-  b.issued_us = last_issued = std::max(engine.env().unix_us(), last_issued + 1);
-  b.signature = engine.identity().sign(register_statement(engine.config().network_id, b));
-  if (!cfg.direct) return route_register(std::move(b));
-  with_holders(key, [this, b](const std::vector<Contact>& hs) {
+  const auto sign = [this](RegisterBody& r) {
+    r.issued_us = last_issued = std::max(engine.env().unix_us(), last_issued + 1);
+    r.signature = engine.identity().sign(register_statement(engine.config().network_id, r));
+  };
+  if (!cfg.direct) {
+    sign(b);
+    return route_register(std::move(b));
+  }
+  with_holders(key, [this, b, sign](const std::vector<Contact>& hs) mutable {
     // A lookup that found nobody else (a node still joining): register again as soon as peers are known.
     if (hs.size() <= 1 && b.subscribe)
       for (auto& [t, s] : subs)
         if (s.key == b.topic_key) s.registered_alone = true;
+    // The statement names the holders it is sent to: they serve us by rank among them (pubsub/serving.h).
+    for (const auto& h : hs) b.holders.push_back(h.id);
+    sign(b);
     send_register(b, hs);
   });
 }
@@ -152,15 +163,16 @@ void Pubsub::Impl::send_event(const NotifyBody& event) {
     route_event(event);
   }
   NotifyBody ev = event;
-  ev.kind = NotifyKind::kHolder;  // "deliver to every subscriber you hold"
+  ev.kind = NotifyKind::kServe;  // "deliver to the subscribers you serve among these holders"
   ev.ttl = 0;
-  ev.publishers.clear();
-  with_holders(key, [this, ev](const std::vector<Contact>& hs) {
+  with_holders(key, [this, ev](const std::vector<Contact>& hs) mutable {
+    ev.publishers.clear();
+    for (const auto& h : hs) ev.publishers.push_back(h.id);
     const Bytes bytes = encode_notify(ev);
     const RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
     for (const auto& h : hs) {
       if (h.id == engine.id()) {
-        holder_deliver(ev, {});
+        holder_serve(ev);
         continue;
       }
       ++st.notifies_sent;
@@ -224,7 +236,7 @@ void Pubsub::Impl::apply_held(const RegisterBody& body, const Contact& subscribe
   // The lease runs from when the statement was issued (a replay cannot extend it).
   const uint64_t now_us = engine.env().unix_us();
   const auto age = std::chrono::microseconds(body.issued_us < now_us ? now_us - body.issued_us : 0);
-  SubscriberList::Entry e{subscriber, body.issued_us, engine.now() + lease() - age, body.subscribe, self};
+  SubscriberList::Entry e{subscriber, body.issued_us, engine.now() + lease() - age, body.subscribe, self, body.holders};
   switch (it->second.apply(e, cfg.max_subscribers_per_topic)) {
     case SubscriberList::Result::kDisplaced:
       ++st.subscribers_displaced;
@@ -351,7 +363,6 @@ std::vector<NodeId> Pubsub::Impl::holder_deliver(const NotifyBody& ev, const std
   d.ttl = 0;
   d.publishers.clear();
   Bytes bytes = encode_notify(d);
-  RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
   const TimePoint now = engine.now();
   std::unordered_set<NodeId> skipped(skip.begin(), skip.end());
   // Deterministic order (by subscriber id).
@@ -361,16 +372,38 @@ std::vector<NodeId> Pubsub::Impl::holder_deliver(const NotifyBody& ev, const std
   std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [id, h] : list) {
     served.push_back(id);
-    if (skipped.count(id)) continue;
-    ++st.holder_deliveries;
-    if (h->self) {
-      deliver_local(d);
-      continue;
-    }
-    ++st.notifies_sent;
-    engine.request(h->contact, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, opts);
+    if (!skipped.count(id)) send_delivery(bytes, d, *h);
   }
   return served;
+}
+
+void Pubsub::Impl::holder_serve(const NotifyBody& ev) {
+  auto it = held.find(dht_key(ev.topic));
+  if (it == held.end() || it->second.size() == 0) return;
+  NotifyBody d = ev;
+  d.kind = NotifyKind::kDeliver;
+  d.ttl = 0;
+  d.publishers.clear();
+  const Bytes bytes = encode_notify(d);
+  const HolderSet named(ev.publishers.begin(), ev.publishers.end());
+  const TimePoint now = engine.now();
+  std::vector<std::pair<NodeId, const SubscriberList::Entry*>> list;
+  for (const auto& [id, h] : it->second.entries())
+    if (h.active && h.expires > now) list.push_back({id, &h});
+  std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [id, h] : list) {
+    if (h->self || serves(ev.id, engine.id(), id, h->holders, named, cfg.serving))
+      send_delivery(bytes, d, *h);
+    else
+      ++st.serve_skipped;
+  }
+}
+
+void Pubsub::Impl::send_delivery(const Bytes& bytes, const NotifyBody& d, const SubscriberList::Entry& h) {
+  ++st.holder_deliveries;
+  if (h.self) return deliver_local(d);
+  ++st.notifies_sent;
+  engine.request(h.contact, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, RpcOptions{cfg.route_timeout, cfg.route_attempts});
 }
 
 void Pubsub::Impl::expire_held() {

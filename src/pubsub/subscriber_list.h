@@ -10,6 +10,7 @@
 #pragma once
 #include <cstdint>
 #include <unordered_map>
+#include <vector>
 
 #include "storjnet/contact.h"
 #include "storjnet/environment.h"
@@ -24,6 +25,7 @@ class SubscriberList {
     TimePoint expires{};
     bool active = true;       // false: a tombstone (unsubscribed), kept so replays stay refused
     bool self = false;        // the holder itself
+    std::vector<NodeId> holders;  // the holders its statement names (direct rendezvous; pubsub/serving.h)
   };
   enum class Result { kApplied, kDisplaced /* applied; another block's entry made room */, kStale, kFull };
 

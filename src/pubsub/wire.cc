@@ -97,7 +97,7 @@ Bytes encode_register(const RegisterBody& r) {
   Bytes out;
   BytesWriter w{out};
   Packer p(w);
-  p.pack_array(8);
+  p.pack_array(9);
   p.pack(static_cast<uint8_t>(r.kind));
   pack_bin(p, r.topic_key.bytes().data(), NodeId::kSize);
   p.pack(r.subscribe);
@@ -108,6 +108,8 @@ Bytes encode_register(const RegisterBody& r) {
   else
     p.pack_nil();
   p.pack(r.issued_us);
+  p.pack_array(static_cast<uint32_t>(r.holders.size()));
+  for (const auto& id : r.holders) pack_bin(p, id.bytes().data(), NodeId::kSize);
   pack_bin(p, r.signature.data(), r.signature.size());
   return out;
 }
@@ -119,6 +121,8 @@ Bytes register_statement(uint32_t network_id, const RegisterBody& r) {
   out.insert(out.end(), r.topic_key.bytes().begin(), r.topic_key.bytes().end());
   out.push_back(r.subscribe ? 1 : 0);
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(r.issued_us >> (8 * i)));
+  out.push_back(static_cast<uint8_t>(r.holders.size()));
+  for (const auto& id : r.holders) out.insert(out.end(), id.bytes().begin(), id.bytes().end());
   return out;
 }
 
@@ -187,7 +191,7 @@ DecodeStatus decode_register(ByteView body, RegisterBody& out) {
   auto oh = unpack_wire(body);
   if (!oh) return DecodeStatus::kMalformed;
   const auto& o = oh->get();
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 8) return DecodeStatus::kMalformed;
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 9) return DecodeStatus::kMalformed;
   const auto* a = o.via.array.ptr;
   uint64_t kind, hops;
   if (!get_uint(a[0], kind) || (kind != 1 && kind != 2)) return DecodeStatus::kMalformed;
@@ -205,7 +209,12 @@ DecodeStatus decode_register(ByteView body, RegisterBody& out) {
     if (!get_endpoint(a[5], ep)) return DecodeStatus::kMalformed;
     out.endpoint = ep;
   }
-  if (!get_uint(a[6], out.issued_us) || !get_fixed_bin(a[7], out.signature)) return DecodeStatus::kMalformed;
+  if (!get_uint(a[6], out.issued_us)) return DecodeStatus::kMalformed;
+  if (a[7].type != msgpack::type::ARRAY || a[7].via.array.size > kMaxRegisterHolders) return DecodeStatus::kMalformed;
+  out.holders.resize(a[7].via.array.size);
+  for (uint32_t i = 0; i < a[7].via.array.size; ++i)
+    if (!get_node_id(a[7].via.array.ptr[i], out.holders[i])) return DecodeStatus::kMalformed;
+  if (!get_fixed_bin(a[8], out.signature)) return DecodeStatus::kMalformed;
   return DecodeStatus::kOk;
 }
 
@@ -216,7 +225,7 @@ DecodeStatus decode_notify(ByteView body, const WireLimits& lim, NotifyBody& out
   if (o.type != msgpack::type::ARRAY || o.via.array.size != 6) return DecodeStatus::kMalformed;
   const auto* a = o.via.array.ptr;
   uint64_t kind, ttl;
-  if (!get_uint(a[0], kind) || kind > static_cast<uint64_t>(NotifyKind::kDeliver)) return DecodeStatus::kMalformed;
+  if (!get_uint(a[0], kind) || kind > static_cast<uint64_t>(NotifyKind::kServe)) return DecodeStatus::kMalformed;
   out.kind = static_cast<NotifyKind>(kind);
   if (a[1].type != msgpack::type::BIN || a[1].via.bin.size != out.id.size()) return DecodeStatus::kMalformed;
   std::memcpy(out.id.data(), a[1].via.bin.ptr, out.id.size());
@@ -234,7 +243,9 @@ DecodeStatus decode_notify(ByteView body, const WireLimits& lim, NotifyBody& out
   if (a[5].type != msgpack::type::ARRAY) return DecodeStatus::kMalformed;
   const auto& pubs = a[5].via.array;
   // Keep the most recent entries (the list grows at its end).
-  const size_t cap = out.kind == NotifyKind::kHolder ? lim.max_holder_list : lim.max_publishers;
+  const size_t cap = out.kind == NotifyKind::kHolder  ? lim.max_holder_list
+                    : out.kind == NotifyKind::kServe ? kMaxRegisterHolders
+                                                     : lim.max_publishers;
   size_t skip = pubs.size > cap ? pubs.size - cap : 0;
   if (skip && notes) notes->publishers_truncated = true;
   out.publishers.clear();

@@ -29,7 +29,11 @@ enum class NotifyKind : uint8_t {
   kRoute = 2,    // rendezvous: routed greedily towards the topic key (request)
   kHolder = 3,   // rendezvous: to a replica holder, not forwarded (request)
   kDeliver = 4,  // rendezvous: holder to subscriber (request)
+  kServe = 5,    // direct rendezvous: publisher to a holder, naming its holders (request)
 };
+
+// Holders a registration can name (direct rendezvous: the subscriber's lookup's picks).
+constexpr size_t kMaxRegisterHolders = 32;
 
 struct FilterBody {
   std::vector<BloomFilter> levels;
@@ -45,13 +49,16 @@ struct RegisterBody {
   PublicKey subscriber{};            // who (un)registers, and whose signature this is
   std::optional<Endpoint> endpoint;  // nullopt when sent by the subscriber itself: the receiver fills it in
   uint64_t issued_us = 0;            // the subscriber's wall clock (µs) when it signed
+  // Direct: the holders the subscriber registered at, from its own lookup (at most kMaxRegisterHolders);
+  // a holder serves it only when ranked among them (pubsub/serving.h). Empty: every holder serves it.
+  std::vector<NodeId> holders;
   Signature signature{};
 
   NodeId subscriber_id() const { return Identity::id_of(subscriber); }
 };
 
 // The bytes a subscriber signs: "storjnet pubsub register" (24) | network id (4, BE) | topic key (20) |
-// subscribe (1: 0 or 1) | issued_us (8, BE).
+// subscribe (1: 0 or 1) | issued_us (8, BE) | holder count (1) | holders (20 each).
 Bytes register_statement(uint32_t network_id, const RegisterBody& r);
 
 struct NotifyBody {
@@ -60,7 +67,8 @@ struct NotifyBody {
   std::string topic;
   std::string event;  // JSON text
   uint32_t ttl = 0;
-  std::vector<NodeId> publishers;  // Quasar: nodes already sent the event; kHolder: subscribers served
+  // Quasar: nodes already sent the event; kHolder: subscribers served; kServe: the publisher's holders
+  std::vector<NodeId> publishers;
 };
 
 struct WireLimits {

@@ -144,6 +144,8 @@ class Adversary {
       res_.honest_bad_signatures += sim_->node(i).dht().stats().bad_signatures;
       auto ps = sim_->node(i).pubsub().stats();
       res_.honest_registrations_forged += ps.registrations_forged;
+      res_.honest_registrations_unverified += ps.registrations_unverified;
+      res_.honest_held_rejected += ps.held_rejected + ps.holder_waits_refused;
       res_.honest_saturated_levels += ps.saturated_levels;
     }
     res_.rounds_p50 = percentile(rounds_, 0.5);

@@ -92,6 +92,9 @@ struct AdversaryResult {
   // what the attackers did, and what honest nodes counted
   uint64_t attacker_stores = 0, forged_registrations_sent = 0, filters_sent = 0, lies_told = 0;
   uint64_t honest_bad_signatures = 0, honest_registrations_forged = 0, honest_saturated_levels = 0;
+  // honest nodes' pubsub: registrations whose endpoint did not answer the proof; registrations and events
+  // refused by the holder and lookup-wait bounds
+  uint64_t honest_registrations_unverified = 0, honest_held_rejected = 0;
 };
 
 AdversaryResult run_adversary(const AdversaryConfig& config);

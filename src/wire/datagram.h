@@ -20,7 +20,7 @@
 
 namespace storjnet::wire {
 
-constexpr uint8_t kVersion = 3;
+constexpr uint8_t kVersion = 4;
 constexpr size_t kMaxDatagram = 1280;
 constexpr size_t kCommonHeaderSize = 6;
 constexpr size_t kHelloSize = 128;

@@ -62,9 +62,9 @@ grep -q 'adduser --system' "$WORK/control/postinst" || fail "postinst does not c
 # --- the packaged files work together ---
 dpkg-deb -x "$DEB" "$WORK/root" || fail "dpkg-deb -x"
 ROOT=$WORK/root
-[ "$("$ROOT/usr/bin/storjnetd" --version)" = "storjnetd $VERSION (protocol 3)" ] ||
+[ "$("$ROOT/usr/bin/storjnetd" --version)" = "storjnetd $VERSION (protocol 4)" ] ||
   fail "storjnetd --version: $("$ROOT/usr/bin/storjnetd" --version 2>&1)"
-[ "$("$ROOT/usr/bin/storjnet" --version)" = "storjnet $VERSION (protocol 3)" ] ||
+[ "$("$ROOT/usr/bin/storjnet" --version)" = "storjnet $VERSION (protocol 4)" ] ||
   fail "storjnet --version: $("$ROOT/usr/bin/storjnet" --version 2>&1)"
 UNIT=$ROOT/lib/systemd/system/storjnetd.service
 grep -qx 'ExecStart=/usr/bin/storjnetd --config /etc/storjnet/storjnetd.toml' "$UNIT" || fail "unit ExecStart"

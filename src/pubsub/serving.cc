@@ -1,0 +1,72 @@
+#include "pubsub/serving.h"
+
+#include <sodium.h>
+
+#include <cstring>
+
+namespace storjnet::pubsub {
+
+uint64_t serving_score(const EventId& id, const NodeId& subscriber, const NodeId& holder) {
+  static_assert(sizeof(EventId) == crypto_shorthash_KEYBYTES);
+  uint8_t msg[2 * NodeId::kSize];
+  std::memcpy(msg, subscriber.bytes().data(), NodeId::kSize);
+  std::memcpy(msg + NodeId::kSize, holder.bytes().data(), NodeId::kSize);
+  uint8_t out[crypto_shorthash_BYTES];
+  crypto_shorthash(out, msg, sizeof msg, id.data());
+  uint64_t v = 0;
+  for (uint8_t b : out) v = (v << 8) | b;
+  return v;
+}
+
+bool serves(const EventId& id, const NodeId& me, const NodeId& subscriber, const std::vector<NodeId>& subscriber_holders,
+            const HolderSet& publisher_holders, size_t serving) {
+  if (subscriber_holders.empty()) return true;
+  bool me_named = false, any_shared = false;
+  for (const auto& h : subscriber_holders) {
+    if (!publisher_holders.count(h)) continue;
+    any_shared = true;
+    if (h == me) me_named = true;
+  }
+  if (!any_shared) return true;
+  if (!me_named) return false;
+  // Rank among the shared holders: count those ahead of us (higher score; ties by id), stop at `serving`.
+  const uint64_t mine = serving_score(id, subscriber, me);
+  size_t ahead = 0;
+  for (const auto& h : subscriber_holders) {
+    if (h == me || !publisher_holders.count(h)) continue;
+    const uint64_t s = serving_score(id, subscriber, h);
+    if (s > mine || (s == mine && h < me)) {
+      if (++ahead >= serving) return false;
+    }
+  }
+  return true;
+}
+
+EventId per_sender(const EventId& id, const NodeId& sender) {
+  EventId out;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, out.size());
+  static constexpr char kContext[] = "storjnet pubsub per-sender";
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(kContext), sizeof kContext - 1);
+  crypto_generichash_update(&st, id.data(), id.size());
+  crypto_generichash_update(&st, sender.bytes().data(), NodeId::kSize);
+  crypto_generichash_final(&st, out.data(), out.size());
+  return out;
+}
+
+EventId content_key(const NotifyBody& ev) {
+  EventId out;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, out.size());
+  const uint8_t lengths[8] = {static_cast<uint8_t>(ev.topic.size() >> 8), static_cast<uint8_t>(ev.topic.size()), 0, 0,
+                              static_cast<uint8_t>(ev.event.size() >> 24), static_cast<uint8_t>(ev.event.size() >> 16),
+                              static_cast<uint8_t>(ev.event.size() >> 8), static_cast<uint8_t>(ev.event.size())};
+  crypto_generichash_update(&st, ev.id.data(), ev.id.size());
+  crypto_generichash_update(&st, lengths, sizeof lengths);
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(ev.topic.data()), ev.topic.size());
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(ev.event.data()), ev.event.size());
+  crypto_generichash_final(&st, out.data(), out.size());
+  return out;
+}
+
+}  // namespace storjnet::pubsub
