@@ -18,6 +18,7 @@ static void add_sim_nat(CLI::App& app) {
   cmd->add_option("--events", o->events)->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--subscribers", o->subscribers)->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--seed", o->seed);
+  cmd->add_option("--dial-back", o->node.dht.dial_back, "dial-back reachability checks (true/false; default true)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
     sim::NatScenarioReport r = sim::run_nat_scenario(*o);
@@ -36,6 +37,8 @@ static void add_sim_nat(CLI::App& app) {
                   {"pubsub_delivery", ratio(r.events_delivered, r.events_expected)},
                   {"unreachable_contacts_ratio", ratio(r.contacts_unreachable, r.contacts)},
                   {"contacts_mean", ratio(r.contacts, o->nodes)},
+                  {"confirmed_contacts_ratio", ratio(r.confirmed, r.contacts)},
+                  {"unreachable_handed_out_ratio", ratio(r.handed_out_unreachable, r.handed_out)},
                   {"unreachable_by_router", {{"full_cone", r.unreachable_by_kind[0]},
                                              {"restricted_cone", r.unreachable_by_kind[1]},
                                              {"port_restricted", r.unreachable_by_kind[2]},

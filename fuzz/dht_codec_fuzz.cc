@@ -1,6 +1,6 @@
 // dht_codec_fuzz: every DHT body decoder on arbitrary bytes. Anything that decodes must re-encode and decode
 // to the same thing (contacts keep their key-derived ids; values keep their bytes, versions, owners and
-// signatures). Decoding never verifies: verify_value must reject anything not signed (it must not crash).
+// signatures; dial-back asks, probes and testimonies). Decoding never verifies: verify_value must reject anything not signed (it must not crash).
 #include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +36,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto again = decode_store(encode_store(*st));
     FUZZ_CHECK(again && again->key == st->key && dht::same_signed_value(*again, *st));
     (void)verify_value(*st, 0x53544a31);
+  }
+  if (auto q = decode_dial_back_request(in)) {
+    auto again = decode_dial_back_request(encode_dial_back_request(*q));
+    FUZZ_CHECK(again && again->probe == q->probe && again->nonce == q->nonce);
+    if (!q->probe) FUZZ_CHECK(again->target == q->target && q->target.id == Identity::id_of(q->target.key));
+  }
+  if (auto a = decode_dial_back_answer(in)) {
+    auto again = decode_dial_back_answer(encode_dial_back_answer(*a));
+    FUZZ_CHECK(again && again->reached == a->reached);
+    if (a->reached) FUZZ_CHECK(again->unsolicited == a->unsolicited && again->signature == a->signature);
+    // Decoding never verifies: an unsigned testimony must fail the check (it must not crash).
+    DialBackNonce nonce{};
+    PublicKey helper{};
+    if (a->reached)
+      (void)Identity::verify(helper, testimony_signing_bytes(0x53544a31, nonce, helper, a->unsolicited), a->signature);
   }
   (void)decode_bool(in);
   return 0;

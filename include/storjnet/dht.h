@@ -60,6 +60,13 @@ struct DhtConfig {
   // loopback addresses are not limited.
   size_t max_per_prefix_bucket = 2;
   size_t max_per_prefix_table = 10;
+  // --- Reachability (dial-back, docs/protocol.md section 5.1) ---
+  // New routing-table entries are probed through a third node; find_node/find_value answers hand out the
+  // confirmed ones (unconfirmed only to fill what they cannot). Off: no checks, no help to others, answers as
+  // before.
+  bool dial_back = true;
+  double dial_back_rate = 5;         // asks/s served per asker (burst 2x)
+  double dial_back_total_rate = 50;  // asks/s served in all (burst the same)
 };
 
 struct LookupStats {
@@ -109,6 +116,11 @@ struct DhtStats {
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged
   size_t routing_contacts = 0, stored_values = 0, stored_bytes = 0;
+  // Dial-back: reachable = an unsolicited probe (a stranger's) reached this node in the last hour.
+  bool reachable = false;
+  size_t routing_confirmed = 0;  // routing-table entries strangers reach
+  uint64_t dial_back_asks_sent = 0, dial_back_asks_served = 0, dial_back_asks_refused = 0;
+  uint64_t dial_back_probes_answered = 0, dial_back_confirmed = 0, dial_back_forged = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };
 
@@ -154,6 +166,10 @@ class Dht {
   void closest(const NodeId& target, std::function<void(std::vector<Contact>)> cb);
   // Up to n contacts from the routing table, closest to target first.
   std::vector<Contact> closest_known(const NodeId& target, size_t n) const;
+  // The contacts a find_node answer for `target` hands out (dial_back: confirmed ones first, see DhtConfig).
+  std::vector<Contact> handed_out(const NodeId& target) const;
+  // Whether the routing-table entry `id` was confirmed reachable by a dial-back.
+  bool confirmed(const NodeId& id) const;
   const NodeId& id() const;
   DhtStats stats() const;
   const DhtConfig& config() const;

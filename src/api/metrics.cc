@@ -107,6 +107,17 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.single("storjnet_dht_verify_pings_total", "counter", "Request senders pinged before entering the routing table.",
            ds.verify_pings);
   w.single("storjnet_dht_routing_contacts", "gauge", "Contacts in the routing table.", ds.routing_contacts);
+  w.single("storjnet_dht_routing_confirmed", "gauge", "Routing-table contacts a dial-back confirmed reachable.",
+           ds.routing_confirmed);
+  w.single("storjnet_dht_reachable", "gauge", "1 when a stranger's dial-back probe reached this node in the last hour.",
+           ds.reachable ? 1 : 0);
+  w.family("storjnet_dht_dial_back_total", "counter", "Dial-back checks (docs/protocol.md 5.1), by event.");
+  w.sample("storjnet_dht_dial_back_total", "event=\"asked\"", ds.dial_back_asks_sent);
+  w.sample("storjnet_dht_dial_back_total", "event=\"served\"", ds.dial_back_asks_served);
+  w.sample("storjnet_dht_dial_back_total", "event=\"refused\"", ds.dial_back_asks_refused);
+  w.sample("storjnet_dht_dial_back_total", "event=\"probed\"", ds.dial_back_probes_answered);
+  w.sample("storjnet_dht_dial_back_total", "event=\"confirmed\"", ds.dial_back_confirmed);
+  w.sample("storjnet_dht_dial_back_total", "event=\"forged\"", ds.dial_back_forged);
   w.single("storjnet_dht_stored_values", "gauge", "Values in the local store.", ds.stored_values);
   w.single("storjnet_dht_stored_bytes", "gauge", "Bytes of values in the local store.", ds.stored_bytes);
 

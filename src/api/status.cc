@@ -22,7 +22,7 @@ std::string reachability(const NodeWatch& w) {
   return "translated";
 }
 
-json routing_json(Node& node, const std::vector<Contact>& peers) {
+json routing_json(Node& node, const std::vector<Contact>& peers, size_t confirmed) {
   // Buckets by distance: contacts grouped by how many leading bits their id shares with ours (bucket i holds
   // ids at XOR distance [2^(159-i), 2^(160-i))), each of capacity k. Shown up to one past the deepest.
   int deepest = -1;
@@ -35,7 +35,8 @@ json routing_json(Node& node, const std::vector<Contact>& peers) {
   json buckets = json::array();
   int shown = std::min<int>(deepest + 2, static_cast<int>(counts.size()));
   for (int i = 0; i < std::max(shown, 1); ++i) buckets.push_back(counts[static_cast<size_t>(i)]);
-  return {{"k", node.dht().config().k}, {"contacts", peers.size()}, {"buckets", std::move(buckets)}};
+  return {{"k", node.dht().config().k}, {"contacts", peers.size()}, {"confirmed", confirmed},
+          {"buckets", std::move(buckets)}};
 }
 
 }  // namespace
@@ -91,9 +92,10 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
         {"api", w.api_url},
         {"observed", w.observed ? json(w.observed->to_string()) : json(nullptr)},
         {"observed_at", w.observed ? json(w.observed_unix_ms) : json(nullptr)},
-        {"reachability", reachability(w)}}},
+        {"reachability", reachability(w)},
+        {"reachable", ds.reachable}}},
       {"peers", std::move(peer_list)},
-      {"routing", routing_json(node, peers)},
+      {"routing", routing_json(node, peers, ds.routing_confirmed)},
       {"store",
        {{"values", ds.stored_values}, {"bytes", ds.stored_bytes}, {"max_values", dc.max_values},
         {"max_bytes", dc.max_bytes}}},

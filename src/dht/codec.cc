@@ -177,6 +177,78 @@ std::optional<StoredValue> decode_store(ByteView body) {
   return v;
 }
 
+Bytes encode_dial_back_request(const DialBackRequest& r) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  p.pack_array(r.probe ? 2 : 3);
+  p.pack_uint8(r.probe ? 1 : 0);
+  pack_bin(p, {r.nonce.data(), r.nonce.size()});
+  if (!r.probe) pack_contact(p, r.target);
+  return out;
+}
+
+std::optional<DialBackRequest> decode_dial_back_request(ByteView body) {
+  auto oh = unpack_wire(body);
+  if (!oh) return std::nullopt;
+  auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size < 2) return std::nullopt;
+  auto* a = o.via.array.ptr;
+  uint64_t kind;
+  DialBackRequest r;
+  if (!get_uint(a[0], kind) || kind > 1 || !get_bin(a[1], r.nonce.size(), r.nonce.data())) return std::nullopt;
+  r.probe = kind == 1;
+  if (o.via.array.size != (r.probe ? 2u : 3u)) return std::nullopt;
+  if (!r.probe) {
+    auto c = unpack_contact(a[2]);
+    if (!c) return std::nullopt;
+    r.target = *c;
+  }
+  return r;
+}
+
+Bytes encode_dial_back_answer(const DialBackAnswer& a) {
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  if (!a.reached) {
+    p.pack_array(0);
+    return out;
+  }
+  p.pack_array(2);
+  if (a.unsolicited) p.pack_true();
+  else p.pack_false();
+  pack_bin(p, {a.signature.data(), a.signature.size()});
+  return out;
+}
+
+std::optional<DialBackAnswer> decode_dial_back_answer(ByteView body) {
+  auto oh = unpack_wire(body);
+  if (!oh) return std::nullopt;
+  auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY) return std::nullopt;
+  DialBackAnswer r;
+  if (o.via.array.size == 0) return r;
+  auto* a = o.via.array.ptr;
+  if (o.via.array.size != 2 || a[0].type != msgpack::type::BOOLEAN ||
+      !get_bin(a[1], r.signature.size(), r.signature.data()))
+    return std::nullopt;
+  r.reached = true;
+  r.unsolicited = a[0].via.boolean;
+  return r;
+}
+
+Bytes testimony_signing_bytes(uint32_t network_id, const DialBackNonce& nonce, const PublicKey& helper,
+                              bool unsolicited) {
+  constexpr std::string_view kContext = "storjnet-dial-back-v1";
+  Bytes out(kContext.begin(), kContext.end());
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(network_id >> (24 - 8 * i)));
+  out.insert(out.end(), nonce.begin(), nonce.end());
+  out.insert(out.end(), helper.begin(), helper.end());
+  out.push_back(unsolicited ? 1 : 0);
+  return out;
+}
+
 Bytes encode_bool(bool b) { return pack(b); }
 
 std::optional<bool> decode_bool(ByteView body) {

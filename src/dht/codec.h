@@ -7,6 +7,10 @@
 //   kademlia_store      request [key: bin 20, value: bin, version: uint, owner: bin 32, signature: bin 64]
 //                       response true (stored, or the same signed value held) | false (the owner's newer
 //                       value is held) | error (another owner holds the key, quota, storage failure, ...)
+//   kademlia_dial_back  request [0, nonce: bin 16, contact]  ask: "probe this contact" (verifier -> helper)
+//                       request [1, nonce: bin 16]           probe (helper -> probed node)
+//                       response [unsolicited: bool, signature: bin 64] (the probed node's testimony; the
+//                       helper relays it as is) or [] (ask only: the probed node did not answer)
 // Values over kMaxValueSize are malformed. Signatures are checked by the caller (dht/signed_value.h).
 //   contact = [public key: bin 32, ip: bin 4 or 16, port: uint]   (node id = BLAKE2b-160(public key))
 // Decoders return nullopt on anything malformed; contacts with unusable addresses are skipped.
@@ -36,6 +40,28 @@ std::optional<FindValueResponse> decode_find_value_response(ByteView body, const
 
 Bytes encode_store(const StoredValue& v);
 std::optional<StoredValue> decode_store(ByteView body);
+
+using DialBackNonce = std::array<uint8_t, 16>;
+struct DialBackRequest {
+  bool probe = false;        // false: an ask (target set); true: a probe
+  DialBackNonce nonce{};
+  Contact target;            // ask only
+};
+Bytes encode_dial_back_request(const DialBackRequest& r);
+std::optional<DialBackRequest> decode_dial_back_request(ByteView body);
+
+// The probed node's testimony, signed by it over testimony_signing_bytes; reached=false encodes [].
+struct DialBackAnswer {
+  bool reached = false;
+  bool unsolicited = false;  // the probe came from an address the probed node had sent nothing to lately
+  Signature signature{};
+};
+Bytes encode_dial_back_answer(const DialBackAnswer& a);
+std::optional<DialBackAnswer> decode_dial_back_answer(ByteView body);
+// What the probed node signs: "storjnet-dial-back-v1" | network id (4, big-endian) | nonce (16) |
+// the helper's public key (32, the probe's authenticated sender) | unsolicited (1 byte, 0 or 1).
+Bytes testimony_signing_bytes(uint32_t network_id, const DialBackNonce& nonce, const PublicKey& helper,
+                              bool unsolicited);
 
 Bytes encode_bool(bool b);
 std::optional<bool> decode_bool(ByteView body);

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "dht/codec.h"
+#include "dht/dial_back.h"
 #include "dht/lookup.h"
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
@@ -27,6 +28,7 @@ namespace {
 constexpr size_t kRecentLookups = 1024;
 constexpr auto kSnapshotEvery = std::chrono::minutes(5);
 constexpr auto kPutRetryDelay = 500ms;
+constexpr auto kRecheckAfter = std::chrono::minutes(10);
 
 uint64_t to_us(Duration d) { return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()); }
 
@@ -67,6 +69,7 @@ struct Dht::Impl {
   static constexpr size_t kGraveyard = 64;
   TimerId maintenance;
   TimePoint last_snapshot{};
+  std::unique_ptr<DialBack> dial_back;  // nullptr when cfg.dial_back is off
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
@@ -88,6 +91,7 @@ struct Dht::Impl {
       if (v.original) originals[v.key] = v;
     });
     last_snapshot = now;
+    if (cfg.dial_back) dial_back = std::make_unique<DialBack>(engine, table, cfg);
     schedule_maintenance();
   }
 
@@ -138,6 +142,7 @@ struct Dht::Impl {
     }
     auto r = table.seen(c, engine.now());
     count_refusal(r);
+    if (r == RoutingTable::Seen::kAdded && dial_back) dial_back->check(c);
     if (r != RoutingTable::Seen::kFull) return;
     int b = table.bucket_of(c.id);
     if (pinging[b]) return;
@@ -224,7 +229,7 @@ struct Dht::Impl {
 
   // Contacts we may tell `to` about: never private or loopback addresses to a peer on a public address.
   std::vector<Contact> shareable(const NodeId& target, const Contact& to) {
-    auto out = table.closest(target, cfg.k + 1);
+    auto out = dial_back ? table.closest_answer(target, cfg.k + 1) : table.closest(target, cfg.k + 1);
     bool public_peer = !to.endpoint.is_private_or_loopback();
     std::erase_if(out, [&](const Contact& c) {
       return c.id == to.id || (public_peer && c.endpoint.is_private_or_loopback());
@@ -409,6 +414,8 @@ struct Dht::Impl {
     TimePoint now = engine.now();
     values.expire(engine.env().unix_us());
     probe_graveyard();
+    if (dial_back)  // entries that entered when no helper could confirm them (or were promoted) get another check
+      for (auto& c : table.due_for_check(now - kRecheckAfter, now, 8)) dial_back->check(c);
     // Holder republish: values whose time came, to the current k closest.
     std::vector<NodeId> due;
     for (auto it = republish_at.begin(); it != republish_at.end();) {
@@ -747,6 +754,11 @@ void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) {
 
 std::vector<Contact> Dht::peers() const { return impl_->table.all(); }
 std::vector<Contact> Dht::closest_known(const NodeId& target, size_t n) const { return impl_->table.closest(target, n); }
+std::vector<Contact> Dht::handed_out(const NodeId& target) const {
+  auto& d = *impl_;
+  return d.dial_back ? d.table.closest_answer(target, d.cfg.k) : d.table.closest(target, d.cfg.k);
+}
+bool Dht::confirmed(const NodeId& id) const { return impl_->table.confirmed(id); }
 const NodeId& Dht::id() const { return impl_->engine.id(); }
 const DhtConfig& Dht::config() const { return impl_->cfg; }
 
@@ -755,6 +767,8 @@ DhtStats Dht::stats() const {
   s.routing_contacts = impl_->table.size();
   s.stored_values = impl_->values.count();
   s.stored_bytes = impl_->values.bytes();
+  s.routing_confirmed = impl_->table.confirmed_count();
+  if (impl_->dial_back) impl_->dial_back->fill(s);
   s.recent.assign(impl_->recent.begin(), impl_->recent.end());
   return s;
 }

@@ -67,6 +67,9 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
       }
       count_prefix(e.contact.endpoint, -1);
       count_prefix(c.endpoint, +1);
+      if (e.confirmed) --confirmed_;
+      e.confirmed = false;
+      e.checked = now;
     }
     e.contact = c;
     e.last_seen = now;
@@ -78,7 +81,7 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   if (!puzzle_ok(c)) return Seen::kRefusedPuzzle;
   if (!prefix_fits(bk, c.endpoint, nullptr)) return Seen::kRefusedPrefix;
   if (bk.entries.size() < k_) {
-    bk.entries.push_back({c, now, 0});
+    bk.entries.push_back({c, now, 0, false, now});
     count_prefix(c.endpoint, +1);
     ++size_;
     return Seen::kAdded;
@@ -120,6 +123,7 @@ void RoutingTable::remove(const NodeId& id) {
     return;
   }
   TimePoint seen = it->last_seen;
+  if (it->confirmed) --confirmed_;
   count_prefix(it->contact.endpoint, -1);
   bk.entries.erase(it);
   --size_;
@@ -127,7 +131,7 @@ void RoutingTable::remove(const NodeId& id) {
   // the front (least recently seen), to be checked first.
   for (auto r = bk.replacements.rbegin(); r != bk.replacements.rend(); ++r) {
     if (!prefix_fits(bk, r->endpoint, nullptr)) continue;
-    bk.entries.insert(bk.entries.begin(), Entry{*r, seen, 0});
+    bk.entries.insert(bk.entries.begin(), Entry{*r, seen, 0, false, TimePoint{}});
     count_prefix(r->endpoint, +1);
     bk.replacements.erase(std::next(r).base());
     ++size_;
@@ -167,6 +171,56 @@ std::vector<Contact> RoutingTable::closest(const NodeId& target, size_t n) const
   std::vector<Contact> out;
   out.reserve(m);
   for (size_t i = 0; i < m; ++i) out.push_back(*got[i].second);
+  return out;
+}
+
+std::vector<Contact> RoutingTable::closest_answer(const NodeId& target, size_t n) const {
+  if (confirmed_ == size_) return closest(target, n);
+  std::vector<std::pair<NodeId, const Entry*>> got;
+  got.reserve(size_);
+  for (auto& bk : buckets_)
+    for (auto& e : bk.entries) got.emplace_back(e.contact.id ^ target, &e);
+  // Confirmed first (closest first among them), then the unconfirmed by distance; the first n, by distance.
+  auto key = [](const auto& x) { return std::pair(!x.second->confirmed, x.first); };
+  size_t m = std::min(n, got.size());
+  std::partial_sort(got.begin(), got.begin() + m, got.end(), [&](auto& a, auto& b) { return key(a) < key(b); });
+  got.resize(m);
+  std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<Contact> out;
+  out.reserve(m);
+  for (auto& g : got) out.push_back(g.second->contact);
+  return out;
+}
+
+bool RoutingTable::set_confirmed(const NodeId& id) {
+  int b = bucket_of(id);
+  if (b < 0 || static_cast<size_t>(b) >= buckets_.size()) return false;
+  for (auto& e : buckets_[b].entries)
+    if (e.contact.id == id && !e.confirmed) {
+      e.confirmed = true;
+      ++confirmed_;
+      return true;
+    }
+  return false;
+}
+
+bool RoutingTable::confirmed(const NodeId& id) const {
+  int b = bucket_of(id);
+  if (b < 0 || static_cast<size_t>(b) >= buckets_.size()) return false;
+  for (auto& e : buckets_[b].entries)
+    if (e.contact.id == id) return e.confirmed;
+  return false;
+}
+
+std::vector<Contact> RoutingTable::due_for_check(TimePoint before, TimePoint now, size_t n) {
+  std::vector<Contact> out;
+  for (auto& bk : buckets_)
+    for (auto& e : bk.entries) {
+      if (out.size() >= n) return out;
+      if (e.confirmed || e.checked >= before) continue;
+      e.checked = now;
+      out.push_back(e.contact);
+    }
   return out;
 }
 

@@ -7,6 +7,10 @@
 // heard from recently are good and not pinged). Contacts whose requests keep timing out are evicted and
 // replaced from the cache.
 //
+// Confirmation (dial-back, docs/protocol.md 5.1): entries enter unconfirmed; set_confirmed() marks one that
+// strangers can reach. closest_answer() hands out confirmed entries, unconfirmed ones only to fill what the
+// confirmed cannot. An entry that moves to another address is unconfirmed again.
+//
 // Admission (Sybil resistance, docs/protocol.md section 5): a contact enters (or waits in a replacement cache)
 // only if its id solves the network's id puzzle, and only while its address block (a public IPv4 /24 or IPv6
 // /48, Endpoint::prefix()) holds fewer than `per_prefix_bucket` contacts of its bucket and `per_prefix_table`
@@ -31,6 +35,8 @@ class RoutingTable {
     Contact contact;
     TimePoint last_seen{};
     int failures = 0;
+    bool confirmed = false;  // a stranger's probe reached it (dial-back)
+    TimePoint checked{};     // when it entered or was last given to a dial-back check
   };
   // kRefusedPuzzle / kRefusedPrefix: not admitted (see above); a known contact that moved to a block over its
   // limit is removed and reported kRefusedPrefix.
@@ -60,6 +66,15 @@ class RoutingTable {
   std::optional<Contact> find(const NodeId& id) const;
   // Up to n contacts closest to target (XOR), closest first.
   std::vector<Contact> closest(const NodeId& target, size_t n) const;
+  // Up to n contacts for an answer to a peer: the n closest confirmed ones, or, when fewer than n are
+  // confirmed in the whole table, all confirmed ones and the closest unconfirmed ones; closest first.
+  std::vector<Contact> closest_answer(const NodeId& target, size_t n) const;
+  // Marks `id` confirmed; true when it was an unconfirmed entry.
+  bool set_confirmed(const NodeId& id);
+  bool confirmed(const NodeId& id) const;
+  size_t confirmed_count() const { return confirmed_; }
+  // Up to n unconfirmed entries last checked before `before`; marks them checked at `now`.
+  std::vector<Contact> due_for_check(TimePoint before, TimePoint now, size_t n);
   std::vector<Contact> all() const;
   size_t size() const { return size_; }
   int bucket_of(const NodeId& id) const;
@@ -98,6 +113,7 @@ class RoutingTable {
   Admission adm_;
   std::vector<Bucket> buckets_;
   size_t size_ = 0;
+  size_t confirmed_ = 0;
   std::unordered_map<Endpoint::Prefix, size_t> per_prefix_;  // public address blocks -> contacts in the table
 };
 

@@ -159,9 +159,7 @@ void Engine::send_frame(Session& s, const Endpoint& to, ByteView frame) {
       cookies_.erase(c);
   }
   Bytes dg = msg::seal(config_.network_id, identity_.public_key(), s.key, nonce, frame, cookie);
-  ++stats_.datagrams_out;
-  stats_.bytes_out += dg.size();
-  env_.send(to, dg);
+  transmit(to, dg);
 }
 
 void Engine::send_message(const Contact& to, ByteView message, SendKind kind, uint32_t* msg_id) {
@@ -205,6 +203,23 @@ void Engine::send_message(const Contact& to, ByteView message, SendKind kind, ui
   for (auto& f : wire::encode_frames(message, id)) send_frame(*s, to.endpoint, f);
 }
 
+
+void Engine::transmit(const Endpoint& to, ByteView dg) {
+  ++stats_.datagrams_out;
+  stats_.bytes_out += dg.size();
+  recent_sends_.sent(to, env_.now(), arrivals_);
+  env_.send(to, dg);
+}
+
+void Engine::challenge(const Contact& to) {
+  auto it = sessions_.find(to.key);
+  if (it == sessions_.end() || guard_.proven(to.endpoint, to.key)) return;
+  TimePoint now = env_.now();
+  Duration retry = config_.rpc_timeout / std::max(1, config_.rpc_attempts);
+  if (it->second.challenged_at && now - *it->second.challenged_at < retry) return;
+  it->second.challenged_at = now;
+  send_challenge(to);
+}
 
 void Engine::send_challenge(const Contact& to) {
   uint64_t token = guard_.challenge_token(to.endpoint, to.key, env_.random_u64(), env_.now());
@@ -312,9 +327,7 @@ void Reply::error(std::string_view reason) const {
 
 void Engine::send_hello(const PendingHello& h, uint64_t challenge) {
   Bytes dg = wire::encode_hello(config_.network_id, {identity_.public_key(), challenge});
-  ++stats_.datagrams_out;
-  stats_.bytes_out += dg.size();
-  env_.send(h.ep, dg);
+  transmit(h.ep, dg);
 }
 
 void Engine::hello(const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts) {
@@ -377,6 +390,8 @@ void Engine::stun(const Contact& to, std::function<void(std::optional<Endpoint>)
 // ---------------------------------------------------------------- receiving
 
 void Engine::on_datagram(const Endpoint& from, ByteView data) {
+  ++arrivals_;
+  arrived_at_ = env_.now();
   ++stats_.datagrams_in;
   stats_.bytes_in += data.size();
   auto r = wire::decode(data, config_.network_id);
@@ -391,9 +406,7 @@ void Engine::on_datagram(const Endpoint& from, ByteView data) {
     }
     // Stateless answer, smaller than the (padded) hello: no amplification, nothing kept.
     Bytes dg = wire::encode_hello_reply(config_.network_id, {identity_.public_key(), h->challenge});
-    ++stats_.datagrams_out;
-    stats_.bytes_out += dg.size();
-    env_.send(from, dg);
+    transmit(from, dg);
   } else if (auto* hr = std::get_if<wire::HelloReply>(&*r.datagram)) {
     auto it = hellos_.find(hr->challenge);
     if (it == hellos_.end() || it->second.ep != from) {
@@ -488,10 +501,8 @@ bool Engine::open_first_contact(const Endpoint& from, const wire::Sealed& s, cry
         // Stateless, and smaller than the datagram it answers: no amplification, nothing kept.
         wire::CookieReply c{identity_.public_key(), s.nonce, first_contact_.cookie_for(from)};
         Bytes dg = wire::encode_cookie_reply(config_.network_id, c);
-        ++stats_.datagrams_out;
         ++stats_.cookies_sent;
-        stats_.bytes_out += dg.size();
-        env_.send(from, dg);
+        transmit(from, dg);
         drops_.add(s.cookie ? DropReason::kBadCookie : DropReason::kKeyBudget);
         return false;
       }

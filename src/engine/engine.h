@@ -17,6 +17,7 @@
 #include "engine/address_guard.h"
 #include "engine/first_contact.h"
 #include "engine/methods.h"
+#include "engine/recent_sends.h"
 #include "engine/timer_queue.h"
 #include "storjnet/contact.h"
 #include "storjnet/environment.h"
@@ -132,6 +133,12 @@ class Engine {
   size_t held_bytes() const { return guard_.held_bytes(); }
   // True once `key` proved it receives at `ep` (docs/protocol.md, "Threat model").
   bool address_proven(const Endpoint& ep, const PublicKey& key) const { return guard_.proven(ep, key); }
+  // Challenges `to`'s address unless it is proven or was challenged within one retransmission interval: its
+  // echo proves it, so a request it retransmits finds it proven (used by services serving proven peers only).
+  void challenge(const Contact& to);
+  // For a handler: whether this node sent anything to `from`'s IP address (any port) within
+  // RecentSends::kWindow before the datagram being handled arrived (dial-back testimony).
+  bool sent_before_arrival(const Endpoint& from) const { return recent_sends_.sent_before(from, arrived_at_, arrivals_); }
 
   // Epoch persistence: the epoch in nonces only ever grows, across restarts and clock steps. `floor` is the
   // high-water mark persisted by an earlier run (0: none); `persist` is called (rarely) with a new mark
@@ -185,6 +192,7 @@ class Engine {
   void send_message(const Contact& to, ByteView message, SendKind kind, uint32_t* msg_id = nullptr);
   void send_frame(Session& s, const Endpoint& to, ByteView frame);
   void send_challenge(const Contact& to);
+  void transmit(const Endpoint& to, ByteView datagram);  // counts, remembers (RecentSends) and sends
   void flush_held(const Contact& to);
   void sweep_held();
   void handle_sealed(const Endpoint& from, const wire::Sealed& s);
@@ -233,6 +241,9 @@ class Engine {
   std::unordered_map<PublicKey, uint32_t, KeyedHash> pending_per_peer_;
   std::unordered_map<Endpoint::Prefix, uint32_t> pending_per_prefix_;
   Bytes scratch_plain_, scratch_frame_;
+  RecentSends recent_sends_;
+  uint64_t arrivals_ = 0;   // datagrams received so far (the number of the one being handled)
+  TimePoint arrived_at_{};  // when the datagram being handled arrived
 };
 
 }  // namespace storjnet

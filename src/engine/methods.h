@@ -11,6 +11,7 @@ enum class Method : uint8_t {
   kFindNode = 3,        // kademlia_find_node
   kFindValue = 4,       // kademlia_find_value
   kStore = 5,           // kademlia_store
+  kDialBack = 6,        // kademlia_dial_back
   kMessageNotify = 16,  // message_notify
   kStreamOpen = 32,     // stream_open
   kStreamData = 33,     // stream_write (data frames)
@@ -28,6 +29,7 @@ constexpr std::string_view method_name(uint8_t m) {
     case Method::kFindNode: return "kademlia_find_node";
     case Method::kFindValue: return "kademlia_find_value";
     case Method::kStore: return "kademlia_store";
+    case Method::kDialBack: return "kademlia_dial_back";
     case Method::kMessageNotify: return "message_notify";
     case Method::kStreamOpen: return "stream_open";
     case Method::kStreamData: return "stream_write";

@@ -85,6 +85,20 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
       ++rep.unreachable_by_kind[k == kind_at.end() ? 4 : k->second];
     }
 
+  // What nodes hand out to others (4 random targets each; a separate random stream, so the run is unchanged).
+  Rng targets(cfg.seed * 0x9e3779b97f4a7c15ull + 5);
+  for (size_t i = 0; i < cfg.nodes; ++i) {
+    for (const auto& c : sim.node(i).dht().peers()) rep.confirmed += sim.node(i).dht().confirmed(c.id);
+    for (int t = 0; t < 4; ++t) {
+      std::array<uint8_t, NodeId::kSize> b;
+      for (auto& x : b) x = static_cast<uint8_t>(targets.next());
+      for (const auto& c : sim.node(i).dht().handed_out(NodeId(b))) {
+        ++rep.handed_out;
+        rep.handed_out_unreachable += !sim.reachable(stranger, c.endpoint);
+      }
+    }
+  }
+
   // DHT: puts one at a time, then a get of each from another random node.
   std::vector<std::string> keys;
   std::vector<Bytes> values;

@@ -33,6 +33,10 @@ struct NatScenarioReport {
   // Routing-table entries, over all nodes, that a stranger could not reach when the workload began.
   uint64_t contacts = 0, contacts_unreachable = 0;
   uint64_t unreachable_by_kind[5] = {};  // ... by the kind of router they sit behind (4: none, open nodes)
+  // Contacts handed out in find_node answers (Dht::handed_out, 4 random targets per node) at the same time, and
+  // how many of them a stranger could not reach.
+  uint64_t handed_out = 0, handed_out_unreachable = 0;
+  uint64_t confirmed = 0;  // routing-table entries confirmed by a dial-back
   uint64_t nat_filtered = 0, datagrams = 0, trace_hash = 0;
 };
 

@@ -43,6 +43,7 @@ enum class DropReason : uint8_t {
   kSaturatedFilter,    // a neighbour's Bloom filter level with more than max_fill of its bits set: not trusted
   kDhtBadValue,        // DHT value (store or find_value answer) with a bad signature or a future version
   kDhtStoreRefused,    // kademlia_store refused: expired, too large, storage full, peer or prefix quota
+  kDhtDialBackRefused, // kademlia_dial_back ask or probe refused (unproven asker, rates, probe bound), or a forged testimony
   kCount
 };
 
@@ -56,7 +57,7 @@ constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> 
     "short_fragment",   "reassembly_evicted", "cookie_budget",
     "unproven_limit",
     "id_puzzle",        "prefix_limit",       "forged_registration", "saturated_filter",
-    "dht_bad_value",    "dht_store_refused"};
+    "dht_bad_value",    "dht_store_refused",  "dht_dial_back_refused"};
 
 struct DropCounters {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};

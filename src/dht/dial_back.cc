@@ -1,0 +1,159 @@
+#include "dht/dial_back.h"
+
+#include <algorithm>
+
+namespace storjnet::dht {
+
+struct DialBack::Check {
+  Contact target;
+  std::vector<Contact> helpers;
+  size_t next = 0;
+};
+
+DialBack::DialBack(Engine& engine, RoutingTable& table, const DhtConfig& cfg)
+    : engine_(engine), table_(table), enabled_(cfg.dial_back), rpc_timeout_(cfg.rpc_timeout),
+      rpc_attempts_(cfg.rpc_attempts), total_rate_(cfg.dial_back_total_rate), per_asker_(cfg.dial_back_rate, 1024) {
+  engine_.set_handler(Method::kDialBack, [this](const IncomingRequest& q, const Reply& r) { on_request(q, r); });
+  engine_.set_rate_limited(Method::kDialBack);
+}
+
+DialBack::~DialBack() {
+  *alive_ = false;
+  engine_.set_handler(Method::kDialBack, nullptr);
+}
+
+void DialBack::refuse() {
+  ++asks_refused_;
+  engine_.drops().add(DropReason::kDhtDialBackRefused);
+}
+
+bool DialBack::reachable() const { return reached_at_ && engine_.now() - *reached_at_ < kReachableFor; }
+
+void DialBack::fill(DhtStats& s) const {
+  s.reachable = reachable();
+  s.dial_back_asks_sent = asks_sent_;
+  s.dial_back_asks_served = asks_served_;
+  s.dial_back_asks_refused = asks_refused_;
+  s.dial_back_probes_answered = probes_answered_;
+  s.dial_back_confirmed = confirmed_;
+  s.dial_back_forged = forged_;
+}
+
+// ------------------------------------------------------------ verifier
+
+std::vector<Contact> DialBack::pick_helpers(const Contact& s) {
+  std::vector<Contact> confirmed, others;
+  auto same_address = [](const Endpoint& a, const Endpoint& b) { return a.family == b.family && a.addr == b.addr; };
+  for (int b = 0; b <= table_.deepest_bucket(); ++b) {
+    for (const auto& e : table_.bucket(static_cast<size_t>(b))) {
+      const Contact& c = e.contact;
+      if (c.id == s.id || same_address(c.endpoint, s.endpoint)) continue;
+      (e.confirmed ? confirmed : others).push_back(c);
+    }
+  }
+  std::vector<Contact> out;
+  for (auto* pool : {&confirmed, &others})
+    while (out.size() < kHelpers && !pool->empty()) {
+      size_t i = engine_.env().random_below(pool->size());
+      out.push_back((*pool)[i]);
+      (*pool)[i] = pool->back();
+      pool->pop_back();
+    }
+  return out;
+}
+
+void DialBack::check(const Contact& s) {
+  if (!enabled_ || checking_.size() >= kMaxChecks || checking_.contains(s.id)) return;
+  auto c = std::make_shared<Check>(Check{s, pick_helpers(s)});
+  if (c->helpers.empty()) return;
+  checking_.insert(s.id);
+  ask_next(std::move(c));
+}
+
+void DialBack::ask_next(std::shared_ptr<Check> c) {
+  if (c->next >= c->helpers.size()) {
+    checking_.erase(c->target.id);
+    return;
+  }
+  Contact helper = c->helpers[c->next++];
+  DialBackRequest ask;
+  engine_.env().random(ask.nonce);
+  ask.target = c->target;
+  ++asks_sent_;
+  std::weak_ptr<bool> live = alive_;
+  // The helper's probe takes up to rpc_timeout; the ask's retransmission also covers an address challenge.
+  RpcOptions opts{rpc_timeout_ * 3, 2};
+  engine_.request(helper, Method::kDialBack, encode_dial_back_request(ask),
+                  [this, live, c, helper, nonce = ask.nonce](RpcResult&& r) {
+    if (live.expired()) return;
+    auto a = r.ok() ? decode_dial_back_answer(r.payload) : std::nullopt;
+    if (a && a->reached) {
+      Bytes signed_bytes = testimony_signing_bytes(engine_.config().network_id, nonce, helper.key, a->unsolicited);
+      if (!Identity::verify(c->target.key, signed_bytes, a->signature)) {
+        ++forged_;
+        engine_.drops().add(DropReason::kDhtDialBackRefused);
+      } else if (a->unsolicited) {
+        checking_.erase(c->target.id);
+        if (table_.set_confirmed(c->target.id)) ++confirmed_;
+        return;
+      }
+    }
+    ask_next(c);
+  }, opts);
+}
+
+// ------------------------------------------------------------ helper and probed node
+
+void DialBack::on_request(const IncomingRequest& q, const Reply& r) {
+  auto req = decode_dial_back_request(q.payload);
+  if (!req) return r.error("malformed dial_back");
+  if (req->probe) return answer_probe(q, *req, r);
+  serve_ask(q, *req, r);
+}
+
+void DialBack::serve_ask(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r) {
+  TimePoint now = engine_.now();
+  if (!engine_.address_proven(q.from.endpoint, q.from.key)) {
+    // Unanswered: the asker echoes the challenge, and its retransmitted ask finds its address proven.
+    engine_.challenge(q.from);
+    return refuse();
+  }
+  if (ask.target.key == engine_.identity().public_key()) {
+    refuse();
+    return r.error("dial_back: cannot probe myself");
+  }
+  if (!per_asker_.allow(q.from.id, now) || !total_.take(total_rate_, total_rate_, now) || probes_ >= kMaxProbes) {
+    refuse();
+    return r.error("dial_back refused: over the rate");
+  }
+  ++probes_;
+  ++asks_served_;
+  DialBackRequest probe;
+  probe.probe = true;
+  probe.nonce = ask.nonce;
+  std::weak_ptr<bool> live = alive_;
+  engine_.request(ask.target, Method::kDialBack, encode_dial_back_request(probe), [this, live, r](RpcResult&& res) {
+    if (live.expired()) return;
+    --probes_;
+    auto a = res.ok() ? decode_dial_back_answer(res.payload) : std::nullopt;
+    r.ok(encode_dial_back_answer(a ? *a : DialBackAnswer{}));
+  }, RpcOptions{rpc_timeout_, rpc_attempts_});
+}
+
+void DialBack::answer_probe(const IncomingRequest& q, const DialBackRequest& probe, const Reply& r) {
+  TimePoint now = engine_.now();
+  if (!testimonies_.take(kTestimonyRate, kTestimonyRate, now)) {
+    refuse();
+    return r.error("dial_back: testimony rate exceeded");
+  }
+  DialBackAnswer a;
+  a.reached = true;
+  a.unsolicited = !engine_.sent_before_arrival(q.from.endpoint);
+  a.signature = engine_.identity().sign(
+      testimony_signing_bytes(engine_.config().network_id, probe.nonce, q.from.key, a.unsolicited));
+  if (a.unsolicited) reached_at_ = now;
+  ++probes_answered_;
+  r.ok(encode_dial_back_answer(a));
+}
+
+}  // namespace storjnet::dht

@@ -1,0 +1,210 @@
+// Dial-back (src/dht/dial_back.h, docs/protocol.md 5.6) in the simulator, on virtual time: reachable nodes
+// get confirmed, NATed ones do not and are not handed out while confirmed contacts suffice (but fill answers
+// in a small network); a helper's limits hold against spoofed and many-key askers; a forged testimony is
+// refused. Each test fails with DhtConfig::dial_back off.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "dht/codec.h"
+#include "engine/engine.h"
+#include "node/node_internals.h"
+#include "storjnet/simulator.h"
+
+using namespace storjnet;
+using Type = NatModel::Type;
+
+namespace {
+
+NodeConfig config(bool dial_back = true) {
+  NodeConfig c;
+  c.dht.k = 8;
+  c.dht.dial_back = dial_back;
+  // Maintenance every 15 s: entries a first check could not confirm (in a network this small a newcomer has
+  // just talked to nearly every helper) are checked again 10 minutes later.
+  c.dht.republish_interval = 2min;
+  return c;
+}
+
+Engine& engine(Simulator& sim, size_t i) { return NodeInternals::engine(sim.node(i)); }
+
+// Bootstraps nodes 1.. through node 0, one after another, then lets the network settle.
+void join(Simulator& sim, Duration settle = 15min) {
+  for (size_t i = 1; i < sim.size(); ++i) {
+    bool done = false;
+    sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { done = true; });
+    sim.run_until([&] { return done; }, 30s);
+  }
+  sim.run_for(settle);
+}
+
+bool holds(const std::vector<Contact>& cs, const NodeId& id) {
+  return std::any_of(cs.begin(), cs.end(), [&](const Contact& c) { return c.id == id; });
+}
+
+// Sends one ask to node `helper` from node `from` to probe node `target`.
+void ask(Simulator& sim, size_t from, size_t helper, size_t target, int* answered = nullptr, int attempts = 1) {
+  dht::DialBackRequest q;
+  q.nonce[0] = static_cast<uint8_t>(from);
+  q.target = sim.contact(target);
+  engine(sim, from).request(sim.contact(helper), Method::kDialBack, dht::encode_dial_back_request(q),
+                            [answered](RpcResult&& r) {
+                              if (answered && r.ok()) ++*answered;
+                            }, RpcOptions{3s, attempts});
+}
+
+}  // namespace
+
+TEST(DhtDialBack, ReachableNodesAreConfirmed) {
+  // Only strangers can tell: in a network this size a newcomer has not talked to every helper yet.
+  Simulator sim;
+  for (int i = 0; i < 60; ++i) sim.add_node(config());
+  size_t cone = sim.add_node(config());
+  sim.put_behind(cone, sim.add_router({Type::kFullCone}));
+  join(sim, 2min);
+  size_t entries = 0, confirmed = 0, holding_cone = 0, cone_confirmed = 0;
+  for (size_t i = 0; i < sim.size(); ++i) {
+    for (const auto& c : sim.node(i).dht().peers()) {
+      ++entries;
+      confirmed += sim.node(i).dht().confirmed(c.id);
+      if (c.id == sim.node(cone).id()) {
+        ++holding_cone;
+        cone_confirmed += sim.node(i).dht().confirmed(c.id);
+      }
+    }
+  }
+  EXPECT_GT(entries, 100u);
+  // A first check fails when the newcomer had just talked to the helper (it cannot tell a stranger's probe from
+  // an answer then): a quarter of the entries get confirmed in this small network (sim-nat: over a third).
+  EXPECT_GE(confirmed * 5, entries) << confirmed << " of " << entries;
+  ASSERT_GT(holding_cone, 0u);
+  EXPECT_GT(cone_confirmed, 0u);  // a full cone lets strangers in: reachable
+  size_t reachable = 0;
+  for (size_t i = 0; i < sim.size(); ++i) reachable += sim.node(i).dht().stats().reachable;
+  EXPECT_GE(reachable, sim.size() - 1);
+  EXPECT_GT(sim.node(0).dht().stats().dial_back_confirmed, 0u);
+}
+
+TEST(DhtDialBack, NattedNodeIsNeitherConfirmedNorHandedOut) {
+  Simulator sim;
+  for (int i = 0; i < 60; ++i) sim.add_node(config());
+  size_t restricted = sim.add_node(config()), sym = sim.add_node(config());
+  sim.put_behind(restricted, sim.add_router({Type::kPortRestricted}));
+  sim.put_behind(sym, sim.add_router({Type::kSymmetric}));
+  join(sim);
+  for (size_t n : {restricted, sym}) {
+    const NodeId& id = sim.node(n).id();
+    size_t holders = 0;
+    for (size_t i = 0; i < sim.size(); ++i) {
+      if (i == restricted || i == sym || !holds(sim.node(i).dht().peers(), id)) continue;
+      ++holders;
+      EXPECT_FALSE(sim.node(i).dht().confirmed(id)) << i;
+      // Its own id is the target it is closest to: still not handed out, confirmed contacts fill the answer.
+      auto out = sim.node(i).dht().handed_out(id);
+      EXPECT_EQ(out.size(), 8u);
+      EXPECT_FALSE(holds(out, id)) << i;
+    }
+    EXPECT_GT(holders, 0u) << n;
+    EXPECT_FALSE(sim.node(n).dht().stats().reachable) << n;
+  }
+}
+
+TEST(DhtDialBack, SmallNetworksStillHandOutUnconfirmedContacts) {
+  Simulator sim;
+  for (int i = 0; i < 3; ++i) sim.add_node(config());
+  size_t natted = sim.add_node(config());
+  sim.put_behind(natted, sim.add_router({Type::kPortRestricted}));
+  join(sim);
+  auto& d = sim.node(0).dht();
+  ASSERT_TRUE(holds(d.peers(), sim.node(natted).id()));
+  EXPECT_FALSE(d.confirmed(sim.node(natted).id()));
+  EXPECT_GT(d.stats().dial_back_asks_sent, 0u);  // checked (every node here has talked to every other: none confirmed)
+  // Fewer than k confirmed contacts: the unconfirmed ones fill the answer.
+  auto out = d.handed_out(sim.node(natted).id());
+  EXPECT_EQ(out.size(), d.peers().size());
+  EXPECT_TRUE(holds(out, sim.node(natted).id()));
+}
+
+TEST(DhtDialBack, HelperServesNoUnprovenAsker) {
+  Simulator sim;
+  size_t helper = sim.add_node(config()), target = sim.add_node(config());
+  std::vector<size_t> attackers;
+  for (int i = 0; i < 20; ++i) attackers.push_back(sim.add_node(config()));
+  size_t probes = 0;
+  sim.set_send_tap([&](size_t from, const Endpoint& to, size_t) { probes += from == helper && to == sim.endpoint(target); });
+  // 300 asks, each from another forged source address: none can prove it, none is served.
+  for (uint32_t i = 0; i < 300; ++i) {
+    size_t a = attackers[i % attackers.size()];
+    sim.spoof(a, Endpoint::v4(0x0b000000u + i, 4000));
+    ask(sim, a, helper, target);
+    sim.run_for(10ms);
+  }
+  sim.run_for(5s);
+  const auto& drops = engine(sim, helper).drops();
+  auto st = sim.node(helper).dht().stats();
+  EXPECT_EQ(st.dial_back_asks_served, 0u);
+  EXPECT_EQ(probes, 0u);
+  EXPECT_EQ(drops.get(DropReason::kDhtDialBackRefused) + drops.get(DropReason::kUnprovenLimit), 300u);
+  EXPECT_GT(drops.get(DropReason::kDhtDialBackRefused), 0u);
+}
+
+TEST(DhtDialBack, HelperLimitsManyKeysAndOneGreedyAsker) {
+  Simulator sim;
+  size_t helper = sim.add_node(config()), target = sim.add_node(config());
+  std::vector<size_t> attackers;
+  for (int i = 0; i < 100; ++i) attackers.push_back(sim.add_node(config()));
+  // Each fresh key proves its address first (the helper challenges it; its retransmission is served).
+  for (size_t a : attackers) {
+    ask(sim, a, helper, target, nullptr, 2);
+    sim.run_for(100ms);
+  }
+  sim.run_for(30s);
+  size_t probes = 0;
+  sim.set_send_tap([&](size_t from, const Endpoint& to, size_t) { probes += from == helper && to == sim.endpoint(target); });
+  auto before = sim.node(helper).dht().stats();
+  // 100 keys ask 10 times each, at once: the total rate (50/s, burst 50) holds.
+  int answered = 0;
+  for (size_t a : attackers)
+    for (int j = 0; j < 10; ++j) ask(sim, a, helper, target, &answered);
+  sim.run_for(1s);
+  auto after = sim.node(helper).dht().stats();
+  uint64_t served = after.dial_back_asks_served - before.dial_back_asks_served;
+  uint64_t refused = after.dial_back_asks_refused - before.dial_back_asks_refused;
+  EXPECT_LE(served, 50u + 50u);
+  EXPECT_GE(served, 40u);
+  EXPECT_GE(refused, 1000u - served - 60u);  // the engine's per-peer refusals answer some of the rest
+  EXPECT_LE(probes, 2 * served);              // a probe and at most one retry per served ask
+  sim.run_for(10s);
+  // One asker alone, 40 asks at once: its own bucket (5/s, burst 10) holds.
+  before = sim.node(helper).dht().stats();
+  for (int j = 0; j < 40; ++j) ask(sim, attackers[0], helper, target);
+  sim.run_for(500ms);
+  after = sim.node(helper).dht().stats();
+  EXPECT_LE(after.dial_back_asks_served - before.dial_back_asks_served, 13u);
+  EXPECT_GE(after.dial_back_asks_refused - before.dial_back_asks_refused, 27u);
+}
+
+TEST(DhtDialBack, ForgedTestimonyConfirmsNobody) {
+  Simulator sim;
+  size_t v = sim.add_node(config()), liar = sim.add_node(config()), honest = sim.add_node(config());
+  size_t natted = sim.add_node(config());
+  sim.put_behind(natted, sim.add_router({Type::kPortRestricted}));
+  // The liar answers every ask at once with "reached, unsolicited", signed with its own key (it cannot sign
+  // as anyone else), over the verifier's nonce.
+  Engine& le = engine(sim, liar);
+  le.set_handler(Method::kDialBack, [&le](const IncomingRequest& q, const Reply& r) {
+    auto req = dht::decode_dial_back_request(q.payload);
+    if (!req) return;
+    dht::DialBackAnswer a;
+    a.reached = a.unsolicited = true;
+    a.signature = le.identity().sign(dht::testimony_signing_bytes(le.config().network_id, req->nonce,
+                                                                  le.identity().public_key(), true));
+    r.ok(dht::encode_dial_back_answer(a));
+  });
+  join(sim);
+  auto& d = sim.node(v).dht();
+  ASSERT_TRUE(holds(d.peers(), sim.node(natted).id()));
+  EXPECT_FALSE(d.confirmed(sim.node(natted).id()));
+  EXPECT_GT(d.stats().dial_back_forged, 0u);
+  EXPECT_TRUE(d.confirmed(sim.node(honest).id()) || d.stats().dial_back_asks_sent > 0);
+}
