@@ -23,8 +23,11 @@ using HolderSet = std::unordered_set<NodeId, KeyedHash>;
 uint64_t serving_score(const EventId& id, const NodeId& subscriber, const NodeId& holder);
 
 // Whether holder `me` delivers event `id` to `subscriber`, who registered naming `subscriber_holders`, when the
-// publisher named `publisher_holders`. True also when the two lists share nobody (a registration held from an
-// older holder set: every holder that has it serves) or the subscriber named nobody (greedy registrations).
+// publisher named `publisher_holders`: `me` is one of the holders both named (the shared ones) and among the
+// first `serving` of them by serving_score. Every shared holder serves when fewer than 2 x `serving` are
+// shared (the lookups disagreed, so attackers may be most of them). True also when the two lists share
+// nobody (a registration held from an older holder set: every holder that has it serves) or the subscriber
+// named nobody (greedy registrations).
 bool serves(const EventId& id, const NodeId& me, const NodeId& subscriber, const std::vector<NodeId>& subscriber_holders,
             const HolderSet& publisher_holders, size_t serving);
 
