@@ -1,4 +1,4 @@
-// DialBack: AutoNAT-style reachability checks for the routing table (docs/protocol.md 5.6).
+// DialBack: AutoNAT-style reachability checks for the routing table (docs/protocol.md 5.1).
 //
 // Three roles, one RPC (kademlia_dial_back):
 // - Verifier V: a contact S newly in its routing table is unconfirmed. V asks up to kHelpers random helpers
