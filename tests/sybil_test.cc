@@ -366,6 +366,23 @@ TEST(SybilPubsub, DroppingHoldersClosestToTheKeyDoNotSilenceATopic) {
   EXPECT_GE(of_50, 49u);
 }
 
+// A renewal that arrives while the holder is still proving the subscriber's endpoint (a subscribe and its
+// quick re-registration) is applied when the proof ends; before, the proof's statement was no longer the
+// newest and the newest was not the one being proven, so neither was held until the next renewal.
+TEST(SybilPubsub, AStatementReceivedWhileTheEndpointIsProvenIsHeld) {
+  PubsubNet net;
+  const size_t subscriber = 4, holder = 9;
+  const Identity& id = NodeInternals::engine(net.sim->node(subscriber)).identity();
+  const Endpoint ep = net.sim->endpoint(subscriber);
+  auto first = net.statement(id, id.public_key(), "quick", true, ep, 2s);
+  auto second = net.statement(id, id.public_key(), "quick", true, ep, 1s);
+  net.send(subscriber, {holder}, first);
+  net.send(subscriber, {holder}, second);
+  net.sim->run_for(3s);
+  EXPECT_EQ(net.ps(holder).held_subscribers("quick"), 1u);
+  EXPECT_EQ(net.ps(holder).stats().registrations_unverified, 0u);
+}
+
 TEST(SybilPubsub, ASubscriberEndpointCannotBeInvented) {
   PubsubNet net;
   const size_t forger = 7, holder = 9;

@@ -128,8 +128,9 @@ struct Pubsub::Impl {
 
   // Rendezvous state: topic key -> its subscribers.
   std::unordered_map<NodeId, pubsub::SubscriberList> held;
-  // Subscribers being pinged before they are held: (topic key, subscriber) -> statement issued_us.
-  std::map<std::pair<NodeId, NodeId>, uint64_t> verifying;
+  // Subscribers being pinged before they are held: (topic key, subscriber) -> the newest statement received
+  // meanwhile (applied when the ping proves the endpoint it came with).
+  std::map<std::pair<NodeId, NodeId>, pubsub::RegisterBody> verifying;
   static constexpr size_t kMaxVerifying = 1024;
   static constexpr Duration kRegistrationSkew = 60s;  // statements issued this far in our future are accepted
   uint64_t last_issued = 0;                           // our own statements: strictly increasing

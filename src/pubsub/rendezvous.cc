@@ -258,35 +258,37 @@ void Pubsub::Impl::verify_then_hold(const RegisterBody& body) {
   auto it = held.find(body.topic_key);
   const SubscriberList::Entry* known = it == held.end() ? nullptr : it->second.find(claimed.id);
   const auto slot = std::make_pair(body.topic_key, claimed.id);
+  // One ping at a time per (topic, subscriber); the newest statement received meanwhile is the one applied.
+  const auto newer = [&](std::map<std::pair<NodeId, NodeId>, RegisterBody>::iterator v) {
+    if (body.issued_us > v->second.issued_us) v->second = body;
+  };
   if (!body.subscribe) {
     // Undoes a held subscription, or one being verified; nothing is kept for a subscriber never held here.
-    if (auto v = verifying.find(slot); v != verifying.end()) v->second = std::max(v->second, body.issued_us);
+    if (auto v = verifying.find(slot); v != verifying.end()) newer(v);
     if (known) apply_held(body, known->contact, false);
     return;
   }
   // Renewals from the endpoint already proven need no new proof.
   if (known && known->contact.endpoint == claimed.endpoint) return apply_held(body, known->contact, false);
-  if (auto v = verifying.find(slot); v != verifying.end()) {
-    v->second = std::max(v->second, body.issued_us);  // one ping at a time; the newest statement wins
-    return;
-  }
+  if (auto v = verifying.find(slot); v != verifying.end()) return newer(v);
   if (verifying.size() >= kMaxVerifying) {
     ++st.registrations_unverified;
     return;
   }
-  verifying.emplace(slot, body.issued_us);
+  verifying.emplace(slot, body);
   std::weak_ptr<bool> w = alive;
-  engine.request(claimed, Method::kPing, {}, [this, w, body, slot](RpcResult&& r) {
+  engine.request(claimed, Method::kPing, {}, [this, w, endpoint = claimed.endpoint, slot](RpcResult&& r) {
     if (w.expired()) return;
     auto v = verifying.find(slot);
     if (v == verifying.end()) return;
-    const bool current = v->second == body.issued_us;
+    const RegisterBody newest = std::move(v->second);
     verifying.erase(v);
-    if (!r.ok() || r.from.key != body.subscriber) {
+    if (!r.ok() || r.from.key != newest.subscriber) {
       ++st.registrations_unverified;
       return;
     }
-    if (current) apply_held(body, r.from, false);
+    // The newest statement, when it came with the endpoint just proven (another is proven on its renewal).
+    if (newest.subscribe && newest.endpoint == endpoint) apply_held(newest, r.from, false);
   }, RpcOptions{cfg.route_timeout, cfg.route_attempts});
 }
 
