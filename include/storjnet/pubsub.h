@@ -55,8 +55,9 @@ struct PubsubConfig {
   // direct: a subscriber registers at, and a publisher sends each event to, the `holders` closest nodes to
   // the topic key its own lookup finds (at most 32). Each subscriber is served by `serving` of the holders both
   // found, chosen anew for every event by a hash of (event id, subscriber, holder): an attacker that holds h of
-  // the holders silences an event for a subscriber only when all `serving` chosen are its own (for h = 11 of
-  // 20, 0.13% of events), and each subscriber is sent at most `serving` copies of an event.
+  // the holders silences an event for a subscriber only when all `serving` chosen are its own, and each
+  // subscriber is sent at most `serving` copies of an event (docs/protocol.md 8.3 and 10.8 give the
+  // measured delivery under attack). Fewer than 2 x `serving` holders shared: every shared holder serves.
   size_t holders = 20;
   size_t serving = 8;
   size_t route_candidates = 5;     // next hops tried, closest first, when one does not acknowledge
