@@ -356,6 +356,17 @@ void Pubsub::Impl::event_terminal(const NotifyBody& ev) {
   }
 }
 
+namespace {
+// The active, unexpired subscribers of a held list, in a deterministic order (by subscriber id).
+std::vector<std::pair<NodeId, const SubscriberList::Entry*>> active_by_id(const SubscriberList& held, TimePoint now) {
+  std::vector<std::pair<NodeId, const SubscriberList::Entry*>> list;
+  for (const auto& [id, h] : held.entries())
+    if (h.active && h.expires > now) list.push_back({id, &h});
+  std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return list;
+}
+}  // namespace
+
 std::vector<NodeId> Pubsub::Impl::holder_deliver(const NotifyBody& ev, const std::vector<NodeId>& skip) {
   std::vector<NodeId> served;
   auto it = held.find(dht_key(ev.topic));
@@ -367,11 +378,7 @@ std::vector<NodeId> Pubsub::Impl::holder_deliver(const NotifyBody& ev, const std
   Bytes bytes = encode_notify(d);
   const TimePoint now = engine.now();
   std::unordered_set<NodeId> skipped(skip.begin(), skip.end());
-  // Deterministic order (by subscriber id).
-  std::vector<std::pair<NodeId, const SubscriberList::Entry*>> list;
-  for (const auto& [id, h] : it->second.entries())
-    if (h.active && h.expires > now) list.push_back({id, &h});
-  std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  const auto list = active_by_id(it->second, now);
   for (const auto& [id, h] : list) {
     served.push_back(id);
     if (!skipped.count(id)) send_delivery(bytes, d, *h);
@@ -389,10 +396,7 @@ void Pubsub::Impl::holder_serve(const NotifyBody& ev) {
   const Bytes bytes = encode_notify(d);
   const HolderSet named(ev.publishers.begin(), ev.publishers.end());
   const TimePoint now = engine.now();
-  std::vector<std::pair<NodeId, const SubscriberList::Entry*>> list;
-  for (const auto& [id, h] : it->second.entries())
-    if (h.active && h.expires > now) list.push_back({id, &h});
-  std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  const auto list = active_by_id(it->second, now);
   for (const auto& [id, h] : list) {
     if (h->self || serves(ev.id, engine.id(), id, h->holders, named, cfg.serving))
       send_delivery(bytes, d, *h);
