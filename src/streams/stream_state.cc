@@ -1,0 +1,98 @@
+#include "streams/stream_state.h"
+
+#include <algorithm>
+
+namespace storjnet::streams {
+
+size_t SendSide::write(ByteView data, size_t chunk) {
+  size_t n = static_cast<size_t>(std::min<uint64_t>(credit(), data.size()));
+  for (size_t at = 0; at < n; at += chunk) {
+    size_t len = std::min(chunk, n - at);
+    unacked_.emplace(written_ + at, Chunk{Bytes(data.begin() + static_cast<long>(at),
+                                                data.begin() + static_cast<long>(at + len))});
+  }
+  written_ += n;
+  return n;
+}
+
+std::vector<SendSide::Transmit> SendSide::poll(uint64_t fast, TimePoint now, size_t datagram_chunk) {
+  std::vector<Transmit> out;
+  if (fast != kDatagram) {
+    for (auto& [off, c] : unacked_) {
+      if (c.in_flight || c.refused) continue;
+      c.in_flight = true;
+      c.via = fast;
+      out.push_back({fast, off, c.data});
+    }
+  }
+  if (now < backoff_until_) return out;
+  for (auto it = unacked_.begin(); it != unacked_.end() && in_flight_ < kMaxInFlight; ++it) {
+    auto& [off, c] = *it;
+    if (c.in_flight || (fast != kDatagram && !c.refused)) continue;
+    if (c.data.size() > datagram_chunk) {  // written for the fast path, now going as datagrams
+      Bytes rest(c.data.begin() + static_cast<long>(datagram_chunk), c.data.end());
+      c.data.resize(datagram_chunk);
+      unacked_.emplace(off + datagram_chunk, Chunk{std::move(rest), false, kDatagram, c.refused});
+    }
+    c.in_flight = true;
+    c.via = kDatagram;
+    ++in_flight_;
+    out.push_back({kDatagram, off, c.data});
+  }
+  return out;
+}
+
+bool SendSide::on_ack(uint64_t path, uint64_t offset, uint64_t limit) {
+  auto c = unacked_.find(offset);
+  if (c == unacked_.end() || !c->second.in_flight || c->second.via != path) return ++ignored_acks_, false;
+  if (path == kDatagram) --in_flight_;
+  unacked_.erase(c);
+  raise_limit(limit);
+  return true;
+}
+
+bool SendSide::on_datagram_failed(uint64_t offset, bool busy, TimePoint now) {
+  auto c = unacked_.find(offset);
+  if (c == unacked_.end() || !c->second.in_flight || c->second.via != kDatagram) return false;
+  c->second.in_flight = false;
+  --in_flight_;
+  if (busy) backoff_until_ = now + kBackoff;
+  return true;
+}
+
+bool SendSide::on_refused(uint64_t conn, uint64_t offset) {
+  auto c = unacked_.find(offset);
+  if (c == unacked_.end() || !c->second.in_flight || c->second.via != conn || conn == kDatagram) return false;
+  c->second.in_flight = false;
+  c->second.via = kDatagram;
+  c->second.refused = true;
+  return true;
+}
+
+void SendSide::on_path_down(uint64_t conn) {
+  for (auto& [off, c] : unacked_)
+    if (c.in_flight && c.via == conn && conn != kDatagram) c.in_flight = false, c.via = kDatagram;
+}
+
+void SendSide::reset() {
+  unacked_.clear();
+  in_flight_ = 0;
+}
+
+std::optional<TimePoint> SendSide::wake_at() const {
+  if (backoff_until_ == TimePoint{}) return std::nullopt;
+  return backoff_until_;
+}
+
+void SendSide::clear_backoff(TimePoint now) {
+  if (now >= backoff_until_) backoff_until_ = TimePoint{};
+}
+
+std::optional<uint64_t> RecvSide::window_update() {
+  uint64_t limit = rx_.limit();
+  if (limit - advertised_ < rx_.window() / 4 && advertised_ > rx_.received()) return std::nullopt;
+  advertised_ = limit;
+  return limit;
+}
+
+}  // namespace storjnet::streams

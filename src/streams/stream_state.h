@@ -1,0 +1,118 @@
+// One stream's send and receive logic as a pure state machine (docs/architecture.md, "Streams").
+//
+// SendSide holds the bytes the application wrote until the peer acknowledges them, cut in chunks, each
+// remembering the path carrying it (kDatagram: a stream_write RPC; otherwise a fast-path connection id).
+// It is fed acknowledgements, losses, refusals and credit from either path and tells which chunks to send
+// now (poll) and when it next needs waking (wake_at). RecvSide places received data within the window,
+// counts duplicates and data beyond the window, and says when the writer needs a window update.
+// Neither touches a socket, a clock (time is passed in), a callback or randomness: the transport adapters
+// in streams.cc do, and tests/stream_state_test.cc drives both by hand.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "storjnet/bytes.h"
+#include "storjnet/environment.h"
+#include "streams/recv_buffer.h"
+
+namespace storjnet::streams {
+
+constexpr uint64_t kDatagram = 0;  // the path of chunks sent as stream_write RPCs
+
+class SendSide {
+ public:
+  static constexpr size_t kMaxInFlight = 16;  // datagram chunks: 512 KiB of unacknowledged data on the wire
+  static constexpr Duration kBackoff = 250ms;  // after the peer answered "busy", no datagram before this
+
+  struct Transmit {
+    uint64_t path;   // kDatagram or a connection id
+    uint64_t offset;
+    ByteView data;   // valid until the next call that changes this SendSide
+  };
+
+  uint64_t written() const { return written_; }  // bytes accepted from the application
+  uint64_t limit() const { return limit_; }      // the peer's credit: we may send bytes below this
+  uint64_t credit() const { return limit_ > written_ ? limit_ - written_ : 0; }
+  uint64_t acked() const { return unacked_.empty() ? written_ : unacked_.begin()->first; }  // all below: acked
+  bool all_acked() const { return unacked_.empty(); }
+  size_t in_flight() const { return in_flight_; }  // datagram chunks awaiting an answer
+  size_t chunks() const { return unacked_.size(); }
+
+  // Raises the peer's credit (from an acknowledgement or a window update; a lower limit is stale).
+  void raise_limit(uint64_t limit) { limit_ = std::max(limit_, limit); }
+  // Takes up to credit() bytes of `data` in chunks of at most `chunk` bytes; returns how many.
+  size_t write(ByteView data, size_t chunk);
+  // What to send now: unsent chunks over `fast` (a usable connection, or kDatagram for none), then over
+  // datagrams those refused by the fast path (or all without one), at most kMaxInFlight at a time and none
+  // while backing off. Chunks bigger than `datagram_chunk` are cut first.
+  std::vector<Transmit> poll(uint64_t fast, TimePoint now, size_t datagram_chunk);
+  // The peer acknowledged the chunk at `offset` sent over `path`: true when that chunk was in flight there
+  // (it is then done); anything else (late, duplicate, other path) is ignored and counted.
+  bool on_ack(uint64_t path, uint64_t offset, uint64_t limit);
+  // A datagram chunk's RPC failed (lost, or refused by the peer): it is sent again by a later poll. With
+  // `busy` (the peer had no room), no datagram goes before now + kBackoff. False when it was not in flight.
+  bool on_datagram_failed(uint64_t offset, bool busy, TimePoint now);
+  // The fast path refused the chunk at `offset`: it goes again over datagrams, whose answer says why.
+  bool on_refused(uint64_t conn, uint64_t offset);
+  // Connection `conn` went down: whatever it carried unacknowledged goes again.
+  void on_path_down(uint64_t conn);
+  // Drops every unacknowledged byte (the stream failed or was reset).
+  void reset();
+  // When poll() may have something new without any other event (the end of a backoff), if ever.
+  std::optional<TimePoint> wake_at() const;
+  // poll() wakes past a backoff by itself; this forgets an ended one (so wake_at() stops asking).
+  void clear_backoff(TimePoint now);
+
+  uint64_t ignored_acks() const { return ignored_acks_; }
+
+ private:
+  struct Chunk {
+    Bytes data;
+    bool in_flight = false;
+    uint64_t via = kDatagram;  // path carrying it while in flight
+    bool refused = false;      // refused on a connection: goes over datagrams, which say why
+  };
+  std::map<uint64_t, Chunk> unacked_;
+  uint64_t written_ = 0, limit_ = 0;
+  size_t in_flight_ = 0;
+  TimePoint backoff_until_{};
+  uint64_t ignored_acks_ = 0;
+};
+
+class RecvSide {
+ public:
+  RecvSide(size_t window, size_t min_charge, size_t max_ahead)
+      : rx_(window, min_charge, max_ahead), advertised_(rx_.limit()) {}
+
+  enum class Got { kOk, kBeyondWindow, kTooManyAhead };
+  // Places data at `offset` (ByteView or Bytes&&, kept without a copy when it continues the stream).
+  // Duplicates are acknowledged (kOk) and counted; data beyond the window is refused and counted.
+  template <class Data>
+  Got on_data(uint64_t offset, Data&& data) {
+    if (!data.empty() && offset + data.size() <= rx_.received()) ++duplicates_;
+    auto added = rx_.add(offset, std::forward<Data>(data));
+    if (added == RecvBuffer::Add::kBeyondWindow) return ++beyond_window_, Got::kBeyondWindow;
+    if (added == RecvBuffer::Add::kTooManyAhead) return Got::kTooManyAhead;
+    advertised_ = std::max(advertised_, rx_.limit());
+    return Got::kOk;
+  }
+  // Up to `max` contiguous bytes (all when nullopt).
+  Bytes read(std::optional<size_t> max) { return rx_.read(max); }
+  // After a read: the limit to tell the writer, when the freed space is worth a message (a quarter of the
+  // window) or the writer may be stalled. Records it as advertised.
+  std::optional<uint64_t> window_update();
+
+  const RecvBuffer& buffer() const { return rx_; }
+  void drop_ahead() { rx_.drop_ahead(); }
+  uint64_t duplicates() const { return duplicates_; }
+  uint64_t beyond_window() const { return beyond_window_; }
+
+ private:
+  RecvBuffer rx_;
+  uint64_t advertised_;  // the highest limit the writer was told
+  uint64_t duplicates_ = 0, beyond_window_ = 0;
+};
+
+}  // namespace storjnet::streams

@@ -1,0 +1,235 @@
+// The per-stream state machine (src/streams/stream_state.h) driven by hand: no engine, no sockets, no
+// clock; the test plays both transports and the peer.
+#include <gtest/gtest.h>
+
+#include "streams/stream_state.h"
+
+using namespace storjnet;
+using namespace storjnet::streams;
+
+namespace {
+constexpr size_t kChunk = 32 * 1024;  // a datagram chunk (codec.h kMaxChunk)
+constexpr size_t kBig = 128 * 1024;   // a fast-path chunk (Links::kMaxData)
+constexpr uint64_t kConn = 7;
+
+Bytes pattern(size_t n, uint64_t from = 0) {
+  Bytes b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>((from + i) * 131 + 7);
+  return b;
+}
+
+// The receiving end: a RecvSide that answers each transmit as the peer would (limit of its ack).
+struct Peer {
+  RecvSide rx{1 << 20, 0, 64};
+  Bytes got;
+  uint64_t deliver(const SendSide::Transmit& t) {
+    EXPECT_EQ(rx.on_data(t.offset, t.data), RecvSide::Got::kOk);
+    return rx.buffer().limit();
+  }
+  void drain() {
+    Bytes b = rx.read(std::nullopt);
+    got.insert(got.end(), b.begin(), b.end());
+  }
+};
+
+std::vector<uint64_t> offsets(const std::vector<SendSide::Transmit>& ts) {
+  std::vector<uint64_t> out;
+  for (auto& t : ts) out.push_back(t.offset);
+  return out;
+}
+}  // namespace
+
+TEST(StreamState, InOrderDelivery) {
+  SendSide tx;
+  Peer peer;
+  tx.raise_limit(peer.rx.buffer().limit());
+  Bytes data = pattern(100 * 1024);
+  ASSERT_EQ(tx.write(data, kChunk), data.size());
+  auto ts = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(offsets(ts), (std::vector<uint64_t>{0, kChunk, 2 * kChunk, 3 * kChunk}));
+  EXPECT_EQ(tx.in_flight(), 4u);
+  for (auto& t : ts) EXPECT_TRUE(tx.on_ack(kDatagram, t.offset, peer.deliver(t)));
+  EXPECT_TRUE(tx.all_acked());
+  EXPECT_EQ(tx.acked(), data.size());
+  EXPECT_EQ(tx.in_flight(), 0u);
+  EXPECT_TRUE(tx.poll(kDatagram, 0s, kChunk).empty());
+  peer.drain();
+  EXPECT_EQ(peer.got, data);
+}
+
+TEST(StreamState, RetransmitAfterLoss) {
+  SendSide tx;
+  Peer peer;
+  tx.raise_limit(peer.rx.buffer().limit());
+  Bytes data = pattern(3 * kChunk);
+  tx.write(data, kChunk);
+  auto ts = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(ts.size(), 3u);
+  // The middle chunk is lost; the last arrives ahead of the gap and waits there.
+  EXPECT_TRUE(tx.on_ack(kDatagram, 0, peer.deliver(ts[0])));
+  EXPECT_TRUE(tx.on_ack(kDatagram, 2 * kChunk, peer.deliver(ts[2])));
+  EXPECT_EQ(peer.rx.buffer().received(), kChunk);
+  EXPECT_EQ(peer.rx.buffer().ahead_chunks(), 1u);
+  EXPECT_EQ(tx.acked(), kChunk);  // writes complete only up to the gap
+  EXPECT_TRUE(tx.poll(kDatagram, 0s, kChunk).empty());  // still in flight: nothing new
+  EXPECT_TRUE(tx.on_datagram_failed(kChunk, false, 0s));
+  EXPECT_FALSE(tx.on_datagram_failed(kChunk, false, 0s));  // once
+  auto again = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(offsets(again), std::vector<uint64_t>{kChunk});
+  EXPECT_TRUE(tx.on_ack(kDatagram, kChunk, peer.deliver(again[0])));
+  EXPECT_TRUE(tx.all_acked());
+  peer.drain();
+  EXPECT_EQ(peer.got, data);
+}
+
+TEST(StreamState, FastPathDownGoesAgainAsDatagramsCutSmaller) {
+  SendSide tx;
+  Peer peer;
+  tx.raise_limit(peer.rx.buffer().limit());
+  Bytes data = pattern(2 * kBig);
+  tx.write(data, kBig);
+  auto fast = tx.poll(kConn, 0s, kChunk);
+  ASSERT_EQ(fast.size(), 2u);
+  EXPECT_EQ(fast[0].path, kConn);
+  EXPECT_EQ(fast[0].data.size(), kBig);
+  EXPECT_EQ(tx.in_flight(), 0u);  // the datagram cap counts datagrams only
+  EXPECT_TRUE(tx.on_ack(kConn, 0, peer.deliver(fast[0])));
+  tx.on_path_down(kConn);
+  // The ack of what the dead connection carried is ignored (the chunk is no longer in flight there).
+  EXPECT_FALSE(tx.on_ack(kConn, kBig, peer.rx.buffer().limit()));
+  EXPECT_EQ(tx.ignored_acks(), 1u);
+  auto dgrams = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(dgrams.size(), kBig / kChunk);  // re-cut for the datagram path
+  for (size_t i = 0; i < dgrams.size(); ++i) {
+    EXPECT_EQ(dgrams[i].path, kDatagram);
+    EXPECT_EQ(dgrams[i].offset, kBig + i * kChunk);
+    EXPECT_EQ(dgrams[i].data.size(), kChunk);
+  }
+  for (auto& t : dgrams) EXPECT_TRUE(tx.on_ack(kDatagram, t.offset, peer.deliver(t)));
+  EXPECT_TRUE(tx.all_acked());
+  peer.drain();
+  EXPECT_EQ(peer.got, data);
+}
+
+TEST(StreamState, RefusedOnFastPathGoesAsDatagramWhileFastPathIsUp) {
+  SendSide tx;
+  tx.raise_limit(1 << 20);
+  tx.write(pattern(2 * kBig), kBig);
+  ASSERT_EQ(tx.poll(kConn, 0s, kChunk).size(), 2u);
+  EXPECT_FALSE(tx.on_refused(kConn + 1, 0));  // another connection: not its chunk
+  EXPECT_TRUE(tx.on_refused(kConn, 0));
+  auto ts = tx.poll(kConn, 0s, kChunk);
+  ASSERT_EQ(ts.size(), kBig / kChunk);  // only the refused chunk, cut, and never on the fast path again
+  for (auto& t : ts) EXPECT_EQ(t.path, kDatagram);
+  for (auto& t : ts) EXPECT_TRUE(tx.on_datagram_failed(t.offset, false, 0s));
+  for (auto& t : tx.poll(kConn, 0s, kChunk)) EXPECT_EQ(t.path, kDatagram);
+}
+
+TEST(StreamState, CreditLimitsWrites) {
+  SendSide tx;
+  EXPECT_EQ(tx.write(pattern(10), kChunk), 0u);  // no credit before the peer's window is known
+  tx.raise_limit(64 * 1024);
+  EXPECT_EQ(tx.write(pattern(100 * 1024), kChunk), 64u * 1024);
+  EXPECT_EQ(tx.credit(), 0u);
+  EXPECT_EQ(tx.write(pattern(1), kChunk), 0u);
+  tx.raise_limit(1000);  // stale
+  EXPECT_EQ(tx.limit(), 64u * 1024);
+  auto ts = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(ts.size(), 2u);
+  EXPECT_TRUE(tx.on_ack(kDatagram, 0, 96 * 1024));  // the peer read some: more credit
+  EXPECT_EQ(tx.credit(), 32u * 1024);
+}
+
+TEST(StreamState, InFlightCapAndBusyBackoff) {
+  SendSide tx;
+  tx.raise_limit(1 << 20);
+  tx.write(pattern(1 << 20), kChunk);
+  auto ts = tx.poll(kDatagram, 0s, kChunk);
+  EXPECT_EQ(ts.size(), SendSide::kMaxInFlight);
+  EXPECT_TRUE(tx.poll(kDatagram, 0s, kChunk).empty());
+  EXPECT_TRUE(tx.on_ack(kDatagram, 0, 2 << 20));
+  EXPECT_EQ(offsets(tx.poll(kDatagram, 0s, kChunk)), std::vector<uint64_t>{SendSide::kMaxInFlight * kChunk});
+  // The peer had no room: nothing goes as a datagram until the backoff ends; the fast path is not held back.
+  EXPECT_FALSE(tx.wake_at());
+  EXPECT_TRUE(tx.on_datagram_failed(kChunk, true, 1s));
+  ASSERT_TRUE(tx.wake_at());
+  EXPECT_EQ(*tx.wake_at(), 1s + SendSide::kBackoff);
+  EXPECT_TRUE(tx.poll(kDatagram, 1s + 100ms, kChunk).empty());
+  tx.clear_backoff(1s + 100ms);
+  EXPECT_TRUE(tx.wake_at());  // not over yet
+  EXPECT_EQ(offsets(tx.poll(kDatagram, *tx.wake_at(), kChunk)), std::vector<uint64_t>{kChunk});
+  tx.clear_backoff(1s + SendSide::kBackoff);
+  EXPECT_FALSE(tx.wake_at());
+}
+
+TEST(StreamState, DuplicateAndOutOfWindowDataDroppedAndCounted) {
+  RecvSide rx(64 * 1024, 0, 4);
+  Bytes a = pattern(kChunk);
+  EXPECT_EQ(rx.on_data(0, ByteView(a)), RecvSide::Got::kOk);
+  EXPECT_EQ(rx.on_data(0, ByteView(a)), RecvSide::Got::kOk);  // acknowledged again, stored once
+  EXPECT_EQ(rx.duplicates(), 1u);
+  EXPECT_EQ(rx.buffer().unread(), kChunk);
+  Bytes far = pattern(kChunk, 64 * 1024);
+  EXPECT_EQ(rx.on_data(64 * 1024, ByteView(far)), RecvSide::Got::kBeyondWindow);
+  EXPECT_EQ(rx.on_data(40 * 1024, ByteView(far)), RecvSide::Got::kBeyondWindow);  // ends past the limit
+  EXPECT_EQ(rx.beyond_window(), 2u);
+  EXPECT_EQ(rx.buffer().received(), kChunk);
+  EXPECT_EQ(rx.buffer().ahead_chunks(), 0u);
+  // Too many chunks ahead of a gap: refused (the writer keeps them), not counted as beyond the window.
+  RecvSide few(1 << 20, 0, 2);
+  Bytes one = pattern(1);
+  EXPECT_EQ(few.on_data(10, ByteView(one)), RecvSide::Got::kOk);
+  EXPECT_EQ(few.on_data(20, ByteView(one)), RecvSide::Got::kOk);
+  EXPECT_EQ(few.on_data(30, ByteView(one)), RecvSide::Got::kTooManyAhead);
+  EXPECT_EQ(few.beyond_window(), 0u);
+}
+
+TEST(StreamState, WindowUpdateWhenWorthIt) {
+  RecvSide rx(64 * 1024, 0, 4);
+  Bytes a = pattern(kChunk);
+  rx.on_data(0, ByteView(a));
+  EXPECT_EQ(rx.read(8 * 1024).size(), 8u * 1024);
+  EXPECT_FALSE(rx.window_update());  // an eighth of the window freed, the writer not stalled
+  EXPECT_EQ(rx.read(8 * 1024).size(), 8u * 1024);
+  EXPECT_EQ(rx.window_update(), 80u * 1024);  // a quarter
+  EXPECT_FALSE(rx.window_update());
+  // A writer that used all it was told may be stalled: any read is worth an update.
+  RecvSide full(64 * 1024, 0, 4);
+  Bytes w = pattern(64 * 1024);
+  full.on_data(0, ByteView(w));
+  EXPECT_EQ(full.read(1).size(), 1u);
+  EXPECT_EQ(full.window_update(), 64u * 1024 + 1);
+}
+
+TEST(StreamState, ResetDropsUnackedAndIgnoresLateAcks) {
+  SendSide tx;
+  tx.raise_limit(1 << 20);
+  tx.write(pattern(3 * kChunk), kChunk);
+  auto ts = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(ts.size(), 3u);
+  EXPECT_TRUE(tx.on_ack(kDatagram, 0, 1 << 20));
+  EXPECT_FALSE(tx.all_acked());  // a close waits for this
+  tx.reset();
+  EXPECT_TRUE(tx.all_acked());
+  EXPECT_EQ(tx.in_flight(), 0u);
+  EXPECT_EQ(tx.acked(), tx.written());
+  EXPECT_FALSE(tx.on_ack(kDatagram, kChunk, 1 << 20));
+  EXPECT_FALSE(tx.on_datagram_failed(2 * kChunk, false, 0s));
+  EXPECT_EQ(tx.ignored_acks(), 1u);
+  EXPECT_TRUE(tx.poll(kDatagram, 0s, kChunk).empty());
+}
+
+TEST(StreamState, AckOnlyFromThePathCarryingTheChunk) {
+  SendSide tx;
+  tx.raise_limit(1 << 20);
+  tx.write(pattern(kChunk), kChunk);
+  EXPECT_FALSE(tx.on_ack(kDatagram, 0, 1 << 20));  // not sent yet
+  ASSERT_EQ(tx.poll(kConn, 0s, kChunk).size(), 1u);
+  EXPECT_FALSE(tx.on_ack(kDatagram, 0, 1 << 20));
+  EXPECT_FALSE(tx.on_ack(kConn + 1, 0, 1 << 20));
+  EXPECT_FALSE(tx.on_ack(kConn, 5, 1 << 20));  // no chunk there
+  EXPECT_EQ(tx.ignored_acks(), 4u);
+  EXPECT_TRUE(tx.on_ack(kConn, 0, 1 << 20));
+  EXPECT_FALSE(tx.on_ack(kConn, 0, 1 << 20));  // a duplicate
+  EXPECT_TRUE(tx.all_acked());
+}
