@@ -26,9 +26,18 @@ struct Peer {
     EXPECT_EQ(rx.on_data(t.offset, t.data), RecvSide::Got::kOk);
     return rx.buffer().limit();
   }
-  void drain() {
+  // Gives `tx` this peer's window and writes n bytes into it in chunks of `chunk`; returns them.
+  Bytes start(SendSide& tx, size_t n, size_t chunk) {
+    tx.raise_limit(rx.buffer().limit());
+    Bytes data = pattern(n);
+    EXPECT_EQ(tx.write(data, chunk), n);
+    return data;
+  }
+  // Everything read so far, after reading what is buffered now.
+  const Bytes& drain() {
     Bytes b = rx.read(std::nullopt);
     got.insert(got.end(), b.begin(), b.end());
+    return got;
   }
 };
 
@@ -37,14 +46,16 @@ std::vector<uint64_t> offsets(const std::vector<SendSide::Transmit>& ts) {
   for (auto& t : ts) out.push_back(t.offset);
   return out;
 }
-}  // namespace
-
-TEST(StreamState, InOrderDelivery) {
+// Each test's sender and, where it takes part, its peer.
+class StreamState : public ::testing::Test {
+ protected:
   SendSide tx;
   Peer peer;
-  tx.raise_limit(peer.rx.buffer().limit());
-  Bytes data = pattern(100 * 1024);
-  ASSERT_EQ(tx.write(data, kChunk), data.size());
+};
+}  // namespace
+
+TEST_F(StreamState, InOrderDelivery) {
+  Bytes data = peer.start(tx, 100 * 1024, kChunk);
   auto ts = tx.poll(kDatagram, 0s, kChunk);
   ASSERT_EQ(offsets(ts), (std::vector<uint64_t>{0, kChunk, 2 * kChunk, 3 * kChunk}));
   EXPECT_EQ(tx.in_flight(), 4u);
@@ -53,16 +64,11 @@ TEST(StreamState, InOrderDelivery) {
   EXPECT_EQ(tx.acked(), data.size());
   EXPECT_EQ(tx.in_flight(), 0u);
   EXPECT_TRUE(tx.poll(kDatagram, 0s, kChunk).empty());
-  peer.drain();
-  EXPECT_EQ(peer.got, data);
+  EXPECT_EQ(peer.drain(), data);
 }
 
-TEST(StreamState, RetransmitAfterLoss) {
-  SendSide tx;
-  Peer peer;
-  tx.raise_limit(peer.rx.buffer().limit());
-  Bytes data = pattern(3 * kChunk);
-  tx.write(data, kChunk);
+TEST_F(StreamState, RetransmitAfterLoss) {
+  Bytes data = peer.start(tx, 3 * kChunk, kChunk);
   auto ts = tx.poll(kDatagram, 0s, kChunk);
   ASSERT_EQ(ts.size(), 3u);
   // The middle chunk is lost; the last arrives ahead of the gap and waits there.
@@ -78,16 +84,11 @@ TEST(StreamState, RetransmitAfterLoss) {
   ASSERT_EQ(offsets(again), std::vector<uint64_t>{kChunk});
   EXPECT_TRUE(tx.on_ack(kDatagram, kChunk, peer.deliver(again[0])));
   EXPECT_TRUE(tx.all_acked());
-  peer.drain();
-  EXPECT_EQ(peer.got, data);
+  EXPECT_EQ(peer.drain(), data);
 }
 
-TEST(StreamState, FastPathDownGoesAgainAsDatagramsCutSmaller) {
-  SendSide tx;
-  Peer peer;
-  tx.raise_limit(peer.rx.buffer().limit());
-  Bytes data = pattern(2 * kBig);
-  tx.write(data, kBig);
+TEST_F(StreamState, FastPathDownGoesAgainAsDatagramsCutSmaller) {
+  Bytes data = peer.start(tx, 2 * kBig, kBig);
   auto fast = tx.poll(kConn, 0s, kChunk);
   ASSERT_EQ(fast.size(), 2u);
   EXPECT_EQ(fast[0].path, kConn);
@@ -107,12 +108,10 @@ TEST(StreamState, FastPathDownGoesAgainAsDatagramsCutSmaller) {
   }
   for (auto& t : dgrams) EXPECT_TRUE(tx.on_ack(kDatagram, t.offset, peer.deliver(t)));
   EXPECT_TRUE(tx.all_acked());
-  peer.drain();
-  EXPECT_EQ(peer.got, data);
+  EXPECT_EQ(peer.drain(), data);
 }
 
-TEST(StreamState, RefusedOnFastPathGoesAsDatagramWhileFastPathIsUp) {
-  SendSide tx;
+TEST_F(StreamState, RefusedOnFastPathGoesAsDatagramWhileFastPathIsUp) {
   tx.raise_limit(1 << 20);
   tx.write(pattern(2 * kBig), kBig);
   ASSERT_EQ(tx.poll(kConn, 0s, kChunk).size(), 2u);
@@ -125,8 +124,7 @@ TEST(StreamState, RefusedOnFastPathGoesAsDatagramWhileFastPathIsUp) {
   for (auto& t : tx.poll(kConn, 0s, kChunk)) EXPECT_EQ(t.path, kDatagram);
 }
 
-TEST(StreamState, CreditLimitsWrites) {
-  SendSide tx;
+TEST_F(StreamState, CreditLimitsWrites) {
   EXPECT_EQ(tx.write(pattern(10), kChunk), 0u);  // no credit before the peer's window is known
   tx.raise_limit(64 * 1024);
   EXPECT_EQ(tx.write(pattern(100 * 1024), kChunk), 64u * 1024);
@@ -140,8 +138,7 @@ TEST(StreamState, CreditLimitsWrites) {
   EXPECT_EQ(tx.credit(), 32u * 1024);
 }
 
-TEST(StreamState, InFlightCapAndBusyBackoff) {
-  SendSide tx;
+TEST_F(StreamState, InFlightCapAndBusyBackoff) {
   tx.raise_limit(1 << 20);
   tx.write(pattern(1 << 20), kChunk);
   auto ts = tx.poll(kDatagram, 0s, kChunk);
@@ -162,7 +159,7 @@ TEST(StreamState, InFlightCapAndBusyBackoff) {
   EXPECT_FALSE(tx.wake_at());
 }
 
-TEST(StreamState, DuplicateAndOutOfWindowDataDroppedAndCounted) {
+TEST_F(StreamState, DuplicateAndOutOfWindowDataDroppedAndCounted) {
   RecvSide rx(64 * 1024, 0, 4);
   Bytes a = pattern(kChunk);
   EXPECT_EQ(rx.on_data(0, ByteView(a)), RecvSide::Got::kOk);
@@ -184,7 +181,7 @@ TEST(StreamState, DuplicateAndOutOfWindowDataDroppedAndCounted) {
   EXPECT_EQ(few.beyond_window(), 0u);
 }
 
-TEST(StreamState, WindowUpdateWhenWorthIt) {
+TEST_F(StreamState, WindowUpdateWhenWorthIt) {
   RecvSide rx(64 * 1024, 0, 4);
   Bytes a = pattern(kChunk);
   rx.on_data(0, ByteView(a));
@@ -201,8 +198,7 @@ TEST(StreamState, WindowUpdateWhenWorthIt) {
   EXPECT_EQ(full.window_update(), 64u * 1024 + 1);
 }
 
-TEST(StreamState, ResetDropsUnackedAndIgnoresLateAcks) {
-  SendSide tx;
+TEST_F(StreamState, ResetDropsUnackedAndIgnoresLateAcks) {
   tx.raise_limit(1 << 20);
   tx.write(pattern(3 * kChunk), kChunk);
   auto ts = tx.poll(kDatagram, 0s, kChunk);
@@ -219,8 +215,7 @@ TEST(StreamState, ResetDropsUnackedAndIgnoresLateAcks) {
   EXPECT_TRUE(tx.poll(kDatagram, 0s, kChunk).empty());
 }
 
-TEST(StreamState, AckOnlyFromThePathCarryingTheChunk) {
-  SendSide tx;
+TEST_F(StreamState, AckOnlyFromThePathCarryingTheChunk) {
   tx.raise_limit(1 << 20);
   tx.write(pattern(kChunk), kChunk);
   EXPECT_FALSE(tx.on_ack(kDatagram, 0, 1 << 20));  // not sent yet
