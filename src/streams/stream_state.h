@@ -8,9 +8,11 @@
 // Neither touches a socket, a clock (time is passed in), a callback or randomness: the transport adapters
 // in streams.cc do, and tests/stream_state_test.cc drives both by hand.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "storjnet/bytes.h"
