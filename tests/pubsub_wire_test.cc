@@ -200,6 +200,69 @@ TEST(PubsubServing, ExactlyServingOfTheSharedHoldersDeliverAndTheChoiceVariesPer
   EXPECT_TRUE(serves(id, dht_key("o1"), subscriber, {}, others, 8));
 }
 
+// Crowding (pubsub/serving.h): the holders a lookup finds near a key, against the density a node sees where it
+// stands. About 1 in an honest network, rarely 2; large with ids placed near the key, whether packed on it or
+// spread at a density that merely doubles the region's.
+namespace {
+NodeId placed_near(const NodeId& key, const NodeId& random, int shared_bits) {
+  auto d = random.bytes();
+  for (int i = 0; i < shared_bits; ++i) d[static_cast<size_t>(i / 8)] &= static_cast<uint8_t>(~(0x80 >> (i % 8)));
+  return key ^ NodeId(d);
+}
+// The n ids of `ids` closest to `target`, `target` itself left out.
+std::vector<NodeId> closest_of(const std::vector<NodeId>& ids, const NodeId& target, size_t n) {
+  std::vector<NodeId> out;
+  for (const auto& id : ids)
+    if (id != target) out.push_back(id);
+  std::sort(out.begin(), out.end(), [&](const NodeId& a, const NodeId& b) { return (a ^ target) < (b ^ target); });
+  out.resize(std::min(n, out.size()));
+  return out;
+}
+}  // namespace
+
+TEST(PubsubServing, CrowdingTellsIdsPlacedNearAKeyFromTheNetworksDensity) {
+  std::vector<NodeId> net;
+  for (int i = 0; i < 5000; ++i) net.push_back(dht_key("node" + std::to_string(i)));
+  const size_t k = 20;
+  // Honest: over 200 keys seen from 200 nodes, crowding stays near 1 and reaches 2 rarely.
+  size_t crowded = 0;
+  std::vector<double> seen;
+  for (int t = 0; t < 200; ++t) {
+    const NodeId key = dht_key("topic" + std::to_string(t));
+    const NodeId& self = net[static_cast<size_t>(t) * 25];
+    const NodeId radius = closest_of(net, self, k).back() ^ self;
+    seen.push_back(crowding(key, closest_of(net, key, k), radius, k));
+    crowded += seen.back() >= 2.0;
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_GT(seen[100], 0.8);
+  EXPECT_LT(seen[100], 1.25);
+  EXPECT_LE(crowded, 6u);  // at most 3%
+  // Attacked keys, judged by 50 observers each (each sees the density where it stands; that estimate's spread
+  // is what lets a few miss): the farthest of the 20 found tells how many of them are extra.
+  const NodeId key = dht_key("news");
+  const auto detected = [&](const std::vector<NodeId>& ids) {
+    const auto found = closest_of(ids, key, k);
+    size_t n = 0;
+    for (size_t o = 0; o < 50; ++o) n += crowding(key, found, closest_of(net, net[o], k).back() ^ net[o], k) >= 2.0;
+    return n;
+  };
+  EXPECT_LE(detected(net), 5u);
+  // 15 ids placed on the key (16 bits shared, where 5,000 nodes leave nobody): 15 of the 20 holders.
+  std::vector<NodeId> attacked = net;
+  for (int j = 0; j < 15; ++j) attacked.push_back(placed_near(key, dht_key("p" + std::to_string(j)), 16));
+  EXPECT_GE(detected(attacked), 40u);
+  // 40 ids spread evenly over the region that holds the key's 20 honest closest (its first 8 bits): nothing
+  // stands out among the 20 found but their number, which the density seen elsewhere gives away.
+  attacked = net;
+  for (int j = 0; j < 40; ++j) attacked.push_back(placed_near(key, dht_key("q" + std::to_string(j)), 8));
+  EXPECT_GE(detected(attacked), 45u);
+  // Too few found to judge, or no density known: 0.
+  const NodeId radius = closest_of(net, net[7], k).back() ^ net[7];
+  EXPECT_EQ(crowding(key, closest_of(net, key, 9), radius, k), 0.0);
+  EXPECT_EQ(crowding(key, closest_of(net, key, k), NodeId{}, k), 0.0);
+}
+
 // Dedupe keys: a delivery is keyed by its content, a holder's copy by its sender.
 TEST(PubsubServing, DedupeKeysBindContentAndSender) {
   NotifyBody a;

@@ -366,6 +366,62 @@ TEST(SybilPubsub, DroppingHoldersClosestToTheKeyDoNotSilenceATopic) {
   EXPECT_GE(of_50, 49u);
 }
 
+// 16 attackers place their ids near a topic's key (6 bits shared, where 200 honest nodes put 3 or 4), so they
+// are 16 of its 20 holders, and acknowledge events and drop them. Serving 8 of the 20, an event would be lost
+// for a subscriber whenever all 8 chosen are attackers: C(16,8)/C(20,8) = 10% of deliveries. The subscribers see
+// the holders packed near the key (pubsub/serving.h crowding()) and register naming none, and so does the
+// publisher with its events, so every holder serves them and the 4 honest ones deliver everything; with that
+// check off (crowded = 0) the attack works.
+namespace {
+size_t delivered_with_placed_droppers(double crowded, uint64_t* crowded_registrations) {
+  SimConfig c;
+  c.seed = 11;
+  c.node.pubsub.quasar = false;  // the rendezvous alone
+  c.node.pubsub.crowded = crowded;
+  Simulator sim(c);
+  for (int i = 0; i < 200; ++i) sim.add_node();
+  const NodeId key = dht_key("news");
+  std::vector<size_t> attackers;
+  for (uint32_t seed = 0; attackers.size() < 16; ++seed) {
+    std::array<uint8_t, 32> s{};
+    s[0] = 0xa7;
+    for (int b = 0; b < 4; ++b) s[1 + b] = static_cast<uint8_t>(seed >> (8 * b));
+    Identity id = Identity::from_seed(s);
+    if (Identity::id_of(id.public_key()).common_prefix_bits(key) >= 6) attackers.push_back(sim.add_node(c.node, id));
+  }
+  EXPECT_EQ(sim::join_network(sim, 11), sim.size());
+  sim.run_for(5s);
+  for (size_t a : attackers)
+    NodeInternals::engine(sim.node(a)).set_handler(Method::kQuasarNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
+  std::vector<size_t> subscribers;
+  for (size_t i = 0; subscribers.size() < 10; i += 17) subscribers.push_back(i);
+  const size_t publisher = 199;
+  for (size_t i : subscribers) sim.node(i).pubsub().subscribe("news");
+  sim.run_for(5s);
+  for (int e = 0; e < 40; ++e) {
+    sim.node(publisher).pubsub().publish("news", test::event_json(static_cast<uint64_t>(e)));
+    sim.run_for(300ms);
+  }
+  sim.run_for(5s);
+  size_t delivered = 0;
+  *crowded_registrations = 0;
+  for (size_t i : subscribers) {
+    delivered += sim.node(i).pubsub().take_events("news").size();
+    *crowded_registrations += sim.node(i).pubsub().stats().crowded_registrations;
+  }
+  *crowded_registrations += sim.node(publisher).pubsub().stats().crowded_events;
+  return delivered;
+}
+}  // namespace
+
+TEST(SybilPubsub, IdsPlacedAroundATopicDoNotSilenceIt) {
+  uint64_t crowded = 0;
+  EXPECT_EQ(delivered_with_placed_droppers(2.0, &crowded), 400u);
+  EXPECT_GE(crowded, 10u);  // the subscribers and the publisher saw the crowd
+  EXPECT_LT(delivered_with_placed_droppers(0, &crowded), 395u);
+  EXPECT_EQ(crowded, 0u);
+}
+
 // A renewal that arrives while the holder is still proving the subscriber's endpoint (a subscribe and its
 // quick re-registration) is applied when the proof ends; before, the proof's statement was no longer the
 // newest and the newest was not the one being proven, so neither was held until the next renewal.

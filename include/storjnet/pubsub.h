@@ -60,6 +60,10 @@ struct PubsubConfig {
   // measured delivery under attack). Fewer than 2 x `serving` holders shared: every shared holder serves.
   size_t holders = 20;
   size_t serving = 8;
+  // direct: a subscriber (or publisher) whose lookup found the topic's holders this many times denser near the
+  // key than the network's density allows (pubsub/serving.h crowding(): ids placed near the key) names no
+  // holders in its registration (or event), so every holder serves it (docs/protocol.md 10.8). 0: never.
+  double crowded = 2.0;
   size_t route_candidates = 5;     // next hops tried, closest first, when one does not acknowledge
   Duration route_timeout = 600ms;  // per hop, retries included
   int route_attempts = 2;
@@ -84,6 +88,9 @@ struct PubsubStats {
   uint64_t events_routed_ahead = 0;
   // direct rendezvous: held subscribers a holder left to the other holders chosen for an event
   uint64_t serve_skipped = 0;
+  // direct rendezvous: registrations and events that asked every holder to serve (the holders found looked
+  // crowded near the key)
+  uint64_t crowded_registrations = 0, crowded_events = 0;
   // bad input and bounds (each drop reason counted)
   uint64_t malformed = 0, wrong_size_filters = 0, saturated_levels = 0, too_large = 0, bad_event_json = 0;
   uint64_t ttl_clamped = 0, publishers_truncated = 0, fanout_capped = 0, in_filters_rejected = 0;

@@ -87,6 +87,8 @@ struct Pubsub::Impl {
   // when we are among them), from the holder cache or one disjoint-path lookup shared by concurrent callers.
   void with_holders(const NodeId& key, std::function<void(const std::vector<Contact>&)> then);
   std::vector<Contact> pick_holders(const NodeId& key, std::vector<Contact> found);
+  // Whether the holders found for `key` sit packed near it (pubsub/serving.h crowding() >= cfg.crowded).
+  bool crowded_holders(const NodeId& key, const std::vector<NodeId>& found) const;
   void send_register(const pubsub::RegisterBody& body, const std::vector<Contact>& holders);
   // To the holders; while they are not known yet, also along the greedy route (ahead of the lookup).
   void send_event(const pubsub::NotifyBody& ev);

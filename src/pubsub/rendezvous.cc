@@ -79,10 +79,24 @@ void Pubsub::Impl::register_topic(const NodeId& key, bool subscribe) {
       for (auto& [t, s] : subs)
         if (s.key == b.topic_key) s.registered_alone = true;
     // The statement names the holders it is sent to: they serve us by rank among them (pubsub/serving.h).
+    // Unless they look packed near the key (ids placed there, most of them likely one attacker's): then it
+    // names none, and every holder it registers at serves it.
     for (const auto& h : hs) b.holders.push_back(h.id);
+    if (crowded_holders(b.topic_key, b.holders)) {
+      ++st.crowded_registrations;
+      b.holders.clear();
+    }
     sign(b);
     send_register(b, hs);
   });
+}
+
+bool Pubsub::Impl::crowded_holders(const NodeId& key, const std::vector<NodeId>& found) const {
+  if (cfg.crowded <= 0) return false;
+  const size_t k = dht.config().k;
+  const auto near = dht.closest_known(engine.id(), k);
+  if (near.size() < k) return false;  // too few contacts to know the network's density
+  return crowding(key, found, near.back().id ^ engine.id(), k) >= cfg.crowded;
 }
 
 std::vector<Contact> Pubsub::Impl::pick_holders(const NodeId& key, std::vector<Contact> found) {
@@ -165,9 +179,14 @@ void Pubsub::Impl::send_event(const NotifyBody& event) {
   NotifyBody ev = event;
   ev.kind = NotifyKind::kServe;  // "deliver to the subscribers you serve among these holders"
   ev.ttl = 0;
-  with_holders(key, [this, ev](const std::vector<Contact>& hs) mutable {
+  with_holders(key, [this, key, ev](const std::vector<Contact>& hs) mutable {
     ev.publishers.clear();
     for (const auto& h : hs) ev.publishers.push_back(h.id);
+    // Holders packed near the key: name none, so every holder serves every subscriber it holds.
+    if (crowded_holders(key, ev.publishers)) {
+      ++st.crowded_events;
+      ev.publishers.clear();
+    }
     const Bytes bytes = encode_notify(ev);
     const RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
     for (const auto& h : hs) {

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace storjnet::pubsub {
@@ -44,6 +45,26 @@ bool serves(const EventId& id, const NodeId& me, const NodeId& subscriber, const
     }
   }
   return true;
+}
+
+double distance_fraction(const NodeId& distance) {
+  double f = 0, scale = 1;
+  for (size_t i = 0; i < 8; ++i) {
+    scale /= 256;
+    f += distance.bytes()[i] * scale;
+  }
+  return f;
+}
+
+double crowding(const NodeId& key, const std::vector<NodeId>& found, const NodeId& own_radius, size_t k) {
+  if (k == 0 || found.size() < (k + 1) / 2) return 0;
+  const double radius = distance_fraction(own_radius);
+  double farthest = 0;
+  for (const auto& id : found) farthest = std::max(farthest, distance_fraction(id ^ key));
+  if (radius <= 0) return 0;
+  const double expected = radius * double(found.size()) / double(k);
+  // Every node found sits on the key (all within 2^-64 of it): as crowded as can be measured.
+  return farthest > 0 ? expected / farthest : expected * 0x1p64;
 }
 
 EventId per_sender(const EventId& id, const NodeId& sender) {

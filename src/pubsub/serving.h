@@ -31,6 +31,17 @@ uint64_t serving_score(const EventId& id, const NodeId& subscriber, const NodeId
 bool serves(const EventId& id, const NodeId& me, const NodeId& subscriber, const std::vector<NodeId>& subscriber_holders,
             const HolderSet& publisher_holders, size_t serving);
 
+// A distance (an XOR of two ids) as a fraction of the id space, from its leading 64 bits.
+double distance_fraction(const NodeId& distance);
+
+// How many times denser than the network's density the nodes a lookup `found` near `key` are. The density is
+// what the caller sees where it stands: its own k-th closest contact is `own_radius` away, so the n-th
+// closest node to any key is expected about own_radius * n / k away. The result is that expectation for the
+// farthest of `found` over its distance: about 1 in an honest network (its spread is that of two k-th
+// neighbour distances, a factor 1.5 either way is common, 2 is rare), and large when ids were placed near the
+// key. 0 when it cannot be judged (fewer than k / 2 found, or a zero radius).
+double crowding(const NodeId& key, const std::vector<NodeId>& found, const NodeId& own_radius, size_t k);
+
 // The dedupe key of an event as sent by `sender` (a holder handles the publisher's copy even when another
 // node sent the same id first).
 EventId per_sender(const EventId& id, const NodeId& sender);

@@ -95,6 +95,13 @@ struct AdversaryResult {
   // honest nodes' pubsub: registrations whose endpoint did not answer the proof; registrations and events
   // refused by the holder and lookup-wait bounds
   uint64_t honest_registrations_unverified = 0, honest_held_rejected = 0;
+  // honest subscribers' registrations and publishers' events that found their holders crowded near the key
+  // and asked all to serve
+  uint64_t honest_crowded_registrations = 0, honest_crowded_events = 0;
+  // After the measurement, each subscriber looks up its topic's k closest again (Dht::closest, as pubsub does):
+  // the share of attackers in what it found, the same share among the network's true k closest, and the share
+  // of the true k closest it found.
+  double holder_lookup_attacker_ratio = 0, true_closest_attacker_ratio = 0, holder_lookup_recall = 0;
 };
 
 AdversaryResult run_adversary(const AdversaryConfig& config);
