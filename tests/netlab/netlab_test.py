@@ -97,6 +97,23 @@ class Lab:
             raise RuntimeError(f"rpc on {host}: curl exit {p.returncode}: {p.stderr.strip()}")
         return json.loads(p.stdout)
 
+    def status(self, host, timeout=30):
+        """GET /api/status of host's node (docs/api.md)."""
+        with open(f"{self.state}/node/{host}/data/.cookie") as f:
+            token = f.readline().strip()
+        p = subprocess.run(
+            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-sS", "--max-time", str(timeout),
+             "-H", f"Authorization: Bearer {token}", "http://127.0.0.1:5000/api/status"],
+            capture_output=True, text=True, timeout=timeout + 10)
+        if p.returncode != 0:
+            raise RuntimeError(f"/api/status on {host}: curl exit {p.returncode}: {p.stderr.strip()}")
+        return json.loads(p.stdout)
+
+    def node_port(self, host):
+        """As scripts/netlab's node_port: upnpN listens on 4000+N-1 (they share one router), the others on 4000."""
+        m = re.fullmatch(r"upnp(\d+)", host)
+        return 4000 + int(m.group(1)) - 1 if m else 4000
+
     def call(self, host, method, params=None):
         r = self.rpc_raw(host, {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
         if "error" in r:
@@ -425,6 +442,144 @@ def measure_nat_to_nat(lab):
         result_json({"bench": "netlab_kind_pairs", "pair": k, **v})
 
 
+# ---------------------------------------------------------------------------------------- port mapping
+
+def router_mappings(lab):
+    """The UPnP router's forwards, from its nftables chain: {(internal ip, internal port): external port}."""
+    router = lab.hosts[lab.of_kind("upnp")[0]]["router"]
+    out = subprocess.run(["ip", "netns", "exec", router, "nft", "list", "chain", "inet", "upnp", "prerouting_miniupnpd"],
+                         capture_output=True, text=True, timeout=30).stdout
+    found = {}
+    for m in re.finditer(r"th dport (\d+) dnat ip to ([\d.]+):(\d+)", out):
+        found[(m.group(2), int(m.group(3)))] = int(m.group(1))
+    return found
+
+
+def upnpc_list(lab):
+    """`upnpc -l` from a LAN host: the IGD's own list of mappings, as (external port, internal ip:port) pairs."""
+    host = lab.of_kind("upnp")[0]
+    p = subprocess.run(["ip", "netns", "exec", lab.hosts[host]["ns"], "upnpc", "-l"], capture_output=True, text=True,
+                       timeout=60)
+    return set((int(m.group(1)), m.group(2)) for m in re.finditer(r"UDP\s+(\d+)->([\d.]+:\d+)", p.stdout))
+
+
+def check_port_mapping(lab, mapping_on):
+    """Every upnp host's node mapped its own port on the router (its /api/status, the router's rules and the
+    IGD's list agree), or, with --no-port-mapping, none did."""
+    hosts = lab.of_kind("upnp")
+    if not hosts:
+        return
+    want = {h: f"{lab.hosts[h]['wan']}:{lab.node_port(h)}" for h in hosts}
+    deadline = time.monotonic() + POLL_SECONDS
+    while True:
+        st = parallel(lambda h: lab.status(h).get("port_mapping", {}), hosts)
+        done = [h for h in hosts if (st[h].get("state") == "mapped") == mapping_on]
+        if len(done) == len(hosts) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    rules = router_mappings(lab)
+    listed = upnpc_list(lab)
+    for h in hosts:
+        pm, addr, port = st[h], lab.hosts[h]["addr"], lab.node_port(h)
+        if mapping_on:
+            check(pm.get("state") == "mapped" and pm.get("external") == want[h],
+                  f"port mapping on {h}: {pm}, expected {want[h]} mapped")
+            check(rules.get((addr, port)) == port, f"router has no forward of {port} to {h} ({addr}:{port}): {rules}")
+            check((port, f"{addr}:{port}") in listed, f"upnpc -l does not list {port}->{addr}:{port}: {listed}")
+        else:
+            check(pm.get("state") == "off", f"port mapping on {h} with --no-port-mapping: {pm}")
+            check((addr, port) not in rules, f"router forwards {port} to {h} with --no-port-mapping")
+    after = [st[h].get("mapped_after_s") for h in hosts if st[h].get("mapped_after_s") is not None]
+    result_json({"bench": "netlab_port_mapping", "mapping": mapping_on, "upnp_hosts": len(hosts),
+                 "mapped": sum(1 for h in hosts if st[h].get("state") == "mapped"),
+                 "protocols": sorted({st[h].get("protocol") for h in hosts if st[h].get("protocol")}),
+                 "router_forwards": len(rules), "upnpc_listed": len(listed),
+                 "mapped_after_s_max": max(after) if after else None,
+                 "mapped_after_s": {h: st[h].get("mapped_after_s") for h in hosts}})
+
+
+def check_reachable(lab, mapping_on):
+    """addresses.reachable (dial-back: a stranger's probe came in unsolicited) per NAT kind. Behind the UPnP
+    router it must become true when the nodes map their ports; elsewhere it is measured."""
+    hosts = list(lab.hosts)
+    upnp = lab.of_kind("upnp")
+    deadline = time.monotonic() + POLL_SECONDS
+    while True:
+        reach = parallel(lambda h: bool(lab.status(h)["addresses"]["reachable"]), hosts)
+        if not mapping_on or all(reach[h] for h in upnp) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    by_kind = {}
+    for h in hosts:
+        k = lab.hosts[h]["kind"]
+        by_kind.setdefault(k, [0, 0])
+        by_kind[k][0] += reach[h]
+        by_kind[k][1] += 1
+    result_json({"bench": "netlab_reachable", "mapping": mapping_on,
+                 **{k: f"{r}/{n}" for k, (r, n) in sorted(by_kind.items())}})
+    if mapping_on:
+        for h in upnp:
+            check(reach[h], f"{h}: addresses.reachable is false with its port mapped (no dial-back reached it)")
+
+
+def check_to_upnp(lab, mapping_on):
+    """message_send from every node behind another router (cone, restricted, symmetric) to every upnp host: the
+    mapped port lets the first packet in. Asserted with port mapping, measured without."""
+    upnp = lab.of_kind("upnp")
+    others = lab.of_kind("cone", "restricted", "symmetric")
+    pairs = [(a, u) for a in others for u in upnp]
+    if not pairs:
+        return
+    res = send_all(lab, pairs, "to_upnp", batched=False)
+    ok = [p for p in pairs if res[p][0] and res[p][1]]
+    by_kind = {}
+    for p in pairs:
+        k = lab.hosts[p[0]]["kind"]
+        by_kind.setdefault(k, [0, 0])
+        by_kind[k][0] += p in ok
+        by_kind[k][1] += 1
+    result_json({"bench": "netlab_to_upnp", "mapping": mapping_on, "pairs": len(pairs), "pairs_ok": len(ok),
+                 "send_ms_p50": pct([res[p][2] for p in ok], 0.5),
+                 **{k: f"{a}/{n}" for k, (a, n) in sorted(by_kind.items())}})
+    if mapping_on:
+        bad = [p for p in pairs if p not in ok]
+        check(not bad, f"message_send to upnp hosts: {len(bad)} of {len(pairs)} failed, e.g. {bad[:6]}")
+
+
+def check_mapping_removed_on_stop(lab, mapping_on):
+    """SIGTERM to one upnp host's daemon: it stops cleanly and its forward is gone from the router."""
+    hosts = lab.of_kind("upnp")
+    if not hosts or not mapping_on:
+        return
+    host = hosts[-1]
+    addr, port = lab.hosts[host]["addr"], lab.node_port(host)
+    check((addr, port) in router_mappings(lab), f"{host}'s forward is not on the router before the stop")
+    with open(f"{lab.state}/node/{host}/pid") as f:
+        pid = int(f.read())
+    t = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    deadline = t + POLL_SECONDS
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:  # reap it if it is our child (it is not: netlab started it), else poll /proc
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
+        except ChildProcessError:
+            pass
+        if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    stop_s = time.monotonic() - t
+    with open(f"{lab.state}/node/{host}/out") as f:
+        stopped = "storjnetd: stopped" in f.read()
+    check(stopped, f"{host}'s daemon did not stop cleanly within {POLL_SECONDS} s")
+    rules = router_mappings(lab)
+    listed = upnpc_list(lab)
+    check((addr, port) not in rules, f"{host}'s forward is still on the router after a clean stop: {rules}")
+    check((port, f"{addr}:{port}") not in listed, f"upnpc -l still lists {host}'s mapping after a clean stop")
+    result_json({"bench": "netlab_mapping_removed", "host": host, "stopped": stopped, "stop_s": round(stop_s, 2),
+                 "removed": (addr, port) not in rules, "others_left": len(rules)})
+
+
 # ---------------------------------------------------------------------------------------- main
 
 def remove_stale_labs(netlab):
@@ -459,6 +614,8 @@ def main():
     for k, v in (("public", 8), ("cone", 4), ("restricted", 4), ("symmetric", 4), ("upnp", 4)):
         ap.add_argument(f"--{k}", type=int, default=v)
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end (prefix sn-)")
+    ap.add_argument("--no-port-mapping", action="store_true",
+                    help="daemons run with --no-port-mapping: no upnp host maps its port (reachability measured)")
     args = ap.parse_args()
     if args.public < 3:
         ap.error("--public must be at least 3 (the NAT probes use three public hosts)")
@@ -468,6 +625,9 @@ def main():
         return 1
     prefix = "sn-" if args.keep else f"sn-t{os.getpid()}-"
     lab = Lab(args.netlab, prefix)
+    mapping_on = not args.no_port_mapping
+    if not mapping_on:
+        lab.env["NETLAB_DAEMON_ARGS"] = "--no-port-mapping"
     remove_stale_labs(args.netlab)
 
     def on_signal(sig, _frame):
@@ -484,9 +644,13 @@ def main():
         t_up = time.monotonic() - t0
         log(f"lab up with {len(lab.hosts)} nodes in {t_up:.1f} s")
         result_json({"bench": "netlab_up", "hosts": len(lab.hosts), "seconds": round(t_up, 1)})
-        steps = [("NAT kinds", check_nat_kinds), ("UPnP mapping", check_upnp_mapping), ("dht_stun", check_stun),
+        steps = [("port mapping by the nodes", lambda lab: check_port_mapping(lab, mapping_on)),
+                 ("reachability", lambda lab: check_reachable(lab, mapping_on)),
+                 ("NAT kinds", check_nat_kinds), ("UPnP mapping", check_upnp_mapping), ("dht_stun", check_stun),
                  ("dht_put/dht_get", check_dht), ("message_send NATed<->public", check_messages),
-                 ("NATed<->NATed (measured)", measure_nat_to_nat)]
+                 ("message_send to upnp hosts", lambda lab: check_to_upnp(lab, mapping_on)),
+                 ("NATed<->NATed (measured)", measure_nat_to_nat),
+                 ("mapping removed on a clean stop", lambda lab: check_mapping_removed_on_stop(lab, mapping_on))]
         for name, fn in steps:
             t = time.monotonic()
             fn(lab)
