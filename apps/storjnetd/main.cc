@@ -4,6 +4,8 @@
 // Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 2 for bad flags or an unusable port or data dir
 // (nothing is started then), 1 for an unexpected failure.
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -164,6 +167,23 @@ api::json udp_stats_json(const UdpStats& u) {
           {"send_queue_drops", u.send_queue_drops}, {"rcvbuf", u.rcvbuf}, {"sndbuf", u.sndbuf}};
 }
 
+// Whether a local interface has a public IPv4 address (the host is on the internet itself: nothing to map).
+bool has_public_ipv4() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (auto* a = list; a && !found; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    auto* sin = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+    Endpoint e;
+    e.family = Endpoint::Family::kV4;
+    std::memcpy(e.addr.data(), &sin->sin_addr, 4);
+    found = !e.is_private_or_loopback() && !e.is_unspecified();
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
 // The status page's "port_mapping" object (docs/api.md, GET /api/status).
 api::json port_mapping_json(const NodeSlot& s) {
   if (!s.mapper) return {{"enabled", false}, {"state", "off"}, {"reason", s.mapping_off}};
@@ -306,6 +326,7 @@ int run(const Options& o) {
     else if (s->udp.is_loopback()) s->mapping_off = "bound to loopback";
     else if (!s->udp.is_unspecified() && !s->udp.is_private_or_loopback()) s->mapping_off = "bound to a public address";
     else if (o.nodes > kMaxMappedNodes) s->mapping_off = "more than " + std::to_string(kMaxMappedNodes) + " nodes";
+    else if (s->udp.is_unspecified() && has_public_ipv4()) s->mapping_off = "the host has a public address";
     if (!s->mapping_off.empty()) continue;
     real::PortMappingOptions mo;
     mo.port = s->udp.port;
