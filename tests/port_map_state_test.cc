@@ -128,6 +128,17 @@ TEST(PortMapState, StopWithoutAMappingRemovesNothing) {
   EXPECT_EQ(s.phase(), Phase::kStopped);
 }
 
+TEST(PortMapState, AMappingGrantedAfterStopIsRemoved) {
+  PortMapState s;
+  ASSERT_EQ(s.next(at(0s)), Action::kMap);  // the attempt starts, then stop() comes while it waits on the router
+  s.stop();
+  s.on_mapped("upnp", ext(), 1h, at(1s));
+  EXPECT_EQ(s.next(at(1s)), Action::kRemove);
+  s.on_removed();
+  EXPECT_EQ(s.next(at(2s)), Action::kNone);
+  EXPECT_EQ(s.phase(), Phase::kStopped);
+}
+
 TEST(PortMapState, ALostMappingIsNotRemovedAtStop) {
   PortMapState s;
   s.on_mapped("upnp", ext(), 1h, at(0s));

@@ -42,6 +42,7 @@ void PortMapState::on_mapped(std::string protocol, Endpoint external, Duration l
   external_ = external;
   lease_ = lease;
   consecutive_ = 0;
+  if (stopping_) remove_pending_ = true;  // an attempt that was under way when stop() came: undo it
   if (lease.count() <= 0) {
     expires_.reset();
     due_ = now + kPermanentRenew;

@@ -44,7 +44,7 @@ class PortMapState {
   void on_mapped(std::string protocol, Endpoint external, Duration lease, TimePoint now);
   // An attempt failed with `error`.
   void on_failed(std::string error, TimePoint now);
-  // Stop: next() answers kRemove once when a mapping is held, else kNone from now on.
+  // Stop: next() answers kRemove once when a mapping is held (or is granted by an attempt under way), else kNone.
   void stop();
   // The removal was tried (whatever its outcome).
   void on_removed();
