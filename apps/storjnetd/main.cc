@@ -63,6 +63,7 @@ struct Options {
   std::vector<std::string> api_allow_hosts;
   size_t api_body_limit = 1024 * 1024;
   bool no_port_mapping = false;
+  int port_mapping_lease = 3600;
 };
 
 // The port mapper (src/real/port_mapping.h) runs for nodes bound to IPv4 addresses a router may forward to:
@@ -222,6 +223,8 @@ std::string port_mapping_metrics(const NodeSlot& s) {
 int run(const Options& o) {
   // --- validate everything before starting anything ---
   if (o.nodes < 1 || o.nodes > 4096) throw UsageError("--nodes must be between 1 and 4096");
+  if (o.port_mapping_lease < 20 || o.port_mapping_lease > 86400)
+    throw UsageError("--port-mapping-lease must be between 20 and 86400 seconds");
   auto check_ports = [&](int base, const char* flag) {
     if (base < 0 || base > 65535) throw UsageError(std::string(flag) + " must be between 0 and 65535");
     if (base != 0 && base + o.nodes - 1 > 65535)
@@ -330,6 +333,7 @@ int run(const Options& o) {
     if (!s->mapping_off.empty()) continue;
     real::PortMappingOptions mo;
     mo.port = s->udp.port;
+    mo.state.lease = std::chrono::seconds(o.port_mapping_lease);
     s->mapper = std::make_unique<real::PortMapper>(mo);
   }
   auto mapping_deadline = std::chrono::steady_clock::now() + kMappingWait;
@@ -509,6 +513,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-port-mapping", o.no_port_mapping,
                "Do not ask the router to forward the UDP port (UPnP IGD / NAT-PMP; on by default for nodes bound "
                "to all or private IPv4 addresses; removed on a clean stop)");
+  app.add_option("--port-mapping-lease", o.port_mapping_lease,
+                 "Lease asked for the port mapping, in seconds (renewed at half)")->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version

@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 POLL_SECONDS = 60  # generous bound for every "until it holds" poll
+LEASE_S = 30  # the port mapping lease the daemons ask for (--port-mapping-lease)
 CHECKS = {"passed": 0, "failed": 0}
 FAILURES = []
 
@@ -600,10 +601,24 @@ def check_to_upnp(lab, mapping_on):
 
 
 def check_mapping_removed_on_stop(lab, mapping_on):
-    """SIGTERM to one upnp host's daemon: it stops cleanly and its forward is gone from the router."""
+    """Every upnp host's mapping was renewed (the daemons ask a LEASE_S lease); then SIGTERM to one upnp host's
+    daemon: it stops cleanly and its forward is gone from the router."""
     hosts = lab.of_kind("upnp")
     if not hosts or not mapping_on:
         return
+    # Renewed at half the lease (LEASE_S): by now (the earlier steps took longer) or within a lease.
+    deadline = time.monotonic() + LEASE_S + 10
+    while True:
+        st = parallel(lambda h: lab.status(h).get("port_mapping", {}), hosts)
+        if all(st[h].get("renewals", 0) >= 1 for h in hosts) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for h in hosts:
+        check(st[h].get("renewals", 0) >= 1 and st[h].get("state") == "mapped" and st[h].get("failures") == 0,
+              f"{h}: the mapping was not renewed within its {LEASE_S} s lease: {st[h]}")
+    result_json({"bench": "netlab_mapping_renewed", "lease_s": LEASE_S,
+                 "renewals": {h: st[h].get("renewals") for h in hosts},
+                 "expires_in_s": {h: st[h].get("expires_in_s") for h in hosts}})
     host = hosts[-1]
     addr, port = lab.hosts[host]["addr"], lab.node_port(host)
     check((addr, port) in router_mappings(lab), f"{host}'s forward is not on the router before the stop")
@@ -679,8 +694,8 @@ def main():
     prefix = "sn-" if args.keep else f"sn-t{os.getpid()}-"
     lab = Lab(args.netlab, prefix)
     mapping_on = not args.no_port_mapping
-    if not mapping_on:
-        lab.env["NETLAB_DAEMON_ARGS"] = "--no-port-mapping"
+    # A 30 s lease, renewed every 15 s, so that the run sees renewals (the default is 1 h).
+    lab.env["NETLAB_DAEMON_ARGS"] = f"--port-mapping-lease {LEASE_S}" if mapping_on else "--no-port-mapping"
     remove_stale_labs(args.netlab)
 
     def on_signal(sig, _frame):
