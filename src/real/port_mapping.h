@@ -8,8 +8,8 @@
 // the source of its datagrams, and a router's NAT keeps the source port when it is free, so only then is the
 // address peers see the mapped one (a different external port would take inbound packets nobody sends).
 // Another host on the LAN holding the port shows as a failure ("port taken"); nodes behind one router need
-// distinct ports. The node itself is not told anything: dial-back (src/dht/dial_back.h) then finds it
-// reachable at that address.
+// distinct ports. The node itself is not told anything: strangers reach it, and dial-back (src/dht/dial_back.h) can
+// then find it reachable at that address.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
