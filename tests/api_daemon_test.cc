@@ -258,6 +258,22 @@ TEST_F(ApiDaemon, ErrorCodesOverHttp) {
   EXPECT_EQ(udp["send_queue_drops"], 0) << udp.dump();
 }
 
+// Port mapping (docs/api.md, "port_mapping"): off for nodes on loopback (no router to ask), and off when asked;
+// the netlab test (tests/netlab) maps for real.
+TEST_F(ApiDaemon, PortMappingIsOffOnLoopbackAndWithTheFlag) {
+  start(1);
+  auto pm = json::parse(rpc(0).get("/api/status").body)["port_mapping"];
+  EXPECT_EQ(pm["state"], "off") << pm.dump();
+  EXPECT_EQ(pm["reason"], "bound to loopback") << pm.dump();
+  EXPECT_EQ(rpc(0).get("/metrics").body.find("storjnet_port_mapping"), std::string::npos);
+  EXPECT_EQ(daemon_->stop(), 0);
+  start(1, {"--no-port-mapping"});
+  pm = json::parse(rpc(0).get("/api/status").body)["port_mapping"];
+  EXPECT_EQ(pm["enabled"], false) << pm.dump();
+  EXPECT_EQ(pm["reason"], "--no-port-mapping") << pm.dump();
+  EXPECT_EQ(daemon_->stop(), 0);
+}
+
 TEST_F(ApiDaemon, RestartOnTheSameDataDirKeepsIdsAndValues) {
   start();
   std::vector<std::string> ids;

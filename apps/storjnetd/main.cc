@@ -4,6 +4,8 @@
 // Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 2 for bad flags or an unusable port or data dir
 // (nothing is started then), 1 for an unexpected failure.
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -27,6 +30,7 @@
 #include "api/http_server.h"
 #include "api/json_rpc.h"
 #include "api/status_board.h"
+#include "real/port_mapping.h"
 #include "storjnet/dht_storage.h"
 #include "storjnet/real_driver.h"
 #include "storjnet/version.h"
@@ -58,7 +62,16 @@ struct Options {
   bool api_public_metrics = false;
   std::vector<std::string> api_allow_hosts;
   size_t api_body_limit = 1024 * 1024;
+  bool no_port_mapping = false;
+  int port_mapping_lease = 3600;
 };
+
+// The port mapper (src/real/port_mapping.h) runs for nodes bound to IPv4 addresses a router may forward to:
+// all addresses or a private one, and at most this many nodes per process (a local test network needs none).
+constexpr int kMaxMappedNodes = 16;
+// Before joining, a node waits this long for its first mapping attempt, so that the peers it meets find it
+// reachable at once (a dial-back is asked when a contact is new).
+constexpr auto kMappingWait = std::chrono::milliseconds(4000);
 
 // The API token: --api-token, else --api-token-file, else STORJNET_API_TOKEN; empty when none was given
 // (the daemon then writes a random one to DATA_DIR/.cookie).
@@ -137,6 +150,8 @@ struct NodeSlot {
   std::unique_ptr<api::Dispatcher> dispatcher;
   std::unique_ptr<api::ApiServer> server;
   uint16_t api_port = 0;
+  std::unique_ptr<real::PortMapper> mapper;  // null: no port mapping (why: mapping_off)
+  std::string mapping_off;
   std::atomic<bool> announced{false};
 
   NodeSlot() = default;
@@ -153,9 +168,63 @@ api::json udp_stats_json(const UdpStats& u) {
           {"send_queue_drops", u.send_queue_drops}, {"rcvbuf", u.rcvbuf}, {"sndbuf", u.sndbuf}};
 }
 
+// Whether a local interface has a public IPv4 address (the host is on the internet itself: nothing to map).
+bool has_public_ipv4() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (auto* a = list; a && !found; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    auto* sin = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+    Endpoint e;
+    e.family = Endpoint::Family::kV4;
+    std::memcpy(e.addr.data(), &sin->sin_addr, 4);
+    found = !e.is_private_or_loopback() && !e.is_unspecified();
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+// The status page's "port_mapping" object (docs/api.md, GET /api/status).
+api::json port_mapping_json(const NodeSlot& s) {
+  if (!s.mapper) return {{"enabled", false}, {"state", "off"}, {"reason", s.mapping_off}};
+  auto m = s.mapper->status();
+  auto opt = [](const std::string& v) { return v.empty() ? api::json(nullptr) : api::json(v); };
+  return {{"enabled", true},          {"state", m.state},
+          {"protocol", opt(m.protocol)}, {"external", opt(m.external)},
+          {"internal_port", m.internal_port}, {"lease_s", m.lease_s},
+          {"expires_in_s", m.expires_in_s < 0 ? api::json(nullptr) : api::json(m.expires_in_s)},
+          {"mapped_after_s", m.mapped_after_s < 0 ? api::json(nullptr) : api::json(m.mapped_after_s)},
+          {"attempts", m.attempts}, {"renewals", m.renewals},
+          {"failures", m.failures},  {"last_error", opt(m.last_error)}};
+}
+
+// GET /metrics's port mapping families (docs/api.md).
+std::string port_mapping_metrics(const NodeSlot& s) {
+  if (!s.mapper) return {};
+  auto m = s.mapper->status();
+  std::string out;
+  auto fam = [&](const char* name, const char* type, const char* help, double v) {
+    char num[64];
+    std::snprintf(num, sizeof num, "%.17g", v);
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + num + "\n";
+  };
+  fam("storjnet_port_mapping_mapped", "gauge", "1 while the router forwards the node's UDP port (UPnP IGD or NAT-PMP).",
+      m.state == "mapped" ? 1 : 0);
+  fam("storjnet_port_mapping_expires_in_seconds", "gauge", "Seconds left on the mapping's lease (-1: none or permanent).",
+      static_cast<double>(m.expires_in_s));
+  fam("storjnet_port_mapping_attempts_total", "counter", "Mapping requests (first mappings and renewals).",
+      static_cast<double>(m.attempts));
+  fam("storjnet_port_mapping_renewals_total", "counter", "Mappings renewed.", static_cast<double>(m.renewals));
+  fam("storjnet_port_mapping_failures_total", "counter", "Mapping requests that failed.", static_cast<double>(m.failures));
+  return out;
+}
+
 int run(const Options& o) {
   // --- validate everything before starting anything ---
   if (o.nodes < 1 || o.nodes > 4096) throw UsageError("--nodes must be between 1 and 4096");
+  if (o.port_mapping_lease < 20 || o.port_mapping_lease > 86400)
+    throw UsageError("--port-mapping-lease must be between 20 and 86400 seconds");
   auto check_ports = [&](int base, const char* flag) {
     if (base < 0 || base > 65535) throw UsageError(std::string(flag) + " must be between 0 and 65535");
     if (base != 0 && base + o.nodes - 1 > 65535)
@@ -253,6 +322,33 @@ int run(const Options& o) {
     s.udp = driver->local_endpoint(*s.node);
   }
 
+  // --- port mapping (UPnP IGD, else NAT-PMP), each node's own UDP port; first attempts before joining ---
+  for (auto& s : slots) {
+    if (o.no_port_mapping) s->mapping_off = "--no-port-mapping";
+    else if (s->udp.family != Endpoint::Family::kV4) s->mapping_off = "not IPv4";
+    else if (s->udp.is_loopback()) s->mapping_off = "bound to loopback";
+    else if (!s->udp.is_unspecified() && !s->udp.is_private_or_loopback()) s->mapping_off = "bound to a public address";
+    else if (o.nodes > kMaxMappedNodes) s->mapping_off = "more than " + std::to_string(kMaxMappedNodes) + " nodes";
+    else if (s->udp.is_unspecified() && has_public_ipv4()) s->mapping_off = "the host has a public address";
+    if (!s->mapping_off.empty()) continue;
+    real::PortMappingOptions mo;
+    mo.port = s->udp.port;
+    mo.state.lease = std::chrono::seconds(o.port_mapping_lease);
+    s->mapper = std::make_unique<real::PortMapper>(mo);
+  }
+  auto mapping_deadline = std::chrono::steady_clock::now() + kMappingWait;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    auto& m = slots[i]->mapper;
+    if (!m) continue;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(mapping_deadline - std::chrono::steady_clock::now());
+    m->wait_first(std::max(left, std::chrono::milliseconds(0)));
+    auto st = m->status();
+    if (st.state == "mapped")
+      spdlog::info("node {}: port mapped by {}: {} -> port {}", i, st.protocol, st.external, st.internal_port);
+    else
+      spdlog::info("node {}: no port mapping yet ({}): {}", i, st.state, st.last_error.empty() ? "pending" : st.last_error);
+  }
+
   // --- the status page (docs/api.md, "Status page"): every node on the board, sampled once a second ---
   driver->call([&] {
     for (auto& s : slots) {
@@ -261,13 +357,17 @@ int run(const Options& o) {
       board.add(*s->node, "http://" + host + ":" + std::to_string(s->api_port), s->udp);
     }
   });
-  for (auto& s : slots) s->server->set_udp_stats([drv](Node& n) { return drv->udp_stats(n); });
+  for (auto& s : slots) {
+    s->server->set_udp_stats([drv](Node& n) { return drv->udp_stats(n); });
+    s->server->set_extra_metrics([slot = s.get()] { return port_mapping_metrics(*slot); });
+  }
   for (size_t i = 0; i < slots.size(); ++i)
     slots[i]->server->set_status_routes(
         {[drv, &board, &slots, i](api::Done done) {
            drv->post([drv, &board, &slots, i, done] {
              auto status = board.status(i);
              status["udp"] = udp_stats_json(drv->udp_stats(*slots[i]->node));
+             status["port_mapping"] = port_mapping_json(*slots[i]);
              done(std::move(status));
            });
          },
@@ -357,6 +457,13 @@ int run(const Options& o) {
   });
   driver->stop();
   driver.reset();
+  // Remove the port mappings (each bounded), all at once.
+  {
+    std::vector<std::thread> stopping;
+    for (auto& s : slots)
+      if (s->mapper) stopping.emplace_back([m = s->mapper.get()] { m->stop(); });
+    for (auto& t : stopping) t.join();
+  }
   slots.clear();  // servers, dispatchers, locks
   if (!cookie.empty()) {
     std::error_code ec;
@@ -403,6 +510,11 @@ int main(int argc, char** argv) {
   app.add_option("--api-allow-host", o.api_allow_hosts,
                  "A Host name the API accepts besides IP addresses and localhost (repeatable)");
   app.add_option("--api-body-limit", o.api_body_limit, "Largest API request body in bytes")->capture_default_str();
+  app.add_flag("--no-port-mapping", o.no_port_mapping,
+               "Do not ask the router to forward the UDP port (UPnP IGD / NAT-PMP; on by default for nodes bound "
+               "to all or private IPv4 addresses; removed on a clean stop)");
+  app.add_option("--port-mapping-lease", o.port_mapping_lease,
+                 "Lease asked for the port mapping, in seconds (renewed at half)")->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version

@@ -50,6 +50,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   NodeRunner run;
   StatusRoutes status_routes;
   UdpStatsSource udp_stats;
+  std::function<std::string()> extra_metrics;
   tcp::acceptor acceptor;
   std::shared_ptr<Admission> admission = std::make_shared<Admission>();
   ApiRefusals refusals;
@@ -183,11 +184,14 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         s.send_json(http::status::ok, *r);
       });
-      server_->run([metrics, counters, refusals, udp = server_->udp_stats, done](Node& n) {
+      server_->run([metrics, counters, refusals, udp = server_->udp_stats, extra = server_->extra_metrics,
+                    done](Node& n) {
         if (metrics) {
           std::optional<UdpStats> u;
           if (udp) u = udp(n);
-          return done(json(render_metrics(n, *counters, refusals, u ? &*u : nullptr)));
+          std::string text = render_metrics(n, *counters, refusals, u ? &*u : nullptr);
+          if (extra) text += extra();
+          return done(json(std::move(text)));
         }
         done(json{{"status", "ok"}, {"id", n.id().hex()}, {"peers", n.dht().peers().size()}});
       });
@@ -361,6 +365,7 @@ ApiServer::~ApiServer() {
 
 void ApiServer::set_status_routes(StatusRoutes routes) { impl_->status_routes = std::move(routes); }
 void ApiServer::set_udp_stats(UdpStatsSource source) { impl_->udp_stats = std::move(source); }
+void ApiServer::set_extra_metrics(std::function<std::string()> source) { impl_->extra_metrics = std::move(source); }
 
 void ApiServer::start() { impl_->accept(); }
 

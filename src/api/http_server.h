@@ -80,6 +80,9 @@ class ApiServer {
   void set_status_routes(StatusRoutes routes);
   // Before start(). Unset, /metrics has no storjnet_udp_* families.
   void set_udp_stats(UdpStatsSource source);
+  // Before start(). Whole metric families (exposition text) appended to /metrics, produced on the node's
+  // thread (storjnetd: its port mapper's storjnet_port_mapping_*).
+  void set_extra_metrics(std::function<std::string()> source);
   // Starts accepting. Call on the io_context's thread, or before it runs.
   void start();
   // Stops accepting (open connections finish their current request). Call on the io_context's thread.

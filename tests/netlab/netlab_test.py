@@ -2,19 +2,24 @@
 """The netlab test (docs/netlab.md): storjnetd daemons on a lab of network namespaces and NAT routers.
 
 Usage: netlab_test.py STORJNETD [--netlab scripts/netlab] [--public N --cone N --restricted N --symmetric N
-                      --upnp N] [--keep]
+                      --upnp N] [--keep] [--no-port-mapping]
 
 Needs root and network namespaces; it FAILS (exit 1) when it cannot make them, it never skips. It brings a lab
 up under its own prefix (sn-t<pid>-), checks it and takes it down, also on failure or SIGTERM/SIGINT.
 
-Asserts what works with today's node (no NAT traversal yet):
+Asserts what works with today's node (port mapping; no hole punching or relays yet):
+  0. every upnp host's node maps its port on the UPnP router (its /api/status, the router's nftables rules and
+     `upnpc -l` agree), unsolicited datagrams from a stranger's port reach it, message_send from every node
+     behind a cone, restricted or symmetric router to it succeeds, and a clean stop removes its mapping
+     (--no-port-mapping: no mapping is made; the rest is measured);
   1. the routers behave as documented (RFC 4787 mapping and filtering per kind, UPnP port mapping by upnpc);
   2. dht_stun on every NATed node answers its router's public address (and port 4000 behind cone and
      restricted routers, which preserve the port);
   3. dht_put on every node, read by every other node with dht_get;
   4. message_send from every NATed node to every public node, and back from every public node to every NATed one.
 Measures without failing what does not work yet: message_send between NATed nodes, printed as RESULT_JSON lines
-(pairs, pairs_ok, direct, upnp, punched, relayed, per pair of NAT kinds).
+(pairs, pairs_ok, direct, upnp, punched, relayed, per pair of NAT kinds), and the dial-back's
+addresses.reachable per NAT kind.
 """
 import argparse
 import ctypes
@@ -32,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 POLL_SECONDS = 60  # generous bound for every "until it holds" poll
+LEASE_S = 30  # the port mapping lease the daemons ask for (--port-mapping-lease)
 CHECKS = {"passed": 0, "failed": 0}
 FAILURES = []
 
@@ -96,6 +102,23 @@ class Lab:
         if p.returncode != 0:
             raise RuntimeError(f"rpc on {host}: curl exit {p.returncode}: {p.stderr.strip()}")
         return json.loads(p.stdout)
+
+    def status(self, host, timeout=30):
+        """GET /api/status of host's node (docs/api.md)."""
+        with open(f"{self.state}/node/{host}/data/.cookie") as f:
+            token = f.readline().strip()
+        p = subprocess.run(
+            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-sS", "--max-time", str(timeout),
+             "-H", f"Authorization: Bearer {token}", "http://127.0.0.1:5000/api/status"],
+            capture_output=True, text=True, timeout=timeout + 10)
+        if p.returncode != 0:
+            raise RuntimeError(f"/api/status on {host}: curl exit {p.returncode}: {p.stderr.strip()}")
+        return json.loads(p.stdout)
+
+    def node_port(self, host):
+        """As scripts/netlab's node_port: upnpN listens on 4000+N-1 (they share one router), the others on 4000."""
+        m = re.fullmatch(r"upnp(\d+)", host)
+        return 4000 + int(m.group(1)) - 1 if m else 4000
 
     def call(self, host, method, params=None):
         r = self.rpc_raw(host, {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
@@ -385,7 +408,7 @@ def check_messages(lab):
                        f"{[(p, res[p][:2]) for p in bad[:6]]}")
 
 
-def measure_nat_to_nat(lab):
+def measure_nat_to_nat(lab, mapping_on=False):
     """What does not work yet (no hole punching, no relays): message_send between NATed nodes. Recorded, not
     asserted. Two rounds, so that no pair is helped by its reverse sending at the same moment (an accidental
     simultaneous open): "forward", every pair (a, b) with a listed before b; then "reverse", every (b, a), after
@@ -409,10 +432,16 @@ def measure_nat_to_nat(lab):
                      "failed_send_ms_p50": pct(fail_ms, 0.5)})
     pairs = first + reverse
     ok = [p for p in pairs if res[p][0] and res[p][1]]
-    ms = [res[p][2] for p in ok]
-    result_json({"bench": "netlab", "what": "message_send between NATed nodes (no traversal yet)",
-                 "pairs": len(pairs), "pairs_ok": len(ok), "direct": len(ok), "upnp": 0, "punched": 0,
-                 "relayed": 0, "connect_ms_p50_direct": pct(ms, 0.5), "connect_ms_p99_direct": pct(ms, 0.99)})
+    # "upnp": to a host whose node mapped its port (the forward let the first packet in); "direct": the rest.
+    via_upnp = [p for p in ok if mapping_on and lab.hosts[p[1]]["kind"] == "upnp"]
+    direct = [p for p in ok if p not in via_upnp]
+    ms = [res[p][2] for p in direct]
+    ums = [res[p][2] for p in via_upnp]
+    result_json({"bench": "netlab", "what": "message_send between NATed nodes (no hole punching or relays yet)",
+                 "pairs": len(pairs), "pairs_ok": len(ok), "direct": len(direct), "upnp": len(via_upnp),
+                 "punched": 0, "relayed": 0, "connect_ms_p50_direct": pct(ms, 0.5),
+                 "connect_ms_p99_direct": pct(ms, 0.99), "connect_ms_p50_upnp": pct(ums, 0.5),
+                 "connect_ms_p99_upnp": pct(ums, 0.99)})
     kinds = [k for k in ("cone", "restricted", "symmetric", "upnp") if lab.of_kind(k)]
     matrix = {}
     for ka in kinds:
@@ -423,6 +452,200 @@ def measure_nat_to_nat(lab):
                     matrix.setdefault(f"{ka}->{kb}", {})[label] = f"{sum(1 for p in sub if p in ok)}/{len(sub)}"
     for k, v in matrix.items():
         result_json({"bench": "netlab_kind_pairs", "pair": k, **v})
+
+
+# ---------------------------------------------------------------------------------------- port mapping
+
+def router_mappings(lab):
+    """The UPnP router's forwards, from its nftables chain: {(internal ip, internal port): external port}."""
+    router = lab.hosts[lab.of_kind("upnp")[0]]["router"]
+    out = subprocess.run(["ip", "netns", "exec", router, "nft", "list", "chain", "inet", "upnp", "prerouting_miniupnpd"],
+                         capture_output=True, text=True, timeout=30).stdout
+    found = {}
+    for m in re.finditer(r"th dport (\d+) dnat ip to ([\d.]+):(\d+)", out):
+        found[(m.group(2), int(m.group(3)))] = int(m.group(1))
+    return found
+
+
+def upnpc_list(lab):
+    """`upnpc -l` from a LAN host: the IGD's own list of mappings, as (external port, internal ip:port) pairs."""
+    host = lab.of_kind("upnp")[0]
+    p = subprocess.run(["ip", "netns", "exec", lab.hosts[host]["ns"], "upnpc", "-l"], capture_output=True, text=True,
+                       timeout=60)
+    return set((int(m.group(1)), m.group(2)) for m in re.finditer(r"UDP\s+(\d+)->([\d.]+:\d+)", p.stdout))
+
+
+def check_port_mapping(lab, mapping_on):
+    """Every upnp host's node mapped its own port on the router (its /api/status, the router's rules and the
+    IGD's list agree), or, with --no-port-mapping, none did."""
+    hosts = lab.of_kind("upnp")
+    if not hosts:
+        return
+    want = {h: f"{lab.hosts[h]['wan']}:{lab.node_port(h)}" for h in hosts}
+    deadline = time.monotonic() + POLL_SECONDS
+    while True:
+        st = parallel(lambda h: lab.status(h).get("port_mapping", {}), hosts)
+        done = [h for h in hosts if (st[h].get("state") == "mapped") == mapping_on]
+        if len(done) == len(hosts) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    rules = router_mappings(lab)
+    listed = upnpc_list(lab)
+    for h in hosts:
+        pm, addr, port = st[h], lab.hosts[h]["addr"], lab.node_port(h)
+        if mapping_on:
+            check(pm.get("state") == "mapped" and pm.get("external") == want[h],
+                  f"port mapping on {h}: {pm}, expected {want[h]} mapped")
+            check(rules.get((addr, port)) == port, f"router has no forward of {port} to {h} ({addr}:{port}): {rules}")
+            check((port, f"{addr}:{port}") in listed, f"upnpc -l does not list {port}->{addr}:{port}: {listed}")
+        else:
+            check(pm.get("state") == "off", f"port mapping on {h} with --no-port-mapping: {pm}")
+            check((addr, port) not in rules, f"router forwards {port} to {h} with --no-port-mapping")
+    after = [st[h].get("mapped_after_s") for h in hosts if st[h].get("mapped_after_s") is not None]
+    result_json({"bench": "netlab_port_mapping", "mapping": mapping_on, "upnp_hosts": len(hosts),
+                 "mapped": sum(1 for h in hosts if st[h].get("state") == "mapped"),
+                 "protocols": sorted({st[h].get("protocol") for h in hosts if st[h].get("protocol")}),
+                 "router_forwards": len(rules), "upnpc_listed": len(listed),
+                 "mapped_after_s_max": max(after) if after else None,
+                 "mapped_after_s": {h: st[h].get("mapped_after_s") for h in hosts}})
+
+
+def measure_reachable(lab, mapping_on, when):
+    """addresses.reachable (dial-back: a stranger's probe came in unsolicited, docs/protocol.md 5.1) per NAT kind.
+    Measured, not asserted: the probed node calls a probe unsolicited only when it sent nothing to the helper's IP
+    address in the last 5 minutes, and in a lab of 24 nodes every node has talked to nearly every other one by
+    the time it is probed, so the flag stays false for most nodes, public ones included, mapped or not.
+    check_unsolicited asserts what the flag stands for."""
+    hosts = list(lab.hosts)
+    reach = parallel(lambda h: bool(lab.status(h)["addresses"]["reachable"]), hosts)
+    by_kind = {}
+    for h in hosts:
+        k = lab.hosts[h]["kind"]
+        by_kind.setdefault(k, [0, 0])
+        by_kind[k][0] += reach[h]
+        by_kind[k][1] += 1
+    result_json({"bench": "netlab_reachable", "mapping": mapping_on, "when": when,
+                 **{k: f"{r}/{n}" for k, (r, n) in sorted(by_kind.items())}})
+
+
+def check_unsolicited(lab, mapping_on):
+    """Reachable from strangers, seen from the node itself: a public host sends, from a port it never used, three
+    datagrams of another protocol version to each NATed node's public address (router address : node port;
+    symmetric routers get their dht_stun answer); the node counts them as `bad_version` drops when they arrive.
+    Behind the UPnP router they must arrive with port mapping (the forward lets them in), and may not without it
+    (address-and-port-dependent filtering); other kinds are measured. A negative answer can only be seen by
+    waiting: 3 s for all hosts at once."""
+    nat = lab.of_kind("cone", "restricted", "symmetric", "upnp")
+    pub = lab.of_kind("public")[-1]
+    target = {}
+    for h in nat:
+        if lab.hosts[h]["kind"] == "symmetric":
+            a = lab.call(h, "dht_stun")
+            target[h] = (a[0], a[1])
+        else:
+            target[h] = (lab.hosts[h]["wan"], lab.node_port(h))
+
+    def bad_version(h):
+        return lab.status(h).get("drops", {}).get("bad_version", 0)
+
+    before = parallel(bad_version, nat)
+    sock = udp_socket_in(lab.hosts[pub]["ns"], 5601)
+    try:
+        for h in nat:
+            for _ in range(3):
+                sock.sendto(b"\xee" + b"netlab unsolicited probe".ljust(63, b"."), target[h])
+    finally:
+        sock.close()
+    deadline = time.monotonic() + 3.0
+    while True:
+        after = parallel(bad_version, nat)
+        got = {h for h in nat if after[h] > before[h]}
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    by_kind = {}
+    for h in nat:
+        k = lab.hosts[h]["kind"]
+        by_kind.setdefault(k, [0, 0])
+        by_kind[k][0] += h in got
+        by_kind[k][1] += 1
+    result_json({"bench": "netlab_unsolicited", "mapping": mapping_on, "from": pub,
+                 **{k: f"{r}/{n}" for k, (r, n) in sorted(by_kind.items())}})
+    for h in lab.of_kind("upnp"):
+        if mapping_on:
+            check(h in got, f"{h}: an unsolicited datagram to its mapped address {target[h]} did not reach the node")
+
+
+def check_to_upnp(lab, mapping_on):
+    """message_send from every node behind another router (cone, restricted, symmetric) to every upnp host: the
+    mapped port lets the first packet in. Asserted with port mapping, measured without."""
+    upnp = lab.of_kind("upnp")
+    others = lab.of_kind("cone", "restricted", "symmetric")
+    pairs = [(a, u) for a in others for u in upnp]
+    if not pairs:
+        return
+    res = send_all(lab, pairs, "to_upnp", batched=False)
+    ok = [p for p in pairs if res[p][0] and res[p][1]]
+    by_kind = {}
+    for p in pairs:
+        k = lab.hosts[p[0]]["kind"]
+        by_kind.setdefault(k, [0, 0])
+        by_kind[k][0] += p in ok
+        by_kind[k][1] += 1
+    result_json({"bench": "netlab_to_upnp", "mapping": mapping_on, "pairs": len(pairs), "pairs_ok": len(ok),
+                 "send_ms_p50": pct([res[p][2] for p in ok], 0.5),
+                 **{k: f"{a}/{n}" for k, (a, n) in sorted(by_kind.items())}})
+    if mapping_on:
+        bad = [p for p in pairs if p not in ok]
+        check(not bad, f"message_send to upnp hosts: {len(bad)} of {len(pairs)} failed, e.g. {bad[:6]}")
+
+
+def check_mapping_removed_on_stop(lab, mapping_on):
+    """Every upnp host's mapping was renewed (the daemons ask a LEASE_S lease); then SIGTERM to one upnp host's
+    daemon: it stops cleanly and its forward is gone from the router."""
+    hosts = lab.of_kind("upnp")
+    if not hosts or not mapping_on:
+        return
+    # Renewed at half the lease (LEASE_S): by now (the earlier steps took longer) or within a lease.
+    deadline = time.monotonic() + LEASE_S + 10
+    while True:
+        st = parallel(lambda h: lab.status(h).get("port_mapping", {}), hosts)
+        if all(st[h].get("renewals", 0) >= 1 for h in hosts) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for h in hosts:
+        check(st[h].get("renewals", 0) >= 1 and st[h].get("state") == "mapped" and st[h].get("failures") == 0,
+              f"{h}: the mapping was not renewed within its {LEASE_S} s lease: {st[h]}")
+    result_json({"bench": "netlab_mapping_renewed", "lease_s": LEASE_S,
+                 "renewals": {h: st[h].get("renewals") for h in hosts},
+                 "expires_in_s": {h: st[h].get("expires_in_s") for h in hosts}})
+    host = hosts[-1]
+    addr, port = lab.hosts[host]["addr"], lab.node_port(host)
+    check((addr, port) in router_mappings(lab), f"{host}'s forward is not on the router before the stop")
+    with open(f"{lab.state}/node/{host}/pid") as f:
+        pid = int(f.read())
+    t = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    deadline = t + POLL_SECONDS
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:  # reap it if it is our child (it is not: netlab started it), else poll /proc
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
+        except ChildProcessError:
+            pass
+        if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    stop_s = time.monotonic() - t
+    with open(f"{lab.state}/node/{host}/out") as f:
+        stopped = "storjnetd: stopped" in f.read()
+    check(stopped, f"{host}'s daemon did not stop cleanly within {POLL_SECONDS} s")
+    rules = router_mappings(lab)
+    listed = upnpc_list(lab)
+    check((addr, port) not in rules, f"{host}'s forward is still on the router after a clean stop: {rules}")
+    check((port, f"{addr}:{port}") not in listed, f"upnpc -l still lists {host}'s mapping after a clean stop")
+    result_json({"bench": "netlab_mapping_removed", "host": host, "stopped": stopped, "stop_s": round(stop_s, 2),
+                 "removed": (addr, port) not in rules, "others_left": len(rules)})
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -459,6 +682,8 @@ def main():
     for k, v in (("public", 8), ("cone", 4), ("restricted", 4), ("symmetric", 4), ("upnp", 4)):
         ap.add_argument(f"--{k}", type=int, default=v)
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end (prefix sn-)")
+    ap.add_argument("--no-port-mapping", action="store_true",
+                    help="daemons run with --no-port-mapping: no upnp host maps its port (reachability measured)")
     args = ap.parse_args()
     if args.public < 3:
         ap.error("--public must be at least 3 (the NAT probes use three public hosts)")
@@ -468,6 +693,9 @@ def main():
         return 1
     prefix = "sn-" if args.keep else f"sn-t{os.getpid()}-"
     lab = Lab(args.netlab, prefix)
+    mapping_on = not args.no_port_mapping
+    # A 30 s lease, renewed every 15 s, so that the run sees renewals (the default is 1 h).
+    lab.env["NETLAB_DAEMON_ARGS"] = f"--port-mapping-lease {LEASE_S}" if mapping_on else "--no-port-mapping"
     remove_stale_labs(args.netlab)
 
     def on_signal(sig, _frame):
@@ -484,9 +712,15 @@ def main():
         t_up = time.monotonic() - t0
         log(f"lab up with {len(lab.hosts)} nodes in {t_up:.1f} s")
         result_json({"bench": "netlab_up", "hosts": len(lab.hosts), "seconds": round(t_up, 1)})
-        steps = [("NAT kinds", check_nat_kinds), ("UPnP mapping", check_upnp_mapping), ("dht_stun", check_stun),
+        steps = [("port mapping by the nodes", lambda lab: check_port_mapping(lab, mapping_on)),
+                 ("unsolicited datagrams", lambda lab: check_unsolicited(lab, mapping_on)),
+                 ("reachability (dial-back, measured)", lambda lab: measure_reachable(lab, mapping_on, "start")),
+                 ("NAT kinds", check_nat_kinds), ("UPnP mapping", check_upnp_mapping), ("dht_stun", check_stun),
                  ("dht_put/dht_get", check_dht), ("message_send NATed<->public", check_messages),
-                 ("NATed<->NATed (measured)", measure_nat_to_nat)]
+                 ("message_send to upnp hosts", lambda lab: check_to_upnp(lab, mapping_on)),
+                 ("NATed<->NATed (measured)", lambda lab: measure_nat_to_nat(lab, mapping_on)),
+                 ("reachability again (measured)", lambda lab: measure_reachable(lab, mapping_on, "end")),
+                 ("mapping removed on a clean stop", lambda lab: check_mapping_removed_on_stop(lab, mapping_on))]
         for name, fn in steps:
             t = time.monotonic()
             fn(lab)
