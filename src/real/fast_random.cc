@@ -1,12 +1,24 @@
 #include "real/fast_random.h"
 
+#include <pthread.h>
 #include <sodium.h>
-#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 
 namespace storjnet::real {
+
+namespace {
+// Counts forks in this process's children: a generator whose generation differs discards what it holds.
+std::atomic<uint64_t> fork_generation{0};
+uint64_t current_generation() {
+  static std::once_flag once;
+  std::call_once(once, [] { ::pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); }); });
+  return fork_generation.load(std::memory_order_relaxed);
+}
+}  // namespace
 
 FastRandom::~FastRandom() {
   sodium_memzero(key_.data(), key_.size());
@@ -14,10 +26,8 @@ FastRandom::~FastRandom() {
 }
 
 void FastRandom::refill() {
-  pid_t pid = ::getpid();
-  if (since_seed_ >= kReseedBytes || pid != pid_) {
+  if (since_seed_ >= kReseedBytes) {
     randombytes_buf(key_.data(), key_.size());
-    pid_ = pid;
     since_seed_ = 0;
     ++reseeds_;
   }
@@ -33,6 +43,11 @@ void FastRandom::refill() {
 
 void FastRandom::fill(std::span<uint8_t> out) {
   if (out.size() > kLarge) return randombytes_buf(out.data(), out.size());
+  if (uint64_t g = current_generation(); g != generation_) {  // first use, or a forked child
+    generation_ = g;
+    since_seed_ = kReseedBytes;
+    pos_ = kBlock;
+  }
   while (!out.empty()) {
     if (pos_ == kBlock) refill();
     size_t n = std::min(out.size(), kBlock - pos_);

@@ -4,12 +4,10 @@
 // 8 bytes per request (its unguessable rpc id): a syscall per ping. FastRandom draws a 32-byte key from the
 // OS and expands it with ChaCha20 (libsodium's randombytes_buf_deterministic) into a block; the block's first
 // 32 bytes become the next key ("fast key erasure": no key that produced bytes already handed out is kept),
-// the rest is handed out and wiped as it goes. It re-keys from the OS every kReseedBytes and when the process
-// id changes (a fork must not repeat the parent's stream). Requests larger than kLarge go to the OS directly.
+// the rest is handed out and wiped as it goes. It re-keys from the OS every kReseedBytes and, dropping what it
+// holds, after a fork (pthread_atfork: a child must not repeat the parent's stream). Requests larger than kLarge go to the OS directly.
 // Not thread-safe: one per io thread (the driver's hosts share their thread's).
 #pragma once
-#include <sys/types.h>
-
 #include <array>
 #include <cstdint>
 #include <span>
@@ -36,7 +34,7 @@ class FastRandom {
   std::array<uint8_t, kBlock> buf_{};
   size_t pos_ = kBlock;  // buf_[pos_..] not handed out yet
   uint64_t since_seed_ = kReseedBytes;
-  pid_t pid_ = 0;
+  uint64_t generation_ = ~uint64_t(0);  // forks seen when last keyed
   uint64_t reseeds_ = 0;
 };
 

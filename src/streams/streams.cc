@@ -386,8 +386,10 @@ void Streams::Impl::sweep() {
     Duration idle = now - s.last_heard;
     if (idle > config.idle_timeout) {
       dead.push_back(id);
-    } else if (!s.probing && (idle > config.idle_timeout / 3 || (!s.writable.empty() && s.tx.credit() == 0))) {
+    } else if (!s.probing && idle > config.idle_timeout / 3) {
       probe(s);
+    } else {
+      probe_if_stalled(s);
     }
   }
   for (auto& id : dead)
