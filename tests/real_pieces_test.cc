@@ -3,6 +3,8 @@
 // and its lazy wake timer (real_driver.cc, Host::wake_at) runs every engine timer on time whichever way the
 // deadline moves.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,5 +115,36 @@ TEST(RealPieces, WakeTimerRunsEveryTimerOnTime) {
   for (size_t i = 0; i < fired.size(); ++i) EXPECT_GE(fired[i].at, fired[i].due) << delays_ms[i] << " ms";
   // An earlier deadline is not held back by a later one armed before it: 10 ms runs long before 300 ms is due.
   EXPECT_LT(fired[3].at, fired[0].due);
+  driver.stop();
+}
+
+// The receive batch's headers are set once and reset per use: a datagram too long for its buffer (truncated,
+// skipped before the engine) leaves the next ones intact, in the same recvmmsg call and after.
+TEST(RealPieces, TruncatedDatagramsDoNotDisturbTheReceiveBatch) {
+  RealDriver driver;
+  auto lo = *Endpoint::parse("127.0.0.1:1");
+  lo.port = 0;
+  Node& a = driver.add_node(lo, Identity::generate());
+  Node& b = driver.add_node(lo, Identity::generate());
+  Endpoint eb = driver.local_endpoint(b);
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(eb.port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  Bytes big(3000, 0xab), small(10, 0xcd);
+  for (const Bytes* d : {&big, &small, &big})
+    ASSERT_EQ(::sendto(fd, d->data(), d->size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+              static_cast<ssize_t>(d->size()));
+  ::close(fd);
+  // Queued behind those three: a HELLO and an authenticated ping from a.
+  std::promise<std::optional<Contact>> p;
+  driver.post([&] { a.ping_address(eb, [&p](auto c) { p.set_value(c); }); });
+  auto c = p.get_future().get();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->id, b.id());
+  // The small datagram, the HELLO and the ping reached the engine; the two long ones did not.
+  EXPECT_EQ(driver.call([&] { return b.stats().datagrams_in; }), 3u);
   driver.stop();
 }

@@ -82,6 +82,18 @@ struct RealDriver::Impl {
     std::array<iovec, kBatch> iov;
     std::array<mmsghdr, kBatch> msgs;
     std::array<sockaddr_storage, kBatch> from;
+    // Headers set once; recvmmsg changes only msg_namelen, msg_flags and msg_len, which drain() resets for the
+    // entries it used (re-filling all 32 on every wake-up was ~2% of a ping's io-thread time).
+    Batch() {
+      for (unsigned i = 0; i < kBatch; ++i) {
+        iov[i] = {data[i].data(), data[i].size()};
+        msgs[i] = {};
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+    }
   };
 
   struct Host final : Environment, ConnProvider {
@@ -349,21 +361,17 @@ struct RealDriver::Impl {
     void drain() {
       int fd = socket.native_handle();
       for (int round = 0; round < kDrainBatches; ++round) {
-        for (unsigned i = 0; i < kBatch; ++i) {
-          batch.iov[i] = {batch.data[i].data(), batch.data[i].size()};
-          batch.msgs[i].msg_hdr = {};
-          batch.msgs[i].msg_hdr.msg_name = &batch.from[i];
-          batch.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-          batch.msgs[i].msg_hdr.msg_iov = &batch.iov[i];
-          batch.msgs[i].msg_hdr.msg_iovlen = 1;
-        }
         int got = ::recvmmsg(fd, batch.msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
         if (got <= 0) return;
         for (int i = 0; i < got; ++i) {
           auto& h = batch.msgs[i].msg_hdr;
-          if (h.msg_flags & MSG_TRUNC) continue;  // longer than any datagram of ours: the engine would drop it
+          bool truncated = h.msg_flags & MSG_TRUNC;
+          socklen_t name_len = h.msg_namelen;
+          h.msg_namelen = sizeof(sockaddr_storage);  // ready for the next call (see Batch)
+          h.msg_flags = 0;
+          if (truncated) continue;  // longer than any datagram of ours: the engine would drop it
           udp::endpoint ep;
-          std::memcpy(ep.data(), &batch.from[i], std::min<size_t>(h.msg_namelen, ep.capacity()));
+          std::memcpy(ep.data(), &batch.from[i], std::min<size_t>(name_len, ep.capacity()));
           node->on_datagram(from_asio(ep), {batch.data[i].data(), batch.msgs[i].msg_len});
         }
         if (static_cast<unsigned>(got) < kBatch) return;
