@@ -94,9 +94,12 @@ static void add_stream(CLI::App& app) {
   auto mib = std::make_shared<int>(256);
   auto* cmd = app.add_subcommand("stream", "one stream's throughput on 127.0.0.1 next to a plain TCP copy");
   auto one_thread = std::make_shared<bool>(false);
+  auto window_kib = std::make_shared<int>(0);
   cmd->add_option("--mib", *mib, "MiB to transfer")->check(CLI::Range(1, 1000000));
+  cmd->add_option("--window-kib", *window_kib, "receive window per stream, KiB (default: StreamsConfig's)")
+      ->check(CLI::Range(64, 1 << 20));
   cmd->add_flag("--one-thread", *one_thread, "both nodes on one io thread (default: a thread each)");
-  cmd->callback([mib, one_thread] {
+  cmd->callback([mib, one_thread, window_kib] {
     size_t total = size_t(*mib) << 20;
     // Plain TCP both ways (one thread for both ends, a thread per end); the faster one is the reference.
     double tcp1_s = tcp_copy_one_thread(total), tcp2_s = tcp_copy_two_threads(total);
@@ -108,8 +111,10 @@ static void add_stream(CLI::App& app) {
     RealDriver& db = second ? *second : da;
     auto lo = *Endpoint::parse("127.0.0.1:1");
     lo.port = 0;
-    Node& a = da.add_node(lo, Identity::generate());
-    Node& b = db.add_node(lo, Identity::generate());
+    NodeConfig config;
+    if (*window_kib) config.streams.receive_buffer = size_t(*window_kib) << 10;
+    Node& a = da.add_node(lo, Identity::generate(), config);
+    Node& b = db.add_node(lo, Identity::generate(), config);
     Contact bc{b.id(), b.public_key(), db.local_endpoint(b)};
     da.call([&] { a.streams().remember(bc); });
     std::promise<std::optional<StreamId>> opened;
@@ -166,6 +171,7 @@ static void add_stream(CLI::App& app) {
     print_result({{"workload", "stream"},
                   {"mib", *mib},
                   {"threads", *one_thread ? 1 : 2},
+                  {"window_kib", config.streams.receive_buffer >> 10},
                   {"ok", !failed && got == total},
                   {"mib_per_s", mibs},
                   {"tcp_mib_per_s", tcp_mibs},

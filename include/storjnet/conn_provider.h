@@ -30,6 +30,9 @@ class ConnProvider {
   virtual uint64_t conn_connect(const Endpoint& to) = 0;
   // Queues bytes in order. Ignored for an unknown or closed connection.
   virtual void conn_send(uint64_t conn, Bytes bytes) = 0;
+  // A buffer for the next conn_send: a spent one with its old size and (stale) contents, or an empty one.
+  // Resizing a reused buffer to a size it had skips the allocation and zero-fill of a fresh one.
+  virtual Bytes conn_buffer() { return {}; }
   // Bytes queued on `conn` and not yet taken by the kernel (0 for an unknown connection). A provider may
   // stop reading from a connection whose queue is long (docs/protocol.md 7.6, send queue).
   virtual size_t conn_queued(uint64_t conn) const = 0;

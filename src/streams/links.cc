@@ -376,7 +376,9 @@ struct Links::Impl final : ConnListener {
         break;
     }
     size_t len = hn + data.size() + RecordCipher::kTagSize;
-    Bytes out(4 + len);
+    // A data record reuses a spent buffer when the driver has one: no allocation, no zero-fill.
+    Bytes out = data.empty() ? Bytes() : net->conn_buffer();
+    out.resize(4 + len);
     wire::put_u32(out.data(), static_cast<uint32_t>(len));
     l.tx->seal({ByteView(head, hn), data}, out.data() + 4);
     net->conn_send(c, std::move(out));

@@ -172,6 +172,7 @@ void Streams::Impl::on_acked(Stream& s, uint64_t path, uint64_t offset, uint64_t
   complete_writes(s);
   if (s.state == State::kClosing && s.tx.all_acked()) return send_close(s);
   pump(s);
+  probe_if_stalled(s);
 }
 
 // Credit from either path: an acknowledgement, a window update, a probe's answer.
@@ -205,7 +206,14 @@ void Streams::Impl::on_writable(const StreamId& id, std::function<void()> cb) {
   Stream* s = find(id);
   if (!s || s->state != State::kOpen || s->tx.credit() > 0) return cb();
   s->writable.push_back(std::move(cb));
-  if (!s->probing) probe(*s);
+  probe_if_stalled(*s);
+}
+
+// A writer waits for credit that nothing in flight will bring: data in flight is acknowledged with the peer's
+// limit (or fails and goes again), so only a stream with everything acknowledged needs to ask. (Asking at
+// every stall cost a datagram round trip per window on a busy fast path.)
+void Streams::Impl::probe_if_stalled(Stream& s) {
+  if (!s.probing && !s.writable.empty() && s.tx.credit() == 0 && s.tx.all_acked()) probe(s);
 }
 
 // ------------------------------------------------------------ receive side
@@ -378,8 +386,10 @@ void Streams::Impl::sweep() {
     Duration idle = now - s.last_heard;
     if (idle > config.idle_timeout) {
       dead.push_back(id);
-    } else if (!s.probing && (idle > config.idle_timeout / 3 || (!s.writable.empty() && s.tx.credit() == 0))) {
+    } else if (!s.probing && idle > config.idle_timeout / 3) {
       probe(s);
+    } else {
+      probe_if_stalled(s);
     }
   }
   for (auto& id : dead)

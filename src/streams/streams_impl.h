@@ -116,6 +116,7 @@ struct Streams::Impl final : streams::Links::Events {
   void on_window(const IncomingRequest& req);
   void send_window(Stream& s, uint64_t limit);
   void probe(Stream& s);
+  void probe_if_stalled(Stream& s);  // probe() when a waiting writer has no credit and nothing in flight
 
   // The fast path (fast_path.cc; Links::Events).
   void on_link_up(const NodeId& peer) override;

@@ -1,0 +1,158 @@
+// Small pieces of the real driver: its random source (src/real/fast_random.h) never repeats, re-keys from the
+// OS as promised and after a fork; its pool of spent connection buffers (src/real/buffer_pool.h) is bounded;
+// and its lazy wake timer (real_driver.cc, Host::wake_at) runs every engine timer on time whichever way the
+// deadline moves.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <set>
+
+#include "engine/engine.h"
+#include "node/node_internals.h"
+#include "real/buffer_pool.h"
+#include "real/fast_random.h"
+#include "storjnet/real_driver.h"
+
+using namespace storjnet;
+
+namespace {
+uint64_t draw(real::FastRandom& r) {
+  uint64_t v;
+  r.fill({reinterpret_cast<uint8_t*>(&v), sizeof v});
+  return v;
+}
+}  // namespace
+
+TEST(RealPieces, FastRandomDoesNotRepeatAndReseedsFromTheOs) {
+  real::FastRandom r;
+  std::set<uint64_t> seen;
+  const size_t n = 2 * real::FastRandom::kReseedBytes / 8 + 100;  // past two re-keys from the OS
+  for (size_t i = 0; i < n; ++i) EXPECT_TRUE(seen.insert(draw(r)).second) << i;
+  EXPECT_GE(r.reseeds(), 3u);
+  // Odd sizes across block boundaries, and a large request (straight from the OS): no all-zero output.
+  for (size_t len : {1ul, 7ul, 33ul, real::FastRandom::kLarge, real::FastRandom::kLarge + 1, 4096ul}) {
+    Bytes b(len, 0);
+    r.fill(b);
+    Bytes z(len, 0);
+    EXPECT_NE(b, z) << len;
+  }
+  // Two generators do not share a stream.
+  real::FastRandom other;
+  EXPECT_NE(draw(other), draw(r));
+}
+
+TEST(RealPieces, FastRandomForkedChildDoesNotRepeatTheParent) {
+  real::FastRandom r;
+  draw(r);  // keyed, with most of a block left
+  int fd[2];
+  ASSERT_EQ(::pipe(fd), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    uint64_t v = draw(r);
+    ssize_t w = ::write(fd[1], &v, sizeof v);
+    ::_exit(w == sizeof v ? 0 : 1);
+  }
+  uint64_t child = 0;
+  ASSERT_EQ(::read(fd[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fd[0]);
+  ::close(fd[1]);
+  // The parent's next value: the child must not have produced it (nor the one after).
+  uint64_t p1 = draw(r), p2 = draw(r);
+  EXPECT_NE(child, p1);
+  EXPECT_NE(child, p2);
+}
+
+TEST(RealPieces, BufferPoolIsBoundedAndKeepsSizes) {
+  real::BufferPool pool;
+  EXPECT_TRUE(pool.take().empty());
+  pool.give(Bytes(100));                                          // too small to keep
+  pool.give(Bytes(real::BufferPool::kMaxCapacity + 1));           // too large to keep
+  EXPECT_EQ(pool.size(), 0u);
+  for (size_t i = 0; i < 2 * real::BufferPool::kMax; ++i) pool.give(Bytes(128 * 1024 + i));
+  EXPECT_EQ(pool.size(), real::BufferPool::kMax);
+  Bytes b = pool.take();
+  EXPECT_GE(b.size(), 128u * 1024);  // its old size: resizing it to a record's size writes nothing
+  EXPECT_EQ(pool.size(), real::BufferPool::kMax - 1);
+}
+
+// Deadlines moving earlier, later and back, as the engine moves them on every request: each timer runs, and
+// none before its time.
+TEST(RealPieces, WakeTimerRunsEveryTimerOnTime) {
+  RealDriver driver;
+  auto lo = *Endpoint::parse("127.0.0.1:1");
+  lo.port = 0;
+  Node& n = driver.add_node(lo, Identity::generate());
+  using Clock = std::chrono::steady_clock;
+  struct Fired {
+    Clock::time_point due, at;
+  };
+  const std::vector<int> delays_ms = {300, 40, 500, 10, 120, 60, 20, 250};
+  std::vector<Fired> fired(delays_ms.size());
+  std::promise<void> all;
+  size_t count = 0;
+  driver.post([&] {
+    Engine& e = NodeInternals::engine(n);
+    // One extra timer scheduled and cancelled: the deadline moves earlier and back later.
+    TimerId early = e.schedule(std::chrono::milliseconds(5), [] { ADD_FAILURE() << "cancelled timer ran"; });
+    for (size_t i = 0; i < delays_ms.size(); ++i) {
+      fired[i].due = Clock::now() + std::chrono::milliseconds(delays_ms[i]);
+      e.schedule(std::chrono::milliseconds(delays_ms[i]), [&, i] {
+        fired[i].at = Clock::now();
+        if (++count == delays_ms.size()) all.set_value();
+      });
+    }
+    e.cancel(early);
+  });
+  ASSERT_EQ(all.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  for (size_t i = 0; i < fired.size(); ++i) EXPECT_GE(fired[i].at, fired[i].due) << delays_ms[i] << " ms";
+  // An earlier deadline is not held back by a later one armed before it: 10 ms runs long before 300 ms is due.
+  EXPECT_LT(fired[3].at, fired[0].due);
+  driver.stop();
+}
+
+// The receive batch's headers are set once and reset per use: a datagram too long for its buffer (truncated,
+// skipped before the engine) leaves the next ones intact, in the same recvmmsg call and after.
+TEST(RealPieces, TruncatedDatagramsDoNotDisturbTheReceiveBatch) {
+  RealDriver driver;
+  auto lo = *Endpoint::parse("127.0.0.1:1");
+  lo.port = 0;
+  Node& a = driver.add_node(lo, Identity::generate());
+  Node& b = driver.add_node(lo, Identity::generate());
+  Endpoint eb = driver.local_endpoint(b);
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(eb.port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  Bytes big(3000, 0xab), small(10, 0xcd);
+  for (const Bytes* d : {&big, &small, &big})
+    ASSERT_EQ(::sendto(fd, d->data(), d->size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+              static_cast<ssize_t>(d->size()));
+  ::close(fd);
+  // Queued behind those three: a HELLO and an authenticated ping from a.
+  std::promise<std::optional<Contact>> p;
+  driver.post([&] { a.ping_address(eb, [&p](auto c) { p.set_value(c); }); });
+  auto c = p.get_future().get();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->id, b.id());
+  // The small datagram reached the engine (dropped: not our version); the two long ones did not (they would
+  // count as oversized).
+  auto drops = driver.call([&] { return b.stats().drops; });
+  auto count = [&](std::string_view why) {
+    for (auto& [name, n] : drops)
+      if (name == why) return n;
+    return uint64_t(0);
+  };
+  EXPECT_EQ(count("bad_version"), 1u);
+  EXPECT_EQ(count("oversized"), 0u);
+  driver.stop();
+}
