@@ -373,7 +373,11 @@ TEST(SybilPubsub, DroppingHoldersClosestToTheKeyDoNotSilenceATopic) {
 // publisher with its events, so every holder serves them and the 4 honest ones deliver everything; with that
 // check off (crowded = 0) the attack works.
 namespace {
-size_t delivered_with_placed_droppers(double crowded, uint64_t* crowded_registrations) {
+struct PlacedDroppersRun {
+  size_t delivered = 0;                                  // of 10 subscribers x 40 events
+  uint64_t crowded_registrations = 0, crowded_events = 0;  // the subscribers', the publisher's
+};
+PlacedDroppersRun run_with_placed_droppers(double crowded) {
   SimConfig c;
   c.seed = 11;
   c.node.pubsub.quasar = false;  // the rendezvous alone
@@ -403,23 +407,26 @@ size_t delivered_with_placed_droppers(double crowded, uint64_t* crowded_registra
     sim.run_for(300ms);
   }
   sim.run_for(5s);
-  size_t delivered = 0;
-  *crowded_registrations = 0;
+  PlacedDroppersRun run;
   for (size_t i : subscribers) {
-    delivered += sim.node(i).pubsub().take_events("news").size();
-    *crowded_registrations += sim.node(i).pubsub().stats().crowded_registrations;
+    run.delivered += sim.node(i).pubsub().take_events("news").size();
+    run.crowded_registrations += sim.node(i).pubsub().stats().crowded_registrations;
   }
-  *crowded_registrations += sim.node(publisher).pubsub().stats().crowded_events;
-  return delivered;
+  run.crowded_events = sim.node(publisher).pubsub().stats().crowded_events;
+  return run;
 }
 }  // namespace
 
 TEST(SybilPubsub, IdsPlacedAroundATopicDoNotSilenceIt) {
-  uint64_t crowded = 0;
-  EXPECT_EQ(delivered_with_placed_droppers(2.0, &crowded), 400u);
-  EXPECT_GE(crowded, 10u);  // the subscribers and the publisher saw the crowd
-  EXPECT_LT(delivered_with_placed_droppers(0, &crowded), 395u);
-  EXPECT_EQ(crowded, 0u);
+  const auto defended = run_with_placed_droppers(2.0);
+  EXPECT_EQ(defended.delivered, 400u);
+  // Both sides judge: the subscribers (one may misjudge the density, see serving.h) and the publisher.
+  EXPECT_GE(defended.crowded_registrations + defended.crowded_events, 10u);
+  EXPECT_GE(defended.crowded_registrations, 8u);
+  EXPECT_GE(defended.crowded_events, 40u);
+  const auto open = run_with_placed_droppers(0);
+  EXPECT_LT(open.delivered, 395u);
+  EXPECT_EQ(open.crowded_registrations + open.crowded_events, 0u);
 }
 
 // A renewal that arrives while the holder is still proving the subscriber's endpoint (a subscribe and its

@@ -57,11 +57,10 @@ double distance_fraction(const NodeId& distance) {
 }
 
 double crowding(const NodeId& key, const std::vector<NodeId>& found, const NodeId& own_radius, size_t k) {
-  if (k == 0 || found.size() < (k + 1) / 2) return 0;
   const double radius = distance_fraction(own_radius);
+  if (k == 0 || found.size() < (k + 1) / 2 || radius <= 0) return 0;
   double farthest = 0;
   for (const auto& id : found) farthest = std::max(farthest, distance_fraction(id ^ key));
-  if (radius <= 0) return 0;
   const double expected = radius * double(found.size()) / double(k);
   // Every node found sits on the key (all within 2^-64 of it): as crowded as can be measured.
   return farthest > 0 ? expected / farthest : expected * 0x1p64;

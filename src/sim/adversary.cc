@@ -518,49 +518,49 @@ class Adversary {
     sim_->run_until([&] { return count() == expected.size(); }, 15s);
     sim_->run_for(1s);
     res_.events_delivered = count();
-    if (getenv("ADV_DEBUG"))
-      for (const auto& x : expected)
-        if (!delivered_.count(x)) fprintf(stderr, "missed sub %zu ev %s\n", x.first, x.second.c_str());
     res_.pubsub_delivery = expected.empty() ? 0 : double(res_.events_delivered) / double(expected.size());
   }
 
   // After the measurement (so it changes none of the figures above): how close the holder lookups of the topics'
   // subscribers came to the network's true k closest nodes, and how many attackers they returned.
   void lookup_quality() {
-    size_t lookups = 0, found = 0, attackers = 0, true_attackers = 0, recalled = 0;
-    auto left = std::make_shared<size_t>(0);
+    // Shared with the lookups' callbacks: one still pending when the wait below gives up must not touch this
+    // frame.
+    struct Tally {
+      size_t left = 0, found = 0, attackers = 0, recalled = 0;
+    };
+    auto tally = std::make_shared<Tally>();
+    const size_t k = std::min(k_, attacker_.size());
+    size_t lookups = 0, true_attackers = 0;
     for (size_t t = 0; t < topics_.size(); ++t) {
       const NodeId key = dht_key(topics_[t]);
       std::vector<std::pair<NodeId, size_t>> d;
       for (size_t i = 0; i < attacker_.size(); ++i) d.push_back({sim_->contact(i).id ^ key, i});
-      size_t n = std::min(k_, d.size());
-      std::partial_sort(d.begin(), d.begin() + static_cast<long>(n), d.end());
-      std::set<NodeId> truth;
-      for (size_t j = 0; j < n; ++j) {
-        truth.insert(sim_->contact(d[j].second).id);
+      std::partial_sort(d.begin(), d.begin() + static_cast<long>(k), d.end());
+      auto truth = std::make_shared<std::set<NodeId>>();
+      for (size_t j = 0; j < k; ++j) {
+        truth->insert(sim_->contact(d[j].second).id);
         true_attackers += attacker_[d[j].second];
-        if (getenv("ADV_DEBUG")) fprintf(stderr, "topic %zu rank %zu %s held %zu\n", t, j, attacker_[d[j].second] ? "ATT" : "hon",
-                                         sim_->node(d[j].second).pubsub().held_subscribers(topics_[t]));
       }
       for (size_t s : subscribers_[t]) {
-        ++*left;
+        ++tally->left;
         ++lookups;
-        sim_->node(s).dht().closest(key, [&, truth, left](std::vector<Contact> cs) {
-          --*left;
-          found += cs.size();
+        sim_->node(s).dht().closest(key, [this, truth, tally](std::vector<Contact> cs) {
+          --tally->left;
+          tally->found += cs.size();
           for (const auto& c : cs) {
             long i = sim_->index_of(c.endpoint);
-            attackers += i >= 0 && attacker_[static_cast<size_t>(i)];
-            recalled += truth.count(c.id);
+            tally->attackers += i >= 0 && attacker_[static_cast<size_t>(i)];
+            tally->recalled += truth->count(c.id);
           }
         });
       }
     }
-    sim_->run_until([&] { return *left == 0; }, 60s);
-    if (!lookups || !found || topics_.empty()) return;
-    res_.holder_lookup_attacker_ratio = double(attackers) / double(found);
-    res_.true_closest_attacker_ratio = double(true_attackers) / double(topics_.size() * std::min(k_, attacker_.size()));
-    res_.holder_lookup_recall = double(recalled) / double(lookups * std::min(k_, attacker_.size()));
+    sim_->run_until([&] { return tally->left == 0; }, 60s);
+    if (!lookups || !tally->found) return;
+    res_.holder_lookup_attacker_ratio = double(tally->attackers) / double(tally->found);
+    res_.true_closest_attacker_ratio = double(true_attackers) / double(topics_.size() * k);
+    res_.holder_lookup_recall = double(tally->recalled) / double(lookups * k);
   }
 
   static constexpr size_t kBatch = 20;
