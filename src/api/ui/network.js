@@ -12,25 +12,78 @@
     return `${location.protocol}//${location.hostname}:${port}/ui#token=${encodeURIComponent(S.token())}`;
   }
 
-  // Position on the circle: the id's top 32 bits as a fraction of the id space.
+  // Position on the circle: the id's top 32 bits as a fraction of the id space, then spread apart where
+  // two dots would overlap (ids close together), keeping their order on the circle.
   const angle = (id) => (parseInt(id.slice(0, 8), 16) / 2 ** 32) * 2 * Math.PI;
+  function spread(angles, minGap) {
+    const n = angles.length;
+    if (n < 2) return angles.slice();
+    const gap = Math.min(minGap, (2 * Math.PI) / n);
+    const order = angles.map((_, i) => i).sort((x, y) => angles[x] - angles[y]);
+    // Start after the widest empty arc and push each dot at least `gap` past the one before it.
+    let first = 0, widest = -1;
+    for (let k = 0; k < n; k++) {
+      const prev = angles[order[(k + n - 1) % n]] - (k === 0 ? 2 * Math.PI : 0);
+      if (angles[order[k]] - prev > widest) { widest = angles[order[k]] - prev; first = k; }
+    }
+    const out = angles.slice();
+    let last = angles[order[first]];
+    for (let k = 1; k < n; k++) {
+      const i = order[(first + k) % n];
+      const a = angles[i] + (first + k >= n ? 2 * Math.PI : 0);
+      last = Math.max(a, last + gap);
+      out[i] = last;
+    }
+    // Crowded all the way round: even spacing in the same order.
+    if (last + gap > angles[order[first]] + 2 * Math.PI + 1e-9)
+      for (let k = 0; k < n; k++) out[order[(first + k) % n]] = angles[order[first]] + k * (2 * Math.PI / n);
+    return out;
+  }
 
-  let drawnFor = '';
+  const W = 720, H = 560, cx = W / 2, cy = H / 2, rad = Math.min(W, H) / 2 - 48;
+  let nodesFor = '', linksFor = '', pos = [];
+  // The dots are rebuilt only when the set of nodes changes, and the edges when the links do, so a poll
+  // never replaces the element under the pointer between a press and its release.
   function draw(nodes) {
-    const key = nodes.map((n) => n.id + ':' + n.links.join(',')).join(';');
-    if (key === drawnFor) return;
-    drawnFor = key;
-    const svg = el('net'), W = 720, H = 560, cx = W / 2, cy = H / 2, rad = Math.min(W, H) / 2 - 48;
-    svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-    svg.replaceChildren();
-    svg.append(make('circle', { cx, cy, r: rad, class: 'ring' }));
-    const pos = nodes.map((n) => {
-      const a = angle(n.id);
-      return [cx + rad * Math.sin(a), cy - rad * Math.cos(a)];
+    const svg = el('net');
+    const idKey = nodes.map((n) => n.index + ':' + n.id).join(';');
+    const linkKey = nodes.map((n) => n.links.join(',')).join(';');
+    if (idKey !== nodesFor) {
+      nodesFor = idKey;
+      linksFor = '';
+      svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+      svg.replaceChildren();
+      svg.append(make('circle', { cx, cy, r: rad, class: 'ring' }));
+      svg.append(make('g', { class: 'edges' }));
+      const r = nodes.length > 60 ? 5 : 11;
+      const angles = spread(nodes.map((n) => angle(n.id)), (2 * r + 3) / rad);
+      pos = angles.map((a) => [cx + rad * Math.sin(a), cy - rad * Math.cos(a)]);
+      const here = Number(location.port || 80);
+      nodes.forEach((n, i) => {
+        const [x, y] = pos[i];
+        const a = make('svg:a', { href: pageOf(n), class: 'net-node', 'data-index': String(n.index), 'data-id': n.id });
+        const self = Number(new URL(n.api).port) === here;
+        a.append(make('circle', { cx: x, cy: y, r, class: self ? 'dot self' : 'dot' }));
+        if (nodes.length <= 60)
+          a.append(make('text', { x, y: y + 4, class: 'dot-label', 'text-anchor': 'middle' }, String(n.index)));
+        a.append(make('title', {}, `node ${n.index}  ${n.id}`));
+        // Pointing at a node highlights its edges.
+        a.addEventListener('mouseenter', () => svg.querySelectorAll('.edge').forEach((e) =>
+          e.classList.toggle('hot', e.dataset.a === String(i) || e.dataset.b === String(i))));
+        a.addEventListener('mouseleave', () => svg.querySelectorAll('.hot').forEach((e) => e.classList.remove('hot')));
+        svg.append(a);
+      });
+    }
+    nodes.forEach((n, i) => {
+      const title = svg.querySelector(`.net-node[data-index="${n.index}"] title`);
+      if (title) title.textContent = `node ${n.index}  ${n.id}\n${n.links.length} local + ${n.other_contacts} other contacts`;
     });
+    if (linkKey === linksFor) return;
+    linksFor = linkKey;
     // Edges: once per pair, "mutual" when each holds the other.
     const has = nodes.map((n) => new Set(n.links));
-    const edges = make('g', { class: 'edges' });
+    const edges = svg.querySelector('g.edges');
+    edges.replaceChildren();
     let count = 0;
     nodes.forEach((n, i) => n.links.forEach((j) => {
       if (j === i || !nodes[j]) return;
@@ -43,22 +96,6 @@
                                   class: mutual ? 'edge mutual' : 'edge', 'data-a': String(i), 'data-b': String(j) }));
       count++;
     }));
-    svg.append(edges);
-    const here = Number(location.port || 80);
-    nodes.forEach((n, i) => {
-      const [x, y] = pos[i];
-      const a = make('svg:a', { href: pageOf(n), class: 'net-node', 'data-index': String(n.index), 'data-id': n.id });
-      const self = Number(new URL(n.api).port) === here;
-      a.append(make('circle', { cx: x, cy: y, r: nodes.length > 60 ? 5 : 11, class: self ? 'dot self' : 'dot' }));
-      if (nodes.length <= 60)
-        a.append(make('text', { x, y: y + 4, class: 'dot-label', 'text-anchor': 'middle' }, String(n.index)));
-      a.append(make('title', {}, `node ${n.index}  ${n.id}\n${n.links.length} local + ${n.other_contacts} other contacts`));
-      // Pointing at a node highlights its edges.
-      a.addEventListener('mouseenter', () => edges.querySelectorAll('.edge').forEach((e) =>
-        e.classList.toggle('hot', e.dataset.a === String(i) || e.dataset.b === String(i))));
-      a.addEventListener('mouseleave', () => edges.querySelectorAll('.hot').forEach((e) => e.classList.remove('hot')));
-      svg.append(a);
-    });
     svg.dataset.nodes = String(nodes.length);
     svg.dataset.edges = String(count);
     setText('net-summary', `${nodes.length} nodes, ${count} routing-table edges`);
