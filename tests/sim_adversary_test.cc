@@ -1,9 +1,9 @@
 // The adversary simulation (issue 11): colluding attackers (a fifth of the nodes) that placed their ids near
 // the targets run the real node code with replaced behaviour while honest nodes put, get, subscribe and
-// publish (src/sim/adversary.h). Small networks, so the sanitizer suite stays fast; the 10,000-node figures
-// come from `storjnet-bench sim-adversary` (bench/README.md). Bounds are a little looser than the goals, and
-// only where the protections meet them: two goals are missed and are reported, not asserted (see the
-// comments below and docs/protocol.md 10.8).
+// publish (src/sim/adversary.h). Each attack alone on 200 nodes, every attack at once on 1,000 (the size the
+// issue asks of `make test`); the 10,000-node figures come from `storjnet-bench sim-adversary`
+// (bench/README.md). Bounds are a little looser than the goals. A get that names no owner is a vote, which
+// the coalition's own validly signed value can win: bounded loosely, and reported (docs/protocol.md 10.8).
 #include <gtest/gtest.h>
 
 #include "sim/adversary.h"
