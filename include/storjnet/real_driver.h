@@ -55,16 +55,16 @@ class RealDriver {
   // driver.
   size_t thread_of(const Node& node) const;
   // Fails every byte connection (streams fast path) of `node` as a network error would; the node sees
-  // them closed. For tests. Returns how many were open. Callable from any thread.
+  // them closed. For tests. Returns how many were open. Callable from any thread but another io thread.
   size_t drop_connections(const Node& node);
-  // The byte connections of `node` right now. For tests and diagnostics. Callable from any thread.
+  // The byte connections of `node` right now. For tests and diagnostics. As drop_connections.
   struct ConnStats {
     size_t open = 0, paused = 0, queued = 0;  // connections, of them not being read, bytes queued to send
     uint64_t paused_reads = 0;                // times any connection stopped being read (high-water mark)
   };
   ConnStats conn_stats(const Node& node);
   // The UDP socket of `node`: kernel drops, the send queue (datagrams waiting for a full socket, dropped past
-  // its bound), effective buffer sizes. Callable from any thread (inline on the io thread).
+  // its bound), effective buffer sizes. Callable from any thread but another io thread (inline on the node's).
   UdpStats udp_stats(const Node& node);
 
   // Runs `fn` on `node`'s io thread (dropped after stop(); std::invalid_argument for another driver's node).
