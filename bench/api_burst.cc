@@ -54,6 +54,7 @@ struct Args {
   int clients = 32;
   uint64_t seed = 1;
   double settle_s = 20;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 };
 
 json rpc(const std::string& method, json params, size_t id) {
@@ -61,7 +62,9 @@ json rpc(const std::string& method, json params, size_t id) {
 }
 
 void run(const Args& a) {
-  RealDriver driver;
+  RealDriver::Options dopts;
+  dopts.threads = static_cast<unsigned>(std::min(a.threads, a.nodes));  // nodes round-robin over the io threads
+  RealDriver driver(dopts);
   auto lo = *Endpoint::parse("127.0.0.1:1");
   lo.port = 0;
   std::vector<Node*> nodes;
@@ -81,7 +84,7 @@ void run(const Args& a) {
   so.max_connections_per_client = std::max(32, a.clients + 4);
   so.max_connections = std::max<size_t>(256, a.clients + 8);
   for (auto* n : nodes) {
-    runners.push_back([&driver, n](std::function<void(Node&)> fn) { driver.post([n, fn = std::move(fn)] { fn(*n); }); });
+    runners.push_back([&driver, n](std::function<void(Node&)> fn) { driver.post(*n, [n, fn = std::move(fn)] { fn(*n); }); });
     api::Limits limits;
     limits.max_batch = std::max<size_t>(limits.max_batch, a.puts);
     dispatchers.push_back(std::make_unique<api::Dispatcher>(runners.back(), limits));
@@ -218,6 +221,7 @@ void run(const Args& a) {
 
   print_result({{"workload", "api-burst"},
                 {"nodes", a.nodes},
+                {"threads", driver.threads()},
                 {"mode", a.mode},
                 {"clients", a.mode == "clients" ? json(a.clients) : json(nullptr)},
                 {"seed", a.seed},
@@ -247,6 +251,9 @@ static void add_api_burst(CLI::App& app) {
       ->check(CLI::IsMember({"batch", "clients"}));
   cmd->add_option("--clients", a->clients, "concurrent clients in clients mode")->check(CLI::Range(1, 1000));
   cmd->add_option("--seed", a->seed, "names the keys and values of this run");
+  cmd->add_option("--threads", a->threads, "io threads the nodes are spread over (default: one per core)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   cmd->add_option("--settle", a->settle_s, "at most this many seconds for the tables to stop growing after the join");
   cmd->callback([a] { run(*a); });
 }

@@ -167,7 +167,7 @@ nlohmann::json run_listen_phase(const ListenPhaseArgs& a) {
   auto publish = [&](const Topic& tp, uint64_t seq, uint32_t t) {
     std::string ev =
         nlohmann::json{{"seq", seq}, {"topic", t}, {"payload", to_hex(event_payload(seq, t, 64))}}.dump();
-    return driver.call([&] { return nodes[tp.publisher]->pubsub().publish(tp.name, ev); });
+    return driver.call(*nodes[tp.publisher], [&] { return nodes[tp.publisher]->pubsub().publish(tp.name, ev); });
   };
   auto wait_seen = [&](Delivery& d, uint64_t seq, Clock::time_point t0) {
     std::unique_lock<std::mutex> l(d.m);

@@ -1,5 +1,5 @@
 // dht: the OpenDHT comparison workload of ../shared/bench/opendht/README.md section 2, on N real storjnet
-// nodes (one RealDriver, one Asio io thread) bound to 127.0.0.1. Mirrors odht_bench.cpp: same phases
+// nodes (one RealDriver, --threads io threads, nodes round-robin over them) bound to 127.0.0.1. Mirrors odht_bench.cpp: same phases
 // (settle, idle, put64, put1k, get64, get1k, listen, burst put/get), same key strings, payloads, single
 // std::mt19937_64 and draw order, nearest-rank percentiles over successful ops, and the RESULT_JSON schema of
 // section 2.9 with "impl":"storjnet".
@@ -9,7 +9,9 @@
 //  * keys: the key strings are our DHT user keys (hashed with BLAKE2b-160 by the DHT).
 //  * good = routing-table size (Dht::peers()), dubious = 0 (no such state in our table).
 //  * replicas / local hits: each node's DhtStorage is created here (make_memory_storage, as the default) and
-//    queried directly on the io thread, untimed.
+//    queried directly on its node's io thread (or with the driver paused), untimed.
+//  * threads: timed operations are posted to their node's io thread; aggregates over all nodes (routing-table
+//    snapshots, drop counters, replica counts) run with the driver paused (RealDriver::call without a node).
 //  * traffic: sendto() and sendmsg() are interposed in the executable (Asio's send_to uses sendmsg).
 //  * drops: ratelimit_drops = engine drops with reason rate_limited (all nodes); rxqueue_drops = 0 (no rx queue).
 //  * --trace: routing-table and failed-get diagnostics on stderr (untimed, no RNG draws).
@@ -88,6 +90,7 @@ Clock::duration secs(double s) {
 
 struct Opts {
   int nodes = 10;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int ops = 200;
   uint64_t seed = 1;
   int base_port = 0;
@@ -219,11 +222,11 @@ struct Bench {
   Opts a;
   RealDriver* driver = nullptr;
   std::vector<Node*> nodes;
-  std::vector<DhtStorage*> stores;  // node i's storage (owned by the node), read on the io thread only
+  std::vector<DhtStorage*> stores;  // node i's storage (owned by the node), read on its io thread only
 };
 
 bool stored_locally(Bench& b, int node, const NodeId& key) {
-  return b.driver->call([&] { return b.stores[node]->get(key).has_value(); });
+  return b.driver->call(*b.nodes[node], [&] { return b.stores[node]->get(key).has_value(); });
 }
 
 struct KeyRec {
@@ -254,7 +257,7 @@ PutGetResult run_puts(Bench& b, std::vector<KeyRec>& keys, std::mt19937_64& rng,
     auto st = std::make_shared<OpState>();
     Node* n = b.nodes[k.putter];
     TP t0 = Clock::now();
-    b.driver->post([n, st, &k] { n->dht().put(k.key, k.data, [st](const PutResult& pr) { st->finish(pr.ok); }); });
+    b.driver->post(*n, [n, st, &k] { n->dht().put(k.key, k.data, [st](const PutResult& pr) { st->finish(pr.ok); }); });
     r.attempted++;
     std::unique_lock<std::mutex> l(st->m);
     st->cv.wait_until(l, t0 + secs(b.a.op_timeout), [&] { return st->done; });
@@ -296,7 +299,7 @@ PutGetResult run_gets(Bench& b, const std::vector<KeyRec>& keys, std::mt19937_64
     auto st = std::make_shared<OpState>();
     Node* n = b.nodes[g];
     TP t0 = Clock::now();
-    b.driver->post([n, st, &k] {
+    b.driver->post(*n, [n, st, &k] {
       n->dht().get(k.key, [st, &k](GetResult gr) {
         TP now = Clock::now();
         {
@@ -455,11 +458,11 @@ BurstResult run_burst(Bench& b, std::vector<KeyRec>& keys, std::mt19937_64& rng,
     op->t0 = Clock::now();
     r.attempted++;
     if (!is_get) {
-      b.driver->post([n, sh, op, &k] {
+      b.driver->post(*n, [n, sh, op, &k] {
         n->dht().put(k.key, k.data, [sh, op](const PutResult& pr) { burst_close(sh, op, pr.ok); });
       });
     } else {
-      b.driver->post([n, sh, op, &k] {
+      b.driver->post(*n, [n, sh, op, &k] {
         n->dht().get(k.key, [sh, op, &k](GetResult gr) { burst_close(sh, op, gr.value && *gr.value == k.data); });
       });
     }
@@ -526,7 +529,9 @@ void run_dht(const Opts& opts) {
   Udp udp0 = read_udp();
   Tx tx0 = tx_now();
 
-  RealDriver driver;
+  RealDriver::Options dopts;
+  dopts.threads = static_cast<unsigned>(std::min(a.threads, N));
+  RealDriver driver(dopts);
   Bench b;
   b.a = a;
   b.driver = &driver;
@@ -552,9 +557,8 @@ void run_dht(const Opts& opts) {
       return dc;
     });
   };
-  driver.post([&b, ep0 = eps[0]] {
-    for (size_t i = 1; i < b.nodes.size(); ++i) b.nodes[i]->dht().bootstrap({ep0}, [](bool) {});
-  });
+  for (size_t i = 1; i < b.nodes.size(); ++i)
+    driver.post(*b.nodes[i], [n = b.nodes[i], ep0 = eps[0]] { n->dht().bootstrap({ep0}, [](bool) {}); });
   progress("started %d nodes in %.2fs (bootstrap node %s)\n", N, sec_since(t_start, t_started),
            eps[0].to_string().c_str());
 
@@ -812,6 +816,7 @@ void run_dht(const Opts& opts) {
   j["ratelimit"] = "default";
   j["io"] = "asio";
   j["cpus"] = std::thread::hardware_concurrency();
+  j["threads"] = driver.threads();
   j["settle"] = {{"settled", settled},
                  {"start_s", sec_since(t_start, t_started)},
                  {"all_connected_s", t_all_connected},
@@ -878,8 +883,8 @@ void run_dht(const Opts& opts) {
     std::printf("%-10s %6zu/%-6zu %7.1f%% %9.2f %9.2f %9.2f %9.2f\n", name, ok, att, att ? 100.0 * ok / att : 0.0,
                 percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99), percentile(lat, 1.0));
   };
-  std::printf("\nstorjnet N=%d  M=%d  seed=%llu  label=%s\n", N, a.ops, static_cast<unsigned long long>(a.seed),
-              a.label.c_str());
+  std::printf("\nstorjnet N=%d  M=%d  seed=%llu  threads=%zu  label=%s\n", N, a.ops,
+              static_cast<unsigned long long>(a.seed), driver.threads(), a.label.c_str());
   std::printf("settle: %s %.2fs (all connected %.2fs), good/node min/mean/max %u/%.1f/%u\n",
               settled ? "ok" : "TIMEOUT", t_settled, t_all_connected, snap.min_good, double(snap.sum_good) / N,
               snap.max_good);
@@ -915,6 +920,9 @@ static void add_dht(CLI::App& app) {
   cmd->add_option("--nodes", o->nodes)->check(CLI::Range(2, 5000));
   cmd->add_option("--ops", o->ops)->check(CLI::Range(1, 100000));
   cmd->add_option("--seed", o->seed);
+  cmd->add_option("--threads", o->threads, "io threads the nodes are spread over (default: one per core)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   cmd->add_option("--base-port", o->base_port, "0: ephemeral ports, else node i binds base+i");
   cmd->add_option("--settle-timeout", o->settle_timeout);
   cmd->add_option("--settle-window-ms", o->settle_window_ms);

@@ -25,7 +25,9 @@ class ApiDaemon : public ::testing::Test {
     daemon_.reset();
     std::filesystem::remove_all(dir_);
   }
+  // Three io threads whatever the machine's core count: the nodes of one daemon live on different threads.
   void start(int nodes = kNodes, std::vector<std::string> extra = {}) {
+    extra.insert(extra.begin(), {"--threads", "3"});
     daemon_ = std::make_unique<Daemon>();
     ASSERT_TRUE(start_daemon(*daemon_, nodes, dir_ + "/data", extra, &base_)) << "storjnetd did not start";
     ASSERT_EQ(daemon_->nodes.size(), static_cast<size_t>(nodes));
@@ -401,6 +403,7 @@ TEST_F(ApiDaemon, BadFlagsAndUnusablePortsOrDirsExitWithTwo) {
   };
   EXPECT_EQ(run({"--no-such-flag"}), 2);
   EXPECT_EQ(run({"--nodes", "0", "--data-dir", dir_ + "/x"}), 2);
+  EXPECT_EQ(run({"--threads", "0", "--data-dir", dir_ + "/x"}), 2);
   EXPECT_EQ(run({"--nodes", "10", "--port", "65530", "--data-dir", dir_ + "/x"}), 2);
   EXPECT_EQ(run({"--port", "0", "--api-port", "0", "--host", "not-an-ip", "--data-dir", dir_ + "/x"}), 2);
   EXPECT_EQ(run({"--port", "0", "--api-port", "0", "--log-level", "loud", "--data-dir", dir_ + "/x"}), 2);

@@ -48,6 +48,7 @@ struct UsageError : std::runtime_error {
 
 struct Options {
   int nodes = 1;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int port = 4000;
   int api_port = 5000;
   std::string host = "0.0.0.0";
@@ -223,6 +224,7 @@ std::string port_mapping_metrics(const NodeSlot& s) {
 int run(const Options& o) {
   // --- validate everything before starting anything ---
   if (o.nodes < 1 || o.nodes > 4096) throw UsageError("--nodes must be between 1 and 4096");
+  if (o.threads < 1 || o.threads > 1024) throw UsageError("--threads must be between 1 and 1024");
   if (o.port_mapping_lease < 20 || o.port_mapping_lease > 86400)
     throw UsageError("--port-mapping-lease must be between 20 and 86400 seconds");
   auto check_ports = [&](int base, const char* flag) {
@@ -287,13 +289,16 @@ int run(const Options& o) {
   }
 
   // --- sockets: every API port, then every UDP port ---
-  driver = std::make_unique<RealDriver>();
+  // Each node lives on one io thread (round-robin); more threads than nodes would idle.
+  RealDriver::Options driver_options;
+  driver_options.threads = static_cast<unsigned>(std::min(o.threads, o.nodes));
+  driver = std::make_unique<RealDriver>(driver_options);
   RealDriver* drv = driver.get();
   for (int i = 0; i < o.nodes; ++i) {
     auto& s = *slots[i];
     Node** node_ptr = &s.node;
     api::NodeRunner run = [drv, node_ptr](std::function<void(Node&)> fn) {
-      drv->post([node_ptr, fn = std::move(fn)] { fn(**node_ptr); });
+      drv->post(**node_ptr, [node_ptr, fn = std::move(fn)] { fn(**node_ptr); });
     };
     s.files = std::make_unique<api::FileTransfers>();
     s.dispatcher = std::make_unique<api::Dispatcher>(run, api::Limits{}, s.files.get());
@@ -349,7 +354,8 @@ int run(const Options& o) {
       spdlog::info("node {}: no port mapping yet ({}): {}", i, st.state, st.last_error.empty() ? "pending" : st.last_error);
   }
 
-  // --- the status page (docs/api.md, "Status page"): every node on the board, sampled once a second ---
+  // --- the status page (docs/api.md, "Status page"): every node on the board, each sampled once a second on
+  // its own thread; GET /api/network reads them all with the driver paused (RealDriver::post without a node) ---
   driver->call([&] {
     for (auto& s : slots) {
       std::string host = s->server->host();
@@ -364,7 +370,7 @@ int run(const Options& o) {
   for (size_t i = 0; i < slots.size(); ++i)
     slots[i]->server->set_status_routes(
         {[drv, &board, &slots, i](api::Done done) {
-           drv->post([drv, &board, &slots, i, done] {
+           drv->post(*slots[i]->node, [drv, &board, &slots, i, done] {
              auto status = board.status(i);
              status["udp"] = udp_stats_json(drv->udp_stats(*slots[i]->node));
              status["port_mapping"] = port_mapping_json(*slots[i]);
@@ -377,7 +383,7 @@ int run(const Options& o) {
     sampler.expires_after(std::chrono::seconds(1));
     sampler.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      drv->post([&board] { board.tick(); });
+      for (size_t i = 0; i < slots.size(); ++i) drv->post(*slots[i]->node, [&board, i] { board.tick(i); });
       sample_each_second();
     });
   };
@@ -412,7 +418,7 @@ int run(const Options& o) {
     std::vector<Endpoint> node_seeds = seeds;
     if (i > 0) node_seeds.insert(node_seeds.begin(), node0);
     Node* n = slots[i]->node;
-    driver->post([n, node_seeds, i, &announce] { n->dht().bootstrap(node_seeds, [i, &announce](bool ok) { announce(i, ok); }); });
+    driver->post(*n, [n, node_seeds, i, &announce] { n->dht().bootstrap(node_seeds, [i, &announce](bool ok) { announce(i, ok); }); });
   }
   // A node whose bootstrap takes long is announced anyway: its API is up.
   asio::steady_timer late(http_io, std::chrono::seconds(15));
@@ -421,14 +427,14 @@ int run(const Options& o) {
     for (int i = 0; i < o.nodes; ++i) announce(i, false);
   });
 
-  // File transfers judge stalls and forget old entries about once a second, on the driver thread.
+  // File transfers judge stalls and forget old entries about once a second, each on its node's thread.
   asio::steady_timer file_ticker(http_io);
   std::function<void()> tick_files = [&] {
     file_ticker.expires_after(std::chrono::seconds(1));
     file_ticker.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       for (auto& s : slots)
-        driver->post([files = s->files.get(), node = s->node] { files->tick(*node); });
+        driver->post(*s->node, [files = s->files.get(), node = s->node] { files->tick(*node); });
       tick_files();
     });
   };
@@ -436,7 +442,7 @@ int run(const Options& o) {
 
   int sig = stop_signal.get_future().get();
   spdlog::info("storjnetd: {} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  // --- stop: API first, then flush every store on the driver thread, then the driver ---
+  // --- stop: API first, then flush every store (the driver paused), then the driver ---
   asio::post(http_io, [&] {
     late.cancel();
     sampler.cancel();
@@ -488,6 +494,9 @@ int main(int argc, char** argv) {
   // A key the daemon does not know is a mistake in the file, not something to skip in silence.
   app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--nodes", o.nodes, "Nodes in this process (a local network)")->capture_default_str();
+  app.add_option("--threads", o.threads,
+                 "io threads the nodes are spread over, round-robin (default: one per core; at most one per node)")
+      ->capture_default_str();
   app.add_option("--port", o.port, "UDP port of node 0; node i listens on port+i (0: ephemeral)")->capture_default_str();
   app.add_option("--api-port", o.api_port, "API port of node 0; node i serves on api-port+i (0: ephemeral)")
       ->capture_default_str();

@@ -44,8 +44,13 @@ size_t StatusBoard::add(Node& node, std::string api_url, Endpoint udp) {
 }
 
 void StatusBoard::tick() {
+  for (size_t i = 0; i < nodes_.size(); ++i) tick(i);
+}
+
+void StatusBoard::tick(size_t i) {
   int64_t now = unix_ms(), mono = mono_ms();
-  for (auto& e : nodes_) {
+  {
+    Entry& e = nodes_.at(i);
     NodeWatch& w = *e.watch;
     w.history.record(e.node->stats(), e.node->dht().stats(), now, mono);
     // Streams: rates over the last tick; closed streams forgotten.

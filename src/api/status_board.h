@@ -6,7 +6,10 @@
 // Memory is bounded per node: the history ring (StatusHistory), kRecentEvents events of at most kEventText
 // bytes for at most kTopics topics, one rate per open stream.
 //
-// Every method runs on the nodes' driver thread; the board must outlive the driver (its stun callbacks and
+// Threads (RealDriver with several io threads): add() and network() touch every node, so they run with every
+// node at hand (RealDriver::call/post without a node: the driver paused); tick(i) and status(i) touch node i
+// and its watch only, so they run on node i's thread. tick() is tick(i) for all (one thread, or paused). The
+// set of nodes does not change after the last add(). The board must outlive the driver (its stun callbacks and
 // pubsub observers point at it).
 #pragma once
 #include <chrono>
@@ -35,6 +38,8 @@ class StatusBoard {
   // Samples every node's counters and streams, and asks a peer for the address of each node whose last
   // answer is older than stun_interval. Call about once a second.
   void tick();
+  // The same for node i only (i < size()).
+  void tick(size_t i);
 
   // GET /api/status of node i (i < size()).
   nlohmann::json status(size_t i) const;

@@ -5,11 +5,14 @@
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
 #include <boost/asio.hpp>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <cstdio>
 #include <deque>
 #include <list>
+#include <stdexcept>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -55,6 +58,15 @@ udp::endpoint to_asio(const Endpoint& e) {
   return {asio::ip::address_v6(b), e.port};
 }
 
+// Which driver and io thread this thread is (set once per io thread), and the driver whose call(fn)/post(fn)
+// it runs right now (every node of that driver may be touched).
+struct ThreadRole {
+  const void* driver = nullptr;
+  size_t shard = 0;
+  const void* exclusive = nullptr;
+};
+thread_local ThreadRole tl_role;
+
 }  // namespace
 
 struct RealDriver::Impl {
@@ -73,7 +85,7 @@ struct RealDriver::Impl {
     Conn(uint64_t i, asio::io_context& io) : id(i), sock(io) {}
   };
 
-  // Receive buffers for recvmmsg, one set per driver: handlers run one at a time on the io thread, and a
+  // Receive buffers for recvmmsg, one set per io thread: handlers run one at a time on a thread, and a
   // datagram is handed to its node before the next read.
   static constexpr unsigned kBatch = 32;
   static constexpr int kDrainBatches = 8;
@@ -98,7 +110,7 @@ struct RealDriver::Impl {
 
   struct Host final : Environment, ConnProvider {
     Batch& batch;
-    real::FastRandom& rng;  // the io thread's
+    real::FastRandom& rng;  // its io thread's
     udp::socket socket;
     asio::io_context& io;
     const RealDriver::Options& options;
@@ -116,6 +128,7 @@ struct RealDriver::Impl {
     std::chrono::steady_clock::time_point origin;
     std::unique_ptr<Node> node;
     Endpoint local;
+    size_t shard = 0;  // the io thread it lives on
     // Datagrams the socket could not take at once (real/udp_io.h), sent in order once it is writable.
     real::UdpSendQueue sendq;
     bool send_waiting = false;
@@ -379,35 +392,110 @@ struct RealDriver::Impl {
     }
   };
 
+  // One io thread: its io_context, the receive buffers and random source of the nodes it hosts.
+  struct Shard {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    std::unique_ptr<Batch> batch = std::make_unique<Batch>();
+    real::FastRandom rng;  // Environment::random of every host of this thread
+    std::thread thread;
+  };
+
+  // A call(fn)/post(fn) with threads > 1: every thread runs one of these; the last to arrive runs `fn` while
+  // the others wait for it (a barrier). Posted to all threads under `exclusive_mu`, so every thread meets
+  // them in the same order and two never wait for each other.
+  struct Park {
+    std::function<void()> fn;
+    size_t arrived = 0;
+    bool done = false;
+  };
+
   RealDriver::Options options;
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::chrono::steady_clock::time_point origin = std::chrono::steady_clock::now();
-  std::unique_ptr<Batch> batch = std::make_unique<Batch>();
-  real::FastRandom rng;  // Environment::random of every host (all on the io thread)
+  std::vector<std::unique_ptr<Shard>> shards;  // before `hosts`: sockets and timers die first
+  std::mutex exclusive_mu;                     // orders the posting of Park tasks
+  std::mutex park_mu;                          // guards every Park and `stopping`
+  std::condition_variable park_cv;
+  bool stopping = false;                       // stop(): waiting Parks give up
+  std::atomic<bool> stopped{false};            // stop() done: posts are dropped, as a stopped io_context would
+  std::atomic<size_t> next_shard{0};
+  mutable std::mutex hosts_mu;  // guards `hosts` and `by_node` (not the hosts themselves)
   std::list<std::unique_ptr<Host>> hosts;
-  std::thread thread;
-  std::thread::id thread_id;
+  std::unordered_map<const Node*, Host*> by_node;
 
   explicit Impl(RealDriver::Options o) : options(o) {
-    thread = std::thread([this] {
-      thread_id = std::this_thread::get_id();
-      io.run();
-    });
+    unsigned t = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    options.threads = t;
+    for (unsigned i = 0; i < t; ++i) shards.push_back(std::make_unique<Shard>());
+    for (unsigned i = 0; i < t; ++i)
+      shards[i]->thread = std::thread([this, i] {
+        tl_role = {this, i, nullptr};
+        shards[i]->io.run();
+      });
+  }
+
+  bool on_io() const { return tl_role.driver == this; }
+  bool exclusive_here() const { return tl_role.exclusive == this; }
+
+  Host* find_host(const Node& node) const {
+    std::lock_guard lock(hosts_mu);
+    auto it = by_node.find(&node);
+    return it == by_node.end() ? nullptr : it->second;
+  }
+  Host* host_of(const Node& node) const {
+    if (auto* h = find_host(node)) return h;
+    throw std::invalid_argument("RealDriver: not a node of this driver");
+  }
+
+  void post_exclusive(std::function<void()> fn) {
+    if (shards.size() == 1) return asio::post(shards[0]->io, std::move(fn));
+    auto park = std::make_shared<Park>();
+    park->fn = std::move(fn);
+    std::lock_guard order(exclusive_mu);
+    for (auto& s : shards) asio::post(s->io, [this, park] { arrive(*park); });
+  }
+
+  void arrive(Park& p) {
+    std::unique_lock lock(park_mu);
+    if (++p.arrived < shards.size()) {
+      park_cv.wait(lock, [&] { return p.done || stopping; });
+      return;
+    }
+    lock.unlock();
+    struct Release {
+      Impl& impl;
+      Park& p;
+      ~Release() {
+        tl_role.exclusive = nullptr;
+        std::lock_guard l(impl.park_mu);
+        p.done = true;
+        impl.park_cv.notify_all();
+      }
+    } release{*this, p};
+    tl_role.exclusive = this;
+    p.fn();
+  }
+
+  // Runs `fn` on shard `i` and waits (inline when on it or inside an exclusive call).
+  void run_on_shard(size_t i, const std::function<void()>& fn) {
+    if (exclusive_here() || (on_io() && tl_role.shard == i)) return fn();
+    if (on_io()) throw std::logic_error("RealDriver: waiting on another io thread could deadlock");
+    std::packaged_task<void()> task(fn);
+    auto fut = task.get_future();
+    asio::post(shards[i]->io, [&task] { task(); });
+    fut.get();
   }
 };
 
 RealDriver::RealDriver(Options options) : impl_(std::make_unique<Impl>(options)) {
-  // Wait until the thread id is known so on_io_thread() is reliable.
-  std::promise<void> ready;
-  impl_->io.post([&] { ready.set_value(); });
-  ready.get_future().wait();
+  // Wait until every thread knows its role so on_io_thread() is reliable.
+  for (size_t i = 0; i < impl_->shards.size(); ++i) impl_->run_on_shard(i, [] {});
 }
 
 RealDriver::~RealDriver() { stop(); }
 
 void RealDriver::stop() {
-  if (!impl_ || !impl_->thread.joinable()) return;
+  if (!impl_ || impl_->shards.empty() || !impl_->shards[0]->thread.joinable()) return;
   call([this] {
     for (auto& h : impl_->hosts) {
       boost::system::error_code ec;
@@ -417,20 +505,64 @@ void RealDriver::stop() {
       h->close_all();
     }
   });
-  impl_->work.reset();
-  impl_->io.stop();
-  impl_->thread.join();
+  {
+    std::lock_guard lock(impl_->park_mu);
+    impl_->stopping = true;
+    impl_->park_cv.notify_all();
+  }
+  for (auto& s : impl_->shards) {
+    s->work.reset();
+    s->io.stop();
+  }
+  for (auto& s : impl_->shards) s->thread.join();
+  impl_->stopped = true;
+  std::lock_guard lock(impl_->hosts_mu);
+  impl_->by_node.clear();
   impl_->hosts.clear();
 }
 
-bool RealDriver::on_io_thread() const { return std::this_thread::get_id() == impl_->thread_id; }
+bool RealDriver::on_io_thread() const { return impl_->on_io() || impl_->exclusive_here(); }
 
-void RealDriver::post(std::function<void()> fn) { asio::post(impl_->io, std::move(fn)); }
+bool RealDriver::on_thread_of(const Node& node) const {
+  if (impl_->exclusive_here()) return true;
+  if (!impl_->on_io()) return false;
+  return impl_->host_of(node)->shard == tl_role.shard;
+}
+
+bool RealDriver::runs_inline(const Node* node) const {
+  auto& I = *impl_;
+  if (I.exclusive_here()) return true;
+  if (!I.on_io()) return false;
+  if (I.shards.size() == 1) return true;
+  if (node && I.host_of(*node)->shard == tl_role.shard) return true;
+  throw std::logic_error(node ? "RealDriver::call(node, fn) from another io thread could deadlock: post instead"
+                              : "RealDriver::call(fn) from an io thread with threads > 1 could deadlock: post instead");
+}
+
+void RealDriver::post_on(const Node* node, std::function<void()> fn) {
+  if (!node) return impl_->post_exclusive(std::move(fn));
+  auto* h = impl_->find_host(*node);
+  if (!h && impl_->stopped) return;  // the nodes are gone; the handler would never run anyway
+  if (!h) throw std::invalid_argument("RealDriver: not a node of this driver");
+  asio::post(impl_->shards[h->shard]->io, std::move(fn));
+}
+
+void RealDriver::post(std::function<void()> fn) { impl_->post_exclusive(std::move(fn)); }
+
+void RealDriver::post(const Node& node, std::function<void()> fn) { post_on(&node, std::move(fn)); }
+
+size_t RealDriver::threads() const { return impl_->shards.size(); }
+
+size_t RealDriver::thread_of(const Node& node) const { return impl_->host_of(node)->shard; }
 
 Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig config,
                            std::unique_ptr<DhtStorage> storage) {
-  return call([&]() -> Node& {
-    auto host = std::make_unique<Impl::Host>(*impl_->batch, impl_->rng, impl_->io, impl_->options, impl_->origin);
+  size_t i = impl_->next_shard.fetch_add(1) % impl_->shards.size();
+  Node* made = nullptr;
+  impl_->run_on_shard(i, [&] {
+    auto& shard = *impl_->shards[i];
+    auto host = std::make_unique<Impl::Host>(*shard.batch, shard.rng, shard.io, impl_->options, impl_->origin);
+    host->shard = i;
     boost::system::error_code ec;
     auto ep = to_asio(bind);
     host->socket.open(ep.protocol(), ec);
@@ -443,60 +575,60 @@ Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig c
     host->listen();
     host->node = std::make_unique<Node>(*host, std::move(identity), config, std::move(storage));
     host->receive();
+    made = host->node.get();
+    std::lock_guard lock(impl_->hosts_mu);
+    impl_->by_node.emplace(made, host.get());
     impl_->hosts.push_back(std::move(host));
-    return *impl_->hosts.back()->node;
   });
+  return *made;
 }
 
 Endpoint RealDriver::local_endpoint(const Node& node) const {
-  for (auto& h : impl_->hosts)
-    if (h->node.get() == &node) return h->local;
-  return {};
+  std::lock_guard lock(impl_->hosts_mu);
+  auto it = impl_->by_node.find(&node);
+  return it == impl_->by_node.end() ? Endpoint{} : it->second->local;
 }
 
-size_t RealDriver::size() const { return impl_->hosts.size(); }
+size_t RealDriver::size() const {
+  std::lock_guard lock(impl_->hosts_mu);
+  return impl_->hosts.size();
+}
 
 RealDriver::ConnStats RealDriver::conn_stats(const Node& node) {
-  return call([&] {
+  return call(node, [&] {
     ConnStats out;
-    for (auto& h : impl_->hosts) {
-      if (h->node.get() != &node) continue;
-      out.paused_reads = h->paused_reads;
-      for (auto& [id, c] : h->conns) {
-        out.open += 1;
-        out.queued += c->queued;
-        out.paused += c->paused;
-      }
+    auto* h = impl_->host_of(node);
+    out.paused_reads = h->paused_reads;
+    for (auto& [id, c] : h->conns) {
+      out.open += 1;
+      out.queued += c->queued;
+      out.paused += c->paused;
     }
     return out;
   });
 }
 
 UdpStats RealDriver::udp_stats(const Node& node) {
-  return call([&] {
+  return call(node, [&] {
     UdpStats out;
-    for (auto& h : impl_->hosts) {
-      if (h->node.get() != &node) continue;
-      out.kernel_drops = real::udp_kernel_drops(h->socket.native_handle());
-      out.send_queued = h->sendq.queued();
-      out.send_deferred = h->sendq.deferred();
-      out.send_queue_drops = h->sendq.dropped();
-      out.rcvbuf = h->buffers.rcvbuf;
-      out.sndbuf = h->buffers.sndbuf;
-    }
+    auto* h = impl_->host_of(node);
+    out.kernel_drops = real::udp_kernel_drops(h->socket.native_handle());
+    out.send_queued = h->sendq.queued();
+    out.send_deferred = h->sendq.deferred();
+    out.send_queue_drops = h->sendq.dropped();
+    out.rcvbuf = h->buffers.rcvbuf;
+    out.sndbuf = h->buffers.sndbuf;
     return out;
   });
 }
 
 size_t RealDriver::drop_connections(const Node& node) {
-  return call([&] {
+  return call(node, [&] {
     size_t n = 0;
-    for (auto& h : impl_->hosts) {
-      if (h->node.get() != &node) continue;
-      std::vector<std::shared_ptr<Impl::Conn>> all;
-      for (auto& [id, c] : h->conns) all.push_back(c);
-      for (auto& c : all) h->fail(c), ++n;
-    }
+    auto* h = impl_->host_of(node);
+    std::vector<std::shared_ptr<Impl::Conn>> all;
+    for (auto& [id, c] : h->conns) all.push_back(c);
+    for (auto& c : all) h->fail(c), ++n;
     return n;
   });
 }
