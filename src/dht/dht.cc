@@ -158,6 +158,7 @@ std::vector<Contact> Dht::handed_out(const NodeId& target) const {
 }
 bool Dht::confirmed(const NodeId& id) const { return impl_->table.confirmed(id); }
 const NodeId& Dht::id() const { return impl_->engine.id(); }
+bool Dht::punched(const NodeId& id) const { return impl_->punch && impl_->punch->punched(id); }
 const DhtConfig& Dht::config() const { return impl_->cfg; }
 
 DhtStats Dht::stats() const {
@@ -167,6 +168,7 @@ DhtStats Dht::stats() const {
   s.stored_bytes = impl_->values.bytes();
   s.routing_confirmed = impl_->table.confirmed_count();
   if (impl_->dial_back) impl_->dial_back->fill(s);
+  if (impl_->punch) impl_->punch->fill(s);
   s.recent.assign(impl_->recent.begin(), impl_->recent.end());
   return s;
 }

@@ -12,6 +12,7 @@
 
 #include "dht/codec.h"
 #include "dht/dial_back.h"
+#include "dht/punch.h"
 #include "dht/lookup.h"
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
@@ -70,6 +71,7 @@ struct Dht::Impl {
   TimerId maintenance;
   TimePoint last_snapshot{};
   std::unique_ptr<DialBack> dial_back;  // nullptr when cfg.dial_back is off
+  std::unique_ptr<Punch> punch;         // nullptr when cfg.punch is off
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
@@ -92,6 +94,8 @@ struct Dht::Impl {
     });
     last_snapshot = now;
     if (cfg.dial_back) dial_back = std::make_unique<DialBack>(engine, table, cfg);
+    if (cfg.punch)
+      punch = std::make_unique<Punch>(engine, table, cfg, [this] { return dial_back && dial_back->reachable(); });
     schedule_maintenance();
   }
 
@@ -108,6 +112,7 @@ struct Dht::Impl {
 
   ~Impl() {
     *alive = false;
+    punch.reset();
     engine.set_on_contact(nullptr);
     for (Method m : {Method::kFindNode, Method::kFindValue, Method::kStore}) engine.set_handler(m, nullptr);
     engine.cancel(maintenance);
@@ -135,6 +140,7 @@ struct Dht::Impl {
   // ------------------------------------------------------------ routing table upkeep
 
   void on_contact(const Contact& c, bool answered) {
+    if (punch) punch->heard(c);
     if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) {
       // No verifying ping for a contact the table would refuse anyway.
       if (auto refused = table.refusal(c)) return count_refusal(*refused);
