@@ -173,7 +173,9 @@ class Dht {
   // dht_find: the node's address if it answered during the lookup, else nullopt, within find_timeout.
   // With our own id: our external address as stun gives it.
   void find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb);
-  // Like find, but the whole contact (key included): used by messages and streams.
+  // Like find, but the whole contact (key included): used by messages and streams. With punching on
+  // (DhtConfig::punch), a target that did not answer the lookup but that an answer named is returned too: a
+  // NATed node does not answer strangers, and the request that follows may get through a punched hole.
   void find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb);
   // dht_stun: our address as a random neighbour sees it (nullopt without neighbours).
   void stun(std::function<void(std::optional<Endpoint>)> cb);

@@ -103,7 +103,7 @@ void Dht::closest(const NodeId& target, std::function<void(std::vector<Contact>)
 void Dht::find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
   Impl& d = *impl_;
   if (auto c = d.table.find(id)) return cb(*c);
-  d.find_online(id, std::move(cb));
+  d.find_online(id, std::move(cb), d.cfg.punch);
 }
 
 void Dht::find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb) {

@@ -470,7 +470,9 @@ struct Dht::Impl {
   }
 
   // The node `id` as it answered a lookup of its id, or nullopt; at most find_timeout.
-  void find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
+  // The target as it answered a lookup; with `named`, else as an answer named it (a NATed node may not answer
+  // strangers: its contact is still worth a request, which hole punching may carry, docs/protocol.md 5.2).
+  void find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb, bool named = false) {
     auto done = std::make_shared<bool>(false);
     auto shared_cb = std::make_shared<std::function<void(std::optional<Contact>)>>(std::move(cb));
     auto timer = std::make_shared<TimerId>();
@@ -480,11 +482,11 @@ struct Dht::Impl {
       *done = true;
       (*shared_cb)(std::nullopt);
     });
-    lookup(id, false, true, [this, live, done, shared_cb, timer](LookupResult res) {
+    lookup(id, false, true, [this, live, done, shared_cb, timer, named](LookupResult res) {
       if (*done) return;
       *done = true;
       if (!live.expired()) engine.cancel(*timer);
-      (*shared_cb)(res.target);
+      (*shared_cb)(res.target || !named ? res.target : res.target_named);
     });
   }
 

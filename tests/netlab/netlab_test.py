@@ -31,6 +31,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 POLL_SECONDS = 60  # generous bound for every "until it holds" poll
 LEASE_S = 30  # the port mapping lease the daemons ask for (--port-mapping-lease)
+KEEPALIVE_WAIT_S = 17  # a NATed node's keepalive interval (DhtConfig::keepalive_interval, 15 s) and a margin
 CHECKS = {"passed": 0, "failed": 0}
 FAILURES = []
 
@@ -170,6 +172,33 @@ def udp_socket_in(ns, port):
         os.close(own)
         os.close(target)
     return s
+
+
+def flush_conntrack(ns):
+    """Deletes every conntrack entry (so every NAT mapping and filter entry) in network namespace ns, as a
+    router's mappings expire when idle: one ctnetlink IPCTNL_MSG_CT_DELETE without attributes for AF_INET (what
+    `conntrack -F` sends; conntrack-tools is not needed). Returns the netlink error code (0: done)."""
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {ns}")
+        try:
+            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(own)
+        os.close(target)
+    with s:
+        s.bind((0, 0))
+        s.settimeout(5)
+        # nlmsghdr: len, type (NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE), flags (REQUEST | ACK), seq, pid;
+        # nfgenmsg: family AF_INET, version 0, res_id 0.
+        s.send(struct.pack("=IHHII", 20, (1 << 8) | 2, 1 | 4, 1, 0) + struct.pack("=BBH", socket.AF_INET, 0, 0))
+        ack = s.recv(4096)
+        return struct.unpack_from("=i", ack, 16)[0] if len(ack) >= 20 else -1
 
 
 def recv_from(sock, want_payload, seconds):
@@ -438,6 +467,13 @@ def measure_nat_to_nat(lab, mapping_on=False):
     reverse = [(b, a) for a, b in first]
     if not first:
         return
+    # The earlier steps' DHT traffic opened most routers towards most peers. As in the field once mappings
+    # idle out, every router forgets them here; then, within one keepalive interval (15 s), the NATed nodes'
+    # keepalives open their routers again towards their rendezvous peers only.
+    routers = sorted({lab.hosts[h]["router"] for h in nat})
+    errors = {r: flush_conntrack(r) for r in routers}
+    check(all(e == 0 for e in errors.values()), f"conntrack flush on the routers: {errors}")
+    time.sleep(KEEPALIVE_WAIT_S)
     res = {}
     for label, pairs in (("forward", first), ("reverse", reverse)):
         r = send_all(lab, pairs, label, batched=False)
