@@ -15,11 +15,12 @@ using Type = NatModel::Type;
 
 namespace {
 
-constexpr size_t kPublic = 4;
+constexpr size_t kPublic = 8;
 
 // kPublic open nodes, then a behind a router of kind `ka` and b behind one of kind `kb` (30 s mappings, as
-// Linux conntrack keeps an unanswered flow). Everyone joins through node 0; then two quiet minutes pass,
-// so whatever holes the join opened between a and b have closed.
+// Linux conntrack keeps an unanswered flow). Everyone joins through node 0; then 150 s pass. a and b also
+// exchange a datagram each at the same moment every minute (pubsub upkeep: a simultaneous open, which keeps
+// their routers open towards each other): the last, at 120 s, is 30 s old by then and its holes have closed.
 struct Net {
   Simulator sim;
   size_t a = 0, b = 0;
@@ -35,12 +36,15 @@ struct Net {
       sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { --waiting; });
       sim.run_until([&] { return waiting == 0; }, 30s);
     }
-    sim.run_for(std::chrono::minutes(2));
+    sim.run_for(std::chrono::seconds(150));
   }
   static SimConfig config(uint64_t seed, bool punch) {
     SimConfig c;
     c.seed = seed;
     c.node.dht.punch = punch;
+    // Keepalives go to the closest contacts (dial-back confirms none in a network this small): with 3 of 9,
+    // a and b (seed 1) are not each other's, whose keepalives would keep a hole open between them.
+    c.node.dht.keepalive_peers = 3;
     return c;
   }
   // message_send from -> to; whether it was acknowledged.
@@ -162,7 +166,7 @@ TEST(Punch, NoKeepalivesWhenOff) {
 }
 
 TEST(Punch, KeepalivesHoldARendezvousMappingOpen) {
-  // b behind a port-restricted router with 30 s mappings, quiet for two minutes: its rendezvous still reach it.
+  // b behind a port-restricted router with 30 s mappings: its rendezvous still reach it after 150 s.
   Net net(Type::kPortRestricted, Type::kPortRestricted, true);
   size_t reached = 0;
   for (size_t r = 0; r < kPublic; ++r) {
@@ -174,11 +178,11 @@ TEST(Punch, KeepalivesHoldARendezvousMappingOpen) {
     net.sim.run_until([&] { return ok.has_value(); }, 5s);
     reached += ok.value_or(false);
   }
-  EXPECT_GE(reached, 3u);  // its keepalive_peers (4) closest contacts; a NATed one among them may miss
+  EXPECT_GE(reached, 2u);  // its keepalive_peers (3) closest contacts; a NATed one among them may miss
   DhtStats s = net.stats(net.b);
-  // About one round per 15 s over the join and two quiet minutes, 4 datagrams each.
-  EXPECT_GE(s.keepalives_sent, 8u * 4 - 8);
-  EXPECT_LE(s.keepalives_sent, 12u * 4);
+  // One round per 15 s over the join and the 150 s, 3 datagrams each.
+  EXPECT_GE(s.keepalives_sent, 10u * 3 - 6);
+  EXPECT_LE(s.keepalives_sent, 11u * 3);
 }
 
 namespace {
