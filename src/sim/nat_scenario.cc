@@ -170,6 +170,7 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
       });
     }
     sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(60));
+    sim.run_for(std::chrono::seconds(5));  // punches still in their window (Punch::kWindow, 4 s) conclude
   }
   for (size_t i = 0; i < cfg.nodes; ++i) {
     DhtStats d = sim.node(i).dht().stats();
