@@ -18,6 +18,8 @@ static void add_sim_nat(CLI::App& app) {
   cmd->add_option("--events", o->events)->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--subscribers", o->subscribers)->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--seed", o->seed);
+  cmd->add_option("--nat-pairs", o->nat_pairs, "messages between random pairs of NATed nodes")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--punch", o->node.dht.punch, "hole punching and keepalives (true/false; default true)");
   cmd->add_option("--dial-back", o->node.dht.dial_back, "dial-back reachability checks (true/false; default true)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
@@ -47,6 +49,15 @@ static void add_sim_nat(CLI::App& app) {
                   {"rounds_p50", percentile(r.lookup_rounds, 0.5)},
                   {"get_sim_ms_p50", percentile(r.get_ms, 0.5)},
                   {"get_sim_ms_p99", percentile(r.get_ms, 0.99)},
+                  {"nat_pairs", {{"neither_symmetric", {{"pairs", r.pairs[0]}, {"ok", r.pairs_ok[0]}, {"punched", r.pairs_punched[0]}}},
+                                 {"one_symmetric", {{"pairs", r.pairs[1]}, {"ok", r.pairs_ok[1]}, {"punched", r.pairs_punched[1]}}},
+                                 {"both_symmetric", {{"pairs", r.pairs[2]}, {"ok", r.pairs_ok[2]}, {"punched", r.pairs_punched[2]}}}}},
+                  {"punch_attempts", r.punch_attempts},
+                  {"punch_ok", r.punch_ok},
+                  {"punch_failed", r.punch_failed},
+                  {"punch_no_rendezvous", r.punch_no_rendezvous},
+                  {"punch_refused", r.punch_refused},
+                  {"keepalives_sent", r.keepalives_sent},
                   {"nat_filtered", r.nat_filtered},
                   {"datagrams", r.datagrams},
                   {"wall_s", seconds_since(t0)},

@@ -67,6 +67,16 @@ struct DhtConfig {
   bool dial_back = true;
   double dial_back_rate = 5;         // asks/s served per asker (burst 2x)
   double dial_back_total_rate = 50;  // asks/s served in all (burst the same)
+  // --- NAT traversal (docs/protocol.md section 5.2): hole punching through a common neighbour, keepalives ---
+  // Off: no punches started, none served, no keepalives.
+  bool punch = true;
+  // While dial-back has not found this node reachable: one keepalive datagram to each of the keepalive_peers
+  // contacts closest to its own id this often (NAT mappings for unanswered UDP live 30 s on Linux). 0: none.
+  Duration keepalive_interval = std::chrono::seconds(15);
+  size_t keepalive_peers = 4;
+  Duration punch_live = std::chrono::seconds(45);  // a rendezvous introduces only targets heard from this recently
+  double punch_rate = 10;         // punch asks and introductions served per peer per second (burst 2x)
+  double punch_total_rate = 100;  // ... in all (burst the same)
 };
 
 struct LookupStats {
@@ -121,6 +131,14 @@ struct DhtStats {
   size_t routing_confirmed = 0;  // routing-table entries strangers reach
   uint64_t dial_back_asks_sent = 0, dial_back_asks_served = 0, dial_back_asks_refused = 0;
   uint64_t dial_back_probes_answered = 0, dial_back_confirmed = 0, dial_back_forged = 0;
+  // NAT traversal (src/dht/punch.h): punches this node started (attempts = ok + failed + in progress;
+  // no_rendezvous: failed with no rendezvous introducing us), asks it served as a rendezvous, introductions it
+  // followed as a target, HOLE datagrams sent, refusals (DropReason::kPunchRefused), keepalives, and peers
+  // last reached through a punch of ours.
+  uint64_t punch_attempts = 0, punch_ok = 0, punch_failed = 0, punch_no_rendezvous = 0, punch_asks_sent = 0;
+  uint64_t punch_asks_served = 0, punch_intros_served = 0, punch_holes_sent = 0, punch_refused = 0;
+  uint64_t keepalives_sent = 0, keepalives_received = 0;
+  size_t punched_peers = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };
 
@@ -155,7 +173,9 @@ class Dht {
   // dht_find: the node's address if it answered during the lookup, else nullopt, within find_timeout.
   // With our own id: our external address as stun gives it.
   void find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb);
-  // Like find, but the whole contact (key included): used by messages and streams.
+  // Like find, but the whole contact (key included): used by messages and streams. With punching on
+  // (DhtConfig::punch), a target that did not answer the lookup but that an answer named is returned too: a
+  // NATed node does not answer strangers, and the request that follows may get through a punched hole.
   void find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb);
   // dht_stun: our address as a random neighbour sees it (nullopt without neighbours).
   void stun(std::function<void(std::optional<Endpoint>)> cb);
@@ -170,6 +190,9 @@ class Dht {
   std::vector<Contact> handed_out(const NodeId& target) const;
   // Whether the routing-table entry `id` was confirmed reachable by a dial-back.
   bool confirmed(const NodeId& id) const;
+  // How this node last reached `id`: true when through a hole it punched (src/dht/punch.h), false when
+  // directly (or not at all, or punching is off).
+  bool punched(const NodeId& id) const;
   const NodeId& id() const;
   DhtStats stats() const;
   const DhtConfig& config() const;

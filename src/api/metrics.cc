@@ -118,6 +118,15 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.sample("storjnet_dht_dial_back_total", "event=\"probed\"", ds.dial_back_probes_answered);
   w.sample("storjnet_dht_dial_back_total", "event=\"confirmed\"", ds.dial_back_confirmed);
   w.sample("storjnet_dht_dial_back_total", "event=\"forged\"", ds.dial_back_forged);
+  w.family("storjnet_dht_punch_total", "counter", "Hole punching (docs/protocol.md 5.2), by event.");
+  w.sample("storjnet_dht_punch_total", "event=\"attempt\"", ds.punch_attempts);
+  w.sample("storjnet_dht_punch_total", "event=\"ok\"", ds.punch_ok);
+  w.sample("storjnet_dht_punch_total", "event=\"failed\"", ds.punch_failed);
+  w.sample("storjnet_dht_punch_total", "event=\"served\"", ds.punch_asks_served);
+  w.sample("storjnet_dht_punch_total", "event=\"introduced\"", ds.punch_intros_served);
+  w.sample("storjnet_dht_punch_total", "event=\"refused\"", ds.punch_refused);
+  w.single("storjnet_dht_keepalives_sent_total", "counter", "NAT keepalives sent (docs/protocol.md 5.2).",
+           ds.keepalives_sent);
   w.single("storjnet_dht_stored_values", "gauge", "Values in the local store.", ds.stored_values);
   w.single("storjnet_dht_stored_bytes", "gauge", "Bytes of values in the local store.", ds.stored_bytes);
 

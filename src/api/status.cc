@@ -49,7 +49,8 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
   json peer_list = json::array();
   for (const auto& c : peers)
     peer_list.push_back({{"id", c.id.hex()}, {"address", c.endpoint.to_string()},
-                         {"bucket", node.id().common_prefix_bits(c.id)}});
+                         {"bucket", node.id().common_prefix_bits(c.id)},
+                         {"path", node.dht().punched(c.id) ? "punched" : "direct"}});
 
   json subs = json::array();
   for (const auto& topic : node.pubsub().subscriptions()) {
@@ -95,6 +96,13 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
         {"reachability", reachability(w)},
         {"reachable", ds.reachable}}},
       {"peers", std::move(peer_list)},
+      {"nat_traversal",
+       {{"keepalives_sent", ds.keepalives_sent}, {"keepalives_received", ds.keepalives_received},
+        {"punch_attempts", ds.punch_attempts}, {"punch_ok", ds.punch_ok}, {"punch_failed", ds.punch_failed},
+        {"punch_no_rendezvous", ds.punch_no_rendezvous}, {"punch_asks_sent", ds.punch_asks_sent},
+        {"punch_asks_served", ds.punch_asks_served}, {"punch_intros_served", ds.punch_intros_served},
+        {"punch_holes_sent", ds.punch_holes_sent}, {"punch_refused", ds.punch_refused},
+        {"punched_peers", ds.punched_peers}}},
       {"routing", routing_json(node, peers, ds.routing_confirmed)},
       {"store",
        {{"values", ds.stored_values}, {"bytes", ds.stored_bytes}, {"max_values", dc.max_values},

@@ -103,7 +103,7 @@ void Dht::closest(const NodeId& target, std::function<void(std::vector<Contact>)
 void Dht::find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
   Impl& d = *impl_;
   if (auto c = d.table.find(id)) return cb(*c);
-  d.find_online(id, std::move(cb));
+  d.find_online(id, std::move(cb), d.cfg.punch);
 }
 
 void Dht::find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb) {
@@ -158,6 +158,7 @@ std::vector<Contact> Dht::handed_out(const NodeId& target) const {
 }
 bool Dht::confirmed(const NodeId& id) const { return impl_->table.confirmed(id); }
 const NodeId& Dht::id() const { return impl_->engine.id(); }
+bool Dht::punched(const NodeId& id) const { return impl_->punch && impl_->punch->punched(id); }
 const DhtConfig& Dht::config() const { return impl_->cfg; }
 
 DhtStats Dht::stats() const {
@@ -167,6 +168,7 @@ DhtStats Dht::stats() const {
   s.stored_bytes = impl_->values.bytes();
   s.routing_confirmed = impl_->table.confirmed_count();
   if (impl_->dial_back) impl_->dial_back->fill(s);
+  if (impl_->punch) impl_->punch->fill(s);
   s.recent.assign(impl_->recent.begin(), impl_->recent.end());
   return s;
 }

@@ -12,6 +12,7 @@
 
 #include "dht/codec.h"
 #include "dht/dial_back.h"
+#include "dht/punch.h"
 #include "dht/lookup.h"
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
@@ -70,6 +71,7 @@ struct Dht::Impl {
   TimerId maintenance;
   TimePoint last_snapshot{};
   std::unique_ptr<DialBack> dial_back;  // nullptr when cfg.dial_back is off
+  std::unique_ptr<Punch> punch;         // nullptr when cfg.punch is off
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
@@ -92,6 +94,8 @@ struct Dht::Impl {
     });
     last_snapshot = now;
     if (cfg.dial_back) dial_back = std::make_unique<DialBack>(engine, table, cfg);
+    if (cfg.punch)
+      punch = std::make_unique<Punch>(engine, table, cfg, [this] { return dial_back && dial_back->reachable(); });
     schedule_maintenance();
   }
 
@@ -108,6 +112,7 @@ struct Dht::Impl {
 
   ~Impl() {
     *alive = false;
+    punch.reset();
     engine.set_on_contact(nullptr);
     for (Method m : {Method::kFindNode, Method::kFindValue, Method::kStore}) engine.set_handler(m, nullptr);
     engine.cancel(maintenance);
@@ -135,6 +140,7 @@ struct Dht::Impl {
   // ------------------------------------------------------------ routing table upkeep
 
   void on_contact(const Contact& c, bool answered) {
+    if (punch) punch->heard(c);
     if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) {
       // No verifying ping for a contact the table would refuse anyway.
       if (auto refused = table.refusal(c)) return count_refusal(*refused);
@@ -464,7 +470,9 @@ struct Dht::Impl {
   }
 
   // The node `id` as it answered a lookup of its id, or nullopt; at most find_timeout.
-  void find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
+  // The target as it answered a lookup; with `named`, else as an answer named it (a NATed node may not answer
+  // strangers: its contact is still worth a request, which hole punching may carry, docs/protocol.md 5.2).
+  void find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb, bool named = false) {
     auto done = std::make_shared<bool>(false);
     auto shared_cb = std::make_shared<std::function<void(std::optional<Contact>)>>(std::move(cb));
     auto timer = std::make_shared<TimerId>();
@@ -474,11 +482,11 @@ struct Dht::Impl {
       *done = true;
       (*shared_cb)(std::nullopt);
     });
-    lookup(id, false, true, [this, live, done, shared_cb, timer](LookupResult res) {
+    lookup(id, false, true, [this, live, done, shared_cb, timer, named](LookupResult res) {
       if (*done) return;
       *done = true;
       if (!live.expired()) engine.cancel(*timer);
-      (*shared_cb)(res.target);
+      (*shared_cb)(res.target || !named ? res.target : res.target_named);
     });
   }
 

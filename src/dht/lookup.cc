@@ -117,7 +117,10 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   }
   int depth = cand.depth + 1;
   size_t path = cand.path;
-  for (auto& c : r->contacts) add(c, depth, path);
+  for (auto& c : r->contacts) {
+    if (c.id == p_.target && !result_.target_named) result_.target_named = c;
+    add(c, depth, path);
+  }
   step();
 }
 

@@ -43,6 +43,7 @@ struct LookupResult {
   std::vector<FoundValue> values;      // value lookups: every value returned (at most one per node)
   std::optional<Contact> cache_target; // value lookups: closest answered node that returned no value
   std::optional<Contact> target;       // the target node itself, when it answered
+  std::optional<Contact> target_named; // the target as the first answer naming it gave it (answered or not)
   size_t failed = 0;                   // queried candidates that did not answer
   LookupStats stats;
 };

@@ -283,6 +283,11 @@ void Engine::on_rpc_timeout(uint32_t id) {
     p.sent_at = env_.now();
     send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
     p.timer = schedule(p.attempt_timeout, [this, id] { on_rpc_timeout(id); });
+    if (on_unanswered_) {
+      Contact to = p.to;  // the hook may add requests (pending_ references stay valid, but keep it simple)
+      uint8_t method = p.message.size() > 5 ? p.message[5] : 0;
+      on_unanswered_(to, method);
+    }
     return;
   }
   ++stats_.timeouts;
@@ -293,6 +298,23 @@ void Engine::on_rpc_timeout(uint32_t id) {
   release_share(p.to);
   pending_.erase(it);
   cb(std::move(r));
+}
+
+size_t Engine::redirect(const PublicKey& key, const Endpoint& ep) {
+  if (!pending_per_peer_.count(key)) return 0;
+  std::vector<uint32_t> ids;
+  for (auto& [id, p] : pending_)
+    if (p.to.key == key && p.to.endpoint != ep) ids.push_back(id);
+  for (uint32_t id : ids) {
+    Pending& p = pending_[id];
+    if (auto q = pending_per_prefix_.find(p.to.endpoint.prefix()); q != pending_per_prefix_.end() && --q->second == 0)
+      pending_per_prefix_.erase(q);
+    ++pending_per_prefix_[ep.prefix()];
+    p.to.endpoint = ep;
+    p.sent_at = env_.now();
+    send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
+  }
+  return ids.size();
 }
 
 void Engine::release_share(const Contact& to) {

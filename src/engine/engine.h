@@ -114,6 +114,12 @@ class Engine {
   void stun(const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts = {});
   // Called for every authenticated message (request or response) with the sender as seen.
   void set_on_contact(std::function<void(const Contact&, bool is_response)> f) { on_contact_ = std::move(f); }
+  // Called when a request's attempt to `to` timed out and it is retransmitted (with the request's method):
+  // hole punching (src/dht/punch.h) starts there. The hook may send; it must not fail the request.
+  void set_on_unanswered(std::function<void(const Contact&, uint8_t method)> f) { on_unanswered_ = std::move(f); }
+  // Moves the outstanding requests to `key` to endpoint `ep` and retransmits them there now (an authenticated
+  // datagram from `key` came from `ep`: a punched hole, or a symmetric NAT's new port). Returns how many.
+  size_t redirect(const PublicKey& key, const Endpoint& ep);
 
   // --- timers ---
   TimerId schedule(Duration delay, std::function<void()> fn);
@@ -221,6 +227,7 @@ class Engine {
   std::array<bool, kMethodSlots> rate_limited_{};
   std::array<bool, kMethodSlots> padded_{};
   std::function<void(const Contact&, bool)> on_contact_;
+  std::function<void(const Contact&, uint8_t)> on_unanswered_;
   wire::Reassembler reassembler_;
   TimerId reassembly_sweep_;
   TimerQueue timers_;

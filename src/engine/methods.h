@@ -12,6 +12,7 @@ enum class Method : uint8_t {
   kFindValue = 4,       // kademlia_find_value
   kStore = 5,           // kademlia_store
   kDialBack = 6,        // kademlia_dial_back
+  kPunch = 7,           // kademlia_punch (hole punching, keepalives)
   kMessageNotify = 16,  // message_notify
   kStreamOpen = 32,     // stream_open
   kStreamData = 33,     // stream_write (data frames)
@@ -30,6 +31,7 @@ constexpr std::string_view method_name(uint8_t m) {
     case Method::kFindValue: return "kademlia_find_value";
     case Method::kStore: return "kademlia_store";
     case Method::kDialBack: return "kademlia_dial_back";
+    case Method::kPunch: return "kademlia_punch";
     case Method::kMessageNotify: return "message_notify";
     case Method::kStreamOpen: return "stream_open";
     case Method::kStreamData: return "stream_write";

@@ -21,6 +21,9 @@ struct NatScenarioConfig {
   size_t puts = 200;                          // each read once by another node
   size_t subscribers = 100;                   // of one topic
   size_t events = 100;                        // published to it by random nodes
+  // Direct messages between random ordered pairs of NATed nodes (sent at once, after the pubsub part): how
+  // many arrive, and how many of those the sender reached through a hole it punched (src/dht/punch.h).
+  size_t nat_pairs = 100;
   NodeConfig node;
 };
 
@@ -37,6 +40,11 @@ struct NatScenarioReport {
   // how many of them a stranger could not reach.
   uint64_t handed_out = 0, handed_out_unreachable = 0;
   uint64_t confirmed = 0;  // routing-table entries confirmed by a dial-back
+  // Messages between NATed pairs, by the pair's router kinds: [0] neither symmetric, [1] one, [2] both.
+  uint64_t pairs[3] = {}, pairs_ok[3] = {}, pairs_punched[3] = {};
+  // Summed over all nodes (DhtStats; punches also start for pubsub traffic).
+  uint64_t punch_attempts = 0, punch_ok = 0, punch_failed = 0, punch_no_rendezvous = 0, punch_refused = 0;
+  uint64_t keepalives_sent = 0;
   uint64_t nat_filtered = 0, datagrams = 0, trace_hash = 0;
 };
 

@@ -1,0 +1,26 @@
+// punch_fuzz: the kademlia_punch body decoders (src/dht/punch_codec.h) on arbitrary bytes. Anything that
+// decodes must re-encode to the same bytes (the formats have one encoding) and decode to the same thing.
+#include "fuzz_check.h"
+
+#include <algorithm>
+
+#include "dht/punch_codec.h"
+
+using namespace storjnet;
+using namespace storjnet::dht;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  ByteView in(data, size);
+  if (auto m = decode_punch(in)) {
+    Bytes again = encode_punch(*m);
+    FUZZ_CHECK(std::equal(again.begin(), again.end(), in.begin(), in.end()));
+    FUZZ_CHECK(decode_punch(again) == m);
+    if (m->kind == PunchKind::kIntro) FUZZ_CHECK(m->endpoint.valid() && !m->endpoint.is_unspecified());
+  }
+  if (auto ep = decode_punch_endpoint(in)) {
+    Bytes again = encode_punch_endpoint(*ep);
+    FUZZ_CHECK(std::equal(again.begin(), again.end(), in.begin(), in.end()));
+    FUZZ_CHECK(ep->port != 0);
+  }
+  return 0;
+}

@@ -1,0 +1,97 @@
+// Punch: UDP hole punching through a common neighbour, and NAT keepalives (docs/protocol.md 5.2).
+//
+// Three roles, one method (kademlia_punch, bodies in punch_codec.h):
+// - Initiator A: when a request of a service (messages, streams, pubsub: method >= 16) to B goes unanswered
+//   once (the engine's on_unanswered hook), A asks up to kAsks rendezvous R at once: the routing-table
+//   contacts closest to B (confirmed and recently heard first). It sends HOLE datagrams to B's endpoints
+//   (as R reports it and as A knew it), and the request's own retransmissions follow through the hole. The
+//   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch).
+// - Rendezvous R: serves an ASK only from an asker whose address is proven (else it challenges and drops, so
+//   the retransmission is served), within a per-asker and a total rate, and only for a target it heard from
+//   within punch_live; it sends B an INTRO carrying A's key and A's address as R saw it, and answers A with
+//   B's address as R sees it.
+// - Target B: follows an INTRO (from any authenticated peer, within the same rates) by sending kHoles HOLE
+//   datagrams to that one address, kHoleGap apart; at most kMaxHoles introductions served at once, at
+//   most kTargetBurst (then kTargetRate a second) per target IP address, and one at a time per initiator
+//   (the other rendezvous' INTROs for the same punch are duplicates). Excess and duplicates are dropped,
+//   counted under DropReason::kPunchRefused.
+// Keepalive: while dial-back has not found this node reachable, every keepalive_interval it sends one
+// KEEPALIVE to its keepalive_peers contacts closest to its own id (confirmed first): they are the
+// rendezvous others pick for it, and the datagrams keep its NAT mappings towards them open.
+// All state is bounded; timers are engine timers (sans-IO).
+#pragma once
+#include <functional>
+#include <memory>
+#include <unordered_map>
+
+#include "common/token_bucket.h"
+#include "dht/punch_codec.h"
+#include "dht/routing_table.h"
+#include "dht/store_rate.h"
+#include "engine/engine.h"
+#include "storjnet/dht.h"
+
+namespace storjnet::dht {
+
+class Punch {
+ public:
+  static constexpr size_t kAsks = 4;            // rendezvous asked per punch, at once
+  static constexpr size_t kMaxPunches = 64;     // punches this node started within kRetryAfter
+  static constexpr size_t kMaxHoles = 32;       // introductions being served (holes being sent)
+  static constexpr int kHoles = 3;              // HOLE datagrams per punch, from each side
+  static constexpr Duration kHoleGap = std::chrono::milliseconds(200);
+  static constexpr Duration kWindow = std::chrono::seconds(4);       // B heard from this soon: success
+  static constexpr Duration kRetryAfter = std::chrono::seconds(10);  // no second punch to B sooner
+  static constexpr double kTargetRate = 1;      // introductions followed per target IP address per second
+  static constexpr double kTargetBurst = 8;     // (several hosts may share one public address)
+  static constexpr size_t kMaxTargets = 4096;   // target addresses tracked (table reset when full)
+  static constexpr size_t kMaxPunched = 1024;   // peers remembered as reached through a punch
+
+  // `reachable`: whether dial-back found this node reachable (no keepalives then).
+  Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable);
+  ~Punch();
+  Punch(const Punch&) = delete;
+  Punch& operator=(const Punch&) = delete;
+
+  // Every authenticated message's sender (the DHT's on_contact).
+  void heard(const Contact& c);
+  // Whether `id` was last reached through a punch of ours.
+  bool punched(const NodeId& id) const { return punched_.count(id) > 0; }
+  void fill(DhtStats& s) const;
+
+ private:
+  struct Attempt {
+    TimePoint started{};
+    bool introduced = false, ok = false, done = false;
+  };
+  void unanswered(const Contact& to, uint8_t method);
+  void on_request(const IncomingRequest& q, const Reply& r);
+  void serve_ask(const IncomingRequest& q, const NodeId& target, const Reply& r);
+  void serve_intro(const IncomingRequest& q, const PunchMessage& m);
+  void send_holes(const Contact& to, int left, bool served);
+  void served_done(const PublicKey& initiator);
+  void on_window_end(const NodeId& target);
+  void keepalive();
+  std::optional<TimePoint> last_seen(const NodeId& id) const;
+  std::vector<Contact> rendezvous_for(const Contact& target) const;
+  bool allow_target(const Endpoint& ep, TimePoint now);
+  void refuse();
+
+  Engine& engine_;
+  RoutingTable& table_;
+  DhtConfig cfg_;
+  std::function<bool()> reachable_;
+  StoreRate per_peer_;
+  TokenBucket total_{}, own_{};
+  std::unordered_map<NodeId, Attempt> attempts_;
+  std::unordered_map<NodeId, TimePoint> punched_;
+  std::unordered_map<Endpoint, TokenBucket> targets_;  // keyed by address with port 0
+  std::unordered_map<PublicKey, int, KeyedHash> serving_;  // initiators being sent holes (at most kMaxHoles)
+  size_t holes_in_progress_ = 0;
+  TimerId keepalive_timer_;
+  uint64_t keepalives_sent_ = 0, keepalives_received_ = 0, attempts_started_ = 0, ok_ = 0, failed_ = 0,
+           no_rendezvous_ = 0, asks_sent_ = 0, asks_served_ = 0, intros_served_ = 0, holes_sent_ = 0, refused_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace storjnet::dht

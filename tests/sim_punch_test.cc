@@ -1,0 +1,281 @@
+// Hole punching through a common neighbour and NAT keepalives (src/dht/punch.h), on the simulator's NAT
+// routers (src/sim/nat.h) and virtual time: pairs that could not talk now do, symmetric pairs fail and are
+// counted, and floods of punch requests stay within their bounds.
+#include <gtest/gtest.h>
+
+#include "dht/punch.h"
+#include "dht/punch_codec.h"
+#include "node/node_internals.h"
+#include "storjnet/messages.h"
+#include "storjnet/node.h"
+#include "storjnet/simulator.h"
+
+using namespace storjnet;
+using Type = NatModel::Type;
+
+namespace {
+
+constexpr size_t kPublic = 8;
+
+// kPublic open nodes, then a behind a router of kind `ka` and b behind one of kind `kb` (30 s mappings, as
+// Linux conntrack keeps an unanswered flow). Everyone joins through node 0; then 150 s pass. a and b also
+// exchange a datagram each at the same moment every minute (pubsub upkeep: a simultaneous open, which keeps
+// their routers open towards each other): the last, at 120 s, is 30 s old by then and its holes have closed.
+struct Net {
+  Simulator sim;
+  size_t a = 0, b = 0;
+  Net(Type ka, Type kb, bool punch, uint64_t seed = 1) : sim(config(seed, punch)) {
+    for (size_t i = 0; i < kPublic; ++i) sim.add_node();
+    a = sim.add_node();
+    b = sim.add_node();
+    sim.put_behind(a, sim.add_router({ka, std::chrono::seconds(30), false}));
+    sim.put_behind(b, sim.add_router({kb, std::chrono::seconds(30), false}));
+    size_t waiting = 0;
+    for (size_t i = 1; i < sim.size(); ++i) {
+      ++waiting;
+      sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { --waiting; });
+      sim.run_until([&] { return waiting == 0; }, 30s);
+    }
+    sim.run_for(std::chrono::seconds(150));
+  }
+  static SimConfig config(uint64_t seed, bool punch) {
+    SimConfig c;
+    c.seed = seed;
+    c.node.dht.punch = punch;
+    // Keepalives go to the closest contacts (dial-back confirms none in a network this small): with 3 of 9,
+    // a and b (seed 1) are not each other's, whose keepalives would keep a hole open between them.
+    c.node.dht.keepalive_peers = 3;
+    return c;
+  }
+  // message_send from -> to; whether it was acknowledged.
+  bool send(size_t from, size_t to) {
+    std::optional<bool> ok;
+    sim.node(from).messages().send(sim.node(to).id(), "{\"hi\":1}", [&](bool r) { ok = r; });
+    sim.run_until([&] { return ok.has_value(); }, 30s);
+    return ok.value_or(false);
+  }
+  DhtStats stats(size_t i) { return sim.node(i).dht().stats(); }
+};
+
+const char* name(Type t) {
+  switch (t) {
+    case Type::kFullCone: return "full_cone";
+    case Type::kRestrictedCone: return "restricted_cone";
+    case Type::kPortRestricted: return "port_restricted";
+    case Type::kSymmetric: return "symmetric";
+  }
+  return "?";
+}
+
+}  // namespace
+
+TEST(Punch, CodecRoundTripsAndRefusesMalformedBodies) {
+  dht::PunchMessage ask{dht::PunchKind::kAsk, Identity::generate().id(), {}, {}};
+  EXPECT_EQ(dht::decode_punch(dht::encode_punch(ask)), ask);
+  EXPECT_EQ(dht::encode_punch(ask).size(), 21u);
+  dht::PunchMessage intro{dht::PunchKind::kIntro, {}, Identity::generate().public_key(),
+                          Endpoint::v4(0xc6120101, 4000)};
+  Bytes b = dht::encode_punch(intro);
+  EXPECT_EQ(b.size(), 1u + 32 + 7);
+  EXPECT_EQ(dht::decode_punch(b), intro);
+  b.push_back(0);
+  EXPECT_FALSE(dht::decode_punch(b));  // trailing byte
+  EXPECT_FALSE(dht::decode_punch(Bytes{3, 0}));
+  EXPECT_FALSE(dht::decode_punch(Bytes{9}));
+  EXPECT_FALSE(dht::decode_punch_endpoint(Bytes{4, 1, 2, 3, 4, 0, 0}));  // port 0
+  EXPECT_FALSE(dht::decode_punch_endpoint(Bytes{4, 0, 0, 0, 0, 0, 1}));  // unspecified address
+  EXPECT_EQ(dht::decode_punch_endpoint(Bytes{4, 1, 2, 3, 4, 0x0f, 0xa0}), Endpoint::v4(0x01020304, 4000));
+}
+
+TEST(Punch, ConeAndPortRestrictedPairsTalkOnlyThroughAPunchedHole) {
+  struct Case {
+    Type a, b;
+  };
+  for (Case c : {Case{Type::kPortRestricted, Type::kPortRestricted}, Case{Type::kRestrictedCone, Type::kPortRestricted},
+                 Case{Type::kPortRestricted, Type::kRestrictedCone}, Case{Type::kRestrictedCone, Type::kRestrictedCone}}) {
+    SCOPED_TRACE(std::string(name(c.a)) + " -> " + name(c.b));
+    {
+      Net off(c.a, c.b, false);
+      EXPECT_FALSE(off.send(off.a, off.b));  // without punching the pair cannot talk
+      EXPECT_EQ(off.stats(off.a).keepalives_sent, 0u);
+    }
+    Net on(c.a, c.b, true);
+    DhtStats before = on.stats(on.a);
+    EXPECT_GT(before.keepalives_sent, 0u);  // NATed, unreachable: it keeps its rendezvous mappings
+    EXPECT_TRUE(on.send(on.a, on.b));
+    DhtStats s = on.stats(on.a);
+    EXPECT_EQ(s.punch_attempts, before.punch_attempts + 1);
+    EXPECT_EQ(s.punch_ok, before.punch_ok + 1);
+    EXPECT_EQ(s.punch_failed, before.punch_failed);
+    EXPECT_TRUE(on.sim.node(on.a).dht().punched(on.sim.node(on.b).id()));
+    EXPECT_GE(on.stats(on.b).punch_intros_served, 1u);
+    // And back, through the same hole (no new punch).
+    EXPECT_TRUE(on.send(on.b, on.a));
+  }
+}
+
+TEST(Punch, SymmetricOnBothSidesFailsCleanlyAndIsCounted) {
+  Net net(Type::kSymmetric, Type::kSymmetric, true);
+  DhtStats before = net.stats(net.a);
+  EXPECT_FALSE(net.send(net.a, net.b));
+  net.sim.run_for(dht::Punch::kWindow);
+  DhtStats s = net.stats(net.a);
+  EXPECT_EQ(s.punch_attempts, before.punch_attempts + 1);
+  EXPECT_EQ(s.punch_ok, before.punch_ok);
+  EXPECT_EQ(s.punch_failed, before.punch_failed + 1);
+  EXPECT_FALSE(net.sim.node(net.a).dht().punched(net.sim.node(net.b).id()));
+  // The target still sent only its few holes towards the one address it was told.
+  EXPECT_LE(net.stats(net.b).punch_holes_sent, static_cast<uint64_t>(dht::Punch::kHoles * dht::Punch::kTargetBurst));
+}
+
+TEST(Punch, SymmetricMeetsAnAddressFilteringConeAtItsNewPort) {
+  // The cone side hears the symmetric side's HOLE from a port nobody announced and sends there (the engine
+  // redirects the waiting request); with a port-restricted router on the other side nothing gets in.
+  struct Case {
+    Type a, b;
+    bool works;
+  };
+  for (Case c : {Case{Type::kFullCone, Type::kSymmetric, true}, Case{Type::kRestrictedCone, Type::kSymmetric, true},
+                 Case{Type::kSymmetric, Type::kRestrictedCone, true}, Case{Type::kSymmetric, Type::kFullCone, true},
+                 Case{Type::kPortRestricted, Type::kSymmetric, false}, Case{Type::kSymmetric, Type::kPortRestricted, false}}) {
+    SCOPED_TRACE(std::string(name(c.a)) + " -> " + name(c.b));
+    Net net(c.a, c.b, true);
+    DhtStats before = net.stats(net.a);
+    EXPECT_EQ(net.send(net.a, net.b), c.works);
+    net.sim.run_for(dht::Punch::kWindow);
+    DhtStats s = net.stats(net.a);
+    if (c.works) {
+      EXPECT_EQ(s.punch_failed, before.punch_failed);
+      EXPECT_TRUE(net.send(net.b, net.a));
+    } else {
+      EXPECT_EQ(s.punch_failed, before.punch_failed + 1);
+      EXPECT_EQ(s.punch_ok, before.punch_ok);
+    }
+  }
+}
+
+TEST(Punch, NoKeepalivesWhenOff) {
+  SimConfig c;
+  c.node.dht.keepalive_interval = Duration::zero();
+  Simulator sim(c);
+  for (int i = 0; i < 3; ++i) sim.add_node();
+  sim.put_behind(2, sim.add_router({Type::kPortRestricted}));
+  for (size_t i = 1; i < 3; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [](bool) {});
+  sim.run_for(std::chrono::minutes(1));
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(sim.node(i).dht().stats().keepalives_sent, 0u);
+}
+
+TEST(Punch, KeepalivesHoldARendezvousMappingOpen) {
+  // b behind a port-restricted router with 30 s mappings: its rendezvous still reach it after 150 s.
+  Net net(Type::kPortRestricted, Type::kPortRestricted, true);
+  size_t reached = 0;
+  for (size_t r = 0; r < kPublic; ++r) {
+    std::optional<bool> ok;
+    Contact cb = net.sim.contact(net.b);
+    for (const auto& c : net.sim.node(r).dht().peers())
+      if (c.id == cb.id) cb = c;
+    net.sim.node(r).ping(cb, [&](std::optional<NodeId> id) { ok = id.has_value(); });
+    net.sim.run_until([&] { return ok.has_value(); }, 5s);
+    reached += ok.value_or(false);
+  }
+  EXPECT_GE(reached, 2u);  // its keepalive_peers (3) closest contacts; a NATed one among them may miss
+  DhtStats s = net.stats(net.b);
+  // One round per 15 s over the join and the 150 s, 3 datagrams each.
+  EXPECT_GE(s.keepalives_sent, 10u * 3 - 6);
+  EXPECT_LE(s.keepalives_sent, 11u * 3);
+}
+
+namespace {
+// A flood of hand-made kademlia_punch messages from `attackers` (node indexes) to node `to`.
+void flood(Simulator& sim, const std::vector<size_t>& attackers, size_t to, const Bytes& body, bool oneway, int n) {
+  for (int i = 0; i < n; ++i)
+    for (size_t m : attackers) {
+      Engine& e = NodeInternals::engine(sim.node(m));
+      if (oneway) e.notify(sim.contact(to), Method::kPunch, body);
+      else e.request(sim.contact(to), Method::kPunch, body, [](RpcResult&&) {});
+    }
+}
+}  // namespace
+
+TEST(Punch, FloodsOfIntroductionsAreBoundedPerTargetAddress) {
+  // Lying rendezvous (one, then many) tell node 0 to punch towards a victim address: node 0 sends at most
+  // kTargetBurst punches' worth of HOLEs there, the rest is refused and counted.
+  Simulator sim;
+  for (int i = 0; i < 22; ++i) sim.add_node();
+  size_t target = 0;
+  const Endpoint victim = Endpoint::v4(0xc6330001, 9999);
+  uint64_t to_victim = 0;
+  sim.set_send_tap([&](size_t from, const Endpoint& to, size_t) {
+    if (from == target && to.addr == victim.addr) ++to_victim;
+  });
+  // Each introduction names another (valid) initiator key, so only the per-address budget stops them.
+  auto intro = [&] {
+    return dht::encode_punch({dht::PunchKind::kIntro, {}, Identity::generate().public_key(), victim});
+  };
+  for (int i = 0; i < 200; ++i) flood(sim, {1}, target, intro(), true, 1);
+  sim.run_for(10s);
+  DhtStats s = sim.node(target).dht().stats();
+  const auto burst = static_cast<uint64_t>(dht::Punch::kTargetBurst);
+  EXPECT_LE(s.punch_intros_served, burst + 1);
+  EXPECT_GE(s.punch_refused, 190u);
+  std::vector<size_t> many;
+  for (size_t i = 2; i < 22; ++i) many.push_back(i);
+  for (int i = 0; i < 20; ++i) flood(sim, many, target, intro(), true, 1);  // 400 introductions from 20 peers
+  sim.run_for(10s);
+  s = sim.node(target).dht().stats();
+  // The burst, then kTargetRate a second, over these 20 s.
+  EXPECT_LE(s.punch_intros_served, burst + static_cast<uint64_t>(dht::Punch::kTargetRate * 20) + 1);
+  EXPECT_LE(to_victim, s.punch_intros_served * dht::Punch::kHoles);
+  EXPECT_GE(s.punch_refused, 570u);
+  auto drops = sim.node(target).stats().drop_count(kDropReasonNames[static_cast<size_t>(DropReason::kPunchRefused)]);
+  EXPECT_EQ(drops, s.punch_refused);
+}
+
+TEST(Punch, FloodsOfIntroductionsToManyAddressesHitTheHoleBound) {
+  // Many distinct victim addresses at once, rates opened wide: at most kMaxHoles introductions are served
+  // at once (each takes kHoles x kHoleGap).
+  SimConfig c;
+  c.node.dht.punch_rate = 1000;
+  c.node.dht.punch_total_rate = 1000;
+  Simulator sim(c);
+  for (int i = 0; i < 12; ++i) sim.add_node();
+  uint64_t sent = 0;
+  sim.set_send_tap([&](size_t from, const Endpoint& to, size_t) { sent += from == 0 && (to.addr[0] == 0xc6); });
+  for (uint32_t v = 0; v < 100; ++v) {
+    dht::PunchMessage intro{dht::PunchKind::kIntro, {}, Identity::generate().public_key(),
+                            Endpoint::v4(0xc6400000 + (v << 8), 4000)};
+    flood(sim, {1 + v % 11}, 0, dht::encode_punch(intro), true, 1);
+  }
+  sim.run_for(1ms * 100);
+  DhtStats s = sim.node(0).dht().stats();
+  EXPECT_EQ(s.punch_intros_served, dht::Punch::kMaxHoles);
+  EXPECT_GE(s.punch_refused, 100u - dht::Punch::kMaxHoles);
+  EXPECT_LE(sent, s.punch_intros_served * dht::Punch::kHoles);
+  EXPECT_GT(s.punch_refused, 0u);
+}
+
+TEST(Punch, FloodsOfAsksAreRateLimitedAtTheRendezvous) {
+  // One asker floods a rendezvous with asks for a live target: it introduces at most the asker's burst
+  // (2 x punch_rate) plus its rate; the target follows within its own budget.
+  Simulator sim;
+  for (int i = 0; i < 6; ++i) sim.add_node();
+  for (size_t i = 1; i < 6; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [](bool) {});
+  sim.run_for(10s);
+  dht::PunchMessage ask{dht::PunchKind::kAsk, sim.node(2).id(), {}, {}};
+  DhtStats before = sim.node(0).dht().stats();
+  flood(sim, {1}, 0, dht::encode_punch(ask), false, 300);
+  sim.run_for(5s);
+  DhtStats s = sim.node(0).dht().stats();
+  uint64_t served = s.punch_asks_served - before.punch_asks_served;
+  const DhtConfig& dc = sim.node(0).dht().config();
+  EXPECT_GE(served, 1u);
+  // The asker's burst (2x punch_rate) and its rate over the requests' retransmissions (2 s).
+  EXPECT_LE(served, static_cast<uint64_t>(2 * dc.punch_rate + 3 * dc.punch_rate));
+  EXPECT_GE(s.punch_refused - before.punch_refused, 200u);
+  // The target follows one introduction of this initiator at a time, within its per-address budget.
+  EXPECT_LE(sim.node(2).dht().stats().punch_intros_served, static_cast<uint64_t>(dht::Punch::kTargetBurst) + 6);
+  // A malformed body is refused and counted.
+  flood(sim, {1}, 0, Bytes{1, 2, 3}, true, 1);
+  sim.run_for(1s);
+  EXPECT_EQ(sim.node(0).dht().stats().punch_refused, s.punch_refused + 1);
+}
