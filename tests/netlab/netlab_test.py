@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 POLL_SECONDS = 60  # generous bound for every "until it holds" poll
 LEASE_S = 30  # the port mapping lease the daemons ask for (--port-mapping-lease)
-KEEPALIVE_WAIT_S = 17  # a NATed node's keepalive interval (DhtConfig::keepalive_interval, 15 s) and a margin
+KEEPALIVE_INTERVAL_S = 15  # a NATed node's keepalive interval (DhtConfig::keepalive_interval)
 CHECKS = {"passed": 0, "failed": 0}
 FAILURES = []
 
@@ -471,9 +471,21 @@ def measure_nat_to_nat(lab, mapping_on=False):
     # idle out, every router forgets them here; then, within one keepalive interval (15 s), the NATed nodes'
     # keepalives open their routers again towards their rendezvous peers only.
     routers = sorted({lab.hosts[h]["router"] for h in nat})
+    keepalives = lambda: parallel(lambda h: lab.status(h).get("nat_traversal", {}).get("keepalives_sent", 0), nat)
     errors = {r: flush_conntrack(r) for r in routers}
     check(all(e == 0 for e in errors.values()), f"conntrack flush on the routers: {errors}")
-    time.sleep(KEEPALIVE_WAIT_S)
+    before = keepalives()  # read after the flush: a keepalive counted from here on went through empty routers
+    # Wait (on the nodes' own counters, not a fixed time) until every node that keeps its mappings alive has
+    # sent its next round of keepalives after the flush.
+    sending = [h for h in nat if before[h] > 0]
+    deadline = time.monotonic() + KEEPALIVE_INTERVAL_S + POLL_SECONDS
+    while True:
+        now = keepalives()
+        late = [h for h in sending if now[h] <= before[h]]
+        if not late or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    check(not late, f"keepalives after the conntrack flush: none from {late}")
     res = {}
     for label, pairs in (("forward", first), ("reverse", reverse)):
         r = send_all(lab, pairs, label, batched=False)
