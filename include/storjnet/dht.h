@@ -11,7 +11,8 @@
 // disjoint-path lookup reaches and returns the owner held by the most of them (then the newest version,
 // then the smallest key); get_all() returns every owner found; get() with an owner returns only that
 // owner's value, whoever else wrote the key.
-// All methods run on the driver's thread; callbacks run there too, exactly once.
+// All methods run on the node's thread (the driver's thread that hosts this node: RealDriver places each node
+// on one io thread; the simulator has one); callbacks run there too, exactly once.
 #pragma once
 #include <functional>
 #include <memory>

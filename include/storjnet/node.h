@@ -2,7 +2,8 @@
 // services built on it: DHT, direct messages, streams and pubsub.
 //
 // A driver (real_driver.h, simulator.h) owns it, feeds it datagrams and wake-ups, and gives it an
-// Environment. All methods must be called on the driver's thread; completion callbacks run there too.
+// Environment. All methods must be called on the node's thread (RealDriver::call/post with this node, or the
+// simulator's thread); completion callbacks run there too.
 #pragma once
 #include <functional>
 #include <memory>

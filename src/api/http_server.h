@@ -2,7 +2,7 @@
 // Prometheus text on GET /metrics, GET /health, and the status page (GET /ui, its files, and the JSON it
 // reads: GET /api/status, GET /api/network; docs/api.md, "Status page").
 //
-// It runs on its own io_context (never the driver's thread): a JSON-RPC call posts to the node through the
+// It runs on its own io_context (never a driver's io thread): a JSON-RPC call posts to the node through the
 // NodeRunner and the response is written when the node's callback fires. Several connections at once,
 // keep-alive, a body cap (413 and a -32600 error beyond it), and a per-request timeout (504).
 //

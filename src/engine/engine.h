@@ -4,7 +4,7 @@
 // world only through its Environment.
 //
 // Services (DHT, pubsub, messages, streams) register handlers for their methods and send requests through
-// it. All calls must come from the driver's thread.
+// it. All calls must come from the node's thread.
 #pragma once
 #include <array>
 #include <functional>
