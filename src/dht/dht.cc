@@ -8,6 +8,26 @@ namespace storjnet {
 
 using namespace dht;
 
+namespace {
+
+// One stun walk: ask the chosen neighbours one after another until one answers.
+struct StunWalk {
+  std::vector<Contact> order;
+  std::function<void(std::optional<Endpoint>)> cb;
+};
+
+void stun_step(Dht::Impl& d, std::weak_ptr<bool> live, std::shared_ptr<StunWalk> walk, size_t i) {
+  if (i >= walk->order.size()) return walk->cb(std::nullopt);
+  Contact to = walk->order[i];
+  d.engine.stun(to, [&d, live, walk, i](std::optional<Endpoint> ep) {
+    if (live.expired()) return;
+    if (ep) return walk->cb(ep);
+    stun_step(d, live, walk, i + 1);
+  }, RpcOptions{d.cfg.rpc_timeout, d.cfg.rpc_attempts});
+}
+
+}  // namespace
+
 NodeId dht_key(std::string_view user_key) { return NodeId::hash_of(as_bytes(user_key)); }
 
 Dht::~Dht() {
@@ -126,29 +146,12 @@ void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) {
     order->push_back(peers[j]);
     peers.erase(peers.begin() + static_cast<long>(j));
   }
-  auto attempt = std::make_shared<std::function<void(size_t)>>();
-  std::weak_ptr<bool> live = d.alive;
-  *attempt = [&d, live, order, attempt, cb = std::move(cb)](size_t i) {
-    if (live.expired()) {
-      *attempt = nullptr;  // break the self-reference: the Dht is gone, nothing will call it again
-      return;
-    }
-    if (i >= order->size()) {
-      cb(std::nullopt);
-      *attempt = nullptr;  // break the self-reference
-      return;
-    }
-    d.engine.stun((*order)[i], [attempt, i, cb](std::optional<Endpoint> ep) {
-      if (ep) {
-        cb(ep);
-        *attempt = nullptr;
-      } else if (*attempt) {
-        (*attempt)(i + 1);
-      }
-    }, RpcOptions{d.cfg.rpc_timeout, d.cfg.rpc_attempts});
-  };
-  (*attempt)(0);
+  // The walk's state is owned by the one pending RPC callback only (no self-reference), so it dies with the
+  // engine if the engine goes first.
+  auto walk = std::make_shared<StunWalk>(StunWalk{std::move(*order), std::move(cb)});
+  stun_step(d, d.alive, std::move(walk), 0);
 }
+
 
 std::vector<Contact> Dht::peers() const { return impl_->table.all(); }
 std::vector<Contact> Dht::closest_known(const NodeId& target, size_t n) const { return impl_->table.closest(target, n); }
