@@ -232,3 +232,160 @@ TEST_F(Pair, PerPeerRateLimitDropsExcessRequests) {
   for (auto& s : ec.outbox) a.on_datagram(cc.endpoint, s.data);
   EXPECT_TRUE(pong);
 }
+
+// ---------------------------------------------------------------- idle sessions (docs/protocol.md 1.4)
+
+namespace {
+// Advances both clocks by `d` in steps of one second, running each engine's due timers (the idle sweep).
+void idle(ManualEnv& ea, Engine& a, ManualEnv& eb, Engine& b, Duration d) {
+  for (Duration t{0}; t < d; t += 1s) {
+    ea.advance(1s);
+    eb.advance(1s);
+    a.on_wake();
+    b.on_wake();
+  }
+}
+}  // namespace
+
+TEST_F(Pair, IdleSessionIsShrunkAndRemadeOnDemand) {
+  std::optional<NodeId> pong;
+  a.ping(cb, [&](auto id) { pong = id; });
+  pump();
+  ASSERT_TRUE(pong);
+  ASSERT_EQ(a.session_count(), 1u);
+  ASSERT_EQ(b.session_count(), 1u);
+  idle(ea, a, eb, b, a.config().session_idle - 2s);
+  EXPECT_EQ(b.session_count(), 1u);  // not idle long enough yet
+  idle(ea, a, eb, b, a.config().session_idle);
+  EXPECT_EQ(a.session_count(), 0u);
+  EXPECT_EQ(b.session_count(), 0u);
+  EXPECT_EQ(b.dormant_sessions(), 1u);
+  EXPECT_EQ(b.stats().sessions_idled, 1u);
+  // A request after the drop re-makes both sessions without any extra datagram or key work.
+  uint64_t derivations = b.stats().key_derivations, out = a.stats().datagrams_out + b.stats().datagrams_out;
+  pong.reset();
+  a.ping(cb, [&](auto id) { pong = id; });
+  pump();
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(*pong, b.id());
+  EXPECT_EQ(a.stats().datagrams_out + b.stats().datagrams_out, out + 2);
+  EXPECT_EQ(b.stats().key_derivations, derivations);
+  EXPECT_EQ(b.session_count(), 1u);
+  EXPECT_EQ(b.dormant_sessions(), 0u);
+  EXPECT_EQ(b.drops().total(), 0u);
+}
+
+TEST_F(Pair, ReplayIntoAShrunkOrRemadeSessionIsRefused) {
+  // B shrinks its session with A while A keeps its own (A's session never idles): A's next datagram carries
+  // the same epoch and a higher counter, and only it is accepted; captured datagrams of the old one are not.
+  EngineConfig keep;
+  keep.session_idle = Duration::zero();
+  ManualEnv ek{11};
+  Engine k{ek, make_identity(11), keep};
+  int served = 0;
+  b.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
+  k.request(cb, Method::kMessageNotify, as_bytes("one"), [](RpcResult&&) {});
+  k.request(cb, Method::kMessageNotify, as_bytes("two"), [](RpcResult&&) {});
+  ASSERT_EQ(ek.outbox.size(), 2u);
+  Bytes first = ek.outbox[0].data, second = ek.outbox[1].data;
+  ek.outbox.clear();
+  b.on_datagram(ep_a, second);  // the first one is still "in flight" when B shrinks the session
+  for (auto& s : eb.outbox) k.on_datagram(ep_b, s.data);
+  eb.outbox.clear();
+  EXPECT_EQ(served, 1);
+  idle(ek, k, eb, b, b.config().session_idle + 31s);
+  ek.outbox.clear();  // K's retransmissions of the first request, never delivered
+  ASSERT_EQ(b.session_count(), 0u);
+  ASSERT_EQ(b.dormant_sessions(), 1u);
+  ASSERT_EQ(k.session_count(), 1u);
+  // Replays of the old session's datagrams, delivered late or captured: refused before any key work.
+  uint64_t derivations = b.stats().key_derivations;
+  b.on_datagram(ep_a, second);
+  b.on_datagram(ep_a, first);
+  EXPECT_EQ(b.drops().get(DropReason::kReplay), 2u);
+  EXPECT_EQ(b.session_count(), 0u);
+  EXPECT_EQ(b.stats().key_derivations, derivations);
+  // A's next request (same session, next counter) re-makes B's session; the old datagrams stay refused.
+  bool ok = false;
+  k.request(cb, Method::kMessageNotify, as_bytes("three"), [&](RpcResult&& r) { ok = r.ok(); });
+  for (auto& s : ek.outbox) b.on_datagram(ep_a, s.data);
+  ek.outbox.clear();
+  for (auto& s : eb.outbox) k.on_datagram(ep_b, s.data);
+  eb.outbox.clear();
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(served, 2);
+  ASSERT_EQ(b.session_count(), 1u);
+  b.on_datagram(ep_a, first);
+  b.on_datagram(ep_a, second);
+  EXPECT_EQ(b.drops().get(DropReason::kReplay), 4u);
+  EXPECT_EQ(served, 2);
+
+  // Both ends shrink: A's re-made session has a newer epoch, and the old one's datagrams are stale at B.
+  ea.outbox.clear();
+  a.request(cb, Method::kMessageNotify, as_bytes("four"), [](RpcResult&&) {});
+  Bytes old = ea.outbox.at(0).data;
+  pump();
+  EXPECT_EQ(served, 3);
+  idle(ea, a, eb, b, b.config().session_idle + 31s);
+  ASSERT_EQ(a.session_count(), 0u);
+  a.request(cb, Method::kMessageNotify, as_bytes("five"), [&](RpcResult&& r) { ok = r.ok(); });
+  pump();
+  EXPECT_EQ(served, 4);
+  b.on_datagram(ep_a, old);
+  EXPECT_EQ(b.drops().get(DropReason::kStaleSession), 1u);
+  EXPECT_EQ(served, 4);
+}
+
+TEST_F(Pair, SessionWithASpentRateBudgetIsNotShrunk) {
+  // Re-made, a session starts with full budgets: one that has not refilled yet stays, so idling cannot buy a
+  // peer more than its rate.
+  EngineConfig cfg;
+  cfg.peer_request_rate = 0.01;
+  cfg.peer_request_burst = 3;
+  cfg.session_idle = 10s;
+  ManualEnv ec{9};
+  Engine c{ec, make_identity(9), cfg};
+  Contact cc = Contact::from_key(c.identity().public_key(), *Endpoint::parse("10.0.0.3:4000"));
+  c.set_rate_limited(Method::kFindNode);
+  int served = 0;
+  c.set_handler(Method::kFindNode, [&](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
+  auto burst = [&](int n) {
+    for (int i = 0; i < n; ++i) a.request(cc, Method::kFindNode, {}, [](RpcResult&&) {});
+    for (auto& s : ea.outbox) c.on_datagram(ep_a, s.data);
+    ea.outbox.clear();
+    for (auto& s : ec.outbox) a.on_datagram(cc.endpoint, s.data);
+    ec.outbox.clear();
+  };
+  burst(3);
+  EXPECT_EQ(served, 3);
+  idle(ea, a, ec, c, 60s);  // 0.6 tokens back: not full
+  EXPECT_EQ(c.session_count(), 1u);
+  burst(1);
+  EXPECT_EQ(served, 3);  // still limited
+  EXPECT_EQ(c.drops().get(DropReason::kRateLimited), 1u);
+}
+
+TEST(EngineMemory, SessionsAndFloorsStayBoundedUnderManyPeers) {
+  EngineConfig cfg;
+  cfg.max_sessions = 16;
+  cfg.max_dormant_sessions = 32;
+  ManualEnv eb{2};
+  Engine b{eb, make_identity(2), cfg};
+  int served = 0;
+  b.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
+  for (uint64_t i = 0; i < 200; ++i) {
+    storjnet::test::Forger peer(storjnet::test::test_identity(1000 + i), b.identity().public_key());
+    b.on_datagram(Endpoint::v4(0x0a010000u + static_cast<uint32_t>(i), 4000), peer.request(Method::kMessageNotify, {}));
+    EXPECT_LE(b.session_count(), 16u);
+    EXPECT_LE(b.dormant_sessions(), 32u);
+  }
+  EXPECT_EQ(served, 200);
+  EXPECT_GT(b.stats().sessions_evicted, 0u);
+  // Idle: every session shrinks to a floor, and the floors stay bounded.
+  for (int s = 0; s < 120; ++s) {
+    eb.advance(1s);
+    b.on_wake();
+  }
+  EXPECT_EQ(b.session_count(), 0u);
+  EXPECT_LE(b.dormant_sessions(), 32u);
+}

@@ -35,6 +35,9 @@ struct EngineConfig {
   Duration rpc_timeout = 2s;         // total time a request may take, retries included
   int rpc_attempts = 3;              // transmissions per request (1 = no retry)
   size_t max_sessions = 65536;       // per-peer crypto sessions kept (least recently used evicted)
+  Duration session_idle = 60s;       // a session unused this long (nothing pending, rate budgets full) shrinks
+                                     // to its replay floor and is re-made on demand; 0: never
+  size_t max_dormant_sessions = 262144;  // replay floors of shrunk sessions kept (least recently used evicted)
   size_t max_pending_rpcs = 65536;   // outstanding requests; more fail at once
   double peer_request_rate = 5000;   // requests/s accepted from one peer for rate-limited methods
   double peer_request_burst = 10000;

@@ -82,6 +82,16 @@ ReplayWindow::Verdict ReplayWindow::check(uint64_t epoch, uint64_t salt, uint64_
   return Verdict::kFresh;
 }
 
+ReplayWindow ReplayWindow::from_floor(const Floor& f) {
+  ReplayWindow w;
+  w.has_ = f.has;
+  w.epoch_ = f.epoch;
+  w.salt_ = f.salt;
+  w.top_ = f.top;
+  if (f.has) w.seen_.set();  // counters in flight when the session was shrunk are refused, never replayed
+  return w;
+}
+
 void ReplayWindow::accept(uint64_t epoch, uint64_t salt, uint64_t counter) {
   if (!has_ || epoch > epoch_) {
     has_ = true;

@@ -41,6 +41,16 @@ class ReplayWindow {
   // Records a datagram that passed check() and authenticated.
   void accept(uint64_t epoch, uint64_t salt, uint64_t counter);
 
+  // What a window leaves behind when its session is shrunk (24 bytes instead of the bitmap): the sender
+  // session seen last and its highest counter. A window restored from it treats every counter of that session
+  // at or below `top` as seen (replay), older epochs and other salts as stale, and anything newer as fresh.
+  struct Floor {
+    uint64_t epoch = 0, salt = 0, top = 0;
+    bool has = false;  // anything accepted
+  };
+  Floor floor() const { return {epoch_, salt_, top_, has_}; }
+  static ReplayWindow from_floor(const Floor& f);
+
  private:
   bool has_ = false;
   uint64_t epoch_ = 0, salt_ = 0, top_ = 0;

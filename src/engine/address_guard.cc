@@ -32,8 +32,10 @@ void AddressGuard::evict() {
   auto cutoff = order[n - 1];
   for (auto it = table_.begin(); it != table_.end() && n > 0;) {
     if (std::make_pair(it->second.proven, it->second.last) <= cutoff) {
-      drops_.add(DropReason::kHoldExpired, it->second.held.size());
-      drop_held(it->first, it->second, it->second.held.size());
+      if (auto q = holding_.find(it->first); q != holding_.end()) {
+        drops_.add(DropReason::kHoldExpired, q->second.held.size());
+        drop_held(q, q->second.held.size());
+      }
       it = table_.erase(it);
       --n;
     } else {
@@ -89,60 +91,60 @@ bool AddressGuard::echo(const Endpoint& ep, const PublicKey& pk, uint64_t token,
 bool AddressGuard::hold(const Endpoint& ep, const PublicKey& pk, Bytes message, TimePoint now) {
   Key k{ep, pk};
   size_t charge = hold_charge(message);
-  Entry& e = entry(k, now);
+  entry(k, now);  // first: it may evict, and with it held queues
+  auto q = holding_.find(k);
+  size_t queued = q == holding_.end() ? 0 : q->second.bytes;
   size_t& prefix = held_per_prefix_[ep.prefix()];
-  if (e.held_bytes + charge > limits_.hold_per_address || prefix + charge > limits_.hold_per_prefix ||
+  if (queued + charge > limits_.hold_per_address || prefix + charge > limits_.hold_per_prefix ||
       held_total_ + charge > limits_.hold_total) {
     if (prefix == 0) held_per_prefix_.erase(ep.prefix());
     drops_.add(DropReason::kHoldFull);
     return false;
   }
-  e.held_bytes += charge;
+  HeldQueue& h = q == holding_.end() ? holding_[k] : q->second;
+  h.bytes += charge;
   prefix += charge;
   held_total_ += charge;
-  e.held.push_back({std::move(message), now});
-  holding_.insert(k);
+  h.held.push_back({std::move(message), now});
   return true;
 }
 
-void AddressGuard::drop_held(const Key& k, Entry& e, size_t n) {
+void AddressGuard::drop_held(HoldMap::iterator q, size_t n) {
   if (n == 0) return;
+  HeldQueue& h = q->second;
   size_t freed = 0;
-  for (size_t i = 0; i < n; ++i) freed += hold_charge(e.held[i].message);
-  e.held.erase(e.held.begin(), e.held.begin() + static_cast<long>(n));
-  e.held_bytes -= freed;
+  for (size_t i = 0; i < n; ++i) freed += hold_charge(h.held[i].message);
+  h.held.erase(h.held.begin(), h.held.begin() + static_cast<long>(n));
+  h.bytes -= freed;
   held_total_ -= freed;
-  auto p = held_per_prefix_.find(k.ep.prefix());
+  auto p = held_per_prefix_.find(q->first.ep.prefix());
   if (p != held_per_prefix_.end() && (p->second -= freed) == 0) held_per_prefix_.erase(p);
-  if (e.held.empty()) holding_.erase(k);
+  if (h.held.empty()) holding_.erase(q);
 }
 
 std::vector<Bytes> AddressGuard::release(const Endpoint& ep, const PublicKey& pk) {
-  Key k{ep, pk};
   std::vector<Bytes> out;
-  auto it = table_.find(k);
-  if (it == table_.end() || it->second.held.empty()) return out;
-  Entry& e = it->second;
-  for (auto& h : e.held) out.push_back(std::move(h.message));
+  auto q = holding_.find({ep, pk});
+  if (q == holding_.end()) return out;
+  for (auto& h : q->second.held) out.push_back(std::move(h.message));
   // Charges are recomputed from sizes in drop_held; do it by hand since the messages moved out.
-  size_t freed = e.held_bytes;
-  e.held.clear();
-  e.held_bytes = 0;
+  size_t freed = q->second.bytes;
   held_total_ -= freed;
   auto p = held_per_prefix_.find(ep.prefix());
   if (p != held_per_prefix_.end() && (p->second -= freed) == 0) held_per_prefix_.erase(p);
-  holding_.erase(k);
+  holding_.erase(q);
   return out;
 }
 
 void AddressGuard::expire(TimePoint now) {
-  std::vector<Key> keys(holding_.begin(), holding_.end());
-  for (const Key& k : keys) {
-    Entry& e = table_.at(k);
+  for (auto q = holding_.begin(); q != holding_.end();) {
+    auto next = std::next(q);
+    const auto& held = q->second.held;
     size_t n = 0;
-    while (n < e.held.size() && now - e.held[n].at >= limits_.hold_timeout) ++n;
+    while (n < held.size() && now - held[n].at >= limits_.hold_timeout) ++n;
     drops_.add(DropReason::kHoldExpired, n);
-    drop_held(k, e, n);
+    drop_held(q, n);  // may erase q
+    q = next;
   }
 }
 

@@ -11,7 +11,6 @@
 #pragma once
 #include <cstdint>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "storjnet/bytes.h"
@@ -67,23 +66,26 @@ class AddressGuard {
     Bytes message;
     TimePoint at;
   };
-  struct Entry {
+  struct Entry {  // one per (address, key) heard from: kept small (held messages live in holding_)
     uint64_t in = 0, out = 0;  // bytes while unproven
-    bool proven = false;
     uint64_t token = 0;        // outstanding address challenge (0: none)
     TimePoint last{};
-    std::vector<Held> held;
-    size_t held_bytes = 0;
+    bool proven = false;
   };
+  struct HeldQueue {
+    std::vector<Held> held;
+    size_t bytes = 0;  // charged
+  };
+  using HoldMap = std::unordered_map<Key, HeldQueue, KeyHash>;
 
   Entry& entry(const Key& k, TimePoint now);
   void evict();
-  void drop_held(const Key& k, Entry& e, size_t n);  // first n held messages
+  void drop_held(HoldMap::iterator q, size_t n);  // first n held messages (the queue is erased when empty)
 
   AmplificationLimits limits_;
   DropCounters& drops_;
   std::unordered_map<Key, Entry, KeyHash> table_;
-  std::unordered_set<Key, KeyHash> holding_;  // keys with held messages
+  HoldMap holding_;  // keys with held messages (each also in table_)
   std::unordered_map<Endpoint::Prefix, size_t> held_per_prefix_;
   size_t held_total_ = 0;
 };

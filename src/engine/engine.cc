@@ -67,6 +67,11 @@ void Engine::on_wake() {
 // ---------------------------------------------------------------- sessions
 
 Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionKey& key) {
+  std::optional<Dormant> was;  // taken first: evicting below must not drop this peer's floor
+  if (auto d = dormant_.find(pk); d != dormant_.end()) {
+    was = d->second;
+    dormant_.erase(d);
+  }
   if (sessions_.size() >= config_.max_sessions) evict_sessions();
   Session& s = sessions_[pk];
   s.key = key;
@@ -77,7 +82,13 @@ Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionK
   s.requests = TokenBucket{config_.peer_request_burst, s.last_used};
   s.refusals = TokenBucket{config_.refusal_rate, s.last_used};
   s.unproven = TokenBucket{config_.amplification.unproven_request_rate, s.last_used};
+  if (was) {
+    s.rx = crypto::ReplayWindow::from_floor(was->floor());
+    s.shown_address = was->shown_address;
+  }
   ++stats_.sessions_created;
+  if (!idle_sweep_ && config_.session_idle > Duration::zero())
+    idle_sweep_ = schedule(config_.session_idle / 2, [this] { sweep_idle_sessions(); });
   return &s;
 }
 
@@ -99,23 +110,78 @@ uint64_t Engine::next_epoch() {
   return last_epoch_;
 }
 
-void Engine::evict_sessions() {
-  // Drop the least recently used eighth in one pass: amortised O(1) per new session.
+namespace {
+// Erases the least recently used eighth of `map` (at least one entry) in one pass: amortised O(1) per insert.
+// `erase(it)` erases one entry and returns the next.
+template <class Map, class Erase>
+void evict_oldest_eighth(Map& map, Erase erase) {
   std::vector<TimePoint> ages;
-  ages.reserve(sessions_.size());
-  for (auto& [pk, s] : sessions_) ages.push_back(s.last_used);
+  ages.reserve(map.size());
+  for (auto& [k, v] : map) ages.push_back(v.last_used);
   size_t n = std::max<size_t>(1, ages.size() / 8);
-  std::nth_element(ages.begin(), ages.begin() + (n - 1), ages.end());
+  std::nth_element(ages.begin(), ages.begin() + static_cast<long>(n - 1), ages.end());
   TimePoint cutoff = ages[n - 1];
-  for (auto it = sessions_.begin(); it != sessions_.end() && n > 0;) {
+  for (auto it = map.begin(); it != map.end() && n > 0;) {
     if (it->second.last_used <= cutoff) {
-      it = sessions_.erase(it);
+      it = erase(it);
       --n;
-      ++stats_.sessions_evicted;
     } else {
       ++it;
     }
   }
+}
+}  // namespace
+
+void Engine::evict_sessions() {
+  evict_oldest_eighth(sessions_, [this](SessionMap::iterator it) {
+    ++stats_.sessions_evicted;
+    return retire_session(it);
+  });
+}
+
+Engine::SessionMap::iterator Engine::retire_session(SessionMap::iterator it) {
+  // The replay floor outlives the session: a captured datagram of it stays refused when the peer's session is
+  // re-made (docs/protocol.md 1.4). Only past max_dormant_sessions other peers is a floor forgotten.
+  if (config_.max_dormant_sessions > 0) {
+    if (dormant_.size() >= config_.max_dormant_sessions)
+      evict_oldest_eighth(dormant_, [this](auto d) { return dormant_.erase(d); });
+    const Session& s = it->second;
+    auto f = s.rx.floor();
+    dormant_[it->first] = Dormant{f.epoch, f.salt, f.top, s.last_used, f.has, s.shown_address};
+  }
+  return sessions_.erase(it);
+}
+
+void Engine::sweep_idle_sessions() {
+  // A session is shrunk when it was unused for session_idle, no request to the peer is outstanding, and its
+  // rate budgets have refilled: re-made, it starts with full budgets, which it would have had anyway.
+  idle_sweep_ = TimerId{};
+  TimePoint now = env_.now();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    Session& s = it->second;
+    s.requests.refill(config_.peer_request_rate, config_.peer_request_burst, now);
+    s.refusals.refill(config_.refusal_rate, config_.refusal_rate, now);
+    double unproven = config_.amplification.unproven_request_rate;
+    s.unproven.refill(unproven, unproven, now);
+    if (now - s.last_used >= config_.session_idle && !pending_per_peer_.contains(it->first) &&
+        s.requests.tokens >= config_.peer_request_burst && s.refusals.tokens >= config_.refusal_rate &&
+        s.unproven.tokens >= unproven) {
+      ++stats_.sessions_idled;
+      it = retire_session(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!sessions_.empty()) idle_sweep_ = schedule(config_.session_idle / 2, [this] { sweep_idle_sessions(); });
+}
+
+bool Engine::fresh_nonce(const crypto::ReplayWindow& rx, uint64_t epoch, uint64_t salt, uint64_t counter) {
+  switch (rx.check(epoch, salt, counter)) {
+    case crypto::ReplayWindow::Verdict::kReplay: drops_.add(DropReason::kReplay); return false;
+    case crypto::ReplayWindow::Verdict::kStale: drops_.add(DropReason::kStaleSession); return false;
+    case crypto::ReplayWindow::Verdict::kFresh: break;
+  }
+  return true;
 }
 
 Engine::Session* Engine::session_for_send(const PublicKey& pk) {
@@ -460,16 +526,16 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
   auto it = sessions_.find(s.sender);
   if (it != sessions_.end()) {
     sess = &it->second;
-    switch (sess->rx.check(epoch, salt, counter)) {
-      case crypto::ReplayWindow::Verdict::kReplay: drops_.add(DropReason::kReplay); return;
-      case crypto::ReplayWindow::Verdict::kStale: drops_.add(DropReason::kStaleSession); return;
-      case crypto::ReplayWindow::Verdict::kFresh: break;
-    }
+    if (!fresh_nonce(sess->rx, epoch, salt, counter)) return;
     if (!crypto::open(sess->key, s.nonce, s.header, s.ciphertext, scratch_plain_)) {
       drops_.add(DropReason::kAuthFailed);
       return;
     }
   } else {
+    // A shrunk session's floor is checked first: a replay of its datagrams costs no key work.
+    if (auto d = dormant_.find(s.sender);
+        d != dormant_.end() && !fresh_nonce(crypto::ReplayWindow::from_floor(d->second.floor()), epoch, salt, counter))
+      return;
     crypto::SessionKey key;
     if (!open_first_contact(from, s, key)) return;
     crypto::remember_session_key(identity_, s.sender, key);

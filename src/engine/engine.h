@@ -80,6 +80,7 @@ using Handler = std::function<void(const IncomingRequest&, const Reply&)>;
 struct EngineStats {
   uint64_t datagrams_in = 0, datagrams_out = 0, bytes_in = 0, bytes_out = 0;
   uint64_t retransmits = 0, timeouts = 0, sessions_created = 0, sessions_evicted = 0;
+  uint64_t sessions_idled = 0;  // sessions shrunk to their replay floor after EngineConfig::session_idle
   uint64_t key_derivations = 0;  // X25519 work for senders without a session
   uint64_t cookies_sent = 0, cookies_received = 0, challenges_sent = 0, addresses_proven = 0;
   std::array<uint64_t, kMethodSlots> requests_out{}, requests_in{};
@@ -134,6 +135,8 @@ class Engine {
   DropCounters& drops() { return drops_; }
   const EngineStats& stats() const { return stats_; }
   size_t session_count() const { return sessions_.size(); }
+  // Peers whose session was shrunk (idle or evicted) to its replay floor.
+  size_t dormant_sessions() const { return dormant_.size(); }
   size_t pending_rpcs() const { return pending_.size(); }
   size_t reassembly_bytes() const { return reassembler_.bytes_in_use(); }
   size_t held_bytes() const { return guard_.held_bytes(); }
@@ -189,9 +192,22 @@ class Engine {
   // (held when over budget); or a challenge/echo (never held).
   enum class SendKind { kInitiative, kAnswer, kControl };
 
+  // What outlives a shrunk session (docs/protocol.md 1.4, "Idle sessions"): its replay floor, so no datagram
+  // of the old session is accepted again, and whether it had our address proven.
+  struct Dormant {
+    uint64_t epoch = 0, salt = 0, top = 0;
+    TimePoint last_used{};
+    bool has_rx = false, shown_address = false;
+    crypto::ReplayWindow::Floor floor() const { return {epoch, salt, top, has_rx}; }
+  };
+  using SessionMap = std::unordered_map<PublicKey, Session, KeyedHash>;
+
   Session* session_for_send(const PublicKey& pk);
   Session* new_session(const PublicKey& pk, const crypto::SessionKey& key);
   void evict_sessions();
+  SessionMap::iterator retire_session(SessionMap::iterator it);  // shrinks it to a Dormant record
+  void sweep_idle_sessions();
+  bool fresh_nonce(const crypto::ReplayWindow& rx, uint64_t epoch, uint64_t salt, uint64_t counter);
   // Sends `message` if the address budget allows, else holds it (kInitiative, kAnswer) and challenges the
   // address. A multi-fragment message gets a msg_id stored in *msg_id (0: assign one), so a retransmission
   // reuses it and the receiver's partial reassembly fills in only what was lost.
@@ -220,7 +236,9 @@ class Engine {
   Environment& env_;
   Identity identity_;
   EngineConfig config_;
-  std::unordered_map<PublicKey, Session, KeyedHash> sessions_;  // keys chosen by peers: keyed hash
+  SessionMap sessions_;  // keys chosen by peers: keyed hash
+  std::unordered_map<PublicKey, Dormant, KeyedHash> dormant_;
+  TimerId idle_sweep_;
   std::unordered_map<uint32_t, Pending> pending_;
   std::unordered_map<uint64_t, PendingHello> hellos_;
   std::array<Handler, kMethodSlots> handlers_{};  // method codes are below kMethodSlots
