@@ -79,7 +79,7 @@ struct RealDriver::Impl {
     bool writing = false, open = false, closed = false;
     bool paused = false;  // not reading: the queue to this peer passed the high-water mark
     bool flush_posted = false;  // a flush_out is queued behind the current handler
-    std::vector<uint8_t> rbuf = std::vector<uint8_t>(256 * 1024);
+    std::vector<uint8_t> rbuf;  // 256 KiB from start(): a node's waiting accept holds no read buffer
     std::vector<asio::const_buffer> wbufs;
     size_t wcount = 0;
     Conn(uint64_t i, asio::io_context& io) : id(i), sock(io) {}
@@ -191,6 +191,7 @@ struct RealDriver::Impl {
       c->sock.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
       c->sock.set_option(asio::socket_base::send_buffer_size(4 << 20), ec);
       c->open = true;
+      c->rbuf.resize(256 * 1024);
       conns[c->id] = c;
       read(c);
     }
