@@ -201,16 +201,29 @@ TEST_F(Pair, LargeMessagesAreFragmentedAndReassembled) {
   EXPECT_EQ(b.reassembly_bytes(), 0u);
 }
 
+// A third engine C whose find_node is rate-limited under `cfg`; counts the requests it serves.
+struct LimitedPeer {
+  ManualEnv env{9};
+  Engine engine;
+  Contact contact;
+  int served = 0;
+  explicit LimitedPeer(const EngineConfig& cfg)
+      : engine(env, make_identity(9), cfg),
+        contact(Contact::from_key(engine.identity().public_key(), *Endpoint::parse("10.0.0.3:4000"))) {
+    engine.set_rate_limited(Method::kFindNode);
+    engine.set_handler(Method::kFindNode, [this](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
+  }
+};
+
 TEST_F(Pair, PerPeerRateLimitDropsExcessRequests) {
   EngineConfig cfg;
   cfg.peer_request_rate = 10;
   cfg.peer_request_burst = 5;
-  ManualEnv ec{9};
-  Engine c{ec, make_identity(9), cfg};
-  Contact cc = Contact::from_key(c.identity().public_key(), *Endpoint::parse("10.0.0.3:4000"));
-  c.set_rate_limited(Method::kFindNode);
-  int served = 0;
-  c.set_handler(Method::kFindNode, [&](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
+  LimitedPeer peer(cfg);
+  ManualEnv& ec = peer.env;
+  Engine& c = peer.engine;
+  const Contact& cc = peer.contact;
+  int& served = peer.served;
   int ok = 0, limited = 0;
   for (int i = 0; i < 20; ++i)
     a.request(cc, Method::kFindNode, {}, [&](RpcResult&& r) {
@@ -343,12 +356,11 @@ TEST_F(Pair, SessionWithASpentRateBudgetIsNotShrunk) {
   cfg.peer_request_rate = 0.01;
   cfg.peer_request_burst = 3;
   cfg.session_idle = 10s;
-  ManualEnv ec{9};
-  Engine c{ec, make_identity(9), cfg};
-  Contact cc = Contact::from_key(c.identity().public_key(), *Endpoint::parse("10.0.0.3:4000"));
-  c.set_rate_limited(Method::kFindNode);
-  int served = 0;
-  c.set_handler(Method::kFindNode, [&](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
+  LimitedPeer peer(cfg);
+  ManualEnv& ec = peer.env;
+  Engine& c = peer.engine;
+  const Contact& cc = peer.contact;
+  int& served = peer.served;
   auto burst = [&](int n) {
     for (int i = 0; i < n; ++i) a.request(cc, Method::kFindNode, {}, [](RpcResult&&) {});
     for (auto& s : ea.outbox) c.on_datagram(ep_a, s.data);
