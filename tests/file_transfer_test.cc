@@ -298,3 +298,24 @@ TEST_F(SimFiles, ReceiveModeNeedsAWritableDirectory) {
 }
 
 }  // namespace
+
+// FileTransfers destroyed (storjnetd stopping) while a stream to the receiver is opening: done runs once, with
+// "cancelled", and the stream's later answer finds nothing of it (ASan: no use after free).
+TEST_F(SimFiles, DestroyedBeforeTheStreamOpensAnswersCancelledOnce) {
+  ASSERT_FALSE(receiver.set_receive(sim.node(1), FileReceiveMode{dir.string(), std::nullopt}));
+  auto src = write_source("data.bin", pattern(1000, 7));
+  auto early = std::make_unique<FileTransfers>();
+  int calls = 0;
+  std::optional<uint64_t> id = 1;
+  std::string why;
+  early->send(sim.node(0), sim.contact(1).id, src.string(), [&](std::optional<uint64_t> i, std::string w) {
+    ++calls, id = i, why = w;
+  });
+  EXPECT_EQ(calls, 0);
+  early.reset();
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(id);
+  EXPECT_NE(why.find("cancelled"), std::string::npos);
+  sim.run_for(30s);
+  EXPECT_EQ(calls, 1);
+}

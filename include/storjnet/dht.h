@@ -12,7 +12,12 @@
 // then the smallest key); get_all() returns every owner found; get() with an owner returns only that
 // owner's value, whoever else wrote the key.
 // All methods run on the node's thread (the driver's thread that hosts this node: RealDriver places each node
-// on one io thread; the simulator has one); callbacks run there too, exactly once.
+// on one io thread; the simulator has one); callbacks run there too, exactly once. A callback may run before
+// the call returns when the answer is known at once (no peers or no seeds to ask, a routing-table hit in
+// find_contact, put with a value too large); otherwise it runs from a later event. Destroying the Dht (with
+// its Node) with operations in flight answers each of them during the destructor with its failure value:
+// bootstrap false; find, find_contact, stun nullopt; get and get_all an empty result; closest an empty list;
+// put !ok with error "cancelled: the node stopped". Such a callback must not call this Dht.
 #pragma once
 #include <functional>
 #include <memory>

@@ -46,10 +46,15 @@ struct MessagesStats {
 class Messages {
  public:
   Messages(Engine& engine, Dht& dht, MessagesConfig config);
+
+  // Destroying Messages answers every send still in flight cb(false), during the destructor (the callbacks
+  // must not call this Messages).
   ~Messages();
 
   // message_send: cb(true) once `to` acknowledged queueing `json`; cb(false) when it cannot be found, does
-  // not answer, or its queue is full (within send_timeout). Sending to our own id queues locally.
+  // not answer, or its queue is full (within send_timeout). Sending to our own id queues locally. cb runs
+  // exactly once, on the node's thread; before send returns when the answer is known at once (invalid JSON,
+  // our own id, the outgoing queue full), later otherwise.
   void send(const NodeId& to, std::string json, std::function<void(bool)> cb);
   // message_list: everything received since the last call, by sender, each sender's messages in the order
   // sent; then the queue is empty.

@@ -3,7 +3,8 @@
 //
 // A driver (real_driver.h, simulator.h) owns it, feeds it datagrams and wake-ups, and gives it an
 // Environment. All methods must be called on the node's thread (RealDriver::call/post with this node, or the
-// simulator's thread); completion callbacks run there too.
+// simulator's thread); completion callbacks run there too, each exactly once: destroying the Node answers the
+// callbacks still pending with their failure values during the destructor (see each service's header).
 #pragma once
 #include <functional>
 #include <memory>

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/once.h"
 #include "api/file_stream.h"
 
 namespace storjnet::api {
@@ -82,7 +83,7 @@ bool write_all(int fd, ByteView data) {
 FileTransfers::FileTransfers(FileTransfersOptions options) : options_(options) {}
 
 FileTransfers::~FileTransfers() {
-  *alive_ = false;
+  scope_.end();
   for (auto& [id, t] : transfers_)
     if (!t->tmp_path.empty()) ::unlink(t->tmp_path.c_str());
 }
@@ -118,8 +119,8 @@ void FileTransfers::send(Node& node, const NodeId& peer, const std::string& path
   t->hash.update(t->pending);
   uint64_t id = t->id;
   transfers_[id] = std::move(t);
-  node.streams().open(peer, [this, &node, id, done = std::move(done), g = std::weak_ptr<bool>(alive_)](std::optional<StreamId> sid) {
-    if (g.expired()) return;
+  Once<std::optional<uint64_t>, std::string> once(std::move(done), std::nullopt, "cancelled: the daemon is stopping");
+  node.streams().open(peer, scope_.bind<std::optional<StreamId>>([this, &node, id, done = std::move(once)](std::optional<StreamId> sid) {
     Transfer* t = find(id);
     if (!t || !t->active()) {
       if (sid) node.streams().close(*sid, [](bool) {});
@@ -136,7 +137,7 @@ void FileTransfers::send(Node& node, const NodeId& peer, const std::string& path
     done(id, {});
     watch_sender_reads(node, *t);
     if (Transfer* again = find(id); again && again->state == Transfer::State::kSending) pump(node, *again);
-  });
+  }));
 }
 
 // Writes as much as the peer has room for; waits for room otherwise.
@@ -170,21 +171,19 @@ void FileTransfers::pump(Node& node, Transfer& t) {
     size_t room = streams.writable(t.sid);
     if (room == 0) {
       t.waiting_writable = true;
-      streams.on_writable(t.sid, [this, &node, id, g = std::weak_ptr<bool>(alive_)] {
-        if (g.expired()) return;
+      streams.on_writable(t.sid, scope_.bind<>([this, &node, id] {
         Transfer* t = find(id);
         if (!t) return;
         t->waiting_writable = false;
         pump(node, *t);
-      });
+      }));
       return;
     }
     size_t n = std::min(room, t.pending.size() - t.pending_off);
     ByteView chunk = ByteView(t.pending).subspan(t.pending_off, n);
     t.pending_off += n;
     t.wire_written += n;
-    streams.write(t.sid, chunk, [this, &node, id, n, g = std::weak_ptr<bool>(alive_)](std::optional<size_t> wrote) {
-      if (g.expired()) return;
+    streams.write(t.sid, chunk, scope_.bind<std::optional<size_t>>([this, &node, id, n](std::optional<size_t> wrote) {
       Transfer* t = find(id);
       if (!t || !t->active()) return;
       if (!wrote) return fail(node, *t, "the stream closed after " + std::to_string(t->bytes) + " bytes");
@@ -196,15 +195,14 @@ void FileTransfers::pump(Node& node, Transfer& t) {
       if (t->state == Transfer::State::kSending && t->trailer_queued && t->pending_off == t->pending.size() &&
           t->wire_acked == t->wire_written)
         t->state = Transfer::State::kConfirming;
-    });
+    }));
   }
 }
 
 // The sender reads the receiver's verdict (early: a refusal; at the end: ok or failed).
 void FileTransfers::watch_sender_reads(Node& node, Transfer& t) {
   uint64_t id = t.id;
-  node.streams().on_readable(t.sid, [this, &node, id, g = std::weak_ptr<bool>(alive_)] {
-    if (g.expired()) return;
+  node.streams().on_readable(t.sid, scope_.bind<>([this, &node, id] {
     Transfer* t = find(id);
     if (!t || !t->active()) return;
     auto data = node.streams().read(t->sid, files::kMaxVerdictMessage + 3);
@@ -223,7 +221,7 @@ void FileTransfers::watch_sender_reads(Node& node, Transfer& t) {
       return fail(node, *t, "the receiver confirmed a file it did not have whole");
     t->bytes = t->size;
     succeed(node, *t);
-  });
+  }));
 }
 
 // ------------------------------------------------------------------ receiving
@@ -237,9 +235,8 @@ std::optional<std::string> FileTransfers::set_receive(Node& node, std::optional<
   }
   receive_ = std::move(mode);
   if (receive_)
-    node.streams().on_inbound([this, &node, g = std::weak_ptr<bool>(alive_)](const StreamId& sid, const NodeId& peer) {
-      if (!g.expired()) on_inbound(node, sid, peer);
-    });
+    node.streams().on_inbound(scope_.bind_each<const StreamId&, const NodeId&>(
+        [this, &node](const StreamId& sid, const NodeId& peer) { on_inbound(node, sid, peer); }));
   else
     node.streams().on_inbound(nullptr);
   return std::nullopt;
@@ -267,8 +264,7 @@ void FileTransfers::on_inbound(Node& node, const StreamId& sid, const NodeId& pe
 
 void FileTransfers::watch_receiver_reads(Node& node, Transfer& t) {
   uint64_t id = t.id;
-  node.streams().on_readable(t.sid, [this, &node, id, g = std::weak_ptr<bool>(alive_)] {
-    if (g.expired()) return;
+  node.streams().on_readable(t.sid, scope_.bind<>([this, &node, id] {
     Transfer* t = find(id);
     if (!t || !t->active()) return;
     auto data = node.streams().read(t->sid, std::nullopt);
@@ -281,7 +277,7 @@ void FileTransfers::watch_receiver_reads(Node& node, Transfer& t) {
     }
     receive_bytes(node, *t, *data);
     if (Transfer* again = find(id); again && again->state == Transfer::State::kReceiving) watch_receiver_reads(node, *again);
-  });
+  }));
 }
 
 void FileTransfers::receive_bytes(Node& node, Transfer& t, ByteView in) {

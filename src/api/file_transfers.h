@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/callback_scope.h"
 #include "storjnet/node.h"
 
 namespace storjnet::api {
@@ -55,7 +56,9 @@ class FileTransfers {
   FileTransfers& operator=(const FileTransfers&) = delete;
 
   // Starts sending the regular file at absolute `path` to `peer`; done(id) once the stream is open, or
-  // done(nullopt, why) when the file cannot be read or the node cannot be reached.
+  // done(nullopt, why) when the file cannot be read or the node cannot be reached. done runs exactly once:
+  // before send returns when the file cannot be opened; done(nullopt, "cancelled...") from the destructor when
+  // FileTransfers is destroyed before the stream opened.
   void send(Node& node, const NodeId& peer, const std::string& path,
             std::function<void(std::optional<uint64_t>, std::string)> done);
   // Receive mode: on (into `dir`, which must be an existing writable directory) or off (nullopt). An error
@@ -89,7 +92,8 @@ class FileTransfers {
   std::optional<FileReceiveMode> receive_;
   std::map<uint64_t, std::unique_ptr<Transfer>> transfers_;
   uint64_t next_id_ = 1;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // The callbacks handed to the node's streams (ended first when it is destroyed).
+  CallbackScope scope_;
 };
 
 }  // namespace storjnet::api

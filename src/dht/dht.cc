@@ -2,6 +2,7 @@
 // RPC handlers, routing-table upkeep, lookups, maintenance). See include/storjnet/dht.h.
 #include "storjnet/dht.h"
 
+#include "common/once.h"
 #include "dht/dht_impl.h"
 
 namespace storjnet {
@@ -13,17 +14,22 @@ namespace {
 // One stun walk: ask the chosen neighbours one after another until one answers.
 struct StunWalk {
   std::vector<Contact> order;
-  std::function<void(std::optional<Endpoint>)> cb;
+  Once<std::optional<Endpoint>> cb;
 };
 
-void stun_step(Dht::Impl& d, std::weak_ptr<bool> live, std::shared_ptr<StunWalk> walk, size_t i) {
+void stun_step(Dht::Impl& d, std::shared_ptr<StunWalk> walk, size_t i) {
   if (i >= walk->order.size()) return walk->cb(std::nullopt);
   Contact to = walk->order[i];
-  d.engine.stun(to, [&d, live, walk, i](std::optional<Endpoint> ep) {
-    if (live.expired()) return;
+  d.engine.stun(d.scope, to, [&d, walk, i](std::optional<Endpoint> ep) {
     if (ep) return walk->cb(ep);
-    stun_step(d, live, walk, i + 1);
+    stun_step(d, walk, i + 1);
   }, RpcOptions{d.cfg.rpc_timeout, d.cfg.rpc_attempts});
+}
+
+PutResult cancelled_put() {
+  PutResult r;
+  r.error = "cancelled: the node stopped";
+  return r;
 }
 
 }  // namespace
@@ -36,26 +42,22 @@ Dht::~Dht() {
 
 void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)> cb) {
   Impl& d = *impl_;
+  Once<bool> done(std::move(cb), false);
   auto saved = d.storage->load_contacts();
   size_t probes = saved.size() + seeds.size();
-  if (probes == 0) return cb(d.table.size() > 0);
+  if (probes == 0) return done(d.table.size() > 0);
   auto left = std::make_shared<size_t>(probes);
-  std::weak_ptr<bool> live = d.alive;
-  auto cb_shared = std::make_shared<std::function<void(bool)>>(std::move(cb));
-  auto probe_done = [&d, live, left, cb_shared] {
-    if (live.expired() || --*left > 0) return;
-    if (d.table.size() == 0) return (*cb_shared)(false);
+  auto probe_done = [&d, left, done] {
+    if (--*left > 0) return;
+    if (d.table.size() == 0) return done(false);
     // Join: look ourselves up (fills the buckets near us), then refresh the farther buckets.
-    d.lookup(d.engine.id(), false, false, [&d, live, cb_shared](LookupResult) {
-      if (live.expired()) return;
+    d.lookup(d.engine.id(), false, false, [&d, done](LookupResult) {
       d.refresh_neighbourhood();
       // Nodes that join together see each other only partly at first: look again once, 5 s later.
-      d.engine.schedule(5s, [&d, live] {
-        if (!live.expired()) d.lookup(d.engine.id(), false, false, [&d, live](LookupResult) {
-          if (!live.expired()) d.refresh_neighbourhood();
-        });
+      d.engine.schedule(d.scope, 5s, [&d] {
+        d.lookup(d.engine.id(), false, false, [&d](LookupResult) { d.refresh_neighbourhood(); });
       });
-      (*cb_shared)(d.table.size() > 0);
+      done(d.table.size() > 0);
     });
   };
   Bytes self_query = encode_id_request(d.engine.id());
@@ -64,7 +66,7 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
   };
   for (auto& c : saved) ask(c);
   for (auto& ep : seeds)
-    d.engine.hello(ep, [ask, probe_done](std::optional<Contact> c) {
+    d.engine.hello(d.scope, ep, [ask, probe_done](std::optional<Contact> c) {
       if (c) ask(*c);
       else probe_done();
     });
@@ -72,10 +74,11 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
 
 void Dht::put(std::string_view key, ByteView value, std::function<void(const PutResult&)> cb) {
   Impl& d = *impl_;
+  Once<const PutResult&> done(std::move(cb), cancelled_put());
   if (value.size() > kMaxValueSize) {
     PutResult r;
     r.error = "value too large: " + std::to_string(value.size()) + " bytes (max 65536)";
-    return cb(r);
+    return done(r);
   }
   StoredValue v;
   v.key = dht_key(key);
@@ -89,13 +92,14 @@ void Dht::put(std::string_view key, ByteView value, std::function<void(const Put
   v.stored_at_us = v.version;
   v.original = true;
   sign_value(v, d.engine.identity(), d.network());
-  d.put_value(v, std::move(cb));
+  d.put_value(v, std::move(done));
 }
 
 void Dht::get(std::string_view key, std::function<void(GetResult)> cb) { get(key, std::nullopt, std::move(cb)); }
 
 void Dht::get(std::string_view key, std::optional<NodeId> owner, std::function<void(GetResult)> cb) {
-  impl_->get_all(dht_key(key), false, owner, [cb = std::move(cb)](GetAllResult all, std::optional<StoredValue> best) {
+  Once<GetResult> done(std::move(cb), GetResult{});
+  impl_->get_all(dht_key(key), false, owner, [done](GetAllResult all, std::optional<StoredValue> best) {
     GetResult r;
     r.local = all.local;
     r.lookup = all.lookup;
@@ -104,41 +108,42 @@ void Dht::get(std::string_view key, std::optional<NodeId> owner, std::function<v
       r.owner = best->publisher();
       r.version = best->version;
     }
-    cb(std::move(r));
+    done(std::move(r));
   });
 }
 
 void Dht::get_all(std::string_view key, std::function<void(GetAllResult)> cb) {
-  impl_->get_all(dht_key(key), true, std::nullopt, [cb = std::move(cb)](GetAllResult all, std::optional<StoredValue>) { cb(std::move(all)); });
+  Once<GetAllResult> done(std::move(cb), GetAllResult{});
+  impl_->get_all(dht_key(key), true, std::nullopt, [done](GetAllResult all, std::optional<StoredValue>) { done(std::move(all)); });
 }
 
 void Dht::closest(const NodeId& target, std::function<void(std::vector<Contact>)> cb) {
   Impl& d = *impl_;
-  std::weak_ptr<bool> live = d.alive;
-  d.lookup(target, false, false, [live, cb = std::move(cb)](LookupResult res) {
-    if (!live.expired()) cb(std::move(res.closest));
-  }, {.paths = d.cfg.disjoint_paths});
+  Once<std::vector<Contact>> done(std::move(cb), std::vector<Contact>{});
+  d.lookup(target, false, false, [done](LookupResult res) { done(std::move(res.closest)); },
+           {.paths = d.cfg.disjoint_paths});
 }
 
 void Dht::find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
   Impl& d = *impl_;
-  if (auto c = d.table.find(id)) return cb(*c);
-  d.find_online(id, std::move(cb), d.cfg.punch);
+  Once<std::optional<Contact>> done(std::move(cb), std::nullopt);
+  if (auto c = d.table.find(id)) return done(*c);
+  d.find_online(id, std::move(done), d.cfg.punch);
 }
 
 void Dht::find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb) {
   Impl& d = *impl_;
   if (id == d.engine.id()) return stun(std::move(cb));
+  Once<std::optional<Endpoint>> done(std::move(cb), std::nullopt);
   // A routing-table entry is not proof the node is online now: always ask, via the lookup.
-  d.find_online(id, [cb = std::move(cb)](std::optional<Contact> c) {
-    cb(c ? std::optional(c->endpoint) : std::nullopt);
-  });
+  d.find_online(id, [done](std::optional<Contact> c) { done(c ? std::optional(c->endpoint) : std::nullopt); });
 }
 
 void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) {
   Impl& d = *impl_;
+  Once<std::optional<Endpoint>> done(std::move(cb), std::nullopt);
   auto peers = d.table.all();
-  if (peers.empty()) return cb(std::nullopt);
+  if (peers.empty()) return done(std::nullopt);
   // Up to three random neighbours, one after another, until one answers.
   auto order = std::make_shared<std::vector<Contact>>();
   for (int i = 0; i < 3 && !peers.empty(); ++i) {
@@ -146,10 +151,10 @@ void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) {
     order->push_back(peers[j]);
     peers.erase(peers.begin() + static_cast<long>(j));
   }
-  // The walk's state is owned by the one pending RPC callback only (no self-reference), so it dies with the
-  // engine if the engine goes first.
-  auto walk = std::make_shared<StunWalk>(StunWalk{std::move(*order), std::move(cb)});
-  stun_step(d, d.alive, std::move(walk), 0);
+  // The walk's state is owned by the one pending RPC callback only (no self-reference): it dies with the
+  // scope, and its Once answers nullopt then.
+  auto walk = std::make_shared<StunWalk>(StunWalk{std::move(*order), std::move(done)});
+  stun_step(d, std::move(walk), 0);
 }
 
 

@@ -72,11 +72,12 @@ struct Dht::Impl {
   TimePoint last_snapshot{};
   std::unique_ptr<DialBack> dial_back;  // nullptr when cfg.dial_back is off
   std::unique_ptr<Punch> punch;         // nullptr when cfg.punch is off
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  // Every RPC, timer and continuation of the DHT (Engine::Scope): ended first when the Dht is destroyed.
+  Engine::Scope scope;
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
       : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k, admission(c, e.config().network_id)),
-        values(*storage, cfg), store_rate(c.store_rate) {
+        values(*storage, cfg), store_rate(c.store_rate), scope(e.scope()) {
     if (!table.puzzle_ok({e.id(), {}, {}}))
       throw std::invalid_argument("this node's id does not solve the network's id puzzle (" +
                                   std::to_string(c.id_puzzle_bits) + " bits): create it with Identity::generate");
@@ -111,11 +112,11 @@ struct Dht::Impl {
   }
 
   ~Impl() {
-    *alive = false;
+    // The user callbacks of operations in flight run now, with their cancelled value (Once, in dht.cc).
+    scope.end();
     punch.reset();
     engine.set_on_contact(nullptr);
     for (Method m : {Method::kFindNode, Method::kFindValue, Method::kStore}) engine.set_handler(m, nullptr);
-    engine.cancel(maintenance);
   }
 
   Duration jittered(Duration d) {
@@ -156,9 +157,7 @@ struct Dht::Impl {
     auto oldest = table.oldest_in_bucket_of(c.id, engine.now() - cfg.quiet_after);
     if (!oldest) return;
     pinging[b] = true;
-    std::weak_ptr<bool> live = alive;
-    engine.ping(*oldest, [this, live, b, old = *oldest](std::optional<NodeId> id) {
-      if (live.expired()) return;
+    engine.ping(scope, *oldest, [this, b, old = *oldest](std::optional<NodeId> id) {
       pinging[b] = false;
       if (!id) {
         table.remove(old.id);  // promotes the newest waiting contact
@@ -189,17 +188,12 @@ struct Dht::Impl {
       return;
     if (verifying.size() >= kMaxVerifying || !verifying.insert(c.id).second) return;
     ++stats.verify_pings;
-    std::weak_ptr<bool> live = alive;
-    engine.ping(c, [this, live, id = c.id](std::optional<NodeId>) {
-      if (!live.expired()) verifying.erase(id);
-    }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
+    engine.ping(scope, c, [this, id = c.id](std::optional<NodeId>) { verifying.erase(id); }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
   }
 
   // Sends a DHT request; a timeout counts against the contact (evicted after max_failures in a row).
   void rpc(const Contact& to, Method m, Bytes body, std::function<void(std::optional<Bytes>)> cb) {
-    std::weak_ptr<bool> live = alive;
-    engine.request(to, m, body, [this, live, to, cb = std::move(cb)](RpcResult&& r) {
-      if (live.expired()) return;
+    engine.request(scope, to, m, body, [this, to, cb = std::move(cb)](RpcResult&& r) {
       if (r.status == RpcStatus::kTimeout && table.failed(to.id, cfg.max_failures)) evicted(to);
       cb(r.ok() ? std::optional<Bytes>(std::move(r.payload)) : std::nullopt);
     }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
@@ -219,16 +213,15 @@ struct Dht::Impl {
   void probe_graveyard() {
     TimePoint now = engine.now();
     int probes = 0;
-    std::weak_ptr<bool> live = alive;
     for (auto& g : graveyard) {
       if (g.next_probe > now || probes >= 8) continue;
       ++probes;
       g.backoff = std::min<Duration>(g.backoff * 2, std::min(cfg.bucket_refresh, cfg.republish_interval) / 4);
       g.next_probe = now + g.backoff;
       NodeId id = g.contact.id;
-      engine.ping(g.contact, [this, live, id](std::optional<NodeId> ok) {
+      engine.ping(scope, g.contact, [this, id](std::optional<NodeId> ok) {
         // On success the engine already reported the contact (back in the table); forget the grave.
-        if (ok && !live.expired()) std::erase_if(graveyard, [&](const Grave& x) { return x.contact.id == id; });
+        if (ok) std::erase_if(graveyard, [&](const Grave& x) { return x.contact.id == id; });
       }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
     }
   }
@@ -328,12 +321,10 @@ struct Dht::Impl {
       p.settle_within = holder_radius();
       p.settle_values = 2;
     }
-    std::weak_ptr<bool> live = alive;
-    QueryFn query = [this, live, want_value, target, owner = o.owner](const Contact& to, QueryDone qd) {
-      if (live.expired()) return qd(std::nullopt);
+    QueryFn query = [this, want_value, target, owner = o.owner](const Contact& to, QueryDone qd) {
       Method m = want_value ? Method::kFindValue : Method::kFindNode;
-      rpc(to, m, encode_id_request(target), [this, live, want_value, target, owner, qd = std::move(qd)](std::optional<Bytes> body) {
-        if (!body || live.expired()) return qd(std::nullopt);
+      rpc(to, m, encode_id_request(target), [this, want_value, target, owner, qd = std::move(qd)](std::optional<Bytes> body) {
+        if (!body) return qd(std::nullopt);
         QueryResponse resp;
         if (want_value) {
           auto fv = decode_find_value_response(*body, target);
@@ -351,8 +342,7 @@ struct Dht::Impl {
       });
     };
     Lookup::start(p, table.closest(target, seeds ? seeds : cfg.k), std::move(query), [this] { return engine.now(); },
-                  [this, live, done = std::move(done)](LookupResult res) {
-                    if (live.expired()) return;
+                  [this, done = std::move(done)](LookupResult res) {
                     stats.lookup_rpcs += res.stats.rpcs;
                     ++stats.lookups_completed;
                     recent.push_back(res.stats);
@@ -410,7 +400,7 @@ struct Dht::Impl {
   // ------------------------------------------------------------ maintenance
 
   void schedule_maintenance() {
-    maintenance = engine.schedule(maintenance_period(), [this] {
+    maintenance = engine.schedule(scope, maintenance_period(), [this] {
       maintain();
       schedule_maintenance();
     });
@@ -462,9 +452,7 @@ struct Dht::Impl {
       republish_at.erase(key);
       return;
     }
-    std::weak_ptr<bool> live = alive;
-    lookup(key, false, false, [this, live, v = *v](LookupResult res) {
-      if (live.expired()) return;
+    lookup(key, false, false, [this, v = *v](LookupResult res) {
       store_on(res.closest, v, nullptr, nullptr);
     });
   }
@@ -476,16 +464,15 @@ struct Dht::Impl {
     auto done = std::make_shared<bool>(false);
     auto shared_cb = std::make_shared<std::function<void(std::optional<Contact>)>>(std::move(cb));
     auto timer = std::make_shared<TimerId>();
-    std::weak_ptr<bool> live = alive;
-    *timer = engine.schedule(cfg.find_timeout, [done, shared_cb] {
+    *timer = engine.schedule(scope, cfg.find_timeout, [done, shared_cb] {
       if (*done) return;
       *done = true;
       (*shared_cb)(std::nullopt);
     });
-    lookup(id, false, true, [this, live, done, shared_cb, timer, named](LookupResult res) {
+    lookup(id, false, true, [this, done, shared_cb, timer, named](LookupResult res) {
       if (*done) return;
       *done = true;
-      if (!live.expired()) engine.cancel(*timer);
+      engine.cancel(*timer);
       (*shared_cb)(res.target || !named ? res.target : res.target_named);
     });
   }
@@ -541,11 +528,9 @@ struct Dht::Impl {
   // One lookup and store round of a put; another after kPutRetryDelay while no replica acknowledged.
   void put_attempt(std::shared_ptr<PutState> st) {
     ++st->result.attempts;
-    std::weak_ptr<bool> live = alive;
     // A retry starts from more of the table: its closest contacts may all be unreachable (a partition).
     size_t seeds = cfg.k * static_cast<size_t>(st->result.attempts);
-    lookup(st->value.key, false, false, [this, live, st](LookupResult res) {
-      if (live.expired()) return;
+    lookup(st->value.key, false, false, [this, st](LookupResult res) {
       const StoredValue& v = st->value;
       st->result.lookup = res.stats;
       // We hold (and serve) our own value only when we are among its k closest; otherwise a later put
@@ -562,15 +547,13 @@ struct Dht::Impl {
         values.erase(v.key);
       }
       store_on(res.closest, v, [this, st, local](size_t acks) { put_done(st, acks + local, {}); },
-               [this, live, st](StoreTally t) {
-                 if (live.expired() || st->result.ok) return;
+               [this, st](StoreTally t) {
+                 if (st->result.ok) return;
                  if (t.refused > 0) return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
                  if (engine.now() + kPutRetryDelay >= st->deadline)
                    return put_done(st, 0, "no node among the k closest acknowledged the store");
                  ++stats.put_retries;
-                 engine.schedule(kPutRetryDelay, [this, live, st] {
-                   if (!live.expired()) put_attempt(st);
-                 });
+                 engine.schedule(scope, kPutRetryDelay, [this, st] { put_attempt(st); });
                });
     }, {.seeds = seeds, .paths = cfg.disjoint_paths});
   }
@@ -592,9 +575,7 @@ struct Dht::Impl {
   void get_all(const NodeId& key, bool every_owner, std::optional<NodeId> owner,
                std::function<void(GetAllResult, std::optional<StoredValue>)> cb) {
     ++stats.gets;
-    std::weak_ptr<bool> live = alive;
-    lookup(key, true, false, [this, live, key, every_owner, owner, cb = std::move(cb)](LookupResult res) {
-      if (live.expired()) return;
+    lookup(key, true, false, [this, key, every_owner, owner, cb = std::move(cb)](LookupResult res) {
       auto local = values.get(key);
       if (local && owner && local->publisher() != *owner) local.reset();
       GetAllResult r;

@@ -12,13 +12,14 @@ struct DialBack::Check {
 
 DialBack::DialBack(Engine& engine, RoutingTable& table, const DhtConfig& cfg)
     : engine_(engine), table_(table), enabled_(cfg.dial_back), rpc_timeout_(cfg.rpc_timeout),
-      rpc_attempts_(cfg.rpc_attempts), total_rate_(cfg.dial_back_total_rate), per_asker_(cfg.dial_back_rate, 1024) {
+      rpc_attempts_(cfg.rpc_attempts), total_rate_(cfg.dial_back_total_rate), per_asker_(cfg.dial_back_rate, 1024),
+      scope_(engine.scope()) {
   engine_.set_handler(Method::kDialBack, [this](const IncomingRequest& q, const Reply& r) { on_request(q, r); });
   engine_.set_rate_limited(Method::kDialBack);
 }
 
 DialBack::~DialBack() {
-  *alive_ = false;
+  scope_.end();
   engine_.set_handler(Method::kDialBack, nullptr);
 }
 
@@ -80,12 +81,10 @@ void DialBack::ask_next(std::shared_ptr<Check> c) {
   engine_.env().random(ask.nonce);
   ask.target = c->target;
   ++asks_sent_;
-  std::weak_ptr<bool> live = alive_;
   // The helper's probe takes up to rpc_timeout; the ask's retransmission also covers an address challenge.
   RpcOptions opts{rpc_timeout_ * 3, 2};
-  engine_.request(helper, Method::kDialBack, encode_dial_back_request(ask),
-                  [this, live, c, helper, nonce = ask.nonce](RpcResult&& r) {
-    if (live.expired()) return;
+  engine_.request(scope_, helper, Method::kDialBack, encode_dial_back_request(ask),
+                  [this, c, helper, nonce = ask.nonce](RpcResult&& r) {
     auto a = r.ok() ? decode_dial_back_answer(r.payload) : std::nullopt;
     if (a && a->reached) {
       Bytes signed_bytes = testimony_signing_bytes(engine_.config().network_id, nonce, helper.key, a->unsolicited);
@@ -131,9 +130,7 @@ void DialBack::serve_ask(const IncomingRequest& q, const DialBackRequest& ask, c
   DialBackRequest probe;
   probe.probe = true;
   probe.nonce = ask.nonce;
-  std::weak_ptr<bool> live = alive_;
-  engine_.request(ask.target, Method::kDialBack, encode_dial_back_request(probe), [this, live, r](RpcResult&& res) {
-    if (live.expired()) return;
+  engine_.request(scope_, ask.target, Method::kDialBack, encode_dial_back_request(probe), [this, r](RpcResult&& res) {
     --probes_;
     auto a = res.ok() ? decode_dial_back_answer(res.payload) : std::nullopt;
     r.ok(encode_dial_back_answer(a ? *a : DialBackAnswer{}));

@@ -69,7 +69,7 @@ class DialBack {
   std::optional<TimePoint> reached_at_;
   uint64_t asks_sent_ = 0, asks_served_ = 0, asks_refused_ = 0, probes_answered_ = 0, confirmed_ = 0,
            forged_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Engine::Scope scope_;  // its RPCs (ended first when it is destroyed)
 };
 
 }  // namespace storjnet::dht

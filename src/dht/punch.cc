@@ -11,21 +11,21 @@ bool is_service_method(uint8_t m) { return m >= static_cast<uint8_t>(Method::kMe
 }  // namespace
 
 Punch::Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable)
-    : engine_(engine), table_(table), cfg_(cfg), reachable_(std::move(reachable)), per_peer_(cfg.punch_rate, 1024) {
+    : engine_(engine), table_(table), cfg_(cfg), reachable_(std::move(reachable)), per_peer_(cfg.punch_rate, 1024),
+      scope_(engine.scope()) {
   TimePoint now = engine_.now();
   total_ = {cfg_.punch_total_rate, now};
   own_ = {kOwnRate, now};
   engine_.set_handler(Method::kPunch, [this](const IncomingRequest& q, const Reply& r) { on_request(q, r); });
   engine_.set_on_unanswered([this](const Contact& to, uint8_t method) { unanswered(to, method); });
   if (cfg_.keepalive_interval > Duration::zero())
-    keepalive_timer_ = engine_.schedule(cfg_.keepalive_interval, [this] { keepalive(); });
+    keepalive_timer_ = engine_.schedule(scope_, cfg_.keepalive_interval, [this] { keepalive(); });
 }
 
 Punch::~Punch() {
-  *alive_ = false;
+  scope_.end();
   engine_.set_handler(Method::kPunch, nullptr);
   engine_.set_on_unanswered(nullptr);
-  engine_.cancel(keepalive_timer_);
 }
 
 void Punch::refuse() {
@@ -82,10 +82,7 @@ void Punch::unanswered(const Contact& to, uint8_t method) {
   auto rendezvous = rendezvous_for(to);
   ++attempts_started_;
   attempts_[to.id] = Attempt{now};
-  std::weak_ptr<bool> live = alive_;
-  engine_.schedule(kWindow, [this, live, id = to.id] {
-    if (!live.expired()) on_window_end(id);
-  });
+  engine_.schedule(scope_, kWindow, [this, id = to.id] { on_window_end(id); });
   if (rendezvous.empty()) return;
   PunchMessage ask;
   ask.kind = PunchKind::kAsk;
@@ -93,8 +90,8 @@ void Punch::unanswered(const Contact& to, uint8_t method) {
   Bytes body = encode_punch(ask);
   for (const auto& r : rendezvous) {
     ++asks_sent_;
-    engine_.request(r, Method::kPunch, body, [this, live, to](RpcResult&& res) {
-      if (live.expired() || !res.ok()) return;
+    engine_.request(scope_, r, Method::kPunch, body, [this, to](RpcResult&& res) {
+      if (!res.ok()) return;
       auto it = attempts_.find(to.id);
       if (it == attempts_.end() || it->second.introduced || it->second.done) return;
       auto seen_by_r = decode_punch_endpoint(res.payload);
@@ -142,10 +139,7 @@ void Punch::send_holes(const Contact& to, int left, bool served) {
   hole.kind = PunchKind::kHole;
   engine_.notify(to, Method::kPunch, encode_punch(hole));
   ++holes_sent_;
-  std::weak_ptr<bool> live = alive_;
-  engine_.schedule(kHoleGap, [this, live, to, left, served] {
-    if (!live.expired()) send_holes(to, left - 1, served);
-  });
+  engine_.schedule(scope_, kHoleGap, [this, to, left, served] { send_holes(to, left - 1, served); });
 }
 
 // ------------------------------------------------------------ rendezvous and target
@@ -217,7 +211,7 @@ void Punch::serve_intro(const IncomingRequest& q, const PunchMessage& m) {
 // ------------------------------------------------------------ keepalive
 
 void Punch::keepalive() {
-  keepalive_timer_ = engine_.schedule(cfg_.keepalive_interval, [this] { keepalive(); });
+  keepalive_timer_ = engine_.schedule(scope_, cfg_.keepalive_interval, [this] { keepalive(); });
   if (reachable_ && reachable_()) return;
   PunchMessage ka;
   ka.kind = PunchKind::kKeepalive;

@@ -91,7 +91,7 @@ class Punch {
   TimerId keepalive_timer_;
   uint64_t keepalives_sent_ = 0, keepalives_received_ = 0, attempts_started_ = 0, ok_ = 0, failed_ = 0,
            no_rendezvous_ = 0, asks_sent_ = 0, asks_served_ = 0, intros_served_ = 0, holes_sent_ = 0, refused_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Engine::Scope scope_;  // its timers and RPCs (ended first when it is destroyed)
 };
 
 }  // namespace storjnet::dht

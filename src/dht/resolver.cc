@@ -26,14 +26,13 @@ void Resolver::resolve(const NodeId& id, std::function<void(std::optional<Contac
   auto& waiters = waiting_[id];
   waiters.push_back(std::move(cb));
   if (waiters.size() > 1) return;  // a lookup is already running
-  dht_.find_contact(id, [this, id, alive = std::weak_ptr<bool>(alive_)](std::optional<Contact> c) {
-    if (alive.expired()) return;
+  dht_.find_contact(id, scope_.bind<std::optional<Contact>>([this, id](std::optional<Contact> c) {
     if (c && c->id != id) c.reset();  // a contact must be self-certifying for the id asked
     if (c) remember(*c);
     auto node = waiting_.extract(id);
     if (node.empty()) return;
     for (auto& w : node.mapped()) w(c);
-  });
+  }));
 }
 
 }  // namespace storjnet

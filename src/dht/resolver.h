@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/callback_scope.h"
 #include "storjnet/contact.h"
 
 namespace storjnet {
@@ -17,8 +18,8 @@ class Dht;
 class Resolver {
  public:
   explicit Resolver(Dht& dht, size_t max_cached = 4096) : dht_(dht), max_cached_(max_cached) {}
-  ~Resolver() { *alive_ = false; }
-  // cb runs exactly once, possibly before resolve returns (cache hit).
+  // cb runs exactly once, possibly before resolve returns (cache hit). A resolve waiting for the DHT when the
+  // Resolver is destroyed: cb is destroyed without running (its owner is being destroyed too).
   void resolve(const NodeId& id, std::function<void(std::optional<Contact>)> cb);
   void remember(const Contact& c);
   void forget(const NodeId& id) { cache_.erase(id); }
@@ -29,7 +30,7 @@ class Resolver {
   size_t max_cached_;
   std::unordered_map<NodeId, Contact> cache_;
   std::unordered_map<NodeId, std::vector<std::function<void(std::optional<Contact>)>>> waiting_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  CallbackScope scope_;  // the continuations handed to the DHT (ended first when it is destroyed)
 };
 
 }  // namespace storjnet

@@ -40,9 +40,14 @@ Engine::Engine(Environment& env, Identity identity, EngineConfig config)
 
 // ---------------------------------------------------------------- timers
 
-TimerId Engine::schedule(Duration delay, std::function<void()> fn) {
+TimerId Engine::schedule(const Scope& s, Duration delay, std::function<void()> fn) {
+  if (!s.active()) return {};
+  return schedule_in(s.id_, delay, std::move(fn));
+}
+
+TimerId Engine::schedule_in(uint64_t scope, Duration delay, std::function<void()> fn) {
   TimePoint at = env_.now() + delay;
-  TimerId id = timers_.schedule(at, std::move(fn));
+  TimerId id = timers_.schedule(at, std::move(fn), scope);
   if (at < requested_wake_) {
     requested_wake_ = at;
     env_.wake_at(at);
@@ -303,7 +308,49 @@ void Engine::sweep_held() {
   if (guard_.holding()) hold_sweep_ = schedule(config_.amplification.hold_timeout / 2, [this] { sweep_held(); });
 }
 
-void Engine::request(const Contact& to, Method method, ByteView payload, RpcCallback cb, RpcOptions opts) {
+// ---------------------------------------------------------------- cancellation scopes
+
+Engine::Scope Engine::scope() { return Scope(this, next_scope_++); }
+
+void Engine::Scope::end() {
+  if (Engine* e = std::exchange(engine_, nullptr)) e->end_scope(id_);
+  bound_.end();
+}
+
+void Engine::end_scope(uint64_t scope) {
+  // Everything is taken out first and destroyed at the end: a destructor (a Once's cancelled callback) may
+  // call the engine again.
+  std::vector<RpcCallback> rpcs;
+  std::vector<std::function<void(std::optional<Contact>)>> hellos;
+  std::vector<std::function<void()>> timers;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.scope != scope) {
+      ++it;
+      continue;
+    }
+    timers_.cancel(it->second.timer);
+    release_share(it->second.to);
+    rpcs.push_back(std::move(it->second.cb));
+    it = pending_.erase(it);
+  }
+  for (auto it = hellos_.begin(); it != hellos_.end();) {
+    if (it->second.scope != scope) {
+      ++it;
+      continue;
+    }
+    timers_.cancel(it->second.timer);
+    hellos.push_back(std::move(it->second.cb));
+    it = hellos_.erase(it);
+  }
+  timers_.take_scope(scope, timers);
+}
+
+void Engine::request(const Scope& s, const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts) {
+  if (s.active()) request_in(s.id_, to, m, payload, std::move(cb), opts);
+}
+
+void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteView payload, RpcCallback cb,
+                        RpcOptions opts) {
   auto m = static_cast<uint8_t>(method);
   auto peer_it = pending_per_peer_.find(to.key);
   auto prefix_it = pending_per_prefix_.find(to.endpoint.prefix());
@@ -332,6 +379,7 @@ void Engine::request(const Contact& to, Method method, ByteView payload, RpcCall
   p.attempts_left = attempts - 1;
   p.attempt_timeout = total / attempts;
   p.cb = std::move(cb);
+  p.scope = scope;
   p.sent_at = env_.now();
   ++stats_.requests_out[m % kMethodSlots];
   send_message(to, p.message, SendKind::kInitiative, &p.msg_id);
@@ -418,7 +466,13 @@ void Engine::send_hello(const PendingHello& h, uint64_t challenge) {
   transmit(h.ep, dg);
 }
 
-void Engine::hello(const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts) {
+void Engine::hello(const Scope& s, const Endpoint& ep, std::function<void(std::optional<Contact>)> cb,
+                   RpcOptions opts) {
+  if (s.active()) hello_in(s.id_, ep, std::move(cb), opts);
+}
+
+void Engine::hello_in(uint64_t scope, const Endpoint& ep, std::function<void(std::optional<Contact>)> cb,
+                      RpcOptions opts) {
   uint64_t challenge;
   do {
     challenge = env_.random_u64();
@@ -430,6 +484,7 @@ void Engine::hello(const Endpoint& ep, std::function<void(std::optional<Contact>
   h.attempts_left = attempts - 1;
   h.attempt_timeout = total / attempts;
   h.cb = std::move(cb);
+  h.scope = scope;
   send_hello(h, challenge);
   h.timer = schedule(h.attempt_timeout, [this, challenge] { on_hello_timeout(challenge); });
 }
@@ -451,8 +506,16 @@ void Engine::on_hello_timeout(uint64_t challenge) {
   cb(std::nullopt);
 }
 
-void Engine::ping(const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts) {
-  request(to, Method::kPing, {}, [cb = std::move(cb), expect = to.id](RpcResult&& r) {
+void Engine::ping(const Scope& s, const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts) {
+  if (s.active()) ping_in(s.id_, to, std::move(cb), opts);
+}
+
+void Engine::stun(const Scope& s, const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts) {
+  if (s.active()) stun_in(s.id_, to, std::move(cb), opts);
+}
+
+void Engine::ping_in(uint64_t scope, const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts) {
+  request_in(scope, to, Method::kPing, {}, [cb = std::move(cb), expect = to.id](RpcResult&& r) {
     if (r.ok() && r.payload.size() == NodeId::kSize && NodeId::from_bytes(r.payload) == expect)
       cb(NodeId::from_bytes(r.payload));
     else
@@ -460,8 +523,9 @@ void Engine::ping(const Contact& to, std::function<void(std::optional<NodeId>)> 
   }, opts);
 }
 
-void Engine::stun(const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts) {
-  request(to, Method::kStun, {}, [cb = std::move(cb)](RpcResult&& r) {
+void Engine::stun_in(uint64_t scope, const Contact& to, std::function<void(std::optional<Endpoint>)> cb,
+                     RpcOptions opts) {
+  request_in(scope, to, Method::kStun, {}, [cb = std::move(cb)](RpcResult&& r) {
     if (r.ok()) {
       if (auto oh = unpack_wire(r.payload)) {
         try {

@@ -5,13 +5,26 @@
 //
 // Services (DHT, pubsub, messages, streams) register handlers for their methods and send requests through
 // it. All calls must come from the node's thread.
+//
+// Cancellation: a service owns an Engine::Scope (engine.scope()) and passes it to request, schedule, hello,
+// ping and stun, and wraps the continuations it hands to other services with Scope::bind (CallbackScope). When the scope ends (destroyed, or
+// end()), the engine drops everything of it at once: its timers are cancelled, its pending RPCs and hellos
+// are forgotten (their share of the pending bounds released), its bound functions are forgotten, and none of
+// their callbacks ever runs again, not even with an error: a dying service is never called back. The
+// callbacks are destroyed, after the engine's state is consistent again, so a Once (src/common/once.h) they
+// held runs its user callback then, with its cancelled value: that is how every service keeps its public
+// "every callback runs exactly once" promise. Calls without a scope belong to the engine itself (they live as
+// long as the engine: for the engine's own work, tests and tools). A scope must not outlive its engine.
 #pragma once
 #include <array>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
+#include "common/callback_scope.h"
 #include "common/token_bucket.h"
 #include "crypto/session.h"
 #include "engine/address_guard.h"
@@ -103,16 +116,34 @@ class Engine {
   // Methods whose answers can outweigh 3x a small request (find_node, find_value): their requests go padded to
   // a full datagram until the peer holds a proof of our address, so the answer needs no challenge round trip.
   void set_padded(Method m, bool on = true) { padded_[static_cast<uint8_t>(m) % kMethodSlots] = on; }
-  // Sends a request; `cb` runs exactly once (response, remote error, timeout, or overload).
-  void request(const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts = {});
+  // --- cancellation (see the header comment) ---
+  class Scope;
+  Scope scope();
+
+  // Sends a request; `cb` runs exactly once (response, remote error, timeout, or overload), unless its scope
+  // ends first (then never). It can run before request returns: kOverloaded is answered at once.
+  void request(const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts = {}) {
+    request_in(0, to, m, payload, std::move(cb), opts);
+  }
+  void request(const Scope& s, const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts = {});
   // Sends a one-way message (no response, no retry).
   void notify(const Contact& to, Method m, ByteView payload);
   // First contact: learns the key of whoever listens at `ep`. The key is NOT yet proven; prove it with an
   // authenticated request before trusting it. cb(nullopt) on timeout.
-  void hello(const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts = {});
+  void hello(const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts = {}) {
+    hello_in(0, ep, std::move(cb), opts);
+  }
+  void hello(const Scope& s, const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts = {});
   // Built-in RPCs: kademlia_ping answers the responder's id; kademlia_stun answers the [ip, port] seen.
-  void ping(const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts = {});
-  void stun(const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts = {});
+  // As request: once, possibly before the call returns, never after the scope ended.
+  void ping(const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts = {}) {
+    ping_in(0, to, std::move(cb), opts);
+  }
+  void ping(const Scope& s, const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts = {});
+  void stun(const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts = {}) {
+    stun_in(0, to, std::move(cb), opts);
+  }
+  void stun(const Scope& s, const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts = {});
   // Called for every authenticated message (request or response) with the sender as seen.
   void set_on_contact(std::function<void(const Contact&, bool is_response)> f) { on_contact_ = std::move(f); }
   // Called when a request's attempt to `to` timed out and it is retransmitted (with the request's method):
@@ -123,8 +154,11 @@ class Engine {
   size_t redirect(const PublicKey& key, const Endpoint& ep);
 
   // --- timers ---
-  TimerId schedule(Duration delay, std::function<void()> fn);
+  // `fn` runs once after `delay` (never before schedule returns), unless cancelled or its scope ends first.
+  TimerId schedule(Duration delay, std::function<void()> fn) { return schedule_in(0, delay, std::move(fn)); }
+  TimerId schedule(const Scope& s, Duration delay, std::function<void()> fn);
   void cancel(TimerId& id) { timers_.cancel(id); }
+  size_t timer_count() const { return timers_.size(); }
 
   Environment& env() { return env_; }
   TimePoint now() { return env_.now(); }
@@ -179,6 +213,7 @@ class Engine {
     TimePoint sent_at{};
     TimerId timer;
     RpcCallback cb;
+    uint64_t scope = 0;
   };
   struct PendingHello {
     Endpoint ep;
@@ -186,6 +221,7 @@ class Engine {
     Duration attempt_timeout{};
     TimerId timer;
     std::function<void(std::optional<Contact>)> cb;
+    uint64_t scope = 0;
   };
   enum MsgType : uint8_t { kRequest = 0, kResponse = 1, kError = 2, kOneway = 3, kChallenge = 4, kEcho = 5 };  // msg::Type
   // What a send is, for the anti-amplification budget: our own request or one-way message; an answer
@@ -202,6 +238,13 @@ class Engine {
   };
   using SessionMap = std::unordered_map<PublicKey, Session, KeyedHash>;
 
+  // The work of the public calls, for scope `scope` (0: the engine's own).
+  void request_in(uint64_t scope, const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts);
+  void hello_in(uint64_t scope, const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts);
+  void ping_in(uint64_t scope, const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts);
+  void stun_in(uint64_t scope, const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts);
+  TimerId schedule_in(uint64_t scope, Duration delay, std::function<void()> fn);
+  void end_scope(uint64_t scope);  // Scope::end
   Session* session_for_send(const PublicKey& pk);
   Session* new_session(const PublicKey& pk, const crypto::SessionKey& key);
   void evict_sessions();
@@ -269,6 +312,46 @@ class Engine {
   RecentSends recent_sends_;
   uint64_t arrivals_ = 0;   // datagrams received so far (the number of the one being handled)
   TimePoint arrived_at_{};  // when the datagram being handled arrived
+  uint64_t next_scope_ = 1;
+};
+
+// A service's share of the engine: what it started through the engine ends with it (see the header comment).
+// Movable, not copyable; a default-constructed or moved-from Scope is ended. Ending it never runs any of its
+// callbacks; it destroys them (a Once among them then runs its user callback with the cancelled value).
+class Engine::Scope {
+ public:
+  Scope() { bound_.end(); }
+  Scope(Scope&& o) noexcept : engine_(std::exchange(o.engine_, nullptr)), id_(std::exchange(o.id_, 0)), bound_(std::move(o.bound_)) {}
+  Scope& operator=(Scope&& o) noexcept {
+    if (this != &o) {
+      end();
+      engine_ = std::exchange(o.engine_, nullptr);
+      id_ = std::exchange(o.id_, 0);
+      bound_ = std::move(o.bound_);
+    }
+    return *this;
+  }
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  ~Scope() { end(); }
+
+  // Ends the scope now (idempotent): the engine's work of it first, then its bound functions.
+  void end();
+  bool active() const { return engine_ != nullptr; }
+  // A continuation for another service that lives no longer than the scope (CallbackScope::bind).
+  template <class... A, class F>
+  std::function<void(A...)> bind(F&& f) const {
+    return bound_.bind<A...>(std::forward<F>(f));
+  }
+  size_t bound_count() const { return bound_.size(); }
+
+ private:
+  friend class Engine;
+  Scope(Engine* e, uint64_t id) : engine_(e), id_(id) {}
+
+  Engine* engine_ = nullptr;
+  uint64_t id_ = 0;
+  CallbackScope bound_;
 };
 
 }  // namespace storjnet

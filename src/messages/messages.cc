@@ -6,6 +6,7 @@
 #include <deque>
 #include <unordered_map>
 
+#include "common/once.h"
 #include "engine/engine.h"
 #include "messages/codec.h"
 #include "messages/inbox.h"
@@ -47,19 +48,20 @@ struct Messages::Impl {
   std::unordered_map<NodeId, Peer> peers;
   size_t outgoing = 0, outgoing_bytes = 0;
   TimerId sweep;
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  Engine::Scope scope;  // the batches in flight, the lookups waited for, the sweep
 
   Impl(Engine& e, Dht& d, MessagesConfig c)
       : engine(e), dht(d), config(c), inbox(c), resolver(d),
-        epoch(std::max<uint64_t>(1, e.env().unix_us())) {
+        epoch(std::max<uint64_t>(1, e.env().unix_us())), scope(e.scope()) {
     engine.set_handler(Method::kMessageNotify, [this](const IncomingRequest& req, const Reply& reply) {
       on_notify(req, reply);
     });
   }
   ~Impl() {
-    *alive = false;
+    scope.end();
     engine.set_handler(Method::kMessageNotify, nullptr);
-    engine.cancel(sweep);
+    // Every message still queued answers false now (its Once, see send), while the rest of Impl is intact.
+    auto dying = std::move(peers);
   }
 
   void on_notify(const IncomingRequest& req, const Reply& reply) {
@@ -73,7 +75,8 @@ struct Messages::Impl {
     reply.ok(messages::encode_ack(d.accepted));
   }
 
-  void send(const NodeId& to, std::string json, std::function<void(bool)> cb) {
+  void send(const NodeId& to, std::string json, std::function<void(bool)> user_cb) {
+    Once<bool> cb(std::move(user_cb), false);
     if (!messages::valid_message(json)) return cb(false);
     if (to == engine.id()) return cb(inbox.push_local(to, std::move(json)));
     if (outgoing >= kMaxOutgoing || outgoing_bytes + json.size() > kMaxOutgoingBytes) return cb(false);
@@ -104,8 +107,7 @@ struct Messages::Impl {
     }
     if (!p.contact) {
       p.resolving = true;
-      resolver.resolve(to, [this, to, alive = std::weak_ptr<bool>(alive)](std::optional<Contact> c) {
-        if (alive.expired()) return;
+      resolver.resolve(to, scope.bind<std::optional<Contact>>([this, to](std::optional<Contact> c) {
         auto it = peers.find(to);
         if (it == peers.end()) return;
         it->second.resolving = false;
@@ -117,7 +119,7 @@ struct Messages::Impl {
         }
         it->second.contact = c;
         pump(to);
-      });
+      }));
       return;
     }
     // One batch: as many queued messages as fit, oldest first.
@@ -138,11 +140,7 @@ struct Messages::Impl {
     opts.attempts = static_cast<int>(std::clamp<int64_t>(timeout / kAttemptInterval, 1, 20));
     p.in_flight = true;
     p.in_flight_count = n;
-    engine.request(*p.contact, Method::kMessageNotify, body,
-                   [this, to, n, alive = std::weak_ptr<bool>(alive)](RpcResult&& r) {
-                     if (alive.expired()) return;
-                     on_ack(to, n, r);
-                   },
+    engine.request(scope, *p.contact, Method::kMessageNotify, body, [this, to, n](RpcResult&& r) { on_ack(to, n, r); },
                    opts);
   }
 
@@ -173,7 +171,7 @@ struct Messages::Impl {
 
   void arm_sweep() {
     if (sweep) return;
-    sweep = engine.schedule(kSweepInterval, [this] {
+    sweep = engine.schedule(scope, kSweepInterval, [this] {
       sweep = TimerId{};
       expire();
       if (outgoing) arm_sweep();

@@ -15,7 +15,7 @@ bool valid_topic(const std::string& t) { return !t.empty() && t.size() <= kMaxTo
 }  // namespace
 
 Pubsub::Impl::Impl(Engine& e, Dht& d, PubsubConfig c)
-    : engine(e), dht(d), cfg(c), seen(c.dedupe_window, c.dedupe_max) {
+    : engine(e), dht(d), cfg(c), seen(c.dedupe_window, c.dedupe_max), scope(e.scope()) {
   cfg.filter_bits = BloomFilter::round_bits(cfg.filter_bits);
   cfg.filter_hashes = std::clamp<size_t>(cfg.filter_hashes, 1, 32);
   cfg.depth = std::clamp<size_t>(cfg.depth, 1, 8);
@@ -31,13 +31,11 @@ Pubsub::Impl::Impl(Engine& e, Dht& d, PubsubConfig c)
   engine.set_rate_limited(Method::kQuasarUpdate);
   engine.set_rate_limited(Method::kQuasarNotify);
   last_full_push = last_renew = engine.now();
-  maintain_timer = engine.schedule(cfg.maintenance, [this] { maintain(); });
+  maintain_timer = engine.schedule(scope, cfg.maintenance, [this] { maintain(); });
 }
 
 Pubsub::Impl::~Impl() {
-  alive.reset();
-  engine.cancel(maintain_timer);
-  engine.cancel(push_timer);
+  scope.end();
   engine.set_handler(Method::kQuasarUpdate, {});
   engine.set_handler(Method::kQuasarNotify, {});
 }
@@ -176,7 +174,7 @@ void Pubsub::Impl::maintain() {
     for (auto& [t, s] : subs) alone |= s.registered_alone;
     if (now - last_renew >= cfg.refresh || (alone && !peers().empty())) renew_registrations();
   }
-  maintain_timer = engine.schedule(cfg.maintenance, [this] { maintain(); });
+  maintain_timer = engine.schedule(scope, cfg.maintenance, [this] { maintain(); });
 }
 
 // ---------------------------------------------------------------------------------------------------------

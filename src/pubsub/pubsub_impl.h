@@ -104,7 +104,6 @@ struct Pubsub::Impl {
   PubsubTopology topology;
   mutable PubsubStats st;
   std::function<void(const std::string&, const std::string&)> on_event;
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   struct Subscription {
     pubsub::TopicHash hash;
@@ -148,6 +147,9 @@ struct Pubsub::Impl {
   std::unordered_map<NodeId, std::vector<std::function<void(const std::vector<Contact>&)>>> finding;
   static constexpr size_t kMaxHolderCache = 4096;  // topic keys; beyond it the oldest half is dropped
   static constexpr size_t kMaxWaiting = 4096;      // registrations and events waiting on holder lookups
+
+  // Every RPC, timer and DHT lookup continuation of pubsub (Engine::Scope): ended first when it is destroyed.
+  Engine::Scope scope;
 };
 
 }  // namespace storjnet

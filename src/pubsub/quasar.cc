@@ -68,9 +68,7 @@ void Pubsub::Impl::rebuild_filters() {
 
 void Pubsub::Impl::schedule_push() {
   if (push_timer) return;
-  std::weak_ptr<bool> w = alive;
-  push_timer = engine.schedule(cfg.update_delay, [this, w] {
-    if (w.expired()) return;
+  push_timer = engine.schedule(scope, cfg.update_delay, [this] {
     push_timer = {};
     push_filters(false);
   });

@@ -41,12 +41,10 @@ void Pubsub::Impl::route_step(Method m, std::shared_ptr<Bytes> body, std::shared
     ++st.route_terminal;
     return on_terminal();
   }
-  std::weak_ptr<bool> w = alive;
   RpcOptions opts{cfg.route_timeout, cfg.route_attempts};
   engine.request(
-      (*cands)[i], m, *body,
-      [this, w, m, body, cands, i, on_terminal = std::move(on_terminal)](RpcResult&& r) mutable {
-        if (w.expired()) return;
+      scope, (*cands)[i], m, *body,
+      [this, m, body, cands, i, on_terminal = std::move(on_terminal)](RpcResult&& r) mutable {
         if (r.ok()) {
           ++st.route_forwards;
           return;
@@ -122,9 +120,7 @@ void Pubsub::Impl::with_holders(const NodeId& key, std::function<void(const std:
   wait->second.push_back(std::move(then));
   if (!first) return;
   ++st.holder_lookups;
-  std::weak_ptr<bool> w = alive;
-  dht.closest(key, [this, w, key](std::vector<Contact> found) {
-    if (w.expired()) return;
+  dht.closest(key, scope.bind<std::vector<Contact>>([this, key](std::vector<Contact> found) {
     auto picked = pick_holders(key, std::move(found));
     if (holders.size() >= kMaxHolderCache) {
       // Drop the older half: a publisher of more topics than the cache holds looks them up again.
@@ -139,7 +135,7 @@ void Pubsub::Impl::with_holders(const NodeId& key, std::function<void(const std:
     auto waiters = std::move(finding[key]);
     finding.erase(key);
     for (auto& then : waiters) then(picked);
-  });
+  }));
 }
 
 void Pubsub::Impl::send_register(const RegisterBody& body, const std::vector<Contact>& hs) {
@@ -154,7 +150,7 @@ void Pubsub::Impl::send_register(const RegisterBody& body, const std::vector<Con
       continue;
     }
     ++st.updates_sent;
-    engine.request(h, Method::kQuasarUpdate, bytes, [](RpcResult&&) {}, opts);
+    engine.request(scope, h, Method::kQuasarUpdate, bytes, [](RpcResult&&) {}, opts);
   }
 }
 
@@ -195,7 +191,7 @@ void Pubsub::Impl::send_event(const NotifyBody& event) {
         continue;
       }
       ++st.notifies_sent;
-      engine.request(h, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, opts);
+      engine.request(scope, h, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, opts);
     }
   });
 }
@@ -295,9 +291,7 @@ void Pubsub::Impl::verify_then_hold(const RegisterBody& body) {
     return;
   }
   verifying.emplace(slot, body);
-  std::weak_ptr<bool> w = alive;
-  engine.request(claimed, Method::kPing, {}, [this, w, endpoint = claimed.endpoint, slot](RpcResult&& r) {
-    if (w.expired()) return;
+  engine.request(scope, claimed, Method::kPing, {}, [this, endpoint = claimed.endpoint, slot](RpcResult&& r) {
     auto v = verifying.find(slot);
     if (v == verifying.end()) return;
     const RegisterBody newest = std::move(v->second);
@@ -330,7 +324,7 @@ void Pubsub::Impl::hold_register(const RegisterBody& body, bool replicate) {
     if (c.id == engine.id()) continue;
     ++sent;
     ++st.updates_sent;
-    engine.request(c, Method::kQuasarUpdate, bytes, [](RpcResult&&) {}, opts);
+    engine.request(scope, c, Method::kQuasarUpdate, bytes, [](RpcResult&&) {}, opts);
   }
 }
 
@@ -371,7 +365,7 @@ void Pubsub::Impl::event_terminal(const NotifyBody& ev) {
     if (c.id == engine.id()) continue;
     ++sent;
     ++st.notifies_sent;
-    engine.request(c, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, opts);
+    engine.request(scope, c, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, opts);
   }
 }
 
@@ -428,7 +422,7 @@ void Pubsub::Impl::send_delivery(const Bytes& bytes, const NotifyBody& d, const 
   ++st.holder_deliveries;
   if (h.self) return deliver_local(d);
   ++st.notifies_sent;
-  engine.request(h.contact, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, RpcOptions{cfg.route_timeout, cfg.route_attempts});
+  engine.request(scope, h.contact, Method::kQuasarNotify, bytes, [](RpcResult&&) {}, RpcOptions{cfg.route_timeout, cfg.route_attempts});
 }
 
 void Pubsub::Impl::expire_held() {
