@@ -154,6 +154,41 @@ TEST(Punch, SymmetricMeetsAnAddressFilteringConeAtItsNewPort) {
   }
 }
 
+TEST(Punch, TheRendezvousAreTheTargetsNeighboursAsALookupFindsThem) {
+  // 40 open nodes and k = 4: a's routing table holds none of the contacts b keeps its mappings open towards
+  // (b's 3 closest), so the rendezvous a's table would name have not heard from b. The lookup that resolves
+  // b (or, when b's contact is known, the one the punch runs) finds b's neighbours, and they introduce a.
+  SimConfig c;
+  c.seed = 3;
+  c.node.dht.k = 4;
+  c.node.dht.keepalive_peers = 3;
+  Simulator sim(c);
+  for (int i = 0; i < 40; ++i) sim.add_node();
+  size_t a = sim.add_node(), b = sim.add_node();
+  sim.put_behind(a, sim.add_router({Type::kPortRestricted, std::chrono::seconds(30), false}));
+  sim.put_behind(b, sim.add_router({Type::kPortRestricted, std::chrono::seconds(30), false}));
+  for (size_t i = 1; i < sim.size(); ++i) {
+    bool done = false;
+    sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { done = true; });
+    sim.run_until([&] { return done; }, 30s);
+  }
+  sim.run_for(std::chrono::seconds(150));
+  NodeId bid = sim.node(b).id();
+  auto kept = sim.node(b).dht().closest_known(bid, 3);
+  auto a_knows = sim.node(a).dht().peers();
+  for (const Contact& k : kept)
+    for (const Contact& p : a_knows) ASSERT_NE(k.id, p.id) << "the scenario needs a to know none of b's rendezvous";
+  DhtStats before = sim.node(a).dht().stats();
+  std::optional<bool> ok;
+  sim.node(a).messages().send(bid, "{\"hi\":1}", [&](bool r) { ok = r; });
+  sim.run_until([&] { return ok.has_value(); }, 30s);
+  EXPECT_TRUE(ok.value_or(false));
+  DhtStats s = sim.node(a).dht().stats();
+  EXPECT_EQ(s.punch_attempts, before.punch_attempts + 1);
+  EXPECT_EQ(s.punch_ok, before.punch_ok + 1);
+  EXPECT_TRUE(sim.node(a).dht().punched(bid));
+}
+
 TEST(Punch, NoKeepalivesWhenOff) {
   SimConfig c;
   c.node.dht.keepalive_interval = Duration::zero();

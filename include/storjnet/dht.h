@@ -142,6 +142,7 @@ struct DhtStats {
   // followed as a target, HOLE datagrams sent, refusals (DropReason::kPunchRefused), keepalives, and peers
   // last reached through a punch of ours.
   uint64_t punch_attempts = 0, punch_ok = 0, punch_failed = 0, punch_no_rendezvous = 0, punch_asks_sent = 0;
+  uint64_t punch_lookups = 0;  // lookups of a target run to find its rendezvous (no recent lookup noted)
   uint64_t punch_asks_served = 0, punch_intros_served = 0, punch_holes_sent = 0, punch_refused = 0;
   uint64_t keepalives_sent = 0, keepalives_received = 0;
   size_t punched_peers = 0;

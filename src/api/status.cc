@@ -100,6 +100,7 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
        {{"keepalives_sent", ds.keepalives_sent}, {"keepalives_received", ds.keepalives_received},
         {"punch_attempts", ds.punch_attempts}, {"punch_ok", ds.punch_ok}, {"punch_failed", ds.punch_failed},
         {"punch_no_rendezvous", ds.punch_no_rendezvous}, {"punch_asks_sent", ds.punch_asks_sent},
+        {"punch_lookups", ds.punch_lookups},
         {"punch_asks_served", ds.punch_asks_served}, {"punch_intros_served", ds.punch_intros_served},
         {"punch_holes_sent", ds.punch_holes_sent}, {"punch_refused", ds.punch_refused},
         {"punched_peers", ds.punched_peers}}},

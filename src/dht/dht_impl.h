@@ -96,7 +96,11 @@ struct Dht::Impl {
     last_snapshot = now;
     if (cfg.dial_back) dial_back = std::make_unique<DialBack>(engine, table, cfg);
     if (cfg.punch)
-      punch = std::make_unique<Punch>(engine, table, cfg, [this] { return dial_back && dial_back->reachable(); });
+      punch = std::make_unique<Punch>(
+          engine, table, cfg, [this] { return dial_back && dial_back->reachable(); },
+          [this](const NodeId& id, std::function<void(std::vector<Contact>)> done) {
+            lookup(id, false, false, [done = std::move(done)](LookupResult res) { done(std::move(res.closest)); });
+          });
     schedule_maintenance();
   }
 
@@ -469,10 +473,12 @@ struct Dht::Impl {
       *done = true;
       (*shared_cb)(std::nullopt);
     });
-    lookup(id, false, true, [this, done, shared_cb, timer, named](LookupResult res) {
+    lookup(id, false, true, [this, done, shared_cb, timer, named, id](LookupResult res) {
       if (*done) return;
       *done = true;
       engine.cancel(*timer);
+      // A request to a target resolved this way may need a punch: its neighbourhood names the rendezvous.
+      if (named && punch && !res.target) punch->note_neighbourhood(id, res.closest);
       (*shared_cb)(res.target || !named ? res.target : res.target_named);
     });
   }

@@ -10,8 +10,14 @@ constexpr double kOwnRate = 20;  // punches this node starts per second (burst t
 bool is_service_method(uint8_t m) { return m >= static_cast<uint8_t>(Method::kMessageNotify); }
 }  // namespace
 
-Punch::Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable)
-    : engine_(engine), table_(table), cfg_(cfg), reachable_(std::move(reachable)), per_peer_(cfg.punch_rate, 1024),
+Punch::Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable,
+             FindClosest find_closest)
+    : engine_(engine),
+      table_(table),
+      cfg_(cfg),
+      reachable_(std::move(reachable)),
+      find_closest_(std::move(find_closest)),
+      per_peer_(cfg.punch_rate, 1024),
       scope_(engine.scope()) {
   TimePoint now = engine_.now();
   total_ = {cfg_.punch_total_rate, now};
@@ -41,6 +47,7 @@ void Punch::fill(DhtStats& s) const {
   s.punch_failed = failed_;
   s.punch_no_rendezvous = no_rendezvous_;
   s.punch_asks_sent = asks_sent_;
+  s.punch_lookups = looked_up_;
   s.punch_asks_served = asks_served_;
   s.punch_intros_served = intros_served_;
   s.punch_holes_sent = holes_sent_;
@@ -56,8 +63,26 @@ std::optional<TimePoint> Punch::last_seen(const NodeId& id) const {
 
 // ------------------------------------------------------------ initiator
 
+void Punch::note_neighbourhood(const NodeId& id, const std::vector<Contact>& closest) {
+  TimePoint now = engine_.now();
+  if (neighbourhoods_.size() >= kMaxNeighbourhoods && !neighbourhoods_.count(id)) {
+    std::erase_if(neighbourhoods_, [&](const auto& kv) { return now - kv.second.at >= kNeighbourhoodLife; });
+    if (neighbourhoods_.size() >= kMaxNeighbourhoods) neighbourhoods_.erase(neighbourhoods_.begin());
+  }
+  Neighbourhood& n = neighbourhoods_[id];
+  n.at = now;
+  n.closest.clear();
+  for (const Contact& c : closest) {
+    if (n.closest.size() >= kAsks) break;
+    if (c.id != id && c.key != engine_.identity().public_key()) n.closest.push_back(c);
+  }
+}
+
 std::vector<Contact> Punch::rendezvous_for(const Contact& target) const {
   TimePoint now = engine_.now();
+  if (auto it = neighbourhoods_.find(target.id);
+      it != neighbourhoods_.end() && now - it->second.at < kNeighbourhoodLife && !it->second.closest.empty())
+    return it->second.closest;
   auto candidates = table_.closest_answer(target.id, 3 * kAsks + 1);
   std::erase_if(candidates, [&](const Contact& c) { return c.id == target.id; });
   // Recently heard first (a live session, likely to answer), each group in XOR order.
@@ -79,11 +104,33 @@ void Punch::unanswered(const Contact& to, uint8_t method) {
   if (attempts_.size() >= kMaxPunches)
     std::erase_if(attempts_, [&](const auto& kv) { return now - kv.second.started >= kRetryAfter; });
   if (attempts_.size() >= kMaxPunches || !own_.take(kOwnRate, kOwnRate, now)) return;
+  bool noted = false;
+  if (auto it = neighbourhoods_.find(to.id); it != neighbourhoods_.end())
+    noted = now - it->second.at < kNeighbourhoodLife && !it->second.closest.empty();
   auto rendezvous = rendezvous_for(to);
   ++attempts_started_;
   attempts_[to.id] = Attempt{now};
   engine_.schedule(scope_, kWindow, [this, id = to.id] { on_window_end(id); });
-  if (rendezvous.empty()) return;
+  ask(to, rendezvous);
+  if (noted || !find_closest_) return;
+  // The table's view of B's neighbourhood may miss the nodes B keeps alive: a lookup finds them.
+  ++looked_up_;
+  find_closest_(to.id, scope_.bind<std::vector<Contact>>([this, to](std::vector<Contact> closest) {
+    note_neighbourhood(to.id, closest);
+    auto it = attempts_.find(to.id);
+    if (it == attempts_.end() || it->second.introduced || it->second.done) return;
+    std::vector<Contact> more;
+    for (const Contact& c : neighbourhoods_[to.id].closest)
+      if (std::find(it->second.asked.begin(), it->second.asked.end(), c.id) == it->second.asked.end())
+        more.push_back(c);
+    ask(to, more);
+  }));
+}
+
+void Punch::ask(const Contact& to, const std::vector<Contact>& rendezvous) {
+  auto it = attempts_.find(to.id);
+  if (it == attempts_.end() || rendezvous.empty()) return;
+  for (const auto& r : rendezvous) it->second.asked.push_back(r.id);
   PunchMessage ask;
   ask.kind = PunchKind::kAsk;
   ask.target = to.id;

@@ -2,8 +2,11 @@
 //
 // Three roles, one method (kademlia_punch, bodies in punch_codec.h):
 // - Initiator A: when a request of a service (messages, streams, pubsub: method >= 16) to B goes unanswered
-//   once (the engine's on_unanswered hook), A asks up to kAsks rendezvous R at once: the routing-table
-//   contacts closest to B (confirmed and recently heard first). It sends HOLE datagrams to B's endpoints
+//   once (the engine's on_unanswered hook), A asks up to kAsks rendezvous R at once: the nodes closest to B
+//   that answered A's latest lookup of B (noted by the DHT, kept kNeighbourhoodLife), else the routing-table
+//   contacts closest to B (confirmed and recently heard first) while a lookup of B runs, whose closest nodes
+//   not yet asked are asked in turn (B keeps its mappings open towards the nodes closest to it: those a
+//   lookup finds, more often than A's own table). It sends HOLE datagrams to B's endpoints
 //   (as R reports it and as A knew it), and the request's own retransmissions follow through the hole. The
 //   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch).
 // - Rendezvous R: serves an ASK only from an asker whose address is proven (else it challenges and drops, so
@@ -46,15 +49,25 @@ class Punch {
   static constexpr double kTargetBurst = 8;     // (several hosts may share one public address)
   static constexpr size_t kMaxTargets = 4096;   // target addresses tracked (table reset when full)
   static constexpr size_t kMaxPunched = 1024;   // peers remembered as reached through a punch
+  static constexpr size_t kMaxNeighbourhoods = 256;  // targets whose lookup result is noted
+  static constexpr Duration kNeighbourhoodLife = std::chrono::seconds(60);
 
-  // `reachable`: whether dial-back found this node reachable (no keepalives then).
-  Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable);
+  // A lookup of an id: `done` gets the nodes that answered, closest first (the DHT's lookup).
+  using FindClosest = std::function<void(const NodeId&, std::function<void(std::vector<Contact>)> done)>;
+
+  // `reachable`: whether dial-back found this node reachable (no keepalives then). `find_closest`: a lookup
+  // (may be empty: then the routing table alone names the rendezvous).
+  Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable,
+        FindClosest find_closest = {});
   ~Punch();
   Punch(const Punch&) = delete;
   Punch& operator=(const Punch&) = delete;
 
   // Every authenticated message's sender (the DHT's on_contact).
   void heard(const Contact& c);
+  // A lookup of `id` ended with these nodes answering, closest first: the rendezvous to ask if a punch to `id`
+  // starts soon (kNeighbourhoodLife).
+  void note_neighbourhood(const NodeId& id, const std::vector<Contact>& closest);
   // Whether `id` was last reached through a punch of ours.
   bool punched(const NodeId& id) const { return punched_.count(id) > 0; }
   void fill(DhtStats& s) const;
@@ -63,6 +76,11 @@ class Punch {
   struct Attempt {
     TimePoint started{};
     bool introduced = false, ok = false, done = false;
+    std::vector<NodeId> asked;  // rendezvous asked so far
+  };
+  struct Neighbourhood {
+    TimePoint at{};
+    std::vector<Contact> closest;  // at most kAsks
   };
   void unanswered(const Contact& to, uint8_t method);
   void on_request(const IncomingRequest& q, const Reply& r);
@@ -74,6 +92,7 @@ class Punch {
   void keepalive();
   std::optional<TimePoint> last_seen(const NodeId& id) const;
   std::vector<Contact> rendezvous_for(const Contact& target) const;
+  void ask(const Contact& target, const std::vector<Contact>& rendezvous);
   bool allow_target(const Endpoint& ep, TimePoint now);
   void refuse();
 
@@ -81,6 +100,8 @@ class Punch {
   RoutingTable& table_;
   DhtConfig cfg_;
   std::function<bool()> reachable_;
+  FindClosest find_closest_;
+  std::unordered_map<NodeId, Neighbourhood> neighbourhoods_;
   StoreRate per_peer_;
   TokenBucket total_{}, own_{};
   std::unordered_map<NodeId, Attempt> attempts_;
@@ -90,7 +111,7 @@ class Punch {
   size_t holes_in_progress_ = 0;
   TimerId keepalive_timer_;
   uint64_t keepalives_sent_ = 0, keepalives_received_ = 0, attempts_started_ = 0, ok_ = 0, failed_ = 0,
-           no_rendezvous_ = 0, asks_sent_ = 0, asks_served_ = 0, intros_served_ = 0, holes_sent_ = 0, refused_ = 0;
+           no_rendezvous_ = 0, looked_up_ = 0, asks_sent_ = 0, asks_served_ = 0, intros_served_ = 0, holes_sent_ = 0, refused_ = 0;
   Engine::Scope scope_;  // its timers and RPCs (ended first when it is destroyed)
 };
 
