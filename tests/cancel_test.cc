@@ -23,7 +23,13 @@ namespace {
 
 struct Solo : ::testing::Test {
   ManualEnv env{3};
-  Engine engine{env, test_identity(1)};
+  // Idle-session sweeping off: the engine then keeps no timer of its own, so timer_count() counts the scopes'.
+  static EngineConfig config() {
+    EngineConfig c;
+    c.session_idle = Duration::zero();
+    return c;
+  }
+  Engine engine{env, test_identity(1), config()};
   // Nobody answers at this address: requests and hellos to it stay pending until they time out.
   Contact silent = Contact::from_key(test_identity(2).public_key(), *Endpoint::parse("10.0.0.2:4000"));
 

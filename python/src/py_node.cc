@@ -132,6 +132,7 @@ PyNode::~PyNode() {
     // The last reference went away in a callback, on the driver thread, which cannot join itself: another
     // thread stops it once the callback returned (and fails what is left in flight).
     std::thread([d = std::move(d), in_flight = in_flight_]() mutable {
+      in_flight->stopping = true;
       d.reset();
       std::map<uint64_t, std::function<void()>> left;
       {
@@ -170,6 +171,7 @@ void PyNode::close() {
       }
     });
   }
+  in_flight_->stopping = true;
   d->stop();
   d.reset();
   node_ = nullptr;

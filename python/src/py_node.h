@@ -8,6 +8,7 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -100,7 +101,15 @@ class PyNode {
     uint64_t next = 0;
     std::map<uint64_t, std::function<void()>> fail;  // called at most once, without the GIL held
     bool closed = false;
+    // Set when close() begins stopping the driver (after the store's flush): stopping destroys the node, which
+    // answers what it still holds with its failure values (every callback runs once, include/storjnet/dht.h);
+    // those answers, and any other that lands during the close, raise ClosedError.
+    std::atomic<bool> stopping{false};
   };
+  static bool closing(const std::weak_ptr<InFlight>& r) {
+    auto p = r.lock();
+    return !p || p->stopping.load();
+  }
   // Registers `fail`; the returned key unregisters it (forget). Throws NodeClosed once closed.
   uint64_t track(std::function<void()> fail);
   void forget(uint64_t key);
@@ -135,10 +144,14 @@ pyb::object PyNode::run(Op<R> op, const Conv& conv) {
     uint64_t key;
     ~Forget() { self->forget(key); }
   } forget_on_return{this, key};
-  post([op = std::move(op), promise, once](Node& n) {
+  post([op = std::move(op), promise, once, registry = std::weak_ptr<InFlight>(in_flight_)](Node& n) {
     try {
-      op(n, [promise, once](R r) {
-        if (!once->exchange(true)) promise->set_value(std::move(r));
+      op(n, [promise, once, registry](R r) {
+        if (once->exchange(true)) return;
+        if (closing(registry))
+          promise->set_exception(std::make_exception_ptr(NodeClosed("the node closed before the call completed")));
+        else
+          promise->set_value(std::move(r));
       });
     } catch (...) {
       if (!once->exchange(true)) promise->set_exception(std::current_exception());
@@ -187,12 +200,15 @@ void PyNode::run_async(Op<R> op, Conv conv, pyb::object done) {
       }
     }
   };
-  post([op = std::move(op), conv = std::move(conv), completion, once, forget](Node& n) {
+  post([op = std::move(op), conv = std::move(conv), completion, once, forget, registry](Node& n) {
     try {
-      op(n, [conv, completion, once, forget](R r) {
+      op(n, [conv, completion, once, forget, registry](R r) {
         if (once->exchange(true)) return;
         forget();
         pyb::gil_scoped_acquire gil;
+        if (closing(registry))
+          return completion->fail(
+              exception_object(std::make_exception_ptr(NodeClosed("the node closed before the call completed"))));
         pyb::object value;
         try {
           value = conv(std::move(r));
