@@ -12,6 +12,7 @@
 #include "storjnet/messages.h"
 #include "storjnet/node.h"
 #include "storjnet/pubsub.h"
+#include "storjnet/streams.h"
 #include "storjnet/simulator.h"
 #include "test_env.h"
 
@@ -91,6 +92,25 @@ TEST_F(Solo, AnEndedScopeStartsNothing) {
   EXPECT_FALSE(a.active());
   run_for(2s);
   EXPECT_EQ(ran, 1);
+}
+
+TEST_F(Solo, AScopeOfAnotherEngineIsRefusedLoudly) {
+  ManualEnv other_env{4};
+  Engine other{other_env, test_identity(5), config()};
+  Engine::Scope theirs = other.scope();
+  int ran = 0;
+  EXPECT_THROW(engine.schedule(theirs, 1s, [&] { ++ran; }), std::invalid_argument);
+  EXPECT_THROW(engine.request(theirs, silent, Method::kMessageNotify, {}, [&](RpcResult&&) { ++ran; }),
+               std::invalid_argument);
+  EXPECT_THROW(engine.hello(theirs, silent.endpoint, [&](std::optional<Contact>) { ++ran; }), std::invalid_argument);
+  EXPECT_THROW(engine.ping(theirs, silent, [&](std::optional<NodeId>) { ++ran; }), std::invalid_argument);
+  EXPECT_THROW(engine.stun(theirs, silent, [&](std::optional<Endpoint>) { ++ran; }), std::invalid_argument);
+  EXPECT_EQ(engine.pending_rpcs(), 0u);
+  EXPECT_EQ(engine.timer_count(), 0u);
+  theirs.end();  // an ended scope is no one's: it starts nothing, quietly, on any engine
+  EXPECT_FALSE(engine.schedule(theirs, 1s, [&] { ++ran; }));
+  run_for(1min);
+  EXPECT_EQ(ran, 0);
 }
 
 TEST_F(Solo, OnceRunsItsCancelledValueWhenTheScopeDropsItsHolderAndTheEngineMayBeCalledThen) {
@@ -249,4 +269,45 @@ TEST(CancelSim, NodeDestroyedWithMessagesInFlightAnswersEachFalseOnce) {
   EXPECT_EQ(trues, 0);
   sim.run_for(1min);
   EXPECT_EQ(calls, 5);
+}
+
+// Streams (src/streams): a node destroyed with an open in flight, a write waiting for its acknowledgement, a
+// writer and a reader waiting for the stream, and a close waiting for the peer: each callback runs exactly
+// once, with its failure value, and nothing of the old node runs afterwards.
+TEST(CancelSim, NodeDestroyedWithStreamOperationsInFlightAnswersEachOnce) {
+  auto owned = joined(23, 20);
+  Simulator& sim = *owned;
+  Streams& st = sim.node(3).streams();
+  auto open_to = [&](size_t peer) {
+    std::optional<StreamId> id;
+    bool done = false;
+    st.open(sim.contact(peer).id, [&](std::optional<StreamId> r) { id = r, done = true; });
+    sim.run_until([&] { return done; }, 30s);
+    return id;
+  };
+  auto a = open_to(4), b = open_to(5);
+  ASSERT_TRUE(a && b);
+  sim.kill(9);
+  int opens = 0, writes = 0, writables = 0, readables = 0, closes = 0;
+  std::optional<StreamId> opened = StreamId{};
+  std::optional<size_t> written = 0;
+  bool closed = true;
+  st.open(sim.contact(9).id, [&](std::optional<StreamId> r) { ++opens, opened = r; });  // nobody answers
+  Bytes big(st.writable(*a) + 1, 7);  // fills the peer's window: the writer waits for credit
+  st.write(*a, big, [&](std::optional<size_t> n) { ++writes, written = n; });
+  st.on_writable(*a, [&] { ++writables; });
+  st.on_readable(*a, [&] { ++readables; });  // the peer sends nothing
+  st.close(*b, [&](bool ok) { ++closes, closed = ok; });
+  EXPECT_EQ(opens + writes + writables + readables + closes, 0);  // all in flight
+  sim.restart(3, sim_config());
+  EXPECT_EQ(opens, 1);
+  EXPECT_FALSE(opened);
+  EXPECT_EQ(writes, 1);
+  EXPECT_FALSE(written);
+  EXPECT_EQ(writables, 1);
+  EXPECT_EQ(readables, 1);
+  EXPECT_EQ(closes, 1);
+  EXPECT_FALSE(closed);
+  sim.run_for(1min);
+  EXPECT_EQ(opens + writes + writables + readables + closes, 5);
 }

@@ -157,8 +157,9 @@ TEST(Punch, SymmetricMeetsAnAddressFilteringConeAtItsNewPort) {
 TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   // 40 open nodes and k = 4: a's routing table holds none of b's 3 closest contacts, so the rendezvous a's
   // table would name have not heard from b lately. The lookup that resolves b for the message notes b's
-  // neighbourhood, and the punch asks those nodes (no second lookup): one of them serves the ask.
-  // (Whether the punch then succeeds depends on b's NAT mapping towards that node: see docs/protocol.md 5.2.)
+  // neighbourhood, and the punch asks those nodes (no second lookup): one of them serves the ask, and b's
+  // mapping towards it is open (b keeps alive its plain closest contacts as well as its confirmed ones), so
+  // the punch succeeds. Before, b kept alive only the confirmed-first set: the INTRO was filtered.
   SimConfig c;
   c.seed = 3;
   c.node.dht.k = 4;
@@ -198,6 +199,8 @@ TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   EXPECT_EQ(s.punch_lookups, before.punch_lookups);  // the resolving lookup's neighbourhood was used
   EXPECT_EQ(s.punch_asks_sent, before.punch_asks_sent + dht::Punch::kAsks);
   EXPECT_GE(served(near_b_nodes), served_before + 1);
+  EXPECT_EQ(s.punch_ok, before.punch_ok + 1);
+  EXPECT_TRUE(ok.value_or(false));
 }
 
 TEST(Punch, NoKeepalivesWhenOff) {

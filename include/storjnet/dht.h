@@ -77,7 +77,8 @@ struct DhtConfig {
   // Off: no punches started, none served, no keepalives.
   bool punch = true;
   // While dial-back has not found this node reachable: one keepalive datagram to each of the keepalive_peers
-  // contacts closest to its own id this often (NAT mappings for unanswered UDP live 30 s on Linux). 0: none.
+  // contacts closest to its own id, and to each of the keepalive_peers closest confirmed ones (mostly the
+  // same), this often (NAT mappings for unanswered UDP live 30 s on Linux). 0: none.
   Duration keepalive_interval = std::chrono::seconds(15);
   size_t keepalive_peers = 4;
   Duration punch_live = std::chrono::seconds(45);  // a rendezvous introduces only targets heard from this recently

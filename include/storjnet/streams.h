@@ -3,6 +3,11 @@
 // A stream id is 32 random bytes (64 hex characters in text), the same at both ends. Writes complete once
 // the peer holds the bytes in its receive buffer (bounded, default 1 MiB per stream); past that the writer
 // gets a short count (0 when full) and can wait for space with on_writable.
+// Callbacks run on the node's thread, exactly once. A callback may run before the call returns when the answer
+// is known at once (an unknown or closed stream, a full window, data already buffered for on_readable, a
+// failed open to ourselves or past max_streams); otherwise it runs from a later event. Destroying Streams (with
+// its Node) with operations in flight answers each of them during the destructor: open and write nullopt,
+// close false, on_readable and on_writable called. Such a callback must not call this Streams.
 #pragma once
 #include <array>
 #include <functional>

@@ -263,10 +263,20 @@ void Punch::keepalive() {
   PunchMessage ka;
   ka.kind = PunchKind::kKeepalive;
   Bytes body = encode_punch(ka);
-  for (const auto& c : table_.closest_answer(engine_.id(), cfg_.keepalive_peers)) {
+  for (const auto& c : keepalive_targets()) {
     engine_.notify(c, Method::kPunch, body);
     ++keepalives_sent_;
   }
+}
+
+std::vector<Contact> Punch::keepalive_targets() const {
+  // A lookup of our id ends at the closest nodes that answer the one looking: the plain closest when they are
+  // open, the confirmed ones when the closest are NATed. Dial-back confirms only some open nodes, so neither
+  // list alone is the set an initiator's lookup finds: keep both open (they mostly overlap).
+  auto out = table_.closest(engine_.id(), cfg_.keepalive_peers);
+  for (const auto& c : table_.closest_answer(engine_.id(), cfg_.keepalive_peers))
+    if (std::none_of(out.begin(), out.end(), [&](const Contact& o) { return o.id == c.id; })) out.push_back(c);
+  return out;
 }
 
 }  // namespace storjnet::dht

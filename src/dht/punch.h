@@ -19,8 +19,9 @@
 //   (the other rendezvous' INTROs for the same punch are duplicates). Excess and duplicates are dropped,
 //   counted under DropReason::kPunchRefused.
 // Keepalive: while dial-back has not found this node reachable, every keepalive_interval it sends one
-// KEEPALIVE to its keepalive_peers contacts closest to its own id (confirmed first): they are the
-// rendezvous others pick for it, and the datagrams keep its NAT mappings towards them open.
+// KEEPALIVE to the keepalive_peers contacts closest to its own id, and to the keepalive_peers closest
+// confirmed ones (the two lists mostly overlap): a lookup of its id ends at one or the other, so they are
+// the rendezvous others pick for it, and the datagrams keep its NAT mappings towards them open.
 // All state is bounded; timers are engine timers (sans-IO).
 #pragma once
 #include <functional>
@@ -90,6 +91,7 @@ class Punch {
   void served_done(const PublicKey& initiator);
   void on_window_end(const NodeId& target);
   void keepalive();
+  std::vector<Contact> keepalive_targets() const;  // the contacts keepalive() sends to
   std::optional<TimePoint> last_seen(const NodeId& id) const;
   std::vector<Contact> rendezvous_for(const Contact& target) const;
   void ask(const Contact& target, const std::vector<Contact>& rendezvous);

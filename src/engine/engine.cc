@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "common/msgpack_util.h"
 #include "crypto/key_cache.h"
@@ -41,8 +42,15 @@ Engine::Engine(Environment& env, Identity identity, EngineConfig config)
 // ---------------------------------------------------------------- timers
 
 TimerId Engine::schedule(const Scope& s, Duration delay, std::function<void()> fn) {
-  if (!s.active()) return {};
+  if (!usable(s)) return {};
   return schedule_in(s.id_, delay, std::move(fn));
+}
+
+bool Engine::usable(const Scope& s) const {
+  // A scope of another engine would file our work under an id that engine hands out, and its end would not
+  // reach us: a programming error, refused loudly.
+  if (s.engine_ && s.engine_ != this) throw std::invalid_argument("Engine: a scope of another engine");
+  return s.engine_ != nullptr;
 }
 
 TimerId Engine::schedule_in(uint64_t scope, Duration delay, std::function<void()> fn) {
@@ -197,7 +205,7 @@ void Engine::end_scope(uint64_t scope) {
 }
 
 void Engine::request(const Scope& s, const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts) {
-  if (s.active()) request_in(s.id_, to, m, payload, std::move(cb), opts);
+  if (usable(s)) request_in(s.id_, to, m, payload, std::move(cb), opts);
 }
 
 void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteView payload, RpcCallback cb,
@@ -319,7 +327,7 @@ void Engine::send_hello(const PendingHello& h, uint64_t challenge) {
 
 void Engine::hello(const Scope& s, const Endpoint& ep, std::function<void(std::optional<Contact>)> cb,
                    RpcOptions opts) {
-  if (s.active()) hello_in(s.id_, ep, std::move(cb), opts);
+  if (usable(s)) hello_in(s.id_, ep, std::move(cb), opts);
 }
 
 void Engine::hello_in(uint64_t scope, const Endpoint& ep, std::function<void(std::optional<Contact>)> cb,
@@ -358,11 +366,11 @@ void Engine::on_hello_timeout(uint64_t challenge) {
 }
 
 void Engine::ping(const Scope& s, const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts) {
-  if (s.active()) ping_in(s.id_, to, std::move(cb), opts);
+  if (usable(s)) ping_in(s.id_, to, std::move(cb), opts);
 }
 
 void Engine::stun(const Scope& s, const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts) {
-  if (s.active()) stun_in(s.id_, to, std::move(cb), opts);
+  if (usable(s)) stun_in(s.id_, to, std::move(cb), opts);
 }
 
 void Engine::ping_in(uint64_t scope, const Contact& to, std::function<void(std::optional<NodeId>)> cb, RpcOptions opts) {

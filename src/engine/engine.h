@@ -119,6 +119,8 @@ class Engine {
   // --- cancellation (see the header comment) ---
   class Scope;
   Scope scope();
+  // The calls below that take a Scope start nothing for an ended scope, and throw std::invalid_argument for a
+  // scope made by another engine (a programming error: its end would not reach this engine).
 
   // Sends a request; `cb` runs exactly once (response, remote error, timeout, or overload), unless its scope
   // ends first (then never). It can run before request returns: kOverloaded is answered at once.
@@ -245,6 +247,7 @@ class Engine {
   void stun_in(uint64_t scope, const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts);
   TimerId schedule_in(uint64_t scope, Duration delay, std::function<void()> fn);
   void end_scope(uint64_t scope);  // Scope::end
+  bool usable(const Scope& s) const;  // active; throws std::invalid_argument for another engine's scope
   Session* session_for_send(const PublicKey& pk);
   Session* new_session(const PublicKey& pk, const crypto::SessionKey& key);
   void evict_sessions();

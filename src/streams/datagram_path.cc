@@ -21,9 +21,8 @@ void Streams::Impl::send_chunk(Stream& s, uint64_t off, ByteView data) {
   RpcOptions opts;
   opts.timeout = kDataTimeout;
   opts.attempts = kDataAttempts;
-  engine.request(s.peer, Method::kStreamData, streams::encode_data(s.id, off, data),
-                 [this, id = s.id, off, g = guard()](RpcResult&& r) {
-                   if (g.expired()) return;
+  engine.request(scope, s.peer, Method::kStreamData, streams::encode_data(s.id, off, data),
+                 [this, id = s.id, off](RpcResult&& r) {
                    on_data_result(id, off, r);
                    flush();
                  }, opts);
@@ -80,9 +79,8 @@ void Streams::Impl::probe(Stream& s) {
   RpcOptions opts;
   opts.timeout = std::min<Duration>(config.idle_timeout / 3, 2s);
   opts.attempts = 4;
-  engine.request(s.peer, Method::kStreamData, streams::encode_data(s.id, s.tx.written(), {}),
-                 [this, id = s.id, g = guard()](RpcResult&& r) {
-                   if (g.expired()) return;
+  engine.request(scope, s.peer, Method::kStreamData, streams::encode_data(s.id, s.tx.written(), {}),
+                 [this, id = s.id](RpcResult&& r) {
                    Stream* s = find(id);
                    if (!s) return;
                    s->probing = false;

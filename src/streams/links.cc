@@ -67,15 +67,15 @@ struct Links::Impl final : ConnListener {
   std::unordered_map<NodeId, uint64_t> connecting;  // peer -> connection we are setting up
   std::unordered_map<NodeId, TimePoint> retry_after;
   StreamsFastPathStats stats;
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  Engine::Scope scope;  // the sweep and deferred closes: they die with Impl
 
   Impl(Engine& e, Events& ev, const StreamsConfig& c)
-      : engine(e), events(ev), cfg(c), net(dynamic_cast<ConnProvider*>(&e.env())) {
+      : engine(e), events(ev), cfg(c), net(dynamic_cast<ConnProvider*>(&e.env())), scope(e.scope()) {
     if (net) net->set_conn_listener(this);
   }
   ~Impl() override {
+    scope.end();
     if (!net) return;
-    engine.cancel(sweep_timer);
     net->set_conn_listener(nullptr);
     for (auto& [c, l] : links) net->conn_close(c);
   }
@@ -131,7 +131,7 @@ struct Links::Impl final : ConnListener {
   void arm_sweep() {
     if (sweep_timer || links.empty()) return;
     Duration shortest = std::min({cfg.link_handshake_timeout, cfg.link_idle_timeout, cfg.link_ack_timeout});
-    sweep_timer = engine.schedule(std::clamp<Duration>(shortest / 4, 10ms, 1s), [this] {
+    sweep_timer = engine.schedule(scope, std::clamp<Duration>(shortest / 4, 10ms, 1s), [this] {
       sweep_timer = TimerId{};
       sweep();
       arm_sweep();
@@ -386,8 +386,7 @@ struct Links::Impl final : ConnListener {
     // may be walking its own state (on_link_down re-sends what this connection carried).
     if (net->conn_queued(c) > cfg.link_send_cap) {
       l.closing = true;
-      engine.schedule(Duration(0), [this, c, w = std::weak_ptr<bool>(alive)] {
-        if (w.expired()) return;
+      engine.schedule(scope, Duration(0), [this, c] {
         close(c, Why::kOverflow);
         events.after_events();
       });

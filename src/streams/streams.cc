@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "common/once.h"
 #include "streams/codec.h"
 
 namespace storjnet {
@@ -19,7 +20,7 @@ constexpr Duration kAttemptInterval = 250ms;  // open and close RPCs: one attemp
 constexpr Duration kMaxSweep = 250ms;         // idle check / credit probe period
 }  // namespace
 
-Streams::Impl::Impl(Engine& e, Dht& d, StreamsConfig c) : engine(e), dht(d), config(c), resolver(d) {
+Streams::Impl::Impl(Engine& e, Dht& d, StreamsConfig c) : engine(e), dht(d), config(c), resolver(d), scope(e.scope()) {
   engine.set_handler(Method::kStreamOpen, [this](const IncomingRequest& q, const Reply& r) { on_open(q, r); flush(); });
   engine.set_handler(Method::kStreamData, [this](const IncomingRequest& q, const Reply& r) { on_data(q, r); flush(); });
   engine.set_handler(Method::kStreamClose, [this](const IncomingRequest& q, const Reply& r) { on_close(q, r); flush(); });
@@ -28,11 +29,17 @@ Streams::Impl::Impl(Engine& e, Dht& d, StreamsConfig c) : engine(e), dht(d), con
 }
 
 Streams::Impl::~Impl() {
-  *alive = false;
   for (auto m : {Method::kStreamOpen, Method::kStreamData, Method::kStreamClose, Method::kStreamWindow})
     engine.set_handler(m, nullptr);
-  engine.cancel(sweep_timer);
-  for (auto& [id, s] : streams) engine.cancel(s.close_timer);
+  // Nothing of ours runs from here on: the engine drops our RPCs and timers (an open waiting for its answer
+  // answers nullopt as its Once dies). Then the streams and the completions not yet delivered go, while the
+  // rest of Impl is intact: their Onces answer with their failure values, and a callback that looks at the
+  // streams finds none.
+  scope.end();
+  auto dying = std::move(streams);
+  streams.clear();
+  auto undelivered = std::move(deferred);
+  deferred.clear();
 }
 
 void Streams::Impl::flush() {
@@ -85,11 +92,12 @@ Streams::Impl::Stream& Streams::Impl::create(const StreamId& id, const Contact& 
 
 // ------------------------------------------------------------ open
 
-void Streams::Impl::open(const NodeId& peer, std::function<void(std::optional<StreamId>)> cb) {
+void Streams::Impl::open(const NodeId& peer, std::function<void(std::optional<StreamId>)> user_cb) {
+  Once<std::optional<StreamId>> cb(std::move(user_cb), std::nullopt);
   if (peer == engine.id() || streams.size() >= config.max_streams) return cb(std::nullopt);
   TimePoint deadline = engine.now() + config.open_timeout;
-  resolver.resolve(peer, [this, cb = std::move(cb), deadline, g = guard()](std::optional<Contact> c) mutable {
-    if (g.expired()) return;
+  // The resolver is ours: a resolve still waiting when Impl is destroyed is dropped with it.
+  resolver.resolve(peer, [this, cb, deadline](std::optional<Contact> c) {
     Duration left = deadline - engine.now();
     if (!c || left <= Duration(0) || streams.size() >= config.max_streams) return cb(std::nullopt);
     StreamId id;
@@ -99,8 +107,7 @@ void Streams::Impl::open(const NodeId& peer, std::function<void(std::optional<St
     opts.timeout = left;
     opts.attempts = static_cast<int>(std::clamp<int64_t>(left / kAttemptInterval, 1, 20));
     auto body = streams::encode_open({id, static_cast<uint32_t>(config.receive_buffer)});
-    engine.request(*c, Method::kStreamOpen, body, [this, id, cb = std::move(cb), g](RpcResult&& r) {
-      if (g.expired()) return;
+    engine.request(scope, *c, Method::kStreamOpen, body, [this, id, cb](RpcResult&& r) {
       Stream* s = find(id);
       auto window = r.ok() ? streams::decode_window_size(r.payload) : std::nullopt;
       if (!s || s->state != State::kOpening || !window) {
@@ -142,14 +149,16 @@ void Streams::Impl::on_open(const IncomingRequest& req, const Reply& reply) {
   resolver.remember(req.from);
   reply.ok(streams::encode_window_size(static_cast<uint32_t>(config.receive_buffer)));
   if (inbound_watcher)
-    deferred.push_back([this, id = b->id, peer = req.from.id, g = guard()] {
-      if (!g.expired() && inbound_watcher && find(id)) inbound_watcher(id, peer);
-    });
+    // Bound to the scope: a watcher that destroys the node stops the rest of this flush from calling it.
+    deferred.push_back(scope.bind<>([this, id = b->id, peer = req.from.id] {
+      if (inbound_watcher && find(id)) inbound_watcher(id, peer);
+    }));
 }
 
 // ------------------------------------------------------------ send side
 
-void Streams::Impl::write(const StreamId& id, ByteView data, std::function<void(std::optional<size_t>)> cb) {
+void Streams::Impl::write(const StreamId& id, ByteView data, std::function<void(std::optional<size_t>)> user_cb) {
+  Once<std::optional<size_t>> cb(std::move(user_cb), std::nullopt);
   Stream* s = find(id);
   if (!s || s->state != State::kOpen) return cb(std::nullopt);
   size_t n = s->tx.write(data, links.ready(s->peer.id) ? Links::kMaxData : streams::kMaxChunk);
@@ -205,7 +214,7 @@ void Streams::Impl::fail_writes(Stream& s) {
 void Streams::Impl::on_writable(const StreamId& id, std::function<void()> cb) {
   Stream* s = find(id);
   if (!s || s->state != State::kOpen || s->tx.credit() > 0) return cb();
-  s->writable.push_back(std::move(cb));
+  s->writable.push_back(Once<>(std::move(cb)));  // runs when the node is destroyed first
   probe_if_stalled(*s);
 }
 
@@ -274,7 +283,7 @@ void Streams::Impl::fire_readable(Stream& s) {
 void Streams::Impl::on_readable(const StreamId& id, std::function<void()> cb) {
   Stream* s = find(id);
   if (!s || s->rx.buffer().unread() > 0 || (s->state != State::kOpen && s->state != State::kOpening)) return cb();
-  s->readable.push_back(std::move(cb));
+  s->readable.push_back(Once<>(std::move(cb)));  // runs when the node is destroyed first
 }
 
 std::optional<Bytes> Streams::Impl::read(const StreamId& id, std::optional<size_t> max) {
@@ -295,7 +304,8 @@ std::optional<Bytes> Streams::Impl::read(const StreamId& id, std::optional<size_
 
 // ------------------------------------------------------------ close
 
-void Streams::Impl::close(const StreamId& id, std::function<void(bool)> cb) {
+void Streams::Impl::close(const StreamId& id, std::function<void(bool)> user_cb) {
+  Once<bool> cb(std::move(user_cb), false);
   Stream* s = find(id);
   if (!s || s->state == State::kOpening || s->state == State::kClosing) return cb(false);
   if (s->state == State::kPeerClosed) {
@@ -307,7 +317,7 @@ void Streams::Impl::close(const StreamId& id, std::function<void(bool)> cb) {
   s->close_deadline = engine.now() + config.close_timeout;
   fire_writable(*s);
   fire_readable(*s);
-  s->close_timer = engine.schedule(config.close_timeout, [this, id] {
+  s->close_timer = engine.schedule(scope, config.close_timeout, [this, id] {
     if (Stream* s = find(id)) s->close_timer = TimerId{};
     finish_close(id);
     flush();
@@ -321,8 +331,7 @@ void Streams::Impl::send_close(Stream& s) {
   RpcOptions opts;
   opts.timeout = left;
   opts.attempts = static_cast<int>(std::clamp<int64_t>(left / kAttemptInterval, 1, 12));
-  engine.request(s.peer, Method::kStreamClose, streams::encode_close(s.id), [this, id = s.id, g = guard()](RpcResult&&) {
-    if (g.expired()) return;
+  engine.request(scope, s.peer, Method::kStreamClose, streams::encode_close(s.id), [this, id = s.id](RpcResult&&) {
     finish_close(id);
     flush();
   }, opts);
@@ -365,7 +374,7 @@ void Streams::Impl::peer_closed(Stream& s) {
 void Streams::Impl::arm_sweep() {
   if (sweep_timer) return;
   Duration period = std::clamp<Duration>(config.idle_timeout / 4, 10ms, kMaxSweep);
-  sweep_timer = engine.schedule(period, [this] {
+  sweep_timer = engine.schedule(scope, period, [this] {
     sweep_timer = TimerId{};
     sweep();
     flush();

@@ -5,6 +5,9 @@
 // connections). Whatever a path delivers (an acknowledgement, data, credit) is handled once, here, whichever
 // path it came by. Completion callbacks run after the state change that caused them (flush()), never while
 // a Stream& is held. Same threading as the engine.
+// Cancellation (docs/architecture.md): the streams' RPCs and timers run in `scope`, so they die with Impl; every
+// application callback is a Once, so it runs exactly once, with its failure value (nullopt, false, or a plain
+// call for on_readable/on_writable) when the node is destroyed first.
 #pragma once
 #include <deque>
 #include <functional>
@@ -62,14 +65,13 @@ struct Streams::Impl final : streams::Links::Events {
   std::vector<std::function<void()>> deferred;
   std::function<void(const StreamId&, const NodeId&)> inbound_watcher;  // Streams::on_inbound
   TimerId sweep_timer;
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  Engine::Scope scope;  // the stream RPCs in flight, the close timers and the sweep
 
   streams::Links links{engine, *this, config};  // fast path; last, so it goes first (closes silently)
 
   Impl(Engine& e, Dht& d, StreamsConfig c);
   ~Impl() override;
 
-  std::weak_ptr<bool> guard() const { return alive; }
   void flush();
   Stream* find(const StreamId& id);
   Stream* find_from(const StreamId& id, const NodeId& peer);
