@@ -358,22 +358,35 @@ TEST(ValueStore, EmptyValuesAreChargedAndPrefixQuotasHoldAgainstManyKeys) {
   EXPECT_EQ(vs.store(value_of("h", as_bytes_copy("x"), 10, owner), contact_n(2).id, honest), ValueStore::Result::kStored);
 }
 
+namespace {
+// A fake network's tables: each node knows the `near` nodes closest to it and `random` nodes drawn at random.
+std::unordered_map<NodeId, std::vector<Contact>> fake_tables(const std::vector<Contact>& nodes, size_t near,
+                                                             size_t random, uint64_t seed) {
+  sim::Rng rng(seed);
+  std::unordered_map<NodeId, std::vector<Contact>> knows;
+  for (auto& n : nodes) {
+    auto sorted = nodes;
+    std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) { return closer(n.id, a.id, b.id); });
+    std::vector<Contact> k(sorted.begin() + 1, sorted.begin() + 1 + static_cast<long>(near));
+    for (size_t r = 0; r < random; ++r) k.push_back(nodes[rng.below(nodes.size())]);
+    knows[n.id] = k;
+  }
+  return knows;
+}
+
+std::vector<Contact> by_distance(std::vector<Contact> v, const NodeId& target) {
+  std::sort(v.begin(), v.end(), [&](auto& a, auto& b) { return closer(target, a.id, b.id); });
+  return v;
+}
+}  // namespace
+
 TEST(Lookup, FindsTheKClosestOverAFakeNetworkAndCountsRounds) {
   // 400 nodes; each knows the 8 nodes closest to it plus 8 random ones: a lookup must converge.
   std::vector<Contact> nodes;
   for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
-  sim::Rng rng(9);
-  std::map<NodeId, std::vector<Contact>> knows;
-  for (auto& n : nodes) {
-    auto sorted = nodes;
-    std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) { return closer(n.id, a.id, b.id); });
-    std::vector<Contact> k(sorted.begin() + 1, sorted.begin() + 9);
-    for (int r = 0; r < 8; ++r) k.push_back(nodes[rng.below(nodes.size())]);
-    knows[n.id] = k;
-  }
+  auto knows = fake_tables(nodes, 8, 8, 9);
   NodeId target = dht_key("target");
-  auto want = nodes;
-  std::sort(want.begin(), want.end(), [&](auto& a, auto& b) { return closer(target, a.id, b.id); });
+  auto want = by_distance(nodes, target);
   std::vector<std::pair<Contact, QueryDone>> queue;
   QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
   std::optional<LookupResult> result;
@@ -501,15 +514,7 @@ TEST(Lookup, DisjointPathsSurviveLiarsThatAnswerOnlyWithEachOther) {
   std::unordered_set<NodeId> is_liar, holder;
   for (auto& l : liars) is_liar.insert(l.id);
   for (size_t i = 0; i < 8; ++i) holder.insert(honest[i].id);
-  sim::Rng rng(3);
-  std::unordered_map<NodeId, std::vector<Contact>> knows;
-  for (auto& n : honest) {
-    auto sorted = honest;
-    std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) { return closer(n.id, a.id, b.id); });
-    std::vector<Contact> k(sorted.begin() + 1, sorted.begin() + 9);
-    for (int r = 0; r < 8; ++r) k.push_back(honest[rng.below(honest.size())]);
-    knows[n.id] = k;
-  }
+  auto knows = fake_tables(honest, 8, 8, 3);
   StoredValue v = value_of("eclipsed", Bytes{1, 2, 3}, 5, identity_n(10));
   auto answer = [&](const Contact& to) {
     QueryResponse r;
