@@ -48,7 +48,10 @@ struct RelayTest : ::testing::Test {
     Host* p = &h;
     h.relay = std::make_unique<Relay>(
         h.engine, h.table, cfg, [p] { return p->reachable; },
-        [this](const std::string& k, Bytes v) { dht[k] = std::move(v); },
+        [this](const std::string& k, Bytes v, std::function<void(bool)> done) {
+          dht[k] = std::move(v);
+          done(true);
+        },
         [this](const std::string& k, const NodeId&, std::function<void(std::optional<Bytes>)> cb) {
           auto it = dht.find(k);
           cb(it == dht.end() ? std::nullopt : std::optional<Bytes>(it->second));

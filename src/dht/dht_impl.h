@@ -614,7 +614,9 @@ Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
   if (!d.cfg.relay) return;
   d.relay = std::make_unique<Relay>(
       engine, d.table, d.cfg, [&d] { return d.dial_back && d.dial_back->reachable(); },
-      [this](const std::string& key, Bytes value) { put(key, value, [](const PutResult&) {}); },
+      [this](const std::string& key, Bytes value, std::function<void(bool)> done) {
+        put(key, value, [done = std::move(done)](const PutResult& r) { done(r.ok); });
+      },
       [this](const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)> cb) {
         get(key, owner, [cb = std::move(cb)](GetResult r) { cb(std::move(r.value)); });
       });

@@ -305,7 +305,10 @@ void Relay::publish_list() {
   if (ids == published_) return;
   published_ = ids;
   ++publishes_;
-  publish_(relay_list_key(engine_.id()), encode_relay_list(relays));
+  // A failed put is retried at the next maintain (every keepalive_interval).
+  publish_(relay_list_key(engine_.id()), encode_relay_list(relays), scope_.bind<bool>([this, ids](bool ok) {
+    if (!ok && published_ == ids) published_ = {NodeId::hash_of(as_bytes("unpublished"))};
+  }));
 }
 
 void Relay::punch_started(const Contact& target) {

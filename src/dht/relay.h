@@ -53,10 +53,11 @@ class Relay {
   static constexpr size_t kMaxCircuitsPerTarget = 64;  // ... towards one reserved node
   static constexpr size_t kMaxFallbacks = 256;        // targets this node looked up relays for, kept kRetryAfter
   static constexpr Duration kRetryAfter = std::chrono::seconds(30);
-  static constexpr Duration kFallbackAfter = std::chrono::seconds(2);  // after a punch started, unheard
+  static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
   static constexpr size_t kMaxUsed = 1024;            // relays this node sent through (accepted for deliveries)
 
-  using Publish = std::function<void(const std::string& key, Bytes value)>;
+  // Puts `value` at `key` (signed by this node); `done(ok)` once stored or failed.
+  using Publish = std::function<void(const std::string& key, Bytes value, std::function<void(bool)> done)>;
   using Fetch = std::function<void(const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)>)>;
 
   // `reachable`: whether dial-back found this node reachable (it relays then, and reserves nothing).
