@@ -116,6 +116,17 @@ struct ThreeHosts : RelayTest {
     ASSERT_EQ(r->relay->reservations_served(), 1u);
     refused_before = r->engine.drops().get(DropReason::kRelayRefused);
   }
+  // A floods B through R (50 one-way messages of 500 bytes) once its address is proven at R; R's stats after.
+  DhtStats flood() {
+    a->engine.set_via(b->engine.identity().public_key(), r->contact());
+    a->engine.notify(b->contact(), Method::kMessageNotify, as_bytes("x"));  // its first forward is challenged
+    pump();
+    for (int i = 0; i < 50; ++i) a->engine.notify(b->contact(), Method::kMessageNotify, Bytes(500, 1));
+    pump();
+    DhtStats rs;
+    r->relay->fill(rs);
+    return rs;
+  }
   // A request from A to B (as A knew it: directly), with the relay fallback once unanswered.
   std::optional<RpcResult> ask_b(Bytes payload = Bytes{'h', 'i'}) {
     std::optional<RpcResult> got;
@@ -269,14 +280,7 @@ TEST_F(ThreeHosts, PairBudgetCapsRelayedBytes) {
   reserve();
   int served = 0;
   b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply&) { ++served; });
-  a->engine.set_via(b->engine.identity().public_key(), r->contact());
-  // Prove A's address at R first (its first forward is challenged), then flood.
-  a->engine.notify(b->contact(), Method::kMessageNotify, as_bytes("x"));
-  pump();
-  for (int i = 0; i < 50; ++i) a->engine.notify(b->contact(), Method::kMessageNotify, Bytes(500, 1));
-  pump();
-  DhtStats rs;
-  r->relay->fill(rs);
+  DhtStats rs = flood();
   EXPECT_LE(rs.relay_forwarded_bytes, 4000u);
   EXPECT_GT(rs.relay_refused, 40u);
   EXPECT_LE(served, 7);
@@ -286,13 +290,7 @@ TEST_F(ThreeHosts, PairBudgetCapsRelayedBytes) {
 TEST_F(ThreeHosts, TotalBudgetCapsRelayedBytes) {
   cfg.relay_total_rate = 3000;
   reserve();
-  a->engine.set_via(b->engine.identity().public_key(), r->contact());
-  a->engine.notify(b->contact(), Method::kMessageNotify, as_bytes("x"));
-  pump();
-  for (int i = 0; i < 50; ++i) a->engine.notify(b->contact(), Method::kMessageNotify, Bytes(500, 1));
-  pump();
-  DhtStats rs;
-  r->relay->fill(rs);
+  DhtStats rs = flood();
   EXPECT_LE(rs.relay_forwarded_bytes, 3000u);
   EXPECT_GT(rs.relay_refused, 40u);
 }
