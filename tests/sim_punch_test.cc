@@ -42,6 +42,7 @@ struct Net {
     SimConfig c;
     c.seed = seed;
     c.node.dht.punch = punch;
+    c.node.dht.relay = false;  // punching alone: relays connect what it cannot (tests/sim_relay_test.cc)
     // Keepalives go to the closest contacts (dial-back confirms none in a network this small): with 3 of 9,
     // a and b (seed 1) are not each other's, whose keepalives would keep a hole open between them.
     c.node.dht.keepalive_peers = 3;

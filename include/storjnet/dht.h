@@ -84,6 +84,16 @@ struct DhtConfig {
   Duration punch_live = std::chrono::seconds(45);  // a rendezvous introduces only targets heard from this recently
   double punch_rate = 10;         // punch asks and introductions served per peer per second (burst 2x)
   double punch_total_rate = 100;  // ... in all (burst the same)
+  // --- Relays (docs/protocol.md section 5.3): sealed datagrams relayed when punching fails ---
+  // Off: no relaying for others, no reservations, no fallback to relays.
+  bool relay = true;
+  size_t relay_reservations = 2;       // reservations a node dial-back has not found reachable keeps
+  size_t relay_max_reservations = 64;  // reservations a relay grants at once
+  Duration relay_reservation_life = std::chrono::seconds(60);  // renewed every keepalive_interval
+  Duration relay_circuit_life = std::chrono::seconds(120);     // a circuit lives this long after its last use
+  double relay_pair_rate = 256 * 1024;   // bytes/s relayed per circuit (initiator, target), both ways together
+  double relay_pair_burst = 256 * 1024;  // ... burst
+  double relay_total_rate = 4 * 1024 * 1024;  // bytes/s a relay relays in all (burst the same)
 };
 
 struct LookupStats {
@@ -147,6 +157,15 @@ struct DhtStats {
   uint64_t punch_asks_served = 0, punch_intros_served = 0, punch_holes_sent = 0, punch_refused = 0;
   uint64_t keepalives_sent = 0, keepalives_received = 0;
   size_t punched_peers = 0;
+  // Relays (src/dht/relay.h). As a relay: reservations granted (and held now), datagrams and bytes relayed,
+  // open circuits. As a NATed node: reservations held now and made, relay lists published. As an initiator:
+  // fallbacks to a relay started, and those that found a relay (a relayed path set). Refusals
+  // (DropReason::kRelayRefused) on every side. relayed_out/in: datagrams this node sent through a relay and
+  // had delivered by one (the engine's counts).
+  uint64_t relay_reservations_granted = 0, relay_forwarded = 0, relay_forwarded_bytes = 0, relay_refused = 0;
+  size_t relay_reservations_served = 0, relay_circuits = 0, relay_reservations_held = 0;
+  uint64_t relay_reservations_made = 0, relay_lists_published = 0, relay_fallbacks = 0, relay_fallbacks_found = 0;
+  uint64_t relayed_out = 0, relayed_in = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };
 

@@ -125,6 +125,12 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.sample("storjnet_dht_punch_total", "event=\"served\"", ds.punch_asks_served);
   w.sample("storjnet_dht_punch_total", "event=\"introduced\"", ds.punch_intros_served);
   w.sample("storjnet_dht_punch_total", "event=\"refused\"", ds.punch_refused);
+  w.family("storjnet_dht_relay_total", "counter", "Relays (docs/protocol.md 5.3), by event.");
+  w.sample("storjnet_dht_relay_total", "event=\"forwarded\"", ds.relay_forwarded);
+  w.sample("storjnet_dht_relay_total", "event=\"refused\"", ds.relay_refused);
+  w.sample("storjnet_dht_relay_total", "event=\"fallback\"", ds.relay_fallbacks);
+  w.sample("storjnet_dht_relay_total", "event=\"relayed_out\"", ds.relayed_out);
+  w.sample("storjnet_dht_relay_total", "event=\"relayed_in\"", ds.relayed_in);
   w.single("storjnet_dht_keepalives_sent_total", "counter", "NAT keepalives sent (docs/protocol.md 5.2).",
            ds.keepalives_sent);
   w.single("storjnet_dht_stored_values", "gauge", "Values in the local store.", ds.stored_values);

@@ -177,6 +177,7 @@ DhtStats Dht::stats() const {
   s.routing_confirmed = impl_->table.confirmed_count();
   if (impl_->dial_back) impl_->dial_back->fill(s);
   if (impl_->punch) impl_->punch->fill(s);
+  if (impl_->relay) impl_->relay->fill(s);
   s.recent.assign(impl_->recent.begin(), impl_->recent.end());
   return s;
 }

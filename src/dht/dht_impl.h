@@ -13,6 +13,7 @@
 #include "dht/codec.h"
 #include "dht/dial_back.h"
 #include "dht/punch.h"
+#include "dht/relay.h"
 #include "dht/lookup.h"
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
@@ -72,6 +73,7 @@ struct Dht::Impl {
   TimePoint last_snapshot{};
   std::unique_ptr<DialBack> dial_back;  // nullptr when cfg.dial_back is off
   std::unique_ptr<Punch> punch;         // nullptr when cfg.punch is off
+  std::unique_ptr<Relay> relay;         // nullptr when cfg.relay is off (made by Dht::Dht: it puts and gets)
   // Every RPC, timer and continuation of the DHT (Engine::Scope): ended first when the Dht is destroyed.
   Engine::Scope scope;
 
@@ -118,6 +120,7 @@ struct Dht::Impl {
   ~Impl() {
     // The user callbacks of operations in flight run now, with their cancelled value (Once, in dht.cc).
     scope.end();
+    relay.reset();
     punch.reset();
     engine.set_on_contact(nullptr);
     for (Method m : {Method::kFindNode, Method::kFindValue, Method::kStore}) engine.set_handler(m, nullptr);
@@ -146,6 +149,7 @@ struct Dht::Impl {
 
   void on_contact(const Contact& c, bool answered) {
     if (punch) punch->heard(c);
+    if (relay) relay->heard(c);
     if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) {
       // No verifying ping for a contact the table would refuse anyway.
       if (auto refused = table.refusal(c)) return count_refusal(*refused);
@@ -605,6 +609,18 @@ struct Dht::Impl {
 };
 
 Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
-    : impl_(std::make_unique<Impl>(engine, config, std::move(storage))) {}
+    : impl_(std::make_unique<Impl>(engine, config, std::move(storage))) {
+  Impl& d = *impl_;
+  if (!d.cfg.relay) return;
+  d.relay = std::make_unique<Relay>(
+      engine, d.table, d.cfg, [&d] { return d.dial_back && d.dial_back->reachable(); },
+      [this](const std::string& key, Bytes value, std::function<void(bool)> done) {
+        put(key, value, [done = std::move(done)](const PutResult& r) { done(r.ok); });
+      },
+      [this](const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)> cb) {
+        get(key, owner, [cb = std::move(cb)](GetResult r) { cb(std::move(r.value)); });
+      });
+  if (d.punch) d.punch->set_on_started([r = d.relay.get()](const Contact& to) { r->punch_started(to); });
+}
 
 }  // namespace storjnet

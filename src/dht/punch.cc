@@ -112,6 +112,7 @@ void Punch::unanswered(const Contact& to, uint8_t method) {
   attempts_[to.id] = Attempt{now};
   engine_.schedule(scope_, kWindow, [this, id = to.id] { on_window_end(id); });
   ask(to, rendezvous);
+  if (on_started_) on_started_(to);
   if (noted || !find_closest_) return;
   // The table's view of B's neighbourhood may miss the nodes B keeps alive: a lookup finds them.
   ++looked_up_;

@@ -72,6 +72,8 @@ class Punch {
   // Whether `id` was last reached through a punch of ours.
   bool punched(const NodeId& id) const { return punched_.count(id) > 0; }
   void fill(DhtStats& s) const;
+  // Called when a punch to a target starts: the relay fallback (src/dht/relay.h) gets ready.
+  void set_on_started(std::function<void(const Contact&)> f) { on_started_ = std::move(f); }
 
  private:
   struct Attempt {
@@ -103,6 +105,7 @@ class Punch {
   DhtConfig cfg_;
   std::function<bool()> reachable_;
   FindClosest find_closest_;
+  std::function<void(const Contact&)> on_started_;
   std::unordered_map<NodeId, Neighbourhood> neighbourhoods_;
   StoreRate per_peer_;
   TokenBucket total_{}, own_{};

@@ -79,20 +79,66 @@ void Engine::on_wake() {
 
 // ---------------------------------------------------------------- sending
 
-void Engine::send_frame(Session& s, const Endpoint& to, ByteView frame) {
+void Engine::send_frame(Session& s, const Contact& to, ByteView frame) {
   wire::Nonce nonce = wire::make_nonce(s.tx_epoch, s.tx_salt, s.tx_counter++);
+  auto via = via_.find(to.key);
+  if (via != via_.end() && env_.now() - via->second.last_used >= kViaIdle) {
+    via_.erase(via);
+    via = via_.end();
+  }
   const wire::Cookie* cookie = nullptr;
-  if (auto c = cookies_.find(to); c != cookies_.end()) {
+  if (auto c = cookies_.find(to.endpoint); via == via_.end() && c != cookies_.end()) {
     if (c->second.until > env_.now())
       cookie = &c->second.cookie;
     else
       cookies_.erase(c);
   }
   Bytes dg = msg::seal(config_.network_id, identity_.public_key(), s.key, nonce, frame, cookie);
-  transmit(to, dg);
+  if (via == via_.end()) return transmit(to.endpoint, dg);
+  // Relayed path: the sealed datagram travels unchanged inside a one-way relay_forward to the relay.
+  ++stats_.relayed_out;
+  Contact relay = via->second.relay;
+  Bytes body = msg::relay_forward(to.id, dg);
+  send_message(relay, msg::make(kOneway, 0, static_cast<uint8_t>(Method::kRelay), body), SendKind::kInitiative);
+}
+
+void Engine::set_via(const PublicKey& key, const Contact& relay) {
+  if (key == relay.key || key == identity_.public_key() || relay.key == identity_.public_key()) return;
+  if (via_.size() >= kMaxVia && !via_.count(key)) {
+    std::erase_if(via_, [&](const auto& kv) { return env_.now() - kv.second.last_used >= kViaIdle; });
+    if (via_.size() >= kMaxVia) via_.erase(via_.begin());
+  }
+  via_[key] = Via{relay, env_.now()};
+}
+
+std::optional<Contact> Engine::via(const PublicKey& key) const {
+  auto it = via_.find(key);
+  if (it == via_.end()) return std::nullopt;
+  return it->second.relay;
+}
+
+bool Engine::on_relayed(const Contact& relay, ByteView inner) {
+  if (in_relayed_) {
+    drops_.add(DropReason::kRelayRefused);
+    return false;
+  }
+  auto r = wire::decode(inner, config_.network_id);
+  const wire::Sealed* s = r.datagram ? std::get_if<wire::Sealed>(&*r.datagram) : nullptr;
+  if (!s || s->sender == relay.key) {
+    drops_.add(r.datagram ? DropReason::kRelayRefused : r.drop);
+    return false;
+  }
+  ++stats_.relayed_in;
+  in_relayed_ = true;
+  handle_sealed(relay.endpoint, *s, &relay);
+  in_relayed_ = false;
+  return true;
 }
 
 void Engine::send_message(const Contact& to, ByteView message, SendKind kind, uint32_t* msg_id) {
+  // A relayed path's relay session is made first: making it later, between our fragments, could evict ours.
+  if (auto v = via_.find(to.key); v != via_.end())
+    if (Session* r = session_for_send(v->second.relay.key)) r->last_used = env_.now();
   Session* s = session_for_send(to.key);
   if (!s) return;
   s->last_used = env_.now();
@@ -104,7 +150,7 @@ void Engine::send_message(const Contact& to, ByteView message, SendKind kind, ui
   if (initiative && !s->shown_address && message.size() >= kMessageHeader && message[0] == kRequest &&
       padded_[message[5] % kMethodSlots] && message.size() <= wire::kMaxPadded &&
       guard_.allow(to.endpoint, to.key, padded_size(cookie), true, env_.now())) {
-    send_frame(*s, to.endpoint, wire::encode_padded(message));
+    send_frame(*s, to, wire::encode_padded(message));
     return;
   }
   size_t bytes = sealed_size(message.size(), cookie);
@@ -124,13 +170,13 @@ void Engine::send_message(const Contact& to, ByteView message, SendKind kind, ui
     scratch_frame_.resize(1 + message.size());
     scratch_frame_[0] = wire::kFrameWhole;
     std::memcpy(scratch_frame_.data() + 1, message.data(), message.size());
-    send_frame(*s, to.endpoint, scratch_frame_);
+    send_frame(*s, to, scratch_frame_);
     return;
   }
   uint32_t id = msg_id && *msg_id ? *msg_id : ++s->next_msg_id;
   if (id == 0) id = ++s->next_msg_id;
   if (msg_id) *msg_id = id;
-  for (auto& f : wire::encode_frames(message, id)) send_frame(*s, to.endpoint, f);
+  for (auto& f : wire::encode_frames(message, id)) send_frame(*s, to, f);
 }
 
 
@@ -438,7 +484,7 @@ void Engine::on_datagram(const Endpoint& from, ByteView data) {
   update_wake();
 }
 
-void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
+void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s, const Contact* relay) {
   if (s.sender == identity_.public_key()) {
     drops_.add(DropReason::kBadKey);
     return;
@@ -460,7 +506,7 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
         d != dormant_.end() && !fresh_nonce(crypto::ReplayWindow::from_floor(d->second.floor()), epoch, salt, counter))
       return;
     crypto::SessionKey key;
-    if (!open_first_contact(from, s, key)) return;
+    if (!open_first_contact(from, s, key, relay != nullptr)) return;
     crypto::remember_session_key(identity_, s.sender, key);
     first_contact_.forget_failed(s.sender);
     sess = new_session(s.sender, key);
@@ -469,6 +515,12 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
   sess->last_used = env_.now();
   guard_.received(from, s.sender, s.size(), env_.now());
   Contact contact{sess->id, s.sender, from};
+  // The path it came by is the one to answer by: through its relay, or (a direct datagram) directly.
+  if (relay)
+    set_via(s.sender, *relay);
+  else
+    via_.erase(s.sender);
+  bool relayed = relay != nullptr;
 
   auto frame = wire::decode_frame(scratch_plain_);
   if (!frame) {
@@ -477,13 +529,13 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
   }
   if (frame->whole()) {
     Bytes message(frame->body.begin(), frame->body.end());
-    handle_message(contact, message);
+    handle_message(contact, message, relayed);
     return;
   }
   Bytes message;
   switch (reassembler_.add(contact.id, from, frame->msg_id, frame->index, frame->count, frame->body, env_.now(),
                            message, drops_)) {
-    case wire::Reassembler::Result::kComplete: handle_message(contact, message); break;
+    case wire::Reassembler::Result::kComplete: handle_message(contact, message, relayed); break;
     case wire::Reassembler::Result::kIncomplete:
       if (!reassembly_sweep_) reassembly_sweep_ = schedule(config_.reassembly.timeout, [this] { sweep_reassembly(); });
       break;
@@ -494,7 +546,7 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s) {
   }
 }
 
-bool Engine::open_first_contact(const Endpoint& from, const wire::Sealed& s, crypto::SessionKey& key) {
+bool Engine::open_first_contact(const Endpoint& from, const wire::Sealed& s, crypto::SessionKey& key, bool relayed) {
   // Unknown sender: authenticate before keeping any state for it. The key work (curve operations) is paid
   // from the first-contact budget unless the key is already known: cached pair key, or failed before.
   const std::optional<crypto::SessionKey>* failed = first_contact_.failed(s.sender);
@@ -509,6 +561,10 @@ bool Engine::open_first_contact(const Endpoint& from, const wire::Sealed& s, cry
       case FirstContact::Admit::kWork: break;
       case FirstContact::Admit::kSendCookie:
       case FirstContact::Admit::kBadCookie: {
+        if (relayed) {  // a cookie reply would go to the relay, which cannot use it: dropped
+          drops_.add(DropReason::kKeyBudget);
+          return false;
+        }
         // Stateless, and smaller than the datagram it answers: no amplification, nothing kept.
         wire::CookieReply c{identity_.public_key(), s.nonce, first_contact_.cookie_for(from)};
         Bytes dg = wire::encode_cookie_reply(config_.network_id, c);
@@ -561,7 +617,7 @@ void Engine::sweep_reassembly() {
     reassembly_sweep_ = schedule(config_.reassembly.timeout / 2, [this] { sweep_reassembly(); });
 }
 
-void Engine::handle_message(const Contact& from, ByteView m) {
+void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
   if (m.size() < kMessageHeader || m[0] > kEcho) {
     drops_.add(DropReason::kBadMessage);
     return;
@@ -605,7 +661,7 @@ void Engine::handle_message(const Contact& from, ByteView m) {
         respond(from, rpc_id, method, kError, as_bytes("rate limited"));
       return;
     }
-    if (on_contact_) on_contact_(from, false);
+    if (on_contact_ && !relayed) on_contact_(from, false);
     ++stats_.requests_in[method % kMethodSlots];
     const Handler& h = handlers_[method];
     if (!h) {
@@ -618,7 +674,7 @@ void Engine::handle_message(const Contact& from, ByteView m) {
   }
   // Any authenticated response proves the sender alive, even a late one whose request already timed out
   // (under load that is common; not counting it would evict healthy contacts).
-  if (on_contact_) on_contact_(from, true);
+  if (on_contact_ && !relayed) on_contact_(from, true);
   auto it = pending_.find(rpc_id);
   if (it == pending_.end() || it->second.to.key != from.key) {
     drops_.add(DropReason::kUnexpectedResponse);

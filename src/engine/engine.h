@@ -96,6 +96,8 @@ struct EngineStats {
   uint64_t sessions_idled = 0;  // sessions shrunk to their replay floor after EngineConfig::session_idle
   uint64_t key_derivations = 0;  // X25519 work for senders without a session
   uint64_t cookies_sent = 0, cookies_received = 0, challenges_sent = 0, addresses_proven = 0;
+  // Relayed paths (set_via): our datagrams sent wrapped to a relay, and inner datagrams a relay delivered.
+  uint64_t relayed_out = 0, relayed_in = 0;
   std::array<uint64_t, kMethodSlots> requests_out{}, requests_in{};
 };
 
@@ -154,6 +156,25 @@ class Engine {
   // Moves the outstanding requests to `key` to endpoint `ep` and retransmits them there now (an authenticated
   // datagram from `key` came from `ep`: a punched hole, or a symmetric NAT's new port). Returns how many.
   size_t redirect(const PublicKey& key, const Endpoint& ep);
+
+  // --- relayed paths (docs/protocol.md 5.3) ---
+  // While `key` has a path via `relay`, every datagram this engine seals for `key` goes, unchanged, inside a
+  // one-way relay_forward message to `relay` (whatever endpoint the contact names), and the relay hands it on:
+  // services above see an ordinary peer. A path ends when an authenticated datagram from `key` arrives
+  // directly (that path works), on clear_via, when nothing came through it for kViaIdle, or when evicted
+  // (at most kMaxVia paths). `relay` must not be `key` itself.
+  static constexpr Duration kViaIdle = std::chrono::seconds(120);
+  static constexpr size_t kMaxVia = 1024;
+  void set_via(const PublicKey& key, const Contact& relay);
+  void clear_via(const PublicKey& key) { via_.erase(key); }
+  std::optional<Contact> via(const PublicKey& key) const;
+  size_t via_count() const { return via_.size(); }
+  // A relay (authenticated as `relay`) delivered `inner`, a sealed datagram for us: it is handled as if it
+  // had arrived from `relay.endpoint`, and its sender is then answered through `relay` (set_via). Only a
+  // sealed datagram of a peer other than the relay is taken, never one nested in another; the caller (the
+  // relay service) decides which relays it accepts deliveries from. Its sender is not reported through
+  // set_on_contact: a relayed peer is not a direct contact. Returns whether it was accepted for decryption.
+  bool on_relayed(const Contact& relay, ByteView inner);
 
   // --- timers ---
   // `fn` runs once after `delay` (never before schedule returns), unless cancelled or its scope ends first.
@@ -258,16 +279,16 @@ class Engine {
   // address. A multi-fragment message gets a msg_id stored in *msg_id (0: assign one), so a retransmission
   // reuses it and the receiver's partial reassembly fills in only what was lost.
   void send_message(const Contact& to, ByteView message, SendKind kind, uint32_t* msg_id = nullptr);
-  void send_frame(Session& s, const Endpoint& to, ByteView frame);
+  void send_frame(Session& s, const Contact& to, ByteView frame);
   void send_challenge(const Contact& to);
   void transmit(const Endpoint& to, ByteView datagram);  // counts, remembers (RecentSends) and sends
   void flush_held(const Contact& to);
   void sweep_held();
-  void handle_sealed(const Endpoint& from, const wire::Sealed& s);
+  void handle_sealed(const Endpoint& from, const wire::Sealed& s, const Contact* relay = nullptr);
   // Authenticates a datagram from a sender without a session, within the first-contact budget.
-  bool open_first_contact(const Endpoint& from, const wire::Sealed& s, crypto::SessionKey& key);
+  bool open_first_contact(const Endpoint& from, const wire::Sealed& s, crypto::SessionKey& key, bool relayed);
   void handle_cookie_reply(const Endpoint& from, const wire::CookieReply& c);
-  void handle_message(const Contact& from, ByteView message);
+  void handle_message(const Contact& from, ByteView message, bool relayed = false);
   void release_share(const Contact& to);  // a pending request to `to` ended
   void respond(const Contact& to, uint32_t rpc_id, uint8_t method, MsgType type, ByteView payload);
   void on_rpc_timeout(uint32_t rpc_id);
@@ -316,6 +337,12 @@ class Engine {
   uint64_t arrivals_ = 0;   // datagrams received so far (the number of the one being handled)
   TimePoint arrived_at_{};  // when the datagram being handled arrived
   uint64_t next_scope_ = 1;
+  struct Via {
+    Contact relay;
+    TimePoint last_used{};  // set, or a datagram came through it
+  };
+  std::unordered_map<PublicKey, Via, KeyedHash> via_;
+  bool in_relayed_ = false;  // handling a relayed datagram (no nesting)
 };
 
 // A service's share of the engine: what it started through the engine ends with it (see the header comment).

@@ -15,6 +15,18 @@ Bytes make(uint8_t type, uint32_t rpc_id, uint8_t method, ByteView payload) {
   return m;
 }
 
+Bytes relay_forward(const NodeId& target, ByteView inner) {
+  Bytes b(NodeId::kSize + inner.size());
+  std::memcpy(b.data(), target.view().data(), NodeId::kSize);
+  if (!inner.empty()) std::memcpy(b.data() + NodeId::kSize, inner.data(), inner.size());
+  return b;
+}
+
+std::optional<RelayForward> parse_relay_forward(ByteView body) {
+  if (body.size() <= NodeId::kSize || body.size() - NodeId::kSize > wire::kMaxDatagram) return std::nullopt;
+  return RelayForward{NodeId::from_bytes(body.first(NodeId::kSize)), body.subspan(NodeId::kSize)};
+}
+
 Bytes token(uint8_t type, uint64_t t) {
   uint8_t b[8];
   wire::put_u64(b, t);

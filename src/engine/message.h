@@ -2,6 +2,7 @@
 // engine, the tests that forge traffic and the flood bench, so all build the same bytes.
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include "crypto/session.h"
 #include "wire/datagram.h"
@@ -18,6 +19,15 @@ Bytes token(uint8_t type, uint64_t token);
 // A SEALED datagram (SEALED_COOKIE when `cookie` is given) carrying `frame`, sealed under `key`.
 Bytes seal(uint32_t network_id, const PublicKey& sender, const crypto::SessionKey& key, const wire::Nonce& nonce,
            ByteView frame, const wire::Cookie* cookie = nullptr);
+// relay_forward's body (docs/protocol.md 5.3): target id (20) | a sealed datagram for the target, unchanged.
+// relay_deliver's body is the sealed datagram alone.
+Bytes relay_forward(const NodeId& target, ByteView inner);
+struct RelayForward {
+  NodeId target;
+  ByteView inner;  // into the parsed body
+};
+// nullopt unless the body holds a target id and a non-empty datagram of at most wire::kMaxDatagram bytes.
+std::optional<RelayForward> parse_relay_forward(ByteView body);
 // The WHOLE frame of a message of at most wire::kMaxWhole bytes.
 Bytes whole_frame(ByteView message);
 

@@ -13,6 +13,9 @@ enum class Method : uint8_t {
   kStore = 5,           // kademlia_store
   kDialBack = 6,        // kademlia_dial_back
   kPunch = 7,           // kademlia_punch (hole punching, keepalives)
+  kRelayReserve = 8,    // relay_reserve (a NATed node reserves a relay slot, docs/protocol.md 5.3)
+  kRelay = 9,           // relay_forward (one-way: a sealed datagram for a node reached through this relay)
+  kRelayed = 10,        // relay_deliver (one-way: the relay hands the sealed datagram on)
   kMessageNotify = 16,  // message_notify
   kStreamOpen = 32,     // stream_open
   kStreamData = 33,     // stream_write (data frames)
@@ -32,6 +35,9 @@ constexpr std::string_view method_name(uint8_t m) {
     case Method::kStore: return "kademlia_store";
     case Method::kDialBack: return "kademlia_dial_back";
     case Method::kPunch: return "kademlia_punch";
+    case Method::kRelayReserve: return "relay_reserve";
+    case Method::kRelay: return "relay_forward";
+    case Method::kRelayed: return "relay_deliver";
     case Method::kMessageNotify: return "message_notify";
     case Method::kStreamOpen: return "stream_open";
     case Method::kStreamData: return "stream_write";

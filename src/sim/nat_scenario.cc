@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "node/node_internals.h"
 #include "sim/rng.h"
 
 namespace storjnet::sim {
@@ -162,11 +163,12 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
       size_t cls = (kinds[a] == NatModel::Type::kSymmetric) + (kinds[b] == NatModel::Type::kSymmetric);
       ++rep.pairs[cls];
       NodeId to = sim.node(b).id();
-      sim.node(a).messages().send(to, "{\"pair\":" + std::to_string(j) + "}", [&, a, cls, to](bool ok) {
+      sim.node(a).messages().send(to, "{\"pair\":" + std::to_string(j) + "}", [&, a, b, cls, to](bool ok) {
         --waiting;
         if (!ok) return;
         ++rep.pairs_ok[cls];
         rep.pairs_punched[cls] += sim.node(a).dht().punched(to);
+        rep.pairs_relayed[cls] += NodeInternals::engine(sim.node(a)).via(NodeInternals::engine(sim.node(b)).identity().public_key()).has_value();
       });
     }
     sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(60));
@@ -180,6 +182,11 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
     rep.punch_no_rendezvous += d.punch_no_rendezvous;
     rep.punch_refused += d.punch_refused;
     rep.keepalives_sent += d.keepalives_sent;
+    rep.relay_fallbacks += d.relay_fallbacks;
+    rep.relay_fallbacks_found += d.relay_fallbacks_found;
+    rep.relay_forwarded += d.relay_forwarded;
+    rep.relay_refused += d.relay_refused;
+    rep.relay_reservations_held += d.relay_reservations_held;
   }
 
   rep.nat_filtered = sim.stats().nat_filtered;

@@ -41,10 +41,13 @@ struct NatScenarioReport {
   uint64_t handed_out = 0, handed_out_unreachable = 0;
   uint64_t confirmed = 0;  // routing-table entries confirmed by a dial-back
   // Messages between NATed pairs, by the pair's router kinds: [0] neither symmetric, [1] one, [2] both.
-  uint64_t pairs[3] = {}, pairs_ok[3] = {}, pairs_punched[3] = {};
+  // relayed: the sender reached the receiver through a relay (a relayed path set, docs/protocol.md 5.3).
+  uint64_t pairs[3] = {}, pairs_ok[3] = {}, pairs_punched[3] = {}, pairs_relayed[3] = {};
   // Summed over all nodes (DhtStats; punches also start for pubsub traffic).
   uint64_t punch_attempts = 0, punch_ok = 0, punch_failed = 0, punch_no_rendezvous = 0, punch_refused = 0;
   uint64_t keepalives_sent = 0;
+  uint64_t relay_fallbacks = 0, relay_fallbacks_found = 0, relay_forwarded = 0, relay_refused = 0;
+  uint64_t relay_reservations_held = 0;  // at the end, over all nodes
   uint64_t nat_filtered = 0, datagrams = 0, trace_hash = 0;
 };
 

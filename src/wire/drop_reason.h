@@ -45,6 +45,7 @@ enum class DropReason : uint8_t {
   kDhtStoreRefused,    // kademlia_store refused: expired, too large, storage full, peer or prefix quota
   kDhtDialBackRefused, // kademlia_dial_back ask or probe refused (unproven asker, rates, probe bound), or a forged testimony
   kPunchRefused,       // kademlia_punch ask or introduction refused (malformed, unproven asker, rates, hole bounds)
+  kRelayRefused,       // relay_reserve/forward/deliver refused (malformed, no reservation or circuit, budgets, caps)
   kCount
 };
 
@@ -58,7 +59,8 @@ constexpr std::array<std::string_view, static_cast<size_t>(DropReason::kCount)> 
     "short_fragment",   "reassembly_evicted", "cookie_budget",
     "unproven_limit",
     "id_puzzle",        "prefix_limit",       "forged_registration", "saturated_filter",
-    "dht_bad_value",    "dht_store_refused",  "dht_dial_back_refused", "punch_refused"};
+    "dht_bad_value",    "dht_store_refused",  "dht_dial_back_refused", "punch_refused",
+    "relay_refused"};
 
 struct DropCounters {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> by_reason{};

@@ -1,0 +1,141 @@
+// Relay: sealed datagrams relayed through a public node when neither a direct path nor a punched hole works
+// (docs/protocol.md 5.3). Three roles, three methods:
+// - Relay R (a node dial-back found reachable): serves relay_reserve requests (method 8) from peers whose
+//   address is proven, at most DhtConfig::relay_max_reservations at once, each for relay_reservation_life
+//   unless renewed. It passes a relay_forward (method 9, one-way: target id | sealed datagram) from A on to
+//   target B as a relay_deliver (method 10, one-way: the sealed datagram, unchanged) only when B holds a
+//   reservation (A's address proven; a circuit A->B is opened or refreshed), or when the target A opened a
+//   circuit to the sender B within relay_circuit_life (B's answer). The datagram must be sealed by the peer
+//   that sent the relay_forward (its public key is in the sealed header: checked without any key work), so a
+//   relay never carries anyone else's datagram, and what it sends is 20 bytes shorter than what it received.
+//   Every relayed datagram is paid in bytes from its circuit's budget (relay_pair_rate, burst
+//   relay_pair_burst) and from the relay's total (relay_total_rate); circuits are bounded per target and in
+//   all. R decrypts nothing: the inner datagram is end-to-end sealed for B.
+// - NATed node B (dial-back has not found it reachable): keeps relay_reservations reservations with the
+//   contacts closest to its own id (dial-back-confirmed ones first), renewed every keepalive_interval (which
+//   also keeps its NAT mappings towards them open), and publishes the list in the DHT at "storjnet-relay/<B's id hex>", signed by
+//   B (readers ask for B's value only: Dht::get with an owner, docs/protocol.md 10.8). It accepts
+//   relay_deliver only from its relays (and from relays it sent through itself).
+// - Initiator A: when it starts a punch to B (Punch's on_started hook) it reads B's relay list; if B was not
+//   heard from directly within kFallbackAfter of the start, it sets a relayed path to B through the first
+//   listed relay (Engine::set_via) and moves B's waiting requests there (Engine::redirect): services above
+//   the engine see nothing else. (A punch that succeeds later wins: B's first direct datagram ends the path.)
+// Refusals are dropped and counted under DropReason::kRelayRefused and DhtStats::relay_refused. All state is
+// bounded; timers are engine timers (sans-IO).
+#pragma once
+#include <functional>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "common/token_bucket.h"
+#include "dht/routing_table.h"
+#include "dht/store_rate.h"
+#include "engine/engine.h"
+#include "storjnet/dht.h"
+
+namespace storjnet::dht {
+
+// relay_reserve answer: the seconds granted (4 bytes, big-endian, 1..3600).
+Bytes encode_reservation(uint32_t seconds);
+std::optional<uint32_t> decode_reservation(ByteView in);
+// A node's relay list (the DHT value): 01 | count (1, at most kMaxListed) | count x (public key (32) | endpoint
+// as in punch_codec.h). Contacts' ids are derived from their keys; trailing bytes are refused.
+Bytes encode_relay_list(const std::vector<Contact>& relays);
+std::optional<std::vector<Contact>> decode_relay_list(ByteView in);
+// The DHT key of `id`'s relay list.
+std::string relay_list_key(const NodeId& id);
+
+class Relay {
+ public:
+  static constexpr size_t kMaxListed = 8;             // relays in a published list
+  static constexpr size_t kMaxCircuits = 4096;        // circuits a relay keeps in all
+  static constexpr size_t kMaxCircuitsPerTarget = 64;  // ... towards one reserved node
+  static constexpr size_t kMaxFallbacks = 256;        // targets this node looked up relays for, kept kRetryAfter
+  static constexpr Duration kRetryAfter = std::chrono::seconds(30);
+  static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
+  static constexpr size_t kMaxUsed = 1024;            // relays this node sent through (accepted for deliveries)
+
+  // Puts `value` at `key` (signed by this node); `done(ok)` once stored or failed.
+  using Publish = std::function<void(const std::string& key, Bytes value, std::function<void(bool)> done)>;
+  using Fetch = std::function<void(const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)>)>;
+
+  // `reachable`: whether dial-back found this node reachable (it relays then, and reserves nothing).
+  Relay(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable, Publish publish,
+        Fetch fetch);
+  ~Relay();
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  // The initiator's fallback: a punch to `target` started (its relay list is read now, and used after
+  // kFallbackAfter unless `target` was heard from directly by then).
+  void punch_started(const Contact& target);
+  // Every authenticated direct message's sender (the DHT's on_contact).
+  void heard(const Contact& c);
+  // Renews and completes this node's reservations now (also run every keepalive_interval).
+  void maintain();
+  // The relays this node holds reservations with.
+  std::vector<Contact> relays() const;
+  size_t reservations_served() const { return served_.size(); }
+  size_t circuits() const { return circuit_count_; }
+  void fill(DhtStats& s) const;
+
+ private:
+  struct Reservation {  // served (relay side)
+    Contact holder;
+    TimePoint until{};
+  };
+  struct Held {  // ours (NATed side)
+    Contact relay;
+    TimePoint until{};
+  };
+  struct Fallback {  // initiator side
+    Contact target;
+    TimePoint started{};
+    std::optional<std::vector<Contact>> relays;  // B's list, once read
+    bool due = false, done = false;
+  };
+  struct Circuit {  // initiator -> reserved target
+    Contact initiator;
+    NodeId target;
+    TimePoint last{};
+    TokenBucket bytes{};
+  };
+  void on_reserve(const IncomingRequest& q, const Reply& r);
+  void on_forward(const IncomingRequest& q);
+  void on_deliver(const IncomingRequest& q);
+  void reserve_with(const Contact& relay);
+  void fall_back(Fallback& f);
+  void publish_list();
+  bool pay(TokenBucket& b, double rate, double burst, size_t bytes, TimePoint now);
+  Circuit* open_circuit(const Contact& initiator, Reservation& target, TimePoint now);
+  void expire(TimePoint now);
+  void refuse();
+
+  Engine& engine_;
+  RoutingTable& table_;
+  DhtConfig cfg_;
+  std::function<bool()> reachable_;
+  Publish publish_;
+  Fetch fetch_;
+  // Relay side.
+  std::unordered_map<NodeId, Reservation> served_;
+  std::unordered_map<NodeId, std::unordered_map<NodeId, Circuit>> circuits_by_target_;  // target -> initiator -> circuit
+  size_t circuit_count_ = 0;
+  StoreRate reserve_rate_;
+  TokenBucket total_{};
+  // NATed side.
+  std::unordered_map<NodeId, Held> held_;
+  std::unordered_map<NodeId, TimePoint> asking_;   // reservations requested, not answered yet
+  std::unordered_map<NodeId, TimePoint> refused_;  // relays that refused or timed out (not asked for a while)
+  std::vector<NodeId> published_;                  // relay ids in the last published list
+  // Initiator side.
+  std::unordered_map<NodeId, Fallback> fallbacks_;
+  std::unordered_map<PublicKey, TimePoint, KeyedHash> used_;  // relays we sent through
+  TimerId maintain_timer_;
+  uint64_t reservations_granted_ = 0, reservations_made_ = 0, forwarded_ = 0, forwarded_bytes_ = 0, delivered_ = 0,
+           refused_count_ = 0, fallbacks_started_ = 0, fallbacks_found_ = 0, publishes_ = 0;
+  Engine::Scope scope_;
+};
+
+}  // namespace storjnet::dht

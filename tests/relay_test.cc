@@ -1,0 +1,351 @@
+// Relays (src/dht/relay.h, docs/protocol.md 5.3) over hand-driven engines: initiator A, relay R, NATed
+// target B, and others. Every datagram is routed by the test, which blocks the direct path between A and B,
+// so each limit of the relay can be attacked precisely.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <set>
+
+#include "dht/relay.h"
+#include "engine/message.h"
+#include "test_env.h"
+#include "wire/datagram.h"
+
+using namespace storjnet;
+using namespace storjnet::dht;
+using storjnet::test::ManualEnv;
+
+namespace {
+
+struct Host {
+  ManualEnv env;
+  Engine engine;
+  Endpoint ep;
+  RoutingTable table;
+  std::unique_ptr<Relay> relay;
+  bool reachable = false;
+  Host(uint64_t n, Endpoint e) : env(n), engine(env, test::test_identity(n, 0x33)), ep(e), table(engine.id(), 20) {}
+  Contact contact() const { return Contact::from_key(engine.identity().public_key(), ep); }
+};
+
+struct RelayTest : ::testing::Test {
+  std::map<Endpoint, Host*> hosts;
+  std::vector<std::unique_ptr<Host>> owned;
+  std::map<std::string, Bytes> dht;  // the "DHT": relay lists by key
+  std::set<std::pair<Endpoint, Endpoint>> blocked;
+  std::map<std::pair<Endpoint, Endpoint>, uint64_t> bytes;  // sent, by (from, to)
+  DhtConfig cfg;
+
+  Host& add(uint64_t n, bool reachable, const char* ep) {
+    owned.push_back(std::make_unique<Host>(n, *Endpoint::parse(ep)));
+    Host& h = *owned.back();
+    h.reachable = reachable;
+    hosts[h.ep] = &h;
+    return h;
+  }
+  void start(Host& h) {
+    Host* p = &h;
+    h.relay = std::make_unique<Relay>(
+        h.engine, h.table, cfg, [p] { return p->reachable; },
+        [this](const std::string& k, Bytes v, std::function<void(bool)> done) {
+          dht[k] = std::move(v);
+          done(true);
+        },
+        [this](const std::string& k, const NodeId&, std::function<void(std::optional<Bytes>)> cb) {
+          auto it = dht.find(k);
+          cb(it == dht.end() ? std::nullopt : std::optional<Bytes>(it->second));
+        });
+  }
+  // Puts `r` in `h`'s table as a confirmed contact (a relay candidate).
+  void know(Host& h, Host& r) {
+    h.table.seen(r.contact(), h.env.now());
+    h.table.set_confirmed(r.engine.id());
+  }
+  uint64_t sent(const Host& from, const Host& to) {
+    auto it = bytes.find({from.ep, to.ep});
+    return it == bytes.end() ? 0 : it->second;
+  }
+  void block(Host& a, Host& b) {
+    blocked.insert({a.ep, b.ep});
+    blocked.insert({b.ep, a.ep});
+  }
+  void pump() {
+    for (bool any = true; any;) {
+      any = false;
+      for (auto& h : owned) {
+        auto out = std::move(h->env.outbox);
+        h->env.outbox.clear();
+        for (auto& s : out) {
+          any = true;
+          bytes[{h->ep, s.to}] += s.data.size();
+          auto it = hosts.find(s.to);
+          if (it != hosts.end() && !blocked.count({h->ep, s.to})) it->second->engine.on_datagram(h->ep, s.data);
+        }
+      }
+    }
+  }
+  void advance(Duration d) {
+    for (auto& h : owned) h->env.advance(d);
+    for (auto& h : owned)
+      if (h->env.wake <= h->env.now()) h->engine.on_wake();
+    pump();
+  }
+  void run_for(Duration d, Duration step = std::chrono::milliseconds(100)) {
+    for (Duration t{}; t < d; t += step) advance(step);
+  }
+};
+
+// A (NATed) reaches B (NATed, symmetric: no direct path) through R: B reserves at R and publishes its list;
+// A's punch fails, A reads the list and its waiting request goes through R; B's answer comes back the same way.
+struct ThreeHosts : RelayTest {
+  Host *a, *r, *b;
+  void SetUp() override {
+    a = &add(1, false, "10.0.0.1:4000");
+    r = &add(2, true, "10.0.0.2:4000");
+    b = &add(3, false, "10.0.0.3:4000");
+    block(*a, *b);
+  }
+  uint64_t refused_before = 0;  // at R, after reserve() (B's first request is challenged)
+  void reserve() {
+    for (Host* h : {a, r, b}) start(*h);
+    know(*b, *r);
+    b->relay->maintain();
+    run_for(std::chrono::seconds(2));
+    ASSERT_EQ(b->relay->relays().size(), 1u);
+    ASSERT_EQ(r->relay->reservations_served(), 1u);
+    refused_before = r->engine.drops().get(DropReason::kRelayRefused);
+  }
+  // A floods B through R (50 one-way messages of 500 bytes) once its address is proven at R; R's stats after.
+  DhtStats flood() {
+    a->engine.set_via(b->engine.identity().public_key(), r->contact());
+    a->engine.notify(b->contact(), Method::kMessageNotify, as_bytes("x"));  // its first forward is challenged
+    pump();
+    for (int i = 0; i < 50; ++i) a->engine.notify(b->contact(), Method::kMessageNotify, Bytes(500, 1));
+    pump();
+    DhtStats rs;
+    r->relay->fill(rs);
+    return rs;
+  }
+  // A request from A to B (as A knew it: directly), with the relay fallback once unanswered.
+  std::optional<RpcResult> ask_b(Bytes payload = Bytes{'h', 'i'}) {
+    std::optional<RpcResult> got;
+    a->engine.request(b->contact(), Method::kMessageNotify, payload, [&](RpcResult&& res) { got = std::move(res); },
+                      RpcOptions{std::chrono::seconds(10), 10});
+    pump();
+    a->relay->punch_started(b->contact());
+    run_for(std::chrono::seconds(11));
+    return got;
+  }
+};
+
+}  // namespace
+
+TEST_F(ThreeHosts, RequestAndAnswerGoThroughTheRelay) {
+  reserve();
+  ASSERT_TRUE(dht.count(relay_list_key(b->engine.id())));
+  auto list = decode_relay_list(dht[relay_list_key(b->engine.id())]);
+  ASSERT_TRUE(list && list->size() == 1);
+  EXPECT_EQ((*list)[0].key, r->engine.identity().public_key());
+
+  int served = 0;
+  Endpoint seen_from;
+  b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest& q, const Reply& rep) {
+    ++served;
+    seen_from = q.from.endpoint;
+    EXPECT_EQ(q.from.key, a->engine.identity().public_key());
+    rep.ok(as_bytes("ack"));
+  });
+  auto got = ask_b();
+  ASSERT_TRUE(got);
+  ASSERT_TRUE(got->ok());
+  EXPECT_EQ(std::string(got->payload.begin(), got->payload.end()), "ack");
+  EXPECT_EQ(served, 1);
+  EXPECT_EQ(seen_from, r->ep);           // B sees A at the relay's address: its answers go back through R
+  EXPECT_EQ(got->from.endpoint, r->ep);
+  EXPECT_TRUE(a->engine.via(b->engine.identity().public_key()));
+  EXPECT_TRUE(b->engine.via(a->engine.identity().public_key()));
+  DhtStats rs, as, bs;
+  r->relay->fill(rs);
+  a->relay->fill(as);
+  b->relay->fill(bs);
+  EXPECT_GE(rs.relay_forwarded, 2u);
+  EXPECT_EQ(rs.relay_circuits, 1u);
+  EXPECT_EQ(as.relay_fallbacks_found, 1u);
+  EXPECT_GE(as.relayed_out, 1u);
+  EXPECT_GE(as.relayed_in, 1u);
+  EXPECT_GE(bs.relayed_in, 1u);
+  // A second request goes through the relay at once.
+  std::optional<RpcResult> again;
+  a->engine.request(b->contact(), Method::kMessageNotify, as_bytes("2"), [&](RpcResult&& res) { again = std::move(res); });
+  pump();
+  ASSERT_TRUE(again && again->ok());
+}
+
+TEST_F(ThreeHosts, NoAmplification) {
+  reserve();
+  b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) { rep.ok({}); });
+  bytes.clear();
+  auto got = ask_b(Bytes(3000, 0x42));  // fragmented, each inner datagram full-size
+  ASSERT_TRUE(got && got->ok());
+  // What R sent to B is never more than what A sent to R (the relay_deliver body is 20 bytes shorter).
+  uint64_t in = sent(*a, *r), out = sent(*r, *b);
+  EXPECT_GT(out, 3000u);
+  EXPECT_LE(out, in);
+}
+
+TEST_F(ThreeHosts, NoReservationNoRelay) {
+  for (Host* h : {a, r, b}) start(*h);
+  // B reserved nothing: A's forward is refused, nothing reaches B.
+  dht[relay_list_key(b->engine.id())] = encode_relay_list({r->contact()});
+  int served = 0;
+  b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) { ++served, rep.ok({}); });
+  auto got = ask_b();
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->ok());
+  EXPECT_EQ(served, 0);
+  DhtStats rs;
+  r->relay->fill(rs);
+  EXPECT_EQ(rs.relay_forwarded, 0u);
+  EXPECT_GT(rs.relay_refused, 0u);
+  EXPECT_EQ(r->engine.drops().get(DropReason::kRelayRefused), rs.relay_refused);
+  EXPECT_EQ(sent(*r, *b), 0u);
+}
+
+TEST_F(ThreeHosts, UnreachableNodeDoesNotRelay) {
+  r->reachable = false;
+  for (Host* h : {a, r, b}) start(*h);
+  know(*b, *r);
+  b->relay->maintain();
+  run_for(std::chrono::seconds(2));
+  EXPECT_TRUE(b->relay->relays().empty());
+  EXPECT_EQ(r->relay->reservations_served(), 0u);
+}
+
+TEST_F(ThreeHosts, ForwardOfAnotherSendersDatagramIsRefused) {
+  reserve();
+  // A wraps a datagram sealed by X for B: R refuses it (the sealed header names X, not A), without key work.
+  test::Forger x(test::test_identity(99, 0x33), b->engine.identity().public_key());
+  Bytes inner = x.request(Method::kMessageNotify, as_bytes("spoof"));
+  a->engine.notify(r->contact(), Method::kRelay, msg::relay_forward(b->engine.id(), inner));
+  pump();
+  DhtStats rs;
+  r->relay->fill(rs);
+  EXPECT_EQ(rs.relay_forwarded, 0u);
+  EXPECT_EQ(rs.relay_refused, refused_before + 1);
+  // A hello (not sealed) is refused the same way; so is a body too short to name a target.
+  a->engine.notify(r->contact(), Method::kRelay, msg::relay_forward(b->engine.id(), wire::encode_hello(a->engine.config().network_id, {a->engine.identity().public_key(), 1})));
+  a->engine.notify(r->contact(), Method::kRelay, as_bytes("short"));
+  pump();
+  r->relay->fill(rs);
+  EXPECT_EQ(rs.relay_refused, refused_before + 3);
+  EXPECT_EQ(rs.relay_forwarded, 0u);
+}
+
+TEST_F(ThreeHosts, AnswerWithoutACircuitIsRefused) {
+  reserve();
+  // B holds a reservation but A never opened a circuit to it: B cannot use R to send to A.
+  b->engine.set_via(a->engine.identity().public_key(), r->contact());
+  b->engine.notify(a->contact(), Method::kMessageNotify, as_bytes("unasked"));
+  pump();
+  DhtStats rs;
+  r->relay->fill(rs);
+  EXPECT_EQ(rs.relay_forwarded, 0u);
+  EXPECT_EQ(rs.relay_refused, refused_before + 1);
+  EXPECT_EQ(sent(*r, *a), 0u);
+}
+
+TEST_F(ThreeHosts, DeliveriesOnlyFromOurRelays) {
+  reserve();
+  Host& e = add(5, true, "10.0.0.5:4000");
+  start(e);
+  // E (not B's relay) hands B a datagram sealed by A: B refuses it before opening it.
+  test::Forger fa(a->engine.identity(), b->engine.identity().public_key());
+  e.engine.notify(b->contact(), Method::kRelayed, fa.request(Method::kPing, {}));
+  pump();
+  DhtStats bs;
+  b->relay->fill(bs);
+  EXPECT_EQ(bs.relay_refused, 1u);
+  EXPECT_EQ(bs.relayed_in, 0u);
+  // Its own relay may deliver, but never a datagram of its own (no nesting, no loops).
+  test::Forger fr(r->engine.identity(), b->engine.identity().public_key());
+  r->engine.notify(b->contact(), Method::kRelayed, fr.request(Method::kPing, {}));
+  pump();
+  EXPECT_EQ(b->engine.drops().get(DropReason::kRelayRefused), 2u);
+}
+
+TEST_F(ThreeHosts, PairBudgetCapsRelayedBytes) {
+  cfg.relay_pair_rate = 1;
+  cfg.relay_pair_burst = 4000;
+  reserve();
+  int served = 0;
+  b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply&) { ++served; });
+  DhtStats rs = flood();
+  EXPECT_LE(rs.relay_forwarded_bytes, 4000u);
+  EXPECT_GT(rs.relay_refused, 40u);
+  EXPECT_LE(served, 7);
+  EXPECT_LE(sent(*r, *b), 4000u + 8 * (wire::kSealedOverhead + 8));
+}
+
+TEST_F(ThreeHosts, TotalBudgetCapsRelayedBytes) {
+  cfg.relay_total_rate = 3000;
+  reserve();
+  DhtStats rs = flood();
+  EXPECT_LE(rs.relay_forwarded_bytes, 3000u);
+  EXPECT_GT(rs.relay_refused, 40u);
+}
+
+TEST_F(RelayTest, ReservationsAreCapped) {
+  cfg.relay_max_reservations = 2;
+  Host& r = add(2, true, "10.0.0.2:4000");
+  start(r);
+  std::vector<Host*> nated;
+  for (uint64_t n = 10; n < 13; ++n) {
+    std::string ep = "10.0.1." + std::to_string(n) + ":4000";
+    Host& h = add(n, false, ep.c_str());
+    start(h);
+    know(h, r);
+    nated.push_back(&h);
+  }
+  for (Host* h : nated) {
+    h->relay->maintain();
+    run_for(std::chrono::seconds(2));
+  }
+  EXPECT_EQ(r.relay->reservations_served(), 2u);
+  EXPECT_EQ(nated[0]->relay->relays().size(), 1u);
+  EXPECT_EQ(nated[1]->relay->relays().size(), 1u);
+  EXPECT_TRUE(nated[2]->relay->relays().empty());
+  DhtStats rs;
+  r.relay->fill(rs);
+  EXPECT_EQ(rs.relay_reservations_granted, 2u);
+  EXPECT_GE(rs.relay_refused, 1u);
+  // A reservation not renewed lapses; the freed slot goes to the next asker.
+  nated[0]->relay.reset();
+  run_for(cfg.relay_reservation_life + cfg.keepalive_interval, std::chrono::seconds(1));
+  EXPECT_EQ(r.relay->reservations_served(), 1u);
+  nated[2]->relay->maintain();  // (its refusal is remembered for 5 minutes: the table entry is re-offered)
+  run_for(std::chrono::minutes(5), std::chrono::seconds(1));
+  EXPECT_EQ(nated[2]->relay->relays().size(), 1u);
+}
+
+TEST(RelayCodec, RoundTripsAndRefusesGarbage) {
+  std::vector<Contact> relays = {Contact::from_key(test::test_identity(1).public_key(), *Endpoint::parse("1.2.3.4:5")),
+                                 Contact::from_key(test::test_identity(2).public_key(), *Endpoint::parse("[2001:db8::1]:7"))};
+  Bytes enc = encode_relay_list(relays);
+  auto dec = decode_relay_list(enc);
+  ASSERT_TRUE(dec);
+  ASSERT_EQ(dec->size(), 2u);
+  EXPECT_EQ((*dec)[1].key, relays[1].key);
+  EXPECT_EQ((*dec)[1].endpoint, relays[1].endpoint);
+  EXPECT_EQ((*dec)[0].id, relays[0].id);
+  enc.push_back(0);
+  EXPECT_FALSE(decode_relay_list(enc));
+  EXPECT_FALSE(decode_relay_list(Bytes{1, 9}));
+  EXPECT_FALSE(decode_relay_list(Bytes{}));
+  EXPECT_EQ(decode_reservation(encode_reservation(60)), 60u);
+  EXPECT_FALSE(decode_reservation(encode_reservation(0)));
+  EXPECT_FALSE(decode_reservation(Bytes{0, 0, 1}));
+  EXPECT_FALSE(msg::parse_relay_forward(Bytes(20, 0)));
+  EXPECT_FALSE(msg::parse_relay_forward(Bytes(20 + wire::kMaxDatagram + 1, 0)));
+  EXPECT_TRUE(msg::parse_relay_forward(Bytes(21, 0)));
+}

@@ -1,0 +1,141 @@
+// Relays (src/dht/relay.h, docs/protocol.md 5.3) on the simulator's NAT routers and virtual time: pairs that
+// no punch can connect (symmetric routers) exchange messages and streams through a public relay.
+#include <gtest/gtest.h>
+
+#include "node/node_internals.h"
+#include "sim/nat_scenario.h"
+#include "storjnet/messages.h"
+#include "storjnet/node.h"
+#include "storjnet/simulator.h"
+#include "storjnet/streams.h"
+
+using namespace storjnet;
+using Type = NatModel::Type;
+
+namespace {
+
+constexpr size_t kPublic = 12;
+
+// kPublic open nodes, then a and b behind routers of kinds ka and kb (30 s mappings). Everyone joins through
+// node 0; then 150 s pass (a and b reserve relays and publish their lists).
+struct Net {
+  Simulator sim;
+  size_t a = 0, b = 0;
+  Net(Type ka, Type kb, bool relay) : sim(config(relay)) {
+    for (size_t i = 0; i < kPublic; ++i) sim.add_node();
+    a = sim.add_node();
+    b = sim.add_node();
+    sim.put_behind(a, sim.add_router({ka, std::chrono::seconds(30), false}));
+    sim.put_behind(b, sim.add_router({kb, std::chrono::seconds(30), false}));
+    for (size_t i = 1; i < sim.size(); ++i) {
+      size_t waiting = 1;
+      sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { --waiting; });
+      sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(30));
+    }
+    sim.run_for(std::chrono::seconds(150));
+  }
+  static SimConfig config(bool relay) {
+    SimConfig c;
+    c.seed = 5;
+    c.node.dht.relay = relay;
+    return c;
+  }
+  bool send(size_t from, size_t to) {
+    std::optional<bool> ok;
+    sim.node(from).messages().send(sim.node(to).id(), "{\"hi\":1}", [&](bool r) { ok = r; });
+    sim.run_until([&] { return ok.has_value(); }, std::chrono::seconds(60));
+    return ok.value_or(false);
+  }
+  Engine& engine(size_t i) { return NodeInternals::engine(sim.node(i)); }
+  bool relayed(size_t from, size_t to) { return engine(from).via(engine(to).identity().public_key()).has_value(); }
+};
+
+}  // namespace
+
+TEST(SimRelay, SymmetricPairsTalkThroughARelay) {
+  {
+    Net off(Type::kSymmetric, Type::kSymmetric, false);
+    EXPECT_FALSE(off.send(off.a, off.b));  // no punch can connect them, and no relay is offered
+  }
+  Net net(Type::kSymmetric, Type::kSymmetric, true);
+  for (size_t i : {net.a, net.b}) EXPECT_GE(net.sim.node(i).dht().stats().relay_reservations_held, 1u) << i;
+  EXPECT_TRUE(net.send(net.a, net.b));
+  EXPECT_TRUE(net.relayed(net.a, net.b));
+  EXPECT_TRUE(net.relayed(net.b, net.a));  // b answers through the relay a came by
+  EXPECT_TRUE(net.send(net.b, net.a));     // and sends through it
+  EXPECT_EQ(net.sim.node(net.a).dht().stats().relay_fallbacks_found, 1u);
+  uint64_t forwarded = 0, refused = 0;
+  for (size_t i = 0; i < kPublic; ++i) {
+    forwarded += net.sim.node(i).dht().stats().relay_forwarded;
+    refused += net.sim.node(i).dht().stats().relay_refused;
+  }
+  EXPECT_GE(forwarded, 4u);
+  // Messages after the first go through at once.
+  TimePoint start = net.sim.now();
+  EXPECT_TRUE(net.send(net.a, net.b));
+  EXPECT_LT(net.sim.now() - start, std::chrono::seconds(1));
+}
+
+TEST(SimRelay, StreamThroughARelayIsBitExact) {
+  Net net(Type::kSymmetric, Type::kPortRestricted, true);
+  ASSERT_TRUE(net.send(net.a, net.b));  // the relayed path is set up by the first exchange
+  ASSERT_TRUE(net.relayed(net.a, net.b));
+  Streams& sa = net.sim.node(net.a).streams();
+  Streams& sb = net.sim.node(net.b).streams();
+  std::optional<StreamId> in;
+  sb.on_inbound([&](const StreamId& id, const NodeId&) { in = id; });
+  std::optional<std::optional<StreamId>> opened;
+  sa.open(net.sim.node(net.b).id(), [&](std::optional<StreamId> id) { opened = id; });
+  net.sim.run_until([&] { return opened.has_value(); }, std::chrono::seconds(10));
+  ASSERT_TRUE(opened && *opened);
+  StreamId id = **opened;
+  Bytes data(256 * 1024);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 131 + (i >> 9));
+  size_t sent = 0;
+  Bytes got;
+  TimePoint start = net.sim.now();
+  std::function<void()> pump = [&] {
+    while (sent < data.size()) {
+      size_t n = std::min(sa.writable(id), data.size() - sent);
+      if (n == 0) return sa.on_writable(id, pump);
+      size_t at = sent;
+      sent += n;
+      sa.write(id, ByteView(data).subspan(at, n), [](std::optional<size_t>) {});
+    }
+  };
+  pump();
+  net.sim.run_until([&] {
+    if (in)
+      if (auto r = sb.read(*in, std::nullopt)) got.insert(got.end(), r->begin(), r->end());
+    return got.size() >= data.size();
+  }, std::chrono::seconds(120));
+  EXPECT_EQ(got, data);
+  double secs = std::chrono::duration<double>(net.sim.now() - start).count();
+  RecordProperty("relayed_stream_kib_per_s", std::to_string(static_cast<int>(256 / std::max(secs, 1e-3))));
+  EXPECT_LT(secs, 60);
+}
+
+TEST(SimRelay, NatScenarioSymmetricPairsDeliverThroughRelays) {
+  sim::NatScenarioConfig c;
+  c.seed = 2;
+  c.nodes = 150;
+  c.natted = 0.6;
+  c.full_cone = 0;
+  c.restricted_cone = 0;
+  c.port_restricted = 0.5;
+  c.symmetric = 0.5;
+  c.settle = std::chrono::seconds(60);
+  c.puts = 10;
+  c.subscribers = 10;
+  c.events = 10;
+  c.nat_pairs = 40;
+  sim::NatScenarioReport r = sim::run_nat_scenario(c);
+  EXPECT_GT(r.pairs[2], 5u);
+  // Without relays no both-symmetric pair gets through (sim-nat: 0/9). With them, all at once and within
+  // message_send's 5 s, 5 of 16 here (seed 2): see docs/protocol.md 5.3 "Measured" for what still fails.
+  EXPECT_GE(r.pairs_ok[2] * 4, r.pairs[2]) << r.pairs_ok[2] << " of " << r.pairs[2];
+  EXPECT_EQ(r.pairs_relayed[2], r.pairs_ok[2]);
+  EXPECT_GT(r.relay_forwarded, 0u);
+  EXPECT_EQ(r.gets_ok, r.gets);
+  EXPECT_EQ(r.events_delivered, r.events_expected);
+}
