@@ -109,7 +109,8 @@ void Punch::unanswered(const Contact& to, uint8_t method) {
     noted = now - it->second.at < kNeighbourhoodLife && !it->second.closest.empty();
   auto rendezvous = rendezvous_for(to);
   ++attempts_started_;
-  attempts_[to.id] = Attempt{now};
+  attempts_[to.id] = Attempt{};
+  attempts_[to.id].started = now;
   engine_.schedule(scope_, kWindow, [this, id = to.id] { on_window_end(id); });
   ask(to, rendezvous);
   if (on_started_) on_started_(to);
