@@ -80,6 +80,10 @@ Relay::Relay(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::fun
   engine_.set_handler(Method::kRelay, [this](const IncomingRequest& q, const Reply&) { on_forward(q); });
   engine_.set_handler(Method::kRelayed, [this](const IncomingRequest& q, const Reply&) { on_deliver(q); });
   engine_.set_rate_limited(Method::kRelayReserve);
+  schedule_maintain();
+}
+
+void Relay::schedule_maintain() {
   Duration every = cfg_.keepalive_interval > Duration::zero() ? cfg_.keepalive_interval : std::chrono::seconds(15);
   maintain_timer_ = engine_.schedule(scope_, every, [this] { maintain(); });
 }
@@ -245,8 +249,7 @@ void Relay::on_deliver(const IncomingRequest& q) {
 }
 
 void Relay::maintain() {
-  Duration every = cfg_.keepalive_interval > Duration::zero() ? cfg_.keepalive_interval : std::chrono::seconds(15);
-  maintain_timer_ = engine_.schedule(scope_, every, [this] { maintain(); });
+  schedule_maintain();
   TimePoint now = engine_.now();
   expire(now);
   std::erase_if(refused_, [&](const auto& kv) { return now - kv.second >= kRefusedFor; });
@@ -256,7 +259,7 @@ void Relay::maintain() {
   if (!cfg_.relay) return;
   if (reachable_ && reachable_()) {  // others reach us directly: no reservations
     held_.clear();
-    if (!published_.empty()) publish_list();
+    if (published_ != std::vector<NodeId>{}) publish_list();
     return;
   }
   std::erase_if(held_, [&](const auto& kv) { return kv.second.until <= now; });
@@ -307,7 +310,7 @@ void Relay::publish_list() {
   ++publishes_;
   // A failed put is retried at the next maintain (every keepalive_interval).
   publish_(relay_list_key(engine_.id()), encode_relay_list(relays), scope_.bind<bool>([this, ids](bool ok) {
-    if (!ok && published_ == ids) published_ = {NodeId::hash_of(as_bytes("unpublished"))};
+    if (!ok && published_ == ids) published_.reset();  // unknown: the next publish_list puts whatever the list is
   }));
 }
 

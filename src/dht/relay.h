@@ -111,6 +111,7 @@ class Relay {
   Circuit* open_circuit(const Contact& initiator, Reservation& target, TimePoint now);
   void expire(TimePoint now);
   void refuse();
+  void schedule_maintain();  // maintain() again in keepalive_interval (15 s when keepalives are off)
 
   Engine& engine_;
   RoutingTable& table_;
@@ -128,7 +129,7 @@ class Relay {
   std::unordered_map<NodeId, Held> held_;
   std::unordered_map<NodeId, TimePoint> asking_;   // reservations requested, not answered yet
   std::unordered_map<NodeId, TimePoint> refused_;  // relays that refused or timed out (not asked for a while)
-  std::vector<NodeId> published_;                  // relay ids in the last published list
+  std::optional<std::vector<NodeId>> published_{std::in_place};  // relay ids last published; nullopt: unknown (a put failed)
   // Initiator side.
   std::unordered_map<NodeId, Fallback> fallbacks_;
   std::unordered_map<PublicKey, TimePoint, KeyedHash> used_;  // relays we sent through
