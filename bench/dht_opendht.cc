@@ -562,6 +562,36 @@ void run_dht(const Opts& opts) {
   progress("started %d nodes in %.2fs (bootstrap node %s)\n", N, sec_since(t_start, t_started),
            eps[0].to_string().c_str());
 
+  // Requests sent per wire method, summed over all nodes (driver paused): where a phase's datagrams go.
+  auto requests_out = [&] {
+    return driver.call([&] {
+      std::map<std::string, uint64_t> m;
+      for (auto* n : b.nodes) {
+        for (const auto& r : n->stats().requests)
+          if (r.out) m[std::string(r.method)] += r.out;
+        DhtStats d = n->dht().stats();
+        m["(lookups)"] += d.lookups;
+        m["(lookup_rpcs)"] += d.lookup_rpcs;
+        m["(verify_pings)"] += d.verify_pings;
+        m["(dial_back_asks)"] += d.dial_back_asks_sent;
+        m["(dial_back_confirmed)"] += d.dial_back_confirmed;
+        m["(reachable_nodes)"] += d.reachable;
+        m["(relay_lists_published)"] += d.relay_lists_published;
+        m["(relay_reservations_made)"] += d.relay_reservations_made;
+        m["(keepalives)"] += d.keepalives_sent;
+        m["(puts)"] += d.puts;
+      }
+      return m;
+    });
+  };
+  auto requests_delta = [](const std::map<std::string, uint64_t>& a0, const std::map<std::string, uint64_t>& a1) {
+    json j = json::object();
+    for (const auto& [k, v] : a1)
+      if (uint64_t d = v - (a0.count(k) ? a0.at(k) : 0)) j[k] = d;
+    return j;
+  };
+  const auto req0 = requests_out();
+
   // ---- settle (same criterion as odht_bench.cpp)
   double t_all_connected = -1, t_settled = -1;
   bool settled = false;
@@ -615,6 +645,7 @@ void run_dht(const Opts& opts) {
   }
   double cpu_settle = cpu_seconds() - cpu0;
   Tx tx_settle = tx_now();
+  const auto req_settle = requests_out();
   long rss_settled_kb = proc_status_kb("VmRSS");
   long threads = proc_status_kb("Threads");
   progress("settle: %s at %.2fs (connected %.2fs) good(min/mean/max)=%u/%.1f/%u\n", settled ? "settled" : "TIMEOUT",
@@ -683,12 +714,14 @@ void run_dht(const Opts& opts) {
   // ---- idle
   double c_idle0 = cpu_seconds();
   Tx tx_idle0 = tx_now();
+  const auto req_idle0 = requests_out();
   TP ti0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(a.idle_s));
   double idle_wall = sec_since(ti0, Clock::now());
   const double idle_div = idle_wall > 0.5 ? idle_wall : NAN;
   double idle_cpu = cpu_seconds() - c_idle0;
   Tx tx_idle1 = tx_now();
+  const auto req_idle1 = requests_out();
 
   // ---- workload
   auto make_keys = [&](const char* tag, size_t len) {
@@ -834,13 +867,15 @@ void run_dht(const Opts& opts) {
                  {"tx_bytes", tx_settle.b - tx0.b},
                  {"ratelimit_drops", tx_settle.rl - tx0.rl},
                  {"rxqueue_drops", 0},
-                 {"netns_rcvbuf_errors", tx_settle.rcvbuf - tx0.rcvbuf}};
+                 {"netns_rcvbuf_errors", tx_settle.rcvbuf - tx0.rcvbuf},
+                 {"requests_out", requests_delta(req0, req_settle)}};
   j["idle"] = {{"wall_s", idle_wall},
                {"cpu_s", idle_cpu},
                {"cpu_pct_total", num(100.0 * idle_cpu / idle_div)},
                {"cpu_ms_per_node_per_s", num(1000.0 * idle_cpu / idle_div / N)},
                {"tx_datagrams_per_s", num((tx_idle1.d - tx_idle0.d) / idle_div)},
-               {"tx_bytes_per_s", num((tx_idle1.b - tx_idle0.b) / idle_div)}};
+               {"tx_bytes_per_s", num((tx_idle1.b - tx_idle0.b) / idle_div)},
+               {"requests_out", requests_delta(req_idle0, req_idle1)}};
   j["put64"] = pg_json(put64, 64, false);
   j["put1k"] = pg_json(put1k, 1024, false);
   j["get64"] = pg_json(get64, 64, true);

@@ -85,7 +85,7 @@ TEST(DhtDialBack, ReachableNodesAreConfirmed) {
   EXPECT_GT(sim.node(0).dht().stats().dial_back_confirmed, 0u);
 }
 
-TEST(DhtDialBack, NattedNodeIsNeitherConfirmedNorHandedOut) {
+TEST(DhtDialBack, NattedNodeIsNotConfirmedAndNamedOnlyWhenAskedForItself) {
   Simulator sim;
   for (int i = 0; i < 60; ++i) sim.add_node(config());
   size_t restricted = sim.add_node(config()), sym = sim.add_node(config());
@@ -99,10 +99,18 @@ TEST(DhtDialBack, NattedNodeIsNeitherConfirmedNorHandedOut) {
       if (i == restricted || i == sym || !holds(sim.node(i).dht().peers(), id)) continue;
       ++holders;
       EXPECT_FALSE(sim.node(i).dht().confirmed(id)) << i;
-      // Its own id is the target it is closest to: still not handed out, confirmed contacts fill the answer.
-      auto out = sim.node(i).dht().handed_out(id);
+      // An id next to it (its last bit flipped): it is the closest contact, but confirmed contacts fill the
+      // answer.
+      auto near = id.bytes();
+      near.back() ^= 1;
+      auto out = sim.node(i).dht().handed_out(NodeId(near));
       EXPECT_EQ(out.size(), 8u);
       EXPECT_FALSE(holds(out, id)) << i;
+      // Its own id: the asker wants that very node (to punch or relay to it), so it is named, first.
+      auto own = sim.node(i).dht().handed_out(id);
+      EXPECT_EQ(own.size(), 8u);
+      ASSERT_FALSE(own.empty());
+      EXPECT_EQ(own.front().id, id) << i;
     }
     EXPECT_GT(holders, 0u) << n;
     EXPECT_FALSE(sim.node(n).dht().stats().reachable) << n;

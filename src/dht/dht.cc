@@ -26,6 +26,20 @@ void stun_step(Dht::Impl& d, std::shared_ptr<StunWalk> walk, size_t i) {
   }, RpcOptions{d.cfg.rpc_timeout, d.cfg.rpc_attempts});
 }
 
+// Looks ourselves up again after `delay` (then refreshes as a join does). While such a lookup ends with
+// fewer than k contacts in the table and some of the nodes it asked did not answer (a busy network, lost
+// datagrams: not merely a small network), once more after twice the delay, up to kMaxRejoinDelay.
+constexpr Duration kMaxRejoinDelay = std::chrono::minutes(5);
+
+void rejoin_after(Dht::Impl& d, Duration delay) {
+  d.engine.schedule(d.scope, delay, [&d, delay] {
+    d.lookup(d.engine.id(), false, false, [&d, delay](LookupResult res) {
+      d.refresh_neighbourhood();
+      if (d.table.size() < d.cfg.k && res.failed > 0 && 2 * delay <= kMaxRejoinDelay) rejoin_after(d, 2 * delay);
+    });
+  });
+}
+
 PutResult cancelled_put() {
   PutResult r;
   r.error = "cancelled: the node stopped";
@@ -53,10 +67,8 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
     // Join: look ourselves up (fills the buckets near us), then refresh the farther buckets.
     d.lookup(d.engine.id(), false, false, [&d, done](LookupResult) {
       d.refresh_neighbourhood();
-      // Nodes that join together see each other only partly at first: look again once, 5 s later.
-      d.engine.schedule(d.scope, 5s, [&d] {
-        d.lookup(d.engine.id(), false, false, [&d](LookupResult) { d.refresh_neighbourhood(); });
-      });
+      // Nodes that join together see each other only partly at first: look again 5 s later.
+      rejoin_after(d, 5s);
       done(d.table.size() > 0);
     });
   };
@@ -160,10 +172,7 @@ void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) {
 
 std::vector<Contact> Dht::peers() const { return impl_->table.all(); }
 std::vector<Contact> Dht::closest_known(const NodeId& target, size_t n) const { return impl_->table.closest(target, n); }
-std::vector<Contact> Dht::handed_out(const NodeId& target) const {
-  auto& d = *impl_;
-  return d.dial_back ? d.table.closest_answer(target, d.cfg.k) : d.table.closest(target, d.cfg.k);
-}
+std::vector<Contact> Dht::handed_out(const NodeId& target) const { return impl_->answer_contacts(target, impl_->cfg.k); }
 bool Dht::confirmed(const NodeId& id) const { return impl_->table.confirmed(id); }
 const NodeId& Dht::id() const { return impl_->engine.id(); }
 bool Dht::punched(const NodeId& id) const { return impl_->punch && impl_->punch->punched(id); }

@@ -234,9 +234,23 @@ struct Dht::Impl {
     }
   }
 
+  // The n contacts an answer for `target` names. With dial-back, confirmed contacts first (docs/protocol.md
+  // 5.1); but a contact whose id is the target itself is named whatever its confirmation: the asker wants that
+  // very node (to reach it, punching or relaying if need be).
+  std::vector<Contact> answer_contacts(const NodeId& target, size_t n) const {
+    if (!dial_back) return table.closest(target, n);
+    auto out = table.closest_answer(target, n);
+    if (out.empty() || out.front().id != target)
+      if (auto exact = table.find(target)) {
+        out.insert(out.begin(), *exact);
+        if (out.size() > n) out.pop_back();
+      }
+    return out;
+  }
+
   // Contacts we may tell `to` about: never private or loopback addresses to a peer on a public address.
   std::vector<Contact> shareable(const NodeId& target, const Contact& to) {
-    auto out = dial_back ? table.closest_answer(target, cfg.k + 1) : table.closest(target, cfg.k + 1);
+    auto out = answer_contacts(target, cfg.k + 1);
     bool public_peer = !to.endpoint.is_private_or_loopback();
     std::erase_if(out, [&](const Contact& c) {
       return c.id == to.id || (public_peer && c.endpoint.is_private_or_loopback());
@@ -487,11 +501,16 @@ struct Dht::Impl {
     });
   }
 
-  // Lookups of a random id in every bucket below the deepest that holds fewer than k contacts.
+  // Lookups of a random id in every bucket that holds fewer than k contacts, from bucket 0 down to the bucket
+  // of our k-th closest contact. The buckets below that one hold only ids nearer to us than our k-th closest:
+  // a lookup of our own id has just asked our closest nodes for them, so a refresh there finds nothing new
+  // (most of them hold fewer than k because fewer than k such nodes exist).
   void refresh_neighbourhood() {
-    int deepest = table.deepest_bucket();
-    for (int b = 0; b < deepest; ++b)
-      if (table.bucket(b).size() < cfg.k) refresh_bucket(b);
+    int last = table.deepest_bucket() - 1;
+    auto near = table.closest(engine.id(), cfg.k);
+    if (near.size() == cfg.k) last = std::min(last, table.bucket_of(near.back().id));
+    for (int b = 0; b <= last; ++b)
+      if (table.bucket(static_cast<size_t>(b)).size() < cfg.k) refresh_bucket(b);
   }
 
   // A lookup of a random id in bucket b's range. If nodes joined together, every contact near that range

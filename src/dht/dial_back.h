@@ -42,7 +42,8 @@ class DialBack {
 
   // Verifier: checks `s` unless disabled, already checking it, or kMaxChecks are in flight.
   void check(const Contact& s);
-  // Whether an unsolicited probe reached this node within kReachableFor.
+  // Whether an unsolicited probe reached this node within kReachableFor, or every routing-table entry is on a
+  // loopback address (a network on one host: nothing NATs there).
   bool reachable() const;
   // Adds the counters and reachable to `s`.
   void fill(DhtStats& s) const;
@@ -55,6 +56,7 @@ class DialBack {
   void ask_next(std::shared_ptr<Check> c);
   std::vector<Contact> pick_helpers(const Contact& s);
   void refuse();
+  bool loopback_only() const;
 
   Engine& engine_;
   RoutingTable& table_;

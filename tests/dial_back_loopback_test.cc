@@ -1,0 +1,63 @@
+// DialBack on a network that lives on one host (make run, storjnetd --nodes, the benches): every contact is
+// on a loopback address, where nothing NATs and no helper at another address can probe.
+#include <gtest/gtest.h>
+
+#include "dht/dial_back.h"
+#include "test_env.h"
+
+using namespace storjnet;
+using namespace storjnet::dht;
+using storjnet::test::ManualEnv;
+
+namespace {
+
+struct Node {
+  ManualEnv env;
+  Engine engine;
+  RoutingTable table;
+  DhtConfig cfg;
+  DialBack dial_back;
+  explicit Node(uint64_t n)
+      : env(n), engine(env, test::test_identity(n, 0x44)), table(engine.id(), 20), dial_back(engine, table, cfg) {}
+};
+
+Contact contact_at(uint64_t n, Endpoint ep) {
+  return Contact::from_key(test::test_identity(n, 0x45).public_key(), ep);
+}
+
+}  // namespace
+
+TEST(DialBackLoopback, ALoopbackContactIsConfirmedWithoutAProbe) {
+  Node v(1);
+  Contact s = contact_at(2, Endpoint::v4(0x7f000001, 4002));
+  ASSERT_EQ(v.table.seen(s, v.engine.now()), RoutingTable::Seen::kAdded);
+  v.dial_back.check(s);
+  EXPECT_TRUE(v.table.confirmed(s.id));
+  EXPECT_TRUE(v.env.outbox.empty());  // no ask sent: there is no helper at another address
+  DhtStats st;
+  v.dial_back.fill(st);
+  EXPECT_EQ(st.dial_back_confirmed, 1u);
+  EXPECT_EQ(st.dial_back_asks_sent, 0u);
+}
+
+TEST(DialBackLoopback, ANodeWhosePeersAreAllOnLoopbackIsReachable) {
+  Node v(1);
+  EXPECT_FALSE(v.dial_back.reachable());  // no peers yet: nothing known
+  for (uint64_t n = 2; n < 6; ++n) v.table.seen(contact_at(n, Endpoint::v4(0x7f000001, 4000 + n)), v.engine.now());
+  EXPECT_TRUE(v.dial_back.reachable());
+  DhtStats st;
+  v.dial_back.fill(st);
+  EXPECT_TRUE(st.reachable);
+}
+
+TEST(DialBackLoopback, OneContactElsewhereNeedsAProbeAgain) {
+  // A node on a host that also has peers out there may sit behind a NAT: only a stranger's probe tells.
+  Node v(1);
+  for (uint64_t n = 2; n < 6; ++n) v.table.seen(contact_at(n, Endpoint::v4(0x7f000001, 4000 + n)), v.engine.now());
+  Contact out_there = contact_at(9, Endpoint::v4(0x5d000001, 4000));
+  v.table.seen(out_there, v.engine.now());
+  EXPECT_FALSE(v.dial_back.reachable());
+  v.dial_back.check(out_there);
+  EXPECT_FALSE(v.table.confirmed(out_there.id));
+  EXPECT_FALSE(v.env.outbox.empty());  // an ask went to a helper
+}
