@@ -42,6 +42,7 @@ nlohmann::json to_json(const sim::ChaosReport& r, double wall_s) {
           {"conn_resets", r.conn_resets},
           {"conns_opened", r.conns_opened},
           {"conns_reset", r.conns_reset},
+          {"conn_bytes", r.conn_bytes},
           {"streams", r.streams.streams},
           {"streams_opened", r.streams.opened},
           {"streams_completed", r.streams.completed},

@@ -38,7 +38,7 @@ class Chaos {
       index_[sim_->contact(n).id] = n;
     }
     if (cfg_.streams) {
-      streams_ = std::make_unique<ChaosStreams>(*sim_, [this](std::string v) { violation(std::move(v)); });
+      streams_ = std::make_unique<ChaosStreams>(*sim_, cfg_.stream_per_tick, [this](std::string v) { violation(std::move(v)); });
       for (size_t i = 0; i < cfg_.nodes; ++i) {
         streams_->on_node(i);
         if (rng_.uniform() < cfg_.refuse_conns) sim_->refuse_conns(i);
@@ -66,7 +66,10 @@ class Chaos {
     // Everything heals, every node comes back, holders republish (values stored on one side of a partition
     // reach the key's k closest only then); then every acknowledged value and message is accounted for.
     end_faults(true);
-    sim_->run_for(2 * cfg_.node.dht.republish_interval);
+    for (TimePoint settled = sim_->now() + 2 * cfg_.node.dht.republish_interval; sim_->now() < settled;) {
+      sim_->run_for(std::min<Duration>(cfg_.tick, settled - sim_->now()));
+      if (streams_) streams_->tick();  // streams still writing go on
+    }
     receive();
     check(acked_.size(), true);
     for (auto& m : messages_) {
@@ -78,6 +81,7 @@ class Chaos {
     report_.trace_hash = sim_->trace_hash();
     report_.conns_opened = sim_->stats().conns_opened;
     report_.conns_reset = sim_->stats().conns_reset;
+    report_.conn_bytes = sim_->stats().conn_bytes;
     if (streams_) {
       report_.streams = streams_->report();
       streams_->end();  // the callbacks the nodes' destruction answers are void

@@ -50,7 +50,8 @@ struct ChaosConfig {
   // Streams over the simulated TCP fast path (ConnModel on) and connection resets as a fault.
   bool streams = true;
   double streams_per_tick = 0.2;         // chance a stream starts each tick
-  size_t stream_bytes = 1024 * 1024;     // each writes 16 KiB plus up to this
+  size_t stream_bytes = 1024 * 1024;     // each writes 16 KiB plus up to this...
+  size_t stream_per_tick = 256 * 1024;   // ...at most this much each tick
   double refuse_conns = 0.25;            // share of nodes whose TCP port refuses connections
 
   // Faults come every few seconds, so maintenance does too: republish every minute, not every hour.
@@ -72,6 +73,7 @@ struct ChaosReport {
   uint64_t messages = 0, messages_acked = 0, messages_received = 0, messages_lost_with_receiver = 0;
   uint64_t conn_resets = 0;                 // faults: a node's connections reset
   uint64_t conns_opened = 0, conns_reset = 0;  // SimStats: connections established, reset (any cause)
+  uint64_t conn_bytes = 0;                     // SimStats: bytes the connections delivered
   ChaosStreamsReport streams;
   std::vector<std::string> violations;  // empty: every invariant held
 };

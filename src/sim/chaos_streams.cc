@@ -48,6 +48,7 @@ void ChaosStreams::start(size_t from, size_t to, size_t bytes) {
   wr.size = bytes;
   wr.from_gen = gen_[from];
   wr.to_gen = gen_[to];
+  wr.budget = per_tick_;
   ++report_.streams;
   sim_.node(from).streams().open(sim_.contact(to).id, [this, w](std::optional<StreamId> id) {
     Writer& wr = writers_[w];
@@ -71,13 +72,18 @@ void ChaosStreams::write_more(size_t w, bool woken) {
       if (!stale(writers_[w].from, writers_[w].from_gen)) finish(w, true);
     });
   }
-  size_t n = std::min({kPiece, wr.size - wr.acked, st.writable(*wr.id)});
+  if (wr.budget == 0) {
+    wr.starved = true;
+    return;
+  }
+  size_t n = std::min({kPiece, wr.size - wr.acked, wr.budget, st.writable(*wr.id)});
   if (n == 0 && !woken) {
     return st.on_writable(*wr.id, [this, w] {
       if (!stale(writers_[w].from, writers_[w].from_gen)) write_more(w, true);
     });
   }
-  if (n == 0) n = std::min(kPiece, wr.size - wr.acked);
+  if (n == 0) n = std::min({kPiece, wr.size - wr.acked, wr.budget});
+  wr.budget -= n;
   st.write(*wr.id, content(*wr.id, wr.acked, n), [this, w, n](std::optional<size_t> r) {
     Writer& wr = writers_[w];
     if (stale(wr.from, wr.from_gen)) return;
@@ -119,11 +125,19 @@ void ChaosStreams::read_more(const StreamId& id) {
 }
 
 void ChaosStreams::tick() {
-  for (auto& wr : writers_)
-    if (wr.waiting && wr.id && !wr.fast && !stale(wr.from, wr.from_gen) && sim_.node(wr.from).streams().fast_path(*wr.id)) {
+  for (size_t w = 0; w < writers_.size(); ++w) {
+    Writer& wr = writers_[w];
+    if (!wr.waiting || !wr.id || stale(wr.from, wr.from_gen)) continue;
+    if (!wr.fast && sim_.node(wr.from).streams().fast_path(*wr.id)) {
       wr.fast = true;
       ++report_.fast;
     }
+    wr.budget = per_tick_;
+    if (wr.starved) {
+      wr.starved = false;
+      write_more(w);
+    }
+  }
 }
 
 void ChaosStreams::check(bool final) {

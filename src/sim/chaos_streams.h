@@ -4,7 +4,8 @@
 //
 // A stream's bytes are a function of its id and offset, so the reader checks every byte it reads without a
 // copy of what was sent. The writer writes one piece at a time (at most writable(), so never short unless
-// the stream fails) and closes once everything was acknowledged. Invariants (a breach is a violation):
+// the stream fails), at most `per_tick` bytes a tick (an application streaming, so a stream outlives the
+// fast path's set-up and takes it), and closes once everything was acknowledged. Invariants (a breach is a violation):
 //  - the reader reads exactly the bytes sent, in order: never another byte, never past the end;
 //  - a reader that lives reads every byte its node acknowledged (a write completes once the peer holds the
 //    bytes, and the reader drains on on_readable);
@@ -34,13 +35,13 @@ struct ChaosStreamsReport {
 
 class ChaosStreams {
  public:
-  ChaosStreams(Simulator& sim, std::function<void(std::string)> violation)
-      : sim_(sim), violation_(std::move(violation)), gen_(sim.size(), 0) {}
+  ChaosStreams(Simulator& sim, size_t per_tick, std::function<void(std::string)> violation)
+      : sim_(sim), per_tick_(per_tick), violation_(std::move(violation)), gen_(sim.size(), 0) {}
 
   void on_node(size_t i);  // node i (re)started: read the streams peers open to it
   void on_kill(size_t i);  // node i died: its callbacks are void from now on
   void start(size_t from, size_t to, size_t bytes);
-  void tick();             // notes which streams are on the fast path now
+  void tick();             // writers get their next tick's bytes; notes which streams are on the fast path
   void check(bool final);  // invariants; `final`: everything healed and settled
   void end();              // before the simulator goes: every callback is void
   const ChaosStreamsReport& report() const { return report_; }
@@ -51,7 +52,9 @@ class ChaosStreams {
     uint64_t from_gen = 0, to_gen = 0;
     std::optional<StreamId> id;
     size_t acked = 0;
-    bool waiting = true;  // an open, write or close is unanswered
+    size_t budget = 0;    // bytes it may still write this tick
+    bool starved = false; // waits for the next tick
+    bool waiting = true;  // an open, write or close is unanswered (or the next tick)
     bool failed = false, completed = false, fast = false;
   };
   struct Reader {
@@ -68,6 +71,7 @@ class ChaosStreams {
   void violation(const std::string& s) { violation_(s); }
 
   Simulator& sim_;
+  size_t per_tick_;
   std::function<void(std::string)> violation_;
   std::vector<uint64_t> gen_;            // incarnation of each node, as far as streams are concerned
   std::vector<Writer> writers_;
