@@ -5,6 +5,9 @@
 // bit with the fast path on. (The framing decoder itself is fuzzed by fuzz/links_fuzz.cc.)
 #include <gtest/gtest.h>
 
+#include <cstring>
+
+#include "sim/rng.h"
 #include "storjnet/simulator.h"
 #include "storjnet/streams.h"
 
@@ -20,7 +23,9 @@ SimConfig fast(uint64_t seed) {
   return c;
 }
 
-void introduce(Simulator& sim) {
+// Adds n nodes that know each other's contacts.
+void populate(Simulator& sim, size_t n) {
+  for (size_t i = 0; i < n; ++i) sim.add_node();
   for (size_t i = 0; i < sim.size(); ++i)
     for (size_t j = 0; j < sim.size(); ++j)
       if (i != j) sim.node(i).streams().remember(sim.contact(j));
@@ -28,10 +33,10 @@ void introduce(Simulator& sim) {
 
 Bytes pattern(size_t n, uint64_t seed) {
   Bytes b(n);
-  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-  for (auto& c : b) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<uint8_t>(x);
+  sim::Rng rng(seed);
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t w = rng.next();
+    std::memcpy(b.data() + i, &w, std::min<size_t>(8, n - i));
   }
   return b;
 }
@@ -42,6 +47,13 @@ std::optional<StreamId> open(Simulator& sim, size_t from, size_t to) {
   sim.node(from).streams().open(sim.contact(to).id, [&](std::optional<StreamId> id) { got = id, done = true; });
   sim.run_until([&] { return done; }, 10s);
   return got;
+}
+
+// A stream whose opener reaches the peer over a connection (nullopt if it does not within 5 s).
+std::optional<StreamId> open_fast(Simulator& sim, size_t from, size_t to) {
+  auto id = open(sim, from, to);
+  if (!id || !sim.run_until([&] { return sim.node(from).streams().fast_path(*id); }, 5s)) return std::nullopt;
+  return id;
 }
 
 // Node `from` writes `data` on `id` as fast as the window allows; node `to` reads as bytes arrive.
@@ -75,26 +87,30 @@ struct Transfer {
     });
   }
   void start() {
+    started = true;
     read_more();
     write_more();
   }
   bool done() const { return got.size() >= data.size() || failed; }
+  // Starts (once) and runs the simulator until `until` bytes arrived (all by default) or the stream failed.
+  bool run(Duration limit, size_t until = SIZE_MAX) {
+    if (!started) start();
+    until = std::min(until, data.size());
+    return sim.run_until([&] { return got.size() >= until || failed; }, limit) && !failed;
+  }
+  bool started = false;
 };
 
 }  // namespace
 
 TEST(SimFastPath, OneMiBArrivesBitExactOverTheConnection) {
   Simulator sim(fast(1));
-  sim.add_node();
-  sim.add_node();
-  introduce(sim);
-  auto id = open(sim, 0, 1);
+  populate(sim, 2);
+  auto id = open_fast(sim, 0, 1);
   ASSERT_TRUE(id);
-  ASSERT_TRUE(sim.run_until([&] { return sim.node(0).streams().fast_path(*id); }, 5s));
   Bytes data = pattern(1 << 20, 3);
   Transfer t{sim, 0, 1, *id, data};
-  t.start();
-  ASSERT_TRUE(sim.run_until([&] { return t.done(); }, 60s));
+  ASSERT_TRUE(t.run(60s));
   EXPECT_FALSE(t.failed);
   EXPECT_TRUE(t.got == data);
   // Every byte went over the connection, none as a stream_write datagram.
@@ -113,21 +129,17 @@ TEST(SimFastPath, OneMiBArrivesBitExactOverTheConnection) {
 // stream goes on, and after the retry pause the fast path comes back.
 TEST(SimFastPath, ResetMidStreamFallsBackToDatagramsAndReconnects) {
   Simulator sim(fast(2));
-  sim.add_node();
-  sim.add_node();
-  introduce(sim);
-  auto id = open(sim, 0, 1);
+  populate(sim, 2);
+  auto id = open_fast(sim, 0, 1);
   ASSERT_TRUE(id);
-  ASSERT_TRUE(sim.run_until([&] { return sim.node(0).streams().fast_path(*id); }, 5s));
   Bytes data = pattern(4 << 20, 4);
   Transfer t{sim, 0, 1, *id, data};
-  t.start();
-  ASSERT_TRUE(sim.run_until([&] { return t.got.size() >= (1u << 20); }, 60s));
+  ASSERT_TRUE(t.run(60s, 1 << 20));
   uint64_t over_conn = sim.node(0).streams().fast_path_stats().bytes_sent;
   EXPECT_EQ(sim.reset_conns(0), 1u);
   ASSERT_TRUE(sim.run_until([&] { return !sim.node(0).streams().fast_path(*id); }, 1s));
   EXPECT_EQ(sim.stats().conns_reset, 1u);
-  ASSERT_TRUE(sim.run_until([&] { return t.done(); }, 300s));
+  ASSERT_TRUE(t.run(300s));
   EXPECT_FALSE(t.failed);
   EXPECT_TRUE(t.got == data);
   auto fp = sim.node(0).streams().fast_path_stats();
@@ -139,8 +151,7 @@ TEST(SimFastPath, ResetMidStreamFallsBackToDatagramsAndReconnects) {
   EXPECT_EQ(sim.node(0).streams().fast_path_stats().links_up, 2u);
   Bytes more = pattern(1 << 20, 5);
   Transfer t2{sim, 0, 1, *id, more};
-  t2.start();
-  ASSERT_TRUE(sim.run_until([&] { return t2.done(); }, 60s));
+  ASSERT_TRUE(t2.run(60s));
   EXPECT_TRUE(t2.got == more);
   EXPECT_EQ(sim.node(0).streams().fast_path_stats().bytes_sent, fp.bytes_sent + more.size());
   EXPECT_GE(fp.bytes_sent, over_conn);
@@ -149,15 +160,12 @@ TEST(SimFastPath, ResetMidStreamFallsBackToDatagramsAndReconnects) {
 // A partition cuts the connection (reset after cut_timeout) and the datagrams; once healed the stream goes on.
 TEST(SimFastPath, PartitionResetsTheConnectionAndTheStreamSurvives) {
   Simulator sim(fast(3));
-  for (int i = 0; i < 3; ++i) sim.add_node();
-  introduce(sim);
-  auto id = open(sim, 0, 1);
+  populate(sim, 3);
+  auto id = open_fast(sim, 0, 1);
   ASSERT_TRUE(id);
-  ASSERT_TRUE(sim.run_until([&] { return sim.node(0).streams().fast_path(*id); }, 5s));
   Bytes data = pattern(3 << 20, 5);
   Transfer t{sim, 0, 1, *id, data};
-  t.start();
-  ASSERT_TRUE(sim.run_until([&] { return t.got.size() >= (1u << 20); }, 60s));
+  ASSERT_TRUE(t.run(60s, 1 << 20));
   sim.partition({0, 1, 0});
   sim.run_for(5s);
   EXPECT_FALSE(sim.node(0).streams().fast_path(*id));
@@ -165,7 +173,7 @@ TEST(SimFastPath, PartitionResetsTheConnectionAndTheStreamSurvives) {
   EXPECT_EQ(sim.conns(0), 0u);
   EXPECT_EQ(sim.conns(1), 0u);
   sim.heal();
-  ASSERT_TRUE(sim.run_until([&] { return t.done(); }, 300s));
+  ASSERT_TRUE(t.run(300s));
   EXPECT_FALSE(t.failed);
   EXPECT_TRUE(t.got == data);
 }
@@ -174,9 +182,7 @@ TEST(SimFastPath, PartitionResetsTheConnectionAndTheStreamSurvives) {
 // keep their fast path.
 TEST(SimFastPath, GarbageOnAConnectionIsDroppedAndCounted) {
   Simulator sim(fast(4));
-  sim.add_node();
-  sim.add_node();
-  introduce(sim);
+  populate(sim, 2);
   uint64_t closed_before = sim.stats().conns_closed;
   sim.inject_conn(*Endpoint::parse("192.0.2.7:5555"), 1, pattern(300, 6));
   sim.run_for(1s);
@@ -187,13 +193,11 @@ TEST(SimFastPath, GarbageOnAConnectionIsDroppedAndCounted) {
   EXPECT_EQ(sim.conns(1), 0u);
   EXPECT_EQ(sim.stats().conns_closed, closed_before + 1);  // the stranger saw the node close it
 
-  auto id = open(sim, 0, 1);
+  auto id = open_fast(sim, 0, 1);
   ASSERT_TRUE(id);
-  ASSERT_TRUE(sim.run_until([&] { return sim.node(0).streams().fast_path(*id); }, 5s));
   Bytes data = pattern(200000, 7);
   Transfer t{sim, 0, 1, *id, data};
-  t.start();
-  ASSERT_TRUE(sim.run_until([&] { return t.done(); }, 60s));
+  ASSERT_TRUE(t.run(60s));
   EXPECT_TRUE(t.got == data);
   EXPECT_EQ(sim.node(1).streams().fast_path_stats().bad_records, 1u);
 }
@@ -201,10 +205,9 @@ TEST(SimFastPath, GarbageOnAConnectionIsDroppedAndCounted) {
 // A refusing node and a NATed node (no port forwarding) take no connection: streams to them use datagrams.
 TEST(SimFastPath, RefusedAndUnroutableConnectsLeaveStreamsOnDatagrams) {
   Simulator sim(fast(5));
-  for (int i = 0; i < 3; ++i) sim.add_node();
+  populate(sim, 3);
   sim.put_behind(2, sim.add_router(NatModel{NatModel::Type::kFullCone}));
   sim.refuse_conns(1);
-  introduce(sim);
   for (size_t to : {1, 2}) {
     SCOPED_TRACE("to node " + std::to_string(to));
     auto id = open(sim, 0, to);
@@ -216,8 +219,7 @@ TEST(SimFastPath, RefusedAndUnroutableConnectsLeaveStreamsOnDatagrams) {
     ASSERT_TRUE(id);
     Bytes data = pattern(100000, to);
     Transfer t{sim, 0, to, *id, data};
-    t.start();
-    ASSERT_TRUE(sim.run_until([&] { return t.done(); }, 60s));
+    ASSERT_TRUE(t.run(60s));
     EXPECT_TRUE(t.got == data);
     EXPECT_FALSE(sim.node(0).streams().fast_path(*id));
   }
@@ -238,8 +240,7 @@ TEST(SimFastPath, ASeedReplaysBitForBitWithTheFastPathOn) {
     cfg.link.jitter = 10ms;
     cfg.link.loss = 0.02;
     Simulator sim(cfg);
-    for (int i = 0; i < 4; ++i) sim.add_node();
-    introduce(sim);
+    populate(sim, 4);
     Bytes data = pattern(1 << 20, 8);
     std::vector<std::unique_ptr<Transfer>> ts;
     for (size_t i = 0; i < 4; ++i) {
