@@ -14,6 +14,7 @@ struct SimChaosOpts {
   uint64_t seed = 1;
   std::string seeds;
   bool verbose = false;
+  bool streams = true;
 };
 
 nlohmann::json to_json(const sim::ChaosReport& r, double wall_s) {
@@ -38,6 +39,18 @@ nlohmann::json to_json(const sim::ChaosReport& r, double wall_s) {
           {"messages_acked", r.messages_acked},
           {"messages_received", r.messages_received},
           {"messages_lost_with_receiver", r.messages_lost_with_receiver},
+          {"conn_resets", r.conn_resets},
+          {"conns_opened", r.conns_opened},
+          {"conns_reset", r.conns_reset},
+          {"conn_bytes", r.conn_bytes},
+          {"streams", r.streams.streams},
+          {"streams_opened", r.streams.opened},
+          {"streams_completed", r.streams.completed},
+          {"streams_failed", r.streams.failed},
+          {"streams_fast", r.streams.fast},
+          {"streams_lost_with_node", r.streams.lost_with_node},
+          {"stream_bytes_acked", r.streams.bytes_acked},
+          {"stream_bytes_read", r.streams.bytes_read},
           {"violations", r.violations.size()},
           {"trace_hash", r.trace_hash},
           {"wall_s", wall_s},
@@ -53,6 +66,7 @@ static void add_sim_chaos(CLI::App& app) {
   cmd->add_option("--seed", o->seed);
   cmd->add_option("--seeds", o->seeds, "a range A-B of seeds to sweep (overrides --seed)");
   cmd->add_flag("--verbose", o->verbose, "print every violation");
+  cmd->add_option("--streams", o->streams, "streams over the simulated TCP fast path, and connection resets");
   cmd->callback([o] {
     uint64_t first = o->seed, last = o->seed;
     if (!o->seeds.empty()) {
@@ -71,6 +85,7 @@ static void add_sim_chaos(CLI::App& app) {
       sim::ChaosConfig c;
       c.seed = seed;
       c.nodes = o->nodes;
+      c.streams = o->streams;
       c.duration = std::chrono::duration_cast<Duration>(std::chrono::duration<double, std::ratio<60>>(o->minutes));
       auto t0 = std::chrono::steady_clock::now();
       sim::ChaosReport r = sim::run_chaos(c);

@@ -1,6 +1,7 @@
 // The harsher simulator (issue 14): a network under random kills, crashes that lose unsynced writes,
-// restarts on the node's own disk, partitions, clock steps, disk faults and loss bursts keeps its
-// invariants (src/sim/chaos.h), and a seed replays bit for bit.
+// restarts on the node's own disk, partitions, clock steps, disk faults, loss bursts and connection resets
+// keeps its invariants (src/sim/chaos.h; streams over the simulated TCP fast path: src/sim/chaos_streams.h),
+// and a seed replays bit for bit.
 #include <gtest/gtest.h>
 
 #include "sim/chaos.h"
@@ -33,7 +34,29 @@ TEST(SimChaos, InvariantsHoldUnderRandomFaults) {
     EXPECT_GT(r.puts_acked, 100u);
     EXPECT_GT(r.gets_found, 100u);
     EXPECT_GT(r.messages_received, 100u);
+    // Streams ran over the simulated fast path and over datagrams, and connection resets hit some.
+    EXPECT_GT(r.streams.completed, 5u);
+    EXPECT_GT(r.streams.fast, 2u);
+    EXPECT_LT(r.streams.fast, r.streams.opened);
+    EXPECT_GT(r.streams.bytes_read, 1u << 20);
+    EXPECT_GT(r.conns_opened, 2u);
   }
+}
+
+// Connection resets as a fault, often: streams survive them (falling back to datagrams) uncorrupted.
+TEST(SimChaos, StreamsSurviveFrequentConnectionResets) {
+  sim::ChaosConfig c = small(3);
+  c.nodes = 60;
+  c.duration = 2min;
+  c.fault_rate = 0.5;
+  c.streams_per_tick = 0.5;
+  c.refuse_conns = 0;
+  sim::ChaosReport r = sim::run_chaos(c);
+  for (auto& v : r.violations) ADD_FAILURE() << v;
+  EXPECT_GT(r.conn_resets, 3u);
+  EXPECT_GE(r.conns_reset, r.conn_resets);
+  EXPECT_GT(r.streams.completed, 10u);
+  EXPECT_GT(r.streams.fast, 5u);
 }
 
 TEST(SimChaos, ASeedReplaysBitForBit) {
@@ -45,6 +68,9 @@ TEST(SimChaos, ASeedReplaysBitForBit) {
   EXPECT_EQ(a.kills, b.kills);
   EXPECT_EQ(a.puts_acked, b.puts_acked);
   EXPECT_EQ(a.messages_received, b.messages_received);
+  EXPECT_EQ(a.conns_opened, b.conns_opened);
+  EXPECT_EQ(a.streams.bytes_read, b.streams.bytes_read);
+  EXPECT_GT(a.conns_opened, 0u);  // the fast path was in the run the hash covers
   c.seed = 8;
   EXPECT_NE(sim::run_chaos(c).trace_hash, a.trace_hash);
 }

@@ -1,7 +1,8 @@
 // ConnProvider: byte connections for the streams fast path (docs/protocol.md 7.6), an optional side interface
 // of an Environment. A driver that can carry ordered, reliable byte connections (the real driver: TCP on the
 // same port number as the node's UDP socket) implements ConnProvider next to Environment; the streams service
-// finds it with dynamic_cast and otherwise uses the engine's UDP RPC only (the simulator does not offer it).
+// finds it with dynamic_cast and otherwise uses the engine's UDP RPC only (the simulator offers it only with
+// SimConfig::conns.enabled: src/sim/sim_conn.h).
 // Same threading contract as Environment: every call and every listener event on the node's thread.
 #pragma once
 #include <cstddef>

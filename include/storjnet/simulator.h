@@ -5,6 +5,8 @@
 // seed gives the same run bit for bit; trace_hash() summarises every delivered datagram to prove it.
 // Node i has address 10.a.b.c:4000 where a.b.c is i in base 256. Nodes may sit behind simulated NAT routers
 // (add_router, put_behind): router r has public address 172.(16 + r / 65536).(r / 256 % 256).(r % 256).
+// With SimConfig::conns.enabled, nodes also have byte connections for the streams' TCP fast path
+// (src/sim/sim_conn.h), in the same virtual time and folded into the same trace hash.
 #pragma once
 #include <functional>
 #include <memory>
@@ -38,16 +40,43 @@ struct NatModel {
   bool hairpin = false;  // nodes behind it reach each other at its public address
 };
 
+// Byte connections for the streams' fast path (the simulated ConnProvider, src/sim/sim_conn.h). Off by
+// default: without it every simulated stream uses datagrams and runs keep the traces they had. Each direction
+// of a connection is an ordered, reliable byte pipe: segments of at most `segment` bytes leave at `bandwidth`,
+// arrive after the pair's base latency (plus the link's jitter, never overtaking), with at most `window`
+// bytes sent and not yet read by the peer (the socket buffers). A connection follows the network's rules:
+// connects fail to dead, unrouted (a NATed node's address), refusing or partitioned nodes; a segment sent or
+// arriving across a partition resets the connection after cut_timeout; the link's loss delays a segment by
+// rto per loss and resets the connection past max_losses in a row; a segment reaching a live node that no
+// longer has its end (restarted) is answered with a reset; a dead node's ends are a black hole.
+struct ConnModel {
+  bool enabled = false;
+  uint64_t bandwidth = 12'500'000;       // bytes per second per direction (100 Mbit/s)
+  size_t segment = 64 * 1024;            // bytes per delivery event, at most
+  size_t window = 4 * 1024 * 1024;       // bytes in flight or unread, per direction
+  size_t high_water = 4 * 1024 * 1024;   // a node stops reading a connection whose send queue passes this,
+                                         // until it is half that (RealDriver::Options::conn_high_water)
+  Duration connect_timeout = 3s;         // a connect nobody answers fails after this
+  Duration rto = 200ms;                  // a lost segment arrives this much later, for each loss
+  int max_losses = 5;                    // a segment lost more often than this in a row resets the connection
+  Duration cut_timeout = 1s;             // a partition resets a connection this long after it cut a segment
+};
+
 struct SimConfig {
   uint64_t seed = 1;
   LinkModel link;
   NodeConfig node;
+  ConnModel conns;
 };
 
 struct SimStats {
   uint64_t sent = 0, delivered = 0, lost = 0, duplicated = 0, partitioned = 0, to_dead = 0, unroutable = 0;
   uint64_t nat_filtered = 0;  // datagrams a router did not let in: no live mapping, filtered, no free port
   uint64_t events = 0;
+  // Byte connections (ConnModel): established, failed to connect, reset (partition, loss, restart, a fault),
+  // closed by one end (a FIN reached the other), and the stream bytes and segments they delivered.
+  uint64_t conns_opened = 0, conns_failed = 0, conns_reset = 0, conns_closed = 0;
+  uint64_t conn_bytes = 0, conn_segments = 0;
 };
 
 class Simulator {
@@ -95,6 +124,18 @@ class Simulator {
   void partition(std::vector<uint8_t> side);
   void heal() { partition({}); }
   void set_link(const LinkModel& link);
+
+  // --- byte connections (ConnModel::enabled; otherwise these do nothing and return 0) ---
+  // Node i's TCP port refuses connections from now on (a firewall), or accepts them again.
+  void refuse_conns(size_t i, bool refuse = true);
+  // Resets every connection of node i (a middlebox dropping its state): both ends learn it, node i at
+  // once, its peers after the pair's latency. Returns how many connections were reset.
+  size_t reset_conns(size_t i);
+  // Connections of node i that are open or being set up.
+  size_t conns(size_t i) const;
+  // A stranger at `from` connects to node `to` and, once accepted, sends `data` (hostile input); what the
+  // node answers is discarded. Arrives after `delay` each way. Returns the stranger's connection id.
+  uint64_t inject_conn(const Endpoint& from, size_t to, Bytes data, Duration delay = 1ms);
 
   // --- NATs ---
   // Adds a router; returns its index.

@@ -26,6 +26,7 @@ class Chaos {
     SimConfig sc;
     sc.seed = cfg_.seed;
     sc.node = cfg_.node;
+    sc.conns.enabled = cfg_.streams;
     sim_ = std::make_unique<Simulator>(sc);
     link_ = sc.link;
     for (size_t i = 0; i < cfg_.nodes; ++i) {
@@ -35,6 +36,13 @@ class Chaos {
       // Wall clocks start skewed by up to 10 s either way.
       sim_->step_wall_clock(n, std::chrono::microseconds(static_cast<int64_t>(rng_.below(20'000'001)) - 10'000'000));
       index_[sim_->contact(n).id] = n;
+    }
+    if (cfg_.streams) {
+      streams_ = std::make_unique<ChaosStreams>(*sim_, cfg_.stream_per_tick, [this](std::string v) { violation(std::move(v)); });
+      for (size_t i = 0; i < cfg_.nodes; ++i) {
+        streams_->on_node(i);
+        if (rng_.uniform() < cfg_.refuse_conns) sim_->refuse_conns(i);
+      }
     }
     incarnation_.assign(cfg_.nodes, 0);
     restart_at_.assign(cfg_.nodes, std::nullopt);
@@ -48,6 +56,7 @@ class Chaos {
       if (rng_.uniform() < cfg_.fault_rate) start_fault();
       workload();
       sim_->run_for(cfg_.tick);
+      if (streams_) streams_->tick();
       receive();
       if (sim_->now() - last_check >= cfg_.check_every && quiet()) {
         last_check = sim_->now();
@@ -57,7 +66,10 @@ class Chaos {
     // Everything heals, every node comes back, holders republish (values stored on one side of a partition
     // reach the key's k closest only then); then every acknowledged value and message is accounted for.
     end_faults(true);
-    sim_->run_for(2 * cfg_.node.dht.republish_interval);
+    for (TimePoint settled = sim_->now() + 2 * cfg_.node.dht.republish_interval; sim_->now() < settled;) {
+      sim_->run_for(std::min<Duration>(cfg_.tick, settled - sim_->now()));
+      if (streams_) streams_->tick();  // streams still writing go on
+    }
     receive();
     check(acked_.size(), true);
     for (auto& m : messages_) {
@@ -67,6 +79,13 @@ class Chaos {
                      std::to_string(m.to) + " was acknowledged and never delivered");
     }
     report_.trace_hash = sim_->trace_hash();
+    report_.conns_opened = sim_->stats().conns_opened;
+    report_.conns_reset = sim_->stats().conns_reset;
+    report_.conn_bytes = sim_->stats().conn_bytes;
+    if (streams_) {
+      report_.streams = streams_->report();
+      streams_->end();  // the callbacks the nodes' destruction answers are void
+    }
     return report_;
   }
 
@@ -102,7 +121,7 @@ class Chaos {
   // ------------------------------------------------------------ faults
   void start_fault() {
     TimePoint now = sim_->now();
-    switch (rng_.below(5)) {
+    switch (rng_.below(streams_ ? 6 : 5)) {
       case 0: {
         if (static_cast<double>(dead_ + 1) > cfg_.max_down * static_cast<double>(cfg_.nodes)) return;
         size_t i = random_alive();
@@ -110,6 +129,7 @@ class Chaos {
         ++dead_;
         ++report_.kills;
         ++incarnation_[i];  // its message queue dies with it
+        if (streams_) streams_->on_kill(i);
         for (auto it = last_seen_.lower_bound({i, 0}); it != last_seen_.end() && it->first.first == i;)
           it = last_seen_.erase(it);
         if (rng_.below(2)) {
@@ -143,7 +163,7 @@ class Chaos {
         ++report_.disk_faults;
         return;
       }
-      default: {
+      case 4: {
         if (loss_until_) return;
         LinkModel bad = link_;
         bad.loss = 0.2;
@@ -152,6 +172,17 @@ class Chaos {
         loss_until_ = now + between(2s, 10s);
         last_disturbance_ = now;
         ++report_.loss_bursts;
+        return;
+      }
+      default: {
+        // A node whose connections a middlebox forgets: the first of a few random live nodes that has some.
+        for (int tries = 0; tries < 8; ++tries) {
+          size_t i = random_alive();
+          if (sim_->reset_conns(i) > 0) {
+            ++report_.conn_resets;
+            return;
+          }
+        }
         return;
       }
     }
@@ -177,6 +208,7 @@ class Chaos {
       if (restart_at_[i] && (all || *restart_at_[i] <= now)) {
         restart_at_[i].reset();
         sim_->restart(i, cfg_.node, std::make_unique<FaultyStorage>(disks_[i]));
+        if (streams_) streams_->on_node(i);
         --dead_;
         last_disturbance_ = now;
         // It rejoins through its saved routing table and one live node.
@@ -187,6 +219,7 @@ class Chaos {
 
   // ------------------------------------------------------------ workload
   void workload() {
+    if (streams_ && rng_.uniform() < cfg_.streams_per_tick) start_stream();
     for (size_t p = 0; p < cfg_.puts_per_tick; ++p) {
       size_t from = random_alive();
       Value v{"chaos-" + std::to_string(cfg_.seed) + "-" + std::to_string(report_.puts++), Bytes(16 + rng_.below(240))};
@@ -215,6 +248,12 @@ class Chaos {
         ++report_.messages_acked;
       });
     }
+  }
+
+  void start_stream() {
+    size_t from = random_alive(), to = random_alive();
+    size_t bytes = 16 * 1024 + rng_.below(cfg_.stream_bytes + 1);
+    if (from != to) streams_->start(from, to, bytes);
   }
 
   void receive() {
@@ -301,6 +340,7 @@ class Chaos {
     }
     sim_->run_until([&] { return *pending == 0; }, 60s);
     if (*pending) violation(std::to_string(*pending) + " gets never answered within 60 s");
+    if (streams_) streams_->check(healed);
   }
 
   ChaosConfig cfg_;
@@ -317,6 +357,7 @@ class Chaos {
   std::optional<TimePoint> partition_until_, loss_until_;
   TimePoint last_disturbance_{};
   size_t dead_ = 0;
+  std::unique_ptr<ChaosStreams> streams_;  // before sim_: it outlives the callbacks the nodes hold
   std::unique_ptr<Simulator> sim_;  // last: destroyed first, while what its callbacks touch still lives
 };
 

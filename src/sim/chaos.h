@@ -5,17 +5,22 @@
 // Faults, one drawn now and then: kill a node (at most max_down of them at once) and restart it later on its
 // own disk, half the time after a crash that loses the writes younger than sync_delay; partition the network
 // in two for a while; step a node's wall clock forwards or back; make a node's disk refuse writes for a
-// while; a burst of datagram loss and jitter on every link. Nodes also start with skewed wall clocks.
+// while; a burst of datagram loss and jitter on every link; with streams, reset every TCP connection of a
+// node. Nodes also start with skewed wall clocks.
 //
-// Workload: puts of fresh keys and direct messages between random live nodes. Invariants (a breach is a
-// line in `violations`):
+// Workload: puts of fresh keys and direct messages between random live nodes, and (`streams`) byte streams
+// over the simulated TCP fast path (ConnModel; a share of the nodes refuse connections, so some streams use
+// datagrams throughout). Invariants (a breach is a line in `violations`):
 //  - an acknowledged value is never lost while a node still holds it: whenever the network is quiet (no
 //    partition or loss burst, nothing changed for quiet_for), gets of sampled acknowledged keys from random
 //    nodes find it, with the acknowledged bytes, when one of the key's k closest live nodes holds it; at the
 //    end, with everything healed and a republish interval passed, when any live node holds it;
 //  - messages are delivered at most once and in order per (sender, receiver) while the receiver lives, and
 //    an acknowledged message reaches the application unless its receiver died first (its queue is memory);
-//  - the node's bounded tables stay within their bounds (sessions, reassembly, message queue).
+//  - the node's bounded tables stay within their bounds (sessions, reassembly, message queue);
+//  - no stream corruption: a stream's reader reads exactly the bytes written, in order, and every byte its
+//    node acknowledged while it lives; at the end no stream between live nodes still waits
+//    (src/sim/chaos_streams.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,6 +29,7 @@
 #include "storjnet/config.h"
 #include "storjnet/environment.h"
 #include "storjnet/node.h"
+#include "sim/chaos_streams.h"
 
 namespace storjnet::sim {
 
@@ -41,6 +47,12 @@ struct ChaosConfig {
   size_t keys_per_check = 16;
   Duration sync_delay = std::chrono::seconds(1);  // a crash loses disk writes younger than this
   NodeConfig node = compressed();                 // every node's configuration
+  // Streams over the simulated TCP fast path (ConnModel on) and connection resets as a fault.
+  bool streams = true;
+  double streams_per_tick = 0.2;         // chance a stream starts each tick
+  size_t stream_bytes = 1024 * 1024;     // each writes 16 KiB plus up to this...
+  size_t stream_per_tick = 256 * 1024;   // ...at most this much each tick
+  double refuse_conns = 0.25;            // share of nodes whose TCP port refuses connections
 
   // Faults come every few seconds, so maintenance does too: republish every minute, not every hour.
   static NodeConfig compressed() {
@@ -59,6 +71,10 @@ struct ChaosReport {
   uint64_t puts = 0, puts_acked = 0, checks = 0, gets = 0, gets_found = 0, gets_without_live_replica = 0;
   uint64_t gets_missed_far_replica = 0;  // missed, held only outside the key's k closest (before healing)
   uint64_t messages = 0, messages_acked = 0, messages_received = 0, messages_lost_with_receiver = 0;
+  uint64_t conn_resets = 0;                 // faults: a node's connections reset
+  uint64_t conns_opened = 0, conns_reset = 0;  // SimStats: connections established, reset (any cause)
+  uint64_t conn_bytes = 0;                     // SimStats: bytes the connections delivered
+  ChaosStreamsReport streams;
   std::vector<std::string> violations;  // empty: every invariant held
 };
 

@@ -7,6 +7,7 @@
 
 #include "sim/nat.h"
 #include "sim/rng.h"
+#include "sim/sim_conn.h"
 
 namespace storjnet {
 
@@ -14,7 +15,7 @@ namespace {
 constexpr uint16_t kSimPort = 4000;
 constexpr uint64_t kUnixBaseUs = 1'800'000'000'000'000ull;  // virtual wall clock origin
 
-enum class EventKind : uint8_t { kDeliver, kWake };
+enum class EventKind : uint8_t { kDeliver, kWake, kConn };
 
 constexpr uint32_t kInjected = 0xffffffffu;  // Event::src of a datagram injected by the test
 constexpr uint32_t kNoRouter = 0xffffffffu;  // on the open network
@@ -26,6 +27,7 @@ struct Event {
   EventKind kind;
   Bytes data;
   Endpoint from;  // source address as the receiver sees it (forged when spoofed or injected)
+  uint64_t token = 0;  // kConn: the connection event (sim::Conns::fire)
 };
 struct Later {
   bool operator()(const Event& a, const Event& b) const { return a.at != b.at ? a.at > b.at : a.seq > b.seq; }
@@ -47,17 +49,17 @@ uint64_t digest(ByteView d) {
 }
 }  // namespace
 
-struct Simulator::Impl {
-  struct SimEnv final : Environment {
+struct Simulator::Impl final : sim::ConnHost {
+  struct SimEnv : Environment {
     Impl* sim;
     uint32_t index;
     sim::Rng rng;
     SimEnv(Impl* s, uint32_t i, uint64_t seed) : sim(s), index(i), rng(seed) {}
-    TimePoint now() override { return sim->now; }
+    TimePoint now() override { return sim->now_; }
     int64_t clock_step_us = 0;  // Simulator::step_wall_clock
     uint64_t unix_us() override {
       return kUnixBaseUs + static_cast<uint64_t>(
-                               std::chrono::duration_cast<std::chrono::microseconds>(sim->now).count() + clock_step_us);
+                               std::chrono::duration_cast<std::chrono::microseconds>(sim->now_).count() + clock_step_us);
     }
     void send(const Endpoint& to, ByteView dg) override { sim->send(index, to, dg); }
     void wake_at(TimePoint at) override { sim->wake(index, at); }
@@ -67,6 +69,17 @@ struct Simulator::Impl {
         std::memcpy(out.data() + i, &v, std::min<size_t>(8, out.size() - i));
       }
     }
+    ConnListener* listener = nullptr;  // SimConnEnv's
+  };
+  // A node's environment with byte connections (ConnModel::enabled): the streams find the fast path by
+  // dynamic_cast, so without the model a node's environment is a plain SimEnv, as before.
+  struct SimConnEnv final : SimEnv, ConnProvider {
+    using SimEnv::SimEnv;
+    uint64_t conn_connect(const Endpoint& to) override { return sim->conns->connect(index, to); }
+    void conn_send(uint64_t c, Bytes b) override { sim->conns->send(index, c, std::move(b)); }
+    size_t conn_queued(uint64_t c) const override { return sim->conns->queued(index, c); }
+    void conn_close(uint64_t c) override { sim->conns->close(index, c); }
+    void set_conn_listener(ConnListener* l) override { listener = l; }
   };
   struct Slot {
     std::unique_ptr<SimEnv> env;
@@ -80,18 +93,55 @@ struct Simulator::Impl {
 
   SimConfig config;
   sim::Rng net_rng;
-  TimePoint now{0};
+  TimePoint now_{0};
   uint64_t seq = 0;
-  uint64_t trace = 0x5eed;
+  uint64_t trace_ = 0x5eed;
   std::priority_queue<Event, std::vector<Event>, Later> queue;
   std::vector<Slot> slots;
   std::vector<Identity> identities;
   std::vector<sim::Nat> routers;
   std::vector<uint8_t> side;
-  SimStats stats;
+  SimStats stats_;
   std::function<void(size_t, const Endpoint&, size_t)> tap;
+  std::unique_ptr<sim::Conns> conns;  // with ConnModel::enabled; outlives the nodes, which close on it
 
-  explicit Impl(SimConfig c) : config(c), net_rng(c.seed ^ 0x6e6574776f726bull) {}
+  explicit Impl(SimConfig c) : config(c), net_rng(c.seed ^ 0x6e6574776f726bull) {
+    if (c.conns.enabled) conns = std::make_unique<sim::Conns>(*this, c.conns, c.seed ^ 0x636f6e6e73ull);
+  }
+  // Nodes first, while the slots and connections they close on still exist; as dead nodes, silently.
+  ~Impl() override {
+    for (auto& s : slots) s.alive = false;
+    for (auto& s : slots) s.node.reset();
+  }
+
+  // ------------------------------------------------------------ sim::ConnHost
+  TimePoint now() const override { return now_; }
+  bool alive(uint32_t n) const override { return n < slots.size() && slots[n].alive; }
+  ConnListener* listener(uint32_t n) const override { return n < slots.size() ? slots[n].env->listener : nullptr; }
+  // TCP through a home router goes out (the acceptor sees the router's address) but never in: no port
+  // forwarding is modelled, so a NATed node's address, private or public, takes no connection.
+  std::optional<std::pair<uint32_t, Endpoint>> route(uint32_t from, const Endpoint& to) const override {
+    long dst = index_of(to);
+    if (dst < 0) return std::nullopt;
+    auto out = slots[from].router, in = slots[static_cast<size_t>(dst)].router;
+    if (in && in != out) return std::nullopt;
+    Endpoint seen = endpoint(from);
+    if (out && !in) seen = Endpoint::v4(routers[*out].public_ip(), static_cast<uint16_t>(1024 + from % 60000));
+    return std::pair{static_cast<uint32_t>(dst), seen};
+  }
+  bool cut(uint32_t a, uint32_t b) const override {
+    return !side.empty() && a < side.size() && b < side.size() && side[a] != side[b];
+  }
+  Duration latency(uint32_t a, uint32_t b) const override { return base_latency(a, b); }
+  const LinkModel& link() const override { return config.link; }
+  void schedule(TimePoint at, uint64_t token) override {
+    queue.push(Event{at, seq++, 0, 0, EventKind::kConn, {}, {}, token});
+  }
+  void trace(uint64_t what, ByteView bytes) override {
+    trace_ = sim::mix64(sim::mix64(trace_, static_cast<uint64_t>(now_.count())), what);
+    if (!bytes.empty()) trace_ = sim::mix64(trace_, digest(bytes));
+  }
+  SimStats& stats() override { return stats_; }
 
   Endpoint endpoint(size_t i) const { return Endpoint::v4(0x0a000000u | static_cast<uint32_t>(i), kSimPort); }
   long index_of(const Endpoint& ep) const {
@@ -132,17 +182,17 @@ struct Simulator::Impl {
       auto in = slots[static_cast<size_t>(dst)].router;
       if (in == out) return dst;                          // the same network (the open one, or one home's)
       if (in) {
-        ++stats.unroutable;                               // another home's private address
+        ++stats_.unroutable;                               // another home's private address
         return -1;
       }
     } else if (router_index(to) < 0) {
-      ++stats.unroutable;
+      ++stats_.unroutable;
       return -1;
     }
     if (out && !s.spoof_as) {                             // leaves its home through its router
-      auto pub = routers[*out].outbound(endpoint(src), to, now, net_rng);
+      auto pub = routers[*out].outbound(endpoint(src), to, now_, net_rng);
       if (!pub) {
-        ++stats.nat_filtered;
+        ++stats_.nat_filtered;
         return -1;
       }
       from = *pub;
@@ -150,12 +200,12 @@ struct Simulator::Impl {
     if (dst >= 0) return dst;
     auto r = static_cast<size_t>(router_index(to));
     if (out && *out == r && !routers[r].model().hairpin) {
-      ++stats.nat_filtered;
+      ++stats_.nat_filtered;
       return -1;
     }
-    auto inside = routers[r].inbound(from, to.port, now);
+    auto inside = routers[r].inbound(from, to.port, now_);
     if (!inside) {
-      ++stats.nat_filtered;
+      ++stats_.nat_filtered;
       return -1;
     }
     return index_of(*inside);
@@ -163,35 +213,35 @@ struct Simulator::Impl {
 
   void send(uint32_t src, const Endpoint& to, ByteView dg) {
     if (!slots[src].alive) return;
-    ++stats.sent;
+    ++stats_.sent;
     if (tap) tap(src, to, dg.size());
     Endpoint from;
     long dst = route(src, to, from);
     if (dst < 0) {
-      if (routers.empty()) ++stats.unroutable;
+      if (routers.empty()) ++stats_.unroutable;
       return;
     }
     if (!side.empty() && side[src] != side[dst]) {
-      ++stats.partitioned;
+      ++stats_.partitioned;
       return;
     }
     auto& link = config.link;
     if (link.loss > 0 && net_rng.uniform() < link.loss) {
-      ++stats.lost;
+      ++stats_.lost;
       return;
     }
     int copies = (link.duplicate > 0 && net_rng.uniform() < link.duplicate) ? 2 : 1;
-    if (copies == 2) ++stats.duplicated;
+    if (copies == 2) ++stats_.duplicated;
     Duration base = base_latency(src, static_cast<uint32_t>(dst));
     for (int c = 0; c < copies; ++c) {
       Duration d = base;
       if (link.jitter.count() > 0) d += Duration(static_cast<int64_t>(net_rng.below(link.jitter.count() + 1)));
-      push(now + d, static_cast<uint32_t>(dst), src, EventKind::kDeliver, Bytes(dg.begin(), dg.end()), from);
+      push(now_ + d, static_cast<uint32_t>(dst), src, EventKind::kDeliver, Bytes(dg.begin(), dg.end()), from);
     }
   }
 
   void wake(uint32_t i, TimePoint at) {
-    if (at < now) at = now;
+    if (at < now_) at = now_;
     slots[i].wake = at;
     push(at, i, i, EventKind::kWake, {});
   }
@@ -200,8 +250,12 @@ struct Simulator::Impl {
     if (queue.empty() || queue.top().at > limit) return false;
     Event ev = std::move(const_cast<Event&>(queue.top()));
     queue.pop();
-    now = ev.at;
-    ++stats.events;
+    now_ = ev.at;
+    ++stats_.events;
+    if (ev.kind == EventKind::kConn) {
+      conns->fire(ev.token);
+      return true;
+    }
     Slot& s = slots[ev.dst];
     if (ev.kind == EventKind::kWake) {
       if (!s.alive || s.wake != ev.at) return true;
@@ -210,13 +264,13 @@ struct Simulator::Impl {
       return true;
     }
     if (!s.alive) {
-      ++stats.to_dead;
+      ++stats_.to_dead;
       return true;
     }
-    ++stats.delivered;
-    uint64_t h = sim::mix64(trace, static_cast<uint64_t>(ev.at.count()));
+    ++stats_.delivered;
+    uint64_t h = sim::mix64(trace_, static_cast<uint64_t>(ev.at.count()));
     h = sim::mix64(h, uint64_t(ev.src) << 32 | ev.dst);
-    trace = sim::mix64(h, digest(ev.data));
+    trace_ = sim::mix64(h, digest(ev.data));
     s.node->on_datagram(ev.from, ev.data);
     return true;
   }
@@ -238,7 +292,8 @@ struct Simulator::Impl {
       identities.push_back(Identity::from_seed_solving(seed, cfg.engine.network_id, cfg.dht.id_puzzle_bits));
     }
     Slot slot;
-    slot.env = std::make_unique<SimEnv>(this, i, node_seed);
+    if (conns) slot.env = std::make_unique<SimConnEnv>(this, i, node_seed);
+    else slot.env = std::make_unique<SimEnv>(this, i, node_seed);
     slot.key = identities.back().public_key();
     slots.push_back(std::move(slot));
     slots.back().node = std::make_unique<Node>(*slots.back().env, identities.back(), cfg);
@@ -264,21 +319,21 @@ Contact Simulator::contact(size_t i) const {
   return Contact{impl_->identities.at(i).id(), impl_->slots.at(i).key, impl_->endpoint(i)};
 }
 long Simulator::index_of(const Endpoint& ep) const { return impl_->index_of(ep); }
-TimePoint Simulator::now() const { return impl_->now; }
+TimePoint Simulator::now() const { return impl_->now_; }
 
 void Simulator::run_for(Duration d) {
-  TimePoint end = impl_->now + d;
+  TimePoint end = impl_->now_ + d;
   while (impl_->step(end)) {
   }
-  impl_->now = end;
+  impl_->now_ = end;
 }
 
 bool Simulator::run_until(const std::function<bool()>& pred, Duration limit) {
-  TimePoint end = impl_->now + limit;
+  TimePoint end = impl_->now_ + limit;
   if (pred()) return true;
   while (impl_->step(end))
     if (pred()) return true;
-  impl_->now = end;
+  impl_->now_ = end;
   return pred();
 }
 
@@ -290,6 +345,7 @@ void Simulator::restart(size_t i, const NodeConfig& config) { restart(i, config,
 void Simulator::restart(size_t i, const NodeConfig& config, std::unique_ptr<DhtStorage> storage) {
   auto& s = impl_->slots.at(i);
   s.node.reset();
+  if (impl_->conns) impl_->conns->forget(static_cast<uint32_t>(i));  // what the old process left open
   s.alive = true;
   s.wake = TimePoint::max();
   s.node = std::make_unique<Node>(*s.env, impl_->identities.at(i), config, std::move(storage));
@@ -299,7 +355,7 @@ void Simulator::spoof(size_t i, std::optional<Endpoint> as) { impl_->slots.at(i)
 
 void Simulator::inject(const Endpoint& from, size_t to, Bytes data, Duration delay) {
   if (to >= impl_->slots.size()) throw std::out_of_range("inject: no such node");
-  impl_->push(impl_->now + delay, static_cast<uint32_t>(to), kInjected, EventKind::kDeliver, std::move(data), from);
+  impl_->push(impl_->now_ + delay, static_cast<uint32_t>(to), kInjected, EventKind::kDeliver, std::move(data), from);
 }
 
 void Simulator::set_send_tap(std::function<void(size_t, const Endpoint&, size_t)> tap) { impl_->tap = std::move(tap); }
@@ -315,6 +371,20 @@ void Simulator::partition(std::vector<uint8_t> side) {
 }
 
 void Simulator::set_link(const LinkModel& link) { impl_->config.link = link; }
+
+void Simulator::refuse_conns(size_t i, bool refuse) {
+  if (impl_->conns) impl_->conns->refuse(static_cast<uint32_t>(impl_->slots.at(i).env->index), refuse);
+}
+size_t Simulator::reset_conns(size_t i) {
+  return impl_->conns ? impl_->conns->reset(impl_->slots.at(i).env->index) : 0;
+}
+size_t Simulator::conns(size_t i) const {
+  return impl_->conns ? impl_->conns->count(impl_->slots.at(i).env->index) : 0;
+}
+uint64_t Simulator::inject_conn(const Endpoint& from, size_t to, Bytes data, Duration delay) {
+  if (!impl_->conns) return 0;
+  return impl_->conns->inject(from, impl_->slots.at(to).env->index, std::move(data), delay);
+}
 
 size_t Simulator::add_router(const NatModel& model) {
   if (impl_->routers.size() >= (1u << 20)) throw std::length_error("simulator holds at most 2^20 routers");
@@ -336,9 +406,9 @@ bool Simulator::reachable(const Endpoint& from, const Endpoint& to) const {
   if (dst >= 0) return router_of(dst) == out;
   long r = s.router_index(to);
   if (r < 0 || (out == static_cast<uint32_t>(r) && !s.routers[static_cast<size_t>(r)].model().hairpin)) return false;
-  return s.routers[static_cast<size_t>(r)].peek(from, to.port, s.now).has_value();
+  return s.routers[static_cast<size_t>(r)].peek(from, to.port, s.now_).has_value();
 }
-uint64_t Simulator::trace_hash() const { return impl_->trace; }
-const SimStats& Simulator::stats() const { return impl_->stats; }
+uint64_t Simulator::trace_hash() const { return impl_->trace_; }
+const SimStats& Simulator::stats() const { return impl_->stats_; }
 
 }  // namespace storjnet

@@ -7,7 +7,8 @@
 // and is counted in stats().bad_records. It also enforces the fast path's bounds (StreamsConfig: connection
 // caps overall and per prefix, inbound handshake budgets, handshake, idle and acknowledgement timeouts, a cap
 // on bytes queued to a peer), each close or refusal counted in stats().
-// Without byte connections in the environment (the simulator), available() is false and nothing happens.
+// Without byte connections in the environment (the simulator unless SimConfig::conns.enabled), available()
+// is false and nothing happens.
 // Same threading as the engine: every call and event on the node's thread.
 #pragma once
 #include <cstdint>
