@@ -144,36 +144,40 @@ TEST(StatusBoard, PeerPathShowsARelayedPeer) {
   ASSERT_EQ(sim::join_network(sim, 11), 4u);
   StatusBoard board("9.9.9", 4);
   board.add(sim.node(0), "http://127.0.0.1:5000", sim.endpoint(0));
-  auto path_of = [&](size_t peer) -> std::string {
-    for (const auto& p : board.status(0)["peers"])
-      if (p["id"] == sim.node(peer).id().hex()) return p["path"];
+  const auto table = sim.node(0).dht().peers();
+  ASSERT_GE(table.size(), 2u);
+  const Contact& peer = table[0];
+  const Contact& relay = table[1];
+  auto path_of = [&](const NodeId& id) -> std::string {
+    const auto st = board.status(0);  // kept: a range over a temporary's member would dangle
+    for (const auto& p : st["peers"])
+      if (p["id"] == id.hex()) return p["path"];
     return "absent";
   };
-  ASSERT_EQ(path_of(1), "direct");
+  ASSERT_EQ(path_of(peer.id), "direct");
   EXPECT_TRUE(board.status(0)["relay"]["paths"].empty());
   EXPECT_TRUE(sim.node(0).relayed_paths().empty());
 
   Engine& e0 = NodeInternals::engine(sim.node(0));
-  const Contact relay = Contact::from_key(sim.node(2).public_key(), sim.endpoint(2));
-  e0.set_via(sim.node(1).public_key(), relay);
+  e0.set_via(peer.key, relay);
   const Bytes seed(32, 7);
   Identity stranger = Identity::from_seed(seed);  // a peer the routing table does not hold
   e0.set_via(stranger.public_key(), relay);
-  EXPECT_EQ(path_of(1), "relayed");
-  EXPECT_EQ(path_of(3), "direct");
+  EXPECT_EQ(path_of(peer.id), "relayed");
+  EXPECT_EQ(path_of(relay.id), "direct");
   auto paths = board.status(0)["relay"]["paths"];
   ASSERT_EQ(paths.size(), 2u);
   std::set<std::string> peers;
   for (const auto& p : paths) {
     peers.insert(p["peer"].get<std::string>());
-    EXPECT_EQ(p["relay"], sim.node(2).id().hex());
-    EXPECT_EQ(p["relay_address"], sim.endpoint(2).to_string());
+    EXPECT_EQ(p["relay"], relay.id.hex());
+    EXPECT_EQ(p["relay_address"], relay.endpoint.to_string());
   }
-  EXPECT_EQ(peers, (std::set<std::string>{sim.node(1).id().hex(), stranger.id().hex()}));
+  EXPECT_EQ(peers, (std::set<std::string>{peer.id.hex(), stranger.id().hex()}));
   ASSERT_EQ(sim.node(0).relayed_paths().size(), 2u);
 
-  e0.clear_via(sim.node(1).public_key());
-  EXPECT_EQ(path_of(1), "direct");
+  e0.clear_via(peer.key);
+  EXPECT_EQ(path_of(peer.id), "direct");
   // An idle path (nothing through it for Engine::kViaIdle) is no longer shown.
   sim.run_for(Engine::kViaIdle + std::chrono::seconds(1));
   EXPECT_TRUE(board.status(0)["relay"]["paths"].empty());
