@@ -562,9 +562,9 @@ def check_nat_to_nat(lab, mapping_on=False):
             traversal[k] = traversal.get(k, 0) + v
     need_relay = {p for p in pairs if not traversal_without_relay(lab.hosts[p[0]]["kind"], lab.hosts[p[1]]["kind"],
                                                                   mapping_on)}
-    # Asserted: every pair that needs no relay. The pairs only a relay connects were all delivered in every
-    # release run, but under ASan a run missed up to 9 of 56 (all to one symmetric node, docs/netlab.md): those
-    # are printed as MEASURED and counted (relay_only_failed), not asserted yet.
+    # Asserted: every pair that needs no relay. Of the pairs only a relay connects, a run sometimes misses a few
+    # (0-2 of 56 in release runs, up to 7 under ASan, docs/netlab.md): those are printed as MEASURED and counted
+    # (relay_only_failed), not asserted yet.
     failed = [f"{a}->{b}" for a, b in pairs if (a, b) not in ok and (a, b) not in need_relay]
     check(not failed, f"message_send between NATed nodes (no relay needed): {len(failed)} failed: {failed}")
     relay_failed = [f"{a}->{b}" for a, b in pairs if (a, b) not in ok and (a, b) in need_relay]
