@@ -4,9 +4,12 @@
 // tests/browser (ctest Browser.StatusPage).
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "api/status_board.h"
 #include "api/status_history.h"
 #include "api/ui_assets.h"
+#include "node/node_internals.h"
 #include "sim/network_builder.h"
 #include "storjnet/simulator.h"
 
@@ -129,6 +132,55 @@ TEST(StatusBoard, StatusAndNetworkOfSimulatedNodes) {
   ASSERT_TRUE(sim.node(2).pubsub().unsubscribe("news"));
   board.tick();
   EXPECT_TRUE(board.status(2)["subscriptions"].empty());
+}
+
+// peers[].path: "relayed" while the engine has a path to the peer through a relay (Engine::set_via), listed in
+// relay.paths with its relay (also for a peer outside the routing table); "direct" again once it ends.
+TEST(StatusBoard, PeerPathShowsARelayedPeer) {
+  SimConfig cfg;
+  cfg.seed = 11;
+  Simulator sim(cfg);
+  for (int i = 0; i < 4; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 11), 4u);
+  StatusBoard board("9.9.9", 4);
+  board.add(sim.node(0), "http://127.0.0.1:5000", sim.endpoint(0));
+  const auto table = sim.node(0).dht().peers();
+  ASSERT_GE(table.size(), 2u);
+  const Contact& peer = table[0];
+  const Contact& relay = table[1];
+  auto path_of = [&](const NodeId& id) -> std::string {
+    const auto st = board.status(0);  // kept: a range over a temporary's member would dangle
+    for (const auto& p : st["peers"])
+      if (p["id"] == id.hex()) return p["path"];
+    return "absent";
+  };
+  ASSERT_EQ(path_of(peer.id), "direct");
+  EXPECT_TRUE(board.status(0)["relay"]["paths"].empty());
+  EXPECT_TRUE(sim.node(0).relayed_paths().empty());
+
+  Engine& e0 = NodeInternals::engine(sim.node(0));
+  e0.set_via(peer.key, relay);
+  const Bytes seed(32, 7);
+  Identity stranger = Identity::from_seed(seed);  // a peer the routing table does not hold
+  e0.set_via(stranger.public_key(), relay);
+  EXPECT_EQ(path_of(peer.id), "relayed");
+  EXPECT_EQ(path_of(relay.id), "direct");
+  auto paths = board.status(0)["relay"]["paths"];
+  ASSERT_EQ(paths.size(), 2u);
+  std::set<std::string> peers;
+  for (const auto& p : paths) {
+    peers.insert(p["peer"].get<std::string>());
+    EXPECT_EQ(p["relay"], relay.id.hex());
+    EXPECT_EQ(p["relay_address"], relay.endpoint.to_string());
+  }
+  EXPECT_EQ(peers, (std::set<std::string>{peer.id.hex(), stranger.id().hex()}));
+  ASSERT_EQ(sim.node(0).relayed_paths().size(), 2u);
+
+  e0.clear_via(peer.key);
+  EXPECT_EQ(path_of(peer.id), "direct");
+  // An idle path (nothing through it for Engine::kViaIdle) is no longer shown.
+  sim.run_for(Engine::kViaIdle + std::chrono::seconds(1));
+  EXPECT_TRUE(board.status(0)["relay"]["paths"].empty());
 }
 
 TEST(UiAssets, ThePagesAndTheirFilesAreBuiltIn) {

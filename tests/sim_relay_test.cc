@@ -139,3 +139,17 @@ TEST(SimRelay, NatScenarioSymmetricPairsDeliverThroughRelays) {
   EXPECT_EQ(r.gets_ok, r.gets);
   EXPECT_EQ(r.events_delivered, r.events_expected);
 }
+
+// A punch connects a full cone with a symmetric router. Here the symmetric side b already reaches a through a
+// relay (as when a's request came that way first and b answers by it): b's HOLE datagrams must still go
+// directly, else they go wrapped to the relay, the hole never opens, and the pair stays relayed although a
+// punch works (seen on the netlab with the slower ASan daemons).
+TEST(SimRelay, HolesBypassARelayedPath) {
+  Net net(Type::kFullCone, Type::kSymmetric, true);
+  net.engine(net.b).set_via(net.sim.node(net.a).public_key(), net.sim.contact(0));
+  ASSERT_TRUE(net.relayed(net.b, net.a));
+  EXPECT_TRUE(net.send(net.a, net.b));
+  EXPECT_TRUE(net.sim.node(net.a).dht().punched(net.sim.node(net.b).id()));
+  EXPECT_FALSE(net.relayed(net.a, net.b));
+  EXPECT_FALSE(net.relayed(net.b, net.a));  // a's first direct datagram ended b's relayed path
+}

@@ -52,6 +52,13 @@ struct NodeStats {
   }
 };
 
+// A relayed path (docs/protocol.md 5.3): this node reaches `peer` through `relay`, which hands on the sealed
+// datagrams unchanged (set by the relay fallback after a failed punch, or by a relayed peer's first delivery).
+struct RelayedPath {
+  NodeId peer;
+  Contact relay;
+};
+
 struct NodeConfig {
   EngineConfig engine;
   DhtConfig dht;
@@ -87,6 +94,8 @@ class Node {
   Streams& streams() { return *streams_; }
   Pubsub& pubsub() { return *pubsub_; }
   NodeStats stats() const;
+  // The peers this node reaches through a relay now, with their relays (a snapshot, in no order).
+  std::vector<RelayedPath> relayed_paths() const;
 
  private:
   friend struct NodeInternals;  // src/node/node_internals.h: the engine, for in-tree tests and benches

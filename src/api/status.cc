@@ -1,6 +1,7 @@
 #include "api/status.h"
 
 #include <algorithm>
+#include <map>
 
 #include "storjnet/bytes.h"
 
@@ -46,11 +47,21 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
   const DhtStats ds = node.dht().stats();
   const auto peers = node.dht().peers();
 
+  // How this node reaches each peer now: through a relay (a relayed path is set), through a hole it punched,
+  // or directly. A relayed peer need not be in the routing table (relay.paths lists every one).
+  std::map<NodeId, Contact> relayed;
+  json relay_paths = json::array();
+  for (const auto& p : node.relayed_paths()) {
+    relayed.emplace(p.peer, p.relay);
+    relay_paths.push_back({{"peer", p.peer.hex()}, {"relay", p.relay.id.hex()},
+                           {"relay_address", p.relay.endpoint.to_string()}});
+  }
   json peer_list = json::array();
-  for (const auto& c : peers)
+  for (const auto& c : peers) {
+    const char* path = relayed.count(c.id) ? "relayed" : node.dht().punched(c.id) ? "punched" : "direct";
     peer_list.push_back({{"id", c.id.hex()}, {"address", c.endpoint.to_string()},
-                         {"bucket", node.id().common_prefix_bits(c.id)},
-                         {"path", node.dht().punched(c.id) ? "punched" : "direct"}});
+                         {"bucket", node.id().common_prefix_bits(c.id)}, {"path", path}});
+  }
 
   json subs = json::array();
   for (const auto& topic : node.pubsub().subscriptions()) {
@@ -110,7 +121,7 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
         {"fallbacks_found", ds.relay_fallbacks_found}, {"relayed_out", ds.relayed_out}, {"relayed_in", ds.relayed_in},
         {"reservations_served", ds.relay_reservations_served}, {"reservations_granted", ds.relay_reservations_granted},
         {"circuits", ds.relay_circuits}, {"forwarded", ds.relay_forwarded}, {"forwarded_bytes", ds.relay_forwarded_bytes},
-        {"refused", ds.relay_refused}}},
+        {"refused", ds.relay_refused}, {"paths", std::move(relay_paths)}}},
       {"routing", routing_json(node, peers, ds.routing_confirmed)},
       {"store",
        {{"values", ds.stored_values}, {"bytes", ds.stored_bytes}, {"max_values", dc.max_values},

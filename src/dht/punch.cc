@@ -186,7 +186,13 @@ void Punch::send_holes(const Contact& to, int left, bool served) {
   }
   PunchMessage hole;
   hole.kind = PunchKind::kHole;
+  // A HOLE has to cross the routers itself. With a relayed path to `to` (its relay delivered to us first, or our
+  // relay fallback set one), the engine would wrap it for the relay, and the hole would never open: the pair
+  // would stay relayed though a punch works. So it goes directly, and the relayed path is kept.
+  auto via = engine_.via(to.key);
+  if (via) engine_.clear_via(to.key);
   engine_.notify(to, Method::kPunch, encode_punch(hole));
+  if (via) engine_.set_via(to.key, *via);
   ++holes_sent_;
   engine_.schedule(scope_, kHoleGap, [this, to, left, served] { send_holes(to, left - 1, served); });
 }

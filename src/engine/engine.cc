@@ -119,6 +119,13 @@ std::optional<Contact> Engine::via(const PublicKey& key) const {
   return it->second.relay;
 }
 
+std::vector<std::pair<PublicKey, Contact>> Engine::via_paths() const {
+  std::vector<std::pair<PublicKey, Contact>> out;
+  for (const auto& [key, v] : via_)
+    if (env_.now() - v.last_used < kViaIdle) out.emplace_back(key, v.relay);
+  return out;
+}
+
 void Engine::send_message(const Contact& to, ByteView message, SendKind kind, uint32_t* msg_id) {
   // A relayed path's relay session is made first: making it later, between our fragments, could evict ours.
   if (auto v = via_.find(to.key); v != via_.end())

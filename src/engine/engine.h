@@ -23,6 +23,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "common/callback_scope.h"
 #include "common/token_bucket.h"
@@ -169,6 +170,8 @@ class Engine {
   void clear_via(const PublicKey& key) { via_.erase(key); }
   std::optional<Contact> via(const PublicKey& key) const;
   size_t via_count() const { return via_.size(); }
+  // Every live relayed path (idle ones, which the next send to their peer ends, left out): (peer key, relay).
+  std::vector<std::pair<PublicKey, Contact>> via_paths() const;
   // A relay (authenticated as `relay`) delivered `inner`, a sealed datagram for us: it is handled as if it
   // had arrived from `relay.endpoint`, and its sender is then answered through `relay` (set_via). Only a
   // sealed datagram of a peer other than the relay is taken, never one nested in another; the caller (the

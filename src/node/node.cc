@@ -65,4 +65,10 @@ NodeStats Node::stats() const {
   return s;
 }
 
+std::vector<RelayedPath> Node::relayed_paths() const {
+  std::vector<RelayedPath> out;
+  for (const auto& [key, relay] : engine_->via_paths()) out.push_back({Identity::id_of(key), relay});
+  return out;
+}
+
 }  // namespace storjnet
