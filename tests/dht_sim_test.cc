@@ -1,6 +1,8 @@
 // The DHT at scale in the simulator: 2,000 nodes, churn, partitions, hostile peers.
 #include <gtest/gtest.h>
 
+#include <unordered_set>
+
 #include "common/msgpack_util.h"
 #include "node/node_internals.h"
 #include "dht/codec.h"
@@ -132,6 +134,41 @@ TEST(DhtSim, AJoinPingsNoRecentlyHeardContact) {
   };
   EXPECT_EQ(pings_during_join(15min), 0u);
   EXPECT_GT(pings_during_join(0s), 100u);
+}
+
+// DhtConfig::newcomer_wait: a request sender is pinged only if, after the wait, neither the table nor another
+// exchange has proven it. In a join many are proven by our own lookups' answers meanwhile (spared), and no
+// node is left out of every table.
+TEST(DhtSim, AWaitBeforeCheckingNewcomersSparesPingsAndLeavesNoNodeOut) {
+  struct Run {
+    uint64_t pings = 0, spared = 0;
+    size_t unheld = 0;
+  };
+  auto run = [](Duration wait) {
+    SimConfig cfg;
+    cfg.seed = 9;
+    cfg.node = test_config();
+    cfg.node.dht.newcomer_wait = wait;
+    Simulator sim(cfg);
+    for (int i = 0; i < 100; ++i) sim.add_node();
+    EXPECT_EQ(sim::join_network(sim, 9), 100u);
+    sim.run_for(wait + 5s);
+    Run r;
+    std::unordered_set<NodeId> held;
+    for (size_t i = 0; i < sim.size(); ++i) {
+      r.pings += sim.node(i).dht().stats().verify_pings;
+      r.spared += sim.node(i).dht().stats().verify_spared;
+      for (const Contact& c : sim.node(i).dht().peers()) held.insert(c.id);
+    }
+    for (size_t i = 0; i < sim.size(); ++i) r.unheld += !held.count(sim.node(i).id());
+    return r;
+  };
+  Run now = run(0s), later = run(2s);
+  EXPECT_EQ(now.spared, 0u);
+  EXPECT_GT(later.spared, 0u);
+  EXPECT_LT(later.pings, now.pings);
+  EXPECT_EQ(now.unheld, 0u);
+  EXPECT_EQ(later.unheld, 0u);
 }
 
 TEST(DhtSim, PartitionedHalvesConvergeAfterHealing) {

@@ -167,6 +167,79 @@ TEST_F(Pair, RetransmittedRequestIsAnsweredAfterLoss) {
   EXPECT_EQ(*got, b.id());
 }
 
+// Retransmission timing (RttEstimate): a request's attempts wait total/attempts (here 1 s / 2), or longer when
+// the peer's answers are known to take longer; the total stays.
+namespace {
+const RpcOptions kLookupLike{std::chrono::seconds(1), 2};
+
+// A request from A that B answers `delay` after it arrives (A's retransmissions in between are lost).
+// Returns whether A got the answer.
+bool slow_request(Pair& t, Duration delay) {
+  bool ok = false;
+  t.a.request(t.cb, Method::kMessageNotify, as_bytes("x"), [&](RpcResult&& r) { ok = r.ok(); }, kLookupLike);
+  for (auto& d : t.ea.outbox) t.b.on_datagram(t.ep_a, d.data);
+  t.ea.outbox.clear();
+  auto answer = std::move(t.eb.outbox);
+  t.eb.outbox.clear();
+  t.ea.advance(delay);
+  t.a.on_wake();
+  t.ea.outbox.clear();
+  for (auto& d : answer) t.a.on_datagram(t.ep_b, d.data);
+  return ok;
+}
+}  // namespace
+
+// A peer whose answers spread widely (a loaded one), all within the share so far: the estimate grows past the
+// share, and answers that take longer than the share are then waited for instead of asked twice.
+void warm_up_spread(Pair& t) {
+  t.b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(slow_request(t, i % 2 ? 450ms : 100ms));
+  ASSERT_EQ(t.a.stats().retransmits, 0u);
+}
+
+TEST_F(Pair, AnswersSlowerThanTheShareAreWaitedForOnceTheEstimateKnowsThePeer) {
+  warm_up_spread(*this);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(slow_request(*this, 700ms)) << i;
+  EXPECT_EQ(a.stats().retransmits, 0u);  // before the estimate: each of the five was sent twice
+}
+
+TEST_F(Pair, AFastPeersLostRequestIsStillRetriedAtTheShare) {
+  std::optional<NodeId> got;
+  for (int i = 0; i < 5; ++i) {  // quick answers: the estimate is far below the share
+    a.ping(cb, [&](std::optional<NodeId> id) { got = id; }, kLookupLike);
+    pump();
+  }
+  got.reset();
+  a.ping(cb, [&](std::optional<NodeId> id) { got = id; }, kLookupLike);
+  ea.outbox.clear();  // lost
+  ea.advance(499ms);
+  a.on_wake();
+  EXPECT_TRUE(ea.outbox.empty());
+  ea.advance(1ms);
+  a.on_wake();
+  EXPECT_EQ(ea.outbox.size(), 1u);
+  pump();
+  ASSERT_TRUE(got);
+}
+
+TEST_F(Pair, ALongEstimateKeepsTheRequestsTotalTimeout) {
+  warm_up_spread(*this);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(slow_request(*this, 900ms));
+  ASSERT_EQ(a.stats().retransmits, 0u);  // the estimate is past the share
+  bool called = false;
+  a.request(cb, Method::kMessageNotify, as_bytes("x"), [&](RpcResult&& r) { called = true; EXPECT_FALSE(r.ok()); },
+            kLookupLike);
+  ea.outbox.clear();  // B is gone
+  ea.advance(999ms);
+  a.on_wake();
+  EXPECT_FALSE(called);
+  ea.advance(1ms);
+  a.on_wake();
+  EXPECT_TRUE(called);
+  // An answer could not have come back in the time left: no retransmission was sent.
+  EXPECT_EQ(a.stats().retransmits, 0u);
+}
+
 TEST_F(Pair, UnknownMethodAnswersAnErrorAndCounts) {
   RpcResult res;
   a.request(cb, Method::kQuasarNotify, {}, [&](RpcResult&& r) { res = std::move(r); });

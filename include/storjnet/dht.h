@@ -44,6 +44,9 @@ struct DhtConfig {
   int max_failures = 3;                    // consecutive timeouts before a contact is evicted
   Duration bucket_refresh = 1h;            // an idle bucket is refreshed by a lookup of a random id in it
   Duration quiet_after = 15min;            // a full bucket pings its oldest entry for a newcomer only past this
+  // A request sender with an unproven address is pinged before it enters the table this long after its request
+  // (0: at once); in the wait our own exchanges with it often prove it (docs/protocol.md 5, Routing table).
+  Duration newcomer_wait = 0s;
   Duration republish_interval = 1h;        // holders push what they hold to the current k closest
   Duration original_republish = 24h;       // the publisher puts its own values again
   Duration expire_after = 25h;             // a value not republished for this long is dropped
@@ -138,7 +141,8 @@ struct DhtStats {
   uint64_t lookups_completed = 0;  // lookups finished: the newest that many entries of `recent` (up to its size)
   uint64_t stores_accepted = 0, stores_rejected = 0, contacts_evicted = 0;
   uint64_t stores_rate_limited = 0, storage_write_failures = 0;
-  uint64_t verify_pings = 0;  // request senders pinged before entering the routing table
+  uint64_t verify_pings = 0;   // request senders pinged before entering the routing table
+  uint64_t verify_spared = 0;  // ... not pinged: by the end of the wait our own exchange had proven them
   uint64_t contacts_refused_puzzle = 0, contacts_refused_prefix = 0;  // routing table and find_node answers
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged

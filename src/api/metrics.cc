@@ -106,6 +106,8 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.single("storjnet_dht_contacts_evicted_total", "counter", "Routing table contacts evicted.", ds.contacts_evicted);
   w.single("storjnet_dht_verify_pings_total", "counter", "Request senders pinged before entering the routing table.",
            ds.verify_pings);
+  w.single("storjnet_dht_verify_spared_total", "counter",
+           "Request senders not pinged: by the end of the wait another exchange had proven them.", ds.verify_spared);
   w.single("storjnet_dht_routing_contacts", "gauge", "Contacts in the routing table.", ds.routing_contacts);
   w.single("storjnet_dht_routing_confirmed", "gauge", "Routing-table contacts a dial-back confirmed reachable.",
            ds.routing_confirmed);

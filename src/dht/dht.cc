@@ -184,6 +184,8 @@ DhtStats Dht::stats() const {
   s.stored_values = impl_->values.count();
   s.stored_bytes = impl_->values.bytes();
   s.routing_confirmed = impl_->table.confirmed_count();
+  s.verify_pings = impl_->newcomers.pings();
+  s.verify_spared = impl_->newcomers.spared();
   if (impl_->dial_back) impl_->dial_back->fill(s);
   if (impl_->punch) impl_->punch->fill(s);
   if (impl_->relay) impl_->relay->fill(s);

@@ -12,6 +12,7 @@
 
 #include "dht/codec.h"
 #include "dht/dial_back.h"
+#include "dht/newcomer_check.h"
 #include "dht/punch.h"
 #include "dht/relay.h"
 #include "dht/lookup.h"
@@ -57,8 +58,6 @@ struct Dht::Impl {
   DhtStats stats;
   std::deque<LookupStats> recent;
   std::unordered_map<int, bool> pinging;              // buckets with a liveness ping in flight
-  std::unordered_set<NodeId> verifying;               // request senders being pinged before they enter the table
-  static constexpr size_t kMaxVerifying = 256;
   std::unordered_map<NodeId, TimePoint> republish_at;  // held keys -> next holder republish
   std::unordered_map<NodeId, StoredValue> originals;   // values we published (re-put every original_republish)
   // Evicted contacts, probed now and then with backoff: a healed partition or a restarted peer comes back.
@@ -71,6 +70,7 @@ struct Dht::Impl {
   static constexpr size_t kGraveyard = 64;
   TimerId maintenance;
   TimePoint last_snapshot{};
+  NewcomerCheck newcomers;  // request senders pinged before they enter the table
   std::unique_ptr<DialBack> dial_back;  // nullptr when cfg.dial_back is off
   std::unique_ptr<Punch> punch;         // nullptr when cfg.punch is off
   std::unique_ptr<Relay> relay;         // nullptr when cfg.relay is off (made by Dht::Dht: it puts and gets)
@@ -79,7 +79,8 @@ struct Dht::Impl {
 
   Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
       : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k, admission(c, e.config().network_id)),
-        values(*storage, cfg), store_rate(c.store_rate), scope(e.scope()) {
+        values(*storage, cfg), store_rate(c.store_rate),
+        newcomers(e, table, cfg, [this](const Contact& c) { on_contact(c, true); }), scope(e.scope()) {
     if (!table.puzzle_ok({e.id(), {}, {}}))
       throw std::invalid_argument("this node's id does not solve the network's id puzzle (" +
                                   std::to_string(c.id_puzzle_bits) + " bits): create it with Identity::generate");
@@ -153,7 +154,7 @@ struct Dht::Impl {
     if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) {
       // No verifying ping for a contact the table would refuse anyway.
       if (auto refused = table.refusal(c)) return count_refusal(*refused);
-      return verify(c);
+      return newcomers.check(c);
     }
     auto r = table.seen(c, engine.now());
     count_refusal(r);
@@ -182,21 +183,6 @@ struct Dht::Impl {
       ++stats.contacts_refused_prefix;
       engine.drops().add(DropReason::kPrefixLimit);
     }
-  }
-
-  // A request proves its sender's key, not that it answers at its source address (a forged source, or a node
-  // that only sends): such a newcomer is pinged before it enters the table and is handed out to others (as
-  // BitTorrent's DHT keeps only nodes that answered). Its answer reports it through on_contact(answered).
-  // Only when the table could use it (room in its bucket, or a quiet entry to challenge), a bounded number
-  // at a time.
-  void verify(const Contact& c) {
-    int b = table.bucket_of(c.id);
-    if (table.bucket(static_cast<size_t>(b)).size() >= cfg.k &&
-        !table.oldest_in_bucket_of(c.id, engine.now() - cfg.quiet_after))
-      return;
-    if (verifying.size() >= kMaxVerifying || !verifying.insert(c.id).second) return;
-    ++stats.verify_pings;
-    engine.ping(scope, c, [this, id = c.id](std::optional<NodeId>) { verifying.erase(id); }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
   }
 
   // Sends a DHT request; a timeout counts against the contact (evicted after max_failures in a row).

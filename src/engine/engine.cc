@@ -273,13 +273,25 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   p.to = to;
   p.message = msg::make(kRequest, id, m, payload);
   p.attempts_left = attempts - 1;
-  p.attempt_timeout = total / attempts;
+  p.attempt_timeout = attempt_timeout(to, total / attempts);
   p.cb = std::move(cb);
   p.scope = scope;
   p.sent_at = env_.now();
+  p.deadline = p.sent_at + total;
   ++stats_.requests_out[m % kMethodSlots];
   send_message(to, p.message, SendKind::kInitiative, &p.msg_id);
-  p.timer = schedule(p.attempt_timeout, [this, id] { on_rpc_timeout(id); });
+  p.timer = schedule(std::min(p.attempt_timeout, total), [this, id] { on_rpc_timeout(id); });
+}
+
+Duration Engine::attempt_timeout(const Contact& to, Duration share) const {
+  auto it = sessions_.find(to.key);
+  bool own = it != sessions_.end() && it->second.rtt.sampled();
+  return std::max(share, own ? it->second.rtt.rto() : rtt_all_.rto());
+}
+
+void Engine::rtt_sampled(const Contact& from, Duration rtt) {
+  rtt_all_.sample(rtt);
+  if (auto it = sessions_.find(from.key); it != sessions_.end()) it->second.rtt.sample(rtt);
 }
 
 void Engine::on_rpc_timeout(uint32_t id) {
@@ -287,12 +299,24 @@ void Engine::on_rpc_timeout(uint32_t id) {
   if (it == pending_.end()) return;
   Pending& p = it->second;
   p.timer = TimerId{};
-  if (p.attempts_left > 0) {
+  TimePoint now = env_.now();
+  auto session = sessions_.find(p.to.key);
+  // Retransmit while time is left, and only if an answer can come back in it (as the peer's answers take).
+  Duration left = p.deadline - now;
+  Duration srtt = session != sessions_.end() && session->second.rtt.sampled() ? session->second.rtt.srtt() : Duration{};
+  if (p.attempts_left > 0 && left > Duration{} && left <= srtt) {
+    // Too late for another copy to be answered in time: wait out the deadline for the copies already sent.
+    p.attempts_left = 0;
+    p.timer = schedule(left, [this, id] { on_rpc_timeout(id); });
+    return;
+  }
+  if (p.attempts_left > 0 && left > Duration{}) {
     --p.attempts_left;
     ++stats_.retransmits;
-    p.sent_at = env_.now();
+    p.sent_at = now;
+    p.resent = true;
     send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
-    p.timer = schedule(p.attempt_timeout, [this, id] { on_rpc_timeout(id); });
+    p.timer = schedule(std::min(p.attempt_timeout, left), [this, id] { on_rpc_timeout(id); });
     if (on_unanswered_) {
       Contact to = p.to;  // the hook may add requests (pending_ references stay valid, but keep it simple)
       uint8_t method = p.message.size() > 5 ? p.message[5] : 0;
@@ -322,6 +346,7 @@ size_t Engine::redirect(const PublicKey& key, const Endpoint& ep) {
     ++pending_per_prefix_[ep.prefix()];
     p.to.endpoint = ep;
     p.sent_at = env_.now();
+    p.resent = true;
     send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
   }
   return ids.size();

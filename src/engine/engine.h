@@ -32,6 +32,7 @@
 #include "engine/first_contact.h"
 #include "engine/methods.h"
 #include "engine/recent_sends.h"
+#include "engine/rtt_estimate.h"
 #include "engine/timer_queue.h"
 #include "storjnet/contact.h"
 #include "storjnet/environment.h"
@@ -229,6 +230,7 @@ class Engine {
     TokenBucket unproven;  // requests answered while the peer's address is unproven
     std::optional<TimePoint> challenged_at;  // last address challenge sent for the request budget
     bool shown_address = false;  // we answered or echoed this peer: it has had our address proven
+    RttEstimate rtt;             // answers from this peer (lost when the session shrinks)
   };
   struct Pending {
     Contact to;
@@ -237,6 +239,8 @@ class Engine {
     int attempts_left = 0;
     Duration attempt_timeout{};
     TimePoint sent_at{};
+    TimePoint deadline{};  // the request's total timeout
+    bool resent = false;   // sent more than once: its answer is no RTT sample (RttEstimate)
     TimerId timer;
     RpcCallback cb;
     uint64_t scope = 0;
@@ -295,6 +299,10 @@ class Engine {
   void release_share(const Contact& to);  // a pending request to `to` ended
   void respond(const Contact& to, uint32_t rpc_id, uint8_t method, MsgType type, ByteView payload);
   void on_rpc_timeout(uint32_t rpc_id);
+  // The wait before a request's attempt to `to` counts as lost: the configured share of its total time
+  // (total / attempts), longer when `to`'s (else any peer's) RttEstimate says its answers take longer.
+  Duration attempt_timeout(const Contact& to, Duration share) const;
+  void rtt_sampled(const Contact& from, Duration rtt);
   void on_hello_timeout(uint64_t challenge);
   void send_hello(const PendingHello& h, uint64_t challenge);
   bool take_token(Session& s);
@@ -307,6 +315,7 @@ class Engine {
   Identity identity_;
   EngineConfig config_;
   SessionMap sessions_;  // keys chosen by peers: keyed hash
+  RttEstimate rtt_all_;  // answers from every peer: the estimate for a peer without one of its own
   std::unordered_map<PublicKey, Dormant, KeyedHash> dormant_;
   TimerId idle_sweep_;
   std::unordered_map<uint32_t, Pending> pending_;

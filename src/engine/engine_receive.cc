@@ -280,6 +280,7 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
   RpcResult r;
   r.from = from;
   r.rtt = env_.now() - p.sent_at;
+  if (!p.resent) rtt_sampled(from, r.rtt);
   if (type == kResponse) {
     r.status = RpcStatus::kOk;
     r.payload.assign(payload.begin(), payload.end());

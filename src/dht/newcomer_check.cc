@@ -1,0 +1,50 @@
+#include "dht/newcomer_check.h"
+
+namespace storjnet::dht {
+
+NewcomerCheck::NewcomerCheck(Engine& engine, RoutingTable& table, const DhtConfig& cfg, Admit admit)
+    : engine_(engine), table_(table), admit_(std::move(admit)), k_(cfg.k), wait_(cfg.newcomer_wait),
+      quiet_after_(cfg.quiet_after), rpc_timeout_(cfg.rpc_timeout), rpc_attempts_(cfg.rpc_attempts),
+      scope_(engine.scope()) {}
+
+NewcomerCheck::~NewcomerCheck() { scope_.end(); }
+
+bool NewcomerCheck::wanted(const Contact& c) const {
+  if (table_.find(c.id)) return false;
+  int b = table_.bucket_of(c.id);
+  return table_.bucket(static_cast<size_t>(b)).size() < k_ ||
+         table_.oldest_in_bucket_of(c.id, engine_.now() - quiet_after_).has_value();
+}
+
+void NewcomerCheck::check(const Contact& c) {
+  if (held_.size() >= kMax || held_.count(c.id) || !wanted(c) || engine_.address_proven(c.endpoint, c.key)) return;
+  held_.insert(c.id);
+  if (wait_ <= Duration{}) return ping(c);
+  waiting_.push_back({c, engine_.now() + wait_});
+  if (waiting_.size() == 1) timer_ = engine_.schedule(scope_, wait_, [this] { flush(); });
+}
+
+void NewcomerCheck::ping(const Contact& c) {
+  ++pings_;
+  engine_.ping(scope_, c, [this, id = c.id](std::optional<NodeId>) { held_.erase(id); },
+               RpcOptions{rpc_timeout_, rpc_attempts_});
+}
+
+void NewcomerCheck::flush() {
+  timer_ = TimerId{};
+  TimePoint now = engine_.now();
+  while (!waiting_.empty() && waiting_.front().due <= now) {
+    Contact c = std::move(waiting_.front().contact);
+    waiting_.pop_front();
+    if (!wanted(c) || engine_.address_proven(c.endpoint, c.key)) {
+      held_.erase(c.id);
+      ++spared_;
+      if (wanted(c)) admit_(c);
+      continue;
+    }
+    ping(c);
+  }
+  if (!waiting_.empty()) timer_ = engine_.schedule(scope_, waiting_.front().due - now, [this] { flush(); });
+}
+
+}  // namespace storjnet::dht

@@ -1,0 +1,60 @@
+// NewcomerCheck: a request proves its sender's key, not that the sender answers at its source address (a
+// forged source, or a node that only sends). Such a newcomer is pinged before it enters the routing table and
+// is handed out to others, as BitTorrent's DHT keeps only nodes that answered; the answer reaches the table
+// through the engine's contact hook (answered).
+//
+// With DhtConfig::newcomer_wait > 0 the ping waits that long: a node that asks us is usually one our own lookups
+// query within moments (it is in the neighbourhood we look up), and its answer proves it for free. When the wait ends, a
+// newcomer already in the table is dropped, one whose address another exchange proved is admitted (`admit`,
+// as if it had answered), and only the rest are pinged.
+// Only newcomers the table could use (room in their bucket, or a quiet entry to challenge) are queued, at
+// most kMax at a time (waiting or pinged); the rest are not checked.
+#pragma once
+#include <deque>
+#include <functional>
+#include <unordered_set>
+
+#include "dht/routing_table.h"
+#include "engine/engine.h"
+#include "storjnet/dht.h"
+
+namespace storjnet::dht {
+
+class NewcomerCheck {
+ public:
+  static constexpr size_t kMax = 256;
+
+  using Admit = std::function<void(const Contact&)>;
+  NewcomerCheck(Engine& engine, RoutingTable& table, const DhtConfig& cfg, Admit admit);
+  ~NewcomerCheck();
+  NewcomerCheck(const NewcomerCheck&) = delete;
+  NewcomerCheck& operator=(const NewcomerCheck&) = delete;
+
+  // Queues `c` (a request sender the table does not hold, address unproven) unless the table has no use for it.
+  void check(const Contact& c);
+  uint64_t pings() const { return pings_; }
+  uint64_t spared() const { return spared_; }  // pings a wait made unnecessary
+
+ private:
+  bool wanted(const Contact& c) const;  // not in the table, and its bucket could take it
+  void flush();
+  void ping(const Contact& c);
+
+  Engine& engine_;
+  RoutingTable& table_;
+  Admit admit_;
+  size_t k_;
+  Duration wait_, quiet_after_, rpc_timeout_;
+  int rpc_attempts_;
+  struct Waiting {
+    Contact contact;
+    TimePoint due;
+  };
+  std::deque<Waiting> waiting_;
+  std::unordered_set<NodeId> held_;  // waiting or being pinged
+  TimerId timer_;
+  uint64_t pings_ = 0, spared_ = 0;
+  Engine::Scope scope_;  // its pings and timer (ended first when it is destroyed)
+};
+
+}  // namespace storjnet::dht
