@@ -1,5 +1,5 @@
-// Dht: the public operations (put, get, find, stun, bootstrap, stats) over Dht::Impl (src/dht/dht_impl.h:
-// RPC handlers, routing-table upkeep, lookups, maintenance). See include/storjnet/dht.h.
+// Dht: the public operations (put, get, find, stun, bootstrap, stats) over Dht::Impl (src/dht/dht_impl.h).
+// See include/storjnet/dht.h.
 #include "storjnet/dht.h"
 
 #include "common/once.h"
@@ -49,6 +49,21 @@ PutResult cancelled_put() {
 }  // namespace
 
 NodeId dht_key(std::string_view user_key) { return NodeId::hash_of(as_bytes(user_key)); }
+
+Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
+    : impl_(std::make_unique<Impl>(engine, config, std::move(storage))) {
+  Impl& d = *impl_;
+  if (!d.cfg.relay) return;
+  d.relay = std::make_unique<Relay>(
+      engine, d.table, d.cfg, [&d] { return d.dial_back && d.dial_back->reachable(); },
+      [this](const std::string& key, Bytes value, std::function<void(bool)> done) {
+        put(key, value, [done = std::move(done)](const PutResult& r) { done(r.ok); });
+      },
+      [this](const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)> cb) {
+        get(key, owner, [cb = std::move(cb)](GetResult r) { cb(std::move(r.value)); });
+      });
+  if (d.punch) d.punch->set_on_started([r = d.relay.get()](const Contact& to) { r->punch_started(to); });
+}
 
 Dht::~Dht() {
   if (impl_) impl_->storage->save_contacts(impl_->table.all());

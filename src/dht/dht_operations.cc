@@ -1,0 +1,178 @@
+// Dht::Impl's operations: lookups, stores on a lookup's closest nodes, puts with their retries, gets with
+// their vote, and finding a node by its id.
+#include "dht/dht_impl.h"
+
+namespace storjnet {
+
+void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_target,
+                       std::function<void(LookupResult)> done, LookupOptions o) {
+  ++stats.lookups;
+  int b = table.bucket_of(target);
+  if (b >= 0) table.mark_refreshed(b, engine.now());
+  const size_t paths = o.paths, seeds = o.seeds;
+  LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, paths,
+                 std::move(o.must_query), o.settle};
+  if (want_value && paths > 1) {
+    p.settle_within = holder_radius();
+    p.settle_values = 2;
+  }
+  QueryFn query = [this, want_value, target, owner = o.owner](const Contact& to, QueryDone qd) {
+    Method m = want_value ? Method::kFindValue : Method::kFindNode;
+    rpc(to, m, encode_id_request(target), [this, want_value, target, owner, qd = std::move(qd)](std::optional<Bytes> body) {
+      if (!body) return qd(std::nullopt);
+      QueryResponse resp;
+      if (want_value) {
+        auto fv = decode_find_value_response(*body, target);
+        if (!fv) return qd(std::nullopt);
+        resp.contacts = std::move(fv->contacts);
+        if (fv->value && (!owner || fv->value->publisher() == *owner) && acceptable(*fv->value))
+          resp.value = std::move(fv->value);
+      } else {
+        auto cs = decode_contacts(*body);
+        if (!cs) return qd(std::nullopt);
+        resp.contacts = std::move(*cs);
+      }
+      admit_learned(resp.contacts);
+      qd(std::move(resp));
+    });
+  };
+  Lookup::start(p, table.closest(target, seeds ? seeds : cfg.k), std::move(query), [this] { return engine.now(); },
+                [this, done = std::move(done)](LookupResult res) {
+                  stats.lookup_rpcs += res.stats.rpcs;
+                  ++stats.lookups_completed;
+                  recent.push_back(res.stats);
+                  if (recent.size() > kRecentLookups) recent.pop_front();
+                  done(std::move(res));
+                });
+}
+
+std::optional<NodeId> Dht::Impl::holder_radius() const {
+  auto near = table.closest(engine.id(), cfg.k);
+  if (near.size() < cfg.k) return std::nullopt;
+  return near.back().id ^ engine.id();
+}
+
+void Dht::Impl::store_on(const std::vector<Contact>& targets, const StoredValue& v,
+                         std::function<void(size_t)> first_ack, std::function<void(StoreTally)> all_done) {
+  struct State {
+    size_t left;
+    StoreTally tally;
+    bool told = false;
+  };
+  auto state = std::make_shared<State>(State{targets.size(), {}});
+  Bytes body = encode_store(v);
+  if (targets.empty()) {
+    if (all_done) all_done({});
+    return;
+  }
+  for (auto& t : targets) {
+    rpc(t, Method::kStore, body, [state, first_ack, all_done](std::optional<Bytes> resp) {
+      auto answer = resp ? decode_bool(*resp) : std::nullopt;
+      if (answer) ++(*answer ? state->tally.acks : state->tally.refused);
+      if (state->tally.acks > 0 && !state->told && first_ack) {
+        state->told = true;
+        first_ack(state->tally.acks);
+      }
+      if (--state->left == 0 && all_done) all_done(state->tally);
+    });
+  }
+}
+
+bool Dht::Impl::self_among_closest(const NodeId& key, const LookupResult& res) const {
+  if (res.closest.size() >= cfg.k) return (engine.id() ^ key) < (res.closest.back().id ^ key);
+  return !res.closest.empty() && res.failed == 0;
+}
+
+void Dht::Impl::find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb, bool named) {
+  auto done = std::make_shared<bool>(false);
+  auto shared_cb = std::make_shared<std::function<void(std::optional<Contact>)>>(std::move(cb));
+  auto timer = std::make_shared<TimerId>();
+  *timer = engine.schedule(scope, cfg.find_timeout, [done, shared_cb] {
+    if (*done) return;
+    *done = true;
+    (*shared_cb)(std::nullopt);
+  });
+  lookup(id, false, true, [this, done, shared_cb, timer, named, id](LookupResult res) {
+    if (*done) return;
+    *done = true;
+    engine.cancel(*timer);
+    // A request to a target resolved this way may need a punch: its neighbourhood names the rendezvous.
+    if (named && punch && !res.target) punch->note_neighbourhood(id, res.closest);
+    (*shared_cb)(res.target || !named ? res.target : res.target_named);
+  });
+}
+
+void Dht::Impl::put_value(const StoredValue& v, std::function<void(const PutResult&)> cb) {
+  ++stats.puts;
+  originals[v.key] = v;
+  put_attempt(std::make_shared<PutState>(PutState{v, std::move(cb), engine.now() + cfg.put_timeout, {}}));
+}
+
+void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
+  ++st->result.attempts;
+  // A retry starts from more of the table: its closest contacts may all be unreachable (a partition).
+  size_t seeds = cfg.k * static_cast<size_t>(st->result.attempts);
+  lookup(st->value.key, false, false, [this, st](LookupResult res) {
+    const StoredValue& v = st->value;
+    st->result.lookup = res.stats;
+    // We hold (and serve) our own value only when we are among its k closest; otherwise a later put
+    // would leave a stale copy here that no republish reaches.
+    size_t local = 0;
+    auto held = values.get(v.key);
+    if (held && held->owner != v.owner) return put_done(st, 0, "the key holds another owner's value");
+    if (self_among_closest(v.key, res)) {
+      auto r = values.store(v, engine.id());
+      if (r == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
+      local = r == ValueStore::Result::kStored || r == ValueStore::Result::kSame;
+      if (local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
+    } else if (held && ValueStore::newer(v, *held)) {
+      values.erase(v.key);
+    }
+    store_on(res.closest, v, [this, st, local](size_t acks) { put_done(st, acks + local, {}); },
+             [this, st](StoreTally t) {
+               if (st->result.ok) return;
+               if (t.refused > 0) return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
+               if (engine.now() + kPutRetryDelay >= st->deadline)
+                 return put_done(st, 0, "no node among the k closest acknowledged the store");
+               ++stats.put_retries;
+               engine.schedule(scope, kPutRetryDelay, [this, st] { put_attempt(st); });
+             });
+  }, {.seeds = seeds, .paths = cfg.disjoint_paths});
+}
+
+void Dht::Impl::put_done(const std::shared_ptr<PutState>& st, size_t acks, std::string error) {
+  if (!st->cb) return;
+  st->result.ok = error.empty();
+  st->result.stored_on = acks;
+  st->result.error = std::move(error);
+  auto cb = std::move(st->cb);
+  st->cb = nullptr;
+  cb(st->result);
+}
+
+void Dht::Impl::get_all(const NodeId& key, bool every_owner, std::optional<NodeId> owner,
+                        std::function<void(GetAllResult, std::optional<StoredValue>)> cb) {
+  ++stats.gets;
+  lookup(key, true, false, [this, key, every_owner, owner, cb = std::move(cb)](LookupResult res) {
+    auto local = values.get(key);
+    if (local && owner && local->publisher() != *owner) local.reset();
+    GetAllResult r;
+    r.local = local.has_value();
+    r.lookup = res.stats;
+    const std::vector<FoundValue> counted = every_owner ? res.values : dht::voters(res);
+    r.values = dht::tally(counted, local);
+    std::optional<StoredValue> best;
+    if (!r.values.empty()) {
+      ++stats.gets_found;
+      for (auto& f : counted)
+        if (f.value.owner == r.values[0].owner && (!best || ValueStore::newer(f.value, *best))) best = f.value;
+      if (local && local->owner == r.values[0].owner && (!best || ValueStore::newer(*local, *best))) best = local;
+      // Cache the winner only when no other owner was found: a contested vote cached on an honest node
+      // would make that node refuse the other owner for good (the first owner keeps a key).
+      if (res.cache_target && best && r.values.size() == 1) store_on({*res.cache_target}, *best, nullptr, nullptr);
+    }
+    cb(std::move(r), std::move(best));
+  }, {.paths = cfg.disjoint_paths, .settle = !every_owner, .owner = owner});
+}
+
+}  // namespace storjnet
