@@ -327,12 +327,7 @@ void Relay::punch_started(const Contact& target) {
   f.target = target;
   f.started = now;
   ++fallbacks_started_;
-  engine_.schedule(scope_, kFallbackAfter, [this, id = target.id] {
-    auto it = fallbacks_.find(id);
-    if (it == fallbacks_.end()) return;
-    it->second.due = true;
-    fall_back(it->second);
-  });
+  engine_.schedule(scope_, kFallbackAfter, [this, id = target.id] { fallback_due(id); });
   fetch_(relay_list_key(target.id), target.id, scope_.bind<std::optional<Bytes>>([this, id = target.id](std::optional<Bytes> v) {
     auto it = fallbacks_.find(id);
     if (it == fallbacks_.end()) return;
@@ -341,6 +336,17 @@ void Relay::punch_started(const Contact& target) {
     it->second.relays = list.value_or(std::vector<Contact>{});
     fall_back(it->second);
   }));
+}
+
+void Relay::fallback_due(const NodeId& id) {
+  auto it = fallbacks_.find(id);
+  if (it == fallbacks_.end() || it->second.done) return;
+  if (hold_ && hold_(id) && engine_.now() - it->second.started < kFallbackAfter + kMaxHold) {
+    engine_.schedule(scope_, kHoldCheck, [this, id] { fallback_due(id); });
+    return;
+  }
+  it->second.due = true;
+  fall_back(it->second);
 }
 
 void Relay::heard(const Contact& c) {
