@@ -199,10 +199,11 @@ struct Dht::Impl {
   // Answers a put once: ok with `acks` when error is empty.
   void put_done(const std::shared_ptr<PutState>& st, size_t acks, std::string error);
 
-  // The node `id` as it answered a lookup of its id, or nullopt; at most find_timeout. With `named`, the
-  // contact the first answer naming `id` gave, at once: the caller's own request probes it (a NATed node may
-  // not answer strangers, and its contact is still worth a request, which hole punching or a relay may
-  // carry, docs/protocol.md 5.2); the lookup goes on to find `id`'s neighbourhood, the punch's rendezvous.
+  // The node `id` as it answered a lookup of its id, or nullopt; at most find_timeout. With `named`, if `id`
+  // does not answer within one attempt's time (rpc_timeout / rpc_attempts) of the first answer naming it,
+  // the contact that answer gave: the caller's own request probes it (a NATed node may not answer strangers,
+  // and its contact is still worth a request, which hole punching or a relay may carry, docs/protocol.md
+  // 5.2); the lookup goes on to find `id`'s neighbourhood, the punch's rendezvous.
   void find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb, bool named = false);
 
   // every_owner: a full lookup (dht_get_all), every owner found; otherwise the lookup settles once its paths

@@ -103,7 +103,9 @@ void Dht::Impl::find_online(const NodeId& id, std::function<void(std::optional<C
   if (named)
     o.on_named = [this, id, answer](const Contact& c) {
       if (punch) punch->expect_neighbourhood(id);
-      answer(c);
+      // The lookup asks the target next: its own answer, with the address it answers from now, is better
+      // than another node's view of it (a NAT may have moved its mapping). It gets one attempt's time.
+      engine.schedule(scope, cfg.rpc_timeout / std::max(cfg.rpc_attempts, 1), [answer, c] { answer(c); });
     };
   lookup(id, false, true, [this, named, id, answer](LookupResult res) {
     // A request to the target may need a punch: the nodes closest to it are the rendezvous.

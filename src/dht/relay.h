@@ -54,7 +54,7 @@ class Relay {
   static constexpr size_t kMaxFallbacks = 256;        // targets this node looked up relays for, kept kRetryAfter
   static constexpr Duration kRetryAfter = std::chrono::seconds(30);
   static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
-  static constexpr Duration kMaxHold = std::chrono::seconds(3);       // ... plus at most this while held
+  static constexpr Duration kMaxHold = std::chrono::seconds(1);       // ... plus at most this while held
   static constexpr Duration kHoldCheck = std::chrono::milliseconds(250);
   static constexpr size_t kMaxUsed = 1024;            // relays this node sent through (accepted for deliveries)
 
