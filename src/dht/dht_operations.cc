@@ -108,8 +108,9 @@ void Dht::Impl::find_online(const NodeId& id, std::function<void(std::optional<C
       engine.schedule(scope, cfg.rpc_timeout / std::max(cfg.rpc_attempts, 1), [answer, c] { answer(c); });
     };
   lookup(id, false, true, [this, named, id, answer](LookupResult res) {
-    // A request to the target may need a punch: the nodes closest to it are the rendezvous.
-    if (named && punch && !res.target) punch->note_neighbourhood(id, res.closest);
+    // A request to the target may need a punch: the nodes closest to it are the rendezvous. Noted however
+    // the lookup ended (also when the target answered), which ends the punch's wait for them.
+    if (named && punch) punch->note_neighbourhood(id, res.closest);
     answer(res.target || !named ? res.target : res.target_named);
   }, std::move(o));
 }

@@ -352,6 +352,11 @@ void Relay::fallback_due(const NodeId& id) {
 void Relay::heard(const Contact& c) {
   // Heard directly while the fallback waits: the punch (or the direct path) works.
   if (auto it = fallbacks_.find(c.id); it != fallbacks_.end() && !it->second.due) it->second.done = true;
+  // A node we hold a reservation for, heard from a new address (its NAT moved the mapping): deliveries go
+  // there from now on. The datagram authenticated as that node's, so no one else can move it (as WireGuard
+  // roams a peer).
+  if (auto it = served_.find(c.id); it != served_.end() && it->second.holder.key == c.key && c.endpoint.valid())
+    it->second.holder.endpoint = c.endpoint;
 }
 
 void Relay::fall_back(Fallback& f) {

@@ -75,7 +75,8 @@ class Relay {
   // While hold(target) is true, a fallback that is due waits (checked every kHoldCheck, at most kMaxHold
   // more): the punch has rendezvous still to ask, or asked them lately (Punch::pending).
   void set_hold(std::function<bool(const NodeId&)> hold) { hold_ = std::move(hold); }
-  // Every authenticated direct message's sender (the DHT's on_contact).
+  // Every authenticated direct message's sender (the DHT's on_contact): ends a waiting fallback to it, and
+  // moves a reservation it holds with us to the address it was heard from.
   void heard(const Contact& c);
   // Renews and completes this node's reservations now (also run every keepalive_interval).
   void maintain();
