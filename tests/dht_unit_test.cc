@@ -414,6 +414,45 @@ TEST(Lookup, FindsTheKClosestOverAFakeNetworkAndCountsRounds) {
   EXPECT_GE(result->stats.rpcs, 8);
 }
 
+TEST(Lookup, TellsTheFirstAnswerNamingTheTargetOnceAndGoesOnToTheEnd) {
+  // The target is a node that answers no one (behind a NAT): on_named hands out its contact as soon as an
+  // answer names it, once, and the lookup still runs to its k closest (the neighbourhood a punch asks).
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+  auto knows = fake_tables(nodes, 8, 8, 9);
+  const Contact silent = nodes[200];
+  std::vector<std::pair<Contact, QueryDone>> queue;
+  QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
+  std::optional<LookupResult> result;
+  std::vector<Contact> named;
+  size_t answered = 0, answered_when_named = 0;
+  LookupParams p{nodes[0].id, silent.id, false, true, 8, 3, 1, {}};
+  p.on_named = [&](const Contact& c) {
+    named.push_back(c);
+    answered_when_named = answered;
+    EXPECT_FALSE(result) << "named after the end";
+  };
+  Lookup::start(p, knows[nodes[0].id], query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
+  while (!queue.empty()) {
+    auto [to, done] = std::move(queue.front());
+    queue.erase(queue.begin());
+    if (to.id == silent.id) {
+      done(std::nullopt);
+      continue;
+    }
+    ++answered;
+    done(QueryResponse{knows[to.id], std::nullopt});
+  }
+  ASSERT_TRUE(result);
+  ASSERT_EQ(named.size(), 1u);
+  EXPECT_EQ(named[0].id, silent.id);
+  EXPECT_FALSE(result->target);  // it never answered
+  ASSERT_TRUE(result->target_named);
+  EXPECT_EQ(result->target_named->id, silent.id);
+  EXPECT_GT(answered, answered_when_named);  // the lookup went on after naming it
+  EXPECT_EQ(result->closest.size(), 8u);
+}
+
 #include "engine/engine.h"
 #include "storjnet/node.h"
 #include "test_env.h"

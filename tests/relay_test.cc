@@ -182,6 +182,39 @@ TEST_F(ThreeHosts, RequestAndAnswerGoThroughTheRelay) {
   ASSERT_TRUE(again && again->ok());
 }
 
+// B's NAT moves its mapping (a router reboot): R must deliver to where B is heard from now, without waiting
+// for B's next renewal. Any datagram that authenticates as B moves it (the DHT reports every authenticated
+// sender to Relay::heard, as wired here); nothing else can.
+TEST_F(ThreeHosts, AReservedNodeHeardFromANewAddressGetsItsDeliveriesThere) {
+  reserve();
+  r->engine.set_on_contact([this](const Contact& c, bool) { r->relay->heard(c); });
+  int served = 0;
+  b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) {
+    ++served;
+    rep.ok({});
+  });
+  hosts.erase(b->ep);
+  b->ep = *Endpoint::parse("10.0.0.33:4000");
+  hosts[b->ep] = b;
+  block(*a, *b);
+  auto lost = ask_b();  // R still delivers to B's old address
+  ASSERT_TRUE(lost);
+  EXPECT_FALSE(lost->ok());
+  EXPECT_EQ(served, 0);
+  // A stranger claiming B's id from elsewhere does not move it: it cannot authenticate as B.
+  r->relay->heard(Contact{b->engine.id(), a->engine.identity().public_key(), a->ep});
+  std::optional<std::optional<NodeId>> pong;
+  b->engine.ping(r->contact(), [&](std::optional<NodeId> id) { pong = id; });
+  run_for(std::chrono::seconds(1));
+  ASSERT_TRUE(pong && *pong);
+  std::optional<RpcResult> got;
+  a->engine.request(b->contact(), Method::kMessageNotify, as_bytes("2"), [&](RpcResult&& res) { got = std::move(res); });
+  run_for(std::chrono::seconds(1));
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->ok());
+  EXPECT_EQ(served, 1);
+}
+
 TEST_F(ThreeHosts, NoAmplification) {
   reserve();
   b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) { rep.ok({}); });

@@ -157,8 +157,10 @@ TEST(Punch, SymmetricMeetsAnAddressFilteringConeAtItsNewPort) {
 
 TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   // 40 open nodes and k = 4: a's routing table holds none of b's 3 closest contacts, so the rendezvous a's
-  // table would name have not heard from b lately. The lookup that resolves b for the message notes b's
-  // neighbourhood, and the punch asks those nodes (no second lookup): one of them serves the ask, and b's
+  // table would name have not heard from b lately. The lookup that resolves b for the message hands b's
+  // contact out at the first answer naming it and goes on to b's neighbourhood; the punch that starts
+  // meanwhile asks a's table's rendezvous, then those nodes once the lookup notes them (no second lookup,
+  // docs/protocol.md 5.2): one of them serves the ask, and b's
   // mapping towards it is open (b keeps alive its plain closest contacts as well as its confirmed ones), so
   // the punch succeeds. Before, b kept alive only the confirmed-first set: the INTRO was filtered.
   SimConfig c;
@@ -198,7 +200,7 @@ TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   DhtStats s = sim.node(a).dht().stats();
   EXPECT_EQ(s.punch_attempts, before.punch_attempts + 1);
   EXPECT_EQ(s.punch_lookups, before.punch_lookups);  // the resolving lookup's neighbourhood was used
-  EXPECT_EQ(s.punch_asks_sent, before.punch_asks_sent + dht::Punch::kAsks);
+  EXPECT_LE(s.punch_asks_sent, before.punch_asks_sent + 2 * dht::Punch::kAsks);  // the table's, the lookup's
   EXPECT_GE(served(near_b_nodes), served_before + 1);
   EXPECT_EQ(s.punch_ok, before.punch_ok + 1);
   EXPECT_TRUE(ok.value_or(false));

@@ -62,7 +62,9 @@ Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
       [this](const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)> cb) {
         get(key, owner, [cb = std::move(cb)](GetResult r) { cb(std::move(r.value)); });
       });
-  if (d.punch) d.punch->set_on_started([r = d.relay.get()](const Contact& to) { r->punch_started(to); });
+  if (!d.punch) return;
+  d.punch->set_on_started([r = d.relay.get()](const Contact& to) { r->punch_started(to); });
+  d.relay->set_hold([p = d.punch.get()](const NodeId& id) { return p->pending(id); });
 }
 
 Dht::~Dht() {

@@ -41,13 +41,14 @@ inline uint64_t to_us(Duration d) {
 // How Impl::lookup runs a lookup beyond its target. must_query: contacts asked whatever their distance;
 // seeds: how many of the table's closest contacts to start from (0: k); paths: disjoint paths; settle: end
 // once the paths agree (LookupParams); owner (value lookups): only values signed by this node id count, a
-// node answering with anyone else's answers as if it held none.
+// node answering with anyone else's answers as if it held none; on_named: see LookupParams.
 struct LookupOptions {
   std::vector<Contact> must_query = {};
   size_t seeds = 0;
   size_t paths = 1;
   bool settle = true;
   std::optional<NodeId> owner = std::nullopt;
+  std::function<void(const Contact&)> on_named = {};
 };
 }  // namespace dht
 
@@ -198,9 +199,11 @@ struct Dht::Impl {
   // Answers a put once: ok with `acks` when error is empty.
   void put_done(const std::shared_ptr<PutState>& st, size_t acks, std::string error);
 
-  // The node `id` as it answered a lookup of its id (with `named`, else as an answer named it: a NATed node
-  // may not answer strangers, and its contact is still worth a request, which hole punching may carry,
-  // docs/protocol.md 5.2), or nullopt; at most find_timeout.
+  // The node `id` as it answered a lookup of its id, or nullopt; at most find_timeout. With `named`, if `id`
+  // does not answer within one attempt's time (rpc_timeout / rpc_attempts) of the first answer naming it,
+  // the contact that answer gave: the caller's own request probes it (a NATed node may not answer strangers,
+  // and its contact is still worth a request, which hole punching or a relay may carry, docs/protocol.md
+  // 5.2); the lookup goes on to find `id`'s neighbourhood, the punch's rendezvous.
   void find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb, bool named = false);
 
   // every_owner: a full lookup (dht_get_all), every owner found; otherwise the lookup settles once its paths

@@ -12,6 +12,7 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   const size_t paths = o.paths, seeds = o.seeds;
   LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, paths,
                  std::move(o.must_query), o.settle};
+  p.on_named = std::move(o.on_named);
   if (want_value && paths > 1) {
     p.settle_within = holder_radius();
     p.settle_values = 2;
@@ -92,14 +93,26 @@ void Dht::Impl::find_online(const NodeId& id, std::function<void(std::optional<C
     *done = true;
     (*shared_cb)(std::nullopt);
   });
-  lookup(id, false, true, [this, done, shared_cb, timer, named, id](LookupResult res) {
+  auto answer = [this, done, shared_cb, timer](std::optional<Contact> c) {
     if (*done) return;
     *done = true;
     engine.cancel(*timer);
-    // A request to a target resolved this way may need a punch: its neighbourhood names the rendezvous.
-    if (named && punch && !res.target) punch->note_neighbourhood(id, res.closest);
-    (*shared_cb)(res.target || !named ? res.target : res.target_named);
-  });
+    (*shared_cb)(std::move(c));
+  };
+  LookupOptions o;
+  if (named)
+    o.on_named = [this, id, answer](const Contact& c) {
+      if (punch) punch->expect_neighbourhood(id);
+      // The lookup asks the target next: its own answer, with the address it answers from now, is better
+      // than another node's view of it (a NAT may have moved its mapping). It gets one attempt's time.
+      engine.schedule(scope, cfg.rpc_timeout / std::max(cfg.rpc_attempts, 1), [answer, c] { answer(c); });
+    };
+  lookup(id, false, true, [this, named, id, answer](LookupResult res) {
+    // A request to the target may need a punch: the nodes closest to it are the rendezvous. Noted however
+    // the lookup ended (also when the target answered), which ends the punch's wait for them.
+    if (named && punch) punch->note_neighbourhood(id, res.closest);
+    answer(res.target || !named ? res.target : res.target_named);
+  }, std::move(o));
 }
 
 void Dht::Impl::put_value(const StoredValue& v, std::function<void(const PutResult&)> cb) {

@@ -117,10 +117,12 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   }
   int depth = cand.depth + 1;
   size_t path = cand.path;
+  bool named_now = false;
   for (auto& c : r->contacts) {
-    if (c.id == p_.target && !result_.target_named) result_.target_named = c;
+    if (c.id == p_.target && !result_.target_named) result_.target_named = c, named_now = true;
     add(c, depth, path);
   }
+  if (named_now && p_.on_named) p_.on_named(*result_.target_named);  // may re-enter: state is consistent
   step();
 }
 

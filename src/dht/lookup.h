@@ -9,9 +9,9 @@
 // Value lookups never stop at the first value: every answering node's (already verified) value is
 // collected, for the caller to choose by owner and version. They stop early only when a majority of the
 // paths gave a value (or every path did, or ran out of candidates) and all values agree
-// (settle_on_agreement); one disagreeing answer makes every path run to its end. With stop_on_target, the lookup ends once the
-// target answered. Rounds: an RPC to a contact learned from a depth-d answer has depth d+1; rounds is the
-// deepest RPC sent. Re-entrancy: the query function may answer synchronously; state is consistent then.
+// (settle_on_agreement); one disagreeing answer makes every path run to its end. With stop_on_target, the
+// lookup ends once the target answered (on_named tells the first answer naming it). Rounds: an RPC to a
+// contact learned from a depth-d answer has depth d+1; rounds is the deepest RPC sent. Re-entrancy: the query function may answer synchronously; state is consistent then.
 #pragma once
 #include <functional>
 #include <map>
@@ -70,6 +70,9 @@ struct LookupParams {
   // Value lookups: agreeing values a path needs (from distinct nodes within settle_within) before it counts as
   // valued and stops asking; with 2, one colluding node met first on a path does not end it.
   size_t settle_values = 1;
+  // Called once, with the target as the first answer that names it gave it (target_named), while the lookup
+  // goes on: a caller that wants the contact soon (find_contact) need not wait for the end.
+  std::function<void(const Contact&)> on_named = {};
 };
 
 class Lookup : public std::enable_shared_from_this<Lookup> {

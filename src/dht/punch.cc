@@ -63,19 +63,52 @@ std::optional<TimePoint> Punch::last_seen(const NodeId& id) const {
 
 // ------------------------------------------------------------ initiator
 
-void Punch::note_neighbourhood(const NodeId& id, const std::vector<Contact>& closest) {
-  TimePoint now = engine_.now();
+Punch::Neighbourhood& Punch::neighbourhood(const NodeId& id, TimePoint now) {
   if (neighbourhoods_.size() >= kMaxNeighbourhoods && !neighbourhoods_.count(id)) {
-    std::erase_if(neighbourhoods_, [&](const auto& kv) { return now - kv.second.at >= kNeighbourhoodLife; });
+    std::erase_if(neighbourhoods_, [&](const auto& kv) {
+      return now - kv.second.at >= kNeighbourhoodLife && now >= kv.second.expected_until;
+    });
     if (neighbourhoods_.size() >= kMaxNeighbourhoods) neighbourhoods_.erase(neighbourhoods_.begin());
   }
-  Neighbourhood& n = neighbourhoods_[id];
+  return neighbourhoods_[id];
+}
+
+void Punch::note_neighbourhood(const NodeId& id, const std::vector<Contact>& closest) {
+  TimePoint now = engine_.now();
+  Neighbourhood& n = neighbourhood(id, now);
   n.at = now;
+  n.expected_until = {};
   n.closest.clear();
   for (const Contact& c : closest) {
     if (n.closest.size() >= kAsks) break;
     if (c.id != id && c.key != engine_.identity().public_key()) n.closest.push_back(c);
   }
+  ask_neighbourhood(id);
+}
+
+void Punch::expect_neighbourhood(const NodeId& id) {
+  TimePoint now = engine_.now();
+  neighbourhood(id, now).expected_until = now + cfg_.find_timeout;
+}
+
+bool Punch::pending(const NodeId& id) const {
+  auto a = attempts_.find(id);
+  if (a == attempts_.end() || a->second.done) return false;
+  TimePoint now = engine_.now();
+  if (now - a->second.last_ask < kAskGrace) return true;
+  auto n = neighbourhoods_.find(id);
+  return !a->second.introduced && n != neighbourhoods_.end() && now < n->second.expected_until;
+}
+
+void Punch::ask_neighbourhood(const NodeId& target) {
+  auto it = attempts_.find(target);
+  auto n = neighbourhoods_.find(target);
+  if (it == attempts_.end() || it->second.introduced || it->second.done || n == neighbourhoods_.end()) return;
+  std::vector<Contact> more;
+  for (const Contact& c : n->second.closest)
+    if (std::find(it->second.asked.begin(), it->second.asked.end(), c.id) == it->second.asked.end())
+      more.push_back(c);
+  ask(it->second.target, more);
 }
 
 std::vector<Contact> Punch::rendezvous_for(const Contact& target) const {
@@ -104,28 +137,24 @@ void Punch::unanswered(const Contact& to, uint8_t method) {
   if (attempts_.size() >= kMaxPunches)
     std::erase_if(attempts_, [&](const auto& kv) { return now - kv.second.started >= kRetryAfter; });
   if (attempts_.size() >= kMaxPunches || !own_.take(kOwnRate, kOwnRate, now)) return;
-  bool noted = false;
-  if (auto it = neighbourhoods_.find(to.id); it != neighbourhoods_.end())
+  bool noted = false, expected = false;
+  if (auto it = neighbourhoods_.find(to.id); it != neighbourhoods_.end()) {
     noted = now - it->second.at < kNeighbourhoodLife && !it->second.closest.empty();
+    expected = now < it->second.expected_until;
+  }
   auto rendezvous = rendezvous_for(to);
   ++attempts_started_;
   attempts_[to.id] = Attempt{};
+  attempts_[to.id].target = to;
   attempts_[to.id].started = now;
   engine_.schedule(scope_, kWindow, [this, id = to.id] { on_window_end(id); });
   ask(to, rendezvous);
   if (on_started_) on_started_(to);
-  if (noted || !find_closest_) return;
+  if (noted || expected || !find_closest_) return;
   // The table's view of B's neighbourhood may miss the nodes B keeps alive: a lookup finds them.
   ++looked_up_;
-  find_closest_(to.id, scope_.bind<std::vector<Contact>>([this, to](std::vector<Contact> closest) {
-    note_neighbourhood(to.id, closest);
-    auto it = attempts_.find(to.id);
-    if (it == attempts_.end() || it->second.introduced || it->second.done) return;
-    std::vector<Contact> more;
-    for (const Contact& c : neighbourhoods_[to.id].closest)
-      if (std::find(it->second.asked.begin(), it->second.asked.end(), c.id) == it->second.asked.end())
-        more.push_back(c);
-    ask(to, more);
+  find_closest_(to.id, scope_.bind<std::vector<Contact>>([this, id = to.id](std::vector<Contact> closest) {
+    note_neighbourhood(id, closest);  // asks those not asked yet
   }));
 }
 
@@ -133,6 +162,7 @@ void Punch::ask(const Contact& to, const std::vector<Contact>& rendezvous) {
   auto it = attempts_.find(to.id);
   if (it == attempts_.end() || rendezvous.empty()) return;
   for (const auto& r : rendezvous) it->second.asked.push_back(r.id);
+  it->second.last_ask = engine_.now();
   PunchMessage ask;
   ask.kind = PunchKind::kAsk;
   ask.target = to.id;

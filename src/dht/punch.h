@@ -4,8 +4,9 @@
 // - Initiator A: when a request of a service (messages, streams, pubsub: method >= 16) to B goes unanswered
 //   once (the engine's on_unanswered hook), A asks up to kAsks rendezvous R at once: the nodes closest to B
 //   that answered A's latest lookup of B (noted by the DHT, kept kNeighbourhoodLife), else the routing-table
-//   contacts closest to B (confirmed and recently heard first) while a lookup of B runs, whose closest nodes
-//   not yet asked are asked in turn (B keeps its mappings open towards the nodes closest to it: those a
+//   contacts closest to B (confirmed and recently heard first) while a lookup of B runs (the resolving
+//   lookup of find_contact, which hands out B's contact before it ends, or the punch's own), whose closest
+//   nodes not yet asked are asked in turn (B keeps its mappings open towards the nodes closest to it: those a
 //   lookup finds, more often than A's own table). It sends HOLE datagrams to B's endpoints
 //   (as R reports it and as A knew it), and the request's own retransmissions follow through the hole. The
 //   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch).
@@ -67,8 +68,16 @@ class Punch {
   // Every authenticated message's sender (the DHT's on_contact).
   void heard(const Contact& c);
   // A lookup of `id` ended with these nodes answering, closest first: the rendezvous to ask if a punch to `id`
-  // starts soon (kNeighbourhoodLife).
+  // starts soon (kNeighbourhoodLife), or is waiting for them (expect_neighbourhood): those not asked yet are
+  // asked now.
   void note_neighbourhood(const NodeId& id, const std::vector<Contact>& closest);
+  // A lookup of `id` is running and will note its neighbourhood (within find_timeout): a punch to `id` that
+  // starts meanwhile asks the routing table's rendezvous and waits for it, instead of a lookup of its own.
+  void expect_neighbourhood(const NodeId& id);
+  // Whether a punch to `id` is under way, `id` unheard, with rendezvous still to ask (the lookup expected by
+  // expect_neighbourhood has not ended) or asked less than kAskGrace ago.
+  bool pending(const NodeId& id) const;
+  static constexpr Duration kAskGrace = std::chrono::seconds(1);
   // Whether `id` was last reached through a punch of ours.
   bool punched(const NodeId& id) const { return punched_.count(id) > 0; }
   void fill(DhtStats& s) const;
@@ -77,13 +86,16 @@ class Punch {
 
  private:
   struct Attempt {
+    Contact target;
     TimePoint started{};
     bool introduced = false, ok = false, done = false;
     std::vector<NodeId> asked;  // rendezvous asked so far
+    TimePoint last_ask{};
   };
   struct Neighbourhood {
     TimePoint at{};
     std::vector<Contact> closest;  // at most kAsks
+    TimePoint expected_until{};    // a lookup will note them before this (expect_neighbourhood)
   };
   void unanswered(const Contact& to, uint8_t method);
   void on_request(const IncomingRequest& q, const Reply& r);
@@ -97,6 +109,8 @@ class Punch {
   std::optional<TimePoint> last_seen(const NodeId& id) const;
   std::vector<Contact> rendezvous_for(const Contact& target) const;
   void ask(const Contact& target, const std::vector<Contact>& rendezvous);
+  void ask_neighbourhood(const NodeId& target);  // the noted ones a live attempt has not asked yet
+  Neighbourhood& neighbourhood(const NodeId& id, TimePoint now);  // made if need be (bounded)
   bool allow_target(const Endpoint& ep, TimePoint now);
   void refuse();
 

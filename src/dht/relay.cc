@@ -327,12 +327,7 @@ void Relay::punch_started(const Contact& target) {
   f.target = target;
   f.started = now;
   ++fallbacks_started_;
-  engine_.schedule(scope_, kFallbackAfter, [this, id = target.id] {
-    auto it = fallbacks_.find(id);
-    if (it == fallbacks_.end()) return;
-    it->second.due = true;
-    fall_back(it->second);
-  });
+  engine_.schedule(scope_, kFallbackAfter, [this, id = target.id] { fallback_due(id); });
   fetch_(relay_list_key(target.id), target.id, scope_.bind<std::optional<Bytes>>([this, id = target.id](std::optional<Bytes> v) {
     auto it = fallbacks_.find(id);
     if (it == fallbacks_.end()) return;
@@ -343,9 +338,25 @@ void Relay::punch_started(const Contact& target) {
   }));
 }
 
+void Relay::fallback_due(const NodeId& id) {
+  auto it = fallbacks_.find(id);
+  if (it == fallbacks_.end() || it->second.done) return;
+  if (hold_ && hold_(id) && engine_.now() - it->second.started < kFallbackAfter + kMaxHold) {
+    engine_.schedule(scope_, kHoldCheck, [this, id] { fallback_due(id); });
+    return;
+  }
+  it->second.due = true;
+  fall_back(it->second);
+}
+
 void Relay::heard(const Contact& c) {
   // Heard directly while the fallback waits: the punch (or the direct path) works.
   if (auto it = fallbacks_.find(c.id); it != fallbacks_.end() && !it->second.due) it->second.done = true;
+  // A node we hold a reservation for, heard from a new address (its NAT moved the mapping): deliveries go
+  // there from now on. The datagram authenticated as that node's, so no one else can move it (as WireGuard
+  // roams a peer).
+  if (auto it = served_.find(c.id); it != served_.end() && it->second.holder.key == c.key && c.endpoint.valid())
+    it->second.holder.endpoint = c.endpoint;
 }
 
 void Relay::fall_back(Fallback& f) {

@@ -54,6 +54,8 @@ class Relay {
   static constexpr size_t kMaxFallbacks = 256;        // targets this node looked up relays for, kept kRetryAfter
   static constexpr Duration kRetryAfter = std::chrono::seconds(30);
   static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
+  static constexpr Duration kMaxHold = std::chrono::seconds(1);       // ... plus at most this while held
+  static constexpr Duration kHoldCheck = std::chrono::milliseconds(250);
   static constexpr size_t kMaxUsed = 1024;            // relays this node sent through (accepted for deliveries)
 
   // Puts `value` at `key` (signed by this node); `done(ok)` once stored or failed.
@@ -70,7 +72,11 @@ class Relay {
   // The initiator's fallback: a punch to `target` started (its relay list is read now, and used after
   // kFallbackAfter unless `target` was heard from directly by then).
   void punch_started(const Contact& target);
-  // Every authenticated direct message's sender (the DHT's on_contact).
+  // While hold(target) is true, a fallback that is due waits (checked every kHoldCheck, at most kMaxHold
+  // more): the punch has rendezvous still to ask, or asked them lately (Punch::pending).
+  void set_hold(std::function<bool(const NodeId&)> hold) { hold_ = std::move(hold); }
+  // Every authenticated direct message's sender (the DHT's on_contact): ends a waiting fallback to it, and
+  // moves a reservation it holds with us to the address it was heard from.
   void heard(const Contact& c);
   // Renews and completes this node's reservations now (also run every keepalive_interval).
   void maintain();
@@ -106,6 +112,7 @@ class Relay {
   void on_deliver(const IncomingRequest& q);
   void reserve_with(const Contact& relay);
   void fall_back(Fallback& f);
+  void fallback_due(const NodeId& id);  // kFallbackAfter after the start, then every kHoldCheck while held
   void publish_list();
   bool pay(TokenBucket& b, double rate, double burst, size_t bytes, TimePoint now);
   Circuit* open_circuit(const Contact& initiator, Reservation& target, TimePoint now);
@@ -119,6 +126,7 @@ class Relay {
   std::function<bool()> reachable_;
   Publish publish_;
   Fetch fetch_;
+  std::function<bool(const NodeId&)> hold_;
   // Relay side.
   std::unordered_map<NodeId, Reservation> served_;
   std::unordered_map<NodeId, std::unordered_map<NodeId, Circuit>> circuits_by_target_;  // target -> initiator -> circuit
