@@ -532,21 +532,6 @@ def check_nat_to_nat(lab, mapping_on=False):
             break
         time.sleep(0.5)
     check(not late, f"keepalives after the conntrack flush: none from {late}")
-    # A NATed node renews its relay reservations on a timer of their own (every keepalive interval,
-    # Relay::maintain): until its next renewal, its relays know only the mapping the flush removed. Wait (on
-    # the relays' counters) until every reservation held has been renewed once.
-    every = list(lab.hosts)
-    relay_st = lambda: parallel(lambda h: lab.status(h).get("relay", {}), every)
-    st = relay_st()
-    held = sum(st[h].get("reservations_held", 0) for h in nat)
-    granted_before = sum(st[h].get("reservations_granted", 0) for h in every)
-    while True:
-        granted = sum(v.get("reservations_granted", 0) for v in relay_st().values())
-        if granted - granted_before >= held or time.monotonic() > deadline + KEEPALIVE_INTERVAL_S:
-            break
-        time.sleep(0.5)
-    check(granted - granted_before >= held,
-          f"relay reservations renewed after the conntrack flush: {granted - granted_before} of {held}")
     res, path, fallbacks = {}, {}, 0
     counters = relay_counters(lab, nat)
     for label, pairs in (("forward", first), ("reverse", reverse)):
