@@ -215,6 +215,30 @@ TEST_F(ThreeHosts, AReservedNodeHeardFromANewAddressGetsItsDeliveriesThere) {
   EXPECT_EQ(served, 1);
 }
 
+// The fallback is due kFallbackAfter after the punch started; while the punch still has rendezvous to ask
+// (the hold), it waits, at most kMaxHold more.
+TEST_F(ThreeHosts, TheFallbackWaitsWhileHeldAndNoLongerThanTheMaximum) {
+  reserve();
+  bool held = true;
+  a->relay->set_hold([&](const NodeId& id) { return held && id == b->engine.id(); });
+  const PublicKey bk = b->engine.identity().public_key();
+  a->relay->punch_started(b->contact());
+  run_for(Relay::kFallbackAfter + std::chrono::milliseconds(100));
+  EXPECT_FALSE(a->engine.via(bk));  // held past the first second
+  run_for(Relay::kMaxHold + Relay::kHoldCheck);
+  EXPECT_TRUE(a->engine.via(bk));   // but not beyond the maximum (and the check that finds it passed)
+  // Not held: the path is set at kFallbackAfter (another target, so no retry limit applies).
+  Host& c = add(4, false, "10.0.0.4:4000");
+  start(c);
+  know(c, *r);
+  c.relay->maintain();
+  run_for(std::chrono::seconds(2));
+  held = false;
+  a->relay->punch_started(c.contact());
+  run_for(Relay::kFallbackAfter + std::chrono::milliseconds(100));
+  EXPECT_TRUE(a->engine.via(c.engine.identity().public_key()));
+}
+
 TEST_F(ThreeHosts, NoAmplification) {
   reserve();
   b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) { rep.ok({}); });

@@ -11,7 +11,8 @@
 // paths gave a value (or every path did, or ran out of candidates) and all values agree
 // (settle_on_agreement); one disagreeing answer makes every path run to its end. With stop_on_target, the
 // lookup ends once the target answered (on_named tells the first answer naming it). Rounds: an RPC to a
-// contact learned from a depth-d answer has depth d+1; rounds is the deepest RPC sent. Re-entrancy: the query function may answer synchronously; state is consistent then.
+// contact learned from a depth-d answer has depth d+1; rounds is the deepest RPC sent. Re-entrancy: the query
+// function may answer synchronously; state is consistent then.
 #pragma once
 #include <functional>
 #include <map>
