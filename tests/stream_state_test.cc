@@ -255,12 +255,12 @@ TEST_F(StreamState, ALossPacesTheDatagramChunksAtHalfTheDeliveryRate) {
   EXPECT_TRUE(tx.poll(kDatagram, 1s + 200ms, kChunk).empty());
   auto two = tx.poll(kDatagram, *tx.pace_at(), kChunk);
   ASSERT_EQ(two.size(), 1u);
-  // Acknowledged at its first sending: the rate grows by an eighth of the chunk.
+  // Acknowledged at its first sending: the rate grows by half the chunk.
   EXPECT_TRUE(tx.on_ack(kDatagram, one[0].offset, 8 << 20, false, 1s + 300ms));
-  EXPECT_NEAR(tx.rate(), 128 * 1024 + kChunk / 8, 1);
+  EXPECT_NEAR(tx.rate(), 128 * 1024 + kChunk / 2, 1);
   // Answered only after a resend, sent after the cut: a new loss, a new cut.
   EXPECT_TRUE(tx.on_ack(kDatagram, two[0].offset, 8 << 20, true, 1s + 600ms));
-  EXPECT_NEAR(tx.rate(), (128 * 1024 + kChunk / 8) / 2, 1);
+  EXPECT_NEAR(tx.rate(), (128 * 1024 + kChunk / 2) / 2, 1);
   // Never below the floor.
   for (int i = 0; i < 10; ++i) {
     auto t = tx.poll(kDatagram, 10s * (i + 1), kChunk);

@@ -83,7 +83,7 @@ bool SendSide::on_ack(uint64_t path, uint64_t offset, uint64_t limit, bool resen
     if (resent)
       on_loss(c->second.sent, now);
     else if (rate_ > 0)
-      rate_ = std::min(kMaxRate, rate_ + static_cast<double>(n) / 8);
+      rate_ = std::min(kMaxRate, rate_ + static_cast<double>(n) / 2);
   }
   unacked_.erase(c);
   raise_limit(limit);

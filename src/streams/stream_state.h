@@ -30,7 +30,7 @@ class SendSide {
   // Pacing of datagram chunks (docs/protocol.md 7, "Pacing"). Unpaced until a datagram chunk is lost (its
   // request failed, or was answered only after a resend); then sent at most at rate() bytes/s, which each
   // loss halves (once per round: losses of chunks sent before the last cut do not cut again) and each chunk
-  // acknowledged at its first sending raises by an eighth of the chunk. A relay's per-circuit budget
+  // acknowledged at its first sending raises by half the chunk. A relay's per-circuit budget
   // (docs/protocol.md 5.3) drops what exceeds it; pacing keeps a relayed stream near that budget instead of
   // sending four times it.
   static constexpr double kMinRate = 32 * 1024;         // bytes/s: a paced stream never goes slower

@@ -29,6 +29,7 @@ Measures without failing the dial-back's addresses.reachable per NAT kind.
 """
 import argparse
 import ctypes
+import hashlib
 import json
 import os
 import re
@@ -500,6 +501,69 @@ def relay_counters(lab, hosts):
     return {h: (st[h].get("fallbacks_found", 0), st[h].get("relayed_out", 0)) for h in hosts}
 
 
+def relay_list(lab, target):
+    """target's published relay list (docs/protocol.md 5.3: 01 | count | count x (public key | endpoint)), read
+    from a public node: [(relay host name or id, "ip:port")], or a string saying why there is none."""
+    names = {v: k for k, v in lab.ids.items()}
+    try:
+        got = lab.call(lab.of_kind("public")[0], "dht_get_all", [f"storjnet-relay/{lab.ids[target]}"])
+    except RuntimeError as e:
+        return f"error: {e}"
+    mine = [g for g in got if g.get("owner") == lab.ids[target]]
+    if not mine or "hex" not in mine[0].get("value", {}):
+        return "none"
+    b = bytes.fromhex(mine[0]["value"]["hex"])
+    out, at = [], 2
+    for _ in range(b[1] if len(b) > 1 else 0):
+        key = b[at:at + 32]
+        at += 32
+        if b[at] == 4:
+            ep = f"{'.'.join(str(x) for x in b[at + 1:at + 5])}:{int.from_bytes(b[at + 5:at + 7], 'big')}"
+            at += 7
+        else:
+            ep = "v6"
+            at += 19
+        rid = hashlib.blake2b(key, digest_size=20).hexdigest()
+        out.append((names.get(rid, rid[:8]), ep))
+    return out
+
+
+def diagnose_pairs(lab, failed):
+    """Logs, for failed pairs, how each sender knows its target: the routing-table entry (address, path) and any
+    relayed path, beside the target's own observed address."""
+    names = {v: k for k, v in lab.ids.items()}
+    for b in sorted({b for _, b in failed}):
+        st = lab.status(b)
+        log(f"DIAG: target {b}: observed {st.get('addresses', {}).get('observed')}, reachability "
+            f"{st.get('addresses', {}).get('reachability')}, port mapping {st.get('port_mapping')}")
+    for a, b in failed[:12]:
+        st = lab.status(a)
+        entry = next((p for p in st.get("peers", []) if p.get("id") == lab.ids[b]), None)
+        paths = [names.get(p["relay"], p["relay"][:8]) for p in st.get("relay", {}).get("paths", [])
+                 if p.get("peer") == lab.ids[b]]
+        log(f"DIAG: sender {a} -> {b}: table entry {entry}; relayed via {paths}; relay "
+            f"{ {k: v for k, v in st.get('relay', {}).items() if k != 'paths'} }; nat "
+            f"{st.get('nat_traversal')}")
+
+
+def diagnose_relayed(lab, failed):
+    """Logs, for relay-only pairs that failed, what each side knew: the target's published relays and its relay
+    counters, and the sender's relayed path to the target (docs/netlab.md, "Hole punching")."""
+    names = {v: k for k, v in lab.ids.items()}
+    for b in sorted({b for _, b in failed}):
+        st = lab.status(b)
+        r = {k: v for k, v in st.get("relay", {}).items() if k != "paths"}
+        log(f"MEASURED: target {b} ({st.get('addresses', {}).get('observed')}): published relays {relay_list(lab, b)}; "
+            f"relay counters {r}")
+    for a, b in failed:
+        st = lab.status(a)
+        paths = [names.get(p["relay"], p["relay"][:8]) for p in st.get("relay", {}).get("paths", [])
+                 if p.get("peer") == lab.ids[b]]
+        r = st.get("relay", {})
+        log(f"MEASURED: sender {a} -> {b}: relayed path via {paths}; fallbacks {r.get('fallbacks')}, found "
+            f"{r.get('fallbacks_found')}, switched {r.get('paths_switched')}")
+
+
 def check_nat_to_nat(lab, mapping_on=False):
     """message_send between every ordered pair of NATed nodes: every one must be delivered (issue 12: every pair
     connects). Two rounds, so that no pair is helped by its reverse sending at the same moment (an accidental
@@ -584,11 +648,13 @@ def check_nat_to_nat(lab, mapping_on=False):
     # (0-2 of 56 in release runs, up to 7 under ASan, docs/netlab.md): those are printed as MEASURED and counted
     # (relay_only_failed), not asserted yet.
     failed = [f"{a}->{b}" for a, b in pairs if (a, b) not in ok and (a, b) not in need_relay]
-    check(not failed, f"message_send between NATed nodes (no relay needed): {len(failed)} failed: {failed}")
+    if not check(not failed, f"message_send between NATed nodes (no relay needed): {len(failed)} failed: {failed}"):
+        diagnose_pairs(lab, [(a, b) for a, b in pairs if (a, b) not in ok and (a, b) not in need_relay])
     relay_failed = [f"{a}->{b}" for a, b in pairs if (a, b) not in ok and (a, b) in need_relay]
     if relay_failed:
         log(f"MEASURED: message_send between NATed nodes only a relay connects: {len(relay_failed)} of "
             f"{len(need_relay)} failed: {relay_failed}")
+        diagnose_relayed(lab, [(a, b) for a, b in pairs if (a, b) not in ok and (a, b) in need_relay])
     needless = [f"{a}->{b}" for a, b in by_path["relayed"] if (a, b) not in need_relay]
     check(not needless, f"relayed although a direct path, a mapping or a punch can connect them: {needless}")
     unrelayed = [f"{a}->{b} ({path[(a, b)]})" for a, b in ok if (a, b) in need_relay and path[(a, b)] != "relayed"]
@@ -935,7 +1001,8 @@ def check_to_upnp(lab, mapping_on):
                  **{k: f"{a}/{n}" for k, (a, n) in sorted(by_kind.items())}})
     if mapping_on:
         bad = [p for p in pairs if p not in ok]
-        check(not bad, f"message_send to upnp hosts: {len(bad)} of {len(pairs)} failed, e.g. {bad[:6]}")
+        if not check(not bad, f"message_send to upnp hosts: {len(bad)} of {len(pairs)} failed, e.g. {bad[:6]}"):
+            diagnose_pairs(lab, bad)
 
 
 def check_mapping_removed_on_stop(lab, mapping_on):
