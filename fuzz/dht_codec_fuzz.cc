@@ -16,6 +16,10 @@ using namespace storjnet::dht;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteView in(data, size);
   if (auto id = decode_id_request(in)) FUZZ_CHECK(*decode_id_request(encode_id_request(*id)) == *id);
+  if (auto q = decode_find_node_request(in)) {
+    auto again = decode_find_node_request(encode_find_node_request(*q));
+    FUZZ_CHECK(again && again->target == q->target && again->placement == q->placement);
+  }
   if (auto cs = decode_contacts(in)) {
     FUZZ_CHECK(cs->size() <= kMaxContactsPerResponse);
     for (auto& c : *cs) FUZZ_CHECK(c.id == Identity::id_of(c.key) && c.endpoint.port != 0);
