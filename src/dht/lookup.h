@@ -3,7 +3,7 @@
 //
 // The routing table's closest contacts are dealt round-robin to `paths` paths. Each path keeps at most
 // alpha queries in flight, always to its closest not-yet-queried candidates, and finishes when its k
-// closest non-failed candidates have all answered. A contact belongs to the first path that learned it: the
+// closest non-failed candidates have all answered (a put's lookup: its path_answers closest, see below). A contact belongs to the first path that learned it: the
 // others never query it, so a liar that answers only with its friends captures at most the paths that
 // reached it, and an honest path still converges on the true closest nodes.
 // Value lookups never stop at the first value: every answering node's (already verified) value is
