@@ -1,6 +1,6 @@
 // dht_codec_fuzz: every DHT body decoder on arbitrary bytes. Anything that decodes must re-encode and decode
 // to the same thing (contacts keep their key-derived ids; values keep their bytes, versions, owners and
-// signatures; dial-back asks, probes and testimonies). Decoding never verifies: verify_value must reject anything not signed (it must not crash).
+// signatures; find_node requests keep their target and placement flag; dial-back asks, probes and testimonies). Decoding never verifies: verify_value must reject anything not signed (it must not crash).
 #include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +16,10 @@ using namespace storjnet::dht;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteView in(data, size);
   if (auto id = decode_id_request(in)) FUZZ_CHECK(*decode_id_request(encode_id_request(*id)) == *id);
+  if (auto q = decode_find_node_request(in)) {
+    auto again = decode_find_node_request(encode_find_node_request(*q));
+    FUZZ_CHECK(again && again->target == q->target && again->placement == q->placement);
+  }
   if (auto cs = decode_contacts(in)) {
     FUZZ_CHECK(cs->size() <= kMaxContactsPerResponse);
     for (auto& c : *cs) FUZZ_CHECK(c.id == Identity::id_of(c.key) && c.endpoint.port != 0);

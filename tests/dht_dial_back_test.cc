@@ -117,6 +117,41 @@ TEST(DhtDialBack, NattedNodeIsNotConfirmedAndNamedOnlyWhenAskedForItself) {
   }
 }
 
+TEST(DhtDialBack, APlacementAnswerNamesTheClosestWhateverTheirConfirmation) {
+  // A put's find_node (kFindNodePlacement) asks where a value belongs: the key's true neighbourhood, NATed
+  // and unconfirmed contacts included; the same question without the flag leaves them out.
+  Simulator sim;
+  for (int i = 0; i < 60; ++i) sim.add_node(config());
+  size_t restricted = sim.add_node(config());
+  sim.put_behind(restricted, sim.add_router({Type::kPortRestricted}));
+  join(sim);
+  const NodeId& id = sim.node(restricted).id();
+  auto near_bytes = id.bytes();
+  near_bytes.back() ^= 1;
+  const NodeId near(near_bytes);
+  size_t asked = 0;
+  for (size_t i = 1; i < 60 && asked < 5; ++i) {
+    if (!holds(sim.node(i).dht().peers(), id) || sim.node(i).dht().confirmed(id)) continue;
+    ++asked;
+    for (bool placement : {false, true}) {
+      std::optional<std::vector<Contact>> got;
+      engine(sim, 0).request(sim.contact(i), Method::kFindNode, dht::encode_find_node_request({near, placement}),
+                             [&](RpcResult&& r) {
+                               if (r.ok()) got = dht::decode_contacts(r.payload);
+                             }, RpcOptions{1s, 2});
+      sim.run_until([&] { return got.has_value(); }, 5s);
+      ASSERT_TRUE(got) << i;
+      EXPECT_EQ(holds(*got, id), placement) << i;
+      // A quarter more than a plain answer (k = 8): the nodes just past the k closest replace dead ones.
+      EXPECT_EQ(got->size(), placement ? 10u : 8u) << i;
+      if (placement) {
+        EXPECT_EQ(got->front().id, id) << i;  // the closest, named first
+      }
+    }
+  }
+  EXPECT_GT(asked, 0u);
+}
+
 TEST(DhtDialBack, SmallNetworksStillHandOutUnconfirmedContacts) {
   Simulator sim;
   for (int i = 0; i < 3; ++i) sim.add_node(config());

@@ -218,6 +218,23 @@ TEST(DhtCodec, RoundTripsAndRejectsGarbage) {
 
   NodeId key = dht_key("k");
   EXPECT_EQ(*decode_id_request(encode_id_request(key)), key);
+  // find_node: [target] as before, or [target, flags]; bit 0 asks for placement, other bits are ignored.
+  auto plain = decode_find_node_request(encode_id_request(key));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->target, key);
+  EXPECT_FALSE(plain->placement);
+  auto placed = decode_find_node_request(encode_find_node_request({key, true}));
+  ASSERT_TRUE(placed);
+  EXPECT_EQ(placed->target, key);
+  EXPECT_TRUE(placed->placement);
+  EXPECT_EQ(encode_find_node_request({key, false}), encode_id_request(key));
+  EXPECT_FALSE(decode_id_request(encode_find_node_request({key, true})));  // find_value takes no flags
+  Bytes with_flags = encode_find_node_request({key, true});
+  with_flags.back() = 0x06;  // unknown bits only: a plain request
+  ASSERT_TRUE(decode_find_node_request(with_flags));
+  EXPECT_FALSE(decode_find_node_request(with_flags)->placement);
+  with_flags.back() = 0xc0;  // nil for flags: malformed
+  EXPECT_FALSE(decode_find_node_request(with_flags));
 
   StoredValue v;
   v.key = key;
@@ -412,6 +429,49 @@ TEST(Lookup, FindsTheKClosestOverAFakeNetworkAndCountsRounds) {
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(result->closest[i].id, expect[i]);
   EXPECT_GE(result->stats.rounds, 2);
   EXPECT_GE(result->stats.rpcs, 8);
+}
+
+TEST(Lookup, APutsLookupEndsOnceEachPathsClosestAnsweredAndPlacesOnTheNamed) {
+  // path_answers = 2 over 3 paths: a path ends once its 2 closest candidates that did not fail answered;
+  // placement holds every candidate that did not fail, answered or only named, closest first. Answers to
+  // requests still out when it ends (farther candidates) come to a finished lookup and change nothing.
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+  auto knows = fake_tables(nodes, 12, 8, 9);
+  NodeId target = dht_key("placed");
+  auto want = by_distance(nodes, target);
+  auto run = [&](size_t path_answers) {
+    std::vector<std::pair<Contact, QueryDone>> queue;
+    QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
+    std::optional<LookupResult> result;
+    LookupParams p{nodes[0].id, target, false, false, 8, 3, 3, {}};
+    p.path_answers = path_answers;
+    p.placement = true;
+    Lookup::start(p, knows[nodes[0].id], query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
+    size_t after_end = 0;
+    while (!queue.empty()) {
+      auto [to, done] = std::move(queue.front());
+      queue.erase(queue.begin());
+      after_end += result.has_value();
+      if (to.id == want[1].id) {
+        done(std::nullopt);  // one of the closest is down
+        continue;
+      }
+      done(QueryResponse{knows[to.id], std::nullopt});
+    }
+    EXPECT_TRUE(result);
+    if (result) result->stats.rpcs -= after_end;
+    return result.value_or(LookupResult{});
+  };
+  LookupResult full = run(0), put = run(2);
+  std::vector<NodeId> expect;
+  for (auto& c : want)
+    if (c.id != want[1].id && c.id != nodes[0].id && expect.size() < 8) expect.push_back(c.id);
+  ASSERT_GE(put.placement.size(), 8u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(put.placement[i].id, expect[i]) << i;
+  for (auto& c : put.placement) EXPECT_NE(c.id, want[1].id);  // it failed: never placed on
+  EXPECT_LT(put.stats.rpcs * 2, full.stats.rpcs) << put.stats.rpcs << " vs " << full.stats.rpcs;
+  EXPECT_TRUE(full.placement.size() >= 8 && full.placement[0].id == expect[0]);
 }
 
 TEST(Lookup, TellsTheFirstAnswerNamingTheTargetOnceAndGoesOnToTheEnd) {

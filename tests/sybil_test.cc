@@ -89,9 +89,9 @@ TEST(SybilPuzzle, UnsolvedIdsAreRefusedByTablesAnswersAndPubsub) {
   fakes.push_back(sim.contact(out));
   Engine& le = NodeInternals::engine(sim.node(liar));
   le.set_handler(Method::kFindNode, [&](const IncomingRequest& q, const Reply& r) {
-    auto target = dht::decode_id_request(q.payload);
+    auto req = dht::decode_find_node_request(q.payload);
     auto list = fakes;
-    for (auto& c : sim.node(liar).dht().closest_known(*target, 8)) list.push_back(c);
+    for (auto& c : sim.node(liar).dht().closest_known(req->target, 8)) list.push_back(c);
     r.ok(dht::encode_contacts(list));
   });
   size_t victim = sim.add_node();

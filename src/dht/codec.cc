@@ -98,6 +98,31 @@ std::optional<NodeId> decode_id_request(ByteView body) {
   return NodeId(b);
 }
 
+Bytes encode_find_node_request(const FindNodeRequest& q) {
+  if (!q.placement) return encode_id_request(q.target);  // [target], as every version sends it
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  p.pack_array(2);
+  pack_bin(p, q.target.view());
+  p.pack_uint64(kFindNodePlacement);
+  return out;
+}
+
+std::optional<FindNodeRequest> decode_find_node_request(ByteView body) {
+  auto oh = unpack_wire(body);
+  if (!oh) return std::nullopt;
+  auto& o = oh->get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size < 1 || o.via.array.size > 2) return std::nullopt;
+  std::array<uint8_t, NodeId::kSize> b;
+  if (!get_bin(o.via.array.ptr[0], NodeId::kSize, b.data())) return std::nullopt;
+  FindNodeRequest q{NodeId(b)};
+  uint64_t flags = 0;
+  if (o.via.array.size == 2 && !get_uint(o.via.array.ptr[1], flags)) return std::nullopt;
+  q.placement = (flags & kFindNodePlacement) != 0;  // unknown bits: ignored (later versions' hints)
+  return q;
+}
+
 Bytes encode_contacts(const std::vector<Contact>& contacts) {
   Bytes out;
   BytesWriter w{out};

@@ -1,6 +1,8 @@
 // Bodies of the DHT's network RPCs (docs/protocol.md section 5), msgpack encoded.
 //
-//   kademlia_find_node  request [target: bin 20]            response [contact...]
+//   kademlia_find_node  request [target: bin 20] or [target: bin 20, flags: uint]   response [contact...]
+//                       flags bit 0 (kFindNodePlacement): name the closest contacts whatever their dial-back
+//                       confirmation (a put placing a value, docs/protocol.md 5); other bits are ignored
 //   kademlia_find_value request [key: bin 20]               response [1, value: bin, version: uint,
 //                                                                     owner: bin 32, signature: bin 64]
 //                                                                     or [0, [contact...]]
@@ -27,6 +29,15 @@ constexpr size_t kMaxContactsPerResponse = 32;
 
 Bytes encode_id_request(const NodeId& id);
 std::optional<NodeId> decode_id_request(ByteView body);
+
+// find_node's request: the target, and whether the asker places a value (kFindNodePlacement).
+constexpr uint64_t kFindNodePlacement = 1;
+struct FindNodeRequest {
+  NodeId target;
+  bool placement = false;
+};
+Bytes encode_find_node_request(const FindNodeRequest& q);
+std::optional<FindNodeRequest> decode_find_node_request(ByteView body);
 
 Bytes encode_contacts(const std::vector<Contact>& contacts);
 std::optional<std::vector<Contact>> decode_contacts(ByteView body);

@@ -55,8 +55,8 @@ void Dht::Impl::admit_learned(std::vector<Contact>& contacts) {
   engine.drops().add(DropReason::kIdPuzzle, refused);
 }
 
-std::vector<Contact> Dht::Impl::answer_contacts(const NodeId& target, size_t n) const {
-  if (!dial_back) return table.closest(target, n);
+std::vector<Contact> Dht::Impl::answer_contacts(const NodeId& target, size_t n, bool placement) const {
+  if (!dial_back || placement) return table.closest(target, n);
   auto out = table.closest_answer(target, n);
   if (out.empty() || out.front().id != target)
     if (auto exact = table.find(target)) {
@@ -66,20 +66,24 @@ std::vector<Contact> Dht::Impl::answer_contacts(const NodeId& target, size_t n) 
   return out;
 }
 
-std::vector<Contact> Dht::Impl::shareable(const NodeId& target, const Contact& to) {
-  auto out = answer_contacts(target, cfg.k + 1);
+std::vector<Contact> Dht::Impl::shareable(const NodeId& target, const Contact& to, bool placement) {
+  // A placement answer names a quarter more: the asker stores on the k closest that are alive, and the nodes
+  // just past the k closest replace those that died (no other answer need name them). 25 IPv4 contacts
+  // (k = 20) still fit one datagram.
+  size_t n = placement ? std::min(cfg.k + cfg.k / 4, kMaxContactsPerResponse) : cfg.k;
+  auto out = answer_contacts(target, n + 1, placement);
   bool public_peer = !to.endpoint.is_private_or_loopback();
   std::erase_if(out, [&](const Contact& c) {
     return c.id == to.id || (public_peer && c.endpoint.is_private_or_loopback());
   });
-  if (out.size() > cfg.k) out.resize(cfg.k);
+  if (out.size() > n) out.resize(n);
   return out;
 }
 
 void Dht::Impl::on_find_node(const IncomingRequest& q, const Reply& r) {
-  auto target = decode_id_request(q.payload);
-  if (!target) return r.error("malformed find_node");
-  r.ok(encode_contacts(shareable(*target, q.from)));
+  auto req = decode_find_node_request(q.payload);
+  if (!req) return r.error("malformed find_node");
+  r.ok(encode_contacts(shareable(req->target, q.from, req->placement)));
 }
 
 void Dht::Impl::on_find_value(const IncomingRequest& q, const Reply& r) {

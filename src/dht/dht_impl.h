@@ -49,7 +49,14 @@ struct LookupOptions {
   bool settle = true;
   std::optional<NodeId> owner = std::nullopt;
   std::function<void(const Contact&)> on_named = {};
+  // A put's lookup: find_node with kFindNodePlacement, LookupParams::path_answers and ::placement.
+  bool placement = false;
+  size_t path_answers = 0;
 };
+
+// A put's lookup: each path finishes once its closest kPutPathAnswers candidates answered (docs/protocol.md 5,
+// "Operations"); placement answers name the key's neighbourhood whatever its dial-back confirmation.
+inline constexpr size_t kPutPathAnswers = 2;
 }  // namespace dht
 
 using namespace dht;
@@ -127,11 +134,12 @@ struct Dht::Impl {
 
   // The n contacts an answer for `target` names. With dial-back, confirmed contacts first (docs/protocol.md
   // 5.1); but a contact whose id is the target itself is named whatever its confirmation: the asker wants that
-  // very node (to reach it, punching or relaying if need be).
-  std::vector<Contact> answer_contacts(const NodeId& target, size_t n) const;
+  // very node (to reach it, punching or relaying if need be). With `placement` (a put's find_node, flag
+  // kFindNodePlacement), the n closest whatever their confirmation: where the value belongs.
+  std::vector<Contact> answer_contacts(const NodeId& target, size_t n, bool placement = false) const;
 
   // Contacts we may tell `to` about: never private or loopback addresses to a peer on a public address.
-  std::vector<Contact> shareable(const NodeId& target, const Contact& to);
+  std::vector<Contact> shareable(const NodeId& target, const Contact& to, bool placement = false);
 
   void on_find_node(const IncomingRequest& q, const Reply& r);
   void on_find_value(const IncomingRequest& q, const Reply& r);
@@ -154,13 +162,14 @@ struct Dht::Impl {
   struct StoreTally {
     size_t acks = 0, refused = 0;  // true answers; false answers (another owner's or a newer value held)
   };
-  // Stores `v` on `targets`: first_ack(acks) at the first acknowledgement, all_done(tally) after every
-  // store answered or timed out.
+  // Stores `v` on the first `want` of `targets` (all when 0): first_ack(acks) at the first acknowledgement,
+  // all_done(tally) after every store answered or timed out. A store that gets no answer (a timeout or an error
+  // reply) is replaced by one to the next of `targets` not yet tried; a `false` answer is not.
   void store_on(const std::vector<Contact>& targets, const StoredValue& v, std::function<void(size_t)> first_ack,
-                std::function<void(StoreTally)> all_done);
+                std::function<void(StoreTally)> all_done, size_t want = 0);
 
-  // True when a lookup shows us among the k closest to key: it must be complete (k answers, or fewer with
-  // no candidate lost), since a lookup that lost nodes to loss or death proves nothing about distance.
+  // True when a put's lookup shows us among the k closest to key: closer than the k-th placement candidate,
+  // or, with fewer than k, when none was lost (a lookup that lost nodes to loss or death proves nothing).
   bool self_among_closest(const NodeId& key, const LookupResult& res) const;
 
   // ------------------------------------------------------------ maintenance

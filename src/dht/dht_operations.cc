@@ -17,9 +17,12 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
     p.settle_within = holder_radius();
     p.settle_values = 2;
   }
-  QueryFn query = [this, want_value, target, owner = o.owner](const Contact& to, QueryDone qd) {
+  p.placement = o.placement;
+  p.path_answers = o.path_answers;
+  Bytes request = want_value ? encode_id_request(target) : encode_find_node_request({target, o.placement});
+  QueryFn query = [this, want_value, target, owner = o.owner, request](const Contact& to, QueryDone qd) {
     Method m = want_value ? Method::kFindValue : Method::kFindNode;
-    rpc(to, m, encode_id_request(target), [this, want_value, target, owner, qd = std::move(qd)](std::optional<Bytes> body) {
+    rpc(to, m, request, [this, want_value, target, owner, qd = std::move(qd)](std::optional<Bytes> body) {
       if (!body) return qd(std::nullopt);
       QueryResponse resp;
       if (want_value) {
@@ -53,35 +56,57 @@ std::optional<NodeId> Dht::Impl::holder_radius() const {
   return near.back().id ^ engine.id();
 }
 
+namespace {
+// One store_on: the targets, and the stores started and answered.
+struct StoreRun {
+  std::vector<Contact> targets;
+  Bytes body;
+  std::function<void(size_t)> first_ack;
+  std::function<void(Dht::Impl::StoreTally)> all_done;
+  size_t next = 0, left = 0;
+  Dht::Impl::StoreTally tally;
+  bool told = false;
+};
+
+// Sends the store to the next target; one that gives no answer passes its turn on to the target after it.
+// A callback may run before rpc returns (an overloaded engine): `left` counts this store until its end.
+void store_next(Dht::Impl& d, const std::shared_ptr<StoreRun>& run) {
+  const Contact& to = run->targets[run->next++];
+  ++run->left;
+  d.rpc(to, Method::kStore, run->body, [&d, run](std::optional<Bytes> resp) {
+    auto answer = resp ? decode_bool(*resp) : std::nullopt;
+    if (answer) ++(*answer ? run->tally.acks : run->tally.refused);
+    if (run->tally.acks > 0 && !run->told && run->first_ack) {
+      run->told = true;
+      run->first_ack(run->tally.acks);
+    }
+    if (!answer && run->next < run->targets.size()) store_next(d, run);
+    if (--run->left == 0 && run->all_done) run->all_done(run->tally);
+  });
+}
+}  // namespace
+
 void Dht::Impl::store_on(const std::vector<Contact>& targets, const StoredValue& v,
-                         std::function<void(size_t)> first_ack, std::function<void(StoreTally)> all_done) {
-  struct State {
-    size_t left;
-    StoreTally tally;
-    bool told = false;
-  };
-  auto state = std::make_shared<State>(State{targets.size(), {}});
-  Bytes body = encode_store(v);
-  if (targets.empty()) {
+                         std::function<void(size_t)> first_ack, std::function<void(StoreTally)> all_done,
+                         size_t want) {
+  size_t n = want ? std::min(want, targets.size()) : targets.size();
+  if (n == 0) {
     if (all_done) all_done({});
     return;
   }
-  for (auto& t : targets) {
-    rpc(t, Method::kStore, body, [state, first_ack, all_done](std::optional<Bytes> resp) {
-      auto answer = resp ? decode_bool(*resp) : std::nullopt;
-      if (answer) ++(*answer ? state->tally.acks : state->tally.refused);
-      if (state->tally.acks > 0 && !state->told && first_ack) {
-        state->told = true;
-        first_ack(state->tally.acks);
-      }
-      if (--state->left == 0 && all_done) all_done(state->tally);
-    });
-  }
+  auto run = std::make_shared<StoreRun>();
+  run->targets = targets;
+  run->body = encode_store(v);
+  run->first_ack = std::move(first_ack);
+  run->all_done = std::move(all_done);
+  ++run->left;  // held until every first store is sent: one answered at once ends nothing early
+  for (size_t i = 0; i < n; ++i) store_next(*this, run);
+  if (--run->left == 0 && run->all_done) run->all_done(run->tally);
 }
 
 bool Dht::Impl::self_among_closest(const NodeId& key, const LookupResult& res) const {
-  if (res.closest.size() >= cfg.k) return (engine.id() ^ key) < (res.closest.back().id ^ key);
-  return !res.closest.empty() && res.failed == 0;
+  if (res.placement.size() >= cfg.k) return (engine.id() ^ key) < (res.placement[cfg.k - 1].id ^ key);
+  return !res.placement.empty() && res.failed == 0;
 }
 
 void Dht::Impl::find_online(const NodeId& id, std::function<void(std::optional<Contact>)> cb, bool named) {
@@ -141,7 +166,9 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     } else if (held && ValueStore::newer(v, *held)) {
       values.erase(v.key);
     }
-    store_on(res.closest, v, [this, st, local](size_t acks) { put_done(st, acks + local, {}); },
+    // The k closest the lookup found, answered or only named (a placement answer names the key's true
+    // neighbourhood); one that does not answer the store gives its turn to the next closest.
+    store_on(res.placement, v, [this, st, local](size_t acks) { put_done(st, acks + local, {}); },
              [this, st](StoreTally t) {
                if (st->result.ok) return;
                if (t.refused > 0) return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
@@ -149,8 +176,8 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
                  return put_done(st, 0, "no node among the k closest acknowledged the store");
                ++stats.put_retries;
                engine.schedule(scope, kPutRetryDelay, [this, st] { put_attempt(st); });
-             });
-  }, {.seeds = seeds, .paths = cfg.disjoint_paths});
+             }, cfg.k);
+  }, {.seeds = seeds, .paths = cfg.disjoint_paths, .placement = true, .path_answers = kPutPathAnswers});
 }
 
 void Dht::Impl::put_done(const std::shared_ptr<PutState>& st, size_t acks, std::string error) {

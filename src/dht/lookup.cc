@@ -11,6 +11,7 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->path_size_.assign(l->p_.paths, 0);
   l->path_in_flight_.assign(l->p_.paths, 0);
   l->path_values_.assign(l->p_.paths, 0);
+  l->path_failed_.assign(l->p_.paths, 0);
   l->p_.settle_values = std::max<size_t>(l->p_.settle_values, 1);
   l->query_ = std::move(query);
   l->now_ = std::move(now);
@@ -60,11 +61,17 @@ void Lookup::step() {
   std::vector<std::pair<NodeId, Contact>> to_send;
   std::vector<size_t> considered(p_.paths, 0), sending(p_.paths, 0);
   std::vector<bool> active(p_.paths, false);  // the path still has a candidate to ask or an answer to wait for
+  const size_t want = p_.path_answers ? p_.path_answers : p_.k;
+  bool near_open = false;  // some path's `want` closest are not all answered yet
   for (size_t i = 0; i < p_.paths; ++i) active[i] = path_in_flight_[i] > 0;
   for (auto& [dist, cand] : shortlist_) {
     size_t path = cand.path;
     if (cand.state == State::kFailed) continue;
-    if (considered[path]++ >= p_.k) continue;
+    // path_answers: the window widens by one for each candidate of the path that failed, so a region of dead
+    // or unreachable nodes (a partition) is crossed with more requests in flight, as a full lookup would.
+    size_t window = p_.path_answers ? std::min(p_.k, want + path_failed_[path]) : want;
+    if (considered[path]++ >= window) continue;
+    near_open = near_open || cand.state != State::kAnswered;
     if (cand.state != State::kNew) continue;
     active[path] = true;
     // A value lookup whose answers all agree asks no further on a path that gave a value (see settled()).
@@ -77,6 +84,8 @@ void Lookup::step() {
     result_.stats.rounds = std::max(result_.stats.rounds, cand.depth);
   }
   if (to_send.empty() && in_flight_ == 0 && !pending_new) return finish();
+  // path_answers: every path's closest have answered; answers still due from farther candidates are not waited for.
+  if (p_.path_answers && !near_open) return finish();
   if (settled(active)) return finish();
   for (size_t i = 0; i < p_.paths; ++i) path_in_flight_[i] += sending[i];
   for (auto& [dist, contact] : to_send) {
@@ -101,6 +110,7 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   if (!r) {
     cand.state = State::kFailed;
     ++result_.failed;
+    ++path_failed_[cand.path];
     return step();
   }
   cand.state = State::kAnswered;
@@ -142,6 +152,7 @@ void Lookup::finish() {
   if (finished_) return;
   finished_ = true;
   for (auto& [dist, cand] : shortlist_) {
+    if (p_.placement && cand.state != State::kFailed) result_.placement.push_back(cand.contact);
     if (cand.state != State::kAnswered) continue;
     if (result_.closest.size() < p_.k) result_.closest.push_back(cand.contact);
     if (p_.want_value && !result_.cache_target) {

@@ -3,7 +3,7 @@
 //
 // The routing table's closest contacts are dealt round-robin to `paths` paths. Each path keeps at most
 // alpha queries in flight, always to its closest not-yet-queried candidates, and finishes when its k
-// closest non-failed candidates have all answered. A contact belongs to the first path that learned it: the
+// closest non-failed candidates have all answered (a put's lookup: its path_answers closest, see below). A contact belongs to the first path that learned it: the
 // others never query it, so a liar that answers only with its friends captures at most the paths that
 // reached it, and an honest path still converges on the true closest nodes.
 // Value lookups never stop at the first value: every answering node's (already verified) value is
@@ -45,6 +45,10 @@ struct LookupResult {
   std::optional<Contact> cache_target; // value lookups: closest answered node that returned no value
   std::optional<Contact> target;       // the target node itself, when it answered
   std::optional<Contact> target_named; // the target as the first answer naming it gave it (answered or not)
+  // With LookupParams::placement: every candidate that did not fail (answered, asked, or only named),
+  // closest first (at most the 3k a path keeps, per path): where a put stores (the first k), and the
+  // replacements for those that fail.
+  std::vector<Contact> placement;
   size_t failed = 0;                   // queried candidates that did not answer
   LookupStats stats;
 };
@@ -71,6 +75,13 @@ struct LookupParams {
   // Value lookups: agreeing values a path needs (from distinct nodes within settle_within) before it counts as
   // valued and stops asking; with 2, one colluding node met first on a path does not end it.
   size_t settle_values = 1;
+  // How many of its closest candidates that did not fail a path needs answered before it finishes (0: k),
+  // plus one for each of the path's candidates that failed (at most k). Fewer asks less, and with placement
+  // answers (find_node's kFindNodePlacement) the closest node's answer already names the target's true
+  // neighbourhood (a put, docs/protocol.md 5).
+  size_t path_answers = 0;
+  // Fill LookupResult::placement.
+  bool placement = false;
   // Called once, with the target as the first answer that names it gave it (target_named), while the lookup
   // goes on: a caller that wants the contact soon (find_contact) need not wait for the end.
   std::function<void(const Contact&)> on_named = {};
@@ -105,6 +116,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   std::map<NodeId, Candidate> shortlist_;  // all paths, by XOR distance to the target
   std::vector<size_t> path_size_;          // candidates per path (bounded to 3k each)
   std::vector<size_t> path_in_flight_;
+  std::vector<size_t> path_failed_;  // candidates of the path that failed (path_answers widens by these)
   std::vector<size_t> path_values_;  // values the path got that may settle it (see settle_within)
   bool valued(size_t path) const { return path_values_[path] >= p_.settle_values; }
   bool disagree_ = false;          // two values received differ

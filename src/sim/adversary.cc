@@ -305,9 +305,9 @@ class Adversary {
     Node& node = sim_->node(a);
     if (b_.lie) {
       e.set_handler(Method::kFindNode, [this](const IncomingRequest& q, const Reply& r) {
-        auto target = dht::decode_id_request(q.payload);
-        if (!target) return r.error("malformed find_node");
-        r.ok(dht::encode_contacts(lie(*target, q.from.id)));
+        auto req = dht::decode_find_node_request(q.payload);
+        if (!req) return r.error("malformed find_node");
+        r.ok(dht::encode_contacts(lie(req->target, q.from.id)));
       });
     }
     if (b_.lie || b_.vote) {
