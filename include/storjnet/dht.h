@@ -170,6 +170,9 @@ struct DhtStats {
   size_t relay_reservations_served = 0, relay_circuits = 0, relay_reservations_held = 0;
   uint64_t relay_reservations_made = 0, relay_lists_published = 0, relay_fallbacks = 0, relay_fallbacks_found = 0;
   uint64_t relayed_out = 0, relayed_in = 0;
+  // Dual-stack (src/dht/address_check.h): pings sent to check a claimed second address, and claims not checked
+  // (over the rate or the in-flight bound).
+  uint64_t address_checks = 0, address_checks_refused = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };
 

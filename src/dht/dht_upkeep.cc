@@ -7,6 +7,11 @@ namespace storjnet {
 void Dht::Impl::on_contact(const Contact& c, bool answered) {
   if (punch) punch->heard(c);
   if (relay) relay->heard(c);
+  if (!answered && !engine.address_proven(c.endpoint, c.key))
+    if (auto held = table.find(c.id); held && held->endpoint.family != c.endpoint.family && held->alt != c.endpoint) {
+      if (held->key == c.key) addresses.claimed(c);  // a second address enters once the node answered there
+      return;
+    }
   if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) {
     // No verifying ping for a contact the table would refuse anyway.
     if (auto refused = table.refusal(c)) return count_refusal(*refused);
