@@ -32,6 +32,26 @@ void AddressCheck::learned(std::vector<Contact>& contacts) {
   }
 }
 
+void AddressCheck::early(const Contact& c) {
+  auto it = early_.find(c.id);
+  if (it == early_.end()) {
+    if (early_.size() >= kMaxEarly) early_.clear();
+    early_.emplace(c.id, c);
+  } else if (it->second.key == c.key) {
+    it->second.set_address(c.endpoint);
+  }
+}
+
+void AddressCheck::added(const Contact& c) {
+  auto it = early_.find(c.id);
+  if (it == early_.end()) return;
+  Contact e = it->second;
+  early_.erase(it);
+  if (e.key != c.key) return;
+  for (const Endpoint* a : {&e.endpoint, &e.alt})
+    if (a->valid() && a->family != c.endpoint.family) check(c.id, c.key, *a);
+}
+
 std::optional<Endpoint> AddressCheck::hearsay(const NodeId& id) const {
   auto it = hearsay_.find(id);
   if (it == hearsay_.end()) return std::nullopt;

@@ -23,7 +23,7 @@ namespace storjnet::dht {
 class AddressCheck {
  public:
   static constexpr double kRate = 2, kBurst = 8;
-  static constexpr size_t kMaxInFlight = 16, kRemembered = 1024;
+  static constexpr size_t kMaxInFlight = 16, kRemembered = 1024, kMaxEarly = 256;
   static constexpr Duration kRecheck = std::chrono::minutes(10);
 
   AddressCheck(Engine& engine, RoutingTable& table, Duration rpc_timeout);
@@ -37,6 +37,11 @@ class AddressCheck {
   // such a family that a held entry lacks is checked.
   void learned(std::vector<Contact>& contacts);
 
+  // A request sender the table does not hold yet (its newcomer check runs): the address it came from is kept
+  // (kMaxEarly, reset when full) so that a datagram from its other family, arriving while the newcomer check of
+  // the first one runs, is checked once it entered (`added`).
+  void early(const Contact& c);
+  void added(const Contact& c);
   // A single-family node cannot check an address of the family it lacks: the last one an answer named for a
   // contact is only remembered (kRemembered contacts, reset when full), as hearsay. It serves to pick
   // dual-stack relays and to list their other address in this node's relay list (docs/protocol.md 5.3,
@@ -59,6 +64,7 @@ class AddressCheck {
   std::unordered_set<NodeId> in_flight_;
   std::unordered_map<Endpoint, TimePoint> recent_;  // addresses checked, by when (reset when full)
   std::unordered_map<NodeId, Endpoint> hearsay_;     // addresses of a family we lack, as answers named them
+  std::unordered_map<NodeId, Contact> early_;        // newcomers' other-family addresses, until they enter
   bool mixed_ = false;
   uint64_t checks_ = 0, refused_ = 0;
   Engine::Scope scope_;

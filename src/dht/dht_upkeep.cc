@@ -15,10 +15,12 @@ void Dht::Impl::on_contact(const Contact& c, bool answered) {
   if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) {
     // No verifying ping for a contact the table would refuse anyway.
     if (auto refused = table.refusal(c)) return count_refusal(*refused);
+    addresses.early(c);  // a datagram from its other family may come before it enters
     return newcomers.check(c);
   }
   auto r = table.seen(c, engine.now());
   count_refusal(r);
+  if (r == RoutingTable::Seen::kAdded) addresses.added(c);
   if (r == RoutingTable::Seen::kAdded && dial_back) dial_back->check(c);
   if (r != RoutingTable::Seen::kFull) return;
   int b = table.bucket_of(c.id);
