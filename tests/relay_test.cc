@@ -239,6 +239,75 @@ TEST_F(ThreeHosts, TheFallbackWaitsWhileHeldAndNoLongerThanTheMaximum) {
   EXPECT_TRUE(a->engine.via(c.engine.identity().public_key()));
 }
 
+// A renewal that gets no answer (B's NAT moved its mapping, say) keeps the reservation until it lapses: B's
+// published list stays as the initiators read it. A refusal ends it.
+TEST_F(ThreeHosts, AnUnansweredRenewalKeepsTheReservationUntilItLapses) {
+  reserve();
+  Bytes list = dht[relay_list_key(b->engine.id())];
+  block(*b, *r);
+  b->relay->maintain();
+  run_for(std::chrono::seconds(3));
+  DhtStats bs;
+  b->relay->fill(bs);
+  EXPECT_EQ(bs.relay_renewals_unanswered, 1u);
+  EXPECT_EQ(b->relay->relays().size(), 1u);
+  EXPECT_EQ(dht[relay_list_key(b->engine.id())], list);
+  // Unanswered past its life: it lapses.
+  run_for(cfg.relay_reservation_life);
+  b->relay->maintain();
+  run_for(std::chrono::seconds(3));
+  EXPECT_TRUE(b->relay->relays().empty());
+}
+
+// B keeps two relays; one of them (R1) no longer reaches B (its reservation names an address B's NAT dropped).
+// Each initiator picks one of B's listed relays at random; one that picked R1 hears nothing from B through it
+// and moves to R2 kPathCheck later. Every initiator's request is answered.
+TEST_F(RelayTest, AnInitiatorMovesToTheNextListedRelayWhenNothingComesThroughTheFirst) {
+  Host& r1 = add(2, true, "10.0.0.2:4000");
+  Host& r2 = add(3, true, "10.0.0.3:4000");
+  Host& b = add(4, false, "10.0.0.4:4000");
+  std::vector<Host*> as;
+  for (uint64_t i = 0; i < 6; ++i) as.push_back(&add(10 + i, false, ("10.0.1." + std::to_string(i + 1) + ":4000").c_str()));
+  for (auto& h : owned) start(*h);
+  know(b, r1);
+  know(b, r2);
+  b.relay->maintain();
+  run_for(std::chrono::seconds(2));
+  ASSERT_EQ(b.relay->relays().size(), 2u);
+  int served = 0;
+  b.engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) {
+    ++served;
+    rep.ok({});
+  });
+  blocked.insert({r1.ep, b.ep});  // R1's deliveries no longer reach B
+  for (Host* a : as) block(*a, b);
+  std::vector<std::optional<RpcResult>> got(as.size());
+  for (size_t i = 0; i < as.size(); ++i) {
+    as[i]->engine.request(b.contact(), Method::kMessageNotify, as_bytes("hi"),
+                          [&got, i](RpcResult&& res) { got[i] = std::move(res); }, RpcOptions{std::chrono::seconds(10), 10});
+    as[i]->relay->punch_started(b.contact());
+  }
+  pump();
+  run_for(std::chrono::seconds(11));
+  uint64_t switched = 0;
+  std::set<PublicKey> first;
+  for (size_t i = 0; i < as.size(); ++i) {
+    ASSERT_TRUE(got[i]);
+    EXPECT_TRUE(got[i]->ok()) << "initiator " << i;
+    DhtStats st;
+    as[i]->relay->fill(st);
+    EXPECT_EQ(st.relay_fallbacks_found, 1u);
+    switched += st.relay_paths_switched;
+    auto via = as[i]->engine.via(b.engine.identity().public_key());
+    ASSERT_TRUE(via);
+    EXPECT_EQ(via->key, r2.engine.identity().public_key());  // where they all are now
+  }
+  EXPECT_EQ(served, static_cast<int>(as.size()));
+  // The picks spread: some initiators went to R1 first (and moved), the others straight to R2.
+  EXPECT_GE(switched, 1u);
+  EXPECT_LT(switched, as.size());
+}
+
 TEST_F(ThreeHosts, NoAmplification) {
   reserve();
   b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) { rep.ok({}); });

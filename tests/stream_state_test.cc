@@ -228,3 +228,55 @@ TEST_F(StreamState, AckOnlyFromThePathCarryingTheChunk) {
   EXPECT_FALSE(tx.on_ack(kConn, 0, 1 << 20));  // a duplicate
   EXPECT_TRUE(tx.all_acked());
 }
+
+// Pacing (docs/protocol.md 7, "Pacing"): unpaced until a loss; then at most rate() bytes/s, halved once per
+// round of losses, raised by each chunk acknowledged at its first sending.
+TEST_F(StreamState, ALossPacesTheDatagramChunksAtHalfTheDeliveryRate) {
+  tx.raise_limit(4 << 20);
+  tx.write(pattern(4 << 20), kChunk);
+  auto ts = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(ts.size(), SendSide::kMaxInFlight);  // unpaced: the whole in-flight cap at once
+  EXPECT_EQ(tx.rate(), 0);
+  EXPECT_FALSE(tx.pace_at());
+  // 8 chunks (256 KiB) acknowledged over the first second, in two periods: 256 KiB/s delivered.
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE(tx.on_ack(kDatagram, ts[i].offset, 8 << 20, false, 125ms * (i + 1)));
+  // The 9th was lost: paced at half that.
+  EXPECT_TRUE(tx.on_datagram_failed(ts[8].offset, false, 1s));
+  EXPECT_NEAR(tx.rate(), 128 * 1024, 1);
+  EXPECT_EQ(tx.losses(), 1u);
+  // The rest of that round's losses (sent before the cut) cut no further.
+  for (int i = 9; i < 16; ++i) EXPECT_TRUE(tx.on_datagram_failed(ts[i].offset, false, 1s + 10ms));
+  EXPECT_NEAR(tx.rate(), 128 * 1024, 1);
+  // Paced: one 32 KiB chunk now, the next a quarter second later (32 KiB at 128 KiB/s), not before.
+  auto one = tx.poll(kDatagram, 1s + 10ms, kChunk);
+  ASSERT_EQ(one.size(), 1u);
+  ASSERT_TRUE(tx.pace_at());
+  EXPECT_EQ(*tx.pace_at(), 1s + 10ms + 250ms);
+  EXPECT_TRUE(tx.poll(kDatagram, 1s + 200ms, kChunk).empty());
+  auto two = tx.poll(kDatagram, *tx.pace_at(), kChunk);
+  ASSERT_EQ(two.size(), 1u);
+  // Acknowledged at its first sending: the rate grows by an eighth of the chunk.
+  EXPECT_TRUE(tx.on_ack(kDatagram, one[0].offset, 8 << 20, false, 1s + 300ms));
+  EXPECT_NEAR(tx.rate(), 128 * 1024 + kChunk / 8, 1);
+  // Answered only after a resend, sent after the cut: a new loss, a new cut.
+  EXPECT_TRUE(tx.on_ack(kDatagram, two[0].offset, 8 << 20, true, 1s + 600ms));
+  EXPECT_NEAR(tx.rate(), (128 * 1024 + kChunk / 8) / 2, 1);
+  // Never below the floor.
+  for (int i = 0; i < 10; ++i) {
+    auto t = tx.poll(kDatagram, 10s * (i + 1), kChunk);
+    ASSERT_EQ(t.size(), 1u);
+    EXPECT_TRUE(tx.on_datagram_failed(t[0].offset, false, 10s * (i + 1) + 1ms));
+  }
+  EXPECT_EQ(tx.rate(), SendSide::kMinRate);
+}
+
+TEST_F(StreamState, TheFastPathIsNeverPaced) {
+  tx.raise_limit(4 << 20);
+  tx.write(pattern(kChunk), kChunk);
+  auto ts = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(ts.size(), 1u);
+  EXPECT_TRUE(tx.on_datagram_failed(ts[0].offset, false, 1s));
+  EXPECT_GT(tx.rate(), 0);
+  tx.write(pattern(4 * kBig), kBig);
+  EXPECT_EQ(tx.poll(kConn, 1s, kChunk).size(), 5u);  // the lost chunk and the four new ones, all on the connection
+}

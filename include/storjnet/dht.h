@@ -162,7 +162,8 @@ struct DhtStats {
   uint64_t keepalives_sent = 0, keepalives_received = 0;
   size_t punched_peers = 0;
   // Relays (src/dht/relay.h). As a relay: reservations granted (and held now), datagrams and bytes relayed,
-  // open circuits. As a NATed node: reservations held now and made, relay lists published. As an initiator:
+  // open circuits. As a NATed node: reservations held now, made (new) and renewed (a relay's yes to a reservation
+  // already held), relay lists published. As an initiator:
   // fallbacks to a relay started, and those that found a relay (a relayed path set). Refusals
   // (DropReason::kRelayRefused) on every side. relayed_out/in: datagrams this node sent through a relay and
   // had delivered by one (the engine's counts).
@@ -170,6 +171,9 @@ struct DhtStats {
   size_t relay_reservations_served = 0, relay_circuits = 0, relay_reservations_held = 0;
   uint64_t relay_reservations_made = 0, relay_lists_published = 0, relay_fallbacks = 0, relay_fallbacks_found = 0;
   uint64_t relayed_out = 0, relayed_in = 0;
+  // As a NATed node: reservation renewals left unanswered (the reservation is kept until it lapses); as an
+  // initiator: relayed paths moved to the next listed relay because nothing came through the first.
+  uint64_t relay_reservations_renewed = 0, relay_renewals_unanswered = 0, relay_paths_switched = 0;
   // Dual-stack (src/dht/address_check.h): pings sent to check a claimed second address, and claims not checked
   // (over the rate or the in-flight bound).
   uint64_t address_checks = 0, address_checks_refused = 0;

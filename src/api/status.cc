@@ -117,6 +117,8 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
         {"punched_peers", ds.punched_peers}}},
       {"relay",
        {{"reservations_held", ds.relay_reservations_held}, {"reservations_made", ds.relay_reservations_made},
+        {"reservations_renewed", ds.relay_reservations_renewed},
+        {"renewals_unanswered", ds.relay_renewals_unanswered}, {"paths_switched", ds.relay_paths_switched},
         {"lists_published", ds.relay_lists_published}, {"fallbacks", ds.relay_fallbacks},
         {"fallbacks_found", ds.relay_fallbacks_found}, {"relayed_out", ds.relayed_out}, {"relayed_in", ds.relayed_in},
         {"reservations_served", ds.relay_reservations_served}, {"reservations_granted", ds.relay_reservations_granted},

@@ -107,6 +107,9 @@ void Relay::fill(DhtStats& s) const {
   s.relay_circuits = circuit_count_;
   s.relay_reservations_held = held_.size();
   s.relay_reservations_made = reservations_made_;
+  s.relay_reservations_renewed = reservations_renewed_;
+  s.relay_renewals_unanswered = renewals_unanswered_;
+  s.relay_paths_switched = paths_switched_;
   s.relay_lists_published = publishes_;
   s.relay_fallbacks = fallbacks_started_;
   s.relay_fallbacks_found = fallbacks_found_;
@@ -289,12 +292,19 @@ void Relay::reserve_with(const Contact& relay) {
   engine_.request(scope_, relay, Method::kRelayReserve, {}, [this, relay](RpcResult&& res) {
     asking_.erase(relay.id);
     auto secs = res.ok() ? decode_reservation(res.payload) : std::nullopt;
-    if (!secs) {
+    auto held = held_.find(relay.id);
+    if (!secs && res.status == RpcStatus::kTimeout && held != held_.end() && held->second.until > engine_.now()) {
+      // An unanswered renewal (say our NAT's mapping moved and the relay is checking the new address): the
+      // reservation still runs, and the relay follows our new address as soon as it authenticates a datagram
+      // from it (heard). Keeping it keeps the published list stable for the initiators that read it.
+      ++renewals_unanswered_;
+    } else if (!secs) {
       held_.erase(relay.id);
       refused_[relay.id] = engine_.now();
     } else {
       auto [it, added] = held_.try_emplace(relay.id);
       reservations_made_ += added;
+      reservations_renewed_ += !added;
       it->second.relay = Contact{relay.id, relay.key, res.from.endpoint};
       it->second.until = engine_.now() + std::chrono::seconds(*secs);
     }
@@ -373,16 +383,46 @@ void Relay::heard(const Contact& c) {
 void Relay::fall_back(Fallback& f) {
   if (f.done || !f.due || !f.relays) return;
   f.done = true;
-  for (const Contact& r : *f.relays) {
-    if (r.key == f.target.key || r.key == engine_.identity().public_key()) continue;
-    if (!(family_bit(r.endpoint.family) & engine_.env().families())) continue;  // a family we do not send on
-    if (used_.size() >= kMaxUsed) used_.erase(used_.begin());
-    used_[r.key] = engine_.now();
-    engine_.set_via(f.target.key, r);
-    ++fallbacks_found_;
-    engine_.redirect(f.target.key, r.endpoint);  // what waits for the target goes through the relay now
-    return;
+  if (use_next_relay(f)) ++fallbacks_found_;
+}
+
+bool Relay::use_next_relay(Fallback& f) {
+  // One of the listed relays not tried yet for this fallback, at random: the initiators of a busy target
+  // spread over its relays instead of all taking the first one listed.
+  std::vector<const Contact*> left;
+  auto collect = [&] {
+    for (const Contact& r : *f.relays) {
+      if (r.key == f.target.key || r.key == engine_.identity().public_key()) continue;
+      if (!(family_bit(r.endpoint.family) & engine_.env().families())) continue;  // a family we do not send on
+      if (std::find(f.tried.begin(), f.tried.end(), r.key) == f.tried.end()) left.push_back(&r);
+    }
+  };
+  collect();
+  if (left.empty() && f.tried.size() > 1) {  // every one tried: round again (a slow relay gets another turn)
+    f.tried = {f.tried.back()};
+    collect();
   }
+  if (left.empty()) return false;
+  const Contact& r = *left[engine_.env().random_below(left.size())];
+  f.tried.push_back(r.key);
+  if (used_.size() >= kMaxUsed) used_.erase(used_.begin());
+  used_[r.key] = engine_.now();
+  engine_.set_via(f.target.key, r);
+  engine_.redirect(f.target.key, r.endpoint);  // what waits for the target goes through the relay now
+  engine_.schedule(scope_, kPathCheck, [this, id = f.target.id] { check_path(id); });
+  return true;
+}
+
+void Relay::check_path(const NodeId& id) {
+  auto it = fallbacks_.find(id);
+  if (it == fallbacks_.end() || it->second.tried.empty()) return;
+  Fallback& f = it->second;
+  // Ended (heard directly), replaced, or working: nothing to do. Otherwise the relay does not reach the target
+  // (its reservation lapsed, or names an address the target's NAT no longer maps): the next listed relay.
+  auto via = engine_.via(f.target.key);
+  if (!via || via->key != f.tried.back() || engine_.heard_via(f.target.key)) return;
+  if (engine_.now() - f.started >= kRetryAfter) return;  // the fallback's life
+  if (use_next_relay(f)) ++paths_switched_;
 }
 
 }  // namespace storjnet::dht

@@ -14,12 +14,15 @@
 // - NATed node B (dial-back has not found it reachable): keeps relay_reservations reservations with the
 //   contacts closest to its own id (dial-back-confirmed ones first), renewed every keepalive_interval (which
 //   also keeps its NAT mappings towards them open), and publishes the list in the DHT at "storjnet-relay/<B's id hex>", signed by
-//   B (readers ask for B's value only: Dht::get with an owner, docs/protocol.md 10.8). It accepts
+//   B (readers ask for B's value only: Dht::get with an owner, docs/protocol.md 10.8). A renewal left
+//   unanswered keeps the reservation until it lapses (a refusal ends it). It accepts
 //   relay_deliver only from its relays (and from relays it sent through itself).
 // - Initiator A: when it starts a punch to B (Punch's on_started hook) it reads B's relay list; if B was not
-//   heard from directly within kFallbackAfter of the start, it sets a relayed path to B through the first
-//   listed relay (Engine::set_via) and moves B's waiting requests there (Engine::redirect): services above
-//   the engine see nothing else. (A punch that succeeds later wins: B's first direct datagram ends the path.)
+//   heard from directly within kFallbackAfter of the start, it sets a relayed path to B through one of the
+//   listed relays, at random (Engine::set_via), and moves B's waiting requests there (Engine::redirect):
+//   services above the engine see nothing else. When nothing from B came through that relay kPathCheck later,
+//   another listed relay is tried (round the list again once all were, for at most kRetryAfter from the
+//   start). (A punch that succeeds later wins: B's first direct datagram ends the path.)
 // Refusals are dropped and counted under DropReason::kRelayRefused and DhtStats::relay_refused. All state is
 // bounded; timers are engine timers (sans-IO).
 #pragma once
@@ -56,6 +59,7 @@ class Relay {
   static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
   static constexpr Duration kMaxHold = std::chrono::seconds(1);       // ... plus at most this while held
   static constexpr Duration kHoldCheck = std::chrono::milliseconds(250);
+  static constexpr Duration kPathCheck = std::chrono::milliseconds(1500);  // a relayed path heard nothing by then: next relay
   static constexpr size_t kMaxUsed = 1024;            // relays this node sent through (accepted for deliveries)
 
   // Puts `value` at `key` (signed by this node); `done(ok)` once stored or failed.
@@ -107,6 +111,7 @@ class Relay {
     Contact target;
     TimePoint started{};
     std::optional<std::vector<Contact>> relays;  // B's list, once read
+    std::vector<PublicKey> tried;                // relays used for B, in order (the last one is in use)
     bool due = false, done = false;
   };
   struct Circuit {  // initiator -> reserved target
@@ -120,6 +125,8 @@ class Relay {
   void on_deliver(const IncomingRequest& q);
   void reserve_with(const Contact& relay);
   void fall_back(Fallback& f);
+  bool use_next_relay(Fallback& f);   // a listed relay not tried yet, at random; false when none is left
+  void check_path(const NodeId& id);  // kPathCheck after a relay was chosen: nothing heard through it, the next
   void fallback_due(const NodeId& id);  // kFallbackAfter after the start, then every kHoldCheck while held
   void publish_list();
   bool pay(TokenBucket& b, double rate, double burst, size_t bytes, TimePoint now);
@@ -152,7 +159,7 @@ class Relay {
   std::unordered_map<NodeId, Fallback> fallbacks_;
   std::unordered_map<PublicKey, TimePoint, KeyedHash> used_;  // relays we sent through
   TimerId maintain_timer_;
-  uint64_t reservations_granted_ = 0, reservations_made_ = 0, forwarded_ = 0, forwarded_bytes_ = 0, delivered_ = 0,
+  uint64_t reservations_granted_ = 0, reservations_made_ = 0, reservations_renewed_ = 0, renewals_unanswered_ = 0, paths_switched_ = 0, forwarded_ = 0, forwarded_bytes_ = 0, delivered_ = 0,
            refused_count_ = 0, fallbacks_started_ = 0, fallbacks_found_ = 0, publishes_ = 0;
   Engine::Scope scope_;
 };

@@ -110,7 +110,14 @@ void Engine::set_via(const PublicKey& key, const Contact& relay) {
     std::erase_if(via_, [&](const auto& kv) { return env_.now() - kv.second.last_used >= kViaIdle; });
     if (via_.size() >= kMaxVia) via_.erase(via_.begin());
   }
-  via_[key] = Via{relay, env_.now()};
+  auto it = via_.find(key);
+  bool heard = it != via_.end() && it->second.relay.key == relay.key && it->second.heard;
+  via_[key] = Via{relay, env_.now(), heard};
+}
+
+bool Engine::heard_via(const PublicKey& key) const {
+  auto it = via_.find(key);
+  return it != via_.end() && it->second.heard;
 }
 
 std::optional<Contact> Engine::via(const PublicKey& key) const {

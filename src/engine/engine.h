@@ -56,6 +56,7 @@ struct RpcResult {
   std::string error;  // reason (kRemoteError)
   Contact from;       // the peer as it answered (its endpoint as seen by us)
   Duration rtt{};     // last attempt's round trip
+  bool resent = false;  // answered after the request was sent more than once (a copy, or the answer, was lost)
   bool ok() const { return status == RpcStatus::kOk; }
 };
 using RpcCallback = std::function<void(RpcResult&&)>;
@@ -170,6 +171,9 @@ class Engine {
   void set_via(const PublicKey& key, const Contact& relay);
   void clear_via(const PublicKey& key) { via_.erase(key); }
   std::optional<Contact> via(const PublicKey& key) const;
+  // Whether the peer's authenticated datagrams have come through its current relayed path (set_via to another
+  // relay starts afresh).
+  bool heard_via(const PublicKey& key) const;
   size_t via_count() const { return via_.size(); }
   // Every live relayed path (idle ones, which the next send to their peer ends, left out): (peer key, relay).
   std::vector<std::pair<PublicKey, Contact>> via_paths() const;
@@ -352,6 +356,7 @@ class Engine {
   struct Via {
     Contact relay;
     TimePoint last_used{};  // set, or a datagram came through it
+    bool heard = false;     // an authenticated datagram from the peer came through this relay
   };
   std::unordered_map<PublicKey, Via, KeyedHash> via_;
   bool in_relayed_ = false;  // handling a relayed datagram (no nesting)

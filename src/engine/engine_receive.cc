@@ -83,9 +83,10 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s, const Co
   guard_.received(from, s.sender, s.size(), env_.now());
   Contact contact{sess->id, s.sender, from};
   // The path it came by is the one to answer by: through its relay, or (a direct datagram) directly.
-  if (relay)
+  if (relay) {
     set_via(s.sender, *relay);
-  else
+    if (auto v = via_.find(s.sender); v != via_.end()) v->second.heard = true;
+  } else
     via_.erase(s.sender);
   bool relayed = relay != nullptr;
 
@@ -280,6 +281,7 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
   RpcResult r;
   r.from = from;
   r.rtt = env_.now() - p.sent_at;
+  r.resent = p.resent;
   if (!p.resent) rtt_sampled(from, r.rtt);
   if (type == kResponse) {
     r.status = RpcStatus::kOk;

@@ -32,7 +32,8 @@ void Streams::Impl::on_data_result(const StreamId& id, uint64_t off, const RpcRe
   Stream* s = find(id);
   if (!s) return;
   if (r.ok()) {
-    if (auto a = streams::decode_ack(r.payload)) return on_acked(*s, streams::kDatagram, off, a->limit);
+    if (auto a = streams::decode_ack(r.payload))
+      return on_acked(*s, streams::kDatagram, off, a->limit, r.resent);
   }
   bool busy = r.status == RpcStatus::kRemoteError && r.error == kBusy;
   if (!s->tx.on_datagram_failed(off, busy, engine.now())) return;

@@ -25,10 +25,15 @@ std::vector<SendSide::Transmit> SendSide::poll(uint64_t fast, TimePoint now, siz
       out.push_back({fast, off, c.data});
     }
   }
+  pace_at_.reset();
   if (now < backoff_until_) return out;
   for (auto it = unacked_.begin(); it != unacked_.end() && in_flight_ < kMaxInFlight; ++it) {
     auto& [off, c] = *it;
     if (c.in_flight || (fast != kDatagram && !c.refused)) continue;
+    if (rate_ > 0 && now < next_send_) {
+      pace_at_ = next_send_;
+      break;
+    }
     if (c.data.size() > datagram_chunk) {  // written for the fast path, now going as datagrams
       Bytes rest(c.data.begin() + static_cast<long>(datagram_chunk), c.data.end());
       c.data.resize(datagram_chunk);
@@ -36,16 +41,50 @@ std::vector<SendSide::Transmit> SendSide::poll(uint64_t fast, TimePoint now, siz
     }
     c.in_flight = true;
     c.via = kDatagram;
+    c.sent = now;
     ++in_flight_;
+    if (rate_ > 0)
+      next_send_ = std::max(next_send_, now) +
+                   std::chrono::duration_cast<Duration>(std::chrono::duration<double>(double(c.data.size()) / rate_));
     out.push_back({kDatagram, off, c.data});
   }
   return out;
 }
 
-bool SendSide::on_ack(uint64_t path, uint64_t offset, uint64_t limit) {
+void SendSide::on_loss(TimePoint sent, TimePoint now) {
+  ++losses_;
+  if (rate_ > 0 && sent < cut_at_) return;  // sent before the last cut: that cut answered it
+  // The first cut halves the delivery rate: the last complete period's, else what the current one has seen.
+  double partial = static_cast<double>(period_bytes_) /
+                   std::max(1e-3, std::chrono::duration<double>(now - period_start_).count());
+  double base = rate_ > 0 ? rate_ : last_rate_ > 0 ? last_rate_ : partial;
+  rate_ = std::clamp(base / 2, kMinRate, kMaxRate);
+  cut_at_ = now;
+  next_send_ = std::max(next_send_, now);
+}
+
+void SendSide::delivered(size_t bytes, TimePoint now) {
+  if (period_start_ == TimePoint{} || now - period_start_ >= kRatePeriod) {
+    if (period_start_ != TimePoint{})
+      last_rate_ = static_cast<double>(period_bytes_) / std::chrono::duration<double>(now - period_start_).count();
+    period_start_ = now;
+    period_bytes_ = 0;
+  }
+  period_bytes_ += bytes;
+}
+
+bool SendSide::on_ack(uint64_t path, uint64_t offset, uint64_t limit, bool resent, TimePoint now) {
   auto c = unacked_.find(offset);
   if (c == unacked_.end() || !c->second.in_flight || c->second.via != path) return ++ignored_acks_, false;
-  if (path == kDatagram) --in_flight_;
+  if (path == kDatagram) {
+    --in_flight_;
+    size_t n = c->second.data.size();
+    delivered(n, now);
+    if (resent)
+      on_loss(c->second.sent, now);
+    else if (rate_ > 0)
+      rate_ = std::min(kMaxRate, rate_ + static_cast<double>(n) / 8);
+  }
   unacked_.erase(c);
   raise_limit(limit);
   return true;
@@ -56,7 +95,10 @@ bool SendSide::on_datagram_failed(uint64_t offset, bool busy, TimePoint now) {
   if (c == unacked_.end() || !c->second.in_flight || c->second.via != kDatagram) return false;
   c->second.in_flight = false;
   --in_flight_;
-  if (busy) backoff_until_ = now + kBackoff;
+  if (busy)
+    backoff_until_ = now + kBackoff;
+  else
+    on_loss(c->second.sent, now);
   return true;
 }
 

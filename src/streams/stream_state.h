@@ -27,6 +27,14 @@ class SendSide {
  public:
   static constexpr size_t kMaxInFlight = 16;  // datagram chunks: 512 KiB of unacknowledged data on the wire
   static constexpr Duration kBackoff = 250ms;  // after the peer answered "busy", no datagram before this
+  // Pacing of datagram chunks (docs/protocol.md 7, "Pacing"). Unpaced until a datagram chunk is lost (its
+  // request failed, or was answered only after a resend); then sent at most at rate() bytes/s, which each
+  // loss halves (once per round: losses of chunks sent before the last cut do not cut again) and each chunk
+  // acknowledged at its first sending raises by an eighth of the chunk. A relay's per-circuit budget
+  // (docs/protocol.md 5.3) drops what exceeds it; pacing keeps a relayed stream near that budget instead of
+  // sending four times it.
+  static constexpr double kMinRate = 32 * 1024;         // bytes/s: a paced stream never goes slower
+  static constexpr double kMaxRate = 1024.0 * 1024 * 1024;  // ... nor faster (a cap, not a goal)
 
   struct Transmit {
     uint64_t path;   // kDatagram or a connection id
@@ -51,10 +59,12 @@ class SendSide {
   // while backing off. Chunks bigger than `datagram_chunk` are cut first.
   std::vector<Transmit> poll(uint64_t fast, TimePoint now, size_t datagram_chunk);
   // The peer acknowledged the chunk at `offset` sent over `path`: true when that chunk was in flight there
-  // (it is then done); anything else (late, duplicate, other path) is ignored and counted.
-  bool on_ack(uint64_t path, uint64_t offset, uint64_t limit);
+  // (it is then done); anything else (late, duplicate, other path) is ignored and counted. `resent`: a
+  // datagram chunk's request was answered only after it was sent again (a loss, for pacing).
+  bool on_ack(uint64_t path, uint64_t offset, uint64_t limit, bool resent = false, TimePoint now = {});
   // A datagram chunk's RPC failed (lost, or refused by the peer): it is sent again by a later poll. With
-  // `busy` (the peer had no room), no datagram goes before now + kBackoff. False when it was not in flight.
+  // `busy` (the peer had no room), no datagram goes before now + kBackoff; without, it counts as a loss
+  // (pacing). False when it was not in flight.
   bool on_datagram_failed(uint64_t offset, bool busy, TimePoint now);
   // The fast path refused the chunk at `offset`: it goes again over datagrams, whose answer says why.
   bool on_refused(uint64_t conn, uint64_t offset);
@@ -68,6 +78,11 @@ class SendSide {
   void clear_backoff(TimePoint now);
 
   uint64_t ignored_acks() const { return ignored_acks_; }
+  // Pacing: 0 while unpaced, else bytes/s; pace_at: when the last poll() left a datagram chunk waiting for
+  // its pacing time (the caller wakes then and polls again).
+  double rate() const { return rate_; }
+  std::optional<TimePoint> pace_at() const { return pace_at_; }
+  uint64_t losses() const { return losses_; }
 
  private:
   struct Chunk {
@@ -75,12 +90,26 @@ class SendSide {
     bool in_flight = false;
     uint64_t via = kDatagram;  // path carrying it while in flight
     bool refused = false;      // refused on a connection: goes over datagrams, which say why
+    TimePoint sent{};          // last sent as a datagram
   };
+  void on_loss(TimePoint sent, TimePoint now);
+  void delivered(size_t bytes, TimePoint now);
   std::map<uint64_t, Chunk> unacked_;
   uint64_t written_ = 0, limit_ = 0;
   size_t in_flight_ = 0;
   TimePoint backoff_until_{};
   uint64_t ignored_acks_ = 0;
+  // Pacing.
+  double rate_ = 0;
+  TimePoint next_send_{}, cut_at_{};
+  std::optional<TimePoint> pace_at_;
+  uint64_t losses_ = 0;
+  // Delivery rate: bytes acknowledged over datagrams in the current period (at least kRatePeriod), and the
+  // rate of the last complete one (a loss's first cut halves it).
+  static constexpr Duration kRatePeriod = 250ms;
+  uint64_t period_bytes_ = 0;
+  TimePoint period_start_{};
+  double last_rate_ = 0;
 };
 
 class RecvSide {

@@ -172,11 +172,20 @@ void Streams::Impl::pump(Stream& s) {
     if (t.path == streams::kDatagram) send_chunk(s, t.offset, t.data);
     else links.send(t.path, streams::Record::data_at(s.id, t.offset, t.data));
   }
+  if (auto at = s.tx.pace_at(); at && !s.pace_timer) {
+    s.pace_timer = engine.schedule(scope, *at - engine.now(), [this, id = s.id] {
+      Stream* st = find(id);
+      if (!st) return;
+      st->pace_timer = TimerId{};
+      if (st->sending()) pump(*st);
+      flush();
+    });
+  }
 }
 
 // An acknowledgement by either path.
-void Streams::Impl::on_acked(Stream& s, uint64_t path, uint64_t offset, uint64_t limit) {
-  if (!s.tx.on_ack(path, offset, limit)) return;
+void Streams::Impl::on_acked(Stream& s, uint64_t path, uint64_t offset, uint64_t limit, bool resent) {
+  if (!s.tx.on_ack(path, offset, limit, resent, engine.now())) return;
   on_credit(s, limit);
   complete_writes(s);
   if (s.state == State::kClosing && s.tx.all_acked()) return send_close(s);

@@ -47,6 +47,7 @@ struct Streams::Impl final : streams::Links::Events {
     std::function<void(bool)> close_cb;
     TimerId close_timer;
     TimePoint close_deadline{};
+    TimerId pace_timer;  // pump() again when the pacing lets the next datagram chunk go
 
     Stream(size_t window, const StreamsConfig& c) : rx(window, c.min_chunk_charge, c.max_chunks_ahead) {}
     bool sending() const { return state == State::kOpen || state == State::kClosing; }
@@ -95,7 +96,7 @@ struct Streams::Impl final : streams::Links::Events {
 
   // What either path delivers, handled once (streams.cc).
   void pump(Stream& s);  // sends what the stream's SendSide says, over the path it names
-  void on_acked(Stream& s, uint64_t path, uint64_t offset, uint64_t limit);
+  void on_acked(Stream& s, uint64_t path, uint64_t offset, uint64_t limit, bool resent = false);
   void on_credit(Stream& s, uint64_t limit);
   template <class Data>
   Received receive(Stream& s, uint64_t offset, Data&& data);

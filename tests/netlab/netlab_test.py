@@ -22,7 +22,8 @@ Asserts (issue 12, "Real networks"):
      NATed pairs nothing else can connect (traversal_without_relay: symmetric on both sides, symmetric with an
      unmapped port-restricted router, two hosts behind the one non-hairpinning UPnP router);
   5. a 1 MiB stream between every pair of NATed nodes arrives bit-exact (file_send / file_receive);
-  6. RESULT_JSON lines with the issue's bench fields (pairs, pairs_ok, direct, upnp, punched, relayed,
+  6. one pubsub topic with every node subscribed: every node publishes events, every node receives each once;
+  7. RESULT_JSON lines with the issue's bench fields (pairs, pairs_ok, direct, upnp, punched, relayed,
      connect_ms_p50/p99 and stream_mib_per_s per path kind; the `netlab` line).
 Measures without failing the dial-back's addresses.reachable per NAT kind.
 """
@@ -532,6 +533,23 @@ def check_nat_to_nat(lab, mapping_on=False):
             break
         time.sleep(0.5)
     check(not late, f"keepalives after the conntrack flush: none from {late}")
+    # The same for relay reservations: a NATed node renews each one every keepalive interval, and a renewal
+    # through the emptied router moves the relay's delivery address to the new mapping (docs/protocol.md 5.3).
+    # Until then a relay delivers to the mapping the flush removed. Wait until every node that held
+    # reservations has had as many renewed (or made anew) as it held.
+    def reservations():
+        st = parallel(lambda h: lab.status(h).get("relay", {}), nat)
+        return {h: (st[h].get("reservations_held", 0),
+                    st[h].get("reservations_renewed", 0) + st[h].get("reservations_made", 0)) for h in nat}
+    held = reservations()
+    deadline = time.monotonic() + KEEPALIVE_INTERVAL_S + POLL_SECONDS
+    while True:
+        now = reservations()
+        unrenewed = [h for h in nat if held[h][0] and now[h][1] - held[h][1] < held[h][0]]
+        if not unrenewed or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    check(not unrenewed, f"relay reservations after the conntrack flush: not renewed by {unrenewed}")
     res, path, fallbacks = {}, {}, 0
     counters = relay_counters(lab, nat)
     for label, pairs in (("forward", first), ("reverse", reverse)):
@@ -700,6 +718,57 @@ def check_streams(lab, mapping_on):
                  **{f"stream_mib_per_s_min_{k}": round(min(v), 2) for k, v in by_path.items() if v}})
     parallel(lambda h: lab.call(h, "file_receive", [None]), nat)
     RESULTS["streams"] = out
+
+
+PUBSUB_EVENTS_EACH = 3
+
+
+def check_pubsub(lab):
+    """One pubsub topic with every node subscribed gets every event everywhere (issue 12): every node publishes
+    PUBSUB_EVENTS_EACH events, and every node (publishers included) must receive each of them exactly once.
+    The subscriptions are ready when one node's warm-up events (one a second, not counted) have reached every
+    node; the asserted events are published after that. Runs after the streams, so the routers hold whatever
+    state the earlier steps left, and events to the nodes only a relay reaches go through relays."""
+    hosts = list(lab.hosts)
+    topic = "netlab-every-node"
+    subs = parallel(lambda h: lab.rpc_raw(h, {"jsonrpc": "2.0", "id": 1, "method": "pubsub_subscribe",
+                                              "params": [topic]}), hosts)
+    check(all("error" not in r for r in subs.values()), f"pubsub_subscribe: {[h for h, r in subs.items() if 'error' in r]}")
+    warm, n, missing = {h: 0 for h in hosts}, 0, hosts
+    deadline = time.monotonic() + POLL_SECONDS
+    while missing and time.monotonic() < deadline:
+        lab.call(hosts[0], "pubsub_publish", [topic, {"warm": n}])
+        n += 1
+        time.sleep(1)
+        got = parallel(lambda h: lab.call(h, "pubsub_events", [topic]), hosts)
+        for h in hosts:
+            warm[h] += len(got[h])
+        missing = [h for h in hosts if not warm[h]]
+    check(not missing, f"pubsub: {hosts[0]}'s warm-up events ({n}) never reached {missing}")
+    t0 = time.monotonic()
+    want = {(h, i) for h in hosts for i in range(PUBSUB_EVENTS_EACH)}
+    parallel(lambda h: [lab.call(h, "pubsub_publish", [topic, {"from": h, "i": i}])  # an error raises
+                        for i in range(PUBSUB_EVENTS_EACH)], hosts)
+    seen = {h: [] for h in hosts}
+    first_all = {}
+    deadline = time.monotonic() + POLL_SECONDS
+    while time.monotonic() < deadline:
+        got = parallel(lambda h: lab.call(h, "pubsub_events", [topic]), hosts)
+        for h in hosts:
+            seen[h] += [(e["from"], e["i"]) for e in got[h] if isinstance(e, dict) and "from" in e]
+            if h not in first_all and want <= set(seen[h]):
+                first_all[h] = time.monotonic() - t0
+        if len(first_all) == len(hosts):
+            break
+        time.sleep(0.5)
+    lost = {h: len(want - set(seen[h])) for h in hosts if want - set(seen[h])}
+    dup = {h: len(seen[h]) - len(set(seen[h])) for h in hosts if len(seen[h]) != len(set(seen[h]))}
+    check(not lost, f"pubsub: events lost (node: how many of {len(want)}): {lost}")
+    check(not dup, f"pubsub: events delivered twice (node: how many): {dup}")
+    secs = sorted(first_all.values())
+    result_json({"bench": "netlab_pubsub", "nodes": len(hosts), "events": len(want),
+                 "deliveries": sum(len(set(v) & want) for v in seen.values()), "expected": len(want) * len(hosts),
+                 "warmup_events": n, "all_received_s_p50": pct(secs, 0.5), "all_received_s_max": pct(secs, 1.0)})
 
 
 def summary(lab, mapping_on):
@@ -989,6 +1058,7 @@ def main():
                  ("message_send to upnp hosts", lambda lab: check_to_upnp(lab, mapping_on)),
                  ("message_send NATed<->NATed", lambda lab: check_nat_to_nat(lab, mapping_on)),
                  ("1 MiB streams NATed<->NATed", lambda lab: check_streams(lab, mapping_on)),
+                 ("pubsub: every event to every node", check_pubsub),
                  ("summary", lambda lab: summary(lab, mapping_on)),
                  ("reachability again (measured)", lambda lab: measure_reachable(lab, mapping_on, "end")),
                  ("mapping removed on a clean stop", lambda lab: check_mapping_removed_on_stop(lab, mapping_on))]
