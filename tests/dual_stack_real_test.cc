@@ -7,20 +7,14 @@
 #include <future>
 #include <thread>
 
+#include "real_await.h"
 #include "storjnet/real_driver.h"
 
 using namespace storjnet;
 
 namespace {
 
-template <class T, class Start>
-T await(RealDriver& d, Start start) {
-  std::promise<T> p;
-  auto f = p.get_future();
-  d.post([&] { start([&p](T v) { p.set_value(std::move(v)); }); });
-  if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready) throw std::runtime_error("timed out");
-  return f.get();
-}
+using test::await;
 
 Endpoint any_port(const char* ip) { return *Endpoint::from_ip(ip, 0); }
 
