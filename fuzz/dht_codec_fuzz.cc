@@ -22,7 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (auto cs = decode_contacts(in)) {
     FUZZ_CHECK(cs->size() <= kMaxContactsPerResponse);
-    for (auto& c : *cs) FUZZ_CHECK(c.id == Identity::id_of(c.key) && c.endpoint.port != 0);
+    for (auto& c : *cs) {
+      FUZZ_CHECK(c.id == Identity::id_of(c.key) && c.endpoint.port != 0);
+      // At most one address per family: a second address is of the other family, usable.
+      FUZZ_CHECK(c.alt.family == Endpoint::Family::kNone ||
+                 (c.alt.family != c.endpoint.family && c.alt.port != 0 && !c.alt.is_unspecified()));
+    }
     auto again = decode_contacts(encode_contacts(*cs));
     FUZZ_CHECK(again && *again == *cs);
   }
@@ -44,7 +49,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto q = decode_dial_back_request(in)) {
     auto again = decode_dial_back_request(encode_dial_back_request(*q));
     FUZZ_CHECK(again && again->probe == q->probe && again->nonce == q->nonce);
-    if (!q->probe) FUZZ_CHECK(again->target == q->target && q->target.id == Identity::id_of(q->target.key));
+    if (!q->probe)
+      FUZZ_CHECK(again->target == q->target && q->target.id == Identity::id_of(q->target.key) &&
+                 q->target.alt.family == Endpoint::Family::kNone);  // an ask names one address
   }
   if (auto a = decode_dial_back_answer(in)) {
     auto again = decode_dial_back_answer(encode_dial_back_answer(*a));

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <future>
 
+#include "real_await.h"
 #include "storjnet/real_driver.h"
 
 using namespace storjnet;
@@ -16,14 +17,7 @@ Endpoint loopback_any() {
   return e;
 }
 
-template <class T, class Start>
-T await(RealDriver& d, Start start) {
-  std::promise<T> p;
-  auto f = p.get_future();
-  d.post([&] { start([&p](T v) { p.set_value(std::move(v)); }); });
-  if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready) throw std::runtime_error("timed out");
-  return f.get();
-}
+using test::await;
 
 struct Network {
   RealDriver driver;

@@ -52,6 +52,7 @@ struct Options {
   int port = 4000;
   int api_port = 5000;
   std::string host = "0.0.0.0";
+  std::string host6;  // also an IPv6 socket (a dual-stack node); empty: none
   std::string api_host = "127.0.0.1";
   std::string data_dir = "storjnet-data";
   std::vector<std::string> bootstrap;
@@ -237,6 +238,11 @@ int run(const Options& o) {
   check_ports(o.api_port, "--api-port");
   auto udp_host = Endpoint::from_ip(o.host, 1);
   if (!udp_host) throw UsageError("--host \"" + o.host + "\": not an IP address");
+  if (!o.host6.empty()) {
+    auto h6 = Endpoint::from_ip(o.host6, 1);
+    if (!h6 || h6->family != Endpoint::Family::kV6) throw UsageError("--host6 \"" + o.host6 + "\": not an IPv6 address");
+    if (udp_host->family != Endpoint::Family::kV4) throw UsageError("--host6 needs an IPv4 --host");
+  }
   if (!Endpoint::from_ip(o.api_host, 1)) throw UsageError("--api-host \"" + o.api_host + "\": not an IP address");
   std::string token = given_token(o);
   if (o.api_cookie_perms != "owner" && o.api_cookie_perms != "group")
@@ -319,8 +325,10 @@ int run(const Options& o) {
   for (int i = 0; i < o.nodes; ++i) {
     auto& s = *slots[i];
     auto bind = *Endpoint::from_ip(o.host, static_cast<uint16_t>(o.port == 0 ? 0 : o.port + i));
+    std::vector<Endpoint> binds{bind};
+    if (!o.host6.empty()) binds.push_back(*Endpoint::from_ip(o.host6, bind.port));  // port 0: the IPv4 one's
     try {
-      s.node = &driver->add_node(bind, std::move(*s.identity), config, std::move(s.storage));
+      s.node = &driver->add_node(binds, std::move(*s.identity), config, std::move(s.storage));
     } catch (const std::exception& e) {
       throw UsageError(std::string("node ") + std::to_string(i) + ": " + e.what());
     }
@@ -501,6 +509,8 @@ int main(int argc, char** argv) {
   app.add_option("--api-port", o.api_port, "API port of node 0; node i serves on api-port+i (0: ephemeral)")
       ->capture_default_str();
   app.add_option("--host", o.host, "IP address the UDP sockets bind to")->capture_default_str();
+  app.add_option("--host6", o.host6,
+                 "Also bind an IPv6 UDP socket at this address, same port (e.g. ::): dual-stack nodes; needs an IPv4 --host");
   app.add_option("--api-host", o.api_host, "IP address the API binds to (not loopback: needs a given token)")
       ->capture_default_str();
   app.add_option("--data-dir", o.data_dir, "Node i keeps its key, store and routing table in DATA_DIR/node-i")

@@ -174,6 +174,9 @@ struct DhtStats {
   // As a NATed node: reservation renewals left unanswered (the reservation is kept until it lapses); as an
   // initiator: relayed paths moved to the next listed relay because nothing came through the first.
   uint64_t relay_reservations_renewed = 0, relay_renewals_unanswered = 0, relay_paths_switched = 0;
+  // Dual-stack (src/dht/address_check.h): pings sent to check a claimed second address, and claims not checked
+  // (over the rate or the in-flight bound).
+  uint64_t address_checks = 0, address_checks_refused = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };
 

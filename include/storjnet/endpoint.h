@@ -54,6 +54,12 @@ struct Endpoint {
   bool operator==(const Endpoint&) const = default;
 };
 
+// Address families as a bit set: what a node can send on (Environment::families).
+inline constexpr uint8_t kFamilyV4 = 1, kFamilyV6 = 2, kBothFamilies = kFamilyV4 | kFamilyV6;
+inline constexpr uint8_t family_bit(Endpoint::Family f) {
+  return f == Endpoint::Family::kV4 ? kFamilyV4 : f == Endpoint::Family::kV6 ? kFamilyV6 : 0;
+}
+
 static_assert(sizeof(Endpoint::Prefix) == 7, "Prefix is hashed as its bytes");
 
 }  // namespace storjnet

@@ -33,6 +33,9 @@ class Environment {
   virtual void send(const Endpoint& to, ByteView datagram) = 0;
   // Asks the driver to call the node's on_wake() at or after `at`. A later call replaces an earlier one.
   virtual void wake_at(TimePoint at) = 0;
+  // The address families this node can send on (kFamilyV4 | kFamilyV6 bits, storjnet/endpoint.h): contacts
+  // are reached at an address of one of them (docs/protocol.md 5, "Addresses"). Drivers that do not say: both.
+  virtual uint8_t families() { return kBothFamilies; }
   // Fills `out` with random bytes (cryptographic in the real driver, seeded in the simulator).
   virtual void random(std::span<uint8_t> out) = 0;
 

@@ -16,6 +16,7 @@
 #include <future>
 #include <memory>
 #include <type_traits>
+#include <vector>
 
 #include "storjnet/node.h"
 #include "storjnet/udp_stats.h"
@@ -47,8 +48,17 @@ class RealDriver {
   // Callable from any thread but an io thread of another node (with threads > 1).
   Node& add_node(const Endpoint& bind, Identity identity, NodeConfig config = {},
                  std::unique_ptr<DhtStorage> storage = nullptr);
-  // The address the node's socket is bound to. Callable from any thread.
+  // A dual-stack node: `binds` is one address, or one IPv4 and one IPv6 address (either first: the first is
+  // its main socket, the one the TCP fast path listens beside). The second socket gets the first one's port
+  // when its own is 0; an IPv6 socket beside an IPv4 one is IPv6-only. Each datagram leaves through the
+  // socket of its destination's family; the node sends on the families it has (Environment::families,
+  // docs/protocol.md 5, "Addresses"). std::invalid_argument for two of one family.
+  Node& add_node(const std::vector<Endpoint>& binds, Identity identity, NodeConfig config = {},
+                 std::unique_ptr<DhtStorage> storage = nullptr);
+  // The address the node's (main) socket is bound to. Callable from any thread.
   Endpoint local_endpoint(const Node& node) const;
+  // Every socket's address, the main one first. Callable from any thread.
+  std::vector<Endpoint> local_endpoints(const Node& node) const;
   size_t size() const;
   size_t threads() const;
   // The io thread (0..threads()-1) that `node` lives on. Throws std::invalid_argument for a node of another

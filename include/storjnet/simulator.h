@@ -3,7 +3,8 @@
 // Runs the same Node code as the real driver. Everything random (identities, node randomness, link latency,
 // jitter, loss, duplication) comes from one seed, and events are processed in (time, sequence) order, so a
 // seed gives the same run bit for bit; trace_hash() summarises every delivered datagram to prove it.
-// Node i has address 10.a.b.c:4000 where a.b.c is i in base 256. Nodes may sit behind simulated NAT routers
+// Node i has address 10.a.b.c:4000 where a.b.c is i in base 256 (and fd00::a:b:c port 4000 when given IPv6:
+// set_families). Nodes may sit behind simulated NAT routers
 // (add_router, put_behind): router r has public address 172.(16 + r / 65536).(r / 256 % 256).(r % 256).
 // With SimConfig::conns.enabled, nodes also have byte connections for the streams' TCP fast path
 // (src/sim/sim_conn.h), in the same virtual time and folded into the same trace hash.
@@ -92,8 +93,15 @@ class Simulator {
   size_t add_node(const NodeConfig& config, const Identity& identity);
   size_t size() const;
   Node& node(size_t i);
-  Endpoint endpoint(size_t i) const;
-  Contact contact(size_t i) const;
+  Endpoint endpoint(size_t i) const;  // its IPv4 address, or its IPv6 one when it has no IPv4
+  std::optional<Endpoint> endpoint(size_t i, Endpoint::Family f) const;  // nullopt: no socket of family f
+  Contact contact(size_t i) const;    // both addresses of a dual-stack node (IPv4 the endpoint, IPv6 the alt)
+  // Address families (kFamilyV4 | kFamilyV6 bits) node i has sockets of; every node has IPv4 only until set.
+  // Set before the node talks. Its IPv6 address is fd00::a:b:c port 4000 (a.b.c = i in base 256); IPv6
+  // traffic crosses no router (no IPv6 NAT is modelled), and a datagram to a family the sender or the
+  // receiver lacks is unroutable.
+  void set_families(size_t i, uint8_t families);
+  uint8_t families(size_t i) const;
   // Index of the node at `ep`, or -1.
   long index_of(const Endpoint& ep) const;
 

@@ -13,11 +13,18 @@ void pack_bin(Packer& p, ByteView b) {
   p.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<uint32_t>(b.size()));
 }
 
-void pack_contact(Packer& p, const Contact& c) {
-  p.pack_array(3);
+void pack_address(Packer& p, const Endpoint& e) {
+  pack_bin(p, {e.addr.data(), e.family == Endpoint::Family::kV4 ? size_t(4) : size_t(16)});
+  p.pack_uint16(e.port);
+}
+
+// [key, ip, port] or, with an address of the other family, [key, ip, port, ip2, port2].
+void pack_contact(Packer& p, const Contact& c, bool with_alt = true) {
+  bool alt = with_alt && c.alt.valid() && c.alt.family != c.endpoint.family;
+  p.pack_array(alt ? 5 : 3);
   pack_bin(p, {c.key.data(), c.key.size()});
-  pack_bin(p, {c.endpoint.addr.data(), c.endpoint.family == Endpoint::Family::kV4 ? size_t(4) : size_t(16)});
-  p.pack_uint16(c.endpoint.port);
+  pack_address(p, c.endpoint);
+  if (alt) pack_address(p, c.alt);
 }
 
 bool get_bin(const msgpack::object& o, size_t size, uint8_t* out) {
@@ -33,21 +40,36 @@ bool get_uint(const msgpack::object& o, uint64_t& out) {
   return true;
 }
 
+// ip (bin 4 | bin 16) and port from a[0], a[1]: a usable address (port 0 and unspecified refused).
+std::optional<Endpoint> unpack_address(const msgpack::object* a) {
+  Endpoint e;
+  ByteView ip;
+  if (a[0].type != msgpack::type::BIN || !as_bytes_view(a[0], ip)) return std::nullopt;
+  if (ip.size() == 4) e.family = Endpoint::Family::kV4;
+  else if (ip.size() == 16) e.family = Endpoint::Family::kV6;
+  else return std::nullopt;
+  std::copy(ip.begin(), ip.end(), e.addr.begin());
+  uint64_t port;
+  if (!get_uint(a[1], port) || port == 0 || port > 65535) return std::nullopt;
+  e.port = static_cast<uint16_t>(port);
+  if (e.is_unspecified()) return std::nullopt;
+  return e;
+}
+
+// A second address must be of the other family (at most one address per family).
 std::optional<Contact> unpack_contact(const msgpack::object& o) {
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) return std::nullopt;
+  if (o.type != msgpack::type::ARRAY || (o.via.array.size != 3 && o.via.array.size != 5)) return std::nullopt;
   auto* a = o.via.array.ptr;
   Contact c;
   if (!get_bin(a[0], 32, c.key.data())) return std::nullopt;
-  ByteView ip;
-  if (a[1].type != msgpack::type::BIN || !as_bytes_view(a[1], ip)) return std::nullopt;
-  if (ip.size() == 4) c.endpoint.family = Endpoint::Family::kV4;
-  else if (ip.size() == 16) c.endpoint.family = Endpoint::Family::kV6;
-  else return std::nullopt;
-  std::copy(ip.begin(), ip.end(), c.endpoint.addr.begin());
-  uint64_t port;
-  if (!get_uint(a[2], port) || port == 0 || port > 65535) return std::nullopt;
-  c.endpoint.port = static_cast<uint16_t>(port);
-  if (c.endpoint.is_unspecified()) return std::nullopt;
+  auto ep = unpack_address(a + 1);
+  if (!ep) return std::nullopt;
+  c.endpoint = *ep;
+  if (o.via.array.size == 5) {
+    auto alt = unpack_address(a + 3);
+    if (!alt || alt->family == ep->family) return std::nullopt;
+    c.alt = *alt;
+  }
   c.id = Identity::id_of(c.key);
   return c;
 }
@@ -209,7 +231,7 @@ Bytes encode_dial_back_request(const DialBackRequest& r) {
   p.pack_array(r.probe ? 2 : 3);
   p.pack_uint8(r.probe ? 1 : 0);
   pack_bin(p, {r.nonce.data(), r.nonce.size()});
-  if (!r.probe) pack_contact(p, r.target);
+  if (!r.probe) pack_contact(p, r.target, false);  // the address to probe only
   return out;
 }
 
@@ -228,6 +250,7 @@ std::optional<DialBackRequest> decode_dial_back_request(ByteView body) {
     auto c = unpack_contact(a[2]);
     if (!c) return std::nullopt;
     r.target = *c;
+    r.target.alt = {};  // an ask names the one address to probe
   }
   return r;
 }

@@ -15,6 +15,8 @@
 //                       helper relays it as is) or [] (ask only: the probed node did not answer)
 // Values over kMaxValueSize are malformed. Signatures are checked by the caller (dht/signed_value.h).
 //   contact = [public key: bin 32, ip: bin 4 or 16, port: uint]   (node id = BLAKE2b-160(public key))
+//           or [public key, ip, port, ip2, port2]: a second address, of the other family (dual-stack nodes;
+//           a dial-back ask always names one address)
 // Decoders return nullopt on anything malformed; contacts with unusable addresses are skipped.
 #pragma once
 #include <optional>

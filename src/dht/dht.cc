@@ -62,6 +62,14 @@ Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
       [this](const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)> cb) {
         get(key, owner, [cb = std::move(cb)](GetResult r) { cb(std::move(r.value)); });
       });
+  // A single-family node in a network with nodes of the other family keeps reservations on dual-stack relays
+  // (docs/protocol.md 5.3, "Families"); a relay's other address is its entry's alt, else what answers named.
+  d.relay->set_families([&d] { return d.engine.env().families() != kBothFamilies && d.addresses.mixed(); },
+                        [&d](const NodeId& id) -> std::optional<Endpoint> {
+                          auto held = d.table.find(id);
+                          if (held && held->alt.valid()) return held->alt;
+                          return d.addresses.hearsay(id);
+                        });
   if (!d.punch) return;
   d.punch->set_on_started([r = d.relay.get()](const Contact& to) { r->punch_started(to); });
   d.relay->set_hold([p = d.punch.get()](const NodeId& id) { return p->pending(id); });
@@ -203,6 +211,8 @@ DhtStats Dht::stats() const {
   s.routing_confirmed = impl_->table.confirmed_count();
   s.verify_pings = impl_->newcomers.pings();
   s.verify_spared = impl_->newcomers.spared();
+  s.address_checks = impl_->addresses.checks();
+  s.address_checks_refused = impl_->addresses.refused();
   if (impl_->dial_back) impl_->dial_back->fill(s);
   if (impl_->punch) impl_->punch->fill(s);
   if (impl_->relay) impl_->relay->fill(s);

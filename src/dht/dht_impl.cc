@@ -6,7 +6,8 @@ namespace storjnet {
 Dht::Impl::Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
     : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k, admission(c, e.config().network_id)),
       values(*storage, cfg), store_rate(c.store_rate),
-      newcomers(e, table, cfg, [this](const Contact& c) { on_contact(c, true); }), scope(e.scope()) {
+      newcomers(e, table, cfg, [this](const Contact& c) { on_contact(c, true); }), addresses(e, table, c.rpc_timeout),
+      scope(e.scope()) {
   if (!table.puzzle_ok({e.id(), {}, {}}))
     throw std::invalid_argument("this node's id does not solve the network's id puzzle (" +
                                 std::to_string(c.id_puzzle_bits) + " bits): create it with Identity::generate");
@@ -49,10 +50,13 @@ Dht::Impl::~Impl() {
   for (Method m : {Method::kFindNode, Method::kFindValue, Method::kStore}) engine.set_handler(m, nullptr);
 }
 
-void Dht::Impl::admit_learned(std::vector<Contact>& contacts) {
+void Dht::Impl::admit_learned(std::vector<Contact>& contacts, const NodeId& target) {
   size_t refused = std::erase_if(contacts, [&](const Contact& c) { return !table.puzzle_ok(c); });
   stats.contacts_refused_puzzle += refused;
   engine.drops().add(DropReason::kIdPuzzle, refused);
+  addresses.learned(contacts);  // turned towards a family we send on; second addresses of held entries checked
+  uint8_t families = engine.env().families();
+  std::erase_if(contacts, [&](const Contact& c) { return !c.reachable_by(families) && c.id != target; });
 }
 
 std::vector<Contact> Dht::Impl::answer_contacts(const NodeId& target, size_t n, bool placement) const {
@@ -73,6 +77,11 @@ std::vector<Contact> Dht::Impl::shareable(const NodeId& target, const Contact& t
   size_t n = placement ? std::min(cfg.k + cfg.k / 4, kMaxContactsPerResponse) : cfg.k;
   auto out = answer_contacts(target, n + 1, placement);
   bool public_peer = !to.endpoint.is_private_or_loopback();
+  if (public_peer)
+    for (Contact& c : out) {  // a dual-stack contact keeps only its public addresses
+      if (c.alt.valid() && c.alt.is_private_or_loopback()) c.alt = {};
+      if (c.endpoint.is_private_or_loopback() && c.alt.valid()) c = Contact{c.id, c.key, c.alt};
+    }
   std::erase_if(out, [&](const Contact& c) {
     return c.id == to.id || (public_peer && c.endpoint.is_private_or_loopback());
   });

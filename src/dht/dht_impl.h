@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "dht/address_check.h"
 #include "dht/codec.h"
 #include "dht/dial_back.h"
 #include "dht/newcomer_check.h"
@@ -84,6 +85,7 @@ struct Dht::Impl {
   TimerId maintenance;
   TimePoint last_snapshot{};
   NewcomerCheck newcomers;  // request senders pinged before they enter the table
+  AddressCheck addresses;   // second addresses (dual-stack) pinged before they enter the table
   std::unique_ptr<DialBack> dial_back;  // nullptr when cfg.dial_back is off
   std::unique_ptr<Punch> punch;         // nullptr when cfg.punch is off
   std::unique_ptr<Relay> relay;         // nullptr when cfg.relay is off (made by Dht::Dht: it puts and gets)
@@ -111,8 +113,10 @@ struct Dht::Impl {
     return {network_id, c.id_puzzle_bits, c.max_per_prefix_bucket, c.max_per_prefix_table};
   }
 
-  // Contacts learned from a peer's answer: those whose id fails the puzzle are dropped (and counted).
-  void admit_learned(std::vector<Contact>& contacts);
+  // Contacts learned from a peer's answer for `target`: those whose id fails the puzzle are dropped (and
+  // counted); the rest turned towards a family this node sends on, and those with none dropped unless they are
+  // the target (a relay may reach it: docs/protocol.md 5.3); second addresses of held entries checked.
+  void admit_learned(std::vector<Contact>& contacts, const NodeId& target);
 
   // ------------------------------------------------------------ routing table upkeep
 

@@ -36,7 +36,7 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
         if (!cs) return qd(std::nullopt);
         resp.contacts = std::move(*cs);
       }
-      admit_learned(resp.contacts);
+      admit_learned(resp.contacts, target);
       qd(std::move(resp));
     });
   };

@@ -7,13 +7,20 @@ namespace storjnet {
 void Dht::Impl::on_contact(const Contact& c, bool answered) {
   if (punch) punch->heard(c);
   if (relay) relay->heard(c);
+  if (!answered && !engine.address_proven(c.endpoint, c.key))
+    if (auto held = table.find(c.id); held && held->endpoint.family != c.endpoint.family && held->alt != c.endpoint) {
+      if (held->key == c.key) addresses.claimed(c);  // a second address enters once the node answered there
+      return;
+    }
   if (!answered && !engine.address_proven(c.endpoint, c.key) && !table.find(c.id)) {
     // No verifying ping for a contact the table would refuse anyway.
     if (auto refused = table.refusal(c)) return count_refusal(*refused);
+    addresses.early(c);  // a datagram from its other family may come before it enters
     return newcomers.check(c);
   }
   auto r = table.seen(c, engine.now());
   count_refusal(r);
+  if (r == RoutingTable::Seen::kAdded) addresses.added(c);
   if (r == RoutingTable::Seen::kAdded && dial_back) dial_back->check(c);
   if (r != RoutingTable::Seen::kFull) return;
   int b = table.bucket_of(c.id);

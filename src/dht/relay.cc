@@ -260,7 +260,8 @@ void Relay::maintain() {
   std::erase_if(used_, [&](const auto& kv) { return now - kv.second >= Engine::kViaIdle; });
   std::erase_if(fallbacks_, [&](const auto& kv) { return now - kv.second.started >= kRetryAfter; });
   if (!cfg_.relay) return;
-  if (reachable_ && reachable_()) {  // others reach us directly: no reservations
+  bool dual_needed = needs_dual_ && needs_dual_();
+  if (reachable_ && reachable_() && !dual_needed) {  // others reach us directly: no reservations
     held_.clear();
     if (published_ != std::vector<NodeId>{}) publish_list();
     return;
@@ -279,6 +280,7 @@ void Relay::maintain() {
   for (const Contact& c : candidates) {
     if (have >= cfg_.relay_reservations) break;
     if (held_.count(c.id) || asking_.count(c.id) || refused_.count(c.id)) continue;
+    if (dual_needed && !(other_address_ && other_address_(c.id))) continue;  // a relay the other family reaches
     reserve_with(c);
     ++have;
   }
@@ -316,6 +318,15 @@ void Relay::publish_list() {
   std::vector<NodeId> ids;
   for (const auto& r : relays) ids.push_back(r.id);
   if (ids == published_) return;
+  if (other_address_) {  // each relay once per address: readers of either family find one they reach
+    std::vector<Contact> both;
+    for (const auto& r : relays) {
+      both.push_back(r);
+      if (auto other = other_address_(r.id); other && other->family != r.endpoint.family)
+        both.push_back(Contact{r.id, r.key, *other});
+    }
+    relays = std::move(both);
+  }
   published_ = ids;
   ++publishes_;
   // A failed put is retried at the next maintain (every keepalive_interval).
@@ -382,6 +393,7 @@ bool Relay::use_next_relay(Fallback& f) {
   auto collect = [&] {
     for (const Contact& r : *f.relays) {
       if (r.key == f.target.key || r.key == engine_.identity().public_key()) continue;
+      if (!(family_bit(r.endpoint.family) & engine_.env().families())) continue;  // a family we do not send on
       if (std::find(f.tried.begin(), f.tried.end(), r.key) == f.tried.end()) left.push_back(&r);
     }
   };

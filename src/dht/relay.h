@@ -79,6 +79,14 @@ class Relay {
   // While hold(target) is true, a fallback that is due waits (checked every kHoldCheck, at most kMaxHold
   // more): the punch has rendezvous still to ask, or asked them lately (Punch::pending).
   void set_hold(std::function<bool(const NodeId&)> hold) { hold_ = std::move(hold); }
+  // Families (docs/protocol.md 5.3, "Families"). While `needs_dual()` (a single-family node in a network with
+  // nodes of the other family), this node keeps reservations even when reachable, with relays that have an
+  // address of the other family (`other_address(id)`: a relay's address of the family its entry lacks), and
+  // lists each relay once per address. A fallback uses the first listed relay of a family it sends on.
+  void set_families(std::function<bool()> needs_dual, std::function<std::optional<Endpoint>(const NodeId&)> other_address) {
+    needs_dual_ = std::move(needs_dual);
+    other_address_ = std::move(other_address);
+  }
   // Every authenticated direct message's sender (the DHT's on_contact): ends a waiting fallback to it, and
   // moves a reservation it holds with us to the address it was heard from.
   void heard(const Contact& c);
@@ -134,6 +142,8 @@ class Relay {
   Publish publish_;
   Fetch fetch_;
   std::function<bool(const NodeId&)> hold_;
+  std::function<bool()> needs_dual_;
+  std::function<std::optional<Endpoint>(const NodeId&)> other_address_;
   // Relay side.
   std::unordered_map<NodeId, Reservation> served_;
   std::unordered_map<NodeId, std::unordered_map<NodeId, Circuit>> circuits_by_target_;  // target -> initiator -> circuit

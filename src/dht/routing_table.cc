@@ -60,6 +60,14 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   auto it = std::find_if(bk.entries.begin(), bk.entries.end(), [&](const Entry& e) { return e.contact.id == c.id; });
   if (it != bk.entries.end()) {
     Entry e = *it;
+    if (e.contact.endpoint.family != c.endpoint.family) {  // heard on its other family: that address, observed
+      e.contact.alt = c.endpoint;
+      e.last_seen = now;
+      e.failures = 0;
+      bk.entries.erase(it);
+      bk.entries.push_back(e);
+      return Seen::kUpdated;
+    }
     if (e.contact.endpoint != c.endpoint) {  // moved: charge the new address block, if it has room
       if (limited_prefix(e.contact.endpoint) != limited_prefix(c.endpoint) && !prefix_fits(bk, c.endpoint, &c.id)) {
         remove(c.id);
@@ -71,7 +79,9 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
       e.confirmed = false;
       e.checked = now;
     }
+    Endpoint alt = e.contact.alt;  // what the other family's socket was heard from stays known
     e.contact = c;
+    if (!c.alt.valid()) e.contact.alt = alt;
     e.last_seen = now;
     e.failures = 0;
     bk.entries.erase(it);

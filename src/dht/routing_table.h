@@ -9,7 +9,9 @@
 //
 // Confirmation (dial-back, docs/protocol.md 5.1): entries enter unconfirmed; set_confirmed() marks one that
 // strangers can reach. closest_answer() hands out confirmed entries, unconfirmed ones only to fill what the
-// confirmed cannot. An entry that moves to another address is unconfirmed again.
+// confirmed cannot. An entry that moves to another address is unconfirmed again. A contact heard from at an
+// address of the other family than its entry's keeps its endpoint and gets that address as its alt (dual-stack
+// nodes: docs/protocol.md 5, "Addresses"); address blocks and confirmation are those of the endpoint.
 //
 // Admission (Sybil resistance, docs/protocol.md section 5): a contact enters (or waits in a replacement cache)
 // only if its id solves the network's id puzzle, and only while its address block (a public IPv4 /24 or IPv6

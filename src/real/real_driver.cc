@@ -126,6 +126,17 @@ struct RealDriver::Impl {
     TimePoint wanted{}, armed{};
     bool timer_waiting = false;
     std::chrono::steady_clock::time_point origin;
+    // A dual-stack node's socket of the other family (RealDriver::add_node with two binds): datagrams to that
+    // family leave through it, with a send queue of its own. No TCP fast path on it.
+    struct Second {
+      udp::socket socket;
+      real::UdpSendQueue sendq;
+      bool send_waiting = false;
+      asio::steady_timer send_timer;
+      Endpoint local;
+      explicit Second(asio::io_context& io) : socket(io), send_timer(io) {}
+    };
+    std::unique_ptr<Second> second;
     std::unique_ptr<Node> node;
     Endpoint local;
     size_t shard = 0;  // the io thread it lives on
@@ -316,10 +327,38 @@ struct RealDriver::Impl {
       return std::chrono::duration_cast<std::chrono::microseconds>(
                  std::chrono::system_clock::now().time_since_epoch()).count();
     }
+    uint8_t families() override { return family_bit(local.family) | (second ? family_bit(second->local.family) : 0); }
     void send(const Endpoint& to, ByteView dg) override {
-      if (!to.valid() || (to.family == Endpoint::Family::kV6) != (local.family == Endpoint::Family::kV6)) return;
+      if (!to.valid()) return;
       auto ep = to_asio(to);
-      if (sendq.send(socket.native_handle(), ep.data(), static_cast<socklen_t>(ep.size()), dg)) wait_writable();
+      if (to.family == local.family) {
+        if (sendq.send(socket.native_handle(), ep.data(), static_cast<socklen_t>(ep.size()), dg)) wait_writable();
+      } else if (second && to.family == second->local.family) {
+        if (second->sendq.send(second->socket.native_handle(), ep.data(), static_cast<socklen_t>(ep.size()), dg))
+          wait_writable_second();
+      }
+    }
+    void wait_writable_second() {
+      if (second->send_waiting) return;
+      second->send_waiting = true;
+      second->socket.async_wait(udp::socket::wait_write, [this](const boost::system::error_code& ec) {
+        second->send_waiting = false;
+        if (!ec) flush_second();
+      });
+    }
+    void flush_second() {
+      switch (second->sendq.flush(second->socket.native_handle())) {
+        case real::UdpSendQueue::Flush::kEmpty: return;
+        case real::UdpSendQueue::Flush::kWaitWritable: return wait_writable_second();
+        case real::UdpSendQueue::Flush::kRetryLater:
+          second->send_waiting = true;
+          second->send_timer.expires_after(std::chrono::milliseconds(1));
+          second->send_timer.async_wait([this](const boost::system::error_code& ec) {
+            second->send_waiting = false;
+            if (!ec) flush_second();
+          });
+          return;
+      }
     }
     void wait_writable() {
       if (send_waiting) return;
@@ -360,20 +399,20 @@ struct RealDriver::Impl {
     }
     void random(std::span<uint8_t> out) override { rng.fill(out); }
 
-    // Waits until the socket is readable, then reads it in batches.
-    void receive() {
-      socket.async_wait(udp::socket::wait_read, [this](const boost::system::error_code& ec) {
-        if (ec == asio::error::operation_aborted || !socket.is_open()) return;
-        drain();
-        receive();
+    // Waits until a socket is readable, then reads it in batches.
+    void receive() { receive_on(socket); }
+    void receive_on(udp::socket& s) {
+      s.async_wait(udp::socket::wait_read, [this, &s](const boost::system::error_code& ec) {
+        if (ec == asio::error::operation_aborted || !s.is_open()) return;
+        drain(s.native_handle());
+        receive_on(s);
       });
     }
 
     // Takes what is queued, kBatch datagrams per recvmmsg call, up to kDrainBatches calls before going back to
     // the reactor (timers and the fast path get their turn). Under a flood the socket is read in large
     // batches, so each datagram costs a fraction of a system call.
-    void drain() {
-      int fd = socket.native_handle();
+    void drain(int fd) {
       for (int round = 0; round < kDrainBatches; ++round) {
         int got = ::recvmmsg(fd, batch.msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
         if (got <= 0) return;
@@ -503,6 +542,10 @@ void RealDriver::stop() {
       h->timer.cancel();
       h->send_timer.cancel();
       h->socket.close(ec);
+      if (h->second) {
+        h->second->send_timer.cancel();
+        h->second->socket.close(ec);
+      }
       h->close_all();
     }
   });
@@ -558,6 +601,14 @@ size_t RealDriver::thread_of(const Node& node) const { return impl_->host_of(nod
 
 Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig config,
                            std::unique_ptr<DhtStorage> storage) {
+  return add_node(std::vector<Endpoint>{bind}, std::move(identity), std::move(config), std::move(storage));
+}
+
+Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity, NodeConfig config,
+                           std::unique_ptr<DhtStorage> storage) {
+  if (binds.empty() || binds.size() > 2 || (binds.size() == 2 && binds[0].family == binds[1].family))
+    throw std::invalid_argument("RealDriver::add_node: one address, or one IPv4 and one IPv6 address");
+  const Endpoint& bind = binds[0];
   size_t i = impl_->next_shard.fetch_add(1) % impl_->shards.size();
   Node* made = nullptr;
   impl_->run_on_shard(i, [&] {
@@ -573,9 +624,26 @@ Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig c
     host->buffers = real::size_udp_buffers(host->socket.native_handle(), impl_->options.udp_rcvbuf,
                                            impl_->options.udp_sndbuf);
     host->local = from_asio(host->socket.local_endpoint());
+    if (binds.size() == 2) {
+      // The other family's socket, at the same port when the first one's was ephemeral. An IPv6 socket beside
+      // an IPv4 one is IPv6-only (else [::] would also take the IPv4 port).
+      Endpoint b2 = binds[1];
+      if (b2.port == 0) b2.port = host->local.port;
+      host->second = std::make_unique<Impl::Host::Second>(shard.io);
+      auto ep2 = to_asio(b2);
+      host->second->socket.open(ep2.protocol(), ec);
+      if (!ec && b2.family == Endpoint::Family::kV6) host->second->socket.set_option(asio::ip::v6_only(true), ec);
+      if (!ec && bind.family == Endpoint::Family::kV6) host->socket.set_option(asio::ip::v6_only(true), ec);
+      if (!ec) host->second->socket.bind(ep2, ec);
+      if (ec) throw std::runtime_error("cannot bind UDP " + b2.to_string() + ": " + ec.message());
+      host->second->socket.non_blocking(true, ec);
+      real::size_udp_buffers(host->second->socket.native_handle(), impl_->options.udp_rcvbuf, impl_->options.udp_sndbuf);
+      host->second->local = from_asio(host->second->socket.local_endpoint());
+    }
     host->listen();
     host->node = std::make_unique<Node>(*host, std::move(identity), config, std::move(storage));
     host->receive();
+    if (host->second) host->receive_on(host->second->socket);
     made = host->node.get();
     std::lock_guard lock(impl_->hosts_mu);
     impl_->by_node.emplace(made, host.get());
@@ -588,6 +656,15 @@ Endpoint RealDriver::local_endpoint(const Node& node) const {
   std::lock_guard lock(impl_->hosts_mu);
   auto it = impl_->by_node.find(&node);
   return it == impl_->by_node.end() ? Endpoint{} : it->second->local;
+}
+
+std::vector<Endpoint> RealDriver::local_endpoints(const Node& node) const {
+  std::lock_guard lock(impl_->hosts_mu);
+  auto it = impl_->by_node.find(&node);
+  if (it == impl_->by_node.end()) return {};
+  std::vector<Endpoint> out{it->second->local};
+  if (it->second->second) out.push_back(it->second->second->local);
+  return out;
 }
 
 size_t RealDriver::size() const {

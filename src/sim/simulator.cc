@@ -62,6 +62,7 @@ struct Simulator::Impl final : sim::ConnHost {
                                std::chrono::duration_cast<std::chrono::microseconds>(sim->now_).count() + clock_step_us);
     }
     void send(const Endpoint& to, ByteView dg) override { sim->send(index, to, dg); }
+    uint8_t families() override { return sim->slots[index].families; }
     void wake_at(TimePoint at) override { sim->wake(index, at); }
     void random(std::span<uint8_t> out) override {
       for (size_t i = 0; i < out.size(); i += 8) {
@@ -89,6 +90,7 @@ struct Simulator::Impl final : sim::ConnHost {
     bool alive = true;
     std::optional<Endpoint> spoof_as;
     std::optional<uint32_t> router;  // put_behind
+    uint8_t families = kFamilyV4;    // set_families
   };
 
   SimConfig config;
@@ -122,10 +124,12 @@ struct Simulator::Impl final : sim::ConnHost {
   // forwarding is modelled, so a NATed node's address, private or public, takes no connection.
   std::optional<std::pair<uint32_t, Endpoint>> route(uint32_t from, const Endpoint& to) const override {
     long dst = index_of(to);
-    if (dst < 0) return std::nullopt;
+    auto seen_at = address(from, to.family);
+    if (dst < 0 || !seen_at) return std::nullopt;
+    Endpoint seen = *seen_at;
+    if (to.family == Endpoint::Family::kV6) return std::pair{static_cast<uint32_t>(dst), seen};  // no v6 NAT
     auto out = slots[from].router, in = slots[static_cast<size_t>(dst)].router;
     if (in && in != out) return std::nullopt;
-    Endpoint seen = endpoint(from);
     if (out && !in) seen = Endpoint::v4(routers[*out].public_ip(), static_cast<uint16_t>(1024 + from % 60000));
     return std::pair{static_cast<uint32_t>(dst), seen};
   }
@@ -143,11 +147,38 @@ struct Simulator::Impl final : sim::ConnHost {
   }
   SimStats& stats() override { return stats_; }
 
-  Endpoint endpoint(size_t i) const { return Endpoint::v4(0x0a000000u | static_cast<uint32_t>(i), kSimPort); }
+  // Node i: IPv4 10.a.b.c:4000, IPv6 fd00::a:b:c (the last three bytes i) port 4000, as its families have them.
+  static Endpoint v4_of(size_t i) { return Endpoint::v4(0x0a000000u | static_cast<uint32_t>(i), kSimPort); }
+  static Endpoint v6_of(size_t i) {
+    Endpoint e;
+    e.family = Endpoint::Family::kV6;
+    e.addr[0] = 0xfd;
+    e.addr[13] = static_cast<uint8_t>(i >> 16);
+    e.addr[14] = static_cast<uint8_t>(i >> 8);
+    e.addr[15] = static_cast<uint8_t>(i);
+    e.port = kSimPort;
+    return e;
+  }
+  std::optional<Endpoint> address(size_t i, Endpoint::Family f) const {
+    if (!(family_bit(f) & slots[i].families)) return std::nullopt;
+    return f == Endpoint::Family::kV4 ? v4_of(i) : v6_of(i);
+  }
+  // The address node i is known by: IPv4 when it has it.
+  Endpoint endpoint(size_t i) const { return slots[i].families & kFamilyV4 ? v4_of(i) : v6_of(i); }
   long index_of(const Endpoint& ep) const {
-    if (ep.family != Endpoint::Family::kV4 || ep.addr[0] != 10 || ep.port != kSimPort) return -1;
-    size_t i = size_t(ep.addr[1]) << 16 | size_t(ep.addr[2]) << 8 | ep.addr[3];
-    return i < slots.size() ? static_cast<long>(i) : -1;
+    if (ep.port != kSimPort) return -1;
+    size_t i;
+    if (ep.family == Endpoint::Family::kV4 && ep.addr[0] == 10) {
+      i = size_t(ep.addr[1]) << 16 | size_t(ep.addr[2]) << 8 | ep.addr[3];
+    } else if (ep.family == Endpoint::Family::kV6 && ep.addr[0] == 0xfd) {
+      for (int b = 1; b < 13; ++b)
+        if (ep.addr[b]) return -1;
+      i = size_t(ep.addr[13]) << 16 | size_t(ep.addr[14]) << 8 | ep.addr[15];
+    } else {
+      return -1;
+    }
+    if (i >= slots.size() || !(family_bit(ep.family) & slots[i].families)) return -1;
+    return static_cast<long>(i);
   }
 
   Duration base_latency(uint32_t a, uint32_t b) const {
@@ -174,9 +205,18 @@ struct Simulator::Impl final : sim::ConnHost {
   // Without routers this is index_of(to) and src's own address (or its forged one).
   long route(uint32_t src, const Endpoint& to, Endpoint& from) {
     const Slot& s = slots[src];
-    from = s.spoof_as ? *s.spoof_as : endpoint(src);
+    auto own = address(src, to.family);
+    if (!own) {  // no socket of that family
+      if (!routers.empty()) ++stats_.unroutable;
+      return -1;
+    }
+    from = s.spoof_as ? *s.spoof_as : *own;
     long dst = index_of(to);
-    if (routers.empty()) return dst;
+    if (routers.empty() || to.family == Endpoint::Family::kV6) {  // no IPv6 NAT is modelled
+      if (dst >= 0 || routers.empty()) return dst;
+      ++stats_.unroutable;
+      return -1;
+    }
     auto out = s.router;
     if (dst >= 0) {                                       // a node's own address
       auto in = slots[static_cast<size_t>(dst)].router;
@@ -190,7 +230,7 @@ struct Simulator::Impl final : sim::ConnHost {
       return -1;
     }
     if (out && !s.spoof_as) {                             // leaves its home through its router
-      auto pub = routers[*out].outbound(endpoint(src), to, now_, net_rng);
+      auto pub = routers[*out].outbound(*own, to, now_, net_rng);
       if (!pub) {
         ++stats_.nat_filtered;
         return -1;
@@ -314,10 +354,20 @@ size_t Simulator::add_node(const NodeConfig& c) { return impl_->add(c); }
 size_t Simulator::add_node(const NodeConfig& c, const Identity& identity) { return impl_->add(c, &identity); }
 size_t Simulator::size() const { return impl_->slots.size(); }
 Node& Simulator::node(size_t i) { return *impl_->slots.at(i).node; }
-Endpoint Simulator::endpoint(size_t i) const { return impl_->endpoint(i); }
-Contact Simulator::contact(size_t i) const {
-  return Contact{impl_->identities.at(i).id(), impl_->slots.at(i).key, impl_->endpoint(i)};
+Endpoint Simulator::endpoint(size_t i) const { return impl_->endpoint(impl_->slots.at(i).env->index); }
+std::optional<Endpoint> Simulator::endpoint(size_t i, Endpoint::Family f) const {
+  return impl_->address(impl_->slots.at(i).env->index, f);
 }
+Contact Simulator::contact(size_t i) const {
+  Contact c{impl_->identities.at(i).id(), impl_->slots.at(i).key, impl_->endpoint(i)};
+  if (impl_->slots[i].families == kBothFamilies) c.alt = Impl::v6_of(i);
+  return c;
+}
+void Simulator::set_families(size_t i, uint8_t families) {
+  if (!(families & kBothFamilies) || (families & ~kBothFamilies)) throw std::invalid_argument("set_families: IPv4, IPv6 or both");
+  impl_->slots.at(i).families = families;
+}
+uint8_t Simulator::families(size_t i) const { return impl_->slots.at(i).families; }
 long Simulator::index_of(const Endpoint& ep) const { return impl_->index_of(ep); }
 TimePoint Simulator::now() const { return impl_->now_; }
 
