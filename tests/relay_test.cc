@@ -308,6 +308,31 @@ TEST_F(RelayTest, AnInitiatorMovesToTheNextListedRelayWhenNothingComesThroughThe
   EXPECT_LT(switched, as.size());
 }
 
+// The only relay B knows is farther from B's id than many nodes that do not relay: B asks them, each
+// refusal moves it to the next candidate at once, and it ends up holding a reservation with the relay
+// (before, only the closest few were asked, so such a B held none and no initiator could reach it).
+TEST_F(RelayTest, ANodeWhoseClosestContactsDoNotRelayStillFindsARelay) {
+  Host& b = add(1, false, "10.0.0.1:4000");
+  std::vector<Host*> others;
+  for (uint64_t i = 0; i < 30; ++i)
+    others.push_back(&add(100 + i, false, ("10.0.2." + std::to_string(i + 1) + ":4000").c_str()));
+  // The relay: the first identity farther from B than its 20 closest non-relays.
+  std::vector<NodeId> ids;
+  for (Host* o : others) ids.push_back(o->engine.id());
+  std::sort(ids.begin(), ids.end(), [&](const NodeId& x, const NodeId& y) { return closer(b.engine.id(), x, y); });
+  uint64_t n = 200;
+  while (closer(b.engine.id(), test::test_identity(n, 0x33).id(), ids[19])) ++n;
+  Host& r = add(n, true, "10.0.0.2:4000");
+  for (auto& h : owned) start(*h);
+  for (Host* o : others) b.table.seen(o->contact(), b.env.now());
+  b.table.seen(r.contact(), b.env.now());  // not confirmed either: B knows nothing of who relays
+  b.relay->maintain();
+  run_for(std::chrono::seconds(5));
+  auto held = b.relay->relays();
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].key, r.engine.identity().public_key());
+}
+
 TEST_F(ThreeHosts, NoAmplification) {
   reserve();
   b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) { rep.ok({}); });

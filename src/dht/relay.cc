@@ -270,12 +270,18 @@ void Relay::maintain() {
   // Renewal (and traffic that keeps our NAT open). A request can be answered at once (overloaded): held_ may
   // change under reserve_with, so the list is taken first.
   for (const Contact& r : relays()) reserve_with(r);
+  top_up(dual_needed);
+}
+
+void Relay::top_up(bool dual_needed) {
   size_t have = held_.size();
   for (const auto& [id, at] : asking_) have += !held_.count(id);
   if (have >= cfg_.relay_reservations) return publish_list();
-  // Candidates: the contacts closest to our id, those dial-back confirmed reachable first (a relay refuses
-  // unless it finds itself reachable; a refusal is remembered for kRefusedFor).
-  auto candidates = table_.closest_answer(engine_.id(), 4 * cfg_.relay_reservations + 4);
+  // Candidates: every contact of the table, closest to our id first and dial-back confirmed ones before the
+  // rest (a relay refuses unless it finds itself reachable; a refusal is remembered for kRefusedFor, and
+  // moves on to the next candidate at once). Only the closest few once left a node whose neighbourhood held
+  // no relay with none at all, so no initiator could reach it (netlab, 2026-12-03).
+  auto candidates = table_.closest_answer(engine_.id(), std::max(4 * cfg_.relay_reservations + 4, table_.size()));
   std::stable_partition(candidates.begin(), candidates.end(), [&](const Contact& c) { return table_.confirmed(c.id); });
   for (const Contact& c : candidates) {
     if (have >= cfg_.relay_reservations) break;
@@ -301,6 +307,10 @@ void Relay::reserve_with(const Contact& relay) {
     } else if (!secs) {
       held_.erase(relay.id);
       refused_[relay.id] = engine_.now();
+      if (cfg_.relay) {  // the next candidate now, not at the next maintain
+        bool dual_needed = needs_dual_ && needs_dual_();
+        if (!(reachable_ && reachable_()) || dual_needed) return top_up(dual_needed);
+      }
     } else {
       auto [it, added] = held_.try_emplace(relay.id);
       reservations_made_ += added;

@@ -12,7 +12,8 @@
 //   relay_pair_burst) and from the relay's total (relay_total_rate); circuits are bounded per target and in
 //   all. R decrypts nothing: the inner datagram is end-to-end sealed for B.
 // - NATed node B (dial-back has not found it reachable): keeps relay_reservations reservations with the
-//   contacts closest to its own id (dial-back-confirmed ones first), renewed every keepalive_interval (which
+//   contacts closest to its own id (dial-back-confirmed ones first, down the whole table; a refusal moves on to
+//   the next at once), renewed every keepalive_interval (which
 //   also keeps its NAT mappings towards them open), and publishes the list in the DHT at "storjnet-relay/<B's id hex>", signed by
 //   B (readers ask for B's value only: Dht::get with an owner, docs/protocol.md 10.8). A renewal left
 //   unanswered keeps the reservation until it lapses (a refusal ends it). It accepts
@@ -124,6 +125,7 @@ class Relay {
   void on_forward(const IncomingRequest& q);
   void on_deliver(const IncomingRequest& q);
   void reserve_with(const Contact& relay);
+  void top_up(bool dual_needed);  // asks the next candidates until relay_reservations are held or asked
   void fall_back(Fallback& f);
   bool use_next_relay(Fallback& f);   // a listed relay not tried yet, at random; false when none is left
   void check_path(const NodeId& id);  // kPathCheck after a relay was chosen: nothing heard through it, the next
