@@ -18,6 +18,7 @@ struct SimDhtOpts {
   size_t value_size = 64;
   size_t wave = 50;
   bool cdf = false;
+  double session_idle_s = 0;  // 0: the default (EngineConfig::session_idle)
 };
 
 }  // namespace
@@ -31,13 +32,19 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts")->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--value-size", o->value_size)->check(CLI::Range(1, 65536));
   cmd->add_option("--join-wave", o->wave, "nodes that bootstrap at the same moment")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--session-idle", o->session_idle_s,
+                  "seconds a session may sit unused before it shrinks (EngineConfig::session_idle; 0: default)")
+      ->check(CLI::Range(0.0, 3600.0));
   cmd->add_flag("--cdf", o->cdf, "add latency distributions and rounds histograms (for scripts/plot)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
     SimConfig cfg;
     cfg.seed = o->seed;
     Simulator sim(cfg);
-    for (size_t i = 0; i < o->nodes; ++i) sim.add_node();
+    NodeConfig node_cfg;
+    if (o->session_idle_s > 0)
+      node_cfg.engine.session_idle = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o->session_idle_s));
+    for (size_t i = 0; i < o->nodes; ++i) sim.add_node(node_cfg);
     size_t joined = sim::join_network(sim, o->seed, o->wave);
     sim::Rng rng(o->seed * 104729 + 3);
     double join_wall = seconds_since(t0);

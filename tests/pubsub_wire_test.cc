@@ -36,6 +36,31 @@ TEST(PubsubBloom, AddContainsAndFalsePositiveRateMatchesTheory) {
   EXPECT_EQ(BloomFilter(100, 4).bits(), 128u);
 }
 
+TEST(PubsubBloom, AFilterWithNoBitSetHoldsNoBitmap) {
+  BloomFilter f(8192, 4), zero(8192, 4);
+  EXPECT_EQ(f.heap_bytes(), 0u);
+  EXPECT_TRUE(f.merge(zero));  // merging nothing allocates nothing
+  f.set_word(3, 0);
+  EXPECT_EQ(f.heap_bytes(), 0u);
+  EXPECT_FALSE(f.contains(TopicHash::of("x")));
+  EXPECT_TRUE(f.empty());
+  f.add(TopicHash::of("x"));
+  EXPECT_EQ(f.heap_bytes(), 1024u);
+  EXPECT_TRUE(f.contains(TopicHash::of("x")));
+  BloomFilter g(8192, 4);
+  EXPECT_TRUE(g.merge(f));  // a union into an empty filter copies the bitmap
+  EXPECT_EQ(g, f);
+  EXPECT_TRUE(g.contains(TopicHash::of("x")));
+  f.clear();
+  EXPECT_EQ(f.heap_bytes(), 0u);
+  EXPECT_EQ(f, zero);
+  BloomFilter h(8192, 4);
+  h.set_word(0, 1);
+  h.set_word(0, 0);  // allocated but all zero: equal to one never allocated
+  EXPECT_EQ(h, zero);
+  EXPECT_NE(g, zero);
+}
+
 TEST(PubsubWire, FilterRoundTripsDenseAndSparse) {
   WireLimits lim;
   FilterBody f;
@@ -331,7 +356,7 @@ TEST(PubsubBadInput, WrongSizeAndAllOnesFiltersAreCountedAndAttractNothing) {
   FilterBody ones;
   ones.levels.assign(3, BloomFilter(8192, 4));
   for (auto& l : ones.levels)
-    for (auto& w : l.words()) w = ~uint64_t{0};
+    for (size_t w = 0; w < l.word_count(); ++w) l.set_word(w, ~uint64_t{0});
   net.eng(0).notify(net.sim->contact(1), Method::kQuasarUpdate, encode_filter(ones));
   net.sim->run_for(1s);
   auto s = net.ps(1).stats();

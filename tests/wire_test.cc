@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bitset>
 
 #include "crypto/session.h"
 #include "engine/timer_queue.h"
@@ -181,6 +182,82 @@ TEST(ReplayWindow, AcceptsOnceWithinWindowAndOrdersEpochs) {
   EXPECT_EQ(w.check(11, 7, 0), V::kFresh);    // sender restarted
   w.accept(11, 7, 0);
   EXPECT_EQ(w.check(10, 1, 601), V::kStale);
+}
+
+namespace {
+// The replay window as one 512-bit bitmap (the implementation before the far bits were allocated lazily):
+// the reference the compact window must agree with on every verdict.
+struct ReferenceWindow {
+  using V = crypto::ReplayWindow::Verdict;
+  bool has = false;
+  uint64_t epoch = 0, salt = 0, top = 0;
+  std::bitset<512> seen;
+  V check(uint64_t e, uint64_t s, uint64_t c) const {
+    if (!has || e > epoch) return V::kFresh;
+    if (e < epoch || s != salt) return V::kStale;
+    if (c > top) return V::kFresh;
+    uint64_t back = top - c;
+    return back >= 512 || seen[back] ? V::kReplay : V::kFresh;
+  }
+  void accept(uint64_t e, uint64_t s, uint64_t c) {
+    if (!has || e > epoch) {
+      has = true, epoch = e, salt = s, top = c;
+      seen.reset();
+      seen.set(0);
+    } else if (c > top) {
+      if (c - top >= 512) seen.reset();
+      else seen <<= (c - top);
+      top = c;
+      seen.set(0);
+    } else {
+      seen.set(top - c);
+    }
+  }
+};
+}  // namespace
+
+TEST(ReplayWindow, TheCompactWindowGivesTheVerdictsOfAFullBitmap) {
+  sim::Rng rng(11);
+  size_t allocated = 0;
+  for (int run = 0; run < 200; ++run) {
+    crypto::ReplayWindow w;
+    ReferenceWindow ref;
+    uint64_t epoch = 1, salt = 7, next = 0;
+    for (int i = 0; i < 3000; ++i) {
+      uint64_t r = rng.below(100);
+      if (r < 2) {  // shrink and restore (a dormant session revived)
+        auto f = w.floor();
+        w = crypto::ReplayWindow::from_floor(f);
+        ref.seen.set();
+        continue;
+      }
+      if (r < 3) {  // the sender's new session
+        ++epoch, salt = rng.next(), next = 0;
+      }
+      if (r < 5) w = crypto::ReplayWindow(w);  // copies keep every bit
+      // Mostly in order, sometimes reordered by up to 700, sometimes a jump ahead.
+      uint64_t c = next;
+      uint64_t kind = rng.below(10);
+      if (kind < 6) c = next++;
+      else if (kind < 9) c = next > 0 ? next - 1 - rng.below(std::min<uint64_t>(next, 700)) : 0;
+      else c = next += rng.below(600), next++;
+      uint64_t e = rng.below(50) == 0 && epoch > 1 ? epoch - 1 : epoch;
+      uint64_t s = rng.below(80) == 0 ? salt + 1 : salt;
+      auto v = ref.check(e, s, c);
+      ASSERT_EQ(w.check(e, s, c), v) << "run " << run << " step " << i;
+      if (v == ReferenceWindow::V::kFresh) {
+        w.accept(e, s, c);
+        ref.accept(e, s, c);
+      }
+      allocated += w.heap_bytes() > 0;
+    }
+  }
+  EXPECT_GT(allocated, 0u);  // the far bits were exercised
+  crypto::ReplayWindow small;
+  for (uint64_t c = 0; c < 64; ++c) small.accept(1, 1, c);
+  EXPECT_EQ(small.heap_bytes(), 0u);  // 64 datagrams in order fit the near bits
+  small.accept(1, 1, 64);
+  EXPECT_GT(small.heap_bytes(), 0u);
 }
 
 TEST(Reassembler, ReorderingLossAndDuplicates) {

@@ -73,13 +73,65 @@ bool open(const SessionKey& key, ByteView nonce, ByteView ad, ByteView cipher, B
   return true;
 }
 
+ReplayWindow::ReplayWindow(const ReplayWindow& o)
+    : has_(o.has_), far_all_(o.far_all_), epoch_(o.epoch_), salt_(o.salt_), top_(o.top_), near_(o.near_),
+      far_(o.far_ ? std::make_unique<Far>(*o.far_) : nullptr) {}
+
+ReplayWindow& ReplayWindow::operator=(const ReplayWindow& o) {
+  if (this != &o) *this = ReplayWindow(o);
+  return *this;
+}
+
+bool ReplayWindow::far_bit(uint64_t back) const {
+  if (!far_) return far_all_;
+  uint64_t i = back - 64;
+  return ((*far_)[i / 64] >> (i % 64)) & 1;
+}
+
+ReplayWindow::Far& ReplayWindow::far() {
+  if (!far_) {
+    far_ = std::make_unique<Far>();
+    far_->fill(far_all_ ? ~uint64_t{0} : 0);
+  }
+  return *far_;
+}
+
+void ReplayWindow::shift(uint64_t by) {
+  // The window moves `by` counters forward: every bit i becomes bit i + by; bits 0..by-1 become 0.
+  if (by >= kWindow) {
+    near_ = 0;
+    far_.reset();
+    far_all_ = false;
+    return;
+  }
+  uint64_t spill = by >= 64 ? near_ : near_ >> (64 - by);  // near bits that move past bit 63
+  if (!far_ && !far_all_ && spill == 0) {                   // the rest stays all zero
+    near_ = by >= 64 ? 0 : near_ << by;
+    return;
+  }
+  // The whole window as 8 words (word 0 = near_), shifted by whole words then bits.
+  Far& f = far();
+  std::array<uint64_t, kFarWords + 1> w{};
+  w[0] = near_;
+  std::copy(f.begin(), f.end(), w.begin() + 1);
+  size_t words = by / 64, bits = by % 64;
+  for (size_t i = w.size(); i-- > 0;) {
+    uint64_t v = i >= words ? w[i - words] << bits : 0;
+    if (bits && i >= words + 1) v |= w[i - words - 1] >> (64 - bits);
+    w[i] = v;
+  }
+  near_ = w[0];
+  std::copy(w.begin() + 1, w.end(), f.begin());
+}
+
 ReplayWindow::Verdict ReplayWindow::check(uint64_t epoch, uint64_t salt, uint64_t counter) const {
   if (!has_ || epoch > epoch_) return Verdict::kFresh;
   if (epoch < epoch_ || salt != salt_) return Verdict::kStale;
   if (counter > top_) return Verdict::kFresh;
   uint64_t back = top_ - counter;
-  if (back >= kWindow || seen_[back]) return Verdict::kReplay;
-  return Verdict::kFresh;
+  if (back >= kWindow) return Verdict::kReplay;
+  bool seen = back < 64 ? (near_ >> back) & 1 : far_bit(back);
+  return seen ? Verdict::kReplay : Verdict::kFresh;
 }
 
 ReplayWindow ReplayWindow::from_floor(const Floor& f) {
@@ -88,7 +140,10 @@ ReplayWindow ReplayWindow::from_floor(const Floor& f) {
   w.epoch_ = f.epoch;
   w.salt_ = f.salt;
   w.top_ = f.top;
-  if (f.has) w.seen_.set();  // counters in flight when the session was shrunk are refused, never replayed
+  if (f.has) {  // counters in flight when the session was shrunk are refused, never replayed
+    w.near_ = ~uint64_t{0};
+    w.far_all_ = true;
+  }
   return w;
 }
 
@@ -98,18 +153,23 @@ void ReplayWindow::accept(uint64_t epoch, uint64_t salt, uint64_t counter) {
     epoch_ = epoch;
     salt_ = salt;
     top_ = counter;
-    seen_.reset();
-    seen_.set(0);
+    near_ = 1;
+    far_.reset();
+    far_all_ = false;
     return;
   }
   if (counter > top_) {
-    uint64_t shift = counter - top_;
-    if (shift >= kWindow) seen_.reset();
-    else seen_ <<= shift;
+    shift(counter - top_);
     top_ = counter;
-    seen_.set(0);
-  } else {
-    seen_.set(top_ - counter);
+    near_ |= 1;
+    return;
+  }
+  uint64_t back = top_ - counter;
+  if (back < 64) {
+    near_ |= uint64_t{1} << back;
+  } else if (back < kWindow) {
+    uint64_t i = back - 64;
+    far()[i / 64] |= uint64_t{1} << (i % 64);
   }
 }
 

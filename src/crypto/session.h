@@ -7,8 +7,8 @@
 // (epoch, random salt) pair and a per-session counter.
 #pragma once
 #include <array>
-#include <bitset>
 #include <cstdint>
+#include <memory>
 
 #include "storjnet/bytes.h"
 #include "storjnet/identity.h"
@@ -37,6 +37,12 @@ class ReplayWindow {
   static constexpr uint64_t kWindow = 512;
   enum class Verdict { kFresh, kReplay, kStale };
 
+  ReplayWindow() = default;
+  ReplayWindow(const ReplayWindow& o);
+  ReplayWindow& operator=(const ReplayWindow& o);
+  ReplayWindow(ReplayWindow&&) noexcept = default;
+  ReplayWindow& operator=(ReplayWindow&&) noexcept = default;
+
   Verdict check(uint64_t epoch, uint64_t salt, uint64_t counter) const;
   // Records a datagram that passed check() and authenticated.
   void accept(uint64_t epoch, uint64_t salt, uint64_t counter);
@@ -50,11 +56,23 @@ class ReplayWindow {
   };
   Floor floor() const { return {epoch_, salt_, top_, has_}; }
   static ReplayWindow from_floor(const Floor& f);
+  // Heap bytes held: 0 until a bit more than 64 counters behind the highest must be remembered.
+  size_t heap_bytes() const { return far_ ? sizeof(Far) : 0; }
 
  private:
-  bool has_ = false;
+  // The window's kWindow bits (bit i: counter top_ - i seen) are `near_` (bits 0-63) and the rest. The rest is
+  // allocated only when a set bit reaches it or a bit there is set: until then every bit of it equals
+  // `far_all_`. Most sessions (a few DHT requests) never allocate it; the verdicts are those of one bitmap.
+  static constexpr size_t kFarWords = kWindow / 64 - 1;
+  using Far = std::array<uint64_t, kFarWords>;  // word j: bits 64 (j + 1) .. 64 (j + 1) + 63
+  bool far_bit(uint64_t back) const;
+  Far& far();  // allocates the rest (filled with far_all_) if needed
+  void shift(uint64_t by);
+
+  bool has_ = false, far_all_ = false;
   uint64_t epoch_ = 0, salt_ = 0, top_ = 0;
-  std::bitset<kWindow> seen_;  // bit i: counter top_ - i seen
+  uint64_t near_ = 0;
+  std::unique_ptr<Far> far_;
 };
 
 }  // namespace storjnet::crypto

@@ -53,6 +53,16 @@ void RoutingTable::count_prefix(const Endpoint& ep, int delta) {
   if (n == 0) per_prefix_.erase(*p);
 }
 
+namespace {
+// Before a push_back: grows a full vector by doubling (from 4) but never past `cap` elements, where the
+// default doubling would leave a bucket of k = 20 with room for 32 (a third of its bytes unused).
+template <class T>
+void reserve_at_most(std::vector<T>& v, size_t cap) {
+  if (v.size() < v.capacity()) return;
+  v.reserve(std::max(v.size() + 1, std::min(cap, std::max<size_t>(4, 2 * v.capacity()))));
+}
+}  // namespace
+
 RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   int b = bucket_of(c.id);
   if (b < 0 || !c.endpoint.valid()) return Seen::kIgnored;
@@ -91,6 +101,7 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   if (!puzzle_ok(c)) return Seen::kRefusedPuzzle;
   if (!prefix_fits(bk, c.endpoint, nullptr)) return Seen::kRefusedPrefix;
   if (bk.entries.size() < k_) {
+    reserve_at_most(bk.entries, k_);
     bk.entries.push_back({c, now, 0, false, now});
     count_prefix(c.endpoint, +1);
     ++size_;
@@ -98,6 +109,7 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   }
   auto r = std::find_if(bk.replacements.begin(), bk.replacements.end(), [&](const Contact& x) { return x.id == c.id; });
   if (r != bk.replacements.end()) bk.replacements.erase(r);
+  reserve_at_most(bk.replacements, kReplacements + 1);
   bk.replacements.push_back(c);
   if (bk.replacements.size() > kReplacements) bk.replacements.erase(bk.replacements.begin());
   return Seen::kFull;

@@ -222,19 +222,20 @@ class Engine {
 
  private:
   friend class Reply;
-  struct Session {
+  struct Session {  // fields ordered to leave no padding (~200 bytes; the replay window's far bits aside)
     crypto::SessionKey key{};
     NodeId id;
+    uint32_t next_msg_id = 0;
     crypto::ReplayWindow rx;
     uint64_t tx_epoch = 0, tx_salt = 0, tx_counter = 0;
-    uint32_t next_msg_id = 0;
     TimePoint last_used{};
     TokenBucket requests;  // per-peer request rate
     TokenBucket refusals;  // "rate limited" answers to this peer
     TokenBucket unproven;  // requests answered while the peer's address is unproven
-    std::optional<TimePoint> challenged_at;  // last address challenge sent for the request budget
+    TimePoint challenged_at{};  // last address challenge sent for the request budget (when `challenged`)
+    RttEstimate rtt;            // answers from this peer (lost when the session shrinks)
+    bool challenged = false;
     bool shown_address = false;  // we answered or echoed this peer: it has had our address proven
-    RttEstimate rtt;             // answers from this peer (lost when the session shrinks)
   };
   struct Pending {
     Contact to;

@@ -146,7 +146,8 @@ bool Engine::unproven_request_allowed(Session& s, const Contact& from) {
   double rate = config_.amplification.unproven_request_rate;
   bool ok = s.unproven.take(rate, rate, now);
   Duration retry = config_.rpc_timeout / std::max(1, config_.rpc_attempts);
-  if (s.unproven.tokens < rate / 2 && (!s.challenged_at || now - *s.challenged_at >= retry)) {
+  if (s.unproven.tokens < rate / 2 && (!s.challenged || now - s.challenged_at >= retry)) {
+    s.challenged = true;
     s.challenged_at = now;
     send_challenge(from);
   }

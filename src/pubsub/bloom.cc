@@ -22,7 +22,27 @@ TopicHash TopicHash::of(std::string_view topic) {
 size_t BloomFilter::round_bits(size_t bits) { return std::clamp<size_t>((bits + 63) / 64 * 64, 64, kMaxBits); }
 
 BloomFilter::BloomFilter(size_t bits, size_t hashes)
-    : hashes_(std::clamp<size_t>(hashes, 1, 32)), words_(round_bits(bits) / 64, 0) {}
+    : hashes_(static_cast<uint32_t>(std::clamp<size_t>(hashes, 1, 32))), bits_(static_cast<uint32_t>(round_bits(bits))) {}
+
+void BloomFilter::set_bit(size_t i) {
+  if (words_.empty()) words_.assign(word_count(), 0);
+  words_[i / 64] |= uint64_t{1} << (i % 64);
+}
+
+void BloomFilter::set_word(size_t w, uint64_t v) {
+  if (words_.empty()) {
+    if (v == 0) return;
+    words_.assign(word_count(), 0);
+  }
+  words_[w] = v;
+}
+
+bool BloomFilter::operator==(const BloomFilter& o) const {
+  if (hashes_ != o.hashes_ || bits_ != o.bits_) return false;
+  for (size_t w = 0; w < word_count(); ++w)
+    if (word(w) != o.word(w)) return false;
+  return true;
+}
 
 void BloomFilter::add(const TopicHash& t) {
   const uint64_t m = bits();
@@ -39,12 +59,15 @@ bool BloomFilter::contains(const TopicHash& t) const {
 }
 
 bool BloomFilter::merge(const BloomFilter& o) {
-  if (o.words_.size() != words_.size()) return false;
+  if (o.bits_ != bits_) return false;
+  if (o.words_.empty()) return true;
+  if (words_.empty()) {
+    words_ = o.words_;
+    return true;
+  }
   for (size_t i = 0; i < words_.size(); ++i) words_[i] |= o.words_[i];
   return true;
 }
-
-void BloomFilter::clear() { std::fill(words_.begin(), words_.end(), 0); }
 
 size_t BloomFilter::popcount() const {
   size_t n = 0;

@@ -21,32 +21,37 @@ class BloomFilter {
 
   BloomFilter() = default;
   // `bits` is rounded up to a multiple of 64 (at least 64, at most kMaxBits); `hashes` to [1, 32].
+  // The bitmap is allocated on the first bit set and released by clear(): a filter with no bit set (most
+  // levels of most neighbours) costs no heap.
   BloomFilter(size_t bits, size_t hashes);
   static size_t round_bits(size_t bits);
 
-  size_t bits() const { return words_.size() * 64; }
+  size_t bits() const { return bits_; }
   size_t hashes() const { return hashes_; }
   void add(const TopicHash& t);
   bool contains(const TopicHash& t) const;
   // Union; filters of another size are ignored (returns false).
   bool merge(const BloomFilter& o);
-  void clear();
-  void set_bit(size_t i) { words_[i / 64] |= uint64_t{1} << (i % 64); }
-  bool bit(size_t i) const { return (words_[i / 64] >> (i % 64)) & 1; }
+  void clear() { std::vector<uint64_t>().swap(words_); }
+  void set_bit(size_t i);
+  bool bit(size_t i) const { return !words_.empty() && ((words_[i / 64] >> (i % 64)) & 1); }
   size_t popcount() const;
   bool empty() const;
   // Fraction of bits set.
-  double fill() const { return words_.empty() ? 0 : double(popcount()) / double(bits()); }
-  bool operator==(const BloomFilter&) const = default;
-  const std::vector<uint64_t>& words() const { return words_; }
-  std::vector<uint64_t>& words() { return words_; }
+  double fill() const { return bits_ ? double(popcount()) / double(bits_) : 0; }
+  bool operator==(const BloomFilter& o) const;
+  size_t word_count() const { return bits_ / 64; }
+  uint64_t word(size_t w) const { return words_.empty() ? 0 : words_[w]; }
+  void set_word(size_t w, uint64_t v);  // word w (< word_count()) becomes v
+  size_t heap_bytes() const { return words_.capacity() * sizeof(uint64_t); }
 
   // Expected false-positive rate of a filter holding n distinct topics: (1 - e^(-k n / m))^k.
   static double false_positive_rate(size_t bits, size_t hashes, double n);
 
  private:
-  size_t hashes_ = 0;
-  std::vector<uint64_t> words_;
+  uint32_t hashes_ = 0;
+  uint32_t bits_ = 0;
+  std::vector<uint64_t> words_;  // empty while no bit is set, else bits_ / 64 words
 };
 
 }  // namespace storjnet::pubsub

@@ -22,12 +22,12 @@ void pack_level(Packer& p, const BloomFilter& f) {
   if (ones * 3 < f.bits() / 8) {
     p.pack_array(static_cast<uint32_t>(ones));
     for (size_t i = 0; i < f.bits(); ++i)
-      if (f.words()[i / 64] && f.bit(i)) p.pack(static_cast<uint32_t>(i));
+      if (f.word(i / 64) && f.bit(i)) p.pack(static_cast<uint32_t>(i));
     return;
   }
   Bytes dense(f.bits() / 8);
-  for (size_t w = 0; w < f.words().size(); ++w)
-    for (int b = 0; b < 8; ++b) dense[w * 8 + b] = static_cast<uint8_t>(f.words()[w] >> (8 * b));
+  for (size_t w = 0; w < f.word_count(); ++w)
+    for (int b = 0; b < 8; ++b) dense[w * 8 + b] = static_cast<uint8_t>(f.word(w) >> (8 * b));
   pack_bin(p, dense.data(), dense.size());
 }
 
@@ -168,10 +168,10 @@ DecodeStatus decode_filter(ByteView body, const WireLimits& lim, FilterBody& out
     if (lv.type == msgpack::type::BIN) {
       if (lv.via.bin.size != want_bits / 8) return DecodeStatus::kWrongSize;
       const auto* p = reinterpret_cast<const uint8_t*>(lv.via.bin.ptr);
-      for (size_t w = 0; w < f.words().size(); ++w) {
+      for (size_t w = 0; w < f.word_count(); ++w) {
         uint64_t v = 0;
         for (int b = 0; b < 8; ++b) v |= uint64_t{p[w * 8 + b]} << (8 * b);
-        f.words()[w] = v;
+        f.set_word(w, v);
       }
     } else if (lv.type == msgpack::type::ARRAY) {
       for (uint32_t i = 0; i < lv.via.array.size; ++i) {
