@@ -19,6 +19,7 @@ struct SimDhtOpts {
   size_t wave = 50;
   bool cdf = false;
   double session_idle_s = 0;  // 0: the default (EngineConfig::session_idle)
+  bool dial_back = true;
 };
 
 }  // namespace
@@ -35,6 +36,7 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--session-idle", o->session_idle_s,
                   "seconds a session may sit unused before it shrinks (EngineConfig::session_idle; 0: default)")
       ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--dial-back", o->dial_back, "reachability checks of routing-table contacts (DhtConfig::dial_back)");
   cmd->add_flag("--cdf", o->cdf, "add latency distributions and rounds histograms (for scripts/plot)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
@@ -44,6 +46,7 @@ static void add_sim_dht(CLI::App& app) {
     NodeConfig node_cfg;
     if (o->session_idle_s > 0)
       node_cfg.engine.session_idle = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o->session_idle_s));
+    node_cfg.dht.dial_back = o->dial_back;
     for (size_t i = 0; i < o->nodes; ++i) sim.add_node(node_cfg);
     size_t joined = sim::join_network(sim, o->seed, o->wave);
     sim::Rng rng(o->seed * 104729 + 3);

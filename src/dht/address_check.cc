@@ -33,6 +33,8 @@ void AddressCheck::learned(std::vector<Contact>& contacts) {
 }
 
 void AddressCheck::early(const Contact& c) {
+  uint8_t families = engine_.env().families();
+  if ((families & (families - 1)) == 0) return;  // one family: nothing can come from another
   auto it = early_.find(c.id);
   if (it == early_.end()) {
     if (early_.size() >= kMaxEarly) early_.clear();

@@ -39,7 +39,7 @@ class AddressCheck {
 
   // A request sender the table does not hold yet (its newcomer check runs): the address it came from is kept
   // (kMaxEarly, reset when full) so that a datagram from its other family, arriving while the newcomer check of
-  // the first one runs, is checked once it entered (`added`).
+  // the first one runs, is checked once it entered (`added`). Only on a node with both families.
   void early(const Contact& c);
   void added(const Contact& c);
   // A single-family node cannot check an address of the family it lacks: the last one an answer named for a

@@ -1,6 +1,7 @@
 #include "engine/address_guard.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "storjnet/keyed_hash.h"
 
@@ -8,6 +9,23 @@ namespace storjnet {
 
 size_t AddressGuard::KeyHash::operator()(const Key& k) const noexcept {
   return std::hash<Endpoint>()(k.ep) ^ (KeyedHash()(k.pk) * 0x9e3779b97f4a7c15ull);
+}
+
+uint64_t AddressGuard::fingerprint(const Key& k) {
+  uint8_t buf[1 + 16 + 2 + 32];
+  buf[0] = static_cast<uint8_t>(k.ep.family);
+  std::memcpy(buf + 1, k.ep.addr.data(), 16);
+  buf[17] = static_cast<uint8_t>(k.ep.port >> 8);
+  buf[18] = static_cast<uint8_t>(k.ep.port);
+  std::memcpy(buf + 19, k.pk.data(), 32);
+  return keyed_hash(buf, sizeof buf);
+}
+
+bool AddressGuard::touch_proven(const Key& k, TimePoint now) {
+  auto it = proven_.find(fingerprint(k));
+  if (it == proven_.end()) return false;
+  it->second = now;
+  return true;
 }
 
 static size_t hold_charge(const Bytes& m) { return std::max(m.size(), AddressGuard::kMinHoldCharge); }
@@ -23,15 +41,15 @@ AddressGuard::Entry& AddressGuard::entry(const Key& k, TimePoint now) {
 }
 
 void AddressGuard::evict() {
-  // One pass drops an eighth: unproven entries first, then the least recently used. Amortised O(1).
-  std::vector<std::pair<bool, TimePoint>> order;
+  // One pass drops the least recently used eighth. Amortised O(1).
+  std::vector<TimePoint> order;
   order.reserve(table_.size());
-  for (auto& [k, e] : table_) order.emplace_back(e.proven, e.last);
+  for (auto& [k, e] : table_) order.push_back(e.last);
   size_t n = std::max<size_t>(1, order.size() / 8);
   std::nth_element(order.begin(), order.begin() + static_cast<long>(n - 1), order.end());
   auto cutoff = order[n - 1];
   for (auto it = table_.begin(); it != table_.end() && n > 0;) {
-    if (std::make_pair(it->second.proven, it->second.last) <= cutoff) {
+    if (it->second.last <= cutoff) {
       if (auto q = holding_.find(it->first); q != holding_.end()) {
         drops_.add(DropReason::kHoldExpired, q->second.held.size());
         drop_held(q, q->second.held.size());
@@ -45,30 +63,44 @@ void AddressGuard::evict() {
 }
 
 void AddressGuard::received(const Endpoint& ep, const PublicKey& pk, size_t bytes, TimePoint now) {
-  Entry& e = entry({ep, pk}, now);
-  if (!e.proven) e.in += bytes;
+  Key k{ep, pk};
+  if (touch_proven(k, now)) return;
+  entry(k, now).in += bytes;
 }
 
 void AddressGuard::prove(const Endpoint& ep, const PublicKey& pk, TimePoint now) {
-  Entry& e = entry({ep, pk}, now);
-  e.proven = true;
-  e.token = 0;
+  Key k{ep, pk};
+  table_.erase(k);  // its held messages stay queued until release()
+  uint64_t fp = fingerprint(k);
+  if (!proven_.contains(fp) && proven_.size() >= limits_.max_entries) {
+    // The least recently used eighth, in one pass (amortised O(1) per proof).
+    std::vector<TimePoint> ages;
+    ages.reserve(proven_.size());
+    for (auto& [f, t] : proven_) ages.push_back(t);
+    size_t n = std::max<size_t>(1, ages.size() / 8);
+    std::nth_element(ages.begin(), ages.begin() + static_cast<long>(n - 1), ages.end());
+    TimePoint cutoff = ages[n - 1];
+    for (auto it = proven_.begin(); it != proven_.end() && n > 0;) {
+      if (it->second <= cutoff) {
+        it = proven_.erase(it);
+        --n;
+      } else {
+        ++it;
+      }
+    }
+  }
+  proven_[fp] = now;
 }
 
 bool AddressGuard::proven(const Endpoint& ep, const PublicKey& pk) const {
-  auto it = table_.find({ep, pk});
-  return it != table_.end() && it->second.proven;
+  return proven_.contains(fingerprint({ep, pk}));
 }
 
 bool AddressGuard::allow(const Endpoint& ep, const PublicKey& pk, size_t bytes, bool initiative, TimePoint now) {
   Key k{ep, pk};
+  if (touch_proven(k, now)) return true;
   auto it = table_.find(k);
-  if (it == table_.end()) {
-    if (initiative) return true;  // we chose this address; nothing from it is being amplified
-  } else if (it->second.proven) {
-    it->second.last = now;
-    return true;
-  }
+  if (it == table_.end() && initiative) return true;  // we chose this address; nothing from it is being amplified
   Entry& e = it == table_.end() ? entry(k, now) : it->second;
   if (static_cast<double>(e.out + bytes) > limits_.factor * static_cast<double>(e.in)) return false;
   e.out += bytes;
@@ -82,7 +114,7 @@ uint64_t AddressGuard::challenge_token(const Endpoint& ep, const PublicKey& pk, 
 }
 
 bool AddressGuard::echo(const Endpoint& ep, const PublicKey& pk, uint64_t token, TimePoint now) {
-  auto it = table_.find({ep, pk});
+  auto it = table_.find({ep, pk});  // a proven pair has no entry, so no outstanding token
   if (it == table_.end() || it->second.token == 0 || it->second.token != token) return false;
   prove(ep, pk, now);
   return true;

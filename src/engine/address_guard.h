@@ -6,7 +6,11 @@
 // from it. Sends that do not fit are held in a bounded queue (per address, per /24 or /48 prefix, in total)
 // until the proof arrives, and dropped when it does not come in time. Sends on our own initiative to an
 // address we have never heard from are not limited (nothing arrived that could be amplified).
-// The table is bounded: when full, an eighth is evicted, unproven entries first, least recently used first.
+// The table of unproven pairs is bounded: when full, the least recently used eighth is evicted.
+// A proven pair is only a fact and a time: it moves out of the table into a set of 64-bit fingerprints (SipHash
+// under the process's secret key, storjnet/keyed_hash.h) with its last use, 24 bytes instead of ~110, bounded
+// alike (max_entries, the least recently used eighth evicted). A peer cannot aim a collision at a key it does
+// not know; a chance one among n pairs has probability about n^2 / 2^65.
 // Pure bookkeeping: no I/O; the engine sends challenges and flushes what release() returns.
 #pragma once
 #include <cstdint>
@@ -49,7 +53,7 @@ class AddressGuard {
   // Drops held messages older than hold_timeout (counted hold_expired).
   void expire(TimePoint now);
 
-  size_t entries() const { return table_.size(); }
+  size_t entries() const { return table_.size() + proven_.size(); }
   size_t held_bytes() const { return held_total_; }
   bool holding() const { return !holding_.empty(); }
 
@@ -70,7 +74,6 @@ class AddressGuard {
     uint64_t in = 0, out = 0;  // bytes while unproven
     uint64_t token = 0;        // outstanding address challenge (0: none)
     TimePoint last{};
-    bool proven = false;
   };
   struct HeldQueue {
     std::vector<Held> held;
@@ -78,13 +81,19 @@ class AddressGuard {
   };
   using HoldMap = std::unordered_map<Key, HeldQueue, KeyHash>;
 
-  Entry& entry(const Key& k, TimePoint now);
+  Entry& entry(const Key& k, TimePoint now);  // an unproven pair's entry (made if missing)
   void evict();
+  static uint64_t fingerprint(const Key& k);
+  // The proven pair's last use, updated to `now`; false when the pair is not proven.
+  bool touch_proven(const Key& k, TimePoint now);
   void drop_held(HoldMap::iterator q, size_t n);  // first n held messages (the queue is erased when empty)
 
   AmplificationLimits limits_;
   DropCounters& drops_;
-  std::unordered_map<Key, Entry, KeyHash> table_;
+  std::unordered_map<Key, Entry, KeyHash> table_;  // unproven pairs
+  // Proven pairs: fingerprint -> last use. The fingerprint is already a keyed hash: std::hash (the identity)
+  // spreads it, and keeps the node at 24 bytes (no cached hash).
+  std::unordered_map<uint64_t, TimePoint> proven_;
   HoldMap holding_;  // keys with held messages (each also in table_)
   std::unordered_map<Endpoint::Prefix, size_t> held_per_prefix_;
   size_t held_total_ = 0;
