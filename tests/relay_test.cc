@@ -479,6 +479,33 @@ TEST_F(RelayTest, ReservationsAreCapped) {
   EXPECT_EQ(nated[2]->relay->relays().size(), 1u);
 }
 
+// Fresh keys from one /24 (one attacker's block, or one home) get at most kMaxReservationsPerBlock of a relay's
+// slots; a node of another block still gets one.
+TEST_F(RelayTest, OneAddressBlockCannotTakeEveryReservation) {
+  Host& r = add(2, true, "10.0.0.2:4000");
+  start(r);
+  auto reserve = [&](Host& h) {
+    start(h);
+    know(h, r);
+    h.relay->maintain();
+    run_for(std::chrono::seconds(2));
+  };
+  std::vector<Host*> flood;
+  for (uint64_t n = 10; n < 10 + Relay::kMaxReservationsPerBlock + 4; ++n) {
+    std::string ep = "10.9.9." + std::to_string(n) + ":4000";
+    flood.push_back(&add(n, false, ep.c_str()));
+    reserve(*flood.back());
+  }
+  size_t held = 0;
+  for (Host* h : flood) held += h->relay->relays().size();
+  EXPECT_EQ(held, Relay::kMaxReservationsPerBlock);
+  EXPECT_EQ(r.relay->reservations_served(), Relay::kMaxReservationsPerBlock);
+  Host& other = add(99, false, "10.7.7.7:4000");
+  reserve(other);
+  EXPECT_EQ(other.relay->relays().size(), 1u);
+  EXPECT_EQ(r.relay->reservations_served(), Relay::kMaxReservationsPerBlock + 1);
+}
+
 TEST(RelayCodec, RoundTripsAndRefusesGarbage) {
   std::vector<Contact> relays = {Contact::from_key(test::test_identity(1).public_key(), *Endpoint::parse("1.2.3.4:5")),
                                  Contact::from_key(test::test_identity(2).public_key(), *Endpoint::parse("[2001:db8::1]:7"))};

@@ -153,6 +153,14 @@ void Relay::on_reserve(const IncomingRequest& q, const Reply& r) {
       refuse();
       return r.error("relay full");
     }
+    auto block = q.from.endpoint.prefix();
+    size_t same_block = static_cast<size_t>(std::count_if(served_.begin(), served_.end(), [&](const auto& kv) {
+      return kv.second.until > now && kv.second.holder.endpoint.prefix() == block;
+    }));
+    if (same_block >= kMaxReservationsPerBlock) {
+      refuse();
+      return r.error("relay full for this address block");
+    }
     it = served_.emplace(q.from.id, Reservation{q.from, now}).first;
     ++reservations_granted_;
   }

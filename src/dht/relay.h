@@ -55,6 +55,9 @@ class Relay {
   static constexpr size_t kMaxListed = 8;             // relays in a published list
   static constexpr size_t kMaxCircuits = 4096;        // circuits a relay keeps in all
   static constexpr size_t kMaxCircuitsPerTarget = 64;  // ... towards one reserved node
+  // Reservations held at once by nodes of one address block (IPv4 /24, IPv6 /48: one home or one machine's
+  // block): fresh keys from one block cannot take every slot. A home's few nodes fit.
+  static constexpr size_t kMaxReservationsPerBlock = 8;
   static constexpr size_t kMaxFallbacks = 256;        // targets this node looked up relays for, kept kRetryAfter
   static constexpr Duration kRetryAfter = std::chrono::seconds(30);
   static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
