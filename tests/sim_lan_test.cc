@@ -102,11 +102,20 @@ TEST(Lan, TwoNodesBehindOneRouterTalkOverTheLan) {
   }
 }
 
-TEST(Lan, ThreeNodesBehindOneRouterAllTalkWithRelaysOn) {
+TEST(Lan, ThreeNodesBehindOneRouterAllTalkOverTheLanWithRelaysOn) {
+  // With relays on, a relay would carry them (that is how they talked before); the LAN path wins: no pair
+  // ends relayed.
   Home net(Type::kPortRestricted, 3);
   for (size_t x : net.home)
     for (size_t y : net.home)
       if (x != y) EXPECT_TRUE(net.send(x, y)) << x << " -> " << y;
+  for (size_t x : net.home)
+    for (const auto& p : net.sim.node(x).relayed_paths())
+      for (size_t y : net.home) EXPECT_NE(p.peer, net.sim.node(y).id()) << x << " relays to " << y;
+  size_t lan = 0;
+  for (size_t x : net.home)
+    for (size_t y : net.home) lan += x != y && net.sim.node(x).dht().lan_path(net.sim.node(y).id());
+  EXPECT_GE(lan, 2u);  // the first sender of each pair punched over the LAN; the other answers there directly
 }
 
 TEST(Lan, ARendezvousNeverPassesALanAddressToATargetAtAnotherPublicAddress) {
