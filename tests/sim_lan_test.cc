@@ -18,8 +18,19 @@ namespace {
 
 constexpr size_t kPublic = 8;
 
-// kPublic open nodes, then `homes` nodes behind one non-hairpinning router of kind `kind` (30 s mappings).
-// Everyone joins through node 0; then 150 s pass (the routers' mappings between the home nodes have closed).
+// Every node joins through node 0, one after another; then 150 s pass (the routers' mappings between NATed
+// nodes have closed by then: 30 s mappings).
+void join_all(Simulator& sim) {
+  for (size_t i = 1; i < sim.size(); ++i) {
+    bool done = false;
+    sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { done = true; });
+    sim.run_until([&] { return done; }, 30s);
+  }
+  sim.run_for(std::chrono::seconds(150));
+}
+
+// kPublic open nodes, then `homes` nodes behind one non-hairpinning router of kind `kind` (30 s mappings),
+// all joined (join_all).
 struct Home {
   Simulator sim;
   std::vector<size_t> home;
@@ -31,12 +42,7 @@ struct Home {
       home.push_back(sim.add_node());
       sim.put_behind(home.back(), router);
     }
-    for (size_t i = 1; i < sim.size(); ++i) {
-      bool done = false;
-      sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { done = true; });
-      sim.run_until([&] { return done; }, 30s);
-    }
-    sim.run_for(std::chrono::seconds(150));
+    join_all(sim);
   }
   static SimConfig config(uint64_t seed, bool relay) {
     SimConfig c;
@@ -127,12 +133,7 @@ TEST(Lan, ARendezvousNeverPassesALanAddressToATargetAtAnotherPublicAddress) {
   size_t a = sim.add_node(), b = sim.add_node();
   sim.put_behind(a, sim.add_router({Type::kPortRestricted, std::chrono::seconds(30), false}));
   sim.put_behind(b, sim.add_router({Type::kPortRestricted, std::chrono::seconds(30), false}));
-  for (size_t i = 1; i < sim.size(); ++i) {
-    bool done = false;
-    sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { done = true; });
-    sim.run_until([&] { return done; }, 30s);
-  }
-  sim.run_for(std::chrono::seconds(150));
+  join_all(sim);
   uint64_t b_to_a_lan = 0;
   sim.set_send_tap([&](size_t from, const Endpoint& to, size_t) { b_to_a_lan += from == b && to == sim.endpoint(a); });
   std::optional<bool> ok;
