@@ -477,7 +477,8 @@ def traversal_without_relay(ka, kb, mapping_on):
 
 def path_of(lab, status, src, dst, mapping_on):
     """How src reaches dst, from src's own /api/status: "relayed" while src has a relayed path to dst
-    (relay.paths), "lan" when src's punch reached dst at its LAN address (same router; peers[].path), "punched" when
+    (relay.paths), "lan" when src reaches dst at its LAN address (its punch did, peers[].path, or its routing table
+    holds that address: same router), "punched" when
     src last reached dst through a hole it punched (peers[].path), "upnp" when dst's
     node mapped its port on the UPnP router (the node cannot tell this one: the test knows the layout), else
     "direct"."""
@@ -489,6 +490,8 @@ def path_of(lab, status, src, dst, mapping_on):
         return "relayed"
     if peer is not None and peer.get("path") in ("lan", "punched"):
         return peer["path"]
+    if peer is not None and peer.get("address", "").startswith("192.168."):
+        return "lan"  # src reaches dst at its LAN address (the reverse of a LAN punch: no punch needed)
     if mapping_on and lab.hosts[dst]["kind"] == "upnp":
         return "upnp"
     return "direct"
@@ -662,6 +665,11 @@ def check_nat_to_nat(lab, mapping_on=False):
     check(not needless, f"relayed although a direct path, a mapping or a punch can connect them: {needless}")
     unrelayed = [f"{a}->{b} ({path[(a, b)]})" for a, b in ok if (a, b) in need_relay and path[(a, b)] != "relayed"]
     check(not unrelayed, f"pairs only a relay can connect, delivered but not seen relayed: {unrelayed}")
+    # Two hosts behind one router: both ways, over their LAN addresses (docs/protocol.md 5.2, "Same router").
+    same = [p for p in pairs if lab.hosts[p[0]]["router"] == lab.hosts[p[1]]["router"]]
+    not_lan = [f"{a}->{b} ({path[(a, b)] if (a, b) in ok else 'failed'})" for a, b in same
+               if (a, b) not in ok or path[(a, b)] != "lan"]
+    check(not not_lan, f"message_send between two hosts behind one router: not over the LAN: {not_lan}")
     out = {"bench": "netlab_nat_to_nat", "mapping": mapping_on, "what": "message_send between NATed nodes",
            "pairs": len(pairs), "pairs_ok": len(ok), "need_relay": len(need_relay),
            "relay_only_failed": len(relay_failed),
