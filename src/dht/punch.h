@@ -12,7 +12,7 @@
 //   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch).
 // - Rendezvous R: serves an ASK only from an asker whose address is proven (else it challenges and drops, so
 //   the retransmission is served), within a per-asker and a total rate, and only for a target it heard from
-//   within punch_live; it sends B an INTRO carrying A's key and A's address as R saw it, and answers A with
+//   within punch_live (or one at the asker's IP address: "Same router" below); it sends B an INTRO carrying A's key and A's address as R saw it, and answers A with
 //   B's address as R sees it.
 // - Target B: follows an INTRO (from any authenticated peer, within the same rates) by sending kHoles HOLE
 //   datagrams to that one address, kHoleGap apart; at most kMaxHoles introductions served at once, at
