@@ -7,6 +7,7 @@
 #include "dht/punch.h"
 #include "dht/punch_codec.h"
 #include "node/node_internals.h"
+#include "sim_send.h"
 #include "storjnet/messages.h"
 #include "storjnet/node.h"
 #include "storjnet/simulator.h"
@@ -51,12 +52,8 @@ struct Home {
     c.node.dht.keepalive_peers = 3;
     return c;
   }
-  bool send(size_t from, size_t to) {
-    std::optional<bool> ok;
-    sim.node(from).messages().send(sim.node(to).id(), "{\"hi\":1}", [&](bool r) { ok = r; });
-    sim.run_until([&] { return ok.has_value(); }, 30s);
-    return ok.value_or(false);
-  }
+  // message_send from -> to; whether it was acknowledged.
+  bool send(size_t from, size_t to) { return sim_send(sim, from, to); }
   DhtStats stats(size_t i) { return sim.node(i).dht().stats(); }
 };
 
@@ -113,8 +110,11 @@ TEST(Lan, ThreeNodesBehindOneRouterAllTalkOverTheLanWithRelaysOn) {
   // ends relayed.
   Home net(Type::kPortRestricted, 3);
   for (size_t x : net.home)
-    for (size_t y : net.home)
-      if (x != y) EXPECT_TRUE(net.send(x, y)) << x << " -> " << y;
+    for (size_t y : net.home) {
+      if (x != y) {
+        EXPECT_TRUE(net.send(x, y)) << x << " -> " << y;
+      }
+    }
   for (size_t x : net.home)
     for (const auto& p : net.sim.node(x).relayed_paths())
       for (size_t y : net.home) EXPECT_NE(p.peer, net.sim.node(y).id()) << x << " relays to " << y;
@@ -136,10 +136,7 @@ TEST(Lan, ARendezvousNeverPassesALanAddressToATargetAtAnotherPublicAddress) {
   join_all(sim);
   uint64_t b_to_a_lan = 0;
   sim.set_send_tap([&](size_t from, const Endpoint& to, size_t) { b_to_a_lan += from == b && to == sim.endpoint(a); });
-  std::optional<bool> ok;
-  sim.node(a).messages().send(sim.node(b).id(), "{}", [&](bool r) { ok = r; });
-  sim.run_until([&] { return ok.has_value(); }, 30s);
-  EXPECT_TRUE(ok.value_or(false));  // punched through the two routers
+  EXPECT_TRUE(sim_send(sim, a, b));  // punched through the two routers
   EXPECT_GE(sim.node(a).dht().stats().punch_asks_sent, 1u);
   EXPECT_EQ(sim.node(b).dht().stats().punch_lan_holes_sent, 0u);
   EXPECT_EQ(b_to_a_lan, 0u);

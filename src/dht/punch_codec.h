@@ -27,7 +27,7 @@ struct PunchMessage {
   NodeId target;         // kAsk
   PublicKey initiator{};  // kIntro
   Endpoint endpoint;     // kIntro
-  Endpoint lan;          // kAsk, kIntro: the initiator's LAN address, or none (family kNone)
+  Endpoint lan{};        // kAsk, kIntro: the initiator's LAN address, or none (family kNone)
   bool operator==(const PunchMessage&) const = default;
 };
 
