@@ -1,5 +1,6 @@
-// punch_fuzz: the kademlia_punch body decoders (src/dht/punch_codec.h) on arbitrary bytes. Anything that
-// decodes must re-encode to the same bytes (the formats have one encoding) and decode to the same thing.
+// punch_fuzz: the kademlia_punch body decoders (src/dht/punch_codec.h: bodies with their LAN field, the ASK
+// reply) on arbitrary bytes. Anything that decodes must re-encode to the same bytes (the formats have one
+// encoding) and decode to the same thing.
 #include "fuzz_check.h"
 
 #include <algorithm>
@@ -16,11 +17,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(std::equal(again.begin(), again.end(), in.begin(), in.end()));
     FUZZ_CHECK(decode_punch(again) == m);
     if (m->kind == PunchKind::kIntro) FUZZ_CHECK(m->endpoint.valid() && !m->endpoint.is_unspecified());
+    // A LAN address, when there is one, is private and not loopback, and only on ASK and INTRO.
+    if (m->lan.family != Endpoint::Family::kNone)
+      FUZZ_CHECK(lan_address(m->lan) && (m->kind == PunchKind::kAsk || m->kind == PunchKind::kIntro));
   }
   if (auto ep = decode_punch_endpoint(in)) {
     Bytes again = encode_punch_endpoint(*ep);
     FUZZ_CHECK(std::equal(again.begin(), again.end(), in.begin(), in.end()));
     FUZZ_CHECK(ep->port != 0);
+  }
+  if (auto a = decode_punch_answer(in)) {
+    Bytes again = encode_punch_answer(*a);
+    FUZZ_CHECK(std::equal(again.begin(), again.end(), in.begin(), in.end()));
+    FUZZ_CHECK(decode_punch_answer(again) == a);
   }
   return 0;
 }

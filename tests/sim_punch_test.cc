@@ -6,6 +6,7 @@
 #include "dht/punch.h"
 #include "dht/punch_codec.h"
 #include "node/node_internals.h"
+#include "sim_send.h"
 #include "storjnet/messages.h"
 #include "storjnet/node.h"
 #include "storjnet/simulator.h"
@@ -49,12 +50,7 @@ struct Net {
     return c;
   }
   // message_send from -> to; whether it was acknowledged.
-  bool send(size_t from, size_t to) {
-    std::optional<bool> ok;
-    sim.node(from).messages().send(sim.node(to).id(), "{\"hi\":1}", [&](bool r) { ok = r; });
-    sim.run_until([&] { return ok.has_value(); }, 30s);
-    return ok.value_or(false);
-  }
+  bool send(size_t from, size_t to) { return sim_send(sim, from, to); }
   DhtStats stats(size_t i) { return sim.node(i).dht().stats(); }
 };
 

@@ -159,6 +159,9 @@ struct DhtStats {
   uint64_t punch_attempts = 0, punch_ok = 0, punch_failed = 0, punch_no_rendezvous = 0, punch_asks_sent = 0;
   uint64_t punch_lookups = 0;  // lookups of a target run to find its rendezvous (no recent lookup noted)
   uint64_t punch_asks_served = 0, punch_intros_served = 0, punch_holes_sent = 0, punch_refused = 0;
+  // Same router (docs/protocol.md 5.2): ASKs carrying our LAN address, INTROs we passed a LAN address on in (as a
+  // rendezvous), HOLEs we sent to a LAN address (as a target), and LAN fields refused (either side).
+  uint64_t punch_lan_asks_sent = 0, punch_lan_intros_sent = 0, punch_lan_holes_sent = 0, punch_lan_refused = 0;
   uint64_t keepalives_sent = 0, keepalives_received = 0;
   size_t punched_peers = 0;
   // Relays (src/dht/relay.h). As a relay: reservations granted (and held now), datagrams and bytes relayed,
@@ -231,6 +234,8 @@ class Dht {
   // How this node last reached `id`: true when through a hole it punched (src/dht/punch.h), false when
   // directly (or not at all, or punching is off).
   bool punched(const NodeId& id) const;
+  // ... and whether that punch reached it at its LAN address (two nodes behind one router; protocol.md 5.2).
+  bool lan_path(const NodeId& id) const;
   const NodeId& id() const;
   DhtStats stats() const;
   const DhtConfig& config() const;

@@ -9,6 +9,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "storjnet/bytes.h"
@@ -36,6 +37,11 @@ class Environment {
   // The address families this node can send on (kFamilyV4 | kFamilyV6 bits, storjnet/endpoint.h): contacts
   // are reached at an address of one of them (docs/protocol.md 5, "Addresses"). Drivers that do not say: both.
   virtual uint8_t families() { return kBothFamilies; }
+  // This node's address of family f on its local network when it is private and not loopback (RFC 1918, ULA,
+  // link-local, CGNAT; Endpoint::is_private_or_loopback), with the port it receives on: what a node behind
+  // the same home router reaches it at (docs/protocol.md 5.2, "Same router"). nullopt when it has none.
+  // Drivers that do not say: none.
+  virtual std::optional<Endpoint> lan_endpoint(Endpoint::Family) { return std::nullopt; }
   // Fills `out` with random bytes (cryptographic in the real driver, seeded in the simulator).
   virtual void random(std::span<uint8_t> out) = 0;
 

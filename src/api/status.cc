@@ -47,8 +47,8 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
   const DhtStats ds = node.dht().stats();
   const auto peers = node.dht().peers();
 
-  // How this node reaches each peer now: through a relay (a relayed path is set), through a hole it punched,
-  // or directly. A relayed peer need not be in the routing table (relay.paths lists every one).
+  // How this node reaches each peer now: through a relay (a relayed path is set), over the LAN (a punch
+  // reached it at its LAN address: the same router), through a hole it punched, or directly. A relayed peer need not be in the routing table (relay.paths lists every one).
   std::map<NodeId, Contact> relayed;
   json relay_paths = json::array();
   for (const auto& p : node.relayed_paths()) {
@@ -58,7 +58,10 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
   }
   json peer_list = json::array();
   for (const auto& c : peers) {
-    const char* path = relayed.count(c.id) ? "relayed" : node.dht().punched(c.id) ? "punched" : "direct";
+    const char* path = relayed.count(c.id)             ? "relayed"
+                       : node.dht().lan_path(c.id) ? "lan"
+                       : node.dht().punched(c.id)  ? "punched"
+                                                   : "direct";
     peer_list.push_back({{"id", c.id.hex()}, {"address", c.endpoint.to_string()},
                          {"bucket", node.id().common_prefix_bits(c.id)}, {"path", path}});
   }
@@ -114,7 +117,9 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
         {"punch_lookups", ds.punch_lookups},
         {"punch_asks_served", ds.punch_asks_served}, {"punch_intros_served", ds.punch_intros_served},
         {"punch_holes_sent", ds.punch_holes_sent}, {"punch_refused", ds.punch_refused},
-        {"punched_peers", ds.punched_peers}}},
+        {"punched_peers", ds.punched_peers}, {"punch_lan_asks_sent", ds.punch_lan_asks_sent},
+        {"punch_lan_intros_sent", ds.punch_lan_intros_sent}, {"punch_lan_holes_sent", ds.punch_lan_holes_sent},
+        {"punch_lan_refused", ds.punch_lan_refused}}},
       {"relay",
        {{"reservations_held", ds.relay_reservations_held}, {"reservations_made", ds.relay_reservations_made},
         {"reservations_renewed", ds.relay_reservations_renewed},

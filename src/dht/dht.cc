@@ -201,6 +201,7 @@ std::vector<Contact> Dht::handed_out(const NodeId& target) const { return impl_-
 bool Dht::confirmed(const NodeId& id) const { return impl_->table.confirmed(id); }
 const NodeId& Dht::id() const { return impl_->engine.id(); }
 bool Dht::punched(const NodeId& id) const { return impl_->punch && impl_->punch->punched(id); }
+bool Dht::lan_path(const NodeId& id) const { return impl_->punch && impl_->punch->lan_path(id); }
 const DhtConfig& Dht::config() const { return impl_->cfg; }
 
 DhtStats Dht::stats() const {

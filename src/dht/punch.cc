@@ -8,6 +8,13 @@ namespace storjnet::dht {
 namespace {
 constexpr double kOwnRate = 20;  // punches this node starts per second (burst the same)
 bool is_service_method(uint8_t m) { return m >= static_cast<uint8_t>(Method::kMessageNotify); }
+bool same_ip(const Endpoint& a, const Endpoint& b) { return a.family == b.family && a.addr == b.addr; }
+// Whether two LAN addresses are in one home network: the same IPv4 /16 or IPv6 /64.
+bool same_network(const Endpoint& a, const Endpoint& b) {
+  if (a.family != b.family) return false;
+  size_t n = a.family == Endpoint::Family::kV4 ? 2 : 8;
+  return std::equal(a.addr.begin(), a.addr.begin() + static_cast<ptrdiff_t>(n), b.addr.begin());
+}
 }  // namespace
 
 Punch::Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable,
@@ -22,6 +29,7 @@ Punch::Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::fun
   TimePoint now = engine_.now();
   total_ = {cfg_.punch_total_rate, now};
   own_ = {kOwnRate, now};
+  lan_ = {kLanBurst, now};
   engine_.set_handler(Method::kPunch, [this](const IncomingRequest& q, const Reply& r) { on_request(q, r); });
   engine_.set_on_unanswered([this](const Contact& to, uint8_t method) { unanswered(to, method); });
   if (cfg_.keepalive_interval > Duration::zero())
@@ -53,6 +61,10 @@ void Punch::fill(DhtStats& s) const {
   s.punch_holes_sent = holes_sent_;
   s.punch_refused = refused_;
   s.punched_peers = punched_.size();
+  s.punch_lan_asks_sent = lan_asks_sent_;
+  s.punch_lan_intros_sent = lan_intros_sent_;
+  s.punch_lan_holes_sent = lan_holes_sent_;
+  s.punch_lan_refused = lan_refused_;
 }
 
 std::optional<TimePoint> Punch::last_seen(const NodeId& id) const {
@@ -169,18 +181,37 @@ void Punch::ask(const Contact& to, const std::vector<Contact>& rendezvous) {
   Bytes body = encode_punch(ask);
   for (const auto& r : rendezvous) {
     ++asks_sent_;
-    engine_.request(scope_, r, Method::kPunch, body, [this, to](RpcResult&& res) {
+    engine_.request(scope_, r, Method::kPunch, body, [this, to, r](RpcResult&& res) {
       if (!res.ok()) return;
+      auto answer = decode_punch_answer(res.payload);
+      if (!answer) return;
+      if (answer->same_address) ask_lan(to, r);
       auto it = attempts_.find(to.id);
       if (it == attempts_.end() || it->second.introduced || it->second.done) return;
-      auto seen_by_r = decode_punch_endpoint(res.payload);
-      if (!seen_by_r) return;
+      const Endpoint& seen_by_r = answer->target;
       it->second.introduced = true;
       // B now sends towards us; our HOLEs open our NAT towards B (and B's, if its filter lets them in).
       send_holes(to, kHoles, false);
-      if (*seen_by_r != to.endpoint) send_holes(Contact{to.id, to.key, *seen_by_r}, kHoles, false);
+      if (seen_by_r != to.endpoint) send_holes(Contact{to.id, to.key, seen_by_r}, kHoles, false);
     }, RpcOptions{cfg_.rpc_timeout, cfg_.rpc_attempts});
   }
+}
+
+void Punch::ask_lan(const Contact& target, const Contact& rendezvous) {
+  // The rendezvous sees us at the target's public IP address: we are behind one router, which need not
+  // hairpin. Once per attempt, our LAN address goes to that rendezvous, for the target.
+  auto it = attempts_.find(target.id);
+  if (it == attempts_.end() || it->second.done || it->second.lan_asked) return;
+  auto lan = engine_.env().lan_endpoint(target.endpoint.family);
+  if (!lan || !lan_address(*lan)) return;
+  it->second.lan_asked = true;
+  PunchMessage ask;
+  ask.kind = PunchKind::kAsk;
+  ask.target = target.id;
+  ask.lan = *lan;
+  ++lan_asks_sent_;
+  engine_.request(scope_, rendezvous, Method::kPunch, encode_punch(ask), [](RpcResult&&) {},
+                  RpcOptions{cfg_.rpc_timeout, cfg_.rpc_attempts});
 }
 
 void Punch::heard(const Contact& c) {
@@ -188,12 +219,16 @@ void Punch::heard(const Contact& c) {
   if (it == attempts_.end() || it->second.done) return;
   if (engine_.now() - it->second.started >= kWindow) return;
   it->second.ok = it->second.done = true;
+  // Heard at a LAN address of our network after we gave ours: the target answered our LAN holes' way.
+  auto own = engine_.env().lan_endpoint(c.endpoint.family);
+  bool lan = it->second.lan_asked && own && lan_address(c.endpoint) &&
+             !same_ip(c.endpoint, it->second.target.endpoint) && same_network(c.endpoint, *own);
   ++ok_;
   // B answered from where it is reachable for us (a symmetric NAT's port for us may be new): the requests
   // waiting for B go there now instead of at their next retransmission.
   engine_.redirect(c.key, c.endpoint);
   if (punched_.size() >= kMaxPunched) punched_.erase(punched_.begin());
-  punched_[c.id] = engine_.now();
+  punched_[c.id] = Punched{engine_.now(), lan};
 }
 
 void Punch::on_window_end(const NodeId& target) {
@@ -209,7 +244,7 @@ void Punch::served_done(const PublicKey& initiator) {
   if (auto it = serving_.find(initiator); it != serving_.end() && --it->second <= 0) serving_.erase(it);
 }
 
-void Punch::send_holes(const Contact& to, int left, bool served) {
+void Punch::send_holes(const Contact& to, int left, bool served, bool lan) {
   if (left <= 0) {
     if (served) served_done(to.key);
     return;
@@ -224,7 +259,8 @@ void Punch::send_holes(const Contact& to, int left, bool served) {
   engine_.notify(to, Method::kPunch, encode_punch(hole));
   if (via) engine_.set_via(to.key, *via);
   ++holes_sent_;
-  engine_.schedule(scope_, kHoleGap, [this, to, left, served] { send_holes(to, left - 1, served); });
+  lan_holes_sent_ += lan;
+  engine_.schedule(scope_, kHoleGap, [this, to, left, served, lan] { send_holes(to, left - 1, served, lan); });
 }
 
 // ------------------------------------------------------------ rendezvous and target
@@ -235,7 +271,7 @@ void Punch::on_request(const IncomingRequest& q, const Reply& r) {
   switch (m->kind) {
     case PunchKind::kAsk:
       if (q.oneway) return refuse();
-      return serve_ask(q, m->target, r);
+      return serve_ask(q, *m, r);
     case PunchKind::kIntro:
       if (!q.oneway) return refuse();
       return serve_intro(q, *m);
@@ -247,7 +283,8 @@ void Punch::on_request(const IncomingRequest& q, const Reply& r) {
   }
 }
 
-void Punch::serve_ask(const IncomingRequest& q, const NodeId& target, const Reply& r) {
+void Punch::serve_ask(const IncomingRequest& q, const PunchMessage& m, const Reply& r) {
+  const NodeId& target = m.target;
   // B will send to the address we saw A at: it must be A's (a forged source would aim B at a victim).
   if (!engine_.address_proven(q.from.endpoint, q.from.key)) {
     engine_.challenge(q.from);
@@ -258,14 +295,26 @@ void Punch::serve_ask(const IncomingRequest& q, const NodeId& target, const Repl
     return refuse();
   auto b = table_.find(target);
   auto seen = last_seen(target);
-  if (!b || !seen || now - *seen >= cfg_.punch_live || b->key == q.from.key) return r.error("unknown target");
+  // A target at the asker's public IP address (behind the same router) is served however long ago we heard
+  // from it: a mapped port (UPnP) makes it reachable, so it sends no keepalives, and only the LAN can connect
+  // the two. A LAN address goes on only to such a target.
+  bool same = b && same_ip(q.from.endpoint, b->endpoint);
+  if (!b || (!same && (!seen || now - *seen >= cfg_.punch_live)) || b->key == q.from.key)
+    return r.error("unknown target");
+  if (m.lan.valid() && !same) {
+    ++lan_refused_;
+    refuse();
+    return r.error("not behind the same address");
+  }
   PunchMessage intro;
   intro.kind = PunchKind::kIntro;
   intro.initiator = q.from.key;
   intro.endpoint = q.from.endpoint;
+  intro.lan = m.lan;
   engine_.notify(*b, Method::kPunch, encode_punch(intro));
   ++asks_served_;
-  r.ok(encode_punch_endpoint(b->endpoint));
+  lan_intros_sent_ += m.lan.valid();
+  r.ok(encode_punch_answer({b->endpoint, same}));
 }
 
 bool Punch::allow_target(const Endpoint& ep, TimePoint now) {
@@ -280,6 +329,7 @@ bool Punch::allow_target(const Endpoint& ep, TimePoint now) {
 }
 
 void Punch::serve_intro(const IncomingRequest& q, const PunchMessage& m) {
+  if (m.lan.valid()) return serve_lan_intro(q, m);
   TimePoint now = engine_.now();
   if (m.initiator == engine_.identity().public_key() || holes_in_progress_ >= kMaxHoles ||
       serving_.count(m.initiator))
@@ -291,6 +341,27 @@ void Punch::serve_intro(const IncomingRequest& q, const PunchMessage& m) {
   ++holes_in_progress_;
   ++serving_[m.initiator];
   send_holes(Contact::from_key(m.initiator, m.endpoint), kHoles, true);
+}
+
+void Punch::serve_lan_intro(const IncomingRequest& q, const PunchMessage& m) {
+  // Anyone may write any LAN address: holes go there only from a node that has a LAN address in the same
+  // network, within the LAN budget (kLanBurst, then kLanRate a second, in all).
+  TimePoint now = engine_.now();
+  auto own = engine_.env().lan_endpoint(m.lan.family);
+  auto refuse_lan = [this] {
+    ++lan_refused_;
+    refuse();
+  };
+  if (!own || !same_network(*own, m.lan) || *own == m.lan || m.initiator == engine_.identity().public_key() ||
+      holes_in_progress_ >= kMaxHoles)
+    return refuse_lan();
+  if (!per_peer_.allow(q.from.id, now) || !total_.take(cfg_.punch_total_rate, cfg_.punch_total_rate, now) ||
+      !lan_.take(kLanRate, kLanBurst, now))
+    return refuse_lan();
+  ++intros_served_;
+  ++holes_in_progress_;
+  ++serving_[m.initiator];
+  send_holes(Contact::from_key(m.initiator, m.lan), kHoles, true, true);
 }
 
 // ------------------------------------------------------------ keepalive

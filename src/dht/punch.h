@@ -12,13 +12,22 @@
 //   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch).
 // - Rendezvous R: serves an ASK only from an asker whose address is proven (else it challenges and drops, so
 //   the retransmission is served), within a per-asker and a total rate, and only for a target it heard from
-//   within punch_live; it sends B an INTRO carrying A's key and A's address as R saw it, and answers A with
+//   within punch_live (or one at the asker's IP address: "Same router" below); it sends B an INTRO carrying A's key and A's address as R saw it, and answers A with
 //   B's address as R sees it.
 // - Target B: follows an INTRO (from any authenticated peer, within the same rates) by sending kHoles HOLE
 //   datagrams to that one address, kHoleGap apart; at most kMaxHoles introductions served at once, at
 //   most kTargetBurst (then kTargetRate a second) per target IP address, and one at a time per initiator
 //   (the other rendezvous' INTROs for the same punch are duplicates). Excess and duplicates are dropped,
 //   counted under DropReason::kPunchRefused.
+// Same router (docs/protocol.md 5.2, "Same router"): a router that does not hairpin drops what a host sends to
+// its own public address, so a punch between two hosts behind it fails. The rendezvous tells the initiator,
+// in its ASK reply, when it sees it at the target's public IP address; the initiator then sends that
+// rendezvous one more ASK carrying its own LAN address (Environment::lan_endpoint), which the rendezvous passes
+// on in an INTRO only to a target at the asker's public IP address (never to anyone else). The target sends
+// kHoles HOLEs to that LAN address, only when it has a LAN address of its own in the same network (IPv4 /16,
+// IPv6 /64), at most kLanBurst such introductions then kLanRate a second in all; the rest is refused and
+// counted (punch_lan_refused). The initiator hears the target from its LAN address and uses it from then
+// on, as after any punch (the peer is remembered as reached over the LAN: lan_path()).
 // Keepalive: while dial-back has not found this node reachable, every keepalive_interval it sends one
 // KEEPALIVE to the keepalive_peers contacts closest to its own id, and to the keepalive_peers closest
 // confirmed ones (the two lists mostly overlap): a lookup of its id ends at one or the other, so they are
@@ -53,6 +62,8 @@ class Punch {
   static constexpr size_t kMaxPunched = 1024;   // peers remembered as reached through a punch
   static constexpr size_t kMaxNeighbourhoods = 256;  // targets whose lookup result is noted
   static constexpr Duration kNeighbourhoodLife = std::chrono::seconds(60);
+  static constexpr double kLanBurst = 4;   // introductions with a LAN address followed, in all, at once
+  static constexpr double kLanRate = 0.2;  // ... and then per second
 
   // A lookup of an id: `done` gets the nodes that answered, closest first (the DHT's lookup).
   using FindClosest = std::function<void(const NodeId&, std::function<void(std::vector<Contact>)> done)>;
@@ -80,6 +91,11 @@ class Punch {
   static constexpr Duration kAskGrace = std::chrono::seconds(1);
   // Whether `id` was last reached through a punch of ours.
   bool punched(const NodeId& id) const { return punched_.count(id) > 0; }
+  // Whether that punch reached `id` at a LAN address it gave in answer to our LAN address (same router).
+  bool lan_path(const NodeId& id) const {
+    auto it = punched_.find(id);
+    return it != punched_.end() && it->second.lan;
+  }
   void fill(DhtStats& s) const;
   // Called when a punch to a target starts: the relay fallback (src/dht/relay.h) gets ready.
   void set_on_started(std::function<void(const Contact&)> f) { on_started_ = std::move(f); }
@@ -89,6 +105,7 @@ class Punch {
     Contact target;
     TimePoint started{};
     bool introduced = false, ok = false, done = false;
+    bool lan_asked = false;     // our LAN address went to a rendezvous that sees us at the target's IP
     std::vector<NodeId> asked;  // rendezvous asked so far
     TimePoint last_ask{};
   };
@@ -99,9 +116,11 @@ class Punch {
   };
   void unanswered(const Contact& to, uint8_t method);
   void on_request(const IncomingRequest& q, const Reply& r);
-  void serve_ask(const IncomingRequest& q, const NodeId& target, const Reply& r);
+  void serve_ask(const IncomingRequest& q, const PunchMessage& m, const Reply& r);
   void serve_intro(const IncomingRequest& q, const PunchMessage& m);
-  void send_holes(const Contact& to, int left, bool served);
+  void ask_lan(const Contact& target, const Contact& rendezvous);
+  void serve_lan_intro(const IncomingRequest& q, const PunchMessage& m);
+  void send_holes(const Contact& to, int left, bool served, bool lan = false);
   void served_done(const PublicKey& initiator);
   void on_window_end(const NodeId& target);
   void keepalive();
@@ -124,13 +143,19 @@ class Punch {
   StoreRate per_peer_;
   TokenBucket total_{}, own_{};
   std::unordered_map<NodeId, Attempt> attempts_;
-  std::unordered_map<NodeId, TimePoint> punched_;
+  struct Punched {
+    TimePoint at{};
+    bool lan = false;
+  };
+  std::unordered_map<NodeId, Punched> punched_;
+  TokenBucket lan_{};  // introductions with a LAN address followed (kLanBurst, kLanRate)
   std::unordered_map<Endpoint, TokenBucket> targets_;  // keyed by address with port 0
   std::unordered_map<PublicKey, int, KeyedHash> serving_;  // initiators being sent holes (at most kMaxHoles)
   size_t holes_in_progress_ = 0;
   TimerId keepalive_timer_;
   uint64_t keepalives_sent_ = 0, keepalives_received_ = 0, attempts_started_ = 0, ok_ = 0, failed_ = 0,
            no_rendezvous_ = 0, looked_up_ = 0, asks_sent_ = 0, asks_served_ = 0, intros_served_ = 0, holes_sent_ = 0, refused_ = 0;
+  uint64_t lan_asks_sent_ = 0, lan_intros_sent_ = 0, lan_holes_sent_ = 0, lan_refused_ = 0;
   Engine::Scope scope_;  // its timers and RPCs (ended first when it is destroyed)
 };
 

@@ -27,15 +27,61 @@ std::optional<Endpoint> decode_punch_endpoint(ByteView in) {
   return ep;
 }
 
+bool lan_address(const Endpoint& ep) {
+  return ep.valid() && !ep.is_unspecified() && !ep.is_loopback() && ep.is_private_or_loopback();
+}
+
+namespace {
+size_t endpoint_size(ByteView in) { return in.empty() ? 0 : in[0] == 4 ? 7 : in[0] == 6 ? 19 : 0; }
+
+void append_lan(Bytes& out, const Endpoint& lan) {
+  if (!lan.valid()) return;
+  Bytes ep = encode_punch_endpoint(lan);
+  out.insert(out.end(), ep.begin(), ep.end());
+}
+
+// `in` is empty (no LAN address) or exactly one LAN address.
+bool decode_lan(ByteView in, Endpoint& lan) {
+  if (in.empty()) return true;
+  auto ep = decode_punch_endpoint(in);
+  if (!ep || !lan_address(*ep)) return false;
+  lan = *ep;
+  return true;
+}
+}  // namespace
+
+Bytes encode_punch_answer(const PunchAnswer& a) {
+  Bytes out = encode_punch_endpoint(a.target);
+  if (a.same_address) out.push_back(1);
+  return out;
+}
+
+std::optional<PunchAnswer> decode_punch_answer(ByteView in) {
+  PunchAnswer a;
+  size_t n = endpoint_size(in);
+  if (n == 0 || in.size() < n) return std::nullopt;
+  auto ep = decode_punch_endpoint(in.first(n));
+  if (!ep) return std::nullopt;
+  a.target = *ep;
+  ByteView rest = in.subspan(n);
+  if (rest.size() > 1 || (rest.size() == 1 && rest[0] != 1)) return std::nullopt;
+  a.same_address = rest.size() == 1;
+  return a;
+}
+
 Bytes encode_punch(const PunchMessage& m) {
-  Bytes out{static_cast<uint8_t>(m.kind)};
+  Bytes out;
+  out.reserve(1 + 32 + 2 * 19);
+  out.push_back(static_cast<uint8_t>(m.kind));
   if (m.kind == PunchKind::kAsk) {
     auto v = m.target.view();
     out.insert(out.end(), v.begin(), v.end());
+    append_lan(out, m.lan);
   } else if (m.kind == PunchKind::kIntro) {
     out.insert(out.end(), m.initiator.begin(), m.initiator.end());
     Bytes ep = encode_punch_endpoint(m.endpoint);
     out.insert(out.end(), ep.begin(), ep.end());
+    append_lan(out, m.lan);
   }
   return out;
 }
@@ -46,16 +92,19 @@ std::optional<PunchMessage> decode_punch(ByteView in) {
   ByteView rest = in.subspan(1);
   switch (in[0]) {
     case static_cast<uint8_t>(PunchKind::kAsk):
-      if (rest.size() != NodeId::kSize) return std::nullopt;
+      if (rest.size() < NodeId::kSize || !decode_lan(rest.subspan(NodeId::kSize), m.lan)) return std::nullopt;
       m.kind = PunchKind::kAsk;
-      m.target = NodeId::from_bytes(rest);
+      m.target = NodeId::from_bytes(rest.first(NodeId::kSize));
       return m;
     case static_cast<uint8_t>(PunchKind::kIntro): {
       if (rest.size() < m.initiator.size()) return std::nullopt;
       m.kind = PunchKind::kIntro;
       std::copy(rest.begin(), rest.begin() + static_cast<ptrdiff_t>(m.initiator.size()), m.initiator.begin());
-      auto ep = decode_punch_endpoint(rest.subspan(m.initiator.size()));
-      if (!ep) return std::nullopt;
+      ByteView eps = rest.subspan(m.initiator.size());
+      size_t n = endpoint_size(eps);
+      if (n == 0 || eps.size() < n) return std::nullopt;
+      auto ep = decode_punch_endpoint(eps.first(n));
+      if (!ep || !decode_lan(eps.subspan(n), m.lan)) return std::nullopt;
       m.endpoint = *ep;
       return m;
     }

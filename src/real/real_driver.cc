@@ -20,6 +20,7 @@
 #include "real/asio_endpoint.h"
 #include "real/buffer_pool.h"
 #include "real/fast_random.h"
+#include "real/lan_address.h"
 #include "real/udp_io.h"
 #include "storjnet/conn_provider.h"
 
@@ -107,11 +108,13 @@ struct RealDriver::Impl {
       bool send_waiting = false;
       asio::steady_timer send_timer;
       Endpoint local;
+      real::LanAddress lan;
       explicit Second(asio::io_context& io) : socket(io), send_timer(io) {}
     };
     std::unique_ptr<Second> second;
     std::unique_ptr<Node> node;
     Endpoint local;
+    real::LanAddress lan;  // Environment::lan_endpoint
     size_t shard = 0;  // the io thread it lives on
     // Datagrams the socket could not take at once (real/udp_io.h), sent in order once it is writable.
     real::UdpSendQueue sendq;
@@ -301,6 +304,10 @@ struct RealDriver::Impl {
                  std::chrono::system_clock::now().time_since_epoch()).count();
     }
     uint8_t families() override { return family_bit(local.family) | (second ? family_bit(second->local.family) : 0); }
+    std::optional<Endpoint> lan_endpoint(Endpoint::Family f) override {  // src/real/lan_address.h
+      auto now = std::chrono::steady_clock::now();
+      return second && second->local.family == f ? second->lan.get(f, second->local, now) : lan.get(f, local, now);
+    }
     void send(const Endpoint& to, ByteView dg) override {
       if (!to.valid()) return;
       auto ep = to_asio(to);

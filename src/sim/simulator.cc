@@ -63,6 +63,11 @@ struct Simulator::Impl final : sim::ConnHost {
     }
     void send(const Endpoint& to, ByteView dg) override { sim->send(index, to, dg); }
     uint8_t families() override { return sim->slots[index].families; }
+    // A node behind a router has its own address on the router's LAN (IPv4: no IPv6 NAT is modelled).
+    std::optional<Endpoint> lan_endpoint(Endpoint::Family f) override {
+      if (!sim->slots[index].router || f != Endpoint::Family::kV4) return std::nullopt;
+      return sim->address(index, f);
+    }
     void wake_at(TimePoint at) override { sim->wake(index, at); }
     void random(std::span<uint8_t> out) override {
       for (size_t i = 0; i < out.size(); i += 8) {

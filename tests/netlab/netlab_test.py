@@ -18,12 +18,14 @@ Asserts (issue 12, "Real networks"):
   3. dht_put on every node, read by every other node with dht_get;
   4. message_send between every ordered pair of nodes (public ones included) is delivered (the pairs only a relay
      connects: measured, see check_nat_to_nat); each pair's path
-     (direct, upnp, punched, relayed) comes from the sender's own /api/status, and a relay carries exactly the
-     NATed pairs nothing else can connect (traversal_without_relay: symmetric on both sides, symmetric with an
-     unmapped port-restricted router, two hosts behind the one non-hairpinning UPnP router);
-  5. a 1 MiB stream between every pair of NATed nodes arrives bit-exact (file_send / file_receive);
+     (direct, upnp, lan, punched, relayed) comes from the sender's own /api/status, and a relay carries exactly
+     the NATed pairs nothing else can connect (traversal_without_relay: symmetric on both sides, symmetric with
+     an unmapped port-restricted router); two hosts behind the one non-hairpinning UPnP router connect over
+     their LAN addresses (docs/protocol.md 5.2, "Same router"), asserted both ways;
+  5. a 1 MiB stream between every pair of NATed nodes arrives bit-exact (file_send / file_receive), those
+     between two hosts behind one router included;
   6. one pubsub topic with every node subscribed: every node publishes events, every node receives each once;
-  7. RESULT_JSON lines with the issue's bench fields (pairs, pairs_ok, direct, upnp, punched, relayed,
+  7. RESULT_JSON lines with the issue's bench fields (pairs, pairs_ok, direct, upnp, lan, punched, relayed,
      connect_ms_p50/p99 and stream_mib_per_s per path kind; the `netlab` line).
 Measures without failing the dial-back's addresses.reachable per NAT kind.
 """
@@ -460,13 +462,13 @@ def check_messages(lab, mapping_on):
 
 def traversal_without_relay(ka, kb, mapping_on):
     """Whether a node behind a `ka` router can reach one behind `kb` without a relay: directly, through a mapped
-    port, or through a punched hole (docs/protocol.md 5.2). Not: two hosts behind the one UPnP router (it does not
-    hairpin: it would take the private address of a same-LAN peer); symmetric on both sides, or symmetric with a
-    port-restricted router without a mapping (the symmetric side's port towards the other is new and random, and
-    the other's filter lets only announced ports in; port prediction cannot guess `masquerade random`). Those
-    pairs need a relay (docs/protocol.md 5.3)."""
+    port, through a punched hole, or (two hosts behind the one UPnP router, which does not hairpin) at the LAN
+    address the punch passes between nodes at one public address (docs/protocol.md 5.2, "Same router"). Not:
+    symmetric on both sides, or symmetric with a port-restricted router without a mapping (the symmetric side's
+    port towards the other is new and random, and the other's filter lets only announced ports in; port
+    prediction cannot guess `masquerade random`). Those pairs need a relay (docs/protocol.md 5.3)."""
     if ka == kb == "upnp":
-        return False
+        return True
     if "symmetric" in (ka, kb):
         other = kb if ka == "symmetric" else ka
         return other == "cone" or (other == "upnp" and mapping_on)
@@ -475,7 +477,9 @@ def traversal_without_relay(ka, kb, mapping_on):
 
 def path_of(lab, status, src, dst, mapping_on):
     """How src reaches dst, from src's own /api/status: "relayed" while src has a relayed path to dst
-    (relay.paths), "punched" when src last reached dst through a hole it punched (peers[].path), "upnp" when dst's
+    (relay.paths), "lan" when src reaches dst at its LAN address (its punch did, peers[].path, or its routing table
+    holds that address: same router), "punched" when
+    src last reached dst through a hole it punched (peers[].path), "upnp" when dst's
     node mapped its port on the UPnP router (the node cannot tell this one: the test knows the layout), else
     "direct"."""
     st, dst_id = status[src], lab.ids[dst]
@@ -484,14 +488,16 @@ def path_of(lab, status, src, dst, mapping_on):
     peer = next((p for p in st.get("peers", []) if p.get("id") == dst_id), None)
     if peer is not None and peer.get("path") == "relayed":
         return "relayed"
-    if peer is not None and peer.get("path") == "punched":
-        return "punched"
+    if peer is not None and peer.get("path") in ("lan", "punched"):
+        return peer["path"]
+    if peer is not None and peer.get("address", "").startswith("192.168."):
+        return "lan"  # src reaches dst at its LAN address (the reverse of a LAN punch: no punch needed)
     if mapping_on and lab.hosts[dst]["kind"] == "upnp":
         return "upnp"
     return "direct"
 
 
-PATH_KINDS = ("direct", "upnp", "punched", "relayed")
+PATH_KINDS = ("direct", "upnp", "lan", "punched", "relayed")
 
 
 def relay_counters(lab, hosts):
@@ -659,6 +665,11 @@ def check_nat_to_nat(lab, mapping_on=False):
     check(not needless, f"relayed although a direct path, a mapping or a punch can connect them: {needless}")
     unrelayed = [f"{a}->{b} ({path[(a, b)]})" for a, b in ok if (a, b) in need_relay and path[(a, b)] != "relayed"]
     check(not unrelayed, f"pairs only a relay can connect, delivered but not seen relayed: {unrelayed}")
+    # Two hosts behind one router: both ways, over their LAN addresses (docs/protocol.md 5.2, "Same router").
+    same = [p for p in pairs if lab.hosts[p[0]]["router"] == lab.hosts[p[1]]["router"]]
+    not_lan = [f"{a}->{b} ({path[(a, b)] if (a, b) in ok else 'failed'})" for a, b in same
+               if (a, b) not in ok or path[(a, b)] != "lan"]
+    check(not not_lan, f"message_send between two hosts behind one router: not over the LAN: {not_lan}")
     out = {"bench": "netlab_nat_to_nat", "mapping": mapping_on, "what": "message_send between NATed nodes",
            "pairs": len(pairs), "pairs_ok": len(ok), "need_relay": len(need_relay),
            "relay_only_failed": len(relay_failed),
@@ -768,20 +779,18 @@ def check_streams(lab, mapping_on):
         out[p] = (path_of(lab, {p[0]: st}, p[0], p[1], mapping_on), STREAM_BYTES / (1 << 20) / max(t["elapsed"], 1e-6))
     check(not corrupt, f"1 MiB streams: a received file differs from the sent one: {corrupt}")
     # Asserted: every stream, those a relay carries too (paced since 2026-12-03: docs/protocol.md 7, "Pacing"),
-    # but for two hosts behind one router: when the target mapped its port it keeps no relays and the router does
-    # not hairpin, so nothing connects them yet (docs/netlab.md, "What is not there yet"); those are measured.
+    # and those between two hosts behind one router (over their LAN addresses: docs/protocol.md 5.2, "Same
+    # router"; measured only before that).
     same_router = lambda p: lab.hosts[p[0]]["router"] == lab.hosts[p[1]]["router"]
     bad_direct = [m for p, m in bad if not need_relay(p)]
-    bad_relayed = [m for p, m in bad if need_relay(p) and not same_router(p)]
-    bad_same = [m for p, m in bad if need_relay(p) and same_router(p)]
+    bad_relayed = [m for p, m in bad if need_relay(p)]
     check(not bad_direct, f"1 MiB streams between NATed nodes (no relay needed): {len(bad_direct)} not done bit-exact: "
                           f"{bad_direct}")
     check(not bad_relayed, f"1 MiB streams through relays: {len(bad_relayed)} of "
-                           f"{sum(1 for p in pairs if need_relay(p) and not same_router(p))} not done bit-exact: {bad_relayed}")
-    if bad_same:
-        log(f"MEASURED: 1 MiB streams between two hosts behind one router: {len(bad_same)} of "
-            f"{sum(1 for p in pairs if same_router(p))} not done: {bad_same}")
-    bad_relayed += bad_same
+                           f"{sum(1 for p in pairs if need_relay(p))} not done bit-exact: {bad_relayed}")
+    same = [p for p in pairs if same_router(p)]
+    result_json({"bench": "netlab_same_router_streams", "streams": len(same),
+                 "bit_exact": sum(1 for p in same if p in out), "lan": sum(1 for p in same if out.get(p, ("",))[0] == "lan")})
     by_path = {k: [r for kind, r in out.values() if kind == k] for k in PATH_KINDS}
     result_json({"bench": "netlab_streams", "streams": len(pairs), "bytes_each": STREAM_BYTES, "bit_exact": len(out),
                  "need_relay": sum(1 for p in pairs if need_relay(p)), "relayed_failed": len(bad_relayed),
