@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/evict_oldest.h"
 #include "storjnet/keyed_hash.h"
 
 namespace storjnet {
@@ -41,25 +42,13 @@ AddressGuard::Entry& AddressGuard::entry(const Key& k, TimePoint now) {
 }
 
 void AddressGuard::evict() {
-  // One pass drops the least recently used eighth. Amortised O(1).
-  std::vector<TimePoint> order;
-  order.reserve(table_.size());
-  for (auto& [k, e] : table_) order.push_back(e.last);
-  size_t n = std::max<size_t>(1, order.size() / 8);
-  std::nth_element(order.begin(), order.begin() + static_cast<long>(n - 1), order.end());
-  auto cutoff = order[n - 1];
-  for (auto it = table_.begin(); it != table_.end() && n > 0;) {
-    if (it->second.last <= cutoff) {
-      if (auto q = holding_.find(it->first); q != holding_.end()) {
-        drops_.add(DropReason::kHoldExpired, q->second.held.size());
-        drop_held(q, q->second.held.size());
-      }
-      it = table_.erase(it);
-      --n;
-    } else {
-      ++it;
+  evict_oldest_eighth(table_, [](const Entry& e) { return e.last; }, [this](auto it) {
+    if (auto q = holding_.find(it->first); q != holding_.end()) {
+      drops_.add(DropReason::kHoldExpired, q->second.held.size());
+      drop_held(q, q->second.held.size());
     }
-  }
+    return table_.erase(it);
+  });
 }
 
 void AddressGuard::received(const Endpoint& ep, const PublicKey& pk, size_t bytes, TimePoint now) {
@@ -72,23 +61,8 @@ void AddressGuard::prove(const Endpoint& ep, const PublicKey& pk, TimePoint now)
   Key k{ep, pk};
   table_.erase(k);  // its held messages stay queued until release()
   uint64_t fp = fingerprint(k);
-  if (!proven_.contains(fp) && proven_.size() >= limits_.max_entries) {
-    // The least recently used eighth, in one pass (amortised O(1) per proof).
-    std::vector<TimePoint> ages;
-    ages.reserve(proven_.size());
-    for (auto& [f, t] : proven_) ages.push_back(t);
-    size_t n = std::max<size_t>(1, ages.size() / 8);
-    std::nth_element(ages.begin(), ages.begin() + static_cast<long>(n - 1), ages.end());
-    TimePoint cutoff = ages[n - 1];
-    for (auto it = proven_.begin(); it != proven_.end() && n > 0;) {
-      if (it->second <= cutoff) {
-        it = proven_.erase(it);
-        --n;
-      } else {
-        ++it;
-      }
-    }
-  }
+  if (!proven_.contains(fp) && proven_.size() >= limits_.max_entries)
+    evict_oldest_eighth(proven_, [](TimePoint t) { return t; }, [this](auto it) { return proven_.erase(it); });
   proven_[fp] = now;
 }
 

@@ -1,6 +1,7 @@
 // Engine sessions (src/engine/engine.h): creating, evicting and shrinking per-peer sessions (idle ones shrink
 // to a replay floor, docs/protocol.md 1.4), nonce epochs, and the per-peer request budgets.
 #include "engine/engine.h"
+#include "engine/evict_oldest.h"
 
 #include <algorithm>
 
@@ -50,30 +51,8 @@ uint64_t Engine::next_epoch() {
   return last_epoch_;
 }
 
-namespace {
-// Erases the least recently used eighth of `map` (at least one entry) in one pass: amortised O(1) per insert.
-// `erase(it)` erases one entry and returns the next.
-template <class Map, class Erase>
-void evict_oldest_eighth(Map& map, Erase erase) {
-  std::vector<TimePoint> ages;
-  ages.reserve(map.size());
-  for (auto& [k, v] : map) ages.push_back(v.last_used);
-  size_t n = std::max<size_t>(1, ages.size() / 8);
-  std::nth_element(ages.begin(), ages.begin() + static_cast<long>(n - 1), ages.end());
-  TimePoint cutoff = ages[n - 1];
-  for (auto it = map.begin(); it != map.end() && n > 0;) {
-    if (it->second.last_used <= cutoff) {
-      it = erase(it);
-      --n;
-    } else {
-      ++it;
-    }
-  }
-}
-}  // namespace
-
 void Engine::evict_sessions() {
-  evict_oldest_eighth(sessions_, [this](SessionMap::iterator it) {
+  evict_oldest_eighth(sessions_, [](const Session& s) { return s.last_used; }, [this](SessionMap::iterator it) {
     ++stats_.sessions_evicted;
     return retire_session(it);
   });
@@ -84,7 +63,8 @@ Engine::SessionMap::iterator Engine::retire_session(SessionMap::iterator it) {
   // re-made (docs/protocol.md 1.4). Only past max_dormant_sessions other peers is a floor forgotten.
   if (config_.max_dormant_sessions > 0) {
     if (dormant_.size() >= config_.max_dormant_sessions)
-      evict_oldest_eighth(dormant_, [this](auto d) { return dormant_.erase(d); });
+      evict_oldest_eighth(dormant_, [](const Dormant& d) { return d.last_used; },
+                          [this](auto d) { return dormant_.erase(d); });
     const Session& s = it->second;
     auto f = s.rx.floor();
     dormant_[it->first] = Dormant{f.epoch, f.salt, f.top, s.last_used, f.has, s.shown_address};
