@@ -348,6 +348,38 @@ TEST(ValueStore, OnlyTheOwnerReplacesItsValueAndForgeriesFailVerification) {
   EXPECT_EQ(vs.store(rival, peer), ValueStore::Result::kStored);
 }
 
+TEST(VerifiedValues, EachDistinctSignedValueIsVerifiedOnceAndNoAlteredCopyRidesOnIt) {
+  Identity alice = identity_n(10);
+  StoredValue honest = value_of("k", as_bytes_copy("honest"), 100, alice);
+  size_t calls = 0;
+  auto verify = [&](const StoredValue& v) {
+    ++calls;
+    return verify_value(v, 1);
+  };
+  VerifiedValues checked;
+  // Twenty holders answer with the same signed bytes: one signature check.
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(checked.check(honest, verify));
+  EXPECT_EQ(calls, 1u);
+  // Copies that keep the owner, version and signature but change anything signed are checked, and refused,
+  // every time (a forgery never rides on the honest value's check, nor is it remembered).
+  StoredValue altered = honest;
+  altered.value = as_bytes_copy("altered");
+  StoredValue moved = honest;
+  moved.key = dht_key("other");
+  StoredValue bumped = honest;
+  bumped.version += 1;
+  for (int round = 0; round < 2; ++round)
+    for (auto* forged : {&altered, &moved, &bumped}) EXPECT_FALSE(checked.check(*forged, verify));
+  EXPECT_EQ(calls, 1u + 6u);
+  // Past its bound it stays right: the first kMax valid values are remembered, the others checked each time.
+  std::vector<StoredValue> versions;
+  for (uint64_t v = 1; v <= VerifiedValues::kMax + 2; ++v) versions.push_back(value_of("k", as_bytes_copy("v"), 100 + v, alice));
+  calls = 0;
+  for (int round = 0; round < 2; ++round)
+    for (auto& v : versions) EXPECT_TRUE(checked.check(v, verify));
+  EXPECT_EQ(calls, versions.size() + (versions.size() - (VerifiedValues::kMax - 1)));
+}
+
 TEST(ValueStore, EmptyValuesAreChargedAndPrefixQuotasHoldAgainstManyKeys) {
   DhtConfig cfg;
   cfg.min_value_charge = 256;

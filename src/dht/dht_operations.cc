@@ -20,16 +20,18 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   p.placement = o.placement;
   p.path_answers = o.path_answers;
   Bytes request = want_value ? encode_id_request(target) : encode_find_node_request({target, o.placement});
-  QueryFn query = [this, want_value, target, owner = o.owner, request](const Contact& to, QueryDone qd) {
+  // The holders of a key answer with the very same signed value: its signature is checked once per lookup.
+  auto verified = want_value ? std::make_shared<dht::VerifiedValues>() : nullptr;
+  QueryFn query = [this, want_value, target, owner = o.owner, request, verified](const Contact& to, QueryDone qd) {
     Method m = want_value ? Method::kFindValue : Method::kFindNode;
-    rpc(to, m, request, [this, want_value, target, owner, qd = std::move(qd)](std::optional<Bytes> body) {
+    rpc(to, m, request, [this, want_value, target, owner, verified, qd = std::move(qd)](std::optional<Bytes> body) {
       if (!body) return qd(std::nullopt);
       QueryResponse resp;
       if (want_value) {
         auto fv = decode_find_value_response(*body, target);
         if (!fv) return qd(std::nullopt);
         resp.contacts = std::move(fv->contacts);
-        if (fv->value && (!owner || fv->value->publisher() == *owner) && acceptable(*fv->value))
+        if (fv->value && (!owner || fv->value->publisher() == *owner) && verified->check(*fv->value, [this](const StoredValue& v) { return acceptable(v); }))
           resp.value = std::move(fv->value);
       } else {
         auto cs = decode_contacts(*body);

@@ -35,4 +35,12 @@ bool same_signed_value(const StoredValue& a, const StoredValue& b) {
   return a.owner == b.owner && a.version == b.version && a.signature == b.signature && a.value == b.value;
 }
 
+bool VerifiedValues::check(const StoredValue& v, const std::function<bool(const StoredValue&)>& verify) {
+  for (auto& seen : valid_)
+    if (seen.key == v.key && same_signed_value(seen, v)) return true;
+  if (!verify(v)) return false;
+  if (valid_.size() < kMax) valid_.push_back(v);
+  return true;
+}
+
 }  // namespace storjnet::dht
