@@ -79,10 +79,19 @@ TEST(DhtDialBack, ReachableNodesAreConfirmed) {
   EXPECT_GE(confirmed * 5, entries) << confirmed << " of " << entries;
   ASSERT_GT(holding_cone, 0u);
   EXPECT_GT(cone_confirmed, 0u);  // a full cone lets strangers in: reachable
-  size_t reachable = 0;
-  for (size_t i = 0; i < sim.size(); ++i) reachable += sim.node(i).dht().stats().reachable;
-  EXPECT_GE(reachable, sim.size() - 1);
+  auto reachable = [&] {
+    size_t n = 0;
+    for (size_t i = 0; i < sim.size(); ++i) n += sim.node(i).dht().stats().reachable;
+    return n;
+  };
+  // Most nodes know already; which of the busiest (the first to join, in every table) do not yet depends on
+  // who talked to whom when their first checks ran.
+  EXPECT_GE(reachable() * 10, sim.size() * 9);
   EXPECT_GT(sim.node(0).dht().stats().dial_back_confirmed, 0u);
+  // Entries a first check could not confirm are checked again kRecheckAfter (10 min) later, by helpers that by
+  // then have not heard from them for 5 minutes: every node, the full cone's included, is found reachable.
+  sim.run_for(10min);
+  EXPECT_EQ(reachable(), sim.size());
 }
 
 TEST(DhtDialBack, NattedNodeIsNotConfirmedAndNamedOnlyWhenAskedForItself) {

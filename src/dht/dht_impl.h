@@ -23,6 +23,7 @@
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
 #include "dht/store_rate.h"
+#include "dht/store_run.h"
 #include "dht/vote.h"
 #include "dht/value_store.h"
 #include "engine/engine.h"
@@ -50,6 +51,8 @@ struct LookupOptions {
   bool settle = true;
   std::optional<NodeId> owner = std::nullopt;
   std::function<void(const Contact&)> on_named = {};
+  std::function<void(const Contact&)> on_near = {};  // LookupParams::on_near, near_within
+  std::optional<NodeId> near_within = std::nullopt;
   // A put's lookup: find_node with kFindNodePlacement, LookupParams::path_answers and ::placement.
   bool placement = false;
   size_t path_answers = 0;
@@ -163,14 +166,13 @@ struct Dht::Impl {
   // contact is from us (the network's density seen from here). nullopt while the table holds fewer than k.
   std::optional<NodeId> holder_radius() const;
 
-  struct StoreTally {
-    size_t acks = 0, refused = 0;  // true answers; false answers (another owner's or a newer value held)
-  };
   // Stores `v` on the first `want` of `targets` (all when 0): first_ack(acks) at the first acknowledgement,
   // all_done(tally) after every store answered or timed out. A store that gets no answer (a timeout or an error
-  // reply) is replaced by one to the next of `targets` not yet tried; a `false` answer is not.
+  // reply) is replaced by one to the next of `targets` not yet tried; a `false` answer is not (StoreRun).
   void store_on(const std::vector<Contact>& targets, const StoredValue& v, std::function<void(size_t)> first_ack,
                 std::function<void(StoreTally)> all_done, size_t want = 0);
+  // kademlia_store of v, answered true (stored), false (refused) or nullopt (no answer).
+  StoreFn store_fn(const StoredValue& v);
 
   // True when a put's lookup shows us among the k closest to key: closer than the k-th placement candidate,
   // or, with fewer than k, when none was lost (a lookup that lost nodes to loss or death proves nothing).
@@ -202,6 +204,7 @@ struct Dht::Impl {
     std::function<void(const PutResult&)> cb;
     TimePoint deadline;
     PutResult result;
+    size_t local = 0;  // the last attempt kept a copy here (we are among the key's k closest)
   };
 
   void put_value(const StoredValue& v, std::function<void(const PutResult&)> cb);

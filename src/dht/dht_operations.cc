@@ -13,6 +13,8 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, paths,
                  std::move(o.must_query), o.settle};
   p.on_named = std::move(o.on_named);
+  p.on_near = std::move(o.on_near);
+  p.near_within = o.near_within;
   if (want_value && paths > 1) {
     p.settle_within = holder_radius();
     p.settle_values = 2;
@@ -58,52 +60,18 @@ std::optional<NodeId> Dht::Impl::holder_radius() const {
   return near.back().id ^ engine.id();
 }
 
-namespace {
-// One store_on: the targets, and the stores started and answered.
-struct StoreRun {
-  std::vector<Contact> targets;
-  Bytes body;
-  std::function<void(size_t)> first_ack;
-  std::function<void(Dht::Impl::StoreTally)> all_done;
-  size_t next = 0, left = 0;
-  Dht::Impl::StoreTally tally;
-  bool told = false;
-};
-
-// Sends the store to the next target; one that gives no answer passes its turn on to the target after it.
-// A callback may run before rpc returns (an overloaded engine): `left` counts this store until its end.
-void store_next(Dht::Impl& d, const std::shared_ptr<StoreRun>& run) {
-  const Contact& to = run->targets[run->next++];
-  ++run->left;
-  d.rpc(to, Method::kStore, run->body, [&d, run](std::optional<Bytes> resp) {
-    auto answer = resp ? decode_bool(*resp) : std::nullopt;
-    if (answer) ++(*answer ? run->tally.acks : run->tally.refused);
-    if (run->tally.acks > 0 && !run->told && run->first_ack) {
-      run->told = true;
-      run->first_ack(run->tally.acks);
-    }
-    if (!answer && run->next < run->targets.size()) store_next(d, run);
-    if (--run->left == 0 && run->all_done) run->all_done(run->tally);
-  });
+StoreFn Dht::Impl::store_fn(const StoredValue& v) {
+  return [this, body = encode_store(v)](const Contact& to, std::function<void(StoreAnswer)> done) {
+    rpc(to, Method::kStore, body, [done = std::move(done)](std::optional<Bytes> resp) {
+      done(resp ? decode_bool(*resp) : std::nullopt);
+    });
+  };
 }
-}  // namespace
 
 void Dht::Impl::store_on(const std::vector<Contact>& targets, const StoredValue& v,
                          std::function<void(size_t)> first_ack, std::function<void(StoreTally)> all_done,
                          size_t want) {
-  size_t n = want ? std::min(want, targets.size()) : targets.size();
-  if (n == 0) {
-    if (all_done) all_done({});
-    return;
-  }
-  auto run = std::make_shared<StoreRun>();
-  run->targets = targets;
-  run->body = encode_store(v);
-  run->first_ack = std::move(first_ack);
-  run->all_done = std::move(all_done);
-  ++run->left;  // held until every first store is sent: one answered at once ends nothing early
-  for (size_t i = 0; i < n; ++i) store_next(*this, run);
-  if (--run->left == 0 && run->all_done) run->all_done(run->tally);
+  StoreRun::make(store_fn(v), want ? want : targets.size(), std::move(first_ack), std::move(all_done))->place(targets);
 }
 
 bool Dht::Impl::self_among_closest(const NodeId& key, const LookupResult& res) const {
@@ -150,36 +118,48 @@ void Dht::Impl::put_value(const StoredValue& v, std::function<void(const PutResu
 
 void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   ++st->result.attempts;
+  const StoredValue& v = st->value;
+  if (auto held = values.get(v.key); held && held->owner != v.owner)
+    return put_done(st, 0, "the key holds another owner's value");
+  // The stores: on the k closest the lookup finds (answered or only named: a placement answer names the key's
+  // true neighbourhood), one that does not answer giving its turn to the next closest; and already while the
+  // lookup runs, on each node whose answer ends its path's search (StoreRun::early), so the first
+  // acknowledgement comes with the lookup's last round.
+  auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
+                            [this, st](StoreTally t) {
+                              if (st->result.ok) return;
+                              if (t.refused > 0)
+                                return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
+                              if (engine.now() + kPutRetryDelay >= st->deadline)
+                                return put_done(st, 0, "no node among the k closest acknowledged the store");
+                              ++stats.put_retries;
+                              engine.schedule(scope, kPutRetryDelay, [this, st] { put_attempt(st); });
+                            });
   // A retry starts from more of the table: its closest contacts may all be unreachable (a partition).
   size_t seeds = cfg.k * static_cast<size_t>(st->result.attempts);
-  lookup(st->value.key, false, false, [this, st](LookupResult res) {
+  lookup(v.key, false, false, [this, st, run](LookupResult res) {
     const StoredValue& v = st->value;
     st->result.lookup = res.stats;
     // We hold (and serve) our own value only when we are among its k closest; otherwise a later put
     // would leave a stale copy here that no republish reaches.
-    size_t local = 0;
+    st->local = 0;
     auto held = values.get(v.key);
     if (held && held->owner != v.owner) return put_done(st, 0, "the key holds another owner's value");
     if (self_among_closest(v.key, res)) {
       auto r = values.store(v, engine.id());
       if (r == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
-      local = r == ValueStore::Result::kStored || r == ValueStore::Result::kSame;
-      if (local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
+      st->local = r == ValueStore::Result::kStored || r == ValueStore::Result::kSame;
+      if (st->local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
     } else if (held && ValueStore::newer(v, *held)) {
       values.erase(v.key);
     }
-    // The k closest the lookup found, answered or only named (a placement answer names the key's true
-    // neighbourhood); one that does not answer the store gives its turn to the next closest.
-    store_on(res.placement, v, [this, st, local](size_t acks) { put_done(st, acks + local, {}); },
-             [this, st](StoreTally t) {
-               if (st->result.ok) return;
-               if (t.refused > 0) return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
-               if (engine.now() + kPutRetryDelay >= st->deadline)
-                 return put_done(st, 0, "no node among the k closest acknowledged the store");
-               ++stats.put_retries;
-               engine.schedule(scope, kPutRetryDelay, [this, st] { put_attempt(st); });
-             }, cfg.k);
-  }, {.seeds = seeds, .paths = cfg.disjoint_paths, .placement = true, .path_answers = kPutPathAnswers});
+    run->place(std::move(res.placement));
+  }, {.seeds = seeds,
+      .paths = cfg.disjoint_paths,
+      .on_near = [run](const Contact& c) { run->early(c); },
+      .near_within = holder_radius(),
+      .placement = true,
+      .path_answers = kPutPathAnswers});
 }
 
 void Dht::Impl::put_done(const std::shared_ptr<PutState>& st, size_t acks, std::string error) {
