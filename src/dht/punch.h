@@ -82,6 +82,13 @@ class Punch {
   // starts soon (kNeighbourhoodLife), or is waiting for them (expect_neighbourhood): those not asked yet are
   // asked now.
   void note_neighbourhood(const NodeId& id, const std::vector<Contact>& closest);
+  // `id`'s relays (its published relay list, read by the relay fallback when the punch started): B renews its
+  // reservations with them every keepalive_interval, so they hear from B and B's NAT lets them in. Those a live
+  // attempt that no rendezvous introduced yet has not asked are asked now (at most kAsks).
+  void note_relays(const NodeId& id, const std::vector<Contact>& relays);
+  // As a rendezvous: the contact of a node holding a live reservation with us, heard within the given time
+  // (Relay::reserved); a target our routing table lacks, or has not heard from lately, is served through it.
+  void set_reserved(std::function<std::optional<Contact>(const NodeId&, Duration)> f) { reserved_ = std::move(f); }
   // A lookup of `id` is running and will note its neighbourhood (within find_timeout): a punch to `id` that
   // starts meanwhile asks the routing table's rendezvous and waits for it, instead of a lookup of its own.
   void expect_neighbourhood(const NodeId& id);
@@ -139,6 +146,7 @@ class Punch {
   std::function<bool()> reachable_;
   FindClosest find_closest_;
   std::function<void(const Contact&)> on_started_;
+  std::function<std::optional<Contact>(const NodeId&, Duration)> reserved_;
   std::unordered_map<NodeId, Neighbourhood> neighbourhoods_;
   StoreRate per_peer_;
   TokenBucket total_{}, own_{};

@@ -91,6 +91,13 @@ class Relay {
     needs_dual_ = std::move(needs_dual);
     other_address_ = std::move(other_address);
   }
+  // B's relays are rendezvous for a punch to B (docs/protocol.md 5.2, "Who is the rendezvous"): `f` gets a
+  // started punch's target and its listed relays once the list is read (again at a later punch to the same
+  // target while the list is kept, kRetryAfter).
+  void set_on_relays(std::function<void(const NodeId&, const std::vector<Contact>&)> f) { on_relays_ = std::move(f); }
+  // The node holding a live reservation with us as `id`, when we heard from it within `within` (its renewals,
+  // every keepalive_interval, keep its NAT mapping towards us open): as a rendezvous we can introduce it.
+  std::optional<Contact> reserved(const NodeId& id, Duration within) const;
   // Every authenticated direct message's sender (the DHT's on_contact): ends a waiting fallback to it, and
   // moves a reservation it holds with us to the address it was heard from.
   void heard(const Contact& c);
@@ -106,6 +113,7 @@ class Relay {
   struct Reservation {  // served (relay side)
     Contact holder;
     TimePoint until{};
+    TimePoint heard{};  // its last renewal, or last datagram heard directly (heard())
   };
   struct Held {  // ours (NATed side)
     Contact relay;
@@ -147,6 +155,7 @@ class Relay {
   Publish publish_;
   Fetch fetch_;
   std::function<bool(const NodeId&)> hold_;
+  std::function<void(const NodeId&, const std::vector<Contact>&)> on_relays_;
   std::function<bool()> needs_dual_;
   std::function<std::optional<Endpoint>(const NodeId&)> other_address_;
   // Relay side.
