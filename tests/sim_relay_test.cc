@@ -130,12 +130,13 @@ TEST(SimRelay, NatScenarioSymmetricPairsDeliverThroughRelays) {
   c.events = 10;
   c.nat_pairs = 40;
   sim::NatScenarioReport r = sim::run_nat_scenario(c);
-  EXPECT_GT(r.pairs[2], 5u);
+  using R = sim::NatScenarioReport;
+  EXPECT_GT(r.pairs[R::kBothSymmetric], 5u);
   // Without relays no both-symmetric pair gets through (sim-nat: 0/9). With them, every pair, all sent at once,
   // within message_send's 5 s (docs/protocol.md 5.2 "Finding B": the resolver no longer waits for the end of
   // a lookup that crosses NATed neighbourhoods).
-  for (int cls = 0; cls < 3; ++cls) EXPECT_EQ(r.pairs_ok[cls], r.pairs[cls]) << "class " << cls;
-  EXPECT_EQ(r.pairs_relayed[2], r.pairs_ok[2]);
+  for (size_t cls = 0; cls < R::kPairClasses; ++cls) EXPECT_EQ(r.pairs_ok[cls], r.pairs[cls]) << "class " << cls;
+  EXPECT_EQ(r.pairs_relayed[R::kBothSymmetric], r.pairs_ok[R::kBothSymmetric]);
   EXPECT_GT(r.relay_forwarded, 0u);
   EXPECT_EQ(r.gets_ok, r.gets);
   EXPECT_EQ(r.events_delivered, r.events_expected);
