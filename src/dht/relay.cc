@@ -376,16 +376,28 @@ void Relay::punch_started(const Contact& target) {
     if (it == fallbacks_.end()) return;
     auto list = v ? decode_relay_list(*v) : std::nullopt;
     if (v && !list) refuse();
-    it->second.relays = list.value_or(std::vector<Contact>{});
-    if (on_relays_ && !it->second.relays->empty()) on_relays_(id, *it->second.relays);
-    fall_back(it->second);
+    Fallback& f = it->second;
+    f.relays = list.value_or(std::vector<Contact>{});
+    f.listed = engine_.now();
+    if (on_relays_ && !f.relays->empty()) on_relays_(id, *f.relays);
+    if (f.due && !f.done && hold_ && hold_(id)) {
+      // Late: the punch asks B's relays now. Relayed at once, the pair would stay relayed though the punch
+      // connects it a round trip later (the answer through the relay sets the path again).
+      f.due = false;
+      engine_.schedule(scope_, kHoldCheck, [this, id] { fallback_due(id); });
+      return;
+    }
+    fall_back(f);
   }));
 }
 
 void Relay::fallback_due(const NodeId& id) {
   auto it = fallbacks_.find(id);
   if (it == fallbacks_.end() || it->second.done) return;
-  if (hold_ && hold_(id) && engine_.now() - it->second.started < kFallbackAfter + kMaxHold) {
+  TimePoint now = engine_.now();
+  bool held = now - it->second.started < kFallbackAfter + kMaxHold ||
+              (it->second.relays && now - it->second.listed < kListHold);
+  if (hold_ && hold_(id) && held) {
     engine_.schedule(scope_, kHoldCheck, [this, id] { fallback_due(id); });
     return;
   }

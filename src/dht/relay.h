@@ -63,6 +63,9 @@ class Relay {
   static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
   static constexpr Duration kMaxHold = std::chrono::seconds(1);       // ... plus at most this while held
   static constexpr Duration kHoldCheck = std::chrono::milliseconds(250);
+  // A list read after the fallback was due: its relays were just asked as rendezvous (set_on_relays), so the
+  // fallback waits while the punch is pending, at most this long after the list came.
+  static constexpr Duration kListHold = std::chrono::milliseconds(750);
   static constexpr Duration kPathCheck = std::chrono::milliseconds(1500);  // a relayed path heard nothing by then: next relay
   static constexpr size_t kMaxUsed = 1024;            // relays this node sent through (accepted for deliveries)
 
@@ -124,6 +127,7 @@ class Relay {
     TimePoint started{};
     std::optional<std::vector<Contact>> relays;  // B's list, once read
     std::vector<PublicKey> tried;                // relays used for B, in order (the last one is in use)
+    TimePoint listed{};                          // when the list was read
     bool due = false, done = false;
   };
   struct Circuit {  // initiator -> reserved target
