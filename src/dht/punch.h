@@ -7,13 +7,16 @@
 //   contacts closest to B (confirmed and recently heard first) while a lookup of B runs (the resolving
 //   lookup of find_contact, which hands out B's contact before it ends, or the punch's own), whose closest
 //   nodes not yet asked are asked in turn (B keeps its mappings open towards the nodes closest to it: those a
-//   lookup finds, more often than A's own table). It sends HOLE datagrams to B's endpoints
+//   lookup finds, more often than A's own table), and so are B's relays once the relay fallback has read B's
+//   relay list (note_relays: B renews its reservations with them, so they hear B even where B's neighbours, a
+//   lookup's rendezvous, never did). It sends HOLE datagrams to B's endpoints
 //   (as R reports it and as A knew it), and the request's own retransmissions follow through the hole. The
 //   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch).
 // - Rendezvous R: serves an ASK only from an asker whose address is proven (else it challenges and drops, so
 //   the retransmission is served), within a per-asker and a total rate, and only for a target it heard from
-//   within punch_live (or one at the asker's IP address: "Same router" below); it sends B an INTRO carrying A's key and A's address as R saw it, and answers A with
-//   B's address as R sees it.
+//   within punch_live (or one at the asker's IP address: "Same router" below), or one holding a reservation
+//   with R that R heard from within punch_live (set_reserved); it sends B an INTRO carrying A's key and A's
+//   address as R saw it, and answers A with B's address as R sees it.
 // - Target B: follows an INTRO (from any authenticated peer, within the same rates) by sending kHoles HOLE
 //   datagrams to that one address, kHoleGap apart; at most kMaxHoles introductions served at once, at
 //   most kTargetBurst (then kTargetRate a second) per target IP address, and one at a time per initiator

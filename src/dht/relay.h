@@ -19,7 +19,8 @@
 //   unanswered keeps the reservation until it lapses (a refusal ends it). It accepts
 //   relay_deliver only from its relays (and from relays it sent through itself).
 // - Initiator A: when it starts a punch to B (Punch's on_started hook) it reads B's relay list; if B was not
-//   heard from directly within kFallbackAfter of the start, it sets a relayed path to B through one of the
+//   heard from directly within kFallbackAfter of the start (or, when the list came later, while the punch asks
+//   the listed relays as rendezvous: set_on_relays, kListHold), it sets a relayed path to B through one of the
 //   listed relays, at random (Engine::set_via), and moves B's waiting requests there (Engine::redirect):
 //   services above the engine see nothing else. When nothing from B came through that relay kPathCheck later,
 //   another listed relay is tried (round the list again once all were, for at most kRetryAfter from the
