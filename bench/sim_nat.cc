@@ -7,6 +7,22 @@
 
 namespace storjnet::bench {
 
+// Per pair class: pairs, ok, punched, relayed, and direct (delivered, neither punched nor relayed: a full cone
+// lets anyone in through a live mapping).
+static nlohmann::json nat_pairs(const sim::NatScenarioReport& r) {
+  using R = sim::NatScenarioReport;
+  const std::pair<R::PairClass, const char*> classes[] = {
+      {R::kNeitherSymmetric, "neither_symmetric"},
+      {R::kOneSymmetricPunchable, "one_symmetric_punchable"},
+      {R::kOneSymmetricPortRestricted, "one_symmetric_port_restricted"},
+      {R::kBothSymmetric, "both_symmetric"}};
+  nlohmann::json out;
+  for (auto [c, name] : classes)
+    out[name] = {{"pairs", r.pairs[c]}, {"ok", r.pairs_ok[c]}, {"punched", r.pairs_punched[c]},
+                 {"relayed", r.pairs_relayed[c]}, {"direct", r.pairs_direct[c]}};
+  return out;
+}
+
 static void add_sim_nat(CLI::App& app) {
   auto o = std::make_shared<sim::NatScenarioConfig>();
   auto* cmd = app.add_subcommand("sim-nat", "simulated network with a fraction of nodes behind NAT routers");
@@ -49,9 +65,7 @@ static void add_sim_nat(CLI::App& app) {
                   {"rounds_p50", percentile(r.lookup_rounds, 0.5)},
                   {"get_sim_ms_p50", percentile(r.get_ms, 0.5)},
                   {"get_sim_ms_p99", percentile(r.get_ms, 0.99)},
-                  {"nat_pairs", {{"neither_symmetric", {{"pairs", r.pairs[0]}, {"ok", r.pairs_ok[0]}, {"punched", r.pairs_punched[0]}, {"relayed", r.pairs_relayed[0]}}},
-                                 {"one_symmetric", {{"pairs", r.pairs[1]}, {"ok", r.pairs_ok[1]}, {"punched", r.pairs_punched[1]}, {"relayed", r.pairs_relayed[1]}}},
-                                 {"both_symmetric", {{"pairs", r.pairs[2]}, {"ok", r.pairs_ok[2]}, {"punched", r.pairs_punched[2]}, {"relayed", r.pairs_relayed[2]}}}}},
+                  {"nat_pairs", nat_pairs(r)},
                   {"punch_attempts", r.punch_attempts},
                   {"punch_ok", r.punch_ok},
                   {"punch_failed", r.punch_failed},

@@ -73,6 +73,8 @@ Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
   if (!d.punch) return;
   d.punch->set_on_started([r = d.relay.get()](const Contact& to) { r->punch_started(to); });
   d.relay->set_hold([p = d.punch.get()](const NodeId& id) { return p->pending(id); });
+  d.relay->set_on_relays([p = d.punch.get()](const NodeId& id, const std::vector<Contact>& relays) { p->note_relays(id, relays); });
+  d.punch->set_reserved([r = d.relay.get()](const NodeId& id, Duration within) { return r->reserved(id, within); });
 }
 
 Dht::~Dht() {

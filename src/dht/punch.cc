@@ -98,6 +98,21 @@ void Punch::note_neighbourhood(const NodeId& id, const std::vector<Contact>& clo
   ask_neighbourhood(id);
 }
 
+void Punch::note_relays(const NodeId& id, const std::vector<Contact>& relays) {
+  auto it = attempts_.find(id);
+  if (it == attempts_.end() || it->second.introduced || it->second.done) return;
+  std::vector<Contact> more;
+  for (const Contact& r : relays) {
+    if (more.size() >= kAsks) break;
+    if (r.id == id || r.key == engine_.identity().public_key()) continue;
+    if (!(family_bit(r.endpoint.family) & engine_.env().families())) continue;  // a family we do not send on
+    bool asked = std::find(it->second.asked.begin(), it->second.asked.end(), r.id) != it->second.asked.end();
+    if (!asked && std::none_of(more.begin(), more.end(), [&](const Contact& m) { return m.id == r.id; }))
+      more.push_back(r);  // a relay listed once per family appears twice
+  }
+  ask(it->second.target, more);
+}
+
 void Punch::expect_neighbourhood(const NodeId& id) {
   TimePoint now = engine_.now();
   neighbourhood(id, now).expected_until = now + cfg_.find_timeout;
@@ -299,6 +314,15 @@ void Punch::serve_ask(const IncomingRequest& q, const PunchMessage& m, const Rep
   // from it: a mapped port (UPnP) makes it reachable, so it sends no keepalives, and only the LAN can connect
   // the two. A LAN address goes on only to such a target.
   bool same = b && same_ip(q.from.endpoint, b->endpoint);
+  if (!same && (!b || !seen || now - *seen >= cfg_.punch_live) && reserved_) {
+    // A node holding a reservation with us (we relay for it) renews it every keepalive_interval: we are one
+    // of the few it keeps its NAT open towards, wherever its id is from ours (docs/protocol.md 5.2).
+    if (auto holder = reserved_(target, cfg_.punch_live)) {
+      b = holder;
+      seen = now;
+      same = same_ip(q.from.endpoint, b->endpoint);
+    }
+  }
   if (!b || (!same && (!seen || now - *seen >= cfg_.punch_live)) || b->key == q.from.key)
     return r.error("unknown target");
   if (m.lan.valid() && !same) {

@@ -7,13 +7,16 @@
 //   contacts closest to B (confirmed and recently heard first) while a lookup of B runs (the resolving
 //   lookup of find_contact, which hands out B's contact before it ends, or the punch's own), whose closest
 //   nodes not yet asked are asked in turn (B keeps its mappings open towards the nodes closest to it: those a
-//   lookup finds, more often than A's own table). It sends HOLE datagrams to B's endpoints
+//   lookup finds, more often than A's own table), and so are B's relays once the relay fallback has read B's
+//   relay list (note_relays: B renews its reservations with them, so they hear B even where B's neighbours, a
+//   lookup's rendezvous, never did). It sends HOLE datagrams to B's endpoints
 //   (as R reports it and as A knew it), and the request's own retransmissions follow through the hole. The
 //   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch).
 // - Rendezvous R: serves an ASK only from an asker whose address is proven (else it challenges and drops, so
 //   the retransmission is served), within a per-asker and a total rate, and only for a target it heard from
-//   within punch_live (or one at the asker's IP address: "Same router" below); it sends B an INTRO carrying A's key and A's address as R saw it, and answers A with
-//   B's address as R sees it.
+//   within punch_live (or one at the asker's IP address: "Same router" below), or one holding a reservation
+//   with R that R heard from within punch_live (set_reserved); it sends B an INTRO carrying A's key and A's
+//   address as R saw it, and answers A with B's address as R sees it.
 // - Target B: follows an INTRO (from any authenticated peer, within the same rates) by sending kHoles HOLE
 //   datagrams to that one address, kHoleGap apart; at most kMaxHoles introductions served at once, at
 //   most kTargetBurst (then kTargetRate a second) per target IP address, and one at a time per initiator
@@ -82,6 +85,13 @@ class Punch {
   // starts soon (kNeighbourhoodLife), or is waiting for them (expect_neighbourhood): those not asked yet are
   // asked now.
   void note_neighbourhood(const NodeId& id, const std::vector<Contact>& closest);
+  // `id`'s relays (its published relay list, read by the relay fallback when the punch started): B renews its
+  // reservations with them every keepalive_interval, so they hear from B and B's NAT lets them in. Those a live
+  // attempt that no rendezvous introduced yet has not asked are asked now (at most kAsks).
+  void note_relays(const NodeId& id, const std::vector<Contact>& relays);
+  // As a rendezvous: the contact of a node holding a live reservation with us, heard within the given time
+  // (Relay::reserved); a target our routing table lacks, or has not heard from lately, is served through it.
+  void set_reserved(std::function<std::optional<Contact>(const NodeId&, Duration)> f) { reserved_ = std::move(f); }
   // A lookup of `id` is running and will note its neighbourhood (within find_timeout): a punch to `id` that
   // starts meanwhile asks the routing table's rendezvous and waits for it, instead of a lookup of its own.
   void expect_neighbourhood(const NodeId& id);
@@ -139,6 +149,7 @@ class Punch {
   std::function<bool()> reachable_;
   FindClosest find_closest_;
   std::function<void(const Contact&)> on_started_;
+  std::function<std::optional<Contact>(const NodeId&, Duration)> reserved_;
   std::unordered_map<NodeId, Neighbourhood> neighbourhoods_;
   StoreRate per_peer_;
   TokenBucket total_{}, own_{};

@@ -166,6 +166,7 @@ void Relay::on_reserve(const IncomingRequest& q, const Reply& r) {
   }
   it->second.holder = q.from;  // renewed: its address as seen now
   it->second.until = now + cfg_.relay_reservation_life;
+  it->second.heard = now;
   r.ok(encode_reservation(static_cast<uint32_t>(
       std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(cfg_.relay_reservation_life).count()))));
 }
@@ -356,7 +357,10 @@ void Relay::publish_list() {
 void Relay::punch_started(const Contact& target) {
   if (!cfg_.relay || !fetch_ || target.key == engine_.identity().public_key() || engine_.via(target.key)) return;
   TimePoint now = engine_.now();
-  if (auto it = fallbacks_.find(target.id); it != fallbacks_.end() && now - it->second.started < kRetryAfter) return;
+  if (auto it = fallbacks_.find(target.id); it != fallbacks_.end() && now - it->second.started < kRetryAfter) {
+    if (it->second.relays && on_relays_) on_relays_(target.id, *it->second.relays);  // this punch's rendezvous too
+    return;
+  }
   if (fallbacks_.size() >= kMaxFallbacks) {
     std::erase_if(fallbacks_, [&](const auto& kv) { return now - kv.second.started >= kRetryAfter; });
     if (fallbacks_.size() >= kMaxFallbacks) return;
@@ -372,15 +376,28 @@ void Relay::punch_started(const Contact& target) {
     if (it == fallbacks_.end()) return;
     auto list = v ? decode_relay_list(*v) : std::nullopt;
     if (v && !list) refuse();
-    it->second.relays = list.value_or(std::vector<Contact>{});
-    fall_back(it->second);
+    Fallback& f = it->second;
+    f.relays = list.value_or(std::vector<Contact>{});
+    f.listed = engine_.now();
+    if (on_relays_ && !f.relays->empty()) on_relays_(id, *f.relays);
+    if (f.due && !f.done && hold_ && hold_(id)) {
+      // Late: the punch asks B's relays now. Relayed at once, the pair would stay relayed though the punch
+      // connects it a round trip later (the answer through the relay sets the path again).
+      f.due = false;
+      engine_.schedule(scope_, kHoldCheck, [this, id] { fallback_due(id); });
+      return;
+    }
+    fall_back(f);
   }));
 }
 
 void Relay::fallback_due(const NodeId& id) {
   auto it = fallbacks_.find(id);
   if (it == fallbacks_.end() || it->second.done) return;
-  if (hold_ && hold_(id) && engine_.now() - it->second.started < kFallbackAfter + kMaxHold) {
+  TimePoint now = engine_.now();
+  bool held = now - it->second.started < kFallbackAfter + kMaxHold ||
+              (it->second.relays && now - it->second.listed < kListHold);
+  if (hold_ && hold_(id) && held) {
     engine_.schedule(scope_, kHoldCheck, [this, id] { fallback_due(id); });
     return;
   }
@@ -394,8 +411,17 @@ void Relay::heard(const Contact& c) {
   // A node we hold a reservation for, heard from a new address (its NAT moved the mapping): deliveries go
   // there from now on. The datagram authenticated as that node's, so no one else can move it (as WireGuard
   // roams a peer).
-  if (auto it = served_.find(c.id); it != served_.end() && it->second.holder.key == c.key && c.endpoint.valid())
+  if (auto it = served_.find(c.id); it != served_.end() && it->second.holder.key == c.key && c.endpoint.valid()) {
     it->second.holder.endpoint = c.endpoint;
+    it->second.heard = engine_.now();
+  }
+}
+
+std::optional<Contact> Relay::reserved(const NodeId& id, Duration within) const {
+  auto it = served_.find(id);
+  TimePoint now = engine_.now();
+  if (it == served_.end() || it->second.until <= now || now - it->second.heard >= within) return std::nullopt;
+  return it->second.holder;
 }
 
 void Relay::fall_back(Fallback& f) {

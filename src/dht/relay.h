@@ -19,7 +19,8 @@
 //   unanswered keeps the reservation until it lapses (a refusal ends it). It accepts
 //   relay_deliver only from its relays (and from relays it sent through itself).
 // - Initiator A: when it starts a punch to B (Punch's on_started hook) it reads B's relay list; if B was not
-//   heard from directly within kFallbackAfter of the start, it sets a relayed path to B through one of the
+//   heard from directly within kFallbackAfter of the start (or, when the list came later, while the punch asks
+//   the listed relays as rendezvous: set_on_relays, kListHold), it sets a relayed path to B through one of the
 //   listed relays, at random (Engine::set_via), and moves B's waiting requests there (Engine::redirect):
 //   services above the engine see nothing else. When nothing from B came through that relay kPathCheck later,
 //   another listed relay is tried (round the list again once all were, for at most kRetryAfter from the
@@ -63,6 +64,9 @@ class Relay {
   static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
   static constexpr Duration kMaxHold = std::chrono::seconds(1);       // ... plus at most this while held
   static constexpr Duration kHoldCheck = std::chrono::milliseconds(250);
+  // A list read after the fallback was due: its relays were just asked as rendezvous (set_on_relays), so the
+  // fallback waits while the punch is pending, at most this long after the list came.
+  static constexpr Duration kListHold = std::chrono::milliseconds(750);
   static constexpr Duration kPathCheck = std::chrono::milliseconds(1500);  // a relayed path heard nothing by then: next relay
   static constexpr size_t kMaxUsed = 1024;            // relays this node sent through (accepted for deliveries)
 
@@ -91,6 +95,13 @@ class Relay {
     needs_dual_ = std::move(needs_dual);
     other_address_ = std::move(other_address);
   }
+  // B's relays are rendezvous for a punch to B (docs/protocol.md 5.2, "Who is the rendezvous"): `f` gets a
+  // started punch's target and its listed relays once the list is read (again at a later punch to the same
+  // target while the list is kept, kRetryAfter).
+  void set_on_relays(std::function<void(const NodeId&, const std::vector<Contact>&)> f) { on_relays_ = std::move(f); }
+  // The node holding a live reservation with us as `id`, when we heard from it within `within` (its renewals,
+  // every keepalive_interval, keep its NAT mapping towards us open): as a rendezvous we can introduce it.
+  std::optional<Contact> reserved(const NodeId& id, Duration within) const;
   // Every authenticated direct message's sender (the DHT's on_contact): ends a waiting fallback to it, and
   // moves a reservation it holds with us to the address it was heard from.
   void heard(const Contact& c);
@@ -106,6 +117,7 @@ class Relay {
   struct Reservation {  // served (relay side)
     Contact holder;
     TimePoint until{};
+    TimePoint heard{};  // its last renewal, or last datagram heard directly (heard())
   };
   struct Held {  // ours (NATed side)
     Contact relay;
@@ -116,6 +128,7 @@ class Relay {
     TimePoint started{};
     std::optional<std::vector<Contact>> relays;  // B's list, once read
     std::vector<PublicKey> tried;                // relays used for B, in order (the last one is in use)
+    TimePoint listed{};                          // when the list was read
     bool due = false, done = false;
   };
   struct Circuit {  // initiator -> reserved target
@@ -147,6 +160,7 @@ class Relay {
   Publish publish_;
   Fetch fetch_;
   std::function<bool(const NodeId&)> hold_;
+  std::function<void(const NodeId&, const std::vector<Contact>&)> on_relays_;
   std::function<bool()> needs_dual_;
   std::function<std::optional<Endpoint>(const NodeId&)> other_address_;
   // Relay side.

@@ -45,6 +45,16 @@ size_t join_through_open_nodes(Simulator& sim, Rng& rng, const std::vector<size_
 
 }  // namespace
 
+NatScenarioReport::PairClass NatScenarioReport::pair_class(NatModel::Type a, NatModel::Type b) {
+  using T = NatModel::Type;
+  bool sa = a == T::kSymmetric, sb = b == T::kSymmetric;
+  if (sa && sb) return kBothSymmetric;
+  if (!sa && !sb) return kNeitherSymmetric;
+  // RFC 4787 / RFC 5128: the cone side lets the symmetric side's new port in once it has sent to that address
+  // (restricted cone) or at all (full cone); a port-restricted cone only lets in the port it sent to.
+  return (sa ? b : a) == T::kPortRestricted ? kOneSymmetricPortRestricted : kOneSymmetricPunchable;
+}
+
 NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
   SimConfig sc;
   sc.seed = cfg.seed;
@@ -160,15 +170,18 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
     for (size_t j = 0; j < cfg.nat_pairs; ++j) {
       size_t a = natted[rng.below(natted.size())], b = natted[rng.below(natted.size() - 1)];
       if (b == a) b = natted.back();
-      size_t cls = (kinds[a] == NatModel::Type::kSymmetric) + (kinds[b] == NatModel::Type::kSymmetric);
+      size_t cls = NatScenarioReport::pair_class(kinds[a], kinds[b]);
       ++rep.pairs[cls];
       NodeId to = sim.node(b).id();
       sim.node(a).messages().send(to, "{\"pair\":" + std::to_string(j) + "}", [&, a, b, cls, to](bool ok) {
         --waiting;
         if (!ok) return;
         ++rep.pairs_ok[cls];
-        rep.pairs_punched[cls] += sim.node(a).dht().punched(to);
-        rep.pairs_relayed[cls] += NodeInternals::engine(sim.node(a)).via(NodeInternals::engine(sim.node(b)).identity().public_key()).has_value();
+        bool punched = sim.node(a).dht().punched(to);
+        bool relayed = NodeInternals::engine(sim.node(a)).via(NodeInternals::engine(sim.node(b)).identity().public_key()).has_value();
+        rep.pairs_punched[cls] += punched;
+        rep.pairs_relayed[cls] += relayed;
+        rep.pairs_direct[cls] += !punched && !relayed;
       });
     }
     sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(60));

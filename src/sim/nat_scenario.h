@@ -40,9 +40,19 @@ struct NatScenarioReport {
   // how many of them a stranger could not reach.
   uint64_t handed_out = 0, handed_out_unreachable = 0;
   uint64_t confirmed = 0;  // routing-table entries confirmed by a dial-back
-  // Messages between NATed pairs, by the pair's router kinds: [0] neither symmetric, [1] one, [2] both.
-  // relayed: the sender reached the receiver through a relay (a relayed path set, docs/protocol.md 5.3).
-  uint64_t pairs[3] = {}, pairs_ok[3] = {}, pairs_punched[3] = {}, pairs_relayed[3] = {};
+  // Messages between NATed pairs, by the pair's router kinds (PairClass). relayed: the sender reached the
+  // receiver through a relay (a relayed path set, docs/protocol.md 5.3).
+  enum PairClass : size_t {
+    kNeitherSymmetric,            // a punch connects them (endpoint-independent mapping on both sides)
+    kOneSymmetricPunchable,       // symmetric against full cone or restricted cone: a punch connects them
+    kOneSymmetricPortRestricted,  // symmetric against port-restricted: only a relay (no port prediction)
+    kBothSymmetric,               // only a relay
+    kPairClasses
+  };
+  static PairClass pair_class(NatModel::Type a, NatModel::Type b);
+  uint64_t pairs[kPairClasses] = {}, pairs_ok[kPairClasses] = {}, pairs_punched[kPairClasses] = {},
+           pairs_relayed[kPairClasses] = {};
+  uint64_t pairs_direct[kPairClasses] = {};  // delivered, neither punched nor relayed (a full cone lets anyone in)
   // Summed over all nodes (DhtStats; punches also start for pubsub traffic).
   uint64_t punch_attempts = 0, punch_ok = 0, punch_failed = 0, punch_no_rendezvous = 0, punch_refused = 0;
   uint64_t keepalives_sent = 0;
