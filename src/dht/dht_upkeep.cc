@@ -111,6 +111,13 @@ void Dht::Impl::maintain() {
     sign_value(fresh, engine.identity(), network());
     put_value(fresh, [](const PutResult&) {});
   }
+  // A node strangers cannot reach looks itself up every maintenance round: the nodes nearest its id may have
+  // joined after it, and nothing else would make them learn of it (they hand out confirmed contacts first, and it
+  // is not one). The lookup's requests reach them; they ping back through its NAT, which lets them in now, and
+  // take it into their tables, so a lookup of its id ends where it is known: its punch rendezvous.
+  if (dial_back && !dial_back->reachable()) {
+    lookup(engine.id(), false, false, [](LookupResult) {});
+  }
   // Idle buckets: refresh by looking up a random id in their range.
   int deepest = table.deepest_bucket();
   for (int b = 0; b <= deepest && b < static_cast<int>(RoutingTable::kBuckets); ++b) {
