@@ -347,3 +347,33 @@ TEST(DhtSim, HostilePeerFloodsAreBoundedAndOthersStillServed) {
   EXPECT_TRUE(put_ok);
   EXPECT_TRUE(got);
 }
+
+// A put stores during its lookup on the nodes whose answers end their paths' search near the key (StoreRun::early):
+// the first acknowledgement is then in hand when the lookup ends. A store sent only at the end is answered at
+// least one round trip (here >= 10 ms: links are 5-45 ms one way) after it.
+TEST(DhtSim, APutsFirstAcknowledgementComesWithItsLookupsEnd) {
+  SimConfig cfg;
+  cfg.seed = 21;
+  cfg.node = test_config();
+  Simulator sim(cfg);
+  for (int i = 0; i < 300; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 21), 300u);
+  sim.run_for(5s);
+  size_t puts = 0, ok = 0, with_the_lookup = 0;
+  for (int j = 0; j < 30; ++j) {
+    bool done = false;
+    TimePoint start = sim.now();
+    sim.node(static_cast<size_t>(j * 7) % sim.size()).dht().put("early-" + std::to_string(j), Bytes{1, 2, 3},
+                                                                 [&, start](const PutResult& r) {
+      done = true;
+      ++puts;
+      ok += r.ok;
+      with_the_lookup += r.ok && (sim.now() - start) - r.lookup.elapsed < 10ms;
+    });
+    sim.run_until([&] { return done; }, 30s);
+  }
+  EXPECT_EQ(puts, 30u);
+  EXPECT_EQ(ok, 30u);
+  RecordProperty("with_the_lookup", std::to_string(with_the_lookup));
+  EXPECT_GE(with_the_lookup, 15u) << with_the_lookup << " of 30 answered within a round trip of the lookup's end";
+}

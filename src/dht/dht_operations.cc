@@ -33,7 +33,8 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
         auto fv = decode_find_value_response(*body, target);
         if (!fv) return qd(std::nullopt);
         resp.contacts = std::move(fv->contacts);
-        if (fv->value && (!owner || fv->value->publisher() == *owner) && verified->check(*fv->value, [this](const StoredValue& v) { return acceptable(v); }))
+        auto acceptable_here = [this](const StoredValue& v) { return acceptable(v); };
+        if (fv->value && (!owner || fv->value->publisher() == *owner) && verified->check(*fv->value, acceptable_here))
           resp.value = std::move(fv->value);
       } else {
         auto cs = decode_contacts(*body);
