@@ -800,6 +800,49 @@ TEST(Lookup, CollidersMetOnTheWayDoNotSettleAGet) {
   EXPECT_TRUE(saw(guarded, forged));
 }
 
+TEST(Lookup, EnoughEndsItBeforeTheNextRequestAndAnswersStillDueChangeNothing) {
+  // A refresh's `enough` (its bucket filled) is checked before every step: once true, the lookup ends at once,
+  // sends nothing more, and the answers still due reach a finished lookup. Checked at the start too.
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+  auto knows = fake_tables(nodes, 8, 8, 9);
+  NodeId target = dht_key("refresh");
+  size_t answered = 0, asked = 0;
+  std::vector<std::pair<Contact, QueryDone>> queue;
+  QueryFn query = [&](const Contact& to, QueryDone done) {
+    ++asked;
+    queue.emplace_back(to, std::move(done));
+  };
+  int finished = 0;
+  std::optional<LookupResult> result;
+  LookupParams p{nodes[0].id, target, false, false, 8, 3, 1, {}};
+  p.enough = [&] { return answered >= 4; };
+  Lookup::start(p, knows[nodes[0].id], query, [] { return TimePoint(0); }, [&](LookupResult r) {
+    ++finished;
+    result = std::move(r);
+  });
+  size_t asked_at_end = 0;
+  while (!queue.empty()) {
+    auto [to, done] = std::move(queue.front());
+    queue.erase(queue.begin());
+    ++answered;
+    done(QueryResponse{knows[to.id], std::nullopt});
+    if (finished && !asked_at_end) asked_at_end = asked;
+  }
+  ASSERT_EQ(finished, 1);
+  EXPECT_EQ(asked, asked_at_end) << "a request went out after enough";
+  EXPECT_LE(asked, 4u + 3u);  // the 4 answers, plus at most alpha in flight when the 4th came
+  EXPECT_EQ(result->closest.size(), 4u);
+
+  // Already enough when it starts: no request at all.
+  asked = 0;
+  finished = 0;
+  p.enough = [] { return true; };
+  Lookup::start(p, knows[nodes[0].id], query, [] { return TimePoint(0); }, [&](LookupResult) { ++finished; });
+  EXPECT_EQ(finished, 1);
+  EXPECT_EQ(asked, 0u);
+}
+
 TEST(Lookup, ReentrantAnswersFinishExactlyOnce) {
   // The query function answers synchronously (a failure, then contacts): the state machine must not
   // re-enter itself into a double finish or a use after free.

@@ -160,7 +160,9 @@ TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   // mapping towards it is open (b keeps alive its plain closest contacts as well as its confirmed ones), so
   // the punch succeeds. Before, b kept alive only the confirmed-first set: the INTRO was filtered.
   SimConfig c;
-  c.seed = 3;
+  // A seed where the scenario holds (most seeds give a a table that knows one of b's 3 closest, or rendezvous
+  // that heard from b: the assertion below on the premise, and the one on who served, catch either).
+  c.seed = 1;
   c.node.dht.k = 4;
   c.node.dht.keepalive_peers = 3;
   Simulator sim(c);

@@ -53,6 +53,7 @@ struct LookupOptions {
   std::function<void(const Contact&)> on_named = {};
   std::function<void(const Contact&)> on_near = {};  // LookupParams::on_near, near_within
   std::optional<NodeId> near_within = std::nullopt;
+  std::function<bool()> enough = {};  // LookupParams::enough
   // A put's lookup: find_node with kFindNodePlacement, LookupParams::path_answers and ::placement.
   bool placement = false;
   size_t path_answers = 0;
@@ -187,13 +188,14 @@ struct Dht::Impl {
   // Lookups of a random id in every bucket that holds fewer than k contacts, from bucket 0 down to the bucket
   // of our k-th closest contact. The buckets below that one hold only ids nearer to us than our k-th closest:
   // a lookup of our own id has just asked our closest nodes for them, so a refresh there finds nothing new
-  // (most of them hold fewer than k because fewer than k such nodes exist).
+  // (most of them hold fewer than k because fewer than k such nodes exist). Each refresh ends once its bucket
+  // holds k (until_full): in a network that starts together the newcomers asking us fill most buckets meanwhile.
   void refresh_neighbourhood();
 
   // A lookup of a random id in bucket b's range. If nodes joined together, every contact near that range
   // may share our ignorance of it (all on our side of bit b); so also ask two random contacts from
   // shallower buckets, who sit on the other side of an earlier bit and see the range from outside.
-  void refresh_bucket(int b);
+  void refresh_bucket(int b, bool until_full = false);
 
   NodeId random_id_in_bucket(int b);
 

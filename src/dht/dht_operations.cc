@@ -15,6 +15,7 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   p.on_named = std::move(o.on_named);
   p.on_near = std::move(o.on_near);
   p.near_within = o.near_within;
+  p.enough = std::move(o.enough);
   if (want_value && paths > 1) {
     p.settle_within = holder_radius();
     p.settle_values = 2;

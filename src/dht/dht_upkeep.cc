@@ -147,16 +147,20 @@ void Dht::Impl::refresh_neighbourhood() {
   auto near = table.closest(engine.id(), cfg.k);
   if (near.size() == cfg.k) last = std::min(last, table.bucket_of(near.back().id));
   for (int b = 0; b <= last; ++b)
-    if (table.bucket(static_cast<size_t>(b)).size() < cfg.k) refresh_bucket(b);
+    if (table.bucket(static_cast<size_t>(b)).size() < cfg.k) refresh_bucket(b, true);
 }
 
-void Dht::Impl::refresh_bucket(int b) {
+void Dht::Impl::refresh_bucket(int b, bool until_full) {
   std::vector<Contact> vantage;
   for (int shallow = b - 1; shallow >= 0 && vantage.size() < 2; --shallow) {
     auto& es = table.bucket(static_cast<size_t>(shallow));
     if (!es.empty()) vantage.push_back(es[engine.env().random_below(es.size())].contact);
   }
-  lookup(random_id_in_bucket(b), false, false, [](LookupResult) {}, {.must_query = std::move(vantage)});
+  LookupOptions o{.must_query = std::move(vantage)};
+  // A join's refresh is there to fill the bucket: once it holds k (its answers and the newcomers that asked us
+  // meanwhile), asking on would only add to the replacement cache.
+  if (until_full) o.enough = [this, b] { return table.bucket(static_cast<size_t>(b)).size() >= cfg.k; };
+  lookup(random_id_in_bucket(b), false, false, [](LookupResult) {}, std::move(o));
 }
 
 NodeId Dht::Impl::random_id_in_bucket(int b) {

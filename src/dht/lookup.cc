@@ -57,6 +57,7 @@ void Lookup::add(const Contact& c, int depth, size_t path) {
 
 void Lookup::step() {
   if (finished_) return;
+  if (p_.enough && p_.enough()) return finish();
   bool pending_new = false;
   std::vector<std::pair<NodeId, Contact>> to_send;
   std::vector<size_t> considered(p_.paths, 0), sending(p_.paths, 0);

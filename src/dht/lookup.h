@@ -80,6 +80,8 @@ struct LookupParams {
   // answers (find_node's kFindNodePlacement) the closest node's answer already names the target's true
   // neighbourhood (a put, docs/protocol.md 5).
   size_t path_answers = 0;
+  // Checked before each step: true ends the lookup at once (a refresh whose bucket filled meanwhile).
+  std::function<bool()> enough = {};
   // Fill LookupResult::placement.
   bool placement = false;
   // Called once, with the target as the first answer that names it gave it (target_named), while the lookup
