@@ -242,6 +242,13 @@ void Punch::heard(const Contact& c) {
   // B answered from where it is reachable for us (a symmetric NAT's port for us may be new): the requests
   // waiting for B go there now instead of at their next retransmission.
   engine_.redirect(c.key, c.endpoint);
+  // What came first through the hole may be no answer of B's (B's newcomer ping, say): then B's address is
+  // unproven and our sends to it may total 3x what B sent (docs/protocol.md 10.1). Our answer and HOLEs would
+  // spend that, the request's retransmission and the challenge that releases it would be held, and with a
+  // symmetric router on our side B's HOLEs (sent where the rendezvous saw us) never add to it. So B's
+  // address is challenged while the challenge fits, once this datagram is handled (an answer proves it;
+  // docs/protocol.md 5.2, "Address proof").
+  engine_.schedule(scope_, Duration::zero(), [this, c] { engine_.challenge(c); });
   if (punched_.size() >= kMaxPunched) punched_.erase(punched_.begin());
   punched_[c.id] = Punched{engine_.now(), lan};
 }

@@ -11,7 +11,8 @@
 //   relay list (note_relays: B renews its reservations with them, so they hear B even where B's neighbours, a
 //   lookup's rendezvous, never did). It sends HOLE datagrams to B's endpoints
 //   (as R reports it and as A knew it), and the request's own retransmissions follow through the hole. The
-//   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch).
+//   punch succeeds when B is heard from within kWindow (then B is remembered as reached by a punch, and B's
+//   address is challenged unless that datagram proved it: docs/protocol.md 5.2, "Address proof").
 // - Rendezvous R: serves an ASK only from an asker whose address is proven (else it challenges and drops, so
 //   the retransmission is served), within a per-asker and a total rate, and only for a target it heard from
 //   within punch_live (or one at the asker's IP address: "Same router" below), or one holding a reservation
