@@ -202,7 +202,7 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
     for (size_t j = 0; j < n; ++j)
       if (j != i) others.push_back(sim.node(j).id());
     NodeId self = sim.node(i).id();
-    std::sort(others.begin(), others.end(), [&](auto& a, auto& b) { return (a ^ self) < (b ^ self); });
+    std::sort(others.begin(), others.end(), [&](auto& a, auto& b) { return closer(self, a, b); });
     for (size_t q = 0; q < k; ++q) own_closest_held += held.count(others[q]);
   }
   double per_node = static_cast<double>(find_nodes) / n;

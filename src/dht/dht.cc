@@ -26,11 +26,12 @@ void stun_step(Dht::Impl& d, std::shared_ptr<StunWalk> walk, size_t i) {
   }, RpcOptions{d.cfg.rpc_timeout, d.cfg.rpc_attempts});
 }
 
-// Looks ourselves up again after `delay` (then, if the table still holds fewer than k, refreshes as a join does:
-// otherwise the join's refreshes filled the far buckets, and newcomers that joined since asked us and entered
-// through their checks; refreshing again would mostly re-walk the partly filled bucket of our k-th closest). While such a lookup ends with
-// fewer than k contacts in the table and some of the nodes it asked did not answer (a busy network, lost
-// datagrams: not merely a small network), once more after twice the delay, up to kMaxRejoinDelay.
+// Looks ourselves up again after `delay`, then, if the table still holds fewer than k, refreshes as a join does
+// (otherwise the join's refreshes filled the far buckets and the newcomers that joined since asked us and
+// entered through their checks; refreshing again would mostly re-walk the partly filled bucket of our k-th
+// closest). While such a lookup ends with fewer than k contacts in the table and some of the nodes it asked did
+// not answer (a busy network, lost datagrams: not merely a small network), once more after twice the delay, up to
+// kMaxRejoinDelay.
 constexpr Duration kMaxRejoinDelay = std::chrono::minutes(5);
 
 void rejoin_after(Dht::Impl& d, Duration delay) {
