@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <unordered_set>
 
@@ -209,6 +210,43 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
   EXPECT_LT(per_node, 135.0);
   EXPECT_GE(static_cast<double>(table) / n, 90.0);
   EXPECT_GE(own_closest_held, n * k * 97 / 100);
+}
+
+// The newcomer wait (1 s by default) in a network started at once through one node: the tables come out as
+// complete as pinging every newcomer at once, for fewer pings. (The simulator does not reproduce what the rule
+// "at once while the bucket holds fewer than k/2" is for: on loopback, with `storjnet-bench dht --nodes 1000`,
+// a plain wait left the tables at 38 contacts per node; DhtNewcomers tests the rule itself.)
+TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesDespiteTheNewcomerWait) {
+  struct Run {
+    double table = 0;
+    size_t smallest = SIZE_MAX;
+    uint64_t pings = 0;
+  };
+  auto run = [](Duration wait) {
+    SimConfig cfg;
+    cfg.seed = 12;
+    cfg.node = test_config();
+    cfg.node.dht.newcomer_wait = wait;
+    Simulator sim(cfg);
+    const size_t n = 200;
+    for (size_t i = 0; i < n; ++i) sim.add_node();
+    size_t joined = 1;
+    for (size_t i = 1; i < n; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { joined += ok; });
+    sim.run_for(30s);
+    EXPECT_EQ(joined, n);
+    Run r;
+    for (size_t i = 0; i < n; ++i) {
+      size_t held = sim.node(i).dht().peers().size();
+      r.table += static_cast<double>(held) / n;
+      r.smallest = std::min(r.smallest, held);
+      r.pings += sim.node(i).dht().stats().verify_pings;
+    }
+    return r;
+  };
+  Run now = run(0s), later = run(1s);
+  EXPECT_GE(later.table, now.table * 0.97);
+  EXPECT_GE(later.smallest, now.smallest * 9 / 10);
+  EXPECT_LT(later.pings, now.pings * 9 / 10);
 }
 
 TEST(DhtSim, PartitionedHalvesConvergeAfterHealing) {

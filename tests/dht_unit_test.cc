@@ -858,3 +858,57 @@ TEST(Lookup, ReentrantAnswersFinishExactlyOnce) {
                 [&](LookupResult) { ++finished; });
   EXPECT_EQ(finished, 1);
 }
+
+// DhtConfig::newcomer_wait (1 s by default): a request sender with an unproven address is pinged at once while
+// its bucket holds fewer than k/2 contacts (the table needs it now: a join, the node everyone bootstraps
+// through), and only after the wait once its bucket holds k/2 (our own lookups usually prove it meanwhile).
+TEST(DhtNewcomers, PingedAtOnceWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsHalf) {
+  test::ManualEnv env_a(1);
+  std::array<uint8_t, 32> seed{};
+  seed[0] = 201;
+  Node a(env_a, Identity::from_seed(seed));
+  const size_t half = a.dht().config().k / 2;
+  ASSERT_GT(a.dht().config().newcomer_wait, Duration{});
+  Endpoint ep_a = Endpoint::v4(0x01020304, 4000);
+  Contact ca = Contact::from_key(a.public_key(), ep_a);
+  std::vector<std::unique_ptr<test::ManualEnv>> envs;
+  std::vector<std::unique_ptr<Engine>> peers;
+  std::vector<Endpoint> from;
+  // Peers in a's bucket 0 (first bit unlike a's), each from its own /24 (the address-block limits allow 2).
+  for (int s = 1; peers.size() < half + 1; ++s) {
+    seed[0] = static_cast<uint8_t>(s);
+    seed[1] = 7;
+    Identity id = Identity::from_seed(seed);
+    if (((id.id() ^ a.id()).bytes()[0] & 0x80) == 0) continue;
+    envs.push_back(std::make_unique<test::ManualEnv>(10 + s));
+    peers.push_back(std::make_unique<Engine>(*envs.back(), std::move(id)));
+    from.push_back(Endpoint::v4(0x05000001 + (static_cast<uint32_t>(peers.size()) << 8), 1000));
+  }
+  // Peer i pings a, and both sides' datagrams are carried until nothing is left (a's check ping included).
+  auto exchange = [&](size_t i) {
+    for (int round = 0; round < 4; ++round) {
+      auto to_a = std::move(envs[i]->outbox);
+      envs[i]->outbox.clear();
+      for (auto& s : to_a) a.on_datagram(from[i], s.data);
+      auto from_a = std::move(env_a.outbox);
+      env_a.outbox.clear();
+      for (auto& s : from_a)
+        if (s.to == from[i]) peers[i]->on_datagram(ep_a, s.data);
+    }
+  };
+  for (size_t i = 0; i < half; ++i) {
+    peers[i]->ping(ca, [](auto) {});
+    exchange(i);
+  }
+  EXPECT_EQ(a.dht().stats().verify_pings, half);  // at once: the bucket was thin
+  EXPECT_EQ(a.dht().peers().size(), half);
+  peers[half]->ping(ca, [](auto) {});
+  exchange(half);
+  EXPECT_EQ(a.dht().stats().verify_pings, half);  // the bucket holds k/2: it waits
+  EXPECT_EQ(a.dht().peers().size(), half);
+  env_a.advance(a.dht().config().newcomer_wait);
+  a.on_wake();
+  exchange(half);
+  EXPECT_EQ(a.dht().stats().verify_pings, half + 1);
+  EXPECT_EQ(a.dht().peers().size(), half + 1);
+}

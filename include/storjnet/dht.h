@@ -45,8 +45,9 @@ struct DhtConfig {
   Duration bucket_refresh = 1h;            // an idle bucket is refreshed by a lookup of a random id in it
   Duration quiet_after = 15min;            // a full bucket pings its oldest entry for a newcomer only past this
   // A request sender with an unproven address is pinged before it enters the table this long after its request
-  // (0: at once); in the wait our own exchanges with it often prove it (docs/protocol.md 5, Routing table).
-  Duration newcomer_wait = 0s;
+  // (0: at once; at once too while its bucket holds fewer than k/2); in the wait our own exchanges with it often
+  // prove it (docs/protocol.md 5, Routing table).
+  Duration newcomer_wait = 1s;
   Duration republish_interval = 1h;        // holders push what they hold to the current k closest
   Duration original_republish = 24h;       // the publisher puts its own values again
   Duration expire_after = 25h;             // a value not republished for this long is dropped

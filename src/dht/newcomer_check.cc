@@ -16,10 +16,14 @@ bool NewcomerCheck::wanted(const Contact& c) const {
          table_.oldest_in_bucket_of(c.id, engine_.now() - quiet_after_).has_value();
 }
 
+bool NewcomerCheck::hungry(const Contact& c) const {
+  return table_.bucket(static_cast<size_t>(table_.bucket_of(c.id))).size() < k_ / 2;
+}
+
 void NewcomerCheck::check(const Contact& c) {
   if (held_.size() >= kMax || held_.count(c.id) || !wanted(c) || engine_.address_proven(c.endpoint, c.key)) return;
   held_.insert(c.id);
-  if (wait_ <= Duration{}) return ping(c);
+  if (wait_ <= Duration{} || hungry(c)) return ping(c);
   waiting_.push_back({c, engine_.now() + wait_});
   if (waiting_.size() == 1) timer_ = engine_.schedule(scope_, wait_, [this] { flush(); });
 }

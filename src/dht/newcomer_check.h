@@ -6,7 +6,9 @@
 // With DhtConfig::newcomer_wait > 0 the ping waits that long: a node that asks us is usually one our own lookups
 // query within moments (it is in the neighbourhood we look up), and its answer proves it for free. When the wait ends, a
 // newcomer already in the table is dropped, one whose address another exchange proved is admitted (`admit`,
-// as if it had answered), and only the rest are pinged.
+// as if it had answered), and only the rest are pinged. A newcomer whose bucket holds fewer than k/2 contacts is
+// pinged at once all the same: the table needs it now (a join, a small network), and a wait there would leave
+// the join's lookups a thin table to refresh from.
 // Only newcomers the table could use (room in their bucket, or a quiet entry to challenge) are queued, at
 // most kMax at a time (waiting or pinged); the rest are not checked.
 #pragma once
@@ -37,6 +39,7 @@ class NewcomerCheck {
 
  private:
   bool wanted(const Contact& c) const;  // not in the table, and its bucket could take it
+  bool hungry(const Contact& c) const;  // its bucket holds fewer than k/2: no wait
   void flush();
   void ping(const Contact& c);
 
