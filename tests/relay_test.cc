@@ -32,7 +32,9 @@ struct Host {
 struct RelayTest : ::testing::Test {
   std::map<Endpoint, Host*> hosts;
   std::vector<std::unique_ptr<Host>> owned;
-  std::map<std::string, Bytes> dht;  // the "DHT": relay lists by key
+  // The "DHT": relay lists by key, with the key that put them (read whatever the owner asked: Relay checks it).
+  std::map<std::string, OwnedValue> dht;
+  size_t fetches = 0;
   std::set<std::pair<Endpoint, Endpoint>> blocked;
   std::map<std::pair<Endpoint, Endpoint>, uint64_t> bytes;  // sent, by (from, to)
   DhtConfig cfg;
@@ -48,13 +50,15 @@ struct RelayTest : ::testing::Test {
     Host* p = &h;
     h.relay = std::make_unique<Relay>(
         h.engine, h.table, cfg, [p] { return p->reachable; },
-        [this](const std::string& k, Bytes v, std::function<void(bool)> done) {
-          dht[k] = std::move(v);
+        [this, p](const std::string& k, Bytes v, std::function<void(bool)> done) {
+          const PublicKey& owner = p->engine.identity().public_key();
+          dht[k] = OwnedValue{std::move(v), owner, Identity::id_of(owner), 1, 1};
           done(true);
         },
-        [this](const std::string& k, const NodeId&, std::function<void(std::optional<Bytes>)> cb) {
+        [this](const std::string& k, const NodeId&, std::function<void(std::optional<OwnedValue>)> cb) {
+          ++fetches;
           auto it = dht.find(k);
-          cb(it == dht.end() ? std::nullopt : std::optional<Bytes>(it->second));
+          cb(it == dht.end() ? std::nullopt : std::optional<OwnedValue>(it->second));
         });
   }
   // Puts `r` in `h`'s table as a confirmed contact (a relay candidate).
@@ -90,6 +94,11 @@ struct RelayTest : ::testing::Test {
     for (auto& h : owned)
       if (h->env.wake <= h->env.now()) h->engine.on_wake();
     pump();
+  }
+  // Puts a relay list under `target`'s key name, signed by `signer` (the target itself, or a forger).
+  void list_for(const Host& target, const Host& signer, const std::vector<Contact>& relays) {
+    const PublicKey& k = signer.engine.identity().public_key();
+    dht[relay_list_key(target.engine.id())] = OwnedValue{encode_relay_list(relays), k, Identity::id_of(k), 1, 1};
   }
   void run_for(Duration d, Duration step = std::chrono::milliseconds(100)) {
     for (Duration t{}; t < d; t += step) advance(step);
@@ -127,6 +136,18 @@ struct ThreeHosts : RelayTest {
     r->relay->fill(rs);
     return rs;
   }
+  // A's Relay::reach(B): nullopt when it answered nothing, else what it answered.
+  std::optional<std::optional<Contact>> reach_b() {
+    std::optional<std::optional<Contact>> found;
+    a->relay->reach(b->engine.id(), [&](std::optional<Contact> c) { found = c; });
+    pump();
+    return found;
+  }
+  uint64_t refused_at_a() {
+    DhtStats s;
+    a->relay->fill(s);
+    return s.relay_refused;
+  }
   // A request from A to B (as A knew it: directly), with the relay fallback once unanswered.
   std::optional<RpcResult> ask_b(Bytes payload = Bytes{'h', 'i'}) {
     std::optional<RpcResult> got;
@@ -144,7 +165,7 @@ struct ThreeHosts : RelayTest {
 TEST_F(ThreeHosts, RequestAndAnswerGoThroughTheRelay) {
   reserve();
   ASSERT_TRUE(dht.count(relay_list_key(b->engine.id())));
-  auto list = decode_relay_list(dht[relay_list_key(b->engine.id())]);
+  auto list = decode_relay_list(dht[relay_list_key(b->engine.id())].value);
   ASSERT_TRUE(list && list->size() == 1);
   EXPECT_EQ((*list)[0].key, r->engine.identity().public_key());
 
@@ -243,7 +264,7 @@ TEST_F(ThreeHosts, TheFallbackWaitsWhileHeldAndNoLongerThanTheMaximum) {
 // published list stays as the initiators read it. A refusal ends it.
 TEST_F(ThreeHosts, AnUnansweredRenewalKeepsTheReservationUntilItLapses) {
   reserve();
-  Bytes list = dht[relay_list_key(b->engine.id())];
+  Bytes list = dht[relay_list_key(b->engine.id())].value;
   block(*b, *r);
   b->relay->maintain();
   run_for(std::chrono::seconds(3));
@@ -251,7 +272,7 @@ TEST_F(ThreeHosts, AnUnansweredRenewalKeepsTheReservationUntilItLapses) {
   b->relay->fill(bs);
   EXPECT_EQ(bs.relay_renewals_unanswered, 1u);
   EXPECT_EQ(b->relay->relays().size(), 1u);
-  EXPECT_EQ(dht[relay_list_key(b->engine.id())], list);
+  EXPECT_EQ(dht[relay_list_key(b->engine.id())].value, list);
   // Unanswered past its life: it lapses.
   run_for(cfg.relay_reservation_life);
   b->relay->maintain();
@@ -348,7 +369,7 @@ TEST_F(ThreeHosts, NoAmplification) {
 TEST_F(ThreeHosts, NoReservationNoRelay) {
   for (Host* h : {a, r, b}) start(*h);
   // B reserved nothing: A's forward is refused, nothing reaches B.
-  dht[relay_list_key(b->engine.id())] = encode_relay_list({r->contact()});
+  list_for(*b, *b, {r->contact()});
   int served = 0;
   b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& rep) { ++served, rep.ok({}); });
   auto got = ask_b();
@@ -526,4 +547,100 @@ TEST(RelayCodec, RoundTripsAndRefusesGarbage) {
   EXPECT_FALSE(msg::parse_relay_forward(Bytes(20, 0)));
   EXPECT_FALSE(msg::parse_relay_forward(Bytes(20 + wire::kMaxDatagram + 1, 0)));
   EXPECT_TRUE(msg::parse_relay_forward(Bytes(21, 0)));
+}
+
+// A node no lookup found (Relay::reach): its list, signed by its own key, gives a contact with its key and a
+// relay's endpoint, and what A sends to that contact goes through the relay; B's answer comes back that way.
+TEST_F(ThreeHosts, ReachFindsTheTargetThroughTheRelaysItListed) {
+  reserve();
+  int served = 0;
+  b->engine.set_handler(Method::kMessageNotify, [&](const IncomingRequest& q, const Reply& rep) {
+    ++served;
+    EXPECT_EQ(q.from.key, a->engine.identity().public_key());
+    rep.ok(as_bytes("ack"));
+  });
+  auto found = reach_b();
+  ASSERT_TRUE(found && *found);
+  const Contact& c = **found;
+  EXPECT_EQ(c.id, b->engine.id());
+  EXPECT_EQ(c.key, b->engine.identity().public_key());  // the list's signer: the session is end-to-end with B
+  EXPECT_EQ(c.endpoint, r->ep);
+  auto via = a->engine.via(c.key);
+  ASSERT_TRUE(via);
+  EXPECT_EQ(via->key, r->engine.identity().public_key());
+  std::optional<RpcResult> got;
+  a->engine.request(c, Method::kMessageNotify, as_bytes("hi"), [&](RpcResult&& res) { got = std::move(res); },
+                    RpcOptions{std::chrono::seconds(5), 5});
+  run_for(std::chrono::seconds(6));
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->ok());
+  EXPECT_EQ(served, 1);
+  EXPECT_EQ(sent(*a, *b), 0u);
+  // Asked again within kRetryAfter: the path already set, no second read.
+  size_t reads = fetches;
+  auto again = reach_b();
+  ASSERT_TRUE(again && *again);
+  EXPECT_EQ((*again)->key, c.key);
+  EXPECT_EQ(fetches, reads);
+}
+
+// Anyone can put under B's key name: a list another key signed is ignored (and counted), whatever it names.
+TEST_F(ThreeHosts, ReachIgnoresAListSignedByAnotherKey) {
+  reserve();
+  Host& m = add(4, true, "10.0.0.4:4000");
+  start(m);
+  list_for(*b, m, {m.contact()});
+  uint64_t refused = refused_at_a();
+  auto found = reach_b();
+  ASSERT_TRUE(found);
+  EXPECT_FALSE(*found);
+  EXPECT_FALSE(a->engine.via(b->engine.identity().public_key()));
+  EXPECT_EQ(refused_at_a(), refused + 1);
+  run_for(std::chrono::seconds(3));
+  EXPECT_EQ(sent(*a, m), 0u);
+}
+
+// A list that does not decode (too many relays, garbage) is refused and counted; a node that published nothing
+// is answered nullopt.
+TEST_F(ThreeHosts, ReachRefusesAGarbageList) {
+  reserve();
+  const PublicKey& bk = b->engine.identity().public_key();
+  Bytes too_many{1, static_cast<uint8_t>(Relay::kMaxListed + 1)};
+  for (Bytes bad : {Bytes(300, 0xff), too_many}) {
+    a->relay = nullptr;  // a fresh initiator: no read kept from the last round
+    start(*a);
+    dht[relay_list_key(b->engine.id())] = OwnedValue{bad, bk, b->engine.id(), 1, 1};
+    uint64_t refused = refused_at_a();
+    auto found = reach_b();
+    ASSERT_TRUE(found);
+    EXPECT_FALSE(*found);
+    EXPECT_EQ(refused_at_a(), refused + 1);
+  }
+  dht.clear();
+  a->relay = nullptr;
+  start(*a);
+  uint64_t refused = refused_at_a();
+  auto none = reach_b();
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+  EXPECT_EQ(refused_at_a(), refused);
+}
+
+// Reads are bounded: one per target per kRetryAfter (a target with no list is not read again sooner), and at
+// most kMaxFallbacks targets at once; beyond that reach answers nullopt without reading.
+TEST_F(ThreeHosts, ReachIsBounded) {
+  for (Host* h : {a, r, b}) start(*h);
+  size_t answered = 0;
+  for (size_t i = 0; i < Relay::kMaxFallbacks; ++i) {
+    Bytes seed{static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8)};
+    a->relay->reach(NodeId::hash_of(seed), [&](std::optional<Contact> c) { answered += !c; });
+  }
+  EXPECT_EQ(fetches, Relay::kMaxFallbacks);
+  a->relay->reach(NodeId::hash_of(Bytes{1, 2, 3}), [&](std::optional<Contact> c) { answered += !c; });
+  a->relay->reach(NodeId::hash_of(Bytes{0, 0}), [&](std::optional<Contact> c) { answered += !c; });  // read already
+  EXPECT_EQ(fetches, Relay::kMaxFallbacks);
+  EXPECT_EQ(answered, Relay::kMaxFallbacks + 2);
+  run_for(Relay::kRetryAfter, std::chrono::seconds(1));
+  a->relay->reach(NodeId::hash_of(Bytes{1, 2, 3}), [&](std::optional<Contact>) {});
+  EXPECT_EQ(fetches, Relay::kMaxFallbacks + 1);
 }

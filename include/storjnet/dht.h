@@ -218,6 +218,9 @@ class Dht {
   // Like find, but the whole contact (key included): used by messages and streams. With punching on
   // (DhtConfig::punch), a target that did not answer the lookup but that an answer named is returned too: a
   // NATed node does not answer strangers, and the request that follows may get through a punched hole.
+  // With relays on (DhtConfig::relay), a target no answer named is reached through the relays it published,
+  // when its own key signed the list: the contact returned then has the target's key and a relay's address,
+  // and what is sent to it goes through that relay (docs/protocol.md 5.3, "Found by its relay list").
   void find_contact(const NodeId& id, std::function<void(std::optional<Contact>)> cb);
   // dht_stun: our address as a random neighbour sees it (nullopt without neighbours).
   void stun(std::function<void(std::optional<Endpoint>)> cb);

@@ -62,8 +62,11 @@ Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
       [this](const std::string& key, Bytes value, std::function<void(bool)> done) {
         put(key, value, [done = std::move(done)](const PutResult& r) { done(r.ok); });
       },
-      [this](const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)> cb) {
-        get(key, owner, [cb = std::move(cb)](GetResult r) { cb(std::move(r.value)); });
+      [&d](const std::string& key, const NodeId& owner, std::function<void(std::optional<OwnedValue>)> cb) {
+        d.get_all(dht_key(key), false, owner, [cb = std::move(cb)](GetAllResult, std::optional<StoredValue> best) {
+          if (!best) return cb(std::nullopt);
+          cb(OwnedValue{std::move(best->value), best->owner, best->publisher(), best->version, 1});
+        });
       });
   // A single-family node in a network with nodes of the other family keeps reservations on dual-stack relays
   // (docs/protocol.md 5.3, "Families"); a relay's other address is its entry's alt, else what answers named.
@@ -170,7 +173,12 @@ void Dht::find_contact(const NodeId& id, std::function<void(std::optional<Contac
   Impl& d = *impl_;
   Once<std::optional<Contact>> done(std::move(cb), std::nullopt);
   if (auto c = d.table.find(id)) return done(*c);
-  d.find_online(id, std::move(done), d.cfg.punch);
+  // No node of the lookup named it (a NATed node that tables dropped, or that answers hand out to no one): it
+  // is reached through the relays it published, if it did (Relay::reach).
+  d.find_online(id, [&d, id, done](std::optional<Contact> c) {
+    if (c || !d.relay) return done(std::move(c));
+    d.relay->reach(id, done);
+  }, d.cfg.punch);
 }
 
 void Dht::find(const NodeId& id, std::function<void(std::optional<Endpoint>)> cb) {

@@ -361,21 +361,13 @@ void Relay::punch_started(const Contact& target) {
     if (it->second.relays && on_relays_) on_relays_(target.id, *it->second.relays);  // this punch's rendezvous too
     return;
   }
-  if (fallbacks_.size() >= kMaxFallbacks) {
-    std::erase_if(fallbacks_, [&](const auto& kv) { return now - kv.second.started >= kRetryAfter; });
-    if (fallbacks_.size() >= kMaxFallbacks) return;
-  }
-  Fallback& f = fallbacks_[target.id];
-  f = Fallback{};
-  f.target = target;
-  f.started = now;
-  ++fallbacks_started_;
+  if (!new_fallback(target)) return;
   engine_.schedule(scope_, kFallbackAfter, [this, id = target.id] { fallback_due(id); });
-  fetch_(relay_list_key(target.id), target.id, scope_.bind<std::optional<Bytes>>([this, id = target.id](std::optional<Bytes> v) {
+  using Got = std::optional<OwnedValue>;
+  fetch_(relay_list_key(target.id), target.id, scope_.bind<Got>([this, id = target.id](Got v) {
     auto it = fallbacks_.find(id);
     if (it == fallbacks_.end()) return;
-    auto list = v ? decode_relay_list(*v) : std::nullopt;
-    if (v && !list) refuse();
+    auto list = read_list(id, v);
     Fallback& f = it->second;
     f.relays = list.value_or(std::vector<Contact>{});
     f.listed = engine_.now();
@@ -388,6 +380,61 @@ void Relay::punch_started(const Contact& target) {
       return;
     }
     fall_back(f);
+  }));
+}
+
+Relay::Fallback* Relay::new_fallback(const Contact& target) {
+  TimePoint now = engine_.now();
+  if (fallbacks_.size() >= kMaxFallbacks) {
+    std::erase_if(fallbacks_, [&](const auto& kv) { return now - kv.second.started >= kRetryAfter; });
+    if (fallbacks_.size() >= kMaxFallbacks) return nullptr;
+  }
+  Fallback& f = fallbacks_[target.id];
+  f = Fallback{};
+  f.target = target;
+  f.started = now;
+  ++fallbacks_started_;
+  return &f;
+}
+
+std::optional<std::vector<Contact>> Relay::read_list(const NodeId& id, const std::optional<OwnedValue>& v) {
+  if (!v) return std::nullopt;
+  // The owner's key is the target's own: whoever else put a list under its key's name is not listened to.
+  if (Identity::id_of(v->owner) != id) {
+    refuse();
+    return std::nullopt;
+  }
+  auto list = decode_relay_list(v->value);
+  if (!list) refuse();
+  return list;
+}
+
+void Relay::reach(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
+  if (!cfg_.relay || !fetch_ || id == engine_.id()) return cb(std::nullopt);
+  if (auto it = fallbacks_.find(id); it != fallbacks_.end() && engine_.now() - it->second.started < kRetryAfter) {
+    // Read lately (by a punch's fallback or another reach): its relayed path if one is set, else nothing new.
+    const Contact& t = it->second.target;
+    auto via = t.key == PublicKey{} ? std::nullopt : engine_.via(t.key);
+    return cb(via ? std::optional(Contact{id, t.key, via->endpoint}) : std::nullopt);
+  }
+  Fallback* f = new_fallback(Contact{id, PublicKey{}, Endpoint{}});
+  if (!f) return cb(std::nullopt);
+  f->due = true;  // no punch to wait for: the path is set as soon as the list is read
+  using Got = std::optional<OwnedValue>;
+  fetch_(relay_list_key(id), id, scope_.bind<Got>([this, id, cb = std::move(cb)](Got v) {
+    auto it = fallbacks_.find(id);
+    auto list = read_list(id, v);
+    // (A punch's fallback that replaced ours once it lapsed reads the list itself.)
+    if (it == fallbacks_.end() || it->second.relays || !list) return cb(std::nullopt);
+    Fallback& f = it->second;
+    f.relays = std::move(list);
+    f.listed = engine_.now();
+    f.target.key = v->owner;  // the session with the target is end-to-end authenticated by this key
+    f.done = true;
+    auto via = use_next_relay(f) ? engine_.via(v->owner) : std::nullopt;
+    if (!via) return cb(std::nullopt);
+    ++fallbacks_found_;
+    cb(Contact{id, v->owner, via->endpoint});
   }));
 }
 

@@ -72,7 +72,9 @@ class Relay {
 
   // Puts `value` at `key` (signed by this node); `done(ok)` once stored or failed.
   using Publish = std::function<void(const std::string& key, Bytes value, std::function<void(bool)> done)>;
-  using Fetch = std::function<void(const std::string& key, const NodeId& owner, std::function<void(std::optional<Bytes>)>)>;
+  // Reads the value `owner` signed at `key` (nullopt: none found), with the key that signed it.
+  using Fetch =
+      std::function<void(const std::string& key, const NodeId& owner, std::function<void(std::optional<OwnedValue>)>)>;
 
   // `reachable`: whether dial-back found this node reachable (it relays then, and reserves nothing).
   Relay(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable, Publish publish,
@@ -84,6 +86,12 @@ class Relay {
   // The initiator's fallback: a punch to `target` started (its relay list is read now, and used after
   // kFallbackAfter unless `target` was heard from directly by then).
   void punch_started(const Contact& target);
+  // A node no lookup found (no answer named it): reads its relay list and, when the list is signed by the key
+  // `id` derives from and names a relay we can send to, sets a relayed path to it as the fallback does (the
+  // next listed relay after kPathCheck with nothing heard). cb gets the node's contact (its key, the relay's
+  // endpoint: the engine wraps whatever it sends to that key for the relay), else nullopt: no valid list, no
+  // usable relay, or kMaxFallbacks targets already. One read per target per kRetryAfter; cb may run at once.
+  void reach(const NodeId& id, std::function<void(std::optional<Contact>)> cb);
   // While hold(target) is true, a fallback that is due waits (checked every kHoldCheck, at most kMaxHold
   // more): the punch has rendezvous still to ask, or asked them lately (Punch::pending).
   void set_hold(std::function<bool(const NodeId&)> hold) { hold_ = std::move(hold); }
@@ -147,6 +155,10 @@ class Relay {
   void check_path(const NodeId& id);  // kPathCheck after a relay was chosen: nothing heard through it, the next
   void fallback_due(const NodeId& id);  // kFallbackAfter after the start, then every kHoldCheck while held
   void publish_list();
+  // `id`'s relay list from a fetched value: nullopt when there is none, when another key signed it (anyone can
+  // put under the key's name), or when it does not decode (refused).
+  std::optional<std::vector<Contact>> read_list(const NodeId& id, const std::optional<OwnedValue>& v);
+  Fallback* new_fallback(const Contact& target);  // nullptr when kMaxFallbacks live ones are kept
   bool pay(TokenBucket& b, double rate, double burst, size_t bytes, TimePoint now);
   Circuit* open_circuit(const Contact& initiator, Reservation& target, TimePoint now);
   void expire(TimePoint now);

@@ -1,6 +1,7 @@
 // Resolver: finds a node's contact by id, a service shared by messages and streams: the local cache first,
-// then the DHT's routing table, then a DHT lookup (find_contact). Lookups for the same id are coalesced; results are cached
-// (bounded) and forgotten when the peer stops answering.
+// then the DHT's routing table, then a DHT lookup (find_contact, which falls back to the relays a NATed node
+// published: the contact is then the node's key at a relay's endpoint). Lookups for the same id are coalesced;
+// results are cached (bounded) and forgotten when the peer stops answering.
 #pragma once
 #include <functional>
 #include <memory>
