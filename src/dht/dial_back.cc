@@ -36,8 +36,11 @@ bool DialBack::reachable() const {
 // Every peer on this host (make run, storjnetd --nodes, the benches): nothing NATs between us, and no helper at
 // another address exists to probe us, so we count as reachable (no relay reservations, no keepalives).
 bool DialBack::loopback_only() const {
-  auto all = table_.all();
-  return !all.empty() && std::all_of(all.begin(), all.end(), [](const Contact& c) { return c.endpoint.is_loopback(); });
+  if (table_.size() == 0) return false;
+  for (int b = 0; b <= table_.deepest_bucket(); ++b)
+    for (const auto& e : table_.bucket(static_cast<size_t>(b)))
+      if (!e.contact.endpoint.is_loopback()) return false;
+  return true;
 }
 
 void DialBack::fill(DhtStats& s) const {
