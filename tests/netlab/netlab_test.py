@@ -32,6 +32,7 @@ Measures without failing the dial-back's addresses.reachable per NAT kind.
 import argparse
 import ctypes
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -77,7 +78,7 @@ class Lab:
         self.prefix = prefix
         self.env = dict(os.environ, NETLAB_PREFIX=prefix)
         self.state = f"/run/{prefix}netlab"
-        self.hosts = {}  # name -> dict(kind, ns, addr, router, wan)
+        self.hosts = {}  # name -> dict(kind, ns, addr, router, wan, addr6)
         self.ids = {}
 
     def run(self, *args, check_rc=True, timeout=120):
@@ -91,8 +92,8 @@ class Lab:
             for line in f:
                 if line.startswith("#"):
                     continue
-                name, kind, ns, addr, router, wan = line.split()
-                self.hosts[name] = dict(kind=kind, ns=ns, addr=addr, router=router, wan=wan)
+                name, kind, ns, addr, router, wan, addr6 = line.split()
+                self.hosts[name] = dict(kind=kind, ns=ns, addr=addr, router=router, wan=wan, addr6=addr6)
         with open(f"{self.state}/ids") as f:
             for line in f:
                 name, node_id = line.split()
@@ -101,14 +102,18 @@ class Lab:
     def of_kind(self, *kinds):
         return [h for h, v in self.hosts.items() if v["kind"] in kinds]
 
+    def api_url(self, host):
+        """As scripts/netlab's api_url: IPv6-only hosts have no 127.0.0.1, their API listens on ::1."""
+        return "http://[::1]:5000" if self.hosts[host]["kind"] == "v6only" else "http://127.0.0.1:5000"
+
     def rpc_raw(self, host, body, timeout=90):
         cookie = f"{self.state}/node/{host}/data/.cookie"
         with open(cookie) as f:
             token = f.readline().strip()
         p = subprocess.run(
-            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-sS", "--max-time", str(timeout),
+            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-gsS", "--max-time", str(timeout),
              "-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json",
-             "--data-binary", "@-", "http://127.0.0.1:5000/"],
+             "--data-binary", "@-", self.api_url(host) + "/"],
             input=json.dumps(body), capture_output=True, text=True, timeout=timeout + 10)
         if p.returncode != 0:
             raise RuntimeError(f"rpc on {host}: curl exit {p.returncode}: {p.stderr.strip()}")
@@ -119,8 +124,8 @@ class Lab:
         with open(f"{self.state}/node/{host}/data/.cookie") as f:
             token = f.readline().strip()
         p = subprocess.run(
-            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-sS", "--max-time", str(timeout),
-             "-H", f"Authorization: Bearer {token}", "http://127.0.0.1:5000/api/status"],
+            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-gsS", "--max-time", str(timeout),
+             "-H", f"Authorization: Bearer {token}", self.api_url(host) + "/api/status"],
             capture_output=True, text=True, timeout=timeout + 10)
         if p.returncode != 0:
             raise RuntimeError(f"/api/status on {host}: curl exit {p.returncode}: {p.stderr.strip()}")
@@ -438,10 +443,14 @@ RESULTS = {"pairs": {}, "streams": {}}
 
 def check_messages(lab, mapping_on):
     """message_send between every public node and every other node, each way (public pairs included), batched per
-    sender; each delivered pair's path from the sender's /api/status right after."""
+    sender; each delivered pair's path from the sender's /api/status right after. The IPv6-only hosts with the
+    (dual-stack) public ones and with each other: delivered, and never relayed (they share IPv6)."""
     pubs = lab.of_kind("public")
+    sixes = lab.of_kind("v6only")
     nat = lab.of_kind("cone", "restricted", "symmetric", "upnp")
     for label, pairs in (("public_to_public", [(a, b) for a in pubs for b in pubs if a != b]),
+                         ("v6only_with_public", [(a, b) for a in sixes for b in pubs + sixes if a != b] +
+                          [(p, s) for p in pubs for s in sixes]),
                          ("nat_to_public", [(n, p) for n in nat for p in pubs]),
                          ("public_to_nat", [(p, n) for p in pubs for n in nat])):
         if not pairs:
@@ -458,6 +467,45 @@ def check_messages(lab, mapping_on):
                      "batch_ms_p50": pct(ms, 0.5), "batch_ms_p99": pct(ms, 0.99), **paths})
         check(not bad, f"message_send {label}: {len(bad)} of {len(pairs)} pairs failed, e.g. "
                        f"{[(p, res[p][:2]) for p in bad[:6]]}")
+        if label == "v6only_with_public":
+            relayed = [f"{a}->{b}" for a, b in ok if RESULTS["pairs"][(a, b)][1] == "relayed"]
+            check(not relayed, f"message_send {label}: relayed although both have IPv6: {relayed}")
+
+
+def check_v6only_nat(lab, mapping_on):
+    """message_send between every IPv6-only host and every NATed (IPv4-only) host, each way, one call each. They
+    share no family, so nothing but a dual-stack relay connects them (docs/protocol.md 5.3, "Families": a
+    single-family node in a mixed network keeps reservations with relays that have an address of the other
+    family, and a fallback picks a listed relay of a family the initiator sends on). Asserted: every pair
+    delivered, and through a relay (the sender's relay.paths)."""
+    sixes = lab.of_kind("v6only")
+    nat = lab.of_kind("cone", "restricted", "symmetric", "upnp")
+    pairs = [(s, n) for s in sixes for n in nat] + [(n, s) for s in sixes for n in nat]
+    if not pairs:
+        return
+    counters = relay_counters(lab, sixes + nat)
+    res = send_all(lab, pairs, "v6only_nat", batched=False)
+    status = parallel(lambda h: lab.status(h), sixes + nat)
+    after = relay_counters(lab, sixes + nat)
+    ok = [p for p in pairs if res[p][0] and res[p][1]]
+    path = {p: path_of(lab, status, p[0], p[1], mapping_on) for p in pairs}
+    for p in pairs:
+        RESULTS["pairs"][p] = (p in ok, path[p], res[p][2])
+    for label, sub in (("v6only_to_nat", pairs[:len(pairs) // 2]), ("nat_to_v6only", pairs[len(pairs) // 2:])):
+        sub_ok = [p for p in sub if p in ok]
+        ms = [res[p][2] for p in sub_ok]
+        result_json({"bench": "netlab_messages", "direction": label, "pairs": len(sub), "pairs_ok": len(sub_ok),
+                     "send_ms_p50": pct(ms, 0.5), "send_ms_p99": pct(ms, 0.99),
+                     **{k: sum(1 for p in sub_ok if path[p] == k) for k in PATH_KINDS}})
+    hosts = sixes + nat
+    result_json({"bench": "netlab_v6only_relays", "relay_fallbacks_found": sum(after[h][0] - counters[h][0] for h in hosts),
+                 "relayed_out": sum(after[h][1] - counters[h][1] for h in hosts),
+                 "reservations_held": {h: status[h].get("relay", {}).get("reservations_held", 0) for h in sixes}})
+    bad = [f"{a}->{b}" for a, b in pairs if (a, b) not in ok]
+    if not check(not bad, f"message_send IPv6-only <-> NATed IPv4-only: {len(bad)} of {len(pairs)} failed: {bad}"):
+        diagnose_relayed(lab, [p for p in pairs if p not in ok])
+    unrelayed = [f"{a}->{b} ({path[(a, b)]})" for a, b in ok if path[(a, b)] != "relayed"]
+    check(not unrelayed, f"message_send IPv6-only <-> NATed IPv4-only: delivered but not relayed: {unrelayed}")
 
 
 def traversal_without_relay(ka, kb, mapping_on):
@@ -527,7 +575,7 @@ def relay_list(lab, target):
             ep = f"{'.'.join(str(x) for x in b[at + 1:at + 5])}:{int.from_bytes(b[at + 5:at + 7], 'big')}"
             at += 7
         else:
-            ep = "v6"
+            ep = f"[{ipaddress.IPv6Address(b[at + 1:at + 17])}]:{int.from_bytes(b[at + 17:at + 19], 'big')}"
             at += 19
         rid = hashlib.blake2b(key, digest_size=20).hexdigest()
         out.append((names.get(rid, rid[:8]), ep))
@@ -1099,7 +1147,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("storjnetd")
     ap.add_argument("--netlab", default=os.path.join(ROOT, "scripts", "netlab"))
-    for k, v in (("public", 8), ("cone", 4), ("restricted", 4), ("symmetric", 4), ("upnp", 4)):
+    for k, v in (("public", 8), ("v6only", 2), ("cone", 4), ("restricted", 4), ("symmetric", 4), ("upnp", 4)):
         ap.add_argument(f"--{k}", type=int, default=v)
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end (prefix sn-)")
     ap.add_argument("--no-port-mapping", action="store_true",
@@ -1125,7 +1173,8 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     t0 = time.monotonic()
     try:
-        layout = [x for k in ("public", "cone", "restricted", "symmetric", "upnp") for x in (f"--{k}", str(getattr(args, k)))]
+        layout = [x for k in ("public", "v6only", "cone", "restricted", "symmetric", "upnp")
+                  for x in (f"--{k}", str(getattr(args, k)))]
         up = lab.run("up", "--storjnetd", args.storjnetd, *layout)
         lab.load()
         log(up.stdout.strip())
@@ -1139,6 +1188,7 @@ def main():
                  ("dht_put/dht_get", check_dht), ("message_send with public nodes", lambda lab: check_messages(lab, mapping_on)),
                  ("message_send to upnp hosts", lambda lab: check_to_upnp(lab, mapping_on)),
                  ("message_send NATed<->NATed", lambda lab: check_nat_to_nat(lab, mapping_on)),
+                 ("message_send IPv6-only<->NATed", lambda lab: check_v6only_nat(lab, mapping_on)),
                  ("1 MiB streams NATed<->NATed", lambda lab: check_streams(lab, mapping_on)),
                  ("pubsub: every event to every node", check_pubsub),
                  ("summary", lambda lab: summary(lab, mapping_on)),
