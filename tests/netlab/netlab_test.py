@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The netlab test (docs/netlab.md): storjnetd daemons on a lab of network namespaces and NAT routers.
 
-Usage: netlab_test.py STORJNETD [--netlab scripts/netlab] [--public N --cone N --restricted N --symmetric N
-                      --upnp N] [--keep] [--no-port-mapping]
+Usage: netlab_test.py STORJNETD [--netlab scripts/netlab] [--public N --v6only N --cone N --restricted N
+                      --symmetric N --upnp N] [--keep] [--no-port-mapping]
 
 Needs root and network namespaces; it FAILS (exit 1) when it cannot make them, it never skips. It brings a lab
 up under its own prefix (sn-t<pid>-), checks it and takes it down, also on failure or SIGTERM/SIGINT.
@@ -21,7 +21,10 @@ Asserts (issue 12, "Real networks"):
      (direct, upnp, lan, punched, relayed) comes from the sender's own /api/status, and a relay carries exactly
      the NATed pairs nothing else can connect (traversal_without_relay: symmetric on both sides, symmetric with
      an unmapped port-restricted router); two hosts behind the one non-hairpinning UPnP router connect over
-     their LAN addresses (docs/protocol.md 5.2, "Same router"), asserted both ways;
+     their LAN addresses (docs/protocol.md 5.2, "Same router"), asserted both ways; the IPv6-only hosts reach
+     the dual-stack public ones and each other directly (asserted not relayed), and the NATed IPv4-only ones,
+     with which they share no family, only through dual-stack relays (asserted relayed, docs/protocol.md 5.3,
+     "Families");
   5. a 1 MiB stream between every pair of NATed nodes arrives bit-exact (file_send / file_receive), those
      between two hosts behind one router included;
   6. one pubsub topic with every node subscribed: every node publishes events, every node receives each once;
@@ -476,28 +479,33 @@ def check_v6only_nat(lab, mapping_on):
     """message_send between every IPv6-only host and every NATed (IPv4-only) host, each way, one call each. They
     share no family, so nothing but a dual-stack relay connects them (docs/protocol.md 5.3, "Families": a
     single-family node in a mixed network keeps reservations with relays that have an address of the other
-    family, and a fallback picks a listed relay of a family the initiator sends on). Asserted: every pair
-    delivered, and through a relay (the sender's relay.paths)."""
+    family, and a fallback picks a listed relay of a family the initiator sends on). Two rounds, as in
+    check_nat_to_nat: IPv6-only -> NATed first, then NATed -> IPv6-only. Asserted: every pair delivered, and
+    through a relay (the sender's relay.paths)."""
     sixes = lab.of_kind("v6only")
     nat = lab.of_kind("cone", "restricted", "symmetric", "upnp")
-    pairs = [(s, n) for s in sixes for n in nat] + [(n, s) for s in sixes for n in nat]
+    hosts = sixes + nat
+    rounds = (("v6only_to_nat", [(s, n) for s in sixes for n in nat]),
+              ("nat_to_v6only", [(n, s) for s in sixes for n in nat]))
+    pairs = rounds[0][1] + rounds[1][1]
     if not pairs:
         return
-    counters = relay_counters(lab, sixes + nat)
-    res = send_all(lab, pairs, "v6only_nat", batched=False)
-    status = parallel(lambda h: lab.status(h), sixes + nat)
-    after = relay_counters(lab, sixes + nat)
-    ok = [p for p in pairs if res[p][0] and res[p][1]]
-    path = {p: path_of(lab, status, p[0], p[1], mapping_on) for p in pairs}
-    for p in pairs:
-        RESULTS["pairs"][p] = (p in ok, path[p], res[p][2])
-    for label, sub in (("v6only_to_nat", pairs[:len(pairs) // 2]), ("nat_to_v6only", pairs[len(pairs) // 2:])):
-        sub_ok = [p for p in sub if p in ok]
-        ms = [res[p][2] for p in sub_ok]
+    counters = relay_counters(lab, hosts)
+    res, path = {}, {}
+    for label, sub in rounds:
+        r = send_all(lab, sub, label, batched=False)
+        res.update(r)
+        status = parallel(lambda h: lab.status(h), hosts)
+        path.update({p: path_of(lab, status, p[0], p[1], mapping_on) for p in sub})
+        sub_ok = [p for p in sub if r[p][0] and r[p][1]]
+        ms = [r[p][2] for p in sub_ok]
         result_json({"bench": "netlab_messages", "direction": label, "pairs": len(sub), "pairs_ok": len(sub_ok),
                      "send_ms_p50": pct(ms, 0.5), "send_ms_p99": pct(ms, 0.99),
                      **{k: sum(1 for p in sub_ok if path[p] == k) for k in PATH_KINDS}})
-    hosts = sixes + nat
+    after = relay_counters(lab, hosts)
+    ok = [p for p in pairs if res[p][0] and res[p][1]]
+    for p in pairs:
+        RESULTS["pairs"][p] = (p in ok, path[p], res[p][2])
     result_json({"bench": "netlab_v6only_relays", "relay_fallbacks_found": sum(after[h][0] - counters[h][0] for h in hosts),
                  "relayed_out": sum(after[h][1] - counters[h][1] for h in hosts),
                  "reservations_held": {h: status[h].get("relay", {}).get("reservations_held", 0) for h in sixes}})
