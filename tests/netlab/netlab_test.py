@@ -377,8 +377,13 @@ def check_dht(lab):
                 if isinstance(v, dict) and v.get("host") == w and v.get("id") == lab.ids[w]:
                     missing.discard((r, w))
     got = len(want) - len(missing)
+    # Reads across the families: an IPv6-only node's value read by an IPv4-only (NATed) node, or the other way.
+    v4only = set(lab.of_kind("cone", "restricted", "symmetric", "upnp"))
+    v6only = set(lab.of_kind("v6only"))
+    cross = {(r, w) for r, w in want if (r in v4only and w in v6only) or (r in v6only and w in v4only)}
     result_json({"bench": "netlab_dht", "puts": len(hosts), "puts_ok": sum(puts[h] is True for h in hosts),
-                 "gets": len(want), "gets_ok": got, "seconds": round(time.monotonic() - t0, 2)})
+                 "gets": len(want), "gets_ok": got, "gets_cross_family": len(cross),
+                 "gets_cross_family_ok": len(cross - missing), "seconds": round(time.monotonic() - t0, 2)})
     check(not missing, f"dht_get: {len(missing)} of {len(want)} (reader, writer) pairs never read the value, "
                        f"e.g. {sorted(missing)[:5]}")
 
@@ -919,6 +924,11 @@ def summary(lab, mapping_on):
     n = len(lab.hosts)
     out = {"bench": "netlab", "mapping": mapping_on, "hosts": n, "pairs": n * (n - 1), "pairs_measured": len(pairs),
            "pairs_ok": sum(1 for ok, _, _ in pairs.values() if ok), "streams": len(streams)}
+    # The pairs with an IPv6-only node on either side (among the pairs above).
+    v6 = set(lab.of_kind("v6only"))
+    v6_pairs = [p for p in pairs if p[0] in v6 or p[1] in v6]
+    out["pairs_v6only"] = len(v6_pairs)
+    out["pairs_v6only_ok"] = sum(1 for p in v6_pairs if pairs[p][0])
     for k in PATH_KINDS:
         out[k] = sum(1 for ok, path, _ in pairs.values() if ok and path == k)
         ms = [m for ok, path, m in pairs.values() if ok and path == k and m is not None]
