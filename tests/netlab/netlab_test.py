@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The netlab test (docs/netlab.md): storjnetd daemons on a lab of network namespaces and NAT routers.
 
-Usage: netlab_test.py STORJNETD [--netlab scripts/netlab] [--public N --cone N --restricted N --symmetric N
-                      --upnp N] [--keep] [--no-port-mapping]
+Usage: netlab_test.py STORJNETD [--netlab scripts/netlab] [--public N --v6only N --cone N --restricted N
+                      --symmetric N --upnp N] [--keep] [--no-port-mapping]
 
 Needs root and network namespaces; it FAILS (exit 1) when it cannot make them, it never skips. It brings a lab
 up under its own prefix (sn-t<pid>-), checks it and takes it down, also on failure or SIGTERM/SIGINT.
@@ -21,7 +21,10 @@ Asserts (issue 12, "Real networks"):
      (direct, upnp, lan, punched, relayed) comes from the sender's own /api/status, and a relay carries exactly
      the NATed pairs nothing else can connect (traversal_without_relay: symmetric on both sides, symmetric with
      an unmapped port-restricted router); two hosts behind the one non-hairpinning UPnP router connect over
-     their LAN addresses (docs/protocol.md 5.2, "Same router"), asserted both ways;
+     their LAN addresses (docs/protocol.md 5.2, "Same router"), asserted both ways; the IPv6-only hosts reach
+     the dual-stack public ones and each other directly (asserted not relayed), and the NATed IPv4-only ones,
+     with which they share no family, only through dual-stack relays (asserted relayed, docs/protocol.md 5.3,
+     "Families");
   5. a 1 MiB stream between every pair of NATed nodes arrives bit-exact (file_send / file_receive), those
      between two hosts behind one router included;
   6. one pubsub topic with every node subscribed: every node publishes events, every node receives each once;
@@ -32,6 +35,7 @@ Measures without failing the dial-back's addresses.reachable per NAT kind.
 import argparse
 import ctypes
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -77,7 +81,7 @@ class Lab:
         self.prefix = prefix
         self.env = dict(os.environ, NETLAB_PREFIX=prefix)
         self.state = f"/run/{prefix}netlab"
-        self.hosts = {}  # name -> dict(kind, ns, addr, router, wan)
+        self.hosts = {}  # name -> dict(kind, ns, addr, router, wan, addr6)
         self.ids = {}
 
     def run(self, *args, check_rc=True, timeout=120):
@@ -91,8 +95,8 @@ class Lab:
             for line in f:
                 if line.startswith("#"):
                     continue
-                name, kind, ns, addr, router, wan = line.split()
-                self.hosts[name] = dict(kind=kind, ns=ns, addr=addr, router=router, wan=wan)
+                name, kind, ns, addr, router, wan, addr6 = line.split()
+                self.hosts[name] = dict(kind=kind, ns=ns, addr=addr, router=router, wan=wan, addr6=addr6)
         with open(f"{self.state}/ids") as f:
             for line in f:
                 name, node_id = line.split()
@@ -101,14 +105,18 @@ class Lab:
     def of_kind(self, *kinds):
         return [h for h, v in self.hosts.items() if v["kind"] in kinds]
 
+    def api_url(self, host):
+        """As scripts/netlab's api_url: IPv6-only hosts have no 127.0.0.1, their API listens on ::1."""
+        return "http://[::1]:5000" if self.hosts[host]["kind"] == "v6only" else "http://127.0.0.1:5000"
+
     def rpc_raw(self, host, body, timeout=90):
         cookie = f"{self.state}/node/{host}/data/.cookie"
         with open(cookie) as f:
             token = f.readline().strip()
         p = subprocess.run(
-            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-sS", "--max-time", str(timeout),
+            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-gsS", "--max-time", str(timeout),
              "-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json",
-             "--data-binary", "@-", "http://127.0.0.1:5000/"],
+             "--data-binary", "@-", self.api_url(host) + "/"],
             input=json.dumps(body), capture_output=True, text=True, timeout=timeout + 10)
         if p.returncode != 0:
             raise RuntimeError(f"rpc on {host}: curl exit {p.returncode}: {p.stderr.strip()}")
@@ -119,8 +127,8 @@ class Lab:
         with open(f"{self.state}/node/{host}/data/.cookie") as f:
             token = f.readline().strip()
         p = subprocess.run(
-            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-sS", "--max-time", str(timeout),
-             "-H", f"Authorization: Bearer {token}", "http://127.0.0.1:5000/api/status"],
+            ["ip", "netns", "exec", self.hosts[host]["ns"], "curl", "-gsS", "--max-time", str(timeout),
+             "-H", f"Authorization: Bearer {token}", self.api_url(host) + "/api/status"],
             capture_output=True, text=True, timeout=timeout + 10)
         if p.returncode != 0:
             raise RuntimeError(f"/api/status on {host}: curl exit {p.returncode}: {p.stderr.strip()}")
@@ -369,8 +377,13 @@ def check_dht(lab):
                 if isinstance(v, dict) and v.get("host") == w and v.get("id") == lab.ids[w]:
                     missing.discard((r, w))
     got = len(want) - len(missing)
+    # Reads across the families: an IPv6-only node's value read by an IPv4-only (NATed) node, or the other way.
+    v4only = set(lab.of_kind("cone", "restricted", "symmetric", "upnp"))
+    v6only = set(lab.of_kind("v6only"))
+    cross = {(r, w) for r, w in want if (r in v4only and w in v6only) or (r in v6only and w in v4only)}
     result_json({"bench": "netlab_dht", "puts": len(hosts), "puts_ok": sum(puts[h] is True for h in hosts),
-                 "gets": len(want), "gets_ok": got, "seconds": round(time.monotonic() - t0, 2)})
+                 "gets": len(want), "gets_ok": got, "gets_cross_family": len(cross),
+                 "gets_cross_family_ok": len(cross - missing), "seconds": round(time.monotonic() - t0, 2)})
     check(not missing, f"dht_get: {len(missing)} of {len(want)} (reader, writer) pairs never read the value, "
                        f"e.g. {sorted(missing)[:5]}")
 
@@ -438,10 +451,14 @@ RESULTS = {"pairs": {}, "streams": {}}
 
 def check_messages(lab, mapping_on):
     """message_send between every public node and every other node, each way (public pairs included), batched per
-    sender; each delivered pair's path from the sender's /api/status right after."""
+    sender; each delivered pair's path from the sender's /api/status right after. The IPv6-only hosts with the
+    (dual-stack) public ones and with each other: delivered, and never relayed (they share IPv6)."""
     pubs = lab.of_kind("public")
+    sixes = lab.of_kind("v6only")
     nat = lab.of_kind("cone", "restricted", "symmetric", "upnp")
     for label, pairs in (("public_to_public", [(a, b) for a in pubs for b in pubs if a != b]),
+                         ("v6only_with_public", [(a, b) for a in sixes for b in pubs + sixes if a != b] +
+                          [(p, s) for p in pubs for s in sixes]),
                          ("nat_to_public", [(n, p) for n in nat for p in pubs]),
                          ("public_to_nat", [(p, n) for p in pubs for n in nat])):
         if not pairs:
@@ -458,6 +475,50 @@ def check_messages(lab, mapping_on):
                      "batch_ms_p50": pct(ms, 0.5), "batch_ms_p99": pct(ms, 0.99), **paths})
         check(not bad, f"message_send {label}: {len(bad)} of {len(pairs)} pairs failed, e.g. "
                        f"{[(p, res[p][:2]) for p in bad[:6]]}")
+        if label == "v6only_with_public":
+            relayed = [f"{a}->{b}" for a, b in ok if RESULTS["pairs"][(a, b)][1] == "relayed"]
+            check(not relayed, f"message_send {label}: relayed although both have IPv6: {relayed}")
+
+
+def check_v6only_nat(lab, mapping_on):
+    """message_send between every IPv6-only host and every NATed (IPv4-only) host, each way, one call each. They
+    share no family, so nothing but a dual-stack relay connects them (docs/protocol.md 5.3, "Families": a
+    single-family node in a mixed network keeps reservations with relays that have an address of the other
+    family, and a fallback picks a listed relay of a family the initiator sends on). Two rounds, as in
+    check_nat_to_nat: IPv6-only -> NATed first, then NATed -> IPv6-only. Asserted: every pair delivered, and
+    through a relay (the sender's relay.paths)."""
+    sixes = lab.of_kind("v6only")
+    nat = lab.of_kind("cone", "restricted", "symmetric", "upnp")
+    hosts = sixes + nat
+    rounds = (("v6only_to_nat", [(s, n) for s in sixes for n in nat]),
+              ("nat_to_v6only", [(n, s) for s in sixes for n in nat]))
+    pairs = rounds[0][1] + rounds[1][1]
+    if not pairs:
+        return
+    counters = relay_counters(lab, hosts)
+    res, path = {}, {}
+    for label, sub in rounds:
+        r = send_all(lab, sub, label, batched=False)
+        res.update(r)
+        status = parallel(lambda h: lab.status(h), hosts)
+        path.update({p: path_of(lab, status, p[0], p[1], mapping_on) for p in sub})
+        sub_ok = [p for p in sub if r[p][0] and r[p][1]]
+        ms = [r[p][2] for p in sub_ok]
+        result_json({"bench": "netlab_messages", "direction": label, "pairs": len(sub), "pairs_ok": len(sub_ok),
+                     "send_ms_p50": pct(ms, 0.5), "send_ms_p99": pct(ms, 0.99),
+                     **{k: sum(1 for p in sub_ok if path[p] == k) for k in PATH_KINDS}})
+    after = relay_counters(lab, hosts)
+    ok = [p for p in pairs if res[p][0] and res[p][1]]
+    for p in pairs:
+        RESULTS["pairs"][p] = (p in ok, path[p], res[p][2])
+    result_json({"bench": "netlab_v6only_relays", "relay_fallbacks_found": sum(after[h][0] - counters[h][0] for h in hosts),
+                 "relayed_out": sum(after[h][1] - counters[h][1] for h in hosts),
+                 "reservations_held": {h: status[h].get("relay", {}).get("reservations_held", 0) for h in sixes}})
+    bad = [f"{a}->{b}" for a, b in pairs if (a, b) not in ok]
+    if not check(not bad, f"message_send IPv6-only <-> NATed IPv4-only: {len(bad)} of {len(pairs)} failed: {bad}"):
+        diagnose_relayed(lab, [p for p in pairs if p not in ok])
+    unrelayed = [f"{a}->{b} ({path[(a, b)]})" for a, b in ok if path[(a, b)] != "relayed"]
+    check(not unrelayed, f"message_send IPv6-only <-> NATed IPv4-only: delivered but not relayed: {unrelayed}")
 
 
 def traversal_without_relay(ka, kb, mapping_on):
@@ -527,7 +588,7 @@ def relay_list(lab, target):
             ep = f"{'.'.join(str(x) for x in b[at + 1:at + 5])}:{int.from_bytes(b[at + 5:at + 7], 'big')}"
             at += 7
         else:
-            ep = "v6"
+            ep = f"[{ipaddress.IPv6Address(b[at + 1:at + 17])}]:{int.from_bytes(b[at + 17:at + 19], 'big')}"
             at += 19
         rid = hashlib.blake2b(key, digest_size=20).hexdigest()
         out.append((names.get(rid, rid[:8]), ep))
@@ -863,6 +924,11 @@ def summary(lab, mapping_on):
     n = len(lab.hosts)
     out = {"bench": "netlab", "mapping": mapping_on, "hosts": n, "pairs": n * (n - 1), "pairs_measured": len(pairs),
            "pairs_ok": sum(1 for ok, _, _ in pairs.values() if ok), "streams": len(streams)}
+    # The pairs with an IPv6-only node on either side (among the pairs above).
+    v6 = set(lab.of_kind("v6only"))
+    v6_pairs = [p for p in pairs if p[0] in v6 or p[1] in v6]
+    out["pairs_v6only"] = len(v6_pairs)
+    out["pairs_v6only_ok"] = sum(1 for p in v6_pairs if pairs[p][0])
     for k in PATH_KINDS:
         out[k] = sum(1 for ok, path, _ in pairs.values() if ok and path == k)
         ms = [m for ok, path, m in pairs.values() if ok and path == k and m is not None]
@@ -1099,7 +1165,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("storjnetd")
     ap.add_argument("--netlab", default=os.path.join(ROOT, "scripts", "netlab"))
-    for k, v in (("public", 8), ("cone", 4), ("restricted", 4), ("symmetric", 4), ("upnp", 4)):
+    for k, v in (("public", 8), ("v6only", 2), ("cone", 4), ("restricted", 4), ("symmetric", 4), ("upnp", 4)):
         ap.add_argument(f"--{k}", type=int, default=v)
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end (prefix sn-)")
     ap.add_argument("--no-port-mapping", action="store_true",
@@ -1125,7 +1191,8 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     t0 = time.monotonic()
     try:
-        layout = [x for k in ("public", "cone", "restricted", "symmetric", "upnp") for x in (f"--{k}", str(getattr(args, k)))]
+        layout = [x for k in ("public", "v6only", "cone", "restricted", "symmetric", "upnp")
+                  for x in (f"--{k}", str(getattr(args, k)))]
         up = lab.run("up", "--storjnetd", args.storjnetd, *layout)
         lab.load()
         log(up.stdout.strip())
@@ -1139,6 +1206,7 @@ def main():
                  ("dht_put/dht_get", check_dht), ("message_send with public nodes", lambda lab: check_messages(lab, mapping_on)),
                  ("message_send to upnp hosts", lambda lab: check_to_upnp(lab, mapping_on)),
                  ("message_send NATed<->NATed", lambda lab: check_nat_to_nat(lab, mapping_on)),
+                 ("message_send IPv6-only<->NATed", lambda lab: check_v6only_nat(lab, mapping_on)),
                  ("1 MiB streams NATed<->NATed", lambda lab: check_streams(lab, mapping_on)),
                  ("pubsub: every event to every node", check_pubsub),
                  ("summary", lambda lab: summary(lab, mapping_on)),
