@@ -626,8 +626,31 @@ TEST_F(ThreeHosts, ReachRefusesAGarbageList) {
   EXPECT_EQ(refused_at_a(), refused);
 }
 
-// Reads are bounded: one per target per kRetryAfter (a target with no list is not read again sooner), and at
-// most kMaxFallbacks targets at once; beyond that reach answers nullopt without reading.
+// A target that has published no list yet (it is still joining) is read again after kEmptyListRetry, not only
+// after kRetryAfter: once its list is out, the next message to it finds its relay.
+TEST_F(ThreeHosts, ReachReadsAMissingListAgainSoon) {
+  for (Host* h : {a, r, b}) start(*h);
+  auto none = reach_b();
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+  EXPECT_EQ(fetches, 1u);
+  auto again = reach_b();  // at once: the empty read is kept
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(fetches, 1u);
+  know(*b, *r);  // B reserves at R and publishes its list
+  b->relay->maintain();
+  run_for(Relay::kEmptyListRetry);
+  ASSERT_EQ(b->relay->relays().size(), 1u);
+  auto found = reach_b();
+  EXPECT_EQ(fetches, 2u);
+  ASSERT_TRUE(found && *found);
+  EXPECT_EQ((*found)->endpoint, r->ep);
+  EXPECT_LT(Relay::kEmptyListRetry, Relay::kRetryAfter);
+}
+
+// Reads are bounded: one per target per kRetryAfter (kEmptyListRetry for a target with no list), and at most
+// kMaxFallbacks targets at once; beyond that reach answers nullopt without reading.
 TEST_F(ThreeHosts, ReachIsBounded) {
   for (Host* h : {a, r, b}) start(*h);
   size_t answered = 0;

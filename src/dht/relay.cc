@@ -357,7 +357,7 @@ void Relay::publish_list() {
 void Relay::punch_started(const Contact& target) {
   if (!cfg_.relay || !fetch_ || target.key == engine_.identity().public_key() || engine_.via(target.key)) return;
   TimePoint now = engine_.now();
-  if (auto it = fallbacks_.find(target.id); it != fallbacks_.end() && now - it->second.started < kRetryAfter) {
+  if (auto it = fallbacks_.find(target.id); it != fallbacks_.end() && current(it->second, now)) {
     if (it->second.relays && on_relays_) on_relays_(target.id, *it->second.relays);  // this punch's rendezvous too
     return;
   }
@@ -381,6 +381,11 @@ void Relay::punch_started(const Contact& target) {
     }
     fall_back(f);
   }));
+}
+
+bool Relay::current(const Fallback& f, TimePoint now) const {
+  if (now - f.started >= kRetryAfter) return false;
+  return !(f.relays && f.relays->empty() && now - f.listed >= kEmptyListRetry);
 }
 
 Relay::Fallback* Relay::new_fallback(const Contact& target) {
@@ -411,7 +416,7 @@ std::optional<std::vector<Contact>> Relay::read_list(const NodeId& id, const std
 
 void Relay::reach(const NodeId& id, std::function<void(std::optional<Contact>)> cb) {
   if (!cfg_.relay || !fetch_ || id == engine_.id()) return cb(std::nullopt);
-  if (auto it = fallbacks_.find(id); it != fallbacks_.end() && engine_.now() - it->second.started < kRetryAfter) {
+  if (auto it = fallbacks_.find(id); it != fallbacks_.end() && current(it->second, engine_.now())) {
     // Read lately (by a punch's fallback or another reach): its relayed path if one is set, else nothing new.
     const Contact& t = it->second.target;
     auto via = t.key == PublicKey{} ? std::nullopt : engine_.via(t.key);
@@ -425,7 +430,12 @@ void Relay::reach(const NodeId& id, std::function<void(std::optional<Contact>)> 
     auto it = fallbacks_.find(id);
     auto list = read_list(id, v);
     // (A punch's fallback that replaced ours once it lapsed reads the list itself.)
-    if (it == fallbacks_.end() || it->second.relays || !list) return cb(std::nullopt);
+    if (it == fallbacks_.end() || it->second.relays) return cb(std::nullopt);
+    if (!list) {  // none (yet): kept as an empty list, read again after kEmptyListRetry
+      it->second.relays.emplace();
+      it->second.listed = engine_.now();
+      return cb(std::nullopt);
+    }
     Fallback& f = it->second;
     f.relays = std::move(list);
     f.listed = engine_.now();

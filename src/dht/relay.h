@@ -61,6 +61,9 @@ class Relay {
   static constexpr size_t kMaxReservationsPerBlock = 8;
   static constexpr size_t kMaxFallbacks = 256;        // targets this node looked up relays for, kept kRetryAfter
   static constexpr Duration kRetryAfter = std::chrono::seconds(30);
+  // A target whose list read found none (not published yet: it is still joining, or the read failed) is read
+  // again this soon, not only after kRetryAfter.
+  static constexpr Duration kEmptyListRetry = std::chrono::seconds(5);
   static constexpr Duration kFallbackAfter = std::chrono::seconds(1);  // after a punch started, unheard
   static constexpr Duration kMaxHold = std::chrono::seconds(1);       // ... plus at most this while held
   static constexpr Duration kHoldCheck = std::chrono::milliseconds(250);
@@ -158,7 +161,8 @@ class Relay {
   // `id`'s relay list from a fetched value: nullopt when there is none, when another key signed it (anyone can
   // put under the key's name), or when it does not decode (refused).
   std::optional<std::vector<Contact>> read_list(const NodeId& id, const std::optional<OwnedValue>& v);
-  Fallback* new_fallback(const Contact& target);  // nullptr when kMaxFallbacks live ones are kept
+  Fallback* new_fallback(const Contact& target);
+  bool current(const Fallback& f, TimePoint now) const;  // kept: no new read of the target's list  // nullptr when kMaxFallbacks live ones are kept
   bool pay(TokenBucket& b, double rate, double burst, size_t bytes, TimePoint now);
   Circuit* open_circuit(const Contact& initiator, Reservation& target, TimePoint now);
   void expire(TimePoint now);
