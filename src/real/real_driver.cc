@@ -132,8 +132,9 @@ struct RealDriver::Impl {
     // ---------------------------------------------------------------- byte connections
     void set_conn_listener(ConnListener* l) override { listener = l; }
 
-    void listen() {
-      boost::system::error_code ec;
+    // The TCP fast path's listener at the UDP socket's address and port; false (the reason in `ec`) when that
+    // port is taken for TCP.
+    bool listen(boost::system::error_code& ec) {
       auto ep = to_asio(local);
       tcp::endpoint tep(ep.address(), ep.port());
       acceptor = std::make_unique<tcp::acceptor>(io);
@@ -142,11 +143,11 @@ struct RealDriver::Impl {
       if (!ec) acceptor->bind(tep, ec);
       if (!ec) acceptor->listen(64, ec);
       if (ec) {
-        std::fprintf(stderr, "storjnet: no TCP fast path on %s: %s\n", local.to_string().c_str(), ec.message().c_str());
         acceptor.reset();
-        return;
+        return false;
       }
       accept();
+      return true;
     }
 
     void accept() {
@@ -595,15 +596,24 @@ Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity
     auto& shard = *impl_->shards[i];
     auto host = std::make_unique<Impl::Host>(*shard.batch, shard.rng, shard.io, impl_->options, impl_->origin);
     host->shard = i;
-    boost::system::error_code ec;
+    boost::system::error_code ec, listen_ec;
     auto ep = to_asio(bind);
-    host->socket.open(ep.protocol(), ec);
-    if (!ec) host->socket.bind(ep, ec);
-    if (ec) throw std::runtime_error("cannot bind UDP " + bind.to_string() + ": " + ec.message());
+    // An ephemeral UDP port whose number another process holds for TCP gives way to another ephemeral port (a
+    // few tries), so the fast path listens at the datagrams' port; a port asked for is kept either way.
+    for (int attempt = 0;; ++attempt) {
+      host->socket.open(ep.protocol(), ec);
+      if (!ec) host->socket.bind(ep, ec);
+      if (ec) throw std::runtime_error("cannot bind UDP " + bind.to_string() + ": " + ec.message());
+      host->local = from_asio(host->socket.local_endpoint());
+      if (host->listen(listen_ec) || bind.port != 0 || attempt == 7) break;
+      host->socket.close(ec);
+    }
+    if (listen_ec)
+      std::fprintf(stderr, "storjnet: no TCP fast path on %s: %s\n", host->local.to_string().c_str(),
+                   listen_ec.message().c_str());
     host->socket.non_blocking(true, ec);
     host->buffers = real::size_udp_buffers(host->socket.native_handle(), impl_->options.udp_rcvbuf,
                                            impl_->options.udp_sndbuf);
-    host->local = from_asio(host->socket.local_endpoint());
     if (binds.size() == 2) {
       // The other family's socket, at the same port when the first one's was ephemeral. An IPv6 socket beside
       // an IPv4 one is IPv6-only (else [::] would also take the IPv4 port).
@@ -620,7 +630,6 @@ Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity
       real::size_udp_buffers(host->second->socket.native_handle(), impl_->options.udp_rcvbuf, impl_->options.udp_sndbuf);
       host->second->local = from_asio(host->second->socket.local_endpoint());
     }
-    host->listen();
     host->node = std::make_unique<Node>(*host, std::move(identity), config, std::move(storage));
     host->receive();
     if (host->second) host->receive_on(host->second->socket);
