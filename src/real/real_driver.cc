@@ -132,8 +132,7 @@ struct RealDriver::Impl {
     // ---------------------------------------------------------------- byte connections
     void set_conn_listener(ConnListener* l) override { listener = l; }
 
-    // The TCP fast path's listener at the UDP socket's address and port; false (the reason in `ec`) when that
-    // port is taken for TCP.
+    // The TCP fast path's listener at the UDP socket's address and port; false (why: `ec`) if it is taken.
     bool listen(boost::system::error_code& ec) {
       auto ep = to_asio(local);
       tcp::endpoint tep(ep.address(), ep.port());
@@ -598,8 +597,7 @@ Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity
     host->shard = i;
     boost::system::error_code ec, listen_ec;
     auto ep = to_asio(bind);
-    // An ephemeral UDP port whose number another process holds for TCP gives way to another ephemeral port (a
-    // few tries), so the fast path listens at the datagrams' port; a port asked for is kept either way.
+    // An ephemeral port taken for TCP gives way to another (8 tries): the fast path shares the UDP port.
     for (int attempt = 0;; ++attempt) {
       host->socket.open(ep.protocol(), ec);
       if (!ec) host->socket.bind(ep, ec);
@@ -609,8 +607,7 @@ Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity
       host->socket.close(ec);
     }
     if (listen_ec)
-      std::fprintf(stderr, "storjnet: no TCP fast path on %s: %s\n", host->local.to_string().c_str(),
-                   listen_ec.message().c_str());
+      std::fprintf(stderr, "storjnet: no TCP fast path on %s: %s\n", host->local.to_string().c_str(), listen_ec.message().c_str());
     host->socket.non_blocking(true, ec);
     host->buffers = real::size_udp_buffers(host->socket.native_handle(), impl_->options.udp_rcvbuf,
                                            impl_->options.udp_sndbuf);
