@@ -60,8 +60,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Decoding never verifies: an unsigned testimony must fail the check (it must not crash).
     DialBackNonce nonce{};
     PublicKey helper{};
-    if (a->reached)
-      (void)Identity::verify(helper, testimony_signing_bytes(0x53544a31, nonce, helper, a->unsolicited), a->signature);
+    if (a->reached) {
+      Bytes signed_bytes = testimony_signing_bytes(0x53544a31, nonce, helper, Endpoint::Family::kV4, a->unsolicited);
+      (void)Identity::verify(helper, signed_bytes, a->signature);
+    }
   }
   (void)decode_bool(in);
   return 0;

@@ -250,7 +250,8 @@ TEST(DhtDialBack, ForgedTestimonyConfirmsNobody) {
     dht::DialBackAnswer a;
     a.reached = a.unsolicited = true;
     a.signature = le.identity().sign(dht::testimony_signing_bytes(le.config().network_id, req->nonce,
-                                                                  le.identity().public_key(), true));
+                                                                  le.identity().public_key(),
+                                                                  Endpoint::Family::kV4, true));
     r.ok(dht::encode_dial_back_answer(a));
   });
   join(sim);

@@ -148,8 +148,9 @@ struct DhtStats {
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged
   size_t routing_contacts = 0, stored_values = 0, stored_bytes = 0;
-  // Dial-back: reachable = an unsolicited probe (a stranger's) reached this node in the last hour.
-  bool reachable = false;
+  // Dial-back: reachable = an unsolicited probe (a stranger's) reached this node in the last hour, over IPv4
+  // when it has IPv4 (else IPv6); reachable_v4 / reachable_v6: over that family (false: no socket of it).
+  bool reachable = false, reachable_v4 = false, reachable_v6 = false;
   size_t routing_confirmed = 0;  // routing-table entries strangers reach
   uint64_t dial_back_asks_sent = 0, dial_back_asks_served = 0, dial_back_asks_refused = 0;
   uint64_t dial_back_probes_answered = 0, dial_back_confirmed = 0, dial_back_forged = 0;

@@ -59,6 +59,12 @@ inline constexpr uint8_t kFamilyV4 = 1, kFamilyV6 = 2, kBothFamilies = kFamilyV4
 inline constexpr uint8_t family_bit(Endpoint::Family f) {
   return f == Endpoint::Family::kV4 ? kFamilyV4 : f == Endpoint::Family::kV6 ? kFamilyV6 : 0;
 }
+// The family a node's reachability is judged on (docs/protocol.md 5.1, "Families"): IPv4 when it has it, the
+// family nearly every peer has (a dual-stack node behind an IPv4 NAT needs relays for its IPv4 peers even when
+// its IPv6 address is open), else IPv6.
+inline constexpr Endpoint::Family judged_family(uint8_t families) {
+  return (families & kFamilyV4) || !(families & kFamilyV6) ? Endpoint::Family::kV4 : Endpoint::Family::kV6;
+}
 
 static_assert(sizeof(Endpoint::Prefix) == 7, "Prefix is hashed as its bytes");
 

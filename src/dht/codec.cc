@@ -287,12 +287,13 @@ std::optional<DialBackAnswer> decode_dial_back_answer(ByteView body) {
 }
 
 Bytes testimony_signing_bytes(uint32_t network_id, const DialBackNonce& nonce, const PublicKey& helper,
-                              bool unsolicited) {
-  constexpr std::string_view kContext = "storjnet-dial-back-v1";
+                              Endpoint::Family probed, bool unsolicited) {
+  constexpr std::string_view kContext = "storjnet-dial-back-v2";
   Bytes out(kContext.begin(), kContext.end());
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(network_id >> (24 - 8 * i)));
   out.insert(out.end(), nonce.begin(), nonce.end());
   out.insert(out.end(), helper.begin(), helper.end());
+  out.push_back(probed == Endpoint::Family::kV6 ? 6 : 4);
   out.push_back(unsolicited ? 1 : 0);
   return out;
 }

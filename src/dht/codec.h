@@ -71,10 +71,11 @@ struct DialBackAnswer {
 };
 Bytes encode_dial_back_answer(const DialBackAnswer& a);
 std::optional<DialBackAnswer> decode_dial_back_answer(ByteView body);
-// What the probed node signs: "storjnet-dial-back-v1" | network id (4, big-endian) | nonce (16) |
-// the helper's public key (32, the probe's authenticated sender) | unsolicited (1 byte, 0 or 1).
+// What the probed node signs: "storjnet-dial-back-v2" | network id (4, big-endian) | nonce (16) |
+// the helper's public key (32, the probe's authenticated sender) | the family the probe came over (1 byte, 4
+// or 6) | unsolicited (1 byte, 0 or 1).
 Bytes testimony_signing_bytes(uint32_t network_id, const DialBackNonce& nonce, const PublicKey& helper,
-                              bool unsolicited);
+                              Endpoint::Family probed, bool unsolicited);
 
 Bytes encode_bool(bool b);
 std::optional<bool> decode_bool(ByteView body);

@@ -28,10 +28,17 @@ void DialBack::refuse() {
   engine_.drops().add(DropReason::kDhtDialBackRefused);
 }
 
-bool DialBack::reachable() const {
-  if (reached_at_ && engine_.now() - *reached_at_ < kReachableFor) return true;
+namespace {
+size_t family_index(Endpoint::Family f) { return f == Endpoint::Family::kV6 ? 1 : 0; }
+}  // namespace
+
+bool DialBack::reachable(Endpoint::Family f) const {
+  const auto& at = reached_at_[family_index(f)];
+  if (at && engine_.now() - *at < kReachableFor) return true;
   return loopback_only();
 }
+
+bool DialBack::reachable() const { return reachable(judged_family(engine_.env().families())); }
 
 // Every peer on this host (make run, storjnetd --nodes, the benches): nothing NATs between us, and no helper at
 // another address exists to probe us, so we count as reachable (no relay reservations, no keepalives).
@@ -45,6 +52,9 @@ bool DialBack::loopback_only() const {
 
 void DialBack::fill(DhtStats& s) const {
   s.reachable = reachable();
+  uint8_t families = engine_.env().families();
+  s.reachable_v4 = (families & kFamilyV4) && reachable(Endpoint::Family::kV4);
+  s.reachable_v6 = (families & kFamilyV6) && reachable(Endpoint::Family::kV6);
   s.dial_back_asks_sent = asks_sent_;
   s.dial_back_asks_served = asks_served_;
   s.dial_back_asks_refused = asks_refused_;
@@ -58,10 +68,11 @@ void DialBack::fill(DhtStats& s) const {
 std::vector<Contact> DialBack::pick_helpers(const Contact& s) {
   std::vector<Contact> confirmed, others;
   auto same_address = [](const Endpoint& a, const Endpoint& b) { return a.family == b.family && a.addr == b.addr; };
+  uint8_t family = family_bit(s.endpoint.family);  // a helper must have an address of it to send the probe
   for (int b = 0; b <= table_.deepest_bucket(); ++b) {
     for (const auto& e : table_.bucket(static_cast<size_t>(b))) {
       const Contact& c = e.contact;
-      if (c.id == s.id || same_address(c.endpoint, s.endpoint)) continue;
+      if (c.id == s.id || same_address(c.endpoint, s.endpoint) || !c.reachable_by(family)) continue;
       (e.confirmed ? confirmed : others).push_back(c);
     }
   }
@@ -106,7 +117,9 @@ void DialBack::ask_next(std::shared_ptr<Check> c) {
                   [this, c, helper, nonce = ask.nonce](RpcResult&& r) {
     auto a = r.ok() ? decode_dial_back_answer(r.payload) : std::nullopt;
     if (a && a->reached) {
-      Bytes signed_bytes = testimony_signing_bytes(engine_.config().network_id, nonce, helper.key, a->unsolicited);
+      // Signed over the family the probe came over: the one of the address asked about, or it confirms nothing.
+      Bytes signed_bytes = testimony_signing_bytes(engine_.config().network_id, nonce, helper.key,
+                                                   c->target.endpoint.family, a->unsolicited);
       if (!Identity::verify(c->target.key, signed_bytes, a->signature)) {
         ++forged_;
         engine_.drops().add(DropReason::kDhtDialBackRefused);
@@ -165,9 +178,9 @@ void DialBack::answer_probe(const IncomingRequest& q, const DialBackRequest& pro
   DialBackAnswer a;
   a.reached = true;
   a.unsolicited = !engine_.sent_before_arrival(q.from.endpoint);
-  a.signature = engine_.identity().sign(
-      testimony_signing_bytes(engine_.config().network_id, probe.nonce, q.from.key, a.unsolicited));
-  if (a.unsolicited) reached_at_ = now;
+  a.signature = engine_.identity().sign(testimony_signing_bytes(engine_.config().network_id, probe.nonce, q.from.key,
+                                                                q.from.endpoint.family, a.unsolicited));
+  if (a.unsolicited) reached_at_[family_index(q.from.endpoint.family)] = now;
   ++probes_answered_;
   r.ok(encode_dial_back_answer(a));
 }

@@ -10,7 +10,9 @@
 // - Probed node S: answers a probe with a testimony signed by its key over (network, nonce, H's key,
 //   unsolicited), where unsolicited means S sent nothing to the probe's source address within
 //   RecentSends::kWindow before it arrived: the probe then crossed any NAT in front of S unsolicited, so
-//   strangers reach S. S records that (reachable()). At most kTestimonyRate signatures/s.
+//   strangers reach S. S records that per address family (reachable(f)). At most kTestimonyRate signatures/s.
+// Families: an ask names one address of S, the one V holds; helpers have an address of its family; S signs the
+// family the probe came over, so a probe of S's other address (open IPv6 beside a NATed IPv4) confirms nothing.
 // A lying helper cannot forge S's signature; a lying S can only get itself confirmed (it could anyway).
 // Refusals are counted under DropReason::kDhtDialBackRefused. All state is bounded.
 #pragma once
@@ -42,8 +44,10 @@ class DialBack {
 
   // Verifier: checks `s` unless disabled, already checking it, or kMaxChecks are in flight.
   void check(const Contact& s);
-  // Whether an unsolicited probe reached this node within kReachableFor, or every routing-table entry is on a
-  // loopback address (a network on one host: nothing NATs there).
+  // Whether an unsolicited probe over family f reached this node within kReachableFor, or every routing-table
+  // entry is on a loopback address (a network on one host: nothing NATs there).
+  bool reachable(Endpoint::Family f) const;
+  // reachable(judged_family(the families this node sends on)): over IPv4 when it has IPv4.
   bool reachable() const;
   // Adds the counters and reachable to `s`.
   void fill(DhtStats& s) const;
@@ -68,7 +72,7 @@ class DialBack {
   TokenBucket total_{}, testimonies_{};
   std::unordered_set<NodeId> checking_;
   size_t probes_ = 0;
-  std::optional<TimePoint> reached_at_;
+  std::optional<TimePoint> reached_at_[2];  // IPv4, IPv6
   uint64_t asks_sent_ = 0, asks_served_ = 0, asks_refused_ = 0, probes_answered_ = 0, confirmed_ = 0,
            forged_ = 0;
   Engine::Scope scope_;  // its RPCs (ended first when it is destroyed)

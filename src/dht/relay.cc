@@ -292,10 +292,20 @@ void Relay::top_up(bool dual_needed) {
   // no relay with none at all, so no initiator could reach it (netlab, 2026-12-03).
   auto candidates = table_.closest_answer(engine_.id(), std::max(4 * cfg_.relay_reservations + 4, table_.size()));
   std::stable_partition(candidates.begin(), candidates.end(), [&](const Contact& c) { return table_.confirmed(c.id); });
+  // Unreachable: relays that the peers of the family our reachability is judged on reach (a dual-stack node
+  // behind an IPv4 NAT, its IPv6 address open, needs relays with an IPv4 address).
+  Endpoint::Family judged = judged_family(engine_.env().families());
+  bool need_judged = !(reachable_ && reachable_());
+  auto has_judged = [&](const Contact& c) {
+    if (c.endpoint.family == judged) return true;
+    auto other = other_address_ ? other_address_(c.id) : std::nullopt;
+    return other && other->family == judged;
+  };
   for (const Contact& c : candidates) {
     if (have >= cfg_.relay_reservations) break;
     if (held_.count(c.id) || asking_.count(c.id) || refused_.count(c.id)) continue;
     if (dual_needed && !(other_address_ && other_address_(c.id))) continue;  // a relay the other family reaches
+    if (need_judged && !has_judged(c)) continue;
     reserve_with(c);
     ++have;
   }

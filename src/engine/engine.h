@@ -182,7 +182,11 @@ class Engine {
   // sealed datagram of a peer other than the relay is taken, never one nested in another; the caller (the
   // relay service) decides which relays it accepts deliveries from. Its sender is not reported through
   // set_on_contact: a relayed peer is not a direct contact. Returns whether it was accepted for decryption.
+  // A peer whose relayed path a direct datagram ended, heard directly within kDirectHold, keeps its direct
+  // path: a relayed datagram it sent before (late, or duplicated by the relay) is handled as if it came from
+  // its last direct address, and does not set the path again.
   bool on_relayed(const Contact& relay, ByteView inner);
+  static constexpr Duration kDirectHold = std::chrono::seconds(5);
 
   // --- timers ---
   // `fn` runs once after `delay` (never before schedule returns), unless cancelled or its scope ends first.
@@ -360,6 +364,12 @@ class Engine {
     bool heard = false;     // an authenticated datagram from the peer came through this relay
   };
   std::unordered_map<PublicKey, Via, KeyedHash> via_;
+  // Peers whose relayed path a direct datagram ended: their last direct datagram since (at most kMaxVia).
+  struct Direct {
+    Endpoint from;
+    TimePoint at{};
+  };
+  std::unordered_map<PublicKey, Direct, KeyedHash> direct_after_via_;
   bool in_relayed_ = false;  // handling a relayed datagram (no nesting)
 };
 

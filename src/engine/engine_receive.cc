@@ -82,12 +82,29 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s, const Co
   sess->last_used = env_.now();
   guard_.received(from, s.sender, s.size(), env_.now());
   Contact contact{sess->id, s.sender, from};
-  // The path it came by is the one to answer by: through its relay, or (a direct datagram) directly.
+  // The path it came by is the one to answer by: through its relay, or (a direct datagram) directly; but a
+  // relayed datagram right after direct ones is late (sent before the direct path worked): it is answered
+  // at the direct address, and the direct path stays.
+  TimePoint now = env_.now();
+  auto direct = direct_after_via_.find(s.sender);
+  bool held = direct != direct_after_via_.end() && now - direct->second.at < kDirectHold;
+  if (direct != direct_after_via_.end() && !held) direct_after_via_.erase(direct);
   if (relay) {
-    set_via(s.sender, *relay);
-    if (auto v = via_.find(s.sender); v != via_.end()) v->second.heard = true;
-  } else
+    if (held && !via_.count(s.sender)) {
+      contact.endpoint = direct->second.from;
+    } else {
+      set_via(s.sender, *relay);
+      if (auto v = via_.find(s.sender); v != via_.end()) v->second.heard = true;
+    }
+  } else if (held) {
     via_.erase(s.sender);
+    direct->second = Direct{from, now};
+  } else if (via_.erase(s.sender)) {
+    if (direct_after_via_.size() >= kMaxVia)
+      std::erase_if(direct_after_via_, [&](const auto& kv) { return now - kv.second.at >= kDirectHold; });
+    if (direct_after_via_.size() >= kMaxVia) direct_after_via_.erase(direct_after_via_.begin());
+    direct_after_via_[s.sender] = Direct{from, now};
+  }
   bool relayed = relay != nullptr;
 
   auto frame = wire::decode_frame(scratch_plain_);
