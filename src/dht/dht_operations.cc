@@ -151,7 +151,8 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
       auto r = values.store(v, engine.id());
       if (r == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
       if (r == ValueStore::Result::kReclaimed) ++stats.squats_displaced;
-      st->local = r == ValueStore::Result::kStored || r == ValueStore::Result::kReclaimed || r == ValueStore::Result::kSame;
+      st->local = r == ValueStore::Result::kStored || r == ValueStore::Result::kReclaimed ||
+                  r == ValueStore::Result::kSame;
       if (st->local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
     } else if (held && (held->owner != v.owner || ValueStore::newer(v, *held))) {  // a stale copy, or a squatter's
       values.erase(v.key);
