@@ -7,7 +7,9 @@
 
 #include <algorithm>
 
+#include "dht/codec.h"
 #include "dht/relay.h"
+#include "dht/signed_value.h"
 #include "node/node_internals.h"
 #include "sim_send.h"
 #include "storjnet/node.h"
@@ -89,11 +91,12 @@ TEST(SimRelayList, ATargetNoLookupFindsIsReachedThroughItsRelays) {
   EXPECT_LT(net.sim.now() - start, std::chrono::seconds(1));
 }
 
-// Anyone can put under b's key name. Here m put a list naming x (a relay of its choice) before b joined, so the
-// replicas keep m's value and refuse b's (the first owner keeps a key while it lives). Taken as b's, it would
-// have a seal what it sends "to b" for m's key and send it through x: a reads only what b's own key signed,
-// finds none, and sends through no relay.
-TEST(SimRelayList, AListUnderTheTargetsNameSignedByAnotherKeyIsIgnored) {
+// Anyone can put under b's key name. Here m put a list naming x (a relay of its choice) before b joined: a
+// squat. Before self-named keys, the replicas kept m's value and refused b's (the first owner keeps a key while it
+// lives), so a, reading only what b's own key signed, found no list and message_send failed. Now b's list
+// displaces m's at every replica it reaches (the key is b's own name), a reaches b through b's relays, never
+// through m's list, and m cannot take the key back.
+TEST(SimRelayList, ASquattersListUnderTheTargetsNameGivesWayToTheTargets) {
   const size_t m = 1, x = 2;
   std::optional<PutResult> forged;
   Net net([&](Simulator& sim, const NodeId& b) {
@@ -103,10 +106,49 @@ TEST(SimRelayList, AListUnderTheTargetsNameSignedByAnotherKeyIsIgnored) {
   });
   ASSERT_TRUE(forged && forged->ok);
   ASSERT_FALSE(net.knows(net.a, net.b));
-  uint64_t refused_at_x = net.sim.node(x).dht().stats().relay_refused;
-  EXPECT_FALSE(sim_send(net.sim, net.a, net.b));
-  EXPECT_TRUE(net.engine(net.a).via_paths().empty());
+  auto total = [&](uint64_t DhtStats::*field) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < net.sim.size(); ++i) n += net.sim.node(i).dht().stats().*field;
+    return n;
+  };
+  EXPECT_GE(total(&DhtStats::squats_displaced), 1u);
+  // a reads b's list and sends through one of b's relays.
+  EXPECT_TRUE(sim_send(net.sim, net.a, net.b));
+  auto via = net.engine(net.a).via(net.key(net.b));
+  ASSERT_TRUE(via);
+  std::optional<GetResult> got;
+  net.sim.node(net.a).dht().get(dht::relay_list_key(net.sim.node(net.b).id()), net.sim.node(net.b).id(),
+                                [&](GetResult r) { got = std::move(r); });
+  net.sim.run_until([&] { return got.has_value(); }, std::chrono::seconds(30));
+  ASSERT_TRUE(got && got->value);
+  auto listed = dht::decode_relay_list(*got->value);
+  ASSERT_TRUE(listed);
+  EXPECT_TRUE(std::any_of(listed->begin(), listed->end(), [&](const Contact& c) { return c.id == via->id; }));
   EXPECT_FALSE(net.engine(net.a).via(net.key(m)));
-  EXPECT_EQ(net.sim.node(x).dht().stats().relay_refused, refused_at_x);  // no relay_forward from a reached x
-  EXPECT_EQ(net.sim.node(net.a).dht().stats().relay_fallbacks_found, 0u);
+  EXPECT_EQ(net.sim.node(net.a).dht().stats().relay_fallbacks_found, 1u);
+  // m stores its list again, newer, at every other node: each one holding b's list refuses it.
+  Engine& attacker = net.engine(m);
+  StoredValue again;
+  again.key = dht_key(dht::relay_list_key(net.sim.node(net.b).id()));
+  again.value = dht::encode_relay_list({net.sim.contact(x)});
+  again.version = attacker.env().unix_us();
+  dht::sign_value(again, attacker.identity(), attacker.config().network_id);
+  uint64_t refused_before = total(&DhtStats::squats_refused);
+  size_t answered = 0, refused = 0;
+  for (size_t i = 0; i < kPublic; ++i) {
+    if (i == m) continue;
+    attacker.request(net.sim.contact(i), Method::kStore, dht::encode_store(again), [&](RpcResult&& r) {
+      ++answered;
+      if (r.ok() && !dht::decode_bool(r.payload).value_or(true)) ++refused;
+    }, RpcOptions{std::chrono::seconds(2), 1});
+  }
+  net.sim.run_until([&] { return answered == kPublic - 1; }, std::chrono::seconds(10));
+  EXPECT_GE(refused, kPublic / 2);
+  EXPECT_EQ(total(&DhtStats::squats_refused) - refused_before, refused);
+  got.reset();
+  net.sim.node(net.a).dht().get(dht::relay_list_key(net.sim.node(net.b).id()), net.sim.node(net.b).id(),
+                                [&](GetResult r) { got = std::move(r); });
+  net.sim.run_until([&] { return got.has_value(); }, std::chrono::seconds(30));
+  ASSERT_TRUE(got && got->value);
+  EXPECT_EQ(got->owner, net.sim.node(net.b).id());
 }

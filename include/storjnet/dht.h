@@ -6,7 +6,8 @@
 // version). While a value lives (expire_after since its version), only its owner can replace it, with a
 // newer version (the owner's wall clock in microseconds, at most max_future_skew ahead of the storing
 // node's; on a tie the larger BLAKE2b-256 of the value). A store signed by another key for a held key is
-// refused: the first owner keeps the key until its value expires (docs/protocol.md section 5).
+// refused: the first owner keeps the key until its value expires (docs/protocol.md section 5), except under a
+// self-named key (a node's relay list, "storjnet-relay/" + hex(its id)), which its named owner always takes.
 // Several owners: replicas may disagree (each keeps the first owner it saw). get() asks every node its
 // disjoint-path lookup reaches and returns the owner held by the most of them (then the newest version,
 // then the smallest key); get_all() returns every owner found; get() with an owner returns only that
@@ -147,6 +148,9 @@ struct DhtStats {
   uint64_t contacts_refused_puzzle = 0, contacts_refused_prefix = 0;  // routing table and find_node answers
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged
+  // Self-named keys (a node's relay list; docs/protocol.md 5, "Ownership"): another owner's value held under a
+  // key displaced by the value of the owner the key names; stores of another owner refused under such a key.
+  uint64_t squats_displaced = 0, squats_refused = 0;
   size_t routing_contacts = 0, stored_values = 0, stored_bytes = 0;
   // Dial-back: reachable = an unsolicited probe (a stranger's) reached this node in the last hour, over IPv4
   // when it has IPv4 (else IPv6); reachable_v4 / reachable_v6: over that family (false: no socket of it).

@@ -100,6 +100,9 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.single("storjnet_dht_bad_values_total", "counter",
            "DHT values (stores and find_value answers) refused: bad signature or version too far ahead.", ds.bad_signatures);
   w.single("storjnet_dht_put_retries_total", "counter", "DHT put attempts repeated: no replica acknowledged.", ds.put_retries);
+  w.family("storjnet_dht_squats_total", "counter", "Another owner's values under a node's self-named key, by outcome.");
+  w.sample("storjnet_dht_squats_total", "outcome=\"displaced\"", ds.squats_displaced);
+  w.sample("storjnet_dht_squats_total", "outcome=\"refused\"", ds.squats_refused);
   w.family("storjnet_dht_contacts_refused_total", "counter", "Contacts refused by routing-table admission, by reason.");
   w.sample("storjnet_dht_contacts_refused_total", "reason=\"id_puzzle\"", ds.contacts_refused_puzzle);
   w.sample("storjnet_dht_contacts_refused_total", "reason=\"prefix_limit\"", ds.contacts_refused_prefix);

@@ -119,12 +119,15 @@ void Dht::Impl::on_store(const IncomingRequest& q, const Reply& r) {
   uint64_t now_us = engine.env().unix_us();
   if (v->version > now_us + to_us(cfg.max_future_skew)) return refuse("version in the future");
   if (v->version + to_us(cfg.expire_after) < now_us) return refuse("value expired");
-  // Cheap refusals before the signature check; a value held byte for byte was verified on arrival.
+  // Cheap refusals before the signature check; a value held byte for byte was verified on arrival. Another
+  // owner's value is replaced only under the arriving owner's self-named key, after its signature checked.
   auto held = values.get(v->key);
-  if (held && held->owner != v->owner) {
-    ++stats.stores_rejected;
-    return r.ok(encode_bool(false));
-  }
+  if (held) switch (ValueStore::claim(*v, *held)) {
+      case ValueStore::Claim::kSquat: ++stats.squats_refused; [[fallthrough]];
+      case ValueStore::Claim::kOther: ++stats.stores_rejected; return r.ok(encode_bool(false));
+      case ValueStore::Claim::kOwner:
+      case ValueStore::Claim::kReclaim: break;
+    }
   if (!(held && same_signed_value(*held, *v)) && !acceptable(*v)) {
     ++stats.stores_rejected;
     return r.error("bad signature");
@@ -134,12 +137,14 @@ void Dht::Impl::on_store(const IncomingRequest& q, const Reply& r) {
   std::optional<Endpoint::Prefix> block;  // public senders are charged per address block, as in the routing table
   if (!q.from.endpoint.is_private_or_loopback() && !q.from.endpoint.is_unspecified()) block = q.from.endpoint.prefix();
   switch (values.store(*v, q.from.id, block)) {
+    case ValueStore::Result::kReclaimed: ++stats.squats_displaced; [[fallthrough]];
     case ValueStore::Result::kStored:
     case ValueStore::Result::kSame:
       ++stats.stores_accepted;
       // Someone just republished this key to us: our own republish can wait a full interval.
       republish_at[v->key] = engine.now() + jittered(cfg.republish_interval);
       return r.ok(encode_bool(true));
+    case ValueStore::Result::kSquatRefused: ++stats.squats_refused; [[fallthrough]];
     case ValueStore::Result::kHeldNewer:
     case ValueStore::Result::kOtherOwner: ++stats.stores_rejected; return r.ok(encode_bool(false));
     case ValueStore::Result::kTooLarge: return refuse("value too large (max 65536 bytes)");

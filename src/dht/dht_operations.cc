@@ -121,7 +121,7 @@ void Dht::Impl::put_value(const StoredValue& v, std::function<void(const PutResu
 void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   ++st->result.attempts;
   const StoredValue& v = st->value;
-  if (auto held = values.get(v.key); held && held->owner != v.owner)
+  if (auto held = values.get(v.key); held && !ValueStore::may_replace(v, *held))
     return put_done(st, 0, "the key holds another owner's value");
   // The stores: on the k closest the lookup finds (answered or only named: a placement answer names the key's
   // true neighbourhood), one that does not answer giving its turn to the next closest; and already while the
@@ -146,13 +146,15 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     // would leave a stale copy here that no republish reaches.
     st->local = 0;
     auto held = values.get(v.key);
-    if (held && held->owner != v.owner) return put_done(st, 0, "the key holds another owner's value");
+    if (held && !ValueStore::may_replace(v, *held)) return put_done(st, 0, "the key holds another owner's value");
     if (self_among_closest(v.key, res)) {
       auto r = values.store(v, engine.id());
       if (r == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
-      st->local = r == ValueStore::Result::kStored || r == ValueStore::Result::kSame;
+      if (r == ValueStore::Result::kReclaimed) ++stats.squats_displaced;
+      st->local = r == ValueStore::Result::kStored || r == ValueStore::Result::kReclaimed ||
+                  r == ValueStore::Result::kSame;
       if (st->local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
-    } else if (held && ValueStore::newer(v, *held)) {
+    } else if (held && (held->owner != v.owner || ValueStore::newer(v, *held))) {  // a stale copy, or a squatter's
       values.erase(v.key);
     }
     run->place(std::move(res.placement));

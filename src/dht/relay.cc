@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "dht/punch_codec.h"
+#include "dht/value_store.h"
 #include "engine/message.h"
 #include "wire/datagram.h"
 
@@ -61,7 +62,7 @@ std::optional<std::vector<Contact>> decode_relay_list(ByteView in) {
   return out;
 }
 
-std::string relay_list_key(const NodeId& id) { return "storjnet-relay/" + id.hex(); }
+std::string relay_list_key(const NodeId& id) { return self_named_user_key(id); }
 
 // ------------------------------------------------------------ setup
 

@@ -48,7 +48,8 @@ std::optional<uint32_t> decode_reservation(ByteView in);
 // as in punch_codec.h). Contacts' ids are derived from their keys; trailing bytes are refused.
 Bytes encode_relay_list(const std::vector<Contact>& relays);
 std::optional<std::vector<Contact>> decode_relay_list(ByteView in);
-// The DHT key of `id`'s relay list.
+// The DHT key of `id`'s relay list: "storjnet-relay/" + hex(id), its self-named key (dht/value_store.h), so
+// replicas keep it for id's owner whoever put under it first.
 std::string relay_list_key(const NodeId& id);
 
 class Relay {

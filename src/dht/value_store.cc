@@ -16,6 +16,16 @@ void subtract(Map& m, const Key& k, size_t n) {
 }
 }  // namespace
 
+std::string self_named_user_key(const NodeId& id) { return "storjnet-relay/" + id.hex(); }
+
+NodeId self_named_key(const PublicKey& owner) { return dht_key(self_named_user_key(Identity::id_of(owner))); }
+
+ValueStore::Claim ValueStore::claim(const StoredValue& v, const StoredValue& held) {
+  if (held.owner == v.owner) return Claim::kOwner;
+  if (v.key == self_named_key(v.owner)) return Claim::kReclaim;  // held's owner's name hashes elsewhere
+  return held.key == self_named_key(held.owner) ? Claim::kSquat : Claim::kOther;
+}
+
 bool ValueStore::newer(const StoredValue& a, const StoredValue& b) {
   if (a.version != b.version) return a.version > b.version;
   std::array<uint8_t, 32> ha, hb;
@@ -42,8 +52,10 @@ void ValueStore::release(const NodeId& key) {
 ValueStore::Result ValueStore::store(const StoredValue& v, const NodeId& peer, std::optional<Endpoint::Prefix> prefix) {
   if (v.value.size() > kMaxValueSize) return Result::kTooLarge;
   auto held = storage_.get(v.key);
-  if (held) {
-    if (held->owner != v.owner) return Result::kOtherOwner;
+  const Claim c = held ? claim(v, *held) : Claim::kOwner;
+  if (c == Claim::kSquat) return Result::kSquatRefused;
+  if (c == Claim::kOther) return Result::kOtherOwner;
+  if (held && c == Claim::kOwner) {
     if (held->version == v.version && held->value == v.value) {
       if (v.original && !held->original) {
         StoredValue upd = *held;
@@ -74,7 +86,7 @@ ValueStore::Result ValueStore::store(const StoredValue& v, const NodeId& peer, s
   if (!storage_.put(v)) return Result::kWriteFailed;
   if (v.original) release(v.key);
   else charge(v.key, Charge{peer, prefix, cost});
-  return Result::kStored;
+  return c == Claim::kReclaim ? Result::kReclaimed : Result::kStored;
 }
 
 size_t ValueStore::used_by(const std::unordered_map<NodeId, size_t>& m, const NodeId& k) {

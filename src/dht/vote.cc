@@ -17,13 +17,17 @@ std::vector<OwnedValue> tally(const std::vector<FoundValue>& found, const std::o
   };
   for (auto& f : found) count(f.value);
   if (local) count(*local);
+  // The owner a self-named key names comes first, however few hold it: the others are squatters.
+  auto named = std::stable_partition(owners.begin(), owners.end(),
+                                     [](const auto& o) { return o.first.key == self_named_key(o.first.owner); });
   std::vector<OwnedValue> out;
   for (auto& [v, n] : owners) out.push_back({v.value, v.owner, v.publisher(), v.version, n});
-  std::sort(out.begin(), out.end(), [](const OwnedValue& a, const OwnedValue& b) {
+  auto by_votes = [](const OwnedValue& a, const OwnedValue& b) {
     if (a.holders != b.holders) return a.holders > b.holders;
     if (a.version != b.version) return a.version > b.version;
     return a.owner < b.owner;
-  });
+  };
+  std::sort(out.begin() + (named - owners.begin()), out.end(), by_votes);
   return out;
 }
 

@@ -14,8 +14,9 @@ namespace storjnet::dht {
 // none of the k closest returned a value do the farther ones count.
 std::vector<FoundValue> voters(const LookupResult& res);
 
-// One entry per owner among `found` (and our own copy): its newest value and how many nodes held it; most
-// holders first, then newest, then smallest owner key.
+// One entry per owner among `found` (and our own copy): its newest value and how many nodes held it; the owner
+// the key is the self-named key of (dht/value_store.h) first, then most holders, then newest, then smallest
+// owner key.
 std::vector<OwnedValue> tally(const std::vector<FoundValue>& found, const std::optional<StoredValue>& local);
 
 }  // namespace storjnet::dht
