@@ -515,7 +515,8 @@ TEST(Lookup, APutsLookupEndsOnceEachPathsClosestAnsweredAndPlacesOnTheNamed) {
   ASSERT_GE(put.placement.size(), 8u);
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(put.placement[i].id, expect[i]) << i;
   for (auto& c : put.placement) EXPECT_NE(c.id, want[1].id);  // it failed: never placed on
-  EXPECT_LT(put.stats.rpcs * 2, full.stats.rpcs) << put.stats.rpcs << " vs " << full.stats.rpcs;
+  // Cheaper though it asks all 20 of its seeds (k = 8 here; a Dht's put starts from k seeds).
+  EXPECT_LT(put.stats.rpcs, full.stats.rpcs) << put.stats.rpcs << " vs " << full.stats.rpcs;
   EXPECT_TRUE(full.placement.size() >= 8 && full.placement[0].id == expect[0]);
   // on_near told, while the put's lookup ran, the answered nodes that ended their paths' search: the closest
   // node among them (where a put stores at once), never a failed one, and not every node that answered.
