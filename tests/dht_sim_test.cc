@@ -426,10 +426,11 @@ TEST(DhtSim, HostilePeerFloodsAreBoundedAndOthersStillServed) {
   EXPECT_TRUE(got);
 }
 
-// A put stores during its lookup on the nodes whose answers end their paths' search near the key (StoreRun::early):
-// the first acknowledgement is then in hand when the lookup ends. A store sent only at the end is answered at
-// least one round trip (here >= 10 ms: links are 5-45 ms one way) after it.
-TEST(DhtSim, APutsFirstAcknowledgementComesWithItsLookupsEnd) {
+// A put stores nothing before its lookup ends: a node told the value during the lookup (the early stores this
+// replaced) could be a colluder that squats the key's honest neighbourhood with its own value before the
+// owner's stores reach it (docs/protocol.md 10.8). Every store is sent at the lookup's end, so the first
+// acknowledgement comes at least one round trip (here >= 10 ms: links are 5-45 ms one way) after it.
+TEST(DhtSim, APutStoresNothingBeforeItsLookupEnds) {
   SimConfig cfg;
   cfg.seed = 21;
   cfg.node = test_config();
@@ -452,6 +453,5 @@ TEST(DhtSim, APutsFirstAcknowledgementComesWithItsLookupsEnd) {
   }
   EXPECT_EQ(puts, 30u);
   EXPECT_EQ(ok, 30u);
-  RecordProperty("with_the_lookup", std::to_string(with_the_lookup));
-  EXPECT_GE(with_the_lookup, 15u) << with_the_lookup << " of 30 answered within a round trip of the lookup's end";
+  EXPECT_EQ(with_the_lookup, 0u) << with_the_lookup << " of 30 answered within a round trip of the lookup's end";
 }

@@ -124,9 +124,9 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   if (auto held = values.get(v.key); held && !ValueStore::may_replace(v, *held))
     return put_done(st, 0, "the key holds another owner's value");
   // The stores: on the k closest the lookup finds (answered or only named: a placement answer names the key's
-  // true neighbourhood), one that does not answer giving its turn to the next closest; and already while the
-  // lookup runs, on each node whose answer ends its path's search (StoreRun::early), so the first
-  // acknowledgement comes with the lookup's last round.
+  // true neighbourhood), one that does not answer giving its turn to the next closest. All of them once the
+  // lookup ended, none during it (no StoreRun::early): a colluder told the value early squats the key's honest
+  // neighbourhood with its own value before the owner's stores reach it (docs/protocol.md 10.8).
   auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
                             [this, st](StoreTally t) {
                               if (st->result.ok) return;
@@ -160,8 +160,6 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     run->place(std::move(res.placement));
   }, {.seeds = seeds,
       .paths = cfg.disjoint_paths,
-      .on_near = [run](const Contact& c) { run->early(c); },
-      .near_within = holder_radius(),
       .placement = true,
       .path_answers = kPutPathAnswers});
 }

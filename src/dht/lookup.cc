@@ -67,14 +67,18 @@ void Lookup::step() {
   for (auto& [dist, cand] : shortlist_) {
     size_t path = cand.path;
     if (cand.state == State::kFailed) continue;
-    if (considered[path]++ >= window(path)) continue;
+    // path_answers: a path also asks all of its seeds (our own table's contacts), at once and however far its
+    // window reaches: colluders placed nearest the target among them would otherwise end the path alone,
+    // naming only each other (docs/protocol.md 10.8).
+    const bool seed = p_.path_answers && cand.depth == 1;
+    if (considered[path]++ >= window(path) && !seed) continue;
     near_open = near_open || cand.state != State::kAnswered;
     if (cand.state != State::kNew) continue;
     active[path] = true;
     // A value lookup whose answers all agree asks no further on a path that gave a value (see settled()).
     if (p_.settle_on_agreement && valued(path) && !disagree_) continue;
     pending_new = true;
-    if (path_in_flight_[path] + sending[path] >= p_.alpha) continue;
+    if (path_in_flight_[path] + sending[path] >= p_.alpha && !seed) continue;
     cand.state = State::kInFlight;
     ++sending[path];
     to_send.emplace_back(dist, cand.contact);

@@ -3,9 +3,10 @@
 //
 // The routing table's closest contacts are dealt round-robin to `paths` paths. Each path keeps at most
 // alpha queries in flight, always to its closest not-yet-queried candidates, and finishes when its k
-// closest non-failed candidates have all answered (a put's lookup: its path_answers closest, see below). A contact belongs to the first path that learned it: the
-// others never query it, so a liar that answers only with its friends captures at most the paths that
-// reached it, and an honest path still converges on the true closest nodes.
+// closest non-failed candidates have all answered (a put's lookup: its path_answers closest, and its seeds, see
+// below). A contact belongs to the first path that learned it: the others never query it, so a liar that
+// answers only with its friends captures at most the paths that reached it, and an honest path still converges
+// on the true closest nodes.
 // Value lookups never stop at the first value: every answering node's (already verified) value is
 // collected, for the caller to choose by owner and version. They stop early only when a majority of the
 // paths gave a value (or every path did, or ran out of candidates) and all values agree
@@ -78,7 +79,9 @@ struct LookupParams {
   // How many of its closest candidates that did not fail a path needs answered before it finishes (0: k),
   // plus one for each of the path's candidates that failed (at most k). Fewer asks less, and with placement
   // answers (find_node's kFindNodePlacement) the closest node's answer already names the target's true
-  // neighbourhood (a put, docs/protocol.md 5).
+  // neighbourhood (a put, docs/protocol.md 5). A path also asks every one of its seeds (at once, outside alpha)
+  // and ends only once they answered or failed: colluders nearest the target among the seeds would otherwise
+  // end every path on their answers, which name only each other (docs/protocol.md 10.8).
   size_t path_answers = 0;
   // Checked before each step: true ends the lookup at once (a refresh whose bucket filled meanwhile).
   std::function<bool()> enough = {};

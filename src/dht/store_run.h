@@ -4,7 +4,8 @@
 // an error reply, an undecodable answer) passes its turn on to the next target not yet tried; a `false` answer
 // (the node holds another owner's or a newer value) is not replaced.
 // early(c), before place(), stores at once on a node the lookup has already found near the key (its answer ended
-// its path's search there): a put's stores ride with the lookup's last round instead of waiting for its end. An
+// its path's search there), so stores ride with the lookup's last round. Puts no longer use it: a colluder told the
+// value early squats the key's honest neighbourhood first (docs/protocol.md 10.8). An
 // early store counts only if place() makes its node a target (by rank, or by a passed turn); its answer, however
 // early it came, is then taken as that target's. Early stores are bounded by `want`; one whose node place()
 // does not choose is wasted (the node keeps the value, as an extra holder) and never counted.
