@@ -80,13 +80,13 @@ TEST(DialBackFamilies, AnOpenIPv6AddressDoesNotMakeANattedIPv4SideReachable) {
   for (const auto& r : *relays)
     EXPECT_TRUE(std::count(with_v4.begin(), with_v4.end(), r.id)) << r.id.hex() << " has no IPv4 address listed";
 
-  // Public dual-stack nodes are found reachable over IPv4 (most of them by now: in a network this small a node
-  // may have talked lately to every helper that probed it, as in DhtDialBack.ReachableNodesAreConfirmed), and
-  // one that is holds no reservations.
+  // Public dual-stack nodes are found reachable (most of them over IPv4 by now: in a network this small a node
+  // may have talked lately to every helper that probed it, as in DhtDialBack.ReachableNodesAreConfirmed; their
+  // IPv4 address is public, so an IPv6 proof counts too), and one that is holds no reservations.
   size_t public_reachable = 0;
   for (size_t i = 1; i < 24; ++i) {
     DhtStats p = sim.node(i).dht().stats();
-    EXPECT_EQ(p.reachable, p.reachable_v4) << i;
+    EXPECT_EQ(p.reachable, p.reachable_v4 || p.reachable_v6) << i;
     if (!p.reachable) continue;
     ++public_reachable;
     EXPECT_EQ(p.relay_reservations_held, 0u) << i;
@@ -145,4 +145,40 @@ TEST(DialBackFamilies, AProbeOfTheOtherAddressConfirmsNothing) {
   ASSERT_GT(diverted, 0u) << "the liar was asked about S's IPv4 address";
   EXPECT_GT(forged, 0u) << "the diverted testimonies are refused as forged";
   EXPECT_FALSE(sim.node(s).dht().stats().reachable);
+}
+
+// The netlab's case (CI, 2026-12-04): in a small network every IPv4 helper is a peer a public dual-stack node
+// talked to lately, so no IPv4 probe comes in unsolicited; strangers' probes of its IPv6 address do (its peers
+// talk to it over IPv4). Its IPv4 address is public (no private one: no NAT in front), so the IPv6 proof counts:
+// it offers to relay, and the NATed nodes get reservations with it.
+TEST(DialBackFamilies, APublicDualStackNodeProvenOverIPv6AloneIsReachable) {
+  Simulator sim;
+  for (int i = 0; i < 6; ++i) add(sim, kBothFamilies);
+  for (int i = 0; i < 3; ++i) add(sim, kFamilyV6);
+  std::vector<size_t> natted;
+  for (int i = 0; i < 3; ++i) {
+    natted.push_back(add(sim, kFamilyV4));
+    sim.put_behind(natted.back(), sim.add_router({Type::kPortRestricted}));
+  }
+  join(sim);
+  sim.run_for(25min);
+
+  size_t v6_alone = 0;
+  for (size_t i = 0; i < 6; ++i) {
+    DhtStats p = sim.node(i).dht().stats();
+    EXPECT_EQ(p.reachable, p.reachable_v4 || p.reachable_v6) << i;
+    if (p.reachable_v6 && !p.reachable_v4) {
+      ++v6_alone;
+      EXPECT_EQ(p.relay_reservations_held, 0u) << i;
+    }
+  }
+  ASSERT_GT(v6_alone, 0u) << "the case under test: a public node proven over IPv6 alone";
+  size_t granted = 0;
+  for (size_t i = 0; i < 6; ++i) granted += sim.node(i).dht().stats().relay_reservations_granted;
+  EXPECT_GT(granted, 0u) << "public nodes relay for the NATed ones";
+  for (size_t n : natted) {
+    DhtStats p = sim.node(n).dht().stats();
+    EXPECT_FALSE(p.reachable) << n;
+    EXPECT_GT(p.relay_reservations_held, 0u) << n;
+  }
 }

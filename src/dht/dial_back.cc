@@ -38,7 +38,17 @@ bool DialBack::reachable(Endpoint::Family f) const {
   return loopback_only();
 }
 
-bool DialBack::reachable() const { return reachable(judged_family(engine_.env().families())); }
+// Judged on IPv4 when the node has it; the other family's proof counts too unless the judged family's traffic
+// leaves from a private address (a NAT in front of it, which strangers' probes of the other family never
+// crossed): a public dual-stack node in a small network, where every IPv4 helper is a peer it talked to lately,
+// is still found reachable by its open IPv6 address.
+bool DialBack::reachable() const {
+  uint8_t families = engine_.env().families();
+  Endpoint::Family judged = judged_family(families);
+  if (reachable(judged)) return true;
+  Endpoint::Family other = judged == Endpoint::Family::kV4 ? Endpoint::Family::kV6 : Endpoint::Family::kV4;
+  return (families & family_bit(other)) && reachable(other) && !engine_.env().lan_endpoint(judged);
+}
 
 // Every peer on this host (make run, storjnetd --nodes, the benches): nothing NATs between us, and no helper at
 // another address exists to probe us, so we count as reachable (no relay reservations, no keepalives).

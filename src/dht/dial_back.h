@@ -47,7 +47,8 @@ class DialBack {
   // Whether an unsolicited probe over family f reached this node within kReachableFor, or every routing-table
   // entry is on a loopback address (a network on one host: nothing NATs there).
   bool reachable(Endpoint::Family f) const;
-  // reachable(judged_family(the families this node sends on)): over IPv4 when it has IPv4.
+  // reachable(judged_family(the families this node sends on)), over IPv4 when it has IPv4; or reachable over
+  // its other family when the judged one has no private address (no NAT in front of it, lan_endpoint).
   bool reachable() const;
   // Adds the counters and reachable to `s`.
   void fill(DhtStats& s) const;
