@@ -89,7 +89,7 @@ TEST(SimRelay, StreamThroughARelayIsBitExact) {
   net.sim.run_until([&] { return opened.has_value(); }, std::chrono::seconds(10));
   ASSERT_TRUE(opened && *opened);
   StreamId id = **opened;
-  Bytes data(256 * 1024);
+  Bytes data(2048 * 1024);  // past the circuit's burst (256 KiB): the steady rate
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 131 + (i >> 9));
   size_t sent = 0;
   Bytes got;
@@ -111,8 +111,12 @@ TEST(SimRelay, StreamThroughARelayIsBitExact) {
   }, std::chrono::seconds(120));
   EXPECT_EQ(got, data);
   double secs = std::chrono::duration<double>(net.sim.now() - start).count();
-  RecordProperty("relayed_stream_kib_per_s", std::to_string(static_cast<int>(256 / std::max(secs, 1e-3))));
-  EXPECT_LT(secs, 60);
+  double kib_per_s = 2048 / std::max(secs, 1e-3);
+  RecordProperty("relayed_stream_kib_per_s", std::to_string(static_cast<int>(kib_per_s)));
+  // The relay passes 256 KiB/s of the circuit's datagrams, both ways (relay_pair_rate); the data's share of
+  // that, with headers and acknowledgements, is about 200 KiB/s. Paced in one-datagram chunks the stream gets
+  // 197 (32 KiB chunks: 117, most of each loss spent resending whole chunks).
+  EXPECT_GT(kib_per_s, 170);
 }
 
 TEST(SimRelay, NatScenarioSymmetricPairsDeliverThroughRelays) {

@@ -80,9 +80,16 @@ TEST_F(StreamState, RetransmitAfterLoss) {
   EXPECT_TRUE(tx.poll(kDatagram, 0s, kChunk).empty());  // still in flight: nothing new
   EXPECT_TRUE(tx.on_datagram_failed(kChunk, false, 0s));
   EXPECT_FALSE(tx.on_datagram_failed(kChunk, false, 0s));  // once
-  auto again = tx.poll(kDatagram, 0s, kChunk);
-  ASSERT_EQ(offsets(again), std::vector<uint64_t>{kChunk});
-  EXPECT_TRUE(tx.on_ack(kDatagram, kChunk, peer.deliver(again[0])));
+  // Sent again, and only it (paced since the loss: in smaller chunks, over time).
+  std::vector<uint64_t> again;
+  for (Duration t = 0s; !tx.all_acked() && t < 10s; t += 10ms)
+    for (auto& r : tx.poll(kDatagram, t, kChunk)) {
+      again.push_back(r.offset);
+      EXPECT_TRUE(tx.on_ack(kDatagram, r.offset, peer.deliver(r), false, t));
+    }
+  ASSERT_FALSE(again.empty());
+  EXPECT_EQ(again.front(), kChunk);
+  for (uint64_t off : again) EXPECT_TRUE(off >= kChunk && off < 2 * kChunk) << off;
   EXPECT_TRUE(tx.all_acked());
   EXPECT_EQ(peer.drain(), data);
 }
@@ -247,20 +254,24 @@ TEST_F(StreamState, ALossPacesTheDatagramChunksAtHalfTheDeliveryRate) {
   // The rest of that round's losses (sent before the cut) cut no further.
   for (int i = 9; i < 16; ++i) EXPECT_TRUE(tx.on_datagram_failed(ts[i].offset, false, 1s + 10ms));
   EXPECT_NEAR(tx.rate(), 128 * 1024, 1);
-  // Paced: one 32 KiB chunk now, the next a quarter second later (32 KiB at 128 KiB/s), not before.
+  // Paced: one chunk now, of one datagram (4 ms at 128 KiB/s is less than kMinPacedChunk), the next 1 KiB at
+  // 128 KiB/s later, not before.
+  constexpr size_t kSmall = SendSide::kMinPacedChunk;
+  const Duration gap = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(kSmall / (128.0 * 1024)));
   auto one = tx.poll(kDatagram, 1s + 10ms, kChunk);
   ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].data.size(), kSmall);
   ASSERT_TRUE(tx.pace_at());
-  EXPECT_EQ(*tx.pace_at(), 1s + 10ms + 250ms);
-  EXPECT_TRUE(tx.poll(kDatagram, 1s + 200ms, kChunk).empty());
+  EXPECT_EQ(*tx.pace_at(), 1s + 10ms + gap);
+  EXPECT_TRUE(tx.poll(kDatagram, 1s + 10ms + gap - 1ms, kChunk).empty());
   auto two = tx.poll(kDatagram, *tx.pace_at(), kChunk);
   ASSERT_EQ(two.size(), 1u);
   // Acknowledged at its first sending: the rate grows by half the chunk.
   EXPECT_TRUE(tx.on_ack(kDatagram, one[0].offset, 8 << 20, false, 1s + 300ms));
-  EXPECT_NEAR(tx.rate(), 128 * 1024 + kChunk / 2, 1);
+  EXPECT_NEAR(tx.rate(), 128 * 1024 + kSmall / 2, 1);
   // Answered only after a resend, sent after the cut: a new loss, a new cut.
   EXPECT_TRUE(tx.on_ack(kDatagram, two[0].offset, 8 << 20, true, 1s + 600ms));
-  EXPECT_NEAR(tx.rate(), (128 * 1024 + kChunk / 2) / 2, 1);
+  EXPECT_NEAR(tx.rate(), (128 * 1024 + kSmall / 2) / 2, 1);
   // Never below the floor.
   for (int i = 0; i < 10; ++i) {
     auto t = tx.poll(kDatagram, 10s * (i + 1), kChunk);
@@ -268,6 +279,29 @@ TEST_F(StreamState, ALossPacesTheDatagramChunksAtHalfTheDeliveryRate) {
     EXPECT_TRUE(tx.on_datagram_failed(t[0].offset, false, 10s * (i + 1) + 1ms));
   }
   EXPECT_EQ(tx.rate(), SendSide::kMinRate);
+}
+
+// Paced datagram chunks carry 4 ms at the rate (a relay's budget drops single datagrams, and a lost fragment
+// loses its whole chunk), and more of them fly: the in-flight bytes stay near the unpaced 512 KiB, up to 48.
+TEST_F(StreamState, PacedChunksAreSmallAndMoreOfThemFly) {
+  tx.raise_limit(8 << 20);
+  tx.write(pattern(8 << 20), kChunk);
+  auto ts = tx.poll(kDatagram, 0s, kChunk);
+  ASSERT_EQ(ts.size(), SendSide::kMaxInFlight);
+  for (int i = 0; i < 15; ++i) EXPECT_TRUE(tx.on_ack(kDatagram, ts[i].offset, 8 << 20, false, 1ms * (i + 1)));
+  EXPECT_TRUE(tx.on_datagram_failed(ts[15].offset, false, 20ms));
+  // 480 KiB acknowledged within the first quarter second (a rate is never measured over less): half of that.
+  EXPECT_NEAR(tx.rate(), 15.0 * kChunk / 0.25 / 2, 1);
+  const size_t paced_chunk = static_cast<size_t>(tx.rate() * 0.004);  // 3,840 bytes
+  ASSERT_GT(paced_chunk, SendSide::kMinPacedChunk);
+  size_t sent = 0;
+  for (Duration t = 20ms; t < 2s; t += 1ms)
+    for (auto& x : tx.poll(kDatagram, t, kChunk)) {
+      EXPECT_LE(x.data.size(), paced_chunk);
+      ++sent;
+    }
+  EXPECT_EQ(sent, SendSide::kMaxInFlightPaced);
+  EXPECT_EQ(tx.in_flight(), SendSide::kMaxInFlightPaced);
 }
 
 TEST_F(StreamState, TheFastPathIsNeverPaced) {

@@ -4,8 +4,10 @@
 // what arrives goes to the stream's state machine through Streams::Impl (streams.cc).
 #include <algorithm>
 
+#include "engine/message.h"
 #include "streams/codec.h"
 #include "streams/streams_impl.h"
+#include "wire/frame.h"
 
 namespace storjnet {
 
@@ -15,6 +17,8 @@ constexpr int kDataAttempts = 8;
 // The receiver's answer to data it cannot hold right now (node or network budget, chunks ahead): the writer
 // keeps the data and sends it again later, instead of giving the stream up.
 constexpr std::string_view kBusy = "receive buffers full";
+// A paced chunk of the smallest size goes as one datagram (no fragments): its stream_write request fits whole.
+static_assert(streams::SendSide::kMinPacedChunk + streams::kIdSize + 8 + msg::kHeader <= wire::kMaxWhole);
 }  // namespace
 
 void Streams::Impl::send_chunk(Stream& s, uint64_t off, ByteView data) {

@@ -27,7 +27,13 @@ std::vector<SendSide::Transmit> SendSide::poll(uint64_t fast, TimePoint now, siz
   }
   pace_at_.reset();
   if (now < backoff_until_) return out;
-  for (auto it = unacked_.begin(); it != unacked_.end() && in_flight_ < kMaxInFlight; ++it) {
+  // Paced: chunks of at most kPacedChunkTime at the rate (a lost datagram then costs little), more of them.
+  if (rate_ > 0)
+    datagram_chunk = std::clamp(static_cast<size_t>(rate_ * std::chrono::duration<double>(kPacedChunkTime).count()),
+                                std::min(kMinPacedChunk, datagram_chunk), datagram_chunk);
+  size_t max_in_flight = std::clamp(kMaxInFlightBytes / std::max<size_t>(datagram_chunk, 1), kMaxInFlight,
+                                    kMaxInFlightPaced);
+  for (auto it = unacked_.begin(); it != unacked_.end() && in_flight_ < max_in_flight; ++it) {
     auto& [off, c] = *it;
     if (c.in_flight || (fast != kDatagram && !c.refused)) continue;
     if (rate_ > 0 && now < next_send_) {
@@ -54,9 +60,10 @@ std::vector<SendSide::Transmit> SendSide::poll(uint64_t fast, TimePoint now, siz
 void SendSide::on_loss(TimePoint sent, TimePoint now) {
   ++losses_;
   if (rate_ > 0 && sent < cut_at_) return;  // sent before the last cut: that cut answered it
-  // The first cut halves the delivery rate: the last complete period's, else what the current one has seen.
+  // The first cut halves the delivery rate: the last complete period's, else what the current one has seen
+  // (over a period at least: a few acknowledgements a millisecond apart are no rate).
   double partial = static_cast<double>(period_bytes_) /
-                   std::max(1e-3, std::chrono::duration<double>(now - period_start_).count());
+                   std::chrono::duration<double>(std::max<Duration>(kRatePeriod, now - period_start_)).count();
   double base = rate_ > 0 ? rate_ : last_rate_ > 0 ? last_rate_ : partial;
   rate_ = std::clamp(base / 2, kMinRate, kMaxRate);
   cut_at_ = now;

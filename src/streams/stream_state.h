@@ -26,6 +26,8 @@ constexpr uint64_t kDatagram = 0;  // the path of chunks sent as stream_write RP
 class SendSide {
  public:
   static constexpr size_t kMaxInFlight = 16;  // datagram chunks: 512 KiB of unacknowledged data on the wire
+  static constexpr size_t kMaxInFlightBytes = 512 * 1024;  // ... smaller paced chunks: more of them, up to
+  static constexpr size_t kMaxInFlightPaced = 48;          // this many (a receiver holds 64 ahead of a gap)
   static constexpr Duration kBackoff = 250ms;  // after the peer answered "busy", no datagram before this
   // Pacing of datagram chunks (docs/protocol.md 7, "Pacing"). Unpaced until a datagram chunk is lost (its
   // request failed, or was answered only after a resend); then sent at most at rate() bytes/s, which each
@@ -35,6 +37,10 @@ class SendSide {
   // sending four times it.
   static constexpr double kMinRate = 32 * 1024;         // bytes/s: a paced stream never goes slower
   static constexpr double kMaxRate = 1024.0 * 1024 * 1024;  // ... nor faster (a cap, not a goal)
+  // A paced datagram chunk carries at most kPacedChunkTime at the rate, and at least kMinPacedChunk (one
+  // datagram: a relay's budget drops datagrams, and a chunk of many fragments is lost with any one of them).
+  static constexpr Duration kPacedChunkTime = 4ms;
+  static constexpr size_t kMinPacedChunk = 1024;
 
   struct Transmit {
     uint64_t path;   // kDatagram or a connection id
@@ -56,7 +62,7 @@ class SendSide {
   size_t write(ByteView data, size_t chunk);
   // What to send now: unsent chunks over `fast` (a usable connection, or kDatagram for none), then over
   // datagrams those refused by the fast path (or all without one), at most kMaxInFlight at a time and none
-  // while backing off. Chunks bigger than `datagram_chunk` are cut first.
+  // while backing off. Chunks bigger than `datagram_chunk` (while paced: the paced chunk size) are cut first.
   std::vector<Transmit> poll(uint64_t fast, TimePoint now, size_t datagram_chunk);
   // The peer acknowledged the chunk at `offset` sent over `path`: true when that chunk was in flight there
   // (it is then done); anything else (late, duplicate, other path) is ignored and counted. `resent`: a
