@@ -131,7 +131,7 @@ void Relay::on_reserve(const IncomingRequest& q, const Reply& r) {
   // Not one-way, and not itself relayed (the engine keeps a path via a relay only for a peer whose last
   // datagram came through one): no reservations or circuits through other relays.
   if (q.oneway || engine_.via(q.from.key)) return refuse();
-  if (!cfg_.relay || !reachable_ || !reachable_()) {
+  if (!cfg_.relay || !((reachable_ && reachable_()) || (open_ && open_()))) {
     refuse();
     return r.error("not relaying");
   }

@@ -107,6 +107,10 @@ class Relay {
     needs_dual_ = std::move(needs_dual);
     other_address_ = std::move(other_address);
   }
+  // `open()`: this node's route out has a public address (no NAT in front of it). It then relays even while
+  // dial-back has not found it reachable: in a small network every helper is a peer it talked to lately, so
+  // no probe comes unsolicited (docs/protocol.md 5.3, "Who relays").
+  void set_open(std::function<bool()> open) { open_ = std::move(open); }
   // B's relays are rendezvous for a punch to B (docs/protocol.md 5.2, "Who is the rendezvous"): `f` gets a
   // started punch's target and its listed relays once the list is read (again at a later punch to the same
   // target while the list is kept, kRetryAfter).
@@ -173,7 +177,7 @@ class Relay {
   Engine& engine_;
   RoutingTable& table_;
   DhtConfig cfg_;
-  std::function<bool()> reachable_;
+  std::function<bool()> reachable_, open_;
   Publish publish_;
   Fetch fetch_;
   std::function<bool(const NodeId&)> hold_;
