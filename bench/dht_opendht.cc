@@ -19,6 +19,7 @@
 #include <sodium.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -109,6 +110,7 @@ struct Opts {
   bool trace = false;
   bool diag_self_lookup = false;
   bool cdf = false;
+  bool exit_after_settle = false;
 };
 
 std::atomic<bool> g_progress{true};
@@ -525,6 +527,13 @@ void run_dht(const Opts& opts) {
 
   std::mt19937_64 rng(a.seed);
   long rss0_kb = proc_status_kb("VmRSS");
+  // Heap bytes in use (malloc's view, every arena): RSS less what malloc holds free (holes left by freed
+  // memory between live blocks) and stacks.
+  auto heap_kb = [] {
+    auto m = mallinfo2();
+    return static_cast<long>((m.uordblks + m.hblkhd) / 1024);
+  };
+  long heap0_kb = heap_kb();
   double cpu0 = cpu_seconds();
   Udp udp0 = read_udp();
   Tx tx0 = tx_now();
@@ -648,7 +657,15 @@ void run_dht(const Opts& opts) {
   Tx tx_settle = tx_now();
   const auto req_settle = requests_out();
   long rss_settled_kb = proc_status_kb("VmRSS");
+  long heap_settled_kb = heap_kb();
   long threads = proc_status_kb("Threads");
+  if (a.exit_after_settle) {
+    // Profiling aid: what is allocated now is what heaptrack reports as leaked (the settled heap).
+    std::printf("memory: %.1f KiB/node settled (exit after settle), heap %.1f KiB/node\n",
+                double(rss_settled_kb - rss0_kb) / N, double(heap_settled_kb - heap0_kb) / N);
+    std::fflush(stdout);
+    _exit(0);
+  }
   progress("settle: %s at %.2fs (connected %.2fs) good(min/mean/max)=%u/%.1f/%u\n", settled ? "settled" : "TIMEOUT",
            settled ? t_settled : sec_since(t_start, t_settle_end), t_all_connected, snap.min_good,
            static_cast<double>(snap.sum_good) / N, snap.max_good);
@@ -768,6 +785,7 @@ void run_dht(const Opts& opts) {
   }
 
   long rss_end_kb = proc_status_kb("VmRSS");
+  long heap_end_kb = heap_kb();
   long hwm_kb = proc_status_kb("VmHWM");
   double cpu_total = cpu_seconds() - cpu0;
   double wall_total = sec_since(t_start, Clock::now());
@@ -893,6 +911,8 @@ void run_dht(const Opts& opts) {
                  {"rss_hwm_kb", hwm_kb},
                  {"per_node_settled_kb", double(rss_settled_kb - rss0_kb) / N},
                  {"per_node_end_kb", double(rss_end_kb - rss0_kb) / N},
+                 {"heap_per_node_settled_kb", double(heap_settled_kb - heap0_kb) / N},
+                 {"heap_per_node_end_kb", double(heap_end_kb - heap0_kb) / N},
                  {"threads", threads}};
   j["cpu"] = {{"total_s", cpu_total}, {"wall_s", wall_total}, {"per_node_s", cpu_total / N}};
   j["udp"] = {{"process_tx_datagrams", tx_end.d - tx0.d},
@@ -936,8 +956,10 @@ void run_dht(const Opts& opts) {
     std::printf("burst: put %.0f ops/s, get %.0f ops/s @%d in flight\n", bput.wall_s > 0 ? bput.ok / bput.wall_s : 0,
                 bget.wall_s > 0 ? bget.ok / bget.wall_s : 0, a.burst);
   }
-  std::printf("memory: %.1f KiB/node settled, %.1f KiB/node end, threads %ld; cpu total %.2fs over %.1fs wall\n",
-              double(rss_settled_kb - rss0_kb) / N, double(rss_end_kb - rss0_kb) / N, threads, cpu_total,
+  std::printf("memory: %.1f KiB/node settled, %.1f KiB/node end (heap in use %.1f, %.1f), threads %ld; cpu total "
+              "%.2fs over %.1fs wall\n",
+              double(rss_settled_kb - rss0_kb) / N, double(rss_end_kb - rss0_kb) / N,
+              double(heap_settled_kb - heap0_kb) / N, double(heap_end_kb - heap0_kb) / N, threads, cpu_total,
               wall_total);
   std::printf("udp: %lld datagrams sent (interposed sendto/sendmsg), %llu by engine stats\n", tx_end.d - tx0.d,
               static_cast<unsigned long long>(engine_dgrams));
@@ -972,6 +994,8 @@ static void add_dht(CLI::App& app) {
   cmd->add_option("--max-seconds", o->max_seconds, "watchdog: exit code 3 after this long");
   cmd->add_option("--label", o->label);
   cmd->add_flag("--quiet", o->quiet);
+  cmd->add_flag("--exit-after-settle", o->exit_after_settle,
+                "profiling aid: exit at once after the settled memory sample (heaptrack's leaks = the settled heap)");
   cmd->add_flag("--cdf", o->cdf, "add latency distributions (latency_cdf_ms, for scripts/plot)");
   cmd->add_flag("--trace", o->trace, "routing-table samples and get-miss diagnostics on stderr");
   cmd->add_flag("--diag-self-lookup", o->diag_self_lookup,

@@ -2,10 +2,13 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
+#include "crypto/key_cache.h"
 #include "storjnet/identity.h"
 #include "storjnet/node_id.h"
 
@@ -131,4 +134,60 @@ TEST(Identity, SignaturesVerifyOnlyForTheSignerAndTheMessage) {
   EXPECT_FALSE(Identity::verify(b.public_key(), msg, sig));
   msg[0] = 9;
   EXPECT_FALSE(Identity::verify(a.public_key(), msg, sig));
+}
+
+// The pair-key cache (src/crypto/key_cache.cc) stands for a pair by a keyed fingerprint of its two keys: the
+// unordered pair finds its key from either end, every other pair (sharing one key, or none) misses, and a
+// present key is never computed again.
+TEST(KeyCache, PairKeyFoundFromEitherEndOnlyForItsPair) {
+  using storjnet::crypto::cached_pair_key;
+  using storjnet::crypto::pair_key;
+  storjnet::crypto::clear_key_caches();
+  std::vector<storjnet::PublicKey> keys;
+  for (uint8_t i = 0; i < 40; ++i) {
+    std::array<uint8_t, 32> seed{};
+    seed[0] = i;
+    seed[31] = 0x5a;
+    keys.push_back(storjnet::Identity::from_seed(storjnet::ByteView(seed.data(), seed.size())).public_key());
+  }
+  auto value_of = [](size_t i, size_t j) {  // a distinct stand-in key per unordered pair
+    std::array<uint8_t, 32> v{};
+    v[0] = static_cast<uint8_t>(std::min(i, j));
+    v[1] = static_cast<uint8_t>(std::max(i, j));
+    v[2] = 0xee;
+    return v;
+  };
+  int computed = 0;
+  for (size_t i = 0; i < keys.size(); ++i)
+    for (size_t j = i + 1; j < keys.size(); j += 3) {
+      std::array<uint8_t, 32> out{}, miss{};
+      ASSERT_FALSE(cached_pair_key(keys[i], keys[j], miss));
+      ASSERT_TRUE(pair_key(keys[i], keys[j], out, [&](std::array<uint8_t, 32>& k) {
+        ++computed;
+        k = value_of(i, j);
+        return true;
+      }));
+      EXPECT_EQ(out, value_of(i, j));
+    }
+  const int first = computed;
+  for (size_t i = 0; i < keys.size(); ++i)
+    for (size_t j = 0; j < keys.size(); ++j) {
+      if (i == j) continue;
+      std::array<uint8_t, 32> out{};
+      bool cached = (std::max(i, j) - std::min(i, j)) % 3 == 1;
+      ASSERT_EQ(cached_pair_key(keys[i], keys[j], out), cached) << i << " " << j;
+      if (cached) {
+        EXPECT_EQ(out, value_of(i, j));
+        std::array<uint8_t, 32> again{};
+        ASSERT_TRUE(pair_key(keys[j], keys[i], again, [&](std::array<uint8_t, 32>&) {
+          ++computed;
+          return false;
+        }));
+        EXPECT_EQ(again, value_of(i, j));
+      }
+    }
+  EXPECT_EQ(computed, first);  // every cached pair answered from the cache, from both ends
+  storjnet::crypto::clear_key_caches();
+  std::array<uint8_t, 32> out{};
+  EXPECT_FALSE(cached_pair_key(keys[0], keys[1], out));
 }

@@ -11,20 +11,40 @@ namespace storjnet::crypto {
 
 namespace {
 constexpr size_t kMaxConverted = 1 << 20;
-constexpr size_t kMaxPairs = 1 << 19;  // about 80 MB at most
+constexpr size_t kMaxPairs = 1 << 19;  // about 40 MB at most (64-byte entries and their buckets)
 
-struct PairHash {
-  size_t operator()(const std::pair<PublicKey, PublicKey>& p) const {
-    uint8_t both[64];
-    std::memcpy(both, p.first.data(), 32);
-    std::memcpy(both + 32, p.second.data(), 32);
-    return keyed_hash(both, sizeof both);
+// A pair is remembered by a 128-bit keyed BLAKE2b fingerprint of its two keys (smaller first), not the keys:
+// an entry is 64 bytes instead of 128. The fingerprint key is random per process, so nobody can search for
+// two pairs with one fingerprint offline, and by chance one collision among 2^19 entries takes ~2^90 tries.
+using PairPrint = std::array<uint8_t, 16>;
+struct PrintHash {  // the fingerprint is already keyed and uniform: its first 8 bytes are the hash
+  size_t operator()(const PairPrint& p) const noexcept {
+    size_t h;
+    std::memcpy(&h, p.data(), sizeof h);
+    return h;
   }
 };
 
 std::mutex mu;
 std::unordered_map<PublicKey, std::array<uint8_t, 32>, KeyedHash> converted;
-std::unordered_map<std::pair<PublicKey, PublicKey>, std::array<uint8_t, 32>, PairHash> pairs;
+std::unordered_map<PairPrint, std::array<uint8_t, 32>, PrintHash> pairs;
+
+PairPrint pair_print(const PublicKey& a, const PublicKey& b) {
+  static const std::array<uint8_t, crypto_generichash_KEYBYTES> key = [] {
+    std::array<uint8_t, crypto_generichash_KEYBYTES> k;
+    randombytes_buf(k.data(), k.size());
+    return k;
+  }();
+  const PublicKey& lo = a < b ? a : b;
+  const PublicKey& hi = a < b ? b : a;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, key.data(), key.size(), sizeof(PairPrint));
+  crypto_generichash_update(&st, lo.data(), lo.size());
+  crypto_generichash_update(&st, hi.data(), hi.size());
+  PairPrint out;
+  crypto_generichash_final(&st, out.data(), out.size());
+  return out;
+}
 }  // namespace
 
 std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache) {
@@ -44,7 +64,7 @@ std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache
 }
 
 bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out) {
-  auto key = a < b ? std::pair(a, b) : std::pair(b, a);
+  PairPrint key = pair_print(a, b);
   std::lock_guard lock(mu);
   auto it = pairs.find(key);
   if (it == pairs.end()) return false;
@@ -54,7 +74,7 @@ bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t,
 
 bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out,
               const std::function<bool(std::array<uint8_t, 32>&)>& compute) {
-  auto key = a < b ? std::pair(a, b) : std::pair(b, a);
+  PairPrint key = pair_print(a, b);
   {
     std::lock_guard lock(mu);
     auto it = pairs.find(key);
