@@ -45,46 +45,41 @@ std::shared_ptr<StoreRun> run_with(FakeStores& f, Outcome& o, size_t want) {
 }
 }  // namespace
 
-TEST(StoreRun, EarlyStoresCountOnlyOnceChosenAndTheirEarlierAnswersAreTaken) {
+TEST(StoreRun, StoresOnTheFirstWantedTargetsAndARefusalIsNotReplaced) {
   FakeStores f;
   Outcome o;
-  Contact a = node(1), b = node(2), c = node(3), d = node(4);
+  Contact a = node(1), c = node(3), d = node(4);
   auto run = run_with(f, o, 2);
-  run->early(a);
-  run->early(b);
-  run->early(a);  // once per node
-  EXPECT_EQ(f.sent, (std::vector<NodeId>{a.id, b.id}));
+  run->place({a, c, d});
+  EXPECT_EQ(f.sent, (std::vector<NodeId>{a.id, c.id}));  // d is not needed
   f.answer(a, true);
-  f.answer(b, true);
-  EXPECT_TRUE(o.first_acks.empty());  // nothing counts before the placement is known
-  run->place({a, c, d});              // b is not among the 2 chosen: its acknowledgement never counts
-  ASSERT_EQ(o.first_acks, (std::vector<size_t>{1}));  // a's, taken from its early answer
-  EXPECT_EQ(f.sent, (std::vector<NodeId>{a.id, b.id, c.id}));  // a is not stored on twice; d is not needed
+  ASSERT_EQ(o.first_acks, (std::vector<size_t>{1}));
   EXPECT_TRUE(o.done.empty());
-  run->early(d);  // too late: the placement is known
-  EXPECT_EQ(f.sent.size(), 3u);
+  run->place({d});  // once only
   f.answer(c, false);
+  EXPECT_EQ(f.sent.size(), 2u);
   ASSERT_EQ(o.done.size(), 1u);
   EXPECT_EQ(o.done[0].acks, 1u);
   EXPECT_EQ(o.done[0].refused, 1u);  // a refusal is not replaced
+  EXPECT_EQ(o.first_acks.size(), 1u);
 }
 
-TEST(StoreRun, ATargetThatDoesNotAnswerPassesItsTurnOnToAnEarlyStoreWhichIsAdopted) {
+TEST(StoreRun, ATargetThatDoesNotAnswerPassesItsTurnOnToTheNextNotYetTried) {
   FakeStores f;
   Outcome o;
   Contact a = node(1), b = node(2), e = node(3), g = node(4);
   auto run = run_with(f, o, 2);
-  run->early(e);
-  run->place({a, b, e, g});
-  EXPECT_EQ(f.sent, (std::vector<NodeId>{e.id, a.id, b.id}));
-  f.answer(a, std::nullopt);  // a's turn goes to e, whose store is already out: adopted, not sent again
-  EXPECT_EQ(f.sent.size(), 3u);
+  run->place({a, b, a, e, g});  // a listed twice: stored on once
+  EXPECT_EQ(f.sent, (std::vector<NodeId>{a.id, b.id}));
+  f.answer(a, std::nullopt);  // a's turn goes to e (a itself is not tried again)
+  EXPECT_EQ(f.sent.back(), e.id);
   f.answer(e, true);
   EXPECT_EQ(o.first_acks, (std::vector<size_t>{1}));
   EXPECT_TRUE(o.done.empty());
   f.answer(b, std::nullopt);  // b's turn goes to g
   EXPECT_EQ(f.sent.back(), g.id);
   f.answer(g, true);
+  EXPECT_EQ(f.sent.size(), 4u);
   ASSERT_EQ(o.done.size(), 1u);
   EXPECT_EQ(o.done[0].acks, 2u);
   EXPECT_EQ(o.first_acks.size(), 1u);
@@ -96,24 +91,20 @@ TEST(StoreRun, AnswersGivenBeforeTheStoreFunctionReturnsEndTheRunExactlyOnce) {
   Contact a = node(1), b = node(2), c = node(3), d = node(4);
   f.at_once = {{a.id, std::nullopt}, {b.id, true}, {c.id, true}, {d.id, true}};
   auto run = run_with(f, o, 2);
-  run->early(c);  // answered at once, not counted yet
   run->place({a, b, c, d});
-  EXPECT_EQ(f.sent, (std::vector<NodeId>{c.id, a.id, b.id}));  // a's turn went to c, adopted
+  EXPECT_EQ(f.sent, (std::vector<NodeId>{a.id, b.id, c.id}));  // a's turn went to b, the second store to c
   ASSERT_EQ(o.done.size(), 1u);
   EXPECT_EQ(o.done[0].acks, 2u);
   EXPECT_EQ(o.first_acks, (std::vector<size_t>{1}));
 }
 
-TEST(StoreRun, EarlyStoresAreBoundedAndAnEmptyPlacementEndsAtOnce) {
+TEST(StoreRun, AnEmptyPlacementEndsAtOnce) {
   FakeStores f;
   Outcome o;
   auto run = run_with(f, o, 2);
-  for (uint8_t n = 1; n <= 10; ++n) run->early(node(n));  // a liar's path naming many "near" nodes
-  EXPECT_EQ(f.sent.size(), 2u);
   run->place({});
+  EXPECT_TRUE(f.sent.empty());
   ASSERT_EQ(o.done.size(), 1u);
   EXPECT_EQ(o.done[0].acks, 0u);
-  f.answer(node(1), true);  // an early store that was never chosen answers late: nothing more happens
-  EXPECT_EQ(o.done.size(), 1u);
   EXPECT_TRUE(o.first_acks.empty());
 }

@@ -51,8 +51,6 @@ struct LookupOptions {
   bool settle = true;
   std::optional<NodeId> owner = std::nullopt;
   std::function<void(const Contact&)> on_named = {};
-  std::function<void(const Contact&)> on_near = {};  // LookupParams::on_near, near_within
-  std::optional<NodeId> near_within = std::nullopt;
   std::function<bool()> enough = {};  // LookupParams::enough
   // A put's lookup: find_node with kFindNodePlacement, LookupParams::path_answers and ::placement.
   bool placement = false;

@@ -13,8 +13,6 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   LookupParams p{engine.id(), target, want_value, stop_on_target, cfg.k, cfg.alpha, paths,
                  std::move(o.must_query), o.settle};
   p.on_named = std::move(o.on_named);
-  p.on_near = std::move(o.on_near);
-  p.near_within = o.near_within;
   p.enough = std::move(o.enough);
   if (want_value && paths > 1) {
     p.settle_within = holder_radius();
@@ -125,7 +123,7 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     return put_done(st, 0, "the key holds another owner's value");
   // The stores: on the k closest the lookup finds (answered or only named: a placement answer names the key's
   // true neighbourhood), one that does not answer giving its turn to the next closest. All of them once the
-  // lookup ended, none during it (no StoreRun::early): a colluder told the value early squats the key's honest
+  // lookup ended, none during it: a colluder told the value during the lookup squats the key's honest
   // neighbourhood with its own value before the owner's stores reach it (docs/protocol.md 10.8).
   auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
                             [this, st](StoreTally t) {

@@ -128,20 +128,12 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   }
   int depth = cand.depth + 1;
   size_t path = cand.path;
-  Contact answered = cand.contact;  // add() may drop cand (its path's farthest) for a closer newcomer
   bool named_now = false;
-  size_t named_closer = 0;  // contacts it named that are closer to the target than itself
   for (auto& c : r->contacts) {
     if (c.id == p_.target && !result_.target_named) result_.target_named = c, named_now = true;
-    named_closer += (c.id ^ p_.target) < dist;
-    add(c, depth, path);
+    add(c, depth, path);  // may drop cand (its path's farthest) for a closer newcomer: not used below
   }
   if (named_now && p_.on_named) p_.on_named(*result_.target_named);  // may re-enter: state is consistent
-  if (finished_) return;
-  // Near: within the radius where the target's k closest are expected, it knows fewer closer nodes than its
-  // path waits for, and its path knows no more either.
-  if (p_.on_near && (!p_.near_within || dist <= *p_.near_within) && named_closer < window(path) && near(dist, path))
-    p_.on_near(answered);  // may re-enter: state is consistent
   if (finished_) return;
   step();
 }
@@ -150,16 +142,6 @@ size_t Lookup::window(size_t path) const {
   // path_answers: the window widens by one for each candidate of the path that failed, so a region of dead or
   // unreachable nodes (a partition) is crossed with more requests in flight, as a full lookup would.
   return p_.path_answers ? std::min(p_.k, p_.path_answers + path_failed_[path]) : p_.k;
-}
-
-bool Lookup::near(const NodeId& distance, size_t path) const {
-  size_t before = 0, w = window(path);
-  for (auto& [d, c] : shortlist_) {
-    if (c.path != path || c.state == State::kFailed) continue;
-    if (d == distance) return true;
-    if (++before >= w) return false;
-  }
-  return false;
 }
 
 bool Lookup::settled(const std::vector<bool>& active) const {

@@ -90,14 +90,6 @@ struct LookupParams {
   // Called once, with the target as the first answer that names it gave it (target_named), while the lookup
   // goes on: a caller that wants the contact soon (find_contact) need not wait for the end.
   std::function<void(const Contact&)> on_named = {};
-  // Called once per candidate whose answer names fewer nodes closer to the target than its path waits for (its
-  // closest path_answers, or k, that did not fail, widened as above) and that is itself among those after the
-  // contacts it named were added: a node whose answer ends its path's search near the target, by its own view
-  // and by the path's. A put stores on it at once (StoreRun::early; a liar told near costs one store, bounded).
-  std::function<void(const Contact&)> on_near = {};
-  // on_near: only candidates within this XOR distance of the target (where its k closest are expected to be,
-  // Dht::Impl::holder_radius); nullopt: no bound.
-  std::optional<NodeId> near_within = std::nullopt;
 };
 
 class Lookup : public std::enable_shared_from_this<Lookup> {
@@ -120,7 +112,6 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   void step();
   void on_answer(const NodeId& distance, std::optional<QueryResponse> r);
   size_t window(size_t path) const;                 // how many of its closest candidates a path waits for
-  bool near(const NodeId& distance, size_t path) const;  // among them (the path's window, failed ones skipped)
   bool settled(const std::vector<bool>& active) const;
   void finish();
 

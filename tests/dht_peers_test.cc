@@ -1,0 +1,130 @@
+// A DHT node's peers, driven by hand: which contacts it hands out to whom, and when it checks a newcomer.
+#include <gtest/gtest.h>
+
+#include "dht/codec.h"
+#include "engine/engine.h"
+#include "storjnet/node.h"
+#include "test_env.h"
+
+using namespace storjnet;
+using namespace storjnet::dht;
+
+TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
+  test::ManualEnv env_a(1);
+  std::array<uint8_t, 32> seed{};
+  seed[0] = 200;
+  Node a(env_a, Identity::from_seed(seed));
+  Endpoint ep_a = Endpoint::v4(0x01020304, 4000);
+  Contact ca = Contact::from_key(a.public_key(), ep_a);
+  // Peers introduce themselves with a ping from private, loopback and public addresses, and answer the ping
+  // by which a checks that they receive there before it takes them in.
+  std::vector<std::unique_ptr<test::ManualEnv>> envs;
+  std::vector<std::unique_ptr<Engine>> peers;
+  std::vector<Endpoint> from = {*Endpoint::parse("10.1.2.3:1"), *Endpoint::parse("192.168.1.9:2"),
+                                *Endpoint::parse("127.0.0.1:3"), *Endpoint::parse("100.64.0.1:4"),
+                                *Endpoint::parse("5.6.7.8:5"), *Endpoint::parse("9.9.9.9:6"),
+                                *Endpoint::parse("[fd00::1]:7"), *Endpoint::parse("[2001:db8::5]:8")};
+  for (size_t i = 0; i < from.size(); ++i) {
+    envs.push_back(std::make_unique<test::ManualEnv>(10 + i));
+    seed[0] = static_cast<uint8_t>(i + 1);
+    peers.push_back(std::make_unique<Engine>(*envs.back(), Identity::from_seed(seed)));
+    peers.back()->ping(ca, [](auto) {});
+    for (int round = 0; round < 3; ++round) {
+      auto to_a = std::move(envs.back()->outbox);
+      envs.back()->outbox.clear();
+      for (auto& s : to_a) a.on_datagram(from[i], s.data);
+      auto from_a = std::move(env_a.outbox);
+      env_a.outbox.clear();
+      for (auto& s : from_a)
+        if (s.to == from[i]) peers.back()->on_datagram(ep_a, s.data);
+    }
+  }
+  EXPECT_EQ(a.dht().stats().verify_pings, from.size());
+  EXPECT_EQ(a.dht().peers().size(), from.size());
+  env_a.outbox.clear();
+  // A public requester asks for contacts.
+  test::ManualEnv env_q(99);
+  seed[0] = 150;
+  Engine q(env_q, Identity::from_seed(seed));
+  std::optional<std::vector<Contact>> got;
+  q.request(ca, Method::kFindNode, dht::encode_id_request(dht_key("x")), [&](RpcResult&& r) {
+    if (r.ok()) got = dht::decode_contacts(r.payload);
+  });
+  for (auto& s : env_q.outbox) a.on_datagram(*Endpoint::parse("8.8.4.4:9"), s.data);
+  for (auto& s : env_a.outbox) q.on_datagram(ep_a, s.data);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), 3u);  // 5.6.7.8, 9.9.9.9, 2001:db8::5
+  for (auto& c : *got) EXPECT_FALSE(c.endpoint.is_private_or_loopback()) << c.endpoint.to_string();
+  // A private requester gets everything.
+  got.reset();
+  env_q.outbox.clear();
+  env_a.outbox.clear();
+  q.request(ca, Method::kFindNode, dht::encode_id_request(dht_key("x")), [&](RpcResult&& r) {
+    if (r.ok()) got = dht::decode_contacts(r.payload);
+  });
+  // From a new, unproven address the long answer waits for the address proof (challenge, echo): pump both ways.
+  for (int round = 0; round < 4 && !got; ++round) {
+    auto from_q = std::move(env_q.outbox);
+    env_q.outbox.clear();
+    for (auto& s : from_q) a.on_datagram(*Endpoint::parse("10.9.9.9:9"), s.data);
+    auto from_a = std::move(env_a.outbox);
+    env_a.outbox.clear();
+    for (auto& s : from_a) q.on_datagram(ep_a, s.data);
+  }
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), from.size());  // the requester itself is never included
+}
+
+// DhtConfig::newcomer_wait (1 s by default): a request sender with an unproven address is pinged at once while
+// its bucket holds fewer than k/2 contacts (the table needs it now: a join, the node everyone bootstraps
+// through), and only after the wait once its bucket holds k/2 (our own lookups usually prove it meanwhile).
+TEST(DhtNewcomers, PingedAtOnceWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsHalf) {
+  test::ManualEnv env_a(1);
+  std::array<uint8_t, 32> seed{};
+  seed[0] = 201;
+  Node a(env_a, Identity::from_seed(seed));
+  const size_t half = a.dht().config().k / 2;
+  ASSERT_GT(a.dht().config().newcomer_wait, Duration{});
+  Endpoint ep_a = Endpoint::v4(0x01020304, 4000);
+  Contact ca = Contact::from_key(a.public_key(), ep_a);
+  std::vector<std::unique_ptr<test::ManualEnv>> envs;
+  std::vector<std::unique_ptr<Engine>> peers;
+  std::vector<Endpoint> from;
+  // Peers in a's bucket 0 (first bit unlike a's), each from its own /24 (the address-block limits allow 2).
+  for (int s = 1; peers.size() < half + 1; ++s) {
+    seed[0] = static_cast<uint8_t>(s);
+    seed[1] = 7;
+    Identity id = Identity::from_seed(seed);
+    if (((id.id() ^ a.id()).bytes()[0] & 0x80) == 0) continue;
+    envs.push_back(std::make_unique<test::ManualEnv>(10 + s));
+    peers.push_back(std::make_unique<Engine>(*envs.back(), std::move(id)));
+    from.push_back(Endpoint::v4(0x05000001 + (static_cast<uint32_t>(peers.size()) << 8), 1000));
+  }
+  // Peer i pings a, and both sides' datagrams are carried until nothing is left (a's check ping included).
+  auto exchange = [&](size_t i) {
+    for (int round = 0; round < 4; ++round) {
+      auto to_a = std::move(envs[i]->outbox);
+      envs[i]->outbox.clear();
+      for (auto& s : to_a) a.on_datagram(from[i], s.data);
+      auto from_a = std::move(env_a.outbox);
+      env_a.outbox.clear();
+      for (auto& s : from_a)
+        if (s.to == from[i]) peers[i]->on_datagram(ep_a, s.data);
+    }
+  };
+  for (size_t i = 0; i < half; ++i) {
+    peers[i]->ping(ca, [](auto) {});
+    exchange(i);
+  }
+  EXPECT_EQ(a.dht().stats().verify_pings, half);  // at once: the bucket was thin
+  EXPECT_EQ(a.dht().peers().size(), half);
+  peers[half]->ping(ca, [](auto) {});
+  exchange(half);
+  EXPECT_EQ(a.dht().stats().verify_pings, half);  // the bucket holds k/2: it waits
+  EXPECT_EQ(a.dht().peers().size(), half);
+  env_a.advance(a.dht().config().newcomer_wait);
+  a.on_wake();
+  exchange(half);
+  EXPECT_EQ(a.dht().stats().verify_pings, half + 1);
+  EXPECT_EQ(a.dht().peers().size(), half + 1);
+}
