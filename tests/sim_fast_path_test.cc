@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 
 #include "sim/rng.h"
 #include "storjnet/simulator.h"
@@ -59,6 +60,10 @@ std::optional<StreamId> open_fast(Simulator& sim, size_t from, size_t to) {
 // Node `from` writes `data` on `id` as fast as the window allows; node `to` reads as bytes arrive.
 struct Transfer {
   Transfer(Simulator& s, size_t f, size_t t, const StreamId& i, const Bytes& d) : sim(s), from(f), to(t), id(i), data(d) {}
+  // The simulator outlives a Transfer declared after it: a write still unacknowledged when the simulator goes
+  // completes then (with nullopt), after this Transfer is gone.
+  ~Transfer() { *alive = false; }
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   Simulator& sim;
   size_t from, to;
   StreamId id;
@@ -71,15 +76,16 @@ struct Transfer {
     Streams& st = sim.node(from).streams();
     while (sent < data.size() && !failed) {
       size_t n = std::min<size_t>({256 * 1024, data.size() - sent, st.writable(id)});
-      if (n == 0) return st.on_writable(id, [this] { write_more(); });
-      st.write(id, ByteView(data).subspan(sent, n), [this, n](std::optional<size_t> r) {
-        if (r != n) failed = true;
+      if (n == 0) return st.on_writable(id, [this, alive = alive] { if (*alive) write_more(); });
+      st.write(id, ByteView(data).subspan(sent, n), [this, n, alive = alive](std::optional<size_t> r) {
+        if (*alive && r != n) failed = true;
       });
       sent += n;
     }
   }
   void read_more() {
-    sim.node(to).streams().on_readable(id, [this] {
+    sim.node(to).streams().on_readable(id, [this, alive = alive] {
+      if (!*alive) return;
       auto r = sim.node(to).streams().read(id, std::nullopt);
       if (!r) return;
       got.insert(got.end(), r->begin(), r->end());
