@@ -69,9 +69,7 @@ Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
         });
       });
   // Only where dial-back runs: without it no node is ever found reachable, so every node would reserve.
-  d.relay->set_open([&d] {
-    return d.cfg.dial_back && !d.engine.env().lan_endpoint(judged_family(d.engine.env().families()));
-  });
+  d.relay->set_open([&d] { return d.dial_back && d.dial_back->open(); });
   // A single-family node in a network with nodes of the other family keeps reservations on dual-stack relays
   // (docs/protocol.md 5.3, "Families"); a relay's other address is its entry's alt, else what answers named.
   d.relay->set_families([&d] { return d.engine.env().families() != kBothFamilies && d.addresses.mixed(); },

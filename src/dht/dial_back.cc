@@ -47,8 +47,10 @@ bool DialBack::reachable() const {
   Endpoint::Family judged = judged_family(families);
   if (reachable(judged)) return true;
   Endpoint::Family other = judged == Endpoint::Family::kV4 ? Endpoint::Family::kV6 : Endpoint::Family::kV4;
-  return (families & family_bit(other)) && reachable(other) && !engine_.env().lan_endpoint(judged);
+  return (families & family_bit(other)) && reachable(other) && open();
 }
+
+bool DialBack::open() const { return !engine_.env().lan_endpoint(judged_family(engine_.env().families())); }
 
 // Every peer on this host (make run, storjnetd --nodes, the benches): nothing NATs between us, and no helper at
 // another address exists to probe us, so we count as reachable (no relay reservations, no keepalives).

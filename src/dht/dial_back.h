@@ -50,6 +50,9 @@ class DialBack {
   // reachable(judged_family(the families this node sends on)), over IPv4 when it has IPv4; or reachable over
   // its other family when the judged one has no private address (no NAT in front of it, lan_endpoint).
   bool reachable() const;
+  // Whether this node's route out over its judged family has a public address (Environment::lan_endpoint is
+  // none: no NAT in front of it).
+  bool open() const;
   // Adds the counters and reachable to `s`.
   void fill(DhtStats& s) const;
 
