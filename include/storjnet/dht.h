@@ -78,6 +78,10 @@ struct DhtConfig {
   bool dial_back = true;
   double dial_back_rate = 5;         // asks/s served per asker (burst 2x)
   double dial_back_total_rate = 50;  // asks/s served in all (burst the same)
+  // --- How the network sees this node (docs/protocol.md section 5.1, "Mapping") ---
+  // kademlia_stun asked of three contacts at distinct addresses now and then (every 10 minutes once answered),
+  // their answers compared: the public address and whether the NAT maps a port per destination. Off: not asked.
+  bool nat_view = true;
   // --- NAT traversal (docs/protocol.md section 5.2): hole punching through a common neighbour, keepalives ---
   // Off: no punches started, none served, no keepalives.
   bool punch = true;
@@ -138,6 +142,12 @@ struct GetAllResult {
   LookupStats lookup;
 };
 
+// How this node's NAT maps ports, as kademlia_stun answers from several peers show it (src/dht/nat_view.h,
+// docs/protocol.md 5.1, "Mapping"): one public port for every destination (independent: no NAT, or a cone or
+// port-restricted one), a new one per destination (dependent: symmetric), or not known (unknown).
+enum class NatMapping : uint8_t { kUnknown, kIndependent, kDependent };
+const char* nat_mapping_name(NatMapping m);  // "unknown", "independent", "dependent"
+
 struct DhtStats {
   uint64_t lookups = 0, lookup_rpcs = 0, puts = 0, gets = 0, gets_found = 0;
   uint64_t lookups_completed = 0;  // lookups finished: the newest that many entries of `recent` (up to its size)
@@ -186,6 +196,11 @@ struct DhtStats {
   // Dual-stack (src/dht/address_check.h): pings sent to check a claimed second address, and claims not checked
   // (over the rate or the in-flight bound).
   uint64_t address_checks = 0, address_checks_refused = 0;
+  // NatView (docs/protocol.md 5.1, "Mapping"), per family: the mapping, and the public address the stun answers
+  // agreed on (port 0 when the mapping is dependent: the address alone); stun asks sent for it.
+  NatMapping nat_mapping_v4 = NatMapping::kUnknown, nat_mapping_v6 = NatMapping::kUnknown;
+  std::optional<Endpoint> nat_address_v4, nat_address_v6;
+  uint64_t nat_stun_asks = 0;
   std::vector<LookupStats> recent;  // the last lookups (bounded), for histograms
 };
 

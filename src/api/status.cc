@@ -23,6 +23,17 @@ std::string reachability(const NodeWatch& w) {
   return "translated";
 }
 
+// NatView's verdicts per family (docs/protocol.md 5.1, "Mapping").
+json nat_json(const DhtStats& ds) {
+  auto one = [](NatMapping m, const std::optional<Endpoint>& a) {
+    json addr = nullptr;
+    if (a) addr = m == NatMapping::kDependent ? json(a->ip_string()) : json(a->to_string());
+    return json{{"mapping", nat_mapping_name(m)}, {"address", addr}};
+  };
+  return {{"v4", one(ds.nat_mapping_v4, ds.nat_address_v4)}, {"v6", one(ds.nat_mapping_v6, ds.nat_address_v6)},
+          {"stun_asks", ds.nat_stun_asks}};
+}
+
 json routing_json(Node& node, const std::vector<Contact>& peers, size_t confirmed) {
   // Buckets by distance: contacts grouped by how many leading bits their id shares with ours (bucket i holds
   // ids at XOR distance [2^(159-i), 2^(160-i))), each of capacity k. Shown up to one past the deepest.
@@ -110,7 +121,8 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
         {"reachability", reachability(w)},
         {"reachable", ds.reachable},
         {"reachable_v4", ds.reachable_v4},
-        {"reachable_v6", ds.reachable_v6}}},
+        {"reachable_v6", ds.reachable_v6},
+        {"nat", nat_json(ds)}}},
       {"peers", std::move(peer_list)},
       {"nat_traversal",
        {{"keepalives_sent", ds.keepalives_sent}, {"keepalives_received", ds.keepalives_received},

@@ -230,6 +230,7 @@ DhtStats Dht::stats() const {
   s.address_checks = impl_->addresses.checks();
   s.address_checks_refused = impl_->addresses.refused();
   if (impl_->dial_back) impl_->dial_back->fill(s);
+  if (impl_->nat_view) impl_->nat_view->fill(s);
   if (impl_->punch) impl_->punch->fill(s);
   if (impl_->relay) impl_->relay->fill(s);
   s.recent.assign(impl_->recent.begin(), impl_->recent.end());

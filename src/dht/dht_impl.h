@@ -20,6 +20,7 @@
 #include "dht/punch.h"
 #include "dht/relay.h"
 #include "dht/lookup.h"
+#include "dht/nat_view.h"
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
 #include "dht/store_rate.h"
@@ -89,6 +90,7 @@ struct Dht::Impl {
   NewcomerCheck newcomers;  // request senders pinged before they enter the table
   AddressCheck addresses;   // second addresses (dual-stack) pinged before they enter the table
   std::unique_ptr<DialBack> dial_back;  // nullptr when cfg.dial_back is off
+  std::unique_ptr<NatView> nat_view;    // nullptr when cfg.nat_view is off
   std::unique_ptr<Punch> punch;         // nullptr when cfg.punch is off
   std::unique_ptr<Relay> relay;         // nullptr when cfg.relay is off (made by Dht::Dht: it puts and gets)
   // Every RPC, timer and continuation of the DHT (Engine::Scope): ended first when the Dht is destroyed.

@@ -354,6 +354,34 @@ def check_stun(lab):
     result_json({"bench": "netlab_stun", "answers": {h: answers[h] for h in nat}})
 
 
+def check_nat_view(lab):
+    """Each node's own verdict on its NAT (/api/status addresses.nat, docs/protocol.md 5.1 "Mapping"), from several
+    peers' stun answers: the symmetric hosts see a new port per destination ("dependent", their router's address),
+    the rest one port for every destination ("independent": their own address when public, else their router's);
+    IPv6-only hosts have no IPv4 verdict. Polled while verdicts are still "unknown" (a node asks 10 s after it
+    starts, again after 30 s, 60 s, ... while it has too few contacts)."""
+    hosts = [h for h in lab.hosts if lab.hosts[h]["kind"] != "v6only"]
+    deadline = time.monotonic() + 240
+    while True:
+        st = parallel(lambda h: lab.status(h)["addresses"]["nat"], hosts)
+        if all(st[h]["v4"]["mapping"] != "unknown" for h in hosts) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    for h in hosts:
+        kind, v4 = lab.hosts[h]["kind"], st[h]["v4"]
+        if kind == "public":
+            want = ("independent", f"{lab.hosts[h]['addr']}:4000")
+        elif kind == "symmetric":
+            want = ("dependent", lab.hosts[h]["wan"])
+        else:
+            want = ("independent", None)
+        ok = v4["mapping"] == want[0] and (v4["address"] == want[1] if want[1] else
+                                          str(v4["address"]).startswith(lab.hosts[h]["wan"] + ":"))
+        check(ok, f"addresses.nat.v4 on {h} ({kind}): {v4}, expected {want[0]} at {want[1] or lab.hosts[h]['wan']}")
+    result_json({"bench": "netlab_nat_view", "hosts": len(hosts),
+                 "verdicts": {h: [st[h]["v4"]["mapping"], st[h]["v4"]["address"]] for h in hosts}})
+
+
 def check_dht(lab):
     hosts = list(lab.hosts)
     t0 = time.monotonic()
@@ -1203,6 +1231,7 @@ def main():
                  ("unsolicited datagrams", lambda lab: check_unsolicited(lab, mapping_on)),
                  ("reachability (dial-back, measured)", lambda lab: measure_reachable(lab, mapping_on, "start")),
                  ("NAT kinds", check_nat_kinds), ("UPnP mapping", check_upnp_mapping), ("dht_stun", check_stun),
+                 ("NAT mapping as the nodes see it", check_nat_view),
                  ("dht_put/dht_get", check_dht), ("message_send with public nodes", lambda lab: check_messages(lab, mapping_on)),
                  ("message_send to upnp hosts", lambda lab: check_to_upnp(lab, mapping_on)),
                  ("message_send NATed<->NATed", lambda lab: check_nat_to_nat(lab, mapping_on)),
