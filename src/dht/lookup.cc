@@ -1,6 +1,14 @@
 #include "dht/lookup.h"
 
+#include <algorithm>
+
 namespace storjnet::dht {
+
+std::vector<Lookup::Entry>::iterator Lookup::find(const NodeId& dist) {
+  auto it = std::lower_bound(shortlist_.begin(), shortlist_.end(), dist,
+                             [](const Entry& e, const NodeId& d) { return e.first < d; });
+  return it != shortlist_.end() && it->first == dist ? it : shortlist_.end();
+}
 
 void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn query, std::function<TimePoint()> now,
                    std::function<void(LookupResult)> done) {
@@ -17,15 +25,18 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->now_ = std::move(now);
   l->done_ = std::move(done);
   l->started_ = l->now_();
+  l->shortlist_.reserve(3 * l->p_.k * l->p_.paths + l->p_.must_query.size());
   size_t next = 0;
   for (auto& c : seeds)
     if (c.id != l->p_.self) l->add(c, 1, next++ % l->p_.paths);
   // Vantage points: asked at once, on the paths in turn.
   for (auto& c : l->p_.must_query) {
     NodeId d = c.id ^ l->p_.target;
-    if (c.id == l->p_.self || l->shortlist_.count(d)) continue;
+    auto at = std::lower_bound(l->shortlist_.begin(), l->shortlist_.end(), d,
+                               [](const Entry& e, const NodeId& x) { return e.first < x; });
+    if (c.id == l->p_.self || (at != l->shortlist_.end() && at->first == d)) continue;
     size_t path = next++ % l->p_.paths;
-    l->shortlist_.emplace(d, Candidate{c, State::kInFlight, 1, path});
+    l->shortlist_.insert(at, Entry{d, Candidate{c, State::kInFlight, 1, path}});
     ++l->path_size_[path];
     ++l->path_in_flight_[path];
     l->result_.stats.rounds = std::max(l->result_.stats.rounds, 1);
@@ -38,7 +49,9 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
 void Lookup::add(const Contact& c, int depth, size_t path) {
   if (c.id == p_.self) return;
   NodeId d = c.id ^ p_.target;
-  if (shortlist_.count(d)) return;  // already some path's: paths stay disjoint
+  auto less = [](const Entry& e, const NodeId& x) { return e.first < x; };
+  auto pos = static_cast<size_t>(std::lower_bound(shortlist_.begin(), shortlist_.end(), d, less) - shortlist_.begin());
+  if (pos < shortlist_.size() && shortlist_[pos].first == d) return;  // already some path's: paths stay disjoint
   // Bounded: each path keeps its 3k closest; a farther newcomer is not worth remembering.
   if (path_size_[path] >= 3 * p_.k) {
     auto far = shortlist_.end();
@@ -48,10 +61,10 @@ void Lookup::add(const Contact& c, int depth, size_t path) {
         break;
       }
     if (far == shortlist_.end() || !(d < far->first) || far->second.state == State::kInFlight) return;
-    shortlist_.erase(far);
+    shortlist_.erase(far);  // farther than d, so at pos or after: what comes before pos stays in place
     --path_size_[path];
   }
-  shortlist_.emplace(d, Candidate{c, State::kNew, depth, path});
+  shortlist_.insert(shortlist_.begin() + static_cast<ptrdiff_t>(pos), Entry{d, Candidate{c, State::kNew, depth, path}});
   ++path_size_[path];
 }
 
@@ -104,7 +117,7 @@ void Lookup::ask(const NodeId& dist, const Contact& contact) {
 void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   --in_flight_;
   if (finished_) return;
-  auto it = shortlist_.find(dist);
+  auto it = find(dist);
   if (it == shortlist_.end()) return step();
   Candidate& cand = it->second;
   --path_in_flight_[cand.path];
@@ -131,7 +144,7 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   bool named_now = false;
   for (auto& c : r->contacts) {
     if (c.id == p_.target && !result_.target_named) result_.target_named = c, named_now = true;
-    add(c, depth, path);  // may drop cand (its path's farthest) for a closer newcomer: not used below
+    add(c, depth, path);  // moves the shortlist (and may drop cand for a closer newcomer): cand not used below
   }
   if (named_now && p_.on_named) p_.on_named(*result_.target_named);  // may re-enter: state is consistent
   if (finished_) return;

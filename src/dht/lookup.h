@@ -119,7 +119,11 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   QueryFn query_;
   std::function<TimePoint()> now_;
   std::function<void(LookupResult)> done_;
-  std::map<NodeId, Candidate> shortlist_;  // all paths, by XOR distance to the target
+  // All paths' candidates, sorted by XOR distance to the target: one flat block (room for every path's 3k made
+  // at the start), not a node per candidate, so a lookup leaves no scattered holes in the heap when it ends.
+  using Entry = std::pair<NodeId, Candidate>;
+  std::vector<Entry> shortlist_;
+  std::vector<Entry>::iterator find(const NodeId& dist);  // shortlist_.end() when absent
   std::vector<size_t> path_size_;          // candidates per path (bounded to 3k each)
   std::vector<size_t> path_in_flight_;
   std::vector<size_t> path_failed_;  // candidates of the path that failed (path_answers widens by these)
