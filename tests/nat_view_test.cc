@@ -3,7 +3,10 @@
 // port per destination; a lying peer cannot flip that with three answers.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "dht/nat_view.h"
+#include "test_env.h"
 #include "storjnet/simulator.h"
 
 using namespace storjnet;
@@ -88,4 +91,36 @@ TEST(NatViewSim, EachNodeLearnsItsPublicAddressAndHowItsRouterMapsPorts) {
       EXPECT_NE(s.nat_address_v4->port, 0) << b.node;
     }
   }
+}
+
+// The bound of docs/protocol.md 5.1 "Mapping": nothing is asked of loopback contacts (a network on one host) nor
+// while fewer than two contacts sit at distinct addresses; then one ask per distinct address, at most kPeers.
+TEST(NatViewBound, AsksOnlyContactsAtDistinctNonLoopbackAddresses) {
+  test::ManualEnv env(3);
+  Engine engine(env, test::test_identity(1, 0x46));
+  dht::RoutingTable table(engine.id(), 20);
+  NatView view(engine, table, 1s);
+  auto add = [&](uint64_t n, Endpoint at) {
+    table.seen(Contact::from_key(test::test_identity(n, 0x47).public_key(), at), engine.now());
+  };
+  for (uint64_t n = 2; n < 6; ++n) add(n, ep(0x7f000001, static_cast<uint16_t>(4000 + n)));  // this host
+  for (uint64_t n = 6; n < 9; ++n) add(n, ep(kIp, static_cast<uint16_t>(4000 + n)));         // one address
+  env.advance(NatView::kFirstCheck);
+  engine.on_wake();
+  EXPECT_TRUE(env.outbox.empty()) << "loopback contacts and one address: nothing to compare";
+
+  for (uint64_t n = 9; n < 14; ++n) add(n, ep(kOther + static_cast<uint32_t>(n), 4000));  // five more addresses
+  env.advance(NatView::kRetry);
+  engine.on_wake();
+  std::set<Endpoint> asked;
+  for (const auto& s : env.outbox) {
+    EXPECT_FALSE(s.to.is_loopback());
+    Endpoint a = s.to;
+    a.port = 0;
+    asked.insert(a);
+  }
+  EXPECT_EQ(asked.size(), NatView::kPeers) << "one contact per address, three addresses";
+  DhtStats st;
+  view.fill(st);
+  EXPECT_EQ(st.nat_stun_asks, NatView::kPeers);
 }

@@ -4,10 +4,16 @@
 
 namespace storjnet::dht {
 
-std::vector<Lookup::Entry>::iterator Lookup::find(const NodeId& dist) {
+size_t Lookup::position(const NodeId& dist) const {
   auto it = std::lower_bound(shortlist_.begin(), shortlist_.end(), dist,
                              [](const Entry& e, const NodeId& d) { return e.first < d; });
-  return it != shortlist_.end() && it->first == dist ? it : shortlist_.end();
+  return static_cast<size_t>(it - shortlist_.begin());
+}
+
+std::vector<Lookup::Entry>::iterator Lookup::find(const NodeId& dist) {
+  size_t pos = position(dist);
+  return pos < shortlist_.size() && shortlist_[pos].first == dist ? shortlist_.begin() + static_cast<ptrdiff_t>(pos)
+                                                                  : shortlist_.end();
 }
 
 void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn query, std::function<TimePoint()> now,
@@ -32,11 +38,11 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   // Vantage points: asked at once, on the paths in turn.
   for (auto& c : l->p_.must_query) {
     NodeId d = c.id ^ l->p_.target;
-    auto at = std::lower_bound(l->shortlist_.begin(), l->shortlist_.end(), d,
-                               [](const Entry& e, const NodeId& x) { return e.first < x; });
-    if (c.id == l->p_.self || (at != l->shortlist_.end() && at->first == d)) continue;
+    size_t pos = l->position(d);
+    if (c.id == l->p_.self || (pos < l->shortlist_.size() && l->shortlist_[pos].first == d)) continue;
     size_t path = next++ % l->p_.paths;
-    l->shortlist_.insert(at, Entry{d, Candidate{c, State::kInFlight, 1, path}});
+    l->shortlist_.insert(l->shortlist_.begin() + static_cast<ptrdiff_t>(pos),
+                         Entry{d, Candidate{c, State::kInFlight, 1, path}});
     ++l->path_size_[path];
     ++l->path_in_flight_[path];
     l->result_.stats.rounds = std::max(l->result_.stats.rounds, 1);
@@ -49,8 +55,7 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
 void Lookup::add(const Contact& c, int depth, size_t path) {
   if (c.id == p_.self) return;
   NodeId d = c.id ^ p_.target;
-  auto less = [](const Entry& e, const NodeId& x) { return e.first < x; };
-  auto pos = static_cast<size_t>(std::lower_bound(shortlist_.begin(), shortlist_.end(), d, less) - shortlist_.begin());
+  size_t pos = position(d);
   if (pos < shortlist_.size() && shortlist_[pos].first == d) return;  // already some path's: paths stay disjoint
   // Bounded: each path keeps its 3k closest; a farther newcomer is not worth remembering.
   if (path_size_[path] >= 3 * p_.k) {

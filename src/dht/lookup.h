@@ -123,6 +123,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   // at the start), not a node per candidate, so a lookup leaves no scattered holes in the heap when it ends.
   using Entry = std::pair<NodeId, Candidate>;
   std::vector<Entry> shortlist_;
+  size_t position(const NodeId& dist) const;              // where `dist` is, or would go, in shortlist_
   std::vector<Entry>::iterator find(const NodeId& dist);  // shortlist_.end() when absent
   std::vector<size_t> path_size_;          // candidates per path (bounded to 3k each)
   std::vector<size_t> path_in_flight_;
