@@ -42,6 +42,19 @@ class Environment {
   // the same home router reaches it at (docs/protocol.md 5.2, "Same router"). nullopt when it has none.
   // Drivers that do not say: none.
   virtual std::optional<Endpoint> lan_endpoint(Endpoint::Family) { return std::nullopt; }
+  // Birthday punching (docs/protocol.md 5.2, "Birthday"). Opens up to `count` fresh local ports (same address
+  // as the node's socket of to's family) for datagrams to `to`. Until `life` has passed, every send to `to`
+  // leaves from each of them instead of from the node's port. A datagram from `to` (and only from `to`: the
+  // rest is dropped) arriving on one of them is delivered as if on the node's port, and makes that port the
+  // node's way to `to`: sends to `to` leave from it alone, the others close, and it stays until unused in
+  // either direction for kFreshPortIdle. Unhit ports close after `life`. A second call for a `to` with ports
+  // open changes nothing. Returns how many ports were opened; drivers that do not say: 0 (not supported).
+  static constexpr Duration kFreshPortIdle = std::chrono::seconds(120);
+  virtual size_t open_fresh_ports(const Endpoint& /*to*/, size_t /*count*/, Duration /*life*/) { return 0; }
+  // Sends one datagram from the node's port with an IP TTL (IPv6: hop limit) of `ttl`, so that it crosses
+  // the first ttl-1 routers and no more. False when it was not sent (not supported, or the socket is busy):
+  // never sent with a longer TTL instead. Drivers that do not say: false.
+  virtual bool send_with_ttl(const Endpoint& /*to*/, ByteView /*datagram*/, uint8_t /*ttl*/) { return false; }
   // Fills `out` with random bytes (cryptographic in the real driver, seeded in the simulator).
   virtual void random(std::span<uint8_t> out) = 0;
 
