@@ -17,6 +17,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(std::equal(again.begin(), again.end(), in.begin(), in.end()));
     FUZZ_CHECK(decode_punch(again) == m);
     if (m->kind == PunchKind::kIntro) FUZZ_CHECK(m->endpoint.valid() && !m->endpoint.is_unspecified());
+    // SYNC: an endpoint for an independent mapping, an address (port 0) for a dependent one, none otherwise.
+    if (m->kind == PunchKind::kSync)
+      FUZZ_CHECK(m->mapping <= 2 && (m->mapping == 0) == (m->endpoint.family == Endpoint::Family::kNone) &&
+                 (m->mapping != 1 || m->endpoint.port != 0) && (m->mapping != 2 || m->endpoint.port == 0));
     // A LAN address, when there is one, is private and not loopback, and only on ASK and INTRO.
     if (m->lan.family != Endpoint::Family::kNone)
       FUZZ_CHECK(lan_address(m->lan) && (m->kind == PunchKind::kAsk || m->kind == PunchKind::kIntro));

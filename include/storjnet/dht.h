@@ -93,6 +93,15 @@ struct DhtConfig {
   Duration punch_live = std::chrono::seconds(45);  // a rendezvous introduces only targets heard from this recently
   double punch_rate = 10;         // punch asks and introductions served per peer per second (burst 2x)
   double punch_total_rate = 100;  // ... in all (burst the same)
+  // Upgrade of a working relayed path to a direct one (docs/protocol.md 5.2, "Upgrade"; src/dht/birthday.h):
+  // the NAT mappings of both ends (nat_view) are exchanged over the relay, then a simultaneous punch or, with a
+  // symmetric NAT on one side, birthday punching: birthday_ports fresh ports on the symmetric side, and
+  // birthday_probes probes with an IP TTL of birthday_ttl (past this node's own router(s), not to the peer)
+  // on the other. Needs punch and relay. Off: no upgrade (a relayed path stays until the peer is heard directly).
+  bool upgrade = true;
+  size_t birthday_ports = 256;
+  size_t birthday_probes = 1024;
+  uint8_t birthday_ttl = 4;
   // --- Relays (docs/protocol.md section 5.3): sealed datagrams relayed when punching fails ---
   // Off: no relaying for others, no reservations, no fallback to relays.
   bool relay = true;
@@ -180,6 +189,11 @@ struct DhtStats {
   uint64_t punch_lan_asks_sent = 0, punch_lan_intros_sent = 0, punch_lan_holes_sent = 0, punch_lan_refused = 0;
   uint64_t keepalives_sent = 0, keepalives_received = 0;
   size_t punched_peers = 0;
+  // Upgrades of relayed paths (src/dht/birthday.h): SYNCs sent (as the side that chose the relay) and answered,
+  // attempts that heard the peer directly and those that did not, birthdays run (fresh ports or probes), fresh
+  // ports opened, probes sent, refusals (DropReason::kPunchRefused).
+  uint64_t upgrade_syncs_sent = 0, upgrade_syncs_served = 0, upgrades_ok = 0, upgrades_failed = 0;
+  uint64_t birthdays = 0, birthday_ports = 0, birthday_probes = 0, upgrade_refused = 0;
   // Relays (src/dht/relay.h). As a relay: reservations granted (and held now), datagrams and bytes relayed,
   // open circuits. As a NATed node: reservations held now, made (new) and renewed (a relay's yes to a reservation
   // already held), relay lists published. As an initiator:
@@ -255,8 +269,9 @@ class Dht {
   std::vector<Contact> handed_out(const NodeId& target) const;
   // Whether the routing-table entry `id` was confirmed reachable by a dial-back.
   bool confirmed(const NodeId& id) const;
-  // How this node last reached `id`: true when through a hole it punched (src/dht/punch.h), false when
-  // directly (or not at all, or punching is off).
+  // How this node last reached `id`: true when through a hole it punched (src/dht/punch.h), or one an upgrade
+  // of a relayed path punched (either side's, src/dht/birthday.h), false when directly (or not at all, or
+  // punching is off).
   bool punched(const NodeId& id) const;
   // ... and whether that punch reached it at its LAN address (two nodes behind one router; protocol.md 5.2).
   bool lan_path(const NodeId& id) const;

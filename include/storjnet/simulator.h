@@ -73,6 +73,9 @@ struct SimConfig {
 struct SimStats {
   uint64_t sent = 0, delivered = 0, lost = 0, duplicated = 0, partitioned = 0, to_dead = 0, unroutable = 0;
   uint64_t nat_filtered = 0;  // datagrams a router did not let in: no live mapping, filtered, no free port
+  // Datagrams sent with a low TTL (Environment::send_with_ttl below 16): they cross the sender's router (which
+  // maps and filters as for any datagram) and go no further.
+  uint64_t ttl_expired = 0;
   uint64_t events = 0;
   // Byte connections (ConnModel): established, failed to connect, reset (partition, loss, restart, a fault),
   // closed by one end (a FIN reached the other), and the stream bytes and segments they delivered.
@@ -146,7 +149,10 @@ class Simulator {
   uint64_t inject_conn(const Endpoint& from, size_t to, Bytes data, Duration delay = 1ms);
 
   // --- NATs ---
-  // Adds a router; returns its index.
+  // Adds a router; returns its index. A node behind a router can open fresh ports (Environment::
+  // open_fresh_ports: at most 256 per node, 16 groups; each its own mapping at the router), and a datagram it
+  // sends with a TTL below 16 (Environment::send_with_ttl) crosses its router, mapping and filtering as any
+  // other, and goes no further (SimStats::ttl_expired). Open nodes have no fresh ports.
   size_t add_router(const NatModel& model);
   // Puts node i behind router r from now on (nullopt: back on the open network). Its own address is then
   // private: only nodes behind the same router reach it there; others only through the router's mappings.

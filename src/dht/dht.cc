@@ -83,6 +83,14 @@ Dht::Dht(Engine& engine, DhtConfig config, std::unique_ptr<DhtStorage> storage)
   d.relay->set_hold([p = d.punch.get()](const NodeId& id) { return p->pending(id); });
   d.relay->set_on_relays([p = d.punch.get()](const NodeId& id, const std::vector<Contact>& relays) { p->note_relays(id, relays); });
   d.punch->set_reserved([r = d.relay.get()](const NodeId& id, Duration within) { return r->reserved(id, within); });
+  if (!d.cfg.upgrade) return;
+  d.upgrade = std::make_unique<Birthday>(engine, d.cfg, [&d](Endpoint::Family f) {
+    return d.nat_view ? d.nat_view->view(f) : NatView::View{};
+  });
+  d.relay->set_on_path([u = d.upgrade.get()](const Contact& target) { u->path_works(target); });
+  d.punch->set_on_sync([u = d.upgrade.get()](const IncomingRequest& q, const PunchMessage& m, const Reply& r) {
+    u->on_sync(q, m, r);
+  });
 }
 
 Dht::~Dht() {
@@ -215,7 +223,9 @@ std::vector<Contact> Dht::closest_known(const NodeId& target, size_t n) const { 
 std::vector<Contact> Dht::handed_out(const NodeId& target) const { return impl_->answer_contacts(target, impl_->cfg.k); }
 bool Dht::confirmed(const NodeId& id) const { return impl_->table.confirmed(id); }
 const NodeId& Dht::id() const { return impl_->engine.id(); }
-bool Dht::punched(const NodeId& id) const { return impl_->punch && impl_->punch->punched(id); }
+bool Dht::punched(const NodeId& id) const {
+  return (impl_->punch && impl_->punch->punched(id)) || (impl_->upgrade && impl_->upgrade->upgraded(id));
+}
 bool Dht::lan_path(const NodeId& id) const { return impl_->punch && impl_->punch->lan_path(id); }
 const DhtConfig& Dht::config() const { return impl_->cfg; }
 
@@ -233,6 +243,7 @@ DhtStats Dht::stats() const {
   if (impl_->nat_view) impl_->nat_view->fill(s);
   if (impl_->punch) impl_->punch->fill(s);
   if (impl_->relay) impl_->relay->fill(s);
+  if (impl_->upgrade) impl_->upgrade->fill(s);
   s.recent.assign(impl_->recent.begin(), impl_->recent.end());
   return s;
 }

@@ -45,6 +45,7 @@ bool Dht::Impl::acceptable(const StoredValue& v) {
 Dht::Impl::~Impl() {
   // The user callbacks of operations in flight run now, with their cancelled value (Once, in dht.cc).
   scope.end();
+  upgrade.reset();
   relay.reset();
   punch.reset();
   engine.set_on_contact(nullptr);

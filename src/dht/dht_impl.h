@@ -20,6 +20,7 @@
 #include "dht/punch.h"
 #include "dht/relay.h"
 #include "dht/lookup.h"
+#include "dht/birthday.h"
 #include "dht/nat_view.h"
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
@@ -93,6 +94,7 @@ struct Dht::Impl {
   std::unique_ptr<NatView> nat_view;    // nullptr when cfg.nat_view is off
   std::unique_ptr<Punch> punch;         // nullptr when cfg.punch is off
   std::unique_ptr<Relay> relay;         // nullptr when cfg.relay is off (made by Dht::Dht: it puts and gets)
+  std::unique_ptr<Birthday> upgrade;    // nullptr unless cfg.upgrade, cfg.punch and cfg.relay are on
   // Every RPC, timer and continuation of the DHT (Engine::Scope): ended first when the Dht is destroyed.
   Engine::Scope scope;
 

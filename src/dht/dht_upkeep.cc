@@ -7,6 +7,7 @@ namespace storjnet {
 void Dht::Impl::on_contact(const Contact& c, bool answered) {
   if (punch) punch->heard(c);
   if (relay) relay->heard(c);
+  if (upgrade) upgrade->heard(c);
   if (!answered && !engine.address_proven(c.endpoint, c.key))
     if (auto held = table.find(c.id); held && held->endpoint.family != c.endpoint.family && held->alt != c.endpoint) {
       if (held->key == c.key) addresses.claimed(c);  // a second address enters once the node answered there

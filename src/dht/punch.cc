@@ -302,6 +302,12 @@ void Punch::on_request(const IncomingRequest& q, const Reply& r) {
     case PunchKind::kKeepalive:
       ++keepalives_received_;
       return;
+    case PunchKind::kSync:
+      if (!on_sync_) {
+        refuse();
+        return r.error("sync refused");
+      }
+      return on_sync_(q, *m, r);
   }
 }
 

@@ -110,6 +110,10 @@ class Punch {
   void fill(DhtStats& s) const;
   // Called when a punch to a target starts: the relay fallback (src/dht/relay.h) gets ready.
   void set_on_started(std::function<void(const Contact&)> f) { on_started_ = std::move(f); }
+  // SYNC requests (kademlia_punch kind 05) go to `f` (the upgrade, src/dht/birthday.h); without one, refused.
+  void set_on_sync(std::function<void(const IncomingRequest&, const PunchMessage&, const Reply&)> f) {
+    on_sync_ = std::move(f);
+  }
 
  private:
   struct Attempt {
@@ -150,6 +154,7 @@ class Punch {
   std::function<bool()> reachable_;
   FindClosest find_closest_;
   std::function<void(const Contact&)> on_started_;
+  std::function<void(const IncomingRequest&, const PunchMessage&, const Reply&)> on_sync_;
   std::function<std::optional<Contact>(const NodeId&, Duration)> reserved_;
   std::unordered_map<NodeId, Neighbourhood> neighbourhoods_;
   StoreRate per_peer_;

@@ -82,6 +82,12 @@ Bytes encode_punch(const PunchMessage& m) {
     Bytes ep = encode_punch_endpoint(m.endpoint);
     out.insert(out.end(), ep.begin(), ep.end());
     append_lan(out, m.lan);
+  } else if (m.kind == PunchKind::kSync) {
+    out.push_back(m.mapping);
+    if (m.mapping != 0) {
+      Bytes ep = encode_punch_endpoint(m.endpoint);
+      out.insert(out.end(), ep.begin(), ep.end());
+    }
   }
   return out;
 }
@@ -106,6 +112,25 @@ std::optional<PunchMessage> decode_punch(ByteView in) {
       auto ep = decode_punch_endpoint(eps.first(n));
       if (!ep || !decode_lan(eps.subspan(n), m.lan)) return std::nullopt;
       m.endpoint = *ep;
+      return m;
+    }
+    case static_cast<uint8_t>(PunchKind::kSync): {
+      if (rest.empty() || rest[0] > 2) return std::nullopt;
+      m.kind = PunchKind::kSync;
+      m.mapping = rest[0];
+      ByteView ep = rest.subspan(1);
+      if (m.mapping == 0) return ep.empty() ? std::optional<PunchMessage>(m) : std::nullopt;
+      // Independent: an endpoint. Dependent: an address, port 0 (decoded with a stand-in port).
+      bool dependent = m.mapping == 2;
+      if (endpoint_size(ep) != ep.size() || ep.size() < 3) return std::nullopt;
+      bool port0 = ep[ep.size() - 1] == 0 && ep[ep.size() - 2] == 0;
+      if (port0 != dependent) return std::nullopt;
+      Bytes copy(ep.begin(), ep.end());
+      if (dependent) copy.back() = 1;
+      auto e = decode_punch_endpoint(copy);
+      if (!e) return std::nullopt;
+      m.endpoint = *e;
+      if (dependent) m.endpoint.port = 0;
       return m;
     }
     case static_cast<uint8_t>(PunchKind::kHole):

@@ -6,6 +6,11 @@
 //   INTRO      02 | initiator public key (32) | endpoint [| lan] one-way, rendezvous -> target
 //   HOLE       03                                                one-way, target <-> initiator (opens NATs)
 //   KEEPALIVE  04                                                one-way, NATed node -> its rendezvous peers
+//   SYNC       05 | mapping (1) [| endpoint]                      request and its reply, over a relayed path
+//                                                                (src/dht/birthday.h): the sender's NAT mapping
+//                                                                (0 unknown: no endpoint; 1 independent: its
+//                                                                public endpoint; 2 dependent: its public
+//                                                                address, port 0)
 //   endpoint = 04 | IPv4 (4) | port (2, big-endian)  or  06 | IPv6 (16) | port (2, big-endian)
 //   lan = an endpoint that is private and not loopback: the initiator's LAN address, for a target behind the
 //   same router (docs/protocol.md 5.2, "Same router"); the reply's trailing 01 says the rendezvous sees the
@@ -20,13 +25,14 @@
 
 namespace storjnet::dht {
 
-enum class PunchKind : uint8_t { kAsk = 1, kIntro = 2, kHole = 3, kKeepalive = 4 };
+enum class PunchKind : uint8_t { kAsk = 1, kIntro = 2, kHole = 3, kKeepalive = 4, kSync = 5 };
 
 struct PunchMessage {
   PunchKind kind = PunchKind::kHole;
   NodeId target;         // kAsk
   PublicKey initiator{};  // kIntro
-  Endpoint endpoint;     // kIntro
+  Endpoint endpoint;     // kIntro; kSync (none when mapping is 0, port 0 when it is 2)
+  uint8_t mapping = 0;   // kSync: NatMapping (0 unknown, 1 independent, 2 dependent)
   Endpoint lan{};        // kAsk, kIntro: the initiator's LAN address, or none (family kNone)
   bool operator==(const PunchMessage&) const = default;
 };

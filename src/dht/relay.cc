@@ -532,7 +532,11 @@ void Relay::check_path(const NodeId& id) {
   // Ended (heard directly), replaced, or working: nothing to do. Otherwise the relay does not reach the target
   // (its reservation lapsed, or names an address the target's NAT no longer maps): the next listed relay.
   auto via = engine_.via(f.target.key);
-  if (!via || via->key != f.tried.back() || engine_.heard_via(f.target.key)) return;
+  if (!via || via->key != f.tried.back()) return;
+  if (engine_.heard_via(f.target.key)) {
+    if (on_path_) on_path_(Contact{f.target.id, f.target.key, via->endpoint});
+    return;
+  }
   if (engine_.now() - f.started >= kRetryAfter) return;  // the fallback's life
   if (use_next_relay(f)) ++paths_switched_;
 }

@@ -115,6 +115,9 @@ class Relay {
   // started punch's target and its listed relays once the list is read (again at a later punch to the same
   // target while the list is kept, kRetryAfter).
   void set_on_relays(std::function<void(const NodeId&, const std::vector<Contact>&)> f) { on_relays_ = std::move(f); }
+  // A relayed path this node set (a fallback, or reach()) carried the target's datagrams by kPathCheck: `f`
+  // gets the target (its key, the relay's endpoint), to make the path direct (src/dht/birthday.h).
+  void set_on_path(std::function<void(const Contact&)> f) { on_path_ = std::move(f); }
   // The node holding a live reservation with us as `id`, when we heard from it within `within` (its renewals,
   // every keepalive_interval, keep its NAT mapping towards us open): as a rendezvous we can introduce it.
   std::optional<Contact> reserved(const NodeId& id, Duration within) const;
@@ -182,6 +185,7 @@ class Relay {
   Fetch fetch_;
   std::function<bool(const NodeId&)> hold_;
   std::function<void(const NodeId&, const std::vector<Contact>&)> on_relays_;
+  std::function<void(const Contact&)> on_path_;
   std::function<bool()> needs_dual_;
   std::function<std::optional<Endpoint>(const NodeId&)> other_address_;
   // Relay side.

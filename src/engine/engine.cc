@@ -133,7 +133,17 @@ std::vector<std::pair<PublicKey, Contact>> Engine::via_paths() const {
   return out;
 }
 
-void Engine::send_message(const Contact& to, ByteView message, SendKind kind, uint32_t* msg_id) {
+Contact Engine::direct_target(const Contact& to) const {
+  if (direct_after_via_.empty()) return to;
+  auto d = direct_after_via_.find(to.key);
+  if (d == direct_after_via_.end() || d->second.relay != to.endpoint || via_.count(to.key) ||
+      env_.now() - d->second.at >= kViaIdle)
+    return to;
+  return Contact{to.id, to.key, d->second.from, to.alt};
+}
+
+void Engine::send_message(const Contact& given, ByteView message, SendKind kind, uint32_t* msg_id) {
+  const Contact to = direct_target(given);
   // A relayed path's relay session is made first: making it later, between our fragments, could evict ours.
   if (auto v = via_.find(to.key); v != via_.end())
     if (Session* r = session_for_send(v->second.relay.key)) r->last_used = env_.now();

@@ -165,7 +165,9 @@ class Engine {
   // one-way relay_forward message to `relay` (whatever endpoint the contact names), and the relay hands it on:
   // services above see an ordinary peer. A path ends when an authenticated datagram from `key` arrives
   // directly (that path works), on clear_via, when nothing came through it for kViaIdle, or when evicted
-  // (at most kMaxVia paths). `relay` must not be `key` itself.
+  // (at most kMaxVia paths). `relay` must not be `key` itself. Once a direct datagram ended it, a send to `key`
+  // at the relay's endpoint (a contact kept from the relayed exchange) goes to the address `key` was last heard
+  // from directly, for kViaIdle after that.
   static constexpr Duration kViaIdle = std::chrono::seconds(120);
   static constexpr size_t kMaxVia = 1024;
   void set_via(const PublicKey& key, const Contact& relay);
@@ -364,11 +366,17 @@ class Engine {
     bool heard = false;     // an authenticated datagram from the peer came through this relay
   };
   std::unordered_map<PublicKey, Via, KeyedHash> via_;
-  // Peers whose relayed path a direct datagram ended: their last direct datagram since (at most kMaxVia).
+  // Peers whose relayed path a direct datagram ended: their last direct datagram since, and the endpoint of
+  // the relay that carried the path (at most kMaxVia, each kept until kViaIdle after the last).
   struct Direct {
     Endpoint from;
     TimePoint at{};
+    Endpoint relay;
   };
+  // `to`, or, when `to` names a peer at the endpoint of the relay that carried its ended relayed path (a
+  // contact a service kept from the relayed exchange), the peer at its direct address: a datagram sealed for
+  // the peer is never for that relay.
+  Contact direct_target(const Contact& to) const;
   std::unordered_map<PublicKey, Direct, KeyedHash> direct_after_via_;
   bool in_relayed_ = false;  // handling a relayed datagram (no nesting)
 };

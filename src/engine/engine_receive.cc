@@ -87,8 +87,11 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s, const Co
   // at the direct address, and the direct path stays.
   TimePoint now = env_.now();
   auto direct = direct_after_via_.find(s.sender);
+  if (direct != direct_after_via_.end() && now - direct->second.at >= kViaIdle) {
+    direct_after_via_.erase(direct);
+    direct = direct_after_via_.end();
+  }
   bool held = direct != direct_after_via_.end() && now - direct->second.at < kDirectHold;
-  if (direct != direct_after_via_.end() && !held) direct_after_via_.erase(direct);
   if (relay) {
     if (held && !via_.count(s.sender)) {
       contact.endpoint = direct->second.from;
@@ -96,14 +99,16 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s, const Co
       set_via(s.sender, *relay);
       if (auto v = via_.find(s.sender); v != via_.end()) v->second.heard = true;
     }
-  } else if (held) {
+  } else if (direct != direct_after_via_.end()) {
     via_.erase(s.sender);
-    direct->second = Direct{from, now};
-  } else if (via_.erase(s.sender)) {
+    direct->second.from = from;
+    direct->second.at = now;
+  } else if (auto v = via_.find(s.sender); v != via_.end()) {
     if (direct_after_via_.size() >= kMaxVia)
-      std::erase_if(direct_after_via_, [&](const auto& kv) { return now - kv.second.at >= kDirectHold; });
+      std::erase_if(direct_after_via_, [&](const auto& kv) { return now - kv.second.at >= kViaIdle; });
     if (direct_after_via_.size() >= kMaxVia) direct_after_via_.erase(direct_after_via_.begin());
-    direct_after_via_[s.sender] = Direct{from, now};
+    direct_after_via_[s.sender] = Direct{from, now, v->second.relay.endpoint};
+    via_.erase(v);
   }
   bool relayed = relay != nullptr;
 

@@ -1,7 +1,9 @@
 #include "storjnet/simulator.h"
 #include "storjnet/keyed_hash.h"
 
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <queue>
 #include <stdexcept>
 
@@ -13,6 +15,10 @@ namespace storjnet {
 
 namespace {
 constexpr uint16_t kSimPort = 4000;
+constexpr uint16_t kFirstFreshPort = 20000;  // fresh ports (Environment::open_fresh_ports) count up from here
+constexpr size_t kMaxFreshPorts = 256;       // per node, in all
+constexpr size_t kMaxFreshGroups = 16;       // per node
+constexpr uint8_t kFarTtl = 16;              // a datagram sent with a lower TTL dies past its sender's router
 constexpr uint64_t kUnixBaseUs = 1'800'000'000'000'000ull;  // virtual wall clock origin
 
 enum class EventKind : uint8_t { kDeliver, kWake, kConn };
@@ -61,7 +67,13 @@ struct Simulator::Impl final : sim::ConnHost {
       return kUnixBaseUs + static_cast<uint64_t>(
                                std::chrono::duration_cast<std::chrono::microseconds>(sim->now_).count() + clock_step_us);
     }
-    void send(const Endpoint& to, ByteView dg) override { sim->send(index, to, dg); }
+    void send(const Endpoint& to, ByteView dg) override { sim->send_fanned(index, to, dg); }
+    size_t open_fresh_ports(const Endpoint& to, size_t count, Duration life) override {
+      return sim->open_fresh(index, to, count, life);
+    }
+    bool send_with_ttl(const Endpoint& to, ByteView dg, uint8_t ttl) override {
+      return sim->send_ttl(index, to, dg, ttl);
+    }
     uint8_t families() override { return sim->slots[index].families; }
     // A node behind a router has its own address on the router's LAN (IPv4: no IPv6 NAT is modelled).
     std::optional<Endpoint> lan_endpoint(Endpoint::Family f) override {
@@ -96,6 +108,15 @@ struct Simulator::Impl final : sim::ConnHost {
     std::optional<Endpoint> spoof_as;
     std::optional<uint32_t> router;  // put_behind
     uint8_t families = kFamilyV4;    // set_families
+    // Environment::open_fresh_ports: the ports opened towards each destination (behind a router only).
+    struct FreshGroup {
+      std::vector<uint16_t> ports;
+      TimePoint until{};   // unhit ports close then
+      uint16_t hit = 0;    // the port a datagram from the destination reached, or 0
+      TimePoint last{};    // the hit port's last use
+    };
+    std::map<Endpoint, FreshGroup> fresh;
+    uint16_t next_fresh = kFirstFreshPort;
   };
 
   SimConfig config;
@@ -208,13 +229,16 @@ struct Simulator::Impl final : sim::ConnHost {
 
   // Where a datagram from node src to `to` goes, and the source its receiver sees; -1 when nowhere.
   // Without routers this is index_of(to) and src's own address (or its forged one).
-  long route(uint32_t src, const Endpoint& to, Endpoint& from) {
+  // `src_port`: the sender's local port (a fresh one, else kSimPort). `fresh_hit`: set to the receiver's fresh
+  // port the datagram reaches (0: its node port).
+  long route(uint32_t src, const Endpoint& to, Endpoint& from, uint16_t src_port, uint16_t& fresh_hit) {
     const Slot& s = slots[src];
     auto own = address(src, to.family);
     if (!own) {  // no socket of that family
       if (!routers.empty()) ++stats_.unroutable;
       return -1;
     }
+    own->port = src_port;
     from = s.spoof_as ? *s.spoof_as : *own;
     long dst = index_of(to);
     if (routers.empty() || to.family == Endpoint::Family::kV6) {  // no IPv6 NAT is modelled
@@ -253,15 +277,94 @@ struct Simulator::Impl final : sim::ConnHost {
       ++stats_.nat_filtered;
       return -1;
     }
-    return index_of(*inside);
+    if (inside->port == kSimPort) return index_of(*inside);
+    // A fresh port: taken only from the destination it was opened for, while open.
+    Endpoint node_ep = *inside;
+    node_ep.port = kSimPort;
+    long owner = index_of(node_ep);
+    FreshGroup* g = owner < 0 ? nullptr : fresh_group(static_cast<uint32_t>(owner), from);
+    if (!g || !(g->hit ? g->hit == inside->port
+                       : std::find(g->ports.begin(), g->ports.end(), inside->port) != g->ports.end())) {
+      ++stats_.nat_filtered;
+      return -1;
+    }
+    fresh_hit = inside->port;
+    return owner;
   }
 
-  void send(uint32_t src, const Endpoint& to, ByteView dg) {
+  using FreshGroup = Slot::FreshGroup;
+  // Node i's live group of fresh ports towards `to`, or nullptr (an expired one is closed here).
+  FreshGroup* fresh_group(uint32_t i, const Endpoint& to) {
+    auto& groups = slots[i].fresh;
+    auto it = groups.find(to);
+    if (it == groups.end()) return nullptr;
+    const FreshGroup& g = it->second;
+    if (g.hit ? now_ - g.last >= Environment::kFreshPortIdle : now_ >= g.until) {
+      groups.erase(it);
+      return nullptr;
+    }
+    return &it->second;
+  }
+  size_t open_fresh(uint32_t i, const Endpoint& to, size_t count, Duration life) {
+    Slot& s = slots[i];
+    if (!s.router || to.family != Endpoint::Family::kV4 || fresh_group(i, to)) return 0;
+    size_t open = 0;
+    for (auto it = s.fresh.begin(); it != s.fresh.end();) {  // close the expired ones, count the rest
+      const FreshGroup& g = it->second;
+      if (g.hit ? now_ - g.last >= Environment::kFreshPortIdle : now_ >= g.until) {
+        it = s.fresh.erase(it);
+      } else {
+        open += g.hit ? 1 : g.ports.size();
+        ++it;
+      }
+    }
+    if (s.fresh.size() >= kMaxFreshGroups) return 0;
+    count = std::min(count, kMaxFreshPorts - std::min(open, kMaxFreshPorts));
+    if (count == 0) return 0;
+    FreshGroup g;
+    g.until = now_ + life;
+    for (size_t k = 0; k < count; ++k) {
+      if (s.next_fresh < kFirstFreshPort) s.next_fresh = kFirstFreshPort;  // wrapped
+      g.ports.push_back(s.next_fresh++);
+    }
+    s.fresh.emplace(to, std::move(g));
+    return count;
+  }
+  // Node i's send: from its fresh ports towards `to` when it has some (every unhit one, or the hit one).
+  void send_fanned(uint32_t i, const Endpoint& to, ByteView dg) {
+    FreshGroup* g = slots[i].fresh.empty() ? nullptr : fresh_group(i, to);
+    if (!g) return send(i, to, dg);
+    if (g->hit) {
+      g->last = now_;
+      return send(i, to, dg, g->hit);
+    }
+    auto ports = g->ports;  // send() may close groups
+    for (uint16_t p : ports) send(i, to, dg, p);
+  }
+  // A low TTL (< kFarTtl) crosses the sender's router (its mapping and filter see it) and goes no further.
+  bool send_ttl(uint32_t i, const Endpoint& to, ByteView dg, uint8_t ttl) {
+    if (ttl >= kFarTtl) {
+      send(i, to, dg);
+      return true;
+    }
+    Slot& s = slots[i];
+    if (!s.alive) return true;
+    ++stats_.sent;
+    ++stats_.ttl_expired;
+    if (tap) tap(i, to, dg.size());
+    auto own = address(i, to.family);
+    if (s.router && own && to.family == Endpoint::Family::kV4 && index_of(to) < 0)
+      routers[*s.router].outbound(*own, to, now_, net_rng);
+    return true;
+  }
+
+  void send(uint32_t src, const Endpoint& to, ByteView dg, uint16_t src_port = kSimPort) {
     if (!slots[src].alive) return;
     ++stats_.sent;
     if (tap) tap(src, to, dg.size());
     Endpoint from;
-    long dst = route(src, to, from);
+    uint16_t fresh_hit = 0;
+    long dst = route(src, to, from, src_port, fresh_hit);
     if (dst < 0) {
       if (routers.empty()) ++stats_.unroutable;
       return;
@@ -274,6 +377,12 @@ struct Simulator::Impl final : sim::ConnHost {
     if (link.loss > 0 && net_rng.uniform() < link.loss) {
       ++stats_.lost;
       return;
+    }
+    if (fresh_hit) {  // it reached a fresh port: that port is its receiver's way to the sender from now on
+      FreshGroup* g = fresh_group(static_cast<uint32_t>(dst), from);
+      g->hit = fresh_hit;
+      g->last = now_;
+      g->ports = {fresh_hit};
     }
     int copies = (link.duplicate > 0 && net_rng.uniform() < link.duplicate) ? 2 : 1;
     if (copies == 2) ++stats_.duplicated;
@@ -400,6 +509,7 @@ void Simulator::restart(size_t i, const NodeConfig& config) { restart(i, config,
 void Simulator::restart(size_t i, const NodeConfig& config, std::unique_ptr<DhtStorage> storage) {
   auto& s = impl_->slots.at(i);
   s.node.reset();
+  s.fresh.clear();  // the old process's sockets
   if (impl_->conns) impl_->conns->forget(static_cast<uint32_t>(i));  // what the old process left open
   s.alive = true;
   s.wake = TimePoint::max();

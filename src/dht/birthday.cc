@@ -1,0 +1,202 @@
+// Birthday: a relayed path made direct (src/dht/birthday.h, docs/protocol.md 5.2, "Upgrade").
+#include "dht/birthday.h"
+
+#include "engine/methods.h"
+#include "wire/drop_reason.h"
+
+namespace storjnet::dht {
+
+namespace {
+constexpr uint8_t kIndependent = static_cast<uint8_t>(NatMapping::kIndependent);
+constexpr uint8_t kDependent = static_cast<uint8_t>(NatMapping::kDependent);
+constexpr uint16_t kFirstPort = 1024;  // the ports a NAT maps to: 1024-65535 (Linux's range for them)
+bool same_ip(const Endpoint& a, const Endpoint& b) { return a.family == b.family && a.addr == b.addr; }
+}  // namespace
+
+Birthday::Birthday(Engine& engine, const DhtConfig& cfg, std::function<NatView::View(Endpoint::Family)> view)
+    : engine_(engine), cfg_(cfg), view_(std::move(view)), scope_(engine.scope()) {
+  budget_ = {kBurst, engine_.now()};
+}
+
+Birthday::~Birthday() { scope_.end(); }
+
+bool Birthday::allow() {
+  if (budget_.take(kRate, kBurst, engine_.now())) return true;
+  refuse();
+  return false;
+}
+
+void Birthday::refuse() {
+  ++refused_;
+  engine_.drops().add(DropReason::kPunchRefused);
+}
+
+Birthday::Attempt* Birthday::attempt(const Contact& peer) {
+  auto it = attempts_.find(peer.id);
+  if (it != attempts_.end()) return &it->second;
+  if (attempts_.size() >= kMaxAttempts) {  // forget the oldest that is not live
+    auto oldest = attempts_.end();
+    for (auto i = attempts_.begin(); i != attempts_.end(); ++i)
+      if (!i->second.live && (oldest == attempts_.end() || i->second.started < oldest->second.started)) oldest = i;
+    if (oldest == attempts_.end()) return nullptr;
+    attempts_.erase(oldest);
+  }
+  return &attempts_.emplace(peer.id, Attempt{peer}).first->second;
+}
+
+PunchMessage Birthday::own_sync(Endpoint::Family f) const {
+  PunchMessage m;
+  m.kind = PunchKind::kSync;
+  NatView::View v = view_ ? view_(f) : NatView::View{};
+  if (v.address && v.mapping != NatMapping::kUnknown) {
+    m.mapping = static_cast<uint8_t>(v.mapping);
+    m.endpoint = *v.address;
+    if (v.mapping == NatMapping::kDependent) m.endpoint.port = 0;
+  }
+  return m;
+}
+
+void Birthday::path_works(const Contact& peer) {
+  auto via = engine_.via(peer.key);
+  if (!via) return;
+  Attempt* a = attempt(peer);
+  if (!a || a->live || a->tries >= kMaxTries) return;
+  a->peer = peer;
+  send_sync(peer.id);
+}
+
+void Birthday::send_sync(const NodeId& id) {
+  auto it = attempts_.find(id);
+  if (it == attempts_.end()) return;
+  Attempt& a = it->second;
+  auto via = engine_.via(a.peer.key);
+  if (!via || a.live || a.tries >= kMaxTries) return;  // direct again, or given up
+  if (!allow()) return;
+  ++a.tries;
+  a.live = true;
+  a.ok = false;
+  a.started = engine_.now();
+  Endpoint::Family f = via->endpoint.family;
+  ++syncs_sent_;
+  engine_.schedule(scope_, kWindow, [this, id] { window_end(id); });
+  Contact through{a.peer.id, a.peer.key, via->endpoint};  // the engine wraps it for the relay
+  engine_.request(scope_, through, Method::kPunch, encode_punch(own_sync(f)), [this, id, f](RpcResult&& res) {
+    auto it = attempts_.find(id);
+    if (!res.ok() || it == attempts_.end() || !it->second.live || it->second.ok) return;
+    auto m = decode_punch(res.payload);
+    if (!m || m->kind != PunchKind::kSync) return refuse();
+    act(it->second.peer, *m, f);
+  }, RpcOptions{cfg_.rpc_timeout, cfg_.rpc_attempts});
+}
+
+void Birthday::on_sync(const IncomingRequest& q, const PunchMessage& sync, const Reply& r) {
+  // Only over a relayed path: a peer heard directly needs no upgrade.
+  auto via = engine_.via(q.from.key);
+  const PunchMessage* m = &sync;
+  if (!via || q.oneway) {
+    refuse();
+    return r.error("sync refused");
+  }
+  Attempt* a = attempt(q.from);
+  if (!a || a->live) refuse();
+  if (!a || a->live || !allow()) return r.error("sync refused");
+  a->peer = q.from;
+  Endpoint::Family f = m->mapping ? m->endpoint.family : via->endpoint.family;
+  ++syncs_served_;
+  a->live = true;
+  a->ok = false;
+  a->started = engine_.now();
+  NodeId id = q.from.id;
+  engine_.schedule(scope_, kWindow, [this, id] { window_end(id); });
+  r.ok(encode_punch(own_sync(f)));
+  act(Contact{q.from.id, q.from.key, via->endpoint}, *m, f);
+}
+
+void Birthday::act(const Contact& peer, const PunchMessage& theirs, Endpoint::Family f) {
+  PunchMessage mine = own_sync(f);
+  if (!mine.mapping || !theirs.mapping || theirs.endpoint.family != f) return;
+  if (same_ip(mine.endpoint, theirs.endpoint)) return;  // one router: the punch's LAN path, not this
+  Contact to{peer.id, peer.key, theirs.endpoint};
+  if (mine.mapping == kIndependent && theirs.mapping == kIndependent) return holes(to, kHoles, false);
+  if (mine.mapping == kDependent && theirs.mapping == kIndependent) {
+    if (engine_.now() < busy_until_) return;
+    size_t opened = engine_.env().open_fresh_ports(theirs.endpoint, cfg_.birthday_ports, kPortLife);
+    if (opened == 0) return;
+    busy_until_ = engine_.now() + kBusy;
+    ++birthdays_;
+    ports_opened_ += opened;
+    return holes(to, kRounds, true);
+  }
+  if (mine.mapping == kIndependent && theirs.mapping == kDependent) {
+    if (engine_.now() < busy_until_) return;
+    busy_until_ = engine_.now() + kBusy;
+    ++birthdays_;
+    return probes(peer.id, theirs.endpoint, cfg_.birthday_probes);
+  }
+}
+
+void Birthday::holes(const Contact& to, int left, bool fanned) {
+  auto it = attempts_.find(to.id);
+  if (left <= 0 || it == attempts_.end() || !it->second.live || it->second.ok) return;
+  PunchMessage hole;
+  hole.kind = PunchKind::kHole;
+  // Directly, past the relayed path (the engine would wrap it for the relay), which stays until B is heard.
+  auto via = engine_.via(to.key);
+  if (via) engine_.clear_via(to.key);
+  engine_.notify(to, Method::kPunch, encode_punch(hole));
+  if (via) engine_.set_via(to.key, *via);
+  engine_.schedule(scope_, fanned ? kRoundGap : kHoleGap, [this, to, left, fanned] { holes(to, left - 1, fanned); });
+}
+
+void Birthday::probes(const NodeId& id, Endpoint address, size_t left) {
+  static const uint8_t kProbe[1] = {0};  // its content never matters: it is not meant to arrive
+  auto it = attempts_.find(id);
+  if (it == attempts_.end() || !it->second.live || it->second.ok) return;  // through: no more needed
+  size_t n = std::min(left, kProbeBatch);
+  for (size_t i = 0; i < n; ++i) {
+    address.port = static_cast<uint16_t>(kFirstPort + engine_.env().random_below(65536 - kFirstPort));
+    if (engine_.env().send_with_ttl(address, ByteView(kProbe, 1), cfg_.birthday_ttl)) ++probes_sent_;
+  }
+  if (left > n) engine_.schedule(scope_, kProbeGap, [this, id, address, left, n] { probes(id, address, left - n); });
+}
+
+void Birthday::heard(const Contact& c) {
+  auto it = attempts_.find(c.id);
+  if (it == attempts_.end() || !it->second.live || it->second.ok || it->second.peer.key != c.key) return;
+  if (engine_.now() - it->second.started >= kWindow) return;
+  it->second.ok = true;
+  ++ok_;
+  engine_.redirect(c.key, c.endpoint);
+  // Its address may be unproven (a HOLE came first): challenged once this datagram is handled, as after a punch.
+  engine_.schedule(scope_, Duration::zero(), [this, c] { engine_.challenge(c); });
+}
+
+void Birthday::window_end(const NodeId& id) {
+  auto it = attempts_.find(id);
+  if (it == attempts_.end() || !it->second.live) return;
+  Attempt& a = it->second;
+  if (engine_.now() - a.started < kWindow) return;  // a later attempt's window
+  a.live = false;
+  if (a.ok) return;
+  ++failed_;
+  if (a.tries > 0 && a.tries < kMaxTries && engine_.via(a.peer.key))  // ours (a SYNC we answered: theirs)
+    engine_.schedule(scope_, kRetryAfter, [this, id] { send_sync(id); });
+}
+
+bool Birthday::upgraded(const NodeId& id) const {
+  auto it = attempts_.find(id);
+  return it != attempts_.end() && it->second.ok && !engine_.via(it->second.peer.key);
+}
+
+void Birthday::fill(DhtStats& s) const {
+  s.upgrade_syncs_sent = syncs_sent_;
+  s.upgrade_syncs_served = syncs_served_;
+  s.upgrades_ok = ok_;
+  s.upgrades_failed = failed_;
+  s.birthdays = birthdays_;
+  s.birthday_ports = ports_opened_;
+  s.birthday_probes = probes_sent_;
+  s.upgrade_refused = refused_;
+}
+
+}  // namespace storjnet::dht

@@ -1,0 +1,175 @@
+// Upgrades of relayed paths (src/dht/birthday.h, docs/protocol.md 5.2 "Upgrade") on the simulator's NAT
+// routers: a symmetric NAT facing a port-restricted one goes direct by birthday punching, a pair a failed punch
+// left relayed goes direct by a punch coordinated over the relay, and SYNCs from a peer are bounded.
+#include <gtest/gtest.h>
+
+#include "dht/punch_codec.h"
+#include "engine/methods.h"
+#include "node/node_internals.h"
+#include "storjnet/messages.h"
+#include "storjnet/node.h"
+#include "storjnet/simulator.h"
+
+using namespace storjnet;
+using Type = NatModel::Type;
+
+namespace {
+
+constexpr size_t kPublic = 12;
+
+// kPublic open nodes, then a and b behind routers of kinds ka and kb (30 s mappings). Everyone joins through
+// node 0; then 150 s pass (NatView's verdicts, relay reservations and lists).
+struct Net {
+  Simulator sim;
+  size_t a = 0, b = 0;
+  Net(Type ka, Type kb, uint64_t seed, const std::function<void(NodeConfig&)>& tweak = {},
+      const std::function<void(NodeConfig&)>& tweak_a = {})
+      : sim(config(seed, tweak)) {
+    for (size_t i = 0; i < kPublic; ++i) sim.add_node();
+    NodeConfig for_a = config(seed, tweak).node;
+    if (tweak_a) tweak_a(for_a);
+    a = sim.add_node(for_a);
+    b = sim.add_node();
+    sim.put_behind(a, sim.add_router({ka, std::chrono::seconds(30), false}));
+    sim.put_behind(b, sim.add_router({kb, std::chrono::seconds(30), false}));
+    for (size_t i = 1; i < sim.size(); ++i) {
+      size_t waiting = 1;
+      sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { --waiting; });
+      sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(30));
+    }
+    sim.run_for(std::chrono::seconds(150));
+  }
+  static SimConfig config(uint64_t seed, const std::function<void(NodeConfig&)>& tweak) {
+    SimConfig c;
+    c.seed = seed;
+    if (tweak) tweak(c.node);
+    return c;
+  }
+  bool send(size_t from, size_t to) {
+    std::optional<bool> ok;
+    sim.node(from).messages().send(sim.node(to).id(), "{\"hi\":1}", [&](bool r) { ok = r; });
+    sim.run_until([&] { return ok.has_value(); }, std::chrono::seconds(60));
+    return ok.value_or(false);
+  }
+  Engine& engine(size_t i) { return NodeInternals::engine(sim.node(i)); }
+  bool relayed(size_t from, size_t to) { return engine(from).via(engine(to).identity().public_key()).has_value(); }
+  const DhtStats stats(size_t i) { return sim.node(i).dht().stats(); }
+};
+
+}  // namespace
+
+// Symmetric (a new random port per destination) facing port-restricted (only endpoints it sent to get in): no
+// punch can connect them, a relay does, and the upgrade's birthday makes the path direct: the symmetric side's
+// 256 fresh ports meet the other side's 1024 probed ports (TTL-limited: they die past its router) with
+// probability 98% per try, three tries.
+TEST(UpgradeSim, SymmetricAndPortRestrictedGoDirectByBirthday) {
+  for (bool symmetric_starts : {true, false}) {
+    SCOPED_TRACE(symmetric_starts);
+    Net net(Type::kSymmetric, Type::kPortRestricted, 7);
+    EXPECT_EQ(net.stats(net.a).nat_mapping_v4, NatMapping::kDependent);
+    EXPECT_EQ(net.stats(net.b).nat_mapping_v4, NatMapping::kIndependent);
+    size_t from = symmetric_starts ? net.a : net.b, to = symmetric_starts ? net.b : net.a;
+    ASSERT_TRUE(net.send(from, to));
+    EXPECT_TRUE(net.relayed(from, to));  // first through a relay
+    ASSERT_TRUE(net.sim.run_until([&] { return !net.relayed(net.a, net.b) && !net.relayed(net.b, net.a); },
+                                  std::chrono::seconds(200)));
+    net.sim.run_for(std::chrono::seconds(10));  // the attempt's window ends
+    EXPECT_EQ(net.stats(from).upgrade_syncs_sent, net.stats(from).upgrades_ok + net.stats(from).upgrades_failed);
+    EXPECT_GE(net.stats(net.a).birthdays, 1u);
+    EXPECT_GE(net.stats(net.a).birthday_ports, 256u);
+    EXPECT_GE(net.stats(net.b).birthdays, 1u);
+    // The probes stop once the peer is heard: up to 1024 per try, every one dead past b's router.
+    EXPECT_GE(net.stats(net.b).birthday_probes, 1u);
+    EXPECT_EQ(net.sim.stats().ttl_expired, net.stats(net.b).birthday_probes);
+    EXPECT_TRUE(net.sim.node(net.a).dht().punched(net.sim.node(net.b).id()));
+    EXPECT_TRUE(net.sim.node(net.b).dht().punched(net.sim.node(net.a).id()));
+    // Both ways, directly now.
+    uint64_t relayed_before = net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out;
+    EXPECT_TRUE(net.send(net.a, net.b));
+    EXPECT_TRUE(net.send(net.b, net.a));
+    EXPECT_FALSE(net.relayed(net.a, net.b));
+    EXPECT_FALSE(net.relayed(net.b, net.a));
+    EXPECT_EQ(net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out, relayed_before);
+  }
+}
+
+// Two symmetric NATs: no upgrade can work, and none is tried beyond the SYNC (the path stays relayed).
+TEST(UpgradeSim, BothSymmetricStayRelayedWithoutBirthday) {
+  Net net(Type::kSymmetric, Type::kSymmetric, 7);
+  ASSERT_TRUE(net.send(net.a, net.b));
+  net.sim.run_for(std::chrono::seconds(30));
+  EXPECT_TRUE(net.relayed(net.a, net.b));
+  EXPECT_EQ(net.stats(net.a).birthdays + net.stats(net.b).birthdays, 0u);
+  EXPECT_EQ(net.sim.stats().ttl_expired, 0u);
+  EXPECT_TRUE(net.send(net.a, net.b));
+}
+
+// Port-restricted on both sides, and no rendezvous introduces anyone (punch_live: targets are never heard
+// lately enough): the punch fails and a relay carries the pair. The upgrade's SYNC tells each side the other's
+// public endpoint and both send HOLEs at once: direct.
+TEST(UpgradeSim, PairAFailedPunchLeftRelayedGoesDirect) {
+  Net net(Type::kPortRestricted, Type::kPortRestricted, 3,
+          [](NodeConfig& c) { c.dht.punch_live = std::chrono::milliseconds(1); });
+  ASSERT_TRUE(net.send(net.a, net.b));
+  EXPECT_TRUE(net.relayed(net.a, net.b));
+  ASSERT_TRUE(net.sim.run_until([&] { return !net.relayed(net.a, net.b) && !net.relayed(net.b, net.a); },
+                                std::chrono::seconds(30)));
+  EXPECT_EQ(net.stats(net.a).upgrades_ok, 1u);
+  EXPECT_EQ(net.stats(net.a).birthdays + net.stats(net.b).birthdays, 0u);  // no birthday needed
+  EXPECT_TRUE(net.send(net.b, net.a));
+  EXPECT_FALSE(net.relayed(net.b, net.a));
+}
+
+// Without the upgrade, that pair stays relayed (the test above tests the upgrade, not a punch).
+TEST(UpgradeSim, WithoutUpgradeThatPairStaysRelayed) {
+  Net net(Type::kPortRestricted, Type::kPortRestricted, 3, [](NodeConfig& c) {
+    c.dht.punch_live = std::chrono::milliseconds(1);
+    c.dht.upgrade = false;
+  });
+  ASSERT_TRUE(net.send(net.a, net.b));
+  net.sim.run_for(std::chrono::seconds(30));
+  EXPECT_TRUE(net.relayed(net.a, net.b));
+}
+
+// An attacker a holding a relayed path to b (a starts no upgrade itself) sends b twenty SYNCs at once, each
+// claiming a dependent mapping at a victim's address: b answers one (one attempt per peer at a time) and runs
+// one birthday, whose probes all die past b's router (TTL). A SYNC from a peer b hears directly is refused.
+TEST(UpgradeSim, SyncFloodIsBoundedAndProbesDiePastTheRouter) {
+  Net net(Type::kSymmetric, Type::kPortRestricted, 7, {}, [](NodeConfig& c) { c.dht.upgrade = false; });
+  ASSERT_TRUE(net.send(net.a, net.b));
+  auto relay = net.engine(net.a).via(net.engine(net.b).identity().public_key());
+  ASSERT_TRUE(relay);
+  size_t victim = 3;
+  dht::PunchMessage sync;
+  sync.kind = dht::PunchKind::kSync;
+  sync.mapping = 2;
+  sync.endpoint = net.sim.endpoint(victim);
+  sync.endpoint.port = 0;
+  int answered = 0, refused = 0;
+  uint64_t expired = net.sim.stats().ttl_expired;
+  Contact b_via{net.sim.node(net.b).id(), net.engine(net.b).identity().public_key(), relay->endpoint};
+  for (int i = 0; i < 20; ++i)
+    net.engine(net.a).request(b_via, Method::kPunch, dht::encode_punch(sync), [&](RpcResult&& r) {
+      (r.ok() ? answered : refused) += 1;
+    }, RpcOptions{std::chrono::seconds(2), 1});
+  net.sim.run_for(std::chrono::seconds(10));
+  EXPECT_EQ(answered, 1);
+  EXPECT_EQ(refused, 19);
+  EXPECT_EQ(net.stats(net.b).upgrade_syncs_served, 1u);
+  EXPECT_EQ(net.stats(net.b).birthdays, 1u);
+  EXPECT_EQ(net.stats(net.b).birthday_probes, 1024u);
+  EXPECT_EQ(net.sim.stats().ttl_expired - expired, 1024u);  // every probe died past b's router
+  EXPECT_GE(net.stats(net.b).upgrade_refused, 19u);
+  // A public node b talks to directly: its SYNC is refused (no relayed path to upgrade).
+  size_t p = 1;
+  ASSERT_TRUE(net.send(net.b, p));
+  ASSERT_FALSE(net.relayed(net.b, p));
+  std::optional<bool> ok;
+  Contact b_direct{net.sim.node(net.b).id(), net.engine(net.b).identity().public_key(), {}};
+  for (const Contact& c : net.sim.node(p).dht().peers())
+    if (c.id == b_direct.id) b_direct.endpoint = c.endpoint;
+  net.engine(p).request(b_direct, Method::kPunch, dht::encode_punch(sync), [&](RpcResult&& r) { ok = r.ok(); });
+  net.sim.run_until([&] { return ok.has_value(); }, std::chrono::seconds(10));
+  EXPECT_EQ(ok, std::optional<bool>(false));
+  EXPECT_EQ(net.stats(net.b).birthdays, 1u);
+}
