@@ -19,7 +19,8 @@ static nlohmann::json nat_pairs(const sim::NatScenarioReport& r) {
   nlohmann::json out;
   for (auto [c, name] : classes)
     out[name] = {{"pairs", r.pairs[c]}, {"ok", r.pairs_ok[c]}, {"punched", r.pairs_punched[c]},
-                 {"relayed", r.pairs_relayed[c]}, {"direct", r.pairs_direct[c]}};
+                 {"relayed", r.pairs_relayed[c]}, {"direct", r.pairs_direct[c]},
+                 {"upgraded_later", r.pairs_upgraded[c]}, {"still_relayed_later", r.pairs_still_relayed[c]}};
   return out;
 }
 
@@ -71,6 +72,9 @@ static void add_sim_nat(CLI::App& app) {
                   {"punch_failed", r.punch_failed},
                   {"punch_no_rendezvous", r.punch_no_rendezvous},
                   {"punch_refused", r.punch_refused},
+                  {"upgrades_ok", r.upgrades_ok},
+                  {"upgrades_failed", r.upgrades_failed},
+                  {"birthdays", r.birthdays},
                   {"keepalives_sent", r.keepalives_sent},
                   {"relay_fallbacks", r.relay_fallbacks},
                   {"relay_fallbacks_found", r.relay_fallbacks_found},

@@ -60,8 +60,8 @@ struct Net {
 
 // Symmetric (a new random port per destination) facing port-restricted (only endpoints it sent to get in): no
 // punch can connect them, a relay does, and the upgrade's birthday makes the path direct: the symmetric side's
-// 256 fresh ports meet the other side's 1024 probed ports (TTL-limited: they die past its router) with
-// probability 98% per try, three tries.
+// 256 fresh ports meet the other side's 2048 probed ports (TTL-limited: they die past its router) with
+// probability 99.97% per try, three tries.
 TEST(UpgradeSim, SymmetricAndPortRestrictedGoDirectByBirthday) {
   for (bool symmetric_starts : {true, false}) {
     SCOPED_TRACE(symmetric_starts);
@@ -78,7 +78,7 @@ TEST(UpgradeSim, SymmetricAndPortRestrictedGoDirectByBirthday) {
     EXPECT_GE(net.stats(net.a).birthdays, 1u);
     EXPECT_GE(net.stats(net.a).birthday_ports, 256u);
     EXPECT_GE(net.stats(net.b).birthdays, 1u);
-    // The probes stop once the peer is heard: up to 1024 per try, every one dead past b's router.
+    // The probes stop once the peer is heard: up to 2048 per try, every one dead past b's router.
     EXPECT_GE(net.stats(net.b).birthday_probes, 1u);
     EXPECT_EQ(net.sim.stats().ttl_expired, net.stats(net.b).birthday_probes);
     EXPECT_TRUE(net.sim.node(net.a).dht().punched(net.sim.node(net.b).id()));
@@ -157,8 +157,8 @@ TEST(UpgradeSim, SyncFloodIsBoundedAndProbesDiePastTheRouter) {
   EXPECT_EQ(refused, 19);
   EXPECT_EQ(net.stats(net.b).upgrade_syncs_served, 1u);
   EXPECT_EQ(net.stats(net.b).birthdays, 1u);
-  EXPECT_EQ(net.stats(net.b).birthday_probes, 1024u);
-  EXPECT_EQ(net.sim.stats().ttl_expired - expired, 1024u);  // every probe died past b's router
+  EXPECT_EQ(net.stats(net.b).birthday_probes, DhtConfig{}.birthday_probes);
+  EXPECT_EQ(net.sim.stats().ttl_expired - expired, DhtConfig{}.birthday_probes);  // every probe died past b's router
   EXPECT_GE(net.stats(net.b).upgrade_refused, 19u);
   // A public node b talks to directly: its SYNC is refused (no relayed path to upgrade).
   size_t p = 1;

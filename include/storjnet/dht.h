@@ -100,7 +100,7 @@ struct DhtConfig {
   // on the other. Needs punch and relay. Off: no upgrade (a relayed path stays until the peer is heard directly).
   bool upgrade = true;
   size_t birthday_ports = 256;
-  size_t birthday_probes = 1024;
+  size_t birthday_probes = 2048;
   uint8_t birthday_ttl = 4;
   // --- Relays (docs/protocol.md section 5.3): sealed datagrams relayed when punching fails ---
   // Off: no relaying for others, no reservations, no fallback to relays.

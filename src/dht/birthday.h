@@ -14,7 +14,7 @@
 //     random ports (1024-65535) of the other's address, with an IP TTL of cfg.birthday_ttl
 //     (Environment::send_with_ttl), kProbeBatch every kProbeGap: they cross this node's router, whose filter
 //     then lets in whatever comes from those ports, and die a few routers later. P fresh ports meet Q probed
-//     ports with probability 1 - exp(-P*Q/64512): 98% for 256 and 1024.
+//     ports with probability 1 - exp(-P*Q/64512): 99.97% for 256 and 2048.
 //   - otherwise (both dependent, a verdict unknown, one public address): nothing; the path stays relayed.
 //   Success: B heard directly within kWindow of the start (the engine ends the relayed path itself): what
 //   waits for B goes to the address it was heard from (Engine::redirect), which is challenged. A failed or

@@ -1,5 +1,6 @@
 #include "sim/nat_scenario.h"
 
+#include <array>
 #include <map>
 #include <set>
 
@@ -165,6 +166,7 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
   std::vector<size_t> natted;
   for (size_t i = 0; i < cfg.nodes; ++i)
     if (sim.router_of(i)) natted.push_back(i);
+  std::vector<std::array<size_t, 3>> relayed_pairs;  // (a, b, class) relayed when delivered
   if (natted.size() >= 2) {
     size_t waiting = cfg.nat_pairs;
     for (size_t j = 0; j < cfg.nat_pairs; ++j) {
@@ -182,10 +184,17 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
         rep.pairs_punched[cls] += punched;
         rep.pairs_relayed[cls] += relayed;
         rep.pairs_direct[cls] += !punched && !relayed;
+        if (relayed) relayed_pairs.push_back({a, b, cls});
       });
     }
     sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(60));
     sim.run_for(std::chrono::seconds(5));  // punches still in their window (Punch::kWindow, 4 s) conclude
+    if (!relayed_pairs.empty()) sim.run_for(NatScenarioReport::kUpgradeWait);
+    for (auto [a, b, cls] : relayed_pairs) {
+      bool relayed = NodeInternals::engine(sim.node(a)).via(NodeInternals::engine(sim.node(b)).identity().public_key()).has_value();
+      rep.pairs_still_relayed[cls] += relayed;
+      rep.pairs_upgraded[cls] += !relayed && sim.node(a).dht().punched(sim.node(b).id());
+    }
   }
   for (size_t i = 0; i < cfg.nodes; ++i) {
     DhtStats d = sim.node(i).dht().stats();
@@ -200,6 +209,9 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
     rep.relay_forwarded += d.relay_forwarded;
     rep.relay_refused += d.relay_refused;
     rep.relay_reservations_held += d.relay_reservations_held;
+    rep.upgrades_ok += d.upgrades_ok;
+    rep.upgrades_failed += d.upgrades_failed;
+    rep.birthdays += d.birthdays;
   }
 
   rep.nat_filtered = sim.stats().nat_filtered;

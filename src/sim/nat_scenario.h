@@ -45,7 +45,7 @@ struct NatScenarioReport {
   enum PairClass : size_t {
     kNeitherSymmetric,            // a punch connects them (endpoint-independent mapping on both sides)
     kOneSymmetricPunchable,       // symmetric against full cone or restricted cone: a punch connects them
-    kOneSymmetricPortRestricted,  // symmetric against port-restricted: only a relay (no port prediction)
+    kOneSymmetricPortRestricted,  // symmetric against port-restricted: a relay, then birthday punching
     kBothSymmetric,               // only a relay
     kPairClasses
   };
@@ -53,6 +53,11 @@ struct NatScenarioReport {
   uint64_t pairs[kPairClasses] = {}, pairs_ok[kPairClasses] = {}, pairs_punched[kPairClasses] = {},
            pairs_relayed[kPairClasses] = {};
   uint64_t pairs_direct[kPairClasses] = {};  // delivered, neither punched nor relayed (a full cone lets anyone in)
+  // Of the pairs relayed when their message was delivered: those the upgrade made direct (punched, no relayed
+  // path) kUpgradeWait later (docs/protocol.md 5.2, "Upgrade"), and those still relayed then.
+  uint64_t pairs_upgraded[kPairClasses] = {}, pairs_still_relayed[kPairClasses] = {};
+  static constexpr Duration kUpgradeWait = std::chrono::seconds(30);
+  uint64_t upgrades_ok = 0, upgrades_failed = 0, birthdays = 0;  // summed over all nodes
   // Summed over all nodes (DhtStats; punches also start for pubsub traffic).
   uint64_t punch_attempts = 0, punch_ok = 0, punch_failed = 0, punch_no_rendezvous = 0, punch_refused = 0;
   uint64_t keepalives_sent = 0;

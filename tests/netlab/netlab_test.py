@@ -20,7 +20,9 @@ Asserts (issue 12, "Real networks"):
      connects: measured, see check_nat_to_nat); each pair's path
      (direct, upnp, lan, punched, relayed) comes from the sender's own /api/status, and a relay carries exactly
      the NATed pairs nothing else can connect (traversal_without_relay: symmetric on both sides, symmetric with
-     an unmapped port-restricted router); two hosts behind the one non-hairpinning UPnP router connect over
+     an unmapped port-restricted router); of those, the pairs of a symmetric and a port-restricted router are
+     then made direct by the upgrade of their relayed path (birthday punching, check_upgrades: asserted, every
+     one, both ways); two hosts behind the one non-hairpinning UPnP router connect over
      their LAN addresses (docs/protocol.md 5.2, "Same router"), asserted both ways; the IPv6-only hosts reach
      the dual-stack public ones and each other directly (asserted not relayed), and the NATed IPv4-only ones,
      with which they share no family, only through dual-stack relays (asserted relayed, docs/protocol.md 5.3,
@@ -564,6 +566,53 @@ def traversal_without_relay(ka, kb, mapping_on):
     return True
 
 
+def birthday_pair(ka, kb, mapping_on):
+    """Whether only a relay connects a node behind a `ka` router to one behind `kb` at first, and the upgrade of
+    the relayed path then makes it direct by birthday punching (docs/protocol.md 5.2, "Upgrade"): symmetric with
+    a port-restricted router (restricted, or the UPnP router without a mapping). Symmetric on both sides stays
+    relayed."""
+    if "symmetric" not in (ka, kb) or ka == kb:
+        return False
+    other = kb if ka == "symmetric" else ka
+    return other == "restricted" or (other == "upnp" and not mapping_on)
+
+
+UPGRADE_WAIT_S = 45
+
+
+def check_upgrades(lab, mapping_on):
+    """The pairs a relay connects first and birthday punching then makes direct (birthday_pair), both ways: each
+    side's /api/status is polled until it reaches the other by a punched path (path_of: no relayed path, and
+    Dht::punched, which counts an upgrade of either side's), for at most UPGRADE_WAIT_S from the end of the
+    message rounds (an upgrade starts 1.5 s after its relayed path carried something; a failed try is tried again
+    60 s later). Asserted: every such pair direct. The pair's path in the summary becomes "punched" (its
+    connect_ms stays that of its first message, through the relay)."""
+    nat = lab.of_kind("cone", "restricted", "symmetric", "upnp")
+    pairs = [(a, b) for a in nat for b in nat
+             if a != b and birthday_pair(lab.hosts[a]["kind"], lab.hosts[b]["kind"], mapping_on)]
+    if not pairs:
+        return
+    t0 = time.monotonic()
+    while True:
+        status = parallel(lambda h: lab.status(h), nat)
+        path = {p: path_of(lab, status, p[0], p[1], mapping_on) for p in pairs}
+        left = [p for p in pairs if path[p] != "punched"]
+        if not left or time.monotonic() - t0 > UPGRADE_WAIT_S:
+            break
+        time.sleep(1)
+    seconds = round(time.monotonic() - t0, 1)
+    check(not left, f"upgrade of relayed paths (birthday punching): {len(left)} of {len(pairs)} pairs not direct "
+                    f"after {seconds} s: {[f'{a}->{b} ({path[(a, b)]})' for a, b in left]}")
+    fields = ("upgrade_syncs_sent", "upgrade_syncs_served", "upgrades_ok", "upgrades_failed", "birthdays",
+              "birthday_ports", "birthday_probes", "upgrade_refused")
+    totals = {k: sum(status[h].get("nat_traversal", {}).get(k, 0) for h in nat) for k in fields}
+    result_json({"bench": "netlab_upgrade", "mapping": mapping_on, "pairs": len(pairs),
+                 "direct": len(pairs) - len(left), "seconds": seconds, **totals})
+    for p in pairs:
+        if p in RESULTS["pairs"] and RESULTS["pairs"][p][0]:
+            RESULTS["pairs"][p] = (True, path[p], RESULTS["pairs"][p][2])
+
+
 def path_of(lab, status, src, dst, mapping_on):
     """How src reaches dst, from src's own /api/status: "relayed" while src has a relayed path to dst
     (relay.paths), "lan" when src reaches dst at its LAN address (its punch did, peers[].path, or its routing table
@@ -752,7 +801,10 @@ def check_nat_to_nat(lab, mapping_on=False):
         diagnose_relayed(lab, [(a, b) for a, b in pairs if (a, b) not in ok and (a, b) in need_relay])
     needless = [f"{a}->{b}" for a, b in by_path["relayed"] if (a, b) not in need_relay]
     check(not needless, f"relayed although a direct path, a mapping or a punch can connect them: {needless}")
-    unrelayed = [f"{a}->{b} ({path[(a, b)]})" for a, b in ok if (a, b) in need_relay and path[(a, b)] != "relayed"]
+    # A pair birthday punching connects may already be direct (check_upgrades waits for every one of them).
+    unrelayed = [f"{a}->{b} ({path[(a, b)]})" for a, b in ok if (a, b) in need_relay and path[(a, b)] != "relayed"
+                 and not (birthday_pair(lab.hosts[a]["kind"], lab.hosts[b]["kind"], mapping_on)
+                          and path[(a, b)] == "punched")]
     check(not unrelayed, f"pairs only a relay can connect, delivered but not seen relayed: {unrelayed}")
     # Two hosts behind one router: both ways, over their LAN addresses (docs/protocol.md 5.2, "Same router").
     same = [p for p in pairs if lab.hosts[p[0]]["router"] == lab.hosts[p[1]]["router"]]
@@ -1235,6 +1287,7 @@ def main():
                  ("dht_put/dht_get", check_dht), ("message_send with public nodes", lambda lab: check_messages(lab, mapping_on)),
                  ("message_send to upnp hosts", lambda lab: check_to_upnp(lab, mapping_on)),
                  ("message_send NATed<->NATed", lambda lab: check_nat_to_nat(lab, mapping_on)),
+                 ("relayed paths made direct (birthday)", lambda lab: check_upgrades(lab, mapping_on)),
                  ("message_send IPv6-only<->NATed", lambda lab: check_v6only_nat(lab, mapping_on)),
                  ("1 MiB streams NATed<->NATed", lambda lab: check_streams(lab, mapping_on)),
                  ("pubsub: every event to every node", check_pubsub),
