@@ -51,6 +51,7 @@ size_t FreshPorts::open(const Endpoint& to, const Endpoint& bind, size_t count, 
   auto g = std::make_unique<Group>();
   g->to = to;
   g->last_used = Clock::now();
+  life = std::min<Duration>(life, std::chrono::hours(24));  // no overflow of the deadline
   g->deadline = g->last_used + std::chrono::duration_cast<Clock::duration>(life);
   udp::endpoint ep = to_asio(bind);
   ep.port(0);
