@@ -20,7 +20,9 @@
 #include "real/asio_endpoint.h"
 #include "real/buffer_pool.h"
 #include "real/fast_random.h"
+#include "real/fresh_ports.h"
 #include "real/lan_address.h"
+#include "real/recv_batch.h"
 #include "real/udp_io.h"
 #include "storjnet/conn_provider.h"
 
@@ -59,28 +61,10 @@ struct RealDriver::Impl {
     Conn(uint64_t i, asio::io_context& io) : id(i), sock(io) {}
   };
 
-  // Receive buffers for recvmmsg, one set per io thread: handlers run one at a time on a thread, and a
-  // datagram is handed to its node before the next read.
-  static constexpr unsigned kBatch = 32;
+  // Receive buffers for recvmmsg, one set per io thread (real/recv_batch.h).
+  using Batch = real::RecvBatch;
+  static constexpr unsigned kBatch = Batch::kBatch;
   static constexpr int kDrainBatches = 8;
-  struct Batch {
-    std::array<std::array<uint8_t, 2048>, kBatch> data;
-    std::array<iovec, kBatch> iov;
-    std::array<mmsghdr, kBatch> msgs;
-    std::array<sockaddr_storage, kBatch> from;
-    // Headers set once; recvmmsg changes only msg_namelen, msg_flags and msg_len, which drain() resets for the
-    // entries it used (re-filling all 32 on every wake-up was ~2% of a ping's io-thread time).
-    Batch() {
-      for (unsigned i = 0; i < kBatch; ++i) {
-        iov[i] = {data[i].data(), data[i].size()};
-        msgs[i] = {};
-        msgs[i].msg_hdr.msg_name = &from[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-      }
-    }
-  };
 
   struct Host final : Environment, ConnProvider {
     Batch& batch;
@@ -122,12 +106,14 @@ struct RealDriver::Impl {
     asio::steady_timer send_timer;  // ENOBUFS: writability does not signal it, so retry a little later
     real::UdpBuffers buffers;
     real::BufferPool spent;  // written connection buffers, for conn_buffer()
+    real::FreshPorts fresh;  // open_fresh_ports (birthday punching)
 
     Host(Batch& b, real::FastRandom& r, asio::io_context& i, const RealDriver::Options& opts,
          std::chrono::steady_clock::time_point o)
         : batch(b),
           rng(r),
-          socket(i), io(i), options(opts), timer(i), origin(o), send_timer(i) {}
+          socket(i), io(i), options(opts), timer(i), origin(o), send_timer(i),
+          fresh(i, [this](const Endpoint& from, ByteView dg) { node->on_datagram(from, dg); }) {}
 
     // ---------------------------------------------------------------- byte connections
     void set_conn_listener(ConnListener* l) override { listener = l; }
@@ -309,7 +295,7 @@ struct RealDriver::Impl {
       return second && second->local.family == f ? second->lan.get(f, second->local, now) : lan.get(f, local, now);
     }
     void send(const Endpoint& to, ByteView dg) override {
-      if (!to.valid()) return;
+      if (!to.valid() || fresh.send(to, dg)) return;  // a birthday group's ports, or its hit port, take it
       auto ep = to_asio(to);
       if (to.family == local.family) {
         if (sendq.send(socket.native_handle(), ep.data(), static_cast<socklen_t>(ep.size()), dg)) wait_writable();
@@ -317,6 +303,19 @@ struct RealDriver::Impl {
         if (second->sendq.send(second->socket.native_handle(), ep.data(), static_cast<socklen_t>(ep.size()), dg))
           wait_writable_second();
       }
+    }
+    size_t open_fresh_ports(const Endpoint& to, size_t count, Duration life) override {
+      const Endpoint* own =
+          to.family == local.family ? &local : second && to.family == second->local.family ? &second->local : nullptr;
+      return own ? fresh.open(to, *own, count, life) : 0;
+    }
+    bool send_with_ttl(const Endpoint& to, ByteView dg, uint8_t ttl) override {
+      bool first = to.family == local.family;
+      if (!to.valid() || (!first && !(second && to.family == second->local.family))) return false;
+      if ((first ? sendq : second->sendq).queued()) return false;  // it would overtake them
+      auto ep = to_asio(to);
+      return real::send_with_ttl((first ? socket : second->socket).native_handle(), to.family == Endpoint::Family::kV6,
+                                 ep.data(), static_cast<socklen_t>(ep.size()), dg, ttl);
     }
     void wait_writable_second() {
       if (second->send_waiting) return;
@@ -527,6 +526,7 @@ void RealDriver::stop() {
         h->second->socket.close(ec);
       }
       h->close_all();
+      h->fresh.close_all();
     }
   });
   {

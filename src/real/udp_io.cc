@@ -1,6 +1,7 @@
 #include "real/udp_io.h"
 
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <array>
@@ -34,6 +35,25 @@ uint64_t udp_kernel_drops(int fd) {
   if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0 || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
     return 0;
   return info[SK_MEMINFO_DROPS];
+}
+
+bool send_with_ttl(int fd, bool v6, const sockaddr* to, socklen_t to_len, ByteView dg, int ttl) {
+  if (ttl < 1 || ttl > 255) return false;
+  iovec iov{const_cast<uint8_t*>(dg.data()), dg.size()};
+  alignas(cmsghdr) std::array<uint8_t, CMSG_SPACE(sizeof(int))> control{};
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(to);
+  m.msg_namelen = to_len;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control.data();
+  m.msg_controllen = control.size();
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  c->cmsg_type = v6 ? IPV6_HOPLIMIT : IP_TTL;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &ttl, sizeof ttl);
+  return ::sendmsg(fd, &m, MSG_DONTWAIT) == static_cast<ssize_t>(dg.size());
 }
 
 void UdpSendQueue::push(const sockaddr* to, socklen_t to_len, ByteView dg) {

@@ -19,6 +19,10 @@ struct UdpBuffers {
 UdpBuffers size_udp_buffers(int fd, int rcv, int snd);
 // Datagrams the kernel dropped on this socket so far (SO_MEMINFO); 0 when the kernel does not say.
 uint64_t udp_kernel_drops(int fd);
+// Sends one datagram with an IP TTL (v6: hop limit) of `ttl` (1..255) for this send alone: an IP_TTL /
+// IPV6_HOPLIMIT control message, so the socket's own TTL never changes. False when it was not sent (full
+// socket, bad ttl...): it is never sent with another TTL.
+bool send_with_ttl(int fd, bool v6, const sockaddr* to, socklen_t to_len, ByteView dg, int ttl);
 
 // Datagrams in the order sent. While any waits, new ones wait behind it, so order is kept. Bounded in
 // datagrams and bytes; beyond either, a datagram is dropped and counted. One thread (the io thread).
