@@ -42,7 +42,7 @@ class Environment {
   // the same home router reaches it at (docs/protocol.md 5.2, "Same router"). nullopt when it has none.
   // Drivers that do not say: none.
   virtual std::optional<Endpoint> lan_endpoint(Endpoint::Family) { return std::nullopt; }
-  // Birthday punching (docs/protocol.md 5.2, "Birthday"). Opens up to `count` fresh local ports (same address
+  // Birthday punching (docs/protocol.md 5.2, "Upgrade"). Opens up to `count` fresh local ports (same address
   // as the node's socket of to's family) for datagrams to `to`. Until `life` has passed, every send to `to`
   // leaves from each of them instead of from the node's port. A datagram from `to` (and only from `to`: the
   // rest is dropped) arriving on one of them is delivered as if on the node's port, and makes that port the
