@@ -99,7 +99,7 @@ struct DhtConfig {
   // birthday_probes probes with an IP TTL of birthday_ttl (past this node's own router(s), not to the peer)
   // on the other. Needs punch and relay. Off: no upgrade (a relayed path stays until the peer is heard directly).
   bool upgrade = true;
-  size_t birthday_ports = 256;
+  size_t birthday_ports = 128;
   size_t birthday_probes = 2048;
   uint8_t birthday_ttl = 4;
   // --- Relays (docs/protocol.md section 5.3): sealed datagrams relayed when punching fails ---

@@ -51,8 +51,8 @@ class Environment {
   // open changes nothing. Returns how many ports were opened; drivers that do not say: 0 (not supported).
   static constexpr Duration kFreshPortIdle = std::chrono::seconds(120);
   virtual size_t open_fresh_ports(const Endpoint& /*to*/, size_t /*count*/, Duration /*life*/) { return 0; }
-  // Sends one datagram from the node's port with an IP TTL (IPv6: hop limit) of `ttl`, so that it crosses
-  // the first ttl-1 routers and no more. False when it was not sent (not supported, or the socket is busy):
+  // Sends one datagram from the node's port (or, as send() does, from the fresh ports open towards `to`) with
+  // an IP TTL (IPv6: hop limit) of `ttl`, so that it crosses the first ttl-1 routers and no more. False when it was not sent (not supported, or the socket is busy):
   // never sent with a longer TTL instead. Drivers that do not say: false.
   virtual bool send_with_ttl(const Endpoint& /*to*/, ByteView /*datagram*/, uint8_t /*ttl*/) { return false; }
   // Fills `out` with random bytes (cryptographic in the real driver, seeded in the simulator).

@@ -118,21 +118,33 @@ void Birthday::act(const Contact& peer, const PunchMessage& theirs, Endpoint::Fa
   if (same_ip(mine.endpoint, theirs.endpoint)) return;  // one router: the punch's LAN path, not this
   Contact to{peer.id, peer.key, theirs.endpoint};
   if (mine.mapping == kIndependent && theirs.mapping == kIndependent) return holes(to, kHoles, false);
+  if (birthdays_live_ >= kMaxBirthdays) return;
   if (mine.mapping == kDependent && theirs.mapping == kIndependent) {
-    if (engine_.now() < busy_until_) return;
     size_t opened = engine_.env().open_fresh_ports(theirs.endpoint, cfg_.birthday_ports, kPortLife);
     if (opened == 0) return;
-    busy_until_ = engine_.now() + kBusy;
-    ++birthdays_;
+    birthday_started();
     ports_opened_ += opened;
-    return holes(to, kRounds, true);
+    // First a datagram from each port with a low TTL: it makes the port's mapping at our router and dies
+    // before the peer's router, which would otherwise keep a record of it that bars the peer's probe from
+    // leaving on the port we need (Linux NAT picks another source port for a clashing flow). Then, once the
+    // peer's probes opened its filter, HOLEs from every port.
+    static const uint8_t kOpen[1] = {0};
+    engine_.env().send_with_ttl(theirs.endpoint, ByteView(kOpen, 1), cfg_.birthday_ttl);
+    engine_.schedule(scope_, kFirstFullRound, [this, to] { holes(to, kRounds, true); });
+    return;
   }
   if (mine.mapping == kIndependent && theirs.mapping == kDependent) {
-    if (engine_.now() < busy_until_) return;
-    busy_until_ = engine_.now() + kBusy;
-    ++birthdays_;
-    return probes(peer.id, theirs.endpoint, cfg_.birthday_probes);
+    birthday_started();
+    NodeId id = peer.id;
+    Endpoint address = theirs.endpoint;
+    engine_.schedule(scope_, kProbeDelay, [this, id, address] { probes(id, address, cfg_.birthday_probes); });
   }
+}
+
+void Birthday::birthday_started() {
+  ++birthdays_;
+  ++birthdays_live_;
+  engine_.schedule(scope_, kBusy, [this] { --birthdays_live_; });
 }
 
 void Birthday::holes(const Contact& to, int left, bool fanned) {

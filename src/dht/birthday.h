@@ -8,19 +8,21 @@
 //   - both independent: kHoles HOLEs to the other's public endpoint, kHoleGap apart (a simultaneous open;
 //     the first punch may have lost a datagram, and nothing else retries once a relay carries the pair);
 //   - this side dependent (a symmetric NAT), the other independent: cfg.birthday_ports fresh ports towards
-//     the other's endpoint (Environment::open_fresh_ports, kPortLife), a HOLE sent from each, kRounds rounds
-//     kRoundGap apart;
-//   - this side independent, the other dependent: cfg.birthday_probes one-byte probes from this node's port to
-//     random ports (1024-65535) of the other's address, with an IP TTL of cfg.birthday_ttl
-//     (Environment::send_with_ttl), kProbeBatch every kProbeGap: they cross this node's router, whose filter
-//     then lets in whatever comes from those ports, and die a few routers later. P fresh ports meet Q probed
-//     ports with probability 1 - exp(-P*Q/64512): 99.97% for 256 and 2048.
+//     the other's endpoint (Environment::open_fresh_ports, kPortLife); one byte from each with an IP TTL of
+//     cfg.birthday_ttl, which maps it at our router and dies before the other's; then from kFirstFullRound a
+//     HOLE from each, kRounds rounds kRoundGap apart;
+//   - this side independent, the other dependent: from kProbeDelay (the other's ports are mapped by then),
+//     cfg.birthday_probes one-byte probes from this node's port to random ports (1024-65535) of the other's
+//     address, with an IP TTL of cfg.birthday_ttl (Environment::send_with_ttl), kProbeBatch every kProbeGap:
+//     they cross this node's router, whose filter then lets in whatever comes from those ports, and die a few
+//     routers later. P fresh ports meet Q probed ports with probability 1 - exp(-P*Q/64512): 98% for 128
+//     and 2048.
 //   - otherwise (both dependent, a verdict unknown, one public address): nothing; the path stays relayed.
 //   Success: B heard directly within kWindow of the start (the engine ends the relayed path itself): what
 //   waits for B goes to the address it was heard from (Engine::redirect), which is challenged. A failed or
 //   empty attempt is tried again kRetryAfter later while the path is still relayed, kMaxTries in all.
 // - Budget: SYNCs sent and served, together, at most kBurst then kRate a second for the node; one attempt per
-//   peer; one birthday (fresh ports or probes) at a time (kBusy). Excess is refused, counted under
+//   peer; kMaxBirthdays birthdays (fresh ports or probes) at a time, each counted kBusy. Excess is refused, counted under
 //   DropReason::kPunchRefused. Whatever address a peer claims, the probes never go past the few routers
 //   nearest this node, and the fresh ports send only HOLEs (sealed for the peer) to the endpoint it claimed.
 // All state is bounded (kMaxAttempts); timers are engine timers (sans-IO).
@@ -40,17 +42,20 @@ class Birthday {
  public:
   static constexpr int kHoles = 3;
   static constexpr Duration kHoleGap = std::chrono::milliseconds(200);
+  static constexpr Duration kFirstFullRound = std::chrono::milliseconds(1500);  // after the TTL-limited one
   static constexpr int kRounds = 6;
   static constexpr Duration kRoundGap = std::chrono::milliseconds(500);
   static constexpr Duration kPortLife = std::chrono::seconds(8);
+  static constexpr Duration kProbeDelay = std::chrono::milliseconds(500);  // the other side's ports open first
   static constexpr size_t kProbeBatch = 64;
   static constexpr Duration kProbeGap = std::chrono::milliseconds(10);
   static constexpr Duration kWindow = std::chrono::seconds(6);
-  static constexpr Duration kRetryAfter = std::chrono::seconds(60);
+  static constexpr Duration kRetryAfter = std::chrono::seconds(10);
   static constexpr int kMaxTries = 3;
-  static constexpr Duration kBusy = std::chrono::seconds(4);  // a birthday's ports or probes, at most this long
-  static constexpr double kRate = 0.2;
-  static constexpr double kBurst = 4;
+  static constexpr size_t kMaxBirthdays = 4;  // birthdays (ports or probes) in progress at once
+  static constexpr Duration kBusy = std::chrono::seconds(5);  // a birthday's ports or probes, at most this long
+  static constexpr double kRate = 0.5;
+  static constexpr double kBurst = 8;
   static constexpr size_t kMaxAttempts = 256;
 
   // `view(f)`: this node's NAT mapping over family f (NatView; kUnknown without one).
@@ -81,6 +86,7 @@ class Birthday {
   void act(const Contact& peer, const PunchMessage& theirs, Endpoint::Family f);
   void holes(const Contact& to, int left, bool fanned);
   void probes(const NodeId& id, Endpoint address, size_t left);  // until `id` is heard
+  void birthday_started();  // one more in progress, for kBusy
   void window_end(const NodeId& id);
   Attempt* attempt(const Contact& peer);  // made if need be; nullptr when kMaxAttempts are live
   bool allow();
@@ -90,7 +96,7 @@ class Birthday {
   DhtConfig cfg_;
   std::function<NatView::View(Endpoint::Family)> view_;
   TokenBucket budget_{};
-  TimePoint busy_until_{};
+  size_t birthdays_live_ = 0;
   std::unordered_map<NodeId, Attempt> attempts_;
   uint64_t syncs_sent_ = 0, syncs_served_ = 0, ok_ = 0, failed_ = 0, birthdays_ = 0, ports_opened_ = 0,
            probes_sent_ = 0, refused_ = 0;

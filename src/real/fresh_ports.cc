@@ -1,4 +1,5 @@
 #include "real/fresh_ports.h"
+#include "real/udp_io.h"
 
 #include <sys/socket.h>
 
@@ -79,7 +80,7 @@ size_t FreshPorts::open(const Endpoint& to, const Endpoint& bind, size_t count, 
   return n;
 }
 
-bool FreshPorts::send(const Endpoint& to, ByteView dg) {
+bool FreshPorts::send(const Endpoint& to, ByteView dg, int ttl) {
   Group* g = find(to);
   if (!g) return false;
   auto now = Clock::now();
@@ -90,6 +91,12 @@ bool FreshPorts::send(const Endpoint& to, ByteView dg) {
   g->last_used = now;
   udp::endpoint ep = to_asio(to);
   for (auto& p : g->ports) {
+    if (ttl > 0) {
+      if (!send_with_ttl(p->sock.native_handle(), to.family == Endpoint::Family::kV6, ep.data(),
+                         static_cast<socklen_t>(ep.size()), dg, ttl))
+        ++send_drops_;
+      continue;
+    }
     if (::sendto(p->sock.native_handle(), dg.data(), dg.size(), MSG_DONTWAIT, ep.data(),
                  static_cast<socklen_t>(ep.size())) >= 0)
       continue;

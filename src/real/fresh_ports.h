@@ -44,9 +44,10 @@ class FreshPorts {
   // Opens a group for `to` at bind's address (its port is ignored); how many sockets it has (0: none, and
   // nothing changed: `to` has a group already, or no room, or no socket could be opened).
   size_t open(const Endpoint& to, const Endpoint& bind, size_t count, Duration life);
-  // Sends `dg` to `to` from its group's sockets: true when it has an open group (sent, or dropped when a
-  // socket is full), false when the caller should send from its own port.
-  bool send(const Endpoint& to, ByteView dg);
+  // Sends `dg` to `to` from its group's sockets (with IP TTL `ttl` when it is above 0: real/udp_io.h): true
+  // when it has an open group (sent, or dropped when a socket is full), false when the caller should send from
+  // its own port.
+  bool send(const Endpoint& to, ByteView dg, int ttl = 0);
   // Closes every group (RealDriver::stop).
   void close_all();
 

@@ -312,6 +312,7 @@ struct RealDriver::Impl {
     bool send_with_ttl(const Endpoint& to, ByteView dg, uint8_t ttl) override {
       bool first = to.family == local.family;
       if (!to.valid() || (!first && !(second && to.family == second->local.family))) return false;
+      if (ttl > 0 && fresh.send(to, dg, ttl)) return true;  // from a birthday group's ports
       if ((first ? sendq : second->sendq).queued()) return false;  // it would overtake them
       auto ep = to_asio(to);
       return real::send_with_ttl((first ? socket : second->socket).native_handle(), to.family == Endpoint::Family::kV6,

@@ -349,12 +349,18 @@ struct Simulator::Impl final : sim::ConnHost {
     }
     Slot& s = slots[i];
     if (!s.alive) return true;
-    ++stats_.sent;
-    ++stats_.ttl_expired;
-    if (tap) tap(i, to, dg.size());
+    std::vector<uint16_t> ports{kSimPort};
+    if (FreshGroup* g = s.fresh.empty() ? nullptr : fresh_group(i, to)) ports = g->hit ? std::vector{g->hit} : g->ports;
     auto own = address(i, to.family);
-    if (s.router && own && to.family == Endpoint::Family::kV4 && index_of(to) < 0)
-      routers[*s.router].outbound(*own, to, now_, net_rng);
+    for (uint16_t port : ports) {
+      ++stats_.sent;
+      ++stats_.ttl_expired;
+      if (tap) tap(i, to, dg.size());
+      if (!s.router || !own || to.family != Endpoint::Family::kV4 || index_of(to) >= 0) continue;
+      Endpoint inside = *own;
+      inside.port = port;
+      routers[*s.router].outbound(inside, to, now_, net_rng);
+    }
     return true;
   }
 
