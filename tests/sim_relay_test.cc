@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "node/node_internals.h"
+#include "sim_nat_pair.h"
 #include "sim/nat_scenario.h"
 #include "storjnet/messages.h"
 #include "storjnet/node.h"
@@ -14,40 +15,19 @@ using Type = NatModel::Type;
 
 namespace {
 
-constexpr size_t kPublic = 12;
+constexpr size_t kPublic = NatPair::kPublic;
 
-// kPublic open nodes, then a and b behind routers of kinds ka and kb (30 s mappings). Everyone joins through
-// node 0; then 150 s pass (a and b reserve relays and publish their lists).
-struct Net {
-  Simulator sim;
-  size_t a = 0, b = 0;
-  Net(Type ka, Type kb, bool relay) : sim(config(relay)) {
-    for (size_t i = 0; i < kPublic; ++i) sim.add_node();
-    a = sim.add_node();
-    b = sim.add_node();
-    sim.put_behind(a, sim.add_router({ka, std::chrono::seconds(30), false}));
-    sim.put_behind(b, sim.add_router({kb, std::chrono::seconds(30), false}));
-    for (size_t i = 1; i < sim.size(); ++i) {
-      size_t waiting = 1;
-      sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { --waiting; });
-      sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(30));
-    }
-    sim.run_for(std::chrono::seconds(150));
-  }
+// The relays' own tests: the upgrade of relayed paths (tests/sim_upgrade_test.cc) is off, so a relayed pair
+// stays relayed.
+struct Net : NatPair {
+  Net(Type ka, Type kb, bool relay) : NatPair(ka, kb, config(relay)) {}
   static SimConfig config(bool relay) {
     SimConfig c;
     c.seed = 5;
     c.node.dht.relay = relay;
+    c.node.dht.upgrade = false;
     return c;
   }
-  bool send(size_t from, size_t to) {
-    std::optional<bool> ok;
-    sim.node(from).messages().send(sim.node(to).id(), "{\"hi\":1}", [&](bool r) { ok = r; });
-    sim.run_until([&] { return ok.has_value(); }, std::chrono::seconds(60));
-    return ok.value_or(false);
-  }
-  Engine& engine(size_t i) { return NodeInternals::engine(sim.node(i)); }
-  bool relayed(size_t from, size_t to) { return engine(from).via(engine(to).identity().public_key()).has_value(); }
 };
 
 }  // namespace

@@ -5,55 +5,31 @@
 
 #include "dht/punch_codec.h"
 #include "engine/methods.h"
-#include "node/node_internals.h"
-#include "storjnet/messages.h"
-#include "storjnet/node.h"
-#include "storjnet/simulator.h"
+#include "sim_nat_pair.h"
 
 using namespace storjnet;
 using Type = NatModel::Type;
 
 namespace {
 
-constexpr size_t kPublic = 12;
-
-// kPublic open nodes, then a and b behind routers of kinds ka and kb (30 s mappings). Everyone joins through
-// node 0; then 150 s pass (NatView's verdicts, relay reservations and lists).
-struct Net {
-  Simulator sim;
-  size_t a = 0, b = 0;
+// Every node with `tweak` applied; a with `tweak_a` on top, when given.
+struct Net : NatPair {
   Net(Type ka, Type kb, uint64_t seed, const std::function<void(NodeConfig&)>& tweak = {},
       const std::function<void(NodeConfig&)>& tweak_a = {})
-      : sim(config(seed, tweak)) {
-    for (size_t i = 0; i < kPublic; ++i) sim.add_node();
-    NodeConfig for_a = config(seed, tweak).node;
-    if (tweak_a) tweak_a(for_a);
-    a = sim.add_node(for_a);
-    b = sim.add_node();
-    sim.put_behind(a, sim.add_router({ka, std::chrono::seconds(30), false}));
-    sim.put_behind(b, sim.add_router({kb, std::chrono::seconds(30), false}));
-    for (size_t i = 1; i < sim.size(); ++i) {
-      size_t waiting = 1;
-      sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool) { --waiting; });
-      sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(30));
-    }
-    sim.run_for(std::chrono::seconds(150));
-  }
+      : NatPair(ka, kb, config(seed, tweak), a_config(seed, tweak, tweak_a)) {}
   static SimConfig config(uint64_t seed, const std::function<void(NodeConfig&)>& tweak) {
     SimConfig c;
     c.seed = seed;
     if (tweak) tweak(c.node);
     return c;
   }
-  bool send(size_t from, size_t to) {
-    std::optional<bool> ok;
-    sim.node(from).messages().send(sim.node(to).id(), "{\"hi\":1}", [&](bool r) { ok = r; });
-    sim.run_until([&] { return ok.has_value(); }, std::chrono::seconds(60));
-    return ok.value_or(false);
+  static std::optional<NodeConfig> a_config(uint64_t seed, const std::function<void(NodeConfig&)>& tweak,
+                                            const std::function<void(NodeConfig&)>& tweak_a) {
+    if (!tweak_a) return std::nullopt;
+    NodeConfig n = config(seed, tweak).node;
+    tweak_a(n);
+    return n;
   }
-  Engine& engine(size_t i) { return NodeInternals::engine(sim.node(i)); }
-  bool relayed(size_t from, size_t to) { return engine(from).via(engine(to).identity().public_key()).has_value(); }
-  const DhtStats stats(size_t i) { return sim.node(i).dht().stats(); }
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Birthday: a relayed path made direct (src/dht/birthday.h, docs/protocol.md 5.2, "Upgrade").
 #include "dht/birthday.h"
 
+#include "dht/send_past_relay.h"
 #include "engine/methods.h"
 #include "wire/drop_reason.h"
 
@@ -153,10 +154,7 @@ void Birthday::holes(const Contact& to, int left, bool fanned) {
   PunchMessage hole;
   hole.kind = PunchKind::kHole;
   // Directly, past the relayed path (the engine would wrap it for the relay), which stays until B is heard.
-  auto via = engine_.via(to.key);
-  if (via) engine_.clear_via(to.key);
-  engine_.notify(to, Method::kPunch, encode_punch(hole));
-  if (via) engine_.set_via(to.key, *via);
+  send_past_relay(engine_, to, Method::kPunch, encode_punch(hole));
   engine_.schedule(scope_, fanned ? kRoundGap : kHoleGap, [this, to, left, fanned] { holes(to, left - 1, fanned); });
 }
 

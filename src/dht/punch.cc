@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "dht/send_past_relay.h"
+
 namespace storjnet::dht {
 
 namespace {
@@ -276,10 +278,7 @@ void Punch::send_holes(const Contact& to, int left, bool served, bool lan) {
   // A HOLE has to cross the routers itself. With a relayed path to `to` (its relay delivered to us first, or our
   // relay fallback set one), the engine would wrap it for the relay, and the hole would never open: the pair
   // would stay relayed though a punch works. So it goes directly, and the relayed path is kept.
-  auto via = engine_.via(to.key);
-  if (via) engine_.clear_via(to.key);
-  engine_.notify(to, Method::kPunch, encode_punch(hole));
-  if (via) engine_.set_via(to.key, *via);
+  send_past_relay(engine_, to, Method::kPunch, encode_punch(hole));
   ++holes_sent_;
   lan_holes_sent_ += lan;
   engine_.schedule(scope_, kHoleGap, [this, to, left, served, lan] { send_holes(to, left - 1, served, lan); });
