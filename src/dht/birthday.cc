@@ -175,6 +175,7 @@ void Birthday::heard(const Contact& c) {
   if (it == attempts_.end() || !it->second.live || it->second.ok || it->second.peer.key != c.key) return;
   if (engine_.now() - it->second.started >= kWindow) return;
   it->second.ok = true;
+  it->second.tries = 0;  // a later relayed path to it gets its own tries
   ++ok_;
   engine_.redirect(c.key, c.endpoint);
   // Its address may be unproven (a HOLE came first): challenged once this datagram is handled, as after a punch.
