@@ -189,6 +189,14 @@ void Birthday::window_end(const NodeId& id) {
   if (engine_.now() - a.started < kWindow) return;  // a later attempt's window
   a.live = false;
   if (a.ok) return;
+  if (!engine_.via(a.peer.key)) {
+    // Direct all the same: the engine ended the path on a direct datagram that was no message (a challenge or
+    // its echo), so heard() was not told.
+    a.ok = true;
+    a.tries = 0;
+    ++ok_;
+    return;
+  }
   ++failed_;
   if (a.tries > 0 && a.tries < kMaxTries && engine_.via(a.peer.key))  // ours (a SYNC we answered: theirs)
     engine_.schedule(scope_, kRetryAfter, [this, id] { send_sync(id); });
