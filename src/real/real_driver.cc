@@ -1,6 +1,5 @@
 #include "storjnet/real_driver.h"
 
-#include <sodium.h>
 #include <sys/socket.h>
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
