@@ -76,6 +76,7 @@ void Birthday::send_sync(const NodeId& id) {
   ++a.tries;
   a.live = true;
   a.ok = false;
+  a.futile = false;
   a.started = engine_.now();
   Endpoint::Family f = via->endpoint.family;
   ++syncs_sent_;
@@ -86,7 +87,7 @@ void Birthday::send_sync(const NodeId& id) {
     if (!res.ok() || it == attempts_.end() || !it->second.live || it->second.ok) return;
     auto m = decode_punch(res.payload);
     if (!m || m->kind != PunchKind::kSync) return refuse();
-    act(it->second.peer, *m, f);
+    it->second.futile = !act(it->second.peer, *m, f);
   }, RpcOptions{cfg_.rpc_timeout, cfg_.rpc_attempts});
 }
 
@@ -106,23 +107,28 @@ void Birthday::on_sync(const IncomingRequest& q, const PunchMessage& sync, const
   ++syncs_served_;
   a->live = true;
   a->ok = false;
+  a->futile = false;
   a->started = engine_.now();
   NodeId id = q.from.id;
   engine_.schedule(scope_, kWindow, [this, id] { window_end(id); });
   r.ok(encode_punch(own_sync(f)));
-  act(Contact{q.from.id, q.from.key, via->endpoint}, *m, f);
+  a->futile = !act(Contact{q.from.id, q.from.key, via->endpoint}, *m, f);
 }
 
-void Birthday::act(const Contact& peer, const PunchMessage& theirs, Endpoint::Family f) {
+bool Birthday::act(const Contact& peer, const PunchMessage& theirs, Endpoint::Family f) {
   PunchMessage mine = own_sync(f);
-  if (!mine.mapping || !theirs.mapping || theirs.endpoint.family != f) return;
-  if (same_ip(mine.endpoint, theirs.endpoint)) return;  // one router: the punch's LAN path, not this
+  if (!mine.mapping || !theirs.mapping || theirs.endpoint.family != f) return true;  // a later try may know
+  if (same_ip(mine.endpoint, theirs.endpoint)) return false;  // one router: the punch's LAN path, not this
+  if (mine.mapping == kDependent && theirs.mapping == kDependent) return false;  // nothing can: stays relayed
   Contact to{peer.id, peer.key, theirs.endpoint};
-  if (mine.mapping == kIndependent && theirs.mapping == kIndependent) return holes(to, kHoles, false);
-  if (birthdays_live_ >= kMaxBirthdays) return;
+  if (mine.mapping == kIndependent && theirs.mapping == kIndependent) {
+    holes(to, kHoles, false);
+    return true;
+  }
+  if (birthdays_live_ >= kMaxBirthdays) return true;
   if (mine.mapping == kDependent && theirs.mapping == kIndependent) {
     size_t opened = engine_.env().open_fresh_ports(theirs.endpoint, cfg_.birthday_ports, kPortLife);
-    if (opened == 0) return;
+    if (opened == 0) return true;
     birthday_started();
     ports_opened_ += opened;
     // First a datagram from each port with a low TTL: it makes the port's mapping at our router and dies
@@ -132,7 +138,7 @@ void Birthday::act(const Contact& peer, const PunchMessage& theirs, Endpoint::Fa
     static const uint8_t kOpen[1] = {0};
     engine_.env().send_with_ttl(theirs.endpoint, ByteView(kOpen, 1), cfg_.birthday_ttl);
     engine_.schedule(scope_, kFirstFullRound, [this, to] { holes(to, kRounds, true); });
-    return;
+    return true;
   }
   if (mine.mapping == kIndependent && theirs.mapping == kDependent) {
     birthday_started();
@@ -140,6 +146,7 @@ void Birthday::act(const Contact& peer, const PunchMessage& theirs, Endpoint::Fa
     Endpoint address = theirs.endpoint;
     engine_.schedule(scope_, kProbeDelay, [this, id, address] { probes(id, address, cfg_.birthday_probes); });
   }
+  return true;
 }
 
 void Birthday::birthday_started() {
@@ -195,6 +202,10 @@ void Birthday::window_end(const NodeId& id) {
     a.ok = true;
     a.tries = 0;
     ++ok_;
+    return;
+  }
+  if (a.futile) {  // nothing can connect the pair: no retry, and not a failure
+    a.tries = kMaxTries;
     return;
   }
   ++failed_;

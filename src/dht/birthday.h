@@ -17,7 +17,9 @@
 //     they cross this node's router, whose filter then lets in whatever comes from those ports, and die a few
 //     routers later. P fresh ports meet Q probed ports with probability 1 - exp(-P*Q/64512): 98% for 128
 //     and 2048.
-//   - otherwise (both dependent, a verdict unknown, one public address): nothing; the path stays relayed.
+//   - otherwise (both dependent, a verdict unknown, one public address): nothing; the path stays relayed. When
+//     both verdicts are known (both dependent, or one public address), no later try can do better: the attempt
+//     ends there: not retried, not counted as failed (it cost one SYNC each way).
 //   Success: B heard directly within kWindow of the start (the engine ends the relayed path itself): what
 //   waits for B goes to the address it was heard from (Engine::redirect), which is challenged. A failed or
 //   empty attempt is tried again kRetryAfter later while the path is still relayed, kMaxTries in all.
@@ -80,10 +82,12 @@ class Birthday {
     TimePoint started{};
     int tries = 0;
     bool live = false, ok = false;
+    bool futile = false;  // both verdicts known, and nothing can connect them: no retry
   };
   PunchMessage own_sync(Endpoint::Family f) const;
   void send_sync(const NodeId& id);
-  void act(const Contact& peer, const PunchMessage& theirs, Endpoint::Family f);
+  // Acts on the two verdicts; false when both are known and nothing can connect the pair.
+  bool act(const Contact& peer, const PunchMessage& theirs, Endpoint::Family f);
   void holes(const Contact& to, int left, bool fanned);
   void probes(const NodeId& id, Endpoint address, size_t left);  // until `id` is heard
   void birthday_started();  // one more in progress, for kBusy
