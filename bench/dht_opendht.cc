@@ -661,8 +661,15 @@ void run_dht(const Opts& opts) {
   long threads = proc_status_kb("Threads");
   if (a.exit_after_settle) {
     // Profiling aid: what is allocated now is what heaptrack reports as leaked (the settled heap).
-    std::printf("memory: %.1f KiB/node settled (exit after settle), heap %.1f KiB/node\n",
-                double(rss_settled_kb - rss0_kb) / N, double(heap_settled_kb - heap0_kb) / N);
+    size_t sessions = driver.call([&] {
+      size_t n = 0;
+      for (auto* node : b.nodes) n += NodeInternals::engine(*node).session_count();
+      return n;
+    });
+    std::printf("memory: %.1f KiB/node settled (exit after settle), heap %.1f KiB/node, sessions %.1f/node\n",
+                double(rss_settled_kb - rss0_kb) / N, double(heap_settled_kb - heap0_kb) / N, double(sessions) / N);
+    malloc_trim(0);
+    std::printf("EXPERIMENT after malloc_trim: %.1f KiB/node\n", double(proc_status_kb("VmRSS") - rss0_kb) / N);
     std::fflush(stdout);
     _exit(0);
   }

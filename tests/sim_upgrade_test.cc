@@ -1,11 +1,15 @@
 // Upgrades of relayed paths (src/dht/birthday.h, docs/protocol.md 5.2 "Upgrade") on the simulator's NAT
 // routers: a symmetric NAT facing a port-restricted one goes direct by birthday punching, a pair a failed punch
-// left relayed goes direct by a punch coordinated over the relay, and SYNCs from a peer are bounded.
+// left relayed goes direct by a punch coordinated over the relay, an open stream keeps an upgraded path, and
+// SYNCs from a peer are bounded.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "dht/punch_codec.h"
 #include "engine/methods.h"
 #include "sim_nat_pair.h"
+#include "storjnet/streams.h"
 
 using namespace storjnet;
 using Type = NatModel::Type;
@@ -60,6 +64,13 @@ TEST(UpgradeSim, SymmetricAndPortRestrictedGoDirectByBirthday) {
     EXPECT_EQ(net.sim.stats().ttl_expired, net.stats(net.b).birthday_probes + net.stats(net.a).birthday_ports);
     EXPECT_TRUE(net.sim.node(net.a).dht().punched(net.sim.node(net.b).id()));
     EXPECT_TRUE(net.sim.node(net.b).dht().punched(net.sim.node(net.a).id()));
+    // Listed as punched whether or not the routing table holds it (/api/status punched_paths).
+    auto listed = [&](size_t x, size_t y) {
+      auto ids = net.sim.node(x).dht().punched_ids();
+      return std::count(ids.begin(), ids.end(), net.sim.node(y).id()) == 1;
+    };
+    EXPECT_TRUE(listed(net.a, net.b));
+    EXPECT_TRUE(listed(net.b, net.a));
     // Both ways, directly now.
     uint64_t relayed_before = net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out;
     EXPECT_TRUE(net.send(net.a, net.b));
@@ -68,6 +79,46 @@ TEST(UpgradeSim, SymmetricAndPortRestrictedGoDirectByBirthday) {
     EXPECT_FALSE(net.relayed(net.b, net.a));
     EXPECT_EQ(net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out, relayed_before);
   }
+}
+
+// An upgraded path has no keepalives of its own (docs/protocol.md 5.2, "Keeping it"): an open stream's liveness
+// probes keep it (both routers' 30 s mappings, the fresh port), five idle minutes long; once the stream is closed
+// and the pair idle, the path lapses, and the next message still gets through: relayed, then upgraded again.
+TEST(UpgradeSim, AnOpenStreamKeepsAnUpgradedPathAndAnIdlePairStillConnects) {
+  Net net(Type::kSymmetric, Type::kPortRestricted, 7);
+  ASSERT_TRUE(net.send(net.a, net.b));
+  ASSERT_TRUE(net.sim.run_until([&] { return !net.relayed(net.a, net.b) && !net.relayed(net.b, net.a); },
+                                std::chrono::seconds(200)));
+  Streams& sa = net.sim.node(net.a).streams();
+  Streams& sb = net.sim.node(net.b).streams();
+  std::optional<StreamId> in;
+  sb.on_inbound([&](const StreamId& id, const NodeId&) { in = id; });
+  std::optional<std::optional<StreamId>> opened;
+  sa.open(net.sim.node(net.b).id(), [&](std::optional<StreamId> id) { opened = id; });
+  ASSERT_TRUE(net.sim.run_until([&] { return opened.has_value() && in.has_value(); }, std::chrono::seconds(10)));
+  ASSERT_TRUE(*opened);
+  uint64_t relayed_before = net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out;
+  net.sim.run_for(std::chrono::minutes(5));
+  EXPECT_FALSE(net.relayed(net.a, net.b));
+  EXPECT_FALSE(net.relayed(net.b, net.a));
+  Bytes data(1024, 0x5a), got;
+  sa.write(**opened, data, [](std::optional<size_t>) {});
+  net.sim.run_until([&] {
+    if (auto r = sb.read(*in, std::nullopt)) got.insert(got.end(), r->begin(), r->end());
+    return got.size() >= data.size();
+  }, std::chrono::seconds(10));
+  EXPECT_EQ(got, data);
+  EXPECT_EQ(net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out, relayed_before);
+  // Closed, then idle past every mapping and the fresh port's idle time: the next message still arrives.
+  std::optional<bool> closed;
+  sa.close(**opened, [&](bool ok) { closed = ok; });
+  net.sim.run_until([&] { return closed.has_value(); }, std::chrono::seconds(10));
+  net.sim.run_for(std::chrono::minutes(5));
+  EXPECT_TRUE(net.send(net.a, net.b));
+  EXPECT_TRUE(net.relayed(net.a, net.b));  // the path had lapsed: through a relay first, then upgraded again
+  EXPECT_TRUE(net.sim.run_until([&] { return !net.relayed(net.a, net.b) && !net.relayed(net.b, net.a); },
+                                std::chrono::seconds(200)));
+  EXPECT_TRUE(net.send(net.b, net.a));
 }
 
 // Two symmetric NATs: no upgrade can work, and none is tried beyond one SYNC (the path stays relayed): its

@@ -275,6 +275,9 @@ class Dht {
   bool punched(const NodeId& id) const;
   // ... and whether that punch reached it at its LAN address (two nodes behind one router; protocol.md 5.2).
   bool lan_path(const NodeId& id) const;
+  // Every id punched() is true for, whether or not it is in the routing table (bounded: Punch::kMaxPunched plus
+  // Birthday::kMaxAttempts).
+  std::vector<NodeId> punched_ids() const;
   const NodeId& id() const;
   DhtStats stats() const;
   const DhtConfig& config() const;

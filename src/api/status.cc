@@ -67,6 +67,11 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
     relay_paths.push_back({{"peer", p.peer.hex()}, {"relay", p.relay.id.hex()},
                            {"relay_address", p.relay.endpoint.to_string()}});
   }
+  // Peers reached through a hole, in the routing table or not (a NATed peer often is not: admission caps).
+  json punched_paths = json::array();
+  for (const auto& id : node.dht().punched_ids())
+    if (!relayed.count(id))
+      punched_paths.push_back({{"peer", id.hex()}, {"path", node.dht().lan_path(id) ? "lan" : "punched"}});
   json peer_list = json::array();
   for (const auto& c : peers) {
     const char* path = relayed.count(c.id)             ? "relayed"
@@ -124,6 +129,7 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
         {"reachable_v6", ds.reachable_v6},
         {"nat", nat_json(ds)}}},
       {"peers", std::move(peer_list)},
+      {"punched_paths", std::move(punched_paths)},
       {"nat_traversal",
        {{"keepalives_sent", ds.keepalives_sent}, {"keepalives_received", ds.keepalives_received},
         {"punch_attempts", ds.punch_attempts}, {"punch_ok", ds.punch_ok}, {"punch_failed", ds.punch_failed},

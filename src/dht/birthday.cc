@@ -218,6 +218,13 @@ bool Birthday::upgraded(const NodeId& id) const {
   return it != attempts_.end() && it->second.ok && !engine_.via(it->second.peer.key);
 }
 
+std::vector<NodeId> Birthday::upgraded_ids() const {
+  std::vector<NodeId> out;
+  for (const auto& [id, a] : attempts_)
+    if (a.ok && !engine_.via(a.peer.key)) out.push_back(id);
+  return out;
+}
+
 void Birthday::fill(DhtStats& s) const {
   s.upgrade_syncs_sent = syncs_sent_;
   s.upgrade_syncs_served = syncs_served_;

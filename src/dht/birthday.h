@@ -74,6 +74,8 @@ class Birthday {
   void on_sync(const IncomingRequest& q, const PunchMessage& m, const Reply& r);
   // Whether the path to `id` was made direct by an upgrade of ours or theirs (and not relayed since).
   bool upgraded(const NodeId& id) const;
+  // Every id upgraded() is true for.
+  std::vector<NodeId> upgraded_ids() const;
   void fill(DhtStats& s) const;
 
  private:

@@ -2,6 +2,9 @@
 // See include/storjnet/dht.h.
 #include "storjnet/dht.h"
 
+#include <algorithm>
+
+
 #include "common/once.h"
 #include "dht/dht_impl.h"
 
@@ -227,6 +230,14 @@ bool Dht::punched(const NodeId& id) const {
   return (impl_->punch && impl_->punch->punched(id)) || (impl_->upgrade && impl_->upgrade->upgraded(id));
 }
 bool Dht::lan_path(const NodeId& id) const { return impl_->punch && impl_->punch->lan_path(id); }
+std::vector<NodeId> Dht::punched_ids() const {
+  std::vector<NodeId> out;
+  if (impl_->punch) out = impl_->punch->punched_ids();
+  if (impl_->upgrade)
+    for (const auto& id : impl_->upgrade->upgraded_ids())
+      if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  return out;
+}
 const DhtConfig& Dht::config() const { return impl_->cfg; }
 
 DhtStats Dht::stats() const {

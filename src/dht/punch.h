@@ -102,6 +102,13 @@ class Punch {
   static constexpr Duration kAskGrace = std::chrono::seconds(1);
   // Whether `id` was last reached through a punch of ours.
   bool punched(const NodeId& id) const { return punched_.count(id) > 0; }
+  // Every id punched() is true for.
+  std::vector<NodeId> punched_ids() const {
+    std::vector<NodeId> out;
+    out.reserve(punched_.size());
+    for (const auto& [id, p] : punched_) out.push_back(id);
+    return out;
+  }
   // Whether that punch reached `id` at a LAN address it gave in answer to our LAN address (same router).
   bool lan_path(const NodeId& id) const {
     auto it = punched_.find(id);
