@@ -67,7 +67,7 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
     relay_paths.push_back({{"peer", p.peer.hex()}, {"relay", p.relay.id.hex()},
                            {"relay_address", p.relay.endpoint.to_string()}});
   }
-  // Peers reached through a hole, in the routing table or not (a NATed peer often is not: admission caps).
+  // Peers reached through a hole, in the routing table or not (the table need not hold every peer we talk to).
   json punched_paths = json::array();
   for (const auto& id : node.dht().punched_ids())
     if (!relayed.count(id))

@@ -626,7 +626,7 @@ def path_of(lab, status, src, dst, mapping_on):
     peer = next((p for p in st.get("peers", []) if p.get("id") == dst_id), None)
     if peer is not None and peer.get("path") == "relayed":
         return "relayed"
-    # A NATed peer is often missing from the routing table (its address block's cap): punched_paths lists it.
+    # The routing table need not hold every peer a node talks to: punched_paths lists those reached through a hole.
     punched = next((p for p in st.get("punched_paths", []) if p.get("peer") == dst_id), None)
     if punched is not None:
         return punched["path"]
