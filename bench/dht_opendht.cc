@@ -668,7 +668,8 @@ void run_dht(const Opts& opts) {
     });
     std::printf("memory: %.1f KiB/node settled (exit after settle), heap %.1f KiB/node, sessions %.1f/node\n",
                 double(rss_settled_kb - rss0_kb) / N, double(heap_settled_kb - heap0_kb) / N, double(sessions) / N);
-    // What of the gap between RSS and heap is free memory the allocator kept (returned by malloc_trim).
+    // What of the gap between RSS and heap is free memory the allocator kept (returned by malloc_trim; glibc's
+    // allocator only: meaningless under ASan or another malloc).
     malloc_trim(0);
     std::printf("memory: %.1f KiB/node after malloc_trim(0)\n", double(proc_status_kb("VmRSS") - rss0_kb) / N);
     std::fflush(stdout);

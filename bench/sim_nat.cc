@@ -73,7 +73,7 @@ static void add_sim_nat(CLI::App& app) {
                   {"punch_no_rendezvous", r.punch_no_rendezvous},
                   {"punch_refused", r.punch_refused},
                   {"upgrades_ok", r.upgrades_ok},
-                  {"upgrades_failed", r.upgrades_failed},
+                  {"upgrades_failed", r.upgrades_failed}, {"upgrades_futile", r.upgrades_futile},
                   {"birthdays", r.birthdays},
                   {"keepalives_sent", r.keepalives_sent},
                   {"relay_fallbacks", r.relay_fallbacks},

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "api/status_board.h"
+#include "dht/birthday.h"
 #include "dht/punch_codec.h"
 #include "engine/methods.h"
 #include "sim_nat_pair.h"
@@ -48,9 +50,19 @@ TEST(UpgradeSim, SymmetricAndPortRestrictedGoDirectByBirthday) {
     Net net(Type::kSymmetric, Type::kPortRestricted, 7);
     EXPECT_EQ(net.stats(net.a).nat_mapping_v4, NatMapping::kDependent);
     EXPECT_EQ(net.stats(net.b).nat_mapping_v4, NatMapping::kIndependent);
+    // /api/status punched_paths of a: b, with its path, or "absent".
+    api::StatusBoard board("9.9.9", 1);
+    board.add(net.sim.node(net.a), "http://127.0.0.1:5000", net.sim.endpoint(net.a));
+    auto status_path = [&]() -> std::string {
+      const auto st = board.status(0);
+      for (const auto& p : st["punched_paths"])
+        if (p["peer"] == net.sim.node(net.b).id().hex()) return p["path"];
+      return "absent";
+    };
     size_t from = symmetric_starts ? net.a : net.b, to = symmetric_starts ? net.b : net.a;
     ASSERT_TRUE(net.send(from, to));
     EXPECT_TRUE(net.relayed(from, to));  // first through a relay
+    EXPECT_EQ(status_path(), "absent");
     ASSERT_TRUE(net.sim.run_until([&] { return !net.relayed(net.a, net.b) && !net.relayed(net.b, net.a); },
                                   std::chrono::seconds(200)));
     net.sim.run_for(std::chrono::seconds(10));  // the attempt's window ends
@@ -71,6 +83,7 @@ TEST(UpgradeSim, SymmetricAndPortRestrictedGoDirectByBirthday) {
     };
     EXPECT_TRUE(listed(net.a, net.b));
     EXPECT_TRUE(listed(net.b, net.a));
+    EXPECT_EQ(status_path(), "punched");
     // Both ways, directly now.
     uint64_t relayed_before = net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out;
     EXPECT_TRUE(net.send(net.a, net.b));
@@ -86,9 +99,12 @@ TEST(UpgradeSim, SymmetricAndPortRestrictedGoDirectByBirthday) {
 // and the pair idle, the path lapses, and the next message still gets through: relayed, then upgraded again.
 TEST(UpgradeSim, AnOpenStreamKeepsAnUpgradedPathAndAnIdlePairStillConnects) {
   Net net(Type::kSymmetric, Type::kPortRestricted, 7);
+  auto upgrades = [&] { return net.stats(net.a).upgrades_ok + net.stats(net.b).upgrades_ok; };
   ASSERT_TRUE(net.send(net.a, net.b));
   ASSERT_TRUE(net.sim.run_until([&] { return !net.relayed(net.a, net.b) && !net.relayed(net.b, net.a); },
-                                std::chrono::seconds(200)));
+                                std::chrono::seconds(30)));
+  uint64_t upgraded = upgrades();
+  ASSERT_GE(upgraded, 1u);  // the upgrade made it direct (not a relayed path idling out)
   Streams& sa = net.sim.node(net.a).streams();
   Streams& sb = net.sim.node(net.b).streams();
   std::optional<StreamId> in;
@@ -112,17 +128,22 @@ TEST(UpgradeSim, AnOpenStreamKeepsAnUpgradedPathAndAnIdlePairStillConnects) {
   // Closed, then idle past every mapping and the fresh port's idle time: the next message still arrives.
   std::optional<bool> closed;
   sa.close(**opened, [&](bool ok) { closed = ok; });
-  net.sim.run_until([&] { return closed.has_value(); }, std::chrono::seconds(10));
+  ASSERT_TRUE(net.sim.run_until([&] { return closed.has_value(); }, std::chrono::seconds(10)));
+  EXPECT_TRUE(*closed);
   net.sim.run_for(std::chrono::minutes(5));
   EXPECT_TRUE(net.send(net.a, net.b));
   EXPECT_TRUE(net.relayed(net.a, net.b));  // the path had lapsed: through a relay first, then upgraded again
   EXPECT_TRUE(net.sim.run_until([&] { return !net.relayed(net.a, net.b) && !net.relayed(net.b, net.a); },
-                                std::chrono::seconds(200)));
+                                std::chrono::seconds(30)));
+  EXPECT_GT(upgrades(), upgraded);
+  relayed_before = net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out;
   EXPECT_TRUE(net.send(net.b, net.a));
+  EXPECT_EQ(net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out, relayed_before);
 }
 
 // Two symmetric NATs: no upgrade can work, and none is tried beyond one SYNC (the path stays relayed): its
-// answer shows both mappings dependent, so it is neither retried nor counted as failed.
+// answer shows both mappings dependent, so it is futile on both sides, neither retried nor counted as failed.
+// A new relayed path within Birthday::kQuiet gets no SYNC; one after it does (a verdict may have changed).
 TEST(UpgradeSim, BothSymmetricStayRelayedWithoutBirthday) {
   Net net(Type::kSymmetric, Type::kSymmetric, 7);
   ASSERT_TRUE(net.send(net.a, net.b));
@@ -131,9 +152,31 @@ TEST(UpgradeSim, BothSymmetricStayRelayedWithoutBirthday) {
   EXPECT_EQ(net.stats(net.a).birthdays + net.stats(net.b).birthdays, 0u);
   EXPECT_EQ(net.sim.stats().ttl_expired, 0u);
   EXPECT_EQ(net.stats(net.a).upgrade_syncs_sent, 1u);
+  EXPECT_EQ(net.stats(net.b).upgrade_syncs_sent, 0u);
   EXPECT_EQ(net.stats(net.b).upgrade_syncs_served, 1u);
+  EXPECT_EQ(net.stats(net.a).upgrades_futile, 1u);
+  EXPECT_EQ(net.stats(net.b).upgrades_futile, 1u);
   EXPECT_EQ(net.stats(net.a).upgrades_failed + net.stats(net.b).upgrades_failed, 0u);
   EXPECT_TRUE(net.send(net.a, net.b));
+  // The relayed path idles out (Engine::kViaIdle; the next send ends it) and the next message sets a new one
+  // through the relay fallback: quiet, no SYNC.
+  auto new_path = [&] {
+    net.sim.run_for(Engine::kViaIdle + std::chrono::seconds(10));
+    EXPECT_TRUE(net.send(net.a, net.b));
+    EXPECT_TRUE(net.relayed(net.a, net.b));
+    net.sim.run_for(std::chrono::seconds(30));
+  };
+  uint64_t fallbacks = net.stats(net.a).relay_fallbacks_found;
+  new_path();
+  EXPECT_GT(net.stats(net.a).relay_fallbacks_found, fallbacks);  // a new relayed path
+  EXPECT_EQ(net.stats(net.a).upgrade_syncs_sent, 1u);
+  // After the quiet time, a new relayed path gets its SYNC.
+  net.sim.run_for(dht::Birthday::kQuiet);
+  fallbacks = net.stats(net.a).relay_fallbacks_found;
+  new_path();
+  EXPECT_GT(net.stats(net.a).relay_fallbacks_found, fallbacks);
+  EXPECT_EQ(net.stats(net.a).upgrade_syncs_sent, 2u);
+  EXPECT_EQ(net.stats(net.a).upgrades_futile, 2u);
 }
 
 // Port-restricted on both sides, and no rendezvous introduces anyone (punch_live: targets are never heard

@@ -190,9 +190,11 @@ struct DhtStats {
   uint64_t keepalives_sent = 0, keepalives_received = 0;
   size_t punched_peers = 0;
   // Upgrades of relayed paths (src/dht/birthday.h): SYNCs sent (as the side that chose the relay) and answered,
-  // attempts that heard the peer directly and those that did not, birthdays run (fresh ports or probes), fresh
-  // ports opened, probes sent, refusals (DropReason::kPunchRefused).
+  // attempts that heard the peer directly, those that did not, and those whose SYNC exchange showed that
+  // nothing can connect the pair (futile: both symmetric, or one public address; neither ok nor failed),
+  // birthdays run (fresh ports or probes), fresh ports opened, probes sent, refusals (DropReason::kPunchRefused).
   uint64_t upgrade_syncs_sent = 0, upgrade_syncs_served = 0, upgrades_ok = 0, upgrades_failed = 0;
+  uint64_t upgrades_futile = 0;
   uint64_t birthdays = 0, birthday_ports = 0, birthday_probes = 0, upgrade_refused = 0;
   // Relays (src/dht/relay.h). As a relay: reservations granted (and held now), datagrams and bytes relayed,
   // open circuits. As a NATed node: reservations held now, made (new) and renewed (a relay's yes to a reservation

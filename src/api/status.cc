@@ -141,7 +141,7 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
         {"punch_lan_intros_sent", ds.punch_lan_intros_sent}, {"punch_lan_holes_sent", ds.punch_lan_holes_sent},
         {"punch_lan_refused", ds.punch_lan_refused}, {"upgrade_syncs_sent", ds.upgrade_syncs_sent},
         {"upgrade_syncs_served", ds.upgrade_syncs_served}, {"upgrades_ok", ds.upgrades_ok},
-        {"upgrades_failed", ds.upgrades_failed}, {"birthdays", ds.birthdays}, {"birthday_ports", ds.birthday_ports},
+        {"upgrades_failed", ds.upgrades_failed}, {"upgrades_futile", ds.upgrades_futile}, {"birthdays", ds.birthdays}, {"birthday_ports", ds.birthday_ports},
         {"birthday_probes", ds.birthday_probes}, {"upgrade_refused", ds.upgrade_refused}}},
       {"relay",
        {{"reservations_held", ds.relay_reservations_held}, {"reservations_made", ds.relay_reservations_made},

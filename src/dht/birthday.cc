@@ -61,7 +61,7 @@ void Birthday::path_works(const Contact& peer) {
   auto via = engine_.via(peer.key);
   if (!via) return;
   Attempt* a = attempt(peer);
-  if (!a || a->live || a->tries >= kMaxTries) return;
+  if (!a || a->live || a->tries >= kMaxTries || engine_.now() < a->quiet_until) return;
   a->peer = peer;
   send_sync(peer.id);
 }
@@ -71,7 +71,7 @@ void Birthday::send_sync(const NodeId& id) {
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
   auto via = engine_.via(a.peer.key);
-  if (!via || a.live || a.tries >= kMaxTries) return;  // direct again, or given up
+  if (!via || a.live || a.tries >= kMaxTries || engine_.now() < a.quiet_until) return;  // direct, or given up
   if (!allow()) return;
   ++a.tries;
   a.live = true;
@@ -182,7 +182,7 @@ void Birthday::heard(const Contact& c) {
   if (it == attempts_.end() || !it->second.live || it->second.ok || it->second.peer.key != c.key) return;
   if (engine_.now() - it->second.started >= kWindow) return;
   it->second.ok = true;
-  it->second.tries = 0;  // a later relayed path to it gets its own tries
+  it->second.tries = 0;  // a later relayed path to it gets its own tries (kMaxTries)
   ++ok_;
   engine_.redirect(c.key, c.endpoint);
   // Its address may be unproven (a HOLE came first): challenged once this datagram is handled, as after a punch.
@@ -197,20 +197,28 @@ void Birthday::window_end(const NodeId& id) {
   a.live = false;
   if (a.ok) return;
   if (!engine_.via(a.peer.key)) {
+    a.tries = 0;
+    if (a.futile) return;  // direct by other means (a punch, the LAN): not our doing
     // Direct all the same: the engine ended the path on a direct datagram that was no message (a challenge or
     // its echo), so heard() was not told.
     a.ok = true;
-    a.tries = 0;
     ++ok_;
     return;
   }
   if (a.futile) {  // nothing can connect the pair: no retry, and not a failure
-    a.tries = kMaxTries;
+    ++futile_;
+    a.tries = 0;
+    a.quiet_until = engine_.now() + kQuiet;
     return;
   }
   ++failed_;
-  if (a.tries > 0 && a.tries < kMaxTries && engine_.via(a.peer.key))  // ours (a SYNC we answered: theirs)
+  if (a.tries == 0) return;  // a SYNC we answered: its retries are the asker's
+  if (a.tries < kMaxTries) {
     engine_.schedule(scope_, kRetryAfter, [this, id] { send_sync(id); });
+    return;
+  }
+  a.tries = 0;  // the last try: quiet for a while, then a new relayed path gets its own tries
+  a.quiet_until = engine_.now() + kQuiet;
 }
 
 bool Birthday::upgraded(const NodeId& id) const {
@@ -230,6 +238,7 @@ void Birthday::fill(DhtStats& s) const {
   s.upgrade_syncs_served = syncs_served_;
   s.upgrades_ok = ok_;
   s.upgrades_failed = failed_;
+  s.upgrades_futile = futile_;
   s.birthdays = birthdays_;
   s.birthday_ports = ports_opened_;
   s.birthday_probes = probes_sent_;

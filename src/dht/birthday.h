@@ -19,10 +19,13 @@
 //     and 2048.
 //   - otherwise (both dependent, a verdict unknown, one public address): nothing; the path stays relayed. When
 //     both verdicts are known (both dependent, or one public address), no later try can do better: the attempt
-//     ends there: not retried, not counted as failed (it cost one SYNC each way).
+//     is futile (counted as such, not as failed) and not retried.
 //   Success: B heard directly within kWindow of the start (the engine ends the relayed path itself): what
-//   waits for B goes to the address it was heard from (Engine::redirect), which is challenged. A failed or
-//   empty attempt is tried again kRetryAfter later while the path is still relayed, kMaxTries in all.
+//   waits for B goes to the address it was heard from (Engine::redirect), which is challenged. A failed
+//   attempt (not a futile one) is tried again kRetryAfter later while the path is still relayed, kMaxTries in
+//   all. After the last failed try, or a futile one (also one this node served), no SYNC goes to B for kQuiet
+//   (a verdict may change meanwhile: NatView asks again, a node moves); then its next relayed path gets
+//   kMaxTries again. A success resets the tries.
 // - Budget: SYNCs sent and served, together, at most kBurst then kRate a second for the node; one attempt per
 //   peer; kMaxBirthdays birthdays (fresh ports or probes) at a time, each counted kBusy. Excess is refused, counted under
 //   DropReason::kPunchRefused. Whatever address a peer claims, the probes never go past the few routers
@@ -54,6 +57,7 @@ class Birthday {
   static constexpr Duration kWindow = std::chrono::seconds(6);
   static constexpr Duration kRetryAfter = std::chrono::seconds(10);
   static constexpr int kMaxTries = 3;
+  static constexpr Duration kQuiet = std::chrono::minutes(10);  // no SYNC to a peer after its tries ran out
   static constexpr size_t kMaxBirthdays = 4;  // birthdays (ports or probes) in progress at once
   static constexpr Duration kBusy = std::chrono::seconds(5);  // a birthday's ports or probes, at most this long
   static constexpr double kRate = 0.5;
@@ -82,6 +86,7 @@ class Birthday {
   struct Attempt {
     Contact peer;
     TimePoint started{};
+    TimePoint quiet_until{};  // no SYNC of ours to it before this (kQuiet)
     int tries = 0;
     bool live = false, ok = false;
     bool futile = false;  // both verdicts known, and nothing can connect them: no retry
@@ -104,7 +109,7 @@ class Birthday {
   TokenBucket budget_{};
   size_t birthdays_live_ = 0;
   std::unordered_map<NodeId, Attempt> attempts_;
-  uint64_t syncs_sent_ = 0, syncs_served_ = 0, ok_ = 0, failed_ = 0, birthdays_ = 0, ports_opened_ = 0,
+  uint64_t syncs_sent_ = 0, syncs_served_ = 0, ok_ = 0, failed_ = 0, futile_ = 0, birthdays_ = 0, ports_opened_ = 0,
            probes_sent_ = 0, refused_ = 0;
   Engine::Scope scope_;
 };

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-
 #include "common/once.h"
 #include "dht/dht_impl.h"
 

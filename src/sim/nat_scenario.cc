@@ -211,6 +211,7 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
     rep.relay_reservations_held += d.relay_reservations_held;
     rep.upgrades_ok += d.upgrades_ok;
     rep.upgrades_failed += d.upgrades_failed;
+    rep.upgrades_futile += d.upgrades_futile;
     rep.birthdays += d.birthdays;
   }
 

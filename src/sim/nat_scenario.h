@@ -57,7 +57,7 @@ struct NatScenarioReport {
   // path) kUpgradeWait later (docs/protocol.md 5.2, "Upgrade"), and those still relayed then.
   uint64_t pairs_upgraded[kPairClasses] = {}, pairs_still_relayed[kPairClasses] = {};
   static constexpr Duration kUpgradeWait = std::chrono::seconds(30);
-  uint64_t upgrades_ok = 0, upgrades_failed = 0, birthdays = 0;  // summed over all nodes
+  uint64_t upgrades_ok = 0, upgrades_failed = 0, upgrades_futile = 0, birthdays = 0;  // summed over all nodes
   // Summed over all nodes (DhtStats; punches also start for pubsub traffic).
   uint64_t punch_attempts = 0, punch_ok = 0, punch_failed = 0, punch_no_rendezvous = 0, punch_refused = 0;
   uint64_t keepalives_sent = 0;
