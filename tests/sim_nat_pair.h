@@ -9,6 +9,7 @@
 #include "storjnet/messages.h"
 #include "storjnet/node.h"
 #include "storjnet/simulator.h"
+#include "storjnet/streams.h"
 
 namespace storjnet {
 
@@ -39,6 +40,17 @@ struct NatPair {
     sim.node(from).messages().send(sim.node(to).id(), "{\"hi\":1}", [&](bool r) { ok = r; });
     sim.run_until([&] { return ok.has_value(); }, std::chrono::seconds(60));
     return ok.value_or(false);
+  }
+  // A stream from -> to, opened within 10 s: (its id at `from`, its id at `to`), or nullopt.
+  std::optional<std::pair<StreamId, StreamId>> open_stream(size_t from, size_t to) {
+    std::optional<StreamId> in;
+    sim.node(to).streams().on_inbound([&](const StreamId& id, const NodeId&) { in = id; });
+    std::optional<std::optional<StreamId>> opened;
+    sim.node(from).streams().open(sim.node(to).id(), [&](std::optional<StreamId> id) { opened = id; });
+    sim.run_until([&] { return opened.has_value() && in.has_value(); }, std::chrono::seconds(10));
+    sim.node(to).streams().on_inbound(nullptr);
+    if (!opened || !*opened || !in) return std::nullopt;
+    return std::make_pair(**opened, *in);
   }
   Engine& engine(size_t i) { return NodeInternals::engine(sim.node(i)); }
   // Whether `from` reaches `to` through a relay (a relayed path set in from's engine).

@@ -107,27 +107,24 @@ TEST(UpgradeSim, AnOpenStreamKeepsAnUpgradedPathAndAnIdlePairStillConnects) {
   ASSERT_GE(upgraded, 1u);  // the upgrade made it direct (not a relayed path idling out)
   Streams& sa = net.sim.node(net.a).streams();
   Streams& sb = net.sim.node(net.b).streams();
-  std::optional<StreamId> in;
-  sb.on_inbound([&](const StreamId& id, const NodeId&) { in = id; });
-  std::optional<std::optional<StreamId>> opened;
-  sa.open(net.sim.node(net.b).id(), [&](std::optional<StreamId> id) { opened = id; });
-  ASSERT_TRUE(net.sim.run_until([&] { return opened.has_value() && in.has_value(); }, std::chrono::seconds(10)));
-  ASSERT_TRUE(*opened);
+  auto stream = net.open_stream(net.a, net.b);
+  ASSERT_TRUE(stream);
+  auto [out, in] = *stream;
   uint64_t relayed_before = net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out;
   net.sim.run_for(std::chrono::minutes(5));
   EXPECT_FALSE(net.relayed(net.a, net.b));
   EXPECT_FALSE(net.relayed(net.b, net.a));
   Bytes data(1024, 0x5a), got;
-  sa.write(**opened, data, [](std::optional<size_t>) {});
+  sa.write(out, data, [](std::optional<size_t>) {});
   net.sim.run_until([&] {
-    if (auto r = sb.read(*in, std::nullopt)) got.insert(got.end(), r->begin(), r->end());
+    if (auto r = sb.read(in, std::nullopt)) got.insert(got.end(), r->begin(), r->end());
     return got.size() >= data.size();
   }, std::chrono::seconds(10));
   EXPECT_EQ(got, data);
   EXPECT_EQ(net.engine(net.a).stats().relayed_out + net.engine(net.b).stats().relayed_out, relayed_before);
   // Closed, then idle past every mapping and the fresh port's idle time: the next message still arrives.
   std::optional<bool> closed;
-  sa.close(**opened, [&](bool ok) { closed = ok; });
+  sa.close(out, [&](bool ok) { closed = ok; });
   ASSERT_TRUE(net.sim.run_until([&] { return closed.has_value(); }, std::chrono::seconds(10)));
   EXPECT_TRUE(*closed);
   net.sim.run_for(std::chrono::minutes(5));
