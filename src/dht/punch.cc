@@ -236,10 +236,11 @@ void Punch::heard(const Contact& c) {
   if (it == attempts_.end() || it->second.done) return;
   if (engine_.now() - it->second.started >= kWindow) return;
   it->second.ok = it->second.done = true;
-  // Heard at a LAN address of our network after we gave ours: the target answered our LAN holes' way.
+  // Heard at a LAN address of our network: the target answered our LAN holes' way (after we gave ours), or
+  // reached us over the LAN on its own (its own punch's LAN path) while ours ran. Either way that is the path.
   auto own = engine_.env().lan_endpoint(c.endpoint.family);
-  bool lan = it->second.lan_asked && own && lan_address(c.endpoint) &&
-             !same_ip(c.endpoint, it->second.target.endpoint) && same_network(c.endpoint, *own);
+  bool lan = own && lan_address(c.endpoint) && !same_ip(c.endpoint, it->second.target.endpoint) &&
+             same_network(c.endpoint, *own);
   ++ok_;
   // B answered from where it is reachable for us (a symmetric NAT's port for us may be new): the requests
   // waiting for B go there now instead of at their next retransmission.

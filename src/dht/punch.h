@@ -109,7 +109,8 @@ class Punch {
     for (const auto& [id, p] : punched_) out.push_back(id);
     return out;
   }
-  // Whether that punch reached `id` at a LAN address it gave in answer to our LAN address (same router).
+  // Whether that punch heard `id` at a LAN address of our own network (same router; its answer to our LAN
+  // address, or its own LAN path to us).
   bool lan_path(const NodeId& id) const {
     auto it = punched_.find(id);
     return it != punched_.end() && it->second.lan;
