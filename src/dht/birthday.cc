@@ -221,15 +221,21 @@ void Birthday::window_end(const NodeId& id) {
   a.quiet_until = engine_.now() + kQuiet;
 }
 
+// Also while an attempt runs whose relayed path a direct datagram already ended (a challenge or its echo, which
+// heard() is not told of): it counts as ok when its window ends (window_end), and the path is direct now.
+bool Birthday::upgraded(const Attempt& a) const {
+  return (a.ok || (a.live && !a.futile)) && !engine_.via(a.peer.key);
+}
+
 bool Birthday::upgraded(const NodeId& id) const {
   auto it = attempts_.find(id);
-  return it != attempts_.end() && it->second.ok && !engine_.via(it->second.peer.key);
+  return it != attempts_.end() && upgraded(it->second);
 }
 
 std::vector<NodeId> Birthday::upgraded_ids() const {
   std::vector<NodeId> out;
   for (const auto& [id, a] : attempts_)
-    if (a.ok && !engine_.via(a.peer.key)) out.push_back(id);
+    if (upgraded(a)) out.push_back(id);
   return out;
 }
 

@@ -76,7 +76,8 @@ class Birthday {
   void heard(const Contact& c);
   // A SYNC request (kademlia_punch, from Punch's handler).
   void on_sync(const IncomingRequest& q, const PunchMessage& m, const Reply& r);
-  // Whether the path to `id` was made direct by an upgrade of ours or theirs (and not relayed since).
+  // Whether the path to `id` was made direct by an upgrade of ours or theirs (and not relayed since), also
+  // before the attempt's window ends.
   bool upgraded(const NodeId& id) const;
   // Every id upgraded() is true for.
   std::vector<NodeId> upgraded_ids() const;
@@ -91,6 +92,7 @@ class Birthday {
     bool live = false, ok = false;
     bool futile = false;  // both verdicts known, and nothing can connect them: no retry
   };
+  bool upgraded(const Attempt& a) const;
   PunchMessage own_sync(Endpoint::Family f) const;
   void send_sync(const NodeId& id);
   // Acts on the two verdicts; false when both are known and nothing can connect the pair.
