@@ -1,6 +1,7 @@
 """The netlab test's tools (tests/netlab/netlab_test.py, docs/netlab.md): checks and RESULT_JSON lines, the lab
 itself (scripts/netlab up/down, one storjnetd per host, their JSON-RPC APIs), sockets inside a namespace, and
 message_send over many pairs at once."""
+import contextlib
 import ctypes
 import json
 import os
@@ -133,24 +134,32 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def udp_socket_in(ns, port):
-    """A UDP socket bound to 0.0.0.0:port inside network namespace ns (sockets keep the namespace they were
-    made in, so one thread can use sockets of every host)."""
+@contextlib.contextmanager
+def in_netns(ns):
+    """This thread inside network namespace ns for the block, back in its own after (sockets made in the block
+    keep ns)."""
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
     target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
     try:
         if _libc.setns(target, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"setns {ns}")
         try:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("0.0.0.0", port))
-            s.setblocking(False)
+            yield
         finally:
             if _libc.setns(own, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns back")
     finally:
         os.close(own)
         os.close(target)
+
+
+def udp_socket_in(ns, port):
+    """A UDP socket bound to 0.0.0.0:port inside network namespace ns (sockets keep the namespace they were
+    made in, so one thread can use sockets of every host)."""
+    with in_netns(ns):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", port))
+        s.setblocking(False)
     return s
 
 
@@ -158,19 +167,8 @@ def flush_conntrack(ns):
     """Deletes every conntrack entry (so every NAT mapping and filter entry) in network namespace ns, as a
     router's mappings expire when idle: one ctnetlink IPCTNL_MSG_CT_DELETE without attributes for AF_INET (what
     `conntrack -F` sends; conntrack-tools is not needed). Returns the netlink error code (0: done)."""
-    own = os.open("/proc/self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {ns}")
-        try:
-            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
-        finally:
-            if _libc.setns(own, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back")
-    finally:
-        os.close(own)
-        os.close(target)
+    with in_netns(ns):
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
     with s:
         s.bind((0, 0))
         s.settimeout(5)
