@@ -90,3 +90,19 @@ TEST_F(RelayedPath, APathSetOnPurposeIsNotHeldBack) {
   ASSERT_TRUE(a.via(bk));
   EXPECT_TRUE(a.heard_via(bk));
 }
+
+// Engine::route names where datagrams for a peer go now (the /api/status streams' `route`): through its relay
+// (unheard until a datagram came back through it), at its direct address after a relay ended, or directly.
+TEST_F(RelayedPath, RouteNamesWhereDatagramsGo) {
+  Contact at_b = Contact::from_key(bk, b_ep);
+  Contact at_relay = Contact::from_key(bk, relay.endpoint);
+  EXPECT_EQ(a.route(at_b), "direct 198.51.100.2:4000");
+  a.set_via(bk, relay);
+  EXPECT_EQ(a.route(at_b), "relayed via 198.51.100.3:4000 unheard");
+  ASSERT_TRUE(a.on_relayed(relay, request()));
+  EXPECT_EQ(a.route(at_b), "relayed via 198.51.100.3:4000");
+  env.advance(10s);
+  a.on_datagram(b_ep, request());  // the direct path ends the relayed one
+  env.advance(1500ms);
+  EXPECT_EQ(a.route(at_relay), "direct 198.51.100.2:4000 after a relay, heard 1500 ms ago");
+}

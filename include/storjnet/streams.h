@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "storjnet/contact.h"
 #include "storjnet/environment.h"
@@ -83,6 +84,14 @@ struct StreamInfo {
   uint64_t received = 0;  // bytes received in order since the stream opened (read or not)
   uint64_t sent = 0;      // bytes accepted from the application for sending
   bool inbound = false;   // opened by the peer
+  // The sending side, for diagnosing a slow or stalled stream.
+  uint64_t acked = 0;        // bytes the peer acknowledged (all below this offset)
+  size_t in_flight = 0;      // datagram chunks awaiting an answer
+  uint64_t losses = 0;       // datagram chunks lost or answered only after a resend
+  double rate = 0;           // pacing, bytes/s (0: unpaced)
+  int64_t heard_ms_ago = 0;  // since the peer last answered or sent on this stream
+  bool fast_path = false;    // a byte connection carries it (else datagrams)
+  std::string route;         // where its datagrams go now (Engine::route)
 };
 
 class Streams {

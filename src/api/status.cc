@@ -98,7 +98,9 @@ json node_status(Node& node, const NodeWatch& w, const StatusContext& ctx) {
   for (const auto& [sid, info] : node.streams().list()) {
     json s = {{"id", stream_hex(sid)}, {"peer", info.peer.hex()}, {"inbound", info.inbound},
               {"unread", info.unread},  {"received", info.received}, {"sent", info.sent},
-              {"in_per_s", 0.0},        {"out_per_s", 0.0}};
+              {"in_per_s", 0.0},        {"out_per_s", 0.0},    {"acked", info.acked},
+              {"in_flight", info.in_flight}, {"losses", info.losses}, {"rate", info.rate},
+              {"heard_ms_ago", info.heard_ms_ago}, {"fast_path", info.fast_path}, {"route", info.route}};
     if (auto it = w.streams.find(sid); it != w.streams.end()) {
       s["in_per_s"] = it->second.in_per_s;
       s["out_per_s"] = it->second.out_per_s;

@@ -142,6 +142,17 @@ Contact Engine::direct_target(const Contact& to) const {
   return Contact{to.id, to.key, d->second.from, to.alt};
 }
 
+std::string Engine::route(const Contact& given) const {
+  if (auto v = via_.find(given.key); v != via_.end())
+    return "relayed via " + v->second.relay.endpoint.to_string() + (v->second.heard ? "" : " unheard");
+  const Contact to = direct_target(given);
+  if (auto d = direct_after_via_.find(to.key); d != direct_after_via_.end() && d->second.from == to.endpoint) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(env_.now() - d->second.at).count();
+    return "direct " + to.endpoint.to_string() + " after a relay, heard " + std::to_string(ms) + " ms ago";
+  }
+  return "direct " + to.endpoint.to_string();
+}
+
 void Engine::send_message(const Contact& given, ByteView message, SendKind kind, uint32_t* msg_id) {
   const Contact to = direct_target(given);
   // A relayed path's relay session is made first: making it later, between our fragments, could evict ours.

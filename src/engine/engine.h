@@ -189,6 +189,10 @@ class Engine {
   // its last direct address, and does not set the path again.
   bool on_relayed(const Contact& relay, ByteView inner);
   static constexpr Duration kDirectHold = std::chrono::seconds(5);
+  // Where a datagram sealed for `to` goes now, for diagnostics (/api/status streams): "relayed via <relay
+  // address>" (" unheard" while nothing came back through it), "direct <address> after a relay, heard <ms> ms
+  // ago" (a relayed path a direct datagram ended), or "direct <address>".
+  std::string route(const Contact& to) const;
 
   // --- timers ---
   // `fn` runs once after `delay` (never before schedule returns), unless cancelled or its scope ends first.

@@ -37,18 +37,27 @@ def check_streams(lab, mapping_on):
             f.write(data)
         sent[(a, b)] = (path, data)
 
+    stalls = {}
+
     def transfer(p):
-        """file_send, then polls the sender's file_transfers until it ended: (transfer info, sender's status)."""
+        """file_send, then polls the sender's file_transfers until it ended: (transfer info, sender's status).
+        A transfer that made no progress for STALL_SNAPSHOT_S has both ends' view of its stream recorded in
+        `stalls` (the stream is gone once the transfer fails)."""
         try:
             tid = lab.call(p[0], "file_send", [lab.ids[p[1]], sent[p][0]])
         except RuntimeError as e:
             return {"state": "not started", "error": str(e)}, None
         deadline = time.monotonic() + POLL_SECONDS
+        last_bytes, last_move = -1, time.monotonic()
         while True:
             lst = lab.call(p[0], "file_transfers").get("transfers", [])
             t = next((t for t in lst if t.get("id") == tid and t.get("direction") == "send"), {})
             if t.get("state") in ("done", "failed") or time.monotonic() > deadline:
                 return t, lab.status(p[0])
+            if t.get("bytes") != last_bytes:
+                last_bytes, last_move = t.get("bytes"), time.monotonic()
+            elif time.monotonic() - last_move > STALL_SNAPSHOT_S and p not in stalls:
+                stalls[p] = stream_views(lab, p)
             time.sleep(0.1)
 
     def need_relay(p):
@@ -83,7 +92,8 @@ def check_streams(lab, mapping_on):
         if t.get("state") != "done" or got != sent[p][1]:
             relay = (st or {}).get("relay", {})
             bad.append((p, f"{p[0]}->{p[1]} ({t.get('state')}: {t.get('error') or ('bytes differ' if got else 'no file')}; "
-                           f"sender's relay paths {relay.get('paths')}, refused {relay.get('refused')})"))
+                           f"sender's relay paths {relay.get('paths')}, refused {relay.get('refused')}; "
+                           f"stalled: {stalls.get(p, 'no snapshot')})"))
             continue
         out[p] = (path_of(lab, {p[0]: st}, p[0], p[1], mapping_on), STREAM_BYTES / (1 << 20) / max(t["elapsed"], 1e-6))
     check(not corrupt, f"1 MiB streams: a received file differs from the sent one: {corrupt}")
@@ -108,6 +118,28 @@ def check_streams(lab, mapping_on):
                  **{f"stream_mib_per_s_min_{k}": round(min(v), 2) for k, v in by_path.items() if v}})
     parallel(lambda h: lab.call(h, "file_receive", [None]), nat)
     RESULTS["streams"] = out
+
+
+STALL_SNAPSHOT_S = 10
+
+
+def stream_views(lab, p):
+    """Both ends' view of the stream between p[0] and p[1] (their /api/status `streams` entries for each other,
+    whether each lists the other among its relay paths or punched paths), for the report of a stalled stream."""
+    out = {}
+    for me, other in (p, (p[1], p[0])):
+        try:
+            st = lab.status(me)
+        except Exception as e:  # a daemon that no longer answers is itself the finding
+            out[me] = f"status failed: {e}"
+            continue
+        oid = lab.ids[other]
+        out[me] = {"streams": [s for s in st.get("streams", []) if s.get("peer") == oid],
+                   "relay_path": [r for r in st.get("relay", {}).get("paths", []) if r.get("peer") == oid],
+                   "punched": [r for r in st.get("punched_paths", []) if r.get("peer") == oid],
+                   "nat_traversal": {k: v for k, v in st.get("nat_traversal", {}).items() if k.startswith("upgrade")},
+                   "drops": st.get("drops")}
+    return out
 
 
 PUBSUB_EVENTS_EACH = 3
