@@ -542,6 +542,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end (prefix sn-)")
     ap.add_argument("--no-port-mapping", action="store_true",
                     help="daemons run with --no-port-mapping: no upnp host maps its port (reachability measured)")
+    ap.add_argument("--stream-rounds", type=int, default=1,
+                    help="run the 1 MiB streams step this many times (hunting an intermittent stall)")
     args = ap.parse_args()
     if args.public < 3:
         ap.error("--public must be at least 3 (the NAT probes use three public hosts)")
@@ -581,7 +583,8 @@ def main():
                  ("message_send NATed<->NATed", lambda lab: check_nat_to_nat(lab, mapping_on)),
                  ("relayed paths made direct (birthday)", lambda lab: check_upgrades(lab, mapping_on)),
                  ("message_send IPv6-only<->NATed", lambda lab: check_v6only_nat(lab, mapping_on)),
-                 ("1 MiB streams NATed<->NATed", lambda lab: check_streams(lab, mapping_on)),
+                 *[(f"1 MiB streams NATed<->NATed (round {r})", lambda lab, r=r: check_streams(lab, mapping_on, r))
+                   for r in range(1, args.stream_rounds + 1)],
                  ("pubsub: every event to every node", check_pubsub),
                  ("summary", lambda lab: summary(lab, mapping_on)),
                  ("reachability again (measured)", lambda lab: measure_reachable(lab, mapping_on, "end")),

@@ -11,7 +11,7 @@ from nat_pairs import PATH_KINDS, path_of, traversal_without_relay
 STREAM_BYTES = 1 << 20
 
 
-def check_streams(lab, mapping_on):
+def check_streams(lab, mapping_on, round_no=1):
     """A 1 MiB stream between every pair of NATed nodes (issue 12): file_send (the sending daemon writes the file
     to a stream, docs/api.md "File transfer") to a node in receive mode, which checks the sender's BLAKE2b
     trailer; then the test compares the received file with the sent one byte for byte. Each node takes part in
@@ -22,7 +22,7 @@ def check_streams(lab, mapping_on):
     pairs = [(a, b) if (i + j) % 2 else (b, a) for i, a in enumerate(nat) for j, b in enumerate(nat) if i < j]
     if not pairs:
         return
-    base = f"{lab.state}/streams"
+    base = f"{lab.state}/streams" + (f"-{round_no}" if round_no > 1 else "")
     for h in nat:
         os.makedirs(f"{base}/in/{h}", exist_ok=True)
     os.makedirs(f"{base}/out", exist_ok=True)
