@@ -106,3 +106,25 @@ TEST_F(RelayedPath, RouteNamesWhereDatagramsGo) {
   env.advance(1500ms);
   EXPECT_EQ(a.route(at_relay), "direct 198.51.100.2:4000 after a relay, heard 1500 ms ago");
 }
+
+// A peer heard once at its own address (never proven there) and now relayed: what A sends it goes to the relay,
+// so the anti-amplification budget of the peer's own address does not apply (that of the relay's does, in the
+// relay_forward). Before, A withheld its larger requests to such a peer and challenged its address through the
+// relay, whose echo came from the relay's address and could never prove it: a relayed stream stalled for good
+// (the netlab's sym3->rest3, 2026-12-05).
+TEST_F(RelayedPath, ARelayedPeersOwnAddressBudgetDoesNotHoldItsDatagrams) {
+  a.on_datagram(b_ep, request());  // B heard once at its own address, small: A may send it 3x that, unproven
+  ASSERT_EQ(served, 1);
+  a.set_via(bk, relay);
+  sent();
+  uint64_t challenges = a.stats().challenges_sent;
+  Bytes big(1100, 0x33);
+  for (int i = 0; i < 4; ++i) a.request(Contact::from_key(bk, b_ep), Method::kMessageNotify, big, [](RpcResult&&) {});
+  size_t to_relay = 0;
+  for (const auto& s : env.outbox)
+    if (s.to == relay.endpoint) to_relay += s.data.size();
+  EXPECT_EQ(a.drops().get(DropReason::kAmplificationLimit), 0u);
+  EXPECT_EQ(a.stats().challenges_sent, challenges);
+  EXPECT_GT(to_relay, 4 * big.size());  // every request, in relay_forwards
+  EXPECT_EQ(sent().first, 0u);          // nothing to B's own address
+}

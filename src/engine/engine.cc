@@ -156,8 +156,13 @@ std::string Engine::route(const Contact& given) const {
 void Engine::send_message(const Contact& given, ByteView message, SendKind kind, uint32_t* msg_id) {
   const Contact to = direct_target(given);
   // A relayed path's relay session is made first: making it later, between our fragments, could evict ours.
-  if (auto v = via_.find(to.key); v != via_.end())
+  auto v = via_.find(to.key);
+  if (v != via_.end())
     if (Session* r = session_for_send(v->second.relay.key)) r->last_used = env_.now();
+  // Through a relayed path (send_frame) the bytes go to the relay, and the relay's address budget applies to the
+  // relay_forward; the peer's own address budget does not: nothing reaches that address, and no echo through
+  // the relay could prove it (a relayed stream once stalled on it for good).
+  bool relayed = v != via_.end() && env_.now() - v->second.last_used < kViaIdle;
   Session* s = session_for_send(to.key);
   if (!s) return;
   s->last_used = env_.now();
@@ -166,14 +171,14 @@ void Engine::send_message(const Contact& given, ByteView message, SendKind kind,
   // A request to a peer we never answered has not had our address proven to it: when its answer can be large
   // (set_padded), a full-size PADDED frame buys that answer room under the peer's 3x limit, so it needs no
   // challenge round trip. Other requests go as they are: their answers fit 3x anyway.
-  if (initiative && !s->shown_address && message.size() >= kMessageHeader && message[0] == kRequest &&
+  if (!relayed && initiative && !s->shown_address && message.size() >= kMessageHeader && message[0] == kRequest &&
       padded_[message[5] % kMethodSlots] && message.size() <= wire::kMaxPadded &&
       guard_.allow(to.endpoint, to.key, padded_size(cookie), true, env_.now())) {
     send_frame(*s, to, wire::encode_padded(message));
     return;
   }
   size_t bytes = sealed_size(message.size(), cookie);
-  if (!guard_.allow(to.endpoint, to.key, bytes, initiative, env_.now())) {
+  if (!relayed && !guard_.allow(to.endpoint, to.key, bytes, initiative, env_.now())) {
     // Unproven address over its budget (docs/protocol.md, "Threat model"): hold and ask for the proof.
     drops_.add(DropReason::kAmplificationLimit);
     if (kind != SendKind::kControl && guard_.hold(to.endpoint, to.key, Bytes(message.begin(), message.end()), env_.now()) &&
