@@ -174,7 +174,16 @@ def check_stun(lab):
         ok_ip = isinstance(a, list) and a[0] == wan
         check(ok_ip, f"dht_stun on {h} ({kind}): {a}, expected the router's address {wan}")
         if kind in ("cone", "restricted"):
-            check(ok_ip and a[1] == 4000, f"dht_stun on {h} ({kind}): {a}, expected port 4000 (preserved)")
+            preserved = ok_ip and a[1] == 4000
+            if ok_ip and not preserved:
+                # One neighbour may see another port: when its first datagram to the host and the host's first to
+                # it cross the router at once, the outbound flow's port-4000 tuple clashes with the inbound
+                # one's conntrack entry and Linux picks a free port for it. The router still preserves the
+                # port for every other flow: the node's own verdict (several neighbours' answers) shows it.
+                v4 = lab.status(h)["addresses"]["nat"]["v4"]
+                preserved = v4["address"] == f"{wan}:4000"
+                log(f"MEASURED: dht_stun on {h}: one neighbour sees port {a[1]}; the node's verdict: {v4}")
+            check(preserved, f"dht_stun on {h} ({kind}): {a}, expected port 4000 (preserved)")
     result_json({"bench": "netlab_stun", "answers": {h: answers[h] for h in nat}})
 
 
@@ -576,8 +585,8 @@ def main():
         steps = [("port mapping by the nodes", lambda lab: check_port_mapping(lab, mapping_on)),
                  ("unsolicited datagrams", lambda lab: check_unsolicited(lab, mapping_on)),
                  ("reachability (dial-back, measured)", lambda lab: measure_reachable(lab, mapping_on, "start")),
-                 ("NAT kinds", check_nat_kinds), ("UPnP mapping", check_upnp_mapping), ("dht_stun", check_stun),
-                 ("NAT mapping as the nodes see it", check_nat_view),
+                 ("NAT kinds", check_nat_kinds), ("UPnP mapping", check_upnp_mapping),
+                 ("NAT mapping as the nodes see it", check_nat_view), ("dht_stun", check_stun),
                  ("dht_put/dht_get", check_dht), ("message_send with public nodes", lambda lab: check_messages(lab, mapping_on)),
                  ("message_send to upnp hosts", lambda lab: check_to_upnp(lab, mapping_on)),
                  ("message_send NATed<->NATed", lambda lab: check_nat_to_nat(lab, mapping_on)),
