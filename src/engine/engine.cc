@@ -84,7 +84,7 @@ void Engine::on_wake() {
 void Engine::send_frame(Session& s, const Contact& to, ByteView frame) {
   wire::Nonce nonce = wire::make_nonce(s.tx_epoch, s.tx_salt, s.tx_counter++);
   auto via = via_.find(to.key);
-  if (via != via_.end() && env_.now() - via->second.last_used >= kViaIdle) {
+  if (via != via_.end() && !via->second.live(env_.now())) {
     via_.erase(via);
     via = via_.end();
   }
@@ -107,7 +107,7 @@ void Engine::send_frame(Session& s, const Contact& to, ByteView frame) {
 void Engine::set_via(const PublicKey& key, const Contact& relay) {
   if (key == relay.key || key == identity_.public_key() || relay.key == identity_.public_key()) return;
   if (via_.size() >= kMaxVia && !via_.count(key)) {
-    std::erase_if(via_, [&](const auto& kv) { return env_.now() - kv.second.last_used >= kViaIdle; });
+    std::erase_if(via_, [&](const auto& kv) { return !kv.second.live(env_.now()); });
     if (via_.size() >= kMaxVia) via_.erase(via_.begin());
   }
   auto it = via_.find(key);
@@ -129,7 +129,7 @@ std::optional<Contact> Engine::via(const PublicKey& key) const {
 std::vector<std::pair<PublicKey, Contact>> Engine::via_paths() const {
   std::vector<std::pair<PublicKey, Contact>> out;
   for (const auto& [key, v] : via_)
-    if (env_.now() - v.last_used < kViaIdle) out.emplace_back(key, v.relay);
+    if (v.live(env_.now())) out.emplace_back(key, v.relay);
   return out;
 }
 
@@ -143,7 +143,7 @@ Contact Engine::direct_target(const Contact& to) const {
 }
 
 std::string Engine::route(const Contact& given) const {
-  if (auto v = via_.find(given.key); v != via_.end())
+  if (auto v = via_.find(given.key); v != via_.end() && v->second.live(env_.now()))
     return "relayed via " + v->second.relay.endpoint.to_string() + (v->second.heard ? "" : " unheard");
   const Contact to = direct_target(given);
   if (auto d = direct_after_via_.find(to.key); d != direct_after_via_.end() && d->second.from == to.endpoint) {
@@ -162,7 +162,7 @@ void Engine::send_message(const Contact& given, ByteView message, SendKind kind,
   // Through a relayed path (send_frame) the bytes go to the relay, and the relay's address budget applies to the
   // relay_forward; the peer's own address budget does not: nothing reaches that address, and no echo through
   // the relay could prove it (a relayed stream once stalled on it for good).
-  bool relayed = v != via_.end() && env_.now() - v->second.last_used < kViaIdle;
+  bool relayed = v != via_.end() && v->second.live(env_.now());
   Session* s = session_for_send(to.key);
   if (!s) return;
   s->last_used = env_.now();

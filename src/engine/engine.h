@@ -368,6 +368,7 @@ class Engine {
     Contact relay;
     TimePoint last_used{};  // set, or a datagram came through it
     bool heard = false;     // an authenticated datagram from the peer came through this relay
+    bool live(TimePoint now) const { return now - last_used < kViaIdle; }  // else the next send ends it
   };
   std::unordered_map<PublicKey, Via, KeyedHash> via_;
   // Peers whose relayed path a direct datagram ended: their last direct datagram since, and the endpoint of

@@ -419,11 +419,22 @@ std::map<StreamId, StreamInfo> Streams::Impl::list() const {
   for (auto& [id, s] : streams) {
     auto& rx = s.rx.buffer();
     if (s.state == State::kOpen || (s.state == State::kPeerClosed && rx.unread() > 0))
-      out.emplace(id, StreamInfo{s.peer.id, rx.unread(), rx.received(), s.tx.written(), s.inbound, s.tx.acked(),
-                                 s.tx.in_flight(), s.tx.losses(), s.tx.rate(),
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(engine.now() - s.last_heard)
-                                     .count(),
-                                 links.ready(s.peer.id) != 0, engine.route(s.peer)});
+      out.emplace(id, StreamInfo{
+                          .peer = s.peer.id,
+                          .unread = rx.unread(),
+                          .received = rx.received(),
+                          .sent = s.tx.written(),
+                          .inbound = s.inbound,
+                          .acked = s.tx.acked(),
+                          .in_flight = s.tx.in_flight(),
+                          .losses = s.tx.losses(),
+                          .rate = s.tx.rate(),
+                          .heard_ms_ago = std::chrono::duration_cast<std::chrono::milliseconds>(engine.now() -
+                                                                                                s.last_heard)
+                                              .count(),
+                          .fast_path = links.ready(s.peer.id) != 0,
+                          .route = engine.route(s.peer),
+                      });
   }
   return out;
 }
