@@ -1,6 +1,7 @@
 // dht_codec_fuzz: every DHT body decoder on arbitrary bytes. Anything that decodes must re-encode and decode
 // to the same thing (contacts keep their key-derived ids; values keep their bytes, versions, owners and
-// signatures; find_node requests keep their target and placement flag; dial-back asks, probes and testimonies). Decoding never verifies: verify_value must reject anything not signed (it must not crash).
+// signatures; find_node requests keep their target and placement flag; dial-back self-check asks, probe-fors, probes, verdict requests and
+// verdicts). Decoding never verifies: verify_value must reject anything not signed (it must not crash).
 #include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
@@ -48,22 +49,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (auto q = decode_dial_back_request(in)) {
     auto again = decode_dial_back_request(encode_dial_back_request(*q));
-    FUZZ_CHECK(again && again->probe == q->probe && again->nonce == q->nonce);
-    if (!q->probe)
+    FUZZ_CHECK(again && again->kind == q->kind);
+    FUZZ_CHECK(q->kind >= DialBackKind::kSelfCheck && q->kind <= DialBackKind::kVerdict);
+    if (q->kind != DialBackKind::kVerdict) FUZZ_CHECK(again->nonce == q->nonce);
+    if (q->kind == DialBackKind::kSelfCheck)  // the address the ask was sent to: usable
+      FUZZ_CHECK(again->via == q->via && q->via.port != 0 && !q->via.is_unspecified());
+    if (q->kind == DialBackKind::kProbeFor)
       FUZZ_CHECK(again->target == q->target && q->target.id == Identity::id_of(q->target.key) &&
-                 q->target.alt.family == Endpoint::Family::kNone);  // an ask names one address
+                 q->target.alt.family == Endpoint::Family::kNone);  // a probe-for names one address
   }
-  if (auto a = decode_dial_back_answer(in)) {
-    auto again = decode_dial_back_answer(encode_dial_back_answer(*a));
-    FUZZ_CHECK(again && again->reached == a->reached);
-    if (a->reached) FUZZ_CHECK(again->unsolicited == a->unsolicited && again->signature == a->signature);
-    // Decoding never verifies: an unsigned testimony must fail the check (it must not crash).
-    DialBackNonce nonce{};
-    PublicKey helper{};
-    if (a->reached) {
-      Bytes signed_bytes = testimony_signing_bytes(0x53544a31, nonce, helper, Endpoint::Family::kV4, a->unsolicited);
-      (void)Identity::verify(helper, signed_bytes, a->signature);
-    }
+  if (auto v = decode_dial_back_verdict(in)) {
+    FUZZ_CHECK(*v == DialBackVerdict::kUnreachable || *v == DialBackVerdict::kReachable ||
+               *v == DialBackVerdict::kUnknown);
+    FUZZ_CHECK(decode_dial_back_verdict(encode_dial_back_verdict(*v)) == v);
   }
   (void)decode_bool(in);
   return 0;

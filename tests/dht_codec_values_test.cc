@@ -85,6 +85,56 @@ TEST(DhtCodec, RoundTripsAndRejectsGarbage) {
   EXPECT_EQ(m->size(), 2u);
 }
 
+TEST(DhtCodec, DialBackRequestsRoundTripAndBadOnesAreRejected) {
+  DialBackRequest ask;
+  ask.kind = DialBackKind::kSelfCheck;
+  ask.nonce[3] = 7;
+  ask.via = *Endpoint::parse("198.51.100.7:4000");
+  auto back = decode_dial_back_request(encode_dial_back_request(ask));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->kind, DialBackKind::kSelfCheck);
+  EXPECT_EQ(back->nonce, ask.nonce);
+  EXPECT_EQ(back->via, ask.via);
+  DialBackRequest pf;
+  pf.kind = DialBackKind::kProbeFor;
+  pf.target = contact_n(3);
+  back = decode_dial_back_request(encode_dial_back_request(pf));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->target, pf.target);
+  DialBackRequest probe;
+  probe.kind = DialBackKind::kProbe;
+  probe.nonce[0] = 1;
+  back = decode_dial_back_request(encode_dial_back_request(probe));
+  ASSERT_TRUE(back && back->kind == DialBackKind::kProbe && back->nonce == probe.nonce);
+  back = decode_dial_back_request(encode_dial_back_request(DialBackRequest{}));
+  ASSERT_TRUE(back && back->kind == DialBackKind::kVerdict);
+  EXPECT_EQ(encode_dial_back_request(DialBackRequest{}), (Bytes{0x91, 0x05}));  // [5]
+  for (auto v : {DialBackVerdict::kUnreachable, DialBackVerdict::kReachable, DialBackVerdict::kUnknown})
+    EXPECT_EQ(decode_dial_back_verdict(encode_dial_back_verdict(v)), v);
+  // Refused: version 3's ask and probe (kinds 0 and 1), unknown kinds, wrong sizes, a short nonce, an unusable
+  // address, a verdict out of range or of another type.
+  Bytes nonce16(16, 0);
+  auto arr = [](std::initializer_list<uint8_t> head, const Bytes& tail = {}) {
+    Bytes b(head);
+    b.insert(b.end(), tail.begin(), tail.end());
+    return b;
+  };
+  Bytes bin16 = arr({0xc4, 16}, nonce16);
+  EXPECT_FALSE(decode_dial_back_request(arr({0x92, 0x01}, bin16)));        // [1, nonce]: old probe
+  EXPECT_FALSE(decode_dial_back_request(arr({0x92, 0x06}, bin16)));        // kind 6
+  EXPECT_FALSE(decode_dial_back_request(arr({0x93, 0x04}, bin16)));        // probe of 3 items (short)
+  EXPECT_FALSE(decode_dial_back_request(arr({0x92, 0x05, 0xc0})));         // verdict with an extra item
+  EXPECT_FALSE(decode_dial_back_request(arr({0x92, 0x04, 0xc4, 15}, Bytes(15, 0))));  // nonce of 15 bytes
+  EXPECT_FALSE(decode_dial_back_request(arr({0x94, 0x02}, bin16)));       // no address
+  Bytes zero_port = arr({0x94, 0x02}, bin16);
+  for (uint8_t b : {0xc4, 4, 198, 51, 100, 7, 0x00}) zero_port.push_back(b);
+  EXPECT_FALSE(decode_dial_back_request(zero_port));  // port 0
+  EXPECT_FALSE(decode_dial_back_request(Bytes{0x90}));  // []
+  EXPECT_FALSE(decode_dial_back_verdict(Bytes{0x03}));
+  EXPECT_FALSE(decode_dial_back_verdict(Bytes{0xc3}));  // true
+  EXPECT_FALSE(decode_dial_back_verdict(Bytes{0x91, 0x01}));
+}
+
 TEST(ValueStore, NewerWinsEverywhereAndBoundsHold) {
   DhtConfig cfg;
   cfg.max_values = 3;

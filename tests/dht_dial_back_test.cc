@@ -1,7 +1,9 @@
-// Dial-back (src/dht/dial_back.h, docs/protocol.md 5.6) in the simulator, on virtual time: reachable nodes
-// get confirmed, NATed ones do not and are not handed out while confirmed contacts suffice (but fill answers
-// in a small network); a helper's limits hold against spoofed and many-key askers; a forged testimony is
-// refused. Each test fails with DhtConfig::dial_back off.
+// Dial-back (src/dht/dial_back.h, docs/protocol.md 5.1) in the simulator, on virtual time: nodes prove their
+// own reachability by a self-check (a stranger's probe), verifiers confirm the contacts whose verdict says so;
+// NATed ones fail their self-check and are not handed out while confirmed contacts suffice (but fill answers
+// in a small network); a helper's limits hold against spoofed and many-key askers; a helper that never probes
+// proves nothing; verdicts are answered to proven askers only, within a rate; a lying node that says
+// reachable is confirmed (the threat model accepts it). Each test fails with DhtConfig::dial_back off.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -42,15 +44,22 @@ bool holds(const std::vector<Contact>& cs, const NodeId& id) {
   return std::any_of(cs.begin(), cs.end(), [&](const Contact& c) { return c.id == id; });
 }
 
-// Sends one ask to node `helper` from node `from` to probe node `target`.
-void ask(Simulator& sim, size_t from, size_t helper, size_t target, int* answered = nullptr, int attempts = 1) {
+// Sends one dial-back request of `kind` from node `from` to node `to`: a self-check ask, a probe-for naming
+// node `target`, or a verdict request. Counts ok answers in `answered`.
+void send(Simulator& sim, dht::DialBackKind kind, size_t from, size_t to, size_t target, int* answered = nullptr,
+          int attempts = 1) {
   dht::DialBackRequest q;
+  q.kind = kind;
   q.nonce[0] = static_cast<uint8_t>(from);
+  q.via = sim.endpoint(to);
   q.target = sim.contact(target);
-  engine(sim, from).request(sim.contact(helper), Method::kDialBack, dht::encode_dial_back_request(q),
+  engine(sim, from).request(sim.contact(to), Method::kDialBack, dht::encode_dial_back_request(q),
                             [answered](RpcResult&& r) {
                               if (answered && r.ok()) ++*answered;
                             }, RpcOptions{3s, attempts});
+}
+void ask(Simulator& sim, size_t from, size_t helper, size_t target, int* answered = nullptr, int attempts = 1) {
+  send(sim, dht::DialBackKind::kProbeFor, from, helper, target, answered, attempts);
 }
 
 }  // namespace
@@ -122,7 +131,11 @@ TEST(DhtDialBack, NattedNodeIsNotConfirmedAndNamedOnlyWhenAskedForItself) {
       EXPECT_EQ(own.front().id, id) << i;
     }
     EXPECT_GT(holders, 0u) << n;
-    EXPECT_FALSE(sim.node(n).dht().stats().reachable) << n;
+    DhtStats st = sim.node(n).dht().stats();
+    EXPECT_FALSE(st.reachable) << n;
+    EXPECT_GT(st.dial_back_self_checks, 1u) << n;  // tried, and again after a while: no stranger got in
+    EXPECT_EQ(st.dial_back_self_checks_ok, 0u) << n;
+    EXPECT_GT(st.dial_back_verdicts_answered, 0u) << n;  // its holders asked; it said "unreachable"
   }
 }
 
@@ -170,7 +183,7 @@ TEST(DhtDialBack, SmallNetworksStillHandOutUnconfirmedContacts) {
   auto& d = sim.node(0).dht();
   ASSERT_TRUE(holds(d.peers(), sim.node(natted).id()));
   EXPECT_FALSE(d.confirmed(sim.node(natted).id()));
-  EXPECT_GT(d.stats().dial_back_asks_sent, 0u);  // checked (every node here has talked to every other: none confirmed)
+  EXPECT_GT(d.stats().dial_back_verdicts_asked, 0u);  // asked (its self-check fails: it sits behind a NAT)
   // Fewer than k confirmed contacts: the unconfirmed ones fill the answer.
   auto out = d.handed_out(sim.node(natted).id());
   EXPECT_EQ(out.size(), d.peers().size());
@@ -184,11 +197,12 @@ TEST(DhtDialBack, HelperServesNoUnprovenAsker) {
   for (int i = 0; i < 20; ++i) attackers.push_back(sim.add_node(config()));
   size_t probes = 0;
   sim.set_send_tap([&](size_t from, const Endpoint& to, size_t) { probes += from == helper && to == sim.endpoint(target); });
-  // 300 asks, each from another forged source address: none can prove it, none is served.
+  // 300 self-check asks and probe-fors, each from another forged source address: none can prove it, none is
+  // served.
   for (uint32_t i = 0; i < 300; ++i) {
     size_t a = attackers[i % attackers.size()];
     sim.spoof(a, Endpoint::v4(0x0b000000u + i, 4000));
-    ask(sim, a, helper, target);
+    send(sim, i % 2 ? dht::DialBackKind::kSelfCheck : dht::DialBackKind::kProbeFor, a, helper, target);
     sim.run_for(10ms);
   }
   sim.run_for(5s);
@@ -227,37 +241,137 @@ TEST(DhtDialBack, HelperLimitsManyKeysAndOneGreedyAsker) {
   EXPECT_GE(refused, 1000u - served - 60u);  // the engine's per-peer refusals answer some of the rest
   EXPECT_LE(probes, 2 * served);              // a probe and at most one retry per served ask
   sim.run_for(10s);
-  // One asker alone, 40 asks at once: its own bucket (5/s, burst 10) holds.
+  // One asker alone, 40 probe-fors at once: its own bucket (5/s, burst 10) holds.
   before = sim.node(helper).dht().stats();
   for (int j = 0; j < 40; ++j) ask(sim, attackers[0], helper, target);
   sim.run_for(500ms);
   after = sim.node(helper).dht().stats();
   EXPECT_LE(after.dial_back_asks_served - before.dial_back_asks_served, 13u);
   EXPECT_GE(after.dial_back_asks_refused - before.dial_back_asks_refused, 27u);
+  sim.run_for(10s);
+  // And 40 self-check asks at once (answered "no stranger": this helper has no contacts): the same bucket.
+  before = sim.node(helper).dht().stats();
+  answered = 0;
+  for (int j = 0; j < 40; ++j) send(sim, dht::DialBackKind::kSelfCheck, attackers[1], helper, helper, &answered);
+  sim.run_for(500ms);
+  after = sim.node(helper).dht().stats();
+  EXPECT_LE(answered, 13);
+  EXPECT_GE(after.dial_back_asks_refused - before.dial_back_asks_refused, 27u);
 }
 
-TEST(DhtDialBack, ForgedTestimonyConfirmsNobody) {
-  Simulator sim;
-  size_t v = sim.add_node(config()), liar = sim.add_node(config()), honest = sim.add_node(config());
-  size_t natted = sim.add_node(config());
-  sim.put_behind(natted, sim.add_router({Type::kPortRestricted}));
-  // The liar answers every ask at once with "reached, unsolicited", signed with its own key (it cannot sign
-  // as anyone else), over the verifier's nonce.
-  Engine& le = engine(sim, liar);
-  le.set_handler(Method::kDialBack, [&le](const IncomingRequest& q, const Reply& r) {
-    auto req = dht::decode_dial_back_request(q.payload);
-    if (!req) return;
-    dht::DialBackAnswer a;
-    a.reached = a.unsolicited = true;
-    a.signature = le.identity().sign(dht::testimony_signing_bytes(le.config().network_id, req->nonce,
-                                                                  le.identity().public_key(),
-                                                                  Endpoint::Family::kV4, true));
-    r.ok(dht::encode_dial_back_answer(a));
+namespace {
+// Replaces node i's dial-back handler: `answer` gets each decoded request (malformed ones are dropped).
+void replace_handler(Simulator& sim, size_t i, std::function<void(const dht::DialBackRequest&, const Reply&)> answer) {
+  engine(sim, i).set_handler(Method::kDialBack, [answer](const IncomingRequest& q, const Reply& r) {
+    if (auto req = dht::decode_dial_back_request(q.payload)) answer(*req, r);
   });
-  join(sim);
-  auto& d = sim.node(v).dht();
-  ASSERT_TRUE(holds(d.peers(), sim.node(natted).id()));
-  EXPECT_FALSE(d.confirmed(sim.node(natted).id()));
-  EXPECT_GT(d.stats().dial_back_forged, 0u);
-  EXPECT_TRUE(d.confirmed(sim.node(honest).id()) || d.stats().dial_back_asks_sent > 0);
+}
+}  // namespace
+
+TEST(DhtDialBack, AHelperThatNeverProbesProvesNothing) {
+  // Every contact S has says "probed" to its self-check asks and asks no one: S, open as it is, stays unproven
+  // (only a probe that came in tells), its holders do not confirm it, and an honest helper later proves it.
+  Simulator sim;
+  for (int i = 0; i < 8; ++i) sim.add_node(config());
+  size_t s = sim.add_node(config());
+  int lies = 0;
+  for (size_t i = 0; i < 8; ++i)
+    replace_handler(sim, i, [&lies](const dht::DialBackRequest& q, const Reply& r) {
+      if (q.kind == dht::DialBackKind::kSelfCheck) ++lies, r.ok(dht::encode_bool(true));
+    });
+  join(sim, 5min);
+  DhtStats st = sim.node(s).dht().stats();
+  EXPECT_GT(lies, 0);
+  EXPECT_GT(st.dial_back_self_checks, 0u);
+  EXPECT_EQ(st.dial_back_self_checks_ok, 0u);
+  EXPECT_EQ(st.dial_back_probes_answered, 0u);
+  EXPECT_FALSE(st.reachable);
+  // Honest nodes join; S's next rounds find one of them.
+  for (int i = 0; i < 40; ++i) sim.add_node(config());
+  for (size_t i = 9; i < sim.size(); ++i) {
+    bool done = false;
+    sim.node(i).dht().bootstrap({sim.endpoint(s)}, [&](bool) { done = true; });
+    sim.run_until([&] { return done; }, 30s);
+  }
+  sim.run_for(20min);
+  st = sim.node(s).dht().stats();
+  EXPECT_TRUE(st.reachable);
+  EXPECT_GT(st.dial_back_self_checks_ok, 0u);
+}
+
+TEST(DhtDialBack, AnUnexpectedProbeIsRefused) {
+  // A probe without the nonce of a self-check ask of S's in flight proves nothing and is refused.
+  Simulator sim;
+  size_t s = sim.add_node(config()), stranger = sim.add_node(config());
+  int answered = 0;
+  send(sim, dht::DialBackKind::kProbe, stranger, s, s, &answered, 2);
+  sim.run_for(5s);
+  DhtStats st = sim.node(s).dht().stats();
+  EXPECT_EQ(answered, 0);
+  EXPECT_EQ(st.dial_back_probes_answered, 0u);
+  EXPECT_GT(st.dial_back_asks_refused, 0u);
+  EXPECT_FALSE(st.reachable_v4);
+}
+
+TEST(DhtDialBack, VerdictsGoToProvenAskersWithinTheRate) {
+  Simulator sim;
+  size_t s = sim.add_node(config());
+  std::vector<size_t> attackers;
+  for (int i = 0; i < 10; ++i) attackers.push_back(sim.add_node(config()));
+  // 200 verdict requests, each from another forged source address: none can prove it, none is answered.
+  int answered = 0;
+  for (uint32_t i = 0; i < 200; ++i) {
+    size_t a = attackers[i % attackers.size()];
+    sim.spoof(a, Endpoint::v4(0x0b000000u + i, 4000));
+    send(sim, dht::DialBackKind::kVerdict, a, s, s, &answered);
+    sim.run_for(10ms);
+  }
+  sim.run_for(5s);
+  const auto& drops = engine(sim, s).drops();
+  EXPECT_EQ(answered, 0);
+  EXPECT_EQ(sim.node(s).dht().stats().dial_back_verdicts_answered, 0u);
+  EXPECT_EQ(drops.get(DropReason::kDhtDialBackRefused) + drops.get(DropReason::kUnprovenLimit), 200u);
+  EXPECT_GT(drops.get(DropReason::kDhtDialBackRefused), 0u);
+  // From its own address an asker proves it (the challenge, then its retransmission) and gets an answer: S has
+  // finished no self-check yet, so "unknown".
+  sim.spoof(attackers[0], std::nullopt);
+  std::optional<dht::DialBackVerdict> v;
+  engine(sim, attackers[0]).request(sim.contact(s), Method::kDialBack,
+                                    dht::encode_dial_back_request(dht::DialBackRequest{}), [&](RpcResult&& r) {
+                                      if (r.ok()) v = dht::decode_dial_back_verdict(r.payload);
+                                    }, RpcOptions{3s, 2});
+  sim.run_for(5s);
+  EXPECT_EQ(v, dht::DialBackVerdict::kUnknown);
+  // One asker, 40 requests at once: its bucket (5/s, burst 10) holds.
+  auto before = sim.node(s).dht().stats();
+  answered = 0;
+  for (int j = 0; j < 40; ++j) send(sim, dht::DialBackKind::kVerdict, attackers[0], s, s, &answered);
+  sim.run_for(500ms);
+  auto after = sim.node(s).dht().stats();
+  EXPECT_LE(after.dial_back_verdicts_answered - before.dial_back_verdicts_answered, 13u);
+  EXPECT_GE(after.dial_back_asks_refused - before.dial_back_asks_refused, 27u);
+}
+
+TEST(DhtDialBack, ALyingNodeThatSaysReachableIsConfirmed) {
+  // docs/protocol.md 10.10: a NATed node that claims "reachable" gets itself confirmed (it could always claim a
+  // probe came in unsolicited); it costs others timeouts, as a dead contact does. An honest one is not.
+  Simulator sim;
+  for (int i = 0; i < 30; ++i) sim.add_node(config());
+  size_t liar = sim.add_node(config()), honest = sim.add_node(config());
+  sim.put_behind(liar, sim.add_router({Type::kPortRestricted}));
+  sim.put_behind(honest, sim.add_router({Type::kPortRestricted}));
+  replace_handler(sim, liar, [](const dht::DialBackRequest& q, const Reply& r) {
+    if (q.kind == dht::DialBackKind::kVerdict) r.ok(dht::encode_dial_back_verdict(dht::DialBackVerdict::kReachable));
+  });
+  join(sim, 2min);
+  size_t liar_confirmed = 0, honest_held = 0;
+  for (size_t i = 0; i < 30; ++i) {
+    liar_confirmed += sim.node(i).dht().confirmed(sim.node(liar).id());
+    if (!holds(sim.node(i).dht().peers(), sim.node(honest).id())) continue;
+    ++honest_held;
+    EXPECT_FALSE(sim.node(i).dht().confirmed(sim.node(honest).id())) << i;
+  }
+  EXPECT_GT(liar_confirmed, 0u);
+  EXPECT_GT(honest_held, 0u);
+  EXPECT_FALSE(sim.node(honest).dht().stats().reachable);
 }

@@ -33,11 +33,11 @@ TEST(DialBackLoopback, ALoopbackContactIsConfirmedWithoutAProbe) {
   ASSERT_EQ(v.table.seen(s, v.engine.now()), RoutingTable::Seen::kAdded);
   v.dial_back.check(s);
   EXPECT_TRUE(v.table.confirmed(s.id));
-  EXPECT_TRUE(v.env.outbox.empty());  // no ask sent: there is no helper at another address
+  EXPECT_TRUE(v.env.outbox.empty());  // no verdict asked: nothing NATs on this host
   DhtStats st;
   v.dial_back.fill(st);
   EXPECT_EQ(st.dial_back_confirmed, 1u);
-  EXPECT_EQ(st.dial_back_asks_sent, 0u);
+  EXPECT_EQ(st.dial_back_verdicts_asked, 0u);
 }
 
 TEST(DialBackLoopback, ANodeWhosePeersAreAllOnLoopbackIsReachable) {
@@ -57,7 +57,24 @@ TEST(DialBackLoopback, OneContactElsewhereNeedsAProbeAgain) {
   Contact out_there = contact_at(9, Endpoint::v4(0x5d000001, 4000));
   v.table.seen(out_there, v.engine.now());
   EXPECT_FALSE(v.dial_back.reachable());
+  EXPECT_EQ(v.dial_back.verdict(Endpoint::Family::kV4), DialBackVerdict::kUnknown);  // no self-check yet
   v.dial_back.check(out_there);
   EXPECT_FALSE(v.table.confirmed(out_there.id));
-  EXPECT_FALSE(v.env.outbox.empty());  // an ask went to a helper
+  EXPECT_FALSE(v.env.outbox.empty());  // a verdict request went to it
+}
+
+TEST(DialBackLoopback, ANetworkOnOneHostRunsNoSelfCheck) {
+  // Every contact on loopback: nothing to prove, no helper at another address. Nothing is sent; the verdict
+  // is "reachable".
+  Node v(1);
+  for (uint64_t n = 2; n < 8; ++n) v.table.seen(contact_at(n, Endpoint::v4(0x7f000001, 4000 + n)), v.engine.now());
+  for (int i = 0; i < 20; ++i) {
+    v.env.advance(std::chrono::seconds(30));
+    v.engine.on_wake();
+  }
+  EXPECT_TRUE(v.env.outbox.empty());
+  EXPECT_EQ(v.dial_back.verdict(Endpoint::Family::kV4), DialBackVerdict::kReachable);
+  DhtStats st;
+  v.dial_back.fill(st);
+  EXPECT_EQ(st.dial_back_self_checks, 0u);
 }

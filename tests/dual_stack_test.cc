@@ -74,8 +74,9 @@ TEST(DualStack, MalformedSecondAddressesAreSkipped) {
   EXPECT_TRUE(back->empty());
 }
 
-TEST(DualStack, DialBackAsksNameOneAddress) {
+TEST(DualStack, DialBackProbeForsNameOneAddress) {
   dht::DialBackRequest q;
+  q.kind = dht::DialBackKind::kProbeFor;
   q.target = contact_of(7, kV6, kV4);
   auto back = dht::decode_dial_back_request(dht::encode_dial_back_request(q));
   ASSERT_TRUE(back);

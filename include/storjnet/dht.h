@@ -72,12 +72,13 @@ struct DhtConfig {
   size_t max_per_prefix_bucket = 2;
   size_t max_per_prefix_table = 10;
   // --- Reachability (dial-back, docs/protocol.md section 5.1) ---
-  // New routing-table entries are probed through a third node; find_node/find_value answers hand out the
-  // confirmed ones (unconfirmed only to fill what they cannot). Off: no checks, no help to others, answers as
-  // before.
+  // Each node has itself probed by a stranger now and then (a self-check through two helpers) and tells its
+  // verdict to the nodes that take it into their tables; find_node/find_value answers hand out the entries
+  // whose verdict was "reachable" (unconfirmed only to fill what they cannot). Off: no self-checks, no verdicts
+  // asked, no help to others (`unknown method`), answers as before.
   bool dial_back = true;
-  double dial_back_rate = 5;         // asks/s served per asker (burst 2x)
-  double dial_back_total_rate = 50;  // asks/s served in all (burst the same)
+  double dial_back_rate = 5;         // helper requests/s served per asker, and verdicts/s per asker (burst 2x)
+  double dial_back_total_rate = 50;  // helper requests/s served in all (burst the same)
   // --- How the network sees this node (docs/protocol.md section 5.1, "Mapping") ---
   // kademlia_stun asked of three contacts at distinct addresses now and then (every 10 minutes once answered),
   // their answers compared: the public address and whether the NAT maps a port per destination. Off: not asked.
@@ -175,8 +176,14 @@ struct DhtStats {
   // when it has IPv4 (else IPv6); reachable_v4 / reachable_v6: over that family (false: no socket of it).
   bool reachable = false, reachable_v4 = false, reachable_v6 = false;
   size_t routing_confirmed = 0;  // routing-table entries strangers reach
+  // Self-check (this node, docs/protocol.md 5.1): rounds run, rounds a stranger's unsolicited probe ended,
+  // asks sent to helpers, probes answered. Helper: self-check asks and probe-fors served; refused: every
+  // refusal (unproven or over-the-rate askers, unexpected probes, verdict requests). Verifier: verdict requests
+  // sent (re-asks included), entries confirmed by a "reachable" verdict; verdicts answered to others.
+  uint64_t dial_back_self_checks = 0, dial_back_self_checks_ok = 0;
   uint64_t dial_back_asks_sent = 0, dial_back_asks_served = 0, dial_back_asks_refused = 0;
-  uint64_t dial_back_probes_answered = 0, dial_back_confirmed = 0, dial_back_forged = 0;
+  uint64_t dial_back_probes_answered = 0, dial_back_confirmed = 0;
+  uint64_t dial_back_verdicts_asked = 0, dial_back_verdicts_answered = 0;
   // NAT traversal (src/dht/punch.h): punches this node started (attempts = ok + failed + in progress;
   // no_rendezvous: failed with no rendezvous introducing us), asks it served as a rendezvous, introductions it
   // followed as a target, HOLE datagrams sent, refusals (DropReason::kPunchRefused), keepalives, and peers

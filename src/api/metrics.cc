@@ -114,7 +114,7 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.single("storjnet_dht_routing_contacts", "gauge", "Contacts in the routing table.", ds.routing_contacts);
   w.single("storjnet_dht_routing_confirmed", "gauge", "Routing-table contacts a dial-back confirmed reachable.",
            ds.routing_confirmed);
-  w.single("storjnet_dht_reachable", "gauge", "1 when a stranger's dial-back probe reached this node in the last hour.",
+  w.single("storjnet_dht_reachable", "gauge", "1 when a stranger's probe (dial-back self-check) reached this node in the last hour.",
            ds.reachable ? 1 : 0);
   w.family("storjnet_dht_dial_back_total", "counter", "Dial-back checks (docs/protocol.md 5.1), by event.");
   w.sample("storjnet_dht_dial_back_total", "event=\"asked\"", ds.dial_back_asks_sent);
@@ -122,7 +122,10 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.sample("storjnet_dht_dial_back_total", "event=\"refused\"", ds.dial_back_asks_refused);
   w.sample("storjnet_dht_dial_back_total", "event=\"probed\"", ds.dial_back_probes_answered);
   w.sample("storjnet_dht_dial_back_total", "event=\"confirmed\"", ds.dial_back_confirmed);
-  w.sample("storjnet_dht_dial_back_total", "event=\"forged\"", ds.dial_back_forged);
+  w.sample("storjnet_dht_dial_back_total", "event=\"self_check\"", ds.dial_back_self_checks);
+  w.sample("storjnet_dht_dial_back_total", "event=\"self_check_ok\"", ds.dial_back_self_checks_ok);
+  w.sample("storjnet_dht_dial_back_total", "event=\"verdict_asked\"", ds.dial_back_verdicts_asked);
+  w.sample("storjnet_dht_dial_back_total", "event=\"verdict_answered\"", ds.dial_back_verdicts_answered);
   w.family("storjnet_dht_punch_total", "counter", "Hole punching (docs/protocol.md 5.2), by event.");
   w.sample("storjnet_dht_punch_total", "event=\"attempt\"", ds.punch_attempts);
   w.sample("storjnet_dht_punch_total", "event=\"ok\"", ds.punch_ok);

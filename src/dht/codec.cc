@@ -228,10 +228,29 @@ Bytes encode_dial_back_request(const DialBackRequest& r) {
   Bytes out;
   BytesWriter w{out};
   Packer p(w);
-  p.pack_array(r.probe ? 2 : 3);
-  p.pack_uint8(r.probe ? 1 : 0);
-  pack_bin(p, {r.nonce.data(), r.nonce.size()});
-  if (!r.probe) pack_contact(p, r.target, false);  // the address to probe only
+  switch (r.kind) {
+    case DialBackKind::kSelfCheck:
+      p.pack_array(4);
+      p.pack_uint8(static_cast<uint8_t>(r.kind));
+      pack_bin(p, {r.nonce.data(), r.nonce.size()});
+      pack_address(p, r.via);
+      break;
+    case DialBackKind::kProbeFor:
+      p.pack_array(3);
+      p.pack_uint8(static_cast<uint8_t>(r.kind));
+      pack_bin(p, {r.nonce.data(), r.nonce.size()});
+      pack_contact(p, r.target, false);  // the address to probe only
+      break;
+    case DialBackKind::kProbe:
+      p.pack_array(2);
+      p.pack_uint8(static_cast<uint8_t>(r.kind));
+      pack_bin(p, {r.nonce.data(), r.nonce.size()});
+      break;
+    case DialBackKind::kVerdict:
+      p.pack_array(1);
+      p.pack_uint8(static_cast<uint8_t>(r.kind));
+      break;
+  }
   return out;
 }
 
@@ -239,63 +258,38 @@ std::optional<DialBackRequest> decode_dial_back_request(ByteView body) {
   auto oh = unpack_wire(body);
   if (!oh) return std::nullopt;
   auto& o = oh->get();
-  if (o.type != msgpack::type::ARRAY || o.via.array.size < 2) return std::nullopt;
+  if (o.type != msgpack::type::ARRAY || o.via.array.size < 1) return std::nullopt;
   auto* a = o.via.array.ptr;
+  uint32_t n = o.via.array.size;
   uint64_t kind;
+  // Kinds 0 and 1 (the ask and probe of version-3 dial-back, signed testimonies) are no longer served.
+  if (!get_uint(a[0], kind) || kind < 2 || kind > 5) return std::nullopt;
   DialBackRequest r;
-  if (!get_uint(a[0], kind) || kind > 1 || !get_bin(a[1], r.nonce.size(), r.nonce.data())) return std::nullopt;
-  r.probe = kind == 1;
-  if (o.via.array.size != (r.probe ? 2u : 3u)) return std::nullopt;
-  if (!r.probe) {
+  r.kind = static_cast<DialBackKind>(kind);
+  static constexpr uint32_t kSize[] = {0, 0, 4, 3, 2, 1};
+  if (n != kSize[kind]) return std::nullopt;
+  if (r.kind == DialBackKind::kVerdict) return r;
+  if (!get_bin(a[1], r.nonce.size(), r.nonce.data())) return std::nullopt;
+  if (r.kind == DialBackKind::kSelfCheck) {
+    auto via = unpack_address(a + 2);
+    if (!via) return std::nullopt;
+    r.via = *via;
+  } else if (r.kind == DialBackKind::kProbeFor) {
     auto c = unpack_contact(a[2]);
     if (!c) return std::nullopt;
     r.target = *c;
-    r.target.alt = {};  // an ask names the one address to probe
+    r.target.alt = {};  // a probe is asked for one address
   }
   return r;
 }
 
-Bytes encode_dial_back_answer(const DialBackAnswer& a) {
-  Bytes out;
-  BytesWriter w{out};
-  Packer p(w);
-  if (!a.reached) {
-    p.pack_array(0);
-    return out;
-  }
-  p.pack_array(2);
-  if (a.unsolicited) p.pack_true();
-  else p.pack_false();
-  pack_bin(p, {a.signature.data(), a.signature.size()});
-  return out;
-}
+Bytes encode_dial_back_verdict(DialBackVerdict v) { return pack(static_cast<unsigned>(v)); }
 
-std::optional<DialBackAnswer> decode_dial_back_answer(ByteView body) {
+std::optional<DialBackVerdict> decode_dial_back_verdict(ByteView body) {
   auto oh = unpack_wire(body);
-  if (!oh) return std::nullopt;
-  auto& o = oh->get();
-  if (o.type != msgpack::type::ARRAY) return std::nullopt;
-  DialBackAnswer r;
-  if (o.via.array.size == 0) return r;
-  auto* a = o.via.array.ptr;
-  if (o.via.array.size != 2 || a[0].type != msgpack::type::BOOLEAN ||
-      !get_bin(a[1], r.signature.size(), r.signature.data()))
-    return std::nullopt;
-  r.reached = true;
-  r.unsolicited = a[0].via.boolean;
-  return r;
-}
-
-Bytes testimony_signing_bytes(uint32_t network_id, const DialBackNonce& nonce, const PublicKey& helper,
-                              Endpoint::Family probed, bool unsolicited) {
-  constexpr std::string_view kContext = "storjnet-dial-back-v2";
-  Bytes out(kContext.begin(), kContext.end());
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(network_id >> (24 - 8 * i)));
-  out.insert(out.end(), nonce.begin(), nonce.end());
-  out.insert(out.end(), helper.begin(), helper.end());
-  out.push_back(probed == Endpoint::Family::kV6 ? 6 : 4);
-  out.push_back(unsolicited ? 1 : 0);
-  return out;
+  uint64_t v;
+  if (!oh || !get_uint(oh->get(), v) || v > 2) return std::nullopt;
+  return static_cast<DialBackVerdict>(v);
 }
 
 Bytes encode_bool(bool b) { return pack(b); }

@@ -9,14 +9,14 @@
 //   kademlia_store      request [key: bin 20, value: bin, version: uint, owner: bin 32, signature: bin 64]
 //                       response true (stored, or the same signed value held) | false (the owner's newer
 //                       value is held) | error (another owner holds the key, quota, storage failure, ...)
-//   kademlia_dial_back  request [0, nonce: bin 16, contact]  ask: "probe this contact" (verifier -> helper)
-//                       request [1, nonce: bin 16]           probe (helper -> probed node)
-//                       response [unsolicited: bool, signature: bin 64] (the probed node's testimony; the
-//                       helper relays it as is) or [] (ask only: the probed node did not answer)
+//   kademlia_dial_back  request [2, nonce: bin 16, ip, port]  self-check ask (S -> helper H1)   response bool
+//                       request [3, nonce: bin 16, contact]   probe-for (H1 -> H2: probe S)     response bool
+//                       request [4, nonce: bin 16]            probe (H2 -> S)                   response true
+//                       request [5]                           verdict (V -> S)   response uint 0 | 1 | 2
 // Values over kMaxValueSize are malformed. Signatures are checked by the caller (dht/signed_value.h).
 //   contact = [public key: bin 32, ip: bin 4 or 16, port: uint]   (node id = BLAKE2b-160(public key))
 //           or [public key, ip, port, ip2, port2]: a second address, of the other family (dual-stack nodes;
-//           a dial-back ask always names one address)
+//           a dial-back probe-for always names one address)
 // Decoders return nullopt on anything malformed; contacts with unusable addresses are skipped.
 #pragma once
 #include <optional>
@@ -55,27 +55,30 @@ Bytes encode_store(const StoredValue& v);
 std::optional<StoredValue> decode_store(ByteView body);
 
 using DialBackNonce = std::array<uint8_t, 16>;
+// kademlia_dial_back's sub-kinds (docs/protocol.md 5.1; 0 and 1 were version 3's ask and probe).
+enum class DialBackKind : uint8_t {
+  kSelfCheck = 2,  // S -> H1: "have a stranger probe me"     [2, nonce: bin 16, ip, port]  -> bool
+  kProbeFor = 3,   // H1 -> H2: "probe this contact"           [3, nonce: bin 16, contact]   -> bool
+  kProbe = 4,      // H2 -> S: the probe                        [4, nonce: bin 16]            -> true
+  kVerdict = 5,    // V -> S: "can strangers reach you?"        [5]                           -> uint verdict
+};
 struct DialBackRequest {
-  bool probe = false;        // false: an ask (target set); true: a probe
-  DialBackNonce nonce{};
-  Contact target;            // ask only
+  DialBackKind kind = DialBackKind::kVerdict;
+  DialBackNonce nonce{};  // self-check, probe-for, probe: S's, new for every self-check ask
+  Endpoint via;           // self-check: the address S sent the ask to (H1's, as S holds it)
+  Contact target;         // probe-for: S, at the address H1 heard the self-check ask from
 };
 Bytes encode_dial_back_request(const DialBackRequest& r);
 std::optional<DialBackRequest> decode_dial_back_request(ByteView body);
 
-// The probed node's testimony, signed by it over testimony_signing_bytes; reached=false encodes [].
-struct DialBackAnswer {
-  bool reached = false;
-  bool unsolicited = false;  // the probe came from an address the probed node had sent nothing to lately
-  Signature signature{};
+// S's answer to a verdict request, about the family the request came over.
+enum class DialBackVerdict : uint8_t {
+  kUnreachable = 0,  // no stranger's probe came in unsolicited within DialBack::kReachableFor
+  kReachable = 1,    // one did
+  kUnknown = 2,      // S has not finished a self-check over that family yet: ask again later
 };
-Bytes encode_dial_back_answer(const DialBackAnswer& a);
-std::optional<DialBackAnswer> decode_dial_back_answer(ByteView body);
-// What the probed node signs: "storjnet-dial-back-v2" | network id (4, big-endian) | nonce (16) |
-// the helper's public key (32, the probe's authenticated sender) | the family the probe came over (1 byte, 4
-// or 6) | unsolicited (1 byte, 0 or 1).
-Bytes testimony_signing_bytes(uint32_t network_id, const DialBackNonce& nonce, const PublicKey& helper,
-                              Endpoint::Family probed, bool unsolicited);
+Bytes encode_dial_back_verdict(DialBackVerdict v);
+std::optional<DialBackVerdict> decode_dial_back_verdict(ByteView body);
 
 Bytes encode_bool(bool b);
 std::optional<bool> decode_bool(ByteView body);

@@ -4,8 +4,22 @@
 
 namespace storjnet::dht {
 
-struct DialBack::Check {
-  Contact target;
+namespace {
+size_t family_index(Endpoint::Family f) { return f == Endpoint::Family::kV6 ? 1 : 0; }
+bool same_ip(const Endpoint& a, const Endpoint& b) { return a.family == b.family && a.addr == b.addr; }
+// `c` reached at its address of family f only (nullopt: it has none, or a loopback one).
+std::optional<Contact> at_family(const Contact& c, Endpoint::Family f) {
+  auto at = c.address(f);
+  if (!at || at->is_loopback()) return std::nullopt;
+  Contact out = c;
+  out.endpoint = *at;
+  out.alt = {};
+  return out;
+}
+}  // namespace
+
+struct DialBack::Round {
+  Endpoint::Family family;
   std::vector<Contact> helpers;
   size_t next = 0;
 };
@@ -13,9 +27,13 @@ struct DialBack::Check {
 DialBack::DialBack(Engine& engine, RoutingTable& table, const DhtConfig& cfg)
     : engine_(engine), table_(table), enabled_(cfg.dial_back), rpc_timeout_(cfg.rpc_timeout),
       rpc_attempts_(cfg.rpc_attempts), total_rate_(cfg.dial_back_total_rate), per_asker_(cfg.dial_back_rate, 1024),
-      scope_(engine.scope()) {
+      verdicts_per_asker_(cfg.dial_back_rate, 1024), scope_(engine.scope()) {
   engine_.set_handler(Method::kDialBack, [this](const IncomingRequest& q, const Reply& r) { on_request(q, r); });
   engine_.set_rate_limited(Method::kDialBack);
+  if (!enabled_) return;
+  uint8_t families = engine_.env().families();
+  for (auto f : {Endpoint::Family::kV4, Endpoint::Family::kV6})
+    if (families & family_bit(f)) engine_.schedule(scope_, kFirstSelfCheck, [this, f] { self_check(f); });
 }
 
 DialBack::~DialBack() {
@@ -27,10 +45,6 @@ void DialBack::refuse() {
   ++asks_refused_;
   engine_.drops().add(DropReason::kDhtDialBackRefused);
 }
-
-namespace {
-size_t family_index(Endpoint::Family f) { return f == Endpoint::Family::kV6 ? 1 : 0; }
-}  // namespace
 
 bool DialBack::reachable(Endpoint::Family f) const {
   const auto& at = reached_at_[family_index(f)];
@@ -62,139 +76,243 @@ bool DialBack::loopback_only() const {
   return true;
 }
 
+DialBackVerdict DialBack::verdict(Endpoint::Family f) const {
+  if (reachable(f)) return DialBackVerdict::kReachable;
+  return self_[family_index(f)].concluded ? DialBackVerdict::kUnreachable : DialBackVerdict::kUnknown;
+}
+
 void DialBack::fill(DhtStats& s) const {
   s.reachable = reachable();
   uint8_t families = engine_.env().families();
   s.reachable_v4 = (families & kFamilyV4) && reachable(Endpoint::Family::kV4);
   s.reachable_v6 = (families & kFamilyV6) && reachable(Endpoint::Family::kV6);
+  s.dial_back_self_checks = self_checks_;
+  s.dial_back_self_checks_ok = self_checks_ok_;
   s.dial_back_asks_sent = asks_sent_;
   s.dial_back_asks_served = asks_served_;
   s.dial_back_asks_refused = asks_refused_;
   s.dial_back_probes_answered = probes_answered_;
   s.dial_back_confirmed = confirmed_;
-  s.dial_back_forged = forged_;
+  s.dial_back_verdicts_asked = verdicts_asked_;
+  s.dial_back_verdicts_answered = verdicts_answered_;
 }
 
-// ------------------------------------------------------------ verifier
+// ------------------------------------------------------------ self-check (S)
 
-std::vector<Contact> DialBack::pick_helpers(const Contact& s) {
+// Up to kHelpers contacts with a (non-loopback) address of family f, at distinct IP addresses, confirmed ones
+// first, at random; none when fewer than kMinContacts such contacts exist.
+std::vector<Contact> DialBack::pick_helpers(Endpoint::Family f) {
   std::vector<Contact> confirmed, others;
-  auto same_address = [](const Endpoint& a, const Endpoint& b) { return a.family == b.family && a.addr == b.addr; };
-  uint8_t family = family_bit(s.endpoint.family);  // a helper must have an address of it to send the probe
-  for (int b = 0; b <= table_.deepest_bucket(); ++b) {
-    for (const auto& e : table_.bucket(static_cast<size_t>(b))) {
-      const Contact& c = e.contact;
-      if (c.id == s.id || same_address(c.endpoint, s.endpoint) || !c.reachable_by(family)) continue;
-      (e.confirmed ? confirmed : others).push_back(c);
-    }
-  }
+  for (int b = 0; b <= table_.deepest_bucket(); ++b)
+    for (const auto& e : table_.bucket(static_cast<size_t>(b)))
+      if (auto c = at_family(e.contact, f)) (e.confirmed ? confirmed : others).push_back(*c);
+  if (confirmed.size() + others.size() < kMinContacts) return {};
   std::vector<Contact> out;
   for (auto* pool : {&confirmed, &others})
     while (out.size() < kHelpers && !pool->empty()) {
       size_t i = engine_.env().random_below(pool->size());
-      out.push_back((*pool)[i]);
+      Contact c = (*pool)[i];
       (*pool)[i] = pool->back();
       pool->pop_back();
+      if (std::none_of(out.begin(), out.end(), [&](const Contact& o) { return same_ip(o.endpoint, c.endpoint); }))
+        out.push_back(c);
     }
   return out;
 }
 
-void DialBack::check(const Contact& s) {
-  if (!enabled_ || checking_.size() >= kMaxChecks || checking_.contains(s.id)) return;
-  // A contact on a loopback address is on this host: no NAT between us, and no helper can probe it from
-  // another address (helpers never share S's address). Confirmed as it is.
-  if (s.endpoint.is_loopback()) {
-    if (table_.set_confirmed(s.id)) ++confirmed_;
+void DialBack::self_check(Endpoint::Family f) {
+  SelfCheck& sc = self_[family_index(f)];
+  if (sc.asking) return;
+  // A network on one host needs no proof (reachable() says so); check again should a contact elsewhere come.
+  auto helpers = loopback_only() ? std::vector<Contact>{} : pick_helpers(f);
+  if (helpers.empty()) {
+    engine_.schedule(scope_, kWaitForContacts, [this, f] { self_check(f); });
     return;
   }
-  auto c = std::make_shared<Check>(Check{s, pick_helpers(s)});
-  if (c->helpers.empty()) return;
-  checking_.insert(s.id);
-  ask_next(std::move(c));
+  ++self_checks_;
+  sc.reached = false;
+  ask_helper(std::make_shared<Round>(Round{f, std::move(helpers)}));
 }
 
-void DialBack::ask_next(std::shared_ptr<Check> c) {
-  if (c->next >= c->helpers.size()) {
-    checking_.erase(c->target.id);
-    return;
-  }
-  Contact helper = c->helpers[c->next++];
+void DialBack::ask_helper(std::shared_ptr<Round> round) {
+  SelfCheck& sc = self_[family_index(round->family)];
+  if (sc.reached || round->next >= round->helpers.size()) return end_round(round->family, sc.reached);
+  const Contact helper = round->helpers[round->next++];
   DialBackRequest ask;
+  ask.kind = DialBackKind::kSelfCheck;
   engine_.env().random(ask.nonce);
-  ask.target = c->target;
+  ask.via = helper.endpoint;
+  sc.asking = true;
+  sc.nonce = ask.nonce;
   ++asks_sent_;
-  // The helper's probe takes up to rpc_timeout; the ask's retransmission also covers an address challenge.
-  RpcOptions opts{rpc_timeout_ * 3, 2};
+  // H1 waits for H2 (up to 3 rpc_timeout), which waits for the probe (rpc_timeout); the retransmission also
+  // covers an address challenge. Whatever the answer, only a probe that came in tells.
   engine_.request(scope_, helper, Method::kDialBack, encode_dial_back_request(ask),
-                  [this, c, helper, nonce = ask.nonce](RpcResult&& r) {
-    auto a = r.ok() ? decode_dial_back_answer(r.payload) : std::nullopt;
-    if (a && a->reached) {
-      // Signed over the family the probe came over: the one of the address asked about, or it confirms nothing.
-      Bytes signed_bytes = testimony_signing_bytes(engine_.config().network_id, nonce, helper.key,
-                                                   c->target.endpoint.family, a->unsolicited);
-      if (!Identity::verify(c->target.key, signed_bytes, a->signature)) {
-        ++forged_;
-        engine_.drops().add(DropReason::kDhtDialBackRefused);
-      } else if (a->unsolicited) {
-        checking_.erase(c->target.id);
-        if (table_.set_confirmed(c->target.id)) ++confirmed_;
-        return;
-      }
-    }
-    ask_next(c);
-  }, opts);
+                  [this, round](RpcResult&&) { ask_helper(round); }, RpcOptions{rpc_timeout_ * 6, 2});
 }
 
-// ------------------------------------------------------------ helper and probed node
+void DialBack::end_round(Endpoint::Family f, bool proven) {
+  SelfCheck& sc = self_[family_index(f)];
+  sc.asking = false;
+  sc.concluded = true;
+  Duration next = kReprove;
+  if (proven) {
+    ++self_checks_ok_;
+    sc.retry = kRetryMin;
+  } else {
+    next = sc.retry;
+    sc.retry = std::min<Duration>(2 * sc.retry, kRetryMax);
+  }
+  engine_.schedule(scope_, next, [this, f] { self_check(f); });
+}
+
+void DialBack::answer_probe(const IncomingRequest& q, const DialBackRequest& probe, const Reply& r) {
+  SelfCheck* sc = nullptr;
+  for (auto& s : self_)
+    if (s.asking && s.nonce == probe.nonce) sc = &s;
+  if (!sc) {
+    refuse();
+    return r.error("dial_back: unexpected probe");
+  }
+  ++probes_answered_;
+  // Sends made while handling this probe (a handshake's answer) do not count: only what came before it.
+  if (!engine_.sent_before_arrival(q.from.endpoint)) {
+    reached_at_[family_index(q.from.endpoint.family)] = engine_.now();
+    sc->reached = true;
+  }
+  r.ok(encode_bool(true));
+}
+
+// ------------------------------------------------------------ helpers (H1, H2)
 
 void DialBack::on_request(const IncomingRequest& q, const Reply& r) {
   auto req = decode_dial_back_request(q.payload);
   if (!req) return r.error("malformed dial_back");
-  if (req->probe) return answer_probe(q, *req, r);
-  serve_ask(q, *req, r);
+  switch (req->kind) {
+    case DialBackKind::kSelfCheck: return serve_self_check(q, *req, r);
+    case DialBackKind::kProbeFor: return serve_probe_for(q, *req, r);
+    case DialBackKind::kProbe: return answer_probe(q, *req, r);
+    case DialBackKind::kVerdict: return answer_verdict(q, r);
+  }
 }
 
-void DialBack::serve_ask(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r) {
-  TimePoint now = engine_.now();
+// A proven asker within the rates and the probe bound; otherwise refused (counted), answered with an error
+// or, for an unproven address, not at all (it is challenged; its retransmission finds it proven).
+bool DialBack::helper_admits(const IncomingRequest& q, const Reply& r) {
   if (!engine_.address_proven(q.from.endpoint, q.from.key)) {
-    // Unanswered: the asker echoes the challenge, and its retransmitted ask finds its address proven.
     engine_.challenge(q.from);
-    return refuse();
-  }
-  if (ask.target.key == engine_.identity().public_key()) {
     refuse();
-    return r.error("dial_back: cannot probe myself");
+    return false;
   }
+  TimePoint now = engine_.now();
   if (!per_asker_.allow(q.from.id, now) || !total_.take(total_rate_, total_rate_, now) || probes_ >= kMaxProbes) {
     refuse();
-    return r.error("dial_back refused: over the rate");
+    r.error("dial_back refused: over the rate");
+    return false;
+  }
+  return true;
+}
+
+// H2 for the asker S: a contact with an address of S's family, at neither S's IP address nor the one S reached
+// us at (a probe from there is one S's NAT lets in as an answer), confirmed ones first, at random.
+std::optional<Contact> DialBack::pick_stranger(const Contact& s, const Endpoint& via) {
+  std::vector<Contact> confirmed, others;
+  for (int b = 0; b <= table_.deepest_bucket(); ++b)
+    for (const auto& e : table_.bucket(static_cast<size_t>(b))) {
+      if (e.contact.id == s.id) continue;
+      auto c = at_family(e.contact, s.endpoint.family);
+      if (!c || same_ip(c->endpoint, s.endpoint) || same_ip(c->endpoint, via)) continue;
+      (e.confirmed ? confirmed : others).push_back(*c);
+    }
+  auto& pool = confirmed.empty() ? others : confirmed;
+  if (pool.empty()) return std::nullopt;
+  return pool[engine_.env().random_below(pool.size())];
+}
+
+void DialBack::serve_self_check(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r) {
+  if (!helper_admits(q, r)) return;
+  Contact s = q.from;  // the asker, at the address its ask came from: nobody else is probed for it
+  s.alt = {};
+  auto stranger = pick_stranger(s, ask.via);
+  if (!stranger) return r.ok(encode_bool(false));
+  ++probes_;
+  ++asks_served_;
+  DialBackRequest req;
+  req.kind = DialBackKind::kProbeFor;
+  req.nonce = ask.nonce;
+  req.target = s;
+  engine_.request(scope_, *stranger, Method::kDialBack, encode_dial_back_request(req), [this, r](RpcResult&& res) {
+    --probes_;
+    auto probed = res.ok() ? decode_bool(res.payload) : std::nullopt;
+    r.ok(encode_bool(probed.value_or(false)));
+  }, RpcOptions{rpc_timeout_ * 3, 2});
+}
+
+void DialBack::serve_probe_for(const IncomingRequest& q, const DialBackRequest& req, const Reply& r) {
+  if (!helper_admits(q, r)) return;
+  if (req.target.key == engine_.identity().public_key() || req.target.key == q.from.key) {
+    refuse();
+    return r.error("dial_back: cannot probe myself");
   }
   ++probes_;
   ++asks_served_;
   DialBackRequest probe;
-  probe.probe = true;
-  probe.nonce = ask.nonce;
-  engine_.request(scope_, ask.target, Method::kDialBack, encode_dial_back_request(probe), [this, r](RpcResult&& res) {
+  probe.kind = DialBackKind::kProbe;
+  probe.nonce = req.nonce;
+  engine_.request(scope_, req.target, Method::kDialBack, encode_dial_back_request(probe), [this, r](RpcResult&& res) {
     --probes_;
-    auto a = res.ok() ? decode_dial_back_answer(res.payload) : std::nullopt;
-    r.ok(encode_dial_back_answer(a ? *a : DialBackAnswer{}));
+    r.ok(encode_bool(res.ok()));
   }, RpcOptions{rpc_timeout_, rpc_attempts_});
 }
 
-void DialBack::answer_probe(const IncomingRequest& q, const DialBackRequest& probe, const Reply& r) {
-  TimePoint now = engine_.now();
-  if (!testimonies_.take(kTestimonyRate, kTestimonyRate, now)) {
-    refuse();
-    return r.error("dial_back: testimony rate exceeded");
+// ------------------------------------------------------------ verdicts (V asks S)
+
+void DialBack::answer_verdict(const IncomingRequest& q, const Reply& r) {
+  if (!engine_.address_proven(q.from.endpoint, q.from.key)) {
+    engine_.challenge(q.from);
+    return refuse();
   }
-  DialBackAnswer a;
-  a.reached = true;
-  a.unsolicited = !engine_.sent_before_arrival(q.from.endpoint);
-  a.signature = engine_.identity().sign(testimony_signing_bytes(engine_.config().network_id, probe.nonce, q.from.key,
-                                                                q.from.endpoint.family, a.unsolicited));
-  if (a.unsolicited) reached_at_[family_index(q.from.endpoint.family)] = now;
-  ++probes_answered_;
-  r.ok(encode_dial_back_answer(a));
+  TimePoint now = engine_.now();
+  if (!verdicts_per_asker_.allow(q.from.id, now) || !verdicts_.take(kVerdictRate, kVerdictRate, now)) {
+    refuse();
+    return r.error("dial_back refused: over the rate");
+  }
+  ++verdicts_answered_;
+  r.ok(encode_dial_back_verdict(verdict(q.from.endpoint.family)));
+}
+
+void DialBack::check(const Contact& s) {
+  if (!enabled_ || checking_.size() >= kMaxChecks || checking_.contains(s.id)) return;
+  // A contact on a loopback address is on this host: no NAT between us. Confirmed as it is.
+  if (s.endpoint.is_loopback()) {
+    if (table_.set_confirmed(s.id)) ++confirmed_;
+    return;
+  }
+  checking_.insert(s.id);
+  Contact at = s;  // asked over the family of the address the entry holds: the verdict is about that one
+  at.alt = {};
+  ask_verdict(at, 0);
+}
+
+void DialBack::ask_verdict(const Contact& s, size_t attempt) {
+  if (!table_.find(s.id)) {  // gone while waiting to ask again
+    checking_.erase(s.id);
+    return;
+  }
+  ++verdicts_asked_;
+  // The retransmission also covers an address challenge.
+  engine_.request(scope_, s, Method::kDialBack, encode_dial_back_request(DialBackRequest{}),
+                  [this, s, attempt](RpcResult&& r) {
+    auto v = r.ok() ? decode_dial_back_verdict(r.payload) : std::nullopt;
+    if (v == DialBackVerdict::kUnknown && attempt < kUnknownRetries) {
+      engine_.schedule(scope_, kUnknownRetry * (attempt + 1), [this, s, attempt] { ask_verdict(s, attempt + 1); });
+      return;
+    }
+    checking_.erase(s.id);
+    auto held = table_.find(s.id);  // confirmed for the address asked about, not one it moved to since
+    if (v == DialBackVerdict::kReachable && held && held->endpoint == s.endpoint && table_.set_confirmed(s.id))
+      ++confirmed_;
+  }, RpcOptions{rpc_timeout_, rpc_attempts_});
 }
 
 }  // namespace storjnet::dht

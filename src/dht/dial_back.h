@@ -1,20 +1,28 @@
-// DialBack: AutoNAT-style reachability checks for the routing table (docs/protocol.md 5.1).
+// DialBack: who strangers can reach (docs/protocol.md 5.1). Each node learns its own reachability by a
+// self-check; verifiers ask a new contact for its verdict.
 //
-// Three roles, one RPC (kademlia_dial_back):
-// - Verifier V: a contact S newly in its routing table is unconfirmed. V asks up to kHelpers random helpers
-//   H (confirmed contacts first, never one at S's IP address), one after another, to probe S. S is marked
-//   confirmed when one relays a valid testimony of S saying the probe came in unsolicited.
-// - Helper H: serves asks only from askers whose address is proven (else it challenges the address and drops
-//   the ask, so the asker's retransmission is served), at most `rate` asks/s per asker and `total_rate` in
-//   all, at most kMaxProbes probes in flight; it probes S (H is a stranger to S) and relays S's answer.
-// - Probed node S: answers a probe with a testimony signed by its key over (network, nonce, H's key,
-//   unsolicited), where unsolicited means S sent nothing to the probe's source address within
-//   RecentSends::kWindow before it arrived: the probe then crossed any NAT in front of S unsolicited, so
-//   strangers reach S. S records that per address family (reachable(f)). At most kTestimonyRate signatures/s.
-// Families: an ask names one address of S, the one V holds; helpers have an address of its family; S signs the
-// family the probe came over, so a probe of S's other address (open IPv6 beside a NATed IPv4) confirms nothing.
-// A lying helper cannot forge S's signature; a lying S can only get itself confirmed (it could anyway).
-// Refusals are counted under DropReason::kDhtDialBackRefused. All state is bounded.
+// Four roles, one RPC (kademlia_dial_back, sub-kinds 2 to 5):
+// - Self-check (node S, per address family it sends on): S asks a helper H1 (a routing-table contact of that
+//   family, confirmed ones first, at random) to have it probed by a stranger. S has just sent to H1, so H1's own
+//   probe would come in as an answer; H1 asks one of its contacts H2 (not S, not at S's IP address nor at the
+//   one S reached H1 at) to probe S at the address the ask came from. S answers the probe and decides alone,
+//   by RecentSends (it sent nothing to the probe's source IP within RecentSends::kWindow before it arrived),
+//   whether it came in unsolicited: then it crossed any NAT in front of S, and S is reachable over that family
+//   for kReachableFor. Up to kHelpers asks a round, one after another, until a probe comes in unsolicited. The
+//   first round runs once S has kMinContacts contacts of the family, then again when the proof is
+//   kReprove old (every kReachableFor / 2), and, while unproven, after kRetryMin backing off to kRetryMax.
+// - Helpers H1 and H2: serve only askers whose address is proven (else they challenge it and drop the
+//   request, so the retransmission is served), at most `rate` requests/s per asker and `total_rate` in all,
+//   kMaxProbes probes in flight. H1 names only the asker's own address to H2: an asker gets itself probed, no
+//   one else.
+// - Probed node S: answers only a probe carrying the nonce of its own self-check ask in flight.
+// - Verifier V: a contact S new in its routing table (or an unconfirmed entry due for a re-check) is asked for
+//   its verdict over the family V holds it at; "reachable" confirms the entry; "unknown" (no self-check round
+//   finished yet) is asked again after kUnknownRetry, then twice that; "unreachable", an error (an older node)
+//   or no answer leaves it unconfirmed. At most kMaxChecks at a time. Answered to proven askers only, at most
+//   `rate` a second per asker (burst 2x) and kVerdictRate in all.
+// S's word is all V ever had about S (a probed node could always claim unsolicited): a liar gets itself
+// confirmed, as before. Refusals are counted under DropReason::kDhtDialBackRefused. All state is bounded.
 #pragma once
 #include <memory>
 #include <unordered_map>
@@ -31,18 +39,26 @@ namespace storjnet::dht {
 
 class DialBack {
  public:
-  static constexpr size_t kHelpers = 3;          // helpers asked per check, one after another
-  static constexpr size_t kMaxChecks = 64;       // checks in flight (verifier)
-  static constexpr size_t kMaxProbes = 128;      // probes in flight (helper)
-  static constexpr double kTestimonyRate = 20;   // testimonies signed per second (probed node)
+  static constexpr size_t kHelpers = 3;          // H1s asked per self-check round, one after another
+  static constexpr size_t kMinContacts = 3;      // contacts of a family before its first self-check
+  static constexpr size_t kMaxChecks = 256;      // verdict checks in flight or waiting to ask again (verifier)
+  static constexpr size_t kMaxProbes = 128;      // probe-fors and probes in flight (helper)
+  static constexpr size_t kUnknownRetries = 2;   // an "unknown" verdict is asked again this often
+  static constexpr double kVerdictRate = 200;    // verdicts answered per second in all (burst the same)
   static constexpr Duration kReachableFor = std::chrono::hours(1);  // reachable(): an unsolicited probe this recent
+  static constexpr Duration kReprove = kReachableFor / 2;           // next self-check after a proof
+  static constexpr Duration kFirstSelfCheck = std::chrono::seconds(2);  // after start; then polled ...
+  static constexpr Duration kWaitForContacts = std::chrono::seconds(5);  // ... until kMinContacts
+  static constexpr Duration kRetryMin = std::chrono::seconds(30);   // unproven: next round, doubling ...
+  static constexpr Duration kRetryMax = std::chrono::minutes(10);   // ... up to this
+  static constexpr Duration kUnknownRetry = std::chrono::seconds(30);
 
   DialBack(Engine& engine, RoutingTable& table, const DhtConfig& cfg);
   ~DialBack();
   DialBack(const DialBack&) = delete;
   DialBack& operator=(const DialBack&) = delete;
 
-  // Verifier: checks `s` unless disabled, already checking it, or kMaxChecks are in flight.
+  // Verifier: asks `s` for its verdict unless disabled, already checking it, or kMaxChecks are in flight.
   void check(const Contact& s);
   // Whether an unsolicited probe over family f reached this node within kReachableFor, or every routing-table
   // entry is on a loopback address (a network on one host: nothing NATs there).
@@ -53,16 +69,32 @@ class DialBack {
   // Whether this node's route out over its judged family has a public address (Environment::lan_endpoint is
   // none: no NAT in front of it).
   bool open() const;
+  // What this node answers a verdict request that came over family f.
+  DialBackVerdict verdict(Endpoint::Family f) const;
   // Adds the counters and reachable to `s`.
   void fill(DhtStats& s) const;
 
  private:
-  struct Check;
+  struct Round;
+  struct SelfCheck {         // per family
+    bool asking = false;     // an ask in flight: its nonce is the one a probe must carry
+    bool concluded = false;  // a round has finished
+    bool reached = false;    // this round: an unsolicited probe came in
+    DialBackNonce nonce{};
+    Duration retry = kRetryMin;
+  };
   void on_request(const IncomingRequest& q, const Reply& r);
-  void serve_ask(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r);
+  void serve_self_check(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r);
+  void serve_probe_for(const IncomingRequest& q, const DialBackRequest& req, const Reply& r);
   void answer_probe(const IncomingRequest& q, const DialBackRequest& probe, const Reply& r);
-  void ask_next(std::shared_ptr<Check> c);
-  std::vector<Contact> pick_helpers(const Contact& s);
+  void answer_verdict(const IncomingRequest& q, const Reply& r);
+  bool helper_admits(const IncomingRequest& q, const Reply& r);
+  void self_check(Endpoint::Family f);
+  void ask_helper(std::shared_ptr<Round> round);
+  void end_round(Endpoint::Family f, bool proven);
+  void ask_verdict(const Contact& s, size_t attempt);
+  std::vector<Contact> pick_helpers(Endpoint::Family f);
+  std::optional<Contact> pick_stranger(const Contact& s, const Endpoint& via);
   void refuse();
   bool loopback_only() const;
 
@@ -72,14 +104,15 @@ class DialBack {
   Duration rpc_timeout_;
   int rpc_attempts_;
   double total_rate_;
-  StoreRate per_asker_;
-  TokenBucket total_{}, testimonies_{};
+  StoreRate per_asker_, verdicts_per_asker_;
+  TokenBucket total_{}, verdicts_{};
   std::unordered_set<NodeId> checking_;
   size_t probes_ = 0;
+  SelfCheck self_[2];                       // IPv4, IPv6
   std::optional<TimePoint> reached_at_[2];  // IPv4, IPv6
-  uint64_t asks_sent_ = 0, asks_served_ = 0, asks_refused_ = 0, probes_answered_ = 0, confirmed_ = 0,
-           forged_ = 0;
-  Engine::Scope scope_;  // its RPCs (ended first when it is destroyed)
+  uint64_t self_checks_ = 0, self_checks_ok_ = 0, asks_sent_ = 0, asks_served_ = 0, asks_refused_ = 0,
+           probes_answered_ = 0, confirmed_ = 0, verdicts_asked_ = 0, verdicts_answered_ = 0;
+  Engine::Scope scope_;  // its RPCs and timers (ended first when it is destroyed)
 };
 
 }  // namespace storjnet::dht
