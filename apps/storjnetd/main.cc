@@ -72,7 +72,7 @@ struct Options {
 // all addresses or a private one, and at most this many nodes per process (a local test network needs none).
 constexpr int kMaxMappedNodes = 16;
 // Before joining, a node waits this long for its first mapping attempt, so that the peers it meets find it
-// reachable at once (a dial-back is asked when a contact is new).
+// reachable at once (its dial-back self-check runs once it has contacts, and its peers ask its verdict).
 constexpr auto kMappingWait = std::chrono::milliseconds(4000);
 
 // The API token: --api-token, else --api-token-file, else STORJNET_API_TOKEN; empty when none was given

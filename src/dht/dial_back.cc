@@ -33,7 +33,7 @@ DialBack::DialBack(Engine& engine, RoutingTable& table, const DhtConfig& cfg)
   if (!enabled_) return;
   uint8_t families = engine_.env().families();
   for (auto f : {Endpoint::Family::kV4, Endpoint::Family::kV6})
-    if (families & family_bit(f)) engine_.schedule(scope_, kFirstSelfCheck, [this, f] { self_check(f); });
+    if (families & family_bit(f)) schedule_self_check(f, kFirstSelfCheck);
 }
 
 DialBack::~DialBack() {
@@ -120,15 +120,24 @@ std::vector<Contact> DialBack::pick_helpers(Endpoint::Family f) {
   return out;
 }
 
-void DialBack::self_check(Endpoint::Family f) {
+void DialBack::schedule_self_check(Endpoint::Family f, Duration after) {
+  uint64_t epoch = ++self_[family_index(f)].epoch;
+  engine_.schedule(scope_, after, [this, f, epoch] {
+    if (self_[family_index(f)].epoch == epoch) self_check(f);
+  });
+}
+
+void DialBack::self_check(Endpoint::Family f, bool early) {
   SelfCheck& sc = self_[family_index(f)];
   if (sc.asking) return;
   // A network on one host needs no proof (reachable() says so); check again should a contact elsewhere come.
   auto helpers = loopback_only() ? std::vector<Contact>{} : pick_helpers(f);
   if (helpers.empty()) {
-    engine_.schedule(scope_, kWaitForContacts, [this, f] { self_check(f); });
+    if (!early) schedule_self_check(f, kWaitForContacts);
     return;
   }
+  ++sc.epoch;  // a poll still scheduled is void: end_round schedules the next round
+  ++sc.rounds;
   ++self_checks_;
   sc.reached = false;
   ask_helper(std::make_shared<Round>(Round{f, std::move(helpers)}));
@@ -163,7 +172,7 @@ void DialBack::end_round(Endpoint::Family f, bool proven) {
     next = sc.retry;
     sc.retry = std::min<Duration>(2 * sc.retry, kRetryMax);
   }
-  engine_.schedule(scope_, next, [this, f] { self_check(f); });
+  schedule_self_check(f, next);
 }
 
 void DialBack::answer_probe(const IncomingRequest& q, const DialBackRequest& probe, const Reply& r) {
@@ -282,7 +291,12 @@ void DialBack::answer_verdict(const IncomingRequest& q, const Reply& r) {
 }
 
 void DialBack::check(const Contact& s) {
-  if (!enabled_ || checking_.size() >= kMaxChecks || checking_.contains(s.id)) return;
+  if (!enabled_) return;
+  // Called as entries enter: a family's first self-check starts as soon as there are helpers for it.
+  uint8_t families = engine_.env().families();
+  for (auto f : {Endpoint::Family::kV4, Endpoint::Family::kV6})
+    if ((families & family_bit(f)) && self_[family_index(f)].rounds == 0 && s.address(f)) self_check(f, true);
+  if (checking_.size() >= kMaxChecks || checking_.contains(s.id)) return;
   // A contact on a loopback address is on this host: no NAT between us. Confirmed as it is.
   if (s.endpoint.is_loopback()) {
     if (table_.set_confirmed(s.id)) ++confirmed_;
@@ -291,7 +305,7 @@ void DialBack::check(const Contact& s) {
   checking_.insert(s.id);
   Contact at = s;  // asked over the family of the address the entry holds: the verdict is about that one
   at.alt = {};
-  ask_verdict(at, 0);
+  engine_.schedule(scope_, kFirstVerdict, [this, at] { ask_verdict(at, 0); });
 }
 
 void DialBack::ask_verdict(const Contact& s, size_t attempt) {
@@ -305,7 +319,7 @@ void DialBack::ask_verdict(const Contact& s, size_t attempt) {
                   [this, s, attempt](RpcResult&& r) {
     auto v = r.ok() ? decode_dial_back_verdict(r.payload) : std::nullopt;
     if (v == DialBackVerdict::kUnknown && attempt < kUnknownRetries) {
-      engine_.schedule(scope_, kUnknownRetry * (attempt + 1), [this, s, attempt] { ask_verdict(s, attempt + 1); });
+      engine_.schedule(scope_, kUnknownRetry * (1 << attempt), [this, s, attempt] { ask_verdict(s, attempt + 1); });
       return;
     }
     checking_.erase(s.id);

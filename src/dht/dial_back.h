@@ -9,16 +9,18 @@
 //   by RecentSends (it sent nothing to the probe's source IP within RecentSends::kWindow before it arrived),
 //   whether it came in unsolicited: then it crossed any NAT in front of S, and S is reachable over that family
 //   for kReachableFor. Up to kHelpers asks a round, one after another, until a probe comes in unsolicited. The
-//   first round runs once S has kMinContacts contacts of the family, then again when the proof is
-//   kReprove old (every kReachableFor / 2), and, while unproven, after kRetryMin backing off to kRetryMax.
+//   first round runs as soon as S has kMinContacts contacts of the family (polled from kFirstSelfCheck, and
+//   checked whenever an entry is added), then again when the proof is kReprove old (every kReachableFor / 2),
+//   and, while unproven, after kRetryMin backing off to kRetryMax.
 // - Helpers H1 and H2: serve only askers whose address is proven (else they challenge it and drop the
 //   request, so the retransmission is served), at most `rate` requests/s per asker and `total_rate` in all,
 //   kMaxProbes probes in flight. H1 names only the asker's own address to H2: an asker gets itself probed, no
 //   one else.
 // - Probed node S: answers only a probe carrying the nonce of its own self-check ask in flight.
 // - Verifier V: a contact S new in its routing table (or an unconfirmed entry due for a re-check) is asked for
-//   its verdict over the family V holds it at; "reachable" confirms the entry; "unknown" (no self-check round
-//   finished yet) is asked again after kUnknownRetry, then twice that; "unreachable", an error (an older node)
+//   its verdict kFirstVerdict later, over the family V holds it at; "reachable" confirms the entry; "unknown"
+//   (no self-check round finished yet) is asked again after kUnknownRetry, 2x and 4x that; "unreachable", an
+//   error (an older node)
 //   or no answer leaves it unconfirmed. At most kMaxChecks at a time. Answered to proven askers only, at most
 //   `rate` a second per asker (burst 2x) and kVerdictRate in all.
 // S's word is all V ever had about S (a probed node could always claim unsolicited): a liar gets itself
@@ -41,9 +43,9 @@ class DialBack {
  public:
   static constexpr size_t kHelpers = 3;          // H1s asked per self-check round, one after another
   static constexpr size_t kMinContacts = 3;      // contacts of a family before its first self-check
-  static constexpr size_t kMaxChecks = 256;      // verdict checks in flight or waiting to ask again (verifier)
+  static constexpr size_t kMaxChecks = 512;      // verdict checks in flight or waiting to ask (verifier)
   static constexpr size_t kMaxProbes = 128;      // probe-fors and probes in flight (helper)
-  static constexpr size_t kUnknownRetries = 2;   // an "unknown" verdict is asked again this often
+  static constexpr size_t kUnknownRetries = 3;   // an "unknown" verdict is asked again this often
   static constexpr double kVerdictRate = 200;    // verdicts answered per second in all (burst the same)
   static constexpr Duration kReachableFor = std::chrono::hours(1);  // reachable(): an unsolicited probe this recent
   static constexpr Duration kReprove = kReachableFor / 2;           // next self-check after a proof
@@ -51,7 +53,9 @@ class DialBack {
   static constexpr Duration kWaitForContacts = std::chrono::seconds(5);  // ... until kMinContacts
   static constexpr Duration kRetryMin = std::chrono::seconds(30);   // unproven: next round, doubling ...
   static constexpr Duration kRetryMax = std::chrono::minutes(10);   // ... up to this
-  static constexpr Duration kUnknownRetry = std::chrono::seconds(30);
+  static constexpr Duration kFirstVerdict = std::chrono::seconds(3);  // after the entry enters: a newcomer's
+                                                                     // first self-check round is over by then
+  static constexpr Duration kUnknownRetry = std::chrono::seconds(5);  // then twice that, and twice again
 
   DialBack(Engine& engine, RoutingTable& table, const DhtConfig& cfg);
   ~DialBack();
@@ -82,6 +86,8 @@ class DialBack {
     bool reached = false;    // this round: an unsolicited probe came in
     DialBackNonce nonce{};
     Duration retry = kRetryMin;
+    size_t rounds = 0;       // started
+    uint64_t epoch = 0;      // of the one scheduled self_check that may run (others are void)
   };
   void on_request(const IncomingRequest& q, const Reply& r);
   void serve_self_check(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r);
@@ -89,7 +95,10 @@ class DialBack {
   void answer_probe(const IncomingRequest& q, const DialBackRequest& probe, const Reply& r);
   void answer_verdict(const IncomingRequest& q, const Reply& r);
   bool helper_admits(const IncomingRequest& q, const Reply& r);
-  void self_check(Endpoint::Family f);
+  // Starts a round over family f unless one runs; without helpers yet, polls again kWaitForContacts later
+  // (`early`: a call on an entry's arrival, which polls nothing).
+  void self_check(Endpoint::Family f, bool early = false);
+  void schedule_self_check(Endpoint::Family f, Duration after);
   void ask_helper(std::shared_ptr<Round> round);
   void end_round(Endpoint::Family f, bool proven);
   void ask_verdict(const Contact& s, size_t attempt);

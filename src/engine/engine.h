@@ -221,7 +221,7 @@ class Engine {
   // echo proves it, so a request it retransmits finds it proven (used by services serving proven peers only).
   void challenge(const Contact& to);
   // For a handler: whether this node sent anything to `from`'s IP address (any port) within
-  // RecentSends::kWindow before the datagram being handled arrived (dial-back testimony).
+  // RecentSends::kWindow before the datagram being handled arrived (dial-back self-check).
   bool sent_before_arrival(const Endpoint& from) const { return recent_sends_.sent_before(from, arrived_at_, arrivals_); }
 
   // Epoch persistence: the epoch in nonces only ever grows, across restarts and clock steps. `floor` is the

@@ -2,7 +2,7 @@
 //
 // A node behind a NAT cannot see what its router filtered, but it knows what it sent: a datagram from an
 // address it sent nothing to within kWindow came in unsolicited, through any NAT (a restricted or symmetric
-// one only lets in answers to its own traffic). The dial-back testimony (docs/protocol.md 5.6) rests on this.
+// one only lets in answers to its own traffic). The dial-back self-check (docs/protocol.md 5.1) rests on this.
 // Sends made while a datagram is being handled (an answer, a verifying ping) must not count for that datagram:
 // the engine numbers datagrams as they arrive and sent_before() uses, for an address sent to while handling
 // the current one, the last send before it arrived.
