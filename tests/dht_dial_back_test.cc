@@ -93,12 +93,12 @@ TEST(DhtDialBack, ReachableNodesAreConfirmed) {
     for (size_t i = 0; i < sim.size(); ++i) n += sim.node(i).dht().stats().reachable;
     return n;
   };
-  // Most nodes know already; which of the busiest (the first to join, in every table) do not yet depends on
-  // who talked to whom when their first checks ran.
-  EXPECT_GE(reachable() * 10, sim.size() * 9);
+  // Most nodes know already (three self-check rounds by now); which do not yet depends on who talked to whom
+  // when their rounds ran: in a network this small a node talks to most others within 5 minutes, so many a
+  // stranger's probe comes in as an answer.
+  EXPECT_GE(reachable() * 10, sim.size() * 8);
   EXPECT_GT(sim.node(0).dht().stats().dial_back_confirmed, 0u);
-  // Entries a first check could not confirm are checked again kRecheckAfter (10 min) later, by helpers that by
-  // then have not heard from them for 5 minutes: every node, the full cone's included, is found reachable.
+  // Later rounds (backing off to 10 minutes) find the rest: every node, the full cone's included, is reachable.
   sim.run_for(10min);
   EXPECT_EQ(reachable(), sim.size());
 }
@@ -286,11 +286,11 @@ TEST(DhtDialBack, AHelperThatNeverProbesProvesNothing) {
   EXPECT_EQ(st.dial_back_self_checks_ok, 0u);
   EXPECT_EQ(st.dial_back_probes_answered, 0u);
   EXPECT_FALSE(st.reachable);
-  // Honest nodes join; S's next rounds find one of them.
-  for (int i = 0; i < 40; ++i) sim.add_node(config());
+  // Honest nodes join (through a liar: S has not talked to them); S's next rounds find one of them.
+  for (int i = 0; i < 150; ++i) sim.add_node(config());
   for (size_t i = 9; i < sim.size(); ++i) {
     bool done = false;
-    sim.node(i).dht().bootstrap({sim.endpoint(s)}, [&](bool) { done = true; });
+    sim.node(i).dht().bootstrap({sim.endpoint(1)}, [&](bool) { done = true; });
     sim.run_until([&] { return done; }, 30s);
   }
   sim.run_for(20min);

@@ -60,11 +60,15 @@ TEST(DialBackLoopback, OneContactElsewhereNeedsAProbeAgain) {
   EXPECT_EQ(v.dial_back.verdict(Endpoint::Family::kV4), DialBackVerdict::kUnknown);  // no self-check yet
   v.dial_back.check(out_there);
   EXPECT_FALSE(v.table.confirmed(out_there.id));
-  EXPECT_TRUE(v.env.outbox.empty());  // one contact elsewhere is too few helpers for a self-check
   v.env.advance(DialBack::kFirstVerdict);
   v.engine.on_wake();
-  ASSERT_FALSE(v.env.outbox.empty());  // a verdict request went to it
-  EXPECT_EQ(v.env.outbox.front().to, out_there.endpoint);
+  // A self-check ask (it is the one helper not on this host) and a verdict request went to it, nothing else.
+  ASSERT_FALSE(v.env.outbox.empty());
+  for (const auto& sent : v.env.outbox) EXPECT_EQ(sent.to, out_there.endpoint);
+  DhtStats st;
+  v.dial_back.fill(st);
+  EXPECT_EQ(st.dial_back_self_checks, 1u);
+  EXPECT_EQ(st.dial_back_verdicts_asked, 1u);
 }
 
 TEST(DialBackLoopback, ANetworkOnOneHostRunsNoSelfCheck) {

@@ -31,9 +31,7 @@ DialBack::DialBack(Engine& engine, RoutingTable& table, const DhtConfig& cfg)
   engine_.set_handler(Method::kDialBack, [this](const IncomingRequest& q, const Reply& r) { on_request(q, r); });
   engine_.set_rate_limited(Method::kDialBack);
   if (!enabled_) return;
-  uint8_t families = engine_.env().families();
-  for (auto f : {Endpoint::Family::kV4, Endpoint::Family::kV6})
-    if (families & family_bit(f)) schedule_self_check(f, kFirstSelfCheck);
+  for (auto f : {Endpoint::Family::kV4, Endpoint::Family::kV6}) schedule_self_check(f, kFirstSelfCheck);
 }
 
 DialBack::~DialBack() {
@@ -100,13 +98,13 @@ void DialBack::fill(DhtStats& s) const {
 // ------------------------------------------------------------ self-check (S)
 
 // Up to kHelpers contacts with a (non-loopback) address of family f, at distinct IP addresses, confirmed ones
-// first, at random; none when fewer than kMinContacts such contacts exist.
+// first, at random; none while the table holds fewer than kMinContacts entries (the node has not joined yet).
 std::vector<Contact> DialBack::pick_helpers(Endpoint::Family f) {
   std::vector<Contact> confirmed, others;
   for (int b = 0; b <= table_.deepest_bucket(); ++b)
     for (const auto& e : table_.bucket(static_cast<size_t>(b)))
       if (auto c = at_family(e.contact, f)) (e.confirmed ? confirmed : others).push_back(*c);
-  if (confirmed.size() + others.size() < kMinContacts) return {};
+  if (table_.size() < kMinContacts) return {};
   std::vector<Contact> out;
   for (auto* pool : {&confirmed, &others})
     while (out.size() < kHelpers && !pool->empty()) {
@@ -130,6 +128,10 @@ void DialBack::schedule_self_check(Endpoint::Family f, Duration after) {
 void DialBack::self_check(Endpoint::Family f, bool early) {
   SelfCheck& sc = self_[family_index(f)];
   if (sc.asking) return;
+  if (!(engine_.env().families() & family_bit(f))) {  // no socket of f (yet: a driver may add one later)
+    if (!early) schedule_self_check(f, kRetryMin);
+    return;
+  }
   // A network on one host needs no proof (reachable() says so); check again should a contact elsewhere come.
   auto helpers = loopback_only() ? std::vector<Contact>{} : pick_helpers(f);
   if (helpers.empty()) {
@@ -223,7 +225,9 @@ bool DialBack::helper_admits(const IncomingRequest& q, const Reply& r) {
 }
 
 // H2 for the asker S: a contact with an address of S's family, at neither S's IP address nor the one S reached
-// us at (a probe from there is one S's NAT lets in as an answer), confirmed ones first, at random.
+// us at (a probe from there is one S's NAT lets in as an answer), confirmed ones first, at random among the
+// farther half from S's id: S's own lookups, keepalives and relay reservations go to the nodes near its id,
+// so a far one is likelier to be a stranger to S (in a small network S talks to most nodes within 5 minutes).
 std::optional<Contact> DialBack::pick_stranger(const Contact& s, const Endpoint& via) {
   std::vector<Contact> confirmed, others;
   for (int b = 0; b <= table_.deepest_bucket(); ++b)
@@ -235,7 +239,10 @@ std::optional<Contact> DialBack::pick_stranger(const Contact& s, const Endpoint&
     }
   auto& pool = confirmed.empty() ? others : confirmed;
   if (pool.empty()) return std::nullopt;
-  return pool[engine_.env().random_below(pool.size())];
+  size_t half = (pool.size() + 1) / 2;
+  std::nth_element(pool.begin(), pool.begin() + static_cast<std::ptrdiff_t>(half - 1), pool.end(),
+                   [&](const Contact& a, const Contact& b) { return (b.id ^ s.id) < (a.id ^ s.id); });
+  return pool[engine_.env().random_below(half)];
 }
 
 void DialBack::serve_self_check(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r) {

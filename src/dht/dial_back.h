@@ -9,9 +9,9 @@
 //   by RecentSends (it sent nothing to the probe's source IP within RecentSends::kWindow before it arrived),
 //   whether it came in unsolicited: then it crossed any NAT in front of S, and S is reachable over that family
 //   for kReachableFor. Up to kHelpers asks a round, one after another, until a probe comes in unsolicited. The
-//   first round runs as soon as S has kMinContacts contacts of the family (polled from kFirstSelfCheck, and
-//   checked whenever an entry is added), then again when the proof is kReprove old (every kReachableFor / 2),
-//   and, while unproven, after kRetryMin backing off to kRetryMax.
+//   first round runs as soon as S has kMinContacts entries, one with an address of the family (polled from
+//   kFirstSelfCheck, and looked at whenever an entry is added), then again when the proof is kReprove old
+//   (every kReachableFor / 2), and, while unproven, after kRetryMin backing off to kRetryMax.
 // - Helpers H1 and H2: serve only askers whose address is proven (else they challenge it and drop the
 //   request, so the retransmission is served), at most `rate` requests/s per asker and `total_rate` in all,
 //   kMaxProbes probes in flight. H1 names only the asker's own address to H2: an asker gets itself probed, no
@@ -42,7 +42,7 @@ namespace storjnet::dht {
 class DialBack {
  public:
   static constexpr size_t kHelpers = 3;          // H1s asked per self-check round, one after another
-  static constexpr size_t kMinContacts = 3;      // contacts of a family before its first self-check
+  static constexpr size_t kMinContacts = 3;      // routing-table entries before the first self-check
   static constexpr size_t kMaxChecks = 512;      // verdict checks in flight or waiting to ask (verifier)
   static constexpr size_t kMaxProbes = 128;      // probe-fors and probes in flight (helper)
   static constexpr size_t kUnknownRetries = 3;   // an "unknown" verdict is asked again this often
