@@ -14,19 +14,21 @@
 //   (every kReachableFor / 2), and, while unproven, after kRetryMin backing off to kRetryMax.
 // - Helpers H1 and H2: serve only askers whose address is proven (else they challenge it and drop the
 //   request, so the retransmission is served), at most `rate` requests/s per asker and `total_rate` in all,
-//   kMaxProbes probes in flight. H1 names only the asker's own address to H2: an asker gets itself probed, no
+//   kMaxProbes probes in flight, each nonce once (a retransmission of a request being served is dropped). H1 names only the asker's own address to H2: an asker gets itself probed, no
 //   one else.
 // - Probed node S: answers only a probe carrying the nonce of its own self-check ask in flight.
 // - Verifier V: a contact S new in its routing table (or an unconfirmed entry due for a re-check) is asked for
 //   its verdict kFirstVerdict later, over the family V holds it at; "reachable" confirms the entry; "unknown"
 //   (no self-check round finished yet) is asked again after kUnknownRetry, 2x and 4x that; "unreachable", an
 //   error (an older node)
-//   or no answer leaves it unconfirmed. At most kMaxChecks at a time. Answered to proven askers only, at most
-//   `rate` a second per asker (burst 2x) and kVerdictRate in all.
+//   or no answer leaves it unconfirmed. At most kMaxChecks at a time. Answered at most `rate` a second per
+//   asker (burst 2x) and kVerdictRate in all; to unproven addresses too (the answer is no larger than the
+//   request: the engine's AddressGuard bounds what a forged source gets).
 // S's word is all V ever had about S (a probed node could always claim unsolicited): a liar gets itself
 // confirmed, as before. Refusals are counted under DropReason::kDhtDialBackRefused. All state is bounded.
 #pragma once
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -94,7 +96,7 @@ class DialBack {
   void serve_probe_for(const IncomingRequest& q, const DialBackRequest& req, const Reply& r);
   void answer_probe(const IncomingRequest& q, const DialBackRequest& probe, const Reply& r);
   void answer_verdict(const IncomingRequest& q, const Reply& r);
-  bool helper_admits(const IncomingRequest& q, const Reply& r);
+  bool helper_admits(const IncomingRequest& q, const DialBackRequest& req, const Reply& r);
   // Starts a round over family f unless one runs; without helpers yet, polls again kWaitForContacts later
   // (`early`: a call on an entry's arrival, which polls nothing).
   void self_check(Endpoint::Family f, bool early = false);
@@ -117,6 +119,7 @@ class DialBack {
   TokenBucket total_{}, verdicts_{};
   std::unordered_set<NodeId> checking_;
   size_t probes_ = 0;
+  std::set<DialBackNonce> serving_;  // nonces of the probe-fors and probes in flight (at most kMaxProbes)
   SelfCheck self_[2];                       // IPv4, IPv6
   std::optional<TimePoint> reached_at_[2];  // IPv4, IPv6
   uint64_t self_checks_ = 0, self_checks_ok_ = 0, asks_sent_ = 0, asks_served_ = 0, asks_refused_ = 0,
