@@ -227,19 +227,19 @@ bool DialBack::helper_admits(const IncomingRequest& q, const DialBackRequest& re
 }
 
 // H2 for the asker S: a contact with an address of S's family, at neither S's IP address nor the one S reached
-// us at (a probe from there is one S's NAT lets in as an answer), confirmed ones first, at random among the
-// farther half from S's id: S's own lookups, keepalives and relay reservations go to the nodes near its id,
-// so a far one is likelier to be a stranger to S (in a small network S talks to most nodes within 5 minutes).
+// us at (a probe from there is one S's NAT lets in as an answer), at random among the farther half from S's
+// id: S's own lookups, keepalives and relay reservations go to the nodes near its id, so a far one is likelier
+// to be a stranger to S (in a small network S talks to most nodes within 5 minutes). Confirmed or not: the
+// confirmed ones are the older nodes, the ones an old S has talked to most.
 std::optional<Contact> DialBack::pick_stranger(const Contact& s, const Endpoint& via) {
-  std::vector<Contact> confirmed, others;
+  std::vector<Contact> pool;
   for (int b = 0; b <= table_.deepest_bucket(); ++b)
     for (const auto& e : table_.bucket(static_cast<size_t>(b))) {
       if (e.contact.id == s.id) continue;
       auto c = at_family(e.contact, s.endpoint.family);
       if (!c || same_ip(c->endpoint, s.endpoint) || same_ip(c->endpoint, via)) continue;
-      (e.confirmed ? confirmed : others).push_back(*c);
+      pool.push_back(*c);
     }
-  auto& pool = confirmed.empty() ? others : confirmed;
   if (pool.empty()) return std::nullopt;
   size_t half = (pool.size() + 1) / 2;
   std::nth_element(pool.begin(), pool.begin() + static_cast<std::ptrdiff_t>(half - 1), pool.end(),
