@@ -231,7 +231,7 @@ bool DialBack::helper_admits(const IncomingRequest& q, const DialBackRequest& re
 // id: S's own lookups, keepalives and relay reservations go to the nodes near its id, so a far one is likelier
 // to be a stranger to S (in a small network S talks to most nodes within 5 minutes). Confirmed or not: the
 // confirmed ones are the older nodes, the ones an old S has talked to most.
-std::optional<Contact> DialBack::pick_stranger(const Contact& s, const Endpoint& via) {
+std::vector<Contact> DialBack::pick_strangers(const Contact& s, const Endpoint& via) {
   std::vector<Contact> pool;
   for (int b = 0; b <= table_.deepest_bucket(); ++b)
     for (const auto& e : table_.bucket(static_cast<size_t>(b))) {
@@ -240,19 +240,27 @@ std::optional<Contact> DialBack::pick_stranger(const Contact& s, const Endpoint&
       if (!c || same_ip(c->endpoint, s.endpoint) || same_ip(c->endpoint, via)) continue;
       pool.push_back(*c);
     }
-  if (pool.empty()) return std::nullopt;
   size_t half = (pool.size() + 1) / 2;
+  if (half == 0) return {};
   std::nth_element(pool.begin(), pool.begin() + static_cast<std::ptrdiff_t>(half - 1), pool.end(),
                    [&](const Contact& a, const Contact& b) { return (b.id ^ s.id) < (a.id ^ s.id); });
-  return pool[engine_.env().random_below(half)];
+  pool.resize(half);
+  std::vector<Contact> out;
+  while (out.size() < kStrangers && !pool.empty()) {
+    size_t k = engine_.env().random_below(pool.size());
+    out.push_back(pool[k]);
+    pool[k] = pool.back();
+    pool.pop_back();
+  }
+  return out;
 }
 
 void DialBack::serve_self_check(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r) {
   if (!helper_admits(q, ask, r)) return;
   Contact s = q.from;  // the asker, at the address its ask came from: nobody else is probed for it
   s.alt = {};
-  auto stranger = pick_stranger(s, ask.via);
-  if (!stranger) return r.ok(encode_bool(false));
+  auto strangers = pick_strangers(s, ask.via);
+  if (strangers.empty()) return r.ok(encode_bool(false));
   ++probes_;
   ++asks_served_;
   serving_.insert(ask.nonce);
@@ -260,13 +268,23 @@ void DialBack::serve_self_check(const IncomingRequest& q, const DialBackRequest&
   req.kind = DialBackKind::kProbeFor;
   req.nonce = ask.nonce;
   req.target = s;
-  engine_.request(scope_, *stranger, Method::kDialBack, encode_dial_back_request(req),
-                  [this, r, nonce = ask.nonce](RpcResult&& res) {
-    --probes_;
-    serving_.erase(nonce);
-    auto probed = res.ok() ? decode_bool(res.payload) : std::nullopt;
-    r.ok(encode_bool(probed.value_or(false)));
-  }, RpcOptions{rpc_timeout_ * 3, 2});
+  // Several strangers at once: S may have talked lately to any one of them (its join), and then only S can
+  // tell (the probe comes in solicited). True when any of them probed it.
+  struct Tally {
+    size_t left;
+    bool probed = false;
+  };
+  auto tally = std::make_shared<Tally>(Tally{strangers.size()});
+  for (const auto& h2 : strangers)
+    engine_.request(scope_, h2, Method::kDialBack, encode_dial_back_request(req),
+                    [this, r, tally, nonce = ask.nonce](RpcResult&& res) {
+      auto probed = res.ok() ? decode_bool(res.payload) : std::nullopt;
+      tally->probed = tally->probed || probed.value_or(false);
+      if (--tally->left > 0) return;
+      --probes_;
+      serving_.erase(nonce);
+      r.ok(encode_bool(tally->probed));
+    }, RpcOptions{rpc_timeout_ * 3, 2});
 }
 
 void DialBack::serve_probe_for(const IncomingRequest& q, const DialBackRequest& req, const Reply& r) {

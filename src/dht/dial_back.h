@@ -44,6 +44,7 @@ namespace storjnet::dht {
 class DialBack {
  public:
   static constexpr size_t kHelpers = 3;          // H1s asked per self-check round, one after another
+  static constexpr size_t kStrangers = 3;        // H2s an H1 asks at once to probe the asker
   static constexpr size_t kMinContacts = 3;      // routing-table entries before the first self-check
   static constexpr size_t kMaxChecks = 512;      // verdict checks in flight or waiting to ask (verifier)
   static constexpr size_t kMaxProbes = 128;      // probe-fors and probes in flight (helper)
@@ -105,7 +106,7 @@ class DialBack {
   void end_round(Endpoint::Family f, bool proven);
   void ask_verdict(const Contact& s, size_t attempt);
   std::vector<Contact> pick_helpers(Endpoint::Family f);
-  std::optional<Contact> pick_stranger(const Contact& s, const Endpoint& via);
+  std::vector<Contact> pick_strangers(const Contact& s, const Endpoint& via);  // up to kStrangers H2s
   void refuse();
   bool loopback_only() const;
 
