@@ -142,6 +142,7 @@ void DialBack::self_check(Endpoint::Family f, bool early) {
   ++sc.rounds;
   ++self_checks_;
   sc.reached = false;
+  sc.solicited = false;
   ask_helper(std::make_shared<Round>(Round{f, std::move(helpers)}));
 }
 
@@ -171,7 +172,12 @@ void DialBack::end_round(Endpoint::Family f, bool proven) {
   if (proven) {
     ++self_checks_ok_;
     sc.retry = kRetryMin;
+    sc.quick = 0;
+  } else if (sc.solicited && sc.quick < kMaxQuick) {
+    ++sc.quick;
+    next = kQuickRetry;
   } else {
+    sc.quick = 0;
     next = sc.retry;
     sc.retry = std::min<Duration>(2 * sc.retry, kRetryMax);
   }
@@ -191,6 +197,8 @@ void DialBack::answer_probe(const IncomingRequest& q, const DialBackRequest& pro
   if (!engine_.sent_before_arrival(q.from.endpoint)) {
     reached_at_[family_index(q.from.endpoint.family)] = engine_.now();
     sc->reached = true;
+  } else {
+    sc->solicited = true;
   }
   r.ok(encode_bool(true));
 }

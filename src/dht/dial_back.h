@@ -56,6 +56,10 @@ class DialBack {
   static constexpr Duration kWaitForContacts = std::chrono::seconds(5);  // ... until kMinContacts
   static constexpr Duration kRetryMin = std::chrono::seconds(30);   // unproven: next round, doubling ...
   static constexpr Duration kRetryMax = std::chrono::minutes(10);   // ... up to this
+  // A round whose probes all came in solicited told nothing (S had talked to those strangers lately, as in its
+  // join): the next comes kQuickRetry later, at most kMaxQuick times in a row.
+  static constexpr Duration kQuickRetry = std::chrono::seconds(3);
+  static constexpr size_t kMaxQuick = 4;
   static constexpr Duration kFirstVerdict = std::chrono::seconds(3);  // after the entry enters: a newcomer's
                                                                      // first self-check round is over by then
   static constexpr Duration kUnknownRetry = std::chrono::seconds(5);  // then twice that, and twice again
@@ -87,6 +91,8 @@ class DialBack {
     bool asking = false;     // an ask in flight: its nonce is the one a probe must carry
     bool concluded = false;  // a round has finished
     bool reached = false;    // this round: an unsolicited probe came in
+    bool solicited = false;  // this round: a probe came in, but from an address S had sent to lately
+    size_t quick = 0;        // ambiguous rounds retried at kQuickRetry in a row
     DialBackNonce nonce{};
     Duration retry = kRetryMin;
     size_t rounds = 0;       // started
