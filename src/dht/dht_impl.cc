@@ -26,6 +26,8 @@ Dht::Impl::Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
   last_snapshot = now;
   if (cfg.dial_back) dial_back = std::make_unique<DialBack>(engine, table, cfg);
   if (cfg.nat_view) nat_view = std::make_unique<NatView>(engine, table, cfg.rpc_timeout);
+  if (dial_back && nat_view)
+    dial_back->set_public_address([this](Endpoint::Family f) { return nat_view->view(f).address; });
   if (cfg.punch)
     punch = std::make_unique<Punch>(
         engine, table, cfg, [this] { return dial_back && dial_back->reachable(); },

@@ -64,6 +64,15 @@ bool DialBack::reachable() const {
 
 bool DialBack::open() const { return !engine_.env().lan_endpoint(judged_family(engine_.env().families())); }
 
+bool DialBack::translated(Endpoint::Family f) const {
+  auto lan = engine_.env().lan_endpoint(f);
+  if (!lan || !public_address_) return false;
+  auto seen = public_address_(f);
+  return seen && !same_ip(*seen, *lan);
+}
+
+bool DialBack::behind_closed_nat(Endpoint::Family f) const { return translated(f) && !reachable(f); }
+
 // Every peer on this host (make run, storjnetd --nodes, the benches): nothing NATs between us, and no helper at
 // another address exists to probe us, so we count as reachable (no relay reservations, no keepalives).
 bool DialBack::loopback_only() const {
@@ -161,7 +170,7 @@ void DialBack::ask_helper(std::shared_ptr<Round> round) {
   // 1.5 rpc_timeout: an unproven address is challenged, and the retransmission served) find the ask served
   // once (H1 and H2 serve a nonce once). Whatever the answer, only a probe that came in tells.
   engine_.request(scope_, helper, Method::kDialBack, encode_dial_back_request(ask),
-                  [this, round](RpcResult&&) { ask_helper(round); }, RpcOptions{rpc_timeout_ * 6, 4});
+                  [this, round](RpcResult&&) { ask_helper(round); }, RpcOptions{rpc_timeout_ * 6, 4, false});
 }
 
 void DialBack::end_round(Endpoint::Family f, bool proven) {
@@ -173,7 +182,7 @@ void DialBack::end_round(Endpoint::Family f, bool proven) {
     ++self_checks_ok_;
     sc.retry = kRetryMin;
     sc.quick = 0;
-  } else if (sc.solicited && sc.quick < kMaxQuick) {
+  } else if (sc.solicited && sc.quick < kMaxQuick && !translated(f)) {
     ++sc.quick;
     next = kQuickRetry;
   } else {
@@ -265,6 +274,10 @@ std::vector<Contact> DialBack::pick_strangers(const Contact& s, const Endpoint& 
 
 void DialBack::serve_self_check(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r) {
   if (!helper_admits(q, ask, r)) return;
+  if (behind_closed_nat(q.from.endpoint.family)) {
+    ++asks_declined_;
+    return r.ok(encode_bool(false));
+  }
   Contact s = q.from;  // the asker, at the address its ask came from: nobody else is probed for it
   s.alt = {};
   auto strangers = pick_strangers(s, ask.via);
@@ -292,7 +305,7 @@ void DialBack::serve_self_check(const IncomingRequest& q, const DialBackRequest&
       --probes_;
       serving_.erase(nonce);
       r.ok(encode_bool(tally->probed));
-    }, RpcOptions{rpc_timeout_ * 3, 2});
+    }, RpcOptions{rpc_timeout_ * 3, 2, false});
 }
 
 void DialBack::serve_probe_for(const IncomingRequest& q, const DialBackRequest& req, const Reply& r) {
@@ -300,6 +313,10 @@ void DialBack::serve_probe_for(const IncomingRequest& q, const DialBackRequest& 
   if (req.target.key == engine_.identity().public_key() || req.target.key == q.from.key) {
     refuse();
     return r.error("dial_back: cannot probe myself");
+  }
+  if (behind_closed_nat(req.target.endpoint.family)) {
+    ++asks_declined_;
+    return r.ok(encode_bool(false));
   }
   ++probes_;
   ++asks_served_;

@@ -27,6 +27,7 @@
 // S's word is all V ever had about S (a probed node could always claim unsolicited): a liar gets itself
 // confirmed, as before. Refusals are counted under DropReason::kDhtDialBackRefused. All state is bounded.
 #pragma once
+#include <functional>
 #include <memory>
 #include <set>
 #include <unordered_map>
@@ -80,6 +81,11 @@ class DialBack {
   // Whether this node's route out over its judged family has a public address (Environment::lan_endpoint is
   // none: no NAT in front of it).
   bool open() const;
+  // NatView's view of this node's public address over a family (none before its first verdict): with the
+  // LAN address, it tells whether a NAT translates this node's traffic (translated()).
+  void set_public_address(std::function<std::optional<Endpoint>(Endpoint::Family)> f) {
+    public_address_ = std::move(f);
+  }
   // What this node answers a verdict request that came over family f.
   DialBackVerdict verdict(Endpoint::Family f) const;
   // Adds the counters and reachable to `s`.
@@ -115,6 +121,11 @@ class DialBack {
   std::vector<Contact> pick_strangers(const Contact& s, const Endpoint& via);  // up to kStrangers H2s
   void refuse();
   bool loopback_only() const;
+  // Whether a NAT translates this node's traffic over f: it sends from a private address (lan_endpoint) and
+  // the network sees it at another IP address (set_public_address).
+  bool translated(Endpoint::Family f) const;
+  // translated(f), and no unsolicited probe proved this node reachable over f: it serves no self-check.
+  bool behind_closed_nat(Endpoint::Family f) const;
 
   Engine& engine_;
   RoutingTable& table_;
@@ -131,6 +142,8 @@ class DialBack {
   std::optional<TimePoint> reached_at_[2];  // IPv4, IPv6
   uint64_t self_checks_ = 0, self_checks_ok_ = 0, asks_sent_ = 0, asks_served_ = 0, asks_refused_ = 0,
            probes_answered_ = 0, confirmed_ = 0, verdicts_asked_ = 0, verdicts_answered_ = 0;
+  uint64_t asks_declined_ = 0;  // self-check asks and probe-fors answered false: behind_closed_nat
+  std::function<std::optional<Endpoint>(Endpoint::Family)> public_address_;
   Engine::Scope scope_;  // its RPCs and timers (ended first when it is destroyed)
 };
 

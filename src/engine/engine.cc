@@ -310,6 +310,7 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   p.attempt_timeout = attempt_timeout(to, total / attempts);
   p.cb = std::move(cb);
   p.scope = scope;
+  p.rtt_sample = opts.rtt_sample;
   p.sent_at = env_.now();
   p.deadline = p.sent_at + total;
   ++stats_.requests_out[m % kMethodSlots];

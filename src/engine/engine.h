@@ -64,6 +64,10 @@ using RpcCallback = std::function<void(RpcResult&&)>;
 struct RpcOptions {
   Duration timeout{0};  // 0: config default
   int attempts = 0;     // 0: config default
+  // Whether the answer's delay is a round-trip sample (RttEstimate). False for a request whose answer waits
+  // for other requests (a dial-back ask, answered after a third node's probe): a long, deliberate wait would
+  // inflate every later request's timeout, and so delay the punch that follows an unanswered one.
+  bool rtt_sample = true;
 };
 
 struct IncomingRequest {
@@ -256,6 +260,7 @@ class Engine {
     TimePoint sent_at{};
     TimePoint deadline{};  // the request's total timeout
     bool resent = false;   // sent more than once: its answer is no RTT sample (RttEstimate)
+    bool rtt_sample = true;  // RpcOptions::rtt_sample
     TimerId timer;
     RpcCallback cb;
     uint64_t scope = 0;

@@ -304,7 +304,7 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
   r.from = from;
   r.rtt = env_.now() - p.sent_at;
   r.resent = p.resent;
-  if (!p.resent) rtt_sampled(from, r.rtt);
+  if (!p.resent && p.rtt_sample) rtt_sampled(from, r.rtt);
   if (type == kResponse) {
     r.status = RpcStatus::kOk;
     r.payload.assign(payload.begin(), payload.end());
