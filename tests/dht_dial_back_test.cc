@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <cstring>
 
 #include "dht/codec.h"
@@ -383,4 +384,52 @@ TEST(DhtDialBack, ALyingNodeThatSaysReachableIsConfirmed) {
   EXPECT_GT(liar_confirmed, 0u);
   EXPECT_GT(honest_held, 0u);
   EXPECT_FALSE(sim.node(honest).dht().stats().reachable);
+}
+
+// A node behind a NAT that no stranger's probe crossed (its LAN address is not the one the network sees, and its
+// self-check failed) serves no self-check: asked to probe, it answers "not probed" and sends nothing to the
+// target. Its probes would open mappings in its router towards strangers (a hole between NATed strangers nobody
+// asked for), and could never tell a NATed target anything. An open node asked the same probes the target.
+TEST(DhtDialBack, ANodeBehindANatItCannotCrossServesNoSelfCheck) {
+  Simulator sim;
+  for (int i = 0; i < 20; ++i) sim.add_node(config());
+  size_t natted = sim.add_node(config());
+  sim.put_behind(natted, sim.add_router({Type::kPortRestricted}));
+  join(sim, 2min);
+  DhtStats st = sim.node(natted).dht().stats();
+  ASSERT_FALSE(st.reachable);
+  ASSERT_NE(st.nat_mapping_v4, NatMapping::kUnknown);  // NatView has seen its public address
+  size_t asker = 1, target = 2, open = 3;
+  std::map<size_t, size_t> to_target;  // datagrams sent to the target, by sender
+  sim.set_send_tap([&](size_t from, const Endpoint& to, size_t) { to_target[from] += to == sim.endpoint(target); });
+  // The NATed node talks to the asker first, so its router lets the asker's request in.
+  bool pinged = false;
+  engine(sim, natted).request(sim.contact(asker), Method::kPing, {}, [&](RpcResult&& r) { pinged = r.ok(); });
+  sim.run_until([&] { return pinged; }, 5s);
+  ASSERT_TRUE(pinged);
+  Contact at = sim.contact(natted);
+  at.endpoint = sim.router_address(*sim.router_of(natted));
+  at.endpoint.port = sim.endpoint(natted).port;  // the router maps the inside port to itself when it is free
+  auto probe_for = [&](const Contact& helper) {
+    dht::DialBackRequest q;
+    q.kind = dht::DialBackKind::kProbeFor;
+    q.nonce[0] = static_cast<uint8_t>(helper.endpoint.port);
+    q.nonce[1] = static_cast<uint8_t>(helper.key[0]);
+    q.target = sim.contact(target);
+    std::optional<bool> probed;
+    engine(sim, asker).request(helper, Method::kDialBack, dht::encode_dial_back_request(q), [&](RpcResult&& r) {
+      probed = r.ok() ? dht::decode_bool(r.payload) : std::nullopt;
+    }, RpcOptions{3s, 2});
+    sim.run_until([&] { return probed.has_value(); }, 10s);
+    return probed;
+  };
+  to_target.clear();
+  EXPECT_EQ(probe_for(at), std::optional<bool>(false));
+  EXPECT_EQ(to_target[natted], 0u);
+  EXPECT_EQ(sim.node(natted).dht().stats().dial_back_asks_declined, st.dial_back_asks_declined + 1);
+  // An open helper probes (the target refuses a probe it did not ask for: "not probed" again).
+  to_target.clear();
+  EXPECT_TRUE(probe_for(sim.contact(open)).has_value());
+  EXPECT_GE(to_target[open], 1u);
+  EXPECT_EQ(sim.node(open).dht().stats().dial_back_asks_declined, 0u);
 }

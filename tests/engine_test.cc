@@ -474,3 +474,36 @@ TEST(EngineMemory, SessionsAndFloorsStayBoundedUnderManyPeers) {
   EXPECT_EQ(b.session_count(), 0u);
   EXPECT_LE(b.dormant_sessions(), 32u);
 }
+
+// An answer that waits on other requests (a dial-back ask, answered after a third node's probe:
+// RpcOptions::rtt_sample false) is no round-trip sample: slow ones leave the estimate alone, and a later request
+// to the peer is still retried at its share. Sampled, the same answers would have pushed the estimate past it.
+TEST_F(Pair, AnAnswerThatWaitsOnOthersIsNoRoundTripSample) {
+  b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
+  auto retried_at_share = [&](bool rtt_sample) {
+    for (int i = 0; i < 4; ++i) {  // answered 3 s later
+      bool ok = false;
+      a.request(cb, Method::kMessageNotify, as_bytes("x"), [&](RpcResult&& r) { ok = r.ok(); },
+                RpcOptions{std::chrono::seconds(10), 1, rtt_sample});
+      for (auto& d : ea.outbox) b.on_datagram(ep_a, d.data);
+      ea.outbox.clear();
+      auto answer = std::move(eb.outbox);
+      eb.outbox.clear();
+      ea.advance(std::chrono::seconds(3));
+      a.on_wake();
+      for (auto& d : answer) a.on_datagram(ep_b, d.data);
+      EXPECT_TRUE(ok);
+    }
+    a.request(cb, Method::kMessageNotify, as_bytes("y"), [](RpcResult&&) {}, kLookupLike);
+    ea.outbox.clear();  // lost
+    ea.advance(std::chrono::milliseconds(500));
+    a.on_wake();
+    bool retried = !ea.outbox.empty();
+    ea.outbox.clear();
+    ea.advance(std::chrono::seconds(5));  // the request ends
+    a.on_wake();
+    return retried;
+  };
+  EXPECT_TRUE(retried_at_share(false));
+  EXPECT_FALSE(retried_at_share(true));
+}

@@ -178,10 +178,12 @@ struct DhtStats {
   size_t routing_confirmed = 0;  // routing-table entries strangers reach
   // Self-check (this node, docs/protocol.md 5.1): rounds run, rounds a stranger's unsolicited probe ended,
   // asks sent to helpers, probes answered. Helper: self-check asks and probe-fors served; refused: every
-  // refusal (unproven or over-the-rate askers, unexpected probes, verdict requests). Verifier: verdict requests
+  // refusal (unproven or over-the-rate askers, unexpected probes, verdict requests); declined: asks answered
+  // "not probed" by a node behind a NAT it has not proven crossable (it serves none). Verifier: verdict requests
   // sent (re-asks included), entries confirmed by a "reachable" verdict; verdicts answered to others.
   uint64_t dial_back_self_checks = 0, dial_back_self_checks_ok = 0;
   uint64_t dial_back_asks_sent = 0, dial_back_asks_served = 0, dial_back_asks_refused = 0;
+  uint64_t dial_back_asks_declined = 0;
   uint64_t dial_back_probes_answered = 0, dial_back_confirmed = 0;
   uint64_t dial_back_verdicts_asked = 0, dial_back_verdicts_answered = 0;
   // NAT traversal (src/dht/punch.h): punches this node started (attempts = ok + failed + in progress;

@@ -120,6 +120,7 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.sample("storjnet_dht_dial_back_total", "event=\"asked\"", ds.dial_back_asks_sent);
   w.sample("storjnet_dht_dial_back_total", "event=\"served\"", ds.dial_back_asks_served);
   w.sample("storjnet_dht_dial_back_total", "event=\"refused\"", ds.dial_back_asks_refused);
+  w.sample("storjnet_dht_dial_back_total", "event=\"declined\"", ds.dial_back_asks_declined);
   w.sample("storjnet_dht_dial_back_total", "event=\"probed\"", ds.dial_back_probes_answered);
   w.sample("storjnet_dht_dial_back_total", "event=\"confirmed\"", ds.dial_back_confirmed);
   w.sample("storjnet_dht_dial_back_total", "event=\"self_check\"", ds.dial_back_self_checks);

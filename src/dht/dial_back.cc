@@ -98,6 +98,7 @@ void DialBack::fill(DhtStats& s) const {
   s.dial_back_asks_sent = asks_sent_;
   s.dial_back_asks_served = asks_served_;
   s.dial_back_asks_refused = asks_refused_;
+  s.dial_back_asks_declined = asks_declined_;
   s.dial_back_probes_answered = probes_answered_;
   s.dial_back_confirmed = confirmed_;
   s.dial_back_verdicts_asked = verdicts_asked_;
