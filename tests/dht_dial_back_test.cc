@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <map>
 #include <cstring>
+#include <map>
 
 #include "dht/codec.h"
 #include "engine/engine.h"
@@ -87,9 +87,9 @@ TEST(DhtDialBack, ReachableNodesAreConfirmed) {
     }
   }
   EXPECT_GT(entries, 100u);
-  // A first check fails when the newcomer had just talked to the helper (it cannot tell a stranger's probe from
-  // an answer then): a quarter of the entries get confirmed in this small network (sim-nat: over a third).
-  EXPECT_GE(confirmed * 5, entries) << confirmed << " of " << entries;
+  // An entry is confirmed once its node has proven itself (82% here after 2 minutes; sim-nat: 87%). The rest:
+  // nodes whose rounds so far drew only strangers they had just talked to (the probes came in as answers).
+  EXPECT_GE(confirmed * 10, entries * 7) << confirmed << " of " << entries;
   ASSERT_GT(holding_cone, 0u);
   EXPECT_GT(cone_confirmed, 0u);  // a full cone lets strangers in: reachable
   auto reachable = [&] {
@@ -97,10 +97,10 @@ TEST(DhtDialBack, ReachableNodesAreConfirmed) {
     for (size_t i = 0; i < sim.size(); ++i) n += sim.node(i).dht().stats().reachable;
     return n;
   };
-  // Most nodes know already (three self-check rounds by now); which do not yet depends on who talked to whom
-  // when their rounds ran: in a network this small a node talks to most others within 5 minutes, so many a
-  // stranger's probe comes in as an answer.
-  EXPECT_GE(reachable() * 10, sim.size() * 8);
+  // Most nodes know already (59 of 61); which do not yet depends on who talked to whom when their rounds ran:
+  // in a network this small a node talks to most others within 5 minutes, so many a stranger's probe comes in
+  // as an answer.
+  EXPECT_GE(reachable() * 10, sim.size() * 9) << reachable();
   EXPECT_GT(sim.node(0).dht().stats().dial_back_confirmed, 0u);
   // Later rounds (backing off to 10 minutes) find the rest: every node, the full cone's included, is reachable.
   sim.run_for(20min);

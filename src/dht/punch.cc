@@ -102,7 +102,9 @@ void Punch::note_neighbourhood(const NodeId& id, const std::vector<Contact>& clo
 
 void Punch::note_relays(const NodeId& id, const std::vector<Contact>& relays) {
   auto it = attempts_.find(id);
-  if (it == attempts_.end() || it->second.introduced || it->second.done) return;
+  // Asked even when a rendezvous said it introduced us: that is only its word, and B gets the INTRO only if
+  // its mapping towards that rendezvous is still open (heard within punch_live need not mean that).
+  if (it == attempts_.end() || it->second.done) return;
   std::vector<Contact> more;
   for (const Contact& r : relays) {
     if (more.size() >= kAsks) break;
@@ -132,7 +134,7 @@ bool Punch::pending(const NodeId& id) const {
 void Punch::ask_neighbourhood(const NodeId& target) {
   auto it = attempts_.find(target);
   auto n = neighbourhoods_.find(target);
-  if (it == attempts_.end() || it->second.introduced || it->second.done || n == neighbourhoods_.end()) return;
+  if (it == attempts_.end() || it->second.done || n == neighbourhoods_.end()) return;  // introduced: see note_relays
   std::vector<Contact> more;
   for (const Contact& c : n->second.closest)
     if (std::find(it->second.asked.begin(), it->second.asked.end(), c.id) == it->second.asked.end())

@@ -88,7 +88,7 @@ class Punch {
   void note_neighbourhood(const NodeId& id, const std::vector<Contact>& closest);
   // `id`'s relays (its published relay list, read by the relay fallback when the punch started): B renews its
   // reservations with them every keepalive_interval, so they hear from B and B's NAT lets them in. Those a live
-  // attempt that no rendezvous introduced yet has not asked are asked now (at most kAsks).
+  // attempt (B unheard, whatever rendezvous said they introduced us) has not asked are asked now (at most kAsks).
   void note_relays(const NodeId& id, const std::vector<Contact>& relays);
   // As a rendezvous: the contact of a node holding a live reservation with us, heard within the given time
   // (Relay::reserved); a target our routing table lacks, or has not heard from lately, is served through it.
