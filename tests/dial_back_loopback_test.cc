@@ -19,11 +19,21 @@ struct Node {
   DialBack dial_back;
   explicit Node(uint64_t n)
       : env(n), engine(env, test::test_identity(n, 0x44)), table(engine.id(), 20), dial_back(engine, table, cfg) {}
+  // Contacts first..last-1, each on 127.0.0.1 at port 4000 + its number.
+  void add_loopback_peers(uint64_t first, uint64_t last) {
+    for (uint64_t n = first; n < last; ++n) table.seen(contact_at(n, Endpoint::v4(0x7f000001, 4000 + n)), engine.now());
+  }
+  DhtStats stats() const {
+    DhtStats st;
+    dial_back.fill(st);
+    return st;
+  }
+  static Contact contact_at(uint64_t n, Endpoint ep) {
+    return Contact::from_key(test::test_identity(n, 0x45).public_key(), ep);
+  }
 };
 
-Contact contact_at(uint64_t n, Endpoint ep) {
-  return Contact::from_key(test::test_identity(n, 0x45).public_key(), ep);
-}
+Contact contact_at(uint64_t n, Endpoint ep) { return Node::contact_at(n, ep); }
 
 }  // namespace
 
@@ -34,8 +44,7 @@ TEST(DialBackLoopback, ALoopbackContactIsConfirmedWithoutAProbe) {
   v.dial_back.check(s);
   EXPECT_TRUE(v.table.confirmed(s.id));
   EXPECT_TRUE(v.env.outbox.empty());  // no verdict asked: nothing NATs on this host
-  DhtStats st;
-  v.dial_back.fill(st);
+  DhtStats st = v.stats();
   EXPECT_EQ(st.dial_back_confirmed, 1u);
   EXPECT_EQ(st.dial_back_verdicts_asked, 0u);
 }
@@ -43,17 +52,16 @@ TEST(DialBackLoopback, ALoopbackContactIsConfirmedWithoutAProbe) {
 TEST(DialBackLoopback, ANodeWhosePeersAreAllOnLoopbackIsReachable) {
   Node v(1);
   EXPECT_FALSE(v.dial_back.reachable());  // no peers yet: nothing known
-  for (uint64_t n = 2; n < 6; ++n) v.table.seen(contact_at(n, Endpoint::v4(0x7f000001, 4000 + n)), v.engine.now());
+  v.add_loopback_peers(2, 6);
   EXPECT_TRUE(v.dial_back.reachable());
-  DhtStats st;
-  v.dial_back.fill(st);
+  DhtStats st = v.stats();
   EXPECT_TRUE(st.reachable);
 }
 
 TEST(DialBackLoopback, OneContactElsewhereNeedsAProbeAgain) {
   // A node on a host that also has peers out there may sit behind a NAT: only a stranger's probe tells.
   Node v(1);
-  for (uint64_t n = 2; n < 6; ++n) v.table.seen(contact_at(n, Endpoint::v4(0x7f000001, 4000 + n)), v.engine.now());
+  v.add_loopback_peers(2, 6);
   Contact out_there = contact_at(9, Endpoint::v4(0x5d000001, 4000));
   v.table.seen(out_there, v.engine.now());
   EXPECT_FALSE(v.dial_back.reachable());
@@ -65,8 +73,7 @@ TEST(DialBackLoopback, OneContactElsewhereNeedsAProbeAgain) {
   // A self-check ask (it is the one helper not on this host) and a verdict request went to it, nothing else.
   ASSERT_FALSE(v.env.outbox.empty());
   for (const auto& sent : v.env.outbox) EXPECT_EQ(sent.to, out_there.endpoint);
-  DhtStats st;
-  v.dial_back.fill(st);
+  DhtStats st = v.stats();
   EXPECT_EQ(st.dial_back_self_checks, 1u);
   EXPECT_EQ(st.dial_back_verdicts_asked, 1u);
 }
@@ -75,14 +82,13 @@ TEST(DialBackLoopback, ANetworkOnOneHostRunsNoSelfCheck) {
   // Every contact on loopback: nothing to prove, no helper at another address. Nothing is sent; the verdict
   // is "reachable".
   Node v(1);
-  for (uint64_t n = 2; n < 8; ++n) v.table.seen(contact_at(n, Endpoint::v4(0x7f000001, 4000 + n)), v.engine.now());
+  v.add_loopback_peers(2, 8);
   for (int i = 0; i < 20; ++i) {
     v.env.advance(std::chrono::seconds(30));
     v.engine.on_wake();
   }
   EXPECT_TRUE(v.env.outbox.empty());
   EXPECT_EQ(v.dial_back.verdict(Endpoint::Family::kV4), DialBackVerdict::kReachable);
-  DhtStats st;
-  v.dial_back.fill(st);
+  DhtStats st = v.stats();
   EXPECT_EQ(st.dial_back_self_checks, 0u);
 }
