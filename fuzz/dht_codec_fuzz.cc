@@ -1,7 +1,8 @@
 // dht_codec_fuzz: every DHT body decoder on arbitrary bytes. Anything that decodes must re-encode and decode
 // to the same thing (contacts keep their key-derived ids; values keep their bytes, versions, owners and
-// signatures; find_node requests keep their target and placement flag; dial-back self-check asks, probe-fors, probes, verdict requests and
-// verdicts). Decoding never verifies: verify_value must reject anything not signed (it must not crash).
+// signatures; find_node requests keep their target and placement flag; dial-back self-check asks, probe-fors,
+// probes, verdict requests and verdicts). Decoding never verifies: verify_value must reject anything not signed
+// (it must not crash).
 #include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
