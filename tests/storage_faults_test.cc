@@ -177,6 +177,25 @@ TEST(StorageBudgets, StoreRateIsPerPeerAndItsTableBounded) {
   }
 }
 
+// Peers that went quiet cost nothing: their refilled buckets are forgotten within StoreRate::kSweepEvery, and
+// one that comes back gets the fresh burst it would have had.
+TEST(StorageBudgets, StoreRateForgetsIdlePeers) {
+  dht::StoreRate rate(5, 1024);  // 5/s, burst 10: a bucket refills within 2 s
+  TimePoint t0{std::chrono::seconds(100)};
+  for (uint32_t i = 0; i < 500; ++i) {
+    std::array<uint8_t, NodeId::kSize> id{};
+    std::memcpy(id.data(), &i, sizeof i);
+    ASSERT_TRUE(rate.allow(NodeId(id), t0));
+  }
+  NodeId busy = dht_key("busy");
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(rate.allow(busy, t0 + dht::StoreRate::kSweepEvery));
+  EXPECT_EQ(rate.tracked(), 1u);  // the 500 refilled and were forgotten; the busy one is empty, so kept
+  EXPECT_FALSE(rate.allow(busy, t0 + dht::StoreRate::kSweepEvery));
+  int allowed = 0;
+  for (int i = 0; i < 20; ++i) allowed += rate.allow(dht_key("back"), t0 + 2 * dht::StoreRate::kSweepEvery);
+  EXPECT_EQ(allowed, 10);
+}
+
 // One peer flooding kademlia_store gets at most store_rate through; others still store.
 TEST(StorageBudgets, OnePeerStoringFastIsHeldToStoreRate) {
   SimConfig cfg;
