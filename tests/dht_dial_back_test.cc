@@ -433,3 +433,22 @@ TEST(DhtDialBack, ANodeBehindANatItCannotCrossServesNoSelfCheck) {
   EXPECT_GE(to_target[open], 1u);
   EXPECT_EQ(sim.node(open).dht().stats().dial_back_asks_declined, 0u);
 }
+
+// A node behind a NAT gets only solicited probes through it (its router lets in only what answers its own
+// traffic), so a quick retry could tell it nothing: once NatView shows its traffic translated, an unproven round
+// waits the back-off (30 s doubling to 10 minutes), not DialBack::kQuickRetry, up to 4 times in a row.
+TEST(DhtDialBack, ANodeBehindANatRunsNoQuickRetries) {
+  Simulator sim;
+  for (int i = 0; i < 20; ++i) sim.add_node(config());
+  size_t natted = sim.add_node(config());
+  sim.put_behind(natted, sim.add_router({Type::kPortRestricted}));
+  join(sim, 2min);
+  DhtStats before = sim.node(natted).dht().stats();
+  ASSERT_NE(before.nat_mapping_v4, NatMapping::kUnknown);
+  ASSERT_FALSE(before.reachable);
+  sim.run_for(10min);
+  DhtStats after = sim.node(natted).dht().stats();
+  EXPECT_GT(after.dial_back_probes_answered, before.dial_back_probes_answered);  // solicited probes came in
+  EXPECT_GE(after.dial_back_self_checks - before.dial_back_self_checks, 1u);
+  EXPECT_LE(after.dial_back_self_checks - before.dial_back_self_checks, 3u) << "rounds in 10 minutes";
+}

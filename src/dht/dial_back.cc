@@ -73,6 +73,13 @@ bool DialBack::translated(Endpoint::Family f) const {
 
 bool DialBack::behind_closed_nat(Endpoint::Family f) const { return translated(f) && !reachable(f); }
 
+bool DialBack::declined(Endpoint::Family f, const Reply& r) {
+  if (!behind_closed_nat(f)) return false;
+  ++asks_declined_;
+  r.ok(encode_bool(false));
+  return true;
+}
+
 // Every peer on this host (make run, storjnetd --nodes, the benches): nothing NATs between us, and no helper at
 // another address exists to probe us, so we count as reachable (no relay reservations, no keepalives).
 bool DialBack::loopback_only() const {
@@ -274,11 +281,7 @@ std::vector<Contact> DialBack::pick_strangers(const Contact& s, const Endpoint& 
 }
 
 void DialBack::serve_self_check(const IncomingRequest& q, const DialBackRequest& ask, const Reply& r) {
-  if (!helper_admits(q, ask, r)) return;
-  if (behind_closed_nat(q.from.endpoint.family)) {
-    ++asks_declined_;
-    return r.ok(encode_bool(false));
-  }
+  if (!helper_admits(q, ask, r) || declined(q.from.endpoint.family, r)) return;
   Contact s = q.from;  // the asker, at the address its ask came from: nobody else is probed for it
   s.alt = {};
   auto strangers = pick_strangers(s, ask.via);
@@ -315,10 +318,7 @@ void DialBack::serve_probe_for(const IncomingRequest& q, const DialBackRequest& 
     refuse();
     return r.error("dial_back: cannot probe myself");
   }
-  if (behind_closed_nat(req.target.endpoint.family)) {
-    ++asks_declined_;
-    return r.ok(encode_bool(false));
-  }
+  if (declined(req.target.endpoint.family, r)) return;
   ++probes_;
   ++asks_served_;
   serving_.insert(req.nonce);

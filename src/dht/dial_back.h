@@ -2,18 +2,17 @@
 // self-check; verifiers ask a new contact for its verdict.
 //
 // Four roles, one RPC (kademlia_dial_back, sub-kinds 2 to 5):
-// - Self-check (node S, per address family it sends on): S asks a helper H1 (a routing-table contact of that
-//   family, confirmed ones first, at random) to have it probed by a stranger. S has just sent to H1, so H1's own
-//   probe would come in as an answer; H1 asks up to kStrangers of its contacts H2 at once (not S, not at S's IP
-//   address nor at the one S reached H1 at) to probe S at the address the ask came from. S answers the probe and decides alone,
-//   by RecentSends (it sent nothing to the probe's source IP within RecentSends::kWindow before it arrived),
-//   whether it came in unsolicited: then it crossed any NAT in front of S, and S is reachable over that family
-//   for kReachableFor. Up to kHelpers asks a round, one after another, until a probe comes in unsolicited. The
-//   first round runs as soon as S has kMinContacts entries, one with an address of the family (polled from
-//   kFirstSelfCheck, and looked at whenever an entry is added), then again when the proof is kReprove old
-//   (every kReachableFor / 2), and, while unproven, after kRetryMin backing off to kRetryMax (a round whose
-//   probes all came in solicited first again after kQuickRetry, unless translated()). Asks and probe-fors
-//   are no RTT samples (their answers wait on a third node).
+// - Self-check (node S, per address family it sends on): S asks a helper H1 (a routing-table contact of that family,
+//   confirmed ones first, at random) to have it probed by a stranger. S has just sent to H1, so H1's own probe would
+//   come in as an answer; H1 asks up to kStrangers of its contacts H2 at once (not S, not at S's IP address nor at the
+//   one S reached H1 at) to probe S at the address the ask came from. S answers the probe and decides alone, by
+//   RecentSends (it sent nothing to the probe's source IP within RecentSends::kWindow before it arrived), whether it
+//   came in unsolicited: then it crossed any NAT in front of S, and S is reachable over that family for kReachableFor.
+//   Up to kHelpers asks a round, one after another, until a probe comes in unsolicited. The first round runs as soon as
+//   S has kMinContacts entries, one with an address of the family (polled from kFirstSelfCheck, and looked at whenever
+//   an entry is added), then again when the proof is kReprove old (every kReachableFor / 2), and, while unproven, after
+//   kRetryMin backing off to kRetryMax (a round whose probes all came in solicited first again after kQuickRetry,
+//   unless translated()). Asks and probe-fors are no RTT samples (their answers wait on a third node).
 // - Helpers H1 and H2: serve only askers whose address is proven (else they challenge it and drop the
 //   request, so the retransmission is served), at most `rate` requests/s per asker and `total_rate` in all,
 //   kMaxProbes probes in flight, each nonce once (a retransmission of a request being served is dropped). H1
@@ -129,6 +128,8 @@ class DialBack {
   bool translated(Endpoint::Family f) const;
   // translated(f), and no unsolicited probe proved this node reachable over f: it serves no self-check.
   bool behind_closed_nat(Endpoint::Family f) const;
+  // Over family f behind_closed_nat: answers "not probed" (counted) and returns true.
+  bool declined(Endpoint::Family f, const Reply& r);
 
   Engine& engine_;
   RoutingTable& table_;
