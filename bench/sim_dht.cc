@@ -1,5 +1,7 @@
 // sim-dht: N simulated nodes join one by one; M puts then M gets from random nodes (optionally after killing
 // a fraction of the nodes, holders included, that the others have not noticed yet).
+#include <map>
+
 #include "bench_util.h"
 #include "engine/engine.h"
 #include "sim/network_builder.h"
@@ -51,6 +53,7 @@ static void add_sim_dht(CLI::App& app) {
     size_t joined = sim::join_network(sim, o->seed, o->wave);
     sim::Rng rng(o->seed * 104729 + 3);
     double join_wall = seconds_since(t0);
+    double join_sim_s = std::chrono::duration<double>(sim.now()).count();
     sim.run_for(5s);
 
     std::vector<std::string> keys(o->ops);
@@ -108,10 +111,14 @@ static void add_sim_dht(CLI::App& app) {
     double rpc_sum = 0;
     for (double r : rpcs) rpc_sum += r;
     double contacts = 0;
-    double sessions = 0;
+    double sessions = 0, dormant = 0;
+    std::map<std::string, double> requests_out;  // per node, by method
     for (size_t i = 0; i < o->nodes; ++i) {
       contacts += sim.node(i).dht().peers().size();
-      sessions += sim.node(i).stats().sessions;
+      NodeStats st = sim.node(i).stats();
+      sessions += st.sessions;
+      dormant += st.dormant_sessions;
+      for (const auto& m : st.requests) requests_out[std::string(m.method)] += static_cast<double>(m.out) / o->nodes;
     }
     nlohmann::json result = {{"workload", "sim-dht"},
                   {"nodes", o->nodes},
@@ -136,8 +143,11 @@ static void add_sim_dht(CLI::App& app) {
                   {"get_sim_ms_p99", percentile(get_ms, 0.99)},
                   {"routing_contacts_mean", contacts / o->nodes},
                   {"sessions_mean", sessions / o->nodes},
+                  {"dormant_sessions_mean", dormant / o->nodes},
+                  {"requests_out_per_node", requests_out},
                   {"datagrams", sim.stats().delivered},
                   {"join_wall_s", join_wall},
+                  {"join_sim_s", join_sim_s},
                   {"wall_s", seconds_since(t0)},
                   {"peak_rss_mb", peak_rss_mb()},
                   {"trace_hash", std::to_string(sim.trace_hash())}};

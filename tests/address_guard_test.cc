@@ -71,3 +71,28 @@ TEST(AddressGuard, HeldAnswersAreReleasedOnceTheAddressIsProven) {
   EXPECT_FALSE(g.holding());
   EXPECT_EQ(g.entries(), 1u);  // only the proof is left
 }
+
+TEST(AddressGuard, AnIdleUnprovenPairIsForgottenAndComesBackWithNoWiderBudget) {
+  DropCounters drops;
+  AddressGuard g(AmplificationLimits{}, drops);
+  TimePoint t = std::chrono::hours(1);
+  for (uint32_t i = 0; i < 500; ++i) g.received(ep_of(i), key_of(i), 100, t);  // answered once, never again
+  Endpoint a = ep_of(1000);
+  PublicKey k = key_of(1000);
+  g.received(a, k, 100, t);
+  EXPECT_TRUE(g.allow(a, k, 300, false, t));  // its budget is spent
+  Endpoint h = ep_of(2000);
+  PublicKey hk = key_of(2000);
+  g.received(h, hk, 10, t);
+  EXPECT_TRUE(g.hold(h, hk, Bytes(100, 1), t));  // an answer waits for its proof
+  EXPECT_EQ(g.entries(), 502u);
+
+  TimePoint later = t + AddressGuard::kUnprovenIdle;
+  g.received(ep_of(5000), key_of(5000), 100, later);  // a new pair: the idle ones are forgotten meanwhile
+  EXPECT_EQ(g.entries(), 2u);                         // the new one, and the one with an answer held
+  EXPECT_TRUE(g.holding());
+  // The forgotten peer starts again from what arrives next: three times that, no more.
+  g.received(a, k, 10, later);
+  EXPECT_FALSE(g.allow(a, k, 31, false, later));
+  EXPECT_TRUE(g.allow(a, k, 30, false, later));
+}

@@ -33,6 +33,7 @@ struct NodeStats {
   uint64_t datagrams_in = 0, datagrams_out = 0, bytes_in = 0, bytes_out = 0;
   uint64_t retransmits = 0, timeouts = 0, sessions_created = 0, sessions_evicted = 0;
   size_t sessions = 0, pending_rpcs = 0, reassembly_bytes = 0;
+  size_t dormant_sessions = 0;  // peers whose idle session shrank to its replay floor
   struct MethodRequests {
     std::string_view method;
     uint64_t in = 0, out = 0;

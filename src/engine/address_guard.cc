@@ -8,10 +8,6 @@
 
 namespace storjnet {
 
-size_t AddressGuard::KeyHash::operator()(const Key& k) const noexcept {
-  return std::hash<Endpoint>()(k.ep) ^ (KeyedHash()(k.pk) * 0x9e3779b97f4a7c15ull);
-}
-
 uint64_t AddressGuard::fingerprint(const Key& k) {
   uint8_t buf[1 + 16 + 2 + 32];
   buf[0] = static_cast<uint8_t>(k.ep.family);
@@ -22,8 +18,8 @@ uint64_t AddressGuard::fingerprint(const Key& k) {
   return keyed_hash(buf, sizeof buf);
 }
 
-bool AddressGuard::touch_proven(const Key& k, TimePoint now) {
-  auto it = proven_.find(fingerprint(k));
+bool AddressGuard::touch_proven(uint64_t fp, TimePoint now) {
+  auto it = proven_.find(fp);
   if (it == proven_.end()) return false;
   it->second = now;
   return true;
@@ -31,11 +27,12 @@ bool AddressGuard::touch_proven(const Key& k, TimePoint now) {
 
 static size_t hold_charge(const Bytes& m) { return std::max(m.size(), AddressGuard::kMinHoldCharge); }
 
-AddressGuard::Entry& AddressGuard::entry(const Key& k, TimePoint now) {
-  auto it = table_.find(k);
+AddressGuard::Entry& AddressGuard::entry(uint64_t fp, TimePoint now) {
+  auto it = table_.find(fp);
   if (it == table_.end()) {
+    if (now >= next_forget_) forget_idle(now);
     if (table_.size() >= limits_.max_entries) evict();
-    it = table_.emplace(k, Entry{}).first;
+    it = table_.emplace(fp, Entry{}).first;
   }
   it->second.last = now;
   return it->second;
@@ -51,16 +48,20 @@ void AddressGuard::evict() {
   });
 }
 
+void AddressGuard::forget_idle(TimePoint now) {
+  next_forget_ = now + kUnprovenIdle / 2;
+  std::erase_if(table_, [&](const auto& kv) { return now - kv.second.last >= kUnprovenIdle && !holding_.contains(kv.first); });
+}
+
 void AddressGuard::received(const Endpoint& ep, const PublicKey& pk, size_t bytes, TimePoint now) {
-  Key k{ep, pk};
-  if (touch_proven(k, now)) return;
-  entry(k, now).in += bytes;
+  uint64_t fp = fingerprint({ep, pk});
+  if (touch_proven(fp, now)) return;
+  entry(fp, now).in += bytes;
 }
 
 void AddressGuard::prove(const Endpoint& ep, const PublicKey& pk, TimePoint now) {
-  Key k{ep, pk};
-  table_.erase(k);  // its held messages stay queued until release()
-  uint64_t fp = fingerprint(k);
+  uint64_t fp = fingerprint({ep, pk});
+  table_.erase(fp);  // its held messages stay queued until release()
   if (!proven_.contains(fp) && proven_.size() >= limits_.max_entries)
     evict_oldest_eighth(proven_, [](TimePoint t) { return t; }, [this](auto it) { return proven_.erase(it); });
   proven_[fp] = now;
@@ -71,34 +72,34 @@ bool AddressGuard::proven(const Endpoint& ep, const PublicKey& pk) const {
 }
 
 bool AddressGuard::allow(const Endpoint& ep, const PublicKey& pk, size_t bytes, bool initiative, TimePoint now) {
-  Key k{ep, pk};
-  if (touch_proven(k, now)) return true;
-  auto it = table_.find(k);
+  uint64_t fp = fingerprint({ep, pk});
+  if (touch_proven(fp, now)) return true;
+  auto it = table_.find(fp);
   if (it == table_.end() && initiative) return true;  // we chose this address; nothing from it is being amplified
-  Entry& e = it == table_.end() ? entry(k, now) : it->second;
+  Entry& e = it == table_.end() ? entry(fp, now) : it->second;
   if (static_cast<double>(e.out + bytes) > limits_.factor * static_cast<double>(e.in)) return false;
   e.out += bytes;
   return true;
 }
 
 uint64_t AddressGuard::challenge_token(const Endpoint& ep, const PublicKey& pk, uint64_t fresh, TimePoint now) {
-  Entry& e = entry({ep, pk}, now);
+  Entry& e = entry(fingerprint({ep, pk}), now);
   if (e.token == 0) e.token = fresh ? fresh : 1;
   return e.token;
 }
 
 bool AddressGuard::echo(const Endpoint& ep, const PublicKey& pk, uint64_t token, TimePoint now) {
-  auto it = table_.find({ep, pk});  // a proven pair has no entry, so no outstanding token
+  auto it = table_.find(fingerprint({ep, pk}));  // a proven pair has no entry, so no outstanding token
   if (it == table_.end() || it->second.token == 0 || it->second.token != token) return false;
   prove(ep, pk, now);
   return true;
 }
 
 bool AddressGuard::hold(const Endpoint& ep, const PublicKey& pk, Bytes message, TimePoint now) {
-  Key k{ep, pk};
+  uint64_t fp = fingerprint({ep, pk});
   size_t charge = hold_charge(message);
-  entry(k, now);  // first: it may evict, and with it held queues
-  auto q = holding_.find(k);
+  entry(fp, now);  // first: it may evict, and with it held queues
+  auto q = holding_.find(fp);
   size_t queued = q == holding_.end() ? 0 : q->second.bytes;
   size_t& prefix = held_per_prefix_[ep.prefix()];
   if (queued + charge > limits_.hold_per_address || prefix + charge > limits_.hold_per_prefix ||
@@ -107,7 +108,8 @@ bool AddressGuard::hold(const Endpoint& ep, const PublicKey& pk, Bytes message, 
     drops_.add(DropReason::kHoldFull);
     return false;
   }
-  HeldQueue& h = q == holding_.end() ? holding_[k] : q->second;
+  HeldQueue& h = q == holding_.end() ? holding_[fp] : q->second;
+  h.prefix = ep.prefix();
   h.bytes += charge;
   prefix += charge;
   held_total_ += charge;
@@ -123,20 +125,20 @@ void AddressGuard::drop_held(HoldMap::iterator q, size_t n) {
   h.held.erase(h.held.begin(), h.held.begin() + static_cast<long>(n));
   h.bytes -= freed;
   held_total_ -= freed;
-  auto p = held_per_prefix_.find(q->first.ep.prefix());
+  auto p = held_per_prefix_.find(h.prefix);
   if (p != held_per_prefix_.end() && (p->second -= freed) == 0) held_per_prefix_.erase(p);
   if (h.held.empty()) holding_.erase(q);
 }
 
 std::vector<Bytes> AddressGuard::release(const Endpoint& ep, const PublicKey& pk) {
   std::vector<Bytes> out;
-  auto q = holding_.find({ep, pk});
+  auto q = holding_.find(fingerprint({ep, pk}));
   if (q == holding_.end()) return out;
   for (auto& h : q->second.held) out.push_back(std::move(h.message));
   // Charges are recomputed from sizes in drop_held; do it by hand since the messages moved out.
   size_t freed = q->second.bytes;
   held_total_ -= freed;
-  auto p = held_per_prefix_.find(ep.prefix());
+  auto p = held_per_prefix_.find(q->second.prefix);
   if (p != held_per_prefix_.end() && (p->second -= freed) == 0) held_per_prefix_.erase(p);
   holding_.erase(q);
   return out;

@@ -6,11 +6,15 @@
 // from it. Sends that do not fit are held in a bounded queue (per address, per /24 or /48 prefix, in total)
 // until the proof arrives, and dropped when it does not come in time. Sends on our own initiative to an
 // address we have never heard from are not limited (nothing arrived that could be amplified).
-// The table of unproven pairs is bounded: when full, the least recently used eighth is evicted.
-// A proven pair is only a fact and a time: it moves out of the table into a set of 64-bit fingerprints (SipHash
-// under the process's secret key, storjnet/keyed_hash.h) with its last use, 24 bytes instead of ~110, bounded
-// alike (max_entries, the least recently used eighth evicted). A peer cannot aim a collision at a key it does
+// Both tables are keyed by a pair's 64-bit fingerprint (SipHash under the process's secret key,
+// storjnet/keyed_hash.h), not by its 52-byte address and key: a peer cannot aim a collision at a key it does
 // not know; a chance one among n pairs has probability about n^2 / 2^65.
+// The table of unproven pairs is bounded: when full, the least recently used eighth is evicted. An unproven
+// pair idle for kUnprovenIdle with nothing held is forgotten as new pairs come (at most every kUnprovenIdle / 2):
+// that never widens a budget (a pair starts again from what arrives next, and its old allowance was at least
+// 3x that), so a node costs memory only for the peers of its last minutes, not for every one it ever answered.
+// A proven pair is only a fact and a time: it moves out of the table into a set of fingerprints with its last
+// use (24 bytes), bounded alike (max_entries, the least recently used eighth evicted).
 // Pure bookkeeping: no I/O; the engine sends challenges and flushes what release() returns.
 #pragma once
 #include <cstdint>
@@ -29,6 +33,7 @@ namespace storjnet {
 class AddressGuard {
  public:
   static constexpr size_t kMinHoldCharge = 256;  // bookkeeping cost charged per held message
+  static constexpr Duration kUnprovenIdle = std::chrono::minutes(2);
 
   AddressGuard(AmplificationLimits limits, DropCounters& drops) : limits_(limits), drops_(drops) {}
 
@@ -63,9 +68,6 @@ class AddressGuard {
     PublicKey pk;
     bool operator==(const Key&) const = default;
   };
-  struct KeyHash {
-    size_t operator()(const Key& k) const noexcept;
-  };
   struct Held {
     Bytes message;
     TimePoint at;
@@ -78,23 +80,26 @@ class AddressGuard {
   struct HeldQueue {
     std::vector<Held> held;
     size_t bytes = 0;  // charged
+    Endpoint::Prefix prefix;  // the address block charged (held_per_prefix_)
   };
-  using HoldMap = std::unordered_map<Key, HeldQueue, KeyHash>;
+  // Maps keyed by a fingerprint: it is already a keyed hash, so std::hash (the identity) spreads it, and no
+  // hash is cached in the node.
+  using HoldMap = std::unordered_map<uint64_t, HeldQueue>;
 
-  Entry& entry(const Key& k, TimePoint now);  // an unproven pair's entry (made if missing)
+  Entry& entry(uint64_t fp, TimePoint now);  // an unproven pair's entry (made if missing)
   void evict();
+  void forget_idle(TimePoint now);  // unproven pairs idle for kUnprovenIdle with nothing held
   static uint64_t fingerprint(const Key& k);
   // The proven pair's last use, updated to `now`; false when the pair is not proven.
-  bool touch_proven(const Key& k, TimePoint now);
+  bool touch_proven(uint64_t fp, TimePoint now);
   void drop_held(HoldMap::iterator q, size_t n);  // first n held messages (the queue is erased when empty)
 
   AmplificationLimits limits_;
   DropCounters& drops_;
-  std::unordered_map<Key, Entry, KeyHash> table_;  // unproven pairs
-  // Proven pairs: fingerprint -> last use. The fingerprint is already a keyed hash: std::hash (the identity)
-  // spreads it, and keeps the node at 24 bytes (no cached hash).
-  std::unordered_map<uint64_t, TimePoint> proven_;
-  HoldMap holding_;  // keys with held messages (each also in table_)
+  std::unordered_map<uint64_t, Entry> table_;  // unproven pairs
+  TimePoint next_forget_{};                    // when forget_idle runs next
+  std::unordered_map<uint64_t, TimePoint> proven_;  // proven pairs: last use
+  HoldMap holding_;  // pairs with held messages (each also in table_)
   std::unordered_map<Endpoint::Prefix, size_t> held_per_prefix_;
   size_t held_total_ = 0;
 };

@@ -8,23 +8,36 @@
 // the current one, the last send before it arrived.
 // Bounded: at most max_entries addresses; when full of fresh entries the table is cleared and answers "sent"
 // for every address until kWindow passes (conservative: the node then never claims an unsolicited datagram).
+// Addresses last sent to more than kWindow (plus kGrace) ago are forgotten as sends go on, at most every
+// kWindow / 2: they answer "not sent" with or without their entry, so a node costs memory only for the
+// addresses of its last few minutes, not for every peer it ever met. Addresses are held as 64-bit keyed
+// fingerprints (storjnet/keyed_hash.h, 40 bytes an entry): two that collide answer "sent" for each other, the
+// conservative side, and a peer cannot aim a collision at the process's secret key.
 #pragma once
+#include <cstring>
 #include <unordered_map>
 
 #include "storjnet/endpoint.h"
 #include "storjnet/environment.h"
+#include "storjnet/keyed_hash.h"
 
 namespace storjnet {
 
 class RecentSends {
  public:
   static constexpr Duration kWindow = std::chrono::minutes(5);
+  // How much older than kWindow an entry gets before it is forgotten: a datagram's arrival time may precede
+  // the moment it is handled (a real driver's batch), and its answer must not change meanwhile.
+  static constexpr Duration kGrace = std::chrono::seconds(10);
   explicit RecentSends(size_t max_entries = 8192) : max_(max_entries) {}
 
   // A datagram went to `to` at `now`, while handling arrival number `seq`.
   void sent(const Endpoint& to, TimePoint now, uint64_t seq) {
-    Endpoint a = to;
-    a.port = 0;
+    uint64_t a = fingerprint(to);
+    if (now >= next_expiry_) {
+      expire(now);
+      next_expiry_ = now + kWindow / 2;
+    }
     auto it = map_.find(a);
     if (it == map_.end()) {
       if (map_.size() >= max_) prune(now);
@@ -41,9 +54,7 @@ class RecentSends {
   // number `seq` (the one being handled).
   bool sent_before(const Endpoint& from, TimePoint arrival, uint64_t seq) const {
     if (arrival < saturated_until_) return true;
-    Endpoint a = from;
-    a.port = 0;
-    auto it = map_.find(a);
+    auto it = map_.find(fingerprint(from));
     if (it == map_.end()) return false;
     const Times& t = it->second;
     TimePoint last = t.seq == seq ? t.before_seq : t.last;
@@ -56,15 +67,25 @@ class RecentSends {
     TimePoint last = TimePoint::min(), before_seq = TimePoint::min();  // last send; last before datagram `seq`
     uint64_t seq = 0;
   };
+  static uint64_t fingerprint(const Endpoint& ep) {  // the address (family and bytes), any port
+    uint8_t buf[1 + 16];
+    buf[0] = static_cast<uint8_t>(ep.family);
+    std::memcpy(buf + 1, ep.addr.data(), 16);
+    return keyed_hash(buf, sizeof buf);
+  }
+  void expire(TimePoint now) {
+    std::erase_if(map_, [&](const auto& kv) { return kv.second.last < now - kWindow - kGrace; });
+  }
   void prune(TimePoint now) {
-    std::erase_if(map_, [&](const auto& kv) { return kv.second.last < now - kWindow; });
+    expire(now);
     if (map_.size() < max_ - max_ / 8) return;
     map_.clear();
     saturated_until_ = now + kWindow;
   }
   size_t max_;
-  std::unordered_map<Endpoint, Times> map_;
+  std::unordered_map<uint64_t, Times> map_;  // by fingerprint: a keyed hash already, spread by std::hash
   TimePoint saturated_until_{};
+  TimePoint next_expiry_{};  // the next sent() that forgets old entries
 };
 
 }  // namespace storjnet

@@ -53,6 +53,7 @@ NodeStats Node::stats() const {
   s.sessions_created = es.sessions_created;
   s.sessions_evicted = es.sessions_evicted;
   s.sessions = engine_->session_count();
+  s.dormant_sessions = engine_->dormant_sessions();
   s.pending_rpcs = engine_->pending_rpcs();
   s.reassembly_bytes = engine_->reassembly_bytes();
   for (size_t m = 0; m < kMethodSlots; ++m) {
