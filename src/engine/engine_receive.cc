@@ -81,7 +81,7 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s, const Co
   sess->rx.accept(epoch, salt, counter);
   sess->last_used = env_.now();
   guard_.received(from, s.sender, s.size(), env_.now());
-  Contact contact{sess->id, s.sender, from};
+  Contact contact{Identity::id_of(s.sender), s.sender, from};
   // The path it came by is the one to answer by: through its relay, or (a direct datagram) directly; but a
   // relayed datagram right after direct ones is late (sent before the direct path worked): it is answered
   // at the direct address, and the direct path stays.

@@ -16,7 +16,6 @@ Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionK
   if (sessions_.size() >= config_.max_sessions) evict_sessions();
   Session& s = sessions_[pk];
   s.key = key;
-  s.id = Identity::id_of(pk);
   s.tx_epoch = next_epoch();
   s.tx_salt = env_.random_u64();
   s.last_used = env_.now();
