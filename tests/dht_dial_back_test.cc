@@ -386,16 +386,24 @@ TEST(DhtDialBack, ALyingNodeThatSaysReachableIsConfirmed) {
   EXPECT_FALSE(sim.node(honest).dht().stats().reachable);
 }
 
+namespace {
+// 20 open nodes and one behind a port-restricted router (returned), joined for 2 minutes.
+size_t join_with_one_natted(Simulator& sim) {
+  for (int i = 0; i < 20; ++i) sim.add_node(config());
+  size_t natted = sim.add_node(config());
+  sim.put_behind(natted, sim.add_router({Type::kPortRestricted}));
+  join(sim, 2min);
+  return natted;
+}
+}  // namespace
+
 // A node behind a NAT that no stranger's probe crossed (its LAN address is not the one the network sees, and its
 // self-check failed) serves no self-check: asked to probe, it answers "not probed" and sends nothing to the
 // target. Its probes would open mappings in its router towards strangers (a hole between NATed strangers nobody
 // asked for), and could never tell a NATed target anything. An open node asked the same probes the target.
 TEST(DhtDialBack, ANodeBehindANatItCannotCrossServesNoSelfCheck) {
   Simulator sim;
-  for (int i = 0; i < 20; ++i) sim.add_node(config());
-  size_t natted = sim.add_node(config());
-  sim.put_behind(natted, sim.add_router({Type::kPortRestricted}));
-  join(sim, 2min);
+  size_t natted = join_with_one_natted(sim);
   DhtStats st = sim.node(natted).dht().stats();
   ASSERT_FALSE(st.reachable);
   ASSERT_NE(st.nat_mapping_v4, NatMapping::kUnknown);  // NatView has seen its public address
@@ -439,10 +447,7 @@ TEST(DhtDialBack, ANodeBehindANatItCannotCrossServesNoSelfCheck) {
 // waits the back-off (30 s doubling to 10 minutes), not DialBack::kQuickRetry, up to 4 times in a row.
 TEST(DhtDialBack, ANodeBehindANatRunsNoQuickRetries) {
   Simulator sim;
-  for (int i = 0; i < 20; ++i) sim.add_node(config());
-  size_t natted = sim.add_node(config());
-  sim.put_behind(natted, sim.add_router({Type::kPortRestricted}));
-  join(sim, 2min);
+  size_t natted = join_with_one_natted(sim);
   DhtStats before = sim.node(natted).dht().stats();
   ASSERT_NE(before.nat_mapping_v4, NatMapping::kUnknown);
   ASSERT_FALSE(before.reachable);

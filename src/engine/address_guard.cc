@@ -8,13 +8,13 @@
 
 namespace storjnet {
 
-uint64_t AddressGuard::fingerprint(const Key& k) {
+uint64_t AddressGuard::fingerprint(const Endpoint& ep, const PublicKey& pk) {
   uint8_t buf[1 + 16 + 2 + 32];
-  buf[0] = static_cast<uint8_t>(k.ep.family);
-  std::memcpy(buf + 1, k.ep.addr.data(), 16);
-  buf[17] = static_cast<uint8_t>(k.ep.port >> 8);
-  buf[18] = static_cast<uint8_t>(k.ep.port);
-  std::memcpy(buf + 19, k.pk.data(), 32);
+  buf[0] = static_cast<uint8_t>(ep.family);
+  std::memcpy(buf + 1, ep.addr.data(), 16);
+  buf[17] = static_cast<uint8_t>(ep.port >> 8);
+  buf[18] = static_cast<uint8_t>(ep.port);
+  std::memcpy(buf + 19, pk.data(), 32);
   return keyed_hash(buf, sizeof buf);
 }
 
@@ -50,17 +50,19 @@ void AddressGuard::evict() {
 
 void AddressGuard::forget_idle(TimePoint now) {
   next_forget_ = now + kUnprovenIdle / 2;
-  std::erase_if(table_, [&](const auto& kv) { return now - kv.second.last >= kUnprovenIdle && !holding_.contains(kv.first); });
+  std::erase_if(table_, [&](const auto& kv) {
+    return now - kv.second.last >= kUnprovenIdle && !holding_.contains(kv.first);
+  });
 }
 
 void AddressGuard::received(const Endpoint& ep, const PublicKey& pk, size_t bytes, TimePoint now) {
-  uint64_t fp = fingerprint({ep, pk});
+  uint64_t fp = fingerprint(ep, pk);
   if (touch_proven(fp, now)) return;
   entry(fp, now).in += bytes;
 }
 
 void AddressGuard::prove(const Endpoint& ep, const PublicKey& pk, TimePoint now) {
-  uint64_t fp = fingerprint({ep, pk});
+  uint64_t fp = fingerprint(ep, pk);
   table_.erase(fp);  // its held messages stay queued until release()
   if (!proven_.contains(fp) && proven_.size() >= limits_.max_entries)
     evict_oldest_eighth(proven_, [](TimePoint t) { return t; }, [this](auto it) { return proven_.erase(it); });
@@ -68,11 +70,11 @@ void AddressGuard::prove(const Endpoint& ep, const PublicKey& pk, TimePoint now)
 }
 
 bool AddressGuard::proven(const Endpoint& ep, const PublicKey& pk) const {
-  return proven_.contains(fingerprint({ep, pk}));
+  return proven_.contains(fingerprint(ep, pk));
 }
 
 bool AddressGuard::allow(const Endpoint& ep, const PublicKey& pk, size_t bytes, bool initiative, TimePoint now) {
-  uint64_t fp = fingerprint({ep, pk});
+  uint64_t fp = fingerprint(ep, pk);
   if (touch_proven(fp, now)) return true;
   auto it = table_.find(fp);
   if (it == table_.end() && initiative) return true;  // we chose this address; nothing from it is being amplified
@@ -83,20 +85,20 @@ bool AddressGuard::allow(const Endpoint& ep, const PublicKey& pk, size_t bytes, 
 }
 
 uint64_t AddressGuard::challenge_token(const Endpoint& ep, const PublicKey& pk, uint64_t fresh, TimePoint now) {
-  Entry& e = entry(fingerprint({ep, pk}), now);
+  Entry& e = entry(fingerprint(ep, pk), now);
   if (e.token == 0) e.token = fresh ? fresh : 1;
   return e.token;
 }
 
 bool AddressGuard::echo(const Endpoint& ep, const PublicKey& pk, uint64_t token, TimePoint now) {
-  auto it = table_.find(fingerprint({ep, pk}));  // a proven pair has no entry, so no outstanding token
+  auto it = table_.find(fingerprint(ep, pk));  // a proven pair has no entry, so no outstanding token
   if (it == table_.end() || it->second.token == 0 || it->second.token != token) return false;
   prove(ep, pk, now);
   return true;
 }
 
 bool AddressGuard::hold(const Endpoint& ep, const PublicKey& pk, Bytes message, TimePoint now) {
-  uint64_t fp = fingerprint({ep, pk});
+  uint64_t fp = fingerprint(ep, pk);
   size_t charge = hold_charge(message);
   entry(fp, now);  // first: it may evict, and with it held queues
   auto q = holding_.find(fp);
@@ -132,7 +134,7 @@ void AddressGuard::drop_held(HoldMap::iterator q, size_t n) {
 
 std::vector<Bytes> AddressGuard::release(const Endpoint& ep, const PublicKey& pk) {
   std::vector<Bytes> out;
-  auto q = holding_.find(fingerprint({ep, pk}));
+  auto q = holding_.find(fingerprint(ep, pk));
   if (q == holding_.end()) return out;
   for (auto& h : q->second.held) out.push_back(std::move(h.message));
   // Charges are recomputed from sizes in drop_held; do it by hand since the messages moved out.

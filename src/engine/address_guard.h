@@ -63,11 +63,6 @@ class AddressGuard {
   bool holding() const { return !holding_.empty(); }
 
  private:
-  struct Key {
-    Endpoint ep;
-    PublicKey pk;
-    bool operator==(const Key&) const = default;
-  };
   struct Held {
     Bytes message;
     TimePoint at;
@@ -89,7 +84,7 @@ class AddressGuard {
   Entry& entry(uint64_t fp, TimePoint now);  // an unproven pair's entry (made if missing)
   void evict();
   void forget_idle(TimePoint now);  // unproven pairs idle for kUnprovenIdle with nothing held
-  static uint64_t fingerprint(const Key& k);
+  static uint64_t fingerprint(const Endpoint& ep, const PublicKey& pk);
   // The proven pair's last use, updated to `now`; false when the pair is not proven.
   bool touch_proven(uint64_t fp, TimePoint now);
   void drop_held(HoldMap::iterator q, size_t n);  // first n held messages (the queue is erased when empty)

@@ -11,15 +11,13 @@
 // Addresses last sent to more than kWindow (plus kGrace) ago are forgotten as sends go on, at most every
 // kWindow / 2: they answer "not sent" with or without their entry, so a node costs memory only for the
 // addresses of its last few minutes, not for every peer it ever met. Addresses are held as 64-bit keyed
-// fingerprints (storjnet/keyed_hash.h, 40 bytes an entry): two that collide answer "sent" for each other, the
+// fingerprints (std::hash<Endpoint>, SipHash under the process key; 40 bytes an entry): two that collide answer "sent" for each other, the
 // conservative side, and a peer cannot aim a collision at the process's secret key.
 #pragma once
-#include <cstring>
 #include <unordered_map>
 
 #include "storjnet/endpoint.h"
 #include "storjnet/environment.h"
-#include "storjnet/keyed_hash.h"
 
 namespace storjnet {
 
@@ -67,11 +65,9 @@ class RecentSends {
     TimePoint last = TimePoint::min(), before_seq = TimePoint::min();  // last send; last before datagram `seq`
     uint64_t seq = 0;
   };
-  static uint64_t fingerprint(const Endpoint& ep) {  // the address (family and bytes), any port
-    uint8_t buf[1 + 16];
-    buf[0] = static_cast<uint8_t>(ep.family);
-    std::memcpy(buf + 1, ep.addr.data(), 16);
-    return keyed_hash(buf, sizeof buf);
+  static uint64_t fingerprint(Endpoint ep) {  // the address (family and bytes), any port: the keyed endpoint hash
+    ep.port = 0;
+    return std::hash<Endpoint>()(ep);
   }
   void expire(TimePoint now) {
     std::erase_if(map_, [&](const auto& kv) { return kv.second.last < now - kWindow - kGrace; });
