@@ -136,7 +136,7 @@ TEST(DhtSim, AJoinPingsNoRecentlyHeardContact) {
     return pings;
   };
   EXPECT_EQ(pings_during_join(15min), 0u);
-  EXPECT_GT(pings_during_join(0s), 100u);
+  EXPECT_GT(pings_during_join(0s), 10u);  // 14: the join fills far buckets to half of k, so few are full
 }
 
 // DhtConfig::newcomer_wait: a request sender is pinged only if, after the wait, neither the table nor another
@@ -175,9 +175,10 @@ TEST(DhtSim, AWaitBeforeCheckingNewcomersSparesPingsAndLeavesNoNodeOut) {
 }
 
 // A network started at once (every node bootstraps through node 0 at the same moment, as the dht bench does):
-// a join's bucket refreshes end once their bucket holds k, and the rejoin 5 s later looks only our own id up
-// (the table then holds k or more). The tables come out as complete (96 contacts a node, every node's own k
-// closest held), for a third fewer requests: 111.5 find_node per node, 165.7 with every refresh run to its end.
+// a join's bucket refreshes end once their bucket holds half of k, and the rejoin 5 s later looks only our own
+// id up (the table then holds k or more). Every node's own k closest are held, and the far buckets hold what
+// lookups need (81 contacts a node), for half the requests: 89.0 find_node per node; 111.5 with refreshes to
+// a full bucket (96 contacts a node), 165.7 with every refresh run to its end.
 TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
   SimConfig cfg;
   cfg.seed = 11;
@@ -207,8 +208,8 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
     for (size_t q = 0; q < k; ++q) own_closest_held += held.count(others[q]);
   }
   double per_node = static_cast<double>(find_nodes) / n;
-  EXPECT_LT(per_node, 135.0);
-  EXPECT_GE(static_cast<double>(table) / n, 90.0);
+  EXPECT_LT(per_node, 105.0);
+  EXPECT_GE(static_cast<double>(table) / n, 75.0);
   EXPECT_GE(own_closest_held, n * k * 97 / 100);
 }
 

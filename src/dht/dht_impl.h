@@ -191,7 +191,10 @@ struct Dht::Impl {
   // of our k-th closest contact. The buckets below that one hold only ids nearer to us than our k-th closest:
   // a lookup of our own id has just asked our closest nodes for them, so a refresh there finds nothing new
   // (most of them hold fewer than k because fewer than k such nodes exist). Each refresh ends once its bucket
-  // holds k (until_full): in a network that starts together the newcomers asking us fill most buckets meanwhile.
+  // holds half of k (until_full): a lookup needs a few contacts in a far bucket, not k, and the nodes whose
+  // lookups ask us fill it on (in a network that starts together, most buckets fill that way). Every node a
+  // refresh asks holds a session for us, so asking for the other half cost a quarter of a node's memory and an
+  // eighth of its join's datagrams (sim-dht, 2,000 nodes).
   void refresh_neighbourhood();
 
   // A lookup of a random id in bucket b's range. If nodes joined together, every contact near that range

@@ -158,9 +158,10 @@ void Dht::Impl::refresh_bucket(int b, bool until_full) {
     if (!es.empty()) vantage.push_back(es[engine.env().random_below(es.size())].contact);
   }
   LookupOptions o{.must_query = std::move(vantage)};
-  // A join's refresh is there to fill the bucket: once it holds k (its answers and the newcomers that asked us
-  // meanwhile), asking on would only add to the replacement cache.
-  if (until_full) o.enough = [this, b] { return table.bucket(static_cast<size_t>(b)).size() >= cfg.k; };
+  // A join's refresh is there to give the bucket enough contacts for lookups: half of k (its answers and the
+  // newcomers that asked us meanwhile); the lookups of others fill it on (refresh_neighbourhood).
+  if (until_full)
+    o.enough = [this, b] { return table.bucket(static_cast<size_t>(b)).size() >= (cfg.k + 1) / 2; };
   lookup(random_id_in_bucket(b), false, false, [](LookupResult) {}, std::move(o));
 }
 
