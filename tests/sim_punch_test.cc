@@ -162,7 +162,9 @@ TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   SimConfig c;
   // A seed where the scenario holds (most seeds give a a table that knows one of b's 3 closest, or rendezvous
   // that heard from b: the assertion below on the premise, and the one on who served, catch either).
-  c.seed = 1;
+  // Seed 5 since the join's bucket refreshes stop at half a bucket (seed 1 before: its a then knew one of b's
+  // closest); of seeds 1-40, 12 give the scenario.
+  c.seed = 5;
   c.node.dht.k = 4;
   c.node.dht.keepalive_peers = 3;
   // The seed's premise was found with newcomers pinged at once, the default before the newcomer wait
@@ -196,6 +198,8 @@ TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   };
   for (const Contact& k : near_b)
     for (const Contact& p : sim.node(a).dht().peers()) ASSERT_NE(k.id, p.id) << "the scenario needs a to know none of them";
+  for (const Contact& p : sim.node(a).dht().peers())
+    ASSERT_NE(p.id, bid) << "the scenario needs a lookup to resolve b";
   DhtStats before = sim.node(a).dht().stats();
   uint64_t served_before = served(near_b_nodes);
   std::optional<bool> ok;
