@@ -216,9 +216,8 @@ void Engine::challenge(const Contact& to) {
   if (it == sessions_.end() || guard_.proven(to.endpoint, to.key)) return;
   TimePoint now = env_.now();
   Duration retry = config_.rpc_timeout / std::max(1, config_.rpc_attempts);
-  if (it->second.challenged && now - it->second.challenged_at < retry) return;
-  it->second.challenged = true;
-  it->second.challenged_at = now;
+  if (!it->second.challenge_due(now, retry)) return;
+  it->second.challenged_now(now);
   send_challenge(to);
 }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/callback_scope.h"
+#include "common/compact_bucket.h"
 #include "common/token_bucket.h"
 #include "crypto/session.h"
 #include "engine/address_guard.h"
@@ -238,19 +239,33 @@ class Engine {
   friend class Reply;
   // One per peer talked to lately: a node holds hundreds while it joins, so every field counts. The peer's
   // node id is not kept (it is derived from the key, Identity::id_of, for each authenticated datagram).
-  struct Session {  // fields ordered to leave no padding (~190 bytes; the replay window's far bits aside)
+  // Fields ordered to leave no padding: 160 bytes (the replay window's far bits aside), so that with its key
+  // and the map's link a session is one 208-byte heap chunk. One per peer talked to lately: the budgets are
+  // CompactBuckets and the challenge time a millisecond stamp for that.
+  struct Session {
     crypto::SessionKey key{};
     uint32_t next_msg_id = 0;
+    uint32_t challenged_ms = 0;  // last address challenge sent for the request budget (when `challenged`)
     crypto::ReplayWindow rx;
     uint64_t tx_epoch = 0, tx_salt = 0, tx_counter = 0;
     TimePoint last_used{};
-    TokenBucket requests;  // per-peer request rate
-    TokenBucket refusals;  // "rate limited" answers to this peer
-    TokenBucket unproven;  // requests answered while the peer's address is unproven
-    TimePoint challenged_at{};  // last address challenge sent for the request budget (when `challenged`)
-    RttEstimate rtt;            // answers from this peer (lost when the session shrinks)
+    CompactBucket requests;  // per-peer request rate
+    CompactBucket refusals;  // "rate limited" answers to this peer
+    CompactBucket unproven;  // requests answered while the peer's address is unproven
+    RttEstimate rtt;         // answers from this peer (lost when the session shrinks)
     bool challenged = false;
     bool shown_address = false;  // we answered or echoed this peer: it has had our address proven
+
+    // Whether an address challenge may go out now: none sent yet, or the last `retry` or more ago. Then
+    // challenged_now records it.
+    bool challenge_due(TimePoint now, Duration retry) const {
+      auto since = std::chrono::milliseconds(CompactBucket::stamp(now) - challenged_ms);
+      return !challenged || since >= retry;
+    }
+    void challenged_now(TimePoint now) {
+      challenged = true;
+      challenged_ms = CompactBucket::stamp(now);
+    }
   };
   struct Pending {
     Contact to;
@@ -281,10 +296,11 @@ class Engine {
 
   // What outlives a shrunk session (docs/protocol.md 1.4, "Idle sessions"): its replay floor, so no datagram
   // of the old session is accepted again, and whether it had our address proven.
-  struct Dormant {
+  struct Dormant {  // 32 bytes: with its key and the map's link, one 80-byte heap chunk
     uint64_t epoch = 0, salt = 0, top = 0;
-    TimePoint last_used{};
+    uint32_t last_used_s = 0;  // whole seconds (the least recently used are evicted first)
     bool has_rx = false, shown_address = false;
+    TimePoint last_used() const { return std::chrono::seconds(last_used_s); }
     crypto::ReplayWindow::Floor floor() const { return {epoch, salt, top, has_rx}; }
   };
   using SessionMap = std::unordered_map<PublicKey, Session, KeyedHash>;
@@ -302,6 +318,7 @@ class Engine {
   void evict_sessions();
   SessionMap::iterator retire_session(SessionMap::iterator it);  // shrinks it to a Dormant record
   void sweep_idle_sessions();
+
   bool fresh_nonce(const crypto::ReplayWindow& rx, uint64_t epoch, uint64_t salt, uint64_t counter);
   // Sends `message` if the address budget allows, else holds it (kInitiative, kAnswer) and challenges the
   // address. A multi-fragment message gets a msg_id stored in *msg_id (0: assign one), so a retransmission

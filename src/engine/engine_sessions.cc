@@ -8,6 +8,8 @@
 namespace storjnet {
 
 Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionKey& key) {
+  static_assert(sizeof(Session) <= 160, "a session, its key and the map's link fit one 208-byte heap chunk");
+  static_assert(sizeof(Dormant) <= 32, "a dormant record, its key and the map's link fit one 80-byte heap chunk");
   std::optional<Dormant> was;  // taken first: evicting below must not drop this peer's floor
   if (auto d = dormant_.find(pk); d != dormant_.end()) {
     was = d->second;
@@ -19,9 +21,9 @@ Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionK
   s.tx_epoch = next_epoch();
   s.tx_salt = env_.random_u64();
   s.last_used = env_.now();
-  s.requests = TokenBucket{config_.peer_request_burst, s.last_used};
-  s.refusals = TokenBucket{config_.refusal_rate, s.last_used};
-  s.unproven = TokenBucket{config_.amplification.unproven_request_rate, s.last_used};
+  s.requests = CompactBucket{config_.peer_request_burst, s.last_used};
+  s.refusals = CompactBucket{config_.refusal_rate, s.last_used};
+  s.unproven = CompactBucket{config_.amplification.unproven_request_rate, s.last_used};
   if (was) {
     s.rx = crypto::ReplayWindow::from_floor(was->floor());
     s.shown_address = was->shown_address;
@@ -62,11 +64,12 @@ Engine::SessionMap::iterator Engine::retire_session(SessionMap::iterator it) {
   // re-made (docs/protocol.md 1.4). Only past max_dormant_sessions other peers is a floor forgotten.
   if (config_.max_dormant_sessions > 0) {
     if (dormant_.size() >= config_.max_dormant_sessions)
-      evict_oldest_eighth(dormant_, [](const Dormant& d) { return d.last_used; },
+      evict_oldest_eighth(dormant_, [](const Dormant& d) { return d.last_used(); },
                           [this](auto d) { return dormant_.erase(d); });
     const Session& s = it->second;
     auto f = s.rx.floor();
-    dormant_[it->first] = Dormant{f.epoch, f.salt, f.top, s.last_used, f.has, s.shown_address};
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(s.last_used).count();
+    dormant_[it->first] = Dormant{f.epoch, f.salt, f.top, static_cast<uint32_t>(secs), f.has, s.shown_address};
   }
   return sessions_.erase(it);
 }
@@ -83,8 +86,8 @@ void Engine::sweep_idle_sessions() {
     double unproven = config_.amplification.unproven_request_rate;
     s.unproven.refill(unproven, unproven, now);
     if (now - s.last_used >= config_.session_idle && !pending_per_peer_.contains(it->first) &&
-        s.requests.tokens >= config_.peer_request_burst && s.refusals.tokens >= config_.refusal_rate &&
-        s.unproven.tokens >= unproven) {
+        s.requests.full(config_.peer_request_burst) && s.refusals.full(config_.refusal_rate) &&
+        s.unproven.full(unproven)) {
       ++stats_.sessions_idled;
       it = retire_session(it);
     } else {
@@ -125,9 +128,8 @@ bool Engine::unproven_request_allowed(Session& s, const Contact& from) {
   double rate = config_.amplification.unproven_request_rate;
   bool ok = s.unproven.take(rate, rate, now);
   Duration retry = config_.rpc_timeout / std::max(1, config_.rpc_attempts);
-  if (s.unproven.tokens < rate / 2 && (!s.challenged || now - s.challenged_at >= retry)) {
-    s.challenged = true;
-    s.challenged_at = now;
+  if (s.unproven.tokens < rate / 2 && s.challenge_due(now, retry)) {
+    s.challenged_now(now);
     send_challenge(from);
   }
   return ok;
