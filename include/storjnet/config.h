@@ -35,7 +35,7 @@ struct EngineConfig {
   Duration rpc_timeout = 2s;         // total time a request may take, retries included
   int rpc_attempts = 3;              // transmissions per request (1 = no retry)
   size_t max_sessions = 65536;       // per-peer crypto sessions kept (least recently used evicted)
-  Duration session_idle = 60s;       // a session unused this long (nothing pending, rate budgets full) shrinks
+  Duration session_idle = 15s;       // a session unused this long (nothing pending, rate budgets full) shrinks
                                      // to its replay floor and is re-made on demand; 0: never
   size_t max_dormant_sessions = 262144;  // replay floors of shrunk sessions kept (least recently used evicted)
   size_t max_pending_rpcs = 65536;   // outstanding requests; more fail at once
