@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/compact_bucket.h"
+#include "common/token_bucket.h"
 
 using namespace storjnet;
 using namespace std::chrono_literals;

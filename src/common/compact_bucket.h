@@ -5,10 +5,11 @@
 // (24.8 days) or more reads as one that refilled the bucket, as it would have at any rate: refills then answer
 // the same as TokenBucket's whatever the gap. Time never goes backwards in an engine (Environment::now).
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
-#include "common/token_bucket.h"
+#include "storjnet/environment.h"
 
 namespace storjnet {
 

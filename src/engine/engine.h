@@ -27,7 +27,6 @@
 
 #include "common/callback_scope.h"
 #include "common/compact_bucket.h"
-#include "common/token_bucket.h"
 #include "crypto/session.h"
 #include "engine/address_guard.h"
 #include "engine/first_contact.h"
@@ -238,10 +237,9 @@ class Engine {
  private:
   friend class Reply;
   // One per peer talked to lately: a node holds hundreds while it joins, so every field counts. The peer's
-  // node id is not kept (it is derived from the key, Identity::id_of, for each authenticated datagram).
-  // Fields ordered to leave no padding: 160 bytes (the replay window's far bits aside), so that with its key
-  // and the map's link a session is one 208-byte heap chunk. One per peer talked to lately: the budgets are
-  // CompactBuckets and the challenge time a millisecond stamp for that.
+  // node id is not kept (it is derived from the key, Identity::id_of, for each authenticated datagram); the
+  // budgets are CompactBuckets and the challenge time a millisecond stamp. Fields ordered to leave no padding:
+  // 160 bytes (the replay window's far bits aside), one 208-byte heap chunk with its key and the map's link.
   struct Session {
     crypto::SessionKey key{};
     uint32_t next_msg_id = 0;
@@ -318,7 +316,6 @@ class Engine {
   void evict_sessions();
   SessionMap::iterator retire_session(SessionMap::iterator it);  // shrinks it to a Dormant record
   void sweep_idle_sessions();
-
   bool fresh_nonce(const crypto::ReplayWindow& rx, uint64_t epoch, uint64_t salt, uint64_t counter);
   // Sends `message` if the address budget allows, else holds it (kInitiative, kAnswer) and challenges the
   // address. A multi-fragment message gets a msg_id stored in *msg_id (0: assign one), so a retransmission

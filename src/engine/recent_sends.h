@@ -11,8 +11,8 @@
 // Addresses last sent to more than kWindow (plus kGrace) ago are forgotten as sends go on, at most every
 // kWindow / 2: they answer "not sent" with or without their entry, so a node costs memory only for the
 // addresses of its last few minutes, not for every peer it ever met. Addresses are held as 64-bit keyed
-// fingerprints (std::hash<Endpoint>, SipHash under the process key; 40 bytes an entry): two that collide answer "sent" for each other, the
-// conservative side, and a peer cannot aim a collision at the process's secret key.
+// fingerprints (std::hash<Endpoint>, SipHash under the process key; 40 bytes an entry): two that collide answer
+// "sent" for each other, the conservative side, and a peer cannot aim a collision at the process's secret key.
 #pragma once
 #include <unordered_map>
 
