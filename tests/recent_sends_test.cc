@@ -1,5 +1,6 @@
 // RecentSends (src/engine/recent_sends.h) driven by hand: what it answers over its window, sends made while
-// handling a datagram not counting for it, old addresses forgotten without changing an answer, and the bound.
+// handling a datagram not counting for it, old addresses forgotten without changing an answer (and their room
+// given back), the bound, and the wrap of its millisecond stamps.
 #include "engine/recent_sends.h"
 
 #include <gtest/gtest.h>
@@ -56,4 +57,27 @@ TEST(RecentSends, AFullTableOfFreshAddressesAnswersSentForEveryAddressUntilTheWi
   EXPECT_LE(r.entries(), 64u);
   EXPECT_TRUE(r.sent_before(ep_of(5000), kStart + 1s, 2));  // never claims an unsolicited datagram
   EXPECT_FALSE(r.sent_before(ep_of(5000), kStart + RecentSends::kWindow + 1s, 3));
+}
+
+TEST(RecentSends, TheTableGivesItsSpareRoomBackWhenOldAddressesAreForgotten) {
+  RecentSends r;
+  for (uint32_t i = 0; i < 4000; ++i) r.sent(ep_of(i), kStart, 1);
+  EXPECT_GE(r.capacity(), 4000u);
+  TimePoint later = kStart + 2 * RecentSends::kWindow;
+  r.sent(ep_of(5000), later, 2);  // the 4000 are forgotten, and their room with them
+  EXPECT_EQ(r.entries(), 1u);
+  EXPECT_LE(r.capacity(), 64u);
+  EXPECT_TRUE(r.sent_before(ep_of(5000), later + 1s, 3));
+  EXPECT_FALSE(r.sent_before(ep_of(1), later + 1s, 3));
+}
+
+TEST(RecentSends, AnswersStayRightWhereTheMillisecondStampWraps) {
+  RecentSends r;
+  TimePoint t = std::chrono::milliseconds((uint64_t{1} << 32) - 500);  // the stamp wraps 0.5 s later
+  r.sent(ep_of(1), t, 1);
+  EXPECT_TRUE(r.sent_before(ep_of(1), t + 1s, 2));
+  EXPECT_TRUE(r.sent_before(ep_of(1), t - 1s, 2));  // a datagram that arrived before the send, handled after it
+  EXPECT_FALSE(r.sent_before(ep_of(1), t + RecentSends::kWindow + 1s, 3));
+  r.sent(ep_of(2), t + RecentSends::kWindow + RecentSends::kGrace + 1s, 3);  // forgets 1 past the wrap
+  EXPECT_EQ(r.entries(), 1u);
 }

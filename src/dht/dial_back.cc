@@ -366,9 +366,15 @@ void DialBack::check(const Contact& s) {
   engine_.schedule(scope_, kFirstVerdict, [this, at] { ask_verdict(at, 0); });
 }
 
+void DialBack::done_checking(const NodeId& id) {
+  checking_.erase(id);
+  // A join checks ~180 contacts at once, then few: the table's buckets go with the last check.
+  if (checking_.empty()) std::unordered_set<NodeId>().swap(checking_);
+}
+
 void DialBack::ask_verdict(const Contact& s, size_t attempt) {
   if (!table_.find(s.id)) {  // gone while waiting to ask again
-    checking_.erase(s.id);
+    done_checking(s.id);
     return;
   }
   ++verdicts_asked_;
@@ -380,7 +386,7 @@ void DialBack::ask_verdict(const Contact& s, size_t attempt) {
       engine_.schedule(scope_, kUnknownRetry * (1 << attempt), [this, s, attempt] { ask_verdict(s, attempt + 1); });
       return;
     }
-    checking_.erase(s.id);
+    done_checking(s.id);
     auto held = table_.find(s.id);  // confirmed for the address asked about, not one it moved to since
     if (v == DialBackVerdict::kReachable && held && held->endpoint == s.endpoint && table_.set_confirmed(s.id))
       ++confirmed_;

@@ -119,6 +119,7 @@ class DialBack {
   void ask_helper(std::shared_ptr<Round> round);
   void end_round(Endpoint::Family f, bool proven);
   void ask_verdict(const Contact& s, size_t attempt);
+  void done_checking(const NodeId& id);  // a verdict check ended
   std::vector<Contact> pick_helpers(Endpoint::Family f);
   std::vector<Contact> pick_strangers(const Contact& s, const Endpoint& via);  // up to kStrangers H2s
   void refuse();

@@ -54,6 +54,8 @@ void RoutingTable::count_prefix(const Endpoint& ep, int delta) {
 }
 
 namespace {
+static_assert(sizeof(RoutingTable::Entry) <= 112, "an entry's small fields fill the contact's padding");
+
 // Before a push_back: grows a full vector by 4 elements but never past `cap`, where the default doubling would
 // leave a bucket of k = 20 with room for 32 (a third of its bytes unused), and a far bucket a join filled to
 // half of k (10) with room for 16. A bucket grows a few times in its life: the copies cost nothing that counts.
@@ -103,7 +105,7 @@ RoutingTable::Seen RoutingTable::seen(const Contact& c, TimePoint now) {
   if (!prefix_fits(bk, c.endpoint, nullptr)) return Seen::kRefusedPrefix;
   if (bk.entries.size() < k_) {
     reserve_at_most(bk.entries, k_);
-    bk.entries.push_back({c, now, 0, false, now});
+    bk.entries.push_back({.contact = c, .last_seen = now, .checked = now});
     count_prefix(c.endpoint, +1);
     ++size_;
     return Seen::kAdded;
@@ -130,7 +132,8 @@ bool RoutingTable::failed(const NodeId& id, int max_failures) {
   auto& es = buckets_[b].entries;
   auto it = std::find_if(es.begin(), es.end(), [&](const Entry& e) { return e.contact.id == id; });
   if (it == es.end()) return false;
-  if (++it->failures < max_failures) return false;
+  if (it->failures < 255) ++it->failures;
+  if (it->failures < max_failures) return false;
   remove(id);
   return true;
 }
@@ -154,7 +157,7 @@ void RoutingTable::remove(const NodeId& id) {
   // the front (least recently seen), to be checked first.
   for (auto r = bk.replacements.rbegin(); r != bk.replacements.rend(); ++r) {
     if (!prefix_fits(bk, r->endpoint, nullptr)) continue;
-    bk.entries.insert(bk.entries.begin(), Entry{*r, seen, 0, false, TimePoint{}});
+    bk.entries.insert(bk.entries.begin(), Entry{.contact = *r, .last_seen = seen});
     count_prefix(r->endpoint, +1);
     bk.replacements.erase(std::next(r).base());
     ++size_;

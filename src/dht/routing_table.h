@@ -33,12 +33,12 @@ namespace storjnet::dht {
 
 class RoutingTable {
  public:
-  struct Entry {
+  struct Entry {  // 112 bytes: the small fields fill the contact's padding (a node holds ~180 of these)
     Contact contact;
-    TimePoint last_seen{};
-    int failures = 0;
+    uint8_t failures = 0;    // timeouts in a row (capped at 255)
     bool confirmed = false;  // a stranger's probe reached it (dial-back)
-    TimePoint checked{};     // when it entered or was last given to a dial-back check
+    TimePoint last_seen{};
+    TimePoint checked{};  // when it entered or was last given to a dial-back check
   };
   // kRefusedPuzzle / kRefusedPrefix: not admitted (see above); a known contact that moved to a block over its
   // limit is removed and reported kRefusedPrefix.

@@ -44,13 +44,15 @@ void AddressGuard::evict() {
       drops_.add(DropReason::kHoldExpired, q->second.held.size());
       drop_held(q, q->second.held.size());
     }
-    return table_.erase(it);
+    auto next = std::next(it);  // erasing from a flat table moves no other entry
+    table_.erase(it);
+    return next;
   });
 }
 
 void AddressGuard::forget_idle(TimePoint now) {
   next_forget_ = now + kUnprovenIdle / 2;
-  std::erase_if(table_, [&](const auto& kv) {
+  absl::erase_if(table_, [&](const auto& kv) {
     return now - kv.second.last >= kUnprovenIdle && !holding_.contains(kv.first);
   });
 }
@@ -65,7 +67,11 @@ void AddressGuard::prove(const Endpoint& ep, const PublicKey& pk, TimePoint now)
   uint64_t fp = fingerprint(ep, pk);
   table_.erase(fp);  // its held messages stay queued until release()
   if (!proven_.contains(fp) && proven_.size() >= limits_.max_entries)
-    evict_oldest_eighth(proven_, [](TimePoint t) { return t; }, [this](auto it) { return proven_.erase(it); });
+    evict_oldest_eighth(proven_, [](TimePoint t) { return t; }, [this](auto it) {
+      auto next = std::next(it);
+      proven_.erase(it);
+      return next;
+    });
   proven_[fp] = now;
 }
 

@@ -14,12 +14,15 @@
 // that never widens a budget (a pair starts again from what arrives next, and its old allowance was at least
 // 3x that), so a node costs memory only for the peers of its last minutes, not for every one it ever answered.
 // A proven pair is only a fact and a time: it moves out of the table into a set of fingerprints with its last
-// use (24 bytes), bounded alike (max_entries, the least recently used eighth evicted).
+// use (16 bytes), bounded alike (max_entries, the least recently used eighth evicted). Both are flat tables
+// (absl::flat_hash_map: a slot per pair, no heap node).
 // Pure bookkeeping: no I/O; the engine sends challenges and flushes what release() returns.
 #pragma once
 #include <cstdint>
 #include <unordered_map>
 #include <vector>
+
+#include <absl/container/flat_hash_map.h>
 
 #include "storjnet/bytes.h"
 #include "storjnet/config.h"
@@ -91,9 +94,9 @@ class AddressGuard {
 
   AmplificationLimits limits_;
   DropCounters& drops_;
-  std::unordered_map<uint64_t, Entry> table_;  // unproven pairs
-  TimePoint next_forget_{};                    // when forget_idle runs next
-  std::unordered_map<uint64_t, TimePoint> proven_;  // proven pairs: last use
+  absl::flat_hash_map<uint64_t, Entry> table_;  // unproven pairs
+  TimePoint next_forget_{};                     // when forget_idle runs next
+  absl::flat_hash_map<uint64_t, TimePoint> proven_;  // proven pairs: last use
   HoldMap holding_;  // pairs with held messages (each also in table_)
   std::unordered_map<Endpoint::Prefix, size_t> held_per_prefix_;
   size_t held_total_ = 0;

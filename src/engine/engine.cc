@@ -65,6 +65,16 @@ TimerId Engine::schedule_in(uint64_t scope, Duration delay, std::function<void()
   return id;
 }
 
+void Engine::set_handler(Method m, Handler h) {
+  uint8_t& slot = handler_of_[static_cast<uint8_t>(m) % kMethodSlots];
+  if (slot == 0) {
+    handlers_.push_back(std::move(h));
+    slot = static_cast<uint8_t>(handlers_.size());
+  } else {
+    handlers_[slot - 1] = std::move(h);
+  }
+}
+
 void Engine::update_wake() {
   TimePoint next = timers_.next_deadline();
   if (next != requested_wake_) {

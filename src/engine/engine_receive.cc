@@ -69,7 +69,7 @@ void Engine::handle_sealed(const Endpoint& from, const wire::Sealed& s, const Co
     }
   } else {
     // A shrunk session's floor is checked first: a replay of its datagrams costs no key work.
-    if (auto d = dormant_.find(s.sender);
+    if (auto d = dormant_.find(KeyedHash{}(s.sender));
         d != dormant_.end() && !fresh_nonce(crypto::ReplayWindow::from_floor(d->second.floor()), epoch, salt, counter))
       return;
     crypto::SessionKey key;
@@ -273,13 +273,14 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
     }
     if (on_contact_ && !relayed) on_contact_(from, false);
     ++stats_.requests_in[method % kMethodSlots];
-    const Handler& h = handlers_[method];
-    if (!h) {
+    uint8_t slot = handler_of_[method];
+    if (slot == 0 || !handlers_[slot - 1]) {
       drops_.add(DropReason::kUnknownMethod);
       if (type == kRequest) respond(from, rpc_id, method, kError, as_bytes("unknown method"));
       return;
     }
-    h(IncomingRequest{from, method, payload, type == kOneway}, Reply(this, from, rpc_id, method, type == kOneway));
+    handlers_[slot - 1](IncomingRequest{from, method, payload, type == kOneway},
+                        Reply(this, from, rpc_id, method, type == kOneway));
     return;
   }
   // Any authenticated response proves the sender alive, even a late one whose request already timed out

@@ -9,9 +9,9 @@ namespace storjnet {
 
 Engine::Session* Engine::new_session(const PublicKey& pk, const crypto::SessionKey& key) {
   static_assert(sizeof(Session) <= 160, "a session, its key and the map's link fit one 208-byte heap chunk");
-  static_assert(sizeof(Dormant) <= 32, "a dormant record, its key and the map's link fit one 80-byte heap chunk");
+  static_assert(sizeof(Dormant) <= 32, "a dormant record and its fingerprint fill a 40-byte slot");
   std::optional<Dormant> was;  // taken first: evicting below must not drop this peer's floor
-  if (auto d = dormant_.find(pk); d != dormant_.end()) {
+  if (auto d = dormant_.find(KeyedHash{}(pk)); d != dormant_.end()) {
     was = d->second;
     dormant_.erase(d);
   }
@@ -65,11 +65,15 @@ Engine::SessionMap::iterator Engine::retire_session(SessionMap::iterator it) {
   if (config_.max_dormant_sessions > 0) {
     if (dormant_.size() >= config_.max_dormant_sessions)
       evict_oldest_eighth(dormant_, [](const Dormant& d) { return d.last_used(); },
-                          [this](auto d) { return dormant_.erase(d); });
+                          [this](DormantMap::iterator d) {
+                            auto next = std::next(d);  // erasing from a flat table moves no other record
+                            dormant_.erase(d);
+                            return next;
+                          });
     const Session& s = it->second;
     auto f = s.rx.floor();
     auto secs = std::chrono::duration_cast<std::chrono::seconds>(s.last_used).count();
-    dormant_[it->first] = Dormant{f.epoch, f.salt, f.top, static_cast<uint32_t>(secs), f.has, s.shown_address};
+    dormant_[KeyedHash{}(it->first)] = Dormant{f.epoch, f.salt, f.top, static_cast<uint32_t>(secs), f.has, s.shown_address};
   }
   return sessions_.erase(it);
 }
