@@ -65,6 +65,7 @@ class Birthday {
   static constexpr size_t kMaxAttempts = 256;
 
   // `view(f)`: this node's NAT mapping over family f (NatView; kUnknown without one).
+  // `cfg` is not copied: it must outlive this object.
   Birthday(Engine& engine, const DhtConfig& cfg, std::function<NatView::View(Endpoint::Family)> view);
   ~Birthday();
   Birthday(const Birthday&) = delete;
@@ -106,7 +107,7 @@ class Birthday {
   void refuse();
 
   Engine& engine_;
-  DhtConfig cfg_;
+  const DhtConfig& cfg_;  // the owner's (not a copy: 344 bytes a node)
   std::function<NatView::View(Endpoint::Family)> view_;
   TokenBucket budget_{};
   size_t birthdays_live_ = 0;

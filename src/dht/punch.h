@@ -74,6 +74,7 @@ class Punch {
 
   // `reachable`: whether dial-back found this node reachable (no keepalives then). `find_closest`: a lookup
   // (may be empty: then the routing table alone names the rendezvous).
+  // `cfg` is not copied: it must outlive this object.
   Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable,
         FindClosest find_closest = {});
   ~Punch();
@@ -158,7 +159,7 @@ class Punch {
 
   Engine& engine_;
   RoutingTable& table_;
-  DhtConfig cfg_;
+  const DhtConfig& cfg_;  // the owner's (not a copy: 344 bytes a node)
   std::function<bool()> reachable_;
   FindClosest find_closest_;
   std::function<void(const Contact&)> on_started_;

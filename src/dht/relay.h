@@ -81,6 +81,7 @@ class Relay {
       std::function<void(const std::string& key, const NodeId& owner, std::function<void(std::optional<OwnedValue>)>)>;
 
   // `reachable`: whether dial-back found this node reachable (it relays then, and reserves nothing).
+  // `cfg` is not copied: it must outlive this object.
   Relay(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable, Publish publish,
         Fetch fetch);
   ~Relay();
@@ -179,7 +180,7 @@ class Relay {
 
   Engine& engine_;
   RoutingTable& table_;
-  DhtConfig cfg_;
+  const DhtConfig& cfg_;  // the owner's (not a copy: 344 bytes a node)
   std::function<bool()> reachable_, open_;
   Publish publish_;
   Fetch fetch_;
