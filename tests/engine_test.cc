@@ -249,6 +249,20 @@ TEST_F(Pair, UnknownMethodAnswersAnErrorAndCounts) {
   EXPECT_EQ(b.drops().get(DropReason::kUnknownMethod), 1u);
 }
 
+TEST_F(Pair, EachMethodReachesTheHandlerSetLastForIt) {
+  std::string got;
+  b.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& r) { got += "old;", r.ok({}); });
+  b.set_handler(Method::kQuasarNotify, [&](const IncomingRequest&, const Reply& r) { got += "quasar;", r.ok({}); });
+  b.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& r) { got += "new;", r.ok({}); });
+  int answered = 0;
+  for (Method m : {Method::kMessageNotify, Method::kQuasarNotify, Method::kStreamOpen})
+    a.request(cb, m, {}, [&](RpcResult&& r) { answered += r.status == RpcStatus::kOk; });
+  pump();
+  EXPECT_EQ(got, "new;quasar;");
+  EXPECT_EQ(answered, 2);
+  EXPECT_EQ(b.drops().get(DropReason::kUnknownMethod), 1u);  // stream_open: no handler set
+}
+
 TEST_F(Pair, LargeMessagesAreFragmentedAndReassembled) {
   Bytes big(64 * 1024);
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i ^ (i >> 8));
