@@ -44,9 +44,7 @@ void AddressGuard::evict() {
       drops_.add(DropReason::kHoldExpired, q->second.held.size());
       drop_held(q, q->second.held.size());
     }
-    auto next = std::next(it);  // erasing from a flat table moves no other entry
     table_.erase(it);
-    return next;
   });
 }
 
@@ -67,11 +65,7 @@ void AddressGuard::prove(const Endpoint& ep, const PublicKey& pk, TimePoint now)
   uint64_t fp = fingerprint(ep, pk);
   table_.erase(fp);  // its held messages stay queued until release()
   if (!proven_.contains(fp) && proven_.size() >= limits_.max_entries)
-    evict_oldest_eighth(proven_, [](TimePoint t) { return t; }, [this](auto it) {
-      auto next = std::next(it);
-      proven_.erase(it);
-      return next;
-    });
+    evict_oldest_eighth(proven_, [](TimePoint t) { return t; }, [this](auto it) { proven_.erase(it); });
   proven_[fp] = now;
 }
 

@@ -55,7 +55,7 @@ uint64_t Engine::next_epoch() {
 void Engine::evict_sessions() {
   evict_oldest_eighth(sessions_, [](const Session& s) { return s.last_used; }, [this](SessionMap::iterator it) {
     ++stats_.sessions_evicted;
-    return retire_session(it);
+    retire_session(it);
   });
 }
 
@@ -65,15 +65,12 @@ Engine::SessionMap::iterator Engine::retire_session(SessionMap::iterator it) {
   if (config_.max_dormant_sessions > 0) {
     if (dormant_.size() >= config_.max_dormant_sessions)
       evict_oldest_eighth(dormant_, [](const Dormant& d) { return d.last_used(); },
-                          [this](DormantMap::iterator d) {
-                            auto next = std::next(d);  // erasing from a flat table moves no other record
-                            dormant_.erase(d);
-                            return next;
-                          });
+                          [this](DormantMap::iterator d) { dormant_.erase(d); });
     const Session& s = it->second;
     auto f = s.rx.floor();
     auto secs = std::chrono::duration_cast<std::chrono::seconds>(s.last_used).count();
-    dormant_[KeyedHash{}(it->first)] = Dormant{f.epoch, f.salt, f.top, static_cast<uint32_t>(secs), f.has, s.shown_address};
+    dormant_[KeyedHash{}(it->first)] =
+        Dormant{f.epoch, f.salt, f.top, static_cast<uint32_t>(secs), f.has, s.shown_address};
   }
   return sessions_.erase(it);
 }

@@ -2,6 +2,7 @@
 // session floors, AddressGuard's unproven and proven pairs).
 #pragma once
 #include <algorithm>
+#include <iterator>
 #include <vector>
 
 #include "storjnet/environment.h"
@@ -9,7 +10,8 @@
 namespace storjnet {
 
 // Erases the least recently used eighth of `map` (at least one entry) in one pass: amortised O(1) per insert.
-// `age(value)` is an entry's last use; `erase(it)` erases one entry and returns the next.
+// `age(value)` is an entry's last use; `erase(it)` erases one entry. Erasing must leave the other entries'
+// iterators valid (node maps, and absl's flat maps, which move nothing on erase).
 template <class Map, class Age, class Erase>
 void evict_oldest_eighth(Map& map, Age age, Erase erase) {
   if (map.empty()) return;
@@ -21,7 +23,9 @@ void evict_oldest_eighth(Map& map, Age age, Erase erase) {
   TimePoint cutoff = ages[n - 1];
   for (auto it = map.begin(); it != map.end() && n > 0;) {
     if (age(it->second) <= cutoff) {
-      it = erase(it);
+      auto next = std::next(it);
+      erase(it);
+      it = next;
       --n;
     } else {
       ++it;
