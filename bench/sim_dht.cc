@@ -22,6 +22,7 @@ struct SimDhtOpts {
   bool cdf = false;
   double session_idle_s = 0;  // 0: the default (EngineConfig::session_idle)
   bool dial_back = true;
+  bool progress = false;
 };
 
 }  // namespace
@@ -39,6 +40,7 @@ static void add_sim_dht(CLI::App& app) {
                   "seconds a session may sit unused before it shrinks (EngineConfig::session_idle; 0: default)")
       ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--dial-back", o->dial_back, "reachability checks of routing-table contacts (DhtConfig::dial_back)");
+  cmd->add_flag("--progress", o->progress, "print a line to stderr at each tenth of the join (wall, sim time, RSS)");
   cmd->add_flag("--cdf", o->cdf, "add latency distributions and rounds histograms (for scripts/plot)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
@@ -50,7 +52,14 @@ static void add_sim_dht(CLI::App& app) {
       node_cfg.engine.session_idle = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o->session_idle_s));
     node_cfg.dht.dial_back = o->dial_back;
     for (size_t i = 0; i < o->nodes; ++i) sim.add_node(node_cfg);
-    size_t joined = sim::join_network(sim, o->seed, o->wave);
+    size_t next_report = o->nodes / 10;
+    size_t joined = sim::join_network(sim, o->seed, o->wave, [&](size_t started) {
+      if (!o->progress || started < next_report) return;
+      next_report += o->nodes / 10;
+      std::fprintf(stderr, "joined %zu: wall %.1f s, sim %.1f s, datagrams %llu, rss %.0f MB\n", started,
+                   seconds_since(t0), std::chrono::duration<double>(sim.now()).count(),
+                   static_cast<unsigned long long>(sim.stats().delivered), proc_status_kb("VmRSS") / 1024.0);
+    });
     sim::Rng rng(o->seed * 104729 + 3);
     double join_wall = seconds_since(t0);
     double join_sim_s = std::chrono::duration<double>(sim.now()).count();
@@ -111,13 +120,16 @@ static void add_sim_dht(CLI::App& app) {
     double rpc_sum = 0;
     for (double r : rpcs) rpc_sum += r;
     double contacts = 0;
-    double sessions = 0, dormant = 0;
+    double sessions = 0, dormant = 0, verdicts = 0, self_checks = 0;
     std::map<std::string, double> requests_out;  // per node, by method
     for (size_t i = 0; i < o->nodes; ++i) {
       contacts += sim.node(i).dht().peers().size();
       NodeStats st = sim.node(i).stats();
       sessions += st.sessions;
       dormant += st.dormant_sessions;
+      DhtStats ds = sim.node(i).dht().stats();
+      verdicts += static_cast<double>(ds.dial_back_verdicts_asked);
+      self_checks += static_cast<double>(ds.dial_back_self_checks);
       for (const auto& m : st.requests) requests_out[std::string(m.method)] += static_cast<double>(m.out) / o->nodes;
     }
     nlohmann::json result = {{"workload", "sim-dht"},
@@ -145,7 +157,10 @@ static void add_sim_dht(CLI::App& app) {
                   {"sessions_mean", sessions / o->nodes},
                   {"dormant_sessions_mean", dormant / o->nodes},
                   {"requests_out_per_node", requests_out},
+                  {"dial_back_verdicts_asked_mean", verdicts / o->nodes},
+                  {"dial_back_self_checks_mean", self_checks / o->nodes},
                   {"datagrams", sim.stats().delivered},
+                  {"events", sim.stats().events},
                   {"join_wall_s", join_wall},
                   {"join_sim_s", join_sim_s},
                   {"wall_s", seconds_since(t0)},

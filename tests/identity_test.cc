@@ -191,3 +191,42 @@ TEST(KeyCache, PairKeyFoundFromEitherEndOnlyForItsPair) {
   std::array<uint8_t, 32> out{};
   EXPECT_FALSE(cached_pair_key(keys[0], keys[1], out));
 }
+
+// The cache is bounded, and filling it forgets the pairs least lately used, not the pairs in use: a pair asked
+// for again and again stays through any number of new pairs, while one never asked for again is forgotten.
+TEST(KeyCache, APairInUseOutlivesTheCacheFillingUp) {
+  using storjnet::crypto::cached_pair_key;
+  using storjnet::crypto::pair_key;
+  storjnet::crypto::clear_key_caches();
+  auto key_of = [](uint32_t n) {
+    storjnet::PublicKey k{};
+    for (int b = 0; b < 4; ++b) k[b] = static_cast<uint8_t>(n >> (8 * b));
+    k[31] = 0xa5;
+    return k;
+  };
+  auto put = [&](const storjnet::PublicKey& a, const storjnet::PublicKey& b, uint8_t tag) {
+    std::array<uint8_t, 32> out{};
+    ASSERT_TRUE(pair_key(a, b, out, [&](std::array<uint8_t, 32>& k) {
+      k.fill(tag);
+      return true;
+    }));
+  };
+  const auto in_use_a = key_of(1u << 30), in_use_b = key_of((1u << 30) + 1);
+  const auto left_a = key_of(1u << 31), left_b = key_of((1u << 31) + 1);
+  put(in_use_a, in_use_b, 7);
+  put(left_a, left_b, 9);
+  constexpr uint32_t kNewPairs = (1u << 19) + (1u << 18);  // 1.5 times the bound (kMaxPairs in key_cache.cc)
+  for (uint32_t i = 0; i < kNewPairs; ++i) {
+    put(key_of(2 * i), key_of(2 * i + 1), 1);
+    if (i % 4096 == 0) {
+      std::array<uint8_t, 32> out{};
+      ASSERT_TRUE(cached_pair_key(in_use_b, in_use_a, out)) << "after " << i << " new pairs";
+      ASSERT_EQ(out[0], 7);
+    }
+  }
+  std::array<uint8_t, 32> out{};
+  EXPECT_TRUE(cached_pair_key(in_use_a, in_use_b, out));
+  EXPECT_FALSE(cached_pair_key(left_a, left_b, out));
+  EXPECT_FALSE(cached_pair_key(key_of(0), key_of(1), out));  // the first new pair, long unused
+  storjnet::crypto::clear_key_caches();
+}

@@ -25,9 +25,42 @@ struct PrintHash {  // the fingerprint is already keyed and uniform: its first 8
   }
 };
 
+// Holds at most `max` entries in two generations of max / 2: when the newer one is full it becomes the older
+// one and the oldest generation is dropped, so the max / 2 entries used most lately always stay (clearing
+// everything when full forgot the pairs in use too, and a process with thousands of nodes paid their key
+// agreements again). A hit in the older generation moves the entry into the newer one.
+template <typename Key, typename Hash>
+class TwoGenerations {
+ public:
+  explicit TwoGenerations(size_t max) : half_(max / 2) {}
+  const std::array<uint8_t, 32>* find(const Key& k) {
+    if (auto it = newer_.find(k); it != newer_.end()) return &it->second;
+    auto it = older_.find(k);
+    if (it == older_.end()) return nullptr;
+    std::array<uint8_t, 32> v = it->second;
+    older_.erase(it);
+    return &put(k, v);
+  }
+  const std::array<uint8_t, 32>& put(const Key& k, const std::array<uint8_t, 32>& v) {
+    if (newer_.size() >= half_) {
+      older_ = std::move(newer_);
+      newer_ = {};
+    }
+    return newer_.insert_or_assign(k, v).first->second;
+  }
+  void clear() {
+    newer_ = {};
+    older_ = {};
+  }
+
+ private:
+  size_t half_;
+  std::unordered_map<Key, std::array<uint8_t, 32>, Hash> newer_, older_;
+};
+
 std::mutex mu;
-std::unordered_map<PublicKey, std::array<uint8_t, 32>, KeyedHash> converted;
-std::unordered_map<PairPrint, std::array<uint8_t, 32>, PrintHash> pairs;
+TwoGenerations<PublicKey, KeyedHash> converted(kMaxConverted);
+TwoGenerations<PairPrint, PrintHash> pairs(kMaxPairs);
 
 PairPrint pair_print(const PublicKey& a, const PublicKey& b) {
   static const std::array<uint8_t, crypto_generichash_KEYBYTES> key = [] {
@@ -50,15 +83,13 @@ PairPrint pair_print(const PublicKey& a, const PublicKey& b) {
 std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache) {
   {
     std::lock_guard lock(mu);
-    auto it = converted.find(pk);
-    if (it != converted.end()) return it->second;
+    if (auto* hit = converted.find(pk)) return *hit;
   }
   std::array<uint8_t, 32> out;
   if (crypto_sign_ed25519_pk_to_curve25519(out.data(), pk.data()) != 0) return std::nullopt;
   if (cache) {
     std::lock_guard lock(mu);
-    if (converted.size() >= kMaxConverted) converted.clear();
-    converted.emplace(pk, out);
+    converted.put(pk, out);
   }
   return out;
 }
@@ -66,9 +97,9 @@ std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache
 bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out) {
   PairPrint key = pair_print(a, b);
   std::lock_guard lock(mu);
-  auto it = pairs.find(key);
-  if (it == pairs.end()) return false;
-  out = it->second;
+  auto* hit = pairs.find(key);
+  if (!hit) return false;
+  out = *hit;
   return true;
 }
 
@@ -77,16 +108,14 @@ bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& o
   PairPrint key = pair_print(a, b);
   {
     std::lock_guard lock(mu);
-    auto it = pairs.find(key);
-    if (it != pairs.end()) {
-      out = it->second;
+    if (auto* hit = pairs.find(key)) {
+      out = *hit;
       return true;
     }
   }
   if (!compute(out)) return false;
   std::lock_guard lock(mu);
-  if (pairs.size() >= kMaxPairs) pairs.clear();
-  pairs.emplace(key, out);
+  pairs.put(key, out);
   return true;
 }
 

@@ -4,7 +4,7 @@
 
 namespace storjnet::sim {
 
-size_t join_network(Simulator& sim, uint64_t seed, size_t wave) {
+size_t join_network(Simulator& sim, uint64_t seed, size_t wave, const std::function<void(size_t)>& after_wave) {
   Rng rng(seed * 7919 + 1);
   size_t n = sim.size(), joined = 1;
   for (size_t start = 1; start < n; start += wave) {
@@ -18,6 +18,7 @@ size_t join_network(Simulator& sim, uint64_t seed, size_t wave) {
       });
     }
     sim.run_until([&] { return waiting == 0; }, std::chrono::seconds(60));
+    if (after_wave) after_wave(end);
   }
   return joined;
 }

@@ -103,7 +103,8 @@ struct Simulator::Impl final : sim::ConnHost {
     std::unique_ptr<SimEnv> env;
     std::unique_ptr<Node> node;
     PublicKey key{};
-    TimePoint wake = TimePoint::max();
+    TimePoint wake = TimePoint::max();    // when the node asked to be woken (max: not at all)
+    TimePoint queued = TimePoint::max();  // the one wake event that counts, when queued (others are stale)
     bool alive = true;
     std::optional<Endpoint> spoof_as;
     std::optional<uint32_t> router;  // put_behind
@@ -400,9 +401,14 @@ struct Simulator::Impl final : sim::ConnHost {
     }
   }
 
+  // A node's wake time moves often (each request's timer, each answer cancelling it). A later time queues
+  // nothing: the queued event comes first and queues the new time then. So the queue holds few stale wakes.
   void wake(uint32_t i, TimePoint at) {
     if (at < now_) at = now_;
-    slots[i].wake = at;
+    Slot& s = slots[i];
+    s.wake = at;
+    if (s.queued <= at) return;
+    s.queued = at;
     push(at, i, i, EventKind::kWake, {});
   }
 
@@ -418,7 +424,14 @@ struct Simulator::Impl final : sim::ConnHost {
     }
     Slot& s = slots[ev.dst];
     if (ev.kind == EventKind::kWake) {
-      if (!s.alive || s.wake != ev.at) return true;
+      if (s.queued != ev.at) return true;  // stale: an earlier time was queued after it
+      s.queued = TimePoint::max();
+      if (!s.alive || s.wake == TimePoint::max()) return true;
+      if (s.wake > ev.at) {  // moved later since this was queued
+        s.queued = s.wake;
+        push(s.wake, ev.dst, ev.dst, EventKind::kWake, {});
+        return true;
+      }
       s.wake = TimePoint::max();
       s.node->on_wake();
       return true;
