@@ -1,8 +1,8 @@
 // dht_codec_fuzz: every DHT body decoder on arbitrary bytes. Anything that decodes must re-encode and decode
 // to the same thing (contacts keep their key-derived ids; values keep their bytes, versions, owners and
-// signatures; find_node requests keep their target and placement flag; dial-back self-check asks, probe-fors,
-// probes, verdict requests and verdicts). Decoding never verifies: verify_value must reject anything not signed
-// (it must not crash).
+// signatures; find_node requests keep their target and flags, and answers their contacts and verdict;
+// dial-back self-check asks, probe-fors, probes, verdict requests and verdicts). Decoding never verifies:
+// verify_value must reject anything not signed (it must not crash).
 #include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
@@ -20,7 +20,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto id = decode_id_request(in)) FUZZ_CHECK(*decode_id_request(encode_id_request(*id)) == *id);
   if (auto q = decode_find_node_request(in)) {
     auto again = decode_find_node_request(encode_find_node_request(*q));
-    FUZZ_CHECK(again && again->target == q->target && again->placement == q->placement);
+    FUZZ_CHECK(again && again->target == q->target && again->placement == q->placement &&
+               again->verdict == q->verdict);
+  }
+  if (auto a = decode_find_node_answer(in)) {
+    FUZZ_CHECK(a->contacts.size() <= kMaxContactsPerResponse);
+    FUZZ_CHECK(!a->verdict || *a->verdict <= DialBackVerdict::kUnknown);
+    auto again = decode_find_node_answer(encode_find_node_answer(*a));
+    FUZZ_CHECK(again && again->contacts == a->contacts && again->verdict == a->verdict);
   }
   if (auto cs = decode_contacts(in)) {
     FUZZ_CHECK(cs->size() <= kMaxContactsPerResponse);

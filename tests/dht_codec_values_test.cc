@@ -41,6 +41,35 @@ TEST(DhtCodec, RoundTripsAndRejectsGarbage) {
   EXPECT_FALSE(decode_find_node_request(with_flags)->placement);
   with_flags.back() = 0xc0;  // nil for flags: malformed
   EXPECT_FALSE(decode_find_node_request(with_flags));
+  // Bit 1 asks for the answerer's dial-back verdict, alone or with placement.
+  auto verdict = decode_find_node_request(encode_find_node_request({key, false, true}));
+  ASSERT_TRUE(verdict);
+  EXPECT_TRUE(verdict->verdict);
+  EXPECT_FALSE(verdict->placement);
+  auto both = decode_find_node_request(encode_find_node_request({key, true, true}));
+  ASSERT_TRUE(both && both->verdict && both->placement);
+  EXPECT_FALSE(decode_find_node_request(encode_find_node_request({key, true}))->verdict);
+
+  // find_node's answer: [contact...] as before, or [[contact...], verdict] when asked for the verdict.
+  std::vector<Contact> two = {contact_n(2), contact_n(3)};
+  auto plain_answer = decode_find_node_answer(encode_contacts(two));
+  ASSERT_TRUE(plain_answer);
+  EXPECT_EQ(plain_answer->contacts, two);
+  EXPECT_FALSE(plain_answer->verdict);
+  EXPECT_EQ(encode_find_node_answer({two, std::nullopt}), encode_contacts(two));
+  for (auto v : {DialBackVerdict::kUnreachable, DialBackVerdict::kReachable, DialBackVerdict::kUnknown}) {
+    auto a = decode_find_node_answer(encode_find_node_answer({two, v}));
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->contacts, two);
+    EXPECT_EQ(a->verdict, v);
+  }
+  auto empty = decode_find_node_answer(encode_find_node_answer({{}, DialBackVerdict::kReachable}));
+  ASSERT_TRUE(empty && empty->contacts.empty() && empty->verdict == DialBackVerdict::kReachable);
+  Bytes bad_verdict = encode_find_node_answer({two, DialBackVerdict::kUnknown});
+  bad_verdict.back() = 0x03;  // no verdict 3: malformed
+  EXPECT_FALSE(decode_find_node_answer(bad_verdict));
+  bad_verdict.back() = 0xc3;  // true for the verdict: malformed
+  EXPECT_FALSE(decode_find_node_answer(bad_verdict));
 
   StoredValue v;
   v.key = key;

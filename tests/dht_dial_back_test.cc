@@ -457,3 +457,55 @@ TEST(DhtDialBack, ANodeBehindANatRunsNoQuickRetries) {
   EXPECT_GE(after.dial_back_self_checks - before.dial_back_self_checks, 1u);
   EXPECT_LE(after.dial_back_self_checks - before.dial_back_self_checks, 3u) << "rounds in 10 minutes";
 }
+
+// docs/protocol.md 5.1, "Verdict": a lookup's find_node asks for the answerer's verdict too, and a "reachable"
+// one confirms the entry at once and spares the verdict request its entry scheduled. Entries that entered from a
+// node's own requests still get a request. With the flag gone, every confirmation costs a request.
+TEST(DhtDialBack, FindNodeAnswersCarryVerdictsAndSpareTheirRequests) {
+  Simulator sim;
+  for (int i = 0; i < 60; ++i) sim.add_node(config());
+  join(sim, 2min);
+  uint64_t heard = 0, asked = 0, confirmed = 0;
+  for (size_t i = 0; i < sim.size(); ++i) {
+    auto st = sim.node(i).dht().stats();
+    heard += st.dial_back_verdicts_heard;
+    asked += st.dial_back_verdicts_asked;
+    confirmed += st.dial_back_confirmed;
+  }
+  EXPECT_GT(heard, 0u);
+  EXPECT_LE(heard, confirmed);
+  // Each heard verdict is a request not sent: confirmations outnumber the requests.
+  EXPECT_LT(asked, confirmed) << heard << " heard, " << asked << " asked, " << confirmed << " confirmed";
+}
+
+// docs/protocol.md 10.10: a NATed node whose find_node answers say "reachable" (its verdict requests answered
+// honestly) gets itself confirmed by those that asked it, as a lie in a verdict answer does; an honest NATed
+// node, whose answers say "unreachable", does not.
+TEST(DhtDialBack, ALiarSayingReachableInItsFindNodeAnswersIsConfirmed) {
+  Simulator sim;
+  for (int i = 0; i < 30; ++i) sim.add_node(config());
+  size_t liar = sim.add_node(config()), honest = sim.add_node(config());
+  sim.put_behind(liar, sim.add_router({Type::kPortRestricted}));
+  sim.put_behind(honest, sim.add_router({Type::kPortRestricted}));
+  engine(sim, liar).set_handler(Method::kFindNode, [](const IncomingRequest& q, const Reply& r) {
+    auto req = dht::decode_find_node_request(q.payload);
+    if (!req) return r.error("malformed find_node");
+    dht::FindNodeAnswer a;
+    if (req->verdict) a.verdict = dht::DialBackVerdict::kReachable;
+    r.ok(dht::encode_find_node_answer(a));
+  });
+  join(sim, 2min);
+  size_t liar_confirmed = 0, honest_held = 0;
+  uint64_t heard = 0;
+  for (size_t i = 0; i < 30; ++i) {
+    liar_confirmed += sim.node(i).dht().confirmed(sim.node(liar).id());
+    heard += sim.node(i).dht().stats().dial_back_verdicts_heard;
+    if (!holds(sim.node(i).dht().peers(), sim.node(honest).id())) continue;
+    ++honest_held;
+    EXPECT_FALSE(sim.node(i).dht().confirmed(sim.node(honest).id())) << i;
+  }
+  EXPECT_GT(liar_confirmed, 0u);
+  EXPECT_GT(heard, 0u);
+  EXPECT_GT(honest_held, 0u);
+  EXPECT_FALSE(sim.node(liar).dht().stats().reachable);  // its own self-check knows better
+}

@@ -136,7 +136,9 @@ TEST(DhtSim, AJoinPingsNoRecentlyHeardContact) {
     return pings;
   };
   EXPECT_EQ(pings_during_join(15min), 0u);
-  EXPECT_GT(pings_during_join(0s), 10u);  // 14: the join fills far buckets to half of k, so few are full
+  // 10 (14 before find_node answers carried dial-back verdicts): the join fills far buckets to half of k, so
+  // few are full.
+  EXPECT_GT(pings_during_join(0s), 5u);
 }
 
 // DhtConfig::newcomer_wait: a request sender is pinged only if, after the wait, neither the table nor another

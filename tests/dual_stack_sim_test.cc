@@ -158,10 +158,10 @@ TEST(DualStackSim, ALiarsSecondAddressesGetAtMostAFewSmallPingsSentToAVictim) {
   Engine& le = NodeInternals::engine(sim.node(liar));
   size_t answers = 0, answer_bytes = 0;
   le.set_handler(Method::kFindNode, [&](const IncomingRequest& q, const Reply& r) {
-    auto target = dht::decode_id_request(q.payload);
-    if (!target) return r.error("malformed");
+    auto req = dht::decode_find_node_request(q.payload);
+    if (!req) return r.error("malformed");
     std::vector<Contact> list;
-    for (Contact c : sim.node(liar).dht().closest_known(*target, 20)) {
+    for (Contact c : sim.node(liar).dht().closest_known(req->target, 20)) {
       if (c.endpoint.family != Endpoint::Family::kV4) continue;
       c.alt = victim;
       list.push_back(c);

@@ -215,7 +215,7 @@ TEST(KeyCache, APairInUseOutlivesTheCacheFillingUp) {
   const auto left_a = key_of(1u << 31), left_b = key_of((1u << 31) + 1);
   put(in_use_a, in_use_b, 7);
   put(left_a, left_b, 9);
-  constexpr uint32_t kNewPairs = (1u << 19) + (1u << 18);  // 1.5 times the bound (kMaxPairs in key_cache.cc)
+  constexpr uint32_t kNewPairs = storjnet::crypto::kMaxCachedPairs * 3 / 2;
   for (uint32_t i = 0; i < kNewPairs; ++i) {
     put(key_of(2 * i), key_of(2 * i + 1), 1);
     if (i % 4096 == 0) {

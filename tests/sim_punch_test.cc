@@ -162,9 +162,9 @@ TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   SimConfig c;
   // A seed where the scenario holds (most seeds give a a table that knows one of b's 3 closest, or rendezvous
   // that heard from b: the assertion below on the premise, and the one on who served, catch either).
-  // Seed 5 since the join's bucket refreshes stop at half a bucket (seed 1 before: its a then knew one of b's
-  // closest); of seeds 1-40, 12 give the scenario.
-  c.seed = 5;
+  // Seed 8 since find_node answers carry dial-back verdicts (seed 5 before: its a then knew one of b's
+  // closest; seed 1 before the join's bucket refreshes stopped at half a bucket); of seeds 1-40, 13 give it.
+  c.seed = 8;
   c.node.dht.k = 4;
   c.node.dht.keepalive_peers = 3;
   // The seed's premise was found with newcomers pinged at once, the default before the newcomer wait

@@ -186,6 +186,7 @@ struct DhtStats {
   uint64_t dial_back_asks_declined = 0;
   uint64_t dial_back_probes_answered = 0, dial_back_confirmed = 0;
   uint64_t dial_back_verdicts_asked = 0, dial_back_verdicts_answered = 0;
+  uint64_t dial_back_verdicts_heard = 0;  // reachable verdicts carried by find_node answers (kFindNodeVerdict)
   // NAT traversal (src/dht/punch.h): punches this node started (attempts = ok + failed + in progress;
   // no_rendezvous: failed with no rendezvous introducing us), asks it served as a rendezvous, introductions it
   // followed as a target, HOLE datagrams sent, refusals (DropReason::kPunchRefused), keepalives, and peers

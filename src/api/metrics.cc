@@ -127,6 +127,7 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.sample("storjnet_dht_dial_back_total", "event=\"self_check_ok\"", ds.dial_back_self_checks_ok);
   w.sample("storjnet_dht_dial_back_total", "event=\"verdict_asked\"", ds.dial_back_verdicts_asked);
   w.sample("storjnet_dht_dial_back_total", "event=\"verdict_answered\"", ds.dial_back_verdicts_answered);
+  w.sample("storjnet_dht_dial_back_total", "event=\"verdict_heard\"", ds.dial_back_verdicts_heard);
   w.family("storjnet_dht_punch_total", "counter", "Hole punching (docs/protocol.md 5.2), by event.");
   w.sample("storjnet_dht_punch_total", "event=\"attempt\"", ds.punch_attempts);
   w.sample("storjnet_dht_punch_total", "event=\"ok\"", ds.punch_ok);

@@ -11,7 +11,7 @@ namespace storjnet::crypto {
 
 namespace {
 constexpr size_t kMaxConverted = 1 << 20;
-constexpr size_t kMaxPairs = 1 << 19;  // about 40 MB at most (64-byte entries and their buckets)
+constexpr size_t kMaxPairs = kMaxCachedPairs;
 
 // A pair is remembered by a 128-bit keyed BLAKE2b fingerprint of its two keys (smaller first), not the keys:
 // an entry is 64 bytes instead of 128. The fingerprint key is random per process, so nobody can search for

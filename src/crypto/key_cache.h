@@ -15,6 +15,9 @@
 
 namespace storjnet::crypto {
 
+// The pair-key cache's bound: about 20 MB at most (64-byte entries and their buckets).
+constexpr size_t kMaxCachedPairs = 1 << 18;
+
 // nullopt when `pk` is not a valid Ed25519 point. Only valid conversions are cached, and only with cache=true.
 std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache = true);
 

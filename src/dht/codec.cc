@@ -121,13 +121,13 @@ std::optional<NodeId> decode_id_request(ByteView body) {
 }
 
 Bytes encode_find_node_request(const FindNodeRequest& q) {
-  if (!q.placement) return encode_id_request(q.target);  // [target], as every version sends it
+  if (!q.placement && !q.verdict) return encode_id_request(q.target);  // [target], as every version sends it
   Bytes out;
   BytesWriter w{out};
   Packer p(w);
   p.pack_array(2);
   pack_bin(p, q.target.view());
-  p.pack_uint64(kFindNodePlacement);
+  p.pack_uint64((q.placement ? kFindNodePlacement : 0) | (q.verdict ? kFindNodeVerdict : 0));
   return out;
 }
 
@@ -142,6 +142,7 @@ std::optional<FindNodeRequest> decode_find_node_request(ByteView body) {
   uint64_t flags = 0;
   if (o.via.array.size == 2 && !get_uint(o.via.array.ptr[1], flags)) return std::nullopt;
   q.placement = (flags & kFindNodePlacement) != 0;  // unknown bits: ignored (later versions' hints)
+  q.verdict = (flags & kFindNodeVerdict) != 0;
   return q;
 }
 
@@ -290,6 +291,36 @@ std::optional<DialBackVerdict> decode_dial_back_verdict(ByteView body) {
   uint64_t v;
   if (!oh || !get_uint(oh->get(), v) || v > 2) return std::nullopt;
   return static_cast<DialBackVerdict>(v);
+}
+
+Bytes encode_find_node_answer(const FindNodeAnswer& a) {
+  if (!a.verdict) return encode_contacts(a.contacts);
+  Bytes out;
+  BytesWriter w{out};
+  Packer p(w);
+  p.pack_array(2);
+  size_t n = std::min(a.contacts.size(), kMaxContactsPerResponse);
+  p.pack_array(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) pack_contact(p, a.contacts[i]);
+  p.pack_uint8(static_cast<uint8_t>(*a.verdict));
+  return out;
+}
+
+std::optional<FindNodeAnswer> decode_find_node_answer(ByteView body) {
+  auto oh = unpack_wire(body);
+  if (!oh) return std::nullopt;
+  auto& o = oh->get();
+  FindNodeAnswer a;
+  // [[contact...], verdict]: two elements, the second a number (in [contact...] every element is an array).
+  if (o.type == msgpack::type::ARRAY && o.via.array.size == 2 && o.via.array.ptr[1].type != msgpack::type::ARRAY) {
+    uint64_t v;
+    if (!get_uint(o.via.array.ptr[1], v) || v > 2 || !unpack_contacts(o.via.array.ptr[0], a.contacts))
+      return std::nullopt;
+    a.verdict = static_cast<DialBackVerdict>(v);
+    return a;
+  }
+  if (!unpack_contacts(o, a.contacts)) return std::nullopt;
+  return a;
 }
 
 Bytes encode_bool(bool b) { return pack(b); }

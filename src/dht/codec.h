@@ -2,7 +2,9 @@
 //
 //   kademlia_find_node  request [target: bin 20] or [target: bin 20, flags: uint]   response [contact...]
 //                       flags bit 0 (kFindNodePlacement): name the closest contacts whatever their dial-back
-//                       confirmation (a put placing a value, docs/protocol.md 5); other bits are ignored
+//                       confirmation (a put placing a value, docs/protocol.md 5); bit 1 (kFindNodeVerdict): add
+//                       the dial-back verdict, response [[contact...], verdict: uint 0 | 1 | 2]; other bits
+//                       are ignored
 //   kademlia_find_value request [key: bin 20]               response [1, value: bin, version: uint,
 //                                                                     owner: bin 32, signature: bin 64]
 //                                                                     or [0, [contact...]]
@@ -32,11 +34,14 @@ constexpr size_t kMaxContactsPerResponse = 32;
 Bytes encode_id_request(const NodeId& id);
 std::optional<NodeId> decode_id_request(ByteView body);
 
-// find_node's request: the target, and whether the asker places a value (kFindNodePlacement).
+// find_node's request: the target, whether the asker places a value (kFindNodePlacement), and whether it
+// wants the answerer's dial-back verdict with the contacts (kFindNodeVerdict).
 constexpr uint64_t kFindNodePlacement = 1;
+constexpr uint64_t kFindNodeVerdict = 2;
 struct FindNodeRequest {
   NodeId target;
   bool placement = false;
+  bool verdict = false;
 };
 Bytes encode_find_node_request(const FindNodeRequest& q);
 std::optional<FindNodeRequest> decode_find_node_request(ByteView body);
@@ -79,6 +84,16 @@ enum class DialBackVerdict : uint8_t {
 };
 Bytes encode_dial_back_verdict(DialBackVerdict v);
 std::optional<DialBackVerdict> decode_dial_back_verdict(ByteView body);
+
+// find_node's answer: [contact...], or [[contact...], verdict] when the request carried kFindNodeVerdict (the
+// verdict about the family the request came over, as a kVerdict request would answer it). The decoder takes
+// both shapes: an answerer of an older version ignores the flag.
+struct FindNodeAnswer {
+  std::vector<Contact> contacts;
+  std::optional<DialBackVerdict> verdict;
+};
+Bytes encode_find_node_answer(const FindNodeAnswer& a);
+std::optional<FindNodeAnswer> decode_find_node_answer(ByteView body);
 
 Bytes encode_bool(bool b);
 std::optional<bool> decode_bool(ByteView body);

@@ -96,7 +96,10 @@ std::vector<Contact> Dht::Impl::shareable(const NodeId& target, const Contact& t
 void Dht::Impl::on_find_node(const IncomingRequest& q, const Reply& r) {
   auto req = decode_find_node_request(q.payload);
   if (!req) return r.error("malformed find_node");
-  r.ok(encode_contacts(shareable(req->target, q.from, req->placement)));
+  FindNodeAnswer a{shareable(req->target, q.from, req->placement), std::nullopt};
+  // The verdict a kVerdict request would get; it costs one byte here, where an ask costs a round trip.
+  if (req->verdict && dial_back) a.verdict = dial_back->verdict(q.from.endpoint.family);
+  r.ok(encode_find_node_answer(a));
 }
 
 void Dht::Impl::on_find_value(const IncomingRequest& q, const Reply& r) {

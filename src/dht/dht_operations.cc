@@ -20,12 +20,14 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   }
   p.placement = o.placement;
   p.path_answers = o.path_answers;
-  Bytes request = want_value ? encode_id_request(target) : encode_find_node_request({target, o.placement});
+  // find_node asks for the answerer's dial-back verdict too: a "reachable" one spares its verdict request.
+  Bytes request =
+      want_value ? encode_id_request(target) : encode_find_node_request({target, o.placement, dial_back != nullptr});
   // The holders of a key answer with the very same signed value: its signature is checked once per lookup.
   auto verified = want_value ? std::make_shared<dht::VerifiedValues>() : nullptr;
   QueryFn query = [this, want_value, target, owner = o.owner, request, verified](const Contact& to, QueryDone qd) {
     Method m = want_value ? Method::kFindValue : Method::kFindNode;
-    rpc(to, m, request, [this, want_value, target, owner, verified, qd = std::move(qd)](std::optional<Bytes> body) {
+    rpc(to, m, request, [this, to, want_value, target, owner, verified, qd = std::move(qd)](std::optional<Bytes> body) {
       if (!body) return qd(std::nullopt);
       QueryResponse resp;
       if (want_value) {
@@ -36,9 +38,10 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
         if (fv->value && (!owner || fv->value->publisher() == *owner) && verified->check(*fv->value, acceptable_here))
           resp.value = std::move(fv->value);
       } else {
-        auto cs = decode_contacts(*body);
-        if (!cs) return qd(std::nullopt);
-        resp.contacts = std::move(*cs);
+        auto a = decode_find_node_answer(*body);
+        if (!a) return qd(std::nullopt);
+        if (a->verdict && dial_back) dial_back->heard_verdict(to, *a->verdict);
+        resp.contacts = std::move(a->contacts);
       }
       admit_learned(resp.contacts, target);
       qd(std::move(resp));

@@ -110,6 +110,7 @@ void DialBack::fill(DhtStats& s) const {
   s.dial_back_confirmed = confirmed_;
   s.dial_back_verdicts_asked = verdicts_asked_;
   s.dial_back_verdicts_answered = verdicts_answered_;
+  s.dial_back_verdicts_heard = verdicts_heard_;
 }
 
 // ------------------------------------------------------------ self-check (S)
@@ -372,8 +373,17 @@ void DialBack::done_checking(const NodeId& id) {
   if (checking_.empty()) std::unordered_set<NodeId>().swap(checking_);
 }
 
+void DialBack::heard_verdict(const Contact& s, DialBackVerdict v) {
+  if (!enabled_ || v != DialBackVerdict::kReachable) return;
+  auto held = table_.find(s.id);  // confirmed for the address asked, as ask_verdict does
+  if (held && held->endpoint == s.endpoint && table_.set_confirmed(s.id)) {
+    ++confirmed_;
+    ++verdicts_heard_;
+  }
+}
+
 void DialBack::ask_verdict(const Contact& s, size_t attempt) {
-  if (!table_.find(s.id)) {  // gone while waiting to ask again
+  if (!table_.find(s.id) || table_.confirmed(s.id)) {  // gone while waiting, or its answer said reachable
     done_checking(s.id);
     return;
   }

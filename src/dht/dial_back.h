@@ -90,6 +90,10 @@ class DialBack {
   }
   // What this node answers a verdict request that came over family f.
   DialBackVerdict verdict(Endpoint::Family f) const;
+  // S's verdict as its answer to one of our find_nodes carried it (kFindNodeVerdict), `s` as we asked it:
+  // the same word a verdict request would get, so "reachable" confirms S's entry at that address now, and the
+  // ask its entry scheduled is not sent. Other verdicts change nothing (the scheduled ask asks again later).
+  void heard_verdict(const Contact& s, DialBackVerdict v);
   // Adds the counters and reachable to `s`.
   void fill(DhtStats& s) const;
 
@@ -146,7 +150,7 @@ class DialBack {
   SelfCheck self_[2];                       // IPv4, IPv6
   std::optional<TimePoint> reached_at_[2];  // IPv4, IPv6
   uint64_t self_checks_ = 0, self_checks_ok_ = 0, asks_sent_ = 0, asks_served_ = 0, asks_refused_ = 0,
-           probes_answered_ = 0, confirmed_ = 0, verdicts_asked_ = 0, verdicts_answered_ = 0;
+           probes_answered_ = 0, confirmed_ = 0, verdicts_asked_ = 0, verdicts_answered_ = 0, verdicts_heard_ = 0;
   uint64_t asks_declined_ = 0;  // self-check asks and probe-fors answered false: behind_closed_nat
   std::function<std::optional<Endpoint>(Endpoint::Family)> public_address_;
   Engine::Scope scope_;  // its RPCs and timers (ended first when it is destroyed)
