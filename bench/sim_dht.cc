@@ -52,10 +52,11 @@ static void add_sim_dht(CLI::App& app) {
       node_cfg.engine.session_idle = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o->session_idle_s));
     node_cfg.dht.dial_back = o->dial_back;
     for (size_t i = 0; i < o->nodes; ++i) sim.add_node(node_cfg);
-    size_t next_report = o->nodes / 10;
+    const size_t tenth = std::max<size_t>(1, o->nodes / 10);
+    size_t next_report = tenth;
     size_t joined = sim::join_network(sim, o->seed, o->wave, [&](size_t started) {
       if (!o->progress || started < next_report) return;
-      next_report += o->nodes / 10;
+      next_report += tenth;
       std::fprintf(stderr, "joined %zu: wall %.1f s, sim %.1f s, datagrams %llu, rss %.0f MB\n", started,
                    seconds_since(t0), std::chrono::duration<double>(sim.now()).count(),
                    static_cast<unsigned long long>(sim.stats().delivered), proc_status_kb("VmRSS") / 1024.0);

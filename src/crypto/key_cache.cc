@@ -11,7 +11,6 @@ namespace storjnet::crypto {
 
 namespace {
 constexpr size_t kMaxConverted = 1 << 20;
-constexpr size_t kMaxPairs = kMaxCachedPairs;
 
 // A pair is remembered by a 128-bit keyed BLAKE2b fingerprint of its two keys (smaller first), not the keys:
 // an entry is 64 bytes instead of 128. The fingerprint key is random per process, so nobody can search for
@@ -60,7 +59,7 @@ class TwoGenerations {
 
 std::mutex mu;
 TwoGenerations<PublicKey, KeyedHash> converted(kMaxConverted);
-TwoGenerations<PairPrint, PrintHash> pairs(kMaxPairs);
+TwoGenerations<PairPrint, PrintHash> pairs(kMaxCachedPairs);
 
 PairPrint pair_print(const PublicKey& a, const PublicKey& b) {
   static const std::array<uint8_t, crypto_generichash_KEYBYTES> key = [] {

@@ -3,9 +3,9 @@
 // result; it only avoids repeating the expensive curve operations:
 //  - Ed25519 public key -> X25519 public key (libsodium checks the point: about as costly as a DH);
 //  - the pair key of (pk_a, pk_b), which both ends derive identically.
-// Thread-safe; bounded (in two generations: the older half is dropped when full); keyed with random per-process keys (SipHash for Ed25519 keys, a
-// 128-bit BLAKE2b fingerprint standing for a pair, src/crypto/key_cache.cc), so chosen public
-// keys cannot collide into one bucket. Callers insert only keys of authenticated peers (see the engine).
+// Thread-safe; bounded (in two generations: the older half is dropped when full); keyed with random
+// per-process keys (SipHash for Ed25519 keys, a 128-bit BLAKE2b fingerprint standing for a pair,
+// src/crypto/key_cache.cc), so chosen public keys cannot collide into one bucket. Callers insert only keys of authenticated peers (see the engine).
 #pragma once
 #include <array>
 #include <functional>

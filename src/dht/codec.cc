@@ -74,6 +74,13 @@ std::optional<Contact> unpack_contact(const msgpack::object& o) {
   return c;
 }
 
+// [contact...]: the first kMaxContactsPerResponse of `contacts` (every answer that names contacts).
+void pack_contacts(Packer& p, const std::vector<Contact>& contacts) {
+  size_t n = std::min(contacts.size(), kMaxContactsPerResponse);
+  p.pack_array(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) pack_contact(p, contacts[i]);
+}
+
 bool unpack_contacts(const msgpack::object& o, std::vector<Contact>& out) {
   if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxContactsPerResponse) return false;
   for (uint32_t i = 0; i < o.via.array.size; ++i)
@@ -150,9 +157,7 @@ Bytes encode_contacts(const std::vector<Contact>& contacts) {
   Bytes out;
   BytesWriter w{out};
   Packer p(w);
-  size_t n = std::min(contacts.size(), kMaxContactsPerResponse);
-  p.pack_array(static_cast<uint32_t>(n));
-  for (size_t i = 0; i < n; ++i) pack_contact(p, contacts[i]);
+  pack_contacts(p, contacts);
   return out;
 }
 
@@ -175,9 +180,7 @@ Bytes encode_find_value_response(const FindValueResponse& r) {
   } else {
     p.pack_array(2);
     p.pack_uint8(0);
-    size_t n = std::min(r.contacts.size(), kMaxContactsPerResponse);
-    p.pack_array(static_cast<uint32_t>(n));
-    for (size_t i = 0; i < n; ++i) pack_contact(p, r.contacts[i]);
+    pack_contacts(p, r.contacts);
   }
   return out;
 }
@@ -299,9 +302,7 @@ Bytes encode_find_node_answer(const FindNodeAnswer& a) {
   BytesWriter w{out};
   Packer p(w);
   p.pack_array(2);
-  size_t n = std::min(a.contacts.size(), kMaxContactsPerResponse);
-  p.pack_array(static_cast<uint32_t>(n));
-  for (size_t i = 0; i < n; ++i) pack_contact(p, a.contacts[i]);
+  pack_contacts(p, a.contacts);
   p.pack_uint8(static_cast<uint8_t>(*a.verdict));
   return out;
 }

@@ -373,13 +373,15 @@ void DialBack::done_checking(const NodeId& id) {
   if (checking_.empty()) std::unordered_set<NodeId>().swap(checking_);
 }
 
+bool DialBack::confirm_as_asked(const Contact& s) {
+  auto held = table_.find(s.id);  // confirmed for the address asked about, not one it moved to since
+  if (!held || held->endpoint != s.endpoint || !table_.set_confirmed(s.id)) return false;
+  ++confirmed_;
+  return true;
+}
+
 void DialBack::heard_verdict(const Contact& s, DialBackVerdict v) {
-  if (!enabled_ || v != DialBackVerdict::kReachable) return;
-  auto held = table_.find(s.id);  // confirmed for the address asked, as ask_verdict does
-  if (held && held->endpoint == s.endpoint && table_.set_confirmed(s.id)) {
-    ++confirmed_;
-    ++verdicts_heard_;
-  }
+  if (enabled_ && v == DialBackVerdict::kReachable && confirm_as_asked(s)) ++verdicts_heard_;
 }
 
 void DialBack::ask_verdict(const Contact& s, size_t attempt) {
@@ -397,9 +399,7 @@ void DialBack::ask_verdict(const Contact& s, size_t attempt) {
       return;
     }
     done_checking(s.id);
-    auto held = table_.find(s.id);  // confirmed for the address asked about, not one it moved to since
-    if (v == DialBackVerdict::kReachable && held && held->endpoint == s.endpoint && table_.set_confirmed(s.id))
-      ++confirmed_;
+    if (v == DialBackVerdict::kReachable) confirm_as_asked(s);
   }, RpcOptions{rpc_timeout_, rpc_attempts_});
 }
 

@@ -124,6 +124,8 @@ class DialBack {
   void end_round(Endpoint::Family f, bool proven);
   void ask_verdict(const Contact& s, size_t attempt);
   void done_checking(const NodeId& id);  // a verdict check ended
+  // A "reachable" verdict: confirms S's entry if it still holds the address S was asked at (true if newly).
+  bool confirm_as_asked(const Contact& s);
   std::vector<Contact> pick_helpers(Endpoint::Family f);
   std::vector<Contact> pick_strangers(const Contact& s, const Endpoint& via);  // up to kStrangers H2s
   void refuse();
