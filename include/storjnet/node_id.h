@@ -38,7 +38,17 @@ class NodeId {
   ByteView view() const { return {bytes_.data(), bytes_.size()}; }
 
   // XOR distance.
-  NodeId operator^(const NodeId& o) const;
+  NodeId operator^(const NodeId& o) const {
+    NodeId r;
+    for (size_t i = 0; i < kSize; ++i) r.bytes_[i] = bytes_[i] ^ o.bytes_[i];
+    return r;
+  }
+  // The first 64 bits, big-endian: orders ids as operator<=> does, except among ids that share them.
+  uint64_t prefix64() const {
+    uint64_t v;
+    std::memcpy(&v, bytes_.data(), 8);
+    return __builtin_bswap64(v);
+  }
   // Index of the highest set bit of (this ^ o), 159 = differ in the first bit; -1 when equal.
   int log_distance(const NodeId& o) const;
   // Number of leading bits shared with `o` (160 when equal).

@@ -43,12 +43,6 @@ NodeId NodeId::hash_of(ByteView data) {
 
 std::string NodeId::hex() const { return to_hex(view()); }
 
-NodeId NodeId::operator^(const NodeId& o) const {
-  NodeId r;
-  for (size_t i = 0; i < kSize; ++i) r.bytes_[i] = bytes_[i] ^ o.bytes_[i];
-  return r;
-}
-
 int NodeId::common_prefix_bits(const NodeId& o) const {
   for (size_t i = 0; i < kSize; ++i) {
     uint8_t x = bytes_[i] ^ o.bytes_[i];

@@ -173,17 +173,34 @@ std::optional<Contact> RoutingTable::find(const NodeId& id) const {
   return std::nullopt;
 }
 
+namespace {
+// A contact's place in an ordering by distance to a target: `key` decides almost every comparison in one
+// integer compare (its low 63 bits are the distance's first 63); the whole distance breaks its ties.
+template <class T>
+struct Ranked {
+  uint64_t key;
+  NodeId distance;
+  const T* item;
+  bool operator<(const Ranked& o) const { return key != o.key ? key < o.key : distance < o.distance; }
+};
+template <class T>
+Ranked<T> ranked(const NodeId& id, const NodeId& target, const T* item, bool last = false) {
+  NodeId d = id ^ target;
+  return {uint64_t(last) << 63 | d.prefix64() >> 1, d, item};
+}
+}  // namespace
+
 std::vector<Contact> RoutingTable::closest(const NodeId& target, size_t n) const {
   // Contacts in bucket i share exactly i bits with us; relative to the target, bucket cpl(self, target) holds
   // the closest ones, then deeper buckets, then shallower ones in decreasing order. Collect buckets in that
   // order until n are gathered, then sort only what was collected.
-  std::vector<std::pair<NodeId, const Contact*>> got;
+  std::vector<Ranked<Contact>> got;
   got.reserve(n + k_);
   int t = self_.common_prefix_bits(target);
   const int nb = static_cast<int>(buckets_.size());
   auto take = [&](int b) {
     if (b >= nb) return;
-    for (auto& e : buckets_[b].entries) got.emplace_back(e.contact.id ^ target, &e.contact);
+    for (auto& e : buckets_[b].entries) got.push_back(ranked(e.contact.id, target, &e.contact));
   };
   if (t < static_cast<int>(kBuckets)) take(t);
   for (int b = std::min<int>(t, kBuckets) + 1; b < nb; ++b) take(b);
@@ -193,28 +210,28 @@ std::vector<Contact> RoutingTable::closest(const NodeId& target, size_t n) const
     enough = got.size();
   }
   size_t m = std::min(n, got.size());
-  std::partial_sort(got.begin(), got.begin() + m, got.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::partial_sort(got.begin(), got.begin() + m, got.end());
   std::vector<Contact> out;
   out.reserve(m);
-  for (size_t i = 0; i < m; ++i) out.push_back(*got[i].second);
+  for (size_t i = 0; i < m; ++i) out.push_back(*got[i].item);
   return out;
 }
 
 std::vector<Contact> RoutingTable::closest_answer(const NodeId& target, size_t n) const {
   if (confirmed_ == size_) return closest(target, n);
-  std::vector<std::pair<NodeId, const Entry*>> got;
+  std::vector<Ranked<Entry>> got;
   got.reserve(size_);
-  for (auto& bk : buckets_)
-    for (auto& e : bk.entries) got.emplace_back(e.contact.id ^ target, &e);
   // Confirmed first (closest first among them), then the unconfirmed by distance; the first n, by distance.
-  auto key = [](const auto& x) { return std::pair(!x.second->confirmed, x.first); };
+  for (auto& bk : buckets_)
+    for (auto& e : bk.entries) got.push_back(ranked(e.contact.id, target, &e, !e.confirmed));
   size_t m = std::min(n, got.size());
-  std::partial_sort(got.begin(), got.begin() + m, got.end(), [&](auto& a, auto& b) { return key(a) < key(b); });
+  std::partial_sort(got.begin(), got.begin() + m, got.end());
   got.resize(m);
-  std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& g : got) g.key &= ~(uint64_t(1) << 63);
+  std::sort(got.begin(), got.end());
   std::vector<Contact> out;
   out.reserve(m);
-  for (auto& g : got) out.push_back(g.second->contact);
+  for (auto& g : got) out.push_back(g.item->contact);
   return out;
 }
 

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <queue>
 #include <stdexcept>
 
+#include "sim/event_queue.h"
 #include "sim/nat.h"
 #include "sim/rng.h"
 #include "sim/sim_conn.h"
@@ -21,23 +21,10 @@ constexpr size_t kMaxFreshGroups = 16;       // per node
 constexpr uint8_t kFarTtl = 16;              // a datagram sent with a lower TTL dies past its sender's router
 constexpr uint64_t kUnixBaseUs = 1'800'000'000'000'000ull;  // virtual wall clock origin
 
-enum class EventKind : uint8_t { kDeliver, kWake, kConn };
-
-constexpr uint32_t kInjected = 0xffffffffu;  // Event::src of a datagram injected by the test
+constexpr uint32_t kInjected = 0xffffffffu;  // SimEvent::src of a datagram injected by the test
 constexpr uint32_t kNoRouter = 0xffffffffu;  // on the open network
 
-struct Event {
-  TimePoint at;
-  uint64_t seq;
-  uint32_t dst, src;
-  EventKind kind;
-  Bytes data;
-  Endpoint from;  // source address as the receiver sees it (forged when spoofed or injected)
-  uint64_t token = 0;  // kConn: the connection event (sim::Conns::fire)
-};
-struct Later {
-  bool operator()(const Event& a, const Event& b) const { return a.at != b.at ? a.at > b.at : a.seq > b.seq; }
-};
+using sim::EventKind;
 
 // A digest of one datagram for the trace hash: eight bytes at a time (a byte-wise hash cost more than the
 // node's own work on full-size datagrams).
@@ -123,9 +110,9 @@ struct Simulator::Impl final : sim::ConnHost {
   SimConfig config;
   sim::Rng net_rng;
   TimePoint now_{0};
-  uint64_t seq = 0;
   uint64_t trace_ = 0x5eed;
-  std::priority_queue<Event, std::vector<Event>, Later> queue;
+  sim::EventQueue queue;
+  sim::SimEvent ev;  // the event being handled (step)
   std::vector<Slot> slots;
   std::vector<Identity> identities;
   std::vector<sim::Nat> routers;
@@ -166,7 +153,7 @@ struct Simulator::Impl final : sim::ConnHost {
   Duration latency(uint32_t a, uint32_t b) const override { return base_latency(a, b); }
   const LinkModel& link() const override { return config.link; }
   void schedule(TimePoint at, uint64_t token) override {
-    queue.push(Event{at, seq++, 0, 0, EventKind::kConn, {}, {}, token});
+    queue.push(at, 0, 0, EventKind::kConn, {}, {}, token);
   }
   void trace(uint64_t what, ByteView bytes) override {
     trace_ = sim::mix64(sim::mix64(trace_, static_cast<uint64_t>(now_.count())), what);
@@ -215,8 +202,8 @@ struct Simulator::Impl final : sim::ConnHost {
     return Duration(lo + static_cast<int64_t>(h % uint64_t(hi - lo + 1)));
   }
 
-  void push(TimePoint at, uint32_t dst, uint32_t src, EventKind k, Bytes data, Endpoint from = {}) {
-    queue.push(Event{at, seq++, dst, src, k, std::move(data), from});
+  void push(TimePoint at, uint32_t dst, uint32_t src, EventKind k, ByteView data = {}, const Endpoint& from = {}) {
+    queue.push(at, dst, src, k, data, from);
   }
 
   static uint32_t router_ip(size_t r) {
@@ -397,7 +384,7 @@ struct Simulator::Impl final : sim::ConnHost {
     for (int c = 0; c < copies; ++c) {
       Duration d = base;
       if (link.jitter.count() > 0) d += Duration(static_cast<int64_t>(net_rng.below(link.jitter.count() + 1)));
-      push(now_ + d, static_cast<uint32_t>(dst), src, EventKind::kDeliver, Bytes(dg.begin(), dg.end()), from);
+      push(now_ + d, static_cast<uint32_t>(dst), src, EventKind::kDeliver, dg, from);
     }
   }
 
@@ -413,10 +400,9 @@ struct Simulator::Impl final : sim::ConnHost {
   }
 
   bool step(TimePoint limit) {
-    if (queue.empty() || queue.top().at > limit) return false;
-    Event ev = std::move(const_cast<Event&>(queue.top()));
-    queue.pop();
-    now_ = ev.at;
+    if (queue.empty() || queue.next_at() > limit) return false;
+    const TimePoint at = queue.pop(ev);
+    now_ = at;
     ++stats_.events;
     if (ev.kind == EventKind::kConn) {
       conns->fire(ev.token);
@@ -424,10 +410,10 @@ struct Simulator::Impl final : sim::ConnHost {
     }
     Slot& s = slots[ev.dst];
     if (ev.kind == EventKind::kWake) {
-      if (s.queued != ev.at) return true;  // stale: an earlier time was queued after it
+      if (s.queued != at) return true;  // stale: an earlier time was queued after it
       s.queued = TimePoint::max();
       if (!s.alive || s.wake == TimePoint::max()) return true;
-      if (s.wake > ev.at) {  // moved later since this was queued
+      if (s.wake > at) {  // moved later since this was queued
         s.queued = s.wake;
         push(s.wake, ev.dst, ev.dst, EventKind::kWake, {});
         return true;
@@ -441,7 +427,7 @@ struct Simulator::Impl final : sim::ConnHost {
       return true;
     }
     ++stats_.delivered;
-    uint64_t h = sim::mix64(trace_, static_cast<uint64_t>(ev.at.count()));
+    uint64_t h = sim::mix64(trace_, static_cast<uint64_t>(at.count()));
     h = sim::mix64(h, uint64_t(ev.src) << 32 | ev.dst);
     trace_ = sim::mix64(h, digest(ev.data));
     s.node->on_datagram(ev.from, ev.data);
@@ -539,7 +525,7 @@ void Simulator::spoof(size_t i, std::optional<Endpoint> as) { impl_->slots.at(i)
 
 void Simulator::inject(const Endpoint& from, size_t to, Bytes data, Duration delay) {
   if (to >= impl_->slots.size()) throw std::out_of_range("inject: no such node");
-  impl_->push(impl_->now_ + delay, static_cast<uint32_t>(to), kInjected, EventKind::kDeliver, std::move(data), from);
+  impl_->push(impl_->now_ + delay, static_cast<uint32_t>(to), kInjected, EventKind::kDeliver, data, from);
 }
 
 void Simulator::set_send_tap(std::function<void(size_t, const Endpoint&, size_t)> tap) { impl_->tap = std::move(tap); }
