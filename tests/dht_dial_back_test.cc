@@ -453,7 +453,9 @@ TEST(DhtDialBack, ANodeBehindANatRunsNoQuickRetries) {
   ASSERT_FALSE(before.reachable);
   sim.run_for(10min);
   DhtStats after = sim.node(natted).dht().stats();
-  EXPECT_GT(after.dial_back_probes_answered, before.dial_back_probes_answered);  // solicited probes came in
+  // Only probes from peers it sent to lately could come in (none proves anything), so it stays unreachable.
+  // (Whether any came in depends on what else it sent: pubsub refreshes used to open such mappings.)
+  EXPECT_FALSE(after.reachable);
   EXPECT_GE(after.dial_back_self_checks - before.dial_back_self_checks, 1u);
   EXPECT_LE(after.dial_back_self_checks - before.dial_back_self_checks, 3u) << "rounds in 10 minutes";
 }

@@ -164,3 +164,41 @@ TEST(PubsubSim, AFirstEventDoesNotWaitForTheHolderLookup) {
   sim.run_for(5s);
   EXPECT_EQ(got, (std::vector<uint64_t>{1, 2}));  // each once
 }
+
+// Quiet when idle: without subscriptions nobody has a filter bit to push, so a joined network sends no Quasar
+// traffic, and housekeeping runs once per refresh instead of every second. A subscription made after a long
+// idle spell still reaches neighbours at once and is delivered.
+TEST(PubsubSim, AnIdleNetworkSendsNoFiltersAndSleepsUntilItHasSomething) {
+  SimConfig cfg;
+  cfg.seed = 31;
+  Simulator sim(cfg);
+  const size_t n = 40;
+  for (size_t i = 0; i < n; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 31), n);
+  sim.run_for(10s);
+  std::vector<uint64_t> runs(n);
+  for (size_t i = 0; i < n; ++i) runs[i] = sim.node(i).pubsub().stats().maintenance_runs;
+  sim.run_for(10min);
+  for (size_t i = 0; i < n; ++i) {
+    PubsubStats s = sim.node(i).pubsub().stats();
+    EXPECT_EQ(s.updates_sent, 0u) << "node " << i;
+    EXPECT_EQ(s.out_neighbours, 0u) << "node " << i;
+    EXPECT_LE(s.maintenance_runs - runs[i], 12u) << "node " << i;  // 10 refreshes, not 600 ticks
+  }
+
+  const size_t subscriber = 7, publisher = 30;
+  std::vector<uint64_t> got;
+  Pubsub& sub = sim.node(subscriber).pubsub();
+  sub.set_on_event([&](const std::string&, const std::string& ev) { got.push_back(event_seq(ev)); });
+  ASSERT_TRUE(sub.subscribe("woken"));
+  sim.run_for(200ms);  // the filter's update_delay and one hop, well inside a housekeeping tick
+  EXPECT_GT(sub.stats().out_neighbours, 0u);
+  EXPECT_GT(sub.stats().updates_sent, 0u);
+  size_t holding = 0;
+  for (size_t i = 0; i < n; ++i) holding += i != subscriber && sim.node(i).pubsub().filter_level("woken") == 1;
+  EXPECT_GT(holding, 0u);  // a neighbour has it at level 1
+  sim.run_for(3s);
+  ASSERT_TRUE(sim.node(publisher).pubsub().publish("woken", event_json(1)));
+  ASSERT_TRUE(sim.run_until([&] { return !got.empty(); }, 10s));
+  EXPECT_EQ(got, (std::vector<uint64_t>{1}));
+}

@@ -100,6 +100,9 @@ struct PubsubStats {
   // displaced by the per-block fairness rule, neighbours' filters refused by the id puzzle.
   uint64_t registrations_forged = 0, registrations_stale = 0, registrations_unverified = 0;
   uint64_t registrations_puzzle = 0, subscribers_displaced = 0, filters_puzzle = 0;
+  // housekeeping ticks run: every second while there is state to expire or neighbours to find, else once
+  // per refresh (an idle node does not wake every second)
+  uint64_t maintenance_runs = 0;
   // current sizes
   size_t out_neighbours = 0, in_filters = 0, held_topics = 0, seen_ids = 0;
 };

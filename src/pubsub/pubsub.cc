@@ -31,7 +31,7 @@ Pubsub::Impl::Impl(Engine& e, Dht& d, PubsubConfig c)
   engine.set_rate_limited(Method::kQuasarUpdate);
   engine.set_rate_limited(Method::kQuasarNotify);
   last_full_push = last_renew = engine.now();
-  maintain_timer = engine.schedule(scope, cfg.maintenance, [this] { maintain(); });
+  arm_maintenance(cfg.maintenance);
 }
 
 Pubsub::Impl::~Impl() {
@@ -54,6 +54,7 @@ EventId Pubsub::Impl::new_event_id() {
 
 void Pubsub::Impl::on_update(const IncomingRequest& req, const Reply& reply) {
   ++st.updates_in;
+  arm_maintenance(cfg.maintenance);
   auto kind = peek_update_kind(req.payload);
   if (!kind) {
     ++st.malformed;
@@ -84,6 +85,7 @@ void Pubsub::Impl::on_update(const IncomingRequest& req, const Reply& reply) {
 
 void Pubsub::Impl::on_notify(const IncomingRequest& req, const Reply& reply) {
   ++st.notifies_in;
+  arm_maintenance(cfg.maintenance);
   NotifyBody ev;
   DecodeNotes notes;
   auto s = decode_notify(req.payload, limits, ev, &notes);
@@ -160,13 +162,19 @@ void Pubsub::Impl::deliver_local(const NotifyBody& ev) {
 }
 
 void Pubsub::Impl::maintain() {
+  maintain_timer = {};
+  ++st.maintenance_runs;
   const TimePoint now = engine.now();
   seen.expire(now);
   if (cfg.quasar) {
     expire_filters();
     bool refresh = now - last_full_push >= cfg.refresh;
-    if (refresh || out.size() < cfg.neighbours) choose_neighbours(refresh);
-    if (refresh) push_filters(true);
+    if (nothing_to_push()) {
+      if (refresh) last_full_push = now;
+    } else {
+      if (refresh || out.size() < cfg.neighbours) choose_neighbours(refresh);
+      if (refresh) push_filters(true);
+    }
   }
   if (cfg.rendezvous) {
     expire_held();
@@ -174,7 +182,34 @@ void Pubsub::Impl::maintain() {
     for (auto& [t, s] : subs) alone |= s.registered_alone;
     if (now - last_renew >= cfg.refresh || (alone && !peers().empty())) renew_registrations();
   }
-  maintain_timer = engine.schedule(scope, cfg.maintenance, [this] { maintain(); });
+  arm_maintenance(maintenance_delay());
+}
+
+void Pubsub::Impl::arm_maintenance(Duration d) {
+  const TimePoint at = engine.now() + d;
+  if (maintain_timer && maintain_at <= at) return;
+  engine.cancel(maintain_timer);
+  maintain_at = at;
+  maintain_timer = engine.schedule(scope, d, [this] { maintain(); });
+}
+
+Duration Pubsub::Impl::maintenance_delay() {
+  // Work that needs the short tick: expiring what was seen, received or held; neighbours still to find for a
+  // filter that has something to push; registrations made alone, to redo once peers appear.
+  bool busy = !seen.empty() || !in.empty() || !held.empty() || !verifying.empty() ||
+              (cfg.quasar && !nothing_to_push() && out.size() < cfg.neighbours);
+  for (const auto& [t, s] : subs) busy |= s.registered_alone;
+  if (busy) return cfg.maintenance;
+  // Otherwise only the refreshes are due: filters (Quasar) and registrations (rendezvous).
+  const TimePoint now = engine.now();
+  TimePoint due = now + cfg.refresh;
+  if (cfg.quasar) due = std::min(due, last_full_push + cfg.refresh);
+  if (cfg.rendezvous) due = std::min(due, last_renew + cfg.refresh);
+  return std::max(cfg.maintenance, due - now);
+}
+
+bool Pubsub::Impl::nothing_to_push() const {
+  return cfg.rendezvous && std::all_of(mine.begin(), mine.end(), [](const BloomFilter& f) { return f.empty(); });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -187,6 +222,7 @@ bool Pubsub::subscribe(const std::string& topic) {
   auto& I = *impl_;
   auto [it, fresh] = I.subs.try_emplace(topic);
   if (!fresh) return true;
+  I.arm_maintenance(I.cfg.maintenance);
   it->second.hash = TopicHash::of(topic);
   it->second.key = dht_key(topic);
   if (I.cfg.quasar) I.rebuild_filters();
@@ -199,6 +235,7 @@ bool Pubsub::unsubscribe(const std::string& topic) {
   auto& I = *impl_;
   auto it = I.subs.find(topic);
   if (it == I.subs.end()) return true;
+  I.arm_maintenance(I.cfg.maintenance);
   NodeId key = it->second.key;
   I.subs.erase(it);
   if (I.cfg.quasar) I.rebuild_filters();
@@ -223,6 +260,7 @@ bool Pubsub::publish(const std::string& topic, std::string event_json) {
   ev.ttl = static_cast<uint32_t>(I.cfg.ttl);
   ev.publishers = {I.engine.id()};
   ++I.st.published;
+  I.arm_maintenance(I.cfg.maintenance);
   I.seen.test_and_set(ev.id, Impl::kQuasarSeen | Impl::kRouted | Impl::kHeld, I.engine.now());
   I.deliver_local(ev);
   // The rendezvous first: on a shared event loop its datagrams are then handled before the Quasar fan-out,

@@ -36,6 +36,12 @@ struct Pubsub::Impl {
   void handle_notify(pubsub::NotifyBody&& ev, const NodeId& from, TimePoint now);
   void deliver_local(const pubsub::NotifyBody& ev);
   void maintain();
+  // Housekeeping runs within `d` (sooner when already due sooner). Every input (API call, datagram) asks for
+  // the short tick; an idle node with nothing to expire, push or renew sleeps until the next refresh.
+  void arm_maintenance(Duration d);
+  Duration maintenance_delay();
+  // Rendezvous on and our filter has no bit set: Quasar has nothing to push (docs/protocol.md 10.3).
+  bool nothing_to_push() const;
   std::vector<Contact> peers();
   std::vector<Contact> closest_known(const NodeId& target, size_t n);
   pubsub::EventId new_event_id();
@@ -125,6 +131,7 @@ struct Pubsub::Impl {
   std::vector<pubsub::BloomFilter> mine;    // our attenuated filter
   std::vector<pubsub::BloomFilter> pushed;  // what `out` last received
   TimerId push_timer, maintain_timer;
+  TimePoint maintain_at{};  // when maintain_timer fires
   TimePoint last_push{}, last_full_push{}, last_renew{};
 
   // Rendezvous state: topic key -> its subscribers.

@@ -46,7 +46,8 @@ void Pubsub::Impl::choose_neighbours(bool force) {
   bool changed = next.size() != out.size() || !fresh.empty();
   out = std::move(next);
   (void)force;
-  if (!changed || fresh.empty()) return;
+  if (!changed || fresh.empty() || nothing_to_push()) return;
+  if (push_timer && !(mine == pushed)) return;  // the push already scheduled reaches them
   // New neighbours get our filter now (the others have it).
   Bytes body = encode_filter({mine});
   for (const auto& c : fresh) {
@@ -64,6 +65,8 @@ void Pubsub::Impl::rebuild_filters() {
   if (next == mine) return;
   mine = std::move(next);
   schedule_push();
+  // Neighbours are not kept while there is nothing to push (maintain): find them now that there is.
+  if (out.size() < cfg.neighbours && !nothing_to_push()) choose_neighbours(false);
 }
 
 void Pubsub::Impl::schedule_push() {
@@ -78,6 +81,7 @@ void Pubsub::Impl::push_filters(bool refresh_all) {
   const TimePoint now = engine.now();
   if (refresh_all) last_full_push = now;
   if (!refresh_all && mine == pushed) return;
+  if (refresh_all && mine == pushed && nothing_to_push()) return;  // an empty filter is not refreshed
   Bytes body = encode_filter({mine});
   for (const auto& c : out) {
     engine.notify(c, Method::kQuasarUpdate, body);

@@ -43,6 +43,7 @@ class SeenSet {
     }
   }
   size_t size() const { return map_.size(); }
+  bool empty() const { return map_.empty(); }
   uint64_t evicted() const { return evicted_; }
 
  private:
