@@ -72,7 +72,7 @@ struct PubsubConfig {
   // --- bounds ---
   Duration dedupe_window = 120s;   // event ids remembered for at-most-once delivery
   size_t dedupe_max = 65536;
-  Duration maintenance = 1s;       // housekeeping tick (expiry, neighbour changes, renewals)
+  Duration maintenance = 1s;       // housekeeping tick while it has work (expiry, neighbours); else per refresh
 };
 
 struct PubsubStats {

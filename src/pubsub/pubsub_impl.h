@@ -40,7 +40,7 @@ struct Pubsub::Impl {
   // the short tick; an idle node with nothing to expire, push or renew sleeps until the next refresh.
   void arm_maintenance(Duration d);
   Duration maintenance_delay();
-  // Rendezvous on and our filter has no bit set: Quasar has nothing to push (docs/protocol.md 10.3).
+  // Rendezvous on and our filter has no bit set: Quasar has nothing to push (docs/protocol.md 8.3).
   bool nothing_to_push() const;
   std::vector<Contact> peers();
   std::vector<Contact> closest_known(const NodeId& target, size_t n);
