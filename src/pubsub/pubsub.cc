@@ -169,12 +169,8 @@ void Pubsub::Impl::maintain() {
   if (cfg.quasar) {
     expire_filters();
     bool refresh = now - last_full_push >= cfg.refresh;
-    if (nothing_to_push()) {
-      if (refresh) last_full_push = now;
-    } else {
-      if (refresh || out.size() < cfg.neighbours) choose_neighbours(refresh);
-      if (refresh) push_filters(true);
-    }
+    if (!nothing_to_push() && (refresh || out.size() < cfg.neighbours)) choose_neighbours(refresh);
+    if (refresh) push_filters(true);  // an empty filter is not refreshed (push_filters)
   }
   if (cfg.rendezvous) {
     expire_held();

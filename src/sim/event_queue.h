@@ -28,7 +28,6 @@ struct SimEvent {
 class EventQueue {
  public:
   bool empty() const { return heap_.empty(); }
-  size_t size() const { return heap_.size(); }
   TimePoint next_at() const { return TimePoint(heap_.front().at); }
 
   void push(TimePoint at, uint32_t dst, uint32_t src, EventKind kind, ByteView data = {}, const Endpoint& from = {},
