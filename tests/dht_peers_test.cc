@@ -78,30 +78,28 @@ TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
 // DhtConfig::newcomer_wait (1 s by default): a request sender with an unproven address is pinged at once while
 // its bucket holds fewer than k/2 contacts (the table needs it now: a join, the node everyone bootstraps
 // through), and only after the wait once its bucket holds k/2 (our own lookups usually prove it meanwhile).
-TEST(DhtNewcomers, PingedAtOnceWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsHalf) {
-  test::ManualEnv env_a(1);
-  std::array<uint8_t, 32> seed{};
-  seed[0] = 201;
-  Node a(env_a, Identity::from_seed(seed));
-  const size_t half = a.dht().config().k / 2;
-  ASSERT_GT(a.dht().config().newcomer_wait, Duration{});
-  Endpoint ep_a = Endpoint::v4(0x01020304, 4000);
-  Contact ca = Contact::from_key(a.public_key(), ep_a);
-  std::vector<std::unique_ptr<test::ManualEnv>> envs;
-  std::vector<std::unique_ptr<Engine>> peers;
-  std::vector<Endpoint> from;
-  // Peers in a's bucket 0 (first bit unlike a's), each from its own /24 (the address-block limits allow 2).
-  for (int s = 1; peers.size() < half + 1; ++s) {
-    seed[0] = static_cast<uint8_t>(s);
-    seed[1] = 7;
-    Identity id = Identity::from_seed(seed);
-    if (((id.id() ^ a.id()).bytes()[0] & 0x80) == 0) continue;
-    envs.push_back(std::make_unique<test::ManualEnv>(10 + s));
-    peers.push_back(std::make_unique<Engine>(*envs.back(), std::move(id)));
-    from.push_back(Endpoint::v4(0x05000001 + (static_cast<uint32_t>(peers.size()) << 8), 1000));
+namespace {
+// Node a and peers in its bucket 0 (first bit unlike a's), each from its own /24 (the address-block limits allow
+// 2). peer i pings a with ping(i), and both sides' datagrams are carried until nothing is left (a's check ping
+// included; a's datagrams to anyone else are lost).
+struct Newcomers {
+  explicit Newcomers(NodeConfig cfg, size_t count) : env_a(1), a(env_a, Identity::from_seed(seed_of(201, 0)), cfg) {
+    ca = Contact::from_key(a.public_key(), ep_a);
+    for (int s = 1; peers.size() < count; ++s) {
+      Identity id = Identity::from_seed(seed_of(s, 7));
+      if (((id.id() ^ a.id()).bytes()[0] & 0x80) == 0) continue;
+      envs.push_back(std::make_unique<test::ManualEnv>(10 + s));
+      peers.push_back(std::make_unique<Engine>(*envs.back(), std::move(id)));
+      from.push_back(Endpoint::v4(0x05000001 + (static_cast<uint32_t>(peers.size()) << 8), 1000));
+    }
   }
-  // Peer i pings a, and both sides' datagrams are carried until nothing is left (a's check ping included).
-  auto exchange = [&](size_t i) {
+  static std::array<uint8_t, 32> seed_of(int a, int b) {
+    std::array<uint8_t, 32> seed{};
+    seed[0] = static_cast<uint8_t>(a);
+    seed[1] = static_cast<uint8_t>(b);
+    return seed;
+  }
+  void exchange(size_t i) {
     for (int round = 0; round < 4; ++round) {
       auto to_a = std::move(envs[i]->outbox);
       envs[i]->outbox.clear();
@@ -111,20 +109,71 @@ TEST(DhtNewcomers, PingedAtOnceWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsH
       for (auto& s : from_a)
         if (s.to == from[i]) peers[i]->on_datagram(ep_a, s.data);
     }
-  };
-  for (size_t i = 0; i < half; ++i) {
+  }
+  void ping(size_t i) {
     peers[i]->ping(ca, [](auto) {});
     exchange(i);
   }
-  EXPECT_EQ(a.dht().stats().verify_pings, half);  // at once: the bucket was thin
-  EXPECT_EQ(a.dht().peers().size(), half);
-  peers[half]->ping(ca, [](auto) {});
-  exchange(half);
-  EXPECT_EQ(a.dht().stats().verify_pings, half);  // the bucket holds k/2: it waits
-  EXPECT_EQ(a.dht().peers().size(), half);
-  env_a.advance(a.dht().config().newcomer_wait);
-  a.on_wake();
-  exchange(half);
-  EXPECT_EQ(a.dht().stats().verify_pings, half + 1);
-  EXPECT_EQ(a.dht().peers().size(), half + 1);
+  uint64_t pings() { return a.dht().stats().verify_pings; }
+  test::ManualEnv env_a;
+  Node a;
+  Endpoint ep_a = Endpoint::v4(0x01020304, 4000);
+  Contact ca;
+  std::vector<std::unique_ptr<test::ManualEnv>> envs;
+  std::vector<std::unique_ptr<Engine>> peers;
+  std::vector<Endpoint> from;
+};
+}  // namespace
+
+TEST(DhtNewcomers, PingedAtOnceWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsHalf) {
+  NodeConfig cfg;
+  cfg.dht.rpc_timeout = 10s;  // the lookup below outlasts the wait
+  const size_t half = cfg.dht.k / 2;
+  Newcomers n(cfg, half + 1);
+  ASSERT_GT(n.a.dht().config().newcomer_wait, Duration{});
+  for (size_t i = 0; i < half; ++i) n.ping(i);
+  EXPECT_EQ(n.pings(), half);  // at once: the bucket was thin
+  EXPECT_EQ(n.a.dht().peers().size(), half);
+  n.a.dht().get("a lookup that runs", [](GetResult) {});  // its requests are lost: it runs for seconds
+  n.ping(half);
+  EXPECT_EQ(n.pings(), half);  // the bucket holds k/2 and a lookup of a's runs: it waits
+  EXPECT_EQ(n.a.dht().peers().size(), half);
+  n.env_a.advance(n.a.dht().config().newcomer_wait);
+  n.a.on_wake();
+  n.exchange(half);
+  EXPECT_EQ(n.pings(), half + 1);
+  EXPECT_EQ(n.a.dht().peers().size(), half + 1);
+}
+
+// The wait is for a's own lookups: with none running a newcomer is pinged at once, and one waiting when the last
+// lookup ends is pinged then, before its wait is over.
+TEST(DhtNewcomers, PingedAtOnceWhenNoLookupRunsOrTheLastOneEnds) {
+  NodeConfig cfg;
+  cfg.dht.rpc_timeout = 100ms;  // the lookup below ends (its requests lost) well before the 1 s wait
+  cfg.dht.newcomer_wait = 1s;
+  const size_t half = cfg.dht.k / 2;
+  Newcomers n(cfg, half + 2);
+  for (size_t i = 0; i < half; ++i) n.ping(i);
+  ASSERT_EQ(n.a.dht().peers().size(), half);
+  n.ping(half);  // no lookup runs
+  EXPECT_EQ(n.pings(), half + 1);
+  EXPECT_EQ(n.a.dht().peers().size(), half + 1);
+  bool ended = false;
+  n.a.dht().get("a lookup that ends", [&](GetResult) { ended = true; });
+  n.ping(half + 1);
+  EXPECT_EQ(n.pings(), half + 1);  // waits for the lookup
+  Duration waited{};
+  while (!ended && waited < cfg.dht.newcomer_wait) {
+    n.env_a.advance(10ms);
+    waited += 10ms;
+    n.env_a.outbox.clear();  // the lookup's requests are lost
+    n.a.on_wake();
+  }
+  ASSERT_TRUE(ended);
+  n.env_a.advance(Duration{});
+  n.a.on_wake();
+  n.exchange(half + 1);
+  EXPECT_LT(waited, cfg.dht.newcomer_wait);
+  EXPECT_EQ(n.pings(), half + 2);  // pinged when the lookup ended
+  EXPECT_EQ(n.a.dht().peers().size(), half + 2);
 }

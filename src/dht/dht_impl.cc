@@ -6,7 +6,9 @@ namespace storjnet {
 Dht::Impl::Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
     : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k, admission(c, e.config().network_id)),
       values(*storage, cfg), store_rate(c.store_rate),
-      newcomers(e, table, cfg, [this](const Contact& c) { on_contact(c, true); }), addresses(e, table, c.rpc_timeout),
+      newcomers(e, table, cfg, [this](const Contact& c) { on_contact(c, true); },
+                [this] { return stats.lookups != stats.lookups_completed; }),
+      addresses(e, table, c.rpc_timeout),
       scope(e.scope()) {
   if (!table.puzzle_ok({e.id(), {}, {}}))
     throw std::invalid_argument("this node's id does not solve the network's id puzzle (" +

@@ -53,6 +53,11 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
                   ++stats.lookups_completed;
                   recent.push_back(res.stats);
                   if (recent.size() > kRecentLookups) recent.pop_front();
+                  // The last lookup ended (and its caller started none): newcomers waiting for one stop waiting.
+                  if (stats.lookups == stats.lookups_completed)
+                    engine.schedule(scope, Duration{}, [this] {
+                      if (stats.lookups == stats.lookups_completed) newcomers.lookups_ended();
+                    });
                   done(std::move(res));
                 });
 }

@@ -2,8 +2,8 @@
 
 namespace storjnet::dht {
 
-NewcomerCheck::NewcomerCheck(Engine& engine, RoutingTable& table, const DhtConfig& cfg, Admit admit)
-    : engine_(engine), table_(table), admit_(std::move(admit)), k_(cfg.k), wait_(cfg.newcomer_wait),
+NewcomerCheck::NewcomerCheck(Engine& engine, RoutingTable& table, const DhtConfig& cfg, Admit admit, Busy busy)
+    : engine_(engine), table_(table), admit_(std::move(admit)), busy_(std::move(busy)), k_(cfg.k), wait_(cfg.newcomer_wait),
       quiet_after_(cfg.quiet_after), rpc_timeout_(cfg.rpc_timeout), rpc_attempts_(cfg.rpc_attempts),
       scope_(engine.scope()) {}
 
@@ -23,7 +23,7 @@ bool NewcomerCheck::hungry(const Contact& c) const {
 void NewcomerCheck::check(const Contact& c) {
   if (held_.size() >= kMax || held_.count(c.id) || !wanted(c) || engine_.address_proven(c.endpoint, c.key)) return;
   held_.insert(c.id);
-  if (wait_ <= Duration{} || hungry(c)) return ping(c);
+  if (wait_ <= Duration{} || hungry(c) || !busy_()) return ping(c);
   waiting_.push_back({c, engine_.now() + wait_});
   if (waiting_.size() == 1) timer_ = engine_.schedule(scope_, wait_, [this] { flush(); });
 }
@@ -34,10 +34,16 @@ void NewcomerCheck::ping(const Contact& c) {
                RpcOptions{rpc_timeout_, rpc_attempts_});
 }
 
-void NewcomerCheck::flush() {
+void NewcomerCheck::lookups_ended() {
+  if (waiting_.empty()) return;
+  engine_.cancel(timer_);
+  flush(true);
+}
+
+void NewcomerCheck::flush(bool all) {
   timer_ = TimerId{};
   TimePoint now = engine_.now();
-  while (!waiting_.empty() && waiting_.front().due <= now) {
+  while (!waiting_.empty() && (all || waiting_.front().due <= now)) {
     Contact c = std::move(waiting_.front().contact);
     waiting_.pop_front();
     if (!wanted(c) || engine_.address_proven(c.endpoint, c.key)) {

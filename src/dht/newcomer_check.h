@@ -8,7 +8,9 @@
 // newcomer already in the table is dropped, one whose address another exchange proved is admitted (`admit`,
 // as if it had answered), and only the rest are pinged. A newcomer whose bucket holds fewer than k/2 contacts is
 // pinged at once all the same: the table needs it now (a join, a small network), and a wait there would leave
-// the join's lookups a thin table to refresh from.
+// the join's lookups a thin table to refresh from. The wait is for this node's own lookups only: while none runs
+// (`busy` false) a newcomer is pinged at once, and when the last one ends (`lookups_ended`) every newcomer still
+// waiting is settled at once, as at the end of its wait: no lookup of ours can prove it any more.
 // Only newcomers the table could use (room in their bucket, or a quiet entry to challenge) are queued, at
 // most kMax at a time (waiting or pinged); the rest are not checked.
 #pragma once
@@ -27,25 +29,29 @@ class NewcomerCheck {
   static constexpr size_t kMax = 256;
 
   using Admit = std::function<void(const Contact&)>;
-  NewcomerCheck(Engine& engine, RoutingTable& table, const DhtConfig& cfg, Admit admit);
+  using Busy = std::function<bool()>;  // whether a lookup of this node runs
+  NewcomerCheck(Engine& engine, RoutingTable& table, const DhtConfig& cfg, Admit admit, Busy busy);
   ~NewcomerCheck();
   NewcomerCheck(const NewcomerCheck&) = delete;
   NewcomerCheck& operator=(const NewcomerCheck&) = delete;
 
   // Queues `c` (a request sender the table does not hold, address unproven) unless the table has no use for it.
   void check(const Contact& c);
+  // The node's last running lookup ended: settles every waiting newcomer now (admitted, dropped or pinged).
+  void lookups_ended();
   uint64_t pings() const { return pings_; }
   uint64_t spared() const { return spared_; }  // pings a wait made unnecessary
 
  private:
   bool wanted(const Contact& c) const;  // not in the table, and its bucket could take it
   bool hungry(const Contact& c) const;  // its bucket holds fewer than k/2: no wait
-  void flush();
+  void flush(bool all = false);  // settles the newcomers whose wait is over (all: every one)
   void ping(const Contact& c);
 
   Engine& engine_;
   RoutingTable& table_;
   Admit admit_;
+  Busy busy_;
   size_t k_;
   Duration wait_, quiet_after_, rpc_timeout_;
   int rpc_attempts_;
