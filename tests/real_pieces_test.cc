@@ -16,6 +16,7 @@
 #include "node/node_internals.h"
 #include "real/buffer_pool.h"
 #include "real/fast_random.h"
+#include "real/free_memory.h"
 #include "storjnet/real_driver.h"
 
 using namespace storjnet;
@@ -155,4 +156,35 @@ TEST(RealPieces, TruncatedDatagramsDoNotDisturbTheReceiveBatch) {
   EXPECT_EQ(count("bad_version"), 1u);
   EXPECT_EQ(count("oversized"), 0u);
   driver.stop();
+}
+
+// FreeMemory (src/real/free_memory.h) trims once the free bytes grew by a megabyte since the last trim, and not
+// again while they stay put, whatever their level.
+TEST(RealPieces, FreeMemoryTrimsOnlyAfterAMegabyteMoreWasFreed) {
+  size_t free_bytes = 0;
+  int trims = 0;
+  real::FreeMemory m({[&] { return free_bytes; }, [&] { ++trims; }});
+  free_bytes = real::FreeMemory::kMinGrowth - 1;
+  EXPECT_FALSE(m.check());
+  free_bytes = 8 * real::FreeMemory::kMinGrowth;  // a burst freed 8 MiB
+  EXPECT_TRUE(m.check());
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(m.check());  // the holes stay free in malloc's view: no trim again
+  free_bytes = 2 * real::FreeMemory::kMinGrowth;           // reused: the floor follows it down
+  EXPECT_FALSE(m.check());
+  free_bytes = 3 * real::FreeMemory::kMinGrowth;  // and a megabyte freed again from there is returned
+  EXPECT_TRUE(m.check());
+  EXPECT_EQ(trims, 2);
+  EXPECT_EQ(m.trims(), 2u);
+}
+
+// The driver with its free-memory timer on a short period starts, serves and stops cleanly (the timer's pending
+// handler outlives the driver's io threads; ASan checks the lifetimes).
+TEST(RealPieces, DriverWithTheFreeMemoryTimerStopsCleanly) {
+  RealDriver::Options o;
+  o.return_free_memory_every = std::chrono::milliseconds(1);
+  RealDriver driver(o);
+  auto lo = *Endpoint::parse("127.0.0.1:1");
+  lo.port = 0;
+  Node& a = driver.add_node(lo, Identity::generate());
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(driver.call([&] { return a.id().hex(); }).empty());
 }

@@ -19,6 +19,7 @@
 #include "real/asio_endpoint.h"
 #include "real/buffer_pool.h"
 #include "real/fast_random.h"
+#include "real/free_memory.h"
 #include "real/fresh_ports.h"
 #include "real/lan_address.h"
 #include "real/recv_batch.h"
@@ -432,6 +433,7 @@ struct RealDriver::Impl {
   RealDriver::Options options;
   std::chrono::steady_clock::time_point origin = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<Shard>> shards;  // before `hosts`: sockets and timers die first
+  std::unique_ptr<real::FreeMemoryTimer> trim;  // malloc's free pages back to the kernel, on thread 0
   std::mutex exclusive_mu;                     // orders the posting of Park tasks
   std::mutex park_mu;                          // guards every Park and `stopping`
   std::condition_variable park_cv;
@@ -446,6 +448,8 @@ struct RealDriver::Impl {
     unsigned t = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     options.threads = t;
     for (unsigned i = 0; i < t; ++i) shards.push_back(std::make_unique<Shard>());
+    if (options.return_free_memory_every.count() > 0)
+      trim = std::make_unique<real::FreeMemoryTimer>(shards[0]->io, options.return_free_memory_every);
     for (unsigned i = 0; i < t; ++i)
       shards[i]->thread = std::thread([this, i] {
         tl_role = {this, i, nullptr};
@@ -572,11 +576,8 @@ void RealDriver::post_on(const Node* node, std::function<void()> fn) {
 }
 
 void RealDriver::post(std::function<void()> fn) { impl_->post_exclusive(std::move(fn)); }
-
 void RealDriver::post(const Node& node, std::function<void()> fn) { post_on(&node, std::move(fn)); }
-
 size_t RealDriver::threads() const { return impl_->shards.size(); }
-
 size_t RealDriver::thread_of(const Node& node) const { return impl_->host_of(node)->shard; }
 
 Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig config,
