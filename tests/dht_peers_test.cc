@@ -145,9 +145,10 @@ TEST(DhtNewcomers, PingedAtOnceWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsH
   EXPECT_EQ(n.a.dht().peers().size(), half + 1);
 }
 
-// The wait is for a's own lookups: with none running a newcomer is pinged at once, and one waiting when the last
-// lookup ends is pinged then, before its wait is over.
-TEST(DhtNewcomers, PingedAtOnceWhenNoLookupRunsOrTheLastOneEnds) {
+// The full wait is for a's own lookups: with none running a newcomer waits a few round trips (here, where every
+// answer is instant, microseconds), and one waiting when the last lookup ends is pinged then, before its wait
+// is over.
+TEST(DhtNewcomers, PingedAfterAFewRoundTripsWhenNoLookupRunsAndWhenTheLastOneEnds) {
   NodeConfig cfg;
   cfg.dht.rpc_timeout = 100ms;  // the lookup below ends (its requests lost) well before the 1 s wait
   cfg.dht.newcomer_wait = 1s;
@@ -155,7 +156,11 @@ TEST(DhtNewcomers, PingedAtOnceWhenNoLookupRunsOrTheLastOneEnds) {
   Newcomers n(cfg, half + 2);
   for (size_t i = 0; i < half; ++i) n.ping(i);
   ASSERT_EQ(n.a.dht().peers().size(), half);
-  n.ping(half);  // no lookup runs
+  n.ping(half);  // no lookup runs: a few round trips
+  EXPECT_EQ(n.pings(), half);
+  n.env_a.advance(1ms);
+  n.a.on_wake();
+  n.exchange(half);
   EXPECT_EQ(n.pings(), half + 1);
   EXPECT_EQ(n.a.dht().peers().size(), half + 1);
   bool ended = false;

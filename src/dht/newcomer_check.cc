@@ -1,5 +1,7 @@
 #include "dht/newcomer_check.h"
 
+#include <algorithm>
+
 namespace storjnet::dht {
 
 NewcomerCheck::NewcomerCheck(Engine& engine, RoutingTable& table, const DhtConfig& cfg, Admit admit, Busy busy)
@@ -23,9 +25,17 @@ bool NewcomerCheck::hungry(const Contact& c) const {
 void NewcomerCheck::check(const Contact& c) {
   if (held_.size() >= kMax || held_.count(c.id) || !wanted(c) || engine_.address_proven(c.endpoint, c.key)) return;
   held_.insert(c.id);
-  if (wait_ <= Duration{} || hungry(c) || !busy_()) return ping(c);
-  waiting_.push_back({c, engine_.now() + wait_});
-  if (waiting_.size() == 1) timer_ = engine_.schedule(scope_, wait_, [this] { flush(); });
+  Duration wait = busy_() ? wait_ : std::min(wait_, kIdleRoundTrips * engine_.round_trip());
+  if (wait <= Duration{} || hungry(c)) return ping(c);
+  // Waits differ (idle or not): the queue stays ordered by when each one is due.
+  TimePoint due = engine_.now() + wait;
+  auto at = std::upper_bound(waiting_.begin(), waiting_.end(), due,
+                             [](TimePoint t, const Waiting& w) { return t < w.due; });
+  bool first = at == waiting_.begin();
+  waiting_.insert(at, {c, due});
+  if (!first) return;
+  engine_.cancel(timer_);
+  timer_ = engine_.schedule(scope_, wait, [this] { flush(); });
 }
 
 void NewcomerCheck::ping(const Contact& c) {

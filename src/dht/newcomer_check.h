@@ -8,9 +8,10 @@
 // newcomer already in the table is dropped, one whose address another exchange proved is admitted (`admit`,
 // as if it had answered), and only the rest are pinged. A newcomer whose bucket holds fewer than k/2 contacts is
 // pinged at once all the same: the table needs it now (a join, a small network), and a wait there would leave
-// the join's lookups a thin table to refresh from. The wait is for this node's own lookups only: while none runs
-// (`busy` false) a newcomer is pinged at once, and when the last one ends (`lookups_ended`) every newcomer still
-// waiting is settled at once, as at the end of its wait: no lookup of ours can prove it any more.
+// the join's lookups a thin table to refresh from. The full wait is for this node's own lookups: while none
+// runs (`busy` false) a newcomer waits only kIdleRoundTrips round trips (Engine::round_trip; at most
+// newcomer_wait), time for the exchanges that follow its request (a dial-back probe, its answers) to prove it;
+// when the last lookup ends (`lookups_ended`) every newcomer still waiting is settled at once.
 // Only newcomers the table could use (room in their bucket, or a quiet entry to challenge) are queued, at
 // most kMax at a time (waiting or pinged); the rest are not checked.
 #pragma once
@@ -27,6 +28,7 @@ namespace storjnet::dht {
 class NewcomerCheck {
  public:
   static constexpr size_t kMax = 256;
+  static constexpr int kIdleRoundTrips = 4;
 
   using Admit = std::function<void(const Contact&)>;
   using Busy = std::function<bool()>;  // whether a lookup of this node runs

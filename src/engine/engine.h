@@ -221,6 +221,8 @@ class Engine {
   size_t pending_rpcs() const { return pending_.size(); }
   size_t reassembly_bytes() const { return reassembler_.bytes_in_use(); }
   size_t held_bytes() const { return guard_.held_bytes(); }
+  // The smoothed round trip of every peer's answers (docs/protocol.md 3.1); zero before the first.
+  Duration round_trip() const { return rtt_all_.srtt(); }
   // True once `key` proved it receives at `ep` (docs/protocol.md, "Threat model").
   bool address_proven(const Endpoint& ep, const PublicKey& key) const { return guard_.proven(ep, key); }
   // Challenges `to`'s address unless it is proven or was challenged within one retransmission interval: its
