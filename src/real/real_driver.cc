@@ -42,7 +42,6 @@ struct ThreadRole {
   const void* exclusive = nullptr;
 };
 thread_local ThreadRole tl_role;
-
 }  // namespace
 
 struct RealDriver::Impl {
