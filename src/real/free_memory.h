@@ -5,8 +5,9 @@
 // free pages inside it. Every `every`, check() reads the free bytes malloc holds (`free_bytes`) and trims when
 // they grew by at least kMinGrowth since the last trim (or since their lowest since then): a quiet process, or
 // one whose free memory does not grow, is not trimmed again and again. The reading and the trim are
-// functions, so the rule is tested without a particular allocator; `glibc()` gives mallinfo2 and malloc_trim
-// (no-ops elsewhere: under a sanitizer's or another allocator, glibc's arenas stay nearly empty).
+// functions, so the rule is tested without a particular allocator. `glibc()` gives mallinfo2 and malloc_trim;
+// under another allocator (a sanitizer's, an LD_PRELOADed one) glibc's arenas hold almost nothing and it never
+// trims, and on another C library it reads 0.
 #pragma once
 #include <chrono>
 #include <cstddef>
