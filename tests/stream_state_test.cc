@@ -131,6 +131,57 @@ TEST_F(StreamState, RefusedOnFastPathGoesAsDatagramWhileFastPathIsUp) {
   for (auto& t : tx.poll(kConn, 0s, kChunk)) EXPECT_EQ(t.path, kDatagram);
 }
 
+namespace {
+// A chunk "sealed" for a connection, as Links' records are: it holds a copy and counts its opens.
+struct FakeSealed final : SealedChunk {
+  explicit FakeSealed(Bytes b) : bytes(std::move(b)) {}
+  size_t size() const override { return bytes.size(); }
+  Bytes open() const override { return ++opens, bytes; }
+  Bytes bytes;
+  mutable int opens = 0;
+};
+}  // namespace
+
+// Chunks sent at once over a connection (write_sent) are in flight there and held sealed: acknowledged,
+// they are done without ever being opened; when their connection fails or refuses them, they are opened and
+// go again as datagrams with their exact bytes.
+TEST_F(StreamState, ChunksSentSealedAreOpenedOnlyWhenTheyMustGoAgain) {
+  tx.raise_limit(peer.rx.buffer().limit());
+  Bytes data = pattern(3 * kBig);
+  std::vector<std::shared_ptr<FakeSealed>> sealed;
+  EXPECT_TRUE(tx.nothing_unsent());
+  for (size_t i = 0; i < 3; ++i) {
+    Bytes part(data.begin() + long(i * kBig), data.begin() + long((i + 1) * kBig));
+    sealed.push_back(std::make_shared<FakeSealed>(std::move(part)));
+    EXPECT_TRUE(tx.write_sent(kConn, sealed.back()));
+  }
+  EXPECT_EQ(tx.written(), 3 * kBig);
+  EXPECT_TRUE(tx.nothing_unsent());
+  EXPECT_TRUE(tx.poll(kConn, 0s, kChunk).empty());  // all in flight already
+  EXPECT_FALSE(tx.write_sent(kConn, std::make_shared<FakeSealed>(pattern(tx.credit() + 1))));  // beyond credit
+  EXPECT_FALSE(tx.write_sent(kDatagram, std::make_shared<FakeSealed>(pattern(10))));          // not a connection
+  EXPECT_EQ(tx.written(), 3 * kBig);
+  // The first is delivered and acknowledged; the second is refused; then the connection fails.
+  EXPECT_TRUE(peer.rx.on_data(0, ByteView(sealed[0]->bytes)) == RecvSide::Got::kOk);
+  EXPECT_TRUE(tx.on_ack(kConn, 0, peer.rx.buffer().limit()));
+  EXPECT_TRUE(tx.on_refused(kConn, kBig));
+  EXPECT_TRUE(tx.nothing_unsent());  // a refused chunk goes by datagrams: the fast path may take more
+  tx.on_path_down(kConn);
+  EXPECT_FALSE(tx.nothing_unsent());  // the third waits to be sent again
+  EXPECT_EQ(sealed[0]->opens, 0);
+  EXPECT_EQ(sealed[1]->opens, 1);
+  EXPECT_EQ(sealed[2]->opens, 1);
+  sealed.clear();  // the SendSide holds plaintext now
+  for (Duration t = 0s; !tx.all_acked() && t < 10s; t += 10ms)
+    for (auto& d : tx.poll(kDatagram, t, kChunk)) {
+      EXPECT_EQ(d.path, kDatagram);
+      EXPECT_LE(d.data.size(), kChunk);
+      EXPECT_TRUE(tx.on_ack(kDatagram, d.offset, peer.deliver(d), false, t));
+    }
+  EXPECT_TRUE(tx.all_acked());
+  EXPECT_EQ(peer.drain(), data);
+}
+
 TEST_F(StreamState, CreditLimitsWrites) {
   EXPECT_EQ(tx.write(pattern(10), kChunk), 0u);  // no credit before the peer's window is known
   tx.raise_limit(64 * 1024);

@@ -42,8 +42,9 @@ struct Side final : Environment, ConnProvider, Links::Events {
     ++downs;
     EXPECT_FALSE(sending) << "on_link_down from inside Links::send";
   }
-  void on_record(uint64_t conn, const NodeId&, const Record& r, Bytes) override {
+  void on_record(uint64_t conn, const NodeId&, const Record& r, Bytes data) override {
     ++records;
+    if (r.type == RecordType::kData) got.push_back({r.offset, std::move(data)});
     if (r.type == RecordType::kData && answer_data) links.send(conn, Record::ack(r.id, r.offset, 0, 0));
   }
   void after_events() override {}
@@ -67,6 +68,7 @@ struct Side final : Environment, ConnProvider, Links::Events {
   int ups = 0, downs = 0, records = 0;
   bool answer_data = true, sending = false;
   uint64_t offset = 0;
+  std::vector<std::pair<uint64_t, Bytes>> got;  // data records received: offset, bytes
 };
 
 // In-memory byte connections. An end without a Side is a raw peer driven by the test.
@@ -310,6 +312,48 @@ TEST(StreamsLinks, UnacknowledgedDataClosesTheLink) {
   EXPECT_EQ(a.downs, 1);
   a.links.ensure(b.contact());  // within the retry delay: no new connection
   EXPECT_EQ(w.pipes.size(), 1u);
+}
+
+// send_data seals straight from the caller's bytes into the buffer the connection writes; the chunk it
+// returns holds that record and opens to the same bytes, also once the connection is gone. A connection that
+// is closing (past the send cap) or unknown takes nothing.
+TEST(StreamsLinks, DataSentWithoutACopyArrivesAndOpensAgain) {
+  World w;
+  StreamsConfig cfg = config();
+  cfg.link_send_cap = 1 << 20;
+  Side a(w, ep("10.0.0.1:1"), cfg, 1), b(w, ep("10.0.1.1:1"), cfg, 2);
+  a.links.ensure(b.contact());
+  w.pump();
+  uint64_t c = a.links.ready(b.engine.id());
+  ASSERT_NE(c, 0u);
+  Bytes data(2 * Links::kMaxData);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 7 + 3);
+  auto first = a.links.send_data(c, StreamId{1}, 0, ByteView(data).first(1000));
+  auto second = a.links.send_data(c, StreamId{1}, 1000, ByteView(data).subspan(1000));  // capped at kMaxData
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->size(), 1000u);
+  EXPECT_EQ(second->size(), Links::kMaxData);
+  w.pump();
+  ASSERT_EQ(b.got.size(), 2u);
+  EXPECT_EQ(b.got[0].first, 0u);
+  EXPECT_EQ(b.got[0].second, Bytes(data.begin(), data.begin() + 1000));
+  EXPECT_EQ(b.got[1].first, 1000u);
+  EXPECT_EQ(b.got[1].second, Bytes(data.begin() + 1000, data.begin() + 1000 + Links::kMaxData));
+  EXPECT_EQ(a.links.stats().bytes_sent, 1000u + Links::kMaxData);
+  // Records sealed after these still open (each knows its own counter).
+  a.send_data(c, 10);
+  w.pump();
+  EXPECT_EQ(b.got.size(), 3u);
+  EXPECT_EQ(first->open(), b.got[0].second);
+  EXPECT_EQ(second->open(), b.got[1].second);
+  // Past the send cap the link is closing: nothing more is taken, and the held chunks still open.
+  w.far(c, &a).reads = false;
+  for (int i = 0; i < 9; ++i) a.send_data(c, Links::kMaxData);
+  EXPECT_EQ(a.links.send_data(c, StreamId{1}, 0, data), nullptr);
+  EXPECT_EQ(a.links.send_data(c + 100, StreamId{1}, 0, data), nullptr);  // unknown
+  w.advance(1ms);
+  EXPECT_TRUE(w.closed(c));
+  EXPECT_EQ(second->open(), b.got[1].second);
 }
 
 // A peer that never reads: what is queued to it is bounded by link_send_cap; past it the connection is

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "storjnet/bytes.h"
 #include "storjnet/endpoint.h"
@@ -31,6 +32,13 @@ class ConnProvider {
   virtual uint64_t conn_connect(const Endpoint& to) = 0;
   // Queues bytes in order. Ignored for an unknown or closed connection.
   virtual void conn_send(uint64_t conn, Bytes bytes) = 0;
+  // Queues `bytes` in order like conn_send, without taking them: `keep` holds them (or what owns them) and
+  // the provider keeps it until it no longer needs them. The real driver writes straight from them; this
+  // default copies.
+  virtual void conn_send_kept(uint64_t conn, ByteView bytes, std::shared_ptr<const void> keep) {
+    (void)keep;
+    conn_send(conn, Bytes(bytes.begin(), bytes.end()));
+  }
   // A buffer for the next conn_send: a spent one with its old size and (stale) contents, or an empty one.
   // Resizing a reused buffer to a size it had skips the allocation and zero-fill of a fresh one.
   virtual Bytes conn_buffer() { return {}; }

@@ -18,6 +18,7 @@
 
 #include "real/asio_endpoint.h"
 #include "real/buffer_pool.h"
+#include "real/conn_out.h"
 #include "real/fast_random.h"
 #include "real/free_memory.h"
 #include "real/fresh_ports.h"
@@ -49,8 +50,7 @@ struct RealDriver::Impl {
   struct Conn {
     uint64_t id;
     tcp::socket sock;
-    std::deque<Bytes> out;
-    size_t queued = 0;  // bytes in `out`
+    real::ConnOut out;
     bool writing = false, open = false, closed = false;
     bool paused = false;  // not reading: the queue to this peer passed the high-water mark
     bool flush_posted = false;  // a flush_out is queued behind the current handler
@@ -191,7 +191,7 @@ struct RealDriver::Impl {
         if (listener) listener->on_conn_data(c->id, {c->rbuf.data(), n});
         if (c->closed) return;
         // Our answers to this peer pile up (it does not read): stop reading it until they drain.
-        if (c->queued > options.conn_high_water) {
+        if (c->out.queued() > options.conn_high_water) {
           c->paused = true;
           ++paused_reads;
           return;
@@ -204,16 +204,21 @@ struct RealDriver::Impl {
 
     size_t conn_queued(uint64_t id) const override {
       auto it = conns.find(id);
-      return it == conns.end() ? 0 : it->second->queued;
+      return it == conns.end() ? 0 : it->second->out.queued();
     }
 
     void conn_send(uint64_t id, Bytes bytes) override {
+      if (auto* c = sendable(id, bytes.size())) (*c)->out.push(std::move(bytes)), cork(*c);
+    }
+    void conn_send_kept(uint64_t id, ByteView bytes, std::shared_ptr<const void> keep) override {
+      if (auto* c = sendable(id, bytes.size())) (*c)->out.push_kept(bytes, std::move(keep)), cork(*c);
+    }
+    std::shared_ptr<Conn>* sendable(uint64_t id, size_t n) {
       auto it = conns.find(id);
-      if (it == conns.end() || it->second->closed || bytes.empty()) return;
-      auto& c = it->second;
-      c->queued += bytes.size();
-      c->out.push_back(std::move(bytes));
-      // Cork: everything queued while the current handler runs goes out in one gathered write after it.
+      return it == conns.end() || it->second->closed || n == 0 ? nullptr : &it->second;
+    }
+    // Cork: everything queued while the current handler runs goes out in one gathered write after it.
+    void cork(const std::shared_ptr<Conn>& c) {
       if (c->open && !c->writing && !c->flush_posted) {
         c->flush_posted = true;
         asio::post(io, [this, c] {
@@ -227,12 +232,7 @@ struct RealDriver::Impl {
       if (c->writing || c->out.empty()) return;
       c->writing = true;
       c->wbufs.clear();
-      c->wcount = 0;
-      for (auto& b : c->out) {
-        if (c->wcount == 64) break;
-        c->wbufs.emplace_back(b.data(), b.size());
-        ++c->wcount;
-      }
+      c->wcount = c->out.first(64, [&](ByteView b) { c->wbufs.emplace_back(b.data(), b.size()); });
       // Asio's stock completion conditions cap each write_some at 64 KiB (four syscalls per record); this one
       // lets the kernel take all it can in one gathered write.
       auto whole = [](const boost::system::error_code& ec, size_t) -> size_t { return ec ? 0 : (64u << 20); };
@@ -240,12 +240,8 @@ struct RealDriver::Impl {
         c->writing = false;
         if (c->closed) return;
         if (ec) return fail(c);
-        for (size_t i = 0; i < c->wcount; ++i) {
-          c->queued -= c->out.front().size();
-          spent.give(std::move(c->out.front()));
-          c->out.pop_front();
-        }
-        if (c->paused && c->queued <= options.conn_high_water / 2) {
+        c->out.written(c->wcount, spent);
+        if (c->paused && c->out.queued() <= options.conn_high_water / 2) {
           c->paused = false;
           read(c);
         }
@@ -256,7 +252,6 @@ struct RealDriver::Impl {
     void shut(const std::shared_ptr<Conn>& c) {
       c->closed = true;
       c->out.clear();
-      c->queued = 0;
       boost::system::error_code ec;
       c->sock.close(ec);
       conns.erase(c->id);
@@ -665,7 +660,7 @@ RealDriver::ConnStats RealDriver::conn_stats(const Node& node) {
     out.paused_reads = h->paused_reads;
     for (auto& [id, c] : h->conns) {
       out.open += 1;
-      out.queued += c->queued;
+      out.queued += c->out.queued();
       out.paused += c->paused;
     }
     return out;

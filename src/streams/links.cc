@@ -6,6 +6,7 @@
 #include <cstring>
 #include <deque>
 #include <optional>
+#include <stdexcept>
 #include <unordered_map>
 #include <vector>
 
@@ -31,6 +32,37 @@ constexpr auto kReady = RecordType(5);
 constexpr Duration kRetry = 10s;                        // after a failed connection, datagrams only for this long
 constexpr Duration kBudgetWindow = 1s;                  // the handshake budgets' accounting period
 
+// A data record sealed straight from the writer's bytes (Links::send_data): length (u32) | ciphertext | tag,
+// written by the connection from this buffer, kept by the stream until acknowledged. open() decrypts it again
+// with the direction's key and the record's counter.
+class SealedRecord final : public SealedChunk {
+ public:
+  SealedRecord(size_t data_size, std::shared_ptr<const RecordCipher::Key> key, uint64_t counter)
+      : size_(4 + kHead + data_size + RecordCipher::kTagSize), data_size_(data_size),
+        bytes_(std::make_unique_for_overwrite<uint8_t[]>(size_)), key_(std::move(key)), counter_(counter) {}
+  uint8_t* bytes() { return bytes_.get(); }
+  ByteView wire() const { return ByteView(bytes_.get(), size_); }
+  size_t size() const override { return data_size_; }
+  Bytes open() const override {
+    RecordCipher cipher(*key_, RecordCipher::Direction::kOpen, counter_);
+    const uint8_t* sealed = bytes_.get() + 4;
+    uint8_t head[kHead];
+    Bytes out(data_size_);
+    cipher.begin_open();
+    cipher.decrypt(sealed, kHead, head);  // whole blocks: all of it
+    size_t n = cipher.decrypt(sealed + kHead, data_size_, out.data());
+    if (!cipher.finish_open(sealed + kHead + data_size_, out.data() + n))
+      throw std::logic_error("a record this node sealed does not open");
+    return out;
+  }
+
+ private:
+  size_t size_, data_size_;
+  std::unique_ptr<uint8_t[]> bytes_;
+  std::shared_ptr<const RecordCipher::Key> key_;
+  uint64_t counter_;
+};
+
 // Why a connection ends; each is counted once.
 enum class Why { kPeerClosed, kBadInput, kHandshakeTimeout, kIdle, kAckTimeout, kOverflow, kHandshakeLimited };
 }  // namespace
@@ -48,6 +80,7 @@ struct Links::Impl final : ConnListener {
     PublicKey expect{};
     std::array<uint8_t, 32> my_salt{}, peer_salt{};
     std::unique_ptr<RecordCipher> tx, rx;  // set once both hellos are known
+    std::shared_ptr<const RecordCipher::Key> tx_key;  // tx's, for the records kept sealed (SealedRecord)
     Bytes in;  // an incomplete unit (hello or record), at most one
   };
 
@@ -199,7 +232,8 @@ struct Links::Impl final : ConnListener {
       crypto_generichash_final(&st, out.data(), out.size());
       return out;
     };
-    l.tx = std::make_unique<RecordCipher>(key(l.inbound ? 2 : 1), RecordCipher::Direction::kSeal);
+    l.tx_key = std::make_shared<const RecordCipher::Key>(key(l.inbound ? 2 : 1));
+    l.tx = std::make_unique<RecordCipher>(*l.tx_key, RecordCipher::Direction::kSeal);
     l.rx = std::make_unique<RecordCipher>(key(l.inbound ? 1 : 2), RecordCipher::Direction::kOpen);
   }
 
@@ -346,51 +380,78 @@ struct Links::Impl final : ConnListener {
   }
 
   // ------------------------------------------------------------ send
-  void send(uint64_t c, const Record& r) {
+  // The usable link on connection `c` to send on, or null.
+  Link* sendable(uint64_t c) {
     auto it = links.find(c);
-    if (it == links.end() || !it->second.tx || it->second.closing) return;
-    Link& l = it->second;
-    uint8_t head[kHead + 16] = {};
+    return it == links.end() || !it->second.tx || it->second.closing ? nullptr : &it->second;
+  }
+
+  // Writes a record's plaintext head (and an ack's body) to `head`; returns its size.
+  static size_t head_of(const Record& r, uint8_t (&head)[kHead + 16]) {
+    std::memset(head, 0, sizeof head);
     head[0] = uint8_t(r.type);
     std::memcpy(head + 8, r.id.data(), 32);
-    size_t hn = kHead;
-    ByteView data;
     switch (r.type) {
-      case RecordType::kData:
-        wire::put_u64(head + 40, r.offset);
-        data = r.data.first(std::min(r.data.size(), kMaxData));
-        stats.bytes_sent += data.size();
-        l.unanswered.push_back(engine.now());
-        break;
       case RecordType::kAck:
         wire::put_u64(head + 40, r.offset);
         wire::put_u64(head + kHead, r.received);
         wire::put_u64(head + kHead + 8, r.limit);
-        hn += 16;
-        break;
+        return kHead + 16;
       case RecordType::kWindow:
         wire::put_u64(head + 40, r.limit);
-        break;
-      case RecordType::kError:
+        return kHead;
+      default:  // data, error: the offset
         wire::put_u64(head + 40, r.offset);
-        break;
+        return kHead;
+    }
+  }
+
+  void send(uint64_t c, const Record& r) {
+    Link* l = sendable(c);
+    if (!l) return;
+    uint8_t head[kHead + 16];
+    size_t hn = head_of(r, head);
+    ByteView data;
+    if (r.type == RecordType::kData) {
+      data = r.data.first(std::min(r.data.size(), kMaxData));
+      stats.bytes_sent += data.size();
+      l->unanswered.push_back(engine.now());
     }
     size_t len = hn + data.size() + RecordCipher::kTagSize;
     // A data record reuses a spent buffer when the driver has one: no allocation, no zero-fill.
     Bytes out = data.empty() ? Bytes() : net->conn_buffer();
     out.resize(4 + len);
     wire::put_u32(out.data(), static_cast<uint32_t>(len));
-    l.tx->seal({ByteView(head, hn), data}, out.data() + 4);
+    l->tx->seal({ByteView(head, hn), data}, out.data() + 4);
     net->conn_send(c, std::move(out));
-    // A peer that does not read: our queue to it is bounded. Closed from a fresh event, since the caller
-    // may be walking its own state (on_link_down re-sends what this connection carried).
-    if (net->conn_queued(c) > cfg.link_send_cap) {
-      l.closing = true;
-      engine.schedule(scope, Duration(0), [this, c] {
-        close(c, Why::kOverflow);
-        events.after_events();
-      });
-    }
+    bound_queue(*l);
+  }
+
+  std::shared_ptr<const SealedChunk> send_data(uint64_t c, const StreamId& id, uint64_t offset, ByteView data) {
+    Link* l = sendable(c);
+    if (!l || data.empty()) return nullptr;
+    data = data.first(std::min(data.size(), kMaxData));
+    uint8_t head[kHead + 16];
+    head_of(Record::data_at(id, offset, data), head);
+    auto rec = std::make_shared<SealedRecord>(data.size(), l->tx_key, l->tx->counter());
+    wire::put_u32(rec->bytes(), static_cast<uint32_t>(rec->wire().size() - 4));
+    l->tx->seal({ByteView(head, kHead), data}, rec->bytes() + 4);
+    stats.bytes_sent += data.size();
+    l->unanswered.push_back(engine.now());
+    net->conn_send_kept(c, rec->wire(), rec);
+    bound_queue(*l);
+    return rec;
+  }
+
+  // A peer that does not read: our queue to it is bounded. Closed from a fresh event, since the caller
+  // may be walking its own state (on_link_down re-sends what this connection carried).
+  void bound_queue(Link& l) {
+    if (net->conn_queued(l.conn) <= cfg.link_send_cap) return;
+    l.closing = true;
+    engine.schedule(scope, Duration(0), [this, c = l.conn] {
+      close(c, Why::kOverflow);
+      events.after_events();
+    });
   }
 
   // ------------------------------------------------------------ closing
@@ -437,6 +498,10 @@ bool Links::available() const { return impl_->net != nullptr; }
 void Links::ensure(const Contact& peer) { impl_->ensure(peer); }
 uint64_t Links::ready(const NodeId& peer) const { return impl_->ready(peer); }
 void Links::send(uint64_t conn, const Record& r) { impl_->send(conn, r); }
+std::shared_ptr<const SealedChunk> Links::send_data(uint64_t conn, const StreamId& id, uint64_t offset,
+                                                    ByteView data) {
+  return impl_->send_data(conn, id, offset, data);
+}
 const StreamsFastPathStats& Links::stats() const { return impl_->stats; }
 
 }  // namespace storjnet::streams

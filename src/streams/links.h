@@ -16,6 +16,7 @@
 
 #include "storjnet/contact.h"
 #include "storjnet/streams.h"
+#include "streams/stream_state.h"
 
 namespace storjnet {
 class Engine;
@@ -74,6 +75,10 @@ class Links {
   // the queue passes link_send_cap the connection is closed after the current event (on_link_down then),
   // never from inside send().
   void send(uint64_t conn, const Record& r);
+  // A data record sent without a copy: sealed straight from `data` (at most kMaxData bytes) into the buffer the
+  // connection writes from, which the returned chunk keeps (and can open again) until the caller drops it. Null,
+  // and nothing sent, when the connection is gone or closing. Same bound as send().
+  std::shared_ptr<const SealedChunk> send_data(uint64_t conn, const StreamId& id, uint64_t offset, ByteView data);
   const StreamsFastPathStats& stats() const;
 
  private:

@@ -16,7 +16,8 @@ int as_int(size_t n) {
 }
 }  // namespace
 
-RecordCipher::RecordCipher(const Key& key, Direction dir) : ctx_(EVP_CIPHER_CTX_new()) {
+RecordCipher::RecordCipher(const Key& key, Direction dir, uint64_t first)
+    : ctx_(EVP_CIPHER_CTX_new()), counter_(first) {
   auto* c = ctx_of(ctx_);
   // Key schedule once; each record then only sets its IV.
   int ok = c && (dir == Direction::kSeal ? EVP_EncryptInit_ex(c, EVP_aes_256_ocb(), nullptr, key.data(), nullptr)

@@ -23,7 +23,8 @@ class RecordCipher {
   using Key = std::array<uint8_t, 32>;
 
   enum class Direction { kSeal, kOpen };
-  RecordCipher(const Key& key, Direction dir);
+  // `first`: the counter of the first record (a record's own, to open one kept sealed: Links' SealedRecord).
+  RecordCipher(const Key& key, Direction dir, uint64_t first = 0);
   ~RecordCipher();
   RecordCipher(const RecordCipher&) = delete;
   RecordCipher& operator=(const RecordCipher&) = delete;
@@ -39,6 +40,7 @@ class RecordCipher {
   void begin_open();
   size_t decrypt(const uint8_t* in, size_t n, uint8_t* out);
   bool finish_open(const uint8_t* tag, uint8_t* tail);
+  uint64_t counter() const { return counter_; }  // the next record's
 
  private:
   void start(std::array<uint8_t, 12>& nonce);

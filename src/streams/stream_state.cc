@@ -15,6 +15,29 @@ size_t SendSide::write(ByteView data, size_t chunk) {
   return n;
 }
 
+bool SendSide::write_sent(uint64_t conn, std::shared_ptr<const SealedChunk> sealed) {
+  size_t n = sealed ? sealed->size() : 0;
+  if (n == 0 || n > credit() || conn == kDatagram) return false;
+  Chunk c;
+  c.in_flight = true;
+  c.via = conn;
+  c.sealed = std::move(sealed);
+  unacked_.emplace(written_, std::move(c));
+  written_ += n;
+  return true;
+}
+
+bool SendSide::nothing_unsent() const {
+  return std::all_of(unacked_.begin(), unacked_.end(),
+                     [](auto& kv) { return kv.second.in_flight || kv.second.refused; });
+}
+
+void SendSide::Chunk::unseal() {
+  if (!sealed) return;
+  data = sealed->open();
+  sealed.reset();
+}
+
 std::vector<SendSide::Transmit> SendSide::poll(uint64_t fast, TimePoint now, size_t datagram_chunk) {
   std::vector<Transmit> out;
   if (fast != kDatagram) {
@@ -85,7 +108,7 @@ bool SendSide::on_ack(uint64_t path, uint64_t offset, uint64_t limit, bool resen
   if (c == unacked_.end() || !c->second.in_flight || c->second.via != path) return ++ignored_acks_, false;
   if (path == kDatagram) {
     --in_flight_;
-    size_t n = c->second.data.size();
+    size_t n = c->second.size();
     delivered(n, now);
     if (resent)
       on_loss(c->second.sent, now);
@@ -115,12 +138,17 @@ bool SendSide::on_refused(uint64_t conn, uint64_t offset) {
   c->second.in_flight = false;
   c->second.via = kDatagram;
   c->second.refused = true;
+  c->second.unseal();
   return true;
 }
 
 void SendSide::on_path_down(uint64_t conn) {
   for (auto& [off, c] : unacked_)
-    if (c.in_flight && c.via == conn && conn != kDatagram) c.in_flight = false, c.via = kDatagram;
+    if (c.in_flight && c.via == conn && conn != kDatagram) {
+      c.in_flight = false;
+      c.via = kDatagram;
+      c.unseal();
+    }
 }
 
 void SendSide::reset() {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -22,6 +23,16 @@
 namespace storjnet::streams {
 
 constexpr uint64_t kDatagram = 0;  // the path of chunks sent as stream_write RPCs
+
+// A chunk already sealed for a connection (the fast path's record), held instead of its plaintext until the
+// peer acknowledges it, so a write is sealed straight from the writer's bytes and never copied first. open()
+// gives the plaintext back when the chunk must go another way (its connection failed or refused it).
+class SealedChunk {
+ public:
+  virtual ~SealedChunk() = default;
+  virtual size_t size() const = 0;  // stream bytes in the chunk
+  virtual Bytes open() const = 0;
+};
 
 class SendSide {
  public:
@@ -60,6 +71,12 @@ class SendSide {
   void raise_limit(uint64_t limit) { limit_ = std::max(limit_, limit); }
   // Takes up to credit() bytes of `data` in chunks of at most `chunk` bytes; returns how many.
   size_t write(ByteView data, size_t chunk);
+  // Takes a chunk the caller wrote and already sent over connection `conn`: the next sealed->size() bytes of
+  // the stream, in flight there. False (nothing taken) when that is more than credit() or the chunk is empty.
+  bool write_sent(uint64_t conn, std::shared_ptr<const SealedChunk> sealed);
+  // True when poll() has nothing to send over a fast path (every chunk is in flight or refused): a chunk
+  // written and sent at once (write_sent) then keeps the stream's order on the connection.
+  bool nothing_unsent() const;
   // What to send now: unsent chunks over `fast` (a usable connection, or kDatagram for none), then over
   // datagrams those refused by the fast path (or all without one), at most kMaxInFlight at a time and none
   // while backing off. Chunks bigger than `datagram_chunk` (while paced: the paced chunk size) are cut first.
@@ -92,11 +109,14 @@ class SendSide {
 
  private:
   struct Chunk {
-    Bytes data;
+    Bytes data;  // the plaintext, unless `sealed` holds the chunk
     bool in_flight = false;
     uint64_t via = kDatagram;  // path carrying it while in flight
     bool refused = false;      // refused on a connection: goes over datagrams, which say why
     TimePoint sent{};          // last sent as a datagram
+    std::shared_ptr<const SealedChunk> sealed = nullptr;  // write_sent's chunks, while in flight on their connection
+    size_t size() const { return sealed ? sealed->size() : data.size(); }
+    void unseal();  // back to plaintext
   };
   void on_loss(TimePoint sent, TimePoint now);
   void delivered(size_t bytes, TimePoint now);
