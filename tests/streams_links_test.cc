@@ -35,6 +35,13 @@ struct Side final : Environment, ConnProvider, Links::Events {
   void conn_send(uint64_t c, Bytes bytes) override;
   size_t conn_queued(uint64_t c) const override;
   void conn_close(uint64_t c) override;
+  Bytes conn_buffer() override {
+    if (pool.empty()) return {};
+    Bytes b = std::move(pool.back());
+    pool.pop_back();
+    return b;
+  }
+  void conn_recycle(Bytes b) override { pool.push_back(std::move(b)); }
   void set_conn_listener(ConnListener* l) override { listener = l; }
 
   void on_link_up(const NodeId&) override { ++ups; }
@@ -69,6 +76,7 @@ struct Side final : Environment, ConnProvider, Links::Events {
   bool answer_data = true, sending = false;
   uint64_t offset = 0;
   std::vector<std::pair<uint64_t, Bytes>> got;  // data records received: offset, bytes
+  std::vector<Bytes> pool;                       // conn_recycle'd buffers, for conn_buffer
 };
 
 // In-memory byte connections. An end without a Side is a raw peer driven by the test.
@@ -354,6 +362,35 @@ TEST(StreamsLinks, DataSentWithoutACopyArrivesAndOpensAgain) {
   w.advance(1ms);
   EXPECT_TRUE(w.closed(c));
   EXPECT_EQ(second->open(), b.got[1].second);
+}
+
+// A received data record is decrypted into a recycled buffer of about its size (no allocation, no zero-fill);
+// a much larger one is left for others, so small records never hold big buffers.
+TEST(StreamsLinks, ReceivedDataReusesRecycledBuffersOfItsSize) {
+  World w;
+  Side a(w, ep("10.0.0.1:1"), config(), 1), b(w, ep("10.0.1.1:1"), config(), 2);
+  a.links.ensure(b.contact());
+  w.pump();
+  uint64_t c = a.links.ready(b.engine.id());
+  ASSERT_NE(c, 0u);
+  b.links.recycle(Bytes(Links::kMaxData, 0xee));
+  const uint8_t* spare = b.pool.back().data();
+  Bytes data(Links::kMaxData - 3);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 5 + 1);
+  a.links.send_data(c, StreamId{1}, 0, data);
+  w.pump();
+  ASSERT_EQ(b.got.size(), 1u);
+  EXPECT_EQ(b.got[0].second.data(), spare);  // reused
+  EXPECT_EQ(b.got[0].second, data);
+  EXPECT_TRUE(b.pool.empty());
+  b.links.recycle(std::move(b.got[0].second));
+  a.send_data(c, 100);  // small: the big buffer stays in the pool
+  w.pump();
+  ASSERT_EQ(b.got.size(), 2u);
+  EXPECT_NE(b.got[1].second.data(), spare);
+  EXPECT_EQ(b.got[1].second, Bytes(100, 7));
+  ASSERT_EQ(b.pool.size(), 1u);
+  EXPECT_EQ(b.pool.back().data(), spare);
 }
 
 // A peer that never reads: what is queued to it is bounded by link_send_cap; past it the connection is

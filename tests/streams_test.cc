@@ -144,6 +144,31 @@ TEST(StreamsRecvBuffer, OwningAddAndWholeChunkReadsMoveBuffers) {
   EXPECT_EQ(rb.read(std::nullopt), Bytes(d.begin() + 6, d.end()));
 }
 
+// A read that joins several chunks copies them out; their buffers go to `spent` for reuse (the fast path
+// decrypts the next records into them). A chunk handed over whole, or only partly read, is not spent.
+TEST(StreamsRecvBuffer, ChunksCopiedOutWholeAreSpentForReuse) {
+  streams::RecvBuffer rb(64);
+  Bytes d = pattern(30, 9);
+  Bytes a(d.begin(), d.begin() + 10), b(d.begin() + 10, d.begin() + 20), c(d.begin() + 20, d.end());
+  const uint8_t* a_at = a.data();
+  const uint8_t* b_at = b.data();
+  rb.add(0, std::move(a));
+  rb.add(10, std::move(b));
+  rb.add(20, std::move(c));
+  std::vector<Bytes> spent;
+  EXPECT_EQ(rb.read(25, &spent), Bytes(d.begin(), d.begin() + 25));
+  ASSERT_EQ(spent.size(), 2u);  // the third is only half read
+  EXPECT_EQ(spent[0].data(), a_at);
+  EXPECT_EQ(spent[1].data(), b_at);
+  spent.clear();
+  EXPECT_EQ(rb.read(std::nullopt, &spent), Bytes(d.begin() + 25, d.end()));
+  EXPECT_EQ(spent.size(), 1u);
+  rb.add(30, Bytes(d.begin(), d.begin() + 5));
+  spent.clear();
+  EXPECT_EQ(rb.read(std::nullopt, &spent), Bytes(d.begin(), d.begin() + 5));  // whole: handed over
+  EXPECT_TRUE(spent.empty());
+}
+
 TEST(Streams, OpenWriteReadCloseSemantics) {
   Simulator sim;
   for (int i = 0; i < 3; ++i) sim.add_node();

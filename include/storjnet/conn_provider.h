@@ -42,6 +42,9 @@ class ConnProvider {
   // A buffer for the next conn_send: a spent one with its old size and (stale) contents, or an empty one.
   // Resizing a reused buffer to a size it had skips the allocation and zero-fill of a fresh one.
   virtual Bytes conn_buffer() { return {}; }
+  // A buffer the caller is done with (a stream chunk the application's read consumed), for a later
+  // conn_buffer(): receiving a record then needs no allocation and no zero-fill either. The default drops it.
+  virtual void conn_recycle(Bytes bytes) { (void)bytes; }
   // Bytes queued on `conn` and not yet taken by the kernel (0 for an unknown connection). A provider may
   // stop reading from a connection whose queue is long (docs/protocol.md 7.6, send queue).
   virtual size_t conn_queued(uint64_t conn) const = 0;

@@ -1,9 +1,12 @@
-// BufferPool: spent send buffers of the real driver's byte connections, kept for reuse. A fast-path record is
-// ~128 KiB; a fresh std::vector of that size is allocated and zero-filled before the cipher overwrites it.
+// BufferPool: spent buffers of the real driver's byte connections, kept for reuse: written send buffers, and
+// stream chunks an application's read consumed (ConnProvider::conn_recycle), for the next record received.
+// A fast-path record is ~128 KiB; a fresh std::vector of that size is allocated and zero-filled before the
+// cipher overwrites it.
 // A reused one keeps its size and capacity, so sizing it to the next record of the same size costs nothing.
 // Bounded: at most kMax buffers, each of kMinCapacity to kMaxCapacity bytes of capacity (others are freed: small
 // ones are not worth keeping).
-// Contents are stale ciphertext already sent: nothing secret. One thread (the io thread).
+// Contents are stale: ciphertext already sent, or stream bytes already read (this process's own, never shown:
+// each user overwrites what it sizes). One thread (the io thread).
 #pragma once
 #include <cstddef>
 #include <utility>

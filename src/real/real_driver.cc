@@ -201,6 +201,7 @@ struct RealDriver::Impl {
     }
 
     Bytes conn_buffer() override { return spent.take(); }
+    void conn_recycle(Bytes bytes) override { spent.give(std::move(bytes)); }
 
     size_t conn_queued(uint64_t id) const override {
       auto it = conns.find(id);

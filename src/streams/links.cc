@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "crypto/session.h"
@@ -324,6 +325,10 @@ struct Links::Impl final : ConnListener {
     size_t hn = l.rx->decrypt(sealed, kHead, head);
     bool ok;
     if (head[0] == uint8_t(RecordType::kData) && hn == kHead) {
+      // A spent buffer of about this size is neither allocated nor zero-filled; a much larger one is not
+      // taken (small records would hold big buffers, beyond what the receive budget counts).
+      data = net->conn_buffer();
+      if (data.capacity() / 2 > rest) net->conn_recycle(std::exchange(data, Bytes()));
       data.resize(rest);
       size_t dn = l.rx->decrypt(sealed + kHead, rest, data.data());
       ok = l.rx->finish_open(sealed + plain, data.data() + dn);
@@ -498,6 +503,9 @@ bool Links::available() const { return impl_->net != nullptr; }
 void Links::ensure(const Contact& peer) { impl_->ensure(peer); }
 uint64_t Links::ready(const NodeId& peer) const { return impl_->ready(peer); }
 void Links::send(uint64_t conn, const Record& r) { impl_->send(conn, r); }
+void Links::recycle(Bytes bytes) {
+  if (impl_->net) impl_->net->conn_recycle(std::move(bytes));
+}
 std::shared_ptr<const SealedChunk> Links::send_data(uint64_t conn, const StreamId& id, uint64_t offset,
                                                     ByteView data) {
   return impl_->send_data(conn, id, offset, data);

@@ -79,6 +79,8 @@ class Links {
   // connection writes from, which the returned chunk keeps (and can open again) until the caller drops it. Null,
   // and nothing sent, when the connection is gone or closing. Same bound as send().
   std::shared_ptr<const SealedChunk> send_data(uint64_t conn, const StreamId& id, uint64_t offset, ByteView data);
+  // A buffer done with (a chunk the application's read consumed): received records may reuse it.
+  void recycle(Bytes bytes);
   const StreamsFastPathStats& stats() const;
 
  private:

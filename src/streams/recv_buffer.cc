@@ -58,7 +58,7 @@ void RecvBuffer::take_ahead() {
   }
 }
 
-Bytes RecvBuffer::read(std::optional<size_t> max) {
+Bytes RecvBuffer::read(std::optional<size_t> max, std::vector<Bytes>* spent) {
   size_t n = std::min(unread(), max.value_or(unread()));
   if (n > 0 && head_ == 0 && chunks_.front().size() == n) {
     Bytes out = std::move(chunks_.front());
@@ -76,6 +76,7 @@ Bytes RecvBuffer::read(std::optional<size_t> max) {
     head_ += take;
     if (head_ == c.size()) {
       charged_ -= charge(c.size());
+      if (spent) spent->push_back(std::move(c));
       chunks_.pop_front();
       head_ = 0;
     }

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "storjnet/bytes.h"
 
@@ -23,8 +24,9 @@ class RecvBuffer {
   Add add(uint64_t offset, ByteView data);
   // The same, keeping `data` itself (no copy) when it continues the contiguous run.
   Add add(uint64_t offset, Bytes&& data);
-  // Up to `max` contiguous bytes (all when nullopt). A whole buffered chunk is handed over without a copy.
-  Bytes read(std::optional<size_t> max);
+  // Up to `max` contiguous bytes (all when nullopt). A whole buffered chunk is handed over without a copy;
+  // chunks copied out whole go to `spent` when given (buffers for reuse).
+  Bytes read(std::optional<size_t> max, std::vector<Bytes>* spent = nullptr);
   size_t unread() const { return static_cast<size_t>(received_ - read_); }
   uint64_t received() const { return received_; }
   uint64_t read_offset() const { return read_; }

@@ -155,8 +155,8 @@ class RecvSide {
     advertised_ = std::max(advertised_, rx_.limit());
     return Got::kOk;
   }
-  // Up to `max` contiguous bytes (all when nullopt).
-  Bytes read(std::optional<size_t> max) { return rx_.read(max); }
+  // Up to `max` contiguous bytes (all when nullopt); buffers copied out whole go to `spent` when given.
+  Bytes read(std::optional<size_t> max, std::vector<Bytes>* spent = nullptr) { return rx_.read(max, spent); }
   // After a read: the limit to tell the writer, when the freed space is worth a message (a quarter of the
   // window) or the writer may be stalled. Records it as advertised.
   std::optional<uint64_t> window_update();

@@ -320,7 +320,9 @@ std::optional<Bytes> Streams::Impl::read(const StreamId& id, std::optional<size_
   }
   if (s->state != State::kOpen && s->state != State::kPeerClosed) return std::nullopt;
   size_t charged = s->rx.buffer().charged();
-  Bytes out = s->rx.read(max);
+  std::vector<Bytes> spent;
+  Bytes out = s->rx.read(max, &spent);
+  for (auto& b : spent) links.recycle(std::move(b));
   recharge(*s, charged);
   if (s->state == State::kOpen && !out.empty())
     if (auto limit = s->rx.window_update()) send_window(*s, *limit);
