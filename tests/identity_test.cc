@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crypto/key_cache.h"
+#include "crypto/session.h"
 #include "storjnet/identity.h"
 #include "storjnet/node_id.h"
 
@@ -229,4 +230,33 @@ TEST(KeyCache, APairInUseOutlivesTheCacheFillingUp) {
   EXPECT_FALSE(cached_pair_key(left_a, left_b, out));
   EXPECT_FALSE(cached_pair_key(key_of(0), key_of(1), out));  // the first new pair, long unused
   storjnet::crypto::clear_key_caches();
+}
+
+// crypto::seal and open are XChaCha20-Poly1305 (IETF) byte for byte, though they keep each session's HChaCha20
+// subkey: many keys and sessions (nonce prefixes) interleaved, more than the subkey table holds, each sealed
+// output equal to libsodium's own and opened by it, and the other way round; a changed byte never opens.
+TEST(SessionCrypto, SealAndOpenAreXChaCha20Poly1305WhateverTheSubkeyTableHolds) {
+  std::vector<storjnet::crypto::SessionKey> keys(40);
+  for (size_t i = 0; i < keys.size(); ++i) randombytes_buf(keys[i].data(), keys[i].size());
+  for (int round = 0; round < 3000; ++round) {
+    const auto& key = keys[static_cast<size_t>(round * 7) % keys.size()];
+    uint8_t nonce[24];
+    randombytes_buf(nonce, 16);  // a session's (epoch, salt): a fresh one now and then, else a recent one
+    if (round % 5 != 0) std::memset(nonce, round % 11, 16);
+    for (int i = 0; i < 8; ++i) nonce[16 + i] = static_cast<uint8_t>(round >> (8 * (i % 2)));
+    Bytes head(7 + round % 5, 0x33), plain(static_cast<size_t>(round % 300));
+    randombytes_buf(plain.data(), plain.size());
+    Bytes ours = head;
+    storjnet::crypto::seal(key, ByteView(nonce, 24), ByteView(ours).first(head.size()), plain, ours);
+    Bytes theirs(plain.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+    unsigned long long n = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(theirs.data(), &n, plain.data(), plain.size(), head.data(),
+                                               head.size(), nullptr, nonce, key.data());
+    ASSERT_EQ(Bytes(ours.begin() + static_cast<long>(head.size()), ours.end()), theirs) << round;
+    Bytes opened;
+    ASSERT_TRUE(storjnet::crypto::open(key, ByteView(nonce, 24), head, theirs, opened));
+    EXPECT_EQ(opened, plain);
+    theirs[static_cast<size_t>(round) % theirs.size()] ^= 1;
+    EXPECT_FALSE(storjnet::crypto::open(key, ByteView(nonce, 24), head, theirs, opened));
+  }
 }

@@ -8,14 +8,16 @@
 
 namespace storjnet {
 
-uint64_t AddressGuard::fingerprint(const Endpoint& ep, const PublicKey& pk) {
+uint64_t AddressGuard::fingerprint(const Endpoint& ep, const PublicKey& pk) const {
+  if (last_fp_.set && last_fp_.ep == ep && last_fp_.pk == pk) return last_fp_.fp;
   uint8_t buf[1 + 16 + 2 + 32];
   buf[0] = static_cast<uint8_t>(ep.family);
   std::memcpy(buf + 1, ep.addr.data(), 16);
   buf[17] = static_cast<uint8_t>(ep.port >> 8);
   buf[18] = static_cast<uint8_t>(ep.port);
   std::memcpy(buf + 19, pk.data(), 32);
-  return keyed_hash(buf, sizeof buf);
+  last_fp_ = {ep, pk, keyed_hash(buf, sizeof buf), true};
+  return last_fp_.fp;
 }
 
 bool AddressGuard::touch_proven(uint64_t fp, TimePoint now) {

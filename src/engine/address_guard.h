@@ -87,7 +87,9 @@ class AddressGuard {
   Entry& entry(uint64_t fp, TimePoint now);  // an unproven pair's entry (made if missing)
   void evict();
   void forget_idle(TimePoint now);  // unproven pairs idle for kUnprovenIdle with nothing held
-  static uint64_t fingerprint(const Endpoint& ep, const PublicKey& pk);
+  // The pair's keyed hash; the last one is remembered, since handling one datagram asks about its pair
+  // several times (received, allow, proven).
+  uint64_t fingerprint(const Endpoint& ep, const PublicKey& pk) const;
   // The proven pair's last use, updated to `now`; false when the pair is not proven.
   bool touch_proven(uint64_t fp, TimePoint now);
   void drop_held(HoldMap::iterator q, size_t n);  // first n held messages (the queue is erased when empty)
@@ -98,6 +100,12 @@ class AddressGuard {
   TimePoint next_forget_{};                     // when forget_idle runs next
   absl::flat_hash_map<uint64_t, TimePoint> proven_;  // proven pairs: last use
   HoldMap holding_;  // pairs with held messages (each also in table_)
+  mutable struct {
+    Endpoint ep;
+    PublicKey pk{};
+    uint64_t fp = 0;
+    bool set = false;
+  } last_fp_;
   std::unordered_map<Endpoint::Prefix, size_t> held_per_prefix_;
   size_t held_total_ = 0;
 };

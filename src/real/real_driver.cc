@@ -83,6 +83,7 @@ struct RealDriver::Impl {
     TimePoint wanted{}, armed{};
     bool timer_waiting = false;
     std::chrono::steady_clock::time_point origin;
+    TimePoint frozen{};  // now() while drain() hands the engine a datagram (TimePoint{}: read the clock)
     // A dual-stack node's socket of the other family (RealDriver::add_node with two binds): datagrams to that
     // family leave through it, with a send queue of its own. No TCP fast path on it.
     struct Second {
@@ -279,7 +280,7 @@ struct RealDriver::Impl {
       for (auto& c : all) shut(c);
     }
 
-    TimePoint now() override { return std::chrono::steady_clock::now() - origin; }
+    TimePoint now() override { return frozen != TimePoint{} ? frozen : std::chrono::steady_clock::now() - origin; }
     uint64_t unix_us() override {
       return std::chrono::duration_cast<std::chrono::microseconds>(
                  std::chrono::system_clock::now().time_since_epoch()).count();
@@ -400,7 +401,9 @@ struct RealDriver::Impl {
           if (truncated) continue;  // longer than any datagram of ours: the engine would drop it
           udp::endpoint ep;
           std::memcpy(ep.data(), &batch.from[i], std::min<size_t>(name_len, ep.capacity()));
+          frozen = std::chrono::steady_clock::now() - origin;  // one clock read for all of the datagram's work
           node->on_datagram(from_asio(ep), {batch.data[i].data(), batch.msgs[i].msg_len});
+          frozen = TimePoint{};
         }
         if (static_cast<unsigned>(got) < kBatch) return;
       }
