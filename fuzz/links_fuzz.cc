@@ -2,7 +2,7 @@
 //
 // Two engines in one fake environment whose byte connections are in-memory pipes. A opens a connection to
 // B (hellos, then a ready record each way); the input then drives a sequence of operations: A sends a record of a fuzzed type, stream id, numbers
-// and data length; the bytes in flight are delivered to B cut at fuzzed boundaries; now and then one byte
+// and data length (a data record by send, or sealed and kept by send_data, which must open again to its bytes); the bytes in flight are delivered to B cut at fuzzed boundaries; now and then one byte
 // is flipped or fuzzed bytes are injected. Invariants: no crash or sanitizer report; while the byte stream
 // is untouched, B receives exactly the records A sent, in order, and counts nothing bad; once it was
 // touched, B never delivers a record that A did not send, or out of order (a flipped byte closes the
@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <map>
+#include <vector>
 
 #include "engine/engine.h"
 #include "storjnet/conn_provider.h"
@@ -42,6 +43,17 @@ struct Env final : Environment, ConnProvider {
   void conn_send(uint64_t, Bytes bytes) override;
   void conn_close(uint64_t) override;
   size_t conn_queued(uint64_t) const override { return 0; }
+  // Spent buffers (B's consumed records), so received records also land in reused buffers of stale bytes.
+  std::vector<Bytes> pool;
+  Bytes conn_buffer() override {
+    if (pool.empty()) return {};
+    Bytes b = std::move(pool.back());
+    pool.pop_back();
+    return b;
+  }
+  void conn_recycle(Bytes b) override {
+    if (pool.size() < 4) pool.push_back(std::move(b));
+  }
   void set_conn_listener(ConnListener* l) override { listener = l; }
 };
 
@@ -142,7 +154,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           s.limit = s.offset;
           s.offset = 0;
         }
-        a.links.send(1, {s.type, s.id, s.offset, s.received, s.limit, s.data});
+        if (s.type == RecordType::kData && !s.data.empty() && fdp.ConsumeBool()) {
+          // Sealed straight from the bytes and kept: the kept record opens to them.
+          auto kept = a.links.send_data(1, s.id, s.offset, s.data);
+          FUZZ_CHECK(kept && kept->size() == s.data.size() && kept->open() == s.data);
+        } else {
+          a.links.send(1, {s.type, s.id, s.offset, s.received, s.limit, s.data});
+        }
         sent.push_back(std::move(s));
         break;
       }
@@ -166,6 +184,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Whatever B received must be exactly the next records A sent.
     while (!b.got.empty()) {
       FUZZ_CHECK(!sent.empty() && same(b.got.front(), sent.front()));
+      b.links.recycle(std::move(b.got.front().data));
       b.got.pop_front();
       sent.pop_front();
     }
