@@ -206,6 +206,13 @@ Bytes hello_from(const PublicKey& pk, uint8_t salt = 9) {
 
 constexpr size_t kHelloSize = 69;
 
+// Connects a to b; a's usable connection to b (0 when none).
+uint64_t link(World& w, Side& a, Side& b) {
+  a.links.ensure(b.contact());
+  w.pump();
+  return a.links.ready(b.engine.id());
+}
+
 StreamsConfig config() { return {}; }
 
 }  // namespace
@@ -273,9 +280,7 @@ TEST(StreamsLinks, IdleAuthenticatedLinksTimeOut) {
   StreamsConfig cfg = config();
   cfg.link_idle_timeout = 20s;
   Side a(w, ep("10.0.0.1:1"), cfg, 1), b(w, ep("10.0.1.1:1"), cfg, 2);
-  a.links.ensure(b.contact());
-  w.pump();
-  uint64_t c = a.links.ready(b.engine.id());
+  uint64_t c = link(w, a, b);
   ASSERT_NE(c, 0u);
   // Traffic keeps it open.
   for (int i = 0; i < 4; ++i) {
@@ -300,9 +305,7 @@ TEST(StreamsLinks, IdleAuthenticatedLinksTimeOut) {
 TEST(StreamsLinks, UnacknowledgedDataClosesTheLink) {
   World w;
   Side a(w, ep("10.0.0.1:1"), config(), 1), b(w, ep("10.0.1.1:1"), config(), 2);
-  a.links.ensure(b.contact());
-  w.pump();
-  uint64_t c = a.links.ready(b.engine.id());
+  uint64_t c = link(w, a, b);
   ASSERT_NE(c, 0u);
   // Acknowledged data over twice the limit: no timeout.
   for (int i = 0; i < 8; ++i) {
@@ -330,9 +333,7 @@ TEST(StreamsLinks, DataSentWithoutACopyArrivesAndOpensAgain) {
   StreamsConfig cfg = config();
   cfg.link_send_cap = 1 << 20;
   Side a(w, ep("10.0.0.1:1"), cfg, 1), b(w, ep("10.0.1.1:1"), cfg, 2);
-  a.links.ensure(b.contact());
-  w.pump();
-  uint64_t c = a.links.ready(b.engine.id());
+  uint64_t c = link(w, a, b);
   ASSERT_NE(c, 0u);
   Bytes data(2 * Links::kMaxData);
   for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 7 + 3);
@@ -369,9 +370,7 @@ TEST(StreamsLinks, DataSentWithoutACopyArrivesAndOpensAgain) {
 TEST(StreamsLinks, ReceivedDataReusesRecycledBuffersOfItsSize) {
   World w;
   Side a(w, ep("10.0.0.1:1"), config(), 1), b(w, ep("10.0.1.1:1"), config(), 2);
-  a.links.ensure(b.contact());
-  w.pump();
-  uint64_t c = a.links.ready(b.engine.id());
+  uint64_t c = link(w, a, b);
   ASSERT_NE(c, 0u);
   b.links.recycle(Bytes(Links::kMaxData, 0xee));
   const uint8_t* spare = b.pool.back().data();
@@ -400,9 +399,7 @@ TEST(StreamsLinks, PeerThatNeverReadsIsClosedPastTheSendCap) {
   StreamsConfig cfg = config();
   cfg.link_send_cap = 1 << 20;
   Side a(w, ep("10.0.0.1:1"), cfg, 1), b(w, ep("10.0.1.1:1"), cfg, 2);
-  a.links.ensure(b.contact());
-  w.pump();
-  uint64_t c = a.links.ready(b.engine.id());
+  uint64_t c = link(w, a, b);
   ASSERT_NE(c, 0u);
   w.far(c, &a).reads = false;
   for (int i = 0; i < 9; ++i) a.send_data(c, Links::kMaxData);  // 9 x 128 KiB > 1 MiB
