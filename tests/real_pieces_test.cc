@@ -15,6 +15,7 @@
 #include "engine/engine.h"
 #include "node/node_internals.h"
 #include "real/buffer_pool.h"
+#include "real/conn_out.h"
 #include "real/fast_random.h"
 #include "real/free_memory.h"
 #include "storjnet/real_driver.h"
@@ -86,6 +87,42 @@ TEST(RealPieces, BufferPoolIsBoundedAndKeepsSizes) {
 
 // Deadlines moving earlier, later and back, as the engine moves them on every request: each timer runs, and
 // none before its time.
+// A connection's send queue keeps owned and kept buffers in the order queued and counts their bytes; once
+// written, owned buffers go to the pool and kept ones are let go (their holder's last reference frees them).
+TEST(RealPieces, ConnOutWritesOwnedAndKeptBuffersInOrder) {
+  real::ConnOut out;
+  real::BufferPool pool;
+  auto kept = std::make_shared<Bytes>(Bytes(8192, 2));
+  std::weak_ptr<Bytes> watch = kept;
+  out.push(Bytes(5000, 1));
+  out.push_kept(ByteView(*kept), kept);
+  kept.reset();  // only the queue holds it now
+  out.push(Bytes(6000, 3));
+  EXPECT_EQ(out.queued(), 5000u + 8192 + 6000);
+  std::vector<ByteView> views;
+  EXPECT_EQ(out.first(2, [&](ByteView v) { views.push_back(v); }), 2u);
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_EQ(views[0].size(), 5000u);
+  EXPECT_EQ(views[0][0], 1);
+  EXPECT_EQ(views[1].size(), 8192u);
+  EXPECT_EQ(views[1][0], 2);
+  EXPECT_FALSE(watch.expired());
+  out.written(2, pool);
+  EXPECT_TRUE(watch.expired());  // the kept buffer is released, not pooled
+  EXPECT_EQ(pool.size(), 1u);    // the owned one is
+  EXPECT_EQ(pool.take().size(), 5000u);
+  EXPECT_EQ(out.queued(), 6000u);
+  EXPECT_FALSE(out.empty());
+  auto again = std::make_shared<Bytes>(Bytes(100, 4));
+  watch = again;
+  out.push_kept(ByteView(*again), again);
+  again.reset();
+  out.clear();  // a connection shut with buffers queued
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(out.queued(), 0u);
+  EXPECT_TRUE(watch.expired());
+}
+
 TEST(RealPieces, WakeTimerRunsEveryTimerOnTime) {
   RealDriver driver;
   auto lo = *Endpoint::parse("127.0.0.1:1");

@@ -11,6 +11,7 @@
 #include "sim/rng.h"
 #include "storjnet/simulator.h"
 #include "storjnet/streams.h"
+#include "streams/links.h"
 
 using namespace storjnet;
 using namespace std::chrono_literals;
@@ -125,6 +126,8 @@ TEST(SimFastPath, OneMiBArrivesBitExactOverTheConnection) {
   EXPECT_EQ(sim.node(1).streams().fast_path_stats().bytes_received, data.size());
   EXPECT_EQ(fp.links_up, 1u);
   EXPECT_EQ(fp.bad_records, 0u);
+  // The writes were sealed straight from the writer's bytes (at most 128 KiB a record), none copied first.
+  EXPECT_GE(fp.records_sealed_at_write, data.size() / streams::Links::kMaxData);
   EXPECT_GT(sim.stats().conn_bytes, data.size());  // records: headers and tags on top
   EXPECT_EQ(sim.stats().conns_opened, 1u);
   EXPECT_EQ(sim.conns(0), 1u);

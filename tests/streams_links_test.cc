@@ -42,6 +42,16 @@ struct Side final : Environment, ConnProvider, Links::Events {
     return b;
   }
   void conn_recycle(Bytes b) override { pool.push_back(std::move(b)); }
+  // Kept sends: what was handed over (the view and its holder), then delivered like any send.
+  void conn_send_kept(uint64_t c, ByteView bytes, std::shared_ptr<const void> keep) override {
+    kept.push_back({bytes, keep});
+    conn_send(c, Bytes(bytes.begin(), bytes.end()));
+  }
+  struct Kept {
+    ByteView bytes;
+    std::shared_ptr<const void> keep;
+  };
+  std::vector<Kept> kept;
   void set_conn_listener(ConnListener* l) override { listener = l; }
 
   void on_link_up(const NodeId&) override { ++ups; }
@@ -340,6 +350,16 @@ TEST(StreamsLinks, DataSentWithoutACopyArrivesAndOpensAgain) {
   auto first = a.links.send_data(c, StreamId{1}, 0, ByteView(data).first(1000));
   auto second = a.links.send_data(c, StreamId{1}, 1000, ByteView(data).subspan(1000));  // capped at kMaxData
   ASSERT_TRUE(first && second);
+  // Handed to the connection without a copy: the bytes written are held by the very chunk returned, sized
+  // as a record (length, head, data, tag).
+  ASSERT_EQ(a.kept.size(), 2u);
+  auto same_owner = [](const std::shared_ptr<const void>& x, const auto& y) {
+    return !x.owner_before(y) && !y.owner_before(x);
+  };
+  EXPECT_TRUE(same_owner(a.kept[0].keep, first));
+  EXPECT_TRUE(same_owner(a.kept[1].keep, second));
+  EXPECT_EQ(a.kept[0].bytes.size(), 4u + 48 + 1000 + 16);
+  EXPECT_EQ(a.kept[1].bytes.size(), 4u + 48 + Links::kMaxData + 16);
   EXPECT_EQ(first->size(), 1000u);
   EXPECT_EQ(second->size(), Links::kMaxData);
   w.pump();
@@ -366,7 +386,7 @@ TEST(StreamsLinks, DataSentWithoutACopyArrivesAndOpensAgain) {
 }
 
 // A received data record is decrypted into a recycled buffer of about its size (no allocation, no zero-fill);
-// a much larger one is left for others, so small records never hold big buffers.
+// one more than an eighth larger is left for others, so small records never hold big buffers.
 TEST(StreamsLinks, ReceivedDataReusesRecycledBuffersOfItsSize) {
   World w;
   Side a(w, ep("10.0.0.1:1"), config(), 1), b(w, ep("10.0.1.1:1"), config(), 2);
@@ -390,6 +410,17 @@ TEST(StreamsLinks, ReceivedDataReusesRecycledBuffersOfItsSize) {
   EXPECT_EQ(b.got[1].second, Bytes(100, 7));
   ASSERT_EQ(b.pool.size(), 1u);
   EXPECT_EQ(b.pool.back().data(), spare);
+  // Nor is a buffer smaller than the record (it would be reallocated, its stale bytes copied).
+  b.pool.clear();
+  b.links.recycle(Bytes(1000, 0xee));
+  const uint8_t* small = b.pool.back().data();
+  a.send_data(c, 5000);
+  w.pump();
+  ASSERT_EQ(b.got.size(), 3u);
+  EXPECT_NE(b.got[2].second.data(), small);
+  EXPECT_EQ(b.got[2].second, Bytes(5000, 7));
+  ASSERT_EQ(b.pool.size(), 1u);
+  EXPECT_EQ(b.pool.back().data(), small);
 }
 
 // A peer that never reads: what is queued to it is bounded by link_send_cap; past it the connection is

@@ -68,6 +68,7 @@ struct StreamsFastPathStats {
   uint64_t bad_records = 0;    // malformed or unauthenticated records (each closes its connection)
   uint64_t bytes_sent = 0;     // stream data bytes sent over connections
   uint64_t bytes_received = 0; // stream data bytes received over connections
+  uint64_t records_sealed_at_write = 0;  // data records sealed straight from a write's bytes (no copy first)
   // Closes and refusals by the fast-path bounds (StreamsConfig), each also counted in links_failed when a
   // connection was open.
   uint64_t handshake_timeouts = 0;   // not authenticated within link_handshake_timeout

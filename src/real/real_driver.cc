@@ -105,7 +105,7 @@ struct RealDriver::Impl {
     bool send_waiting = false;
     asio::steady_timer send_timer;  // ENOBUFS: writability does not signal it, so retry a little later
     real::UdpBuffers buffers;
-    real::BufferPool spent;  // written connection buffers, for conn_buffer()
+    real::BufferPool spent;  // spent connection buffers (written, or recycled by reads), for conn_buffer()
     real::FreshPorts fresh;  // open_fresh_ports (birthday punching)
 
     Host(Batch& b, real::FastRandom& r, asio::io_context& i, const RealDriver::Options& opts,

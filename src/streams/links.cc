@@ -33,26 +33,36 @@ constexpr auto kReady = RecordType(5);
 constexpr Duration kRetry = 10s;                        // after a failed connection, datagrams only for this long
 constexpr Duration kBudgetWindow = 1s;                  // the handshake budgets' accounting period
 
+// A direction's key, kept for the records held sealed (it lives as long as any of them), wiped when freed.
+struct WipedKey {
+  RecordCipher::Key key;
+  explicit WipedKey(const RecordCipher::Key& k) : key(k) {}
+  ~WipedKey() { sodium_memzero(key.data(), key.size()); }
+  WipedKey(const WipedKey&) = delete;
+  WipedKey& operator=(const WipedKey&) = delete;
+};
+
 // A data record sealed straight from the writer's bytes (Links::send_data): length (u32) | ciphertext | tag,
 // written by the connection from this buffer, kept by the stream until acknowledged. open() decrypts it again
 // with the direction's key and the record's counter.
 class SealedRecord final : public SealedChunk {
  public:
-  SealedRecord(size_t data_size, std::shared_ptr<const RecordCipher::Key> key, uint64_t counter)
+  SealedRecord(size_t data_size, std::shared_ptr<const WipedKey> key, uint64_t counter)
       : size_(4 + kHead + data_size + RecordCipher::kTagSize), data_size_(data_size),
         bytes_(std::make_unique_for_overwrite<uint8_t[]>(size_)), key_(std::move(key)), counter_(counter) {}
   uint8_t* bytes() { return bytes_.get(); }
   ByteView wire() const { return ByteView(bytes_.get(), size_); }
   size_t size() const override { return data_size_; }
   Bytes open() const override {
-    RecordCipher cipher(*key_, RecordCipher::Direction::kOpen, counter_);
+    RecordCipher cipher(key_->key, RecordCipher::Direction::kOpen, counter_);
     const uint8_t* sealed = bytes_.get() + 4;
     uint8_t head[kHead];
     Bytes out(data_size_);
     cipher.begin_open();
-    cipher.decrypt(sealed, kHead, head);  // whole blocks: all of it
+    size_t hn = cipher.decrypt(sealed, kHead, head);  // whole blocks: all of it, as when receiving
     size_t n = cipher.decrypt(sealed + kHead, data_size_, out.data());
-    if (!cipher.finish_open(sealed + kHead + data_size_, out.data() + n))
+    // Only memory corruption could fail this: the bytes are this node's own, never shown to anyone to change.
+    if (hn != kHead || !cipher.finish_open(sealed + kHead + data_size_, out.data() + n))
       throw std::logic_error("a record this node sealed does not open");
     return out;
   }
@@ -60,7 +70,7 @@ class SealedRecord final : public SealedChunk {
  private:
   size_t size_, data_size_;
   std::unique_ptr<uint8_t[]> bytes_;
-  std::shared_ptr<const RecordCipher::Key> key_;
+  std::shared_ptr<const WipedKey> key_;
   uint64_t counter_;
 };
 
@@ -81,7 +91,7 @@ struct Links::Impl final : ConnListener {
     PublicKey expect{};
     std::array<uint8_t, 32> my_salt{}, peer_salt{};
     std::unique_ptr<RecordCipher> tx, rx;  // set once both hellos are known
-    std::shared_ptr<const RecordCipher::Key> tx_key;  // tx's, for the records kept sealed (SealedRecord)
+    std::shared_ptr<const WipedKey> tx_key;  // tx's, for the records kept sealed (SealedRecord)
     Bytes in;  // an incomplete unit (hello or record), at most one
   };
 
@@ -233,8 +243,8 @@ struct Links::Impl final : ConnListener {
       crypto_generichash_final(&st, out.data(), out.size());
       return out;
     };
-    l.tx_key = std::make_shared<const RecordCipher::Key>(key(l.inbound ? 2 : 1));
-    l.tx = std::make_unique<RecordCipher>(*l.tx_key, RecordCipher::Direction::kSeal);
+    l.tx_key = std::make_shared<const WipedKey>(key(l.inbound ? 2 : 1));
+    l.tx = std::make_unique<RecordCipher>(l.tx_key->key, RecordCipher::Direction::kSeal);
     l.rx = std::make_unique<RecordCipher>(key(l.inbound ? 1 : 2), RecordCipher::Direction::kOpen);
   }
 
@@ -309,6 +319,16 @@ struct Links::Impl final : ConnListener {
     }
   }
 
+  // A spent buffer for `n` received bytes, neither allocated nor zero-filled, or an empty one. Only one at most
+  // an eighth larger is taken: the receive budget counts a chunk's size, so a peer's small records must not
+  // hold big buffers; a smaller one would be reallocated, its stale bytes copied. Others go back.
+  Bytes spent_buffer_for(size_t n) {
+    Bytes b = net->conn_buffer();
+    if (b.capacity() >= n && b.capacity() - n <= n / 8) return b;
+    if (b.capacity() > 0) net->conn_recycle(std::move(b));
+    return {};
+  }
+
   // Handles one complete unit; false when the connection was closed.
   bool unit(uint64_t c, ByteView u) {
     Link& l = links.at(c);
@@ -325,10 +345,7 @@ struct Links::Impl final : ConnListener {
     size_t hn = l.rx->decrypt(sealed, kHead, head);
     bool ok;
     if (head[0] == uint8_t(RecordType::kData) && hn == kHead) {
-      // A spent buffer of about this size is neither allocated nor zero-filled; a much larger one is not
-      // taken (small records would hold big buffers, beyond what the receive budget counts).
-      data = net->conn_buffer();
-      if (data.capacity() / 2 > rest) net->conn_recycle(std::exchange(data, Bytes()));
+      data = spent_buffer_for(rest);
       data.resize(rest);
       size_t dn = l.rx->decrypt(sealed + kHead, rest, data.data());
       ok = l.rx->finish_open(sealed + plain, data.data() + dn);
@@ -442,6 +459,7 @@ struct Links::Impl final : ConnListener {
     wire::put_u32(rec->bytes(), static_cast<uint32_t>(rec->wire().size() - 4));
     l->tx->seal({ByteView(head, kHead), data}, rec->bytes() + 4);
     stats.bytes_sent += data.size();
+    ++stats.records_sealed_at_write;
     l->unanswered.push_back(engine.now());
     net->conn_send_kept(c, rec->wire(), rec);
     bound_queue(*l);

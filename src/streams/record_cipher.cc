@@ -18,6 +18,10 @@ int as_int(size_t n) {
 
 RecordCipher::RecordCipher(const Key& key, Direction dir, uint64_t first)
     : ctx_(EVP_CIPHER_CTX_new()), counter_(first) {
+  if (dir == Direction::kSeal && first != 0) {
+    EVP_CIPHER_CTX_free(ctx_of(ctx_));
+    throw std::logic_error("a sealing RecordCipher starts at counter 0");
+  }
   auto* c = ctx_of(ctx_);
   // Key schedule once; each record then only sets its IV.
   int ok = c && (dir == Direction::kSeal ? EVP_EncryptInit_ex(c, EVP_aes_256_ocb(), nullptr, key.data(), nullptr)

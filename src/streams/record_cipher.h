@@ -23,7 +23,8 @@ class RecordCipher {
   using Key = std::array<uint8_t, 32>;
 
   enum class Direction { kSeal, kOpen };
-  // `first`: the counter of the first record (a record's own, to open one kept sealed: Links' SealedRecord).
+  // `first`: the counter of the first record, for opening only (a record's own, to open one kept sealed:
+  // Links' SealedRecord). A sealing cipher starts at 0, so no counter, hence no nonce, is ever sealed twice.
   RecordCipher(const Key& key, Direction dir, uint64_t first = 0);
   ~RecordCipher();
   RecordCipher(const RecordCipher&) = delete;
