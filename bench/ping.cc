@@ -1,8 +1,10 @@
 // ping: two real nodes on 127.0.0.1, C sequential authenticated pings, next to a plain UDP echo measured
-// the same way (one Asio io_context thread, async receive, chained round trips) in the same run.
+// the same way (Asio io_context threads as many as the nodes', async receive, chained round trips) in the
+// same run.
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
 #include <boost/asio.hpp>
 #include <future>
+#include <thread>
 
 #include "bench_util.h"
 #include "engine/engine.h"
@@ -16,11 +18,12 @@ using Clock = std::chrono::steady_clock;
 namespace asio = boost::asio;
 using udp = asio::ip::udp;
 
-// Plain UDP echo between two sockets on one io_context thread; returns per-round-trip microseconds.
-std::vector<double> udp_echo(int count) {
-  asio::io_context io;
+// Plain UDP echo between two sockets on one io_context thread, or with the server on a thread of its own
+// (as the nodes are with --threads 2); returns per-round-trip microseconds.
+std::vector<double> udp_echo(int count, bool two_threads) {
+  asio::io_context io, server_io;
   udp::socket client(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  udp::socket server(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  udp::socket server(two_threads ? server_io : io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const udp::endpoint to = server.local_endpoint();  // once: each call is a getsockname system call
   std::array<uint8_t, 2048> cbuf{}, sbuf{};
   udp::endpoint from, sfrom;
@@ -48,28 +51,39 @@ std::vector<double> udp_echo(int count) {
   };
   serve();
   one();
+  std::thread server_thread;
+  if (two_threads) server_thread = std::thread([&] { server_io.run(); });
   io.run();
+  if (two_threads) {
+    server_io.stop();
+    server_thread.join();
+  }
   return rtts;
 }
 }  // namespace
 
 static void add_ping(CLI::App& app) {
   auto count = std::make_shared<int>(10000);
+  auto threads = std::make_shared<int>(1);
   auto* cmd = app.add_subcommand("ping", "two real nodes on 127.0.0.1: C sequential kademlia_ping round trips");
   cmd->add_option("--count", *count, "pings")->check(CLI::Range(1, 100000000));
-  cmd->callback([count] {
+  cmd->add_option("--threads", *threads, "io threads: 1 (both nodes on one, like the echo) or 2 (a thread each)")
+      ->check(CLI::Range(1, 2));
+  cmd->callback([count, threads] {
     int c = *count;
-    auto warm = udp_echo(std::min(c, 1000));
-    auto udp = udp_echo(c);
+    auto warm = udp_echo(std::min(c, 1000), *threads == 2);
+    auto udp = udp_echo(c, *threads == 2);
 
-    RealDriver driver;
+    RealDriverOptions options;
+    options.threads = static_cast<unsigned>(*threads);
+    RealDriver driver(options);
     auto lo = *Endpoint::parse("127.0.0.1:1");
     lo.port = 0;
     Node& a = driver.add_node(lo, Identity::generate());
     Node& b = driver.add_node(lo, Identity::generate());
     Endpoint eb = driver.local_endpoint(b);
     std::promise<std::optional<Contact>> hello;
-    driver.post([&] { a.ping_address(eb, [&](auto ct) { hello.set_value(ct); }); });
+    driver.post(a, [&] { a.ping_address(eb, [&](auto ct) { hello.set_value(ct); }); });
     auto peer = hello.get_future().get();
     if (!peer) throw std::runtime_error("first contact failed");
 
@@ -90,7 +104,7 @@ static void add_ping(CLI::App& app) {
         else finished.set_value();
       });
     };
-    driver.post([&] {
+    driver.post(a, [&] {
       t0 = Clock::now();
       one();
     });
@@ -103,6 +117,7 @@ static void add_ping(CLI::App& app) {
     double p50 = percentile(rtts, 0.5), udp50 = percentile(udp, 0.5);
     print_result({{"workload", "ping"},
                   {"count", c},
+                  {"threads", *threads},
                   {"answered", answered},
                   {"rtt_p50_us", p50},
                   {"rtt_p99_us", percentile(rtts, 0.99)},
