@@ -28,6 +28,8 @@ TEST(AddressGuard, AnUnprovenPairGetsThreeTimesWhatItSentAndAProvenOneAnything) 
   EXPECT_TRUE(g.allow(b, k, 5000, true, t));  // our own initiative towards an address never heard from
   g.prove(a, k, t);
   EXPECT_TRUE(g.proven(a, k));
+  EXPECT_FALSE(g.proven(a, key_of(2)));  // straight after the same address: the proof is for that key
+  EXPECT_TRUE(g.proven(a, k));
   EXPECT_FALSE(g.proven(b, k));         // the proof is for that address
   EXPECT_FALSE(g.proven(a, key_of(2))); // and that key
   EXPECT_TRUE(g.allow(a, k, 1 << 20, false, t));

@@ -6,8 +6,8 @@ namespace storjnet::dht {
 
 NewcomerCheck::NewcomerCheck(Engine& engine, RoutingTable& table, const DhtConfig& cfg, Admit admit, Busy busy)
     : engine_(engine), table_(table), admit_(std::move(admit)), busy_(std::move(busy)), k_(cfg.k),
-      wait_(cfg.newcomer_wait), quiet_after_(cfg.quiet_after), rpc_timeout_(cfg.rpc_timeout), rpc_attempts_(cfg.rpc_attempts),
-      scope_(engine.scope()) {}
+      wait_(cfg.newcomer_wait), quiet_after_(cfg.quiet_after), rpc_timeout_(cfg.rpc_timeout),
+      rpc_attempts_(cfg.rpc_attempts), scope_(engine.scope()) {}
 
 NewcomerCheck::~NewcomerCheck() { scope_.end(); }
 

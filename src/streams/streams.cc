@@ -161,17 +161,17 @@ void Streams::Impl::write(const StreamId& id, ByteView data, std::function<void(
   Once<std::optional<size_t>> cb(std::move(user_cb), std::nullopt);
   Stream* s = find(id);
   if (!s || s->state != State::kOpen) return cb(std::nullopt);
-  size_t n = write_fast(*s, data);
-  n += s->tx.write(data.subspan(n), links.ready(s->peer.id) ? Links::kMaxData : streams::kMaxChunk);
+  uint64_t conn = links.ready(s->peer.id);
+  size_t n = write_fast(*s, conn, data);
+  n += s->tx.write(data.subspan(n), conn ? Links::kMaxData : streams::kMaxChunk);
   if (n == 0) return cb(0);
   s->writes.push_back({s->tx.written(), n, std::move(cb)});
   pump(*s);
 }
 
-// Over a usable connection with nothing waiting to go before it, the bytes are sealed straight from the
-// writer's buffer and sent at once, kept sealed until acknowledged (no copy first). Returns how many.
-size_t Streams::Impl::write_fast(Stream& s, ByteView data) {
-  uint64_t conn = links.ready(s.peer.id);
+// Over a usable connection `conn` (0: none) with nothing waiting to go before it, the bytes are sealed straight
+// from the writer's buffer and sent at once, kept sealed until acknowledged (no copy first). Returns how many.
+size_t Streams::Impl::write_fast(Stream& s, uint64_t conn, ByteView data) {
   if (!conn || !s.tx.nothing_unsent()) return 0;
   size_t n = static_cast<size_t>(std::min<uint64_t>(s.tx.credit(), data.size())), at = 0;
   while (at < n) {

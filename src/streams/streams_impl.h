@@ -95,7 +95,7 @@ struct Streams::Impl final : streams::Links::Events {
   bool fast_path(const StreamId& id);
 
   // What either path delivers, handled once (streams.cc).
-  size_t write_fast(Stream& s, ByteView data);  // write()'s bytes sealed and sent at once, if it can
+  size_t write_fast(Stream& s, uint64_t conn, ByteView data);  // write()'s bytes sealed and sent at once, if it can
   void pump(Stream& s);  // sends what the stream's SendSide says, over the path it names
   void on_acked(Stream& s, uint64_t path, uint64_t offset, uint64_t limit, bool resent = false);
   void on_credit(Stream& s, uint64_t limit);
