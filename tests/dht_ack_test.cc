@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "crypto/key_cache.h"
 #include "dht/codec.h"
 #include "dht/signed_value.h"
 #include "dht/value_store.h"
@@ -110,6 +111,42 @@ TEST(DhtAck, EveryAcknowledgedPutOfALossyBurstIsReadableWithoutThePublisher) {
     EXPECT_TRUE(right) << "acknowledged burst-" << j << " not readable from node " << g;
   }
   EXPECT_EQ(missing, 0u);
+}
+
+// The nodes of one process share the record of valid signatures (crypto::verify_signature): the replicas
+// of one put verify its value's signature once between them, and a bad signature is still refused by each.
+TEST(DhtAck, TheReplicasOfAPutInOneProcessVerifyItsSignatureOnce) {
+  SimConfig cfg;
+  cfg.seed = 23;
+  cfg.node = test_config();
+  Simulator sim(cfg);
+  for (int i = 0; i < 40; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 23), 40u);
+  auto accepted = [&] {
+    uint64_t n = 0;
+    for (size_t i = 0; i < 40; ++i) n += sim.node(i).dht().stats().stores_accepted;
+    return n;
+  };
+  uint64_t accepted0 = accepted(), remembered0 = crypto::signatures_remembered();
+  std::optional<PutResult> r;
+  sim.node(0).dht().put("shared-signature", as_bytes("once"), [&](const PutResult& x) { r = x; });
+  sim.run_until([&] { return r.has_value(); }, 30s);
+  ASSERT_TRUE(r && r->ok);
+  sim.run_for(5s);  // every store answered
+  uint64_t stores = accepted() - accepted0;
+  EXPECT_GE(stores, 10u);
+  EXPECT_GE(crypto::signatures_remembered() - remembered0, stores - 1);  // the first replica verified it
+  // A store whose signature does not match its value is refused by every node, however many valid ones came.
+  Engine& from = NodeInternals::engine(sim.node(0));
+  StoredValue good = signed_value(from, "bad-signature", "signed", from.env().unix_us());
+  StoredValue bad = good;
+  bad.value = {'f', 'o', 'r', 'g', 'e', 'd'};
+  for (size_t i = 1; i < 6; ++i) {
+    uint64_t refused = sim.node(i).dht().stats().bad_signatures;
+    EXPECT_FALSE(stored_true(store_rpc(sim, from, sim.contact(i), bad))) << i;
+    EXPECT_EQ(sim.node(i).dht().stats().bad_signatures, refused + 1) << i;
+    EXPECT_TRUE(stored_true(store_rpc(sim, from, sim.contact(i), good))) << i;
+  }
 }
 
 TEST(DhtStoreDefences, ForgedFutureOthersAndTooFastStoresAreRefusedAndCounted) {

@@ -232,6 +232,50 @@ TEST(KeyCache, APairInUseOutlivesTheCacheFillingUp) {
   storjnet::crypto::clear_key_caches();
 }
 
+// Identity::verify remembers valid signatures only (crypto::verify_signature): a valid one answers true again
+// from the table, while any change of key, message or signature is verified, and refused, every time; a
+// table cleared or overwritten (more valid signatures than it has slots) only costs verifying again.
+TEST(KeyCache, ValidSignaturesAreRememberedForgedOnesAreVerifiedEveryTime) {
+  using storjnet::crypto::signatures_remembered;
+  storjnet::crypto::clear_key_caches();
+  std::array<uint8_t, 32> seed{};
+  seed[0] = 3;
+  Identity a = Identity::from_seed(seed);
+  seed[0] = 4;
+  Identity b = Identity::from_seed(seed);
+  Bytes msg = {1, 2, 3, 4};
+  Signature sig = a.sign(msg);
+  uint64_t before = signatures_remembered();
+  EXPECT_TRUE(Identity::verify(a.public_key(), msg, sig));
+  EXPECT_EQ(signatures_remembered(), before);  // verified, not remembered yet
+  EXPECT_TRUE(Identity::verify(a.public_key(), msg, sig));
+  EXPECT_EQ(signatures_remembered(), before + 1);
+  Bytes other_msg = msg;
+  other_msg[3] ^= 1;
+  Signature other_sig = sig;
+  other_sig[10] ^= 0x40;
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_FALSE(Identity::verify(b.public_key(), msg, sig));
+    EXPECT_FALSE(Identity::verify(a.public_key(), other_msg, sig));
+    EXPECT_FALSE(Identity::verify(a.public_key(), msg, other_sig));
+    EXPECT_FALSE(Identity::verify(a.public_key(), Bytes{}, sig));
+  }
+  EXPECT_EQ(signatures_remembered(), before + 1);
+  // More valid signatures than slots: each still verifies, and the one signed first again too.
+  for (size_t i = 0; i < storjnet::crypto::kVerifiedSlots + 64; ++i) {
+    Bytes m = {static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8), 0x77};
+    ASSERT_TRUE(Identity::verify(b.public_key(), m, b.sign(m))) << i;
+  }
+  EXPECT_TRUE(Identity::verify(a.public_key(), msg, sig));
+  EXPECT_FALSE(Identity::verify(a.public_key(), other_msg, sig));
+  storjnet::crypto::clear_key_caches();
+  uint64_t cleared = signatures_remembered();
+  EXPECT_TRUE(Identity::verify(a.public_key(), msg, sig));
+  EXPECT_EQ(signatures_remembered(), cleared);
+  EXPECT_TRUE(Identity::verify(a.public_key(), msg, sig));
+  EXPECT_EQ(signatures_remembered(), cleared + 1);
+}
+
 // crypto::seal and open are XChaCha20-Poly1305 (IETF) byte for byte, though they keep each session's HChaCha20
 // subkey: many keys and sessions (nonce prefixes) interleaved, more than the subkey table holds, each sealed
 // output equal to libsodium's own and opened by it, and the other way round; a changed byte never opens.

@@ -44,7 +44,8 @@ class Identity {
   // malformed, the directory cannot be written, or a loaded identity does not solve the puzzle.
   static Identity load_or_create(const std::filesystem::path& dir, uint32_t network_id = 0, int puzzle_bits = 0);
 
-  // Ed25519 signature of `msg` under this identity; verify() checks one against a public key.
+  // Ed25519 signature of `msg` under this identity; verify() checks one against a public key (valid ones are
+  // remembered process-wide, so the nodes of one process verify a signed record once: crypto/key_cache.h).
   Signature sign(ByteView msg) const;
   static bool verify(const PublicKey& pk, ByteView msg, const Signature& sig);
 

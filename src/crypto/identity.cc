@@ -1,5 +1,7 @@
 #include "storjnet/identity.h"
 
+#include "crypto/key_cache.h"
+
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -58,7 +60,7 @@ Signature Identity::sign(ByteView msg) const {
 
 bool Identity::verify(const PublicKey& pk, ByteView msg, const Signature& sig) {
   ensure_sodium();
-  return crypto_sign_verify_detached(sig.data(), msg.data(), msg.size(), pk.data()) == 0;
+  return crypto::verify_signature(pk, msg, sig);
 }
 
 Identity Identity::from_seed(ByteView seed) {

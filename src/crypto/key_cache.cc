@@ -6,6 +6,7 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace storjnet::crypto {
 
@@ -15,9 +16,9 @@ constexpr size_t kMaxConverted = 1 << 20;
 // A pair is remembered by a 128-bit keyed BLAKE2b fingerprint of its two keys (smaller first), not the keys:
 // an entry is 64 bytes instead of 128. The fingerprint key is random per process, so nobody can search for
 // two pairs with one fingerprint offline, and by chance one collision among 2^19 entries takes ~2^90 tries.
-using PairPrint = std::array<uint8_t, 16>;
+using Print = std::array<uint8_t, 16>;
 struct PrintHash {  // the fingerprint is already keyed and uniform: its first 8 bytes are the hash
-  size_t operator()(const PairPrint& p) const noexcept {
+  size_t operator()(const Print& p) const noexcept {
     size_t h;
     std::memcpy(&h, p.data(), sizeof h);
     return h;
@@ -59,21 +60,40 @@ class TwoGenerations {
 
 std::mutex mu;
 TwoGenerations<PublicKey, KeyedHash> converted(kMaxConverted);
-TwoGenerations<PairPrint, PrintHash> pairs(kMaxCachedPairs);
+TwoGenerations<Print, PrintHash> pairs(kMaxCachedPairs);
+std::vector<Print> verified;  // kVerifiedSlots fingerprints of valid signatures (all zero: empty)
+uint64_t remembered = 0;
 
-PairPrint pair_print(const PublicKey& a, const PublicKey& b) {
-  static const std::array<uint8_t, crypto_generichash_KEYBYTES> key = [] {
-    std::array<uint8_t, crypto_generichash_KEYBYTES> k;
-    randombytes_buf(k.data(), k.size());
-    return k;
-  }();
+using PrintKey = std::array<uint8_t, crypto_generichash_KEYBYTES>;
+PrintKey random_print_key() {
+  PrintKey k;
+  randombytes_buf(k.data(), k.size());
+  return k;
+}
+
+// Stands for (pk, sig, msg). Its key is random per process and not the pair prints' own.
+Print signature_print(const PublicKey& pk, ByteView msg, const Signature& sig) {
+  static const PrintKey key = random_print_key();
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, key.data(), key.size(), sizeof(Print));
+  crypto_generichash_update(&st, pk.data(), pk.size());
+  crypto_generichash_update(&st, sig.data(), sig.size());
+  crypto_generichash_update(&st, msg.data(), msg.size());
+  Print out;
+  crypto_generichash_final(&st, out.data(), out.size());
+  return out;
+}
+size_t slot_of(const Print& p) { return PrintHash{}(p) & (kVerifiedSlots - 1); }
+
+Print pair_print(const PublicKey& a, const PublicKey& b) {
+  static const PrintKey key = random_print_key();
   const PublicKey& lo = a < b ? a : b;
   const PublicKey& hi = a < b ? b : a;
   crypto_generichash_state st;
-  crypto_generichash_init(&st, key.data(), key.size(), sizeof(PairPrint));
+  crypto_generichash_init(&st, key.data(), key.size(), sizeof(Print));
   crypto_generichash_update(&st, lo.data(), lo.size());
   crypto_generichash_update(&st, hi.data(), hi.size());
-  PairPrint out;
+  Print out;
   crypto_generichash_final(&st, out.data(), out.size());
   return out;
 }
@@ -94,7 +114,7 @@ std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache
 }
 
 bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out) {
-  PairPrint key = pair_print(a, b);
+  Print key = pair_print(a, b);
   std::lock_guard lock(mu);
   auto* hit = pairs.find(key);
   if (!hit) return false;
@@ -104,7 +124,7 @@ bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t,
 
 bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out,
               const std::function<bool(std::array<uint8_t, 32>&)>& compute) {
-  PairPrint key = pair_print(a, b);
+  Print key = pair_print(a, b);
   {
     std::lock_guard lock(mu);
     if (auto* hit = pairs.find(key)) {
@@ -118,10 +138,32 @@ bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& o
   return true;
 }
 
+bool verify_signature(const PublicKey& pk, ByteView msg, const Signature& sig) {
+  Print print = signature_print(pk, msg, sig);
+  {
+    std::lock_guard lock(mu);
+    if (!verified.empty() && verified[slot_of(print)] == print) {
+      ++remembered;
+      return true;
+    }
+  }
+  if (crypto_sign_verify_detached(sig.data(), msg.data(), msg.size(), pk.data()) != 0) return false;
+  std::lock_guard lock(mu);
+  if (verified.empty()) verified.resize(kVerifiedSlots);
+  verified[slot_of(print)] = print;
+  return true;
+}
+
+uint64_t signatures_remembered() {
+  std::lock_guard lock(mu);
+  return remembered;
+}
+
 void clear_key_caches() {
   std::lock_guard lock(mu);
   converted.clear();
   pairs.clear();
+  verified = {};
 }
 
 }  // namespace storjnet::crypto

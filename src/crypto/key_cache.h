@@ -1,11 +1,13 @@
 // Process-wide caches of pure key computations, shared by every node in the process (the simulator hosts
-// thousands, the real driver may too). Both cached functions are deterministic, so caching changes no
-// result; it only avoids repeating the expensive curve operations:
+// thousands, the real driver may too). The cached functions are deterministic, so caching changes no result;
+// it only avoids repeating the expensive curve operations:
 //  - Ed25519 public key -> X25519 public key (libsodium checks the point: about as costly as a DH);
-//  - the pair key of (pk_a, pk_b), which both ends derive identically.
+//  - the pair key of (pk_a, pk_b), which both ends derive identically;
+//  - whether an Ed25519 signature is valid, remembered for valid ones only (verify_signature).
 // Thread-safe; bounded (in two generations: the older half is dropped when full); keyed with random
 // per-process keys (SipHash for Ed25519 keys, a 128-bit BLAKE2b fingerprint standing for a pair,
-// src/crypto/key_cache.cc), so chosen public keys cannot collide into one bucket. Callers insert only keys of authenticated peers (see the engine).
+// src/crypto/key_cache.cc), so chosen public keys cannot collide into one bucket. Callers insert only keys of
+// authenticated peers (see the engine).
 #pragma once
 #include <array>
 #include <functional>
@@ -27,6 +29,16 @@ bool cached_pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t,
 // Returns the cached key for the unordered pair {a, b}, computing it with `compute` (false: invalid) once.
 bool pair_key(const PublicKey& a, const PublicKey& b, std::array<uint8_t, 32>& out,
               const std::function<bool(std::array<uint8_t, 32>&)>& compute);
+
+// Whether `sig` is `pk`'s Ed25519 signature of `msg` (crypto_sign_verify_detached). Signatures found valid are
+// remembered by a keyed 128-bit BLAKE2b fingerprint of (pk, sig, msg) in a direct-mapped table of
+// kVerifiedSlots (64 KiB, allocated at the first valid signature; a newer fingerprint takes its slot), so the
+// nodes of one process handed the same signed record (a put's k replicas, a get's holders, a pubsub message
+// forwarded among them) verify it once. An invalid signature is never remembered: each one costs a verify.
+constexpr size_t kVerifiedSlots = 1 << 12;
+bool verify_signature(const PublicKey& pk, ByteView msg, const Signature& sig);
+// Valid signatures answered from the table since the process started (for tests and benches).
+uint64_t signatures_remembered();
 
 // Forgets everything cached. For tests that need a receiver to pay for key work a sender in the same process
 // already did (the cache is process-wide).
