@@ -31,7 +31,7 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->now_ = std::move(now);
   l->done_ = std::move(done);
   l->started_ = l->now_();
-  l->shortlist_.reserve(3 * l->p_.k * l->p_.paths + l->p_.must_query.size());
+  l->shortlist_.reserve(seeds.size() + l->p_.must_query.size());
   size_t next = 0;
   for (auto& c : seeds)
     if (c.id != l->p_.self) l->add(c, 1, next++ % l->p_.paths);
