@@ -232,6 +232,39 @@ TEST(KeyCache, APairInUseOutlivesTheCacheFillingUp) {
   storjnet::crypto::clear_key_caches();
 }
 
+// Identity::id_of and id_puzzle_bits remember a thread's recent answers (src/crypto/identity.cc): whatever the
+// tables hold, after keys and ids that share a slot and more than the tables have slots, both answer exactly
+// what BLAKE2b-160 gives, and keys differing in one byte get their own ids.
+TEST(Identity, IdsAndPuzzleBitsAreTheHashesWhateverTheThreadRemembers) {
+  auto blake = [](const uint8_t* p, size_t n) {
+    std::array<uint8_t, 20> out;
+    crypto_generichash(out.data(), out.size(), p, n, nullptr, 0);
+    return out;
+  };
+  std::vector<storjnet::PublicKey> keys;
+  for (uint32_t i = 0; i < 3000; ++i) {
+    storjnet::PublicKey k{};
+    k[0] = static_cast<uint8_t>(i % 3);  // many keys share the first bytes (a slot)
+    k[5] = static_cast<uint8_t>(i);
+    k[6] = static_cast<uint8_t>(i >> 8);
+    keys.push_back(k);
+  }
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < keys.size(); i += (round == 1 ? 7 : 1)) {
+      const auto& k = keys[i];
+      NodeId id = Identity::id_of(k);
+      auto want = blake(k.data(), k.size());
+      ASSERT_TRUE(std::equal(want.begin(), want.end(), id.bytes().begin())) << i;
+      for (uint32_t net : {0u, 7u}) {
+        std::array<uint8_t, 24> in{};
+        for (int b = 0; b < 4; ++b) in[b] = static_cast<uint8_t>(net >> (24 - 8 * b));
+        std::memcpy(in.data() + 4, id.bytes().data(), 20);
+        int bits = NodeId::from_bytes(storjnet::ByteView(blake(in.data(), in.size()))).common_prefix_bits(NodeId{});
+        ASSERT_EQ(storjnet::id_puzzle_bits(id, net), bits) << i << " " << net;
+      }
+    }
+}
+
 // Identity::verify remembers valid signatures only (crypto::verify_signature): a valid one answers true again
 // from the table, while any change of key, message or signature is verified, and refused, every time; a
 // table cleared or overwritten (more valid signatures than it has slots) only costs verifying again.

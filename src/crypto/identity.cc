@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -23,13 +24,49 @@ struct SodiumInit {
 void ensure_sodium() { static SodiumInit once; }
 }  // namespace
 
-NodeId Identity::id_of(const PublicKey& pk) { return NodeId::hash_of({pk.data(), pk.size()}); }
+namespace {
+// Each thread remembers its last key -> id derivations and puzzle checks, each a BLAKE2b: a DHT answer names 20
+// contacts, mostly nodes the thread decoded moments before (for another node of the process, or in the last
+// answer), and both hashes ran for each. Direct-mapped tables, allocated at first use, each slot holding its
+// whole input: a chosen key or id can only push another out of its slot, which then costs the hash again.
+template <class In, class Out>
+class Memo {
+ public:
+  static constexpr size_t kSlots = 1024;
+  template <class F>
+  Out get(const In& in, size_t index, F compute) {
+    if (!slots_) slots_ = std::make_unique<std::array<Slot, kSlots>>();
+    Slot& s = (*slots_)[index % kSlots];
+    if (!s.used || s.in != in) s = {in, compute(), true};
+    return s.out;
+  }
+
+ private:
+  struct Slot {
+    In in{};
+    Out out{};
+    bool used = false;
+  };
+  std::unique_ptr<std::array<Slot, kSlots>> slots_;
+};
+using PuzzleInput = std::array<uint8_t, 4 + NodeId::kSize>;  // network_id (BE) | id
+thread_local Memo<PublicKey, NodeId> ids;
+thread_local Memo<PuzzleInput, uint8_t> puzzles;  // at most 160 bits
+
+size_t index_of(const uint8_t* bytes) { return size_t{bytes[0]} | size_t{bytes[1]} << 8; }
+}  // namespace
+
+NodeId Identity::id_of(const PublicKey& pk) {
+  return ids.get(pk, index_of(pk.data()), [&] { return NodeId::hash_of({pk.data(), pk.size()}); });
+}
 
 int id_puzzle_bits(const NodeId& id, uint32_t network_id) {
-  std::array<uint8_t, 4 + NodeId::kSize> in;
+  PuzzleInput in;
   for (int i = 0; i < 4; ++i) in[i] = static_cast<uint8_t>(network_id >> (24 - 8 * i));
   std::memcpy(in.data() + 4, id.bytes().data(), NodeId::kSize);
-  return NodeId::hash_of({in.data(), in.size()}).common_prefix_bits(NodeId{});
+  return puzzles.get(in, index_of(id.bytes().data()), [&] {
+    return static_cast<uint8_t>(NodeId::hash_of({in.data(), in.size()}).common_prefix_bits(NodeId{}));
+  });
 }
 
 bool id_puzzle_ok(const NodeId& id, uint32_t network_id, int bits) {
