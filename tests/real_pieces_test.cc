@@ -195,23 +195,42 @@ TEST(RealPieces, TruncatedDatagramsDoNotDisturbTheReceiveBatch) {
   driver.stop();
 }
 
-// FreeMemory (src/real/free_memory.h) trims once the free bytes grew by a megabyte since the last trim, and not
-// again while they stay put, whatever their level.
-TEST(RealPieces, FreeMemoryTrimsOnlyAfterAMegabyteMoreWasFreed) {
-  size_t free_bytes = 0;
+// FreeMemory (src/real/free_memory.h) trims once the resident bytes grew by a megabyte since the last trim and
+// stopped growing, and not again while they stay put, whatever their level.
+TEST(RealPieces, FreeMemoryTrimsOnceItGrewByAMegabyteAndStopped) {
+  constexpr size_t M = real::FreeMemory::kMinGrowth;
+  size_t resident = 0;
   int trims = 0;
-  real::FreeMemory m({[&] { return free_bytes; }, [&] { ++trims; }});
-  free_bytes = real::FreeMemory::kMinGrowth - 1;
+  real::FreeMemory m({[&] { return resident; }, [&] { ++trims; }});
+  resident = M - 1;
   EXPECT_FALSE(m.check());
-  free_bytes = 8 * real::FreeMemory::kMinGrowth;  // a burst freed 8 MiB
+  resident = 4 * M;  // a burst of work, still growing
+  EXPECT_FALSE(m.check());
+  resident = 8 * M;
+  EXPECT_FALSE(m.check());
+  resident = 8 * M + M / 8;  // it ended: its holes are left
   EXPECT_TRUE(m.check());
-  for (int i = 0; i < 10; ++i) EXPECT_FALSE(m.check());  // the holes stay free in malloc's view: no trim again
-  free_bytes = 2 * real::FreeMemory::kMinGrowth;           // reused: the floor follows it down
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(m.check());  // nothing was returned (all in use): no trim again
+  resident = 2 * M;                                       // freed and returned: the floor follows it down
   EXPECT_FALSE(m.check());
-  free_bytes = 3 * real::FreeMemory::kMinGrowth;  // and a megabyte freed again from there is returned
+  resident = 2 * M + M / 5;  // slow growth: a trim once it adds up to a megabyte
+  for (int i = 0; i < 5; ++i, resident += M / 5) EXPECT_FALSE(m.check()) << i;  // up to a byte short of it
   EXPECT_TRUE(m.check());
   EXPECT_EQ(trims, 2);
   EXPECT_EQ(m.trims(), 2u);
+}
+
+// glibc()'s reading is the process's resident memory: touching 32 MiB raises it by about that much.
+TEST(RealPieces, FreeMemoryReadsTheResidentBytes) {
+  auto a = real::FreeMemory::glibc();
+  size_t before = a.resident_bytes();
+  ASSERT_GT(before, 0u);
+  constexpr size_t kTouched = 32u << 20;
+  std::unique_ptr<uint8_t[]> block(new uint8_t[kTouched]);
+  volatile uint8_t* touch = block.get();  // writes the compiler must keep
+  for (size_t i = 0; i < kTouched; i += 4096) touch[i] = static_cast<uint8_t>(1 + (i >> 12));
+  size_t after = a.resident_bytes();
+  EXPECT_GE(after, before + kTouched - (4u << 20)) << before << " -> " << after;
 }
 
 // The driver with its free-memory timer on a short period starts, serves and stops cleanly (the timer's pending

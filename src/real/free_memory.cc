@@ -1,5 +1,8 @@
 #include "real/free_memory.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp needs std::exchange under C++20
 #include <boost/asio.hpp>
 
@@ -9,21 +12,34 @@
 
 namespace storjnet::real {
 
+namespace {
+size_t resident_bytes() {  // /proc/self/statm: "size resident shared ..." in pages
+  std::FILE* f = std::fopen("/proc/self/statm", "re");
+  if (!f) return 0;
+  unsigned long long size = 0, resident = 0;
+  int got = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? static_cast<size_t>(resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+}  // namespace
+
 FreeMemory::Allocator FreeMemory::glibc() {
 #if defined(__GLIBC__)
-  return {[] { return static_cast<size_t>(mallinfo2().fordblks); }, [] { malloc_trim(0); }};
+  return {resident_bytes, [] { malloc_trim(0); }};
 #else
-  return {[] { return size_t{0}; }, [] {}};
+  return {resident_bytes, [] {}};
 #endif
 }
 
 bool FreeMemory::check() {
-  size_t now = a_.free_bytes();
+  size_t now = a_.resident_bytes();
+  size_t growing = now > last_ ? now - last_ : 0;
+  last_ = now;
   if (now < floor_) floor_ = now;
-  if (now - floor_ < kMinGrowth) return false;
+  if (now - floor_ < kMinGrowth || growing >= kMinGrowth / 4) return false;
   a_.trim();
   ++trims_;
-  floor_ = a_.free_bytes();  // trimming keeps the chunks free in malloc's view; it only returns their pages
+  floor_ = last_ = a_.resident_bytes();  // what the trim returned is gone from it
   return true;
 }
 
