@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <memory>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 

@@ -4,10 +4,10 @@
 //  - Ed25519 public key -> X25519 public key (libsodium checks the point: about as costly as a DH);
 //  - the pair key of (pk_a, pk_b), which both ends derive identically;
 //  - whether an Ed25519 signature is valid, remembered for valid ones only (verify_signature).
-// Thread-safe; bounded (in two generations: the older half is dropped when full); keyed with random
-// per-process keys (SipHash for Ed25519 keys, a 128-bit BLAKE2b fingerprint standing for a pair,
-// src/crypto/key_cache.cc), so chosen public keys cannot collide into one bucket. Callers insert only keys of
-// authenticated peers (see the engine).
+// Thread-safe; bounded (the first two in two generations: the older half is dropped when full; the third is a
+// direct-mapped table); keyed with random per-process keys (SipHash for Ed25519 keys, a 128-bit BLAKE2b
+// fingerprint standing for a pair or a signed message, src/crypto/key_cache.cc), so chosen public keys cannot
+// collide into one bucket. Callers insert only keys of authenticated peers (see the engine).
 #pragma once
 #include <array>
 #include <functional>
