@@ -112,7 +112,7 @@ void run(const Args& a) {
   while (seconds_since(t_settle) < a.settle_s && stable < 10) {
     size_t sum = driver.call([&] {
       size_t s = 0;
-      for (auto* n : nodes) s += n->dht().peers().size();
+      for (auto* n : nodes) s += n->dht().peer_count();
       return s;
     });
     stable = sum == last ? stable + 1 : 0;

@@ -124,7 +124,7 @@ static void add_sim_dht(CLI::App& app) {
     double sessions = 0, dormant = 0, verdicts = 0, self_checks = 0;
     std::map<std::string, double> requests_out;  // per node, by method
     for (size_t i = 0; i < o->nodes; ++i) {
-      contacts += sim.node(i).dht().peers().size();
+      contacts += sim.node(i).dht().peer_count();
       NodeStats st = sim.node(i).stats();
       sessions += st.sessions;
       dormant += st.dormant_sessions;

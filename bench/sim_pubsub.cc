@@ -167,7 +167,7 @@ void run(const Opts& o) {
       starved += !any;
     }
   for (size_t i = 0; i < o.nodes; ++i)
-    table_sum += oracle ? oracle->table_size(i) : sim.node(i).dht().peers().size();
+    table_sum += oracle ? oracle->table_size(i) : sim.node(i).dht().peer_count();
   Class all;
   nlohmann::json per = nlohmann::json::array();
   for (size_t c = 0; c < classes.size(); ++c) {

@@ -41,6 +41,7 @@ TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
   }
   EXPECT_EQ(a.dht().stats().verify_pings, from.size());
   EXPECT_EQ(a.dht().peers().size(), from.size());
+  EXPECT_EQ(a.dht().peer_count(), from.size());
   env_a.outbox.clear();
   // A public requester asks for contacts.
   test::ManualEnv env_q(99);

@@ -272,6 +272,8 @@ class Dht {
   void stun(std::function<void(std::optional<Endpoint>)> cb);
   // dht_peers: the routing table.
   std::vector<Contact> peers() const;
+  // How many contacts the routing table holds: peers().size() without copying them.
+  size_t peer_count() const;
   // The k closest nodes to `target` that answered a find_node lookup over the disjoint paths, closest first
   // (this node excluded): where a key's replicas live. Pubsub sends registrations and events there.
   void closest(const NodeId& target, std::function<void(std::vector<Contact>)> cb);

@@ -193,7 +193,7 @@ class Session : public std::enable_shared_from_this<Session> {
           if (extra) text += extra();
           return done(json(std::move(text)));
         }
-        done(json{{"status", "ok"}, {"id", n.id().hex()}, {"peers", n.dht().peers().size()}});
+        done(json{{"status", "ok"}, {"id", n.id().hex()}, {"peers", n.dht().peer_count()}});
       });
       return;
     }

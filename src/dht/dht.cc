@@ -221,6 +221,7 @@ void Dht::stun(std::function<void(std::optional<Endpoint>)> cb) {
 
 
 std::vector<Contact> Dht::peers() const { return impl_->table.all(); }
+size_t Dht::peer_count() const { return impl_->table.size(); }
 std::vector<Contact> Dht::closest_known(const NodeId& target, size_t n) const { return impl_->table.closest(target, n); }
 std::vector<Contact> Dht::handed_out(const NodeId& target) const { return impl_->answer_contacts(target, impl_->cfg.k); }
 bool Dht::confirmed(const NodeId& id) const { return impl_->table.confirmed(id); }
