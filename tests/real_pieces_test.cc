@@ -85,8 +85,6 @@ TEST(RealPieces, BufferPoolIsBoundedAndKeepsSizes) {
   EXPECT_EQ(pool.size(), real::BufferPool::kMax - 1);
 }
 
-// Deadlines moving earlier, later and back, as the engine moves them on every request: each timer runs, and
-// none before its time.
 // A connection's send queue keeps owned and kept buffers in the order queued and counts their bytes; once
 // written, owned buffers go to the pool and kept ones are let go (their holder's last reference frees them).
 TEST(RealPieces, ConnOutWritesOwnedAndKeptBuffersInOrder) {
@@ -123,6 +121,8 @@ TEST(RealPieces, ConnOutWritesOwnedAndKeptBuffersInOrder) {
   EXPECT_TRUE(watch.expired());
 }
 
+// Deadlines moving earlier, later and back, as the engine moves them on every request: each timer runs, and
+// none before its time.
 TEST(RealPieces, WakeTimerRunsEveryTimerOnTime) {
   RealDriver driver;
   auto lo = *Endpoint::parse("127.0.0.1:1");
@@ -218,6 +218,10 @@ TEST(RealPieces, FreeMemoryTrimsOnceItGrewByAMegabyteAndStopped) {
   EXPECT_TRUE(m.check());
   EXPECT_EQ(trims, 2);
   EXPECT_EQ(m.trims(), 2u);
+  // A process already large when the checks start is not trimmed for what it held before them.
+  real::FreeMemory later({[] { return 100 * M; }, [&] { ++trims; }});
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(later.check());
+  EXPECT_EQ(trims, 2);
 }
 
 // glibc()'s reading is the process's resident memory: touching 32 MiB raises it by about that much.

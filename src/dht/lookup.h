@@ -123,7 +123,8 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   // lookup leaves no scattered holes in the heap when it ends. It starts with room for the seeds and grows as
   // answers name more (at most 3k a path): most lookups (a refresh whose bucket filled, a get that settled) end
   // well short of 3k, and room for 3k made at the start (9.6 KiB a path) was the largest part of the heap's peak
-  // when a thousand nodes joined at once, which the heap kept as holes (bench/README.md, "Memory").
+  // when a thousand nodes joined at once, which the heap kept as holes (bench/README.md, "dht: signatures
+  // verified once per process ...").
   using Entry = std::pair<NodeId, Candidate>;
   std::vector<Entry> shortlist_;
   size_t position(const NodeId& dist) const;              // where `dist` is, or would go, in shortlist_

@@ -41,8 +41,8 @@ class FreeMemory {
 
  private:
   Allocator a_;
-  size_t floor_ = 0;  // resident bytes after the last trim, or their lowest since
-  size_t last_ = 0;   // the last check's reading
+  size_t floor_ = SIZE_MAX;  // resident bytes after the last trim, or their lowest since (the first reading)
+  size_t last_ = 0;          // the last check's reading
   uint64_t trims_ = 0;
 };
 
