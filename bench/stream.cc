@@ -179,7 +179,7 @@ static void add_stream(CLI::App& app) {
                   {"tcp_two_threads_mib_per_s", *mib / tcp2_s},
                   {"ratio", tcp_mibs > 0 ? mibs / tcp_mibs : 0},
                   {"transport", transport},
-                  {"cipher", fast.bytes_sent ? "aes256ocb" : "engine"},
+                  {"cipher", !fast.bytes_sent ? "engine" : fast.links_aes256 ? "aes256ocb" : "aes128ocb"},
                   {"fast_bytes", fast.bytes_sent},
                   {"retransmits", retransmits},
                   {"drops", drops},

@@ -1,12 +1,14 @@
 // links_fuzz: the streams fast path's connection decoder (src/streams/links.cc) between two real Links.
 //
 // Two engines in one fake environment whose byte connections are in-memory pipes. A opens a connection to
-// B (hellos, then a ready record each way); the input then drives a sequence of operations: A sends a record of a fuzzed type, stream id, numbers
-// and data length (a data record by send, or sealed and kept by send_data, which must open again to its bytes); the bytes in flight are delivered to B cut at fuzzed boundaries; now and then one byte
-// is flipped or fuzzed bytes are injected. Invariants: no crash or sanitizer report; while the byte stream
-// is untouched, B receives exactly the records A sent, in order, and counts nothing bad; once it was
-// touched, B never delivers a record that A did not send, or out of order (a flipped byte closes the
-// connection; injected bytes may also leave it waiting for a record that never completes).
+// B (hellos, each side asking for AES-128- or AES-256-OCB as the input says, then a ready record each way);
+// the input then drives a sequence of operations: A sends a record of a fuzzed type, stream id, numbers and
+// data length (a data record by send, or sealed and kept by send_data, which must open again to its bytes);
+// the bytes in flight are delivered to B cut at fuzzed boundaries; now and then one byte is flipped or
+// fuzzed bytes are injected. Invariants: no crash or sanitizer report; while the byte stream is untouched, B
+// receives exactly the records A sent, in order, and counts nothing bad; once it was touched, B never
+// delivers a record that A did not send, or out of order (a flipped byte closes the connection; injected
+// bytes may also leave it waiting for a record that never completes).
 #include "fuzz_check.h"
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -71,8 +73,14 @@ struct Side final : streams::Links::Events {
   Bytes inbox;  // bytes sent to this side, not yet delivered
   bool closed = false;
   std::deque<Sent> got;
-  explicit Side(uint64_t seed) : engine(env, Identity::from_seed(seed_of(seed))), links(engine, *this, {}) {
+  Side(uint64_t seed, bool aes256)
+      : engine(env, Identity::from_seed(seed_of(seed))), links(engine, *this, config(aes256)) {
     env.self = this;
+  }
+  static StreamsConfig config(bool aes256) {
+    StreamsConfig c;
+    c.aes256_records = aes256;
+    return c;
   }
   static std::array<uint8_t, 32> seed_of(uint64_t s) {
     std::array<uint8_t, 32> a{};
@@ -122,7 +130,9 @@ bool same(const Sent& a, const Sent& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider fdp(data, size);
-  Side a(1), b(2);
+  // Either cipher: AES-128-OCB when neither side asks for AES-256-OCB.
+  const uint8_t ciphers = fdp.ConsumeIntegral<uint8_t>();
+  Side a(1, ciphers & 1), b(2, ciphers & 2);
   a.env.other = &b;
   b.env.other = &a;
   a.links.ensure(Contact{b.engine.id(), b.engine.identity().public_key(), *Endpoint::parse("127.0.0.1:9")});

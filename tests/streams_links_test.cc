@@ -3,13 +3,17 @@
 // protocol as the attack needs. Real-socket behaviour (the driver's high-water mark) is in
 // streams_tcp_test.cc.
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <cstring>
 #include <map>
 
+#include "crypto/session.h"
 #include "engine/engine.h"
 #include "storjnet/conn_provider.h"
 #include "streams/links.h"
+#include "streams/record_cipher.h"
+#include "wire/datagram.h"
 
 using namespace storjnet;
 using streams::Links;
@@ -488,4 +492,95 @@ TEST(StreamsLinks, ConnectionsPerPrefixAreCapped) {
   EXPECT_FALSE(w.closed(w.raw_connect(b, ep("192.0.3.1:7"))));
   w.advance(cfg.link_handshake_timeout + 1s);  // the silent ones time out and free their slots
   EXPECT_FALSE(w.closed(w.raw_connect(b, ep("192.0.2.99:7"))));
+}
+
+namespace {
+
+// A raw opener that speaks the handshake itself: its hello asks for `asks` (the cipher byte), then it seals
+// its ready record with `seals`, whatever the two hellos agreed. Returns the connection.
+uint64_t raw_opener(World& w, Side& to, uint8_t asks, streams::RecordCipher::Suite seals, uint8_t seed) {
+  Identity me = Identity::from_seed(Bytes(32, seed));
+  uint64_t c = w.raw_connect(to, ep("192.0.2." + std::to_string(seed) + ":7"));
+  Bytes hello = hello_from(me.public_key(), seed);
+  hello.back() = asks;
+  w.raw_send(c, hello);
+  w.pump();
+  if (w.closed(c) || w.raw_inbox(c).size() < kHelloSize) return c;
+  const Bytes theirs(w.raw_inbox(c).begin(), w.raw_inbox(c).begin() + kHelloSize);
+  crypto::SessionKey pair;
+  EXPECT_TRUE(crypto::derive_session_key(me, to.engine.identity().public_key(), pair, false));
+  // Opener to acceptor: BLAKE2b-256(pair key || opener salt || acceptor salt || 1).
+  streams::RecordCipher::Key key;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, key.size());
+  crypto_generichash_update(&st, pair.data(), pair.size());
+  crypto_generichash_update(&st, hello.data() + 36, 32);
+  crypto_generichash_update(&st, theirs.data() + 36, 32);
+  uint8_t dir = 1;
+  crypto_generichash_update(&st, &dir, 1);
+  crypto_generichash_final(&st, key.data(), key.size());
+  streams::RecordCipher tx(seals, key, streams::RecordCipher::Direction::kSeal);
+  uint8_t head[48] = {5};  // the ready record: type 5, zero stream id and value, no body
+  Bytes ready(4 + sizeof head + streams::RecordCipher::kTagSize);
+  wire::put_u32(ready.data(), static_cast<uint32_t>(ready.size() - 4));
+  tx.seal({ByteView(head, sizeof head)}, ready.data() + 4);
+  w.raw_send(c, ready);
+  w.pump();
+  return c;
+}
+
+}  // namespace
+
+// The hello's cipher byte: records are sealed with AES-128-OCB when both ends ask for it (the default) and
+// with AES-256-OCB when either asks for that (aes256_records); any other byte closes the connection. Checked
+// on the wire: a raw peer's ready record opens only under the agreed cipher.
+TEST(StreamsLinks, RecordsAreAes128OcbUnlessEitherEndAsksForAes256) {
+  using Suite = streams::RecordCipher::Suite;
+  for (bool a256 : {false, true})
+    for (bool b256 : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "a256 " << a256 << " b256 " << b256);
+      World w;
+      StreamsConfig ca = config(), cb = config();
+      ca.aes256_records = a256;
+      cb.aes256_records = b256;
+      Side a(w, ep("10.0.0.1:1"), ca, 1), b(w, ep("10.0.1.1:1"), cb, 2);
+      uint64_t c = link(w, a, b);
+      ASSERT_NE(c, 0u);
+      a.send_data(c, 1000);
+      w.pump();
+      ASSERT_EQ(b.got.size(), 1u);
+      EXPECT_EQ(b.got[0].second, Bytes(1000, 7));
+      EXPECT_EQ(a.links.stats().links_aes256, a256 || b256 ? 1u : 0u);
+      EXPECT_EQ(b.links.stats().links_aes256, a256 || b256 ? 1u : 0u);
+    }
+  for (bool b256 : {false, true}) {
+    SCOPED_TRACE(testing::Message() << "b256 " << b256);
+    World w;
+    StreamsConfig cb = config();
+    cb.aes256_records = b256;
+    Side b(w, ep("10.0.1.1:1"), cb, 2);
+    const Suite agreed = b256 ? Suite::kAes256Ocb : Suite::kAes128Ocb;
+    const Suite other = b256 ? Suite::kAes128Ocb : Suite::kAes256Ocb;
+    // The node states its own wish in its hello.
+    uint64_t ok = raw_opener(w, b, 3, agreed, 11);
+    ASSERT_GE(w.raw_inbox(ok).size(), kHelloSize);
+    EXPECT_EQ(w.raw_inbox(ok)[kHelloSize - 1], b256 ? 2 : 3);
+    EXPECT_FALSE(w.closed(ok));
+    EXPECT_EQ(b.ups, 1);
+    // A peer that asks for AES-256 gets it from any node.
+    uint64_t strong = raw_opener(w, b, 2, Suite::kAes256Ocb, 12);
+    EXPECT_FALSE(w.closed(strong));
+    EXPECT_EQ(b.ups, 2);
+    EXPECT_EQ(b.links.stats().links_aes256, b256 ? 2u : 1u);
+    // Sealed under the other cipher than the hellos agreed: does not authenticate.
+    uint64_t wrong = raw_opener(w, b, 3, other, 13);
+    EXPECT_TRUE(w.closed(wrong));
+    EXPECT_EQ(b.ups, 2);
+    EXPECT_EQ(b.links.stats().bad_records, 1u);
+    // An unknown cipher byte: closed at the hello, before any key work.
+    uint64_t unknown = raw_opener(w, b, 7, agreed, 14);
+    EXPECT_TRUE(w.closed(unknown));
+    EXPECT_EQ(w.raw_inbox(unknown).size(), 0u);
+    EXPECT_EQ(b.links.stats().bad_records, 2u);
+  }
 }

@@ -316,7 +316,7 @@ struct NonReadingPeer {
     Bytes hello{'S', 'J', 'T', '1'};
     hello.insert(hello.end(), me.public_key().begin(), me.public_key().end());
     hello.insert(hello.end(), salt.begin(), salt.end());
-    hello.push_back(2);
+    hello.push_back(2);  // AES-256-OCB: the connection then uses it whatever the node prefers
     asio::write(s, asio::buffer(hello));
     Bytes theirs(69);
     asio::read(s, asio::buffer(theirs));  // (their ready record stays unread, like everything after it)
@@ -332,7 +332,8 @@ struct NonReadingPeer {
     uint8_t dir = 1;
     crypto_generichash_update(&st, &dir, 1);
     crypto_generichash_final(&st, key.data(), key.size());
-    tx = std::make_unique<streams::RecordCipher>(key, streams::RecordCipher::Direction::kSeal);
+    tx = std::make_unique<streams::RecordCipher>(streams::RecordCipher::Suite::kAes256Ocb, key,
+                                                 streams::RecordCipher::Direction::kSeal);
   }
   // A record: type, stream id byte, value, body.
   Bytes record(uint8_t type, uint8_t id, ByteView body) {

@@ -50,6 +50,10 @@ struct StreamsConfig {
   size_t link_send_cap = 32 * 1024 * 1024;     // bytes queued on one connection beyond this close it
   uint32_t link_handshakes_per_second = 200;   // inbound hellos answered per second (each costs an X25519)
   uint32_t link_handshakes_per_prefix = 20;    // of those, per second from one /24 or /48
+  // Records are sealed with AES-128-OCB unless either end of a connection asks for AES-256-OCB with this
+  // (docs/protocol.md 7.6). The keys come from X25519 (~128-bit security) either way; AES-256 costs ~40%
+  // more per byte here.
+  bool aes256_records = false;
 };
 
 // Receive-side refusals (each answered with an error; "receive buffers full" is retried by the writer).
@@ -64,6 +68,7 @@ struct StreamsBudgetStats {
 // Fast path (docs/protocol.md 7.6): encrypted byte connections next to the engine's UDP RPC.
 struct StreamsFastPathStats {
   uint64_t links_up = 0;       // authenticated connections established (both directions)
+  uint64_t links_aes256 = 0;   // of links_up, those sealed with AES-256-OCB (either end asked for it)
   uint64_t links_failed = 0;   // connections that failed or were closed
   uint64_t bad_records = 0;    // malformed or unauthenticated records (each closes its connection)
   uint64_t bytes_sent = 0;     // stream data bytes sent over connections

@@ -170,6 +170,9 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
            sb.buffered);
   StreamsFastPathStats fp = node.streams().fast_path_stats();
   w.single("storjnet_fast_path_links_up_total", "counter", "Streams fast-path connections authenticated.", fp.links_up);
+  w.single("storjnet_fast_path_links_aes256_total", "counter",
+           "Of those, connections sealed with AES-256-OCB (either end asked for it); the others use AES-128-OCB.",
+           fp.links_aes256);
   w.family("storjnet_fast_path_closes_total", "counter",
            "Streams fast-path connections closed or refused, by reason (peer: closed by the peer or the network).");
   uint64_t bounded = fp.bad_records + fp.handshake_timeouts + fp.idle_closed + fp.ack_timeouts + fp.send_overflows +

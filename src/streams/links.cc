@@ -27,16 +27,18 @@ constexpr size_t kMaxPlain = kHead + Links::kMaxData;
 constexpr size_t kMaxSealed = kMaxPlain + RecordCipher::kTagSize;
 constexpr size_t kHelloSize = 4 + 32 + 32 + 1;          // magic, public key, salt, cipher
 constexpr uint8_t kMagic[4] = {'S', 'J', 'T', '1'};
-constexpr uint8_t kCipherAes256Ocb = 2;
+using Suite = RecordCipher::Suite;
 // The ready record: empty, zero stream id and value; the first record each way, and only the first.
 constexpr auto kReady = RecordType(5);
 constexpr Duration kRetry = 10s;                        // after a failed connection, datagrams only for this long
 constexpr Duration kBudgetWindow = 1s;                  // the handshake budgets' accounting period
 
-// A direction's key, kept for the records held sealed (it lives as long as any of them), wiped when freed.
+// A direction's key and cipher, kept for the records held sealed (it lives as long as any of them), wiped
+// when freed.
 struct WipedKey {
   RecordCipher::Key key;
-  explicit WipedKey(const RecordCipher::Key& k) : key(k) {}
+  Suite suite;
+  WipedKey(const RecordCipher::Key& k, Suite s) : key(k), suite(s) {}
   ~WipedKey() { sodium_memzero(key.data(), key.size()); }
   WipedKey(const WipedKey&) = delete;
   WipedKey& operator=(const WipedKey&) = delete;
@@ -54,7 +56,7 @@ class SealedRecord final : public SealedChunk {
   ByteView wire() const { return ByteView(bytes_.get(), size_); }
   size_t size() const override { return data_size_; }
   Bytes open() const override {
-    RecordCipher cipher(key_->key, RecordCipher::Direction::kOpen, counter_);
+    RecordCipher cipher(key_->suite, key_->key, RecordCipher::Direction::kOpen, counter_);
     const uint8_t* sealed = bytes_.get() + 4;
     uint8_t head[kHead];
     Bytes out(data_size_);
@@ -90,6 +92,7 @@ struct Links::Impl final : ConnListener {
     std::deque<TimePoint> unanswered;  // send times of data records the peer has not acked yet, in order
     PublicKey expect{};
     std::array<uint8_t, 32> my_salt{}, peer_salt{};
+    Suite suite = Suite::kAes256Ocb;  // AES-128-OCB only when both hellos asked for it
     std::unique_ptr<RecordCipher> tx, rx;  // set once both hellos are known
     std::shared_ptr<const WipedKey> tx_key;  // tx's, for the records kept sealed (SealedRecord)
     Bytes in;  // an incomplete unit (hello or record), at most one
@@ -224,7 +227,7 @@ struct Links::Impl final : ConnListener {
     auto& pk = engine.identity().public_key();
     h.insert(h.end(), pk.begin(), pk.end());
     h.insert(h.end(), l.my_salt.begin(), l.my_salt.end());
-    h.push_back(kCipherAes256Ocb);
+    h.push_back(static_cast<uint8_t>(cfg.aes256_records ? Suite::kAes256Ocb : Suite::kAes128Ocb));
     net->conn_send(l.conn, std::move(h));
   }
 
@@ -243,14 +246,20 @@ struct Links::Impl final : ConnListener {
       crypto_generichash_final(&st, out.data(), out.size());
       return out;
     };
-    l.tx_key = std::make_shared<const WipedKey>(key(l.inbound ? 2 : 1));
-    l.tx = std::make_unique<RecordCipher>(l.tx_key->key, RecordCipher::Direction::kSeal);
-    l.rx = std::make_unique<RecordCipher>(key(l.inbound ? 1 : 2), RecordCipher::Direction::kOpen);
+    l.tx_key = std::make_shared<const WipedKey>(key(l.inbound ? 2 : 1), l.suite);
+    l.tx = std::make_unique<RecordCipher>(l.suite, l.tx_key->key, RecordCipher::Direction::kSeal);
+    l.rx = std::make_unique<RecordCipher>(l.suite, key(l.inbound ? 1 : 2), RecordCipher::Direction::kOpen);
   }
 
   // The peer's hello; false with the reason when the connection must close.
   std::optional<Why> on_hello(Link& l, const uint8_t* p) {
-    if (std::memcmp(p, kMagic, 4) != 0 || p[68] != kCipherAes256Ocb) return Why::kBadInput;
+    const uint8_t theirs = p[68];
+    if (std::memcmp(p, kMagic, 4) != 0) return Why::kBadInput;
+    if (theirs != static_cast<uint8_t>(Suite::kAes256Ocb) && theirs != static_cast<uint8_t>(Suite::kAes128Ocb))
+      return Why::kBadInput;
+    // Either end asking for AES-256 gets it; the acceptor's hello (sent below) states its own wish the same way.
+    l.suite = theirs == static_cast<uint8_t>(Suite::kAes128Ocb) && !cfg.aes256_records ? Suite::kAes128Ocb
+                                                                                      : Suite::kAes256Ocb;
     PublicKey pk;
     std::memcpy(pk.data(), p + 4, 32);
     std::memcpy(l.peer_salt.data(), p + 36, 32);
@@ -278,6 +287,7 @@ struct Links::Impl final : ConnListener {
     l.last_heard = engine.now();
     link_of[l.peer] = l.conn;
     ++stats.links_up;
+    if (l.suite == Suite::kAes256Ocb) ++stats.links_aes256;
     events.on_link_up(l.peer);
   }
 

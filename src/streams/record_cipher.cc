@@ -16,19 +16,20 @@ int as_int(size_t n) {
 }
 }  // namespace
 
-RecordCipher::RecordCipher(const Key& key, Direction dir, uint64_t first)
+RecordCipher::RecordCipher(Suite suite, const Key& key, Direction dir, uint64_t first)
     : ctx_(EVP_CIPHER_CTX_new()), counter_(first) {
   if (dir == Direction::kSeal && first != 0) {
     EVP_CIPHER_CTX_free(ctx_of(ctx_));
     throw std::logic_error("a sealing RecordCipher starts at counter 0");
   }
   auto* c = ctx_of(ctx_);
-  // Key schedule once; each record then only sets its IV.
-  int ok = c && (dir == Direction::kSeal ? EVP_EncryptInit_ex(c, EVP_aes_256_ocb(), nullptr, key.data(), nullptr)
-                                         : EVP_DecryptInit_ex(c, EVP_aes_256_ocb(), nullptr, key.data(), nullptr));
+  const EVP_CIPHER* aes = suite == Suite::kAes128Ocb ? EVP_aes_128_ocb() : EVP_aes_256_ocb();
+  // Key schedule once; each record then only sets its IV. AES-128 takes the key's first 16 bytes.
+  int ok = c && (dir == Direction::kSeal ? EVP_EncryptInit_ex(c, aes, nullptr, key.data(), nullptr)
+                                         : EVP_DecryptInit_ex(c, aes, nullptr, key.data(), nullptr));
   if (!ok) {
     EVP_CIPHER_CTX_free(c);
-    throw std::runtime_error("AES-256-OCB unavailable");
+    throw std::runtime_error("AES-OCB unavailable");
   }
 }
 
