@@ -765,13 +765,21 @@ void run_dht(const Opts& opts) {
   auto keys64 = make_keys("64", 64);
   auto keys1k = make_keys("1k", 1024);
   progress("put 64B x %d\n", a.ops);
-  auto put64 = run_puts(b, keys64, rng, "put64");
+  // Requests per wire method in each op phase (driver paused between phases): where its datagrams go.
+  std::map<std::string, json> phase_requests;
+  auto requests_of = [&](const char* phase, auto run) {
+    auto r0 = requests_out();
+    auto r = run();
+    phase_requests[phase] = requests_delta(r0, requests_out());
+    return r;
+  };
+  auto put64 = requests_of("put64", [&] { return run_puts(b, keys64, rng, "put64"); });
   progress("put 1KiB x %d\n", a.ops);
-  auto put1k = run_puts(b, keys1k, rng, "put1k");
+  auto put1k = requests_of("put1k", [&] { return run_puts(b, keys1k, rng, "put1k"); });
   progress("get 64B x %d\n", a.ops);
-  auto get64 = run_gets(b, keys64, rng, "get64");
+  auto get64 = requests_of("get64", [&] { return run_gets(b, keys64, rng, "get64"); });
   progress("get 1KiB x %d\n", a.ops);
-  auto get1k = run_gets(b, keys1k, rng, "get1k");
+  auto get1k = requests_of("get1k", [&] { return run_gets(b, keys1k, rng, "get1k"); });
   progress("listen x %d events over %d topics\n", a.ops, a.topics);
   ListenPhaseArgs la;
   la.driver = &driver;
@@ -790,9 +798,9 @@ void run_dht(const Opts& opts) {
   if (a.burst > 0) {
     auto keysb = make_keys("burst", 64);
     progress("burst put 64B x %d, %d in flight\n", a.ops, a.burst);
-    bput = run_burst(b, keysb, rng, false);
+    bput = requests_of("burst_put", [&] { return run_burst(b, keysb, rng, false); });
     progress("burst get 64B x %d, %d in flight\n", a.ops, a.burst);
-    bget = run_burst(b, keysb, rng, true);
+    bget = requests_of("burst_get", [&] { return run_burst(b, keysb, rng, true); });
   }
 
   long rss_end_kb = proc_status_kb("VmRSS");
@@ -910,6 +918,7 @@ void run_dht(const Opts& opts) {
   j["put1k"] = pg_json(put1k, 1024, false);
   j["get64"] = pg_json(get64, 64, true);
   j["get1k"] = pg_json(get1k, 1024, true);
+  for (const char* phase : {"put64", "put1k", "get64", "get1k"}) j[phase]["requests_out"] = phase_requests[phase];
   if (lis.is_object()) {
     // traffic as the rest of this harness counts it (process-wide interposed sends), next to the phase's own
     long long ev = lis.value("events", 0);
@@ -938,6 +947,8 @@ void run_dht(const Opts& opts) {
   if (a.burst > 0) {
     j["burst_put"] = burst_json(bput);
     j["burst_get"] = burst_json(bget);
+    j["burst_put"]["requests_out"] = phase_requests["burst_put"];
+    j["burst_get"]["requests_out"] = phase_requests["burst_get"];
   }
   j["opendht_warnings"] = 0;
   j["opendht_errors"] = 0;
