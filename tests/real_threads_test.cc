@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include "crypto/key_cache.h"
+#include "node/node_internals.h"
 #include "storjnet/real_driver.h"
 
 using namespace storjnet;
@@ -223,4 +225,36 @@ TEST(RealThreads, CallWithoutANodeSeesEveryNodeAndRunsAlone) {
 TEST(RealThreads, ZeroThreadsMeansOnePerCore) {
   RealDriver driver(RealDriver::Options{.threads = 0});
   EXPECT_EQ(driver.threads(), std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// First-contact key work (the pair key of a peer this process never talked to) runs on the driver's key
+// threads while the io thread goes on, and the pings waiting for it leave in order once it is done; with no
+// key threads it runs on the io thread. Either way every ping is answered.
+TEST(RealThreads, FirstContactKeyWorkRunsOnTheKeyThreads) {
+  for (unsigned key_threads : {2u, 0u}) {
+    SCOPED_TRACE(key_threads);
+    crypto::clear_key_caches();
+    RealDriver driver(RealDriver::Options{.threads = 1, .key_threads = key_threads});
+    Node& a = driver.add_node(loopback_any(), Identity::generate());
+    Node& b = driver.add_node(loopback_any(), Identity::generate());
+    Contact cb = Contact::from_key(b.public_key(), driver.local_endpoint(b));
+    std::promise<std::vector<bool>> done;
+    auto answers = std::make_shared<std::vector<bool>>();
+    driver.post(a, [&, answers] {
+      for (int i = 0; i < 3; ++i)
+        a.ping(cb, [&, answers, id = b.id()](std::optional<NodeId> got) {
+          answers->push_back(got == id);
+          if (answers->size() == 3) done.set_value(*answers);
+        });
+    });
+    auto f = done.get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+    EXPECT_EQ(f.get(), std::vector<bool>(3, true));
+    auto offloaded = [&](Node& n) { return driver.call(n, [&] { return NodeInternals::engine(n).stats(); }); };
+    EngineStats sa = offloaded(a), sb = offloaded(b);
+    // A derived the pair key for its pings (and cached it for the process: B found it there).
+    EXPECT_EQ(sa.key_work_offloaded, key_threads ? 1u : 0u);
+    EXPECT_EQ(sb.key_work_offloaded, 0u);
+    driver.stop();
+  }
 }

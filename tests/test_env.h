@@ -2,6 +2,7 @@
 // captured in `outbox`; randomness is a fixed-seed stream.
 #pragma once
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "crypto/session.h"
@@ -32,9 +33,29 @@ class ManualEnv final : public Environment {
     }
   }
   void advance(Duration d) { now_ += d; }
+  // Key work (Environment::offload) waits in `jobs` when `offloads` is set, until run_jobs(): each job's work,
+  // then its done, in order, as the other core and then the node's thread would.
+  bool offload(std::function<void()> work, std::function<void()> done) override {
+    if (!offloads) return false;
+    jobs.emplace_back(std::move(work), std::move(done));
+    return true;
+  }
+  size_t run_jobs() {
+    size_t n = 0;
+    while (!jobs.empty()) {
+      auto job = std::move(jobs.front());
+      jobs.erase(jobs.begin());
+      job.first();
+      job.second();
+      ++n;
+    }
+    return n;
+  }
 
   std::vector<Sent> outbox;
   TimePoint wake = TimePoint::max();
+  bool offloads = false;
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> jobs;
 
  private:
   TimePoint now_{1'000'000'000};

@@ -9,6 +9,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -57,6 +58,11 @@ class Environment {
   virtual bool send_with_ttl(const Endpoint& /*to*/, ByteView /*datagram*/, uint8_t /*ttl*/) { return false; }
   // Fills `out` with random bytes (cryptographic in the real driver, seeded in the simulator).
   virtual void random(std::span<uint8_t> out) = 0;
+  // Key work on another core: runs `work` (a pure computation that touches nothing but what it captured) off
+  // the node's thread, then `done` on the node's thread as an event of its own (never inside this call). False
+  // when the driver does not offload: the caller then computes in place. Drivers that do not say: false (the
+  // simulator, so its runs stay deterministic).
+  virtual bool offload(std::function<void()> /*work*/, std::function<void()> /*done*/) { return false; }
 
   uint64_t random_u64() {
     uint64_t v;

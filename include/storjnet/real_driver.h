@@ -12,10 +12,12 @@
 // could deadlock, so it throws std::logic_error. Per-thread: the receive batch buffers and the random source
 // (Environment::random); per-node: socket, send queue, buffer pool, timers. The simulator does not use this.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -36,6 +38,9 @@ struct RealDriverOptions {
   int udp_sndbuf = 8 << 20;
   // io threads (each an io_context with its own nodes). 0: std::thread::hardware_concurrency().
   unsigned threads = 1;
+  // Threads for first-contact key work (the X25519 of a peer this process never talked to; Environment::offload):
+  // it runs there while the io threads go on, so one busy node uses more than one core. 0: on the io threads.
+  unsigned key_threads = std::max(1u, std::thread::hardware_concurrency());
   // How often the driver checks whether malloc holds a megabyte more free memory than after its last trim, and
   // returns those pages to the kernel (malloc_trim; src/real/free_memory.h). 0: never (the process's own policy).
   std::chrono::milliseconds return_free_memory_every{1000};

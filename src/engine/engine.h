@@ -104,6 +104,7 @@ struct EngineStats {
   uint64_t retransmits = 0, timeouts = 0, sessions_created = 0, sessions_evicted = 0;
   uint64_t sessions_idled = 0;  // sessions shrunk to their replay floor after EngineConfig::session_idle
   uint64_t key_derivations = 0;  // X25519 work for senders without a session
+  uint64_t key_work_offloaded = 0;  // first-contact key work (either direction) done off the node's thread
   uint64_t cookies_sent = 0, cookies_received = 0, challenges_sent = 0, addresses_proven = 0;
   // Relayed paths (set_via): our datagrams sent wrapped to a relay, and inner datagrams a relay delivered.
   uint64_t relayed_out = 0, relayed_in = 0;
@@ -176,6 +177,10 @@ class Engine {
   // from directly, for kViaIdle after that.
   static constexpr Duration kViaIdle = std::chrono::seconds(120);
   static constexpr size_t kMaxVia = 1024;
+  // First-contact key work off the node's thread (Environment::offload; KeyJob below): peers whose pair key is
+  // being derived at once, and our messages or their datagrams waiting per such peer.
+  static constexpr size_t kMaxKeyJobs = 64;
+  static constexpr size_t kMaxKeyJobQueue = 32;
   void set_via(const PublicKey& key, const Contact& relay);
   void clear_via(const PublicKey& key) { via_.erase(key); }
   std::optional<Contact> via(const PublicKey& key) const;
@@ -336,8 +341,28 @@ class Engine {
   void flush_held(const Contact& to);
   void sweep_held();
   void handle_sealed(const Endpoint& from, const wire::Sealed& s, const Contact* relay = nullptr);
-  // Authenticates a datagram from a sender without a session, within the first-contact budget.
+  // Authenticates a datagram from a sender without a session, within the first-contact budget. False also
+  // when the datagram is held for key work done off the node's thread (then handled when it is done).
   bool open_first_contact(const Endpoint& from, const wire::Sealed& s, crypto::SessionKey& key, bool relayed);
+
+  // First-contact key work off the node's thread (Environment::offload; src/engine/engine_key_work.cc). While a
+  // peer's pair key is being derived, our messages to it and its first datagrams wait here, in order, and go
+  // (are handled) once it is known. Bounded: kMaxKeyJobs peers at once (beyond, the work is done in place, as
+  // without offload), kMaxKeyJobQueue messages and datagrams per peer (beyond, dropped and counted).
+  struct KeyJob {
+    struct Send {
+      Contact to;
+      Bytes message;
+      SendKind kind;
+    };
+    std::vector<Send> sends;
+    std::vector<std::pair<Endpoint, Bytes>> datagrams;
+  };
+  bool offload_send(const Contact& given, const Contact& to, ByteView message, SendKind kind);  // true: queued
+  bool hold_for_key(const Endpoint& from, const PublicKey& sender, bool start);  // true: held (datagram_)
+  bool key_work_for(const PublicKey& pk) const { return key_work_ && key_work_->jobs.count(pk); }
+  KeyJob* start_key_job(const PublicKey& pk);  // nullptr: the driver does not offload, or no room
+  void key_job_done(const PublicKey& pk, bool ok, const crypto::SessionKey& key);
   void handle_cookie_reply(const Endpoint& from, const wire::CookieReply& c);
   void handle_message(const Contact& from, ByteView message, bool relayed = false);
   void release_share(const Contact& to);  // a pending request to `to` ended
@@ -392,6 +417,14 @@ class Engine {
   std::unordered_map<PublicKey, uint32_t, KeyedHash> pending_per_peer_;
   std::unordered_map<Endpoint::Prefix, uint32_t> pending_per_prefix_;
   Bytes scratch_plain_, scratch_frame_;
+  struct KeyWork {
+    std::unordered_map<PublicKey, KeyJob, KeyedHash> jobs;
+    std::optional<std::pair<PublicKey, crypto::SessionKey>> derived;  // a done job's key, while its datagrams run
+    std::shared_ptr<const Identity> identity;  // what the work runs with, off the node's thread
+    std::shared_ptr<bool> alive = std::make_shared<bool>(true);  // work ending after the engine is gone
+  };
+  std::unique_ptr<KeyWork> key_work_;  // while jobs run (none most of the time)
+  ByteView datagram_;  // the direct datagram being handled (on_datagram), for hold_for_key
   RecentSends recent_sends_;
   uint64_t arrivals_ = 0;   // datagrams received so far (the number of the one being handled)
   TimePoint arrived_at_{};  // when the datagram being handled arrived

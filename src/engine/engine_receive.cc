@@ -46,7 +46,9 @@ void Engine::on_datagram(const Endpoint& from, ByteView data) {
   } else if (auto* c = std::get_if<wire::CookieReply>(&*r.datagram)) {
     handle_cookie_reply(from, *c);
   } else {
+    datagram_ = data;
     handle_sealed(from, std::get<wire::Sealed>(*r.datagram));
+    datagram_ = {};
   }
   update_wake();
 }
@@ -164,9 +166,16 @@ bool Engine::open_first_contact(const Endpoint& from, const wire::Sealed& s, cry
     drops_.add(DropReason::kBadKey);
     return false;
   }
-  if (failed) {
+  if (key_work_ && key_work_->derived && key_work_->derived->first == s.sender) {
+    key = key_work_->derived->second;  // key work done off the node's thread, for this datagram (key_job_done)
+  } else if (failed) {
     key = **failed;
   } else if (!crypto::cached_pair_key(identity_.public_key(), s.sender, key)) {
+    // Key work for this sender under way: the datagram waits for it (its first one paid the budget).
+    if (!relayed && key_work_for(s.sender)) {
+      hold_for_key(from, s.sender, false);
+      return false;
+    }
     switch (first_contact_.admit(from, s.cookie)) {
       case FirstContact::Admit::kWork: break;
       case FirstContact::Admit::kSendCookie:
@@ -187,6 +196,7 @@ bool Engine::open_first_contact(const Endpoint& from, const wire::Sealed& s, cry
       case FirstContact::Admit::kUnanswered: drops_.add(DropReason::kCookieBudget); return false;
     }
     ++stats_.key_derivations;
+    if (!relayed && hold_for_key(from, s.sender, true)) return false;
     if (!crypto::derive_session_key(identity_, s.sender, key, /*cache=*/false)) {
       first_contact_.remember_failed(s.sender, std::nullopt);
       drops_.add(DropReason::kBadKey);

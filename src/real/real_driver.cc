@@ -22,6 +22,7 @@
 #include "real/fast_random.h"
 #include "real/free_memory.h"
 #include "real/fresh_ports.h"
+#include "real/key_workers.h"
 #include "real/lan_address.h"
 #include "real/recv_batch.h"
 #include "real/udp_io.h"
@@ -107,6 +108,7 @@ struct RealDriver::Impl {
     real::UdpBuffers buffers;
     real::BufferPool spent;  // spent connection buffers (written, or recycled by reads), for conn_buffer()
     real::FreshPorts fresh;  // open_fresh_ports (birthday punching)
+    real::KeyWorkers* workers = nullptr;  // Environment::offload (none: key work on this io thread)
 
     Host(Batch& b, real::FastRandom& r, asio::io_context& i, const RealDriver::Options& opts,
          std::chrono::steady_clock::time_point o)
@@ -114,6 +116,10 @@ struct RealDriver::Impl {
           rng(r),
           socket(i), io(i), options(opts), timer(i), origin(o), send_timer(i),
           fresh(i, [this](const Endpoint& from, ByteView dg) { node->on_datagram(from, dg); }) {}
+
+    bool offload(std::function<void()> work, std::function<void()> done) override {
+      return workers && workers->submit(io, std::move(work), std::move(done));
+    }
 
     // ---------------------------------------------------------------- byte connections
     void set_conn_listener(ConnListener* l) override { listener = l; }
@@ -441,10 +447,12 @@ struct RealDriver::Impl {
   mutable std::mutex hosts_mu;  // guards `hosts` and `by_node` (not the hosts themselves)
   std::list<std::unique_ptr<Host>> hosts;
   std::unordered_map<const Node*, Host*> by_node;
+  std::unique_ptr<real::KeyWorkers> key_workers;  // stopped first (stop()): its jobs post to the shards
 
   explicit Impl(RealDriver::Options o) : options(o) {
     unsigned t = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     options.threads = t;
+    if (options.key_threads) key_workers = std::make_unique<real::KeyWorkers>(options.key_threads);
     for (unsigned i = 0; i < t; ++i) shards.push_back(std::make_unique<Shard>());
     if (options.return_free_memory_every.count() > 0)
       trim = std::make_unique<real::FreeMemoryTimer>(shards[0]->io, options.return_free_memory_every);
@@ -529,6 +537,7 @@ void RealDriver::stop() {
       }
       h->close_all();
       h->fresh.close_all();
+      h->workers = nullptr;  // key work in place from now on: the workers stop below
     }
   });
   {
@@ -536,6 +545,7 @@ void RealDriver::stop() {
     impl_->stopping = true;
     impl_->park_cv.notify_all();
   }
+  impl_->key_workers.reset();  // waits for running key work; what it posts to the shards is never run
   for (auto& s : impl_->shards) {
     s->work.reset();
     s->io.stop();
@@ -594,6 +604,7 @@ Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity
     auto& shard = *impl_->shards[i];
     auto host = std::make_unique<Impl::Host>(*shard.batch, shard.rng, shard.io, impl_->options, impl_->origin);
     host->shard = i;
+    host->workers = impl_->key_workers.get();
     boost::system::error_code ec, listen_ec;
     auto ep = to_asio(bind);
     // An ephemeral port taken for TCP gives way to another (8 tries): the fast path shares the UDP port.

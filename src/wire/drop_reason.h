@@ -29,7 +29,8 @@ enum class DropReason : uint8_t {
   kHoldFull,           // answer to an unproven address not held: per-address, per-prefix or total bound
   kHoldExpired,        // held answer's address did not prove itself in time
   kBadEcho,            // address echo matching no challenge sent to that address and key
-  kKeyBudget,          // unknown sender not processed: first-contact key budget spent (cookie sent instead)
+  kKeyBudget,          // unknown sender not processed: first-contact key budget spent (cookie sent instead), or
+                       // over Engine::kMaxKeyJobQueue datagrams (or our messages to it) waiting for its key work
   kBadCookie,          // cookie invalid for the source address or expired; cookie reply matching no session
   kPendingShare,       // request refused: its peer or prefix already holds its share of pending RPCs
   kShortFragment,      // a fragment other than the last is not full-size (kMaxChunk)
