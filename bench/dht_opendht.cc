@@ -92,7 +92,7 @@ Clock::duration secs(double s) {
 struct Opts {
   int nodes = 10;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  unsigned key_threads = RealDriver::Options{}.key_threads;
+  int key_threads = -1;  // -1: RealDriver::Options::kSpareCores
   int ops = 200;
   uint64_t seed = 1;
   int base_port = 0;
@@ -543,7 +543,7 @@ void run_dht(const Opts& opts) {
 
   RealDriver::Options dopts;
   dopts.threads = static_cast<unsigned>(std::min(a.threads, N));
-  dopts.key_threads = a.key_threads;
+  if (a.key_threads >= 0) dopts.key_threads = static_cast<unsigned>(a.key_threads);
   RealDriver driver(dopts);
   Bench b;
   b.a = a;
@@ -890,7 +890,7 @@ void run_dht(const Opts& opts) {
   j["io"] = "asio";
   j["cpus"] = std::thread::hardware_concurrency();
   j["threads"] = driver.threads();
-  j["key_threads"] = a.key_threads;
+  j["key_threads"] = driver.key_threads();
   j["settle"] = {{"settled", settled},
                  {"start_s", sec_since(t_start, t_started)},
                  {"all_connected_s", t_all_connected},
@@ -1007,8 +1007,8 @@ static void add_dht(CLI::App& app) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   cmd->add_option("--key-threads", o->key_threads,
-                  "threads for first-contact key work (default: one per core; 0: on the io threads)")
-      ->check(CLI::Range(0, 1024))
+                  "threads for first-contact key work (default -1: the cores the io threads leave; 0: none)")
+      ->check(CLI::Range(-1, 1024))
       ->capture_default_str();
   cmd->add_option("--base-port", o->base_port, "0: ephemeral ports, else node i binds base+i");
   cmd->add_option("--settle-timeout", o->settle_timeout);

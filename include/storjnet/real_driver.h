@@ -12,12 +12,10 @@
 // could deadlock, so it throws std::logic_error. Per-thread: the receive batch buffers and the random source
 // (Environment::random); per-node: socket, send queue, buffer pool, timers. The simulator does not use this.
 #pragma once
-#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -39,8 +37,11 @@ struct RealDriverOptions {
   // io threads (each an io_context with its own nodes). 0: std::thread::hardware_concurrency().
   unsigned threads = 1;
   // Threads for first-contact key work (the X25519 of a peer this process never talked to; Environment::offload):
-  // it runs there while the io threads go on, so one busy node uses more than one core. 0: on the io threads.
-  unsigned key_threads = std::max(1u, std::thread::hardware_concurrency());
+  // it runs there while the io threads go on, so one busy node uses more than one core. kSpareCores (the
+  // default): one per core the io threads leave, none when they take every core (handing work to a busy core
+  // costs more wake-ups than it saves); 0: none, key work on the io threads.
+  static constexpr unsigned kSpareCores = ~0u;
+  unsigned key_threads = kSpareCores;
   // How often the driver checks whether malloc holds a megabyte more free memory than after its last trim, and
   // returns those pages to the kernel (malloc_trim; src/real/free_memory.h). 0: never (the process's own policy).
   std::chrono::milliseconds return_free_memory_every{1000};
@@ -70,6 +71,7 @@ class RealDriver {
   std::vector<Endpoint> local_endpoints(const Node& node) const;
   size_t size() const;
   size_t threads() const;
+  size_t key_threads() const;  // RealDriverOptions::key_threads, resolved
   // The io thread (0..threads()-1) that `node` lives on. Throws std::invalid_argument for a node of another
   // driver.
   size_t thread_of(const Node& node) const;

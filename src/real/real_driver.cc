@@ -452,6 +452,8 @@ struct RealDriver::Impl {
   explicit Impl(RealDriver::Options o) : options(o) {
     unsigned t = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     options.threads = t;
+    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    if (options.key_threads == RealDriver::Options::kSpareCores) options.key_threads = cores > t ? cores - t : 0;
     if (options.key_threads) key_workers = std::make_unique<real::KeyWorkers>(options.key_threads);
     for (unsigned i = 0; i < t; ++i) shards.push_back(std::make_unique<Shard>());
     if (options.return_free_memory_every.count() > 0)
@@ -586,6 +588,7 @@ void RealDriver::post_on(const Node* node, std::function<void()> fn) {
 void RealDriver::post(std::function<void()> fn) { impl_->post_exclusive(std::move(fn)); }
 void RealDriver::post(const Node& node, std::function<void()> fn) { post_on(&node, std::move(fn)); }
 size_t RealDriver::threads() const { return impl_->shards.size(); }
+size_t RealDriver::key_threads() const { return impl_->options.key_threads; }
 size_t RealDriver::thread_of(const Node& node) const { return impl_->host_of(node)->shard; }
 
 Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig config,
