@@ -33,7 +33,9 @@ class FreeMemory {
   };
   static Allocator glibc();
 
-  explicit FreeMemory(Allocator a) : a_(std::move(a)) {}
+  // The checks count growth from here: what the process held before is not trimmed for, what it gains before
+  // the first check is.
+  explicit FreeMemory(Allocator a) : a_(std::move(a)), floor_(a_.resident_bytes()), last_(floor_) {}
   // Trims when the resident bytes grew by kMinGrowth since the last trim (or their lowest since) and grew by
   // less than kMinGrowth / 4 since the last check; true if it did.
   bool check();
@@ -41,8 +43,8 @@ class FreeMemory {
 
  private:
   Allocator a_;
-  size_t floor_ = SIZE_MAX;  // resident bytes after the last trim, or their lowest since (the first reading)
-  size_t last_ = 0;          // the last check's reading
+  size_t floor_;  // resident bytes after the last trim, or their lowest since (at first: when it was made)
+  size_t last_;   // the last check's reading
   uint64_t trims_ = 0;
 };
 
