@@ -29,16 +29,7 @@ struct KeyWork : ::testing::Test {
       r.ok(q.payload);
     });
   }
-  void pump() {
-    while (!ea.outbox.empty() || !eb.outbox.empty()) {
-      auto out_a = std::move(ea.outbox);
-      ea.outbox.clear();
-      for (auto& s : out_a) b.on_datagram(ep_a, s.data);
-      auto out_b = std::move(eb.outbox);
-      eb.outbox.clear();
-      for (auto& s : out_b) a.on_datagram(ep_b, s.data);
-    }
-  }
+  void pump() { test::pump(ea, a, ep_a, eb, b, ep_b); }
   std::vector<std::string> send_three() {
     auto answers = std::make_shared<std::vector<std::string>>();
     for (const char* body : {"one", "two", "three"})

@@ -25,16 +25,7 @@ struct Pair : ::testing::Test {
   Contact cb = Contact::from_key(b.identity().public_key(), ep_b);
 
   // Delivers everything A sent to B and vice versa until both outboxes are empty.
-  void pump() {
-    while (!ea.outbox.empty() || !eb.outbox.empty()) {
-      auto out_a = std::move(ea.outbox);
-      ea.outbox.clear();
-      for (auto& s : out_a) b.on_datagram(ep_a, s.data);
-      auto out_b = std::move(eb.outbox);
-      eb.outbox.clear();
-      for (auto& s : out_b) a.on_datagram(ep_b, s.data);
-    }
-  }
+  void pump() { test::pump(ea, a, ep_a, eb, b, ep_b); }
 };
 }  // namespace
 

@@ -62,6 +62,19 @@ class ManualEnv final : public Environment {
   sim::Rng rng_;
 };
 
+// Delivers everything A sent to B and B to A (each at the other's endpoint) until both outboxes are empty.
+template <class E>
+void pump(ManualEnv& ea, E& a, const Endpoint& ep_a, ManualEnv& eb, E& b, const Endpoint& ep_b) {
+  while (!ea.outbox.empty() || !eb.outbox.empty()) {
+    auto out_a = std::move(ea.outbox);
+    ea.outbox.clear();
+    for (auto& s : out_a) b.on_datagram(ep_a, s.data);
+    auto out_b = std::move(eb.outbox);
+    eb.outbox.clear();
+    for (auto& s : out_b) a.on_datagram(ep_b, s.data);
+  }
+}
+
 // Forger: seals messages as `me` towards the node whose key is `peer`, exactly as an engine would, for tests
 // that forge sources or flood. Each datagram gets the next nonce counter of one session (epoch, salt).
 class Forger {

@@ -78,6 +78,10 @@ void Engine::key_job_done(const PublicKey& pk, bool ok, const crypto::SessionKey
       key_work_->derived.emplace(pk, key);
       auto r = wire::decode(bytes, config_.network_id);
       datagram_ = bytes;
+      // Handled now as if it arrived now: what went to its address meanwhile counts as sent before it
+      // (sent_before_arrival), the conservative side for the dial-back self-check.
+      ++arrivals_;
+      arrived_at_ = env_.now();
       if (r.datagram)
         if (auto* s = std::get_if<wire::Sealed>(&*r.datagram)) handle_sealed(from, *s);
       datagram_ = {};
