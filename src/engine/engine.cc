@@ -173,8 +173,9 @@ void Engine::send_message(const Contact& given, ByteView message, SendKind kind,
   // relay_forward; the peer's own address budget does not: nothing reaches that address, and no echo through
   // the relay could prove it (a relayed stream once stalled on it for good).
   bool relayed = v != via_.end() && v->second.live(env_.now());
-  if (!sessions_.count(to.key) && offload_send(given, to, message, kind)) return;  // sent once its key is known
-  Session* s = session_for_send(to.key);
+  auto known = sessions_.find(to.key);
+  if (known == sessions_.end() && offload_send(given, to, message, kind)) return;  // sent once its key is known
+  Session* s = known != sessions_.end() ? &known->second : session_for_send(to.key);
   if (!s) return;
   s->last_used = env_.now();
   bool cookie = cookies_.count(to.endpoint) > 0;
