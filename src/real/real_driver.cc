@@ -17,14 +17,13 @@
 #include <unordered_map>
 
 #include "real/asio_endpoint.h"
-#include "real/buffer_pool.h"
-#include "real/conn_out.h"
 #include "real/fast_random.h"
 #include "real/free_memory.h"
 #include "real/fresh_ports.h"
 #include "real/key_workers.h"
 #include "real/lan_address.h"
 #include "real/recv_batch.h"
+#include "real/tcp_conns.h"
 #include "real/udp_io.h"
 #include "storjnet/conn_provider.h"
 
@@ -32,7 +31,6 @@ namespace storjnet {
 
 namespace asio = boost::asio;
 using udp = asio::ip::udp;
-using tcp = asio::ip::tcp;
 
 namespace {
 
@@ -47,20 +45,6 @@ thread_local ThreadRole tl_role;
 }  // namespace
 
 struct RealDriver::Impl {
-  // One byte connection of the streams fast path (TCP, same port number as the UDP socket).
-  struct Conn {
-    uint64_t id;
-    tcp::socket sock;
-    real::ConnOut out;
-    bool writing = false, open = false, closed = false;
-    bool paused = false;  // not reading: the queue to this peer passed the high-water mark
-    bool flush_posted = false;  // a flush_out is queued behind the current handler
-    std::vector<uint8_t> rbuf;  // 256 KiB from start(): a node's waiting accept holds no read buffer
-    std::vector<asio::const_buffer> wbufs;
-    size_t wcount = 0;
-    Conn(uint64_t i, asio::io_context& io) : id(i), sock(io) {}
-  };
-
   // Receive buffers for recvmmsg, one set per io thread (real/recv_batch.h).
   using Batch = real::RecvBatch;
   static constexpr unsigned kBatch = Batch::kBatch;
@@ -72,11 +56,7 @@ struct RealDriver::Impl {
     udp::socket socket;
     asio::io_context& io;
     const RealDriver::Options& options;
-    std::unique_ptr<tcp::acceptor> acceptor;
-    std::unordered_map<uint64_t, std::shared_ptr<Conn>, KeyedHash> conns;
-    uint64_t paused_reads = 0;  // times a connection stopped being read at the high-water mark
-    uint64_t next_conn = 1;
-    ConnListener* listener = nullptr;
+    real::TcpConns conns;  // ConnProvider: the streams fast path's connections
     asio::steady_timer timer;
     // wake_at(): the deadline asked for last and, while `timer` waits, the one it waits for. A later deadline
     // does not touch the timer (each re-arm cancels a wait, runs its aborted handler and may reprogram the
@@ -106,7 +86,6 @@ struct RealDriver::Impl {
     bool send_waiting = false;
     asio::steady_timer send_timer;  // ENOBUFS: writability does not signal it, so retry a little later
     real::UdpBuffers buffers;
-    real::BufferPool spent;  // spent connection buffers (written, or recycled by reads), for conn_buffer()
     real::FreshPorts fresh;  // open_fresh_ports (birthday punching)
     real::KeyWorkers* workers = nullptr;  // Environment::offload (none: key work on this io thread)
 
@@ -114,177 +93,24 @@ struct RealDriver::Impl {
          std::chrono::steady_clock::time_point o)
         : batch(b),
           rng(r),
-          socket(i), io(i), options(opts), timer(i), origin(o), send_timer(i),
+          socket(i), io(i), options(opts), conns(i, opts.conn_high_water), timer(i), origin(o), send_timer(i),
           fresh(i, [this](const Endpoint& from, ByteView dg) { node->on_datagram(from, dg); }) {}
 
     bool offload(std::function<void()> work, std::function<void()> done) override {
       return workers && workers->submit(io, std::move(work), std::move(done));
     }
 
-    // ---------------------------------------------------------------- byte connections
-    void set_conn_listener(ConnListener* l) override { listener = l; }
-
-    // The TCP fast path's listener at the UDP socket's address and port; false (why: `ec`) if it is taken.
-    bool listen(boost::system::error_code& ec) {
-      auto ep = to_asio(local);
-      tcp::endpoint tep(ep.address(), ep.port());
-      acceptor = std::make_unique<tcp::acceptor>(io);
-      acceptor->open(tep.protocol(), ec);
-      if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec) acceptor->bind(tep, ec);
-      if (!ec) acceptor->listen(64, ec);
-      if (ec) {
-        acceptor.reset();
-        return false;
-      }
-      accept();
-      return true;
-    }
-
-    void accept() {
-      auto c = std::make_shared<Conn>(next_conn++, io);
-      acceptor->async_accept(c->sock, [this, c](const boost::system::error_code& ec) {
-        if (ec == asio::error::operation_aborted || !acceptor || !acceptor->is_open()) return;
-        if (!ec) {
-          if (!listener) {
-            boost::system::error_code e2;
-            c->sock.close(e2);
-          } else {
-            start(c);
-            if (listener && !c->closed) listener->on_conn_open(c->id, true, remote_of(*c));
-          }
-        }
-        accept();
-      });
-    }
-
-    static Endpoint remote_of(Conn& c) {
-      boost::system::error_code ec;
-      auto ep = c.sock.remote_endpoint(ec);
-      return ec ? Endpoint{} : from_asio(udp::endpoint(ep.address(), ep.port()));
-    }
-
-    void start(const std::shared_ptr<Conn>& c) {
-      boost::system::error_code ec;
-      c->sock.set_option(tcp::no_delay(true), ec);
-      c->sock.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
-      c->sock.set_option(asio::socket_base::send_buffer_size(4 << 20), ec);
-      c->open = true;
-      c->rbuf.resize(256 * 1024);
-      conns[c->id] = c;
-      read(c);
-    }
-
-    uint64_t conn_connect(const Endpoint& to) override {
-      if (!acceptor || !to.valid() || (to.family == Endpoint::Family::kV6) != (local.family == Endpoint::Family::kV6))
-        return 0;
-      auto c = std::make_shared<Conn>(next_conn++, io);
-      auto ep = to_asio(to);
-      conns[c->id] = c;
-      c->sock.async_connect(tcp::endpoint(ep.address(), ep.port()), [this, c](const boost::system::error_code& ec) {
-        if (c->closed) return;
-        if (ec) return fail(c);
-        start(c);
-        if (listener && !c->closed) listener->on_conn_open(c->id, false, remote_of(*c));
-        if (!c->closed) flush_out(c);
-      });
-      return c->id;
-    }
-
-    void read(const std::shared_ptr<Conn>& c) {
-      c->sock.async_read_some(asio::buffer(c->rbuf), [this, c](const boost::system::error_code& ec, size_t n) {
-        if (c->closed) return;
-        if (ec) return fail(c);
-        if (listener) listener->on_conn_data(c->id, {c->rbuf.data(), n});
-        if (c->closed) return;
-        // Our answers to this peer pile up (it does not read): stop reading it until they drain.
-        if (c->out.queued() > options.conn_high_water) {
-          c->paused = true;
-          ++paused_reads;
-          return;
-        }
-        read(c);
-      });
-    }
-
-    Bytes conn_buffer() override { return spent.take(); }
-    void conn_recycle(Bytes bytes) override { spent.give(std::move(bytes)); }
-
-    size_t conn_queued(uint64_t id) const override {
-      auto it = conns.find(id);
-      return it == conns.end() ? 0 : it->second->out.queued();
-    }
-
-    void conn_send(uint64_t id, Bytes bytes) override {
-      if (auto* c = sendable(id, bytes.size())) (*c)->out.push(std::move(bytes)), cork(*c);
-    }
+    // ---------------------------------------------------------------- byte connections (real/tcp_conns.h)
+    void set_conn_listener(ConnListener* l) override { conns.set_listener(l); }
+    uint64_t conn_connect(const Endpoint& to) override { return conns.connect(to); }
+    size_t conn_queued(uint64_t id) const override { return conns.queued(id); }
+    void conn_send(uint64_t id, Bytes bytes) override { conns.send(id, std::move(bytes)); }
     void conn_send_kept(uint64_t id, ByteView bytes, std::shared_ptr<const void> keep) override {
-      if (auto* c = sendable(id, bytes.size())) (*c)->out.push_kept(bytes, std::move(keep)), cork(*c);
+      conns.send_kept(id, bytes, std::move(keep));
     }
-    std::shared_ptr<Conn>* sendable(uint64_t id, size_t n) {
-      auto it = conns.find(id);
-      return it == conns.end() || it->second->closed || n == 0 ? nullptr : &it->second;
-    }
-    // Cork: everything queued while the current handler runs goes out in one gathered write after it.
-    void cork(const std::shared_ptr<Conn>& c) {
-      if (c->open && !c->writing && !c->flush_posted) {
-        c->flush_posted = true;
-        asio::post(io, [this, c] {
-          c->flush_posted = false;
-          if (!c->closed) flush_out(c);
-        });
-      }
-    }
-
-    void flush_out(const std::shared_ptr<Conn>& c) {
-      if (c->writing || c->out.empty()) return;
-      c->writing = true;
-      c->wbufs.clear();
-      c->wcount = c->out.first(64, [&](ByteView b) { c->wbufs.emplace_back(b.data(), b.size()); });
-      // Asio's stock completion conditions cap each write_some at 64 KiB (four syscalls per record); this one
-      // lets the kernel take all it can in one gathered write.
-      auto whole = [](const boost::system::error_code& ec, size_t) -> size_t { return ec ? 0 : (64u << 20); };
-      asio::async_write(c->sock, c->wbufs, whole, [this, c](const boost::system::error_code& ec, size_t) {
-        c->writing = false;
-        if (c->closed) return;
-        if (ec) return fail(c);
-        c->out.written(c->wcount, spent);
-        if (c->paused && c->out.queued() <= options.conn_high_water / 2) {
-          c->paused = false;
-          read(c);
-        }
-        flush_out(c);
-      });
-    }
-
-    void shut(const std::shared_ptr<Conn>& c) {
-      c->closed = true;
-      c->out.clear();
-      boost::system::error_code ec;
-      c->sock.close(ec);
-      conns.erase(c->id);
-    }
-
-    void fail(std::shared_ptr<Conn> c) {
-      if (c->closed) return;
-      shut(c);
-      if (listener) listener->on_conn_closed(c->id);
-    }
-
-    void conn_close(uint64_t id) override {
-      auto it = conns.find(id);
-      if (it == conns.end()) return;
-      auto c = it->second;
-      shut(c);
-    }
-
-    void close_all() {
-      boost::system::error_code ec;
-      if (acceptor) acceptor->close(ec);
-      std::vector<std::shared_ptr<Conn>> all;
-      for (auto& [id, c] : conns) all.push_back(c);
-      for (auto& c : all) shut(c);
-    }
+    void conn_close(uint64_t id) override { conns.close(id); }
+    Bytes conn_buffer() override { return conns.buffer(); }
+    void conn_recycle(Bytes bytes) override { conns.recycle(std::move(bytes)); }
 
     TimePoint now() override { return frozen != TimePoint{} ? frozen : std::chrono::steady_clock::now() - origin; }
     uint64_t unix_us() override {
@@ -537,7 +363,7 @@ void RealDriver::stop() {
         h->second->send_timer.cancel();
         h->second->socket.close(ec);
       }
-      h->close_all();
+      h->conns.close_all();
       h->fresh.close_all();
       h->workers = nullptr;  // key work in place from now on: the workers stop below
     }
@@ -616,7 +442,7 @@ Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity
       if (!ec) host->socket.bind(ep, ec);
       if (ec) throw std::runtime_error("cannot bind UDP " + bind.to_string() + ": " + ec.message());
       host->local = from_asio(host->socket.local_endpoint());
-      if (host->listen(listen_ec) || bind.port != 0 || attempt == 7) break;
+      if (host->conns.listen(host->local, listen_ec) || bind.port != 0 || attempt == 7) break;
       host->socket.close(ec);
     }
     if (listen_ec)
@@ -673,15 +499,8 @@ size_t RealDriver::size() const {
 
 RealDriver::ConnStats RealDriver::conn_stats(const Node& node) {
   return call(node, [&] {
-    ConnStats out;
-    auto* h = impl_->host_of(node);
-    out.paused_reads = h->paused_reads;
-    for (auto& [id, c] : h->conns) {
-      out.open += 1;
-      out.queued += c->out.queued();
-      out.paused += c->paused;
-    }
-    return out;
+    auto t = impl_->host_of(node)->conns.stats();
+    return ConnStats{t.open, t.paused, t.queued, t.paused_reads};
   });
 }
 
@@ -700,14 +519,7 @@ UdpStats RealDriver::udp_stats(const Node& node) {
 }
 
 size_t RealDriver::drop_connections(const Node& node) {
-  return call(node, [&] {
-    size_t n = 0;
-    auto* h = impl_->host_of(node);
-    std::vector<std::shared_ptr<Impl::Conn>> all;
-    for (auto& [id, c] : h->conns) all.push_back(c);
-    for (auto& c : all) h->fail(c), ++n;
-    return n;
-  });
+  return call(node, [&] { return impl_->host_of(node)->conns.fail_all(); });
 }
 
 }  // namespace storjnet
