@@ -6,9 +6,9 @@
 // when they grew by at least kMinGrowth since the last trim (or since their lowest since then) and have stopped
 // growing (by less than kMinGrowth / 4 since the last check): the holes appear when a burst of work ends, and a
 // trim while it still grows returns little. A quiet process, or one whose memory does not grow, is not
-// trimmed again and again. The reading is /proc/self/statm
-// (a few bytes): glibc's own count of its free bytes (mallinfo2) walks every free chunk of every arena under
-// its lock, 12 ms of an io thread each second in a settled 1,000-node process. The reading and the trim are
+// trimmed again and again. The reading is /proc/self/statm (a few bytes): glibc's own count of its free bytes
+// (mallinfo2) walks every free chunk of every arena under its lock, 12 ms of an io thread each second in a
+// settled 1,000-node process. The reading and the trim are
 // functions, so the rule is tested without a particular allocator. `glibc()` gives them; under another
 // allocator (a sanitizer's, an LD_PRELOADed one) the trim returns nothing, and without /proc it reads 0.
 #pragma once

@@ -4,49 +4,19 @@
 
 namespace storjnet::real {
 
-KeyWorkers::KeyWorkers(size_t threads) {
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
-}
-
 KeyWorkers::~KeyWorkers() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    queue_.clear();
-  }
-  cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  stopping_ = true;
+  pool_.stop();  // queued jobs are dropped; running ones end
+  pool_.join();
 }
 
 bool KeyWorkers::submit(boost::asio::io_context& io, std::function<void()> work, std::function<void()> done) {
-  bool wake;
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return false;
-    queue_.push_back({&io, std::move(work), std::move(done)});
-    wake = idle_ > 0 && queue_.size() == 1;  // an awake worker takes queued jobs before it sleeps
-  }
-  if (wake) cv_.notify_one();
+  if (stopping_) return false;
+  boost::asio::post(pool_, [this, &io, work = std::move(work), done = std::move(done)]() mutable {
+    work();
+    finished(io, std::move(done));
+  });
   return true;
-}
-
-void KeyWorkers::run() {
-  for (;;) {
-    Job job;
-    {
-      std::unique_lock lock(mu_);
-      ++idle_;
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      --idle_;
-      if (stopping_) return;
-      job = std::move(queue_.front());
-      queue_.pop_front();
-      // More queued than awake workers can take at once: wake another.
-      if (!queue_.empty() && idle_ > 0) cv_.notify_one();
-    }
-    job.work();
-    finished(*job.io, std::move(job.done));
-  }
 }
 
 void KeyWorkers::finished(boost::asio::io_context& io, std::function<void()> done) {

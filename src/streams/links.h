@@ -4,7 +4,8 @@
 // (plaintext hello, per-direction keys from the engine's pair key, then one authenticated ready record each
 // way), record framing and AES-OCB (128-bit keys unless either end asks for 256: StreamsConfig::aes256_records),
 // and hands each authenticated, well-formed record to its Events. Bad input (a wrong hello, a record that does
-// not authenticate, is too long or malformed) closes the connection and is counted in stats().bad_records. It also enforces the fast path's bounds (StreamsConfig: connection
+// not authenticate, is too long or malformed) closes the connection and is counted in stats().bad_records. It
+// also enforces the fast path's bounds (StreamsConfig: connection
 // caps overall and per prefix, inbound handshake budgets, handshake, idle and acknowledgement timeouts, a cap
 // on bytes queued to a peer), each close or refusal counted in stats().
 // Without byte connections in the environment (the simulator unless SimConfig::conns.enabled), available()
