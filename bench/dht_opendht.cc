@@ -587,6 +587,7 @@ void run_dht(const Opts& opts) {
         m["(lookup_rpcs)"] += d.lookup_rpcs;
         m["(verify_pings)"] += d.verify_pings;
         m["(verify_spared)"] += d.verify_spared;
+        m["(verify_asked)"] += d.verify_asked;
         m["(dial_back_asks)"] += d.dial_back_asks_sent;
         m["(dial_back_confirmed)"] += d.dial_back_confirmed;
         m["(reachable_nodes)"] += d.reachable;

@@ -160,7 +160,10 @@ struct Harness {
       extra[i].key = &f.extra_to_a[i];
     }
     for (Engine* e : {&a, &b}) {
-      e->set_handler(Method::kStore, [](const IncomingRequest& r, const Reply& rep) { rep.ok(r.payload); });
+      e->set_handler(Method::kStore, [e](const IncomingRequest& r, const Reply& rep) {
+        e->prove_on_answer(r.from);  // the answer carries an address challenge (PROVING_RESPONSE) while unproven
+        rep.ok(r.payload);
+      });
       e->set_handler(Method::kFindNode, [](const IncomingRequest&, const Reply& rep) { rep.error("nope"); });
       e->set_handler(Method::kFindValue, [](const IncomingRequest& r, const Reply& rep) {
         rep.ok(Bytes(r.payload.size() * 3 % 20000, 0xab));  // large answers get fragmented

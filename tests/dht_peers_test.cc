@@ -16,8 +16,8 @@ TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
   Node a(env_a, Identity::from_seed(seed));
   Endpoint ep_a = Endpoint::v4(0x01020304, 4000);
   Contact ca = Contact::from_key(a.public_key(), ep_a);
-  // Peers introduce themselves with a ping from private, loopback and public addresses, and answer the ping
-  // by which a checks that they receive there before it takes them in.
+  // Peers introduce themselves with a ping from private, loopback and public addresses, and echo the address
+  // challenge a's answer carries, by which a checks that they receive there before it takes them in.
   std::vector<std::unique_ptr<test::ManualEnv>> envs;
   std::vector<std::unique_ptr<Engine>> peers;
   std::vector<Endpoint> from = {*Endpoint::parse("10.1.2.3:1"), *Endpoint::parse("192.168.1.9:2"),
@@ -39,7 +39,8 @@ TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
         if (s.to == from[i]) peers.back()->on_datagram(ep_a, s.data);
     }
   }
-  EXPECT_EQ(a.dht().stats().verify_pings, from.size());
+  EXPECT_EQ(a.dht().stats().verify_asked, from.size());
+  EXPECT_EQ(a.dht().stats().verify_pings, 0u);
   EXPECT_EQ(a.dht().peers().size(), from.size());
   EXPECT_EQ(a.dht().peer_count(), from.size());
   env_a.outbox.clear();
@@ -76,9 +77,11 @@ TEST(DhtAdvertising, NoPrivateOrLoopbackContactsToAPublicPeer) {
   EXPECT_EQ(got->size(), from.size());  // the requester itself is never included
 }
 
-// DhtConfig::newcomer_wait (1 s by default): a request sender with an unproven address is pinged at once while
-// its bucket holds fewer than k/2 contacts (the table needs it now: a join, the node everyone bootstraps
-// through), and only after the wait once its bucket holds k/2 (our own lookups usually prove it meanwhile).
+// A request sender with an unproven address: a's answer carries an address challenge, and the sender's echo
+// (one datagram) admits it at once. Without the echo (lost, or a forged source) it is pinged: after one
+// request attempt's time while its bucket holds fewer than k/2 contacts (the table needs it now: a join, the
+// node everyone bootstraps through), and after DhtConfig::newcomer_wait (1 s by default) once its bucket holds
+// k/2 (our own lookups usually prove it meanwhile).
 namespace {
 // Node a and peers in its bucket 0 (first bit unlike a's), each from its own /24 (the address-block limits allow
 // 2). peer i pings a with ping(i), and both sides' datagrams are carried until nothing is left (a's check ping
@@ -115,6 +118,29 @@ struct Newcomers {
     peers[i]->ping(ca, [](auto) {});
     exchange(i);
   }
+  // Peer i pings a, and a's answer (with its address challenge) is lost: no echo comes.
+  void ask(size_t i) {
+    peers[i]->ping(ca, [](auto) {});
+    for (auto& s : envs[i]->outbox) a.on_datagram(from[i], s.data);
+    envs[i]->outbox.clear();
+    env_a.outbox.clear();
+  }
+  // a's datagrams to every peer delivered, and theirs back, until nothing is left.
+  void deliver() {
+    for (int round = 0; round < 4; ++round) {
+      auto from_a = std::move(env_a.outbox);
+      env_a.outbox.clear();
+      for (auto& s : from_a)
+        for (size_t i = 0; i < peers.size(); ++i)
+          if (s.to == from[i]) peers[i]->on_datagram(ep_a, s.data);
+      for (size_t i = 0; i < peers.size(); ++i) {
+        auto to_a = std::move(envs[i]->outbox);
+        envs[i]->outbox.clear();
+        for (auto& s : to_a) a.on_datagram(from[i], s.data);
+      }
+    }
+  }
+  uint64_t asked() { return a.dht().stats().verify_asked; }
   uint64_t pings() { return a.dht().stats().verify_pings; }
   test::ManualEnv env_a;
   Node a;
@@ -126,19 +152,48 @@ struct Newcomers {
 };
 }  // namespace
 
-TEST(DhtNewcomers, PingedAtOnceWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsHalf) {
+TEST(DhtNewcomers, TheEchoOfTheChallengeOnOurAnswerAdmitsThemAtOnceWithoutAPing) {
   NodeConfig cfg;
   cfg.dht.rpc_timeout = 10s;  // the lookup below outlasts the wait
   const size_t half = cfg.dht.k / 2;
   Newcomers n(cfg, half + 1);
-  ASSERT_GT(n.a.dht().config().newcomer_wait, Duration{});
   for (size_t i = 0; i < half; ++i) n.ping(i);
-  EXPECT_EQ(n.pings(), half);  // at once: the bucket was thin
+  EXPECT_EQ(n.asked(), half);
+  EXPECT_EQ(n.pings(), 0u);
   EXPECT_EQ(n.a.dht().peers().size(), half);
   n.a.dht().get("a lookup that runs", [](GetResult) {});  // its requests are lost: it runs for seconds
-  n.ping(half);
-  EXPECT_EQ(n.pings(), half);  // the bucket holds k/2 and a lookup of a's runs: it waits
+  n.ping(half);  // the bucket holds k/2 and a lookup of a's runs: the echo admits it all the same
+  EXPECT_EQ(n.asked(), half + 1);
+  EXPECT_EQ(n.pings(), 0u);
+  EXPECT_EQ(n.a.dht().peers().size(), half + 1);
+  n.env_a.advance(n.a.dht().config().newcomer_wait);  // the wait ends: nothing left to ping
+  n.a.on_wake();
+  n.deliver();
+  EXPECT_EQ(n.pings(), 0u);
+  EXPECT_EQ(n.a.dht().stats().verify_spared, half + 1);
+}
+
+TEST(DhtNewcomers, WithoutTheEchoPingedAfterOneAttemptWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsHalf) {
+  NodeConfig cfg;
+  cfg.dht.rpc_timeout = 10s;  // the lookup below outlasts the wait
+  cfg.dht.rpc_attempts = 20;  // one attempt: 500 ms, half the wait
+  const size_t half = cfg.dht.k / 2;
+  Newcomers n(cfg, half + 1);
+  ASSERT_GT(n.a.dht().config().newcomer_wait, Duration{});
+  for (size_t i = 0; i < half; ++i) n.ask(i);
+  EXPECT_EQ(n.asked(), half);
+  EXPECT_EQ(n.pings(), 0u);
+  n.env_a.advance(499ms);
+  n.a.on_wake();
+  EXPECT_EQ(n.pings(), 0u);
+  n.env_a.advance(1ms);
+  n.a.on_wake();
+  EXPECT_EQ(n.pings(), half);  // one attempt's time: the bucket was thin
+  n.deliver();
   EXPECT_EQ(n.a.dht().peers().size(), half);
+  n.a.dht().get("a lookup that runs", [](GetResult) {});  // its requests are lost: it runs for seconds
+  n.ask(half);
+  EXPECT_EQ(n.pings(), half);  // the bucket holds k/2 and a lookup of a's runs: it waits
   n.env_a.advance(n.a.dht().config().newcomer_wait / 2);  // far more than a few round trips: still waiting
   n.a.on_wake();
   EXPECT_EQ(n.pings(), half);
@@ -149,10 +204,10 @@ TEST(DhtNewcomers, PingedAtOnceWhileTheirBucketIsThinAndAfterTheWaitOnceItHoldsH
   EXPECT_EQ(n.a.dht().peers().size(), half + 1);
 }
 
-// The full wait is for a's own lookups: with none running a newcomer waits a few round trips (here, where every
-// answer is instant, microseconds), and one waiting when the last lookup ends is pinged then, before its wait
-// is over.
-TEST(DhtNewcomers, PingedAfterAFewRoundTripsWhenNoLookupRunsAndWhenTheLastOneEnds) {
+// The full wait is for a's own lookups: with none running a newcomer whose echo did not come waits one request
+// attempt's time (a few round trips when they take longer), and one waiting when the last lookup ends is
+// pinged then, before its wait is over.
+TEST(DhtNewcomers, WithoutTheEchoPingedAfterOneAttemptWhenNoLookupRunsAndWhenTheLastOneEnds) {
   NodeConfig cfg;
   cfg.dht.rpc_timeout = 100ms;  // the lookup below ends (its requests lost) well before the 1 s wait
   cfg.dht.newcomer_wait = 1s;
@@ -160,17 +215,20 @@ TEST(DhtNewcomers, PingedAfterAFewRoundTripsWhenNoLookupRunsAndWhenTheLastOneEnd
   Newcomers n(cfg, half + 2);
   for (size_t i = 0; i < half; ++i) n.ping(i);
   ASSERT_EQ(n.a.dht().peers().size(), half);
-  n.ping(half);  // no lookup runs: a few round trips
-  EXPECT_EQ(n.pings(), half);
+  n.ask(half);  // no lookup runs: one attempt (50 ms)
+  EXPECT_EQ(n.pings(), 0u);
+  n.env_a.advance(49ms);
+  n.a.on_wake();
+  EXPECT_EQ(n.pings(), 0u);
   n.env_a.advance(1ms);
   n.a.on_wake();
   n.exchange(half);
-  EXPECT_EQ(n.pings(), half + 1);
+  EXPECT_EQ(n.pings(), 1u);
   EXPECT_EQ(n.a.dht().peers().size(), half + 1);
   bool ended = false;
   n.a.dht().get("a lookup that ends", [&](GetResult) { ended = true; });
-  n.ping(half + 1);
-  EXPECT_EQ(n.pings(), half + 1);  // waits for the lookup
+  n.ask(half + 1);
+  EXPECT_EQ(n.pings(), 1u);  // waits for the lookup
   Duration waited{};
   while (!ended && waited < cfg.dht.newcomer_wait) {
     n.env_a.advance(10ms);
@@ -183,6 +241,23 @@ TEST(DhtNewcomers, PingedAfterAFewRoundTripsWhenNoLookupRunsAndWhenTheLastOneEnd
   n.a.on_wake();
   n.exchange(half + 1);
   EXPECT_LT(waited, cfg.dht.newcomer_wait);
-  EXPECT_EQ(n.pings(), half + 2);  // pinged when the lookup ended
+  EXPECT_EQ(n.pings(), 2u);  // pinged when the lookup ended
   EXPECT_EQ(n.a.dht().peers().size(), half + 2);
+}
+
+// A forged source (or a node that only sends): neither the challenge on our answer nor our ping reaches it, and
+// it never enters the table.
+TEST(DhtNewcomers, ANewcomerThatNeitherEchoesNorAnswersNeverEnters) {
+  NodeConfig cfg;
+  Newcomers n(cfg, 1);
+  n.ask(0);
+  EXPECT_EQ(n.asked(), 1u);
+  for (int i = 0; i < 40; ++i) {  // 4 s: the wait, the ping and its retries
+    n.env_a.advance(100ms);
+    n.a.on_wake();
+    n.env_a.outbox.clear();  // nothing reaches it
+  }
+  EXPECT_EQ(n.pings(), 1u);
+  EXPECT_TRUE(n.a.dht().peers().empty());
+  EXPECT_EQ(n.a.dht().peer_count(), 0u);
 }

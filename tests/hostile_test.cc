@@ -208,6 +208,61 @@ TEST_F(Guarded, EchoFromAnotherAddressOrWithAWrongTokenProvesNothing) {
   EXPECT_EQ(drain_b(victim), 0u);
 }
 
+// Engine::prove_on_answer (docs/protocol.md 3, PROVING_RESPONSE): the answer to a newcomer's request carries
+// an address challenge, and the requester's echo proves its address with one datagram, where a ping of ours
+// would take two.
+TEST_F(Guarded, AnAnswerCarriesAnAddressChallengeWhoseEchoProvesTheRequester) {
+  std::vector<std::pair<PublicKey, bool>> heard;  // b's contact hook: (key, is_response)
+  bool asked = false;
+  b.set_on_contact([&](const Contact& c, bool is_response) {
+    heard.emplace_back(c.key, is_response);
+    if (!is_response) asked = b.prove_on_answer(c);
+  });
+  EXPECT_FALSE(b.prove_on_answer(Contact::from_key(a.identity().public_key(), ep_a)));  // no request handled
+  std::optional<NodeId> answered;
+  a.ping(cb, [&](std::optional<NodeId> id) { answered = id; });
+  pump();
+  EXPECT_EQ(answered, b.id());  // the answer is an ordinary response to a
+  EXPECT_TRUE(asked);
+  EXPECT_EQ(b.stats().answer_challenges, 1u);
+  EXPECT_EQ(b.stats().challenges_sent, 0u);
+  EXPECT_TRUE(b.address_proven(ep_a, a.identity().public_key()));
+  EXPECT_EQ(b.stats().datagrams_out, 1u);  // the answer; a sent the ping and the echo
+  EXPECT_EQ(a.stats().datagrams_out, 2u);
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_FALSE(heard[0].second);  // the request
+  EXPECT_TRUE(heard[1].second);   // the echo: a receives where it sends from
+  EXPECT_EQ(b.drops().total(), 0u);
+  // Proven now: the next answer carries nothing.
+  a.ping(cb, [](std::optional<NodeId>) {});
+  pump();
+  EXPECT_FALSE(asked);
+  EXPECT_EQ(b.stats().answer_challenges, 1u);
+}
+
+TEST_F(Guarded, AForgedSourceNeverEchoesAndAProvingResponseIsEchoedOnlyForOurOwnRequest) {
+  b.set_on_contact([&](const Contact& c, bool is_response) {
+    if (!is_response) b.prove_on_answer(c);
+  });
+  // A request from a forged source: the answer, challenge included, stays within 3x, and nothing is proven.
+  Forger f(test_identity(77), b.identity().public_key());
+  Endpoint victim = *Endpoint::parse("10.5.5.5:1");
+  Bytes req = f.request(Method::kPing, {});
+  b.on_datagram(victim, req);
+  EXPECT_EQ(b.stats().answer_challenges, 1u);
+  EXPECT_LE(drain_b(victim), 3 * req.size());
+  EXPECT_FALSE(b.address_proven(victim, f.identity().public_key()));
+  // a is sent proving responses it never asked for, and a short one: no echo leaves.
+  Forger to_a(test_identity(78), a.identity().public_key());
+  Bytes unasked = msg::make(msg::kProvingResponse, 4242, static_cast<uint8_t>(Method::kPing), Bytes(8 + 20, 1));
+  a.on_datagram(victim, to_a.seal(unasked));
+  EXPECT_TRUE(ea.outbox.empty());
+  EXPECT_EQ(a.drops().get(DropReason::kUnexpectedResponse), 1u);
+  a.on_datagram(victim, to_a.seal(msg::make(msg::kProvingResponse, 4242, 0, Bytes(7, 1))));
+  EXPECT_TRUE(ea.outbox.empty());
+  EXPECT_EQ(a.drops().get(DropReason::kBadMessage), 1u);
+}
+
 TEST_F(Guarded, HeldAnswersAreBoundedPerPrefixAndOthersStillGetServed) {
   serve_big();
   // 10 keys forging addresses in one /24, 3 requests each: at most hold_per_prefix bytes are held for it.

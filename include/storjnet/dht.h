@@ -165,6 +165,7 @@ struct DhtStats {
   uint64_t stores_rate_limited = 0, storage_write_failures = 0;
   uint64_t verify_pings = 0;   // request senders pinged before entering the routing table
   uint64_t verify_spared = 0;  // ... not pinged: by the end of the wait our own exchange had proven them
+  uint64_t verify_asked = 0;   // ... whose answer carried an address challenge: an echo proves them, no ping
   uint64_t contacts_refused_puzzle = 0, contacts_refused_prefix = 0;  // routing table and find_node answers
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged

@@ -111,6 +111,8 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
            ds.verify_pings);
   w.single("storjnet_dht_verify_spared_total", "counter",
            "Request senders not pinged: by the end of the wait another exchange had proven them.", ds.verify_spared);
+  w.single("storjnet_dht_verify_asked_total", "counter",
+           "Request senders whose answer carried an address challenge (their echo proves them).", ds.verify_asked);
   w.single("storjnet_dht_routing_contacts", "gauge", "Contacts in the routing table.", ds.routing_contacts);
   w.single("storjnet_dht_routing_confirmed", "gauge", "Routing-table contacts a dial-back confirmed reachable.",
            ds.routing_confirmed);

@@ -248,6 +248,7 @@ DhtStats Dht::stats() const {
   s.routing_confirmed = impl_->table.confirmed_count();
   s.verify_pings = impl_->newcomers.pings();
   s.verify_spared = impl_->newcomers.spared();
+  s.verify_asked = impl_->newcomers.asked();
   s.address_checks = impl_->addresses.checks();
   s.address_checks_refused = impl_->addresses.refused();
   if (impl_->dial_back) impl_->dial_back->fill(s);

@@ -25,8 +25,18 @@ bool NewcomerCheck::hungry(const Contact& c) const {
 void NewcomerCheck::check(const Contact& c) {
   if (held_.size() >= kMax || held_.count(c.id) || !wanted(c) || engine_.address_proven(c.endpoint, c.key)) return;
   held_.insert(c.id);
+  // Our answer to its request asks for an echo: it enters when the echo comes (Engine::prove_on_answer), and
+  // the ping below is for a newcomer whose echo did not come by the end of its wait.
+  bool asked = wait_ > Duration{} && engine_.prove_on_answer(c);
+  if (asked) ++asked_;
   Duration wait = busy_() ? wait_ : std::min(wait_, kIdleRoundTrips * engine_.round_trip());
-  if (wait <= Duration{} || hungry(c)) return ping(c);
+  if (asked) {  // the echo gets one request attempt's time (at most newcomer_wait), a hungry bucket's no more
+    Duration echo = std::min(wait_, rpc_timeout_ / std::max(rpc_attempts_, 1));
+    wait = hungry(c) ? echo : std::max(wait, echo);
+  } else if (hungry(c)) {
+    wait = Duration{};
+  }
+  if (wait <= Duration{}) return ping(c);
   // Waits differ (idle or not): the queue stays ordered by when each one is due.
   TimePoint due = engine_.now() + wait;
   auto at = std::upper_bound(waiting_.begin(), waiting_.end(), due,

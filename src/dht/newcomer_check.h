@@ -3,15 +3,18 @@
 // is handed out to others, as BitTorrent's DHT keeps only nodes that answered; the answer reaches the table
 // through the engine's contact hook (answered).
 //
-// With DhtConfig::newcomer_wait > 0 the ping waits that long: a node that asks us is usually one our own lookups
-// query within moments (it is in the neighbourhood we look up), and its answer proves it for free. When the wait ends, a
-// newcomer already in the table is dropped, one whose address another exchange proved is admitted (`admit`,
-// as if it had answered), and only the rest are pinged. A newcomer whose bucket holds fewer than k/2 contacts is
-// pinged at once all the same: the table needs it now (a join, a small network), and a wait there would leave
-// the join's lookups a thin table to refresh from. The full wait is for this node's own lookups: while none
-// runs (`busy` false) a newcomer waits only kIdleRoundTrips round trips (Engine::round_trip; at most
-// newcomer_wait), time for the exchanges that follow its request (a dial-back probe, its answers) to prove it;
-// when the last lookup ends (`lookups_ended`) every newcomer still waiting is settled at once.
+// With DhtConfig::newcomer_wait > 0 our answer to its request carries an address challenge
+// (Engine::prove_on_answer): its echo, one datagram, proves the address within a round trip, and the engine's
+// contact hook then takes it in. The ping waits for that, and for our own lookups: a node that asks us is
+// usually one they query within moments (it is in the neighbourhood we look up), and its answer proves it
+// too. When the wait ends, a newcomer already in the table is dropped, one whose address another exchange
+// proved is admitted (`admit`, as if it had answered), and only the rest are pinged. A newcomer whose bucket
+// holds fewer than k/2 contacts waits only one request attempt's time for its echo (and is pinged at once when
+// no challenge could go with the answer): the table needs it now (a join, a small network), and a wait there
+// would leave the join's lookups a thin table to refresh from. The full wait is for this node's own lookups:
+// while none runs (`busy` false) a newcomer waits only kIdleRoundTrips round trips (Engine::round_trip; at
+// most newcomer_wait), time for its echo and the exchanges that follow its request to prove it; when the last
+// lookup ends (`lookups_ended`) every newcomer still waiting is settled at once.
 // Only newcomers the table could use (room in their bucket, or a quiet entry to challenge) are queued, at
 // most kMax at a time (waiting or pinged); the rest are not checked.
 #pragma once
@@ -42,7 +45,8 @@ class NewcomerCheck {
   // The node's last running lookup ended: settles every waiting newcomer now (admitted, dropped or pinged).
   void lookups_ended();
   uint64_t pings() const { return pings_; }
-  uint64_t spared() const { return spared_; }  // pings a wait made unnecessary
+  uint64_t spared() const { return spared_; }  // pings a wait made unnecessary (an echo, a lookup's answer)
+  uint64_t asked() const { return asked_; }    // newcomers whose answer carried an address challenge
 
  private:
   bool wanted(const Contact& c) const;  // not in the table, and its bucket could take it
@@ -64,7 +68,7 @@ class NewcomerCheck {
   std::deque<Waiting> waiting_;
   std::unordered_set<NodeId> held_;  // waiting or being pinged
   TimerId timer_;
-  uint64_t pings_ = 0, spared_ = 0;
+  uint64_t pings_ = 0, spared_ = 0, asked_ = 0;
   Engine::Scope scope_;  // its pings and timer (ended first when it is destroyed)
 };
 

@@ -200,7 +200,8 @@ void Engine::send_message(const Contact& given, ByteView message, SendKind kind,
     return;
   }
   // An answer or an echo lets the peer prove our address (it carries its unguessable rpc id or token).
-  if (!message.empty() && (message[0] == kResponse || message[0] == kError || message[0] == kEcho))
+  if (!message.empty() && (message[0] == kResponse || message[0] == kError || message[0] == kEcho ||
+                           message[0] == kProvingResponse))
     s->shown_address = true;
   if (message.size() <= wire::kMaxWhole) {
     scratch_frame_.resize(1 + message.size());
@@ -415,7 +416,32 @@ void Engine::respond(const Contact& to, uint32_t rpc_id, uint8_t method, MsgType
     type = kError;
     payload = as_bytes("response too large");
   }
+  // The answer prove_on_answer asked for carries an address challenge, unless the token would make a
+  // one-datagram answer two (the newcomer check then pings as before).
+  size_t size = kMessageHeader + payload.size();
+  if (std::exchange(prove_answer_, false) && type == kResponse && answering_ && answering_rpc_ == rpc_id &&
+      answering_->key == to.key && answering_->endpoint == to.endpoint && !guard_.proven(to.endpoint, to.key) &&
+      (size > wire::kMaxWhole || size + 8 <= wire::kMaxWhole) && size + 8 <= wire::kMaxMessage) {
+    uint64_t token = guard_.challenge_token(to.endpoint, to.key, env_.random_u64(), env_.now());
+    ++stats_.answer_challenges;
+    Bytes m(size + 8);
+    m[0] = kProvingResponse;
+    wire::put_u32(m.data() + 1, rpc_id);
+    m[5] = method;
+    wire::put_u64(m.data() + kMessageHeader, token);
+    if (!payload.empty()) std::memcpy(m.data() + kMessageHeader + 8, payload.data(), payload.size());
+    send_message(to, m, SendKind::kAnswer);
+    return;
+  }
   send_message(to, msg::make(type, rpc_id, method, payload), SendKind::kAnswer);
+}
+
+bool Engine::prove_on_answer(const Contact& from) {
+  if (!answering_ || answering_->key != from.key || answering_->endpoint != from.endpoint ||
+      guard_.proven(from.endpoint, from.key))
+    return false;
+  prove_answer_ = true;
+  return true;
 }
 
 void Reply::ok(ByteView payload) const {

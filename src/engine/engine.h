@@ -106,6 +106,7 @@ struct EngineStats {
   uint64_t key_derivations = 0;  // X25519 work for senders without a session
   uint64_t key_work_offloaded = 0;  // first-contact key work (either direction) done off the node's thread
   uint64_t cookies_sent = 0, cookies_received = 0, challenges_sent = 0, addresses_proven = 0;
+  uint64_t answer_challenges = 0;  // address challenges carried on answers (prove_on_answer)
   // Relayed paths (set_via): our datagrams sent wrapped to a relay, and inner datagrams a relay delivered.
   uint64_t relayed_out = 0, relayed_in = 0;
   std::array<uint64_t, kMethodSlots> requests_out{}, requests_in{};
@@ -158,7 +159,8 @@ class Engine {
     stun_in(0, to, std::move(cb), opts);
   }
   void stun(const Scope& s, const Contact& to, std::function<void(std::optional<Endpoint>)> cb, RpcOptions opts = {});
-  // Called for every authenticated message (request or response) with the sender as seen.
+  // Called for every authenticated message (request or response) with the sender as seen; is_response is also
+  // true for an address echo that proved the sender's address (it receives there, as an answer shows).
   void set_on_contact(std::function<void(const Contact&, bool is_response)> f) { on_contact_ = std::move(f); }
   // Called when a request's attempt to `to` timed out and it is retransmitted (with the request's method):
   // hole punching (src/dht/punch.h) starts there. The hook may send; it must not fail the request.
@@ -233,6 +235,11 @@ class Engine {
   // Challenges `to`'s address unless it is proven or was challenged within one retransmission interval: its
   // echo proves it, so a request it retransmits finds it proven (used by services serving proven peers only).
   void challenge(const Contact& to);
+  // For the contact hook or the handler of a request: its answer, if sent before the handler returns, carries
+  // an address challenge (a PROVING_RESPONSE, docs/protocol.md 3), so the requester's echo proves `from`'s
+  // address with one datagram and no request of ours. False (nothing asked) unless a request from `from`
+  // (direct, not relayed) is being handled and its address is unproven.
+  bool prove_on_answer(const Contact& from);
   // For a handler: whether this node sent anything to `from`'s IP address (any port) within
   // RecentSends::kWindow before the datagram being handled arrived (dial-back self-check).
   bool sent_before_arrival(const Endpoint& from) const { return recent_sends_.sent_before(from, arrived_at_, arrivals_); }
@@ -296,7 +303,9 @@ class Engine {
     std::function<void(std::optional<Contact>)> cb;
     uint64_t scope = 0;
   };
-  enum MsgType : uint8_t { kRequest = 0, kResponse = 1, kError = 2, kOneway = 3, kChallenge = 4, kEcho = 5 };  // msg::Type
+  enum MsgType : uint8_t {  // msg::Type
+    kRequest = 0, kResponse = 1, kError = 2, kOneway = 3, kChallenge = 4, kEcho = 5, kProvingResponse = 6
+  };
   // What a send is, for the anti-amplification budget: our own request or one-way message; an answer
   // (held when over budget); or a challenge/echo (never held).
   enum class SendKind { kInitiative, kAnswer, kControl };
@@ -449,6 +458,11 @@ class Engine {
   Contact direct_target(const Contact& to) const;
   std::unordered_map<PublicKey, Direct, KeyedHash> direct_after_via_;
   bool in_relayed_ = false;  // handling a relayed datagram (no nesting)
+  // The direct request being handled (its contact hook and handler), for prove_on_answer; prove_answer_: its
+  // answer carries an address challenge.
+  const Contact* answering_ = nullptr;
+  uint32_t answering_rpc_ = 0;
+  bool prove_answer_ = false;
 };
 
 // A service's share of the engine: what it started through the engine ends with it (see the header comment).

@@ -238,7 +238,7 @@ void Engine::sweep_reassembly() {
 }
 
 void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
-  if (m.size() < msg::kHeader || m[0] > kEcho) {
+  if (m.size() < msg::kHeader || m[0] > kProvingResponse) {
     drops_.add(DropReason::kBadMessage);
     return;
   }
@@ -257,10 +257,25 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
     } else if (guard_.echo(from.endpoint, from.key, wire::get_u64(payload.data()), env_.now())) {
       ++stats_.addresses_proven;
       flush_held(from);
+      // It receives where it sends from, as an answer would show: the contact hook hears it as answered (a
+      // newcomer whose answer carried the challenge, prove_on_answer, enters the routing table now).
+      if (on_contact_ && !relayed) on_contact_(from, true);
     } else {
       drops_.add(DropReason::kBadEcho);
     }
     return;
+  }
+  if (type == kProvingResponse) {  // a response with an address challenge: echoed, then handled as a response
+    if (payload.size() < 8) {
+      drops_.add(DropReason::kBadMessage);
+      return;
+    }
+    // Echoed only when it answers one of our requests to that peer: nothing else makes us send.
+    auto p = pending_.find(rpc_id);
+    if (!relayed && p != pending_.end() && p->second.to.key == from.key)
+      send_message(from, msg::token(kEcho, wire::get_u64(payload.data())), SendKind::kControl);
+    type = kResponse;
+    payload = payload.subspan(8);
   }
 
   if (type == kRequest || type == kOneway) {
@@ -281,6 +296,18 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
         respond(from, rpc_id, method, kError, as_bytes("rate limited"));
       return;
     }
+    // prove_on_answer applies to this request while its hook and handler run (nothing nests: a handler's
+    // sends go to the driver, never back into on_datagram).
+    struct Answering {
+      Engine& e;
+      ~Answering() {
+        e.answering_ = nullptr;
+        e.prove_answer_ = false;
+      }
+    } answering{*this};
+    answering_ = type == kRequest && !relayed ? &from : nullptr;
+    answering_rpc_ = rpc_id;
+    prove_answer_ = false;
     if (on_contact_ && !relayed) on_contact_(from, false);
     ++stats_.requests_in[method % kMethodSlots];
     uint8_t slot = handler_of_[method];

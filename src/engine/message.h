@@ -9,8 +9,11 @@
 
 namespace storjnet::msg {
 
-// Message types: request, response, error, one-way; address challenge and its echo (payload: 8-byte token).
-enum Type : uint8_t { kRequest = 0, kResponse = 1, kError = 2, kOneway = 3, kChallenge = 4, kEcho = 5 };
+// Message types: request, response, error, one-way; address challenge and its echo (payload: 8-byte token); a
+// response carrying an address challenge (payload: 8-byte token | the response's payload).
+enum Type : uint8_t {
+  kRequest = 0, kResponse = 1, kError = 2, kOneway = 3, kChallenge = 4, kEcho = 5, kProvingResponse = 6
+};
 constexpr size_t kHeader = 6;  // type (1) | rpc id (4, BE) | method (1)
 
 Bytes make(uint8_t type, uint32_t rpc_id, uint8_t method, ByteView payload);
