@@ -296,15 +296,19 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
         respond(from, rpc_id, method, kError, as_bytes("rate limited"));
       return;
     }
-    // prove_on_answer applies to this request while its hook and handler run (nothing nests: a handler's
-    // sends go to the driver, never back into on_datagram).
+    // prove_on_answer applies to this request while its hook and handler run. A handler can nest another
+    // message (a relay delivery, on_relayed): the outer request's state comes back when that one is done.
     struct Answering {
       Engine& e;
+      const Contact* from;
+      uint32_t rpc;
+      bool prove;
       ~Answering() {
-        e.answering_ = nullptr;
-        e.prove_answer_ = false;
+        e.answering_ = from;
+        e.answering_rpc_ = rpc;
+        e.prove_answer_ = prove;
       }
-    } answering{*this};
+    } answering{*this, answering_, answering_rpc_, prove_answer_};
     answering_ = type == kRequest && !relayed ? &from : nullptr;
     answering_rpc_ = rpc_id;
     prove_answer_ = false;
