@@ -141,6 +141,10 @@ struct Newcomers {
     }
   }
   uint64_t asked() { return a.dht().stats().verify_asked; }
+  void wait(Duration d) {  // a's clock moves on, and a wakes
+    env_a.advance(d);
+    a.on_wake();
+  }
   uint64_t pings() { return a.dht().stats().verify_pings; }
   test::ManualEnv env_a;
   Node a;
@@ -166,8 +170,7 @@ TEST(DhtNewcomers, TheEchoOfTheChallengeOnOurAnswerAdmitsThemAtOnceWithoutAPing)
   EXPECT_EQ(n.asked(), half + 1);
   EXPECT_EQ(n.pings(), 0u);
   EXPECT_EQ(n.a.dht().peers().size(), half + 1);
-  n.env_a.advance(n.a.dht().config().newcomer_wait);  // the wait ends: nothing left to ping
-  n.a.on_wake();
+  n.wait(n.a.dht().config().newcomer_wait);  // the wait ends: nothing left to ping
   n.deliver();
   EXPECT_EQ(n.pings(), 0u);
   EXPECT_EQ(n.a.dht().stats().verify_spared, half + 1);
@@ -183,22 +186,18 @@ TEST(DhtNewcomers, WithoutTheEchoPingedAfterOneAttemptWhileTheirBucketIsThinAndA
   for (size_t i = 0; i < half; ++i) n.ask(i);
   EXPECT_EQ(n.asked(), half);
   EXPECT_EQ(n.pings(), 0u);
-  n.env_a.advance(499ms);
-  n.a.on_wake();
+  n.wait(499ms);
   EXPECT_EQ(n.pings(), 0u);
-  n.env_a.advance(1ms);
-  n.a.on_wake();
+  n.wait(1ms);
   EXPECT_EQ(n.pings(), half);  // one attempt's time: the bucket was thin
   n.deliver();
   EXPECT_EQ(n.a.dht().peers().size(), half);
   n.a.dht().get("a lookup that runs", [](GetResult) {});  // its requests are lost: it runs for seconds
   n.ask(half);
   EXPECT_EQ(n.pings(), half);  // the bucket holds k/2 and a lookup of a's runs: it waits
-  n.env_a.advance(n.a.dht().config().newcomer_wait / 2);  // far more than a few round trips: still waiting
-  n.a.on_wake();
+  n.wait(n.a.dht().config().newcomer_wait / 2);  // far more than a few round trips: still waiting
   EXPECT_EQ(n.pings(), half);
-  n.env_a.advance(n.a.dht().config().newcomer_wait / 2);
-  n.a.on_wake();
+  n.wait(n.a.dht().config().newcomer_wait / 2);
   n.exchange(half);
   EXPECT_EQ(n.pings(), half + 1);
   EXPECT_EQ(n.a.dht().peers().size(), half + 1);
@@ -217,11 +216,9 @@ TEST(DhtNewcomers, WithoutTheEchoPingedAfterOneAttemptWhenNoLookupRunsAndWhenThe
   ASSERT_EQ(n.a.dht().peers().size(), half);
   n.ask(half);  // no lookup runs: one attempt (50 ms)
   EXPECT_EQ(n.pings(), 0u);
-  n.env_a.advance(49ms);
-  n.a.on_wake();
+  n.wait(49ms);
   EXPECT_EQ(n.pings(), 0u);
-  n.env_a.advance(1ms);
-  n.a.on_wake();
+  n.wait(1ms);
   n.exchange(half);
   EXPECT_EQ(n.pings(), 1u);
   EXPECT_EQ(n.a.dht().peers().size(), half + 1);
@@ -237,8 +234,7 @@ TEST(DhtNewcomers, WithoutTheEchoPingedAfterOneAttemptWhenNoLookupRunsAndWhenThe
     n.a.on_wake();
   }
   ASSERT_TRUE(ended);
-  n.env_a.advance(Duration{});
-  n.a.on_wake();
+  n.wait(Duration{});
   n.exchange(half + 1);
   EXPECT_LT(waited, cfg.dht.newcomer_wait);
   EXPECT_EQ(n.pings(), 2u);  // pinged when the lookup ended
@@ -253,8 +249,7 @@ TEST(DhtNewcomers, ANewcomerThatNeitherEchoesNorAnswersNeverEnters) {
   n.ask(0);
   EXPECT_EQ(n.asked(), 1u);
   for (int i = 0; i < 40; ++i) {  // 4 s: the wait, the ping and its retries
-    n.env_a.advance(100ms);
-    n.a.on_wake();
+    n.wait(100ms);
     n.env_a.outbox.clear();  // nothing reaches it
   }
   EXPECT_EQ(n.pings(), 1u);
