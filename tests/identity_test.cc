@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <sys/stat.h>
 
@@ -309,10 +310,33 @@ TEST(KeyCache, ValidSignaturesAreRememberedForgedOnesAreVerifiedEveryTime) {
   EXPECT_EQ(signatures_remembered(), cleared + 1);
 }
 
-// crypto::seal and open are XChaCha20-Poly1305 (IETF) byte for byte, though they keep each session's HChaCha20
-// subkey: many keys and sessions (nonce prefixes) interleaved, more than the subkey table holds, each sealed
-// output equal to libsodium's own and opened by it, and the other way round; a changed byte never opens.
-TEST(SessionCrypto, SealAndOpenAreXChaCha20Poly1305WhateverTheSubkeyTableHolds) {
+namespace {
+// AES-256-GCM by OpenSSL, straight from docs/protocol.md 1.4: the subkey is the keyed BLAKE2b-256 of the nonce's
+// first 16 bytes, the GCM nonce 4 zero bytes and the nonce's last 8.
+Bytes reference_seal(const storjnet::crypto::SessionKey& key, const uint8_t* nonce, ByteView ad, ByteView plain) {
+  uint8_t subkey[32], n12[12] = {};
+  crypto_generichash(subkey, sizeof subkey, nonce, 16, key.data(), key.size());
+  std::memcpy(n12 + 4, nonce + 16, 8);
+  Bytes out(plain.size() + 16);
+  EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+  int len = 0;
+  EXPECT_EQ(EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, subkey, n12), 1);
+  EXPECT_EQ(EVP_EncryptUpdate(c, nullptr, &len, ad.data(), static_cast<int>(ad.size())), 1);
+  if (!plain.empty()) {
+    EXPECT_EQ(EVP_EncryptUpdate(c, out.data(), &len, plain.data(), static_cast<int>(plain.size())), 1);
+  }
+  EXPECT_EQ(EVP_EncryptFinal_ex(c, out.data() + plain.size(), &len), 1);
+  EXPECT_EQ(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, out.data() + plain.size()), 1);
+  EVP_CIPHER_CTX_free(c);
+  return out;
+}
+}  // namespace
+
+// crypto::seal and open are AES-256-GCM under the session's subkey byte for byte, by libsodium (AES-NI) and by
+// OpenSSL (the portable path) alike, though they keep each session's subkey: many keys and sessions (nonce
+// prefixes) interleaved, more than the subkey table holds, each sealed output equal to the reference and opened
+// by the other path; a changed byte never opens.
+TEST(SessionCrypto, SealAndOpenAreAes256GcmUnderTheSessionSubkeyOnEitherPath) {
   std::vector<storjnet::crypto::SessionKey> keys(40);
   for (size_t i = 0; i < keys.size(); ++i) randombytes_buf(keys[i].data(), keys[i].size());
   for (int round = 0; round < 3000; ++round) {
@@ -323,17 +347,22 @@ TEST(SessionCrypto, SealAndOpenAreXChaCha20Poly1305WhateverTheSubkeyTableHolds) 
     for (int i = 0; i < 8; ++i) nonce[16 + i] = static_cast<uint8_t>(round >> (8 * (i % 2)));
     Bytes head(7 + round % 5, 0x33), plain(static_cast<size_t>(round % 300));
     if (!plain.empty()) randombytes_buf(plain.data(), plain.size());
+    const bool portable = round % 2 == 1;
+    storjnet::crypto::force_portable_aead(portable);
     Bytes ours = head;
     storjnet::crypto::seal(key, ByteView(nonce, 24), ByteView(ours).first(head.size()), plain, ours);
-    Bytes theirs(plain.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
-    unsigned long long n = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(theirs.data(), &n, plain.data(), plain.size(), head.data(),
-                                               head.size(), nullptr, nonce, key.data());
+    Bytes theirs = reference_seal(key, nonce, head, plain);
     ASSERT_EQ(Bytes(ours.begin() + static_cast<long>(head.size()), ours.end()), theirs) << round;
+    storjnet::crypto::force_portable_aead(!portable);
     Bytes opened;
     ASSERT_TRUE(storjnet::crypto::open(key, ByteView(nonce, 24), head, theirs, opened));
     EXPECT_EQ(opened, plain);
     theirs[static_cast<size_t>(round) % theirs.size()] ^= 1;
     EXPECT_FALSE(storjnet::crypto::open(key, ByteView(nonce, 24), head, theirs, opened));
+    Bytes other_head = head;
+    other_head[0] ^= 1;
+    theirs[static_cast<size_t>(round) % theirs.size()] ^= 1;
+    EXPECT_FALSE(storjnet::crypto::open(key, ByteView(nonce, 24), other_head, theirs, opened));
   }
+  storjnet::crypto::force_portable_aead(false);
 }

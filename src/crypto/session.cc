@@ -2,11 +2,14 @@
 
 #include "crypto/key_cache.h"
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 
 namespace storjnet::crypto {
 
@@ -47,13 +50,13 @@ void remember_session_key(const Identity& me, const PublicKey& peer, const Sessi
 }
 
 namespace {
-// XChaCha20-Poly1305 is ChaCha20-Poly1305 (IETF) under the subkey HChaCha20(key, first 16 nonce bytes), with
-// the last 8 nonce bytes as its nonce (libsodium's own construction). Our nonces start with the sender
-// session's (epoch, salt), so one subkey serves every datagram of a session: each thread keeps the subkeys it
-// made last in a small direct-mapped table (256 entries, 20 KiB), and an HChaCha20 (a fifth of a small
-// datagram's seal) is done once per session and thread instead of per datagram. A miss recomputes, so a
-// chosen collision costs the sender nothing but what every datagram cost without the table. The bytes on the
-// wire are those of crypto_aead_xchacha20poly1305_ietf (tests/identity_test.cc compares them).
+// A datagram is sealed with AES-256-GCM under the subkey BLAKE2b-256(key: the session key, message: the nonce's
+// first 16 bytes, the sender session's epoch and salt), with the nonce's last 8 bytes (the session's counter)
+// after 4 zero bytes as the 12-byte GCM nonce: a subkey is never used by two sessions, nor a GCM nonce twice
+// under one subkey. One subkey serves every datagram of a session, so each thread keeps the subkeys it made
+// last in a small direct-mapped table (256 entries, 20 KiB) and derives one per session and thread. A miss
+// recomputes, so a chosen collision costs the sender nothing but what every datagram would cost without it.
+// libsodium's AES-256-GCM where the CPU has AES-NI and CLMUL, else OpenSSL's (the same bytes: identity_test).
 struct Subkeys {
   struct Entry {
     SessionKey key;
@@ -69,7 +72,7 @@ struct Subkeys {
     if (!e.used || e.key != key || std::memcmp(e.prefix.data(), prefix, 16) != 0) {
       e.key = key;
       std::memcpy(e.prefix.data(), prefix, 16);
-      crypto_core_hchacha20(e.subkey.data(), prefix, key.data(), nullptr);
+      crypto_generichash(e.subkey.data(), e.subkey.size(), prefix, 16, key.data(), key.size());
       e.used = true;
     }
     return e.subkey;
@@ -77,13 +80,54 @@ struct Subkeys {
 };
 thread_local Subkeys tl_subkeys;
 
-// The IETF nonce: 4 zero bytes and the last 8 bytes of the 24-byte one.
-std::array<uint8_t, 12> ietf_nonce(ByteView nonce24) {
+constexpr size_t kTag = 16;
+std::atomic<bool> portable_forced{false};
+
+bool hardware_aes() {
+  static const bool ok = sodium_init() >= 0 && crypto_aead_aes256gcm_is_available() == 1;
+  return ok && !portable_forced.load(std::memory_order_relaxed);
+}
+
+// The GCM nonce: 4 zero bytes and the last 8 bytes of the 24-byte one.
+std::array<uint8_t, 12> gcm_nonce(ByteView nonce24) {
   std::array<uint8_t, 12> n{};
   std::memcpy(n.data() + 4, nonce24.data() + 16, 8);
   return n;
 }
+
+// OpenSSL's AES-256-GCM, one context per thread.
+struct Evp {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~Evp() { EVP_CIPHER_CTX_free(ctx); }
+};
+thread_local Evp tl_evp;
+
+void evp_seal(const SessionKey& subkey, const uint8_t* n12, ByteView ad, ByteView plain, uint8_t* out) {
+  EVP_CIPHER_CTX* c = tl_evp.ctx;
+  int len = 0, fin = 0;
+  if (!c || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, subkey.data(), n12) != 1 ||
+      (!ad.empty() && EVP_EncryptUpdate(c, nullptr, &len, ad.data(), static_cast<int>(ad.size())) != 1) ||
+      (!plain.empty() && EVP_EncryptUpdate(c, out, &len, plain.data(), static_cast<int>(plain.size())) != 1) ||
+      EVP_EncryptFinal_ex(c, out + plain.size(), &fin) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, kTag, out + plain.size()) != 1)
+    throw std::runtime_error("AES-256-GCM seal failed");
+}
+
+bool evp_open(const SessionKey& subkey, const uint8_t* n12, ByteView ad, ByteView cipher, uint8_t* out) {
+  EVP_CIPHER_CTX* c = tl_evp.ctx;
+  size_t n = cipher.size() - kTag;
+  uint8_t tag[kTag];
+  std::memcpy(tag, cipher.data() + n, kTag);
+  int len = 0, fin = 0;
+  return c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr, subkey.data(), n12) == 1 &&
+         (ad.empty() || EVP_DecryptUpdate(c, nullptr, &len, ad.data(), static_cast<int>(ad.size())) == 1) &&
+         (n == 0 || EVP_DecryptUpdate(c, out, &len, cipher.data(), static_cast<int>(n)) == 1) &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, kTag, tag) == 1 && EVP_DecryptFinal_ex(c, out + n, &fin) == 1;
+}
 }  // namespace
+
+void force_portable_aead(bool on) { portable_forced.store(on, std::memory_order_relaxed); }
+bool hardware_aead() { return hardware_aes(); }
 
 void seal(const SessionKey& key, ByteView nonce, ByteView ad, ByteView plain, Bytes& out) {
   size_t at = out.size();
@@ -93,22 +137,26 @@ void seal(const SessionKey& key, ByteView nonce, ByteView ad, ByteView plain, By
   bool ad_in_out = !ad.empty() && !out.empty() && std::less_equal<const uint8_t*>()(base, ad.data()) &&
                    std::less<const uint8_t*>()(ad.data(), base + at);
   size_t ad_off = ad_in_out ? static_cast<size_t>(ad.data() - base) : 0;
-  out.resize(at + plain.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  out.resize(at + plain.size() + kTag);
   if (ad_in_out) ad = ByteView(out.data() + ad_off, ad.size());
+  auto n12 = gcm_nonce(nonce);
+  const SessionKey& subkey = tl_subkeys.of(key, nonce.data());
+  if (!hardware_aes()) return evp_seal(subkey, n12.data(), ad, plain, out.data() + at);
   unsigned long long clen = 0;
-  auto n12 = ietf_nonce(nonce);
-  crypto_aead_chacha20poly1305_ietf_encrypt(out.data() + at, &clen, plain.data(), plain.size(), ad.data(), ad.size(),
-                                            nullptr, n12.data(), tl_subkeys.of(key, nonce.data()).data());
+  crypto_aead_aes256gcm_encrypt(out.data() + at, &clen, plain.data(), plain.size(), ad.data(), ad.size(), nullptr,
+                                n12.data(), subkey.data());
   out.resize(at + clen);
 }
 
 bool open(const SessionKey& key, ByteView nonce, ByteView ad, ByteView cipher, Bytes& out) {
-  if (cipher.size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) return false;
-  out.resize(cipher.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  if (cipher.size() < kTag) return false;
+  out.resize(cipher.size() - kTag);
+  auto n12 = gcm_nonce(nonce);
+  const SessionKey& subkey = tl_subkeys.of(key, nonce.data());
+  if (!hardware_aes()) return evp_open(subkey, n12.data(), ad, cipher, out.data());
   unsigned long long mlen = 0;
-  auto n12 = ietf_nonce(nonce);
-  if (crypto_aead_chacha20poly1305_ietf_decrypt(out.data(), &mlen, nullptr, cipher.data(), cipher.size(), ad.data(),
-                                                ad.size(), n12.data(), tl_subkeys.of(key, nonce.data()).data()) != 0)
+  if (crypto_aead_aes256gcm_decrypt(out.data(), &mlen, nullptr, cipher.data(), cipher.size(), ad.data(), ad.size(),
+                                    n12.data(), subkey.data()) != 0)
     return false;
   out.resize(mlen);
   return true;

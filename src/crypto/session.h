@@ -2,9 +2,9 @@
 //
 // Key = BLAKE2b-256( X25519(my_x25519_secret, peer_x25519_public) || lower_pk || higher_pk ), where the X25519
 // keys are the Ed25519 identity keys converted by libsodium. Both ends derive the same key without a
-// handshake, and only the holders of the two identity secrets can. Datagrams are sealed with
-// XChaCha20-Poly1305 (IETF) under that key; the nonce is never reused because it embeds a per-session
-// (epoch, random salt) pair and a per-session counter.
+// handshake, and only the holders of the two identity secrets can. Datagrams are sealed with AES-256-GCM under
+// a per-session subkey of that key (BLAKE2b of the nonce's (epoch, random salt)), the session's counter as the
+// GCM nonce, so no (subkey, nonce) pair is ever used twice (docs/protocol.md 1.4).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -28,6 +28,10 @@ void remember_session_key(const Identity& me, const PublicKey& peer, const Sessi
 void seal(const SessionKey& key, ByteView nonce24, ByteView ad, ByteView plain, Bytes& out);
 // Decrypts into `out`; false when the tag does not verify.
 bool open(const SessionKey& key, ByteView nonce24, ByteView ad, ByteView cipher, Bytes& out);
+// Whether seal and open use libsodium's AES-256-GCM (AES-NI and CLMUL present), not OpenSSL's; both give the
+// same bytes. force_portable_aead(true) makes them use OpenSSL's (tests of that path).
+bool hardware_aead();
+void force_portable_aead(bool on);
 
 // Receive-side replay protection for one peer: accepts each (epoch, salt, counter) at most once.
 // A newer epoch starts a fresh window (the sender restarted or re-created its session); datagrams from an
