@@ -127,7 +127,6 @@ bool evp_open(const SessionKey& subkey, const uint8_t* n12, ByteView ad, ByteVie
 }  // namespace
 
 void force_portable_aead(bool on) { portable_forced.store(on, std::memory_order_relaxed); }
-bool hardware_aead() { return hardware_aes(); }
 
 void seal(const SessionKey& key, ByteView nonce, ByteView ad, ByteView plain, Bytes& out) {
   size_t at = out.size();

@@ -28,9 +28,8 @@ void remember_session_key(const Identity& me, const PublicKey& peer, const Sessi
 void seal(const SessionKey& key, ByteView nonce24, ByteView ad, ByteView plain, Bytes& out);
 // Decrypts into `out`; false when the tag does not verify.
 bool open(const SessionKey& key, ByteView nonce24, ByteView ad, ByteView cipher, Bytes& out);
-// Whether seal and open use libsodium's AES-256-GCM (AES-NI and CLMUL present), not OpenSSL's; both give the
+// seal and open use libsodium's AES-256-GCM where the CPU has AES-NI and CLMUL, else OpenSSL's; both give the
 // same bytes. force_portable_aead(true) makes them use OpenSSL's (tests of that path).
-bool hardware_aead();
 void force_portable_aead(bool on);
 
 // Receive-side replay protection for one peer: accepts each (epoch, salt, counter) at most once.
