@@ -16,11 +16,17 @@ std::vector<Lookup::Entry>::iterator Lookup::find(const NodeId& dist) {
                                                                   : shortlist_.end();
 }
 
+void Lookup::make_room() {
+  if (shortlist_.size() < shortlist_.capacity()) return;
+  const size_t most = p_.paths * 3 * p_.k + p_.must_query.size();
+  shortlist_.reserve(std::max(shortlist_.size() + 1, std::min(2 * shortlist_.size(), most)));
+}
+
 void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn query, std::function<TimePoint()> now,
                    std::function<void(LookupResult)> done) {
   std::shared_ptr<Lookup> l(new Lookup());
   l->p_ = std::move(params);
-  l->p_.paths = std::max<size_t>(l->p_.paths, 1);
+  l->p_.paths = std::clamp<size_t>(l->p_.paths, 1, kMaxPaths);
   l->p_.alpha = std::max<size_t>(l->p_.alpha, 1);
   l->path_size_.assign(l->p_.paths, 0);
   l->path_in_flight_.assign(l->p_.paths, 0);
@@ -41,8 +47,9 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
     size_t pos = l->position(d);
     if (c.id == l->p_.self || (pos < l->shortlist_.size() && l->shortlist_[pos].first == d)) continue;
     size_t path = next++ % l->p_.paths;
+    l->make_room();
     l->shortlist_.insert(l->shortlist_.begin() + static_cast<ptrdiff_t>(pos),
-                         Entry{d, Candidate{c, State::kInFlight, 1, path}});
+                         Entry{d, Candidate{c, State::kInFlight, static_cast<uint8_t>(path), 1}});
     ++l->path_size_[path];
     ++l->path_in_flight_[path];
     l->result_.stats.rounds = std::max(l->result_.stats.rounds, 1);
@@ -52,7 +59,7 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->step();
 }
 
-void Lookup::add(const Contact& c, int depth, size_t path) {
+void Lookup::add(const Contact& c, uint16_t depth, size_t path) {
   if (c.id == p_.self) return;
   NodeId d = c.id ^ p_.target;
   size_t pos = position(d);
@@ -69,7 +76,9 @@ void Lookup::add(const Contact& c, int depth, size_t path) {
     shortlist_.erase(far);  // farther than d, so at pos or after: what comes before pos stays in place
     --path_size_[path];
   }
-  shortlist_.insert(shortlist_.begin() + static_cast<ptrdiff_t>(pos), Entry{d, Candidate{c, State::kNew, depth, path}});
+  make_room();
+  shortlist_.insert(shortlist_.begin() + static_cast<ptrdiff_t>(pos),
+                    Entry{d, Candidate{c, State::kNew, static_cast<uint8_t>(path), depth}});
   ++path_size_[path];
 }
 
@@ -100,7 +109,7 @@ void Lookup::step() {
     cand.state = State::kInFlight;
     ++sending[path];
     to_send.emplace_back(dist, cand.contact);
-    result_.stats.rounds = std::max(result_.stats.rounds, cand.depth);
+    result_.stats.rounds = std::max<int>(result_.stats.rounds, cand.depth);
   }
   if (to_send.empty() && in_flight_ == 0 && !pending_new) return finish();
   // path_answers: every path's closest have answered; answers still due from farther candidates are not waited for.
@@ -144,7 +153,7 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
     if (!p_.settle_within || (cand.contact.id ^ p_.target) <= *p_.settle_within) ++path_values_[cand.path];
     result_.values.push_back({cand.contact, std::move(*r->value)});
   }
-  int depth = cand.depth + 1;
+  const uint16_t depth = cand.depth == UINT16_MAX ? cand.depth : static_cast<uint16_t>(cand.depth + 1);
   size_t path = cand.path;
   bool named_now = false;
   for (auto& c : r->contacts) {

@@ -15,6 +15,7 @@
 // contact learned from a depth-d answer has depth d+1; rounds is the deepest RPC sent. Re-entrancy: the query
 // function may answer synchronously; state is consistent then.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -98,16 +99,17 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
                     std::function<void(LookupResult)> done);
 
  private:
-  enum class State { kNew, kInFlight, kAnswered, kFailed };
-  struct Candidate {
+  enum class State : uint8_t { kNew, kInFlight, kAnswered, kFailed };
+  struct Candidate {  // 96 bytes
     Contact contact;
     State state = State::kNew;
-    int depth = 1;
-    size_t path = 0;
+    uint8_t path = 0;    // paths are at most kMaxPaths
+    uint16_t depth = 1;  // saturates
   };
+  static constexpr size_t kMaxPaths = 255;
 
   Lookup() = default;
-  void add(const Contact& c, int depth, size_t path);
+  void add(const Contact& c, uint16_t depth, size_t path);
   void ask(const NodeId& dist, const Contact& contact);
   void step();
   void on_answer(const NodeId& distance, std::optional<QueryResponse> r);
@@ -121,14 +123,16 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   std::function<void(LookupResult)> done_;
   // All paths' candidates, sorted by XOR distance to the target: one flat block, not a node per candidate, so a
   // lookup leaves no scattered holes in the heap when it ends. It starts with room for the seeds and grows as
-  // answers name more (at most 3k a path): most lookups (a refresh whose bucket filled, a get that settled) end
-  // well short of 3k, and room for 3k made at the start (9.6 KiB a path) was the largest part of the heap's peak
-  // when a thousand nodes joined at once, which the heap kept as holes (bench/README.md, "dht: signatures
-  // verified once per process ...").
+  // answers name more, doubling but never past the most it can hold (3k a path, and the vantage points): most
+  // lookups (a refresh whose bucket filled, a get that settled) end well short of that, and room for 3k made at
+  // the start (9.6 KiB a path) was the largest part of the heap's peak when a thousand nodes joined at once
+  // (bench/README.md, "dht: signatures verified once per process ..."). An entry is 116 bytes: its distance
+  // (kept, not recomputed, for the binary searches) and its candidate.
   using Entry = std::pair<NodeId, Candidate>;
   std::vector<Entry> shortlist_;
   size_t position(const NodeId& dist) const;              // where `dist` is, or would go, in shortlist_
   std::vector<Entry>::iterator find(const NodeId& dist);  // shortlist_.end() when absent
+  void make_room();                                       // before an insert into shortlist_: capacity for one more
   std::vector<size_t> path_size_;          // candidates per path (bounded to 3k each)
   std::vector<size_t> path_in_flight_;
   std::vector<size_t> path_failed_;  // candidates of the path that failed (path_answers widens by these)
