@@ -187,20 +187,21 @@ struct Dht::Impl {
   void maintain();
   void republish(const NodeId& key);
 
-  // Lookups of a random id in every bucket that holds fewer than k contacts, from bucket 0 down to the bucket
-  // of our k-th closest contact. The buckets below that one hold only ids nearer to us than our k-th closest:
-  // a lookup of our own id has just asked our closest nodes for them, so a refresh there finds nothing new
-  // (most of them hold fewer than k because fewer than k such nodes exist). Each refresh ends once its bucket
-  // holds half of k (until_full): a lookup needs a few contacts in a far bucket, not k, and the nodes whose
-  // lookups ask us fill it on (in a network that starts together, most buckets fill that way). Every node a
-  // refresh asks holds a session for us, so asking for the other half cost a quarter of a node's memory and an
-  // eighth of its join's datagrams (sim-dht, 2,000 nodes).
+  // Lookups of a random id in every bucket that holds fewer than join_bucket_fill contacts (5), from bucket 0
+  // down to the bucket of our k-th closest contact. The buckets below that one hold only ids nearer to us than
+  // our k-th closest: a lookup of our own id has just asked our closest nodes for them, so a refresh there finds
+  // nothing new. Each refresh ends once its bucket holds join_bucket_fill: a lookup needs a few contacts in a
+  // far bucket, not k, and the nodes whose lookups ask us fill it on (in a network that starts together, most
+  // buckets fill that way). Every node a refresh asks holds a session for us: refreshing to k/2 instead of 5
+  // cost a fifth of a node's memory and of its join's datagrams (bench/README.md, "dht: a join refreshes its far
+  // buckets to 5 contacts").
   void refresh_neighbourhood();
 
   // A lookup of a random id in bucket b's range. If nodes joined together, every contact near that range
   // may share our ignorance of it (all on our side of bit b); so also ask two random contacts from
   // shallower buckets, who sit on the other side of an earlier bit and see the range from outside.
-  void refresh_bucket(int b, bool until_full = false);
+  // fill: the lookup ends once the bucket holds that many (0: a full lookup).
+  void refresh_bucket(int b, size_t fill = 0);
 
   NodeId random_id_in_bucket(int b);
 

@@ -144,24 +144,25 @@ void Dht::Impl::republish(const NodeId& key) {
 }
 
 void Dht::Impl::refresh_neighbourhood() {
+  const size_t fill = std::min(cfg.join_bucket_fill, cfg.k);
+  if (fill == 0) return;
   int last = table.deepest_bucket() - 1;
   auto near = table.closest(engine.id(), cfg.k);
   if (near.size() == cfg.k) last = std::min(last, table.bucket_of(near.back().id));
   for (int b = 0; b <= last; ++b)
-    if (table.bucket(static_cast<size_t>(b)).size() < cfg.k) refresh_bucket(b, true);
+    if (table.bucket(static_cast<size_t>(b)).size() < fill) refresh_bucket(b, fill);
 }
 
-void Dht::Impl::refresh_bucket(int b, bool until_full) {
+void Dht::Impl::refresh_bucket(int b, size_t fill) {
   std::vector<Contact> vantage;
   for (int shallow = b - 1; shallow >= 0 && vantage.size() < 2; --shallow) {
     auto& es = table.bucket(static_cast<size_t>(shallow));
     if (!es.empty()) vantage.push_back(es[engine.env().random_below(es.size())].contact);
   }
   LookupOptions o{.must_query = std::move(vantage)};
-  // A join's refresh is there to give the bucket enough contacts for lookups: half of k (its answers and the
-  // newcomers that asked us meanwhile); the lookups of others fill it on (refresh_neighbourhood).
-  if (until_full)
-    o.enough = [this, b] { return table.bucket(static_cast<size_t>(b)).size() >= (cfg.k + 1) / 2; };
+  // A join's refresh is there to give the bucket enough contacts for lookups (join_bucket_fill: its answers and
+  // the newcomers that asked us meanwhile); the lookups of others fill it on (refresh_neighbourhood).
+  if (fill) o.enough = [this, b, fill] { return table.bucket(static_cast<size_t>(b)).size() >= fill; };
   lookup(random_id_in_bucket(b), false, false, [](LookupResult) {}, std::move(o));
 }
 
