@@ -178,9 +178,10 @@ TEST(DhtSim, AWaitBeforeCheckingNewcomersSparesPingsAndLeavesNoNodeOut) {
 
 // A network started at once (every node bootstraps through node 0 at the same moment, as the dht bench does):
 // a join refreshes only the far buckets holding fewer than join_bucket_fill (5) contacts, each until it holds 5,
-// and the rejoin 5 s later looks only our own id up (the table then holds k or more). Every node's own k closest
-// are held, and the far buckets hold what lookups need (60 contacts a node) for 69.4 find_node per node; with a
-// fill of 10: 80 contacts for 87.1; 20: 96 for 126.4; no refreshes at the join: 34 for 47.7.
+// and the second look 5 s later asks the 3 closest (the table then holds k or more). Every node's own k closest
+// are held, and the far buckets hold what lookups need (60 contacts a node) for 52.8 find_node per node (69.4
+// when the second look was a lookup of the own id; with a fill of 10: 80 contacts for 87.1; 20: 96 for 126.4;
+// no refreshes at the join: 34 for 47.7).
 TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
   SimConfig cfg;
   cfg.seed = 11;
@@ -210,9 +211,64 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
     for (size_t q = 0; q < k; ++q) own_closest_held += held.count(others[q]);
   }
   double per_node = static_cast<double>(find_nodes) / n;
-  EXPECT_LT(per_node, 78.0);
+  uint64_t checks = 0, lookups = 0;
+  for (size_t i = 1; i < n; ++i) {
+    checks += sim.node(i).dht().stats().rejoin_checks;
+    lookups += sim.node(i).dht().stats().rejoin_lookups;
+  }
+  EXPECT_EQ(checks, n - 1);     // every node but node 0 (which joined no one) looked again, by asking
+  EXPECT_LE(lookups, n / 20);   // and few had news (5 here): a node that joined after their own lookup
+  EXPECT_LT(per_node, 58.0);
   EXPECT_GE(static_cast<double>(table) / n, 55.0);
   EXPECT_GE(own_closest_held, n * k * 97 / 100);
+}
+
+// 5 s after its join a node with k contacts or more asks its 3 closest where its id belongs and looks itself up
+// only when one names a node nearer than its k-th closest that it does not hold (docs/protocol.md 5, "Join").
+// In a network that joined together and settled, every node checks and none looks up; a node that could not
+// hear a newcomer near it (cut off while the newcomer joined) finds it through the check's answers.
+TEST(DhtSim, AJoinsSecondLookIsAnAskOfTheClosestAndALookupOnlyForNews) {
+  SimConfig cfg;
+  cfg.seed = 5;
+  cfg.node = test_config();
+  Simulator sim(cfg);
+  const size_t n = 60;
+  for (size_t i = 0; i <= n; ++i) sim.add_node();
+  const size_t late = n;  // joins while the node nearest to it is cut off
+  size_t near_late = 1;
+  for (size_t i = 1; i < n; ++i)
+    if (closer(sim.node(late).id(), sim.node(i).id(), sim.node(near_late).id())) near_late = i;
+  size_t joined = 1;
+  for (size_t i = 1; i < n; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { joined += ok; });
+  sim.run_for(2s);
+  ASSERT_EQ(joined, n);
+  std::vector<uint8_t> side(n + 1, 0);
+  side[near_late] = 1;
+  sim.partition(side);
+  bool late_joined = false;
+  sim.node(late).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { late_joined = ok; });
+  sim.run_for(2s);
+  ASSERT_TRUE(late_joined);
+  sim.heal();
+  auto holds = [&](size_t i, const NodeId& id) {
+    for (auto& c : sim.node(i).dht().peers())
+      if (c.id == id) return true;
+    return false;
+  };
+  ASSERT_FALSE(holds(near_late, sim.node(late).id())) << "the scenario needs the cut-off node not to know it";
+  sim.run_for(30s);
+  uint64_t checks = 0, lookups = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (i == near_late) continue;
+    checks += sim.node(i).dht().stats().rejoin_checks;
+    lookups += sim.node(i).dht().stats().rejoin_lookups;
+  }
+  EXPECT_EQ(checks, n - 2);  // every node but the cut-off one and node 0 (which joined no one)
+  EXPECT_LE(lookups, n / 10);  // the few that had not heard of the newcomer either
+  DhtStats cut = sim.node(near_late).dht().stats();
+  EXPECT_EQ(cut.rejoin_checks, 1u);
+  EXPECT_EQ(cut.rejoin_lookups, 1u);  // an answer named the newcomer
+  EXPECT_TRUE(holds(near_late, sim.node(late).id()));
 }
 
 // The newcomer wait (1 s by default) in a network started at once through one node: the tables come out as

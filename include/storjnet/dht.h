@@ -171,6 +171,9 @@ struct DhtStats {
   uint64_t verify_spared = 0;  // ... not pinged: by the end of the wait our own exchange had proven them
   uint64_t verify_asked = 0;   // ... whose answer carried an address challenge: an echo proves them, no ping
   uint64_t contacts_refused_puzzle = 0, contacts_refused_prefix = 0;  // routing table and find_node answers
+  // Looks at the own neighbourhood again after a join (docs/protocol.md 5, "Join"): by asking the closest
+  // contacts (checks), and by a lookup of the own id (lookups: when a check found news, or the table is short).
+  uint64_t rejoin_checks = 0, rejoin_lookups = 0;
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged
   // Self-named keys (a node's relay list; docs/protocol.md 5, "Ownership"): another owner's value held under a

@@ -113,6 +113,10 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
            "Request senders not pinged: by the end of the wait another exchange had proven them.", ds.verify_spared);
   w.single("storjnet_dht_verify_asked_total", "counter",
            "Request senders whose answer carried an address challenge (their echo proves them).", ds.verify_asked);
+  w.family("storjnet_dht_rejoins_total", "counter",
+           "Looks at the own neighbourhood after a join: asks of the closest (check), own-id lookups (lookup).");
+  w.sample("storjnet_dht_rejoins_total", "kind=\"check\"", ds.rejoin_checks);
+  w.sample("storjnet_dht_rejoins_total", "kind=\"lookup\"", ds.rejoin_lookups);
   w.single("storjnet_dht_routing_contacts", "gauge", "Contacts in the routing table.", ds.routing_contacts);
   w.single("storjnet_dht_routing_confirmed", "gauge", "Routing-table contacts a dial-back confirmed reachable.",
            ds.routing_confirmed);

@@ -35,13 +35,44 @@ void stun_step(Dht::Impl& d, std::shared_ptr<StunWalk> walk, size_t i) {
 // not answer (a busy network, lost datagrams: not merely a small network), once more after twice the delay, up to
 // kMaxRejoinDelay.
 constexpr Duration kMaxRejoinDelay = std::chrono::minutes(5);
+// A table that holds k or more asks its kRejoinAsks closest contacts first where our id belongs (a placement
+// find_node: their k + k/4 closest, confirmed or not) and looks itself up only when an answer names a node
+// nearer than our k-th closest that the table does not hold, or an ask fails: in a network that settled, a
+// lookup of our own id asks k nodes to learn nothing new.
+constexpr size_t kRejoinAsks = 3;
+
+void rejoin_after(Dht::Impl& d, Duration delay);
+
+void rejoin_lookup(Dht::Impl& d, Duration delay) {
+  ++d.stats.rejoin_lookups;
+  d.lookup(d.engine.id(), false, false, [&d, delay](LookupResult res) {
+    if (d.table.size() < d.cfg.k) d.refresh_neighbourhood();
+    if (d.table.size() < d.cfg.k && res.failed > 0 && 2 * delay <= kMaxRejoinDelay) rejoin_after(d, 2 * delay);
+  });
+}
 
 void rejoin_after(Dht::Impl& d, Duration delay) {
   d.engine.schedule(d.scope, delay, [&d, delay] {
-    d.lookup(d.engine.id(), false, false, [&d, delay](LookupResult res) {
-      if (d.table.size() < d.cfg.k) d.refresh_neighbourhood();
-      if (d.table.size() < d.cfg.k && res.failed > 0 && 2 * delay <= kMaxRejoinDelay) rejoin_after(d, 2 * delay);
-    });
+    const NodeId self = d.engine.id();
+    auto near = d.table.closest(self, d.cfg.k);
+    if (near.size() < d.cfg.k) return rejoin_lookup(d, delay);
+    ++d.stats.rejoin_checks;
+    struct Check {
+      size_t left;
+      bool news = false;
+    };
+    auto check = std::make_shared<Check>(Check{std::min(kRejoinAsks, near.size())});
+    const NodeId kth = near.back().id ^ self;
+    Bytes ask = encode_find_node_request({self, true, false});
+    for (size_t i = 0; i < check->left; ++i)
+      d.rpc(near[i], Method::kFindNode, ask, [&d, delay, check, kth, self](std::optional<Bytes> body) {
+        auto a = body ? decode_find_node_answer(*body) : std::nullopt;
+        if (!a) check->news = true;
+        else
+          for (const Contact& c : a->contacts)
+            if (c.id != self && (c.id ^ self) < kth && !d.table.find(c.id)) check->news = true;
+        if (--check->left == 0 && check->news) rejoin_lookup(d, delay);
+      });
   });
 }
 
