@@ -61,16 +61,20 @@ void rejoin_after(Dht::Impl& d, Duration delay) {
       size_t left;
       bool news = false;
     };
-    auto check = std::make_shared<Check>(Check{std::min(kRejoinAsks, near.size())});
+    const size_t asks = std::min(kRejoinAsks, near.size());  // an answer may come before the loop ends
+    auto check = std::make_shared<Check>(Check{asks});
     const NodeId kth = near.back().id ^ self;
     Bytes ask = encode_find_node_request({self, true, false});
-    for (size_t i = 0; i < check->left; ++i)
+    for (size_t i = 0; i < asks; ++i)
       d.rpc(near[i], Method::kFindNode, ask, [&d, delay, check, kth, self](std::optional<Bytes> body) {
         auto a = body ? decode_find_node_answer(*body) : std::nullopt;
-        if (!a) check->news = true;
-        else
+        if (!a) {
+          check->news = true;
+        } else {
+          d.admit_learned(a->contacts, self);  // contacts no table of ours would hold are no news
           for (const Contact& c : a->contacts)
             if (c.id != self && (c.id ^ self) < kth && !d.table.find(c.id)) check->news = true;
+        }
         if (--check->left == 0 && check->news) rejoin_lookup(d, delay);
       });
   });
