@@ -225,7 +225,7 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
 
 // 5 s after its join a node with k contacts or more asks its 3 closest where its id belongs and looks itself up
 // only when one names a node nearer than its k-th closest that it does not hold (docs/protocol.md 5, "Join").
-// In a network that joined together and settled, every node checks and none looks up; a node that could not
+// Every node checks, and few look up (those that had not heard of the newcomer either); a node that could not
 // hear a newcomer near it (cut off while the newcomer joined) finds it through the check's answers.
 TEST(DhtSim, AJoinsSecondLookIsAnAskOfTheClosestAndALookupOnlyForNews) {
   SimConfig cfg;
