@@ -82,6 +82,34 @@ std::vector<size_t> range(size_t a, size_t b) {
   return v;
 }
 
+SimConfig sim_config(uint64_t seed) {
+  SimConfig c;
+  c.seed = seed;
+  c.node = test_config();
+  return c;
+}
+
+// Nodes 1 to n-1 bootstrap through node 0 at the same moment, as the dht bench starts them; `joined` (node 0
+// counted) grows as their joins end, so it must outlive the simulation's run.
+void join_at_once(Simulator& sim, size_t n, size_t& joined) {
+  joined = 1;
+  for (size_t i = 1; i < n; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&joined](bool ok) { joined += ok; });
+}
+
+// The joins' second looks of nodes 1 to n-1 but `skip`: asks of the closest, and own-id lookups.
+struct SecondLooks {
+  uint64_t checks = 0, lookups = 0;
+};
+SecondLooks second_looks(Simulator& sim, size_t n, size_t skip = SIZE_MAX) {
+  SecondLooks r;
+  for (size_t i = 1; i < n; ++i) {
+    if (i == skip) continue;
+    r.checks += sim.node(i).dht().stats().rejoin_checks;
+    r.lookups += sim.node(i).dht().stats().rejoin_lookups;
+  }
+  return r;
+}
+
 }  // namespace
 
 // One 2,000-node network for both phases (ctest runs every test in its own process, so the phases that
@@ -183,14 +211,12 @@ TEST(DhtSim, AWaitBeforeCheckingNewcomersSparesPingsAndLeavesNoNodeOut) {
 // when the second look was a lookup of the own id; with a fill of 10: 80 contacts for 87.1; 20: 96 for 126.4;
 // no refreshes at the join: 34 for 47.7).
 TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
-  SimConfig cfg;
-  cfg.seed = 11;
-  cfg.node = test_config();
+  SimConfig cfg = sim_config(11);
   Simulator sim(cfg);
   const size_t n = 300;
   for (size_t i = 0; i < n; ++i) sim.add_node();
-  size_t joined = 1;
-  for (size_t i = 1; i < n; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { joined += ok; });
+  size_t joined = 0;
+  join_at_once(sim, n, joined);
   sim.run_for(30s);
   ASSERT_EQ(joined, n);
   uint64_t find_nodes = 0;
@@ -211,13 +237,9 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
     for (size_t q = 0; q < k; ++q) own_closest_held += held.count(others[q]);
   }
   double per_node = static_cast<double>(find_nodes) / n;
-  uint64_t checks = 0, lookups = 0;
-  for (size_t i = 1; i < n; ++i) {
-    checks += sim.node(i).dht().stats().rejoin_checks;
-    lookups += sim.node(i).dht().stats().rejoin_lookups;
-  }
-  EXPECT_EQ(checks, n - 1);     // every node but node 0 (which joined no one) looked again, by asking
-  EXPECT_LE(lookups, n / 20);   // and few had news (5 here): a node that joined after their own lookup
+  SecondLooks looks = second_looks(sim, n);
+  EXPECT_EQ(looks.checks, n - 1);    // every node but node 0 (which joined no one) looked again, by asking
+  EXPECT_LE(looks.lookups, n / 20);  // and few had news (5 here): a node that joined after their own lookup
   EXPECT_LT(per_node, 58.0);
   EXPECT_GE(static_cast<double>(table) / n, 55.0);
   EXPECT_GE(own_closest_held, n * k * 97 / 100);
@@ -228,18 +250,15 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
 // Every node checks, and few look up (those that had not heard of the newcomer either); a node that could not
 // hear a newcomer near it (cut off while the newcomer joined) finds it through the check's answers.
 TEST(DhtSim, AJoinsSecondLookIsAnAskOfTheClosestAndALookupOnlyForNews) {
-  SimConfig cfg;
-  cfg.seed = 5;
-  cfg.node = test_config();
-  Simulator sim(cfg);
+  Simulator sim(sim_config(5));
   const size_t n = 60;
   for (size_t i = 0; i <= n; ++i) sim.add_node();
   const size_t late = n;  // joins while the node nearest to it is cut off
   size_t near_late = 1;
   for (size_t i = 1; i < n; ++i)
     if (closer(sim.node(late).id(), sim.node(i).id(), sim.node(near_late).id())) near_late = i;
-  size_t joined = 1;
-  for (size_t i = 1; i < n; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { joined += ok; });
+  size_t joined = 0;
+  join_at_once(sim, n, joined);
   sim.run_for(2s);
   ASSERT_EQ(joined, n);
   std::vector<uint8_t> side(n + 1, 0);
@@ -257,14 +276,9 @@ TEST(DhtSim, AJoinsSecondLookIsAnAskOfTheClosestAndALookupOnlyForNews) {
   };
   ASSERT_FALSE(holds(near_late, sim.node(late).id())) << "the scenario needs the cut-off node not to know it";
   sim.run_for(30s);
-  uint64_t checks = 0, lookups = 0;
-  for (size_t i = 1; i < n; ++i) {
-    if (i == near_late) continue;
-    checks += sim.node(i).dht().stats().rejoin_checks;
-    lookups += sim.node(i).dht().stats().rejoin_lookups;
-  }
-  EXPECT_EQ(checks, n - 2);  // every node but the cut-off one and node 0 (which joined no one)
-  EXPECT_LE(lookups, n / 10);  // the few that had not heard of the newcomer either
+  SecondLooks looks = second_looks(sim, n, near_late);
+  EXPECT_EQ(looks.checks, n - 2);    // every node but the cut-off one and node 0 (which joined no one)
+  EXPECT_LE(looks.lookups, n / 10);  // the few that had not heard of the newcomer either
   DhtStats cut = sim.node(near_late).dht().stats();
   EXPECT_EQ(cut.rejoin_checks, 1u);
   EXPECT_EQ(cut.rejoin_lookups, 1u);  // an answer named the newcomer
@@ -282,15 +296,13 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesDespiteTheNewcomerWait) {
     uint64_t pings = 0;
   };
   auto run = [](Duration wait) {
-    SimConfig cfg;
-    cfg.seed = 12;
-    cfg.node = test_config();
+    SimConfig cfg = sim_config(12);
     cfg.node.dht.newcomer_wait = wait;
     Simulator sim(cfg);
     const size_t n = 200;
     for (size_t i = 0; i < n; ++i) sim.add_node();
-    size_t joined = 1;
-    for (size_t i = 1; i < n; ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [&](bool ok) { joined += ok; });
+    size_t joined = 0;
+    join_at_once(sim, n, joined);
     sim.run_for(30s);
     EXPECT_EQ(joined, n);
     Run r;
