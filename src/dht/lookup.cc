@@ -18,7 +18,7 @@ std::vector<Lookup::Entry>::iterator Lookup::find(const NodeId& dist) {
 
 void Lookup::make_room() {
   if (shortlist_.size() < shortlist_.capacity()) return;
-  const size_t most = p_.paths * 3 * p_.k + p_.must_query.size();
+  const size_t most = p_.paths * path_bound() + p_.must_query.size();
   shortlist_.reserve(std::max(shortlist_.size() + 1, std::min(2 * shortlist_.size(), most)));
 }
 
@@ -65,7 +65,7 @@ void Lookup::add(const Contact& c, uint16_t depth, size_t path) {
   size_t pos = position(d);
   if (pos < shortlist_.size() && shortlist_[pos].first == d) return;  // already some path's: paths stay disjoint
   // Bounded: each path keeps its 3k closest; a farther newcomer is not worth remembering.
-  if (path_size_[path] >= 3 * p_.k) {
+  if (path_size_[path] >= path_bound()) {
     auto far = shortlist_.end();
     for (auto it = shortlist_.rbegin(); it != shortlist_.rend(); ++it)
       if (it->second.path == path) {

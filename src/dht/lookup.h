@@ -133,7 +133,8 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   size_t position(const NodeId& dist) const;              // where `dist` is, or would go, in shortlist_
   std::vector<Entry>::iterator find(const NodeId& dist);  // shortlist_.end() when absent
   void make_room();                                       // before an insert into shortlist_: capacity for one more
-  std::vector<size_t> path_size_;          // candidates per path (bounded to 3k each)
+  std::vector<size_t> path_size_;          // candidates per path (bounded to path_bound() each)
+  size_t path_bound() const { return 3 * p_.k; }  // candidates a path keeps: its 3k closest
   std::vector<size_t> path_in_flight_;
   std::vector<size_t> path_failed_;  // candidates of the path that failed (path_answers widens by these)
   std::vector<size_t> path_values_;  // values the path got that may settle it (see settle_within)
