@@ -245,6 +245,33 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
   EXPECT_GE(own_closest_held, n * k * 97 / 100);
 }
 
+// A join looks its own id up, then refreshes its thin far buckets one after another, each only if it still
+// needs it (docs/protocol.md 5, "Join"): a node never runs two of its join's lookups at once, so it holds one
+// shortlist and one lookup's requests at a time. Run at once, the five or so refreshes of each of 1,000 nodes
+// held ~9 KiB per node of resident memory after the settle (bench/README.md).
+TEST(DhtSim, AJoinsRefreshesRunOneAfterAnother) {
+  Simulator sim(sim_config(13));
+  const size_t n = 200;
+  for (size_t i = 0; i < n; ++i) sim.add_node();
+  size_t joined = 0;
+  join_at_once(sim, n, joined);
+  std::vector<uint64_t> most_at_once(n, 0);
+  for (auto t = 0ms; t < 4s; t += 2ms) {  // before the second looks (5 s)
+    sim.run_for(2ms);
+    for (size_t i = 1; i < n; ++i) {
+      auto st = sim.node(i).dht().stats();
+      most_at_once[i] = std::max(most_at_once[i], st.lookups - st.lookups_completed);
+    }
+  }
+  ASSERT_EQ(joined, n);
+  uint64_t lookups = 0;
+  for (size_t i = 1; i < n; ++i) {
+    EXPECT_EQ(most_at_once[i], 1u) << "node " << i;
+    lookups += sim.node(i).dht().stats().lookups;
+  }
+  EXPECT_GE(lookups, 3 * (n - 1));  // the own id's and at least two refreshes a node, on average
+}
+
 // 5 s after its join a node with k contacts or more asks its 3 closest where its id belongs and looks itself up
 // only when one names a node nearer than its k-th closest that it does not hold (docs/protocol.md 5, "Join").
 // Every node checks, and few look up (those that had not heard of the newcomer either); a node that could not

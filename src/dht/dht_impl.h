@@ -194,14 +194,19 @@ struct Dht::Impl {
   // far bucket, not k, and the nodes whose lookups ask us fill it on (in a network that starts together, most
   // buckets fill that way). Every node a refresh asks holds a session for us: refreshing to k/2 instead of 5
   // cost a fifth of a node's memory and of its join's datagrams (bench/README.md, "dht: a join refreshes its far
-  // buckets to 5 contacts").
+  // buckets to 5 contacts"). The refreshes run one after another (refresh_from), each starting only if its
+  // bucket still holds fewer than join_bucket_fill: the refreshes before it and the newcomers that asked us
+  // meanwhile often filled it, and a join holds one refresh's shortlist and requests at a time, not five
+  // (bench/README.md, "dht: a join's refreshes run one after another").
   void refresh_neighbourhood();
+  // Refreshes the first bucket from b to last that holds fewer than fill contacts, then goes on from the next.
+  void refresh_from(int b, int last, size_t fill);
 
   // A lookup of a random id in bucket b's range. If nodes joined together, every contact near that range
   // may share our ignorance of it (all on our side of bit b); so also ask two random contacts from
   // shallower buckets, who sit on the other side of an earlier bit and see the range from outside.
-  // fill: the lookup ends once the bucket holds that many (0: a full lookup).
-  void refresh_bucket(int b, size_t fill = 0);
+  // fill: the lookup ends once the bucket holds that many (0: a full lookup). done: called when it ended.
+  void refresh_bucket(int b, size_t fill = 0, std::function<void()> done = {});
 
   NodeId random_id_in_bucket(int b);
 

@@ -149,11 +149,16 @@ void Dht::Impl::refresh_neighbourhood() {
   int last = table.deepest_bucket() - 1;
   auto near = table.closest(engine.id(), cfg.k);
   if (near.size() == cfg.k) last = std::min(last, table.bucket_of(near.back().id));
-  for (int b = 0; b <= last; ++b)
-    if (table.bucket(static_cast<size_t>(b)).size() < fill) refresh_bucket(b, fill);
+  refresh_from(0, last, fill);
 }
 
-void Dht::Impl::refresh_bucket(int b, size_t fill) {
+void Dht::Impl::refresh_from(int b, int last, size_t fill) {
+  while (b <= last && table.bucket(static_cast<size_t>(b)).size() >= fill) ++b;
+  if (b > last) return;
+  refresh_bucket(b, fill, [this, b, last, fill] { refresh_from(b + 1, last, fill); });
+}
+
+void Dht::Impl::refresh_bucket(int b, size_t fill, std::function<void()> done) {
   std::vector<Contact> vantage;
   for (int shallow = b - 1; shallow >= 0 && vantage.size() < 2; --shallow) {
     auto& es = table.bucket(static_cast<size_t>(shallow));
@@ -163,7 +168,9 @@ void Dht::Impl::refresh_bucket(int b, size_t fill) {
   // A join's refresh is there to give the bucket enough contacts for lookups (join_bucket_fill: its answers and
   // the newcomers that asked us meanwhile); the lookups of others fill it on (refresh_neighbourhood).
   if (fill) o.enough = [this, b, fill] { return table.bucket(static_cast<size_t>(b)).size() >= fill; };
-  lookup(random_id_in_bucket(b), false, false, [](LookupResult) {}, std::move(o));
+  lookup(random_id_in_bucket(b), false, false, [done = std::move(done)](LookupResult) {
+    if (done) done();
+  }, std::move(o));
 }
 
 NodeId Dht::Impl::random_id_in_bucket(int b) {
