@@ -497,6 +497,11 @@ TEST(DhtDialBack, ALiarSayingReachableInItsFindNodeAnswersIsConfirmed) {
     r.ok(dht::encode_find_node_answer(a));
   });
   join(sim, 2min);
+  // Lookups of the two NATed nodes' ids ask them (through the mappings their own requests opened) a find_node
+  // that wants their verdict: what the liar lies in.
+  for (size_t i = 0; i < 30; ++i)
+    for (size_t target : {liar, honest}) sim.node(i).dht().closest(sim.node(target).id(), [](auto) {});
+  sim.run_for(30s);
   size_t liar_confirmed = 0, honest_held = 0;
   uint64_t heard = 0;
   for (size_t i = 0; i < 30; ++i) {
