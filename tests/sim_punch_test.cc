@@ -227,6 +227,33 @@ TEST(Punch, NoKeepalivesWhenOff) {
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(sim.node(i).dht().stats().keepalives_sent, 0u);
 }
 
+// A node behind a full cone is reachable (dial-back proved it) only while its router keeps the mapping, which
+// it forgets after 30 s without traffic either way: it keeps sending keepalives though reachable, so strangers
+// reach it whenever they try. Without them its mapping lapsed between its other traffic, and the scenario of
+// SimRelay.PunchablePairs... lost every message to such a target (docs/protocol.md 5.2, "Keepalives").
+TEST(Punch, AReachableNodeBehindANatKeepsItsMappingOpen) {
+  Simulator sim(Net::config(1, true));
+  const size_t open = 24;
+  for (size_t i = 0; i < open; ++i) sim.add_node();
+  size_t a = sim.add_node();
+  sim.put_behind(a, sim.add_router({Type::kFullCone, std::chrono::seconds(30), false}));
+  for (size_t i = 1; i < sim.size(); ++i) sim.node(i).dht().bootstrap({sim.endpoint(0)}, [](bool) {});
+  sim.run_for(std::chrono::minutes(3));
+  ASSERT_TRUE(sim.node(a).dht().stats().reachable);
+  std::optional<Endpoint> seen;
+  for (const auto& c : sim.node(0).dht().peers())
+    if (c.id == sim.node(a).id()) seen = c.endpoint;
+  ASSERT_TRUE(seen.has_value());
+  uint64_t sent = sim.node(a).dht().stats().keepalives_sent;
+  size_t closed = 0;
+  for (int s = 0; s < 300; ++s) {
+    sim.run_for(1s);
+    closed += !sim.reachable(sim.endpoint(open - 1), *seen);
+  }
+  EXPECT_EQ(closed, 0u) << "seconds of 300 its mapping was gone";
+  EXPECT_GE(sim.node(a).dht().stats().keepalives_sent, sent + 300 / 15 - 1);
+}
+
 TEST(Punch, KeepalivesHoldARendezvousMappingOpen) {
   // b behind a port-restricted router with 30 s mappings: its rendezvous still reach it after 150 s.
   Net net(Type::kPortRestricted, Type::kPortRestricted, true);

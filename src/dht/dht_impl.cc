@@ -32,7 +32,11 @@ Dht::Impl::Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
     dial_back->set_public_address([this](Endpoint::Family f) { return nat_view->view(f).address; });
   if (cfg.punch)
     punch = std::make_unique<Punch>(
-        engine, table, cfg, [this] { return dial_back && dial_back->reachable(); },
+        engine, table, cfg, [this] {
+          // Reachable through a NAT is reachable only while the NAT keeps our mapping: keep it alive too.
+          return dial_back && dial_back->reachable() && !dial_back->translated(Endpoint::Family::kV4) &&
+                 !dial_back->translated(Endpoint::Family::kV6);
+        },
         [this](const NodeId& id, std::function<void(std::vector<Contact>)> done) {
           lookup(id, false, false, [done = std::move(done)](LookupResult res) { done(std::move(res.closest)); });
         });

@@ -96,6 +96,9 @@ class DialBack {
   void heard_verdict(const Contact& s, DialBackVerdict v);
   // Adds the counters and reachable to `s`.
   void fill(DhtStats& s) const;
+  // Whether a NAT translates this node's traffic over f: it sends from a private address (lan_endpoint) and
+  // the network sees it at another IP address (set_public_address).
+  bool translated(Endpoint::Family f) const;
 
  private:
   struct Round;
@@ -130,9 +133,6 @@ class DialBack {
   std::vector<Contact> pick_strangers(const Contact& s, const Endpoint& via);  // up to kStrangers H2s
   void refuse();
   bool loopback_only() const;
-  // Whether a NAT translates this node's traffic over f: it sends from a private address (lan_endpoint) and
-  // the network sees it at another IP address (set_public_address).
-  bool translated(Endpoint::Family f) const;
   // translated(f), and no unsolicited probe proved this node reachable over f: it serves no self-check.
   bool behind_closed_nat(Endpoint::Family f) const;
   // Over family f behind_closed_nat: answers "not probed" (counted) and returns true.

@@ -19,12 +19,12 @@ bool same_network(const Endpoint& a, const Endpoint& b) {
 }
 }  // namespace
 
-Punch::Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable,
+Punch::Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> no_keepalives,
              FindClosest find_closest)
     : engine_(engine),
       table_(table),
       cfg_(cfg),
-      reachable_(std::move(reachable)),
+      no_keepalives_(std::move(no_keepalives)),
       find_closest_(std::move(find_closest)),
       per_peer_(cfg.punch_rate, 1024),
       scope_(engine.scope()) {
@@ -407,7 +407,7 @@ void Punch::serve_lan_intro(const IncomingRequest& q, const PunchMessage& m) {
 
 void Punch::keepalive() {
   keepalive_timer_ = engine_.schedule(scope_, cfg_.keepalive_interval, [this] { keepalive(); });
-  if (reachable_ && reachable_()) return;
+  if (no_keepalives_ && no_keepalives_()) return;
   PunchMessage ka;
   ka.kind = PunchKind::kKeepalive;
   Bytes body = encode_punch(ka);

@@ -32,7 +32,8 @@
 // IPv6 /64), at most kLanBurst such introductions then kLanRate a second in all; the rest is refused and
 // counted (punch_lan_refused). The initiator hears the target from its LAN address and uses it from then
 // on, as after any punch (the peer is remembered as reached over the LAN: lan_path()).
-// Keepalive: while dial-back has not found this node reachable, every keepalive_interval it sends one
+// Keepalive: while dial-back has not found this node reachable, or a NAT that translates its address keeps the
+// mapping that makes it reachable (a NAT forgets an idle one), every keepalive_interval it sends one
 // KEEPALIVE to the keepalive_peers contacts closest to its own id, and to the keepalive_peers closest
 // confirmed ones (the two lists mostly overlap): a lookup of its id ends at one or the other, so they are
 // the rendezvous others pick for it, and the datagrams keep its NAT mappings towards them open.
@@ -72,10 +73,11 @@ class Punch {
   // A lookup of an id: `done` gets the nodes that answered, closest first (the DHT's lookup).
   using FindClosest = std::function<void(const NodeId&, std::function<void(std::vector<Contact>)> done)>;
 
-  // `reachable`: whether dial-back found this node reachable (no keepalives then). `find_closest`: a lookup
+  // `no_keepalives`: whether this node needs none now (dial-back found it reachable, and no NAT translates its
+  // address: Dht::Impl). `find_closest`: a lookup
   // (may be empty: then the routing table alone names the rendezvous).
   // `cfg` is not copied: it must outlive this object.
-  Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> reachable,
+  Punch(Engine& engine, RoutingTable& table, const DhtConfig& cfg, std::function<bool()> no_keepalives,
         FindClosest find_closest = {});
   ~Punch();
   Punch(const Punch&) = delete;
@@ -160,7 +162,7 @@ class Punch {
   Engine& engine_;
   RoutingTable& table_;
   const DhtConfig& cfg_;  // the owner's (not a copy: 344 bytes a node)
-  std::function<bool()> reachable_;
+  std::function<bool()> no_keepalives_;
   FindClosest find_closest_;
   std::function<void(const Contact&)> on_started_;
   std::function<void(const IncomingRequest&, const PunchMessage&, const Reply&)> on_sync_;
