@@ -247,8 +247,8 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
 
 // A join looks its own id up, then refreshes its thin far buckets one after another, each only if it still
 // needs it (docs/protocol.md 5, "Join"): a node never runs two of its join's lookups at once, so it holds one
-// shortlist and one lookup's requests at a time. Run at once, the five or so refreshes of each of 1,000 nodes
-// held ~9 KiB per node of resident memory after the settle (bench/README.md).
+// shortlist and one lookup's requests at a time. Run at once, the four or so refreshes of each of 1,000 nodes
+// held ~8 KiB per node of resident memory after the settle (bench/README.md).
 TEST(DhtSim, AJoinsRefreshesRunOneAfterAnother) {
   Simulator sim(sim_config(13));
   const size_t n = 200;

@@ -230,7 +230,8 @@ TEST(Punch, NoKeepalivesWhenOff) {
 // A node behind a full cone is reachable (dial-back proved it) only while its router keeps the mapping, which
 // it forgets after 30 s without traffic either way: it keeps sending keepalives though reachable, so strangers
 // reach it whenever they try. Without them its mapping lapsed between its other traffic, and the scenario of
-// SimRelay.PunchablePairs... lost every message to such a target (docs/protocol.md 5.2, "Keepalives").
+// SimRelay.PunchablePairs... lost every message to such a target (docs/protocol.md 5.2, "Who is the
+// rendezvous").
 TEST(Punch, AReachableNodeBehindANatKeepsItsMappingOpen) {
   Simulator sim(Net::config(1, true));
   const size_t open = 24;
