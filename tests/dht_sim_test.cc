@@ -205,11 +205,11 @@ TEST(DhtSim, AWaitBeforeCheckingNewcomersSparesPingsAndLeavesNoNodeOut) {
 }
 
 // A network started at once (every node bootstraps through node 0 at the same moment, as the dht bench does):
-// a join refreshes only the far buckets holding fewer than join_bucket_fill (5) contacts, each until it holds 5,
+// a join refreshes only the far buckets holding fewer than join_bucket_fill (3) contacts, each until it holds 3,
 // and the second look 5 s later asks the 3 closest (the table then holds k or more). Every node's own k closest
-// are held, and the far buckets hold what lookups need (60 contacts a node) for 52.8 find_node per node (69.4
-// when the second look was a lookup of the own id; with a fill of 10: 80 contacts for 87.1; 20: 96 for 126.4;
-// no refreshes at the join: 34 for 47.7).
+// are held, and the far buckets hold what lookups need (49 contacts a node) for 45.4 find_node per node (with a
+// fill of 5: 60 contacts for 52.8, and 69.4 when the second look was a lookup of the own id; 10: 80 for 87.1; 20:
+// 96 for 126.4; no refreshes at the join: 34 for 47.7).
 TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
   SimConfig cfg = sim_config(11);
   Simulator sim(cfg);
@@ -240,15 +240,15 @@ TEST(DhtSim, ANetworkStartedAtOnceFillsItsTablesWithoutRefreshingFullBuckets) {
   SecondLooks looks = second_looks(sim, n);
   EXPECT_EQ(looks.checks, n - 1);    // every node but node 0 (which joined no one) looked again, by asking
   EXPECT_LE(looks.lookups, n / 20);  // and few had news (5 here): a node that joined after their own lookup
-  EXPECT_LT(per_node, 58.0);
-  EXPECT_GE(static_cast<double>(table) / n, 55.0);
+  EXPECT_LT(per_node, 50.0);
+  EXPECT_GE(static_cast<double>(table) / n, 45.0);
   EXPECT_GE(own_closest_held, n * k * 97 / 100);
 }
 
 // A join looks its own id up, then refreshes its thin far buckets one after another, each only if it still
 // needs it (docs/protocol.md 5, "Join"): a node never runs two of its join's lookups at once, so it holds one
-// shortlist and one lookup's requests at a time. Run at once, the four or so refreshes of each of 1,000 nodes
-// held ~8 KiB per node of resident memory after the settle (bench/README.md).
+// shortlist and one lookup's requests at a time. Run at once, the refreshes of each of 1,000 nodes (about four
+// then, with a join_bucket_fill of 5) held ~8 KiB per node of resident memory after the settle (bench/README.md).
 TEST(DhtSim, AJoinsRefreshesRunOneAfterAnother) {
   Simulator sim(sim_config(13));
   const size_t n = 200;
@@ -269,7 +269,7 @@ TEST(DhtSim, AJoinsRefreshesRunOneAfterAnother) {
     EXPECT_EQ(most_at_once[i], 1u) << "node " << i;
     lookups += sim.node(i).dht().stats().lookups;
   }
-  EXPECT_GE(lookups, 3 * (n - 1));  // the own id's and at least two refreshes a node, on average
+  EXPECT_GE(lookups, 2 * (n - 1));  // the own id's and at least one refresh a node, on average (2.8 here)
 }
 
 // 5 s after its join a node with k contacts or more asks its 3 closest where its id belongs and looks itself up

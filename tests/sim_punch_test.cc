@@ -173,7 +173,7 @@ TEST(Punch, TheRendezvousAskedAreTheTargetsNeighboursAsALookupFoundThem) {
   // Likewise without the mapping check's stun asks (NatView, added later): b's asks open its NAT towards three
   // more nodes, so the rendezvous of a's table would have heard from b.
   c.node.dht.nat_view = false;
-  // And with the join's refreshes ending at half of k (2 here), as they did before join_bucket_fill (5).
+  // And with the join's refreshes ending at half of k (2 here), as they did before join_bucket_fill (3).
   c.node.dht.join_bucket_fill = 2;
   Simulator sim(c);
   for (int i = 0; i < 40; ++i) sim.add_node();

@@ -46,8 +46,8 @@ struct DhtConfig {
   Duration bucket_refresh = 1h;            // an idle bucket is refreshed by a lookup of a random id in it
   // A join refreshes each far bucket holding fewer than this many contacts, and that refresh ends once the bucket
   // holds them (at most k; 0: no refreshes at the join). The lookups of other nodes fill the buckets on; each
-  // contact more is a session more on both sides (docs/protocol.md 5, "Join").
-  size_t join_bucket_fill = 5;
+  // contact more is a session more on both sides (docs/protocol.md 5, "Join"; 5 until 2026-12-06).
+  size_t join_bucket_fill = 3;
   Duration quiet_after = 15min;            // a full bucket pings its oldest entry for a newcomer only past this
   // A request sender with an unproven address is pinged before it enters the table this long after its request
   // (0: at once; at once too while its bucket holds fewer than k/2); in the wait our own exchanges with it often
