@@ -22,6 +22,7 @@ struct SimDhtOpts {
   bool cdf = false;
   double session_idle_s = 0;  // 0: the default (EngineConfig::session_idle)
   bool dial_back = true;
+  int join_bucket_fill = -1;  // -1: the default (DhtConfig::join_bucket_fill)
   bool progress = false;
 };
 
@@ -40,6 +41,9 @@ static void add_sim_dht(CLI::App& app) {
                   "seconds a session may sit unused before it shrinks (EngineConfig::session_idle; 0: default)")
       ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--dial-back", o->dial_back, "reachability checks of routing-table contacts (DhtConfig::dial_back)");
+  cmd->add_option("--join-bucket-fill", o->join_bucket_fill,
+                  "contacts a join refreshes each far bucket to (DhtConfig::join_bucket_fill; -1: the default)")
+      ->check(CLI::Range(-1, 1 << 10));
   cmd->add_flag("--progress", o->progress, "print a line to stderr at each tenth of the join (wall, sim time, RSS)");
   cmd->add_flag("--cdf", o->cdf, "add latency distributions and rounds histograms (for scripts/plot)");
   cmd->callback([o] {
@@ -51,6 +55,7 @@ static void add_sim_dht(CLI::App& app) {
     if (o->session_idle_s > 0)
       node_cfg.engine.session_idle = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o->session_idle_s));
     node_cfg.dht.dial_back = o->dial_back;
+    if (o->join_bucket_fill >= 0) node_cfg.dht.join_bucket_fill = static_cast<size_t>(o->join_bucket_fill);
     for (size_t i = 0; i < o->nodes; ++i) sim.add_node(node_cfg);
     const size_t tenth = std::max<size_t>(1, o->nodes / 10);
     size_t next_report = tenth;
