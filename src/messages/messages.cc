@@ -153,7 +153,10 @@ struct Messages::Impl {
     size_t accepted = 0;
     if (r.ok()) {
       accepted = std::min<size_t>(n, messages::decode_ack(r.payload).value_or(0));
-      if (r.from.endpoint.valid()) resolver.remember(r.from);
+      if (r.from.endpoint.valid()) {
+        resolver.remember(r.from);
+        p.contact = r.from;  // where it answers from: a punch may have moved it (the next batch goes there too)
+      }
     } else if (r.status == RpcStatus::kTimeout) {
       // Maybe it moved: look it up again next time.
       resolver.forget(to);
