@@ -117,6 +117,12 @@ void Streams::Impl::open(const NodeId& peer, std::function<void(std::optional<St
         return flush();
       }
       s->state = State::kOpen;
+      // Where it answered from: a punch may have moved it (behind a symmetric router, to the port the punch
+      // found; the address its contact named is filtered). The stream's data and the next resolve go there.
+      if (r.from.endpoint.valid()) {
+        s->peer = r.from;
+        resolver.remember(r.from);
+      }
       s->tx.raise_limit(*window);
       s->last_heard = engine.now();
       links.ensure(s->peer);
