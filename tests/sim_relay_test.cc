@@ -154,10 +154,12 @@ static void expect_punchable_pairs_punched(const sim::NatScenarioReport& r) {
   }
 }
 
-// Not yet true of every network: over seeds 1-46 of this scenario, 2 leave 1 of their ~150 punchable pairs
-// relayed (42) or undelivered (45) (with a join_bucket_fill of 5: 3, seeds 7, 38 and 40). Before, 8 did: in the
-// two seeds traced, a target behind a full cone, reachable but idle, whose router had forgotten its mapping, lost
-// every message sent to it. Such a node now sends keepalives (Punch.AReachableNodeBehindANatKeepsItsMappingOpen).
+// Not yet true of every network: over seeds 1-46 of this scenario, one (42) leaves 1 of its ~150 punchable pairs
+// relayed (with a join_bucket_fill of 5: 3 seeds, 7, 38 and 40). Seed 45 lost a pair until a message queued
+// behind a punched one went where the peer answered from
+// (Punch.AMessageQueuedBehindAPunchedOneGoesWhereThePeerAnswered). Before, 8 seeds failed: in the two traced, a
+// target behind a full cone, reachable but idle, whose router had forgotten its mapping, lost every message sent
+// to it. Such a node now sends keepalives (Punch.AReachableNodeBehindANatKeepsItsMappingOpen).
 TEST(SimRelay, PunchablePairsArePunchedNeverRelayed) {
   using R = sim::NatScenarioReport;
   R r = sim::run_nat_scenario(punch_scenario(2, 0.25, 10));
