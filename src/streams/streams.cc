@@ -119,7 +119,8 @@ void Streams::Impl::open(const NodeId& peer, std::function<void(std::optional<St
       s->state = State::kOpen;
       // Where it answered from: a punch may have moved it (behind a symmetric router, to the port the punch
       // found; the address its contact named is filtered). The stream's data and the next resolve go there.
-      if (r.from.endpoint.valid()) {
+      // Not a relay's address (an answer through a relay comes from there): the fast path would dial the relay.
+      if (r.from.endpoint.valid() && !engine.via(r.from.key)) {
         s->peer = r.from;
         resolver.remember(r.from);
       }
