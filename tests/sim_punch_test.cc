@@ -418,4 +418,5 @@ TEST(Punch, AStreamOpenedThroughAPunchSendsItsDataWhereThePeerAnswered) {
     return got.size() >= 5;
   }, 10s);
   EXPECT_EQ(got, (Bytes{'h', 'e', 'l', 'l', 'o'}));
+  EXPECT_TRUE(net.sim.node(net.a).dht().punched(net.sim.node(net.b).id()));  // the path under test was a punch's
 }

@@ -193,8 +193,8 @@ struct Dht::Impl {
   // nothing new. Each refresh ends once its bucket holds join_bucket_fill: a lookup needs a few contacts in a
   // far bucket, not k, and the nodes whose lookups ask us fill it on (in a network that starts together, most
   // buckets fill that way). Every node a refresh asks holds a session for us: refreshing to k/2 instead of 5
-  // cost a fifth of a node's memory and of its join's datagrams, 5 instead of 3 another 14% of the datagrams and
-  // 8% of the memory (bench/README.md, "dht: a join refreshes its far buckets to 5 contacts", "... to 3
+  // cost a fifth of a node's memory and of its join's datagrams, 5 instead of 3 another 13% of the datagrams and
+  // 9% of the memory (bench/README.md, "dht: a join refreshes its far buckets to 5 contacts", "... to 3
   // contacts"). The refreshes run one after another (refresh_from), each starting only if its
   // bucket still holds fewer than join_bucket_fill: the refreshes before it and the newcomers that asked us
   // meanwhile often filled it, and a join holds one refresh's shortlist and requests at a time, not five
