@@ -44,7 +44,7 @@ TEST(Lookup, FindsTheKClosestOverAFakeNetworkAndCountsRounds) {
   NodeId target = dht_key("target");
   auto want = by_distance(nodes, target);
   std::vector<std::pair<Contact, QueryDone>> queue;
-  QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
+  QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow) { queue.emplace_back(to, std::move(done)); };
   std::optional<LookupResult> result;
   LookupParams p{nodes[0].id, target, false, false, 8, 3, 1, {}};
   Lookup::start(p, knows[nodes[0].id], query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
@@ -81,7 +81,7 @@ TEST(Lookup, APutsLookupEndsOnceEachPathsClosestAnsweredAndPlacesOnTheNamed) {
   auto want = by_distance(nodes, target);
   auto run = [&](size_t path_answers) {
     std::vector<std::pair<Contact, QueryDone>> queue;
-    QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
+    QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow) { queue.emplace_back(to, std::move(done)); };
     std::optional<LookupResult> result;
     LookupParams p{nodes[0].id, target, false, false, 8, 3, 3, {}};
     p.path_answers = path_answers;
@@ -123,7 +123,7 @@ TEST(Lookup, TellsTheFirstAnswerNamingTheTargetOnceAndGoesOnToTheEnd) {
   auto knows = fake_tables(nodes, 8, 8, 9);
   const Contact silent = nodes[200];
   std::vector<std::pair<Contact, QueryDone>> queue;
-  QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
+  QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow) { queue.emplace_back(to, std::move(done)); };
   std::optional<LookupResult> result;
   std::vector<Contact> named;
   size_t answered = 0, answered_when_named = 0;
@@ -159,7 +159,7 @@ namespace {
 LookupResult run_lookup(const LookupParams& p, const std::vector<Contact>& seeds,
                         const std::function<QueryResponse(const Contact&)>& answer) {
   std::vector<std::pair<Contact, QueryDone>> queue;
-  QueryFn query = [&](const Contact& to, QueryDone done) { queue.emplace_back(to, std::move(done)); };
+  QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow) { queue.emplace_back(to, std::move(done)); };
   std::optional<LookupResult> result;
   Lookup::start(p, seeds, query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
   while (!queue.empty()) {
@@ -362,7 +362,7 @@ TEST(Lookup, EnoughEndsItBeforeTheNextRequestAndAnswersStillDueChangeNothing) {
   NodeId target = dht_key("refresh");
   size_t answered = 0, asked = 0;
   std::vector<std::pair<Contact, QueryDone>> queue;
-  QueryFn query = [&](const Contact& to, QueryDone done) {
+  QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow) {
     ++asked;
     queue.emplace_back(to, std::move(done));
   };
@@ -402,7 +402,7 @@ TEST(Lookup, ReentrantAnswersFinishExactlyOnce) {
   std::vector<Contact> nodes;
   for (uint32_t i = 0; i < 50; ++i) nodes.push_back(contact_n(i));
   int finished = 0, asked = 0;
-  QueryFn query = [&](const Contact&, QueryDone done) {
+  QueryFn query = [&](const Contact&, QueryDone done, QuerySlow) {
     if (++asked % 3 == 0) return done(std::nullopt);
     done(QueryResponse{{nodes[static_cast<size_t>(asked) % nodes.size()]}, std::nullopt});
   };
@@ -410,4 +410,102 @@ TEST(Lookup, ReentrantAnswersFinishExactlyOnce) {
   Lookup::start(p, {nodes[1], nodes[2], nodes[3], nodes[4]}, query, [] { return TimePoint(0); },
                 [&](LookupResult) { ++finished; });
   EXPECT_EQ(finished, 1);
+}
+
+TEST(Lookup, ASlowCandidateFreesItsPathsSlotAndItsLateAnswerStillCounts) {
+  // alpha 1 on one path: a candidate whose request went unanswered for one attempt's time (slow) no longer holds
+  // the path's one slot, so the next candidate is asked; its answer, coming late, is used as any other.
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+  auto knows = fake_tables(nodes, 8, 8, 9);
+  NodeId target = dht_key("slow");
+  auto want = by_distance(nodes, target);
+  struct Asked {
+    Contact to;
+    QueryDone done;
+    QuerySlow slow;
+  };
+  std::vector<Asked> queue;
+  QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow slow) {
+    queue.push_back({to, std::move(done), std::move(slow)});
+  };
+  std::optional<LookupResult> result;
+  LookupParams p{nodes[0].id, target, false, false, 8, 1, 1, {}};
+  // The seeds: the 8 nodes closest to the target but the first, which the seeds' answers name.
+  std::vector<Contact> seeds(want.begin() + 1, want.begin() + 9);
+  Lookup::start(p, seeds, query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
+  ASSERT_EQ(queue.size(), 1u);
+  Asked first = std::move(queue.front());
+  queue.clear();
+  EXPECT_EQ(first.to.id, want[1].id);
+  first.slow();
+  ASSERT_EQ(queue.size(), 1u);  // the next candidate, at once
+  EXPECT_EQ(queue.front().to.id, want[2].id);
+  first.slow();                 // a second notice changes nothing
+  EXPECT_EQ(queue.size(), 1u);
+  size_t max_in_flight = 0;
+  while (!queue.empty()) {
+    max_in_flight = std::max(max_in_flight, queue.size());
+    Asked a = std::move(queue.front());
+    queue.erase(queue.begin());
+    a.done(QueryResponse{knows[a.to.id], std::nullopt});
+  }
+  EXPECT_LE(max_in_flight, 1u);  // the slow one aside, alpha still holds
+  EXPECT_FALSE(result);          // it waits for the slow candidate: one of the closest
+  first.done(QueryResponse{knows[first.to.id], std::nullopt});
+  ASSERT_TRUE(result);
+  ASSERT_EQ(result->closest.size(), 8u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(result->closest[i].id, want[i].id) << i;
+  EXPECT_EQ(result->failed, 0u);
+}
+
+TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
+  // A put's lookup (path_answers = 2) asks past its 2 closest only for failures, and for slow ones: the third
+  // closest is asked as soon as one of the two is slow, and the path still ends only once the slow one failed.
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+  NodeId target = dht_key("slow put");
+  auto want = by_distance(nodes, target);
+  struct Asked {
+    Contact to;
+    QueryDone done;
+    QuerySlow slow;
+  };
+  std::vector<Asked> queue;
+  QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow slow) {
+    queue.push_back({to, std::move(done), std::move(slow)});
+  };
+  std::optional<LookupResult> result;
+  LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
+  p.path_answers = 2;
+  p.placement = true;
+  Lookup::start(p, {want[10]}, query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
+  auto take = [&](const Contact& c) {
+    const NodeId& id = c.id;
+    auto it = std::find_if(queue.begin(), queue.end(), [&](const Asked& a) { return a.to.id == id; });
+    EXPECT_NE(it, queue.end());
+    Asked a = std::move(*it);
+    queue.erase(it);
+    return a;
+  };
+  auto asked = [&](const Contact& c) {
+    const NodeId& id = c.id;
+    return std::any_of(queue.begin(), queue.end(), [&](const Asked& a) { return a.to.id == id; });
+  };
+  take(want[10]).done(QueryResponse{{want[0], want[1], want[2], want[3]}, std::nullopt});
+  ASSERT_TRUE(asked(want[0]) && asked(want[1]));
+  EXPECT_FALSE(asked(want[2]));
+  Asked first = take(want[0]);
+  first.slow();
+  EXPECT_TRUE(asked(want[2]));  // at once, not after the slow one's timeout
+  EXPECT_FALSE(asked(want[3]));
+  take(want[1]).done(QueryResponse{});
+  take(want[2]).done(QueryResponse{});
+  EXPECT_FALSE(result);  // the slow one is among its 2 closest: waited for
+  first.done(std::nullopt);
+  while (!queue.empty()) take(queue.front().to).done(QueryResponse{});  // a failure widens it further (as before)
+  ASSERT_TRUE(result);
+  ASSERT_GE(result->placement.size(), 3u);
+  EXPECT_EQ(result->placement[0].id, want[1].id);
+  EXPECT_EQ(result->placement[1].id, want[2].id);
 }

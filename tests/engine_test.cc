@@ -147,6 +147,39 @@ TEST_F(Pair, RequestRetriesThenTimesOut) {
   EXPECT_EQ(a.pending_rpcs(), 0u);
 }
 
+TEST_F(Pair, OnResendTellsTheFirstRetransmissionOnceAndTheAnswerStillCounts) {
+  // A request lost once: on_resend runs once, at its first retransmission (not at its second), and the answer
+  // to the retransmission still reaches the callback. A request answered at once never calls it.
+  b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
+  int resends = 0;
+  bool ok = false;
+  RpcOptions o{std::chrono::seconds(3), 3};
+  o.on_resend = [&] { ++resends; };
+  a.request(cb, Method::kMessageNotify, as_bytes("x"), [&](RpcResult&& r) { ok = r.ok(); }, o);
+  ea.outbox.clear();  // lost
+  EXPECT_EQ(resends, 0);
+  ea.advance(1100ms);
+  a.on_wake();
+  EXPECT_EQ(resends, 1);
+  ea.outbox.clear();  // lost again
+  ea.advance(1100ms);
+  a.on_wake();
+  EXPECT_EQ(resends, 1);
+  pump();
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(resends, 1);
+
+  int prompt = 0;
+  ok = false;
+  o.on_resend = [&] { ++prompt; };
+  a.request(cb, Method::kMessageNotify, as_bytes("y"), [&](RpcResult&& r) { ok = r.ok(); }, o);
+  pump();
+  ea.advance(5s);
+  a.on_wake();
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(prompt, 0);
+}
+
 TEST_F(Pair, RetransmittedRequestIsAnsweredAfterLoss) {
   std::optional<NodeId> got;
   a.ping(cb, [&](std::optional<NodeId> id) { got = id; });

@@ -130,7 +130,9 @@ struct Dht::Impl {
   void count_refusal(RoutingTable::Seen r);
 
   // Sends a DHT request; a timeout counts against the contact (evicted after max_failures in a row).
-  void rpc(const Contact& to, Method m, Bytes body, std::function<void(std::optional<Bytes>)> cb);
+  // `on_resend`: RpcOptions::on_resend (the request went unanswered for one attempt's time).
+  void rpc(const Contact& to, Method m, Bytes body, std::function<void(std::optional<Bytes>)> cb,
+           std::function<void()> on_resend = {});
 
   Duration maintenance_period() const {
     Duration period = std::min({cfg.republish_interval, cfg.bucket_refresh, cfg.expire_after}) / 8;

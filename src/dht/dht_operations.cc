@@ -25,7 +25,8 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
       want_value ? encode_id_request(target) : encode_find_node_request({target, o.placement, dial_back != nullptr});
   // The holders of a key answer with the very same signed value: its signature is checked once per lookup.
   auto verified = want_value ? std::make_shared<dht::VerifiedValues>() : nullptr;
-  QueryFn query = [this, want_value, target, owner = o.owner, request, verified](const Contact& to, QueryDone qd) {
+  QueryFn query = [this, want_value, target, owner = o.owner, request, verified](const Contact& to, QueryDone qd,
+                                                                                 QuerySlow slow) {
     Method m = want_value ? Method::kFindValue : Method::kFindNode;
     rpc(to, m, request, [this, to, want_value, target, owner, verified, qd = std::move(qd)](std::optional<Bytes> body) {
       if (!body) return qd(std::nullopt);
@@ -45,7 +46,7 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
       }
       admit_learned(resp.contacts, target);
       qd(std::move(resp));
-    });
+    }, std::move(slow));
   };
   Lookup::start(p, table.closest(target, seeds ? seeds : cfg.k), std::move(query), [this] { return engine.now(); },
                 [this, done = std::move(done)](LookupResult res) {

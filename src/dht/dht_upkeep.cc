@@ -49,11 +49,14 @@ void Dht::Impl::count_refusal(RoutingTable::Seen r) {
   }
 }
 
-void Dht::Impl::rpc(const Contact& to, Method m, Bytes body, std::function<void(std::optional<Bytes>)> cb) {
+void Dht::Impl::rpc(const Contact& to, Method m, Bytes body, std::function<void(std::optional<Bytes>)> cb,
+                    std::function<void()> on_resend) {
+  RpcOptions o{cfg.rpc_timeout, cfg.rpc_attempts};
+  o.on_resend = std::move(on_resend);
   engine.request(scope, to, m, body, [this, to, cb = std::move(cb)](RpcResult&& r) {
     if (r.status == RpcStatus::kTimeout && table.failed(to.id, cfg.max_failures)) evicted(to);
     cb(r.ok() ? std::optional<Bytes>(std::move(r.payload)) : std::nullopt);
-  }, RpcOptions{cfg.rpc_timeout, cfg.rpc_attempts});
+  }, std::move(o));
 }
 
 void Dht::Impl::evicted(const Contact& c) {

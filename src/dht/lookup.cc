@@ -30,6 +30,7 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->p_.alpha = std::max<size_t>(l->p_.alpha, 1);
   l->path_size_.assign(l->p_.paths, 0);
   l->path_in_flight_.assign(l->p_.paths, 0);
+  l->path_slow_.assign(l->p_.paths, 0);
   l->path_values_.assign(l->p_.paths, 0);
   l->path_failed_.assign(l->p_.paths, 0);
   l->p_.settle_values = std::max<size_t>(l->p_.settle_values, 1);
@@ -72,7 +73,9 @@ void Lookup::add(const Contact& c, uint16_t depth, size_t path) {
         far = std::prev(it.base());
         break;
       }
-    if (far == shortlist_.end() || !(d < far->first) || far->second.state == State::kInFlight) return;
+    if (far == shortlist_.end() || !(d < far->first) || far->second.state == State::kInFlight ||
+        far->second.state == State::kSlow)
+      return;
     shortlist_.erase(far);  // farther than d, so at pos or after: what comes before pos stays in place
     --path_size_[path];
   }
@@ -90,7 +93,7 @@ void Lookup::step() {
   std::vector<size_t> considered(p_.paths, 0), sending(p_.paths, 0);
   std::vector<bool> active(p_.paths, false);  // the path still has a candidate to ask or an answer to wait for
   bool near_open = false;  // some path's `want` closest are not all answered yet
-  for (size_t i = 0; i < p_.paths; ++i) active[i] = path_in_flight_[i] > 0;
+  for (size_t i = 0; i < p_.paths; ++i) active[i] = path_in_flight_[i] + path_slow_[i] > 0;
   for (auto& [dist, cand] : shortlist_) {
     size_t path = cand.path;
     if (cand.state == State::kFailed) continue;
@@ -125,7 +128,19 @@ void Lookup::step() {
 void Lookup::ask(const NodeId& dist, const Contact& contact) {
   ++in_flight_;
   ++result_.stats.rpcs;
-  query_(contact, [self = shared_from_this(), dist](std::optional<QueryResponse> r) { self->on_answer(dist, std::move(r)); });
+  auto self = shared_from_this();
+  query_(contact, [self, dist](std::optional<QueryResponse> r) { self->on_answer(dist, std::move(r)); },
+         [self, dist] { self->on_slow(dist); });
+}
+
+void Lookup::on_slow(const NodeId& dist) {
+  if (finished_) return;
+  auto it = find(dist);
+  if (it == shortlist_.end() || it->second.state != State::kInFlight) return;
+  it->second.state = State::kSlow;
+  --path_in_flight_[it->second.path];
+  ++path_slow_[it->second.path];
+  step();
 }
 
 void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
@@ -134,7 +149,7 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   auto it = find(dist);
   if (it == shortlist_.end()) return step();
   Candidate& cand = it->second;
-  --path_in_flight_[cand.path];
+  --(cand.state == State::kSlow ? path_slow_ : path_in_flight_)[cand.path];
   if (!r) {
     cand.state = State::kFailed;
     ++result_.failed;
@@ -166,9 +181,9 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
 }
 
 size_t Lookup::window(size_t path) const {
-  // path_answers: the window widens by one for each candidate of the path that failed, so a region of dead or
-  // unreachable nodes (a partition) is crossed with more requests in flight, as a full lookup would.
-  return p_.path_answers ? std::min(p_.k, p_.path_answers + path_failed_[path]) : p_.k;
+  // path_answers: the window widens by one for each candidate of the path that failed or is slow, so a region of
+  // dead or unreachable nodes (a partition) is crossed with more requests in flight, as a full lookup would.
+  return p_.path_answers ? std::min(p_.k, p_.path_answers + path_failed_[path] + path_slow_[path]) : p_.k;
 }
 
 bool Lookup::settled(const std::vector<bool>& active) const {

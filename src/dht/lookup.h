@@ -14,6 +14,11 @@
 // lookup ends once the target answered (on_named tells the first answer naming it). Rounds: an RPC to a
 // contact learned from a depth-d answer has depth d+1; rounds is the deepest RPC sent. Re-entrancy: the query
 // function may answer synchronously; state is consistent then.
+// Slow candidates: the query function may tell, before its answer, that a request went unanswered for one
+// attempt's time (the engine retransmitted it). The candidate then stops counting against its path's alpha, so
+// the path asks its next candidate instead of waiting out the timeout; its answer, if one comes, is used as
+// any other (libtorrent's "short timeout"). A dead or NATed candidate then delays its path by one attempt, not
+// by the whole timeout.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -34,7 +39,8 @@ struct QueryResponse {
   std::optional<StoredValue> value;
 };
 using QueryDone = std::function<void(std::optional<QueryResponse>)>;
-using QueryFn = std::function<void(const Contact& to, QueryDone done)>;
+using QuerySlow = std::function<void()>;  // at most once, before done: no answer within one attempt's time
+using QueryFn = std::function<void(const Contact& to, QueryDone done, QuerySlow slow)>;
 
 struct FoundValue {
   Contact from;
@@ -99,7 +105,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
                     std::function<void(LookupResult)> done);
 
  private:
-  enum class State : uint8_t { kNew, kInFlight, kAnswered, kFailed };
+  enum class State : uint8_t { kNew, kInFlight, kSlow, kAnswered, kFailed };  // kSlow: in flight, off alpha
   struct Candidate {  // 96 bytes
     Contact contact;
     State state = State::kNew;
@@ -113,6 +119,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   void ask(const NodeId& dist, const Contact& contact);
   void step();
   void on_answer(const NodeId& distance, std::optional<QueryResponse> r);
+  void on_slow(const NodeId& distance);
   size_t window(size_t path) const;                 // how many of its closest candidates a path waits for
   bool settled(const std::vector<bool>& active) const;
   void finish();
@@ -135,7 +142,8 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   void make_room();                                       // before an insert into shortlist_: capacity for one more
   std::vector<size_t> path_size_;          // candidates per path (bounded to path_bound() each)
   size_t path_bound() const { return 3 * p_.k; }  // candidates a path keeps: its 3k closest
-  std::vector<size_t> path_in_flight_;
+  std::vector<size_t> path_in_flight_;  // kInFlight candidates of the path (alpha bounds these)
+  std::vector<size_t> path_slow_;       // kSlow candidates of the path
   std::vector<size_t> path_failed_;  // candidates of the path that failed (path_answers widens by these)
   std::vector<size_t> path_values_;  // values the path got that may settle it (see settle_within)
   bool valued(size_t path) const { return path_values_[path] >= p_.settle_values; }

@@ -323,6 +323,7 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   p.cb = std::move(cb);
   p.scope = scope;
   p.rtt_sample = opts.rtt_sample;
+  p.on_resend = std::move(opts.on_resend);
   p.sent_at = env_.now();
   p.deadline = p.sent_at + total;
   ++stats_.requests_out[m % kMethodSlots];
@@ -364,11 +365,14 @@ void Engine::on_rpc_timeout(uint32_t id) {
     p.resent = true;
     send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
     p.timer = schedule(std::min(p.attempt_timeout, left), [this, id] { on_rpc_timeout(id); });
+    auto resent = std::move(p.on_resend);  // p is not used after the hooks: they may add requests
+    p.on_resend = nullptr;
     if (on_unanswered_) {
-      Contact to = p.to;  // the hook may add requests (pending_ references stay valid, but keep it simple)
+      Contact to = p.to;
       uint8_t method = p.message.size() > 5 ? p.message[5] : 0;
       on_unanswered_(to, method);
     }
+    if (resent) resent();
     return;
   }
   ++stats_.timeouts;

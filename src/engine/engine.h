@@ -70,6 +70,9 @@ struct RpcOptions {
   // for other requests (a dial-back ask, answered after a third node's probe): a long, deliberate wait would
   // inflate every later request's timeout, and so delay the punch that follows an unanswered one.
   bool rtt_sample = true;
+  // Called once, just after the request's first retransmission (it went unanswered for one attempt's time), when
+  // the request has more attempts: a caller with other work may stop waiting for it. Its answer may still come.
+  std::function<void()> on_resend = {};
 };
 
 struct IncomingRequest {
@@ -293,6 +296,7 @@ class Engine {
     bool rtt_sample = true;  // RpcOptions::rtt_sample
     TimerId timer;
     RpcCallback cb;
+    std::function<void()> on_resend;  // RpcOptions::on_resend, until called
     uint64_t scope = 0;
   };
   struct PendingHello {
