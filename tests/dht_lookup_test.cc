@@ -412,6 +412,20 @@ TEST(Lookup, ReentrantAnswersFinishExactlyOnce) {
   EXPECT_EQ(finished, 1);
 }
 
+namespace {
+// A request the lookup made, held for the test to answer (or call slow) when it likes.
+struct Asked {
+  Contact to;
+  QueryDone done;
+  QuerySlow slow;
+};
+QueryFn recorder(std::vector<Asked>& queue) {
+  return [&queue](const Contact& to, QueryDone done, QuerySlow slow) {
+    queue.push_back({to, std::move(done), std::move(slow)});
+  };
+}
+}  // namespace
+
 TEST(Lookup, ASlowCandidateFreesItsPathsSlotAndItsLateAnswerStillCounts) {
   // alpha 1 on one path: a candidate whose request went unanswered for one attempt's time (slow) no longer holds
   // the path's one slot, so the next candidate is asked; its answer, coming late, is used as any other.
@@ -420,15 +434,8 @@ TEST(Lookup, ASlowCandidateFreesItsPathsSlotAndItsLateAnswerStillCounts) {
   auto knows = fake_tables(nodes, 8, 8, 9);
   NodeId target = dht_key("slow");
   auto want = by_distance(nodes, target);
-  struct Asked {
-    Contact to;
-    QueryDone done;
-    QuerySlow slow;
-  };
   std::vector<Asked> queue;
-  QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow slow) {
-    queue.push_back({to, std::move(done), std::move(slow)});
-  };
+  QueryFn query = recorder(queue);
   std::optional<LookupResult> result;
   LookupParams p{nodes[0].id, target, false, false, 8, 1, 1, {}};
   // The seeds: the 8 nodes closest to the target but the first, which the seeds' answers name.
@@ -466,15 +473,8 @@ TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
   for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
   NodeId target = dht_key("slow put");
   auto want = by_distance(nodes, target);
-  struct Asked {
-    Contact to;
-    QueryDone done;
-    QuerySlow slow;
-  };
   std::vector<Asked> queue;
-  QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow slow) {
-    queue.push_back({to, std::move(done), std::move(slow)});
-  };
+  QueryFn query = recorder(queue);
   std::optional<LookupResult> result;
   LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
   p.path_answers = 2;
