@@ -503,6 +503,9 @@ TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
   take(want[2]).done(QueryResponse{});
   EXPECT_FALSE(result);  // the slow one is among its 2 closest: waited for
   first.done(std::nullopt);
+  // Failed now: off the slow count, on the failed one (the window keeps its width, and its 2 + 1 failure ask one more).
+  EXPECT_TRUE(asked(want[3]));
+  EXPECT_FALSE(asked(want[4]));
   while (!queue.empty()) take(queue.front().to).done(QueryResponse{});  // a failure widens it further (as before)
   ASSERT_TRUE(result);
   ASSERT_GE(result->placement.size(), 3u);

@@ -148,8 +148,8 @@ TEST_F(Pair, RequestRetriesThenTimesOut) {
 }
 
 TEST_F(Pair, OnResendTellsTheFirstRetransmissionOnceAndTheAnswerStillCounts) {
-  // A request lost once: on_resend runs once, at its first retransmission (not at its second), and the answer
-  // to the retransmission still reaches the callback. A request answered at once never calls it.
+  // A request lost twice: on_resend runs once, at its first retransmission (not at its second), and the answer
+  // to the last copy still reaches the callback. A request answered at once never calls it.
   b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
   int resends = 0;
   bool ok = false;

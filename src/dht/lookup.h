@@ -84,7 +84,7 @@ struct LookupParams {
   // valued and stops asking; with 2, one colluding node met first on a path does not end it.
   size_t settle_values = 1;
   // How many of its closest candidates that did not fail a path needs answered before it finishes (0: k),
-  // plus one for each of the path's candidates that failed (at most k). Fewer asks less, and with placement
+  // plus one for each of the path's candidates that failed or is slow (at most k). Fewer asks less, and with placement
   // answers (find_node's kFindNodePlacement) the closest node's answer already names the target's true
   // neighbourhood (a put, docs/protocol.md 5). A path also asks every one of its seeds (at once, outside alpha)
   // and ends only once they answered or failed: colluders nearest the target among the seeds would otherwise

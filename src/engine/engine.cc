@@ -264,7 +264,7 @@ void Engine::end_scope(uint64_t scope) {
   // call the engine again.
   std::vector<RpcCallback> rpcs;
   std::vector<std::function<void(std::optional<Contact>)>> hellos;
-  std::vector<std::function<void()>> timers;
+  std::vector<std::function<void()>> timers, resends;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.scope != scope) {
       ++it;
@@ -273,6 +273,7 @@ void Engine::end_scope(uint64_t scope) {
     timers_.cancel(it->second.timer);
     release_share(it->second.to);
     rpcs.push_back(std::move(it->second.cb));
+    if (it->second.on_resend) resends.push_back(std::move(it->second.on_resend));
     it = pending_.erase(it);
   }
   for (auto it = hellos_.begin(); it != hellos_.end();) {
@@ -288,7 +289,7 @@ void Engine::end_scope(uint64_t scope) {
 }
 
 void Engine::request(const Scope& s, const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts) {
-  if (usable(s)) request_in(s.id_, to, m, payload, std::move(cb), opts);
+  if (usable(s)) request_in(s.id_, to, m, payload, std::move(cb), std::move(opts));
 }
 
 void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteView payload, RpcCallback cb,

@@ -70,8 +70,10 @@ struct RpcOptions {
   // for other requests (a dial-back ask, answered after a third node's probe): a long, deliberate wait would
   // inflate every later request's timeout, and so delay the punch that follows an unanswered one.
   bool rtt_sample = true;
-  // Called once, just after the request's first retransmission (it went unanswered for one attempt's time), when
-  // the request has more attempts: a caller with other work may stop waiting for it. Its answer may still come.
+  // Called once, just after the request's first retransmission (it went unanswered for one attempt's time): a
+  // caller with other work may stop waiting for it. Its answer may still come. Not called when no retransmission
+  // is sent (a single attempt, or too little time left for another copy to be answered: the request then waits
+  // out its timeout).
   std::function<void()> on_resend = {};
 };
 
@@ -141,7 +143,7 @@ class Engine {
   // Sends a request; `cb` runs exactly once (response, remote error, timeout, or overload), unless its scope
   // ends first (then never). It can run before request returns: kOverloaded is answered at once.
   void request(const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts = {}) {
-    request_in(0, to, m, payload, std::move(cb), opts);
+    request_in(0, to, m, payload, std::move(cb), std::move(opts));
   }
   void request(const Scope& s, const Contact& to, Method m, ByteView payload, RpcCallback cb, RpcOptions opts = {});
   // Sends a one-way message (no response, no retry).
