@@ -483,7 +483,11 @@ TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
   auto take = [&](const Contact& c) {
     const NodeId& id = c.id;
     auto it = std::find_if(queue.begin(), queue.end(), [&](const Asked& a) { return a.to.id == id; });
-    EXPECT_NE(it, queue.end());
+    // Never asked: the test fails here, and the empty request it gets throws when answered (no end() read).
+    if (it == queue.end()) {
+      ADD_FAILURE() << "not asked: " << id.hex();
+      return Asked{};
+    }
     Asked a = std::move(*it);
     queue.erase(it);
     return a;
