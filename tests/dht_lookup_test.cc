@@ -516,3 +516,29 @@ TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
   EXPECT_EQ(result->placement[0].id, want[1].id);
   EXPECT_EQ(result->placement[1].id, want[2].id);
 }
+
+TEST(Lookup, NoNodeIsAskedTwiceEvenWhenItsEntryWasDroppedForCloserNewcomers) {
+  // A path keeps its 3k closest; a closer newcomer pushes its farthest out, answered or failed ones too. When a
+  // later answer names a pushed-out node again, it must not be asked again: a dead node named by every answer
+  // would otherwise cost a request (and a timeout) each time. Here every request goes slow and then answers,
+  // synchronously, from inside the query function (so each notice asks the next candidates at once and the paths
+  // fill early, k = 4: 12 a path); a fifth of the nodes are dead. Before the fix, seed 2 asked one node twice.
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+  auto knows = fake_tables(nodes, 8, 8, 9);
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    NodeId target = dht_key("asked once " + std::to_string(seed));
+    std::unordered_map<NodeId, int> asks;
+    int finished = 0;
+    QueryFn query = [&](const Contact& to, QueryDone done, QuerySlow slow) {
+      ++asks[to.id];
+      slow();
+      if (to.id.bytes()[0] % 5 == 0) return done(std::nullopt);
+      done(QueryResponse{knows[to.id], std::nullopt});
+    };
+    LookupParams p{nodes[seed].id, target, false, false, 4, 3, 3, {}};
+    Lookup::start(p, knows[nodes[seed].id], query, [] { return TimePoint(0); }, [&](LookupResult) { ++finished; });
+    EXPECT_EQ(finished, 1);
+    for (auto& [id, n] : asks) EXPECT_EQ(n, 1) << "seed " << seed << ": " << id.hex() << " asked " << n << " times";
+  }
+}

@@ -65,6 +65,7 @@ void Lookup::add(const Contact& c, uint16_t depth, size_t path) {
   NodeId d = c.id ^ p_.target;
   size_t pos = position(d);
   if (pos < shortlist_.size() && shortlist_[pos].first == d) return;  // already some path's: paths stay disjoint
+  if (std::binary_search(dropped_asked_.begin(), dropped_asked_.end(), d)) return;  // asked once already
   // Bounded: each path keeps its 3k closest; a farther newcomer is not worth remembering.
   if (path_size_[path] >= path_bound()) {
     auto far = shortlist_.end();
@@ -76,6 +77,8 @@ void Lookup::add(const Contact& c, uint16_t depth, size_t path) {
     if (far == shortlist_.end() || !(d < far->first) || far->second.state == State::kInFlight ||
         far->second.state == State::kSlow)
       return;
+    if (far->second.state != State::kNew)  // answered or failed: remembered, so a later answer naming it is ignored
+      dropped_asked_.insert(std::upper_bound(dropped_asked_.begin(), dropped_asked_.end(), far->first), far->first);
     shortlist_.erase(far);  // farther than d, so at pos or after: what comes before pos stays in place
     --path_size_[path];
   }

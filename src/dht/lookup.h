@@ -141,6 +141,9 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   std::vector<Entry>::iterator find(const NodeId& dist);  // shortlist_.end() when absent
   void make_room();                                       // before an insert into shortlist_: capacity for one more
   std::vector<size_t> path_size_;          // candidates per path (bounded to path_bound() each)
+  // Distances of asked candidates (answered or failed) that a closer newcomer pushed out of a full path, sorted: a
+  // later answer naming one again does not bring it back, so no node is asked twice (at most one entry per request).
+  std::vector<NodeId> dropped_asked_;
   size_t path_bound() const { return 3 * p_.k; }  // candidates a path keeps: its 3k closest
   std::vector<size_t> path_in_flight_;  // kInFlight candidates of the path (alpha bounds these)
   std::vector<size_t> path_slow_;       // kSlow candidates of the path
