@@ -75,6 +75,31 @@ TEST(SimChaos, ASeedReplaysBitForBit) {
   EXPECT_NE(sim::run_chaos(c).trace_hash, a.trace_hash);
 }
 
+// Two builds whose nodes behave differently meet the same faults in a run of one seed, at the same ticks: the
+// faults draw from their own stream and are timed in ticks, so A/B runs compare. A join that fills its far buckets
+// to 5 contacts instead of 3 stands for the other build.
+TEST(SimChaos, NodesThatBehaveDifferentlyMeetTheSameFaults) {
+  sim::ChaosConfig c = small(5);
+  c.nodes = 60;
+  c.duration = 1min;
+  c.fault_rate = 0.5;
+  sim::ChaosReport a = sim::run_chaos(c);
+  c.node.dht.join_bucket_fill = 5;
+  sim::ChaosReport b = sim::run_chaos(c);
+  EXPECT_NE(a.trace_hash, b.trace_hash);  // the nodes did behave differently
+  EXPECT_GT(a.kills + a.partitions + a.clock_steps + a.disk_faults + a.loss_bursts, 10u);
+  EXPECT_EQ(a.kills, b.kills);
+  EXPECT_EQ(a.crashes, b.crashes);
+  EXPECT_EQ(a.partitions, b.partitions);
+  EXPECT_EQ(a.clock_steps, b.clock_steps);
+  EXPECT_EQ(a.disk_faults, b.disk_faults);
+  EXPECT_EQ(a.loss_bursts, b.loss_bursts);
+  EXPECT_EQ(a.puts, b.puts);          // the workload's choices too
+  EXPECT_EQ(a.messages, b.messages);
+  for (auto& v : a.violations) ADD_FAILURE() << v;
+  for (auto& v : b.violations) ADD_FAILURE() << v;
+}
+
 // A crash loses what was written less than sync_delay ago, back to the last synced version; refused writes
 // change nothing.
 TEST(SimChaos, DiskCrashLosesOnlyUnsyncedWrites) {

@@ -1,6 +1,7 @@
 #include "sim/chaos.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,7 +20,8 @@ using namespace std::chrono_literals;
 
 class Chaos {
  public:
-  explicit Chaos(const ChaosConfig& c) : cfg_(c), rng_(mix64(c.seed, 0xc4a05)) {}
+  explicit Chaos(const ChaosConfig& c)
+      : cfg_(c), faults_(mix64(c.seed, 0xc4a05)), work_(mix64(c.seed, 0x3017c)), checks_(mix64(c.seed, 0xc6ec5)) {}
 
   ChaosReport run() {
     report_.seed = cfg_.seed;
@@ -29,19 +31,20 @@ class Chaos {
     sc.conns.enabled = cfg_.streams;
     sim_ = std::make_unique<Simulator>(sc);
     link_ = sc.link;
+    skew_.assign(cfg_.nodes, 0);
     for (size_t i = 0; i < cfg_.nodes; ++i) {
       size_t n = sim_->add_node();
       disks_.push_back(std::make_shared<Disk>([this] { return sim_->now(); }, cfg_.sync_delay));
       sim_->restart(n, cfg_.node, std::make_unique<FaultyStorage>(disks_.back()));
       // Wall clocks start skewed by up to 10 s either way.
-      sim_->step_wall_clock(n, std::chrono::microseconds(static_cast<int64_t>(rng_.below(20'000'001)) - 10'000'000));
+      step_clock(n, std::chrono::microseconds(static_cast<int64_t>(faults_.below(20'000'001)) - 10'000'000));
       index_[sim_->contact(n).id] = n;
     }
     if (cfg_.streams) {
       streams_ = std::make_unique<ChaosStreams>(*sim_, cfg_.stream_per_tick, [this](std::string v) { violation(std::move(v)); });
       for (size_t i = 0; i < cfg_.nodes; ++i) {
         streams_->on_node(i);
-        if (rng_.uniform() < cfg_.refuse_conns) sim_->refuse_conns(i);
+        if (faults_.uniform() < cfg_.refuse_conns) sim_->refuse_conns(i);
       }
     }
     incarnation_.assign(cfg_.nodes, 0);
@@ -50,10 +53,11 @@ class Chaos {
     report_.joined = join_network(*sim_, cfg_.seed);
     sim_->run_for(5s);
 
-    TimePoint end = sim_->now() + cfg_.duration, last_check = sim_->now();
-    while (sim_->now() < end) {
+    TimePoint last_check = sim_->now();
+    const size_t ticks = static_cast<size_t>(cfg_.duration / cfg_.tick);
+    for (tick_ = 0; tick_ < ticks; ++tick_) {
       end_faults(false);
-      if (rng_.uniform() < cfg_.fault_rate) start_fault();
+      if (faults_.uniform() < cfg_.fault_rate) start_fault();
       workload();
       sim_->run_for(cfg_.tick);
       if (streams_) streams_->tick();
@@ -63,10 +67,15 @@ class Chaos {
         check(cfg_.keys_per_check, false);
       }
     }
-    // Everything heals, every node comes back, holders republish (values stored on one side of a partition
-    // reach the key's k closest only then); then every acknowledged value and message is accounted for.
+    // Everything heals, every node comes back, every wall clock is set right, holders republish (values stored on
+    // one side of a partition reach the key's k closest only then); then every acknowledged value and message is
+    // accounted for. A value put from a clock stepped ahead carries a version the k closest refuse as being in the
+    // future (docs/protocol.md 10.8) until real time reaches it: its republish counts only from then.
     end_faults(true);
-    for (TimePoint settled = sim_->now() + 2 * cfg_.node.dht.republish_interval; sim_->now() < settled;) {
+    for (size_t i = 0; i < cfg_.nodes; ++i) step_clock(i, std::chrono::microseconds(-skew_[i]));
+    TimePoint settled = sim_->now();
+    for (const Value& v : acked_) settled = std::max(settled, v.acceptable_from);
+    for (settled += 2 * cfg_.node.dht.republish_interval; sim_->now() < settled;) {
       sim_->run_for(std::min<Duration>(cfg_.tick, settled - sim_->now()));
       if (streams_) streams_->tick();  // streams still writing go on
     }
@@ -93,6 +102,7 @@ class Chaos {
   struct Value {
     std::string key;
     Bytes bytes;
+    TimePoint acceptable_from{};  // its version is no longer too far in the future for a right clock
   };
   struct Message {
     size_t from = 0, to = 0;
@@ -105,12 +115,19 @@ class Chaos {
       report_.violations.push_back("t=" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(sim_->now()).count()) +
                                    "ms: " + std::move(what));
   }
-  Duration between(Duration lo, Duration hi) {
-    return lo + Duration(static_cast<int64_t>(rng_.below(static_cast<uint64_t>((hi - lo).count()) + 1)));
+  // The tick a fault that lasts lo to hi (drawn) ends at: faults are timed in ticks, not in virtual time, which
+  // the checks' gets also advance.
+  size_t ends_after(Duration lo, Duration hi) {
+    Duration d = lo + Duration(static_cast<int64_t>(faults_.below(static_cast<uint64_t>((hi - lo).count()) + 1)));
+    return tick_ + static_cast<size_t>(std::max<int64_t>(1, (d + cfg_.tick - Duration(1)) / cfg_.tick));
   }
-  size_t random_alive() {
+  void step_clock(size_t i, std::chrono::microseconds delta) {
+    skew_[i] += delta.count();
+    sim_->step_wall_clock(i, delta);
+  }
+  size_t random_alive(Rng& rng) {
     for (;;) {
-      size_t i = rng_.below(cfg_.nodes);
+      size_t i = rng.below(cfg_.nodes);
       if (sim_->alive(i)) return i;
     }
   }
@@ -121,10 +138,10 @@ class Chaos {
   // ------------------------------------------------------------ faults
   void start_fault() {
     TimePoint now = sim_->now();
-    switch (rng_.below(streams_ ? 6 : 5)) {
+    switch (faults_.below(streams_ ? 6 : 5)) {
       case 0: {
         if (static_cast<double>(dead_ + 1) > cfg_.max_down * static_cast<double>(cfg_.nodes)) return;
-        size_t i = random_alive();
+        size_t i = random_alive(faults_);
         sim_->kill(i);
         ++dead_;
         ++report_.kills;
@@ -132,34 +149,35 @@ class Chaos {
         if (streams_) streams_->on_kill(i);
         for (auto it = last_seen_.lower_bound({i, 0}); it != last_seen_.end() && it->first.first == i;)
           it = last_seen_.erase(it);
-        if (rng_.below(2)) {
+        if (faults_.below(2)) {
           ++report_.crashes;
           report_.values_lost_in_crashes += disks_[i]->crash();
         }
-        restart_at_[i] = now + between(5s, 60s);
+        restart_at_[i] = ends_after(5s, 60s);
         return;
       }
       case 1: {
         if (partition_until_) return;
         std::vector<uint8_t> side(cfg_.nodes, 0);
-        double share = 0.1 + 0.4 * rng_.uniform();
-        for (auto& s : side) s = rng_.uniform() < share;
+        double share = 0.1 + 0.4 * faults_.uniform();
+        for (auto& s : side) s = faults_.uniform() < share;
         sim_->partition(std::move(side));
-        partition_until_ = now + between(5s, 30s);
+        partition_until_ = ends_after(5s, 30s);
         last_disturbance_ = now;
         ++report_.partitions;
         return;
       }
       case 2: {
-        auto step = std::chrono::microseconds(static_cast<int64_t>(rng_.below(120'000'000)) + 1'000'000);
-        sim_->step_wall_clock(random_alive(), rng_.below(2) ? step : -step);
+        auto step = std::chrono::microseconds(static_cast<int64_t>(faults_.below(120'000'000)) + 1'000'000);
+        auto signed_step = faults_.below(2) ? step : -step;  // drawn before the node, in this order
+        step_clock(random_alive(faults_), signed_step);
         ++report_.clock_steps;
         return;
       }
       case 3: {
-        size_t i = rng_.below(cfg_.nodes);
+        size_t i = faults_.below(cfg_.nodes);
         disks_[i]->fail_writes = true;
-        disk_heal_at_[i] = now + between(5s, 30s);
+        disk_heal_at_[i] = ends_after(5s, 30s);
         ++report_.disk_faults;
         return;
       }
@@ -169,15 +187,17 @@ class Chaos {
         bad.loss = 0.2;
         bad.jitter = 20ms;
         sim_->set_link(bad);
-        loss_until_ = now + between(2s, 10s);
+        loss_until_ = ends_after(2s, 10s);
         last_disturbance_ = now;
         ++report_.loss_bursts;
         return;
       }
       default: {
-        // A node whose connections a middlebox forgets: the first of a few random live nodes that has some.
-        for (int tries = 0; tries < 8; ++tries) {
-          size_t i = random_alive();
+        // A node whose connections a middlebox forgets: the first of a few random live nodes that has some (all
+        // drawn first: which ones have connections depends on the nodes, the draws must not).
+        std::array<size_t, 8> tries;
+        for (auto& i : tries) i = random_alive(faults_);
+        for (size_t i : tries) {
           if (sim_->reset_conns(i) > 0) {
             ++report_.conn_resets;
             return;
@@ -190,40 +210,42 @@ class Chaos {
 
   void end_faults(bool all) {
     TimePoint now = sim_->now();
-    if (partition_until_ && (all || *partition_until_ <= now)) {
+    if (partition_until_ && (all || *partition_until_ <= tick_)) {
       sim_->heal();
       partition_until_.reset();
       last_disturbance_ = now;
     }
-    if (loss_until_ && (all || *loss_until_ <= now)) {
+    if (loss_until_ && (all || *loss_until_ <= tick_)) {
       sim_->set_link(link_);
       loss_until_.reset();
       last_disturbance_ = now;
     }
     for (size_t i = 0; i < cfg_.nodes; ++i) {
-      if (disk_heal_at_[i] && (all || *disk_heal_at_[i] <= now)) {
+      if (disk_heal_at_[i] && (all || *disk_heal_at_[i] <= tick_)) {
         disks_[i]->fail_writes = false;
         disk_heal_at_[i].reset();
       }
-      if (restart_at_[i] && (all || *restart_at_[i] <= now)) {
+      if (restart_at_[i] && (all || *restart_at_[i] <= tick_)) {
         restart_at_[i].reset();
         sim_->restart(i, cfg_.node, std::make_unique<FaultyStorage>(disks_[i]));
         if (streams_) streams_->on_node(i);
         --dead_;
         last_disturbance_ = now;
         // It rejoins through its saved routing table and one live node.
-        sim_->node(i).dht().bootstrap({sim_->endpoint(random_alive())}, [](bool) {});
+        sim_->node(i).dht().bootstrap({sim_->endpoint(random_alive(faults_))}, [](bool) {});
       }
     }
   }
 
   // ------------------------------------------------------------ workload
   void workload() {
-    if (streams_ && rng_.uniform() < cfg_.streams_per_tick) start_stream();
+    if (streams_ && work_.uniform() < cfg_.streams_per_tick) start_stream();
     for (size_t p = 0; p < cfg_.puts_per_tick; ++p) {
-      size_t from = random_alive();
-      Value v{"chaos-" + std::to_string(cfg_.seed) + "-" + std::to_string(report_.puts++), Bytes(16 + rng_.below(240))};
-      for (auto& b : v.bytes) b = static_cast<uint8_t>(rng_.next());
+      size_t from = random_alive(work_);
+      Value v{"chaos-" + std::to_string(cfg_.seed) + "-" + std::to_string(report_.puts++), Bytes(16 + work_.below(240)),
+              sim_->now() + std::max<Duration>(Duration(0), std::chrono::microseconds(skew_[from]) -
+                                                                cfg_.node.dht.max_future_skew)};
+      for (auto& b : v.bytes) b = static_cast<uint8_t>(work_.next());
       sim_->node(from).dht().put(v.key, v.bytes, [this, v](const PutResult& r) {
         if (!r.ok) return;
         ++report_.puts_acked;
@@ -231,7 +253,7 @@ class Chaos {
       });
     }
     for (size_t k = 0; k < cfg_.messages_per_tick; ++k) {
-      size_t from = random_alive(), to = random_alive();
+      size_t from = random_alive(work_), to = random_alive(work_);
       if (from == to) continue;
       Message m;
       m.from = from;
@@ -251,8 +273,8 @@ class Chaos {
   }
 
   void start_stream() {
-    size_t from = random_alive(), to = random_alive();
-    size_t bytes = 16 * 1024 + rng_.below(cfg_.stream_bytes + 1);
+    size_t from = random_alive(work_), to = random_alive(work_);
+    size_t bytes = 16 * 1024 + work_.below(cfg_.stream_bytes + 1);
     if (from != to) streams_->start(from, to, bytes);
   }
 
@@ -304,7 +326,7 @@ class Chaos {
     }
     auto pending = std::make_shared<size_t>(0);  // a get answered after we stopped waiting must not dangle
     for (size_t k = 0; k < keys && !acked_.empty(); ++k) {
-      const Value& v = keys >= acked_.size() ? acked_[k] : acked_[rng_.below(acked_.size())];
+      const Value& v = keys >= acked_.size() ? acked_[k] : acked_[checks_.below(acked_.size())];
       NodeId key = dht_key(v.key);
       std::vector<std::pair<NodeId, bool>> live;  // distance to the key, holds it
       for (size_t i = 0; i < cfg_.nodes; ++i) {
@@ -320,7 +342,7 @@ class Chaos {
         near += live[j].second && j < near_k;
       }
       size_t must = healed ? holders : near;
-      size_t from = random_alive();
+      size_t from = random_alive(checks_);
       ++*pending;
       ++report_.gets;
       sim_->node(from).dht().get(v.key, [this, pending, v, holders, must, from](GetResult r) {
@@ -344,17 +366,23 @@ class Chaos {
   }
 
   ChaosConfig cfg_;
-  Rng rng_;
+  // Three streams: the faults' own (their kinds, victims, durations and the restarts' bootstrap peers), the
+  // workload's, and the checks'. With faults timed in ticks, a change of the nodes' behaviour (how many puts were
+  // acknowledged, how long a check's gets took) leaves the fault schedule and the workload's choices as they were:
+  // two builds' runs of one seed meet the same faults at the same ticks.
+  Rng faults_, work_, checks_;
   ChaosReport report_;
   LinkModel link_;
   std::vector<std::shared_ptr<Disk>> disks_;
   std::vector<uint64_t> incarnation_;
-  std::vector<std::optional<TimePoint>> restart_at_, disk_heal_at_;
+  std::vector<int64_t> skew_;  // each node's wall clock ahead of real time, us (behind: negative)
+  size_t tick_ = 0;  // the fault loop's tick: faults end at a tick (ends_after)
+  std::vector<std::optional<size_t>> restart_at_, disk_heal_at_;
   std::map<NodeId, size_t> index_;
   std::vector<Value> acked_;
   std::vector<Message> messages_;
   std::map<std::pair<size_t, size_t>, uint64_t> next_seq_, last_seen_;  // (from, to) and (to, from)
-  std::optional<TimePoint> partition_until_, loss_until_;
+  std::optional<size_t> partition_until_, loss_until_;
   TimePoint last_disturbance_{};
   size_t dead_ = 0;
   std::unique_ptr<ChaosStreams> streams_;  // before sim_: it outlives the callbacks the nodes hold

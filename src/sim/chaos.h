@@ -6,7 +6,9 @@
 // own disk, half the time after a crash that loses the writes younger than sync_delay; partition the network
 // in two for a while; step a node's wall clock forwards or back; make a node's disk refuse writes for a
 // while; a burst of datagram loss and jitter on every link; with streams, reset every TCP connection of a
-// node. Nodes also start with skewed wall clocks.
+// node. Nodes also start with skewed wall clocks. Faults are timed in ticks and drawn from their own random
+// stream (the workload and the checks have theirs), so two builds whose nodes behave differently meet the same
+// faults at the same ticks in a run of one seed: A/B runs compare.
 //
 // Workload: puts of fresh keys and direct messages between random live nodes, and (`streams`) byte streams
 // over the simulated TCP fast path (ConnModel; a share of the nodes refuse connections, so some streams use
@@ -14,7 +16,9 @@
 //  - an acknowledged value is never lost while a node still holds it: whenever the network is quiet (no
 //    partition or loss burst, nothing changed for quiet_for), gets of sampled acknowledged keys from random
 //    nodes find it, with the acknowledged bytes, when one of the key's k closest live nodes holds it; at the
-//    end, with everything healed and a republish interval passed, when any live node holds it;
+//    end, with everything healed (every wall clock set right too) and two republish intervals passed since the
+//    value's version stopped being too far in the future for a right clock (docs/protocol.md 10.8), when any
+//    live node holds it;
 //  - messages are delivered at most once and in order per (sender, receiver) while the receiver lives, and
 //    an acknowledged message reaches the application unless its receiver died first (its queue is memory);
 //  - the node's bounded tables stay within their bounds (sessions, reassembly, message queue);
