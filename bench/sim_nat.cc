@@ -66,6 +66,8 @@ static void add_sim_nat(CLI::App& app) {
                   {"rounds_p50", percentile(r.lookup_rounds, 0.5)},
                   {"get_sim_ms_p50", percentile(r.get_ms, 0.5)},
                   {"get_sim_ms_p99", percentile(r.get_ms, 0.99)},
+                  {"put_sim_ms_p50", percentile(r.put_ms, 0.5)},
+                  {"put_sim_ms_p99", percentile(r.put_ms, 0.99)},
                   {"nat_pairs", nat_pairs(r)},
                   {"punch_attempts", r.punch_attempts},
                   {"punch_ok", r.punch_ok},

@@ -21,13 +21,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto q = decode_find_node_request(in)) {
     auto again = decode_find_node_request(encode_find_node_request(*q));
     FUZZ_CHECK(again && again->target == q->target && again->placement == q->placement &&
-               again->verdict == q->verdict);
+               again->verdict == q->verdict && again->marks == q->marks);
   }
   if (auto a = decode_find_node_answer(in)) {
     FUZZ_CHECK(a->contacts.size() <= kMaxContactsPerResponse);
     FUZZ_CHECK(!a->verdict || *a->verdict <= DialBackVerdict::kUnknown);
+    // Marks come only with a verdict, and only for contacts kept.
+    FUZZ_CHECK(!a->unconfirmed ||
+               (a->verdict && (a->contacts.size() >= 32 || *a->unconfirmed >> a->contacts.size() == 0)));
     auto again = decode_find_node_answer(encode_find_node_answer(*a));
-    FUZZ_CHECK(again && again->contacts == a->contacts && again->verdict == a->verdict);
+    FUZZ_CHECK(again && again->contacts == a->contacts && again->verdict == a->verdict &&
+               again->unconfirmed == a->unconfirmed);
   }
   if (auto cs = decode_contacts(in)) {
     FUZZ_CHECK(cs->size() <= kMaxContactsPerResponse);

@@ -36,9 +36,11 @@ TEST(DhtCodec, RoundTripsAndRejectsGarbage) {
   EXPECT_EQ(encode_find_node_request({key, false}), encode_id_request(key));
   EXPECT_FALSE(decode_id_request(encode_find_node_request({key, true})));  // find_value takes no flags
   Bytes with_flags = encode_find_node_request({key, true});
-  with_flags.back() = 0x06;  // unknown bits only: a plain request
+  with_flags.back() = 0x78;  // unknown bits only: a plain request
   ASSERT_TRUE(decode_find_node_request(with_flags));
   EXPECT_FALSE(decode_find_node_request(with_flags)->placement);
+  EXPECT_FALSE(decode_find_node_request(with_flags)->verdict);
+  EXPECT_FALSE(decode_find_node_request(with_flags)->marks);
   with_flags.back() = 0xc0;  // nil for flags: malformed
   EXPECT_FALSE(decode_find_node_request(with_flags));
   // Bit 1 asks for the answerer's dial-back verdict, alone or with placement.
@@ -49,6 +51,10 @@ TEST(DhtCodec, RoundTripsAndRejectsGarbage) {
   auto both = decode_find_node_request(encode_find_node_request({key, true, true}));
   ASSERT_TRUE(both && both->verdict && both->placement);
   EXPECT_FALSE(decode_find_node_request(encode_find_node_request({key, true}))->verdict);
+  // Bit 2 asks for marks on the contacts the answerer has not confirmed (a put's request: all three bits).
+  auto marks = decode_find_node_request(encode_find_node_request({key, true, true, true}));
+  ASSERT_TRUE(marks && marks->marks && marks->verdict && marks->placement);
+  EXPECT_FALSE(decode_find_node_request(encode_find_node_request({key, true, true}))->marks);
 
   // find_node's answer: [contact...] as before, or [[contact...], verdict] when asked for the verdict.
   std::vector<Contact> two = {contact_n(2), contact_n(3)};
@@ -70,6 +76,35 @@ TEST(DhtCodec, RoundTripsAndRejectsGarbage) {
   EXPECT_FALSE(decode_find_node_answer(bad_verdict));
   bad_verdict.back() = 0xc3;  // true for the verdict: malformed
   EXPECT_FALSE(decode_find_node_answer(bad_verdict));
+  // [[contact...], verdict, unconfirmed]: a bit per contact sent, re-indexed past a contact the decoder skips.
+  std::vector<Contact> three = {contact_n(2), contact_n(3), contact_n(4)};
+  auto marked = decode_find_node_answer(encode_find_node_answer({three, DialBackVerdict::kReachable, 0b101u}));
+  ASSERT_TRUE(marked && marked->unconfirmed);
+  EXPECT_EQ(marked->contacts, three);
+  EXPECT_EQ(marked->verdict, DialBackVerdict::kReachable);
+  EXPECT_EQ(*marked->unconfirmed, 0b101u);
+  EXPECT_FALSE(decode_find_node_answer(encode_find_node_answer({three, DialBackVerdict::kUnknown}))->unconfirmed);
+  auto no_verdict = decode_find_node_answer(encode_find_node_answer({three, std::nullopt, 0b10u}));
+  ASSERT_TRUE(no_verdict && no_verdict->unconfirmed);
+  EXPECT_EQ(no_verdict->verdict, DialBackVerdict::kUnknown);  // encoded as unknown
+  EXPECT_EQ(*no_verdict->unconfirmed, 0b10u);
+  // Bits past the contacts are not encoded, and are malformed when a peer sends them.
+  EXPECT_EQ(*decode_find_node_answer(encode_find_node_answer({three, DialBackVerdict::kReachable, 0xffu}))->unconfirmed,
+            0b111u);
+  Bytes past = encode_find_node_answer({three, DialBackVerdict::kReachable, 0b100u});
+  past.back() = 0x08;  // bit 3, for a 4th contact that was not sent
+  EXPECT_FALSE(decode_find_node_answer(past));
+  past.back() = 0xc0;  // nil for the marks: malformed
+  EXPECT_FALSE(decode_find_node_answer(past));
+  // A contact the decoder skips (port 0) takes its bit with it: the marks stay on the contacts they named.
+  Contact unusable = contact_n(5);
+  unusable.endpoint.port = 0;
+  auto skipped = decode_find_node_answer(
+      encode_find_node_answer({{contact_n(2), unusable, contact_n(4)}, DialBackVerdict::kReachable, 0b110u}));
+  ASSERT_TRUE(skipped && skipped->unconfirmed);
+  ASSERT_EQ(skipped->contacts.size(), 2u);
+  EXPECT_EQ(skipped->contacts[1], contact_n(4));
+  EXPECT_EQ(*skipped->unconfirmed, 0b10u);
 
   StoredValue v;
   v.key = key;

@@ -45,6 +45,38 @@ void join(Simulator& sim, Duration settle = 15min) {
 bool holds(const std::vector<Contact>& cs, const NodeId& id) {
   return std::any_of(cs.begin(), cs.end(), [&](const Contact& c) { return c.id == id; });
 }
+// 60 open nodes and one behind a port-restricted router (the last), joined; returns the NATed one's index.
+size_t join_with_a_restricted_node(Simulator& sim) {
+  for (int i = 0; i < 60; ++i) sim.add_node(config());
+  size_t restricted = sim.add_node(config());
+  sim.put_behind(restricted, sim.add_router({Type::kPortRestricted}));
+  join(sim);
+  return restricted;
+}
+// The id one bit from `id`: a target whose closest node is `id`'s.
+NodeId next_to(const NodeId& id) {
+  auto bytes = id.bytes();
+  bytes.back() ^= 1;
+  return NodeId(bytes);
+}
+// Node `from`'s find_node to node `to`, on virtual time: the answer's body, or nullopt.
+std::optional<Bytes> find_node(Simulator& sim, size_t from, size_t to, const dht::FindNodeRequest& q) {
+  std::optional<Bytes> got;
+  bool done = false;
+  engine(sim, from).request(sim.contact(to), Method::kFindNode, dht::encode_find_node_request(q), [&](RpcResult&& r) {
+    done = true;
+    if (r.ok()) got = std::move(r.payload);
+  }, RpcOptions{1s, 2});
+  sim.run_until([&] { return done; }, 5s);
+  return got;
+}
+// Up to n of the open nodes 1..59 whose tables hold `id` unconfirmed.
+std::vector<size_t> holders_unconfirmed(Simulator& sim, const NodeId& id, size_t n) {
+  std::vector<size_t> out;
+  for (size_t i = 1; i < 60 && out.size() < n; ++i)
+    if (holds(sim.node(i).dht().peers(), id) && !sim.node(i).dht().confirmed(id)) out.push_back(i);
+  return out;
+}
 
 // Sends one dial-back request of `kind` from node `from` to node `to`: a self-check ask, a probe-for naming
 // node `target`, or a verdict request. Counts ok answers in `answered`.
@@ -147,25 +179,15 @@ TEST(DhtDialBack, APlacementAnswerNamesTheClosestWhateverTheirConfirmation) {
   // A put's find_node (kFindNodePlacement) asks where a value belongs: the key's true neighbourhood, NATed
   // and unconfirmed contacts included; the same question without the flag leaves them out.
   Simulator sim;
-  for (int i = 0; i < 60; ++i) sim.add_node(config());
-  size_t restricted = sim.add_node(config());
-  sim.put_behind(restricted, sim.add_router({Type::kPortRestricted}));
-  join(sim);
+  const size_t restricted = join_with_a_restricted_node(sim);
   const NodeId& id = sim.node(restricted).id();
-  auto near_bytes = id.bytes();
-  near_bytes.back() ^= 1;
-  const NodeId near(near_bytes);
-  size_t asked = 0;
-  for (size_t i = 1; i < 60 && asked < 5; ++i) {
-    if (!holds(sim.node(i).dht().peers(), id) || sim.node(i).dht().confirmed(id)) continue;
-    ++asked;
+  const NodeId near = next_to(id);
+  const auto holders = holders_unconfirmed(sim, id, 5);
+  EXPECT_FALSE(holders.empty());
+  for (size_t i : holders) {
     for (bool placement : {false, true}) {
-      std::optional<std::vector<Contact>> got;
-      engine(sim, 0).request(sim.contact(i), Method::kFindNode, dht::encode_find_node_request({near, placement}),
-                             [&](RpcResult&& r) {
-                               if (r.ok()) got = dht::decode_contacts(r.payload);
-                             }, RpcOptions{1s, 2});
-      sim.run_until([&] { return got.has_value(); }, 5s);
+      auto body = find_node(sim, 0, i, {near, placement});
+      auto got = body ? dht::decode_contacts(*body) : std::nullopt;
       ASSERT_TRUE(got) << i;
       EXPECT_EQ(holds(*got, id), placement) << i;
       // A quarter more than a plain answer (k = 8): the nodes just past the k closest replace dead ones.
@@ -175,7 +197,47 @@ TEST(DhtDialBack, APlacementAnswerNamesTheClosestWhateverTheirConfirmation) {
       }
     }
   }
-  EXPECT_GT(asked, 0u);
+}
+
+TEST(DhtDialBack, APlacementAnswerMarksTheContactsItHasNotConfirmedAndAPutDoesNotWaitForThem) {
+  // A put's find_node also asks for marks (kFindNodeMarks): the answer's `unconfirmed` has a bit for each contact
+  // the answerer's dial-back has not confirmed. The put stores on such a contact but does not ask it, so a NATed
+  // node nearest the key, which would time out, holds up no put's lookup (docs/protocol.md 5, "Placement").
+  Simulator sim;
+  const size_t restricted = join_with_a_restricted_node(sim);
+  const NodeId& id = sim.node(restricted).id();
+  const NodeId near = next_to(id);
+  const auto holders = holders_unconfirmed(sim, id, 5);
+  EXPECT_FALSE(holders.empty());
+  for (size_t i : holders) {
+    auto body = find_node(sim, 0, i, {near, true, true, true});
+    auto got = body ? dht::decode_find_node_answer(*body) : std::nullopt;
+    ASSERT_TRUE(got && got->unconfirmed && got->verdict) << i;
+    ASSERT_FALSE(got->contacts.empty());
+    EXPECT_EQ(got->contacts.front().id, id) << i;
+    EXPECT_EQ(*got->unconfirmed & 1, 1u) << i;  // the NATed one, marked
+    for (size_t j = 0; j < got->contacts.size(); ++j)
+      EXPECT_EQ((*got->unconfirmed >> j & 1) == 1, !sim.node(i).dht().confirmed(got->contacts[j].id)) << i << " " << j;
+  }
+  // A put of a key next to the NATed node's id, from a node whose table does not hold it: its lookup ends before
+  // any request could time out (one attempt: 500 ms), and a node among the key's closest acknowledges.
+  for (size_t putter = 1; putter < 60; ++putter) {
+    if (holds(sim.node(putter).dht().peers(), id)) continue;
+    std::string key;
+    for (int n = 0;; ++n) {  // a key whose closest node is the NATed one
+      key = "near-" + std::to_string(n);
+      NodeId k = dht_key(key);
+      bool closest = true;
+      for (size_t j = 0; j < sim.size() && closest; ++j) closest = j == restricted || (sim.node(j).id() ^ k) > (id ^ k);
+      if (closest) break;
+    }
+    std::optional<PutResult> put;
+    sim.node(putter).dht().put(key, Bytes{1, 2, 3}, [&](const PutResult& r) { put = r; });
+    sim.run_until([&] { return put.has_value(); }, 30s);
+    ASSERT_TRUE(put && put->ok) << putter;
+    EXPECT_LT(put->lookup.elapsed, 500ms) << putter;
+    break;
+  }
 }
 
 TEST(DhtDialBack, SmallNetworksStillHandOutUnconfirmedContacts) {

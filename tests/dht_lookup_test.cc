@@ -424,6 +424,43 @@ QueryFn recorder(std::vector<Asked>& queue) {
     queue.push_back({to, std::move(done), std::move(slow)});
   };
 }
+
+// A put's lookup (path_answers 2, placement; k 8, alpha 3, one path) over 400 fake nodes, its requests held for
+// the test to answer. Not to be moved once started (the query function holds `queue`).
+struct PutLookup {
+  std::vector<Contact> nodes;
+  NodeId target;
+  std::vector<Contact> want;  // the nodes by distance to the target
+  std::vector<Asked> queue;
+  std::optional<LookupResult> result;
+
+  explicit PutLookup(const std::string& key) : target(dht_key(key)) {
+    for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+    want = by_distance(nodes, target);
+  }
+  void start(std::vector<Contact> seeds) {
+    LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
+    p.path_answers = 2;
+    p.placement = true;
+    Lookup::start(p, std::move(seeds), recorder(queue), [] { return TimePoint(0); },
+                  [this](LookupResult r) { result = r; });
+  }
+  bool asked(const Contact& c) const {
+    return std::any_of(queue.begin(), queue.end(), [&](const Asked& a) { return a.to.id == c.id; });
+  }
+  // c's request, out of the queue. Never asked: the test fails here, and the empty request it gets throws when
+  // answered (no end() read).
+  Asked take(const Contact& c) {
+    auto it = std::find_if(queue.begin(), queue.end(), [&](const Asked& a) { return a.to.id == c.id; });
+    if (it == queue.end()) {
+      ADD_FAILURE() << "not asked: " << c.id.hex();
+      return Asked{};
+    }
+    Asked a = std::move(*it);
+    queue.erase(it);
+    return a;
+  }
+};
 }  // namespace
 
 TEST(Lookup, ASlowCandidateFreesItsPathsSlotAndItsLateAnswerStillCounts) {
@@ -469,33 +506,13 @@ TEST(Lookup, ASlowCandidateFreesItsPathsSlotAndItsLateAnswerStillCounts) {
 TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
   // A put's lookup (path_answers = 2) asks past its 2 closest only for failures, and for slow ones: the third
   // closest is asked as soon as one of the two is slow, and the path still ends only once the slow one failed.
-  std::vector<Contact> nodes;
-  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
-  NodeId target = dht_key("slow put");
-  auto want = by_distance(nodes, target);
-  std::vector<Asked> queue;
-  QueryFn query = recorder(queue);
-  std::optional<LookupResult> result;
-  LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
-  p.path_answers = 2;
-  p.placement = true;
-  Lookup::start(p, {want[10]}, query, [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
-  auto take = [&](const Contact& c) {
-    const NodeId& id = c.id;
-    auto it = std::find_if(queue.begin(), queue.end(), [&](const Asked& a) { return a.to.id == id; });
-    // Never asked: the test fails here, and the empty request it gets throws when answered (no end() read).
-    if (it == queue.end()) {
-      ADD_FAILURE() << "not asked: " << id.hex();
-      return Asked{};
-    }
-    Asked a = std::move(*it);
-    queue.erase(it);
-    return a;
-  };
-  auto asked = [&](const Contact& c) {
-    const NodeId& id = c.id;
-    return std::any_of(queue.begin(), queue.end(), [&](const Asked& a) { return a.to.id == id; });
-  };
+  PutLookup l("slow put");
+  const auto& want = l.want;
+  auto& queue = l.queue;
+  auto& result = l.result;
+  l.start({want[10]});
+  auto take = [&](const Contact& c) { return l.take(c); };
+  auto asked = [&](const Contact& c) { return l.asked(c); };
   take(want[10]).done(QueryResponse{{want[0], want[1], want[2], want[3]}, std::nullopt});
   ASSERT_TRUE(asked(want[0]) && asked(want[1]));
   EXPECT_FALSE(asked(want[2]));
@@ -540,5 +557,65 @@ TEST(Lookup, NoNodeIsAskedTwiceEvenWhenItsEntryWasDroppedForCloserNewcomers) {
     Lookup::start(p, knows[nodes[seed].id], query, [] { return TimePoint(0); }, [&](LookupResult) { ++finished; });
     EXPECT_EQ(finished, 1);
     for (auto& [id, n] : asks) EXPECT_EQ(n, 1) << "seed " << seed << ": " << id.hex() << " asked " << n << " times";
+  }
+}
+
+TEST(Lookup, APutsLookupPlacesOnContactsMarkedUnconfirmedButAsksThemOnlyWhenNamedUnmarked) {
+  // A put's find_node answers mark the contacts their answerer has not confirmed (a NATed node would only time
+  // out): the lookup places on them but does not ask them, so its path asks its 2 closest other candidates. A later
+  // answer that names one unmarked makes it worth asking again: a liar that marks the honest nodes near the key
+  // still has them placed on, and has them asked once an honest answer names them.
+  PutLookup l("marked");
+  const auto& want = l.want;
+  auto& result = l.result;
+  l.start({want[10]});
+  auto asked = [&](const Contact& c) { return l.asked(c); };
+  auto answer = [&](const Contact& c, QueryResponse r) { l.take(c).done(std::move(r)); };
+  QueryResponse named{{want[0], want[1], want[2], want[3]}, std::nullopt};
+  named.unconfirmed = 0b0101;  // want[0] and want[2]
+  answer(want[10], named);
+  EXPECT_FALSE(asked(want[0]));
+  EXPECT_TRUE(asked(want[1]));
+  EXPECT_FALSE(asked(want[2]));
+  EXPECT_TRUE(asked(want[3]));  // the path's 2 closest it may ask: want[1] and want[3]
+  answer(want[3], QueryResponse{});
+  QueryResponse unmarked{{want[2]}, std::nullopt};  // want[1] has confirmed want[2]: worth asking
+  answer(want[1], unmarked);
+  EXPECT_TRUE(asked(want[2]));
+  EXPECT_FALSE(asked(want[0]));
+  EXPECT_FALSE(result);
+  answer(want[2], QueryResponse{});
+  ASSERT_TRUE(result);
+  EXPECT_FALSE(asked(want[0]));  // never asked, yet placed first
+  ASSERT_GE(result->placement.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(result->placement[i].id, want[i].id) << i;
+  EXPECT_EQ(result->failed, 0u);
+}
+
+TEST(Lookup, ASlowSeedBeyondItsPathsWindowNoLongerHoldsAPut) {
+  // A put's path asks all of its seeds and waits for them (colluders nearest the key among them must not end it
+  // alone), but a seed beyond the path's window that goes slow (our table holds it, we cannot reach it now) holds
+  // the put no longer; a seed within the window is still waited for, and a late answer still counts.
+  for (bool within : {false, true}) {
+    SCOPED_TRACE(within ? "slow seed within the window" : "slow seed beyond the window");
+    PutLookup l("slow seed");
+    const auto& want = l.want;
+    auto& queue = l.queue;
+    auto& result = l.result;
+    // The window: the path's 2 closest, plus one for the slow one (so want[2] is within it, want[7] beyond).
+    l.start({want[0], want[1], want[2], want[7]});
+    ASSERT_EQ(queue.size(), 4u);  // every seed at once
+    Asked slow = l.take(within ? want[1] : want[7]);
+    slow.slow();
+    while (!queue.empty()) {
+      Asked a = std::move(queue.front());
+      queue.erase(queue.begin());
+      a.done(QueryResponse{});
+    }
+    EXPECT_EQ(result.has_value(), !within);
+    if (within) {
+      slow.done(QueryResponse{});
+      EXPECT_TRUE(result);
+    }
   }
 }

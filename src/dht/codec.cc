@@ -1,5 +1,7 @@
 #include "dht/codec.h"
 
+#include <algorithm>
+
 #include "common/msgpack_util.h"
 #include "storjnet/dht.h"
 
@@ -81,10 +83,16 @@ void pack_contacts(Packer& p, const std::vector<Contact>& contacts) {
   for (size_t i = 0; i < n; ++i) pack_contact(p, contacts[i]);
 }
 
-bool unpack_contacts(const msgpack::object& o, std::vector<Contact>& out) {
+// `marks`, when given, has a bit per contact as sent; it comes back with a bit per contact kept.
+bool unpack_contacts(const msgpack::object& o, std::vector<Contact>& out, uint32_t* marks = nullptr) {
   if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxContactsPerResponse) return false;
+  uint32_t kept = 0;
   for (uint32_t i = 0; i < o.via.array.size; ++i)
-    if (auto c = unpack_contact(o.via.array.ptr[i])) out.push_back(*c);
+    if (auto c = unpack_contact(o.via.array.ptr[i])) {
+      if (marks && (*marks >> i & 1)) kept |= uint32_t{1} << out.size();
+      out.push_back(*c);
+    }
+  if (marks) *marks = kept;
   return true;
 }
 
@@ -128,13 +136,14 @@ std::optional<NodeId> decode_id_request(ByteView body) {
 }
 
 Bytes encode_find_node_request(const FindNodeRequest& q) {
-  if (!q.placement && !q.verdict) return encode_id_request(q.target);  // [target], as every version sends it
+  if (!q.placement && !q.verdict && !q.marks) return encode_id_request(q.target);  // [target], as every version sends
   Bytes out;
   BytesWriter w{out};
   Packer p(w);
   p.pack_array(2);
   pack_bin(p, q.target.view());
-  p.pack_uint64((q.placement ? kFindNodePlacement : 0) | (q.verdict ? kFindNodeVerdict : 0));
+  p.pack_uint64((q.placement ? kFindNodePlacement : 0) | (q.verdict ? kFindNodeVerdict : 0) |
+                (q.marks ? kFindNodeMarks : 0));
   return out;
 }
 
@@ -150,6 +159,7 @@ std::optional<FindNodeRequest> decode_find_node_request(ByteView body) {
   if (o.via.array.size == 2 && !get_uint(o.via.array.ptr[1], flags)) return std::nullopt;
   q.placement = (flags & kFindNodePlacement) != 0;  // unknown bits: ignored (later versions' hints)
   q.verdict = (flags & kFindNodeVerdict) != 0;
+  q.marks = (flags & kFindNodeMarks) != 0;
   return q;
 }
 
@@ -297,13 +307,17 @@ std::optional<DialBackVerdict> decode_dial_back_verdict(ByteView body) {
 }
 
 Bytes encode_find_node_answer(const FindNodeAnswer& a) {
-  if (!a.verdict) return encode_contacts(a.contacts);
+  if (!a.verdict && !a.unconfirmed) return encode_contacts(a.contacts);
   Bytes out;
   BytesWriter w{out};
   Packer p(w);
-  p.pack_array(2);
+  p.pack_array(a.unconfirmed ? 3 : 2);
   pack_contacts(p, a.contacts);
-  p.pack_uint8(static_cast<uint8_t>(*a.verdict));
+  p.pack_uint8(static_cast<uint8_t>(a.verdict.value_or(DialBackVerdict::kUnknown)));
+  if (a.unconfirmed) {
+    const size_t n = std::min(a.contacts.size(), kMaxContactsPerResponse);
+    p.pack_uint32(n < 32 ? *a.unconfirmed & ((uint32_t{1} << n) - 1) : *a.unconfirmed);  // bits of contacts sent
+  }
   return out;
 }
 
@@ -312,11 +326,24 @@ std::optional<FindNodeAnswer> decode_find_node_answer(ByteView body) {
   if (!oh) return std::nullopt;
   auto& o = oh->get();
   FindNodeAnswer a;
-  // [[contact...], verdict]: two elements, the second a number (in [contact...] every element is an array).
-  if (o.type == msgpack::type::ARRAY && o.via.array.size == 2 && o.via.array.ptr[1].type != msgpack::type::ARRAY) {
-    uint64_t v;
-    if (!get_uint(o.via.array.ptr[1], v) || v > 2 || !unpack_contacts(o.via.array.ptr[0], a.contacts))
+  // [[contact...], verdict] or [[contact...], verdict, unconfirmed]: the second element a number (in
+  // [contact...] every element is an array).
+  const bool shaped = o.type == msgpack::type::ARRAY && (o.via.array.size == 2 || o.via.array.size == 3);
+  if (shaped && o.via.array.ptr[1].type != msgpack::type::ARRAY) {
+    uint64_t v, marks = 0;
+    const msgpack::object& list = o.via.array.ptr[0];
+    if (!get_uint(o.via.array.ptr[1], v) || v > 2) return std::nullopt;
+    if (o.via.array.size == 3) {
+      // A bit for a contact that was not sent is malformed.
+      if (list.type != msgpack::type::ARRAY || !get_uint(o.via.array.ptr[2], marks) ||
+          (list.via.array.size < 64 && marks >> list.via.array.size != 0))
+        return std::nullopt;
+      uint32_t kept = static_cast<uint32_t>(marks);
+      if (!unpack_contacts(list, a.contacts, &kept)) return std::nullopt;
+      a.unconfirmed = kept;
+    } else if (!unpack_contacts(list, a.contacts)) {
       return std::nullopt;
+    }
     a.verdict = static_cast<DialBackVerdict>(v);
     return a;
   }

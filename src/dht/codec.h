@@ -3,8 +3,10 @@
 //   kademlia_find_node  request [target: bin 20] or [target: bin 20, flags: uint]   response [contact...]
 //                       flags bit 0 (kFindNodePlacement): name the closest contacts whatever their dial-back
 //                       confirmation (a put placing a value, docs/protocol.md 5); bit 1 (kFindNodeVerdict): add
-//                       the dial-back verdict, response [[contact...], verdict: uint 0 | 1 | 2]; other bits
-//                       are ignored
+//                       the dial-back verdict, response [[contact...], verdict: uint 0 | 1 | 2]; bit 2
+//                       (kFindNodeMarks, with bit 1): mark the contacts the answerer's dial-back has not
+//                       confirmed, response [[contact...], verdict, unconfirmed: uint] (bit i: the i-th contact
+//                       sent); other bits are ignored
 //   kademlia_find_value request [key: bin 20]               response [1, value: bin, version: uint,
 //                                                                     owner: bin 32, signature: bin 64]
 //                                                                     or [0, [contact...]]
@@ -34,14 +36,17 @@ constexpr size_t kMaxContactsPerResponse = 32;
 Bytes encode_id_request(const NodeId& id);
 std::optional<NodeId> decode_id_request(ByteView body);
 
-// find_node's request: the target, whether the asker places a value (kFindNodePlacement), and whether it
-// wants the answerer's dial-back verdict with the contacts (kFindNodeVerdict).
+// find_node's request: the target, whether the asker places a value (kFindNodePlacement), whether it
+// wants the answerer's dial-back verdict with the contacts (kFindNodeVerdict), and whether it wants the contacts
+// the answerer has not confirmed marked (kFindNodeMarks: a put, which stores on them but need not ask them).
 constexpr uint64_t kFindNodePlacement = 1;
 constexpr uint64_t kFindNodeVerdict = 2;
+constexpr uint64_t kFindNodeMarks = 4;
 struct FindNodeRequest {
   NodeId target;
   bool placement = false;
   bool verdict = false;
+  bool marks = false;
 };
 Bytes encode_find_node_request(const FindNodeRequest& q);
 std::optional<FindNodeRequest> decode_find_node_request(ByteView body);
@@ -86,11 +91,15 @@ Bytes encode_dial_back_verdict(DialBackVerdict v);
 std::optional<DialBackVerdict> decode_dial_back_verdict(ByteView body);
 
 // find_node's answer: [contact...], or [[contact...], verdict] when the request carried kFindNodeVerdict (the
-// verdict about the family the request came over, as a kVerdict request would answer it). The decoder takes
-// both shapes: an answerer of an older version ignores the flag.
+// verdict about the family the request came over, as a kVerdict request would answer it), or [[contact...],
+// verdict, unconfirmed] when it carried kFindNodeMarks too. The decoder takes every shape: an answerer of an
+// older version ignores the flags. `unconfirmed` has bit i set for contacts[i] (the decoder re-indexes it past
+// contacts it skipped); bits at or past the number of contacts sent are malformed. Encoding one without a verdict
+// sends kUnknown.
 struct FindNodeAnswer {
   std::vector<Contact> contacts;
   std::optional<DialBackVerdict> verdict;
+  std::optional<uint32_t> unconfirmed = std::nullopt;
 };
 Bytes encode_find_node_answer(const FindNodeAnswer& a);
 std::optional<FindNodeAnswer> decode_find_node_answer(ByteView body);

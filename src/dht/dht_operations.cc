@@ -21,8 +21,10 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   p.placement = o.placement;
   p.path_answers = o.path_answers;
   // find_node asks for the answerer's dial-back verdict too: a "reachable" one spares its verdict request.
-  Bytes request =
-      want_value ? encode_id_request(target) : encode_find_node_request({target, o.placement, dial_back != nullptr});
+  // A put asks for marks on the contacts the answerer has not confirmed: it stores on them but need not ask them.
+  Bytes request = want_value ? encode_id_request(target)
+                             : encode_find_node_request({target, o.placement, dial_back != nullptr,
+                                                         o.placement && dial_back != nullptr});
   // The holders of a key answer with the very same signed value: its signature is checked once per lookup.
   auto verified = want_value ? std::make_shared<dht::VerifiedValues>() : nullptr;
   QueryFn query = [this, want_value, target, owner = o.owner, request, verified](const Contact& to, QueryDone qd,
@@ -43,6 +45,7 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
         if (!a) return qd(std::nullopt);
         if (a->verdict && dial_back) dial_back->heard_verdict(to, *a->verdict);
         resp.contacts = std::move(a->contacts);
+        resp.unconfirmed = a->unconfirmed.value_or(0);
       }
       admit_learned(resp.contacts, target);
       qd(std::move(resp));

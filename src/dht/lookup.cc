@@ -60,11 +60,14 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->step();
 }
 
-void Lookup::add(const Contact& c, uint16_t depth, size_t path) {
+void Lookup::add(const Contact& c, uint16_t depth, size_t path, bool store_only) {
   if (c.id == p_.self) return;
   NodeId d = c.id ^ p_.target;
   size_t pos = position(d);
-  if (pos < shortlist_.size() && shortlist_[pos].first == d) return;  // already some path's: paths stay disjoint
+  if (pos < shortlist_.size() && shortlist_[pos].first == d) {  // already some path's: paths stay disjoint
+    if (!store_only) shortlist_[pos].second.store_only = false;  // named unmarked: worth asking after all
+    return;
+  }
   if (std::binary_search(dropped_asked_.begin(), dropped_asked_.end(), d)) return;  // asked once already
   // Bounded: each path keeps its 3k closest; a farther newcomer is not worth remembering.
   if (path_size_[path] >= path_bound()) {
@@ -84,7 +87,7 @@ void Lookup::add(const Contact& c, uint16_t depth, size_t path) {
   }
   make_room();
   shortlist_.insert(shortlist_.begin() + static_cast<ptrdiff_t>(pos),
-                    Entry{d, Candidate{c, State::kNew, static_cast<uint8_t>(path), depth}});
+                    Entry{d, Candidate{c, State::kNew, static_cast<uint8_t>(path), depth, store_only}});
   ++path_size_[path];
 }
 
@@ -99,13 +102,17 @@ void Lookup::step() {
   for (size_t i = 0; i < p_.paths; ++i) active[i] = path_in_flight_[i] + path_slow_[i] > 0;
   for (auto& [dist, cand] : shortlist_) {
     size_t path = cand.path;
-    if (cand.state == State::kFailed) continue;
+    if (cand.state == State::kFailed || cand.store_only) continue;  // store-only: placement's, not the path's
     // path_answers: a path also asks all of its seeds (our own table's contacts), at once and however far its
     // window reaches: colluders placed nearest the target among them would otherwise end the path alone,
     // naming only each other (docs/protocol.md 10.8).
     const bool seed = p_.path_answers && cand.depth == 1;
-    if (considered[path]++ >= window(path) && !seed) continue;
-    near_open = near_open || cand.state != State::kAnswered;
+    const bool beyond = considered[path]++ >= window(path);
+    if (beyond && !seed) continue;
+    // A seed beyond the window holds its path until it answers, fails, or goes slow (no answer within one attempt's
+    // time: an honest seed answers in a round trip, and one our table holds but cannot reach now, a NATed contact
+    // whose mapping lapsed, would hold every put for its whole timeout). Its late answer still counts if it comes.
+    near_open = near_open || (cand.state != State::kAnswered && !(beyond && cand.state == State::kSlow));
     if (cand.state != State::kNew) continue;
     active[path] = true;
     // A value lookup whose answers all agree asks no further on a path that gave a value (see settled()).
@@ -174,9 +181,11 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   const uint16_t depth = cand.depth == UINT16_MAX ? cand.depth : static_cast<uint16_t>(cand.depth + 1);
   size_t path = cand.path;
   bool named_now = false;
-  for (auto& c : r->contacts) {
+  for (size_t i = 0; i < r->contacts.size(); ++i) {
+    const Contact& c = r->contacts[i];
     if (c.id == p_.target && !result_.target_named) result_.target_named = c, named_now = true;
-    add(c, depth, path);  // moves the shortlist (and may drop cand for a closer newcomer): cand not used below
+    // Moves the shortlist (and may drop cand for a closer newcomer): cand not used below.
+    add(c, depth, path, i < 32 && (r->unconfirmed >> i & 1));
   }
   if (named_now && p_.on_named) p_.on_named(*result_.target_named);  // may re-enter: state is consistent
   if (finished_) return;

@@ -37,6 +37,10 @@ namespace storjnet::dht {
 struct QueryResponse {
   std::vector<Contact> contacts;
   std::optional<StoredValue> value;
+  // Bit i: the answerer marked contacts[i] as not confirmed reachable by its dial-back (a put's find_node with
+  // kFindNodeMarks). Such a contact is a candidate for placement but is not asked, unless an answer or our own
+  // table names it unmarked: a NATed node would only cost the path its timeout (docs/protocol.md 5, "Placement").
+  uint32_t unconfirmed = 0;
 };
 using QueryDone = std::function<void(std::optional<QueryResponse>)>;
 using QuerySlow = std::function<void()>;  // at most once, before done: no answer within one attempt's time
@@ -111,11 +115,12 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
     State state = State::kNew;
     uint8_t path = 0;    // paths are at most kMaxPaths
     uint16_t depth = 1;  // saturates
+    bool store_only = false;  // named only as unconfirmed (QueryResponse::unconfirmed): placed on, never asked
   };
   static constexpr size_t kMaxPaths = 255;
 
   Lookup() = default;
-  void add(const Contact& c, uint16_t depth, size_t path);
+  void add(const Contact& c, uint16_t depth, size_t path, bool store_only = false);
   void ask(const NodeId& dist, const Contact& contact);
   void step();
   void on_answer(const NodeId& distance, std::optional<QueryResponse> r);

@@ -122,9 +122,11 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
     putters.push_back(rng.below(cfg.nodes));
     bool done = false;
     ++rep.puts;
-    sim.node(putters[j]).dht().put(keys[j], values[j], [&](const PutResult& r) {
+    TimePoint start = sim.now();
+    sim.node(putters[j]).dht().put(keys[j], values[j], [&, start](const PutResult& r) {
       done = true;
       rep.puts_ok += r.ok;
+      rep.put_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
     });
     sim.run_until([&] { return done; }, std::chrono::seconds(60));
   }

@@ -33,6 +33,7 @@ struct NatScenarioReport {
   uint64_t puts = 0, puts_ok = 0, gets = 0, gets_ok = 0;
   uint64_t events_expected = 0, events_delivered = 0;
   std::vector<double> lookup_rounds, get_ms;  // gets that asked the network
+  std::vector<double> put_ms;                 // every put, until its answer (virtual time)
   // Routing-table entries, over all nodes, that a stranger could not reach when the workload began.
   uint64_t contacts = 0, contacts_unreachable = 0;
   uint64_t unreachable_by_kind[5] = {};  // ... by the kind of router they sit behind (4: none, open nodes)
