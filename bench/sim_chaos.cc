@@ -53,6 +53,7 @@ nlohmann::json to_json(const sim::ChaosReport& r, double wall_s) {
           {"stream_bytes_read", r.streams.bytes_read},
           {"violations", r.violations.size()},
           {"trace_hash", r.trace_hash},
+          {"fault_hash", r.fault_hash},
           {"wall_s", wall_s},
           {"peak_rss_mb", proc_status_kb("VmHWM") / 1024.0}};
 }

@@ -105,6 +105,12 @@ TEST(DhtCodec, RoundTripsAndRejectsGarbage) {
   ASSERT_EQ(skipped->contacts.size(), 2u);
   EXPECT_EQ(skipped->contacts[1], contact_n(4));
   EXPECT_EQ(*skipped->unconfirmed, 0b10u);
+  // The asker drops contacts too (puzzle, families): the marks follow the ones it keeps, by id.
+  std::vector<Contact> sent = {contact_n(2), contact_n(3), contact_n(4), contact_n(5)};
+  EXPECT_EQ(marks_of_kept(sent, 0b1010u, {contact_n(2), contact_n(4), contact_n(5)}), 0b100u);
+  EXPECT_EQ(marks_of_kept(sent, 0b1010u, {contact_n(3), contact_n(5)}), 0b11u);
+  EXPECT_EQ(marks_of_kept(sent, 0b1111u, {}), 0u);
+  EXPECT_EQ(marks_of_kept(sent, 0b0001u, {contact_n(9), contact_n(2)}), 0u);  // not kept from `sent`: no marks
 
   StoredValue v;
   v.key = key;

@@ -254,6 +254,12 @@ TEST(DhtDialBack, SmallNetworksStillHandOutUnconfirmedContacts) {
   auto out = d.handed_out(sim.node(natted).id());
   EXPECT_EQ(out.size(), d.peers().size());
   EXPECT_TRUE(holds(out, sim.node(natted).id()));
+  // ... and a put's request for marks gets none: so few confirmations say little about the others.
+  auto body = find_node(sim, 1, 0, {sim.node(natted).id(), true, true, true});
+  auto a = body ? dht::decode_find_node_answer(*body) : std::nullopt;
+  ASSERT_TRUE(a && a->verdict);
+  EXPECT_TRUE(holds(a->contacts, sim.node(natted).id()));
+  EXPECT_FALSE(a->unconfirmed);
 }
 
 TEST(DhtDialBack, HelperServesNoUnprovenAsker) {

@@ -602,9 +602,10 @@ TEST(Lookup, ASlowSeedBeyondItsPathsWindowNoLongerHoldsAPut) {
     const auto& want = l.want;
     auto& queue = l.queue;
     auto& result = l.result;
-    // The window: the path's 2 closest, plus one for the slow one (so want[2] is within it, want[7] beyond).
-    l.start({want[0], want[1], want[2], want[7]});
-    ASSERT_EQ(queue.size(), 4u);  // every seed at once
+    // The window: the path's 2 closest (want[0], want[1]); want[7] beyond it, and its going slow or failing
+    // widens nothing (only a candidate within the window does: want[1] going slow widens it to want[7]).
+    l.start({want[0], want[1], want[7]});
+    ASSERT_EQ(queue.size(), 3u);  // every seed at once
     Asked slow = l.take(within ? want[1] : want[7]);
     slow.slow();
     while (!queue.empty()) {
@@ -618,4 +619,38 @@ TEST(Lookup, ASlowSeedBeyondItsPathsWindowNoLongerHoldsAPut) {
       EXPECT_TRUE(result);
     }
   }
+}
+
+TEST(Lookup, MarksServeAPutOnlyAndAFailureBeyondTheWindowWidensNothing) {
+  // A lookup that places nothing (a join's, a refresh's, find_contact's) asks the contacts an answer marked:
+  // marks are for a put, and a liar that marks the target must not keep a lookup from asking it.
+  std::vector<Contact> nodes;
+  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
+  NodeId target = dht_key("not a put");
+  auto want = by_distance(nodes, target);
+  std::vector<Asked> queue;
+  std::optional<LookupResult> result;
+  LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
+  Lookup::start(p, {want[10]}, recorder(queue), [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
+  ASSERT_EQ(queue.size(), 1u);
+  Asked first = std::move(queue.front());
+  queue.clear();
+  QueryResponse marked{{want[0], want[1]}, std::nullopt};
+  marked.unconfirmed = 0b11;
+  first.done(marked);
+  ASSERT_EQ(queue.size(), 2u);
+  EXPECT_TRUE(queue[0].to.id == want[0].id || queue[1].to.id == want[0].id);
+
+  // A put's seed beyond the window that fails asks no one more; one within it does.
+  PutLookup l("failed seed");
+  l.start({l.want[0], l.want[1], l.want[7]});
+  l.take(l.want[7]).done(std::nullopt);
+  EXPECT_TRUE(l.queue.size() == 2 && !l.result);  // nothing new asked
+  l.take(l.want[1]).done(QueryResponse{{l.want[3]}, std::nullopt});
+  EXPECT_FALSE(l.asked(l.want[3]));  // third of the path now, outside its window of 2 (want[0] still out)
+  l.take(l.want[0]).done(std::nullopt);  // within the window: widens it by one
+  EXPECT_TRUE(l.asked(l.want[3]));
+  l.take(l.want[3]).done(QueryResponse{});
+  ASSERT_TRUE(l.result);
+  EXPECT_EQ(l.result->failed, 2u);
 }

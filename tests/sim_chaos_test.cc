@@ -65,6 +65,7 @@ TEST(SimChaos, ASeedReplaysBitForBit) {
   c.duration = 1min;
   sim::ChaosReport a = sim::run_chaos(c), b = sim::run_chaos(c);
   EXPECT_EQ(a.trace_hash, b.trace_hash);
+  EXPECT_EQ(a.fault_hash, b.fault_hash);
   EXPECT_EQ(a.kills, b.kills);
   EXPECT_EQ(a.puts_acked, b.puts_acked);
   EXPECT_EQ(a.messages_received, b.messages_received);
@@ -87,6 +88,8 @@ TEST(SimChaos, NodesThatBehaveDifferentlyMeetTheSameFaults) {
   c.node.dht.join_bucket_fill = 5;
   sim::ChaosReport b = sim::run_chaos(c);
   EXPECT_NE(a.trace_hash, b.trace_hash);  // the nodes did behave differently
+  EXPECT_EQ(a.fault_hash, b.fault_hash);  // the same faults, on the same nodes, at the same ticks
+  EXPECT_NE(a.fault_hash, 0u);
   EXPECT_GT(a.kills + a.partitions + a.clock_steps + a.disk_faults + a.loss_bursts, 10u);
   EXPECT_EQ(a.kills, b.kills);
   EXPECT_EQ(a.crashes, b.crashes);

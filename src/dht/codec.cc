@@ -86,10 +86,11 @@ void pack_contacts(Packer& p, const std::vector<Contact>& contacts) {
 // `marks`, when given, has a bit per contact as sent; it comes back with a bit per contact kept.
 bool unpack_contacts(const msgpack::object& o, std::vector<Contact>& out, uint32_t* marks = nullptr) {
   if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxContactsPerResponse) return false;
-  uint32_t kept = 0;
+  uint32_t kept = 0, n = 0;  // marks of the contacts kept; how many were kept
   for (uint32_t i = 0; i < o.via.array.size; ++i)
     if (auto c = unpack_contact(o.via.array.ptr[i])) {
-      if (marks && (*marks >> i & 1)) kept |= uint32_t{1} << out.size();
+      if (marks && (*marks >> i & 1)) kept |= uint32_t{1} << n;
+      ++n;
       out.push_back(*c);
     }
   if (marks) *marks = kept;
@@ -317,6 +318,18 @@ Bytes encode_find_node_answer(const FindNodeAnswer& a) {
   if (a.unconfirmed) {
     const size_t n = std::min(a.contacts.size(), kMaxContactsPerResponse);
     p.pack_uint32(n < 32 ? *a.unconfirmed & ((uint32_t{1} << n) - 1) : *a.unconfirmed);  // bits of contacts sent
+  }
+  return out;
+}
+
+uint32_t marks_of_kept(const std::vector<Contact>& sent, uint32_t marks, const std::vector<Contact>& kept) {
+  uint32_t out = 0;
+  size_t i = 0;
+  for (size_t j = 0; j < kept.size() && j < 32; ++j) {
+    while (i < sent.size() && sent[i].id != kept[j].id) ++i;
+    if (i == sent.size()) break;  // not a subsequence: what is left gets no marks
+    if (i < 32 && (marks >> i & 1)) out |= uint32_t{1} << j;
+    ++i;
   }
   return out;
 }

@@ -102,6 +102,9 @@ struct FindNodeAnswer {
   std::optional<uint32_t> unconfirmed = std::nullopt;
 };
 Bytes encode_find_node_answer(const FindNodeAnswer& a);
+// The marks of `sent` (bit i: sent[i]) carried over to `kept`, the contacts of `sent` the asker kept, in the same
+// order (by id: the asker may have turned a kept contact's address): bit j for kept[j].
+uint32_t marks_of_kept(const std::vector<Contact>& sent, uint32_t marks, const std::vector<Contact>& kept);
 std::optional<FindNodeAnswer> decode_find_node_answer(ByteView body);
 
 Bytes encode_bool(bool b);

@@ -106,8 +106,10 @@ void Dht::Impl::on_find_node(const IncomingRequest& q, const Reply& r) {
   // The verdict a kVerdict request would get; it costs one byte here, where an ask costs a round trip.
   if (req->verdict && dial_back) a.verdict = dial_back->verdict(q.from.endpoint.family);
   // Marks: the contacts no dial-back of ours confirmed (a put stores on them but need not ask them; section 5,
-  // "Placement"). Without dial-back nothing is confirmed or not: no marks.
-  if (req->marks && req->verdict && dial_back) {
+  // "Placement"). Without dial-back nothing is confirmed or not, and while fewer than k entries are confirmed (a
+  // young network, a node that just joined: plain answers then hand out unconfirmed ones too) it says little: no
+  // marks then.
+  if (req->marks && req->verdict && dial_back && table.confirmed_count() >= cfg.k) {
     uint32_t marks = 0;
     for (size_t i = 0; i < a.contacts.size() && i < 32; ++i)
       if (!table.confirmed(a.contacts[i].id)) marks |= uint32_t{1} << i;

@@ -22,15 +22,17 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   p.path_answers = o.path_answers;
   // find_node asks for the answerer's dial-back verdict too: a "reachable" one spares its verdict request.
   // A put asks for marks on the contacts the answerer has not confirmed: it stores on them but need not ask them.
+  // Marks in an answer to any other request are ignored.
+  const bool marks = o.placement && dial_back != nullptr;
   Bytes request = want_value ? encode_id_request(target)
-                             : encode_find_node_request({target, o.placement, dial_back != nullptr,
-                                                         o.placement && dial_back != nullptr});
+                             : encode_find_node_request({target, o.placement, dial_back != nullptr, marks});
   // The holders of a key answer with the very same signed value: its signature is checked once per lookup.
   auto verified = want_value ? std::make_shared<dht::VerifiedValues>() : nullptr;
-  QueryFn query = [this, want_value, target, owner = o.owner, request, verified](const Contact& to, QueryDone qd,
-                                                                                 QuerySlow slow) {
+  QueryFn query = [this, want_value, marks, target, owner = o.owner, request, verified](const Contact& to,
+                                                                                        QueryDone qd, QuerySlow slow) {
     Method m = want_value ? Method::kFindValue : Method::kFindNode;
-    rpc(to, m, request, [this, to, want_value, target, owner, verified, qd = std::move(qd)](std::optional<Bytes> body) {
+    rpc(to, m, request, [this, to, want_value, marks, target, owner, verified,
+                         qd = std::move(qd)](std::optional<Bytes> body) {
       if (!body) return qd(std::nullopt);
       QueryResponse resp;
       if (want_value) {
@@ -45,9 +47,12 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
         if (!a) return qd(std::nullopt);
         if (a->verdict && dial_back) dial_back->heard_verdict(to, *a->verdict);
         resp.contacts = std::move(a->contacts);
-        resp.unconfirmed = a->unconfirmed.value_or(0);
+        if (marks) resp.unconfirmed = a->unconfirmed.value_or(0);
       }
+      // admit_learned drops contacts: the marks follow the ones it keeps.
+      std::vector<Contact> sent = resp.unconfirmed ? resp.contacts : std::vector<Contact>{};
       admit_learned(resp.contacts, target);
+      if (resp.unconfirmed) resp.unconfirmed = marks_of_kept(sent, resp.unconfirmed, resp.contacts);
       qd(std::move(resp));
     }, std::move(slow));
   };

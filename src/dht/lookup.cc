@@ -32,7 +32,7 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->path_in_flight_.assign(l->p_.paths, 0);
   l->path_slow_.assign(l->p_.paths, 0);
   l->path_values_.assign(l->p_.paths, 0);
-  l->path_failed_.assign(l->p_.paths, 0);
+  l->path_widened_.assign(l->p_.paths, 0);
   l->p_.settle_values = std::max<size_t>(l->p_.settle_values, 1);
   l->query_ = std::move(query);
   l->now_ = std::move(now);
@@ -147,9 +147,14 @@ void Lookup::on_slow(const NodeId& dist) {
   if (finished_) return;
   auto it = find(dist);
   if (it == shortlist_.end() || it->second.state != State::kInFlight) return;
-  it->second.state = State::kSlow;
-  --path_in_flight_[it->second.path];
-  ++path_slow_[it->second.path];
+  Candidate& cand = it->second;
+  cand.state = State::kSlow;
+  --path_in_flight_[cand.path];
+  ++path_slow_[cand.path];
+  if (within_window(dist, cand.path)) {
+    cand.widened = true;
+    ++path_widened_[cand.path];
+  }
   step();
 }
 
@@ -161,10 +166,17 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
   Candidate& cand = it->second;
   --(cand.state == State::kSlow ? path_slow_ : path_in_flight_)[cand.path];
   if (!r) {
+    if (!cand.widened && within_window(dist, cand.path)) {  // a slow one that widened it keeps it widened
+      cand.widened = true;
+      ++path_widened_[cand.path];
+    }
     cand.state = State::kFailed;
     ++result_.failed;
-    ++path_failed_[cand.path];
     return step();
+  }
+  if (cand.widened) {  // slow, and it answered after all: the window narrows again
+    cand.widened = false;
+    --path_widened_[cand.path];
   }
   cand.state = State::kAnswered;
   if (cand.contact.id == p_.target) {
@@ -185,7 +197,7 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
     const Contact& c = r->contacts[i];
     if (c.id == p_.target && !result_.target_named) result_.target_named = c, named_now = true;
     // Moves the shortlist (and may drop cand for a closer newcomer): cand not used below.
-    add(c, depth, path, i < 32 && (r->unconfirmed >> i & 1));
+    add(c, depth, path, p_.placement && i < 32 && (r->unconfirmed >> i & 1));  // marks serve a put only
   }
   if (named_now && p_.on_named) p_.on_named(*result_.target_named);  // may re-enter: state is consistent
   if (finished_) return;
@@ -195,7 +207,17 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
 size_t Lookup::window(size_t path) const {
   // path_answers: the window widens by one for each candidate of the path that failed or is slow, so a region of
   // dead or unreachable nodes (a partition) is crossed with more requests in flight, as a full lookup would.
-  return p_.path_answers ? std::min(p_.k, p_.path_answers + path_failed_[path] + path_slow_[path]) : p_.k;
+  return p_.path_answers ? std::min(p_.k, p_.path_answers + path_widened_[path]) : p_.k;
+}
+
+bool Lookup::within_window(const NodeId& dist, size_t path) const {
+  // As step() counts: the path's candidates that did not fail and may be asked, closest first.
+  size_t rank = 0;
+  for (const auto& [d, cand] : shortlist_) {
+    if (d == dist) return rank < window(path);
+    if (cand.path == path && cand.state != State::kFailed && !cand.store_only) ++rank;
+  }
+  return false;
 }
 
 bool Lookup::settled(const std::vector<bool>& active) const {

@@ -88,11 +88,13 @@ struct LookupParams {
   // valued and stops asking; with 2, one colluding node met first on a path does not end it.
   size_t settle_values = 1;
   // How many of its closest candidates that did not fail a path needs answered before it finishes (0: k),
-  // plus one for each of the path's candidates that failed or is slow (at most k). Fewer asks less, and with placement
-  // answers (find_node's kFindNodePlacement) the closest node's answer already names the target's true
-  // neighbourhood (a put, docs/protocol.md 5). A path also asks every one of its seeds (at once, outside alpha)
-  // and ends only once they answered or failed: colluders nearest the target among the seeds would otherwise
-  // end every path on their answers, which name only each other (docs/protocol.md 10.8).
+  // plus one for each of the path's candidates that failed or is slow while among them (at most k). Fewer asks
+  // less, and with placement answers (find_node's kFindNodePlacement) the closest node's answer already names the
+  // target's true neighbourhood (a put, docs/protocol.md 5). A path also asks every one of its seeds (at once,
+  // outside alpha) and ends only once they answered, failed or (beyond its window) went slow: colluders nearest
+  // the target among the seeds would otherwise end every path on their answers, which name only each other
+  // (docs/protocol.md 10.8). Candidates an answer marked unconfirmed (QueryResponse::unconfirmed) are placed on,
+  // not asked (with placement only).
   size_t path_answers = 0;
   // Checked before each step: true ends the lookup at once (a refresh whose bucket filled meanwhile).
   std::function<bool()> enough = {};
@@ -116,6 +118,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
     uint8_t path = 0;    // paths are at most kMaxPaths
     uint16_t depth = 1;  // saturates
     bool store_only = false;  // named only as unconfirmed (QueryResponse::unconfirmed): placed on, never asked
+    bool widened = false;     // counted in path_widened_
   };
   static constexpr size_t kMaxPaths = 255;
 
@@ -126,6 +129,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   void on_answer(const NodeId& distance, std::optional<QueryResponse> r);
   void on_slow(const NodeId& distance);
   size_t window(size_t path) const;                 // how many of its closest candidates a path waits for
+  bool within_window(const NodeId& dist, size_t path) const;  // the candidate is among them
   bool settled(const std::vector<bool>& active) const;
   void finish();
 
@@ -152,7 +156,9 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   size_t path_bound() const { return 3 * p_.k; }  // candidates a path keeps: its 3k closest
   std::vector<size_t> path_in_flight_;  // kInFlight candidates of the path (alpha bounds these)
   std::vector<size_t> path_slow_;       // kSlow candidates of the path
-  std::vector<size_t> path_failed_;  // candidates of the path that failed (path_answers widens by these)
+  // Candidates of the path that failed or are slow and were within its window then (path_answers widens by these):
+  // one beyond it (a seed asked only as a seed, or one closer newcomers pushed out) widens nothing.
+  std::vector<size_t> path_widened_;
   std::vector<size_t> path_values_;  // values the path got that may settle it (see settle_within)
   bool valued(size_t path) const { return path_values_[path] >= p_.settle_values; }
   bool disagree_ = false;          // two values received differ

@@ -131,6 +131,10 @@ class Chaos {
       if (sim_->alive(i)) return i;
     }
   }
+  // The fault schedule's hash (ChaosReport::fault_hash): what happened at which tick, to whom, until when.
+  void note_fault(uint64_t kind, uint64_t subject, uint64_t until = 0) {
+    report_.fault_hash = mix64(report_.fault_hash, mix64(tick_ * 8 + kind, mix64(subject, until)));
+  }
   bool quiet() const {
     return !partition_until_ && !loss_until_ && sim_->now() - last_disturbance_ >= cfg_.quiet_for;
   }
@@ -149,20 +153,24 @@ class Chaos {
         if (streams_) streams_->on_kill(i);
         for (auto it = last_seen_.lower_bound({i, 0}); it != last_seen_.end() && it->first.first == i;)
           it = last_seen_.erase(it);
-        if (faults_.below(2)) {
+        const bool crash = faults_.below(2);
+        if (crash) {
           ++report_.crashes;
           report_.values_lost_in_crashes += disks_[i]->crash();
         }
         restart_at_[i] = ends_after(5s, 60s);
+        note_fault(0, i * 2 + crash, *restart_at_[i]);
         return;
       }
       case 1: {
         if (partition_until_) return;
         std::vector<uint8_t> side(cfg_.nodes, 0);
         double share = 0.1 + 0.4 * faults_.uniform();
-        for (auto& s : side) s = faults_.uniform() < share;
+        uint64_t sides = 0;
+        for (auto& s : side) sides = mix64(sides, s = faults_.uniform() < share);
         sim_->partition(std::move(side));
         partition_until_ = ends_after(5s, 30s);
+        note_fault(1, sides, *partition_until_);
         last_disturbance_ = now;
         ++report_.partitions;
         return;
@@ -170,7 +178,9 @@ class Chaos {
       case 2: {
         auto step = std::chrono::microseconds(static_cast<int64_t>(faults_.below(120'000'000)) + 1'000'000);
         auto signed_step = faults_.below(2) ? step : -step;  // drawn before the node, in this order
-        step_clock(random_alive(faults_), signed_step);
+        size_t i = random_alive(faults_);
+        step_clock(i, signed_step);
+        note_fault(2, i, static_cast<uint64_t>(signed_step.count()));
         ++report_.clock_steps;
         return;
       }
@@ -178,6 +188,7 @@ class Chaos {
         size_t i = faults_.below(cfg_.nodes);
         disks_[i]->fail_writes = true;
         disk_heal_at_[i] = ends_after(5s, 30s);
+        note_fault(3, i, *disk_heal_at_[i]);
         ++report_.disk_faults;
         return;
       }
@@ -188,6 +199,7 @@ class Chaos {
         bad.jitter = 20ms;
         sim_->set_link(bad);
         loss_until_ = ends_after(2s, 10s);
+        note_fault(4, 0, *loss_until_);
         last_disturbance_ = now;
         ++report_.loss_bursts;
         return;
@@ -196,7 +208,9 @@ class Chaos {
         // A node whose connections a middlebox forgets: the first of a few random live nodes that has some (all
         // drawn first: which ones have connections depends on the nodes, the draws must not).
         std::array<size_t, 8> tries;
-        for (auto& i : tries) i = random_alive(faults_);
+        uint64_t drawn = 0;
+        for (auto& i : tries) drawn = mix64(drawn, i = random_alive(faults_));
+        note_fault(5, drawn);
         for (size_t i : tries) {
           if (sim_->reset_conns(i) > 0) {
             ++report_.conn_resets;
@@ -232,7 +246,9 @@ class Chaos {
         --dead_;
         last_disturbance_ = now;
         // It rejoins through its saved routing table and one live node.
-        sim_->node(i).dht().bootstrap({sim_->endpoint(random_alive(faults_))}, [](bool) {});
+        size_t via = random_alive(faults_);
+        note_fault(6, i, via);
+        sim_->node(i).dht().bootstrap({sim_->endpoint(via)}, [](bool) {});
       }
     }
   }

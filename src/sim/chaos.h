@@ -69,6 +69,7 @@ struct ChaosConfig {
 
 struct ChaosReport {
   uint64_t seed = 0, trace_hash = 0;
+  uint64_t fault_hash = 0;  // the fault schedule (tick, kind, subject, end): equal for two builds run on one seed
   size_t joined = 0;
   uint64_t kills = 0, crashes = 0, partitions = 0, clock_steps = 0, disk_faults = 0, loss_bursts = 0;
   uint64_t values_lost_in_crashes = 0;  // disk writes a crash took back

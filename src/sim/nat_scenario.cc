@@ -2,6 +2,7 @@
 
 #include <array>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "node/node_internals.h"
@@ -10,6 +11,8 @@
 namespace storjnet::sim {
 
 namespace {
+// How long the scenario waits for a put's or a get's answer, one at a time; a put answers within its put_timeout.
+constexpr Duration kOpWait = std::chrono::seconds(60);
 
 NatModel::Type pick_kind(const NatScenarioConfig& c, Rng& rng) {
   double shares[4] = {c.full_cone, c.restricted_cone, c.port_restricted, c.symmetric};
@@ -120,30 +123,41 @@ NatScenarioReport run_nat_scenario(const NatScenarioConfig& cfg) {
     std::string v = "\"" + std::to_string(rng.next()) + "\"";
     values.emplace_back(v.begin(), v.end());
     putters.push_back(rng.below(cfg.nodes));
-    bool done = false;
+    // An answer after the 60 s wait is ignored (and the wait counts as the put's time): `done` outlives the loop.
+    auto done = std::make_shared<bool>(false);
     ++rep.puts;
     TimePoint start = sim.now();
-    sim.node(putters[j]).dht().put(keys[j], values[j], [&, start](const PutResult& r) {
-      done = true;
+    sim.node(putters[j]).dht().put(keys[j], values[j], [&rep, &sim, done, start](const PutResult& r) {
+      if (*done) return;
+      *done = true;
       rep.puts_ok += r.ok;
       rep.put_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
     });
-    sim.run_until([&] { return done; }, std::chrono::seconds(60));
+    sim.run_until([&] { return *done; }, kOpWait);
+    if (!*done) {
+      *done = true;
+      rep.put_ms.push_back(std::chrono::duration<double, std::milli>(kOpWait).count());
+    }
   }
   for (size_t j = 0; j < cfg.puts; ++j) {
     size_t g = rng.below(cfg.nodes - 1);
     if (g >= putters[j]) ++g;
-    bool done = false;
+    auto done = std::make_shared<bool>(false);
     TimePoint start = sim.now();
     ++rep.gets;
-    sim.node(g).dht().get(keys[j], [&, j, start](GetResult r) {
-      done = true;
+    sim.node(g).dht().get(keys[j], [&rep, &sim, &values, done, j, start](GetResult r) {
+      if (*done) return;
+      *done = true;
       rep.gets_ok += r.value && *r.value == values[j];
       if (r.local) return;
       rep.lookup_rounds.push_back(r.lookup.rounds);
       rep.get_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
     });
-    sim.run_until([&] { return done; }, std::chrono::seconds(60));
+    sim.run_until([&] { return *done; }, kOpWait);
+    if (!*done) {
+      *done = true;
+      rep.get_ms.push_back(std::chrono::duration<double, std::milli>(kOpWait).count());
+    }
   }
 
   // Pubsub: one topic, random subscribers, events from random nodes.
