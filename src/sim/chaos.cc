@@ -73,10 +73,15 @@ class Chaos {
     // future (docs/protocol.md 10.8) until real time reaches it: its republish counts only from then.
     end_faults(true);
     for (size_t i = 0; i < cfg_.nodes; ++i) step_clock(i, std::chrono::microseconds(-skew_[i]));
-    TimePoint settled = sim_->now();
-    for (const Value& v : acked_) settled = std::max(settled, v.acceptable_from);
-    for (settled += 2 * cfg_.node.dht.republish_interval; sim_->now() < settled;) {
-      sim_->run_for(std::min<Duration>(cfg_.tick, settled - sim_->now()));
+    // Puts still out are acknowledged meanwhile: the end moves with them.
+    const TimePoint healed = sim_->now();
+    auto settled = [&] {
+      TimePoint from = healed;
+      for (const Value& v : acked_) from = std::max(from, v.acceptable_from);
+      return from + 2 * cfg_.node.dht.republish_interval;
+    };
+    while (sim_->now() < settled()) {
+      sim_->run_for(std::min<Duration>(cfg_.tick, settled() - sim_->now()));
       if (streams_) streams_->tick();  // streams still writing go on
     }
     receive();
