@@ -425,23 +425,23 @@ QueryFn recorder(std::vector<Asked>& queue) {
   };
 }
 
-// A put's lookup (path_answers 2, placement; k 8, alpha 3, one path) over 400 fake nodes, its requests held for
-// the test to answer. Not to be moved once started (the query function holds `queue`).
-struct PutLookup {
+// A lookup over 400 fake nodes (k 8, alpha 3, one path), its requests held for the test to answer: a put's
+// (path_answers 2, placement) or a plain one. Not to be moved once started (the query function holds `queue`).
+struct HeldLookup {
   std::vector<Contact> nodes;
   NodeId target;
   std::vector<Contact> want;  // the nodes by distance to the target
   std::vector<Asked> queue;
   std::optional<LookupResult> result;
 
-  explicit PutLookup(const std::string& key) : target(dht_key(key)) {
+  explicit HeldLookup(const std::string& key) : target(dht_key(key)) {
     for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
     want = by_distance(nodes, target);
   }
-  void start(std::vector<Contact> seeds) {
+  void start(std::vector<Contact> seeds, bool put = true) {
     LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
-    p.path_answers = 2;
-    p.placement = true;
+    p.path_answers = put ? 2 : 0;
+    p.placement = put;
     Lookup::start(p, std::move(seeds), recorder(queue), [] { return TimePoint(0); },
                   [this](LookupResult r) { result = r; });
   }
@@ -506,7 +506,7 @@ TEST(Lookup, ASlowCandidateFreesItsPathsSlotAndItsLateAnswerStillCounts) {
 TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
   // A put's lookup (path_answers = 2) asks past its 2 closest only for failures, and for slow ones: the third
   // closest is asked as soon as one of the two is slow, and the path still ends only once the slow one failed.
-  PutLookup l("slow put");
+  HeldLookup l("slow put");
   const auto& want = l.want;
   auto& queue = l.queue;
   auto& result = l.result;
@@ -565,7 +565,7 @@ TEST(Lookup, APutsLookupPlacesOnContactsMarkedUnconfirmedButAsksThemOnlyWhenName
   // out): the lookup places on them but does not ask them, so its path asks its 2 closest other candidates. A later
   // answer that names one unmarked makes it worth asking again: a liar that marks the honest nodes near the key
   // still has them placed on, and has them asked once an honest answer names them.
-  PutLookup l("marked");
+  HeldLookup l("marked");
   const auto& want = l.want;
   auto& result = l.result;
   l.start({want[10]});
@@ -598,7 +598,7 @@ TEST(Lookup, ASlowSeedBeyondItsPathsWindowNoLongerHoldsAPut) {
   // the put no longer; a seed within the window is still waited for, and a late answer still counts.
   for (bool within : {false, true}) {
     SCOPED_TRACE(within ? "slow seed within the window" : "slow seed beyond the window");
-    PutLookup l("slow seed");
+    HeldLookup l("slow seed");
     const auto& want = l.want;
     auto& queue = l.queue;
     auto& result = l.result;
@@ -624,25 +624,15 @@ TEST(Lookup, ASlowSeedBeyondItsPathsWindowNoLongerHoldsAPut) {
 TEST(Lookup, MarksServeAPutOnlyAndAFailureBeyondTheWindowWidensNothing) {
   // A lookup that places nothing (a join's, a refresh's, find_contact's) asks the contacts an answer marked:
   // marks are for a put, and a liar that marks the target must not keep a lookup from asking it.
-  std::vector<Contact> nodes;
-  for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
-  NodeId target = dht_key("not a put");
-  auto want = by_distance(nodes, target);
-  std::vector<Asked> queue;
-  std::optional<LookupResult> result;
-  LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
-  Lookup::start(p, {want[10]}, recorder(queue), [] { return TimePoint(0); }, [&](LookupResult r) { result = r; });
-  ASSERT_EQ(queue.size(), 1u);
-  Asked first = std::move(queue.front());
-  queue.clear();
-  QueryResponse marked{{want[0], want[1]}, std::nullopt};
+  HeldLookup plain("not a put");
+  plain.start({plain.want[10]}, false);
+  QueryResponse marked{{plain.want[0], plain.want[1]}, std::nullopt};
   marked.unconfirmed = 0b11;
-  first.done(marked);
-  ASSERT_EQ(queue.size(), 2u);
-  EXPECT_TRUE(queue[0].to.id == want[0].id || queue[1].to.id == want[0].id);
+  plain.take(plain.want[10]).done(marked);
+  EXPECT_TRUE(plain.asked(plain.want[0]) && plain.asked(plain.want[1]));
 
   // A put's seed beyond the window that fails asks no one more; one within it does.
-  PutLookup l("failed seed");
+  HeldLookup l("failed seed");
   l.start({l.want[0], l.want[1], l.want[7]});
   l.take(l.want[7]).done(std::nullopt);
   EXPECT_TRUE(l.queue.size() == 2 && !l.result);  // nothing new asked

@@ -205,8 +205,9 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
 }
 
 size_t Lookup::window(size_t path) const {
-  // path_answers: the window widens by one for each candidate of the path that failed or is slow, so a region of
-  // dead or unreachable nodes (a partition) is crossed with more requests in flight, as a full lookup would.
+  // path_answers: the window widens by one for each candidate of the path that failed or went slow while within
+  // it, so a region of dead or unreachable nodes (a partition) is crossed with more requests in flight, as a full
+  // lookup would.
   return p_.path_answers ? std::min(p_.k, p_.path_answers + path_widened_[path]) : p_.k;
 }
 

@@ -38,8 +38,8 @@ struct QueryResponse {
   std::vector<Contact> contacts;
   std::optional<StoredValue> value;
   // Bit i: the answerer marked contacts[i] as not confirmed reachable by its dial-back (a put's find_node with
-  // kFindNodeMarks). Such a contact is a candidate for placement but is not asked, unless an answer or our own
-  // table names it unmarked: a NATed node would only cost the path its timeout (docs/protocol.md 5, "Placement").
+  // kFindNodeMarks). Such a contact is a candidate for placement but is not asked, unless an answer names it
+  // unmarked or it is a seed: a NATed node would only cost the path its timeout (docs/protocol.md 5, "Placement").
   uint32_t unconfirmed = 0;
 };
 using QueryDone = std::function<void(std::optional<QueryResponse>)>;
