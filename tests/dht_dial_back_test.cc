@@ -242,6 +242,36 @@ TEST(DhtDialBack, APlacementAnswerMarksTheContactsItHasNotConfirmedAndAPutDoesNo
   EXPECT_TRUE(put_made);  // some node's table did not hold the NATed one
 }
 
+TEST(DhtDialBack, APutDoesNotWaitOutItsOwnUnconfirmedSeedThatStoppedAnswering) {
+  // The putter's own table holds the NATed node (unconfirmed), which has stopped answering (its mapping lapsed;
+  // here it is gone), and the key is nearest to it: it is a seed within its path's window. Once slow (overdue:
+  // RpcOptions::on_slow) it holds the put's lookup no longer, which then ends long before the request's timeout.
+  Simulator sim;
+  const size_t restricted = join_with_a_restricted_node(sim);
+  const NodeId id = sim.node(restricted).id();
+  std::string key;
+  for (int n = 0;; ++n) {  // a key whose closest node is the NATed one
+    key = "gone-" + std::to_string(n);
+    NodeId k = dht_key(key);
+    bool closest = true;
+    for (size_t j = 0; j < sim.size() && closest; ++j) closest = j == restricted || (sim.node(j).id() ^ k) > (id ^ k);
+    if (closest) break;
+  }
+  const auto holders = holders_unconfirmed(sim, id, 1);
+  ASSERT_EQ(holders.size(), 1u);
+  const size_t putter = holders.front();
+  size_t confirmed = 0;
+  for (const Contact& c : sim.node(putter).dht().peers()) confirmed += sim.node(putter).dht().confirmed(c.id);
+  ASSERT_GE(confirmed, DhtConfig{}.k);  // enough confirmed for "unconfirmed" to say something
+  sim.kill(restricted);
+  std::optional<PutResult> put;
+  sim.node(putter).dht().put(key, Bytes{1, 2, 3}, [&](const PutResult& r) { put = r; });
+  sim.run_until([&] { return put.has_value(); }, 30s);
+  ASSERT_TRUE(put && put->ok);
+  EXPECT_GE(put->lookup.elapsed, RpcOptions{}.slow_floor);  // asked, and given its time to answer
+  EXPECT_LT(put->lookup.elapsed, 500ms);                     // not waited out (1 s, two attempts)
+}
+
 TEST(DhtDialBack, SmallNetworksStillHandOutUnconfirmedContacts) {
   Simulator sim;
   for (int i = 0; i < 3; ++i) sim.add_node(config());

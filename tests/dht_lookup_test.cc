@@ -438,10 +438,11 @@ struct HeldLookup {
     for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
     want = by_distance(nodes, target);
   }
-  void start(std::vector<Contact> seeds, bool put = true) {
+  void start(std::vector<Contact> seeds, bool put = true, std::function<bool(const Contact&)> unconfirmed = {}) {
     LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
     p.path_answers = put ? 2 : 0;
     p.placement = put;
+    p.seed_unconfirmed = std::move(unconfirmed);
     Lookup::start(p, std::move(seeds), recorder(queue), [] { return TimePoint(0); },
                   [this](LookupResult r) { result = r; });
   }
@@ -619,6 +620,40 @@ TEST(Lookup, ASlowSeedBeyondItsPathsWindowNoLongerHoldsAPut) {
       EXPECT_TRUE(result);
     }
   }
+}
+
+TEST(Lookup, ASlowSeedOurTableHoldsUnconfirmedNoLongerHoldsAPutEvenWithinTheWindow) {
+  // A seed dial-back never confirmed (a NATed contact whose mapping towards us may have lapsed) is let go once
+  // slow wherever it stands; a confirmed one within the window is still waited for (the test above). Its going
+  // slow widens the window, so the path asks the next candidate in its place.
+  HeldLookup l("unconfirmed seed");
+  const auto& want = l.want;
+  l.start({want[0], want[1], want[7]}, true, [&](const Contact& c) { return c.id == want[1].id; });
+  ASSERT_EQ(l.queue.size(), 3u);
+  Asked slow = l.take(want[1]);
+  slow.slow();
+  l.take(want[0]).done(QueryResponse{{want[2]}, std::nullopt});
+  EXPECT_FALSE(l.result);
+  l.take(want[7]).done(QueryResponse{});
+  EXPECT_FALSE(l.result);  // want[2] took want[1]'s place in the window
+  l.take(want[2]).done(QueryResponse{});
+  ASSERT_TRUE(l.result);
+  EXPECT_EQ(l.result->failed, 0u);
+  slow.done(QueryResponse{});  // a late answer after the end changes nothing
+
+  // Only a put's lookup lets its unconfirmed seeds go: a plain one waits for its k closest.
+  HeldLookup plain("unconfirmed seed, not a put");
+  plain.start({plain.want[0], plain.want[1]}, false, [](const Contact&) { return true; });
+  Asked held = plain.take(plain.want[1]);
+  held.slow();
+  while (!plain.queue.empty()) {
+    Asked a = std::move(plain.queue.front());
+    plain.queue.erase(plain.queue.begin());
+    a.done(QueryResponse{});
+  }
+  EXPECT_FALSE(plain.result);
+  held.done(QueryResponse{});
+  EXPECT_TRUE(plain.result);
 }
 
 TEST(Lookup, MarksServeAPutOnlyAndAFailureBeyondTheWindowWidensNothing) {

@@ -147,37 +147,60 @@ TEST_F(Pair, RequestRetriesThenTimesOut) {
   EXPECT_EQ(a.pending_rpcs(), 0u);
 }
 
-TEST_F(Pair, OnResendTellsTheFirstRetransmissionOnceAndTheAnswerStillCounts) {
-  // A request lost twice: on_resend runs once, at its first retransmission (not at its second), and the answer
-  // to the last copy still reaches the callback. A request answered at once never calls it.
+TEST_F(Pair, OnSlowTellsAnOverdueRequestOnceAndTheAnswerStillCounts) {
+  // A request lost twice: on_slow runs once, when it is overdue (no answer timed yet: at slow_floor, long before
+  // the first retransmission at 1 s), sends nothing then, and the answer to the last copy still reaches the
+  // callback. A request answered at once never calls it.
   b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
-  int resends = 0;
+  int slows = 0;
   bool ok = false;
   RpcOptions o{std::chrono::seconds(3), 3};
-  o.on_resend = [&] { ++resends; };
+  o.on_slow = [&] { ++slows; };
   a.request(cb, Method::kMessageNotify, as_bytes("x"), [&](RpcResult&& r) { ok = r.ok(); }, o);
   ea.outbox.clear();  // lost
-  EXPECT_EQ(resends, 0);
-  ea.advance(1100ms);
+  ea.advance(90ms);
   a.on_wake();
-  EXPECT_EQ(resends, 1);
+  EXPECT_EQ(slows, 0);
+  ea.advance(20ms);
+  a.on_wake();
+  EXPECT_EQ(slows, 1);
+  EXPECT_TRUE(ea.outbox.empty());  // overdue, not retransmitted
+  EXPECT_EQ(a.stats().retransmits, 0u);
+  ea.advance(1000ms);
+  a.on_wake();
+  EXPECT_EQ(a.stats().retransmits, 1u);  // at its attempt's own time, 1 s after the send
+  EXPECT_EQ(slows, 1);
   ea.outbox.clear();  // lost again
   ea.advance(1100ms);
   a.on_wake();
-  EXPECT_EQ(resends, 1);
+  EXPECT_EQ(slows, 1);
   pump();
   EXPECT_TRUE(ok);
-  EXPECT_EQ(resends, 1);
+  EXPECT_EQ(slows, 1);
 
   int prompt = 0;
   ok = false;
-  o.on_resend = [&] { ++prompt; };
+  o.on_slow = [&] { ++prompt; };
   a.request(cb, Method::kMessageNotify, as_bytes("y"), [&](RpcResult&& r) { ok = r.ok(); }, o);
   pump();
   ea.advance(5s);
   a.on_wake();
   EXPECT_TRUE(ok);
   EXPECT_EQ(prompt, 0);
+
+  // A floor past the attempt's time: told at the first retransmission, as it is sent.
+  int late = 0;
+  o.on_slow = [&] { ++late; };
+  o.slow_floor = 2s;
+  a.request(cb, Method::kMessageNotify, as_bytes("z"), [&](RpcResult&&) {}, o);
+  ea.outbox.clear();
+  ea.advance(900ms);
+  a.on_wake();
+  EXPECT_EQ(late, 0);
+  ea.advance(200ms);
+  a.on_wake();
+  EXPECT_EQ(late, 1);
+  EXPECT_EQ(a.stats().retransmits, 3u);
 }
 
 TEST_F(Pair, RetransmittedRequestIsAnsweredAfterLoss) {

@@ -130,9 +130,9 @@ struct Dht::Impl {
   void count_refusal(RoutingTable::Seen r);
 
   // Sends a DHT request; a timeout counts against the contact (evicted after max_failures in a row).
-  // `on_resend`: RpcOptions::on_resend (the request went unanswered for one attempt's time).
+  // `on_slow`: RpcOptions::on_slow (the request is overdue: unanswered past the peer's retransmission timeout).
   void rpc(const Contact& to, Method m, Bytes body, std::function<void(std::optional<Bytes>)> cb,
-           std::function<void()> on_resend = {});
+           std::function<void()> on_slow = {});
 
   Duration maintenance_period() const {
     Duration period = std::min({cfg.republish_interval, cfg.bucket_refresh, cfg.expire_after}) / 8;

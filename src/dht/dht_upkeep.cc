@@ -50,9 +50,9 @@ void Dht::Impl::count_refusal(RoutingTable::Seen r) {
 }
 
 void Dht::Impl::rpc(const Contact& to, Method m, Bytes body, std::function<void(std::optional<Bytes>)> cb,
-                    std::function<void()> on_resend) {
+                    std::function<void()> on_slow) {
   RpcOptions o{cfg.rpc_timeout, cfg.rpc_attempts};
-  o.on_resend = std::move(on_resend);
+  o.on_slow = std::move(on_slow);
   engine.request(scope, to, m, body, [this, to, cb = std::move(cb)](RpcResult&& r) {
     if (r.status == RpcStatus::kTimeout && table.failed(to.id, cfg.max_failures)) evicted(to);
     cb(r.ok() ? std::optional<Bytes>(std::move(r.payload)) : std::nullopt);

@@ -40,8 +40,12 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->started_ = l->now_();
   l->shortlist_.reserve(seeds.size() + l->p_.must_query.size());
   size_t next = 0;
-  for (auto& c : seeds)
-    if (c.id != l->p_.self) l->add(c, 1, next++ % l->p_.paths);
+  for (auto& c : seeds) {
+    if (c.id == l->p_.self) continue;
+    l->add(c, 1, next++ % l->p_.paths);
+    if (l->p_.path_answers && l->p_.seed_unconfirmed && l->p_.seed_unconfirmed(c))
+      if (auto it = l->find(c.id ^ l->p_.target); it != l->shortlist_.end()) it->second.unconfirmed_seed = true;
+  }
   // Vantage points: asked at once, on the paths in turn.
   for (auto& c : l->p_.must_query) {
     NodeId d = c.id ^ l->p_.target;
@@ -109,10 +113,12 @@ void Lookup::step() {
     const bool seed = p_.path_answers && cand.depth == 1;
     const bool beyond = considered[path]++ >= window(path);
     if (beyond && !seed) continue;
-    // A seed beyond the window holds its path until it answers, fails, or goes slow (no answer within one attempt's
-    // time: an honest seed answers in a round trip, and one our table holds but cannot reach now, a NATed contact
-    // whose mapping lapsed, would hold every put for its whole timeout). Its late answer still counts if it comes.
-    near_open = near_open || (cand.state != State::kAnswered && !(beyond && cand.state == State::kSlow));
+    // A seed beyond the window holds its path until it answers, fails, or goes slow (its answer overdue, past its
+    // retransmission timeout: an honest seed answers in a round trip, and one our table holds but cannot reach
+    // now, a NATed contact whose mapping lapsed, would hold every put for its whole timeout). So does a seed our
+    // table holds unconfirmed, wherever it is. Its late answer still counts if it comes.
+    const bool released = (beyond || cand.unconfirmed_seed) && cand.state == State::kSlow;
+    near_open = near_open || (cand.state != State::kAnswered && !released);
     if (cand.state != State::kNew) continue;
     active[path] = true;
     // A value lookup whose answers all agree asks no further on a path that gave a value (see settled()).

@@ -14,11 +14,11 @@
 // lookup ends once the target answered (on_named tells the first answer naming it). Rounds: an RPC to a
 // contact learned from a depth-d answer has depth d+1; rounds is the deepest RPC sent. Re-entrancy: the query
 // function may answer synchronously; state is consistent then.
-// Slow candidates: the query function may tell, before its answer, that a request went unanswered for one
-// attempt's time (the engine retransmitted it). The candidate then stops counting against its path's alpha, so
-// the path asks its next candidate instead of waiting out the timeout; its answer, if one comes, is used as
-// any other (libtorrent's "short timeout"). A dead or NATed candidate then delays its path by one attempt, not
-// by the whole timeout.
+// Slow candidates: the query function may tell, before its answer, that a request is overdue (unanswered past
+// the peer's retransmission timeout, RpcOptions::on_slow). The candidate then stops counting against its path's
+// alpha, so the path asks its next candidate instead of waiting out the timeout; its answer, if one comes, is
+// used as any other (libtorrent's "short timeout"). A dead or NATed candidate then delays its path by a
+// retransmission timeout, not by the whole timeout.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -43,7 +43,7 @@ struct QueryResponse {
   uint32_t unconfirmed = 0;
 };
 using QueryDone = std::function<void(std::optional<QueryResponse>)>;
-using QuerySlow = std::function<void()>;  // at most once, before done: no answer within one attempt's time
+using QuerySlow = std::function<void()>;  // at most once, before done: the answer is overdue
 using QueryFn = std::function<void(const Contact& to, QueryDone done, QuerySlow slow)>;
 
 struct FoundValue {
@@ -96,6 +96,10 @@ struct LookupParams {
   // (docs/protocol.md 10.8). Candidates an answer marked unconfirmed (QueryResponse::unconfirmed) are placed on,
   // not asked (with placement only).
   size_t path_answers = 0;
+  // With path_answers: the seeds our own table holds unconfirmed (dial-back never found strangers able to reach
+  // them: NATed nodes, whose mapping towards us may have lapsed). Such a seed, once slow, no longer holds its
+  // path even within the path's window (as any seed beyond it); its late answer still counts. Empty: none.
+  std::function<bool(const Contact&)> seed_unconfirmed = {};
   // Checked before each step: true ends the lookup at once (a refresh whose bucket filled meanwhile).
   std::function<bool()> enough = {};
   // Fill LookupResult::placement.
@@ -119,6 +123,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
     uint16_t depth = 1;  // saturates
     bool store_only = false;  // named only as unconfirmed (QueryResponse::unconfirmed): placed on, never asked
     bool widened = false;     // counted in path_widened_
+    bool unconfirmed_seed = false;  // LookupParams::seed_unconfirmed: once slow, it holds its path no longer
   };
   static constexpr size_t kMaxPaths = 255;
 

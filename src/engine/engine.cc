@@ -273,7 +273,7 @@ void Engine::end_scope(uint64_t scope) {
     timers_.cancel(it->second.timer);
     release_share(it->second.to);
     rpcs.push_back(std::move(it->second.cb));
-    if (it->second.on_resend) resends.push_back(std::move(it->second.on_resend));
+    if (it->second.on_slow) resends.push_back(std::move(it->second.on_slow));
     it = pending_.erase(it);
   }
   for (auto it = hellos_.begin(); it != hellos_.end();) {
@@ -324,12 +324,20 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   p.cb = std::move(cb);
   p.scope = scope;
   p.rtt_sample = opts.rtt_sample;
-  p.on_resend = std::move(opts.on_resend);
+  p.on_slow = std::move(opts.on_slow);
   p.sent_at = env_.now();
   p.deadline = p.sent_at + total;
   ++stats_.requests_out[m % kMethodSlots];
   send_message(to, p.message, SendKind::kInitiative, &p.msg_id);
-  p.timer = schedule(std::min(p.attempt_timeout, total), [this, id] { on_rpc_timeout(id); });
+  Duration first = std::min(p.attempt_timeout, total);
+  Duration overdue = std::max(answer_due(to), opts.slow_floor);
+  p.slow_timer = p.on_slow && overdue < first;
+  p.timer = schedule(p.slow_timer ? overdue : first, [this, id] { on_rpc_timeout(id); });
+}
+
+Duration Engine::answer_due(const Contact& to) const {
+  auto it = sessions_.find(to.key);
+  return it != sessions_.end() && it->second.rtt.sampled() ? it->second.rtt.rto() : rtt_all_.rto();
 }
 
 Duration Engine::attempt_timeout(const Contact& to, Duration share) const {
@@ -349,6 +357,15 @@ void Engine::on_rpc_timeout(uint32_t id) {
   Pending& p = it->second;
   p.timer = TimerId{};
   TimePoint now = env_.now();
+  if (p.slow_timer) {  // overdue: tell the caller, then wait out the attempt's own time
+    p.slow_timer = false;
+    TimePoint attempt_end = std::min(p.sent_at + p.attempt_timeout, p.deadline);
+    p.timer = schedule(std::max(attempt_end - now, Duration{}), [this, id] { on_rpc_timeout(id); });
+    auto slow = std::move(p.on_slow);  // p is not used after the hook: it may add requests
+    p.on_slow = nullptr;
+    if (slow) slow();
+    return;
+  }
   auto session = sessions_.find(p.to.key);
   // Retransmit while time is left, and only if an answer can come back in it (as the peer's answers take).
   Duration left = p.deadline - now;
@@ -366,8 +383,8 @@ void Engine::on_rpc_timeout(uint32_t id) {
     p.resent = true;
     send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
     p.timer = schedule(std::min(p.attempt_timeout, left), [this, id] { on_rpc_timeout(id); });
-    auto resent = std::move(p.on_resend);  // p is not used after the hooks: they may add requests
-    p.on_resend = nullptr;
+    auto resent = std::move(p.on_slow);  // p is not used after the hooks: they may add requests
+    p.on_slow = nullptr;
     if (on_unanswered_) {
       Contact to = p.to;
       uint8_t method = p.message.size() > 5 ? p.message[5] : 0;

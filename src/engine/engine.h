@@ -70,11 +70,13 @@ struct RpcOptions {
   // for other requests (a dial-back ask, answered after a third node's probe): a long, deliberate wait would
   // inflate every later request's timeout, and so delay the punch that follows an unanswered one.
   bool rtt_sample = true;
-  // Called once, just after the request's first retransmission (it went unanswered for one attempt's time): a
-  // caller with other work may stop waiting for it. Its answer may still come. Not called when no retransmission
-  // is sent (a single attempt, or too little time left for another copy to be answered: the request then waits
-  // out its timeout).
-  std::function<void()> on_resend = {};
+  // Called once, when the request is overdue: unanswered for the peer's retransmission timeout (RFC 6298's srtt +
+  // 4 rttvar from its own answers, else from every peer's), at least slow_floor, or at its first retransmission
+  // if that comes first. A caller with other work may stop waiting for it; its answer may still come. Nothing is
+  // sent then: retransmissions keep their own timing. Not called when no retransmission is sent and the timeout
+  // comes before the overdue time (a single attempt, or too little time left for another copy to be answered).
+  std::function<void()> on_slow = {};
+  Duration slow_floor = std::chrono::milliseconds(100);
 };
 
 struct IncomingRequest {
@@ -296,9 +298,10 @@ class Engine {
     TimePoint deadline{};  // the request's total timeout
     bool resent = false;   // sent more than once: its answer is no RTT sample (RttEstimate)
     bool rtt_sample = true;  // RpcOptions::rtt_sample
+    bool slow_timer = false;  // `timer` is set for on_slow, before the attempt's own timeout
     TimerId timer;
     RpcCallback cb;
-    std::function<void()> on_resend;  // RpcOptions::on_resend, until called
+    std::function<void()> on_slow;  // RpcOptions::on_slow, until called
     uint64_t scope = 0;
   };
   struct PendingHello {
@@ -386,6 +389,9 @@ class Engine {
   // The wait before a request's attempt to `to` counts as lost: the configured share of its total time
   // (total / attempts), longer when `to`'s (else any peer's) RttEstimate says its answers take longer.
   Duration attempt_timeout(const Contact& to, Duration share) const;
+  // When an answer from `to` is overdue (RpcOptions::on_slow): its retransmission timeout from its own answers,
+  // else from every peer's; zero before any answer was timed.
+  Duration answer_due(const Contact& to) const;
   void rtt_sampled(const Contact& from, Duration rtt);
   void on_hello_timeout(uint64_t challenge);
   void send_hello(const PendingHello& h, uint64_t challenge);
