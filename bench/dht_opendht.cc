@@ -552,15 +552,17 @@ void run_dht(const Opts& opts) {
   b.stores.reserve(N);
   std::vector<Endpoint> eps(N);
   TP t_start = Clock::now();
+  std::vector<RealDriver::NodeSpec> specs;
+  specs.reserve(N);
   for (int i = 0; i < N; ++i) {
     auto bind = Endpoint::from_ip("127.0.0.1", a.base_port ? static_cast<uint16_t>(a.base_port + i) : 0);
     if (!bind) throw std::runtime_error("bad bind address");
     auto storage = make_memory_storage();
     b.stores.push_back(storage.get());
-    Node& n = driver.add_node(*bind, node_identity(a.seed, i), NodeConfig{}, std::move(storage));
-    b.nodes.push_back(&n);
-    eps[i] = driver.local_endpoint(n);
+    specs.push_back({{*bind}, node_identity(a.seed, i), NodeConfig{}, std::move(storage)});
   }
+  b.nodes = driver.add_nodes(std::move(specs));  // every io thread makes its share at once
+  for (int i = 0; i < N; ++i) eps[i] = driver.local_endpoint(*b.nodes[i]);
   TP t_started = Clock::now();
   g_drops = [&b] {
     return b.driver->call([&b] {

@@ -105,6 +105,49 @@ TEST(RealThreads, NodesArePlacedRoundRobinAndStayOnTheirThread) {
   EXPECT_THROW(other.thread_of(*net.nodes[0]), std::invalid_argument);
 }
 
+TEST(RealThreads, AddNodesMakesEachThreadsShareAtOnceInOrderAndReportsAFailedBind) {
+  RealDriver driver(RealDriver::Options{.threads = 2});
+  auto lo = *Endpoint::parse("127.0.0.1:1");
+  lo.port = 0;
+  Node& first = driver.add_node(lo, Identity::generate());  // thread 0: add_nodes goes on from thread 1
+  std::vector<RealDriver::NodeSpec> specs;
+  std::vector<NodeId> ids;
+  for (int i = 0; i < 5; ++i) {
+    specs.push_back({{lo}, Identity::generate()});
+    ids.push_back(specs.back().identity.id());
+  }
+  auto nodes = driver.add_nodes(std::move(specs));
+  ASSERT_EQ(nodes.size(), 5u);
+  EXPECT_EQ(driver.size(), 6u);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(driver.thread_of(*nodes[i]), (i + 1) % 2) << i;  // in turn, as add_node would
+    EXPECT_EQ(driver.call(*nodes[i], [&] { return nodes[i]->id(); }), ids[i]) << i;  // in the order given
+  }
+  // Each one answers at its own address.
+  for (size_t i = 0; i < 5; ++i) {
+    std::promise<std::optional<Contact>> p;
+    driver.post(first, [&] { first.ping_address(driver.local_endpoint(*nodes[i]), [&p](auto c) { p.set_value(c); }); });
+    auto c = p.get_future().get();
+    ASSERT_TRUE(c) << i;
+    EXPECT_EQ(c->id, ids[i]);
+  }
+  // A taken port: the other nodes are made, and the failure is thrown.
+  std::vector<RealDriver::NodeSpec> more;
+  more.push_back({{lo}, Identity::generate()});
+  more.push_back({{driver.local_endpoint(first)}, Identity::generate()});
+  more.push_back({{lo}, Identity::generate()});
+  try {
+    driver.add_nodes(std::move(more));
+    FAIL() << "a bind on a taken port succeeded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot bind"), std::string::npos);
+  }
+  EXPECT_EQ(driver.size(), 8u);
+  std::vector<RealDriver::NodeSpec> none;
+  none.push_back({{}, Identity::generate()});  // no address
+  EXPECT_THROW(driver.add_nodes(std::move(none)), std::invalid_argument);
+}
+
 TEST(RealThreads, DhtMessagesAndAStreamBetweenThreads) {
   Net net(2);
   net.add(10);

@@ -322,17 +322,23 @@ int run(const Options& o) {
       throw UsageError(std::string("node ") + std::to_string(i) + ": " + e.what());
     }
   }
+  std::vector<RealDriver::NodeSpec> specs;
   for (int i = 0; i < o.nodes; ++i) {
     auto& s = *slots[i];
     auto bind = *Endpoint::from_ip(o.host, static_cast<uint16_t>(o.port == 0 ? 0 : o.port + i));
     std::vector<Endpoint> binds{bind};
     if (!o.host6.empty()) binds.push_back(*Endpoint::from_ip(o.host6, bind.port));  // port 0: the IPv4 one's
-    try {
-      s.node = &driver->add_node(binds, std::move(*s.identity), config, std::move(s.storage));
-    } catch (const std::exception& e) {
-      throw UsageError(std::string("node ") + std::to_string(i) + ": " + e.what());
-    }
-    s.udp = driver->local_endpoint(*s.node);
+    specs.push_back({std::move(binds), std::move(*s.identity), config, std::move(s.storage)});
+  }
+  std::vector<Node*> made;
+  try {
+    made = driver->add_nodes(std::move(specs));  // every io thread makes its share at once
+  } catch (const std::exception& e) {
+    throw UsageError(e.what());
+  }
+  for (int i = 0; i < o.nodes; ++i) {
+    slots[i]->node = made[i];
+    slots[i]->udp = driver->local_endpoint(*made[i]);
   }
 
   // --- port mapping (UPnP IGD, else NAT-PMP), each node's own UDP port; first attempts before joining ---

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <cstdio>
 #include <deque>
+#include <exception>
+#include <future>
 #include <list>
 #include <stdexcept>
 #include <mutex>
@@ -334,6 +336,9 @@ struct RealDriver::Impl {
   }
 
   // Runs `fn` on shard `i` and waits (inline when on it or inside an exclusive call).
+  Node* make_node(size_t i, const std::vector<Endpoint>& binds, Identity identity, NodeConfig config,
+                  std::unique_ptr<DhtStorage> storage);
+
   void run_on_shard(size_t i, const std::function<void()>& fn) {
     if (exclusive_here() || (on_io() && tl_role.shard == i)) return fn();
     if (on_io()) throw std::logic_error("RealDriver: waiting on another io thread could deadlock");
@@ -422,59 +427,102 @@ Node& RealDriver::add_node(const Endpoint& bind, Identity identity, NodeConfig c
   return add_node(std::vector<Endpoint>{bind}, std::move(identity), std::move(config), std::move(storage));
 }
 
-Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity, NodeConfig config,
-                           std::unique_ptr<DhtStorage> storage) {
+namespace {
+void check_binds(const std::vector<Endpoint>& binds) {
   if (binds.empty() || binds.size() > 2 || (binds.size() == 2 && binds[0].family == binds[1].family))
     throw std::invalid_argument("RealDriver::add_node: one address, or one IPv4 and one IPv6 address");
+}
+}  // namespace
+
+// On io thread i: a host bound at `binds` and its node.
+Node* RealDriver::Impl::make_node(size_t i, const std::vector<Endpoint>& binds, Identity identity, NodeConfig config,
+                                  std::unique_ptr<DhtStorage> storage) {
   const Endpoint& bind = binds[0];
+  auto& shard = *shards[i];
+  auto host = std::make_unique<Impl::Host>(*shard.batch, shard.rng, shard.io, options, origin);
+  host->shard = i;
+  host->workers = key_workers.get();
+  boost::system::error_code ec, listen_ec;
+  auto ep = to_asio(bind);
+  // An ephemeral port taken for TCP gives way to another (8 tries): the fast path shares the UDP port.
+  for (int attempt = 0;; ++attempt) {
+    host->socket.open(ep.protocol(), ec);
+    if (!ec) host->socket.bind(ep, ec);
+    if (ec) throw std::runtime_error("cannot bind UDP " + bind.to_string() + ": " + ec.message());
+    host->local = from_asio(host->socket.local_endpoint());
+    if (host->conns.listen(host->local, listen_ec) || bind.port != 0 || attempt == 7) break;
+    host->socket.close(ec);
+  }
+  if (listen_ec)
+    std::fprintf(stderr, "storjnet: no TCP fast path on %s: %s\n", host->local.to_string().c_str(), listen_ec.message().c_str());
+  host->socket.non_blocking(true, ec);
+  host->buffers = real::size_udp_buffers(host->socket.native_handle(), options.udp_rcvbuf, options.udp_sndbuf);
+  if (binds.size() == 2) {
+    // The other family's socket, at the same port when the first one's was ephemeral. An IPv6 socket beside
+    // an IPv4 one is IPv6-only (else [::] would also take the IPv4 port).
+    Endpoint b2 = binds[1];
+    if (b2.port == 0) b2.port = host->local.port;
+    host->second = std::make_unique<Impl::Host::Second>(shard.io);
+    auto ep2 = to_asio(b2);
+    host->second->socket.open(ep2.protocol(), ec);
+    if (!ec && b2.family == Endpoint::Family::kV6) host->second->socket.set_option(asio::ip::v6_only(true), ec);
+    if (!ec && bind.family == Endpoint::Family::kV6) host->socket.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) host->second->socket.bind(ep2, ec);
+    if (ec) throw std::runtime_error("cannot bind UDP " + b2.to_string() + ": " + ec.message());
+    host->second->socket.non_blocking(true, ec);
+    real::size_udp_buffers(host->second->socket.native_handle(), options.udp_rcvbuf, options.udp_sndbuf);
+    host->second->local = from_asio(host->second->socket.local_endpoint());
+  }
+  host->node = std::make_unique<Node>(*host, std::move(identity), config, std::move(storage));
+  host->receive();
+  if (host->second) host->receive_on(host->second->socket);
+  Node* made = host->node.get();
+  std::lock_guard lock(hosts_mu);
+  by_node.emplace(made, host.get());
+  hosts.push_back(std::move(host));
+  return made;
+}
+
+Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity, NodeConfig config,
+                           std::unique_ptr<DhtStorage> storage) {
+  check_binds(binds);
   size_t i = impl_->next_shard.fetch_add(1) % impl_->shards.size();
   Node* made = nullptr;
-  impl_->run_on_shard(i, [&] {
-    auto& shard = *impl_->shards[i];
-    auto host = std::make_unique<Impl::Host>(*shard.batch, shard.rng, shard.io, impl_->options, impl_->origin);
-    host->shard = i;
-    host->workers = impl_->key_workers.get();
-    boost::system::error_code ec, listen_ec;
-    auto ep = to_asio(bind);
-    // An ephemeral port taken for TCP gives way to another (8 tries): the fast path shares the UDP port.
-    for (int attempt = 0;; ++attempt) {
-      host->socket.open(ep.protocol(), ec);
-      if (!ec) host->socket.bind(ep, ec);
-      if (ec) throw std::runtime_error("cannot bind UDP " + bind.to_string() + ": " + ec.message());
-      host->local = from_asio(host->socket.local_endpoint());
-      if (host->conns.listen(host->local, listen_ec) || bind.port != 0 || attempt == 7) break;
-      host->socket.close(ec);
-    }
-    if (listen_ec)
-      std::fprintf(stderr, "storjnet: no TCP fast path on %s: %s\n", host->local.to_string().c_str(), listen_ec.message().c_str());
-    host->socket.non_blocking(true, ec);
-    host->buffers = real::size_udp_buffers(host->socket.native_handle(), impl_->options.udp_rcvbuf,
-                                           impl_->options.udp_sndbuf);
-    if (binds.size() == 2) {
-      // The other family's socket, at the same port when the first one's was ephemeral. An IPv6 socket beside
-      // an IPv4 one is IPv6-only (else [::] would also take the IPv4 port).
-      Endpoint b2 = binds[1];
-      if (b2.port == 0) b2.port = host->local.port;
-      host->second = std::make_unique<Impl::Host::Second>(shard.io);
-      auto ep2 = to_asio(b2);
-      host->second->socket.open(ep2.protocol(), ec);
-      if (!ec && b2.family == Endpoint::Family::kV6) host->second->socket.set_option(asio::ip::v6_only(true), ec);
-      if (!ec && bind.family == Endpoint::Family::kV6) host->socket.set_option(asio::ip::v6_only(true), ec);
-      if (!ec) host->second->socket.bind(ep2, ec);
-      if (ec) throw std::runtime_error("cannot bind UDP " + b2.to_string() + ": " + ec.message());
-      host->second->socket.non_blocking(true, ec);
-      real::size_udp_buffers(host->second->socket.native_handle(), impl_->options.udp_rcvbuf, impl_->options.udp_sndbuf);
-      host->second->local = from_asio(host->second->socket.local_endpoint());
-    }
-    host->node = std::make_unique<Node>(*host, std::move(identity), config, std::move(storage));
-    host->receive();
-    if (host->second) host->receive_on(host->second->socket);
-    made = host->node.get();
-    std::lock_guard lock(impl_->hosts_mu);
-    impl_->by_node.emplace(made, host.get());
-    impl_->hosts.push_back(std::move(host));
-  });
+  impl_->run_on_shard(i, [&] { made = impl_->make_node(i, binds, std::move(identity), config, std::move(storage)); });
   return *made;
+}
+
+std::vector<Node*> RealDriver::add_nodes(std::vector<NodeSpec> specs) {
+  for (const auto& s : specs) check_binds(s.binds);
+  std::vector<Node*> made(specs.size(), nullptr);
+  std::vector<std::exception_ptr> failed(specs.size());
+  std::vector<std::vector<size_t>> share(impl_->shards.size());
+  for (size_t k = 0; k < specs.size(); ++k) share[impl_->next_shard.fetch_add(1) % impl_->shards.size()].push_back(k);
+  auto make_share = [&](size_t i) {
+    for (size_t k : share[i]) {
+      auto& s = specs[k];
+      try {
+        made[k] = impl_->make_node(i, s.binds, std::move(s.identity), std::move(s.config), std::move(s.storage));
+      } catch (...) {
+        failed[k] = std::current_exception();
+      }
+    }
+  };
+  if (impl_->on_io() || impl_->exclusive_here()) {
+    for (size_t i = 0; i < share.size(); ++i) impl_->run_on_shard(i, [&] { make_share(i); });
+  } else {  // every thread makes its share at once
+    std::vector<std::packaged_task<void()>> tasks;
+    std::vector<std::future<void>> done;
+    for (size_t i = 0; i < share.size(); ++i) {
+      tasks.emplace_back([&make_share, i] { make_share(i); });
+      done.push_back(tasks.back().get_future());
+    }
+    for (size_t i = 0; i < share.size(); ++i) asio::post(impl_->shards[i]->io, [t = &tasks[i]] { (*t)(); });
+    for (auto& f : done) f.get();
+  }
+  for (auto& e : failed)
+    if (e) std::rethrow_exception(e);
+  return made;
 }
 
 Endpoint RealDriver::local_endpoint(const Node& node) const {
