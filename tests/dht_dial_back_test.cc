@@ -70,6 +70,17 @@ std::optional<Bytes> find_node(Simulator& sim, size_t from, size_t to, const dht
   sim.run_until([&] { return done; }, 5s);
   return got;
 }
+// A key (`prefix` and a number) whose closest node is node `n`.
+std::string key_nearest(Simulator& sim, size_t n, const std::string& prefix) {
+  const NodeId& id = sim.node(n).id();
+  for (int i = 0;; ++i) {
+    std::string key = prefix + std::to_string(i);
+    NodeId k = dht_key(key);
+    bool closest = true;
+    for (size_t j = 0; j < sim.size() && closest; ++j) closest = j == n || (sim.node(j).id() ^ k) > (id ^ k);
+    if (closest) return key;
+  }
+}
 // Up to n of the open nodes 1..59 whose tables hold `id` unconfirmed.
 std::vector<size_t> holders_unconfirmed(Simulator& sim, const NodeId& id, size_t n) {
   std::vector<size_t> out;
@@ -225,14 +236,7 @@ TEST(DhtDialBack, APlacementAnswerMarksTheContactsItHasNotConfirmedAndAPutDoesNo
   for (size_t putter = 1; putter < 60 && !put_made; ++putter) {
     if (holds(sim.node(putter).dht().peers(), id)) continue;
     put_made = true;
-    std::string key;
-    for (int n = 0;; ++n) {  // a key whose closest node is the NATed one
-      key = "near-" + std::to_string(n);
-      NodeId k = dht_key(key);
-      bool closest = true;
-      for (size_t j = 0; j < sim.size() && closest; ++j) closest = j == restricted || (sim.node(j).id() ^ k) > (id ^ k);
-      if (closest) break;
-    }
+    const std::string key = key_nearest(sim, restricted, "near-");
     std::optional<PutResult> put;
     sim.node(putter).dht().put(key, Bytes{1, 2, 3}, [&](const PutResult& r) { put = r; });
     sim.run_until([&] { return put.has_value(); }, 30s);
@@ -249,14 +253,7 @@ TEST(DhtDialBack, APutDoesNotWaitOutItsOwnUnconfirmedSeedThatStoppedAnswering) {
   Simulator sim;
   const size_t restricted = join_with_a_restricted_node(sim);
   const NodeId id = sim.node(restricted).id();
-  std::string key;
-  for (int n = 0;; ++n) {  // a key whose closest node is the NATed one
-    key = "gone-" + std::to_string(n);
-    NodeId k = dht_key(key);
-    bool closest = true;
-    for (size_t j = 0; j < sim.size() && closest; ++j) closest = j == restricted || (sim.node(j).id() ^ k) > (id ^ k);
-    if (closest) break;
-  }
+  const std::string key = key_nearest(sim, restricted, "gone-");
   const auto holders = holders_unconfirmed(sim, id, 1);
   ASSERT_EQ(holders.size(), 1u);
   const size_t putter = holders.front();

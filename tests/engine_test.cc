@@ -152,27 +152,27 @@ TEST_F(Pair, OnSlowTellsAnOverdueRequestOnceAndTheAnswerStillCounts) {
   // the first retransmission at 1 s), sends nothing then, and the answer to the last copy still reaches the
   // callback. A request answered at once never calls it.
   b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
+  auto later = [&](Duration d) {
+    ea.advance(d);
+    a.on_wake();
+  };
   int slows = 0;
   bool ok = false;
   RpcOptions o{std::chrono::seconds(3), 3};
   o.on_slow = [&] { ++slows; };
   a.request(cb, Method::kMessageNotify, as_bytes("x"), [&](RpcResult&& r) { ok = r.ok(); }, o);
   ea.outbox.clear();  // lost
-  ea.advance(90ms);
-  a.on_wake();
+  later(90ms);
   EXPECT_EQ(slows, 0);
-  ea.advance(20ms);
-  a.on_wake();
+  later(20ms);
   EXPECT_EQ(slows, 1);
   EXPECT_TRUE(ea.outbox.empty());  // overdue, not retransmitted
   EXPECT_EQ(a.stats().retransmits, 0u);
-  ea.advance(1000ms);
-  a.on_wake();
+  later(1000ms);
   EXPECT_EQ(a.stats().retransmits, 1u);  // at its attempt's own time, 1 s after the send
   EXPECT_EQ(slows, 1);
   ea.outbox.clear();  // lost again
-  ea.advance(1100ms);
-  a.on_wake();
+  later(1100ms);
   EXPECT_EQ(slows, 1);
   pump();
   EXPECT_TRUE(ok);
@@ -183,8 +183,7 @@ TEST_F(Pair, OnSlowTellsAnOverdueRequestOnceAndTheAnswerStillCounts) {
   o.on_slow = [&] { ++prompt; };
   a.request(cb, Method::kMessageNotify, as_bytes("y"), [&](RpcResult&& r) { ok = r.ok(); }, o);
   pump();
-  ea.advance(5s);
-  a.on_wake();
+  later(5s);
   EXPECT_TRUE(ok);
   EXPECT_EQ(prompt, 0);
 
@@ -194,11 +193,9 @@ TEST_F(Pair, OnSlowTellsAnOverdueRequestOnceAndTheAnswerStillCounts) {
   o.slow_floor = 2s;
   a.request(cb, Method::kMessageNotify, as_bytes("z"), [&](RpcResult&&) {}, o);
   ea.outbox.clear();
-  ea.advance(900ms);
-  a.on_wake();
+  later(900ms);
   EXPECT_EQ(late, 0);
-  ea.advance(200ms);
-  a.on_wake();
+  later(200ms);
   EXPECT_EQ(late, 1);
   EXPECT_EQ(a.stats().retransmits, 3u);
 }
