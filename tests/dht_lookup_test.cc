@@ -656,6 +656,32 @@ TEST(Lookup, ASlowSeedOurTableHoldsUnconfirmedNoLongerHoldsAPutEvenWithinTheWind
   EXPECT_TRUE(plain.result);
 }
 
+TEST(Lookup, AValueLookupEndsWhenOnlySlowRequestsAreLeftAndOthersWaitForThem) {
+  // One path, k 8: the 8 closest are asked; one goes slow (a dead holder). Once every other answered and nothing
+  // is left to ask, a value lookup ends without it; a node lookup still waits for its answer or its failure.
+  for (bool want_value : {true, false}) {
+    SCOPED_TRACE(want_value ? "value lookup" : "node lookup");
+    HeldLookup l(want_value ? "slow holder" : "slow node");
+    LookupParams p{l.nodes[399].id, l.target, want_value, false, 8, 8, 1, {}};
+    std::vector<Contact> seeds(l.want.begin(), l.want.begin() + 8);
+    Lookup::start(p, seeds, recorder(l.queue), [] { return TimePoint(0); }, [&](LookupResult r) { l.result = r; });
+    ASSERT_EQ(l.queue.size(), 8u);
+    Asked slow = l.take(l.want[3]);
+    slow.slow();
+    while (!l.queue.empty()) {
+      Asked a = std::move(l.queue.front());
+      l.queue.erase(l.queue.begin());
+      a.done(QueryResponse{});
+    }
+    EXPECT_EQ(l.result.has_value(), want_value);
+    if (l.result) {
+      EXPECT_EQ(l.result->closest.size(), 7u);  // the 7 that answered
+    }
+    slow.done(std::nullopt);
+    EXPECT_TRUE(l.result);
+  }
+}
+
 TEST(Lookup, MarksServeAPutOnlyAndAFailureBeyondTheWindowWidensNothing) {
   // A lookup that places nothing (a join's, a refresh's, find_contact's) asks the contacts an answer marked:
   // marks are for a put, and a liar that marks the target must not keep a lookup from asking it.

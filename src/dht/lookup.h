@@ -18,7 +18,8 @@
 // the peer's retransmission timeout, RpcOptions::on_slow). The candidate then stops counting against its path's
 // alpha, so the path asks its next candidate instead of waiting out the timeout; its answer, if one comes, is
 // used as any other (libtorrent's "short timeout"). A dead or NATed candidate then delays its path by a
-// retransmission timeout, not by the whole timeout.
+// retransmission timeout, not by the whole timeout. A value lookup with nothing left to ask ends once only slow
+// requests are out, without their answers.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -161,6 +162,11 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   size_t path_bound() const { return 3 * p_.k; }  // candidates a path keeps: its 3k closest
   std::vector<size_t> path_in_flight_;  // kInFlight candidates of the path (alpha bounds these)
   std::vector<size_t> path_slow_;       // kSlow candidates of the path
+  size_t slow_out() const {             // kSlow candidates of every path
+    size_t n = 0;
+    for (size_t s : path_slow_) n += s;
+    return n;
+  }
   // Candidates of the path that failed or are slow and were within its window then (path_answers widens by these):
   // one beyond it (a seed asked only as a seed, or one closer newcomers pushed out) widens nothing.
   std::vector<size_t> path_widened_;
