@@ -658,24 +658,31 @@ TEST(Lookup, ASlowSeedOurTableHoldsUnconfirmedNoLongerHoldsAPutEvenWithinTheWind
 
 TEST(Lookup, AValueLookupEndsWhenOnlySlowRequestsAreLeftAndOthersWaitForThem) {
   // One path, k 8: the 8 closest are asked; one goes slow (a dead holder). Once every other answered and nothing
-  // is left to ask, a value lookup ends without it; a node lookup still waits for its answer or its failure.
-  for (bool want_value : {true, false}) {
-    SCOPED_TRACE(want_value ? "value lookup" : "node lookup");
-    HeldLookup l(want_value ? "slow holder" : "slow node");
-    LookupParams p{l.nodes[399].id, l.target, want_value, false, 8, 8, 1, {}};
+  // is left to ask, a value lookup that found a value ends without it; one that found none, and a node lookup,
+  // still wait for its answer or its failure (a slow node may be the one holder reached).
+  enum Case { kValueFound, kNoValue, kNodeLookup };
+  for (Case c : {kValueFound, kNoValue, kNodeLookup}) {
+    SCOPED_TRACE(c == kValueFound ? "value found" : c == kNoValue ? "no value" : "node lookup");
+    HeldLookup l("slow holder");
+    LookupParams p{l.nodes[399].id, l.target, c != kNodeLookup, false, 8, 8, 1, {}};
+    p.settle_on_agreement = false;  // run to the end: the case where a dead holder held gets
     std::vector<Contact> seeds(l.want.begin(), l.want.begin() + 8);
     Lookup::start(p, seeds, recorder(l.queue), [] { return TimePoint(0); }, [&](LookupResult r) { l.result = r; });
     ASSERT_EQ(l.queue.size(), 8u);
     Asked slow = l.take(l.want[3]);
     slow.slow();
+    QueryResponse holder;
+    if (c == kValueFound) holder.value = StoredValue{l.target, Bytes{1}, 1};
+    l.take(l.want[0]).done(holder);
     while (!l.queue.empty()) {
       Asked a = std::move(l.queue.front());
       l.queue.erase(l.queue.begin());
       a.done(QueryResponse{});
     }
-    EXPECT_EQ(l.result.has_value(), want_value);
+    EXPECT_EQ(l.result.has_value(), c == kValueFound);
     if (l.result) {
       EXPECT_EQ(l.result->closest.size(), 7u);  // the 7 that answered
+      EXPECT_EQ(l.result->values.size(), 1u);
     }
     slow.done(std::nullopt);
     EXPECT_TRUE(l.result);

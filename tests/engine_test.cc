@@ -148,8 +148,8 @@ TEST_F(Pair, RequestRetriesThenTimesOut) {
 }
 
 TEST_F(Pair, OnSlowTellsAnOverdueRequestOnceAndTheAnswerStillCounts) {
-  // A request lost twice: on_slow runs once, when it is overdue (no answer timed yet: at slow_floor, long before
-  // the first retransmission at 1 s), sends nothing then, and the answer to the last copy still reaches the
+  // A request lost twice: on_slow runs once, when it is overdue (no answer timed yet: at Engine::kUnknownPeerDue,
+  // long before the first retransmission at 1 s), sends nothing then, and the answer to the last copy still reaches the
   // callback. A request answered at once never calls it.
   b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
   auto later = [&](Duration d) {
@@ -162,13 +162,15 @@ TEST_F(Pair, OnSlowTellsAnOverdueRequestOnceAndTheAnswerStillCounts) {
   o.on_slow = [&] { ++slows; };
   a.request(cb, Method::kMessageNotify, as_bytes("x"), [&](RpcResult&& r) { ok = r.ok(); }, o);
   ea.outbox.clear();  // lost
-  later(90ms);
+  later(240ms);
   EXPECT_EQ(slows, 0);
   later(20ms);
   EXPECT_EQ(slows, 1);
   EXPECT_TRUE(ea.outbox.empty());  // overdue, not retransmitted
   EXPECT_EQ(a.stats().retransmits, 0u);
-  later(1000ms);
+  later(730ms);
+  EXPECT_EQ(a.stats().retransmits, 0u);
+  later(10ms);
   EXPECT_EQ(a.stats().retransmits, 1u);  // at its attempt's own time, 1 s after the send
   EXPECT_EQ(slows, 1);
   ea.outbox.clear();  // lost again

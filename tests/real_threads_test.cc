@@ -143,6 +143,15 @@ TEST(RealThreads, AddNodesMakesEachThreadsShareAtOnceInOrderAndReportsAFailedBin
     EXPECT_NE(std::string(e.what()).find("cannot bind"), std::string::npos);
   }
   EXPECT_EQ(driver.size(), 8u);
+  // From an io thread only that thread's share can be made: two nodes (one for each thread) are refused before
+  // either is made.
+  EXPECT_THROW(driver.call(first, [&] {
+    std::vector<RealDriver::NodeSpec> two;
+    two.push_back({{lo}, Identity::generate()});
+    two.push_back({{lo}, Identity::generate()});
+    driver.add_nodes(std::move(two));
+  }), std::logic_error);
+  EXPECT_EQ(driver.size(), 8u);
   std::vector<RealDriver::NodeSpec> none;
   none.push_back({{}, Identity::generate()});  // no address
   EXPECT_THROW(driver.add_nodes(std::move(none)), std::invalid_argument);

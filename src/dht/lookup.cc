@@ -130,10 +130,11 @@ void Lookup::step() {
     to_send.emplace_back(dist, cand.contact);
     result_.stats.rounds = std::max<int>(result_.stats.rounds, cand.depth);
   }
-  // A value lookup also ends once the only requests still out are overdue (slow): a dead holder among a path's k
-  // closest would otherwise hold a get that did not settle early for its whole timeout, and the next dead one
-  // after it as much again. A late answer is not waited for then (docs/protocol.md 5, "Lookup").
-  const bool only_slow_out = p_.want_value && in_flight_ == slow_out();
+  // A value lookup that found a value also ends once the only requests still out are overdue (slow): a dead
+  // holder among a path's k closest would otherwise hold a get that did not settle early for its whole timeout,
+  // and the next dead one after it as much again. A late answer is not waited for then; a lookup that found no
+  // value yet still waits, as a slow node may be the one holder it reaches (docs/protocol.md 5, "Lookup").
+  const bool only_slow_out = p_.want_value && !result_.values.empty() && in_flight_ == slow_out();
   if (to_send.empty() && !pending_new && (in_flight_ == 0 || only_slow_out)) return finish();
   // path_answers: every path's closest have answered; answers still due from farther candidates are not waited for.
   if (p_.path_answers && !near_open) return finish();

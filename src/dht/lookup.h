@@ -18,8 +18,8 @@
 // the peer's retransmission timeout, RpcOptions::on_slow). The candidate then stops counting against its path's
 // alpha, so the path asks its next candidate instead of waiting out the timeout; its answer, if one comes, is
 // used as any other (libtorrent's "short timeout"). A dead or NATed candidate then delays its path by a
-// retransmission timeout, not by the whole timeout. A value lookup with nothing left to ask ends once only slow
-// requests are out, without their answers.
+// retransmission timeout, not by the whole timeout. A value lookup that found a value and has nothing left to ask
+// ends once only slow requests are out, without their answers.
 #pragma once
 #include <cstdint>
 #include <functional>

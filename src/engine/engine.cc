@@ -264,7 +264,7 @@ void Engine::end_scope(uint64_t scope) {
   // call the engine again.
   std::vector<RpcCallback> rpcs;
   std::vector<std::function<void(std::optional<Contact>)>> hellos;
-  std::vector<std::function<void()>> timers, resends;
+  std::vector<std::function<void()>> timers, slows;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.scope != scope) {
       ++it;
@@ -273,7 +273,7 @@ void Engine::end_scope(uint64_t scope) {
     timers_.cancel(it->second.timer);
     release_share(it->second.to);
     rpcs.push_back(std::move(it->second.cb));
-    if (it->second.on_slow) resends.push_back(std::move(it->second.on_slow));
+    if (it->second.on_slow) slows.push_back(std::move(it->second.on_slow));
     it = pending_.erase(it);
   }
   for (auto it = hellos_.begin(); it != hellos_.end();) {
@@ -337,7 +337,9 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
 
 Duration Engine::answer_due(const Contact& to) const {
   auto it = sessions_.find(to.key);
-  return it != sessions_.end() && it->second.rtt.sampled() ? it->second.rtt.rto() : rtt_all_.rto();
+  if (it != sessions_.end() && it->second.rtt.sampled())
+    return std::max(it->second.rtt.rto(), 2 * it->second.rtt.srtt());
+  return std::max<Duration>(2 * rtt_all_.rto(), kUnknownPeerDue);
 }
 
 Duration Engine::attempt_timeout(const Contact& to, Duration share) const {

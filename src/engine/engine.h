@@ -70,11 +70,11 @@ struct RpcOptions {
   // for other requests (a dial-back ask, answered after a third node's probe): a long, deliberate wait would
   // inflate every later request's timeout, and so delay the punch that follows an unanswered one.
   bool rtt_sample = true;
-  // Called once, when the request is overdue: unanswered for the peer's retransmission timeout (RFC 6298's srtt +
-  // 4 rttvar from its own answers, else from every peer's), at least slow_floor, or at its first retransmission
-  // if that comes first. A caller with other work may stop waiting for it; its answer may still come. Nothing is
-  // sent then: retransmissions keep their own timing. Not called when no retransmission is sent and the timeout
-  // comes before the overdue time (a single attempt, or too little time left for another copy to be answered).
+  // Called once, when the request is overdue (Engine::answer_due, at least slow_floor), or at its first
+  // retransmission if that comes first. A caller with other work may stop waiting for it; its answer may still
+  // come. Nothing is sent then: retransmissions keep their own timing. Not called when the attempt ends before
+  // the request is overdue and no retransmission follows (a single attempt, or too little time left for another
+  // copy to be answered).
   std::function<void()> on_slow = {};
   Duration slow_floor = std::chrono::milliseconds(100);
 };
@@ -389,9 +389,12 @@ class Engine {
   // The wait before a request's attempt to `to` counts as lost: the configured share of its total time
   // (total / attempts), longer when `to`'s (else any peer's) RttEstimate says its answers take longer.
   Duration attempt_timeout(const Contact& to, Duration share) const;
-  // When an answer from `to` is overdue (RpcOptions::on_slow): its retransmission timeout from its own answers,
-  // else from every peer's; zero before any answer was timed.
+  // When an answer from `to` is overdue (RpcOptions::on_slow). From its own answers: its retransmission timeout
+  // (RFC 6298: srtt + 4 rttvar) and at least twice its smoothed round trip, so steady round trips (a small rttvar)
+  // leave room for jitter. Without them: twice every peer's retransmission timeout, and at least kUnknownPeerDue,
+  // as a peer never timed may be farther than those we talk to most.
   Duration answer_due(const Contact& to) const;
+  static constexpr Duration kUnknownPeerDue = std::chrono::milliseconds(250);
   void rtt_sampled(const Contact& from, Duration rtt);
   void on_hello_timeout(uint64_t challenge);
   void send_hello(const PendingHello& h, uint64_t challenge);

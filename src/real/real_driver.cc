@@ -294,6 +294,7 @@ struct RealDriver::Impl {
   }
 
   bool on_io() const { return tl_role.driver == this; }
+  size_t this_shard() const { return tl_role.shard; }  // on_io() only
   bool exclusive_here() const { return tl_role.exclusive == this; }
 
   Host* find_host(const Node& node) const {
@@ -335,10 +336,11 @@ struct RealDriver::Impl {
     p.fn();
   }
 
-  // Runs `fn` on shard `i` and waits (inline when on it or inside an exclusive call).
+  // On io thread i: a host bound at `binds` and its node (RealDriver::add_node).
   Node* make_node(size_t i, const std::vector<Endpoint>& binds, Identity identity, NodeConfig config,
                   std::unique_ptr<DhtStorage> storage);
 
+  // Runs `fn` on shard `i` and waits (inline when on it or inside an exclusive call).
   void run_on_shard(size_t i, const std::function<void()>& fn) {
     if (exclusive_here() || (on_io() && tl_role.shard == i)) return fn();
     if (on_io()) throw std::logic_error("RealDriver: waiting on another io thread could deadlock");
@@ -434,7 +436,6 @@ void check_binds(const std::vector<Endpoint>& binds) {
 }
 }  // namespace
 
-// On io thread i: a host bound at `binds` and its node.
 Node* RealDriver::Impl::make_node(size_t i, const std::vector<Endpoint>& binds, Identity identity, NodeConfig config,
                                   std::unique_ptr<DhtStorage> storage) {
   const Endpoint& bind = binds[0];
@@ -508,16 +509,28 @@ std::vector<Node*> RealDriver::add_nodes(std::vector<NodeSpec> specs) {
       }
     }
   };
-  if (impl_->on_io() || impl_->exclusive_here()) {
-    for (size_t i = 0; i < share.size(); ++i) impl_->run_on_shard(i, [&] { make_share(i); });
+  if (impl_->exclusive_here()) {
+    for (size_t i = 0; i < share.size(); ++i) make_share(i);
+  } else if (impl_->on_io()) {  // only this thread's share can be made here, as add_node would
+    for (size_t i = 0; i < share.size(); ++i)
+      if (!share[i].empty() && i != impl_->this_shard())
+        throw std::logic_error("RealDriver: waiting on another io thread could deadlock");
+    make_share(impl_->this_shard());
   } else {  // every thread makes its share at once
     std::vector<std::packaged_task<void()>> tasks;
     std::vector<std::future<void>> done;
+    tasks.reserve(share.size());
     for (size_t i = 0; i < share.size(); ++i) {
       tasks.emplace_back([&make_share, i] { make_share(i); });
       done.push_back(tasks.back().get_future());
     }
-    for (size_t i = 0; i < share.size(); ++i) asio::post(impl_->shards[i]->io, [t = &tasks[i]] { (*t)(); });
+    size_t posted = 0;
+    try {
+      for (; posted < share.size(); ++posted) asio::post(impl_->shards[posted]->io, [t = &tasks[posted]] { (*t)(); });
+    } catch (...) {  // the tasks live on this stack: wait for the ones posted before leaving
+      for (size_t i = 0; i < posted; ++i) done[i].wait();
+      throw;
+    }
     for (auto& f : done) f.get();
   }
   for (auto& e : failed)
