@@ -329,10 +329,13 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   p.deadline = p.sent_at + total;
   ++stats_.requests_out[m % kMethodSlots];
   send_message(to, p.message, SendKind::kInitiative, &p.msg_id);
-  Duration first = std::min(p.attempt_timeout, total);
-  Duration overdue = std::max(answer_due(to), opts.slow_floor);
-  p.slow_timer = p.on_slow && overdue < first;
-  p.timer = schedule(p.slow_timer ? overdue : first, [this, id] { on_rpc_timeout(id); });
+  Duration wait = std::min(p.attempt_timeout, total);
+  if (p.on_slow) {  // told when overdue, if that comes before the attempt's end
+    Duration overdue = std::max(answer_due(to), opts.slow_floor);
+    p.slow_timer = overdue < wait;
+    if (p.slow_timer) wait = overdue;
+  }
+  p.timer = schedule(wait, [this, id] { on_rpc_timeout(id); });
 }
 
 Duration Engine::answer_due(const Contact& to) const {

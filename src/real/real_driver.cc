@@ -486,11 +486,9 @@ Node* RealDriver::Impl::make_node(size_t i, const std::vector<Endpoint>& binds, 
 
 Node& RealDriver::add_node(const std::vector<Endpoint>& binds, Identity identity, NodeConfig config,
                            std::unique_ptr<DhtStorage> storage) {
-  check_binds(binds);
-  size_t i = impl_->next_shard.fetch_add(1) % impl_->shards.size();
-  Node* made = nullptr;
-  impl_->run_on_shard(i, [&] { made = impl_->make_node(i, binds, std::move(identity), config, std::move(storage)); });
-  return *made;
+  std::vector<NodeSpec> one;
+  one.push_back({binds, std::move(identity), std::move(config), std::move(storage)});
+  return *add_nodes(std::move(one)).front();
 }
 
 std::vector<Node*> RealDriver::add_nodes(std::vector<NodeSpec> specs) {
@@ -516,17 +514,20 @@ std::vector<Node*> RealDriver::add_nodes(std::vector<NodeSpec> specs) {
       if (!share[i].empty() && i != impl_->this_shard())
         throw std::logic_error("RealDriver: waiting on another io thread could deadlock");
     make_share(impl_->this_shard());
-  } else {  // every thread makes its share at once
+  } else {  // every thread with a share makes it at once: one hand-off each
+    std::vector<size_t> busy;
+    for (size_t i = 0; i < share.size(); ++i)
+      if (!share[i].empty()) busy.push_back(i);
     std::vector<std::packaged_task<void()>> tasks;
     std::vector<std::future<void>> done;
-    tasks.reserve(share.size());
-    for (size_t i = 0; i < share.size(); ++i) {
+    tasks.reserve(busy.size());
+    for (size_t i : busy) {
       tasks.emplace_back([&make_share, i] { make_share(i); });
       done.push_back(tasks.back().get_future());
     }
     size_t posted = 0;
     try {
-      for (; posted < share.size(); ++posted) asio::post(impl_->shards[posted]->io, [t = &tasks[posted]] { (*t)(); });
+      for (; posted < busy.size(); ++posted) asio::post(impl_->shards[busy[posted]]->io, [t = &tasks[posted]] { (*t)(); });
     } catch (...) {  // the tasks live on this stack: wait for the ones posted before leaving
       for (size_t i = 0; i < posted; ++i) done[i].wait();
       throw;
