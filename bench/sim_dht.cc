@@ -24,6 +24,7 @@ struct SimDhtOpts {
   bool dial_back = true;
   int join_bucket_fill = -1;  // -1: the default (DhtConfig::join_bucket_fill)
   bool progress = false;
+  size_t updates = 0;  // puts of a new value under each key by its putter, after the puts
 };
 
 }  // namespace
@@ -44,6 +45,9 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--join-bucket-fill", o->join_bucket_fill,
                   "contacts a join refreshes each far bucket to (DhtConfig::join_bucket_fill; -1: the default)")
       ->check(CLI::Range(-1, 1 << 10));
+  cmd->add_option("--updates", o->updates,
+                  "after the puts, each key's putter puts a new value under it this many times (the gets check the last)")
+      ->check(CLI::Range(0, 100));
   cmd->add_flag("--progress", o->progress, "print a line to stderr at each tenth of the join (wall, sim time, RSS)");
   cmd->add_flag("--cdf", o->cdf, "add latency distributions and rounds histograms (for scripts/plot)");
   cmd->callback([o] {
@@ -93,6 +97,23 @@ static void add_sim_dht(CLI::App& app) {
       });
       sim.run_until([&] { return done; }, 60s);
     }
+    // Updates: a new value under each key from its putter, a second after the puts (DhtConfig::placement_reuse).
+    std::vector<double> update_ms;
+    size_t update_ok = 0, update_reused = 0;
+    if (o->updates > 0) sim.run_for(1s);
+    for (size_t u = 0; u < o->updates; ++u)
+      for (size_t j = 0; j < o->ops; ++j) {
+        for (auto& b : vals[j]) b = static_cast<uint8_t>(rng.next());
+        bool done = false;
+        TimePoint start = sim.now();
+        sim.node(putter[j]).dht().put(keys[j], vals[j], [&, start](const PutResult& r) {
+          done = true;
+          update_ok += r.ok;
+          update_reused += r.placement_reused;
+          update_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
+        });
+        sim.run_until([&] { return done; }, 60s);
+      }
     sim.run_for(2s);
     size_t killed = 0;
     if (o->kill > 0) {
@@ -172,6 +193,13 @@ static void add_sim_dht(CLI::App& app) {
                   {"wall_s", seconds_since(t0)},
                   {"peak_rss_mb", peak_rss_mb()},
                   {"trace_hash", std::to_string(sim.trace_hash())}};
+    if (o->updates > 0) {
+      result["updates"] = update_ms.size();
+      result["update_ok"] = update_ok;
+      result["update_placement_reused"] = update_reused;
+      result["update_sim_ms_p50"] = percentile(update_ms, 0.5);
+      result["update_sim_ms_p99"] = percentile(update_ms, 0.99);
+    }
     if (o->cdf) {
       result["cdf"] = {{"put_sim_ms", cdf_points(put_ms)}, {"get_sim_ms", cdf_points(get_ms)}};
       result["rounds_histogram"] = {{"put", histogram(put_rounds)}, {"get", histogram(get_rounds)}};

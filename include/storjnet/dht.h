@@ -58,6 +58,9 @@ struct DhtConfig {
   Duration expire_after = 25h;             // a value not republished for this long is dropped
   Duration find_timeout = 5s;              // dht_find gives up after this
   Duration put_timeout = 10s;              // dht_put retries until a replica acknowledged, then fails
+  // A put of a key this node put this recently (and stored cleanly) stores on that put's placement at once,
+  // without a lookup, unless our table knows a node nearer the key that the placement lacks (0: always looks up).
+  Duration placement_reuse = 1min;
   size_t disjoint_paths = 3;               // d: disjoint lookup paths (S/Kademlia), alpha in flight on each
   Duration max_future_skew = 30s;          // versions further ahead of our clock are refused
   size_t max_values = 1'000'000;           // storage bound: count
@@ -131,6 +134,9 @@ struct PutResult {
   size_t stored_on = 0;  // acknowledgements when answered (the local copy counts, but never alone)
   int attempts = 0;      // lookups made (retries after no acknowledgement)
   LookupStats lookup;    // the last attempt's lookup
+  // The first attempt stored on a recent put's placement of the key (DhtConfig::placement_reuse), without a
+  // lookup (`lookup` stays empty then, unless a retry looked up).
+  bool placement_reused = false;
 };
 
 // One owner's value for a key, as the nodes a lookup reached hold it.
@@ -176,6 +182,7 @@ struct DhtStats {
   uint64_t rejoin_checks = 0, rejoin_lookups = 0;
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged
+  uint64_t placements_reused = 0;  // puts that stored on a recent put's placement of their key, without a lookup
   // Self-named keys (a node's relay list; docs/protocol.md 5, "Ownership"): another owner's value held under a
   // key displaced by the value of the owner the key names; stores of another owner refused under such a key.
   uint64_t squats_displaced = 0, squats_refused = 0;

@@ -22,6 +22,7 @@
 #include "dht/lookup.h"
 #include "dht/birthday.h"
 #include "dht/nat_view.h"
+#include "dht/placement_cache.h"
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
 #include "dht/store_rate.h"
@@ -73,6 +74,7 @@ struct Dht::Impl {
   RoutingTable table;
   ValueStore values;
   StoreRate store_rate;
+  PlacementCache placements;  // where our recent puts stored (DhtConfig::placement_reuse)
   DhtStats stats;
   std::deque<LookupStats> recent;
   std::unordered_map<int, bool> pinging;              // buckets with a liveness ping in flight
@@ -221,12 +223,26 @@ struct Dht::Impl {
     TimePoint deadline;
     PutResult result;
     size_t local = 0;  // the last attempt kept a copy here (we are among the key's k closest)
+    // The last attempt's lookup: its placement and when it ended, remembered once its stores ended cleanly.
+    std::vector<Contact> placement;
+    bool self_among = false;
+    TimePoint looked_up{};
   };
 
   void put_value(const StoredValue& v, std::function<void(const PutResult&)> cb);
 
   // One lookup and store round of a put; another after kPutRetryDelay while no replica acknowledged.
   void put_attempt(std::shared_ptr<PutState> st);
+
+  // The stores of an attempt on `targets` (a lookup's placement, or a recent one's), with our own copy when
+  // self_among (we are among the key's k closest; a stale copy of ours is dropped otherwise).
+  void place_put(const std::shared_ptr<PutState>& st, const std::shared_ptr<StoreRun>& run, std::vector<Contact> targets,
+                 bool self_among);
+
+  // Whether our table knows no node nearer `key` than the k-th of `targets` (any node, with fewer than k) that
+  // `targets` lacks, but for entries whose last request timed out (a lookup leaves those out of its placement):
+  // a recent placement still names the key's neighbourhood as far as we can tell.
+  bool placement_current(const NodeId& key, const std::vector<Contact>& targets) const;
 
   // Answers a put once: ok with `acks` when error is empty.
   void put_done(const std::shared_ptr<PutState>& st, size_t acks, std::string error);

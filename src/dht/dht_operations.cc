@@ -134,7 +134,11 @@ void Dht::Impl::find_online(const NodeId& id, std::function<void(std::optional<C
 void Dht::Impl::put_value(const StoredValue& v, std::function<void(const PutResult&)> cb) {
   ++stats.puts;
   originals[v.key] = v;
-  put_attempt(std::make_shared<PutState>(PutState{v, std::move(cb), engine.now() + cfg.put_timeout, {}}));
+  auto st = std::make_shared<PutState>();
+  st->value = v;
+  st->cb = std::move(cb);
+  st->deadline = engine.now() + cfg.put_timeout;
+  put_attempt(std::move(st));
 }
 
 void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
@@ -146,8 +150,20 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   // true neighbourhood), one that does not answer giving its turn to the next closest. All of them once the
   // lookup ended, none during it: a colluder told the value during the lookup squats the key's honest
   // neighbourhood with its own value before the owner's stores reach it (docs/protocol.md 10.8).
+  const bool reuse = st->result.attempts == 1;
+  const PlacementCache::Entry* recent = reuse ? placements.find(v.key, engine.now()) : nullptr;
+  if (recent && !placement_current(v.key, recent->targets)) recent = nullptr;
+  const bool reused = recent != nullptr;
   auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
-                            [this, st](StoreTally t) {
+                            [this, st, reused](StoreTally t) {
+                              const NodeId& key = st->value.key;
+                              // A placement whose stores all landed is worth another put of the key soon; one
+                              // that lost a store, or met a refusal, is not.
+                              const bool clean = t.missed == 0 && t.refused == 0 && t.acks > 0;
+                              if (!clean) placements.forget(key);
+                              else if (!reused)
+                                placements.remember(key, std::move(st->placement), st->self_among, st->looked_up,
+                                                    engine.now());
                               if (st->result.ok) return;
                               if (t.refused > 0)
                                 return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
@@ -156,31 +172,56 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
                               ++stats.put_retries;
                               engine.schedule(scope, kPutRetryDelay, [this, st] { put_attempt(st); });
                             });
+  // A put of a key we put moments ago stores on that put's placement at once, as its lookup would find the same
+  // nodes (DhtConfig::placement_reuse); a retry always looks up.
+  if (reused) {
+    st->result.placement_reused = true;
+    ++stats.placements_reused;
+    return place_put(st, run, recent->targets, recent->self_among);
+  }
   // A retry starts from more of the table: its closest contacts may all be unreachable (a partition).
   size_t seeds = cfg.k * static_cast<size_t>(st->result.attempts);
   lookup(v.key, false, false, [this, st, run](LookupResult res) {
-    const StoredValue& v = st->value;
     st->result.lookup = res.stats;
-    // We hold (and serve) our own value only when we are among its k closest; otherwise a later put
-    // would leave a stale copy here that no republish reaches.
-    st->local = 0;
-    auto held = values.get(v.key);
-    if (held && !ValueStore::may_replace(v, *held)) return put_done(st, 0, "the key holds another owner's value");
-    if (self_among_closest(v.key, res)) {
-      auto r = values.store(v, engine.id());
-      if (r == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
-      if (r == ValueStore::Result::kReclaimed) ++stats.squats_displaced;
-      st->local = r == ValueStore::Result::kStored || r == ValueStore::Result::kReclaimed ||
-                  r == ValueStore::Result::kSame;
-      if (st->local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
-    } else if (held && (held->owner != v.owner || ValueStore::newer(v, *held))) {  // a stale copy, or a squatter's
-      values.erase(v.key);
-    }
-    run->place(std::move(res.placement));
+    st->self_among = self_among_closest(st->value.key, res);
+    st->looked_up = engine.now();
+    if (cfg.placement_reuse > Duration{}) st->placement = res.placement;
+    place_put(st, run, std::move(res.placement), st->self_among);
   }, {.seeds = seeds,
       .paths = cfg.disjoint_paths,
       .placement = true,
       .path_answers = kPutPathAnswers});
+}
+
+void Dht::Impl::place_put(const std::shared_ptr<PutState>& st, const std::shared_ptr<StoreRun>& run,
+                          std::vector<Contact> targets, bool self_among) {
+  const StoredValue& v = st->value;
+  // We hold (and serve) our own value only when we are among its k closest; otherwise a later put
+  // would leave a stale copy here that no republish reaches.
+  st->local = 0;
+  auto held = values.get(v.key);
+  if (held && !ValueStore::may_replace(v, *held)) return put_done(st, 0, "the key holds another owner's value");
+  if (self_among) {
+    auto r = values.store(v, engine.id());
+    if (r == ValueStore::Result::kWriteFailed) ++stats.storage_write_failures;
+    if (r == ValueStore::Result::kReclaimed) ++stats.squats_displaced;
+    st->local = r == ValueStore::Result::kStored || r == ValueStore::Result::kReclaimed ||
+                r == ValueStore::Result::kSame;
+    if (st->local) republish_at[v.key] = engine.now() + jittered(cfg.republish_interval);
+  } else if (held && (held->owner != v.owner || ValueStore::newer(v, *held))) {  // a stale copy, or a squatter's
+    values.erase(v.key);
+  }
+  run->place(std::move(targets));
+}
+
+bool Dht::Impl::placement_current(const NodeId& key, const std::vector<Contact>& targets) const {
+  const bool short_of_k = targets.size() < cfg.k;
+  for (const Contact& c : table.closest(key, cfg.k)) {
+    if (!short_of_k && !((c.id ^ key) < (targets[cfg.k - 1].id ^ key))) break;  // closest first: none nearer
+    if (table.failures(c.id) > 0) continue;  // its last request timed out: the lookup found it gone too
+    if (std::none_of(targets.begin(), targets.end(), [&](const Contact& t) { return t.id == c.id; })) return false;
+  }
+  return true;
 }
 
 void Dht::Impl::put_done(const std::shared_ptr<PutState>& st, size_t acks, std::string error) {

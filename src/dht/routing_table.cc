@@ -255,6 +255,14 @@ bool RoutingTable::confirmed(const NodeId& id) const {
   return false;
 }
 
+int RoutingTable::failures(const NodeId& id) const {
+  int b = bucket_of(id);
+  if (b < 0 || static_cast<size_t>(b) >= buckets_.size()) return 0;
+  for (auto& e : buckets_[b].entries)
+    if (e.contact.id == id) return e.failures;
+  return 0;
+}
+
 std::vector<Contact> RoutingTable::due_for_check(TimePoint before, TimePoint now, size_t n) {
   std::vector<Contact> out;
   for (auto& bk : buckets_)

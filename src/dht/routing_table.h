@@ -75,6 +75,8 @@ class RoutingTable {
   bool set_confirmed(const NodeId& id);
   bool confirmed(const NodeId& id) const;
   size_t confirmed_count() const { return confirmed_; }
+  // Timeouts in a row of `id`'s entry (0 when absent).
+  int failures(const NodeId& id) const;
   // Up to n unconfirmed entries last checked before `before`; marks them checked at `now`.
   std::vector<Contact> due_for_check(TimePoint before, TimePoint now, size_t n);
   std::vector<Contact> all() const;

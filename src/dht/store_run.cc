@@ -33,6 +33,7 @@ void StoreRun::take_next() {
 
 void StoreRun::on_answer(StoreAnswer a) {
   if (a) ++(*a ? tally_.acks : tally_.refused);
+  else ++tally_.missed;
   if (tally_.acks > 0 && !told_) {
     told_ = true;
     if (first_ack_) first_ack_(tally_.acks);

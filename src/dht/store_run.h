@@ -21,6 +21,7 @@ namespace storjnet::dht {
 
 struct StoreTally {
   size_t acks = 0, refused = 0;  // true answers; false answers (another owner's or a newer value held)
+  size_t missed = 0;             // stores without an answer (a timeout, an error reply): their turns passed on
 };
 using StoreAnswer = std::optional<bool>;  // true: stored; false: refused; nullopt: no answer
 using StoreFn = std::function<void(const Contact& to, std::function<void(StoreAnswer)> done)>;

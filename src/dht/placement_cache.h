@@ -1,0 +1,47 @@
+// PlacementCache: where this node's recent puts stored, by key, for the next put of the same key.
+//
+// A put's lookup finds its key's neighbourhood (LookupResult::placement); an update of the key moments later
+// would find the same nodes, and can store on them at once instead (OpenDHT keeps its searches for this). A
+// put remembers its placement only once its stores ended cleanly (every store answered `true`): its first
+// `keep` targets (the k stores and a few replacements) and whether this node kept a copy. find() gives it
+// back for `ttl` after it was remembered (a reuse does not make it younger: nodes that joined nearer the key
+// since are found only by a lookup). forget() drops a key whose stores showed its placement stale. At most kMax
+// keys: remembering another forgets the oldest; expired entries are dropped as they are met.
+// Not thread-safe: one node's Dht drives it on its own thread.
+#pragma once
+#include <deque>
+#include <vector>
+
+#include "storjnet/contact.h"
+#include "storjnet/environment.h"
+
+namespace storjnet::dht {
+
+class PlacementCache {
+ public:
+  static constexpr size_t kMax = 8;
+  struct Entry {
+    NodeId key;
+    std::vector<Contact> targets;  // closest first
+    bool self_among = false;       // this node was among the key's k closest, and kept a copy
+    TimePoint at{};                // when the lookup that found it ended
+  };
+
+  // ttl 0: remembers nothing.
+  PlacementCache(Duration ttl, size_t keep) : ttl_(ttl), keep_(keep) {}
+
+  void remember(const NodeId& key, std::vector<Contact> targets, bool self_among, TimePoint at, TimePoint now);
+  // The key's placement while younger than ttl, else nullptr. Valid until the next call.
+  const Entry* find(const NodeId& key, TimePoint now);
+  void forget(const NodeId& key);
+  size_t size() const { return entries_.size(); }
+
+ private:
+  void drop_expired(TimePoint now);
+
+  Duration ttl_;
+  size_t keep_;
+  std::deque<Entry> entries_;  // oldest first
+};
+
+}  // namespace storjnet::dht

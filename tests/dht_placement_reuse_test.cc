@@ -1,0 +1,208 @@
+// A put of a key put moments ago stores on that put's placement without a lookup (DhtConfig::placement_reuse,
+// dht::PlacementCache), unless the table knows a nearer node the placement lacks, the placement lost a store,
+// or it grew older than placement_reuse.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "dht/placement_cache.h"
+#include "sim/network_builder.h"
+#include "storjnet/simulator.h"
+
+using namespace storjnet;
+using dht::PlacementCache;
+
+namespace {
+
+Contact contact_of(uint8_t n) {
+  std::array<uint8_t, NodeId::kSize> b{};
+  b[0] = n;
+  Contact c;
+  c.id = NodeId(b);
+  c.endpoint = Endpoint::v4(0x0a000000u + n, 4000);
+  return c;
+}
+
+std::vector<Contact> contacts(uint8_t first, uint8_t count) {
+  std::vector<Contact> v;
+  for (uint8_t i = 0; i < count; ++i) v.push_back(contact_of(static_cast<uint8_t>(first + i)));
+  return v;
+}
+
+NodeId key_of(uint8_t n) { return contact_of(n).id; }
+
+}  // namespace
+
+TEST(PlacementCache, GivesAPlacementBackUntilItsLookupIsTtlOldAndHoldsAtMostKMaxKeys) {
+  const TimePoint t0{std::chrono::hours(1)};
+  PlacementCache cache(60s, 5);
+  cache.remember(key_of(1), contacts(10, 8), true, t0, t0 + 1s);
+  const auto* e = cache.find(key_of(1), t0 + 59s);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->targets.size(), 5u);  // `keep` of the 8
+  EXPECT_EQ(e->targets.front().id, key_of(10));
+  EXPECT_TRUE(e->self_among);
+  EXPECT_EQ(cache.find(key_of(1), t0 + 60s), nullptr);  // aged from its lookup's end, not from remember()
+  EXPECT_EQ(cache.size(), 0u);
+  cache.remember(key_of(2), contacts(10, 3), false, t0, t0 + 60s);  // already too old
+  EXPECT_EQ(cache.size(), 0u);
+  cache.remember(key_of(2), {}, false, t0, t0);  // an empty placement is nothing to reuse
+  EXPECT_EQ(cache.size(), 0u);
+
+  for (uint8_t k = 0; k < PlacementCache::kMax + 2; ++k) cache.remember(key_of(k), contacts(10, 3), false, t0, t0);
+  EXPECT_EQ(cache.size(), PlacementCache::kMax);
+  EXPECT_EQ(cache.find(key_of(0), t0), nullptr);  // the oldest two went
+  EXPECT_EQ(cache.find(key_of(1), t0), nullptr);
+  EXPECT_NE(cache.find(key_of(2), t0), nullptr);
+  cache.remember(key_of(2), contacts(20, 3), false, t0, t0);  // again: replaced, not added
+  EXPECT_EQ(cache.size(), PlacementCache::kMax);
+  EXPECT_EQ(cache.find(key_of(2), t0)->targets.front().id, key_of(20));
+  cache.forget(key_of(2));
+  EXPECT_EQ(cache.find(key_of(2), t0), nullptr);
+
+  PlacementCache off(Duration{}, 5);
+  off.remember(key_of(1), contacts(10, 3), false, t0, t0);
+  EXPECT_EQ(off.size(), 0u);
+}
+
+namespace {
+
+struct Neighbourhood {
+  explicit Neighbourhood(const SimConfig& c) : sim(c) {}
+  Simulator sim;
+  size_t putter = 0, late = 0;  // late: the key's closest node, which joins after the first puts
+  std::string key;
+  NodeId hkey;
+  std::vector<size_t> by_distance;  // every node, closest to the key first
+};
+
+// 300 nodes joined, and one more (`late`) not yet: the key's closest node. The putter is its second closest, so
+// the late node's join asks it and it enters the putter's table.
+void make(Neighbourhood& n) {
+  for (int i = 0; i < 300; ++i) n.sim.add_node();
+  ASSERT_EQ(sim::join_network(n.sim, 31), 300u);
+  n.late = n.sim.add_node();
+  for (int i = 0;; ++i) {
+    n.key = "update-me-" + std::to_string(i);
+    n.hkey = dht_key(n.key);
+    n.by_distance.clear();
+    for (size_t j = 0; j < n.sim.size(); ++j) n.by_distance.push_back(j);
+    std::sort(n.by_distance.begin(), n.by_distance.end(), [&](size_t a, size_t b) {
+      return (n.sim.contact(a).id ^ n.hkey) < (n.sim.contact(b).id ^ n.hkey);
+    });
+    if (n.by_distance[0] == n.late) break;
+  }
+  n.putter = n.by_distance[1];
+  n.sim.run_for(5s);
+}
+
+PutResult put(Neighbourhood& n, const std::string& value, Duration* took = nullptr) {
+  std::optional<PutResult> r;
+  TimePoint start = n.sim.now();
+  n.sim.node(n.putter).dht().put(n.key, as_bytes(value), [&](const PutResult& p) { r = p; });
+  n.sim.run_until([&] { return r.has_value(); }, 30s);
+  if (took) *took = n.sim.now() - start;
+  n.sim.run_for(3s);  // every store answered (or timed out): the placement is remembered, or forgotten
+  EXPECT_TRUE(r && r->ok) << (r ? r->error : "no answer");
+  return r.value_or(PutResult{});
+}
+
+// Each of the k closest live nodes that joined holds the key (the putter, second closest, keeps its own copy).
+void expect_held_by_the_k_closest(Neighbourhood& n, bool late_joined, const char* when) {
+  const size_t k = n.sim.node(0).dht().config().k;
+  size_t live = 0, closest_holding = 0;
+  for (size_t i : n.by_distance) {
+    if (!n.sim.alive(i) || (i == n.late && !late_joined)) continue;
+    if (live++ == k) break;
+    closest_holding += n.sim.node(i).dht().stats().stored_values > 0;
+  }
+  EXPECT_EQ(closest_holding, k) << when;
+}
+
+}  // namespace
+
+TEST(DhtPlacementReuse, AnUpdateStoresAtOnceUntilANearerNodeALostStoreOrAgeCallsForALookup) {
+  SimConfig cfg;
+  cfg.seed = 31;
+  Neighbourhood n(cfg);
+  make(n);
+  Dht& d = n.sim.node(n.putter).dht();
+  Duration first_took{}, update_took{};
+
+  PutResult first = put(n, "v1", &first_took);
+  EXPECT_FALSE(first.placement_reused);
+  EXPECT_GT(first.lookup.rpcs, 0);
+  uint64_t lookups = d.stats().lookups;
+
+  // The update: no lookup, the stores at once, on the same k closest.
+  PutResult update = put(n, "v2", &update_took);
+  EXPECT_TRUE(update.placement_reused);
+  EXPECT_EQ(update.lookup.rpcs, 0);
+  EXPECT_EQ(update.attempts, 1);
+  EXPECT_EQ(d.stats().lookups, lookups);
+  EXPECT_EQ(d.stats().placements_reused, 1u);
+  EXPECT_LT(update_took, first_took - first.lookup.elapsed + 1ms);  // only the stores' round trip
+  EXPECT_LE(update_took, 95ms);                                       // one: links are 5-45 ms one way
+  expect_held_by_the_k_closest(n, false, "after the update");
+
+  // A node joins nearest the key and enters the putter's table: the placement lacks it, so the next put looks up.
+  bool joined = false;
+  n.sim.node(n.late).dht().bootstrap({n.sim.endpoint(0)}, [&](bool ok) { joined = ok; });
+  n.sim.run_until([&] { return joined; }, 30s);
+  n.sim.run_for(5s);
+  auto peers = d.peers();
+  ASSERT_TRUE(std::any_of(peers.begin(), peers.end(), [&](const Contact& c) { return c.id == n.sim.contact(n.late).id; }));
+  PutResult after_join = put(n, "v3");
+  EXPECT_FALSE(after_join.placement_reused);
+  EXPECT_GT(after_join.lookup.rpcs, 0);
+  expect_held_by_the_k_closest(n, true, "after the join");  // the late node among them
+
+  // One of the placement's nodes dies: the update still lands (its turn passes on), and the placement is
+  // forgotten, so the put after it looks up.
+  n.sim.kill(n.by_distance[3]);
+  PutResult lost = put(n, "v4");
+  EXPECT_TRUE(lost.placement_reused);
+  PutResult after_loss = put(n, "v5");
+  EXPECT_FALSE(after_loss.placement_reused);
+  EXPECT_EQ(d.stats().placements_reused, 2u);
+
+  // A placement serves for placement_reuse from its lookup's end, then the put looks up again.
+  PutResult soon = put(n, "v6");
+  EXPECT_TRUE(soon.placement_reused);
+  n.sim.run_for(d.config().placement_reuse);
+  PutResult later = put(n, "v7");
+  EXPECT_FALSE(later.placement_reused);
+  expect_held_by_the_k_closest(n, true, "at the end");
+
+  // Every node gets the newest value.
+  size_t right = 0, asked = 0;
+  for (size_t i = 0; i < n.sim.size(); i += 15) {
+    if (!n.sim.alive(i)) continue;
+    ++asked;
+    bool fin = false;
+    n.sim.node(i).dht().get(n.key, [&](GetResult r) {
+      fin = true;
+      right += r.value && *r.value == Bytes({'v', '7'});
+    });
+    n.sim.run_until([&] { return fin; }, 30s);
+  }
+  EXPECT_EQ(right, asked);
+}
+
+TEST(DhtPlacementReuse, OffItAlwaysLooksUp) {
+  SimConfig c;
+  c.seed = 32;
+  c.node.dht.placement_reuse = Duration{};
+  Simulator sim(c);
+  for (int i = 0; i < 60; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 32), 60u);
+  for (int j = 0; j < 2; ++j) {
+    std::optional<PutResult> r;
+    sim.node(7).dht().put("k", as_bytes("v" + std::to_string(j)), [&](const PutResult& p) { r = p; });
+    sim.run_until([&] { return r.has_value(); }, 30s);
+    sim.run_for(3s);
+    ASSERT_TRUE(r && r->ok);
+    EXPECT_FALSE(r->placement_reused);
+    EXPECT_GT(r->lookup.rpcs, 0);
+  }
+}
