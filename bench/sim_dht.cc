@@ -46,7 +46,8 @@ static void add_sim_dht(CLI::App& app) {
                   "contacts a join refreshes each far bucket to (DhtConfig::join_bucket_fill; -1: the default)")
       ->check(CLI::Range(-1, 1 << 10));
   cmd->add_option("--updates", o->updates,
-                  "after the puts, each key's putter puts a new value under it this many times (the gets check the last)")
+                  "after the puts, each key's putter puts a new value under it this many times "
+                  "(the gets check the last)")
       ->check(CLI::Range(0, 100));
   cmd->add_flag("--progress", o->progress, "print a line to stderr at each tenth of the join (wall, sim time, RSS)");
   cmd->add_flag("--cdf", o->cdf, "add latency distributions and rounds histograms (for scripts/plot)");

@@ -151,7 +151,8 @@ TEST(DhtPlacementReuse, AnUpdateStoresAtOnceUntilANearerNodeALostStoreOrAgeCalls
   n.sim.run_until([&] { return joined; }, 30s);
   n.sim.run_for(5s);
   auto peers = d.peers();
-  ASSERT_TRUE(std::any_of(peers.begin(), peers.end(), [&](const Contact& c) { return c.id == n.sim.contact(n.late).id; }));
+  const NodeId late_id = n.sim.contact(n.late).id;
+  ASSERT_TRUE(std::any_of(peers.begin(), peers.end(), [&](const Contact& c) { return c.id == late_id; }));
   PutResult after_join = put(n, "v3");
   EXPECT_FALSE(after_join.placement_reused);
   EXPECT_GT(after_join.lookup.rpcs, 0);

@@ -236,8 +236,8 @@ struct Dht::Impl {
 
   // The stores of an attempt on `targets` (a lookup's placement, or a recent one's), with our own copy when
   // self_among (we are among the key's k closest; a stale copy of ours is dropped otherwise).
-  void place_put(const std::shared_ptr<PutState>& st, const std::shared_ptr<StoreRun>& run, std::vector<Contact> targets,
-                 bool self_among);
+  void place_put(const std::shared_ptr<PutState>& st, const std::shared_ptr<StoreRun>& run,
+                 std::vector<Contact> targets, bool self_among);
 
   // Whether our table knows no node nearer `key` than the k-th of `targets` (any node, with fewer than k) that
   // `targets` lacks, but for entries whose last request timed out (a lookup leaves those out of its placement):
