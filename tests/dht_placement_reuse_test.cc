@@ -93,30 +93,40 @@ void make(Neighbourhood& n) {
     if (n.by_distance[0] == n.late) break;
   }
   n.putter = n.by_distance[1];
-  n.sim.run_for(5s);
+  n.sim.run_for(60s);
 }
 
-PutResult put(Neighbourhood& n, const std::string& value, Duration* took = nullptr) {
+struct Put {
+  PutResult result;
+  Duration took{};                  // from the call to the answer
+  std::vector<size_t> accepted_by;  // the nodes that accepted a store of it
+};
+
+Put put(Neighbourhood& n, const std::string& value) {
+  std::vector<uint64_t> accepted(n.sim.size());
+  for (size_t i = 0; i < n.sim.size(); ++i) accepted[i] = n.sim.node(i).dht().stats().stores_accepted;
   std::optional<PutResult> r;
   TimePoint start = n.sim.now();
   n.sim.node(n.putter).dht().put(n.key, as_bytes(value), [&](const PutResult& p) { r = p; });
   n.sim.run_until([&] { return r.has_value(); }, 30s);
-  if (took) *took = n.sim.now() - start;
+  Put out{r.value_or(PutResult{}), n.sim.now() - start, {}};
   n.sim.run_for(3s);  // every store answered (or timed out): the placement is remembered, or forgotten
   EXPECT_TRUE(r && r->ok) << (r ? r->error : "no answer");
-  return r.value_or(PutResult{});
+  for (size_t i = 0; i < n.sim.size(); ++i)
+    if (n.sim.alive(i) && n.sim.node(i).dht().stats().stores_accepted > accepted[i]) out.accepted_by.push_back(i);
+  return out;
 }
 
-// Each of the k closest live nodes that joined holds the key (the putter, second closest, keeps its own copy).
-void expect_held_by_the_k_closest(Neighbourhood& n, bool late_joined, const char* when) {
+// The put stored on exactly the k closest live nodes that joined, the putter aside (it keeps its own copy).
+void expect_stored_on_the_k_closest(Neighbourhood& n, const Put& p, bool late_joined, const char* when) {
   const size_t k = n.sim.node(0).dht().config().k;
-  size_t live = 0, closest_holding = 0;
-  for (size_t i : n.by_distance) {
-    if (!n.sim.alive(i) || (i == n.late && !late_joined)) continue;
-    if (live++ == k) break;
-    closest_holding += n.sim.node(i).dht().stats().stored_values > 0;
-  }
-  EXPECT_EQ(closest_holding, k) << when;
+  std::vector<size_t> closest;
+  for (size_t i : n.by_distance)
+    if (closest.size() < k && n.sim.alive(i) && i != n.putter && (i != n.late || late_joined)) closest.push_back(i);
+  std::vector<size_t> got = p.accepted_by;
+  std::sort(closest.begin(), closest.end());
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, closest) << when;
 }
 
 }  // namespace
@@ -127,25 +137,26 @@ TEST(DhtPlacementReuse, AnUpdateStoresAtOnceUntilANearerNodeALostStoreOrAgeCalls
   Neighbourhood n(cfg);
   make(n);
   Dht& d = n.sim.node(n.putter).dht();
-  Duration first_took{}, update_took{};
 
-  PutResult first = put(n, "v1", &first_took);
-  EXPECT_FALSE(first.placement_reused);
-  EXPECT_GT(first.lookup.rpcs, 0);
+  TimePoint first_at = n.sim.now();
+  Put first = put(n, "v1");
+  EXPECT_FALSE(first.result.placement_reused);
+  EXPECT_GT(first.result.lookup.rpcs, 0);
+  expect_stored_on_the_k_closest(n, first, false, "the first put");
   uint64_t lookups = d.stats().lookups;
 
   // The update: no lookup, the stores at once, on the same k closest.
-  PutResult update = put(n, "v2", &update_took);
-  EXPECT_TRUE(update.placement_reused);
-  EXPECT_EQ(update.lookup.rpcs, 0);
-  EXPECT_EQ(update.attempts, 1);
+  Put update = put(n, "v2");
+  EXPECT_TRUE(update.result.placement_reused);
+  EXPECT_EQ(update.result.lookup.rpcs, 0);
+  EXPECT_EQ(update.result.attempts, 1);
   EXPECT_EQ(d.stats().lookups, lookups);
   EXPECT_EQ(d.stats().placements_reused, 1u);
-  EXPECT_LT(update_took, first_took - first.lookup.elapsed + 1ms);  // only the stores' round trip
-  EXPECT_LE(update_took, 95ms);                                       // one: links are 5-45 ms one way
-  expect_held_by_the_k_closest(n, false, "after the update");
+  EXPECT_LE(update.took, 95ms);  // one round trip: links are 5-45 ms one way
+  expect_stored_on_the_k_closest(n, update, false, "the update");
 
-  // A node joins nearest the key and enters the putter's table: the placement lacks it, so the next put looks up.
+  // A node joins nearest the key and enters the putter's table: the placement lacks it, so the next put looks up
+  // (within the minute: the placement is still young enough to be reused otherwise).
   bool joined = false;
   n.sim.node(n.late).dht().bootstrap({n.sim.endpoint(0)}, [&](bool ok) { joined = ok; });
   n.sim.run_until([&] { return joined; }, 30s);
@@ -153,27 +164,30 @@ TEST(DhtPlacementReuse, AnUpdateStoresAtOnceUntilANearerNodeALostStoreOrAgeCalls
   auto peers = d.peers();
   const NodeId late_id = n.sim.contact(n.late).id;
   ASSERT_TRUE(std::any_of(peers.begin(), peers.end(), [&](const Contact& c) { return c.id == late_id; }));
-  PutResult after_join = put(n, "v3");
-  EXPECT_FALSE(after_join.placement_reused);
-  EXPECT_GT(after_join.lookup.rpcs, 0);
-  expect_held_by_the_k_closest(n, true, "after the join");  // the late node among them
+  ASSERT_LT(n.sim.now() - first_at, d.config().placement_reuse);
+  Put after_join = put(n, "v3");
+  EXPECT_FALSE(after_join.result.placement_reused);
+  EXPECT_GT(after_join.result.lookup.rpcs, 0);
+  expect_stored_on_the_k_closest(n, after_join, true, "after the join");  // the late node among them
 
-  // One of the placement's nodes dies: the update still lands (its turn passes on), and the placement is
-  // forgotten, so the put after it looks up.
+  // One of the placement's nodes dies: the update still lands (its turn passes on to the next closest), and the
+  // placement is forgotten, so the put after it looks up. The dead node stays in the putter's table with a
+  // timeout against it: it does not count as a nearer node the next placement lacks.
   n.sim.kill(n.by_distance[3]);
-  PutResult lost = put(n, "v4");
-  EXPECT_TRUE(lost.placement_reused);
-  PutResult after_loss = put(n, "v5");
-  EXPECT_FALSE(after_loss.placement_reused);
+  Put lost = put(n, "v4");
+  EXPECT_TRUE(lost.result.placement_reused);
+  expect_stored_on_the_k_closest(n, lost, true, "with a replica dead");
+  Put after_loss = put(n, "v5");
+  EXPECT_FALSE(after_loss.result.placement_reused);
   EXPECT_EQ(d.stats().placements_reused, 2u);
+  Put soon = put(n, "v6");
+  EXPECT_TRUE(soon.result.placement_reused);
 
   // A placement serves for placement_reuse from its lookup's end, then the put looks up again.
-  PutResult soon = put(n, "v6");
-  EXPECT_TRUE(soon.placement_reused);
   n.sim.run_for(d.config().placement_reuse);
-  PutResult later = put(n, "v7");
-  EXPECT_FALSE(later.placement_reused);
-  expect_held_by_the_k_closest(n, true, "at the end");
+  Put later = put(n, "v7");
+  EXPECT_FALSE(later.result.placement_reused);
+  expect_stored_on_the_k_closest(n, later, true, "at the end");
 
   // Every node gets the newest value.
   size_t right = 0, asked = 0;
@@ -188,6 +202,27 @@ TEST(DhtPlacementReuse, AnUpdateStoresAtOnceUntilANearerNodeALostStoreOrAgeCalls
     n.sim.run_until([&] { return fin; }, 30s);
   }
   EXPECT_EQ(right, asked);
+}
+
+// Every node of a reused placement gone: the put's stores all go unanswered, and its retry looks up.
+TEST(DhtPlacementReuse, AReusedPlacementWhoseNodesAllDiedRetriesWithALookup) {
+  SimConfig cfg;
+  cfg.seed = 31;
+  Neighbourhood n(cfg);
+  make(n);
+  const size_t k = n.sim.node(0).dht().config().k;
+  Put first = put(n, "v1");
+  ASSERT_FALSE(first.result.placement_reused);
+  for (size_t i = 0, killed = 0; killed < k + k / 4; ++i)
+    if (n.by_distance[i] != n.putter && n.by_distance[i] != n.late) {
+      n.sim.kill(n.by_distance[i]);
+      ++killed;
+    }
+  Put again = put(n, "v2");
+  EXPECT_TRUE(again.result.placement_reused);
+  EXPECT_EQ(again.result.attempts, 2);
+  EXPECT_GT(again.result.lookup.rpcs, 0);  // the retry's
+  expect_stored_on_the_k_closest(n, again, false, "after the retry");
 }
 
 TEST(DhtPlacementReuse, OffItAlwaysLooksUp) {

@@ -132,7 +132,7 @@ struct PutResult {
   bool ok = false;
   std::string error;   // set when !ok
   size_t stored_on = 0;  // acknowledgements when answered (the local copy counts, but never alone)
-  int attempts = 0;      // lookups made (retries after no acknowledgement)
+  int attempts = 0;      // attempts made (retries after no acknowledgement); each a lookup, but a reused placement
   LookupStats lookup;    // the last attempt's lookup
   // The first attempt stored on a recent put's placement of the key (DhtConfig::placement_reuse), without a
   // lookup (`lookup` stays empty then, unless a retry looked up).

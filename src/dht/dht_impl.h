@@ -240,8 +240,9 @@ struct Dht::Impl {
                  std::vector<Contact> targets, bool self_among);
 
   // Whether our table knows no node nearer `key` than the k-th of `targets` (any node, with fewer than k) that
-  // `targets` lacks, but for entries whose last request timed out (a lookup leaves those out of its placement):
-  // a recent placement still names the key's neighbourhood as far as we can tell.
+  // `targets` lacks, not counting entries whose last request timed out (most likely gone: a lookup that asked
+  // them left them out of its placement): a recent placement still names the key's neighbourhood as far as we
+  // can tell.
   bool placement_current(const NodeId& key, const std::vector<Contact>& targets) const;
 
   // Answers a put once: ok with `acks` when error is empty.

@@ -154,13 +154,14 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   const PlacementCache::Entry* recent = reuse ? placements.find(v.key, engine.now()) : nullptr;
   if (recent && !placement_current(v.key, recent->targets)) recent = nullptr;
   const bool reused = recent != nullptr;
+  const TimePoint used_at = reused ? recent->at : engine.now();  // the placement's age: its lookup's end
   auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
-                            [this, st, reused](StoreTally t) {
+                            [this, st, reused, used_at](StoreTally t) {
                               const NodeId& key = st->value.key;
                               // A placement whose stores all landed is worth another put of the key soon; one
-                              // that lost a store, or met a refusal, is not.
+                              // that lost a store, or met a refusal, is not (nor one no newer than it).
                               const bool clean = t.missed == 0 && t.refused == 0 && t.acks > 0;
-                              if (!clean) placements.forget(key);
+                              if (!clean) placements.forget(key, reused ? used_at : st->looked_up);
                               else if (!reused)
                                 placements.remember(key, std::move(st->placement), st->self_among, st->looked_up,
                                                     engine.now());
@@ -185,7 +186,9 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     st->result.lookup = res.stats;
     st->self_among = self_among_closest(st->value.key, res);
     st->looked_up = engine.now();
-    if (cfg.placement_reuse > Duration{}) st->placement = res.placement;
+    if (cfg.placement_reuse > Duration{})  // what the cache keeps of it (PlacementCache's `keep`)
+      st->placement.assign(res.placement.begin(),
+                           res.placement.begin() + std::min(res.placement.size(), cfg.k + cfg.k / 4));
     place_put(st, run, std::move(res.placement), st->self_among);
   }, {.seeds = seeds,
       .paths = cfg.disjoint_paths,
@@ -218,7 +221,9 @@ bool Dht::Impl::placement_current(const NodeId& key, const std::vector<Contact>&
   const bool short_of_k = targets.size() < cfg.k;
   for (const Contact& c : table.closest(key, cfg.k)) {
     if (!short_of_k && !((c.id ^ key) < (targets[cfg.k - 1].id ^ key))) break;  // closest first: none nearer
-    if (table.failures(c.id) > 0) continue;  // its last request timed out: the lookup found it gone too
+    // Its last request timed out: most likely the node a lookup found gone and left out of the placement. (One
+    // that merely lost a datagram is left out of reused puts until it is heard from again, or the minute ends.)
+    if (table.failures(c.id) > 0) continue;
     if (std::none_of(targets.begin(), targets.end(), [&](const Contact& t) { return t.id == c.id; })) return false;
   }
   return true;

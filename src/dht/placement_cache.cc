@@ -21,8 +21,8 @@ const PlacementCache::Entry* PlacementCache::find(const NodeId& key, TimePoint n
   return it == entries_.end() ? nullptr : &*it;
 }
 
-void PlacementCache::forget(const NodeId& key) {
-  std::erase_if(entries_, [&](const Entry& e) { return e.key == key; });
+void PlacementCache::forget(const NodeId& key, TimePoint at) {
+  std::erase_if(entries_, [&](const Entry& e) { return e.key == key && e.at <= at; });
 }
 
 void PlacementCache::drop_expired(TimePoint now) {
