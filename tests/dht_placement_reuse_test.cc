@@ -59,6 +59,13 @@ TEST(PlacementCache, GivesAPlacementBackUntilItsLookupIsTtlOldAndHoldsAtMostKMax
   EXPECT_EQ(cache.find(key_of(2), t0)->targets.front().id, key_of(20));
   cache.forget(key_of(2));
   EXPECT_EQ(cache.find(key_of(2), t0), nullptr);
+  cache.remember(key_of(2), contacts(10, 3), false, t0 + 10s, t0 + 10s);
+  cache.forget(key_of(2), t0 + 9s);  // a put that used an older placement: the newer one stays
+  EXPECT_NE(cache.find(key_of(2), t0 + 10s), nullptr);
+  cache.forget(key_of(2), t0 + 10s);
+  EXPECT_EQ(cache.find(key_of(2), t0 + 10s), nullptr);
+  cache.drop_expired(t0 + 60s);  // every placement left was found at t0
+  EXPECT_EQ(cache.size(), 0u);
 
   PlacementCache off(Duration{}, 5);
   off.remember(key_of(1), contacts(10, 3), false, t0, t0);

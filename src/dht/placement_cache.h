@@ -36,10 +36,11 @@ class PlacementCache {
   const Entry* find(const NodeId& key, TimePoint now);
   // Drops the key's placement if its lookup ended at `at` or before (a placement a later put remembered stays).
   void forget(const NodeId& key, TimePoint at = TimePoint::max());
+  // Drops the placements older than ttl (the node's maintenance calls it: a node that stopped putting holds none).
+  void drop_expired(TimePoint now);
   size_t size() const { return entries_.size(); }
 
  private:
-  void drop_expired(TimePoint now);
 
   Duration ttl_;
   size_t keep_;
