@@ -150,8 +150,7 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   // true neighbourhood), one that does not answer giving its turn to the next closest. All of them once the
   // lookup ended, none during it: a colluder told the value during the lookup squats the key's honest
   // neighbourhood with its own value before the owner's stores reach it (docs/protocol.md 10.8).
-  const bool reuse = st->result.attempts == 1;
-  const PlacementCache::Entry* recent = reuse ? placements.find(v.key, engine.now()) : nullptr;
+  const PlacementCache::Entry* recent = st->result.attempts == 1 ? placements.find(v.key, engine.now()) : nullptr;
   if (recent && !placement_current(v.key, recent->targets)) recent = nullptr;
   const bool reused = recent != nullptr;
   const TimePoint used_at = reused ? recent->at : engine.now();  // the placement's age: its lookup's end
@@ -186,9 +185,9 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     st->result.lookup = res.stats;
     st->self_among = self_among_closest(st->value.key, res);
     st->looked_up = engine.now();
-    if (cfg.placement_reuse > Duration{})  // what the cache keeps of it (PlacementCache's `keep`)
+    if (cfg.placement_reuse > Duration{})  // what the cache keeps of it
       st->placement.assign(res.placement.begin(),
-                           res.placement.begin() + std::min(res.placement.size(), cfg.k + cfg.k / 4));
+                           res.placement.begin() + std::min(res.placement.size(), placements.keep()));
     place_put(st, run, std::move(res.placement), st->self_among);
   }, {.seeds = seeds,
       .paths = cfg.disjoint_paths,

@@ -39,9 +39,9 @@ class PlacementCache {
   // Drops the placements older than ttl (the node's maintenance calls it: a node that stopped putting holds none).
   void drop_expired(TimePoint now);
   size_t size() const { return entries_.size(); }
+  size_t keep() const { return keep_; }  // targets kept per key
 
  private:
-
   Duration ttl_;
   size_t keep_;
   std::deque<Entry> entries_;  // oldest first
