@@ -1,5 +1,5 @@
 // sim-dht: N simulated nodes join one by one; M puts then M gets from random nodes (optionally after killing
-// a fraction of the nodes, holders included, that the others have not noticed yet).
+// a fraction of the nodes, holders included, that the others have not noticed yet; then M puts of new keys).
 #include <map>
 
 #include "bench_util.h"
@@ -35,7 +35,7 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--nodes", o->nodes)->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--ops", o->ops)->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--seed", o->seed);
-  cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts")->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts (then M gets, and M puts of new keys)")->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--value-size", o->value_size)->check(CLI::Range(1, 65536));
   cmd->add_option("--join-wave", o->wave, "nodes that bootstrap at the same moment")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--session-idle", o->session_idle_s,
@@ -143,6 +143,28 @@ static void add_sim_dht(CLI::App& app) {
       });
       sim.run_until([&] { return done; }, 60s);
     }
+    // After a kill and the gets: M puts of fresh keys from live nodes, whose tables still hold dead contacts (puts
+    // under churn; after the gets, so the gets meet the tables the kill left).
+    std::vector<double> churn_put_ms;
+    size_t churn_put_ok = 0;
+    if (killed > 0)
+      for (size_t j = 0; j < o->ops; ++j) {
+        size_t p;
+        do p = rng.below(o->nodes);
+        while (!sim.alive(p));
+        Bytes v(o->value_size);
+        for (auto& b : v) b = static_cast<uint8_t>(rng.next());
+        bool done = false;
+        TimePoint start = sim.now();
+        sim.node(p).dht().put("sim-churn-key-" + std::to_string(o->seed) + "-" + std::to_string(j), v,
+                              [&, start](const PutResult& r) {
+                                done = true;
+                                churn_put_ok += r.ok;
+                                churn_put_ms.push_back(
+                                    std::chrono::duration<double, std::milli>(sim.now() - start).count());
+                              });
+        sim.run_until([&] { return done; }, 60s);
+      }
     std::vector<double> all_rounds = put_rounds;
     all_rounds.insert(all_rounds.end(), get_rounds.begin(), get_rounds.end());
     double rpc_sum = 0;
@@ -200,6 +222,12 @@ static void add_sim_dht(CLI::App& app) {
       result["update_placement_reused"] = update_reused;
       result["update_sim_ms_p50"] = percentile(update_ms, 0.5);
       result["update_sim_ms_p99"] = percentile(update_ms, 0.99);
+    }
+    if (killed > 0) {
+      result["churn_put_ok"] = churn_put_ok;
+      result["churn_put_sim_ms_p50"] = percentile(churn_put_ms, 0.5);
+      result["churn_put_sim_ms_p90"] = percentile(churn_put_ms, 0.9);
+      result["churn_put_sim_ms_p99"] = percentile(churn_put_ms, 0.99);
     }
     if (o->cdf) {
       result["cdf"] = {{"put_sim_ms", cdf_points(put_ms)}, {"get_sim_ms", cdf_points(get_ms)}};

@@ -438,11 +438,10 @@ struct HeldLookup {
     for (uint32_t i = 0; i < 400; ++i) nodes.push_back(contact_n(i));
     want = by_distance(nodes, target);
   }
-  void start(std::vector<Contact> seeds, bool put = true, std::function<bool(const Contact&)> unconfirmed = {}) {
+  void start(std::vector<Contact> seeds, bool put = true) {
     LookupParams p{nodes[399].id, target, false, false, 8, 3, 1, {}};
     p.path_answers = put ? 2 : 0;
     p.placement = put;
-    p.seed_unconfirmed = std::move(unconfirmed);
     Lookup::start(p, std::move(seeds), recorder(queue), [] { return TimePoint(0); },
                   [this](LookupResult r) { result = r; });
   }
@@ -504,12 +503,14 @@ TEST(Lookup, ASlowCandidateFreesItsPathsSlotAndItsLateAnswerStillCounts) {
   EXPECT_EQ(result->failed, 0u);
 }
 
-TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
+TEST(Lookup, ASlowCandidateWidensAPutsPathWhichEndsWithoutIt) {
   // A put's lookup (path_answers = 2) asks past its 2 closest only for failures, and for slow ones: the third
-  // closest is asked as soon as one of the two is slow, and the path still ends only once the slow one failed.
+  // closest is asked as soon as one of the two is slow, and the path ends once the other two answered, without
+  // waiting out the slow one's timeout (a dead node among every put's closest would cost each put a timeout).
+  // The slow one stays a placement candidate (not failed), after all the others: most likely dead, a store to it
+  // would only time out and pass its turn on.
   HeldLookup l("slow put");
   const auto& want = l.want;
-  auto& queue = l.queue;
   auto& result = l.result;
   l.start({want[10]});
   auto take = [&](const Contact& c) { return l.take(c); };
@@ -522,17 +523,21 @@ TEST(Lookup, ASlowCandidateWidensAPutsPathWhichStillWaitsForIt) {
   EXPECT_TRUE(asked(want[2]));  // at once, not after the slow one's timeout
   EXPECT_FALSE(asked(want[3]));
   take(want[1]).done(QueryResponse{});
+  EXPECT_FALSE(result);  // want[2] took the slow one's place among the 2 closest: waited for
   take(want[2]).done(QueryResponse{});
-  EXPECT_FALSE(result);  // the slow one is among its 2 closest: waited for
-  first.done(std::nullopt);
-  // Failed now: off the slow count, on the failed one (the window keeps its width, and its 2 + 1 failure ask one more).
-  EXPECT_TRUE(asked(want[3]));
-  EXPECT_FALSE(asked(want[4]));
-  while (!queue.empty()) take(queue.front().to).done(QueryResponse{});  // a failure widens it further (as before)
   ASSERT_TRUE(result);
-  ASSERT_GE(result->placement.size(), 3u);
+  EXPECT_FALSE(asked(want[3]));
+  EXPECT_EQ(result->failed, 0u);
+  // Placed on, after every other candidate: want[1], want[2], want[3] (named, never asked), then want[10], the
+  // seed; then the slow one.
+  ASSERT_EQ(result->placement.size(), 5u);
   EXPECT_EQ(result->placement[0].id, want[1].id);
   EXPECT_EQ(result->placement[1].id, want[2].id);
+  EXPECT_EQ(result->placement[2].id, want[3].id);
+  EXPECT_EQ(result->placement[3].id, want[10].id);
+  EXPECT_EQ(result->placement[4].id, want[0].id);
+  first.done(std::nullopt);  // its failure after the end changes nothing
+  EXPECT_EQ(result->failed, 0u);
 }
 
 TEST(Lookup, NoNodeIsAskedTwiceEvenWhenItsEntryWasDroppedForCloserNewcomers) {
@@ -593,57 +598,41 @@ TEST(Lookup, APutsLookupPlacesOnContactsMarkedUnconfirmedButAsksThemOnlyWhenName
   EXPECT_EQ(result->failed, 0u);
 }
 
-TEST(Lookup, ASlowSeedBeyondItsPathsWindowNoLongerHoldsAPut) {
+TEST(Lookup, ASlowSeedNoLongerHoldsAPutWithinOrBeyondItsPathsWindow) {
   // A put's path asks all of its seeds and waits for them (colluders nearest the key among them must not end it
-  // alone), but a seed beyond the path's window that goes slow (our table holds it, we cannot reach it now) holds
-  // the put no longer; a seed within the window is still waited for, and a late answer still counts.
+  // alone), but a seed that goes slow (our table holds it, we cannot reach it now: dead, or a NATed contact whose
+  // mapping lapsed) holds the put no longer, within the path's window or beyond it; its late answer still counts.
   for (bool within : {false, true}) {
     SCOPED_TRACE(within ? "slow seed within the window" : "slow seed beyond the window");
     HeldLookup l("slow seed");
     const auto& want = l.want;
-    auto& queue = l.queue;
     auto& result = l.result;
     // The window: the path's 2 closest (want[0], want[1]); want[7] beyond it, and its going slow or failing
     // widens nothing (only a candidate within the window does: want[1] going slow widens it to want[7]).
     l.start({want[0], want[1], want[7]});
-    ASSERT_EQ(queue.size(), 3u);  // every seed at once
+    ASSERT_EQ(l.queue.size(), 3u);  // every seed at once
     Asked slow = l.take(within ? want[1] : want[7]);
     slow.slow();
-    while (!queue.empty()) {
-      Asked a = std::move(queue.front());
-      queue.erase(queue.begin());
-      a.done(QueryResponse{});
-    }
-    EXPECT_EQ(result.has_value(), !within);
     if (within) {
-      slow.done(QueryResponse{});
-      EXPECT_TRUE(result);
+      // want[0] names want[2]: nearer than want[7], it takes the slow seed's place in the widened window.
+      l.take(want[0]).done(QueryResponse{{want[2]}, std::nullopt});
+      EXPECT_TRUE(l.asked(want[2]));
+      l.take(want[7]).done(QueryResponse{});
+      EXPECT_FALSE(result);
+      l.take(want[2]).done(QueryResponse{});
+    } else {
+      l.take(want[0]).done(QueryResponse{});
+      EXPECT_FALSE(result);  // want[1], a seed within the window, is still out
+      l.take(want[1]).done(QueryResponse{});
     }
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->failed, 0u);
+    slow.done(QueryResponse{});  // a late answer after the end changes nothing
   }
-}
 
-TEST(Lookup, ASlowSeedOurTableHoldsUnconfirmedNoLongerHoldsAPutEvenWithinTheWindow) {
-  // A seed dial-back never confirmed (a NATed contact whose mapping towards us may have lapsed) is let go once
-  // slow wherever it stands; a confirmed one within the window is still waited for (the test above). Its going
-  // slow widens the window, so the path asks the next candidate in its place.
-  HeldLookup l("unconfirmed seed");
-  const auto& want = l.want;
-  l.start({want[0], want[1], want[7]}, true, [&](const Contact& c) { return c.id == want[1].id; });
-  ASSERT_EQ(l.queue.size(), 3u);
-  Asked slow = l.take(want[1]);
-  slow.slow();
-  l.take(want[0]).done(QueryResponse{{want[2]}, std::nullopt});
-  EXPECT_FALSE(l.result);
-  l.take(want[7]).done(QueryResponse{});
-  EXPECT_FALSE(l.result);  // want[2] took want[1]'s place in the window
-  l.take(want[2]).done(QueryResponse{});
-  ASSERT_TRUE(l.result);
-  EXPECT_EQ(l.result->failed, 0u);
-  slow.done(QueryResponse{});  // a late answer after the end changes nothing
-
-  // Only a put's lookup lets its unconfirmed seeds go: a plain one waits for its k closest.
-  HeldLookup plain("unconfirmed seed, not a put");
-  plain.start({plain.want[0], plain.want[1]}, false, [](const Contact&) { return true; });
+  // Only a put's lookup lets its slow candidates go: a plain one waits for its k closest.
+  HeldLookup plain("slow seed, not a put");
+  plain.start({plain.want[0], plain.want[1]}, false);
   Asked held = plain.take(plain.want[1]);
   held.slow();
   while (!plain.queue.empty()) {

@@ -410,6 +410,42 @@ TEST(DhtSim, APutStoresOnTheKClosestLiveNodesThoughTheClosestNamedAreDead) {
   EXPECT_EQ(live_closest_holding, k);
 }
 
+TEST(DhtSim, APutAmongDeadContactsEndsWithoutWaitingOutTheirTimeouts) {
+  // A fifth of the network dies unnoticed: every putter's table still holds dead contacts, some among the seeds
+  // and the closest of its lookup's paths. They go slow (unanswered past a retransmission timeout) and the put's
+  // lookup goes on without them, so no put waits out a request's whole timeout (1 s), let alone one after another
+  // (before, a put took 1.2 s at the median and 3.7 s at the 99th percentile: sim-dht --kill 0.2).
+  SimConfig cfg;
+  cfg.seed = 23;
+  cfg.node = test_config();
+  Simulator sim(cfg);
+  const size_t n = 300;
+  for (size_t i = 0; i < n; ++i) sim.add_node();
+  ASSERT_EQ(sim::join_network(sim, 23), n);
+  sim.run_for(5s);
+  sim::Rng rng(23);
+  std::vector<size_t> alive;
+  for (size_t i = 0; i < n; ++i) {
+    if (rng.uniform() < 0.2) sim.kill(i);
+    else alive.push_back(i);
+  }
+  std::vector<double> ms;
+  for (int j = 0; j < 30; ++j) {
+    std::optional<PutResult> put;
+    TimePoint start = sim.now();
+    sim.node(alive[rng.below(alive.size())]).dht().put("among-the-dead-" + std::to_string(j), as_bytes("v"),
+                                                       [&](const PutResult& r) { put = r; });
+    sim.run_until([&] { return put.has_value(); }, 30s);
+    ASSERT_TRUE(put);
+    EXPECT_TRUE(put->ok) << put->error;
+    EXPECT_EQ(put->attempts, 1);
+    ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("MEASURED put among dead contacts: median %.0f ms, max %.0f ms\n", ms[ms.size() / 2], ms.back());
+  EXPECT_LT(ms.back(), 1000.0);
+}
+
 TEST(DhtSim, PutAgainGivesTheNewerValueEverywhere) {
   SimConfig cfg;
   cfg.seed = 8;

@@ -20,10 +20,6 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   }
   p.placement = o.placement;
   p.path_answers = o.path_answers;
-  // A put's seeds that dial-back has not confirmed are let go once slow (LookupParams::seed_unconfirmed), once
-  // enough of the table is confirmed that "unconfirmed" says something (docs/protocol.md 10.8).
-  if (o.placement && dial_back && table.confirmed_count() >= cfg.k)
-    p.seed_unconfirmed = [this](const Contact& c) { return !table.confirmed(c.id); };
   // find_node asks for the answerer's dial-back verdict too: a "reachable" one spares its verdict request.
   // A put asks for marks on the contacts the answerer has not confirmed: it stores on them but need not ask them.
   // Marks in an answer to any other request are ignored.

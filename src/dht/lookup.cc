@@ -43,8 +43,6 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   for (auto& c : seeds) {
     if (c.id == l->p_.self) continue;
     l->add(c, 1, next++ % l->p_.paths);
-    if (l->p_.path_answers && l->p_.seed_unconfirmed && l->p_.seed_unconfirmed(c))
-      if (auto it = l->find(c.id ^ l->p_.target); it != l->shortlist_.end()) it->second.unconfirmed_seed = true;
   }
   // Vantage points: asked at once, on the paths in turn.
   for (auto& c : l->p_.must_query) {
@@ -102,7 +100,7 @@ void Lookup::step() {
   std::vector<std::pair<NodeId, Contact>> to_send;
   std::vector<size_t> considered(p_.paths, 0), sending(p_.paths, 0);
   std::vector<bool> active(p_.paths, false);  // the path still has a candidate to ask or an answer to wait for
-  bool near_open = false;  // some path's `want` closest are not all answered yet
+  bool near_open = false;  // some path's `want` closest (or seeds) have not all answered or gone slow yet
   for (size_t i = 0; i < p_.paths; ++i) active[i] = path_in_flight_[i] + path_slow_[i] > 0;
   for (auto& [dist, cand] : shortlist_) {
     size_t path = cand.path;
@@ -113,12 +111,11 @@ void Lookup::step() {
     const bool seed = p_.path_answers && cand.depth == 1;
     const bool beyond = considered[path]++ >= window(path);
     if (beyond && !seed) continue;
-    // A seed beyond the window holds its path until it answers, fails, or goes slow (its answer overdue, past its
-    // retransmission timeout: an honest seed answers in a round trip, and one our table holds but cannot reach
-    // now, a NATed contact whose mapping lapsed, would hold every put for its whole timeout). So does a seed our
-    // table holds unconfirmed, wherever it is. Its late answer still counts if it comes.
-    const bool released = (beyond || cand.unconfirmed_seed) && cand.state == State::kSlow;
-    near_open = near_open || (cand.state != State::kAnswered && !released);
+    // A candidate holds its path until it answers, fails, or goes slow (its answer overdue, past its
+    // retransmission timeout: an honest node answers in a round trip, and a dead one, or a NATed contact whose
+    // mapping lapsed, would hold every put for its whole timeout, one after another). One within the window
+    // widened it (on_slow), so the next candidate is asked in its place. Its late answer still counts if it comes.
+    near_open = near_open || (cand.state != State::kAnswered && cand.state != State::kSlow);
     if (cand.state != State::kNew) continue;
     active[path] = true;
     // A value lookup whose answers all agree asks no further on a path that gave a value (see settled()).
@@ -247,8 +244,14 @@ bool Lookup::settled(const std::vector<bool>& active) const {
 void Lookup::finish() {
   if (finished_) return;
   finished_ = true;
+  // Placement: every candidate that did not fail, closest first, those still slow after all the others (most
+  // likely dead or unreachable now: a store to one would only time out and pass its turn on).
+  if (p_.placement)
+    for (bool slow : {false, true})
+      for (auto& [dist, cand] : shortlist_)
+        if (cand.state != State::kFailed && (cand.state == State::kSlow) == slow)
+          result_.placement.push_back(cand.contact);
   for (auto& [dist, cand] : shortlist_) {
-    if (p_.placement && cand.state != State::kFailed) result_.placement.push_back(cand.contact);
     if (cand.state != State::kAnswered) continue;
     if (result_.closest.size() < p_.k) result_.closest.push_back(cand.contact);
     if (p_.want_value && !result_.cache_target) {

@@ -19,7 +19,8 @@
 // alpha, so the path asks its next candidate instead of waiting out the timeout; its answer, if one comes, is
 // used as any other (libtorrent's "short timeout"). A dead or NATed candidate then delays its path by a
 // retransmission timeout, not by the whole timeout. A value lookup that found a value and has nothing left to ask
-// ends once only slow requests are out, without their answers.
+// ends once only slow requests are out, without their answers; so does a put's lookup (path_answers) whatever
+// its slow candidates are: seeds or among its paths' closest.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -59,8 +60,8 @@ struct LookupResult {
   std::optional<Contact> target;       // the target node itself, when it answered
   std::optional<Contact> target_named; // the target as the first answer naming it gave it (answered or not)
   // With LookupParams::placement: every candidate that did not fail (answered, asked, or only named),
-  // closest first (at most the 3k a path keeps, per path): where a put stores (the first k), and the
-  // replacements for those that fail.
+  // closest first (at most the 3k a path keeps, per path), those still slow at the end after all the others:
+  // where a put stores (the first k), and the replacements for those that fail.
   std::vector<Contact> placement;
   size_t failed = 0;                   // queried candidates that did not answer
   LookupStats stats;
@@ -92,15 +93,12 @@ struct LookupParams {
   // plus one for each of the path's candidates that failed or is slow while among them (at most k). Fewer asks
   // less, and with placement answers (find_node's kFindNodePlacement) the closest node's answer already names the
   // target's true neighbourhood (a put, docs/protocol.md 5). A path also asks every one of its seeds (at once,
-  // outside alpha) and ends only once they answered, failed or (beyond its window) went slow: colluders nearest
-  // the target among the seeds would otherwise end every path on their answers, which name only each other
-  // (docs/protocol.md 10.8). Candidates an answer marked unconfirmed (QueryResponse::unconfirmed) are placed on,
-  // not asked (with placement only).
+  // outside alpha) and ends only once they answered, failed or went slow: colluders nearest the target among the
+  // seeds would otherwise end every path on their answers, which name only each other (docs/protocol.md 10.8).
+  // A slow candidate, seed or not, holds its path no longer (one within the window widens it, so the next
+  // candidate takes its place); its late answer still counts while the lookup runs. Candidates an answer marked
+  // unconfirmed (QueryResponse::unconfirmed) are placed on, not asked (with placement only).
   size_t path_answers = 0;
-  // With path_answers: the seeds our own table holds unconfirmed (dial-back never found strangers able to reach
-  // them: NATed nodes, whose mapping towards us may have lapsed). Such a seed, once slow, no longer holds its
-  // path even within the path's window (as any seed beyond it); its late answer still counts. Empty: none.
-  std::function<bool(const Contact&)> seed_unconfirmed = {};
   // Checked before each step: true ends the lookup at once (a refresh whose bucket filled meanwhile).
   std::function<bool()> enough = {};
   // Fill LookupResult::placement.
@@ -124,7 +122,6 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
     uint16_t depth = 1;  // saturates
     bool store_only = false;  // named only as unconfirmed (QueryResponse::unconfirmed): placed on, never asked
     bool widened = false;     // counted in path_widened_
-    bool unconfirmed_seed = false;  // LookupParams::seed_unconfirmed: once slow, it holds its path no longer
   };
   static constexpr size_t kMaxPaths = 255;
 
