@@ -35,7 +35,8 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--nodes", o->nodes)->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--ops", o->ops)->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--seed", o->seed);
-  cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts (then M gets, and M puts of new keys)")->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts (then M gets, and M puts of new keys)")
+      ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--value-size", o->value_size)->check(CLI::Range(1, 65536));
   cmd->add_option("--join-wave", o->wave, "nodes that bootstrap at the same moment")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--session-idle", o->session_idle_s,
