@@ -253,6 +253,8 @@ TEST(DhtDialBack, APutDoesNotWaitOutItsOwnUnconfirmedSeedThatStoppedAnswering) {
   // The putter's own table holds the NATed node (unconfirmed), which has stopped answering (its mapping lapsed;
   // here it is gone), and the key is nearest to it: it is a seed within its path's window. Once slow (overdue:
   // RpcOptions::on_slow) it holds the put's lookup no longer, which then ends long before the request's timeout.
+  // (Since 2026-12-07 any slow candidate is let go, confirmed or not; the scenario, confirmed entries and all,
+  // is kept as it was.)
   NatedNeighbourhood n;
   auto& [sim, restricted, id, near, holders] = n;
   const std::string key = key_nearest(sim, restricted, "gone-");

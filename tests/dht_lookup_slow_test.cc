@@ -106,8 +106,8 @@ TEST(Lookup, ASlowCandidateWidensAPutsPathWhichEndsWithoutIt) {
   // A put's lookup (path_answers = 2) asks past its 2 closest only for failures, and for slow ones: the third
   // closest is asked as soon as one of the two is slow, and the path ends once the other two answered, without
   // waiting out the slow one's timeout (a dead node among every put's closest would cost each put a timeout).
-  // The slow one stays a placement candidate (not failed), after all the others: most likely dead, a store to it
-  // would only time out and pass its turn on.
+  // The slow one stays a placement candidate in its place (not failed: a store to it that gets no answer passes its
+  // turn on), and the result names it slow.
   HeldLookup l("slow put");
   const auto& want = l.want;
   auto& result = l.result;
@@ -127,16 +127,33 @@ TEST(Lookup, ASlowCandidateWidensAPutsPathWhichEndsWithoutIt) {
   ASSERT_TRUE(result);
   EXPECT_FALSE(asked(want[3]));
   EXPECT_EQ(result->failed, 0u);
-  // Placed on, after every other candidate: want[1], want[2], want[3] (named, never asked), then want[10], the
-  // seed; then the slow one.
-  ASSERT_EQ(result->placement.size(), 5u);
-  EXPECT_EQ(result->placement[0].id, want[1].id);
-  EXPECT_EQ(result->placement[1].id, want[2].id);
-  EXPECT_EQ(result->placement[2].id, want[3].id);
-  EXPECT_EQ(result->placement[3].id, want[10].id);
-  EXPECT_EQ(result->placement[4].id, want[0].id);
+  ASSERT_EQ(result->placement.size(), 5u);  // want[0..3] (want[3] named, never asked), then want[10], the seed
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(result->placement[i].id, want[i].id) << i;
+  EXPECT_EQ(result->placement[4].id, want[10].id);
+  EXPECT_EQ(result->slow, std::vector<NodeId>{want[0].id});
   first.done(std::nullopt);  // its failure after the end changes nothing
   EXPECT_EQ(result->failed, 0u);
+}
+
+TEST(Lookup, APutsLookupWithNoAnswerYetWaitsForItsSlowSeeds) {
+  // Every seed goes slow before any answers (our own link may be the slow one): the lookup knows nothing yet but
+  // our table, so it waits; once one seed answers, the others, still slow, hold it no longer. (One path here; with
+  // several, an answer on any path lets every path's slow candidates go.)
+  HeldLookup l("all slow");
+  const auto& want = l.want;
+  l.start({want[0], want[1], want[7]});
+  ASSERT_EQ(l.queue.size(), 3u);
+  Asked a = l.take(want[0]), b = l.take(want[1]), c = l.take(want[7]);
+  a.slow();
+  b.slow();
+  c.slow();
+  EXPECT_FALSE(l.result);
+  EXPECT_TRUE(l.queue.empty());  // nothing else known to ask
+  b.done(QueryResponse{});
+  ASSERT_TRUE(l.result);
+  EXPECT_EQ(l.result->slow.size(), 2u);
+  ASSERT_EQ(l.result->placement.size(), 3u);
+  EXPECT_EQ(l.result->placement[0].id, want[0].id);  // slow ones keep their place by distance
 }
 
 TEST(Lookup, NoNodeIsAskedTwiceEvenWhenItsEntryWasDroppedForCloserNewcomers) {

@@ -150,16 +150,34 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   if (recent && !placement_current(v.key, recent->targets)) recent = nullptr;
   const bool reused = recent != nullptr;
   const TimePoint used_at = reused ? recent->at : engine.now();  // the placement's age: its lookup's end
-  auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
+  st->missed.clear();
+  StoreFn store = [st, inner = store_fn(v)](const Contact& to, std::function<void(StoreAnswer)> done) {
+    inner(to, [st, id = to.id, done = std::move(done)](StoreAnswer a) {
+      if (!a) st->missed.push_back(id);
+      done(a);
+    });
+  };
+  auto run = StoreRun::make(std::move(store), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
                             [this, st, reused, used_at](StoreTally t) {
                               const NodeId& key = st->value.key;
                               // A placement whose stores all landed is worth another put of the key soon; one
-                              // that lost a store, or met a refusal, is not (nor one no newer than it).
-                              const bool clean = t.missed == 0 && t.refused == 0 && t.acks > 0;
-                              if (!clean) placements.forget(key, reused ? used_at : st->looked_up);
-                              else if (!reused)
+                              // that lost a store, or met a refusal, is not (nor one no newer than it). Stores
+                              // lost on candidates its lookup left slow (most likely dead) were foreseen: it is
+                              // remembered without them.
+                              const bool foreseen = !reused && std::all_of(
+                                  st->missed.begin(), st->missed.end(), [&](const NodeId& id) {
+                                    return std::find(st->slow.begin(), st->slow.end(), id) != st->slow.end();
+                                  });
+                              const bool clean = (t.missed == 0 || foreseen) && t.refused == 0 && t.acks > 0;
+                              if (!clean) {
+                                placements.forget(key, reused ? used_at : st->looked_up);
+                              } else if (!reused) {
+                                std::erase_if(st->placement, [&](const Contact& c) {
+                                  return std::find(st->missed.begin(), st->missed.end(), c.id) != st->missed.end();
+                                });
                                 placements.remember(key, std::move(st->placement), st->self_among, st->looked_up,
                                                     engine.now());
+                              }
                               if (st->result.ok) return;
                               if (t.refused > 0)
                                 return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
@@ -181,6 +199,7 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     st->result.lookup = res.stats;
     st->self_among = self_among_closest(st->value.key, res);
     st->looked_up = engine.now();
+    st->slow = std::move(res.slow);
     if (cfg.placement_reuse > Duration{})  // what the cache keeps of it
       st->placement.assign(res.placement.begin(),
                            res.placement.begin() + std::min(res.placement.size(), placements.keep()));

@@ -115,7 +115,10 @@ void Lookup::step() {
     // retransmission timeout: an honest node answers in a round trip, and a dead one, or a NATed contact whose
     // mapping lapsed, would hold every put for its whole timeout, one after another). One within the window
     // widened it (on_slow), so the next candidate is asked in its place. Its late answer still counts if it comes.
-    near_open = near_open || (cand.state != State::kAnswered && cand.state != State::kSlow);
+    // A lookup none of whose requests was answered yet waits for its slow ones too (our own link may be the slow
+    // one): it knows nothing of the key's neighbourhood but our own table.
+    const bool released = cand.state == State::kSlow && answered_ > 0;
+    near_open = near_open || (cand.state != State::kAnswered && !released);
     if (cand.state != State::kNew) continue;
     active[path] = true;
     // A value lookup whose answers all agree asks no further on a path that gave a value (see settled()).
@@ -187,6 +190,7 @@ void Lookup::on_answer(const NodeId& dist, std::optional<QueryResponse> r) {
     --path_widened_[cand.path];
   }
   cand.state = State::kAnswered;
+  ++answered_;
   if (cand.contact.id == p_.target) {
     result_.target = cand.contact;
     if (p_.stop_on_target) return finish();
@@ -244,14 +248,9 @@ bool Lookup::settled(const std::vector<bool>& active) const {
 void Lookup::finish() {
   if (finished_) return;
   finished_ = true;
-  // Placement: every candidate that did not fail, closest first, those still slow after all the others (most
-  // likely dead or unreachable now: a store to one would only time out and pass its turn on).
-  if (p_.placement)
-    for (bool slow : {false, true})
-      for (auto& [dist, cand] : shortlist_)
-        if (cand.state != State::kFailed && (cand.state == State::kSlow) == slow)
-          result_.placement.push_back(cand.contact);
   for (auto& [dist, cand] : shortlist_) {
+    if (p_.placement && cand.state != State::kFailed) result_.placement.push_back(cand.contact);
+    if (p_.placement && cand.state == State::kSlow) result_.slow.push_back(cand.contact.id);
     if (cand.state != State::kAnswered) continue;
     if (result_.closest.size() < p_.k) result_.closest.push_back(cand.contact);
     if (p_.want_value && !result_.cache_target) {

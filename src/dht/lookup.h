@@ -19,8 +19,8 @@
 // alpha, so the path asks its next candidate instead of waiting out the timeout; its answer, if one comes, is
 // used as any other (libtorrent's "short timeout"). A dead or NATed candidate then delays its path by a
 // retransmission timeout, not by the whole timeout. A value lookup that found a value and has nothing left to ask
-// ends once only slow requests are out, without their answers; so does a put's lookup (path_answers) whatever
-// its slow candidates are: seeds or among its paths' closest.
+// ends once only slow requests are out, without their answers; a put's lookup (path_answers) waits for no slow
+// candidate, seed or among its paths' closest, once it has an answer.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -60,9 +60,10 @@ struct LookupResult {
   std::optional<Contact> target;       // the target node itself, when it answered
   std::optional<Contact> target_named; // the target as the first answer naming it gave it (answered or not)
   // With LookupParams::placement: every candidate that did not fail (answered, asked, or only named),
-  // closest first (at most the 3k a path keeps, per path), those still slow at the end after all the others:
-  // where a put stores (the first k), and the replacements for those that fail.
+  // closest first (at most the 3k a path keeps, per path): where a put stores (the first k), and the
+  // replacements for those that fail.
   std::vector<Contact> placement;
+  std::vector<NodeId> slow;            // with placement: candidates still slow at the end (placed on; likely dead)
   size_t failed = 0;                   // queried candidates that did not answer
   LookupStats stats;
 };
@@ -95,9 +96,10 @@ struct LookupParams {
   // target's true neighbourhood (a put, docs/protocol.md 5). A path also asks every one of its seeds (at once,
   // outside alpha) and ends only once they answered, failed or went slow: colluders nearest the target among the
   // seeds would otherwise end every path on their answers, which name only each other (docs/protocol.md 10.8).
-  // A slow candidate, seed or not, holds its path no longer (one within the window widens it, so the next
-  // candidate takes its place); its late answer still counts while the lookup runs. Candidates an answer marked
-  // unconfirmed (QueryResponse::unconfirmed) are placed on, not asked (with placement only).
+  // A slow candidate, seed or not, holds its path no longer once the lookup has an answer (one within the window
+  // widens it, so the next candidate takes its place); its late answer still counts while the lookup runs.
+  // Candidates an answer marked unconfirmed (QueryResponse::unconfirmed) are placed on, not asked (with
+  // placement only).
   size_t path_answers = 0;
   // Checked before each step: true ends the lookup at once (a refresh whose bucket filled meanwhile).
   std::function<bool()> enough = {};
@@ -171,6 +173,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   bool valued(size_t path) const { return path_values_[path] >= p_.settle_values; }
   bool disagree_ = false;          // two values received differ
   size_t in_flight_ = 0;
+  size_t answered_ = 0;  // answers received (a put's lookup lets its slow candidates go after the first)
   bool finished_ = false;
   TimePoint started_{};
   LookupResult result_;

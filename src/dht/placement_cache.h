@@ -2,8 +2,9 @@
 //
 // A put's lookup finds its key's neighbourhood (LookupResult::placement); an update of the key moments later
 // would find the same nodes, and can store on them at once instead (OpenDHT keeps its searches for this). A
-// put remembers its placement only once its stores ended cleanly (every store answered `true`): its first
-// `keep` targets (the k stores and a few replacements) and whether this node was among the key's k closest
+// put remembers its placement only once its stores ended cleanly (every store answered `true`, or went unanswered
+// only on candidates its lookup left slow, which are left out): its first `keep` targets (the k stores and a few
+// replacements) and whether this node was among the key's k closest
 // (it keeps a copy then). find() gives it back for `ttl` after its lookup ended (a reuse does not make it
 // younger: nodes that joined nearer the key since are found only by a lookup). forget() drops a key's placement
 // that a put's stores showed stale, unless it is newer than what that put used. At most kMax keys: remembering
