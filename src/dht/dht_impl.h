@@ -227,8 +227,7 @@ struct Dht::Impl {
     std::vector<Contact> placement;
     bool self_among = false;
     TimePoint looked_up{};
-    std::vector<NodeId> slow;    // its candidates still slow at its end (LookupResult::slow)
-    std::vector<NodeId> missed;  // the last attempt's stores that got no answer
+    std::vector<NodeId> slow;  // its candidates still slow at its end (LookupResult::slow)
   };
 
   void put_value(const StoredValue& v, std::function<void(const PutResult&)> cb);

@@ -150,14 +150,7 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   if (recent && !placement_current(v.key, recent->targets)) recent = nullptr;
   const bool reused = recent != nullptr;
   const TimePoint used_at = reused ? recent->at : engine.now();  // the placement's age: its lookup's end
-  st->missed.clear();
-  StoreFn store = [st, inner = store_fn(v)](const Contact& to, std::function<void(StoreAnswer)> done) {
-    inner(to, [st, id = to.id, done = std::move(done)](StoreAnswer a) {
-      if (!a) st->missed.push_back(id);
-      done(a);
-    });
-  };
-  auto run = StoreRun::make(std::move(store), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
+  auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
                             [this, st, reused, used_at](StoreTally t) {
                               const NodeId& key = st->value.key;
                               // A placement whose stores all landed is worth another put of the key soon; one
@@ -165,15 +158,15 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
                               // lost on candidates its lookup left slow (most likely dead) were foreseen: it is
                               // remembered without them.
                               const bool foreseen = !reused && std::all_of(
-                                  st->missed.begin(), st->missed.end(), [&](const NodeId& id) {
+                                  t.missed.begin(), t.missed.end(), [&](const NodeId& id) {
                                     return std::find(st->slow.begin(), st->slow.end(), id) != st->slow.end();
                                   });
-                              const bool clean = (t.missed == 0 || foreseen) && t.refused == 0 && t.acks > 0;
+                              const bool clean = (t.missed.empty() || foreseen) && t.refused == 0 && t.acks > 0;
                               if (!clean) {
                                 placements.forget(key, reused ? used_at : st->looked_up);
                               } else if (!reused) {
                                 std::erase_if(st->placement, [&](const Contact& c) {
-                                  return std::find(st->missed.begin(), st->missed.end(), c.id) != st->missed.end();
+                                  return std::find(t.missed.begin(), t.missed.end(), c.id) != t.missed.end();
                                 });
                                 placements.remember(key, std::move(st->placement), st->self_among, st->looked_up,
                                                     engine.now());

@@ -27,13 +27,13 @@ void StoreRun::take_next() {
     const Contact& c = targets_[next_++];
     if (!sent_.insert(c.id).second) continue;
     ++left_;
-    return store_(c, [self = shared_from_this()](StoreAnswer a) { self->on_answer(a); });
+    return store_(c, [self = shared_from_this(), id = c.id](StoreAnswer a) { self->on_answer(id, a); });
   }
 }
 
-void StoreRun::on_answer(StoreAnswer a) {
+void StoreRun::on_answer(const NodeId& to, StoreAnswer a) {
   if (a) ++(*a ? tally_.acks : tally_.refused);
-  else ++tally_.missed;
+  else tally_.missed.push_back(to);
   if (tally_.acks > 0 && !told_) {
     told_ = true;
     if (first_ack_) first_ack_(tally_.acks);

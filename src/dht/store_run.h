@@ -21,7 +21,7 @@ namespace storjnet::dht {
 
 struct StoreTally {
   size_t acks = 0, refused = 0;  // true answers; false answers (another owner's or a newer value held)
-  size_t missed = 0;             // stores without an answer (a timeout, an error reply): their turns passed on
+  std::vector<NodeId> missed;    // targets whose store got no answer (a timeout, an error reply): turns passed on
 };
 using StoreAnswer = std::optional<bool>;  // true: stored; false: refused; nullopt: no answer
 using StoreFn = std::function<void(const Contact& to, std::function<void(StoreAnswer)> done)>;
@@ -35,7 +35,7 @@ class StoreRun : public std::enable_shared_from_this<StoreRun> {
  private:
   StoreRun() = default;
   void take_next();  // stores on the next target not yet tried
-  void on_answer(StoreAnswer a);
+  void on_answer(const NodeId& to, StoreAnswer a);
   void release();  // a store ended; all_done once none is left
 
   StoreFn store_;
