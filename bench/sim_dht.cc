@@ -1,5 +1,6 @@
 // sim-dht: N simulated nodes join one by one; M puts then M gets from random nodes (optionally after killing
-// a fraction of the nodes, holders included, that the others have not noticed yet; then M puts of new keys).
+// a fraction of the nodes, holders included, that the others have not noticed yet; then M puts of new keys, and
+// restarts of killed nodes from the routing tables they held).
 #include <map>
 
 #include "bench_util.h"
@@ -35,7 +36,8 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--nodes", o->nodes)->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--ops", o->ops)->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--seed", o->seed);
-  cmd->add_option("--kill", o->kill, "fraction of nodes killed after the puts (then M gets, and M puts of new keys)")
+  cmd->add_option("--kill", o->kill,
+                  "fraction of nodes killed after the puts (then M gets, M puts of new keys, and restarts of killed nodes)")
       ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--value-size", o->value_size)->check(CLI::Range(1, 65536));
   cmd->add_option("--join-wave", o->wave, "nodes that bootstrap at the same moment")->check(CLI::Range(1, 1 << 20));
@@ -166,6 +168,33 @@ static void add_sim_dht(CLI::App& app) {
                               });
         sim.run_until([&] { return done; }, 60s);
       }
+    // After a kill: up to M of the killed nodes restart one after another from the routing table they held (a
+    // restart that kept its disk, its contacts about as often dead as the network's), with no seed: the time to
+    // the join's end.
+    std::vector<double> rejoin_ms;
+    size_t rejoin_ok = 0;
+    if (killed > 0) {
+      std::vector<size_t> dead;
+      for (size_t i = 0; i < o->nodes; ++i)
+        if (!sim.alive(i)) dead.push_back(i);
+      const size_t restarts = std::min(o->ops, dead.size() / 2);
+      for (size_t r = 0; r < restarts; ++r) {
+        const size_t pick = r + rng.below(dead.size() - r);
+        std::swap(dead[r], dead[pick]);
+        const size_t i = dead[r];
+        auto disk = make_memory_storage();
+        disk->save_contacts(sim.node(i).dht().peers());
+        sim.restart(i, node_cfg, std::move(disk));
+        bool done = false;
+        TimePoint start = sim.now();
+        sim.node(i).dht().bootstrap({}, [&, start](bool ok) {
+          done = true;
+          rejoin_ok += ok;
+          rejoin_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
+        });
+        sim.run_until([&] { return done; }, 60s);
+      }
+    }
     std::vector<double> all_rounds = put_rounds;
     all_rounds.insert(all_rounds.end(), get_rounds.begin(), get_rounds.end());
     double rpc_sum = 0;
@@ -229,6 +258,11 @@ static void add_sim_dht(CLI::App& app) {
       result["churn_put_sim_ms_p50"] = percentile(churn_put_ms, 0.5);
       result["churn_put_sim_ms_p90"] = percentile(churn_put_ms, 0.9);
       result["churn_put_sim_ms_p99"] = percentile(churn_put_ms, 0.99);
+      result["rejoins"] = rejoin_ms.size();
+      result["rejoin_ok"] = rejoin_ok;
+      result["rejoin_sim_ms_p50"] = percentile(rejoin_ms, 0.5);
+      result["rejoin_sim_ms_p90"] = percentile(rejoin_ms, 0.9);
+      result["rejoin_sim_ms_p99"] = percentile(rejoin_ms, 0.99);
     }
     if (o->cdf) {
       result["cdf"] = {{"put_sim_ms", cdf_points(put_ms)}, {"get_sim_ms", cdf_points(get_ms)}};

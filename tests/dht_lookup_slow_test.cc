@@ -1,5 +1,5 @@
 // DHT lookups with their requests held for the test to answer, fail or call slow, one at a time: slow
-// candidates (overdue answers), a put's window and seeds, marks, no node asked twice.
+// candidates (overdue answers), a put's window and seeds, a join's lookup, marks, no node asked twice.
 #include <gtest/gtest.h>
 
 #include <unordered_map>
@@ -316,4 +316,38 @@ TEST(Lookup, MarksServeAPutOnlyAndAFailureBeyondTheWindowWidensNothing) {
   l.take(l.want[3]).done(QueryResponse{});
   ASSERT_TRUE(l.result);
   EXPECT_EQ(l.result->failed, 2u);
+}
+
+TEST(Lookup, AJoinsLookupLetsASlowCandidateGoOnceItHasAnAnswerAndAsksTheNextInItsPlace) {
+  // release_slow (a join's look at its own id): one path, k 8, alpha 8, ten seeds. A slow candidate among the 8
+  // closest is waited for while no answer came (our own link may be the slow one); after the first answer it is let
+  // go: the ninth closest is asked in its place and the lookup ends without it. A slow one that answers before the
+  // end counts as any other.
+  HeldLookup l("slow at a join");
+  LookupParams p{l.nodes[399].id, l.target, false, false, 8, 8, 1, {}};
+  p.release_slow = true;
+  std::vector<Contact> seeds(l.want.begin(), l.want.begin() + 10);
+  Lookup::start(p, seeds, recorder(l.queue), [] { return TimePoint(0); }, [&](LookupResult r) { l.result = r; });
+  ASSERT_EQ(l.queue.size(), 8u);
+  Asked dead = l.take(l.want[3]), late = l.take(l.want[5]);
+  dead.slow();
+  late.slow();
+  EXPECT_FALSE(l.asked(l.want[8]));  // no answer yet: still waited for
+  l.take(l.want[0]).done(QueryResponse{});
+  EXPECT_TRUE(l.asked(l.want[8]) && l.asked(l.want[9]));  // in the places of the two slow ones
+  late.done(QueryResponse{});  // late, but before the end
+  while (!l.queue.empty()) {
+    Asked a = std::move(l.queue.front());
+    l.queue.erase(l.queue.begin());
+    a.done(QueryResponse{});
+  }
+  ASSERT_TRUE(l.result);
+  std::vector<NodeId> got;
+  for (auto& c : l.result->closest) got.push_back(c.id);
+  std::vector<NodeId> expect;
+  for (size_t i : {0, 1, 2, 4, 5, 6, 7, 8}) expect.push_back(l.want[i].id);
+  EXPECT_EQ(got, expect);
+  EXPECT_EQ(l.result->failed, 0u);
+  dead.done(QueryResponse{});  // after the end: changes nothing
+  EXPECT_EQ(l.result->closest.size(), 8u);
 }

@@ -60,6 +60,41 @@ TEST_F(Pair, HelloLearnsTheKeyFromAnAddress) {
   EXPECT_EQ(a.drops().get(DropReason::kUnexpectedResponse), 1u);
 }
 
+TEST_F(Pair, AHellosOnSlowComesOnceAtItsFirstRetransmissionAndItsAnswerStillCounts) {
+  // An address alone has no round trip to judge by: a hello is overdue when its first copy goes unanswered for an
+  // attempt's time (3 s over 3 attempts: 1 s). A hello answered at once never calls it.
+  auto later = [&](Duration d) {
+    ea.advance(d);
+    a.on_wake();
+  };
+  int slows = 0;
+  std::optional<Contact> got;
+  RpcOptions o{std::chrono::seconds(3), 3};
+  o.on_slow = [&] { ++slows; };
+  a.hello(ep_b, [&](std::optional<Contact> c) { got = c; }, o);
+  ea.outbox.clear();  // lost
+  later(990ms);
+  EXPECT_EQ(slows, 0);
+  later(20ms);
+  EXPECT_EQ(slows, 1);
+  EXPECT_EQ(a.stats().retransmits, 1u);
+  ea.outbox.clear();  // lost again
+  later(1s);
+  EXPECT_EQ(slows, 1);
+  pump();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->id, b.id());
+
+  int prompt = 0;
+  got.reset();
+  o.on_slow = [&] { ++prompt; };
+  a.hello(ep_b, [&](std::optional<Contact> c) { got = c; }, o);
+  pump();
+  later(5s);
+  EXPECT_TRUE(got);
+  EXPECT_EQ(prompt, 0);
+}
+
 TEST_F(Pair, TamperedDatagramsAreDroppedAndCounted) {
   int served = 0;
   b.set_handler(Method::kMessageNotify, [&](const IncomingRequest&, const Reply& r) { ++served, r.ok({}); });
@@ -200,6 +235,39 @@ TEST_F(Pair, OnSlowTellsAnOverdueRequestOnceAndTheAnswerStillCounts) {
   later(200ms);
   EXPECT_EQ(late, 1);
   EXPECT_EQ(a.stats().retransmits, 3u);
+}
+
+TEST_F(Pair, ARequestToAPeerWithAnOverdueRequestIsSlowAtOnceUntilThePeerAnswers) {
+  // A request lost: once it is overdue, a new request to the same peer is told slow at once (from a timer, not
+  // within request()), and sent all the same. An answer from the peer ends that: the next request waits its time.
+  b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
+  auto later = [&](Duration d) {
+    ea.advance(d);
+    a.on_wake();
+  };
+  int slow1 = 0, slow2 = 0, slow3 = 0;
+  bool ok2 = false;
+  RpcOptions o{std::chrono::seconds(3), 3};
+  o.on_slow = [&] { ++slow1; };
+  a.request(cb, Method::kMessageNotify, as_bytes("1"), [](RpcResult&&) {}, o);
+  ea.outbox.clear();  // lost
+  later(260ms);
+  ASSERT_EQ(slow1, 1);
+  o.on_slow = [&] { ++slow2; };
+  a.request(cb, Method::kMessageNotify, as_bytes("2"), [&](RpcResult&& r) { ok2 = r.ok(); }, o);
+  EXPECT_EQ(slow2, 0);  // not within the call
+  EXPECT_EQ(ea.outbox.size(), 1u);  // sent all the same
+  later(0ms);
+  EXPECT_EQ(slow2, 1);
+  pump();  // the second request and its answer
+  EXPECT_TRUE(ok2);
+  o.on_slow = [&] { ++slow3; };
+  a.request(cb, Method::kMessageNotify, as_bytes("3"), [](RpcResult&&) {}, o);
+  ea.outbox.clear();
+  later(0ms);
+  EXPECT_EQ(slow3, 0);  // B answered since: waited for as usual
+  later(260ms);
+  EXPECT_EQ(slow3, 1);
 }
 
 TEST_F(Pair, RetransmittedRequestIsAnsweredAfterLoss) {

@@ -252,8 +252,9 @@ class Dht {
   ~Dht();
 
   // Joins the network through `seeds` (addresses only): learns their keys, then looks up our own id.
-  // Also re-contacts the routing table saved in storage, so a restarted node rejoins without seeds.
-  // cb(true) once at least one peer answered.
+  // Also re-contacts the routing table saved in storage, so a restarted node rejoins without seeds. The lookup
+  // starts once every seed and saved contact answered, failed or is overdue (a dead one is not waited out), provided
+  // one answered. cb(true) once that lookup ended with a peer in the table.
   void bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)> cb);
 
   // dht_put: signs the value with the node's key and stores it on the k closest nodes found over the

@@ -43,6 +43,39 @@ constexpr size_t kRejoinAsks = 3;
 
 void rejoin_after(Dht::Impl& d, Duration delay);
 
+// A join's probes (Dht::bootstrap): a find_node of our own id to each saved contact, and to each seed once its
+// hello told its key. The join's lookup starts once every probe answered, failed or went slow (overdue), provided
+// one answered: the contacts of a table saved a while ago are often gone, and each would hold the join for its
+// whole timeout. With no answer yet it waits for the slow ones too (our own link may be what is slow). A late
+// answer still counts: the engine reports its sender, which so enters the table.
+class JoinProbes {
+ public:
+  explicit JoinProbes(size_t n) : state_(n, kOut), unsettled_(n), out_(n) {}
+  void slow(size_t i) {
+    if (state_[i] != kOut) return;
+    state_[i] = kSlow;
+    --unsettled_;
+  }
+  void ended(size_t i, bool answered) {
+    if (state_[i] == kEnded) return;
+    if (state_[i] == kOut) --unsettled_;
+    state_[i] = kEnded;
+    --out_;
+    answered_ += answered;
+  }
+  // True once, when the lookup may start.
+  bool start() {
+    if (started_ || unsettled_ > 0 || (answered_ == 0 && out_ > 0)) return false;
+    return started_ = true;
+  }
+
+ private:
+  enum State : uint8_t { kOut, kSlow, kEnded };
+  std::vector<State> state_;
+  size_t unsettled_, out_, answered_ = 0;  // neither ended nor slow; not ended; ended with an answer
+  bool started_ = false;
+};
+
 void rejoin_lookup(Dht::Impl& d, Duration delay) {
   ++d.stats.rejoin_lookups;
   d.lookup(d.engine.id(), false, false, [&d, delay](LookupResult res) {
@@ -138,11 +171,10 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
   Impl& d = *impl_;
   Once<bool> done(std::move(cb), false);
   auto saved = d.storage->load_contacts();
-  size_t probes = saved.size() + seeds.size();
-  if (probes == 0) return done(d.table.size() > 0);
-  auto left = std::make_shared<size_t>(probes);
-  auto probe_done = [&d, left, done] {
-    if (--*left > 0) return;
+  if (saved.empty() && seeds.empty()) return done(d.table.size() > 0);
+  auto probes = std::make_shared<JoinProbes>(saved.size() + seeds.size());
+  auto join = [&d, probes, done] {
+    if (!probes->start()) return;
     if (d.table.size() == 0) return done(false);
     // Join: look ourselves up (fills the buckets near us), then refresh the farther buckets.
     d.lookup(d.engine.id(), false, false, [&d, done](LookupResult) {
@@ -150,18 +182,32 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
       // Nodes that join together see each other only partly at first: look again 5 s later.
       rejoin_after(d, 5s);
       done(d.table.size() > 0);
-    });
+    }, {.release_slow = true});
   };
   Bytes self_query = encode_id_request(d.engine.id());
-  auto ask = [&d, self_query, probe_done](const Contact& c) {
-    d.rpc(c, Method::kFindNode, self_query, [probe_done](std::optional<Bytes>) { probe_done(); });
-  };
-  for (auto& c : saved) ask(c);
-  for (auto& ep : seeds)
-    d.engine.hello(d.scope, ep, [ask, probe_done](std::optional<Contact> c) {
-      if (c) ask(*c);
-      else probe_done();
+  auto ask = [&d, probes, join, self_query](size_t i, const Contact& c) {
+    d.rpc(c, Method::kFindNode, self_query, [probes, join, i](std::optional<Bytes> body) {
+      probes->ended(i, body.has_value());
+      join();
+    }, [probes, join, i] {
+      probes->slow(i);
+      join();
     });
+  };
+  for (size_t i = 0; i < saved.size(); ++i) ask(i, saved[i]);
+  for (size_t j = 0; j < seeds.size(); ++j) {
+    const size_t i = saved.size() + j;
+    RpcOptions o;
+    o.on_slow = [probes, join, i] {
+      probes->slow(i);
+      join();
+    };
+    d.engine.hello(d.scope, seeds[j], [ask, probes, join, i](std::optional<Contact> c) {
+      if (c) return ask(i, *c);
+      probes->ended(i, false);
+      join();
+    }, o);
+  }
 }
 
 void Dht::put(std::string_view key, ByteView value, std::function<void(const PutResult&)> cb) {

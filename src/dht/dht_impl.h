@@ -58,6 +58,7 @@ struct LookupOptions {
   // A put's lookup: find_node with kFindNodePlacement, LookupParams::path_answers and ::placement.
   bool placement = false;
   size_t path_answers = 0;
+  bool release_slow = false;  // LookupParams::release_slow (a join's look at its own id)
 };
 
 // A put's lookup: each path finishes once its closest kPutPathAnswers candidates answered (docs/protocol.md 5,

@@ -105,6 +105,7 @@ void Lookup::step() {
   for (auto& [dist, cand] : shortlist_) {
     size_t path = cand.path;
     if (cand.state == State::kFailed || cand.store_only) continue;  // store-only: placement's, not the path's
+    if (let_go(cand)) continue;  // release_slow: its place among the path's k closest goes to the next candidate
     // path_answers: a path also asks all of its seeds (our own table's contacts), at once and however far its
     // window reaches: colluders placed nearest the target among them would otherwise end the path alone,
     // naming only each other (docs/protocol.md 10.8).
@@ -134,7 +135,9 @@ void Lookup::step() {
   // holder among a path's k closest would otherwise hold a get that did not settle early for its whole timeout,
   // and the next dead one after it as much again. A late answer is not waited for then; a lookup that found no
   // value yet still waits, as a slow node may be the one holder it reaches (docs/protocol.md 5, "Lookup").
-  const bool only_slow_out = p_.want_value && !result_.values.empty() && in_flight_ == slow_out();
+  // So does a release_slow lookup with an answer (its slow candidates were let go above).
+  const bool may_end_slow = (p_.want_value && !result_.values.empty()) || (p_.release_slow && answered_ > 0);
+  const bool only_slow_out = may_end_slow && in_flight_ == slow_out();
   if (to_send.empty() && !pending_new && (in_flight_ == 0 || only_slow_out)) return finish();
   // path_answers: every path's closest have answered; answers still due from farther candidates are not waited for.
   if (p_.path_answers && !near_open) return finish();

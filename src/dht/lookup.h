@@ -20,7 +20,7 @@
 // used as any other (libtorrent's "short timeout"). A dead or NATed candidate then delays its path by a
 // retransmission timeout, not by the whole timeout. A value lookup that found a value and has nothing left to ask
 // ends once only slow requests are out, without their answers; a put's lookup (path_answers) waits for no slow
-// candidate, seed or among its paths' closest, once it has an answer.
+// candidate, seed or among its paths' closest, once it has an answer, nor does a join's (release_slow).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -101,6 +101,11 @@ struct LookupParams {
   // Candidates an answer marked unconfirmed (QueryResponse::unconfirmed) are placed on, not asked (with
   // placement only).
   size_t path_answers = 0;
+  // A plain lookup that lets its slow candidates go as a put's does (a join's look at its own id: a dead node's
+  // late answer would only add what the join's refreshes learn anyway). Once the lookup has an answer, a slow
+  // candidate holds no place among its path's k closest (the next candidate is asked instead) and the lookup ends
+  // without its answer; a late answer still counts while the lookup runs. Put lookups (path_answers) always do.
+  bool release_slow = false;
   // Checked before each step: true ends the lookup at once (a refresh whose bucket filled meanwhile).
   std::function<bool()> enough = {};
   // Fill LookupResult::placement.
@@ -171,6 +176,10 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   std::vector<size_t> path_widened_;
   std::vector<size_t> path_values_;  // values the path got that may settle it (see settle_within)
   bool valued(size_t path) const { return path_values_[path] >= p_.settle_values; }
+  // release_slow (a plain lookup): a slow candidate passed over once the lookup has an answer.
+  bool let_go(const Candidate& c) const {
+    return p_.release_slow && !p_.path_answers && c.state == State::kSlow && answered_ > 0;
+  }
   bool disagree_ = false;          // two values received differ
   size_t in_flight_ = 0;
   size_t answered_ = 0;  // answers received (a put's lookup lets its slow candidates go after the first)

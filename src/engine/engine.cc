@@ -297,7 +297,7 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   auto m = static_cast<uint8_t>(method);
   auto peer_it = pending_per_peer_.find(to.key);
   auto prefix_it = pending_per_prefix_.find(to.endpoint.prefix());
-  bool over_share = (peer_it != pending_per_peer_.end() && peer_it->second >= config_.max_pending_per_peer) ||
+  bool over_share = (peer_it != pending_per_peer_.end() && peer_it->second.count >= config_.max_pending_per_peer) ||
                     (prefix_it != pending_per_prefix_.end() && prefix_it->second >= config_.max_pending_per_prefix);
   if (over_share) drops_.add(DropReason::kPendingShare);
   if (over_share || pending_.size() >= config_.max_pending_rpcs || payload.size() + kMessageHeader > wire::kMaxMessage) {
@@ -312,7 +312,7 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   do {
     id = static_cast<uint32_t>(env_.random_u64());
   } while (id == 0 || pending_.count(id));
-  ++pending_per_peer_[to.key];
+  ++pending_per_peer_[to.key].count;
   ++pending_per_prefix_[to.endpoint.prefix()];
   int attempts = opts.attempts > 0 ? opts.attempts : config_.rpc_attempts;
   Duration total = opts.timeout.count() > 0 ? opts.timeout : config_.rpc_timeout;
@@ -331,7 +331,7 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   send_message(to, p.message, SendKind::kInitiative, &p.msg_id);
   Duration wait = std::min(p.attempt_timeout, total);
   if (p.on_slow) {  // told when overdue, if that comes before the attempt's end
-    Duration overdue = std::max(answer_due(to), opts.slow_floor);
+    Duration overdue = pending_per_peer_[to.key].overdue ? Duration{0} : std::max(answer_due(to), opts.slow_floor);
     p.slow_timer = overdue < wait;
     if (p.slow_timer) wait = overdue;
   }
@@ -362,6 +362,9 @@ void Engine::on_rpc_timeout(uint32_t id) {
   Pending& p = it->second;
   p.timer = TimerId{};
   TimePoint now = env_.now();
+  // No answer in time, whichever way it goes on: the peer is overdue unless it answered since this attempt went.
+  auto peer = pending_per_peer_.find(p.to.key);
+  if (peer != pending_per_peer_.end() && peer->second.answered < p.sent_at) peer->second.overdue = true;
   if (p.slow_timer) {  // overdue: tell the caller, then wait out the attempt's own time
     p.slow_timer = false;
     TimePoint attempt_end = std::min(p.sent_at + p.attempt_timeout, p.deadline);
@@ -427,7 +430,7 @@ size_t Engine::redirect(const PublicKey& key, const Endpoint& ep) {
 }
 
 void Engine::release_share(const Contact& to) {
-  if (auto p = pending_per_peer_.find(to.key); p != pending_per_peer_.end() && --p->second == 0)
+  if (auto p = pending_per_peer_.find(to.key); p != pending_per_peer_.end() && --p->second.count == 0)
     pending_per_peer_.erase(p);
   if (auto p = pending_per_prefix_.find(to.endpoint.prefix()); p != pending_per_prefix_.end() && --p->second == 0)
     pending_per_prefix_.erase(p);
@@ -504,6 +507,7 @@ void Engine::hello_in(uint64_t scope, const Endpoint& ep, std::function<void(std
   h.attempts_left = attempts - 1;
   h.attempt_timeout = total / attempts;
   h.cb = std::move(cb);
+  h.on_slow = std::move(opts.on_slow);
   h.scope = scope;
   send_hello(h, challenge);
   h.timer = schedule(h.attempt_timeout, [this, challenge] { on_hello_timeout(challenge); });
@@ -518,6 +522,9 @@ void Engine::on_hello_timeout(uint64_t challenge) {
     ++stats_.retransmits;
     send_hello(h, challenge);
     h.timer = schedule(h.attempt_timeout, [this, challenge] { on_hello_timeout(challenge); });
+    auto slow = std::move(h.on_slow);  // h is not used after the hook: it may add hellos
+    h.on_slow = nullptr;
+    if (slow) slow();
     return;
   }
   ++stats_.timeouts;

@@ -74,7 +74,9 @@ struct RpcOptions {
   // retransmission if that comes first. A caller with other work may stop waiting for it; its answer may still
   // come. Nothing is sent then: retransmissions keep their own timing. Not called when the attempt ends before
   // the request is overdue and no retransmission follows (a single attempt, or too little time left for another
-  // copy to be answered).
+  // copy to be answered). Called at once (from a timer, never within request()) when an earlier request to the
+  // same peer is still pending and overdue and no answer came from that peer since: a dead peer costs one wait,
+  // not one per request.
   std::function<void()> on_slow = {};
   Duration slow_floor = std::chrono::milliseconds(100);
 };
@@ -151,7 +153,8 @@ class Engine {
   // Sends a one-way message (no response, no retry).
   void notify(const Contact& to, Method m, ByteView payload);
   // First contact: learns the key of whoever listens at `ep`. The key is NOT yet proven; prove it with an
-  // authenticated request before trusting it. cb(nullopt) on timeout.
+  // authenticated request before trusting it. cb(nullopt) on timeout. opts.on_slow is called at the first
+  // retransmission (no round trip to an address alone is known).
   void hello(const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts = {}) {
     hello_in(0, ep, std::move(cb), opts);
   }
@@ -310,6 +313,7 @@ class Engine {
     Duration attempt_timeout{};
     TimerId timer;
     std::function<void(std::optional<Contact>)> cb;
+    std::function<void()> on_slow;  // RpcOptions::on_slow: at the first retransmission (no round trip known)
     uint64_t scope = 0;
   };
   enum MsgType : uint8_t {  // msg::Type
@@ -438,7 +442,14 @@ class Engine {
     TimePoint until;
   };
   std::unordered_map<Endpoint, KeptCookie> cookies_;  // received from peers under load, attached when sending
-  std::unordered_map<PublicKey, uint32_t, KeyedHash> pending_per_peer_;
+  struct PeerPending {  // the requests pending to one peer
+    uint32_t count = 0;
+    // One went unanswered past its due time (its on_slow told, or an attempt's time out) and no answer came from
+    // the peer since that attempt was sent: a new request to it is overdue at once (RpcOptions::on_slow).
+    bool overdue = false;
+    TimePoint answered = TimePoint::min();  // the peer's last answer while requests to it were pending
+  };
+  std::unordered_map<PublicKey, PeerPending, KeyedHash> pending_per_peer_;
   std::unordered_map<Endpoint::Prefix, uint32_t> pending_per_prefix_;
   Bytes scratch_plain_, scratch_frame_;
   struct KeyWork {

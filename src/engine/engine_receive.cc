@@ -327,6 +327,10 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
   // Any authenticated response proves the sender alive, even a late one whose request already timed out
   // (under load that is common; not counting it would evict healthy contacts).
   if (on_contact_ && !relayed) on_contact_(from, true);
+  if (auto peer = pending_per_peer_.find(from.key); peer != pending_per_peer_.end() && !relayed) {
+    peer->second.overdue = false;
+    peer->second.answered = env_.now();
+  }
   auto it = pending_.find(rpc_id);
   if (it == pending_.end() || it->second.to.key != from.key) {
     drops_.add(DropReason::kUnexpectedResponse);
