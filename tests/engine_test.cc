@@ -270,6 +270,45 @@ TEST_F(Pair, ARequestToAPeerWithAnOverdueRequestIsSlowAtOnceUntilThePeerAnswers)
   EXPECT_EQ(slow3, 1);
 }
 
+TEST_F(Pair, AnOverdueMarkHoldsOnlyAtItsAddressAndNotForRequestsThatWaitByDesign) {
+  // B's key named at a false address (a liar's answer): the request there goes overdue, and a request to B at its
+  // own address still waits its own time. A request that waits on others by design (rtt_sample false: a
+  // dial-back ask) marks nothing when it goes overdue.
+  auto later = [&](Duration d) {
+    ea.advance(d);
+    a.on_wake();
+  };
+  Contact false_b = Contact::from_key(b.identity().public_key(), *Endpoint::parse("10.0.0.9:4000"));
+  int slow_false = 0, slow_real = 0;
+  RpcOptions o{std::chrono::seconds(3), 3};
+  o.on_slow = [&] { ++slow_false; };
+  a.request(false_b, Method::kMessageNotify, as_bytes("1"), [](RpcResult&&) {}, o);
+  later(260ms);
+  ASSERT_EQ(slow_false, 1);
+  o.on_slow = [&] { ++slow_real; };
+  a.request(cb, Method::kMessageNotify, as_bytes("2"), [](RpcResult&&) {}, o);
+  later(0ms);
+  EXPECT_EQ(slow_real, 0);
+  later(260ms);
+  EXPECT_EQ(slow_real, 1);
+
+  ManualEnv ec{3};
+  Engine c{ec, make_identity(3)};
+  Contact to_b = Contact::from_key(b.identity().public_key(), ep_b);
+  int slow_ask = 0, slow_next = 0;
+  RpcOptions ask{std::chrono::seconds(12), 4};
+  ask.rtt_sample = false;
+  ask.on_slow = [&] { ++slow_ask; };
+  c.request(to_b, Method::kMessageNotify, as_bytes("ask"), [](RpcResult&&) {}, ask);
+  ec.advance(3100ms);
+  c.on_wake();
+  ASSERT_EQ(slow_ask, 1);
+  o.on_slow = [&] { ++slow_next; };
+  c.request(to_b, Method::kMessageNotify, as_bytes("next"), [](RpcResult&&) {}, o);
+  c.on_wake();
+  EXPECT_EQ(slow_next, 0);
+}
+
 TEST_F(Pair, RetransmittedRequestIsAnsweredAfterLoss) {
   std::optional<NodeId> got;
   a.ping(cb, [&](std::optional<NodeId> id) { got = id; });

@@ -56,6 +56,7 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
     ++l->path_size_[path];
     ++l->path_in_flight_[path];
     l->result_.stats.rounds = std::max(l->result_.stats.rounds, 1);
+    ++l->in_flight_;
     l->ask(d, c);
     if (l->finished_) return;
   }
@@ -143,14 +144,16 @@ void Lookup::step() {
   if (p_.path_answers && !near_open) return finish();
   if (settled(active)) return finish();
   for (size_t i = 0; i < p_.paths; ++i) path_in_flight_[i] += sending[i];
+  // Counted before any is asked: an answer given at once (a request refused as overloaded) steps again, and must
+  // not take the ones still to be asked for none.
+  in_flight_ += to_send.size();
   for (auto& [dist, contact] : to_send) {
     ask(dist, contact);
     if (finished_) return;
   }
 }
 
-void Lookup::ask(const NodeId& dist, const Contact& contact) {
-  ++in_flight_;
+void Lookup::ask(const NodeId& dist, const Contact& contact) {  // in_flight_ already counts it
   ++result_.stats.rpcs;
   auto self = shared_from_this();
   query_(contact, [self, dist](std::optional<QueryResponse> r) { self->on_answer(dist, std::move(r)); },

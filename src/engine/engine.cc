@@ -283,6 +283,7 @@ void Engine::end_scope(uint64_t scope) {
     }
     timers_.cancel(it->second.timer);
     hellos.push_back(std::move(it->second.cb));
+    if (it->second.on_slow) slows.push_back(std::move(it->second.on_slow));
     it = hellos_.erase(it);
   }
   timers_.take_scope(scope, timers);
@@ -328,10 +329,12 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   p.sent_at = env_.now();
   p.deadline = p.sent_at + total;
   ++stats_.requests_out[m % kMethodSlots];
+  const PeerPending& peer = pending_per_peer_[to.key];
+  const bool overdue_now = peer.overdue && peer.overdue_at == to.endpoint;
   send_message(to, p.message, SendKind::kInitiative, &p.msg_id);
   Duration wait = std::min(p.attempt_timeout, total);
   if (p.on_slow) {  // told when overdue, if that comes before the attempt's end
-    Duration overdue = pending_per_peer_[to.key].overdue ? Duration{0} : std::max(answer_due(to), opts.slow_floor);
+    Duration overdue = overdue_now ? Duration{0} : std::max(answer_due(to), opts.slow_floor);
     p.slow_timer = overdue < wait;
     if (p.slow_timer) wait = overdue;
   }
@@ -364,7 +367,10 @@ void Engine::on_rpc_timeout(uint32_t id) {
   TimePoint now = env_.now();
   // No answer in time, whichever way it goes on: the peer is overdue unless it answered since this attempt went.
   auto peer = pending_per_peer_.find(p.to.key);
-  if (peer != pending_per_peer_.end() && peer->second.answered < p.sent_at) peer->second.overdue = true;
+  if (peer != pending_per_peer_.end() && peer->second.answered < p.sent_at && p.rtt_sample) {
+    peer->second.overdue = true;
+    peer->second.overdue_at = p.to.endpoint;
+  }
   if (p.slow_timer) {  // overdue: tell the caller, then wait out the attempt's own time
     p.slow_timer = false;
     TimePoint attempt_end = std::min(p.sent_at + p.attempt_timeout, p.deadline);
@@ -425,6 +431,11 @@ size_t Engine::redirect(const PublicKey& key, const Endpoint& ep) {
     p.sent_at = env_.now();
     p.resent = true;
     send_message(p.to, p.message, SendKind::kInitiative, &p.msg_id);
+  }
+  // The peer was just heard from there: whatever was overdue went to its old address.
+  if (auto peer = pending_per_peer_.find(key); peer != pending_per_peer_.end()) {
+    peer->second.overdue = false;
+    peer->second.answered = env_.now();
   }
   return ids.size();
 }

@@ -74,9 +74,9 @@ struct RpcOptions {
   // retransmission if that comes first. A caller with other work may stop waiting for it; its answer may still
   // come. Nothing is sent then: retransmissions keep their own timing. Not called when the attempt ends before
   // the request is overdue and no retransmission follows (a single attempt, or too little time left for another
-  // copy to be answered). Called at once (from a timer, never within request()) when an earlier request to the
-  // same peer is still pending and overdue and no answer came from that peer since: a dead peer costs one wait,
-  // not one per request.
+  // copy to be answered). Called at once (from a timer, never within request()) when an attempt of an earlier
+  // request to the same peer at the same address went overdue, requests to that peer are still pending, and no
+  // answer came from it since: a dead peer costs one wait, not one per request.
   std::function<void()> on_slow = {};
   Duration slow_floor = std::chrono::milliseconds(100);
 };
@@ -444,10 +444,12 @@ class Engine {
   std::unordered_map<Endpoint, KeptCookie> cookies_;  // received from peers under load, attached when sending
   struct PeerPending {  // the requests pending to one peer
     uint32_t count = 0;
-    // One went unanswered past its due time (its on_slow told, or an attempt's time out) and no answer came from
-    // the peer since that attempt was sent: a new request to it is overdue at once (RpcOptions::on_slow).
+    // A request to `overdue_at` went unanswered past its due time (its on_slow told, or an attempt's time out) and
+    // no answer came from the peer since that attempt was sent: a new request to it there is overdue at once
+    // (RpcOptions::on_slow). Requests that wait on others by design (rtt_sample false) mark nothing.
     bool overdue = false;
-    TimePoint answered = TimePoint::min();  // the peer's last answer while requests to it were pending
+    Endpoint overdue_at{};
+    TimePoint answered = TimePoint::min();  // the peer's last answer (or redirect) while requests to it were pending
   };
   std::unordered_map<PublicKey, PeerPending, KeyedHash> pending_per_peer_;
   std::unordered_map<Endpoint::Prefix, uint32_t> pending_per_prefix_;

@@ -327,7 +327,7 @@ void Engine::handle_message(const Contact& from, ByteView m, bool relayed) {
   // Any authenticated response proves the sender alive, even a late one whose request already timed out
   // (under load that is common; not counting it would evict healthy contacts).
   if (on_contact_ && !relayed) on_contact_(from, true);
-  if (auto peer = pending_per_peer_.find(from.key); peer != pending_per_peer_.end() && !relayed) {
+  if (auto peer = pending_per_peer_.find(from.key); peer != pending_per_peer_.end()) {  // relayed too: it answers
     peer->second.overdue = false;
     peer->second.answered = env_.now();
   }
