@@ -182,7 +182,7 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   }
   bool disagree_ = false;          // two values received differ
   size_t in_flight_ = 0;
-  size_t answered_ = 0;  // answers received (a put's lookup lets its slow candidates go after the first)
+  size_t answered_ = 0;  // answers received (a put's or release_slow lookup lets slow candidates go after the first)
   bool finished_ = false;
   TimePoint started_{};
   LookupResult result_;

@@ -313,7 +313,9 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   do {
     id = static_cast<uint32_t>(env_.random_u64());
   } while (id == 0 || pending_.count(id));
-  ++pending_per_peer_[to.key].count;
+  PeerPending& peer = pending_per_peer_[to.key];
+  ++peer.count;
+  const bool overdue_now = peer.overdue && peer.overdue_at == to.endpoint;  // read before the send below
   ++pending_per_prefix_[to.endpoint.prefix()];
   int attempts = opts.attempts > 0 ? opts.attempts : config_.rpc_attempts;
   Duration total = opts.timeout.count() > 0 ? opts.timeout : config_.rpc_timeout;
@@ -329,8 +331,6 @@ void Engine::request_in(uint64_t scope, const Contact& to, Method method, ByteVi
   p.sent_at = env_.now();
   p.deadline = p.sent_at + total;
   ++stats_.requests_out[m % kMethodSlots];
-  const PeerPending& peer = pending_per_peer_[to.key];
-  const bool overdue_now = peer.overdue && peer.overdue_at == to.endpoint;
   send_message(to, p.message, SendKind::kInitiative, &p.msg_id);
   Duration wait = std::min(p.attempt_timeout, total);
   if (p.on_slow) {  // told when overdue, if that comes before the attempt's end
