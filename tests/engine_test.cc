@@ -60,9 +60,10 @@ TEST_F(Pair, HelloLearnsTheKeyFromAnAddress) {
   EXPECT_EQ(a.drops().get(DropReason::kUnexpectedResponse), 1u);
 }
 
-TEST_F(Pair, AHellosOnSlowComesOnceAtItsFirstRetransmissionAndItsAnswerStillCounts) {
-  // An address alone has no round trip to judge by: a hello is overdue when its first copy goes unanswered for an
-  // attempt's time (3 s over 3 attempts: 1 s). A hello answered at once never calls it.
+TEST_F(Pair, AHellosOnSlowComesOnceWhenOverdueAsAPeerNeverTimedAndItsAnswerStillCounts) {
+  // An address alone has no round trip of its own: a hello is overdue as a request to a peer never timed is
+  // (twice every peer's retransmission timeout, at least 250 ms), here before its first retransmission (3 s over
+  // 3 attempts: 1 s), which keeps its own timing. A hello answered at once never calls it.
   auto later = [&](Duration d) {
     ea.advance(d);
     a.on_wake();
@@ -73,11 +74,17 @@ TEST_F(Pair, AHellosOnSlowComesOnceAtItsFirstRetransmissionAndItsAnswerStillCoun
   o.on_slow = [&] { ++slows; };
   a.hello(ep_b, [&](std::optional<Contact> c) { got = c; }, o);
   ea.outbox.clear();  // lost
-  later(990ms);
+  later(240ms);
   EXPECT_EQ(slows, 0);
   later(20ms);
   EXPECT_EQ(slows, 1);
+  EXPECT_EQ(a.stats().retransmits, 0u);
+  EXPECT_TRUE(ea.outbox.empty());  // nothing is sent when overdue
+  later(730ms);
+  EXPECT_EQ(a.stats().retransmits, 0u);
+  later(20ms);  // the first attempt's end: 1 s after the hello, not 1 s after the slow notice
   EXPECT_EQ(a.stats().retransmits, 1u);
+  EXPECT_EQ(slows, 1);
   ea.outbox.clear();  // lost again
   later(1s);
   EXPECT_EQ(slows, 1);
@@ -93,6 +100,26 @@ TEST_F(Pair, AHellosOnSlowComesOnceAtItsFirstRetransmissionAndItsAnswerStillCoun
   later(5s);
   EXPECT_TRUE(got);
   EXPECT_EQ(prompt, 0);
+
+  // Round trips timed since set the due time: twice every peer's retransmission timeout once that is longer.
+  // A request answered after 400 ms gives rto = 400 + 4 * 200 = 1.2 s, due 2.4 s: after the first attempt's end,
+  // so the notice comes with the first retransmission, as before the estimate.
+  b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
+  a.request(cb, Method::kMessageNotify, as_bytes("timed"), [](RpcResult&&) {});
+  auto sent = ea.outbox;
+  ea.outbox.clear();
+  later(400ms);
+  for (auto& d : sent) b.on_datagram(ep_a, d.data);
+  pump();
+  int timed = 0;
+  o.on_slow = [&] { ++timed; };
+  got.reset();
+  a.hello(ep_b, [&](std::optional<Contact> c) { got = c; }, o);
+  ea.outbox.clear();  // lost
+  later(990ms);
+  EXPECT_EQ(timed, 0);
+  later(20ms);
+  EXPECT_EQ(timed, 1);
 }
 
 TEST_F(Pair, TamperedDatagramsAreDroppedAndCounted) {
@@ -268,6 +295,44 @@ TEST_F(Pair, ARequestToAPeerWithAnOverdueRequestIsSlowAtOnceUntilThePeerAnswers)
   EXPECT_EQ(slow3, 0);  // B answered since: waited for as usual
   later(260ms);
   EXPECT_EQ(slow3, 1);
+}
+
+TEST_F(Pair, AnOverdueMarkIsClearedByAnAnswerThatCameThroughARelay) {
+  // B answers the request that went overdue through a relay (B's direct path broke; docs/protocol.md 5.3): an
+  // answer proves B alive whichever way it came, so the next request to B waits its own time.
+  b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
+  auto later = [&](Duration d) {
+    ea.advance(d);
+    a.on_wake();
+  };
+  int slow1 = 0, slow2 = 0, slow3 = 0;
+  bool ok1 = false;
+  RpcOptions o{std::chrono::seconds(3), 3};
+  o.on_slow = [&] { ++slow1; };
+  a.request(cb, Method::kMessageNotify, as_bytes("1"), [&](RpcResult&& r) { ok1 = r.ok(); }, o);
+  auto first = std::move(ea.outbox);  // on its way, slowly
+  ea.outbox.clear();
+  later(260ms);
+  ASSERT_EQ(slow1, 1);
+  o.on_slow = [&] { ++slow2; };
+  a.request(cb, Method::kMessageNotify, as_bytes("2"), [](RpcResult&&) {}, o);
+  ea.outbox.clear();
+  later(0ms);
+  ASSERT_EQ(slow2, 1);  // the mark holds
+
+  for (auto& d : first) b.on_datagram(ep_a, d.data);
+  ASSERT_FALSE(eb.outbox.empty());
+  Contact relay = Contact::from_key(make_identity(9).public_key(), *Endpoint::parse("10.0.0.3:4000"));
+  for (auto& d : eb.outbox) ASSERT_TRUE(a.on_relayed(relay, d.data));
+  eb.outbox.clear();
+  ASSERT_TRUE(ok1);
+  o.on_slow = [&] { ++slow3; };
+  a.request(cb, Method::kMessageNotify, as_bytes("3"), [](RpcResult&&) {}, o);
+  ea.outbox.clear();
+  later(0ms);
+  EXPECT_EQ(slow3, 0) << "a relayed answer left B marked overdue";
+  later(2s);
+  EXPECT_EQ(slow3, 1);  // and its own wait still ends in a notice
 }
 
 TEST_F(Pair, AnOverdueMarkHoldsOnlyAtItsAddressAndNotForRequestsThatWaitByDesign) {

@@ -345,8 +345,10 @@ Duration Engine::answer_due(const Contact& to) const {
   auto it = sessions_.find(to.key);
   if (it != sessions_.end() && it->second.rtt.sampled())
     return std::max(it->second.rtt.rto(), 2 * it->second.rtt.srtt());
-  return std::max<Duration>(2 * rtt_all_.rto(), kUnknownPeerDue);
+  return unknown_peer_due();
 }
+
+Duration Engine::unknown_peer_due() const { return std::max<Duration>(2 * rtt_all_.rto(), kUnknownPeerDue); }
 
 Duration Engine::attempt_timeout(const Contact& to, Duration share) const {
   auto it = sessions_.find(to.key);
@@ -521,13 +523,27 @@ void Engine::hello_in(uint64_t scope, const Endpoint& ep, std::function<void(std
   h.on_slow = std::move(opts.on_slow);
   h.scope = scope;
   send_hello(h, challenge);
-  h.timer = schedule(h.attempt_timeout, [this, challenge] { on_hello_timeout(challenge); });
+  Duration wait = h.attempt_timeout;
+  if (h.on_slow) {  // an address alone has no round trip of its own: overdue as a peer never timed
+    h.slow_after = std::max(unknown_peer_due(), opts.slow_floor);
+    h.slow_timer = h.slow_after < wait;
+    if (h.slow_timer) wait = h.slow_after;
+  }
+  h.timer = schedule(wait, [this, challenge] { on_hello_timeout(challenge); });
 }
 
 void Engine::on_hello_timeout(uint64_t challenge) {
   auto it = hellos_.find(challenge);
   if (it == hellos_.end()) return;
   PendingHello& h = it->second;
+  if (h.slow_timer) {  // overdue: tell the caller, then wait out the attempt's own time
+    h.slow_timer = false;
+    h.timer = schedule(h.attempt_timeout - h.slow_after, [this, challenge] { on_hello_timeout(challenge); });
+    auto slow = std::move(h.on_slow);  // h is not used after the hook: it may add hellos
+    h.on_slow = nullptr;
+    slow();
+    return;
+  }
   if (h.attempts_left > 0) {
     --h.attempts_left;
     ++stats_.retransmits;

@@ -153,8 +153,10 @@ class Engine {
   // Sends a one-way message (no response, no retry).
   void notify(const Contact& to, Method m, ByteView payload);
   // First contact: learns the key of whoever listens at `ep`. The key is NOT yet proven; prove it with an
-  // authenticated request before trusting it. cb(nullopt) on timeout. opts.on_slow is called at the first
-  // retransmission (no round trip to an address alone is known).
+  // authenticated request before trusting it. cb(nullopt) on timeout. opts.on_slow is called once, when the
+  // hello is overdue as a request to a peer never timed is (twice every peer's retransmission timeout, at least
+  // kUnknownPeerDue and opts.slow_floor: an address alone has no round trip of its own), or at the first
+  // retransmission if that comes first; its answer may still come.
   void hello(const Endpoint& ep, std::function<void(std::optional<Contact>)> cb, RpcOptions opts = {}) {
     hello_in(0, ep, std::move(cb), opts);
   }
@@ -312,8 +314,11 @@ class Engine {
     int attempts_left = 0;
     Duration attempt_timeout{};
     TimerId timer;
+    // `timer` is set for on_slow, `slow_after` into the attempt (unknown_peer_due), before the attempt's end.
+    bool slow_timer = false;
+    Duration slow_after{};
     std::function<void(std::optional<Contact>)> cb;
-    std::function<void()> on_slow;  // RpcOptions::on_slow: at the first retransmission (no round trip known)
+    std::function<void()> on_slow;  // RpcOptions::on_slow, until called
     uint64_t scope = 0;
   };
   enum MsgType : uint8_t {  // msg::Type
@@ -398,6 +403,7 @@ class Engine {
   // leave room for jitter. Without them: twice every peer's retransmission timeout, and at least kUnknownPeerDue,
   // as a peer never timed may be farther than those we talk to most.
   Duration answer_due(const Contact& to) const;
+  Duration unknown_peer_due() const;  // answer_due of a peer never timed (a hello's, too)
   static constexpr Duration kUnknownPeerDue = std::chrono::milliseconds(250);
   void rtt_sampled(const Contact& from, Duration rtt);
   void on_hello_timeout(uint64_t challenge);
