@@ -169,30 +169,48 @@ static void add_sim_dht(CLI::App& app) {
         sim.run_until([&] { return done; }, 60s);
       }
     // After a kill: up to M of the killed nodes restart one after another from the routing table they held (a
-    // restart that kept its disk, its contacts about as often dead as the network's), with no seed: the time to
-    // the join's end.
-    std::vector<double> rejoin_ms;
-    size_t rejoin_ok = 0;
+    // restart that kept its disk, its contacts about as often dead as the network's), with no seed; then up to M
+    // others restart with an empty disk through one live seed (a fresh join into a network whose tables still
+    // name the dead). Each: the time to the join's end, and to the end of its refreshes (the table filled as
+    // far as the join fills it).
+    struct Joins {
+      std::vector<double> ms, refilled_ms;
+      size_t ok = 0;
+    } rejoins, fresh;
     if (killed > 0) {
       std::vector<size_t> dead;
       for (size_t i = 0; i < o->nodes; ++i)
         if (!sim.alive(i)) dead.push_back(i);
+      auto restart = [&](size_t i, std::unique_ptr<DhtStorage> disk, std::vector<Endpoint> seeds, Joins& out) {
+        sim.restart(i, node_cfg, std::move(disk));
+        bool done = false;
+        TimePoint start = sim.now();
+        sim.node(i).dht().bootstrap(seeds, [&, start](bool ok) {
+          done = true;
+          out.ok += ok;
+          out.ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
+        });
+        sim.run_until([&] { return done; }, 60s);
+        auto refreshed = [&] {
+          auto st = sim.node(i).dht().stats();
+          return st.join_refresh_runs_done >= st.join_refresh_runs;
+        };
+        if (sim.run_until(refreshed, 60s))
+          out.refilled_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
+      };
       const size_t restarts = std::min(o->ops, dead.size() / 2);
       for (size_t r = 0; r < restarts; ++r) {
         const size_t pick = r + rng.below(dead.size() - r);
         std::swap(dead[r], dead[pick]);
-        const size_t i = dead[r];
         auto disk = make_memory_storage();
-        disk->save_contacts(sim.node(i).dht().peers());
-        sim.restart(i, node_cfg, std::move(disk));
-        bool done = false;
-        TimePoint start = sim.now();
-        sim.node(i).dht().bootstrap({}, [&, start](bool ok) {
-          done = true;
-          rejoin_ok += ok;
-          rejoin_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
-        });
-        sim.run_until([&] { return done; }, 60s);
+        disk->save_contacts(sim.node(dead[r]).dht().peers());
+        restart(dead[r], std::move(disk), {}, rejoins);
+      }
+      const size_t fresh_joins = std::min(o->ops, dead.size() - restarts);
+      for (size_t r = restarts; r < restarts + fresh_joins; ++r) {
+        size_t seed = rng.below(o->nodes);
+        while (!sim.alive(seed)) seed = rng.below(o->nodes);
+        restart(dead[r], make_memory_storage(), {sim.endpoint(seed)}, fresh);
       }
     }
     std::vector<double> all_rounds = put_rounds;
@@ -258,11 +276,17 @@ static void add_sim_dht(CLI::App& app) {
       result["churn_put_sim_ms_p50"] = percentile(churn_put_ms, 0.5);
       result["churn_put_sim_ms_p90"] = percentile(churn_put_ms, 0.9);
       result["churn_put_sim_ms_p99"] = percentile(churn_put_ms, 0.99);
-      result["rejoins"] = rejoin_ms.size();
-      result["rejoin_ok"] = rejoin_ok;
-      result["rejoin_sim_ms_p50"] = percentile(rejoin_ms, 0.5);
-      result["rejoin_sim_ms_p90"] = percentile(rejoin_ms, 0.9);
-      result["rejoin_sim_ms_p99"] = percentile(rejoin_ms, 0.99);
+      for (auto& [name, j] : {std::pair<std::string, Joins*>{"rejoin", &rejoins}, {"fresh_join", &fresh}}) {
+        result[name + "s"] = j->ms.size();
+        result[name + "_ok"] = j->ok;
+        result[name + "_sim_ms_p50"] = percentile(j->ms, 0.5);
+        result[name + "_sim_ms_p90"] = percentile(j->ms, 0.9);
+        result[name + "_sim_ms_p99"] = percentile(j->ms, 0.99);
+        result[name + "_refilled"] = j->refilled_ms.size();
+        result[name + "_refilled_sim_ms_p50"] = percentile(j->refilled_ms, 0.5);
+        result[name + "_refilled_sim_ms_p90"] = percentile(j->refilled_ms, 0.9);
+        result[name + "_refilled_sim_ms_p99"] = percentile(j->refilled_ms, 0.99);
+      }
     }
     if (o->cdf) {
       result["cdf"] = {{"put_sim_ms", cdf_points(put_ms)}, {"get_sim_ms", cdf_points(get_ms)}};

@@ -275,7 +275,10 @@ TEST(DhtSim, AJoinsRefreshesRunOneAfterAnother) {
   uint64_t lookups = 0;
   for (size_t i = 1; i < n; ++i) {
     EXPECT_EQ(most_at_once[i], 1u) << "node " << i;
-    lookups += sim.node(i).dht().stats().lookups;
+    auto st = sim.node(i).dht().stats();
+    lookups += st.lookups;
+    EXPECT_EQ(st.join_refresh_runs, 1u) << "node " << i;  // one run a join, told ended once its last refresh did
+    EXPECT_EQ(st.join_refresh_runs_done, 1u) << "node " << i;
   }
   EXPECT_GE(lookups, 2 * (n - 1));  // the own id's and at least one refresh a node, on average (2.8 here)
 }

@@ -180,6 +180,9 @@ struct DhtStats {
   // Looks at the own neighbourhood again after a join (docs/protocol.md 5, "Join"): by asking the closest
   // contacts (checks), and by a lookup of the own id (lookups: when a check found news, or the table is short).
   uint64_t rejoin_checks = 0, rejoin_lookups = 0;
+  // A join's refreshes of its thin far buckets, one after another (docs/protocol.md 5, "Join"): the runs of them
+  // started, and those ended (equal once the join's table is filled as far as its refreshes fill it).
+  uint64_t join_refresh_runs = 0, join_refresh_runs_done = 0;
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged
   uint64_t placements_reused = 0;  // puts that stored on a recent put's placement of their key, without a lookup

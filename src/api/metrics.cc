@@ -119,6 +119,10 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
            "Looks at the own neighbourhood after a join: asks of the closest (check), own-id lookups (lookup).");
   w.sample("storjnet_dht_rejoins_total", "kind=\"check\"", ds.rejoin_checks);
   w.sample("storjnet_dht_rejoins_total", "kind=\"lookup\"", ds.rejoin_lookups);
+  w.family("storjnet_dht_join_refresh_runs_total", "counter",
+           "A join's refreshes of its thin far buckets, run one after another: runs started, runs ended.");
+  w.sample("storjnet_dht_join_refresh_runs_total", "state=\"started\"", ds.join_refresh_runs);
+  w.sample("storjnet_dht_join_refresh_runs_total", "state=\"ended\"", ds.join_refresh_runs_done);
   w.single("storjnet_dht_routing_contacts", "gauge", "Contacts in the routing table.", ds.routing_contacts);
   w.single("storjnet_dht_routing_confirmed", "gauge", "Routing-table contacts a dial-back confirmed reachable.",
            ds.routing_confirmed);

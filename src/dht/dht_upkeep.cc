@@ -153,12 +153,16 @@ void Dht::Impl::refresh_neighbourhood() {
   int last = table.deepest_bucket() - 1;
   auto near = table.closest(engine.id(), cfg.k);
   if (near.size() == cfg.k) last = std::min(last, table.bucket_of(near.back().id));
+  ++stats.join_refresh_runs;
   refresh_from(0, last, fill);
 }
 
 void Dht::Impl::refresh_from(int b, int last, size_t fill) {
   while (b <= last && table.bucket(static_cast<size_t>(b)).size() >= fill) ++b;
-  if (b > last) return;
+  if (b > last) {
+    ++stats.join_refresh_runs_done;
+    return;
+  }
   refresh_bucket(b, fill, [this, b, last, fill] { refresh_from(b + 1, last, fill); });
 }
 
