@@ -351,3 +351,32 @@ TEST(Lookup, AJoinsLookupLetsASlowCandidateGoOnceItHasAnAnswerAndAsksTheNextInIt
   dead.done(QueryResponse{});  // after the end: changes nothing
   EXPECT_EQ(l.result->closest.size(), 8u);
 }
+
+TEST(Lookup, SeedsThatAlreadyAnsweredAreNotAskedAgainAndWhatTheyNamedIs) {
+  // LookupParams::answered (a join's probes of its saved contacts): the two closest already answered, naming the
+  // 6th and 7th closest. They are answered candidates from the start, never asked; what they named is asked as if
+  // the lookup had heard it, at depth 2; they count in the result.
+  HeldLookup l("answered already");
+  LookupParams p{l.nodes[399].id, l.target, false, false, 8, 3, 1, {}};
+  p.answered = {{l.want[0], {l.want[5], l.want[6]}}, {l.want[1], {}}};
+  std::vector<Contact> seeds{l.want[0], l.want[1], l.want[2]};  // the table holds the answered ones too
+  Lookup::start(p, seeds, recorder(l.queue), [] { return TimePoint(0); }, [&](LookupResult r) { l.result = r; });
+  ASSERT_EQ(l.queue.size(), 3u);
+  EXPECT_FALSE(l.asked(l.want[0]) || l.asked(l.want[1]));
+  EXPECT_TRUE(l.asked(l.want[2]) && l.asked(l.want[5]) && l.asked(l.want[6]));
+  while (!l.queue.empty()) {
+    Asked a = std::move(l.queue.front());
+    l.queue.erase(l.queue.begin());
+    EXPECT_NE(a.to.id, l.want[0].id);
+    EXPECT_NE(a.to.id, l.want[1].id);
+    a.done(QueryResponse{});
+  }
+  ASSERT_TRUE(l.result);
+  std::vector<NodeId> got;
+  for (auto& c : l.result->closest) got.push_back(c.id);
+  std::vector<NodeId> expect;
+  for (size_t i : {0, 1, 2, 5, 6}) expect.push_back(l.want[i].id);
+  EXPECT_EQ(got, expect);
+  EXPECT_EQ(l.result->stats.rpcs, 3);
+  EXPECT_EQ(l.result->stats.rounds, 2);  // want[5] and want[6] were named by depth-1 answers
+}

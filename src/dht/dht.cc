@@ -47,9 +47,21 @@ void rejoin_after(Dht::Impl& d, Duration delay);
 // hello told its key. The join's lookup starts once every probe answered, failed or went slow (overdue), provided
 // one answered: the contacts of a table saved a while ago are often gone, and each would hold the join for its
 // whole timeout. With no answer yet it waits for the slow ones too (our own link may be what is slow). A late
-// answer still counts: the engine reports its sender, which so enters the table.
+// answer still counts: the engine reports its sender, which so enters the table. The saved contacts' answers
+// that came before the lookup starts are handed to it (LookupParams::answered): it does not ask them again.
 class JoinProbes {
  public:
+  std::vector<std::pair<Contact, std::vector<Contact>>> answers;  // until the lookup takes them
+  // Keeps the answer of `from` (its contacts named), and of all kept the `most` nearest `self` (a table of
+  // thousands probed holds no more than that many answers at once; a probe dropped here is asked again).
+  void keep(const Contact& from, std::vector<Contact> named, const NodeId& self, size_t most) {
+    answers.emplace_back(from, std::move(named));
+    if (answers.size() <= most) return;
+    auto far = std::max_element(answers.begin(), answers.end(), [&](const auto& a, const auto& b) {
+      return (a.first.id ^ self) < (b.first.id ^ self);
+    });
+    answers.erase(far);
+  }
   explicit JoinProbes(size_t n) : state_(n, kOut), unsettled_(n), out_(n) {}
   void slow(size_t i) {
     if (state_[i] != kOut) return;
@@ -63,6 +75,7 @@ class JoinProbes {
     --out_;
     answered_ += answered;
   }
+  bool started() const { return started_; }
   // True once, when the lookup may start.
   bool start() {
     if (started_ || unsettled_ > 0 || (answered_ == 0 && out_ > 0)) return false;
@@ -182,11 +195,21 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
       // Nodes that join together see each other only partly at first: look again 5 s later.
       rejoin_after(d, 5s);
       done(d.table.size() > 0);
-    }, {.release_slow = true});
+    }, {.release_slow = true, .answered = std::move(probes->answers)});
   };
   Bytes self_query = encode_id_request(d.engine.id());
-  auto ask = [&d, probes, join, self_query](size_t i, const Contact& c) {
-    d.rpc(c, Method::kFindNode, self_query, [probes, join, i](std::optional<Bytes> body) {
+  // A saved contact's answer is handed to the lookup; a seed's is not, and the lookup asks the seed again: in a
+  // network that starts at once through one seed, that seed's table grows by the moment, and its second answer
+  // names far more than its first (taking the first alone left joins with a thin table: `dht --nodes 1000`
+  // then settled in 6.0 s instead of 2.0, with 43 contacts a node instead of 63).
+  const size_t saved_probes = saved.size();
+  auto ask = [&d, probes, join, self_query, saved_probes](size_t i, const Contact& c) {
+    d.rpc(c, Method::kFindNode, self_query, [&d, probes, join, i, c, saved_probes](std::optional<Bytes> body) {
+      auto answer = body && i < saved_probes ? decode_find_node_answer(*body) : std::nullopt;
+      if (answer && !probes->started()) {
+        d.admit_learned(answer->contacts, d.engine.id());
+        probes->keep(c, std::move(answer->contacts), d.engine.id(), 2 * d.cfg.k);
+      }
       probes->ended(i, body.has_value());
       join();
     }, [probes, join, i] {

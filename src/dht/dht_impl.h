@@ -59,6 +59,7 @@ struct LookupOptions {
   bool placement = false;
   size_t path_answers = 0;
   bool release_slow = false;  // LookupParams::release_slow (a join's look at its own id)
+  std::vector<std::pair<Contact, std::vector<Contact>>> answered = {};  // LookupParams::answered (a join's probes)
 };
 
 // A put's lookup: each path finishes once its closest kPutPathAnswers candidates answered (docs/protocol.md 5,

@@ -21,6 +21,7 @@ void Dht::Impl::lookup(const NodeId& target, bool want_value, bool stop_on_targe
   p.placement = o.placement;
   p.path_answers = o.path_answers;
   p.release_slow = o.release_slow;
+  p.answered = std::move(o.answered);
   // find_node asks for the answerer's dial-back verdict too: a "reachable" one spares its verdict request.
   // A put asks for marks on the contacts the answerer has not confirmed: it stores on them but need not ask them.
   // Marks in an answer to any other request are ignored.

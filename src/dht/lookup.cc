@@ -40,6 +40,17 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   l->started_ = l->now_();
   l->shortlist_.reserve(seeds.size() + l->p_.must_query.size());
   size_t next = 0;
+  for (auto& [c, named] : l->p_.answered) {
+    if (c.id == l->p_.self) continue;
+    const size_t path = next++ % l->p_.paths;
+    l->add(c, 1, path);
+    auto it = l->find(c.id ^ l->p_.target);
+    if (it == l->shortlist_.end() || it->second.state != State::kNew) continue;  // a duplicate, or no room
+    it->second.state = State::kAnswered;
+    ++l->answered_;
+    for (auto& n : named) l->add(n, 2, path);
+  }
+  l->p_.answered = {};
   for (auto& c : seeds) {
     if (c.id == l->p_.self) continue;
     l->add(c, 1, next++ % l->p_.paths);

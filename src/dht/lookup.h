@@ -113,6 +113,10 @@ struct LookupParams {
   // Called once, with the target as the first answer that names it gave it (target_named), while the lookup
   // goes on: a caller that wants the contact soon (find_contact) need not wait for the end.
   std::function<void(const Contact&)> on_named = {};
+  // Seeds that have already answered this lookup's question, with the contacts they named (a join's probes,
+  // Dht::bootstrap): each is an answered candidate of depth 1, not asked again, and what it named are candidates
+  // of depth 2 on its path, as if the lookup had asked it.
+  std::vector<std::pair<Contact, std::vector<Contact>>> answered = {};
 };
 
 class Lookup : public std::enable_shared_from_this<Lookup> {
