@@ -184,19 +184,19 @@ static void add_sim_dht(CLI::App& app) {
         if (!sim.alive(i)) dead.push_back(i);
       auto restart = [&](size_t i, std::unique_ptr<DhtStorage> disk, std::vector<Endpoint> seeds, Joins& out) {
         sim.restart(i, node_cfg, std::move(disk));
-        bool done = false;
+        auto joined = std::make_shared<std::optional<bool>>();  // outlives this call if the join outlives its wait
         TimePoint start = sim.now();
-        sim.node(i).dht().bootstrap(seeds, [&, start](bool ok) {
-          done = true;
+        sim.node(i).dht().bootstrap(seeds, [&out, &sim, joined, start](bool ok) {
+          *joined = ok;
           out.ok += ok;
           out.ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
         });
-        sim.run_until([&] { return done; }, 60s);
-        auto refreshed = [&] {
+        sim.run_until([&] { return joined->has_value(); }, 60s);
+        auto refreshed = [&] {  // a join that succeeded started one run of refreshes; ended once done caught up
           auto st = sim.node(i).dht().stats();
-          return st.join_refresh_runs_done >= st.join_refresh_runs;
+          return st.join_refresh_runs > 0 && st.join_refresh_runs_done >= st.join_refresh_runs;
         };
-        if (sim.run_until(refreshed, 60s))
+        if (joined->value_or(false) && sim.run_until(refreshed, 60s))
           out.refilled_ms.push_back(std::chrono::duration<double, std::milli>(sim.now() - start).count());
       };
       const size_t restarts = std::min(o->ops, dead.size() / 2);

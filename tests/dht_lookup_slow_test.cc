@@ -379,4 +379,16 @@ TEST(Lookup, SeedsThatAlreadyAnsweredAreNotAskedAgainAndWhatTheyNamedIs) {
   EXPECT_EQ(got, expect);
   EXPECT_EQ(l.result->stats.rpcs, 3);
   EXPECT_EQ(l.result->stats.rounds, 2);  // want[5] and want[6] were named by depth-1 answers
+
+  // One answered that an answered one before it named: it keeps that depth (2), and what it named is one deeper.
+  HeldLookup m("answered, named before");
+  LookupParams q{m.nodes[399].id, m.target, false, false, 8, 3, 1, {}};
+  q.answered = {{m.want[3], {m.want[0]}}, {m.want[0], {m.want[7]}}};
+  Lookup::start(q, {}, recorder(m.queue), [] { return TimePoint(0); }, [&](LookupResult r) { m.result = r; });
+  ASSERT_EQ(m.queue.size(), 1u);
+  EXPECT_TRUE(m.asked(m.want[7]));
+  m.take(m.want[7]).done(QueryResponse{});
+  ASSERT_TRUE(m.result);
+  EXPECT_EQ(m.result->stats.rpcs, 1);
+  EXPECT_EQ(m.result->stats.rounds, 3);
 }

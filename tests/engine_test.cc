@@ -101,6 +101,21 @@ TEST_F(Pair, AHellosOnSlowComesOnceWhenOverdueAsAPeerNeverTimedAndItsAnswerStill
   EXPECT_TRUE(got);
   EXPECT_EQ(prompt, 0);
 
+  // Woken late (400 ms, not at 250): the notice then, and the retransmission still 1 s after the hello.
+  int late = 0;
+  o.on_slow = [&] { ++late; };
+  const uint64_t resent = a.stats().retransmits;
+  a.hello(ep_b, [](std::optional<Contact>) {}, o);
+  ea.outbox.clear();
+  later(400ms);
+  EXPECT_EQ(late, 1);
+  later(590ms);
+  EXPECT_EQ(a.stats().retransmits, resent);
+  later(20ms);
+  EXPECT_EQ(a.stats().retransmits, resent + 1);
+  ea.outbox.clear();
+  later(3s);  // its last attempt times out
+
   // Round trips timed since set the due time: twice every peer's retransmission timeout once that is longer.
   // A request answered after 400 ms gives rto = 400 + 4 * 200 = 1.2 s, due 2.4 s: after the first attempt's end,
   // so the notice comes with the first retransmission, as before the estimate.

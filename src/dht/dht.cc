@@ -53,7 +53,8 @@ class JoinProbes {
  public:
   std::vector<std::pair<Contact, std::vector<Contact>>> answers;  // until the lookup takes them
   // Keeps the answer of `from` (its contacts named), and of all kept the `most` nearest `self` (a table of
-  // thousands probed holds no more than that many answers at once; a probe dropped here is asked again).
+  // thousands probed holds no more than that many answers at once; a probe dropped here is one the lookup may
+  // ask again, as any candidate).
   void keep(const Contact& from, std::vector<Contact> named, const NodeId& self, size_t most) {
     answers.emplace_back(from, std::move(named));
     if (answers.size() <= most) return;
@@ -197,15 +198,19 @@ void Dht::bootstrap(const std::vector<Endpoint>& seeds, std::function<void(bool)
       done(d.table.size() > 0);
     }, {.release_slow = true, .answered = std::move(probes->answers)});
   };
-  Bytes self_query = encode_id_request(d.engine.id());
   // A saved contact's answer is handed to the lookup; a seed's is not, and the lookup asks the seed again: in a
   // network that starts at once through one seed, that seed's table grows by the moment, and its second answer
   // names far more than its first (taking the first alone left joins with a thin table: `dht --nodes 1000`
-  // then settled in 6.0 s instead of 2.0, with 43 contacts a node instead of 63).
+  // then settled in 6.0 s instead of 2.0, with 43 contacts a node instead of 63). A saved contact's probe asks
+  // for its dial-back verdict too, as the lookup's find_node would have (docs/protocol.md 5.1, "Verdict").
+  const Bytes seed_query = encode_id_request(d.engine.id());
+  const Bytes saved_query = encode_find_node_request({d.engine.id(), false, d.dial_back != nullptr, false});
   const size_t saved_probes = saved.size();
-  auto ask = [&d, probes, join, self_query, saved_probes](size_t i, const Contact& c) {
-    d.rpc(c, Method::kFindNode, self_query, [&d, probes, join, i, c, saved_probes](std::optional<Bytes> body) {
+  auto ask = [&d, probes, join, seed_query, saved_query, saved_probes](size_t i, const Contact& c) {
+    const Bytes& query = i < saved_probes ? saved_query : seed_query;
+    d.rpc(c, Method::kFindNode, query, [&d, probes, join, i, c, saved_probes](std::optional<Bytes> body) {
       auto answer = body && i < saved_probes ? decode_find_node_answer(*body) : std::nullopt;
+      if (answer && answer->verdict && d.dial_back) d.dial_back->heard_verdict(c, *answer->verdict);
       if (answer && !probes->started()) {
         d.admit_learned(answer->contacts, d.engine.id());
         probes->keep(c, std::move(answer->contacts), d.engine.id(), 2 * d.cfg.k);

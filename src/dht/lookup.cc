@@ -42,13 +42,14 @@ void Lookup::start(LookupParams params, std::vector<Contact> seeds, QueryFn quer
   size_t next = 0;
   for (auto& [c, named] : l->p_.answered) {
     if (c.id == l->p_.self) continue;
-    const size_t path = next++ % l->p_.paths;
-    l->add(c, 1, path);
+    l->add(c, 1, next++ % l->p_.paths);  // or already there, named by one before it: its path and depth stay
     auto it = l->find(c.id ^ l->p_.target);
-    if (it == l->shortlist_.end() || it->second.state != State::kNew) continue;  // a duplicate, or no room
+    if (it == l->shortlist_.end() || it->second.state != State::kNew) continue;  // answered twice, or no room
     it->second.state = State::kAnswered;
     ++l->answered_;
-    for (auto& n : named) l->add(n, 2, path);
+    const size_t path = it->second.path;
+    const auto depth = static_cast<uint16_t>(it->second.depth + 1);
+    for (auto& n : named) l->add(n, depth, path);
   }
   l->p_.answered = {};
   for (auto& c : seeds) {

@@ -114,8 +114,10 @@ struct LookupParams {
   // goes on: a caller that wants the contact soon (find_contact) need not wait for the end.
   std::function<void(const Contact&)> on_named = {};
   // Seeds that have already answered this lookup's question, with the contacts they named (a join's probes,
-  // Dht::bootstrap): each is an answered candidate of depth 1, not asked again, and what it named are candidates
-  // of depth 2 on its path, as if the lookup had asked it.
+  // Dht::bootstrap): each is an answered candidate of depth 1 (or of the depth and path of the one before it that
+  // named it), not asked again, and what it named are candidates one deeper on its path, as if the lookup had
+  // asked it. For a lookup whose target is not among them (a join's of its own id): they do not set `target`,
+  // `target_named` or call on_named.
   std::vector<std::pair<Contact, std::vector<Contact>>> answered = {};
 };
 
@@ -186,7 +188,9 @@ class Lookup : public std::enable_shared_from_this<Lookup> {
   }
   bool disagree_ = false;          // two values received differ
   size_t in_flight_ = 0;
-  size_t answered_ = 0;  // answers received (a put's or release_slow lookup lets slow candidates go after the first)
+  // Answers received, and seeds that came answered (LookupParams::answered); a put's or release_slow lookup lets
+  // slow candidates go after the first.
+  size_t answered_ = 0;
   bool finished_ = false;
   TimePoint started_{};
   LookupResult result_;

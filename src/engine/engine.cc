@@ -525,9 +525,12 @@ void Engine::hello_in(uint64_t scope, const Endpoint& ep, std::function<void(std
   send_hello(h, challenge);
   Duration wait = h.attempt_timeout;
   if (h.on_slow) {  // an address alone has no round trip of its own: overdue as a peer never timed
-    h.slow_after = std::max(unknown_peer_due(), opts.slow_floor);
-    h.slow_timer = h.slow_after < wait;
-    if (h.slow_timer) wait = h.slow_after;
+    const Duration due = std::max(unknown_peer_due(), opts.slow_floor);
+    h.slow_timer = due < wait;
+    if (h.slow_timer) {
+      h.attempt_end = env_.now() + wait;
+      wait = due;
+    }
   }
   h.timer = schedule(wait, [this, challenge] { on_hello_timeout(challenge); });
 }
@@ -536,9 +539,10 @@ void Engine::on_hello_timeout(uint64_t challenge) {
   auto it = hellos_.find(challenge);
   if (it == hellos_.end()) return;
   PendingHello& h = it->second;
-  if (h.slow_timer) {  // overdue: tell the caller, then wait out the attempt's own time
+  if (h.slow_timer) {  // overdue: tell the caller, then wait out the attempt's own time (from its send)
     h.slow_timer = false;
-    h.timer = schedule(h.attempt_timeout - h.slow_after, [this, challenge] { on_hello_timeout(challenge); });
+    const Duration rest = std::max(h.attempt_end - env_.now(), Duration{0});
+    h.timer = schedule(rest, [this, challenge] { on_hello_timeout(challenge); });
     auto slow = std::move(h.on_slow);  // h is not used after the hook: it may add hellos
     h.on_slow = nullptr;
     slow();

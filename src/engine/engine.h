@@ -314,9 +314,9 @@ class Engine {
     int attempts_left = 0;
     Duration attempt_timeout{};
     TimerId timer;
-    // `timer` is set for on_slow, `slow_after` into the attempt (unknown_peer_due), before the attempt's end.
+    // `timer` is set for on_slow (unknown_peer_due after the send), before the attempt's end at `attempt_end`.
     bool slow_timer = false;
-    Duration slow_after{};
+    TimePoint attempt_end{};
     std::function<void(std::optional<Contact>)> cb;
     std::function<void()> on_slow;  // RpcOptions::on_slow, until called
     uint64_t scope = 0;
