@@ -37,8 +37,8 @@ static void add_sim_dht(CLI::App& app) {
   cmd->add_option("--ops", o->ops)->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--seed", o->seed);
   cmd->add_option("--kill", o->kill,
-                  "fraction of nodes killed after the puts (then M gets, M puts of new keys, and restarts of killed nodes: "
-                  "from their saved tables, then fresh ones)")
+                  "fraction of nodes killed after the puts (then M gets, M puts of new keys, and restarts of killed "
+                  "nodes: from their saved tables, then fresh ones)")
       ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--value-size", o->value_size)->check(CLI::Range(1, 65536));
   cmd->add_option("--join-wave", o->wave, "nodes that bootstrap at the same moment")->check(CLI::Range(1, 1 << 20));
