@@ -24,6 +24,11 @@ struct Pair : ::testing::Test {
 
   // Delivers everything A sent to B and vice versa until both outboxes are empty.
   void pump() { test::pump(ea, a, ep_a, eb, b, ep_b); }
+  // A's clock moves on by d, and A runs what fell due.
+  void later(Duration d) {
+    ea.advance(d);
+    a.on_wake();
+  }
 };
 
 }  // namespace storjnet::test

@@ -15,10 +15,6 @@ TEST_F(Pair, AHellosOnSlowComesOnceWhenOverdueAsAPeerNeverTimedAndItsAnswerStill
   // An address alone has no round trip of its own: a hello is overdue as a request to a peer never timed is
   // (twice every peer's retransmission timeout, at least 250 ms), here before its first retransmission (3 s over
   // 3 attempts: 1 s), which keeps its own timing. A hello answered at once never calls it.
-  auto later = [&](Duration d) {
-    ea.advance(d);
-    a.on_wake();
-  };
   int slows = 0;
   std::optional<Contact> got;
   RpcOptions o{std::chrono::seconds(3), 3};
@@ -93,10 +89,6 @@ TEST_F(Pair, OnSlowTellsAnOverdueRequestOnceAndTheAnswerStillCounts) {
   // long before the first retransmission at 1 s), sends nothing then, and the answer to the last copy still reaches the
   // callback. A request answered at once never calls it.
   b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
-  auto later = [&](Duration d) {
-    ea.advance(d);
-    a.on_wake();
-  };
   int slows = 0;
   bool ok = false;
   RpcOptions o{std::chrono::seconds(3), 3};
@@ -147,10 +139,6 @@ TEST_F(Pair, ARequestToAPeerWithAnOverdueRequestIsSlowAtOnceUntilThePeerAnswers)
   // A request lost: once it is overdue, a new request to the same peer is told slow at once (from a timer, not
   // within request()), and sent all the same. An answer from the peer ends that: the next request waits its time.
   b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
-  auto later = [&](Duration d) {
-    ea.advance(d);
-    a.on_wake();
-  };
   int slow1 = 0, slow2 = 0, slow3 = 0;
   bool ok2 = false;
   RpcOptions o{std::chrono::seconds(3), 3};
@@ -180,10 +168,6 @@ TEST_F(Pair, AnOverdueMarkIsClearedByAnAnswerThatCameThroughARelay) {
   // B answers the request that went overdue through a relay (B's direct path broke; docs/protocol.md 5.3): an
   // answer proves B alive whichever way it came, so the next request to B waits its own time.
   b.set_handler(Method::kMessageNotify, [](const IncomingRequest&, const Reply& r) { r.ok({}); });
-  auto later = [&](Duration d) {
-    ea.advance(d);
-    a.on_wake();
-  };
   int slow1 = 0, slow2 = 0, slow3 = 0;
   bool ok1 = false;
   RpcOptions o{std::chrono::seconds(3), 3};
@@ -218,10 +202,6 @@ TEST_F(Pair, AnOverdueMarkHoldsOnlyAtItsAddressAndNotForRequestsThatWaitByDesign
   // B's key named at a false address (a liar's answer): the request there goes overdue, and a request to B at its
   // own address still waits its own time. A request that waits on others by design (rtt_sample false: a
   // dial-back ask) marks nothing when it goes overdue.
-  auto later = [&](Duration d) {
-    ea.advance(d);
-    a.on_wake();
-  };
   Contact false_b = Contact::from_key(b.identity().public_key(), *Endpoint::parse("10.0.0.9:4000"));
   int slow_false = 0, slow_real = 0;
   RpcOptions o{std::chrono::seconds(3), 3};
