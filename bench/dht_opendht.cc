@@ -19,7 +19,7 @@
 #include <sodium.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <atomic>
 #include <ctime>
 #include <future>
 #include <map>

@@ -6,10 +6,16 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <sstream>
+#include <unordered_map>
 
 #include "bench_util.h"
 #include "storjnet/node.h"
@@ -122,14 +128,9 @@ Bytes make_payload(std::mt19937_64& rng, size_t len) {
   return b;
 }
 
-// Shared between the bench thread and callbacks on the io thread; outlives timeouts (shared_ptr capture).
-
-
 bool stored_locally(Bench& b, int node, const NodeId& key) {
   return b.driver->call(*b.nodes[node], [&] { return b.stores[node]->get(key).has_value(); });
 }
-
-
 
 PutGetResult run_puts(Bench& b, std::vector<KeyRec>& keys, std::mt19937_64& rng, const char* name) {
   PutGetResult r;

@@ -3,6 +3,7 @@
 // process, CPU time, the kernel's UDP counters). Mirrors odht_bench.cpp's phases of the same name
 // (../shared/bench/opendht/README.md section 2): the same draws from the one std::mt19937_64, in the same order.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
