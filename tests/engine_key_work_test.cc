@@ -100,6 +100,30 @@ TEST_F(KeyWork, BothEndsOffloadingTalkAsWithout) {
   EXPECT_EQ(b.stats().key_work_offloaded, 0u);
 }
 
+// A send's key work caches the peer's key conversion (a point check about as costly as the X25519), as the same
+// work in place would: another node of the process that meets the peer does not convert it again. The key
+// work for a sender not authenticated yet caches nothing: fresh keys must not fill the process-wide cache.
+TEST_F(KeyWork, ASendsKeyWorkCachesThePeersConversionAFirstDatagramsDoesNot) {
+  Forger sender(test_identity(61, 0x4b), b.identity().public_key());  // converts B's key, uncached
+  const uint64_t before = crypto::conversions_computed();
+  ea.offloads = true;
+  a.request(cb, Method::kMessageNotify, as_bytes("one"), [](RpcResult&&) {});
+  EXPECT_EQ(ea.run_jobs(), 1u);
+  EXPECT_EQ(crypto::conversions_computed(), before + 1);  // B's key
+  ManualEnv ec{3};
+  Engine c{ec, test_identity(3, 0x4b)};
+  c.request(cb, Method::kMessageNotify, as_bytes("two"), [](RpcResult&&) {});  // in place: a new pair
+  EXPECT_EQ(ec.outbox.size(), 1u);
+  EXPECT_EQ(crypto::conversions_computed(), before + 1);  // B's key was converted already
+  eb.offloads = true;
+  b.on_datagram(ep_a, sender.request(Method::kMessageNotify, as_bytes("three")));
+  EXPECT_EQ(eb.run_jobs(), 1u);
+  EXPECT_EQ(served, (std::vector<std::string>{"three"}));  // authentic, and served
+  EXPECT_EQ(crypto::conversions_computed(), before + 2);  // the sender's key
+  EXPECT_TRUE(crypto::x25519_of(sender.identity().public_key()));
+  EXPECT_EQ(crypto::conversions_computed(), before + 3);  // not kept: converted again
+}
+
 // A forged datagram under a real key: the key work is done once, off the thread; the datagram is refused
 // and the key remembered as failed, so more forgeries under it cost a tag check each and no more key work.
 TEST_F(KeyWork, ForgeriesAfterTheKeyWorkAreRefusedWithoutMoreOfIt) {

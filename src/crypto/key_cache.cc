@@ -63,6 +63,7 @@ TwoGenerations<PublicKey, KeyedHash> converted(kMaxConverted);
 TwoGenerations<Print, PrintHash> pairs(kMaxCachedPairs);
 std::vector<Print> verified;  // kVerifiedSlots fingerprints of valid signatures (all zero: empty)
 uint64_t remembered = 0;
+uint64_t conversions = 0;  // x25519_of's conversions computed, not answered from `converted`
 
 using PrintKey = std::array<uint8_t, crypto_generichash_KEYBYTES>;
 PrintKey random_print_key() {
@@ -105,11 +106,11 @@ std::optional<std::array<uint8_t, 32>> x25519_of(const PublicKey& pk, bool cache
     if (auto* hit = converted.find(pk)) return *hit;
   }
   std::array<uint8_t, 32> out;
-  if (crypto_sign_ed25519_pk_to_curve25519(out.data(), pk.data()) != 0) return std::nullopt;
-  if (cache) {
-    std::lock_guard lock(mu);
-    converted.put(pk, out);
-  }
+  const bool ok = crypto_sign_ed25519_pk_to_curve25519(out.data(), pk.data()) == 0;
+  std::lock_guard lock(mu);
+  ++conversions;
+  if (!ok) return std::nullopt;
+  if (cache) converted.put(pk, out);
   return out;
 }
 
@@ -157,6 +158,11 @@ bool verify_signature(const PublicKey& pk, ByteView msg, const Signature& sig) {
 uint64_t signatures_remembered() {
   std::lock_guard lock(mu);
   return remembered;
+}
+
+uint64_t conversions_computed() {
+  std::lock_guard lock(mu);
+  return conversions;
 }
 
 void clear_key_caches() {

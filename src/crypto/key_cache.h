@@ -40,6 +40,10 @@ bool verify_signature(const PublicKey& pk, ByteView msg, const Signature& sig);
 // Valid signatures answered from the table since the process started (for tests and benches).
 uint64_t signatures_remembered();
 
+// Ed25519 -> X25519 conversions x25519_of computed (answered from the cache: not counted) since the process
+// started (for tests and benches).
+uint64_t conversions_computed();
+
 // Forgets everything cached. For tests that need a receiver to pay for key work a sender in the same process
 // already did (the cache is process-wide).
 void clear_key_caches();

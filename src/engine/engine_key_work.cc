@@ -15,7 +15,7 @@ bool Engine::offload_send(const Contact& given, const Contact& to, ByteView mess
     crypto::SessionKey key;
     if (to.key == identity_.public_key() || crypto::cached_pair_key(identity_.public_key(), to.key, key))
       return false;  // nothing to derive
-    if (!(job = start_key_job(to.key))) return false;  // in place
+    if (!(job = start_key_job(to.key, true))) return false;  // in place
   }
   if (job->sends.size() >= kMaxKeyJobQueue) {
     drops_.add(DropReason::kKeyBudget);  // a request among them is sent again by its retry
@@ -28,7 +28,7 @@ bool Engine::offload_send(const Contact& given, const Contact& to, ByteView mess
 bool Engine::hold_for_key(const Endpoint& from, const PublicKey& sender, bool start) {
   if (datagram_.empty()) return false;
   KeyJob* job = key_work_for(sender) ? &key_work_->jobs.at(sender) : nullptr;
-  if (!job && !(start && (job = start_key_job(sender)))) return false;
+  if (!job && !(start && (job = start_key_job(sender, false)))) return false;
   if (job->datagrams.size() >= kMaxKeyJobQueue) {
     drops_.add(DropReason::kKeyBudget);
     return true;
@@ -37,7 +37,7 @@ bool Engine::hold_for_key(const Endpoint& from, const PublicKey& sender, bool st
   return true;
 }
 
-Engine::KeyJob* Engine::start_key_job(const PublicKey& pk) {
+Engine::KeyJob* Engine::start_key_job(const PublicKey& pk, bool ours) {
   if (key_work_ && key_work_->jobs.size() >= kMaxKeyJobs) return nullptr;
   if (!key_work_) key_work_ = std::make_unique<KeyWork>();
   if (!key_work_->identity) key_work_->identity = std::make_shared<const Identity>(identity_);
@@ -46,10 +46,14 @@ Engine::KeyJob* Engine::start_key_job(const PublicKey& pk) {
     crypto::SessionKey key{};
   };
   auto result = std::make_shared<Result>();
-  // Nothing cached: the key of a sender not authenticated yet must not enter the process-wide cache
-  // (key_job_done adds it once we chose to send to the peer; a datagram that opens adds it as in place).
+  // The key of a sender not authenticated yet must not enter the process-wide cache (a datagram that opens adds
+  // its pair key, as in place). A peer we chose to send to is cached as in place: its Ed25519 key's conversion
+  // too, which every node of the process that meets it would otherwise pay again (a conversion checks the point,
+  // about as costly as the X25519).
   bool offloaded = env_.offload(
-      [me = key_work_->identity, pk, result] { result->ok = crypto::derive_session_key(*me, pk, result->key, false); },
+      [me = key_work_->identity, pk, result, ours] {
+        result->ok = crypto::derive_session_key(*me, pk, result->key, ours);
+      },
       [this, alive = std::weak_ptr<bool>(key_work_->alive), pk, result] {
         if (!alive.expired()) key_job_done(pk, result->ok, result->key);
       });
