@@ -48,8 +48,8 @@ Engine::KeyJob* Engine::start_key_job(const PublicKey& pk, bool ours) {
   auto result = std::make_shared<Result>();
   // The key of a sender not authenticated yet must not enter the process-wide cache (a datagram that opens adds
   // its pair key, as in place). A peer we chose to send to is cached as in place: its Ed25519 key's conversion
-  // too, which every node of the process that meets it would otherwise pay again (a conversion checks the point,
-  // about as costly as the X25519).
+  // too, which every node of the process that meets it would otherwise pay again (a conversion checks the point:
+  // it costs more than the X25519).
   bool offloaded = env_.offload(
       [me = key_work_->identity, pk, result, ours] {
         result->ok = crypto::derive_session_key(*me, pk, result->key, ours);
