@@ -100,16 +100,25 @@ TEST_F(KeyWork, BothEndsOffloadingTalkAsWithout) {
   EXPECT_EQ(b.stats().key_work_offloaded, 0u);
 }
 
-// A send's key work caches the peer's key conversion (a point check about as costly as the X25519), as the same
-// work in place would: another node of the process that meets the peer does not convert it again. The key
-// work for a sender not authenticated yet caches nothing: fresh keys must not fill the process-wide cache.
+// A send's key work caches the peer's key conversion (point checks that cost more than the X25519), as the same
+// work in place would: another node of the process that meets the peer does not convert it again. The pair key is
+// cached only when the work is back on the node's thread, so no datagram of the peer opens ahead of those held
+// for the job. The key work for a sender not authenticated yet caches nothing: fresh keys must not fill the
+// process-wide cache.
 TEST_F(KeyWork, ASendsKeyWorkCachesThePeersConversionAFirstDatagramsDoesNot) {
   Forger sender(test_identity(61, 0x4b), b.identity().public_key());  // converts B's key, uncached
   const uint64_t before = crypto::conversions_computed();
   ea.offloads = true;
   a.request(cb, Method::kMessageNotify, as_bytes("one"), [](RpcResult&&) {});
-  EXPECT_EQ(ea.run_jobs(), 1u);
+  ASSERT_EQ(ea.jobs.size(), 1u);
+  ea.jobs.front().first();  // the work, on the other core
   EXPECT_EQ(crypto::conversions_computed(), before + 1);  // B's key
+  crypto::SessionKey key;
+  EXPECT_FALSE(crypto::cached_pair_key(a.identity().public_key(), b.identity().public_key(), key));
+  ea.jobs.front().second();  // back on A's thread
+  ea.jobs.clear();
+  EXPECT_TRUE(crypto::cached_pair_key(a.identity().public_key(), b.identity().public_key(), key));
+  EXPECT_EQ(ea.outbox.size(), 1u);
   ManualEnv ec{3};
   Engine c{ec, test_identity(3, 0x4b)};
   c.request(cb, Method::kMessageNotify, as_bytes("two"), [](RpcResult&&) {});  // in place: a new pair
@@ -145,6 +154,8 @@ TEST_F(KeyWork, ForgeriesAfterTheKeyWorkAreRefusedWithoutMoreOfIt) {
   EXPECT_EQ(b.stats().key_derivations, 1u);
   EXPECT_TRUE(served.empty());
   EXPECT_EQ(b.session_count(), 0u);
+  crypto::SessionKey key;  // nothing of the liar's key work entered the process-wide cache
+  EXPECT_FALSE(crypto::cached_pair_key(liar.identity().public_key(), b.identity().public_key(), key));
 }
 
 // Bounds: datagrams held for one sender's key (beyond: dropped, counted), and jobs at once (beyond: the key

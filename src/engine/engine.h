@@ -388,8 +388,8 @@ class Engine {
   bool offload_send(const Contact& given, const Contact& to, ByteView message, SendKind kind);  // true: queued
   bool hold_for_key(const Endpoint& from, const PublicKey& sender, bool start);  // true: held (datagram_)
   bool key_work_for(const PublicKey& pk) const { return key_work_ && key_work_->jobs.count(pk); }
-  // nullptr: the driver does not offload, or no room. `ours`: a peer we chose to send to, whose key conversion and
-  // pair key the work caches as in place (a sender not authenticated yet: nothing cached).
+  // nullptr: the driver does not offload, or no room. `ours`: a peer we chose to send to, whose key conversion the
+  // work caches as in place (a sender not authenticated yet: nothing cached; the pair key: key_job_done).
   KeyJob* start_key_job(const PublicKey& pk, bool ours);
   void key_job_done(const PublicKey& pk, bool ok, const crypto::SessionKey& key);
   void handle_cookie_reply(const Endpoint& from, const wire::CookieReply& c);

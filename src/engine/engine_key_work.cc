@@ -1,5 +1,5 @@
 // Engine, first-contact key work off the node's thread (src/engine/engine.h, KeyJob). A peer's pair key costs
-// an X25519 (and the conversion of its Ed25519 key) the first time this process talks to it: ~90 us, most of
+// an X25519 (and the conversion of its Ed25519 key) the first time this process talks to it: ~75 us, most of
 // a join's or a put's CPU. Where the driver offloads (Environment::offload), that work runs on another core
 // while the node goes on; the messages that need the key wait for it in order. The protocol is unchanged:
 // the same key, the same datagrams, the same first-contact budget (paid by a sender's first datagram).
@@ -15,7 +15,7 @@ bool Engine::offload_send(const Contact& given, const Contact& to, ByteView mess
     crypto::SessionKey key;
     if (to.key == identity_.public_key() || crypto::cached_pair_key(identity_.public_key(), to.key, key))
       return false;  // nothing to derive
-    if (!(job = start_key_job(to.key, true))) return false;  // in place
+    if (!(job = start_key_job(to.key, /*ours=*/true))) return false;  // in place
   }
   if (job->sends.size() >= kMaxKeyJobQueue) {
     drops_.add(DropReason::kKeyBudget);  // a request among them is sent again by its retry
@@ -28,7 +28,7 @@ bool Engine::offload_send(const Contact& given, const Contact& to, ByteView mess
 bool Engine::hold_for_key(const Endpoint& from, const PublicKey& sender, bool start) {
   if (datagram_.empty()) return false;
   KeyJob* job = key_work_for(sender) ? &key_work_->jobs.at(sender) : nullptr;
-  if (!job && !(start && (job = start_key_job(sender, false)))) return false;
+  if (!job && !(start && (job = start_key_job(sender, /*ours=*/false)))) return false;
   if (job->datagrams.size() >= kMaxKeyJobQueue) {
     drops_.add(DropReason::kKeyBudget);
     return true;
@@ -47,12 +47,15 @@ Engine::KeyJob* Engine::start_key_job(const PublicKey& pk, bool ours) {
   };
   auto result = std::make_shared<Result>();
   // The key of a sender not authenticated yet must not enter the process-wide cache (a datagram that opens adds
-  // its pair key, as in place). A peer we chose to send to is cached as in place: its Ed25519 key's conversion
-  // too, which every node of the process that meets it would otherwise pay again (a conversion checks the point:
-  // it costs more than the X25519).
+  // its pair key, as in place). For a peer we chose to send to, the work caches the Ed25519 key's conversion, as
+  // in place, which every node of the process that meets the peer would otherwise pay again (a conversion checks
+  // the point: it costs more than the X25519). Its pair key is cached by key_job_done, on the node's thread, as
+  // the session is made: cached here, it would let the peer's next datagram open (cached_pair_key) before those
+  // held for the job, and our next messages leave before those waiting on it.
   bool offloaded = env_.offload(
       [me = key_work_->identity, pk, result, ours] {
-        result->ok = crypto::derive_session_key(*me, pk, result->key, ours);
+        if (ours) crypto::x25519_of(pk);
+        result->ok = crypto::derive_session_key(*me, pk, result->key, false);
       },
       [this, alive = std::weak_ptr<bool>(key_work_->alive), pk, result] {
         if (!alive.expired()) key_job_done(pk, result->ok, result->key);
