@@ -54,8 +54,8 @@ Engine::KeyJob* Engine::start_key_job(const PublicKey& pk, bool ours) {
   // held for the job, and our next messages leave before those waiting on it.
   bool offloaded = env_.offload(
       [me = key_work_->identity, pk, result, ours] {
-        if (ours) crypto::x25519_of(pk);
-        result->ok = crypto::derive_session_key(*me, pk, result->key, false);
+        // A key that does not convert fails here, once (derive_session_key would convert it again).
+        result->ok = (!ours || crypto::x25519_of(pk)) && crypto::derive_session_key(*me, pk, result->key, false);
       },
       [this, alive = std::weak_ptr<bool>(key_work_->alive), pk, result] {
         if (!alive.expired()) key_job_done(pk, result->ok, result->key);
