@@ -54,6 +54,7 @@ struct Args {
   int clients = 32;
   uint64_t seed = 1;
   double settle_s = 20;
+  bool neighbourhood_reuse = true;  // DhtConfig::neighbourhood_reuse
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 };
 
@@ -69,8 +70,10 @@ void run(const Args& a) {
   lo.port = 0;
   std::vector<Node*> nodes;
   std::set<uint16_t> ports;
+  NodeConfig ncfg;
+  ncfg.dht.neighbourhood_reuse = a.neighbourhood_reuse;
   for (int i = 0; i < a.nodes; ++i) {
-    nodes.push_back(&driver.add_node(lo, Identity::generate()));
+    nodes.push_back(&driver.add_node(lo, Identity::generate(), ncfg));
     ports.insert(driver.local_endpoint(*nodes.back()).port);
   }
   // Every node behind its own API, the HTTP side on one thread.
@@ -201,6 +204,7 @@ void run(const Args& a) {
     }
   });
 
+  const auto dht0 = driver.call([&] { return nodes[0]->dht().stats(); });
   int puts_true = 0, busy = 0, failed = 0, gets_right = 0, gets_of_true = 0;
   for (int i = 0; i < a.puts; ++i) {
     puts_true += put_result[i] == 1;
@@ -230,6 +234,9 @@ void run(const Args& a) {
                 {"api_burst_put_ok", a.puts ? static_cast<double>(puts_true) / a.puts : 0.0},
                 {"gets_right", gets_of_true ? static_cast<double>(gets_right) / gets_of_true : 0.0},
                 {"put_s", put_s},
+                {"neighbourhood_reuse", a.neighbourhood_reuse},
+                {"lookups", dht0.lookups},
+                {"neighbourhoods_reused", dht0.neighbourhoods_reused},
                 {"get_s", get_s},
                 {"kernel_drops", drops},
                 {"busy_errors", busy},
@@ -253,6 +260,9 @@ static void add_api_burst(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "names the keys and values of this run");
   cmd->add_option("--threads", a->threads, "io threads the nodes are spread over (default: one per core)")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--neighbourhood-reuse", a->neighbourhood_reuse,
+                  "puts store on the neighbourhoods recent puts found whole (DhtConfig::neighbourhood_reuse)")
       ->capture_default_str();
   cmd->add_option("--settle", a->settle_s, "at most this many seconds for the tables to stop growing after the join");
   cmd->callback([a] { run(*a); });

@@ -16,6 +16,8 @@ struct SimAdversaryOpts {
   int puzzle_bits = 0;
   int placement_bits = 16;
   size_t puts = 200;
+  size_t putters = 0;
+  bool neighbourhood_reuse = true;
   size_t topics = 10;
   size_t subscribers = 20;
   size_t events = 5;
@@ -39,6 +41,7 @@ nlohmann::json to_json(const sim::AdversaryResult& r, const std::string& attack,
           {"honest_prefix_bits", r.honest_prefix_bits},
           {"puts", r.puts},
           {"puts_ok", r.puts_ok},
+          {"puts_reused", r.puts_reused},
           {"put_ok_ratio", r.put_ok_ratio},
           {"gets", r.owned_gets.gets},
           {"gets_ok", r.owned_gets.ok},
@@ -89,6 +92,10 @@ static void add_sim_adversary(CLI::App& app) {
   cmd->add_option("--placement-bits", o->placement_bits, "attacker's id search: 2^(c + this) key generations")
       ->check(CLI::Range(0, 20));
   cmd->add_option("--puts", o->puts)->check(CLI::Range(1, 100000));
+  cmd->add_option("--putters", o->putters, "honest nodes the puts come from, round robin (0: a random one per put)");
+  cmd->add_option("--neighbourhood-reuse", o->neighbourhood_reuse,
+                  "puts store on the neighbourhoods recent puts found whole (DhtConfig::neighbourhood_reuse)")
+      ->capture_default_str();
   cmd->add_option("--topics", o->topics)->check(CLI::Range(0, 10000));
   cmd->add_option("--subscribers", o->subscribers, "honest subscribers per topic")->check(CLI::Range(1, 100000));
   cmd->add_option("--events", o->events, "events per topic")->check(CLI::Range(0, 100000));
@@ -107,6 +114,8 @@ static void add_sim_adversary(CLI::App& app) {
     c.puzzle_bits = o->puzzle_bits;
     c.placement_bits = o->placement_bits;
     c.puts = o->puts;
+    c.putters = o->putters;
+    c.node.dht.neighbourhood_reuse = o->neighbourhood_reuse;
     c.topics = o->topics;
     c.subscribers_per_topic = o->subscribers;
     c.events_per_topic = o->events;

@@ -24,6 +24,7 @@ struct SimDhtOpts {
   double session_idle_s = 0;  // 0: the default (EngineConfig::session_idle)
   bool dial_back = true;
   int join_bucket_fill = -1;  // -1: the default (DhtConfig::join_bucket_fill)
+  bool neighbourhood_reuse = true;  // DhtConfig::neighbourhood_reuse
   bool progress = false;
   size_t updates = 0;  // puts of a new value under each key by its putter, after the puts
 };
@@ -46,6 +47,9 @@ static void add_sim_dht(CLI::App& app) {
                   "seconds a session may sit unused before it shrinks (EngineConfig::session_idle; 0: default)")
       ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--dial-back", o->dial_back, "reachability checks of routing-table contacts (DhtConfig::dial_back)");
+  cmd->add_option("--neighbourhood-reuse", o->neighbourhood_reuse,
+                  "puts store on the neighbourhoods recent puts found whole (DhtConfig::neighbourhood_reuse)")
+      ->capture_default_str();
   cmd->add_option("--join-bucket-fill", o->join_bucket_fill,
                   "contacts a join refreshes each far bucket to (DhtConfig::join_bucket_fill; -1: the default)")
       ->check(CLI::Range(-1, 1 << 10));
@@ -65,6 +69,7 @@ static void add_sim_dht(CLI::App& app) {
       node_cfg.engine.session_idle = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o->session_idle_s));
     node_cfg.dht.dial_back = o->dial_back;
     if (o->join_bucket_fill >= 0) node_cfg.dht.join_bucket_fill = static_cast<size_t>(o->join_bucket_fill);
+    node_cfg.dht.neighbourhood_reuse = o->neighbourhood_reuse;
     for (size_t i = 0; i < o->nodes; ++i) sim.add_node(node_cfg);
     const size_t tenth = std::max<size_t>(1, o->nodes / 10);
     size_t next_report = tenth;

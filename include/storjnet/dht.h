@@ -61,6 +61,10 @@ struct DhtConfig {
   // A put of a key this node put this recently (and stored cleanly) stores on that put's placement at once,
   // without a lookup, unless our table knows a node nearer the key that the placement lacks (0: always looks up).
   Duration placement_reuse = 1min;
+  // A put of another key whose neighbourhood recent puts' lookups found whole (their regions cover the smallest id
+  // subtree around the key that holds k of their nodes) stores on the key's k closest of those nodes at once,
+  // without a lookup, under the same rules and for as long (placement_reuse; docs/protocol.md 5, "Operations").
+  bool neighbourhood_reuse = true;
   size_t disjoint_paths = 3;               // d: disjoint lookup paths (S/Kademlia), alpha in flight on each
   Duration max_future_skew = 30s;          // versions further ahead of our clock are refused
   size_t max_values = 1'000'000;           // storage bound: count
@@ -134,8 +138,9 @@ struct PutResult {
   size_t stored_on = 0;  // acknowledgements when answered (the local copy counts, but never alone)
   int attempts = 0;      // attempts made (retries after no acknowledgement); each a lookup, but a reused placement
   LookupStats lookup;    // the last attempt's lookup
-  // The first attempt stored on a recent put's placement of the key (DhtConfig::placement_reuse), without a
-  // lookup (`lookup` stays empty then, unless a retry looked up).
+  // The first attempt stored on a recent put's placement of the key (DhtConfig::placement_reuse), or of its
+  // neighbourhood (DhtConfig::neighbourhood_reuse), without a lookup (`lookup` stays empty then, unless a retry
+  // looked up).
   bool placement_reused = false;
 };
 
@@ -186,6 +191,7 @@ struct DhtStats {
   uint64_t bad_signatures = 0;   // stores and find_value answers whose signature (or version) was invalid
   uint64_t put_retries = 0;      // put attempts repeated because no replica acknowledged
   uint64_t placements_reused = 0;  // puts that stored on a recent put's placement of their key, without a lookup
+  uint64_t neighbourhoods_reused = 0;  // puts of other keys that stored on recent puts' regions, without a lookup
   // Self-named keys (a node's relay list; docs/protocol.md 5, "Ownership"): another owner's value held under a
   // key displaced by the value of the owner the key names; stores of another owner refused under such a key.
   uint64_t squats_displaced = 0, squats_refused = 0;

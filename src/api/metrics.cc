@@ -102,6 +102,9 @@ std::string render_metrics(Node& node, const ApiCounters& api, const ApiRefusals
   w.single("storjnet_dht_put_retries_total", "counter", "DHT put attempts repeated: no replica acknowledged.", ds.put_retries);
   w.single("storjnet_dht_placements_reused_total", "counter",
            "DHT puts stored on a recent put's placement of their key, without a lookup.", ds.placements_reused);
+  w.single("storjnet_dht_neighbourhoods_reused_total", "counter",
+           "DHT puts of other keys stored on the neighbourhood recent puts' lookups found whole, without a lookup.",
+           ds.neighbourhoods_reused);
   w.family("storjnet_dht_squats_total", "counter", "Another owner's values under a node's self-named key, by outcome.");
   w.sample("storjnet_dht_squats_total", "outcome=\"displaced\"", ds.squats_displaced);
   w.sample("storjnet_dht_squats_total", "outcome=\"refused\"", ds.squats_refused);

@@ -7,6 +7,7 @@ Dht::Impl::Impl(Engine& e, DhtConfig c, std::unique_ptr<DhtStorage> s)
     : engine(e), cfg(c), storage(std::move(s)), table(e.id(), c.k, admission(c, e.config().network_id)),
       values(*storage, cfg), store_rate(c.store_rate),
       placements(c.placement_reuse, c.k + c.k / 4),
+      neighbourhoods(c.neighbourhood_reuse ? c.placement_reuse : Duration{}, c.k, c.k + c.k / 4),
       newcomers(e, table, cfg, [this](const Contact& c) { on_contact(c, true); },
                 [this] { return stats.lookups != stats.lookups_completed; }),
       addresses(e, table, c.rpc_timeout),

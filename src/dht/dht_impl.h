@@ -22,6 +22,7 @@
 #include "dht/lookup.h"
 #include "dht/birthday.h"
 #include "dht/nat_view.h"
+#include "dht/neighbourhood_cache.h"
 #include "dht/placement_cache.h"
 #include "dht/routing_table.h"
 #include "dht/signed_value.h"
@@ -77,6 +78,7 @@ struct Dht::Impl {
   ValueStore values;
   StoreRate store_rate;
   PlacementCache placements;  // where our recent puts stored (DhtConfig::placement_reuse)
+  NeighbourhoodCache neighbourhoods;  // the id regions our recent puts' lookups found whole (neighbourhood_reuse)
   DhtStats stats;
   std::deque<LookupStats> recent;
   std::unordered_map<int, bool> pinging;              // buckets with a liveness ping in flight
@@ -230,6 +232,7 @@ struct Dht::Impl {
     bool self_among = false;
     TimePoint looked_up{};
     std::vector<NodeId> slow;  // its candidates still slow at its end (LookupResult::slow)
+    std::optional<NeighbourhoodCache::Region> region;  // the id region its lookup found whole, if any
   };
 
   void put_value(const StoredValue& v, std::function<void(const PutResult&)> cb);

@@ -150,29 +150,48 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   // neighbourhood with its own value before the owner's stores reach it (docs/protocol.md 10.8).
   const PlacementCache::Entry* recent = st->result.attempts == 1 ? placements.find(v.key, engine.now()) : nullptr;
   if (recent && !placement_current(v.key, recent->targets)) recent = nullptr;
-  const bool reused = recent != nullptr;
-  const TimePoint used_at = reused ? recent->at : engine.now();  // the placement's age: its lookup's end
+  // Else, the key's neighbourhood as recent puts of other keys found it whole, under the same rules.
+  std::optional<NeighbourhoodCache::Placement> near;
+  if (!recent && st->result.attempts == 1) near = neighbourhoods.placement(v.key, engine.now());
+  if (near && !placement_current(v.key, near->targets)) near.reset();
+  const bool reused = recent != nullptr || near.has_value();
+  // The placement's age: its lookup's end (the oldest region's, for a neighbourhood).
+  const TimePoint used_at = recent ? recent->at : near ? near->at : engine.now();
   auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
-                            [this, st, reused, used_at](StoreTally t) {
+                            [this, st, reused, used_at, near_depth = near ? near->depth : -1](StoreTally t) {
                               const NodeId& key = st->value.key;
                               // A placement whose stores all landed is worth another put of the key soon; one
                               // that lost a store, or met a refusal, is not (nor one no newer than it). Stores
                               // lost on candidates its lookup left slow (most likely dead) were foreseen: it is
-                              // remembered without them.
+                              // remembered without them. The same goes for the region its lookup found whole;
+                              // and a stale placement drops the regions around the key (those a neighbourhood's
+                              // stores came from) and those holding a node that did not answer.
                               const bool foreseen = !reused && std::all_of(
                                   t.missed.begin(), t.missed.end(), [&](const NodeId& id) {
                                     return std::find(st->slow.begin(), st->slow.end(), id) != st->slow.end();
                                   });
                               const bool clean = (t.missed.empty() || foreseen) && t.refused == 0 && t.acks > 0;
+                              auto missed = [&](const Contact& c) {
+                                return std::find(t.missed.begin(), t.missed.end(), c.id) != t.missed.end();
+                              };
                               if (!clean) {
-                                placements.forget(key, reused ? used_at : st->looked_up);
+                                const TimePoint at = reused ? used_at : st->looked_up;
+                                placements.forget(key, at);
+                                const int around = near_depth >= 0 ? near_depth
+                                                   : st->region   ? st->region->depth
+                                                                  : static_cast<int>(NodeId::kBits);
+                                neighbourhoods.forget(key, around, at);
+                                for (const NodeId& id : t.missed) neighbourhoods.forget(id, NodeId::kBits, at);
                               } else if (!reused) {
-                                std::erase_if(st->placement, [&](const Contact& c) {
-                                  return std::find(t.missed.begin(), t.missed.end(), c.id) != t.missed.end();
-                                });
+                                std::erase_if(st->placement, missed);
                                 placements.remember(key, std::move(st->placement), st->self_among, st->looked_up,
                                                     engine.now());
+                                if (st->region) {
+                                  std::erase_if(st->region->members, missed);
+                                  neighbourhoods.remember(std::move(*st->region), engine.now());
+                                }
                               }
+                              st->region.reset();
                               if (st->result.ok) return;
                               if (t.refused > 0)
                                 return put_done(st, 0, "refused: the replicas hold another owner's or a newer value");
@@ -183,10 +202,18 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
                             });
   // A put of a key we put moments ago stores on that put's placement at once, as its lookup would find the same
   // nodes (DhtConfig::placement_reuse); a retry always looks up.
-  if (reused) {
+  if (recent) {
     st->result.placement_reused = true;
     ++stats.placements_reused;
     return place_put(st, run, recent->targets, recent->self_among);
+  }
+  // So does a put whose key's neighbourhood recent puts found whole (DhtConfig::neighbourhood_reuse): we keep a
+  // copy when we are nearer the key than its k-th closest there (then we lie in the subtree they came from).
+  if (near) {
+    st->result.placement_reused = true;
+    ++stats.neighbourhoods_reused;
+    const bool self_among = (engine.id() ^ v.key) < (near->targets[cfg.k - 1].id ^ v.key);
+    return place_put(st, run, std::move(near->targets), self_among);
   }
   // A retry starts from more of the table: its closest contacts may all be unreachable (a partition).
   size_t seeds = cfg.k * static_cast<size_t>(st->result.attempts);
@@ -195,6 +222,8 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     st->self_among = self_among_closest(st->value.key, res);
     st->looked_up = engine.now();
     st->slow = std::move(res.slow);
+    if (cfg.neighbourhood_reuse && cfg.placement_reuse > Duration{})
+      st->region = NeighbourhoodCache::region_of(st->value.key, res.placement, cfg.k, st->looked_up);
     if (cfg.placement_reuse > Duration{})  // what the cache keeps of it
       st->placement.assign(res.placement.begin(),
                            res.placement.begin() + std::min(res.placement.size(), placements.keep()));

@@ -92,6 +92,7 @@ void Dht::Impl::maintain() {
   TimePoint now = engine.now();
   values.expire(engine.env().unix_us());
   placements.drop_expired(now);
+  neighbourhoods.drop_expired(now);
   probe_graveyard();
   if (dial_back)  // entries that entered when no helper could confirm them (or were promoted) get another check
     for (auto& c : table.due_for_check(now - kRecheckAfter, now, 8)) dial_back->check(c);

@@ -444,6 +444,7 @@ class Adversary {
   }
 
   void puts() {
+    for (size_t i = 0; i < cfg_.putters; ++i) chosen_putters_.push_back(random_honest());
     putter_.resize(keys_.size());
     values_.resize(keys_.size());
     acked_.assign(keys_.size(), false);
@@ -451,13 +452,14 @@ class Adversary {
       size_t end = std::min(keys_.size(), start + kBatch);
       auto left = std::make_shared<size_t>(end - start);
       for (size_t j = start; j < end; ++j) {
-        putter_[j] = random_honest();
+        putter_[j] = chosen_putters_.empty() ? random_honest() : chosen_putters_[j % chosen_putters_.size()];
         values_[j] = as_bytes_copy("{\"honest\":" + std::to_string(j) + "}");
         ++res_.puts;
         sim_->node(putter_[j]).dht().put(keys_[j], values_[j], [this, j, left](const PutResult& r) {
           --*left;
           acked_[j] = r.ok;
           res_.puts_ok += r.ok;
+          res_.puts_reused += r.placement_reused;
           rounds_.push_back(r.lookup.rounds);
         });
       }
@@ -586,6 +588,7 @@ class Adversary {
   std::set<size_t> observed_;
   std::set<std::pair<size_t, std::string>> delivered_;
   std::vector<size_t> putter_;
+  std::vector<size_t> chosen_putters_;  // with AdversaryConfig::putters
   std::vector<Bytes> values_;
   std::vector<bool> acked_;
   std::vector<double> rounds_;

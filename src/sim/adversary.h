@@ -56,6 +56,7 @@ struct AdversaryConfig {
   int puzzle_bits = 0;      // the network's id puzzle (DhtConfig::id_puzzle_bits); 0 as in the simulator
   int placement_bits = 16;  // the attacker's id search: 2^(puzzle_bits + placement_bits) key generations
   size_t puts = 200;
+  size_t putters = 0;      // honest nodes the puts come from, round robin (0: a random honest node per put)
   size_t topics = 10;
   size_t subscribers_per_topic = 20;
   size_t events_per_topic = 5;
@@ -77,6 +78,7 @@ struct AdversaryResult {
   double honest_prefix_bits = 0;   // mean leading bits the closest honest node shares with a target
   // DHT
   size_t puts = 0, puts_ok = 0;
+  size_t puts_reused = 0;  // puts that stored on a recent placement or neighbourhood, without a lookup
   double put_ok_ratio = 0;
   // Gets, one per acked put, each counted as: the honest owner's value returned (ok), another value (forged:
   // another owner's, or a stale one), or nothing (missing).
