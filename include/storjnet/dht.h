@@ -62,8 +62,9 @@ struct DhtConfig {
   // without a lookup, unless our table knows a node nearer the key that the placement lacks (0: always looks up).
   Duration placement_reuse = 1min;
   // A put of another key whose neighbourhood recent puts' lookups found whole (their regions cover the smallest id
-  // subtree around the key that holds k of their nodes) stores on the key's k closest of those nodes at once,
-  // without a lookup, under the same rules and for as long (placement_reuse; docs/protocol.md 5, "Operations").
+  // subtree around the key that holds k + k/4 of their nodes: its stores and their replacements) stores on the
+  // key's closest of those nodes at once, without a lookup, under the same rules and for as long (placement_reuse;
+  // docs/protocol.md 5, "Operations").
   bool neighbourhood_reuse = true;
   size_t disjoint_paths = 3;               // d: disjoint lookup paths (S/Kademlia), alpha in flight on each
   Duration max_future_skew = 30s;          // versions further ahead of our clock are refused

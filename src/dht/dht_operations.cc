@@ -155,8 +155,9 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   if (!recent && st->result.attempts == 1) near = neighbourhoods.placement(v.key, engine.now());
   if (near && !placement_current(v.key, near->targets)) near.reset();
   const bool reused = recent != nullptr || near.has_value();
-  // The placement's age: its lookup's end (the oldest region's, for a neighbourhood).
-  const TimePoint used_at = recent ? recent->at : near ? near->at : engine.now();
+  // The placement's age: its lookup's end (for a neighbourhood, the oldest region's; it drops every region it
+  // used, so up to the newest).
+  const TimePoint used_at = recent ? recent->at : near ? near->newest : engine.now();
   auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
                             [this, st, reused, used_at, near_depth = near ? near->depth : -1](StoreTally t) {
                               const NodeId& key = st->value.key;
@@ -222,8 +223,11 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
     st->self_among = self_among_closest(st->value.key, res);
     st->looked_up = engine.now();
     st->slow = std::move(res.slow);
-    if (cfg.neighbourhood_reuse && cfg.placement_reuse > Duration{})
-      st->region = NeighbourhoodCache::region_of(st->value.key, res.placement, cfg.k, st->looked_up);
+    if (cfg.neighbourhood_reuse && cfg.placement_reuse > Duration{}) {
+      std::vector<NodeId> unconfirmed = st->slow;  // the region stops short of any of them
+      unconfirmed.insert(unconfirmed.end(), res.lost.begin(), res.lost.end());
+      st->region = NeighbourhoodCache::region_of(st->value.key, res.placement, unconfirmed, cfg.k, st->looked_up);
+    }
     if (cfg.placement_reuse > Duration{})  // what the cache keeps of it
       st->placement.assign(res.placement.begin(),
                            res.placement.begin() + std::min(res.placement.size(), placements.keep()));

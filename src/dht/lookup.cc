@@ -269,6 +269,7 @@ void Lookup::finish() {
   for (auto& [dist, cand] : shortlist_) {
     if (p_.placement && cand.state != State::kFailed) result_.placement.push_back(cand.contact);
     if (p_.placement && cand.state == State::kSlow) result_.slow.push_back(cand.contact.id);
+    if (p_.placement && cand.state == State::kFailed) result_.lost.push_back(cand.contact.id);
     if (cand.state != State::kAnswered) continue;
     if (result_.closest.size() < p_.k) result_.closest.push_back(cand.contact);
     if (p_.want_value && !result_.cache_target) {

@@ -64,6 +64,7 @@ struct LookupResult {
   // replacements for those that fail.
   std::vector<Contact> placement;
   std::vector<NodeId> slow;            // with placement: candidates still slow at the end (placed on; likely dead)
+  std::vector<NodeId> lost;            // with placement: candidates that failed (left out of it)
   size_t failed = 0;                   // queried candidates that did not answer
   LookupStats stats;
 };

@@ -19,10 +19,12 @@ NodeId with_bit_flipped(const NodeId& id, int bit) {
 
 std::optional<NeighbourhoodCache::Region> NeighbourhoodCache::region_of(const NodeId& key,
                                                                        const std::vector<Contact>& placement,
+                                                                       const std::vector<NodeId>& unconfirmed,
                                                                        size_t k, TimePoint at) {
   if (k == 0 || placement.size() < k) return std::nullopt;
-  const int depth = key.common_prefix_bits(placement[k - 1].id) + 1;
-  if (depth > static_cast<int>(NodeId::kBits)) return std::nullopt;  // the k-th is the key itself
+  int depth = key.common_prefix_bits(placement[k - 1].id) + 1;
+  for (const NodeId& id : unconfirmed) depth = std::max(depth, key.common_prefix_bits(id) + 1);
+  if (depth > static_cast<int>(NodeId::kBits)) return std::nullopt;  // nothing left to vouch for
   Region r{key, depth, {}, at};
   for (size_t i = 0; i + 1 < k; ++i)
     if (key.common_prefix_bits(placement[i].id) >= depth) r.members.push_back(placement[i]);
@@ -31,9 +33,12 @@ std::optional<NeighbourhoodCache::Region> NeighbourhoodCache::region_of(const No
 
 void NeighbourhoodCache::remember(Region r, TimePoint now) {
   if (ttl_ <= Duration{} || r.at + ttl_ <= now) return;
+  auto overlaps = [&](const Region& o) { return overlap(o.around, o.depth, r.around, r.depth); };
+  if (std::any_of(regions_.begin(), regions_.end(), [&](const Region& o) { return overlaps(o) && o.at > r.at; }))
+    return;  // a later lookup found that part of the id space: its view wins
   r.members.shrink_to_fit();
   drop_expired(now);
-  std::erase_if(regions_, [&](const Region& o) { return overlap(o.around, o.depth, r.around, r.depth); });
+  std::erase_if(regions_, overlaps);
   if (regions_.size() >= kMax) regions_.pop_front();
   regions_.push_back(std::move(r));
 }
@@ -47,20 +52,24 @@ std::optional<NeighbourhoodCache::Placement> NeighbourhoodCache::placement(const
   std::vector<Ranked> all;
   for (const Region& r : regions_)
     for (const Contact& c : r.members) all.push_back({key.common_prefix_bits(c.id), &c});
-  if (k_ == 0 || all.size() < k_) return std::nullopt;
-  // The smallest subtree around the key holding k members: the k-th most leading bits shared.
-  std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k_ - 1), all.end(),
+  // The smallest subtree around the key holding its stores and their replacements (`keep`, at least k): the
+  // keep-th most leading bits shared. A replacement from further out might skip an unknown nearer node.
+  const size_t need = std::max(k_, keep_);
+  if (need == 0 || all.size() < need) return std::nullopt;
+  std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(need - 1), all.end(),
                    [](const Ranked& a, const Ranked& b) { return a.shared > b.shared; });
-  const int depth = all[k_ - 1].shared;
+  const int depth = all[need - 1].shared;
   if (!covered(key, depth)) return std::nullopt;
-  Placement p{{}, key, depth, TimePoint::max()};
+  Placement p{{}, depth, TimePoint::max(), TimePoint::min()};
   for (const Region& r : regions_)
-    if (overlap(r.around, r.depth, key, depth)) p.at = std::min(p.at, r.at);
-  const size_t n = std::min(keep_, all.size());
-  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(),
+    if (overlap(r.around, r.depth, key, depth)) {
+      p.at = std::min(p.at, r.at);
+      p.newest = std::max(p.newest, r.at);
+    }
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(need), all.end(),
                     [&](const Ranked& a, const Ranked& b) { return (a.c->id ^ key) < (b.c->id ^ key); });
-  p.targets.reserve(n);
-  for (size_t i = 0; i < n; ++i) p.targets.push_back(*all[i].c);
+  p.targets.reserve(need);
+  for (size_t i = 0; i < need; ++i) p.targets.push_back(*all[i].c);
   return p;
 }
 
