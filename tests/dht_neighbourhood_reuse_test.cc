@@ -165,7 +165,12 @@ TEST(NeighbourhoodCache, ANewerRegionReplacesTheOnesItOverlapsAndRegionsAgeFromT
 namespace {
 
 struct Net {
-  explicit Net(const SimConfig& c) : sim(c) {}
+  // `nodes` joined and settled for a minute; `putter` puts.
+  Net(const SimConfig& c, int nodes, size_t putter) : sim(c), putter(putter) {
+    for (int i = 0; i < nodes; ++i) sim.add_node();
+    EXPECT_EQ(sim::join_network(sim, c.seed), static_cast<size_t>(nodes));
+    sim.run_for(60s);
+  }
   Simulator sim;
   size_t putter = 0;
 };
@@ -214,11 +219,7 @@ std::vector<size_t> k_closest(Net& n, const std::string& key) {
 TEST(DhtNeighbourhoodReuse, AFewPutsLookUpThenTheirNeighboursStoreAtOnceOnTheirKClosest) {
   SimConfig cfg;
   cfg.seed = 17;
-  Net n(cfg);
-  for (int i = 0; i < 200; ++i) n.sim.add_node();
-  ASSERT_EQ(sim::join_network(n.sim, 17), 200u);
-  n.sim.run_for(60s);
-  n.putter = 7;
+  Net n(cfg, 200, 7);
   Dht& d = n.sim.node(n.putter).dht();
 
   size_t reused = 0, looked_up = 0;
@@ -258,11 +259,7 @@ TEST(DhtNeighbourhoodReuse, AFewPutsLookUpThenTheirNeighboursStoreAtOnceOnTheirK
 TEST(DhtNeighbourhoodReuse, AStoreLostInAReusedNeighbourhoodDropsItsRegionsAndTheNextPutLooksUp) {
   SimConfig cfg;
   cfg.seed = 17;
-  Net n(cfg);
-  for (int i = 0; i < 200; ++i) n.sim.add_node();
-  ASSERT_EQ(sim::join_network(n.sim, 17), 200u);
-  n.sim.run_for(60s);
-  n.putter = 7;
+  Net n(cfg, 200, 7);
   Dht& d = n.sim.node(n.putter).dht();
   std::string key;
   for (int i = 0;; ++i) {  // put until one is reused
@@ -288,11 +285,7 @@ TEST(DhtNeighbourhoodReuse, AStoreLostInAReusedNeighbourhoodDropsItsRegionsAndTh
 
   SimConfig off = cfg;
   off.node.dht.neighbourhood_reuse = false;
-  Net m(off);
-  for (int j = 0; j < 100; ++j) m.sim.add_node();
-  ASSERT_EQ(sim::join_network(m.sim, 17), 100u);
-  m.sim.run_for(60s);
-  m.putter = 3;
+  Net m(off, 100, 3);
   for (int j = 0; j < 30; ++j) EXPECT_FALSE(put(m, "off-" + std::to_string(j), "v", 1s).result.placement_reused);
   EXPECT_EQ(m.sim.node(m.putter).dht().stats().neighbourhoods_reused, 0u);
 }
@@ -303,11 +296,7 @@ TEST(DhtNeighbourhoodReuse, AStoreLostInAReusedNeighbourhoodDropsItsRegionsAndTh
 TEST(DhtNeighbourhoodReuse, ANodeItsLookupsCouldNotReachIsNotVouchedForAsAbsent) {
   SimConfig cfg;
   cfg.seed = 23;
-  Net n(cfg);
-  for (int i = 0; i < 200; ++i) n.sim.add_node();
-  ASSERT_EQ(sim::join_network(n.sim, 23), 200u);
-  n.sim.run_for(60s);
-  n.putter = 7;
+  Net n(cfg, 200, 7);
   const size_t hidden = 42;
   const NodeId hid = n.sim.contact(hidden).id;
   // Keys whose closest node is the hidden one.
