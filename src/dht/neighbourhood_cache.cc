@@ -33,11 +33,11 @@ std::optional<NeighbourhoodCache::Region> NeighbourhoodCache::region_of(const No
 
 void NeighbourhoodCache::remember(Region r, TimePoint now) {
   if (ttl_ <= Duration{} || r.at + ttl_ <= now) return;
+  drop_expired(now);  // first: an expired region holds no view that should win
   auto overlaps = [&](const Region& o) { return overlap(o.around, o.depth, r.around, r.depth); };
   if (std::any_of(regions_.begin(), regions_.end(), [&](const Region& o) { return overlaps(o) && o.at > r.at; }))
     return;  // a later lookup found that part of the id space: its view wins
   r.members.shrink_to_fit();
-  drop_expired(now);
   std::erase_if(regions_, overlaps);
   if (regions_.size() >= kMax) regions_.pop_front();
   regions_.push_back(std::move(r));
