@@ -87,8 +87,7 @@ TEST(NeighbourhoodCache, GivesAKeysClosestOnlyWhereRegionsCoverTheSubtreeHolding
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->depth, 2);
   EXPECT_EQ(first_bytes(p->targets), (std::vector<uint8_t>{0x01, 0x08, 0x12, 0x21}));
-  EXPECT_EQ(p->at, t0);          // the older region's age
-  EXPECT_EQ(p->newest, t0 + 1s);  // and the newer one's
+  EXPECT_EQ(p->newest, t0 + 1s);  // the newer region's age
   // With 01xx xxxx (0x41) too, 0xxx xxxx is known whole, but 1xxx xxxx is not: a key there needs the whole id
   // space to hold k members, and half of it is unknown.
   cache.remember({id_of(0x40), 2, {contact_of(0x41)}, t0 + 2s}, t0 + 2s);
@@ -134,7 +133,7 @@ TEST(NeighbourhoodCache, ANewerRegionReplacesTheOnesItOverlapsAndRegionsAgeFromT
   auto p = cache.placement(id_of(0x02), t0 + 5s);
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(first_bytes(p->targets), (std::vector<uint8_t>{0x01, 0x21, 0x33, 0x30}));
-  EXPECT_EQ(p->at, t0 + 5s);
+  EXPECT_EQ(p->newest, t0 + 5s);
   // A region an older lookup found (its put's stores ended later) does not replace a newer view of its ids.
   cache.remember({id_of(0x00), 3, {contact_of(0x01), contact_of(0x08)}, t0 + 4s}, t0 + 6s);
   EXPECT_EQ(cache.size(), 1u);

@@ -155,8 +155,7 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
   if (!recent && st->result.attempts == 1) near = neighbourhoods.placement(v.key, engine.now());
   if (near && !placement_current(v.key, near->targets)) near.reset();
   const bool reused = recent != nullptr || near.has_value();
-  // The placement's age: its lookup's end (for a neighbourhood, the oldest region's; it drops every region it
-  // used, so up to the newest).
+  // The placement's age: its lookup's end (for a neighbourhood, the newest region's: a stale one drops them all).
   const TimePoint used_at = recent ? recent->at : near ? near->newest : engine.now();
   auto run = StoreRun::make(store_fn(v), cfg.k, [this, st](size_t acks) { put_done(st, acks + st->local, {}); },
                             [this, st, reused, used_at, near_depth = near ? near->depth : -1](StoreTally t) {
@@ -172,9 +171,6 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
                                     return std::find(st->slow.begin(), st->slow.end(), id) != st->slow.end();
                                   });
                               const bool clean = (t.missed.empty() || foreseen) && t.refused == 0 && t.acks > 0;
-                              auto missed = [&](const Contact& c) {
-                                return std::find(t.missed.begin(), t.missed.end(), c.id) != t.missed.end();
-                              };
                               if (!clean) {
                                 const TimePoint at = reused ? used_at : st->looked_up;
                                 placements.forget(key, at);
@@ -184,13 +180,14 @@ void Dht::Impl::put_attempt(std::shared_ptr<PutState> st) {
                                 neighbourhoods.forget(key, around, at);
                                 for (const NodeId& id : t.missed) neighbourhoods.forget(id, NodeId::kBits, at);
                               } else if (!reused) {
-                                std::erase_if(st->placement, missed);
+                                std::erase_if(st->placement, [&](const Contact& c) {
+                                  return std::find(t.missed.begin(), t.missed.end(), c.id) != t.missed.end();
+                                });
                                 placements.remember(key, std::move(st->placement), st->self_among, st->looked_up,
                                                     engine.now());
-                                if (st->region) {
-                                  std::erase_if(st->region->members, missed);
-                                  neighbourhoods.remember(std::move(*st->region), engine.now());
-                                }
+                                // Its region holds no missed node: a clean put missed only slow ones, which
+                                // the region was narrowed to leave out.
+                                if (st->region) neighbourhoods.remember(std::move(*st->region), engine.now());
                               }
                               st->region.reset();
                               if (st->result.ok) return;

@@ -60,12 +60,9 @@ std::optional<NeighbourhoodCache::Placement> NeighbourhoodCache::placement(const
                    [](const Ranked& a, const Ranked& b) { return a.shared > b.shared; });
   const int depth = all[need - 1].shared;
   if (!covered(key, depth)) return std::nullopt;
-  Placement p{{}, depth, TimePoint::max(), TimePoint::min()};
+  Placement p{{}, depth, TimePoint::min()};
   for (const Region& r : regions_)
-    if (overlap(r.around, r.depth, key, depth)) {
-      p.at = std::min(p.at, r.at);
-      p.newest = std::max(p.newest, r.at);
-    }
+    if (overlap(r.around, r.depth, key, depth)) p.newest = std::max(p.newest, r.at);
   std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(need), all.end(),
                     [&](const Ranked& a, const Ranked& b) { return (a.c->id ^ key) < (b.c->id ^ key); });
   p.targets.reserve(need);

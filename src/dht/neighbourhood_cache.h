@@ -34,8 +34,8 @@ class NeighbourhoodCache {
   struct Placement {
     std::vector<Contact> targets;  // the key's `keep` closest (k stores, then their replacements), closest first
     int depth = 0;                 // they came from the ids sharing `depth` leading bits with the key
-    TimePoint at{};                // the oldest lookup among the regions covering that subtree
-    TimePoint newest{};            // the newest one
+    TimePoint newest{};            // the newest lookup among the regions covering that subtree (a stale
+                                   // placement drops them all: forget() up to it)
   };
 
   // k: the replication factor; keep: targets a placement gives (k and replacements); ttl 0: remembers nothing.
